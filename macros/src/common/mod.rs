@@ -1,0 +1,5 @@
+//! Pieces shared by every macro of the crate.
+
+pub(crate) mod errors;
+pub(crate) mod signature;
+pub(crate) mod suggest;

@@ -1,0 +1,416 @@
+//! What the user wrote inside `#[hardened(...)]`, with spans, and nothing more.
+//!
+//! Each argument is read by a small typed reader so that a value of the wrong type gets a message naming
+//! the argument and showing what would be right. Rules that look at more than one argument, or at the
+//! function, live in `validate`.
+
+use darling::ast::NestedMeta;
+use proc_macro2::{Span, TokenStream};
+use quote::ToTokens;
+use syn::spanned::Spanned as _;
+use syn::{Expr, Ident, Lit, Meta, Path};
+
+use crate::common::errors::Errors;
+use crate::common::suggest;
+
+/// Every argument `#[hardened]` accepts, in the order the reference documents them.
+pub(crate) const ARGUMENTS: &[&str] = &[
+    "name", "kind", "level", "fields", "ok_if", "error_if", "span", "metrics", "buckets", "crate",
+    "skip",
+];
+
+/// A value together with the span of the tokens it was read from.
+#[derive(Clone)]
+pub(crate) struct Spanned<T> {
+    pub(crate) value: T,
+    pub(crate) span: Span,
+}
+
+/// One entry of `fields(...)`: `key` alone records the argument of that name, `key = expr` an expression.
+#[derive(Clone)]
+pub(crate) struct Field {
+    pub(crate) key: Ident,
+    pub(crate) value: Option<Expr>,
+}
+
+/// The arguments of one `#[hardened(...)]` attribute, as written.
+#[derive(Clone, Default)]
+pub(crate) struct Args {
+    pub(crate) name: Option<Spanned<String>>,
+    pub(crate) kind: Option<Spanned<String>>,
+    pub(crate) level: Option<Spanned<String>>,
+    pub(crate) fields: Option<Spanned<Vec<Field>>>,
+    pub(crate) ok_if: Option<Path>,
+    pub(crate) error_if: Option<Path>,
+    pub(crate) span: Option<Spanned<bool>>,
+    pub(crate) metrics: Option<Spanned<bool>>,
+    pub(crate) buckets: Option<Spanned<Vec<Spanned<f64>>>>,
+    pub(crate) krate: Option<Path>,
+    pub(crate) skip: Option<Span>,
+    /// The attribute's tokens as written, for `hardened::sites()`.
+    pub(crate) written: String,
+}
+
+impl Args {
+    /// Reads the attribute's tokens, recording every problem in `errors` and keeping what was valid.
+    pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> Args {
+        let mut args = Args {
+            written: tokens.to_string(),
+            ..Args::default()
+        };
+        let items = match NestedMeta::parse_meta_list(tokens) {
+            Ok(items) => items,
+            Err(error) => {
+                errors.push(error);
+                return args;
+            }
+        };
+        let mut seen: Vec<String> = Vec::new();
+        for item in &items {
+            let meta = match item {
+                NestedMeta::Meta(meta) => meta,
+                NestedMeta::Lit(lit) => {
+                    errors.over(
+                        lit,
+                        "expected an argument such as `name = \"...\"`, found a literal",
+                    );
+                    continue;
+                }
+                NestedMeta::NameValueInvalidExpr(invalid) => {
+                    errors.over(
+                        &invalid.value,
+                        format!("invalid value for `{}`", path_name(&invalid.path)),
+                    );
+                    continue;
+                }
+            };
+            let key = path_name(meta.path());
+            let key_span = meta.path().span();
+            if !ARGUMENTS.contains(&key.as_str()) {
+                errors.at(key_span, unknown_argument(&key));
+                continue;
+            }
+            if seen.contains(&key) {
+                errors.at(key_span, format!("`{key}` is given more than once"));
+                continue;
+            }
+            seen.push(key.clone());
+            if let Err(error) = args.read(&key, meta) {
+                errors.push(error);
+            }
+        }
+        args
+    }
+
+    fn read(&mut self, key: &str, meta: &Meta) -> syn::Result<()> {
+        match key {
+            "name" => self.name = Some(string(meta, "name = \"search\"")?),
+            "kind" => self.kind = Some(string(meta, "kind = \"tool\"")?),
+            "level" => self.level = Some(string(meta, "level = \"debug\"")?),
+            "fields" => self.fields = Some(fields(meta)?),
+            "ok_if" => self.ok_if = Some(path(meta, "ok_if = is_success")?),
+            "error_if" => self.error_if = Some(path(meta, "error_if = is_failure")?),
+            "span" => self.span = Some(boolean(meta)?),
+            "metrics" => self.metrics = Some(boolean(meta)?),
+            "buckets" => self.buckets = Some(buckets(meta)?),
+            "crate" => self.krate = Some(crate_path(meta)?),
+            "skip" => self.skip = Some(word(meta)?),
+            _ => unreachable!("`{key}` is listed in ARGUMENTS but has no reader"),
+        }
+        Ok(())
+    }
+
+    /// Arguments set here take the place of those in `outer` (a method's own attribute inside an
+    /// annotated `impl` block).
+    pub(crate) fn over(self, outer: &Args) -> Args {
+        let outer = outer.clone();
+        Args {
+            name: self.name.or(outer.name),
+            kind: self.kind.or(outer.kind),
+            level: self.level.or(outer.level),
+            fields: self.fields.or(outer.fields),
+            ok_if: self.ok_if.or(outer.ok_if),
+            error_if: self.error_if.or(outer.error_if),
+            span: self.span.or(outer.span),
+            metrics: self.metrics.or(outer.metrics),
+            buckets: self.buckets.or(outer.buckets),
+            krate: self.krate.or(outer.krate),
+            skip: self.skip,
+            written: [outer.written, self.written]
+                .into_iter()
+                .filter(|written| !written.is_empty())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    }
+}
+
+fn unknown_argument(key: &str) -> String {
+    match suggest::closest(key, ARGUMENTS) {
+        Some(candidate) => format!("unknown argument `{key}`; did you mean `{candidate}`?"),
+        None => format!(
+            "unknown argument `{key}`; expected one of {}",
+            suggest::listing(ARGUMENTS)
+        ),
+    }
+}
+
+fn path_name(path: &Path) -> String {
+    path.segments
+        .iter()
+        .map(|segment| segment.ident.to_string())
+        .collect::<Vec<_>>()
+        .join("::")
+}
+
+fn key(meta: &Meta) -> String {
+    path_name(meta.path())
+}
+
+/// The expression of `key = value`, or an error showing `example` when the argument has another form.
+fn value<'a>(meta: &'a Meta, example: &str) -> syn::Result<&'a Expr> {
+    match meta {
+        Meta::NameValue(name_value) => Ok(&name_value.value),
+        _ => Err(syn::Error::new_spanned(
+            meta,
+            format!("`{}` needs a value, such as `{example}`", key(meta)),
+        )),
+    }
+}
+
+fn string(meta: &Meta, example: &str) -> syn::Result<Spanned<String>> {
+    let expr = value(meta, example)?;
+    match expr {
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Str(text),
+            ..
+        }) => Ok(Spanned {
+            value: text.value(),
+            span: text.span(),
+        }),
+        other => Err(syn::Error::new_spanned(
+            other,
+            format!(
+                "`{}` expects a string such as `{example}`, found `{}`",
+                key(meta),
+                other.to_token_stream()
+            ),
+        )),
+    }
+}
+
+fn path(meta: &Meta, example: &str) -> syn::Result<Path> {
+    let expr = value(meta, example)?;
+    match expr {
+        Expr::Path(path) if path.qself.is_none() => Ok(path.path.clone()),
+        other => Err(syn::Error::new_spanned(
+            other,
+            format!(
+                "`{}` expects a path to a function such as `{example}`, found `{}`",
+                key(meta),
+                other.to_token_stream()
+            ),
+        )),
+    }
+}
+
+fn boolean(meta: &Meta) -> syn::Result<Spanned<bool>> {
+    if let Meta::Path(path) = meta {
+        return Ok(Spanned {
+            value: true,
+            span: path.span(),
+        });
+    }
+    let example = format!("{} = false", key(meta));
+    let expr = value(meta, &example)?;
+    match expr {
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Bool(flag),
+            ..
+        }) => Ok(Spanned {
+            value: flag.value,
+            span: flag.span,
+        }),
+        other => Err(syn::Error::new_spanned(
+            other,
+            format!(
+                "`{}` expects `true` or `false`, found `{}`",
+                key(meta),
+                other.to_token_stream()
+            ),
+        )),
+    }
+}
+
+fn word(meta: &Meta) -> syn::Result<Span> {
+    match meta {
+        Meta::Path(path) => Ok(path.span()),
+        other => Err(syn::Error::new_spanned(
+            other,
+            format!(
+                "`{}` takes no value; write `#[hardened({})]`",
+                key(other),
+                key(other)
+            ),
+        )),
+    }
+}
+
+fn crate_path(meta: &Meta) -> syn::Result<Path> {
+    let text = string(meta, "crate = \"my_framework::hardened\"")?;
+    syn::parse_str::<Path>(&text.value).map_err(|_| {
+        syn::Error::new(
+            text.span,
+            format!(
+                "`crate` expects a path such as `::hardened`, found `{}`",
+                text.value
+            ),
+        )
+    })
+}
+
+fn fields(meta: &Meta) -> syn::Result<Spanned<Vec<Field>>> {
+    let Meta::List(list) = meta else {
+        return Err(syn::Error::new_spanned(
+            meta,
+            "`fields` expects a list such as `fields(user_id, len = query.len())`",
+        ));
+    };
+    let items = NestedMeta::parse_meta_list(list.tokens.clone())?;
+    let mut parsed = Vec::with_capacity(items.len());
+    for item in items {
+        let field = match &item {
+            NestedMeta::Meta(Meta::Path(path)) => path.get_ident().map(|key| Field {
+                key: key.clone(),
+                value: None,
+            }),
+            NestedMeta::Meta(Meta::NameValue(name_value)) => {
+                name_value.path.get_ident().map(|key| Field {
+                    key: key.clone(),
+                    value: Some(name_value.value.clone()),
+                })
+            }
+            _ => None,
+        };
+        match field {
+            Some(field) => parsed.push(field),
+            None => {
+                return Err(syn::Error::new_spanned(
+                    &item,
+                    "expected an argument name such as `user_id`, or `key = expression`",
+                ));
+            }
+        }
+    }
+    Ok(Spanned {
+        value: parsed,
+        span: list.path.span(),
+    })
+}
+
+fn buckets(meta: &Meta) -> syn::Result<Spanned<Vec<Spanned<f64>>>> {
+    let expr = value(meta, "buckets = [0.001, 0.01, 0.1, 1.0]")?;
+    let Expr::Array(array) = expr else {
+        return Err(syn::Error::new_spanned(
+            expr,
+            format!(
+                "`buckets` expects a list of seconds such as `[0.001, 0.01, 0.1]`, found `{}`",
+                expr.to_token_stream()
+            ),
+        ));
+    };
+    let mut bounds = Vec::with_capacity(array.elems.len());
+    for element in &array.elems {
+        let seconds = match element {
+            Expr::Lit(syn::ExprLit {
+                lit: Lit::Float(float),
+                ..
+            }) => float.base10_parse::<f64>()?,
+            Expr::Lit(syn::ExprLit {
+                lit: Lit::Int(int), ..
+            }) => int.base10_parse::<f64>()?,
+            other => {
+                return Err(syn::Error::new_spanned(
+                    other,
+                    format!(
+                        "bucket bounds are numbers of seconds, found `{}`",
+                        other.to_token_stream()
+                    ),
+                ));
+            }
+        };
+        bounds.push(Spanned {
+            value: seconds,
+            span: element.span(),
+        });
+    }
+    Ok(Spanned {
+        value: bounds,
+        span: array.span(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use quote::quote;
+
+    use super::*;
+
+    fn parse(tokens: TokenStream) -> (Args, Vec<String>) {
+        let mut errors = Errors::default();
+        let args = Args::parse(tokens, &mut errors);
+        let messages = match errors.finish() {
+            Ok(()) => Vec::new(),
+            Err(error) => error.into_iter().map(|error| error.to_string()).collect(),
+        };
+        (args, messages)
+    }
+
+    #[test]
+    fn reads_every_argument() {
+        let (args, errors) = parse(quote! {
+            name = "search", kind = "tool", level = "debug", fields(query, len = query.len()),
+            ok_if = is_ok, span = false, metrics, buckets = [0.5, 1], crate = "::hardened"
+        });
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(args.name.map(|name| name.value).as_deref(), Some("search"));
+        assert_eq!(args.kind.map(|kind| kind.value).as_deref(), Some("tool"));
+        assert_eq!(args.fields.map(|fields| fields.value.len()), Some(2));
+        assert_eq!(args.span.map(|span| span.value), Some(false));
+        assert_eq!(args.metrics.map(|metrics| metrics.value), Some(true));
+        let bounds: Vec<f64> = args
+            .buckets
+            .expect("buckets")
+            .value
+            .iter()
+            .map(|bound| bound.value)
+            .collect();
+        assert_eq!(bounds, [0.5, 1.0]);
+    }
+
+    #[test]
+    fn gathers_every_error_of_one_attribute() {
+        let (_, errors) = parse(quote! { kidn = "x", name = 5, name = "y", span = "no" });
+        assert_eq!(
+            errors,
+            [
+                "unknown argument `kidn`; did you mean `kind`?",
+                "`name` expects a string such as `name = \"search\"`, found `5`",
+                "`name` is given more than once",
+                "`span` expects `true` or `false`, found `\"no\"`",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_method_attribute_overrides_its_impl_block() {
+        let (outer, _) = parse(quote! { kind = "tool", level = "debug" });
+        let (inner, _) = parse(quote! { kind = "llm" });
+        let merged = inner.over(&outer);
+        assert_eq!(merged.kind.map(|kind| kind.value).as_deref(), Some("llm"));
+        assert_eq!(
+            merged.level.map(|level| level.value).as_deref(),
+            Some("debug")
+        );
+    }
+}

@@ -1,0 +1,161 @@
+//! `#[hardened]`: parse the arguments, check them against the item, expand.
+
+mod args;
+mod expand;
+mod validate;
+
+use proc_macro2::TokenStream;
+use quote::{ToTokens, quote};
+use syn::{Attribute, ImplItem, Item, ItemFn, ItemImpl, Meta};
+
+use self::args::Args;
+use self::validate::Placement;
+use crate::common::errors::{Errors, with_original};
+
+/// Entry point of the attribute.
+pub(crate) fn attribute(args: TokenStream, item: TokenStream) -> TokenStream {
+    let mut errors = Errors::default();
+    let args = Args::parse(args, &mut errors);
+    let parsed = match syn::parse2::<Item>(item.clone()) {
+        Ok(parsed) => parsed,
+        Err(error) => return with_original(error.into(), item),
+    };
+    let expanded = match parsed {
+        Item::Fn(function) => expand_function(args, function, &mut errors),
+        Item::Impl(block) => expand_impl(&args, block, &mut errors),
+        other => {
+            errors.over(
+                item_keyword(&other),
+                format!(
+                    "`#[hardened]` applies to functions, methods and `impl` blocks, not to {}",
+                    describe(&other)
+                ),
+            );
+            None
+        }
+    };
+    match (errors.finish(), expanded) {
+        (Ok(()), Some(expanded)) => expanded,
+        (Err(errors), _) => with_original(errors, item),
+        (Ok(()), None) => item,
+    }
+}
+
+fn expand_function(args: Args, mut function: ItemFn, errors: &mut Errors) -> Option<TokenStream> {
+    let plan = validate::plan(
+        args,
+        &function.sig,
+        &function.block,
+        Placement::Function,
+        errors,
+    )?;
+    let block = std::mem::replace(&mut *function.block, syn::parse_quote!({}));
+    *function.block = expand::body(&plan, &function.sig, block);
+    Some(function.into_token_stream())
+}
+
+/// Applies the attribute to every method; a method's own `#[hardened(..)]` refines the block's
+/// arguments, and `#[hardened(skip)]` leaves the method alone.
+fn expand_impl(args: &Args, mut block: ItemImpl, errors: &mut Errors) -> Option<TokenStream> {
+    if let Some(name) = &args.name {
+        errors.at(
+            name.span,
+            "`name` names one function; set it on a method, not on the `impl` block",
+        );
+    }
+    if let Some(fields) = &args.fields {
+        errors.at(
+            fields.span,
+            "`fields` names one function's arguments; set it on a method, not on the `impl` block",
+        );
+    }
+    if let Some(skip) = args.skip {
+        errors.at(
+            skip,
+            "`skip` opts a method out of an annotated `impl` block; put it on the method",
+        );
+    }
+    for item in &mut block.items {
+        let ImplItem::Fn(method) = item else { continue };
+        let own = take_own_attribute(&mut method.attrs, errors);
+        let merged = match own {
+            Some(own) if own.skip.is_some() => continue,
+            Some(own) => own.over(args),
+            None => args.clone(),
+        };
+        let Some(plan) = validate::plan(
+            merged,
+            &method.sig,
+            &method.block,
+            Placement::ImplMethod,
+            errors,
+        ) else {
+            continue;
+        };
+        let body = std::mem::replace(&mut method.block, syn::parse_quote!({}));
+        method.block = expand::body(&plan, &method.sig, body);
+    }
+    errors.is_empty().then(|| block.into_token_stream())
+}
+
+/// Removes a method's own `#[hardened(..)]` and reads its arguments.
+fn take_own_attribute(attrs: &mut Vec<Attribute>, errors: &mut Errors) -> Option<Args> {
+    let position = attrs.iter().position(|attr| {
+        attr.path()
+            .segments
+            .last()
+            .is_some_and(|segment| segment.ident == "hardened")
+    })?;
+    let attr = attrs.remove(position);
+    let tokens = match attr.meta {
+        Meta::List(list) => list.tokens,
+        Meta::Path(_) => TokenStream::new(),
+        Meta::NameValue(name_value) => {
+            errors.over(&name_value, "expected `#[hardened]` or `#[hardened(..)]`");
+            return None;
+        }
+    };
+    Some(Args::parse(tokens, errors))
+}
+
+/// The tokens an "unsupported item" error points at: the item's keyword and name.
+fn item_keyword(item: &Item) -> TokenStream {
+    match item {
+        Item::Struct(item) => {
+            let (keyword, ident) = (&item.struct_token, &item.ident);
+            quote!(#keyword #ident)
+        }
+        Item::Enum(item) => {
+            let (keyword, ident) = (&item.enum_token, &item.ident);
+            quote!(#keyword #ident)
+        }
+        Item::Trait(item) => {
+            let (keyword, ident) = (&item.trait_token, &item.ident);
+            quote!(#keyword #ident)
+        }
+        other => other.to_token_stream(),
+    }
+}
+
+fn describe(item: &Item) -> &'static str {
+    match item {
+        Item::Const(_) => "a constant",
+        Item::Enum(_) => "an enum",
+        Item::ExternCrate(_) => "an `extern crate` item",
+        Item::ForeignMod(_) => "an `extern` block",
+        Item::Macro(_) => "a macro invocation",
+        Item::Mod(_) => "a module",
+        Item::Static(_) => "a static",
+        Item::Struct(_) => "a struct",
+        Item::Trait(_) | Item::TraitAlias(_) => {
+            "a trait; put it on the methods of an `impl` instead"
+        }
+        Item::Type(_) => "a type alias",
+        Item::Union(_) => "a union",
+        Item::Use(_) => "a `use` item",
+        Item::Verbatim(tokens) if syn::parse2::<syn::TraitItemFn>(tokens.clone()).is_ok() => {
+            "a function without a body; put it on the function in each `impl`"
+        }
+        _ => "this item",
+    }
+}

@@ -1,0 +1,345 @@
+//! Checks the arguments against each other and against the function, producing a [`Plan`] of checked
+//! facts that expansion turns into code without further questions.
+
+use syn::{Block, Expr, Ident, Path, Signature};
+
+use super::args::{Args, Field, Spanned};
+use crate::common::errors::Errors;
+use crate::common::signature::{self, Analysis};
+use crate::common::suggest;
+
+/// Most bucket bounds one histogram may have; the runtime reserves cells for this many.
+pub(crate) const MAX_BUCKETS: usize = 30;
+
+const LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error"];
+
+/// A span level, as the tracing constant it names.
+#[derive(Clone, Copy)]
+pub(crate) enum Level {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+/// Which predicate decides the outcome.
+pub(crate) enum Predicate {
+    /// `ok_if = path`: a success exactly when the function returns true.
+    OkIf(Path),
+    /// `error_if = path`: a failure exactly when the function returns true.
+    ErrorIf(Path),
+}
+
+/// Where the attribute sits, which decides what some arguments may do.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Placement {
+    /// On a function or on one method.
+    Function,
+    /// On a method because its `impl` block is annotated.
+    ImplMethod,
+}
+
+/// Everything expansion needs, already checked.
+pub(crate) struct Plan {
+    pub(crate) krate: Path,
+    pub(crate) name: String,
+    pub(crate) kind: String,
+    pub(crate) level: Level,
+    pub(crate) span: bool,
+    pub(crate) metrics: bool,
+    pub(crate) fields: Vec<Field>,
+    pub(crate) predicate: Option<Predicate>,
+    /// Histogram bounds in seconds, when the function overrides the defaults.
+    pub(crate) buckets: Option<Vec<f64>>,
+    pub(crate) written: String,
+    pub(crate) analysis: Analysis,
+}
+
+/// Checks `args` for the function with signature `sig` and body `block`; `None` when any error was found.
+pub(crate) fn plan(
+    args: Args,
+    sig: &Signature,
+    block: &Block,
+    placement: Placement,
+    errors: &mut Errors,
+) -> Option<Plan> {
+    let before = errors.is_empty();
+    check_signature(sig, errors);
+    if let Some(skip) = args.skip
+        && placement == Placement::Function
+    {
+        errors.at(skip, "`skip` opts a method out of an annotated `impl` block; here there is nothing to opt out of");
+    }
+    let name = match &args.name {
+        Some(name) => label_value("name", name, errors),
+        None => sig.ident.unraw_name(),
+    };
+    let kind = args.kind.as_ref().map_or_else(
+        || "function".to_owned(),
+        |kind| label_value("kind", kind, errors),
+    );
+    let level = args
+        .level
+        .as_ref()
+        .map_or(Level::Info, |level| parse_level(level, errors));
+    let predicate = match (args.ok_if, args.error_if) {
+        (Some(_), Some(error_if)) => {
+            errors.over(
+                &error_if,
+                "`ok_if` and `error_if` cannot be used together; keep one of them",
+            );
+            None
+        }
+        (Some(ok_if), None) => Some(Predicate::OkIf(ok_if)),
+        (None, Some(error_if)) => Some(Predicate::ErrorIf(error_if)),
+        (None, None) => None,
+    };
+    let fields = args
+        .fields
+        .map(|fields| check_fields(fields.value, sig, errors))
+        .unwrap_or_default();
+    let buckets = args.buckets.map(|buckets| check_buckets(&buckets, errors));
+    if !(before && errors.is_empty()) {
+        return None;
+    }
+    Some(Plan {
+        krate: args.krate.unwrap_or_else(|| syn::parse_quote!(::hardened)),
+        name,
+        kind,
+        level,
+        span: args.span.is_none_or(|span| span.value),
+        metrics: args.metrics.is_none_or(|metrics| metrics.value),
+        fields,
+        predicate,
+        buckets,
+        written: args.written,
+        analysis: signature::analyse(sig, block),
+    })
+}
+
+fn check_signature(sig: &Signature, errors: &mut Errors) {
+    if let Some(constness) = &sig.constness {
+        errors.over(
+            constness,
+            "`#[hardened]` cannot wrap a `const fn`: spans and metrics happen at run time",
+        );
+    }
+    if let Some(abi) = &sig.abi {
+        errors.over(abi, "`#[hardened]` cannot wrap an `extern` function; wrap a Rust function that it calls instead");
+    }
+    if let Some(variadic) = &sig.variadic {
+        errors.over(variadic, "`#[hardened]` cannot wrap a variadic function");
+    }
+}
+
+/// Label values are limited to a safe character set so that they never need escaping anywhere.
+fn label_value(argument: &str, value: &Spanned<String>, errors: &mut Errors) -> String {
+    if value.value.is_empty() {
+        errors.at(value.span, format!("`{argument}` cannot be empty"));
+    } else if let Some(bad) = value
+        .value
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "_.:-".contains(*c)))
+    {
+        errors.at(
+            value.span,
+            format!(
+                "`{argument}` may contain only ASCII letters, digits, `_`, `.`, `:` and `-`, found `{bad}` in `{}`",
+                value.value
+            ),
+        );
+    }
+    value.value.clone()
+}
+
+fn parse_level(level: &Spanned<String>, errors: &mut Errors) -> Level {
+    match level.value.as_str() {
+        "trace" => Level::Trace,
+        "debug" => Level::Debug,
+        "info" => Level::Info,
+        "warn" => Level::Warn,
+        "error" => Level::Error,
+        other => {
+            errors.at(
+                level.span,
+                format!(
+                    "`level` must be one of {}, found `{other}`",
+                    suggest::listing(LEVELS)
+                ),
+            );
+            Level::Info
+        }
+    }
+}
+
+fn check_fields(fields: Vec<Field>, sig: &Signature, errors: &mut Errors) -> Vec<Field> {
+    let arguments = signature::argument_names(sig);
+    let argument_list: Vec<String> = arguments.iter().map(ToString::to_string).collect();
+    let argument_refs: Vec<&str> = argument_list.iter().map(String::as_str).collect();
+    let mut seen: Vec<String> = Vec::new();
+    for field in &fields {
+        let key = field.key.to_string();
+        if seen.contains(&key) {
+            errors.over(
+                &field.key,
+                format!("field `{key}` is recorded more than once"),
+            );
+        }
+        seen.push(key);
+        let named_argument = match &field.value {
+            None => Some(&field.key),
+            Some(Expr::Path(path)) if path.qself.is_none() => {
+                path.path.get_ident().filter(|ident| is_binding_like(ident))
+            }
+            Some(_) => None,
+        };
+        if let Some(ident) = named_argument
+            && !arguments.iter().any(|argument| argument == ident)
+        {
+            let function = &sig.ident;
+            let known = if argument_refs.is_empty() {
+                format!("`{function}` takes no arguments")
+            } else {
+                format!("its arguments are {}", suggest::listing(&argument_refs))
+            };
+            errors.over(
+                ident,
+                format!(
+                    "`fields` names `{ident}`, which is not an argument of `{function}`; {known}"
+                ),
+            );
+        }
+    }
+    fields
+}
+
+/// Lower-case identifiers are bindings; upper-case ones are constants, which `fields` may record too.
+fn is_binding_like(ident: &Ident) -> bool {
+    ident
+        .to_string()
+        .starts_with(|c: char| c.is_lowercase() || c == '_')
+}
+
+fn check_buckets(buckets: &Spanned<Vec<Spanned<f64>>>, errors: &mut Errors) -> Vec<f64> {
+    let bounds = &buckets.value;
+    if bounds.is_empty() {
+        errors.at(buckets.span, "`buckets` needs at least one bound");
+    }
+    if bounds.len() > MAX_BUCKETS {
+        errors.at(
+            buckets.span,
+            format!(
+                "`buckets` takes at most {MAX_BUCKETS} bounds, found {}",
+                bounds.len()
+            ),
+        );
+    }
+    for bound in bounds {
+        if !(bound.value.is_finite() && bound.value > 0.0) {
+            errors.at(
+                bound.span,
+                format!(
+                    "bucket bounds must be positive numbers of seconds, found `{}`",
+                    bound.value
+                ),
+            );
+        }
+    }
+    for pair in bounds.windows(2) {
+        if pair[1].value <= pair[0].value {
+            errors.at(
+                pair[1].span,
+                format!(
+                    "bucket bounds must increase, but `{}` follows `{}`",
+                    pair[1].value, pair[0].value
+                ),
+            );
+        }
+    }
+    bounds.iter().map(|bound| bound.value).collect()
+}
+
+trait UnrawName {
+    fn unraw_name(&self) -> String;
+}
+
+impl UnrawName for Ident {
+    /// `r#type` is named `type` in labels and span names.
+    fn unraw_name(&self) -> String {
+        let name = self.to_string();
+        name.strip_prefix("r#")
+            .map_or_else(|| name.clone(), ToOwned::to_owned)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use quote::quote;
+    use syn::{ItemFn, parse_quote};
+
+    use super::*;
+
+    fn check(args: proc_macro2::TokenStream, item: &ItemFn) -> Result<Plan, Vec<String>> {
+        let mut errors = Errors::default();
+        let args = Args::parse(args, &mut errors);
+        let plan = plan(
+            args,
+            &item.sig,
+            &item.block,
+            Placement::Function,
+            &mut errors,
+        );
+        match errors.finish() {
+            Ok(()) => Ok(plan.expect("a plan when there are no errors")),
+            Err(error) => Err(error.into_iter().map(|error| error.to_string()).collect()),
+        }
+    }
+
+    #[test]
+    fn defaults_name_and_kind_from_the_function() {
+        let item: ItemFn = parse_quote! { fn r#type(x: u8) -> u8 { x } };
+        let plan = check(quote! {}, &item).ok().expect("valid");
+        assert_eq!(plan.name, "type");
+        assert_eq!(plan.kind, "function");
+        assert!(plan.span && plan.metrics);
+    }
+
+    #[test]
+    fn rejects_bad_labels_fields_and_buckets_together() {
+        let item: ItemFn = parse_quote! { fn lookup(key: &str) -> u8 { 1 } };
+        let errors = check(
+            quote! { name = "", kind = "a b", fields(query), ok_if = a, error_if = b, buckets = [1.0, 0.5, -1.0] },
+            &item,
+        )
+        .err()
+        .expect("invalid");
+        assert_eq!(
+            errors,
+            [
+                "`name` cannot be empty",
+                "`kind` may contain only ASCII letters, digits, `_`, `.`, `:` and `-`, found ` ` in `a b`",
+                "`ok_if` and `error_if` cannot be used together; keep one of them",
+                "`fields` names `query`, which is not an argument of `lookup`; its arguments are `key`",
+                "bucket bounds must be positive numbers of seconds, found `-1`",
+                "bucket bounds must increase, but `0.5` follows `1`",
+                "bucket bounds must increase, but `-1` follows `0.5`",
+            ]
+        );
+    }
+
+    #[test]
+    fn constants_may_be_recorded_but_unknown_bindings_may_not() {
+        let item: ItemFn = parse_quote! { fn f(a: u8) {} };
+        assert!(check(quote! { fields(version = VERSION, a) }, &item).is_ok());
+        assert!(check(quote! { fields(b = missing) }, &item).is_err());
+    }
+
+    #[test]
+    fn refuses_const_and_extern_functions() {
+        let item: ItemFn = parse_quote! { const fn f() {} };
+        assert!(check(quote! {}, &item).is_err());
+        let item: ItemFn = parse_quote! { extern "C" fn f() {} };
+        assert!(check(quote! {}, &item).is_err());
+    }
+}

@@ -1,0 +1,20 @@
+//! Procedural macros behind the [`hardened`](https://docs.rs/hardened) crate.
+//!
+//! Depend on `hardened`, not on this crate: it re-exports the macros together with the runtime they
+//! expand to, and documents them there.
+
+mod common;
+mod hardened;
+
+use proc_macro::TokenStream;
+
+/// Wraps a function, method or `impl` block with a span, metrics and the call-site registry.
+///
+/// See the documentation on the `hardened` crate's re-export.
+#[proc_macro_attribute]
+pub fn hardened(args: TokenStream, item: TokenStream) -> TokenStream {
+    common::errors::catch_unwind(item.clone().into(), || {
+        hardened::attribute(args.into(), item.into())
+    })
+    .into()
+}

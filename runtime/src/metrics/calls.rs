@@ -1,0 +1,215 @@
+//! The call metrics of every site, exposed as prometheus families:
+//! `hardened_calls_total`, `hardened_call_duration_seconds` and `hardened_in_flight`.
+
+use std::collections::BTreeMap;
+use std::collections::HashMap;
+
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::{
+    Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType,
+};
+
+use super::shards::{self, SiteTotals};
+use crate::outcome::Outcome;
+use crate::site::{Site, sites};
+
+pub(crate) const CALLS_TOTAL: &str = "hardened_calls_total";
+pub(crate) const CALL_DURATION: &str = "hardened_call_duration_seconds";
+pub(crate) const IN_FLIGHT: &str = "hardened_in_flight";
+
+const CALLS_HELP: &str = "Calls of #[hardened] functions, by outcome.";
+const DURATION_HELP: &str = "Duration of #[hardened] calls in seconds.";
+const IN_FLIGHT_HELP: &str = "#[hardened] calls started and not yet finished.";
+
+/// Collects the metrics of all sites from the per-thread shards at scrape time.
+#[derive(Debug)]
+pub(crate) struct CallMetrics {
+    descs: Vec<Desc>,
+}
+
+impl CallMetrics {
+    pub(crate) fn new() -> prometheus::Result<CallMetrics> {
+        let labels = |extra: &[&str]| {
+            ["function", "module", "kind"]
+                .iter()
+                .chain(extra)
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        };
+        Ok(CallMetrics {
+            descs: vec![
+                Desc::new(
+                    CALLS_TOTAL.into(),
+                    CALLS_HELP.into(),
+                    labels(&["outcome"]),
+                    HashMap::new(),
+                )?,
+                Desc::new(
+                    CALL_DURATION.into(),
+                    DURATION_HELP.into(),
+                    labels(&[]),
+                    HashMap::new(),
+                )?,
+                Desc::new(
+                    IN_FLIGHT.into(),
+                    IN_FLIGHT_HELP.into(),
+                    labels(&[]),
+                    HashMap::new(),
+                )?,
+            ],
+        })
+    }
+}
+
+/// Sites sharing one label set (two methods called `new` in one module) are reported as one series.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct SeriesKey {
+    function: &'static str,
+    module: &'static str,
+    kind: &'static str,
+}
+
+struct Series {
+    bounds: &'static [u64],
+    totals: SiteTotals,
+}
+
+fn series() -> BTreeMap<SeriesKey, Series> {
+    let mut series: BTreeMap<SeriesKey, Series> = BTreeMap::new();
+    for site in sites().iter().filter(|site| site.metrics_enabled()) {
+        let key = SeriesKey {
+            function: site.name(),
+            module: site.module(),
+            kind: site.kind(),
+        };
+        let totals = shards::totals(site);
+        match series.get_mut(&key) {
+            Some(existing) if existing.bounds == site.bucket_nanos() => {
+                existing.totals.merge(&totals)
+            }
+            Some(existing) => {
+                // Different bucket layouts cannot share a histogram: keep the counts, and say why the
+                // durations of this site are missing.
+                existing.totals.started = existing.totals.started.wrapping_add(totals.started);
+                for (mine, theirs) in existing.totals.outcomes.iter_mut().zip(totals.outcomes) {
+                    *mine = mine.wrapping_add(theirs);
+                }
+                warn_bucket_conflict(site);
+            }
+            None => {
+                series.insert(
+                    key,
+                    Series {
+                        bounds: site.bucket_nanos(),
+                        totals,
+                    },
+                );
+            }
+        }
+    }
+    series
+}
+
+fn warn_bucket_conflict(site: &Site) {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| {
+        tracing::warn!(
+            function = site.name(),
+            module = site.module(),
+            "two #[hardened] functions share a name, module and kind but not their buckets; give one a distinct `name`"
+        );
+    });
+}
+
+fn label(name: &str, value: &str) -> LabelPair {
+    let mut pair = LabelPair::default();
+    pair.set_name(name.to_owned());
+    pair.set_value(value.to_owned());
+    pair
+}
+
+fn labels(key: &SeriesKey) -> Vec<LabelPair> {
+    vec![
+        label("function", key.function),
+        label("module", key.module),
+        label("kind", key.kind),
+    ]
+}
+
+fn family(name: &str, help: &str, kind: MetricType, metrics: Vec<Metric>) -> MetricFamily {
+    let mut family = MetricFamily::default();
+    family.set_name(name.to_owned());
+    family.set_help(help.to_owned());
+    family.set_field_type(kind);
+    family.set_metric(metrics);
+    family
+}
+
+fn seconds(nanos: u64) -> f64 {
+    nanos as f64 / 1e9
+}
+
+impl Collector for CallMetrics {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let series = series();
+        let mut calls = Vec::with_capacity(series.len() * Outcome::COUNT);
+        let mut durations = Vec::with_capacity(series.len());
+        let mut in_flight = Vec::with_capacity(series.len());
+        for (key, Series { bounds, totals }) in &series {
+            for outcome in Outcome::ALL {
+                let mut counter = Counter::default();
+                counter.set_value(totals.outcomes[outcome.index()] as f64);
+                let mut metric = Metric::default();
+                let mut pairs = labels(key);
+                pairs.push(label("outcome", outcome.as_str()));
+                metric.set_label(pairs);
+                metric.set_counter(counter);
+                calls.push(metric);
+            }
+
+            let mut histogram = Histogram::default();
+            let mut cumulative = 0u64;
+            let mut buckets = Vec::with_capacity(bounds.len());
+            for (bound, count) in bounds.iter().zip(&totals.buckets) {
+                cumulative = cumulative.wrapping_add(*count);
+                let mut bucket = Bucket::default();
+                bucket.set_upper_bound(seconds(*bound));
+                bucket.set_cumulative_count(cumulative);
+                buckets.push(bucket);
+            }
+            let count = totals
+                .buckets
+                .iter()
+                .fold(0u64, |sum, count| sum.wrapping_add(*count));
+            histogram.set_bucket(buckets);
+            histogram.set_sample_count(count);
+            histogram.set_sample_sum(seconds(totals.sum_nanos));
+            let mut metric = Metric::default();
+            metric.set_label(labels(key));
+            metric.set_histogram(histogram);
+            durations.push(metric);
+
+            let mut gauge = Gauge::default();
+            // A scrape racing a call that starts on one thread and ends on another can see the end first.
+            gauge.set_value(totals.in_flight().min(i64::MAX as u64) as f64);
+            let mut metric = Metric::default();
+            metric.set_label(labels(key));
+            metric.set_gauge(gauge);
+            in_flight.push(metric);
+        }
+        vec![
+            family(CALLS_TOTAL, CALLS_HELP, MetricType::COUNTER, calls),
+            family(
+                CALL_DURATION,
+                DURATION_HELP,
+                MetricType::HISTOGRAM,
+                durations,
+            ),
+            family(IN_FLIGHT, IN_FLIGHT_HELP, MetricType::GAUGE, in_flight),
+        ]
+    }
+}

@@ -1,0 +1,227 @@
+//! Per-thread counter shards: the storage behind the call metrics.
+//!
+//! Every call site owns a fixed range of cells, and every thread that makes calls owns a shard with the
+//! cells of all sites. A thread only ever writes its own shard, so recording is a plain load and store
+//! (no locked instruction, no cache line shared between cores); a scrape sums all shards. A shard outlives
+//! its thread: it goes back to a pool and the next new thread continues counting in it, so totals never
+//! go backwards.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+
+use crate::outcome::Outcome;
+use crate::site::{DETACHED, Site, sites};
+
+/// Cell holding the number of calls started.
+const STARTED: usize = 0;
+/// First of the cells counting finished calls per outcome.
+const OUTCOMES: usize = 1;
+/// Cell holding the sum of call durations in nanoseconds.
+const SUM_NANOS: usize = OUTCOMES + Outcome::COUNT;
+/// First of the histogram cells: one per bucket bound, then one for `+Inf`. Counts are not cumulative.
+const BUCKETS: usize = SUM_NANOS + 1;
+
+type Shard = &'static [AtomicU64];
+
+fn cells_of(site: &Site) -> usize {
+    BUCKETS + site.bucket_nanos().len() + 1
+}
+
+/// Assigns every site its offset, once; returns the number of cells in a shard.
+fn shard_len() -> usize {
+    static LEN: OnceLock<usize> = OnceLock::new();
+    *LEN.get_or_init(|| {
+        let mut next = 0usize;
+        for site in sites() {
+            if site.metrics_enabled() {
+                let slot = u32::try_from(next)
+                    .ok()
+                    .filter(|slot| *slot < DETACHED)
+                    .unwrap_or(DETACHED);
+                site.assign_slot(slot);
+                next += cells_of(site);
+            }
+        }
+        next
+    })
+}
+
+/// The slot of a site, resolving the layout on first use. `DETACHED` for sites not in the registry.
+#[inline]
+pub(crate) fn slot_of(site: &Site) -> u32 {
+    let slot = site.slot();
+    if slot < DETACHED {
+        return slot;
+    }
+    resolve(site)
+}
+
+#[cold]
+fn resolve(site: &Site) -> u32 {
+    shard_len();
+    let slot = site.slot();
+    if slot == crate::site::UNRESOLVED {
+        // A site outside the linker section (a platform without section support) records nothing
+        // rather than corrupting another site's cells.
+        site.assign_slot(DETACHED);
+        return DETACHED;
+    }
+    slot
+}
+
+#[derive(Default)]
+struct Pool {
+    all: Vec<Shard>,
+    free: Vec<Shard>,
+}
+
+fn pool() -> MutexGuard<'static, Pool> {
+    static POOL: Mutex<Pool> = Mutex::new(Pool {
+        all: Vec::new(),
+        free: Vec::new(),
+    });
+    POOL.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+thread_local! {
+    // Constant-initialised and without a destructor, so reading it is a plain thread-local load.
+    static SHARD: Cell<Shard> = const { Cell::new(&[]) };
+    // Returns the shard to the pool when the thread exits.
+    static RETURN_ON_EXIT: ShardReturn = const { ShardReturn(Cell::new(&[])) };
+}
+
+struct ShardReturn(Cell<Shard>);
+
+impl Drop for ShardReturn {
+    fn drop(&mut self) {
+        let shard = self.0.get();
+        if !shard.is_empty() {
+            // Detach first, so a later destructor making a call takes a fresh shard instead of sharing this one.
+            SHARD.with(|current| current.set(&[]));
+            pool().free.push(shard);
+        }
+    }
+}
+
+#[inline]
+fn shard() -> Shard {
+    let shard = SHARD.with(Cell::get);
+    if shard.is_empty() { attach() } else { shard }
+}
+
+#[cold]
+fn attach() -> Shard {
+    let len = shard_len();
+    let shard = {
+        let mut pool = pool();
+        pool.free.pop().unwrap_or_else(|| {
+            let shard: Shard = Box::leak((0..len.max(1)).map(|_| AtomicU64::new(0)).collect());
+            pool.all.push(shard);
+            shard
+        })
+    };
+    SHARD.with(|current| current.set(shard));
+    // During thread teardown the returner may already be gone; the shard then simply stays with this thread.
+    let _ = RETURN_ON_EXIT.try_with(|returner| returner.0.set(shard));
+    shard
+}
+
+/// Adds to a cell that only the current thread writes.
+#[inline]
+fn add(cell: &AtomicU64, amount: u64) {
+    cell.store(
+        cell.load(Ordering::Relaxed).wrapping_add(amount),
+        Ordering::Relaxed,
+    );
+}
+
+/// Counts a started call.
+#[inline]
+pub(crate) fn record_start(slot: u32) {
+    add(&shard()[slot as usize + STARTED], 1);
+}
+
+/// Counts a finished call with its outcome and duration.
+#[inline]
+pub(crate) fn record_finish(site: &Site, slot: u32, outcome: Outcome, nanos: u64) {
+    let cells = &shard()[slot as usize..];
+    add(&cells[OUTCOMES + outcome.index()], 1);
+    add(&cells[SUM_NANOS], nanos);
+    let bounds = site.bucket_nanos();
+    let bucket = bounds
+        .iter()
+        .position(|bound| nanos <= *bound)
+        .unwrap_or(bounds.len());
+    add(&cells[BUCKETS + bucket], 1);
+}
+
+/// Totals of one site over all threads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct SiteTotals {
+    pub(crate) started: u64,
+    pub(crate) outcomes: [u64; Outcome::COUNT],
+    pub(crate) sum_nanos: u64,
+    /// Per bucket, not cumulative; the last is `+Inf`.
+    pub(crate) buckets: Vec<u64>,
+}
+
+impl SiteTotals {
+    pub(crate) fn finished(&self) -> u64 {
+        self.outcomes
+            .iter()
+            .fold(0u64, |sum, count| sum.wrapping_add(*count))
+    }
+
+    /// Calls started and not yet finished; a call may start on one thread and finish on another, so
+    /// only the sum over all shards is meaningful.
+    pub(crate) fn in_flight(&self) -> u64 {
+        self.started.wrapping_sub(self.finished())
+    }
+
+    pub(crate) fn merge(&mut self, other: &SiteTotals) {
+        self.started = self.started.wrapping_add(other.started);
+        for (mine, theirs) in self.outcomes.iter_mut().zip(other.outcomes) {
+            *mine = mine.wrapping_add(theirs);
+        }
+        self.sum_nanos = self.sum_nanos.wrapping_add(other.sum_nanos);
+        for (mine, theirs) in self.buckets.iter_mut().zip(&other.buckets) {
+            *mine = mine.wrapping_add(*theirs);
+        }
+    }
+}
+
+/// Sums a site's cells over every shard.
+pub(crate) fn totals(site: &Site) -> SiteTotals {
+    let mut totals = SiteTotals {
+        buckets: vec![0; site.bucket_nanos().len() + 1],
+        ..SiteTotals::default()
+    };
+    let slot = slot_of(site);
+    if slot >= DETACHED {
+        return totals;
+    }
+    let base = slot as usize;
+    for shard in &pool().all {
+        let cells = &shard[base..base + cells_of(site)];
+        let read = |index: usize| cells[index].load(Ordering::Relaxed);
+        totals.started = totals.started.wrapping_add(read(STARTED));
+        for (index, count) in totals.outcomes.iter_mut().enumerate() {
+            *count = count.wrapping_add(read(OUTCOMES + index));
+        }
+        totals.sum_nanos = totals.sum_nanos.wrapping_add(read(SUM_NANOS));
+        for (index, count) in totals.buckets.iter_mut().enumerate() {
+            *count = count.wrapping_add(read(BUCKETS + index));
+        }
+    }
+    totals
+}
+
+/// Calls in flight over every site; what a graceful shutdown waits for.
+#[must_use]
+pub fn in_flight() -> u64 {
+    sites()
+        .iter()
+        .map(|site| totals(site).in_flight())
+        .fold(0, u64::wrapping_add)
+}

@@ -1,0 +1,165 @@
+//! The call-site registry: every `#[hardened]` function, known at link time.
+//!
+//! Each annotated function places one [`Site`] in a distributed slice, so the whole list exists before
+//! `main` runs: metric series are present at zero before a function's first call, and configuration that
+//! names a guard no function uses can be reported at startup.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+/// `Site::slot` before the metric layout is computed.
+pub(crate) const UNRESOLVED: u32 = u32::MAX;
+/// `Site::slot` of a site whose metrics are turned off (`metrics = false`).
+pub(crate) const DETACHED: u32 = u32::MAX - 1;
+
+/// The default histogram bounds, in nanoseconds: from 5 µs (a reducer) to 5 minutes (a long LLM call).
+pub(crate) const DEFAULT_BUCKETS_NANOS: &[u64] = &[
+    5_000,
+    10_000,
+    25_000,
+    50_000,
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    5_000_000_000,
+    10_000_000_000,
+    30_000_000_000,
+    60_000_000_000,
+    120_000_000_000,
+    300_000_000_000,
+];
+
+/// What the macro knows about a call site at compile time.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct SiteMeta {
+    pub name: &'static str,
+    pub function: &'static str,
+    pub module: &'static str,
+    pub kind: &'static str,
+    pub file: &'static str,
+    pub line: u32,
+    pub options: &'static str,
+    pub metrics: bool,
+    pub buckets: Option<&'static [u64]>,
+}
+
+/// One `#[hardened]` function.
+///
+/// Sites are created by the macro as statics; list them with [`sites()`].
+#[derive(Debug)]
+pub struct Site {
+    meta: SiteMeta,
+    /// Offset of this site's cells in every thread's metric shard, assigned once for all sites.
+    slot: AtomicU32,
+}
+
+impl Site {
+    #[doc(hidden)]
+    #[must_use]
+    pub const fn __new(meta: SiteMeta) -> Site {
+        let slot = if meta.metrics { UNRESOLVED } else { DETACHED };
+        Site {
+            meta,
+            slot: AtomicU32::new(slot),
+        }
+    }
+
+    /// The name used for the span and the `function` label (`name = ".."`, or the function's name).
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        self.meta.name
+    }
+
+    /// The Rust name of the function.
+    #[must_use]
+    pub fn function(&self) -> &'static str {
+        self.meta.function
+    }
+
+    /// The module path, the `module` label and the span's `code.namespace`.
+    #[must_use]
+    pub fn module(&self) -> &'static str {
+        self.meta.module
+    }
+
+    /// The `kind` label (`"function"` unless set).
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        self.meta.kind
+    }
+
+    /// The source file of the function.
+    #[must_use]
+    pub fn file(&self) -> &'static str {
+        self.meta.file
+    }
+
+    /// The line of the function's name in [`Site::file`].
+    #[must_use]
+    pub fn line(&self) -> u32 {
+        self.meta.line
+    }
+
+    /// The attribute's arguments as written, e.g. `kind = "tool", level = "debug"`.
+    #[must_use]
+    pub fn options(&self) -> &'static str {
+        self.meta.options
+    }
+
+    /// Whether the site records metrics (`metrics = false` turns them off).
+    #[must_use]
+    pub fn metrics_enabled(&self) -> bool {
+        self.meta.metrics
+    }
+
+    /// Upper bounds of the duration histogram's buckets.
+    pub fn buckets(&self) -> impl ExactSizeIterator<Item = Duration> + use<> {
+        self.bucket_nanos()
+            .iter()
+            .map(|nanos| Duration::from_nanos(*nanos))
+    }
+
+    pub(crate) fn bucket_nanos(&self) -> &'static [u64] {
+        self.meta.buckets.unwrap_or(DEFAULT_BUCKETS_NANOS)
+    }
+
+    pub(crate) fn slot(&self) -> u32 {
+        self.slot.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn assign_slot(&self, slot: u32) {
+        self.slot.store(slot, Ordering::Relaxed);
+    }
+}
+
+/// Every `#[hardened]` function linked into this program, in no particular order.
+#[must_use]
+pub fn sites() -> &'static [Site] {
+    &SITES
+}
+
+// `distributed_slice` places the sites in a linker section, which needs `unsafe` link attributes; the
+// section holds only `Site` values, and linkme checks the element type of every entry at compile time.
+#[allow(unsafe_code)]
+mod section {
+    use super::Site;
+
+    /// The linker section every `#[hardened]` function adds its [`Site`] to.
+    #[linkme::distributed_slice]
+    pub static SITES: [Site];
+}
+
+#[doc(hidden)]
+pub use section::SITES;

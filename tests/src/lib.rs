@@ -1,0 +1,1 @@
+//! Behaviour tests of `#[hardened]`; the tests live in `tests/`.

@@ -1,0 +1,1 @@
+//! Compile-time diagnostics of `#[hardened]`; the cases live in `pass/` and `fail/`.
