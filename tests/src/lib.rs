@@ -1,1 +1,216 @@
-//! Behaviour tests of `#[hardened]`; the tests live in `tests/`.
+//! Behaviour tests of `#[hardened]`; the tests live in `tests/`, this library holds what they share:
+//! a subscriber layer that captures spans as data, and readers of the real metrics registry.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use prometheus::proto::MetricType;
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+
+/// One span as the subscriber saw it.
+#[derive(Debug, Clone, Default)]
+pub struct CapturedSpan {
+    /// The span's name.
+    pub name: String,
+    /// Every field recorded at creation or later, rendered as text.
+    pub fields: BTreeMap<String, String>,
+    /// The parent span's name, if any.
+    pub parent: Option<String>,
+    /// How many times the span was entered.
+    pub enters: usize,
+    /// How many times the span was exited.
+    pub exits: usize,
+}
+
+/// Everything captured by a [`Capture`].
+#[derive(Debug, Default)]
+pub struct Captured {
+    spans: Vec<(Id, CapturedSpan)>,
+    /// Messages of the events emitted while capturing.
+    pub events: Vec<String>,
+}
+
+impl Captured {
+    /// The spans named `name`, in creation order.
+    #[must_use]
+    pub fn spans(&self, name: &str) -> Vec<CapturedSpan> {
+        self.spans
+            .iter()
+            .filter(|(_, span)| span.name == name)
+            .map(|(_, span)| span.clone())
+            .collect()
+    }
+
+    /// The only span named `name`; panics if there is not exactly one.
+    #[must_use]
+    pub fn span(&self, name: &str) -> CapturedSpan {
+        let spans = self.spans(name);
+        assert_eq!(
+            spans.len(),
+            1,
+            "expected one span named {name}, found {spans:?}"
+        );
+        spans.into_iter().next().unwrap_or_default()
+    }
+
+    fn by_id(&mut self, id: &Id) -> Option<&mut CapturedSpan> {
+        self.spans
+            .iter_mut()
+            .rev()
+            .find(|(span_id, _)| span_id == id)
+            .map(|(_, span)| span)
+    }
+}
+
+/// A layer that records spans and events into shared memory, for assertions.
+#[derive(Debug, Clone, Default)]
+pub struct Capture {
+    captured: Arc<Mutex<Captured>>,
+}
+
+impl Capture {
+    /// A subscriber with this capture as its only layer, and the capture to read it back.
+    #[must_use]
+    pub fn subscriber() -> (impl Subscriber + Send + Sync, Capture) {
+        let capture = Capture::default();
+        (
+            tracing_subscriber::registry().with(capture.clone()),
+            capture,
+        )
+    }
+
+    /// What has been captured so far.
+    pub fn captured(&self) -> MutexGuard<'_, Captured> {
+        self.captured.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+struct FieldsVisitor<'a>(&'a mut BTreeMap<String, String>);
+
+impl Visit for FieldsVisitor<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().to_owned(), value.to_owned());
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.0.insert(field.name().to_owned(), format!("{value:?}"));
+    }
+}
+
+impl<S> Layer<S> for Capture
+where
+    S: Subscriber + for<'lookup> LookupSpan<'lookup>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let mut span = CapturedSpan {
+            name: attrs.metadata().name().to_owned(),
+            ..CapturedSpan::default()
+        };
+        attrs.record(&mut FieldsVisitor(&mut span.fields));
+        span.parent = ctx
+            .span(id)
+            .and_then(|span| span.parent())
+            .map(|parent| parent.name().to_owned());
+        self.captured().spans.push((id.clone(), span));
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, _: Context<'_, S>) {
+        if let Some(span) = self.captured().by_id(id) {
+            values.record(&mut FieldsVisitor(&mut span.fields));
+        }
+    }
+
+    fn on_enter(&self, id: &Id, _: Context<'_, S>) {
+        if let Some(span) = self.captured().by_id(id) {
+            span.enters += 1;
+        }
+    }
+
+    fn on_exit(&self, id: &Id, _: Context<'_, S>) {
+        if let Some(span) = self.captured().by_id(id) {
+            span.exits += 1;
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+        let mut fields = BTreeMap::new();
+        event.record(&mut FieldsVisitor(&mut fields));
+        self.captured()
+            .events
+            .push(fields.remove("message").unwrap_or_default());
+    }
+}
+
+/// The value of the sample of metric `name` whose labels include all of `labels`; `None` if absent.
+///
+/// Reads the real registry through `gather`, the same data `/metrics` renders. For histograms the value
+/// is the sample count.
+#[must_use]
+pub fn sample(name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let families = hardened::metrics::registry().gather();
+    let family = families.iter().find(|family| family.name() == name)?;
+    family
+        .get_metric()
+        .iter()
+        .find(|metric| {
+            labels.iter().all(|(key, value)| {
+                metric
+                    .get_label()
+                    .iter()
+                    .any(|pair| pair.name() == *key && pair.value() == *value)
+            })
+        })
+        .map(|metric| match family.get_field_type() {
+            MetricType::COUNTER => metric.get_counter().get_value(),
+            MetricType::GAUGE => metric.get_gauge().get_value(),
+            MetricType::HISTOGRAM => metric.get_histogram().get_sample_count() as f64,
+            _ => f64::NAN,
+        })
+}
+
+/// The histogram of `hardened_call_duration_seconds` for one function: `(upper bound, cumulative count)`
+/// per bucket, then the sample count and sum.
+#[must_use]
+pub fn duration_histogram(function: &str) -> Option<(Vec<(f64, u64)>, u64, f64)> {
+    let families = hardened::metrics::registry().gather();
+    let family = families
+        .iter()
+        .find(|family| family.name() == "hardened_call_duration_seconds")?;
+    let metric = family.get_metric().iter().find(|metric| {
+        metric
+            .get_label()
+            .iter()
+            .any(|pair| pair.name() == "function" && pair.value() == function)
+    })?;
+    let histogram = metric.get_histogram();
+    let buckets = histogram
+        .get_bucket()
+        .iter()
+        .map(|bucket| (bucket.upper_bound(), bucket.cumulative_count()))
+        .collect();
+    Some((
+        buckets,
+        histogram.get_sample_count(),
+        histogram.get_sample_sum(),
+    ))
+}
+
+/// `hardened_calls_total` of one function and outcome.
+#[must_use]
+pub fn calls(function: &str, outcome: &str) -> f64 {
+    sample(
+        "hardened_calls_total",
+        &[("function", function), ("outcome", outcome)],
+    )
+    .unwrap_or(0.0)
+}
+
+/// `hardened_in_flight` of one function.
+#[must_use]
+pub fn in_flight(function: &str) -> f64 {
+    sample("hardened_in_flight", &[("function", function)]).unwrap_or(0.0)
+}
