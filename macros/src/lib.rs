@@ -13,8 +13,6 @@ use proc_macro::TokenStream;
 /// See the documentation on the `hardened` crate's re-export.
 #[proc_macro_attribute]
 pub fn hardened(args: TokenStream, item: TokenStream) -> TokenStream {
-    common::errors::catch_unwind(item.clone().into(), || {
-        hardened::attribute(args.into(), item.into())
-    })
-    .into()
+    let original = item.clone().into();
+    common::errors::catch_unwind(&original, || hardened::attribute(args.into(), item.into())).into()
 }

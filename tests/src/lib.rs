@@ -45,7 +45,10 @@ impl Captured {
             .collect()
     }
 
-    /// The only span named `name`; panics if there is not exactly one.
+    /// The only span named `name`.
+    ///
+    /// # Panics
+    /// When there is not exactly one.
     #[must_use]
     pub fn span(&self, name: &str) -> CapturedSpan {
         let spans = self.spans(name);
@@ -147,10 +150,11 @@ where
 
 /// The value of the sample of metric `name` whose labels include all of `labels`; `None` if absent.
 ///
-/// Reads the real registry through `gather`, the same data `/metrics` renders. For histograms the value
-/// is the sample count.
+/// Reads the real registry through `gather`, the same data `/metrics` renders. Every sample hardened
+/// records is a count, so the value is an integer; for histograms it is the sample count.
 #[must_use]
-pub fn sample(name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "counts are non-negative integers")]
+pub fn sample(name: &str, labels: &[(&str, &str)]) -> Option<u64> {
     let families = hardened::metrics::registry().gather();
     let family = families.iter().find(|family| family.name() == name)?;
     family
@@ -164,18 +168,28 @@ pub fn sample(name: &str, labels: &[(&str, &str)]) -> Option<f64> {
                     .any(|pair| pair.name() == *key && pair.value() == *value)
             })
         })
-        .map(|metric| match family.get_field_type() {
-            MetricType::COUNTER => metric.get_counter().get_value(),
-            MetricType::GAUGE => metric.get_gauge().get_value(),
-            MetricType::HISTOGRAM => metric.get_histogram().get_sample_count() as f64,
-            _ => f64::NAN,
+        .and_then(|metric| match family.get_field_type() {
+            MetricType::COUNTER => Some(metric.get_counter().get_value() as u64),
+            MetricType::GAUGE => Some(metric.get_gauge().get_value() as u64),
+            MetricType::HISTOGRAM => Some(metric.get_histogram().get_sample_count()),
+            _ => None,
         })
 }
 
-/// The histogram of `hardened_call_duration_seconds` for one function: `(upper bound, cumulative count)`
-/// per bucket, then the sample count and sum.
+/// One function's `hardened_call_duration_seconds` histogram.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DurationHistogram {
+    /// `(upper bound in seconds, cumulative count)` per bucket, without `+Inf`.
+    pub buckets: Vec<(f64, u64)>,
+    /// Number of observations (the `+Inf` bucket).
+    pub count: u64,
+    /// Sum of observed durations in seconds.
+    pub sum: f64,
+}
+
+/// The duration histogram of one function, if it has one.
 #[must_use]
-pub fn duration_histogram(function: &str) -> Option<(Vec<(f64, u64)>, u64, f64)> {
+pub fn duration_histogram(function: &str) -> Option<DurationHistogram> {
     let families = hardened::metrics::registry().gather();
     let family = families
         .iter()
@@ -192,25 +206,17 @@ pub fn duration_histogram(function: &str) -> Option<(Vec<(f64, u64)>, u64, f64)>
         .iter()
         .map(|bucket| (bucket.upper_bound(), bucket.cumulative_count()))
         .collect();
-    Some((
-        buckets,
-        histogram.get_sample_count(),
-        histogram.get_sample_sum(),
-    ))
+    Some(DurationHistogram { buckets, count: histogram.get_sample_count(), sum: histogram.get_sample_sum() })
 }
 
 /// `hardened_calls_total` of one function and outcome.
 #[must_use]
-pub fn calls(function: &str, outcome: &str) -> f64 {
-    sample(
-        "hardened_calls_total",
-        &[("function", function), ("outcome", outcome)],
-    )
-    .unwrap_or(0.0)
+pub fn calls(function: &str, outcome: &str) -> u64 {
+    sample("hardened_calls_total", &[("function", function), ("outcome", outcome)]).unwrap_or(0)
 }
 
 /// `hardened_in_flight` of one function.
 #[must_use]
-pub fn in_flight(function: &str) -> f64 {
-    sample("hardened_in_flight", &[("function", function)]).unwrap_or(0.0)
+pub fn in_flight(function: &str) -> u64 {
+    sample("hardened_in_flight", &[("function", function)]).unwrap_or(0)
 }

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use hardened::hardened;
-use hardened_tests::{calls, duration_histogram, in_flight, sample};
+use hardened_tests::{DurationHistogram, calls, duration_histogram, in_flight, sample};
 
 #[hardened(kind = "tool")]
 fn parse_number(text: &str) -> Result<u64, std::num::ParseIntError> {
@@ -17,18 +17,18 @@ fn ok_and_error_calls_are_counted_by_outcome() {
     for text in ["1", "2", "x", "3"] {
         let _ = parse_number(text);
     }
-    assert_eq!(calls("parse_number", "ok"), 3.0);
-    assert_eq!(calls("parse_number", "error"), 1.0);
-    assert_eq!(calls("parse_number", "cancelled"), 0.0);
-    assert_eq!(calls("parse_number", "panic"), 0.0);
-    assert_eq!(in_flight("parse_number"), 0.0);
+    assert_eq!(calls("parse_number", "ok"), 3);
+    assert_eq!(calls("parse_number", "error"), 1);
+    assert_eq!(calls("parse_number", "cancelled"), 0);
+    assert_eq!(calls("parse_number", "panic"), 0);
+    assert_eq!(in_flight("parse_number"), 0);
     let labels = [
         ("function", "parse_number"),
         ("module", "metrics"),
         ("kind", "tool"),
         ("outcome", "ok"),
     ];
-    assert_eq!(sample("hardened_calls_total", &labels), Some(3.0));
+    assert_eq!(sample("hardened_calls_total", &labels), Some(3));
 }
 
 #[hardened(buckets = [0.001, 0.05])]
@@ -42,7 +42,7 @@ fn durations_fall_into_the_functions_own_buckets() {
     sleeps(Duration::from_millis(10));
     sleeps(Duration::from_millis(60));
 
-    let (buckets, count, sum) = duration_histogram("sleeps").expect("histogram present");
+    let DurationHistogram { buckets, count, sum } = duration_histogram("sleeps").expect("histogram present");
     assert_eq!(
         buckets,
         [(0.001, 1), (0.05, 2)],
@@ -61,7 +61,7 @@ fn default_buckets() {}
 #[test]
 fn the_default_buckets_span_microseconds_to_minutes() {
     default_buckets();
-    let (buckets, count, _) = duration_histogram("default_buckets").expect("histogram present");
+    let DurationHistogram { buckets, count, .. } = duration_histogram("default_buckets").expect("histogram present");
     assert_eq!(count, 1);
     assert_eq!(buckets.first().map(|bucket| bucket.0), Some(0.000_005));
     assert_eq!(buckets.last().map(|bucket| bucket.0), Some(300.0));
@@ -79,9 +79,9 @@ fn a_panic_is_recorded_and_propagates_unchanged() {
     let payload = std::panic::catch_unwind(|| panics(true)).expect_err("the panic propagates");
     assert_eq!(payload.downcast_ref::<&str>(), Some(&"asked to panic"));
     assert_eq!(panics(false), 1);
-    assert_eq!(calls("panics", "panic"), 1.0);
-    assert_eq!(calls("panics", "ok"), 1.0);
-    assert_eq!(in_flight("panics"), 0.0);
+    assert_eq!(calls("panics", "panic"), 1);
+    assert_eq!(calls("panics", "ok"), 1);
+    assert_eq!(in_flight("panics"), 0);
 }
 
 #[hardened]
@@ -97,11 +97,11 @@ async fn a_dropped_future_is_cancelled_and_leaves_flight() {
     while !started.load(Ordering::SeqCst) {
         tokio::task::yield_now().await;
     }
-    assert_eq!(in_flight("waits_forever"), 1.0);
+    assert_eq!(in_flight("waits_forever"), 1);
     task.abort();
     assert!(task.await.expect_err("aborted").is_cancelled());
-    assert_eq!(calls("waits_forever", "cancelled"), 1.0);
-    assert_eq!(in_flight("waits_forever"), 0.0);
+    assert_eq!(calls("waits_forever", "cancelled"), 1);
+    assert_eq!(in_flight("waits_forever"), 0);
 }
 
 #[hardened]
@@ -111,7 +111,7 @@ async fn never_polled() {}
 fn a_future_that_is_never_polled_records_nothing() {
     drop(never_polled());
     for outcome in ["ok", "error", "cancelled", "panic"] {
-        assert_eq!(calls("never_polled", outcome), 0.0, "{outcome}");
+        assert_eq!(calls("never_polled", outcome), 0, "{outcome}");
     }
 }
 
@@ -127,15 +127,15 @@ async fn an_async_panic_is_recorded_as_panic_not_cancellation() {
         .await
         .expect_err("the task panicked");
     assert!(error.is_panic());
-    assert_eq!(calls("panics_async", "panic"), 1.0);
-    assert_eq!(calls("panics_async", "cancelled"), 0.0);
-    assert_eq!(in_flight("panics_async"), 0.0);
+    assert_eq!(calls("panics_async", "panic"), 1);
+    assert_eq!(calls("panics_async", "cancelled"), 0);
+    assert_eq!(in_flight("panics_async"), 0);
 }
 
 #[hardened]
 async fn concurrent(index: u64) -> Result<u64, String> {
     tokio::task::yield_now().await;
-    if index % 10 == 0 {
+    if index.is_multiple_of(10) {
         Err(format!("{index} is a multiple of ten"))
     } else {
         Ok(index)
@@ -150,11 +150,11 @@ async fn many_concurrent_tasks_give_exact_counts() {
     for task in tasks {
         let _ = task.await.expect("task finished");
     }
-    assert_eq!(calls("concurrent", "ok"), 18_000.0);
-    assert_eq!(calls("concurrent", "error"), 2_000.0);
-    assert_eq!(in_flight("concurrent"), 0.0);
-    let (_, count, _) = duration_histogram("concurrent").expect("histogram present");
-    assert_eq!(count, 20_000);
+    assert_eq!(calls("concurrent", "ok"), 18_000);
+    assert_eq!(calls("concurrent", "error"), 2_000);
+    assert_eq!(in_flight("concurrent"), 0);
+    let histogram = duration_histogram("concurrent").expect("histogram present");
+    assert_eq!(histogram.count, 20_000);
 }
 
 #[test]
@@ -176,8 +176,8 @@ fn counts_survive_the_threads_that_made_them() {
         .join()
         .expect("thread finished")
         .ok();
-    assert_eq!(calls("parse_in_thread", "ok"), 8_000.0);
-    assert_eq!(calls("parse_in_thread", "error"), 1.0);
+    assert_eq!(calls("parse_in_thread", "ok"), 8_000);
+    assert_eq!(calls("parse_in_thread", "error"), 1);
 }
 
 #[hardened]

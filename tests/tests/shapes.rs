@@ -250,14 +250,14 @@ fn sync_shapes_run_and_are_counted() {
     assert_eq!(unsafe { unsafe_function(7) }, 7);
 
     for (function, ok, error) in [
-        ("free_function", 1.0, 0.0),
-        ("generic_with_where", 1.0, 0.0),
-        ("with_lifetimes", 1.0, 0.0),
-        ("impl_trait_argument", 1.0, 0.0),
-        ("impl_trait_return", 1.0, 0.0),
-        ("early_return_and_question_mark", 1.0, 2.0),
-        ("type", 1.0, 0.0),
-        ("unsafe_function", 1.0, 0.0),
+        ("free_function", 1, 0),
+        ("generic_with_where", 1, 0),
+        ("with_lifetimes", 1, 0),
+        ("impl_trait_argument", 1, 0),
+        ("impl_trait_return", 1, 0),
+        ("early_return_and_question_mark", 1, 2),
+        ("type", 1, 0),
+        ("unsafe_function", 1, 0),
     ] {
         assert_eq!(
             (calls(function, "ok"), calls(function, "error")),
@@ -287,7 +287,7 @@ fn methods_run_and_are_counted() {
         "block_method_renamed",
         "area",
     ] {
-        assert_eq!(calls(function, "ok"), 1.0, "{function}");
+        assert_eq!(calls(function, "ok"), 1, "{function}");
     }
     assert!(
         hardened::sites()
@@ -326,11 +326,11 @@ async fn async_shapes_run_and_are_counted() {
     assert_eq!(Store.fetch("key").await, Ok("KEY".into()));
     assert!(Store.fetch("missing").await.is_err());
 
-    assert_eq!(calls("async_early_return_and_question_mark", "ok"), 1.0);
-    assert_eq!(calls("async_early_return_and_question_mark", "error"), 1.0);
-    assert_eq!(calls("async_generic", "ok"), 1.0);
-    assert_eq!(calls("async_method", "ok"), 1.0);
-    assert_eq!((calls("fetch", "ok"), calls("fetch", "error")), (1.0, 1.0));
+    assert_eq!(calls("async_early_return_and_question_mark", "ok"), 1);
+    assert_eq!(calls("async_early_return_and_question_mark", "error"), 1);
+    assert_eq!(calls("async_generic", "ok"), 1);
+    assert_eq!(calls("async_method", "ok"), 1);
+    assert_eq!((calls("fetch", "ok"), calls("fetch", "error")), (1, 1));
 }
 
 #[tokio::test]
@@ -344,16 +344,16 @@ async fn async_trait_methods_are_wrapped_whichever_attribute_comes_first() {
     assert_eq!(results, [Ok(3), Ok(6), Ok(9)]);
     assert!(MethodAnnotated.run("").await.is_err());
 
-    assert_eq!(calls("async_trait_method", "ok"), 1.0);
-    assert_eq!(calls("async_trait_method", "error"), 1.0);
+    assert_eq!(calls("async_trait_method", "ok"), 1);
+    assert_eq!(calls("async_trait_method", "error"), 1);
     let kinds: Vec<&str> = hardened::sites()
         .iter()
         .filter(|site| site.name() == "run")
-        .map(|site| site.kind())
+        .map(hardened::Site::kind)
         .collect();
     assert_eq!(kinds.len(), 3, "{kinds:?}");
     assert!(kinds.contains(&"tool") && kinds.contains(&"llm"));
-    for (kind, expected) in [("tool", 1.0), ("llm", 1.0)] {
+    for (kind, expected) in [("tool", 1), ("llm", 1)] {
         let count = hardened_tests::sample(
             "hardened_calls_total",
             &[("function", "run"), ("kind", kind), ("outcome", "ok")],
@@ -374,6 +374,6 @@ async fn async_trait_futures_stay_send() {
             "hardened_calls_total",
             &[("kind", "spawned"), ("outcome", "ok")]
         ),
-        Some(1.0)
+        Some(1)
     );
 }

@@ -44,6 +44,7 @@ fn silent() -> Result<(), SilentError> {
     Err(SilentError)
 }
 
+#[allow(clippy::trivially_copy_pass_by_ref, reason = "predicates receive the return value by reference")]
 fn is_server_error(status: &u16) -> bool {
     *status >= 500
 }

@@ -44,14 +44,14 @@ impl Errors {
 
 /// Emits `errors` followed by the untouched `item`, so that the rest of the crate still sees the
 /// item and reports no follow-on errors.
-pub(crate) fn with_original(errors: darling::Error, item: TokenStream) -> TokenStream {
+pub(crate) fn with_original(errors: darling::Error, item: &TokenStream) -> TokenStream {
     let errors = errors.write_errors();
     quote! { #errors #item }
 }
 
 /// Runs a macro body; a panic inside it is a bug in the macro, reported as a compile error asking for
 /// a report instead of an opaque "proc macro panicked".
-pub(crate) fn catch_unwind(item: TokenStream, expand: impl FnOnce() -> TokenStream) -> TokenStream {
+pub(crate) fn catch_unwind(item: &TokenStream, expand: impl FnOnce() -> TokenStream) -> TokenStream {
     match panic::catch_unwind(AssertUnwindSafe(expand)) {
         Ok(tokens) => tokens,
         Err(payload) => {

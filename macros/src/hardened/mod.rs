@@ -18,7 +18,7 @@ pub(crate) fn attribute(args: TokenStream, item: TokenStream) -> TokenStream {
     let args = Args::parse(args, &mut errors);
     let parsed = match syn::parse2::<Item>(item.clone()) {
         Ok(parsed) => parsed,
-        Err(error) => return with_original(error.into(), item),
+        Err(error) => return with_original(error.into(), &item),
     };
     let expanded = match parsed {
         Item::Fn(function) => expand_function(args, function, &mut errors),
@@ -36,7 +36,7 @@ pub(crate) fn attribute(args: TokenStream, item: TokenStream) -> TokenStream {
     };
     match (errors.finish(), expanded) {
         (Ok(()), Some(expanded)) => expanded,
-        (Err(errors), _) => with_original(errors, item),
+        (Err(errors), _) => with_original(errors, &item),
         (Ok(()), None) => item,
     }
 }

@@ -299,7 +299,7 @@ mod tests {
     #[test]
     fn defaults_name_and_kind_from_the_function() {
         let item: ItemFn = parse_quote! { fn r#type(x: u8) -> u8 { x } };
-        let plan = check(quote! {}, &item).ok().expect("valid");
+        let plan = check(quote! {}, &item).expect("valid");
         assert_eq!(plan.name, "type");
         assert_eq!(plan.kind, "function");
         assert!(plan.span && plan.metrics);

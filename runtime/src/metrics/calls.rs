@@ -85,7 +85,7 @@ fn series() -> BTreeMap<SeriesKey, Series> {
         let totals = shards::totals(site);
         match series.get_mut(&key) {
             Some(existing) if existing.bounds == site.bucket_nanos() => {
-                existing.totals.merge(&totals)
+                existing.totals.merge(&totals);
             }
             Some(existing) => {
                 // Different bucket layouts cannot share a histogram: keep the counts, and say why the
