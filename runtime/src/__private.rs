@@ -4,9 +4,14 @@ pub use linkme;
 pub use tracing;
 
 pub use crate::call::Call;
+pub use crate::guarded::{
+    Fallback, FromRejection, Guarded, GuardedReturn, apply_fallback, assert_guarded, attempt, backoff, retry_delay,
+    retry_start, run_sync,
+};
+pub use crate::guards::{BreakerSpec, BulkheadSpec, RateSpec, RetrySpec, SiteGuards};
 pub use crate::instrument::Instrumented;
 pub use crate::outcome::{
-    ErrorMessage, ErrorViaDebug, ErrorViaDisplay, ErrorViaName, FieldValue, FieldViaDebug,
-    FieldViaDisplay, FieldViaValue, OutcomePredicate, record_failure,
+    ErrorMessage, ErrorViaDebug, ErrorViaDisplay, ErrorViaName, FieldValue, FieldViaDebug, FieldViaDisplay,
+    FieldViaValue, OutcomePredicate, record_failure,
 };
 pub use crate::site::{SITES, SiteMeta};

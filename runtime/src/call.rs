@@ -26,18 +26,10 @@ impl Call {
     pub fn start(site: &'static Site) -> Call {
         let slot = shards::slot_of(site);
         if slot == DETACHED {
-            return Call {
-                site,
-                slot,
-                started_at: 0,
-            };
+            return Call { site, slot, started_at: 0 };
         }
         shards::record_start(slot);
-        Call {
-            site,
-            slot,
-            started_at: clock::ticks(),
-        }
+        Call { site, slot, started_at: clock::ticks() }
     }
 
     /// Records the call's outcome and duration.
@@ -50,23 +42,14 @@ impl Call {
     #[inline]
     fn record(&self, outcome: Outcome) {
         if self.slot != DETACHED {
-            shards::record_finish(
-                self.site,
-                self.slot,
-                outcome,
-                clock::nanos_since(self.started_at),
-            );
+            shards::record_finish(self.site, self.slot, outcome, clock::nanos_since(self.started_at));
         }
     }
 }
 
 impl Drop for Call {
     fn drop(&mut self) {
-        let outcome = if std::thread::panicking() {
-            Outcome::Panic
-        } else {
-            Outcome::Cancelled
-        };
+        let outcome = if std::thread::panicking() { Outcome::Panic } else { Outcome::Cancelled };
         self.record(outcome);
     }
 }

@@ -40,34 +40,27 @@ pin_project! {
     }
 }
 
-impl<F, C> Instrumented<F, C>
+impl<F, C, T> Instrumented<F, C>
 where
     F: Future,
-    C: Fn(&F::Output, &Span) -> Outcome,
+    C: FnMut(F::Output, &Span) -> (T, Outcome),
 {
-    /// Wraps `future`, a call of `site`; `classify` applies the outcome rule to its output.
+    /// Wraps `future`, a call of `site`; `classify` applies the outcome rule to its output and returns
+    /// the value the caller receives.
     pub fn new(site: &'static Site, span: Span, future: F, classify: C) -> Self {
-        Instrumented {
-            future,
-            span,
-            site,
-            call: None,
-            started: false,
-            classify,
-            polling: false,
-        }
+        Instrumented { future, span, site, call: None, started: false, classify, polling: false }
     }
 }
 
-impl<F, C> Future for Instrumented<F, C>
+impl<F, C, T> Future for Instrumented<F, C>
 where
     F: Future,
-    C: Fn(&F::Output, &Span) -> Outcome,
+    C: FnMut(F::Output, &Span) -> (T, Outcome),
 {
-    type Output = F::Output;
+    type Output = T;
 
     #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
         let this = self.project();
         let _entered = this.span.enter();
         if !*this.started {
@@ -77,11 +70,11 @@ where
         *this.polling = true;
         let poll = this.future.poll(cx);
         *this.polling = false;
-        if let Poll::Ready(output) = &poll
-            && let Some(call) = this.call.take()
-        {
-            call.finish((this.classify)(output, this.span));
+        let Poll::Ready(output) = poll else { return Poll::Pending };
+        let (value, outcome) = (this.classify)(output, this.span);
+        if let Some(call) = this.call.take() {
+            call.finish(outcome);
         }
-        poll
+        Poll::Ready(value)
     }
 }

@@ -48,11 +48,19 @@
 //!
 //! None yet: everything described here is always on.
 
+pub mod breaker;
+pub mod bulkhead;
 mod call;
-mod clock;
+pub mod clock;
+mod guard_metrics;
+mod guarded;
+mod guards;
 mod instrument;
 pub mod metrics;
 mod outcome;
+pub mod rate_limit;
+mod rejected;
+pub mod retry;
 mod site;
 
 #[doc(hidden)]
@@ -69,7 +77,15 @@ mod guide_examples {
     struct Metrics;
 }
 
+pub use crate::breaker::{BreakerState, CircuitBreaker};
+pub use crate::bulkhead::Bulkhead;
+pub use crate::guards::{
+    breaker, breakers, bulkhead, bulkheads, rate_limiter, rate_limiters, retry_policies, retry_policy,
+};
 pub use crate::outcome::Outcome;
+pub use crate::rate_limit::RateLimiter;
+pub use crate::rejected::Rejected;
+pub use crate::retry::RetryPolicy;
 pub use crate::site::{Site, sites};
 
 /// Wraps a function, method or `impl` block with a span, metrics and a place in the call-site registry.

@@ -20,16 +20,16 @@ pub enum Outcome {
     Cancelled,
     /// The call panicked; the panic propagated unchanged.
     Panic,
+    /// A guard refused the call (open breaker, exhausted rate limit, full bulkhead).
+    Rejected,
+    /// The call took longer than its timeout.
+    Timeout,
 }
 
 impl Outcome {
     /// Every outcome, in the order of their metric series.
-    pub const ALL: [Outcome; 4] = [
-        Outcome::Ok,
-        Outcome::Error,
-        Outcome::Cancelled,
-        Outcome::Panic,
-    ];
+    pub const ALL: [Outcome; 6] =
+        [Outcome::Ok, Outcome::Error, Outcome::Cancelled, Outcome::Panic, Outcome::Rejected, Outcome::Timeout];
 
     /// Number of distinct outcomes.
     pub(crate) const COUNT: usize = Self::ALL.len();
@@ -42,7 +42,15 @@ impl Outcome {
             Outcome::Error => "error",
             Outcome::Cancelled => "cancelled",
             Outcome::Panic => "panic",
+            Outcome::Rejected => "rejected",
+            Outcome::Timeout => "timeout",
         }
+    }
+
+    /// Whether the outcome counts as a failure of the call (everything but `ok` and `cancelled`).
+    #[must_use]
+    pub const fn is_failure(self) -> bool {
+        !matches!(self, Outcome::Ok | Outcome::Cancelled)
     }
 
     /// Position among [`Outcome::ALL`].

@@ -7,6 +7,8 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use crate::outcome::Outcome;
+
 /// `Site::slot` before the metric layout is computed.
 pub(crate) const UNRESOLVED: u32 = u32::MAX;
 /// `Site::slot` of a site whose metrics are turned off (`metrics = false`).
@@ -43,6 +45,7 @@ pub(crate) const DEFAULT_BUCKETS_NANOS: &[u64] = &[
 /// What the macro knows about a call site at compile time.
 #[doc(hidden)]
 #[derive(Debug)]
+#[allow(clippy::struct_excessive_bools, reason = "written by the macro as literals, read as flags")]
 pub struct SiteMeta {
     pub name: &'static str,
     pub function: &'static str,
@@ -53,6 +56,14 @@ pub struct SiteMeta {
     pub options: &'static str,
     pub metrics: bool,
     pub buckets: Option<&'static [u64]>,
+    /// Whether a guard can refuse the call (breaker, rate limiter or bulkhead).
+    pub refusable: bool,
+    /// Whether the call has a timeout.
+    pub timeout: bool,
+    /// Whether the call retries.
+    pub retries: bool,
+    /// The site's guards, when it has any.
+    pub guards: Option<&'static crate::guards::SiteGuards>,
 }
 
 /// One `#[hardened]` function.
@@ -70,10 +81,7 @@ impl Site {
     #[must_use]
     pub const fn __new(meta: SiteMeta) -> Site {
         let slot = if meta.metrics { UNRESOLVED } else { DETACHED };
-        Site {
-            meta,
-            slot: AtomicU32::new(slot),
-        }
+        Site { meta, slot: AtomicU32::new(slot) }
     }
 
     /// The name used for the span and the `function` label (`name = ".."`, or the function's name).
@@ -126,9 +134,34 @@ impl Site {
 
     /// Upper bounds of the duration histogram's buckets.
     pub fn buckets(&self) -> impl ExactSizeIterator<Item = Duration> + use<> {
-        self.bucket_nanos()
-            .iter()
-            .map(|nanos| Duration::from_nanos(*nanos))
+        self.bucket_nanos().iter().map(|nanos| Duration::from_nanos(*nanos))
+    }
+
+    /// The outcomes this site can end with: `rejected` only with a refusing guard, `timeout` only with a
+    /// timeout.
+    pub fn outcomes(&self) -> impl Iterator<Item = Outcome> + use<'_> {
+        Outcome::ALL.into_iter().filter(|outcome| match outcome {
+            Outcome::Rejected => self.meta.refusable,
+            Outcome::Timeout => self.meta.timeout,
+            _ => true,
+        })
+    }
+
+    /// The guards the site declares, if any.
+    #[must_use]
+    pub fn guards(&self) -> Option<&'static crate::guards::SiteGuards> {
+        self.meta.guards
+    }
+
+    /// Whether the call retries failed attempts.
+    #[must_use]
+    pub fn retries(&self) -> bool {
+        self.meta.retries
+    }
+
+    /// Per-site timeouts, for `hardened_rejections_total{guard="timeout"}`.
+    pub(crate) fn has_timeout(&self) -> bool {
+        self.meta.timeout
     }
 
     pub(crate) fn bucket_nanos(&self) -> &'static [u64] {

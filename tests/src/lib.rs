@@ -38,11 +38,7 @@ impl Captured {
     /// The spans named `name`, in creation order.
     #[must_use]
     pub fn spans(&self, name: &str) -> Vec<CapturedSpan> {
-        self.spans
-            .iter()
-            .filter(|(_, span)| span.name == name)
-            .map(|(_, span)| span.clone())
-            .collect()
+        self.spans.iter().filter(|(_, span)| span.name == name).map(|(_, span)| span.clone()).collect()
     }
 
     /// The only span named `name`.
@@ -52,20 +48,12 @@ impl Captured {
     #[must_use]
     pub fn span(&self, name: &str) -> CapturedSpan {
         let spans = self.spans(name);
-        assert_eq!(
-            spans.len(),
-            1,
-            "expected one span named {name}, found {spans:?}"
-        );
+        assert_eq!(spans.len(), 1, "expected one span named {name}, found {spans:?}");
         spans.into_iter().next().unwrap_or_default()
     }
 
     fn by_id(&mut self, id: &Id) -> Option<&mut CapturedSpan> {
-        self.spans
-            .iter_mut()
-            .rev()
-            .find(|(span_id, _)| span_id == id)
-            .map(|(_, span)| span)
+        self.spans.iter_mut().rev().find(|(span_id, _)| span_id == id).map(|(_, span)| span)
     }
 }
 
@@ -80,10 +68,7 @@ impl Capture {
     #[must_use]
     pub fn subscriber() -> (impl Subscriber + Send + Sync, Capture) {
         let capture = Capture::default();
-        (
-            tracing_subscriber::registry().with(capture.clone()),
-            capture,
-        )
+        (tracing_subscriber::registry().with(capture.clone()), capture)
     }
 
     /// What has been captured so far.
@@ -109,15 +94,9 @@ where
     S: Subscriber + for<'lookup> LookupSpan<'lookup>,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let mut span = CapturedSpan {
-            name: attrs.metadata().name().to_owned(),
-            ..CapturedSpan::default()
-        };
+        let mut span = CapturedSpan { name: attrs.metadata().name().to_owned(), ..CapturedSpan::default() };
         attrs.record(&mut FieldsVisitor(&mut span.fields));
-        span.parent = ctx
-            .span(id)
-            .and_then(|span| span.parent())
-            .map(|parent| parent.name().to_owned());
+        span.parent = ctx.span(id).and_then(|span| span.parent()).map(|parent| parent.name().to_owned());
         self.captured().spans.push((id.clone(), span));
     }
 
@@ -142,9 +121,7 @@ where
     fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
         let mut fields = BTreeMap::new();
         event.record(&mut FieldsVisitor(&mut fields));
-        self.captured()
-            .events
-            .push(fields.remove("message").unwrap_or_default());
+        self.captured().events.push(fields.remove("message").unwrap_or_default());
     }
 }
 
@@ -161,12 +138,9 @@ pub fn sample(name: &str, labels: &[(&str, &str)]) -> Option<u64> {
         .get_metric()
         .iter()
         .find(|metric| {
-            labels.iter().all(|(key, value)| {
-                metric
-                    .get_label()
-                    .iter()
-                    .any(|pair| pair.name() == *key && pair.value() == *value)
-            })
+            labels
+                .iter()
+                .all(|(key, value)| metric.get_label().iter().any(|pair| pair.name() == *key && pair.value() == *value))
         })
         .and_then(|metric| match family.get_field_type() {
             MetricType::COUNTER => Some(metric.get_counter().get_value() as u64),
@@ -191,21 +165,14 @@ pub struct DurationHistogram {
 #[must_use]
 pub fn duration_histogram(function: &str) -> Option<DurationHistogram> {
     let families = hardened::metrics::registry().gather();
-    let family = families
+    let family = families.iter().find(|family| family.name() == "hardened_call_duration_seconds")?;
+    let metric = family
+        .get_metric()
         .iter()
-        .find(|family| family.name() == "hardened_call_duration_seconds")?;
-    let metric = family.get_metric().iter().find(|metric| {
-        metric
-            .get_label()
-            .iter()
-            .any(|pair| pair.name() == "function" && pair.value() == function)
-    })?;
+        .find(|metric| metric.get_label().iter().any(|pair| pair.name() == "function" && pair.value() == function))?;
     let histogram = metric.get_histogram();
-    let buckets = histogram
-        .get_bucket()
-        .iter()
-        .map(|bucket| (bucket.upper_bound(), bucket.cumulative_count()))
-        .collect();
+    let buckets =
+        histogram.get_bucket().iter().map(|bucket| (bucket.upper_bound(), bucket.cumulative_count())).collect();
     Some(DurationHistogram { buckets, count: histogram.get_sample_count(), sum: histogram.get_sample_sum() })
 }
 

@@ -22,12 +22,7 @@ fn ok_and_error_calls_are_counted_by_outcome() {
     assert_eq!(calls("parse_number", "cancelled"), 0);
     assert_eq!(calls("parse_number", "panic"), 0);
     assert_eq!(in_flight("parse_number"), 0);
-    let labels = [
-        ("function", "parse_number"),
-        ("module", "metrics"),
-        ("kind", "tool"),
-        ("outcome", "ok"),
-    ];
+    let labels = [("function", "parse_number"), ("module", "metrics"), ("kind", "tool"), ("outcome", "ok")];
     assert_eq!(sample("hardened_calls_total", &labels), Some(3));
 }
 
@@ -43,16 +38,9 @@ fn durations_fall_into_the_functions_own_buckets() {
     sleeps(Duration::from_millis(60));
 
     let DurationHistogram { buckets, count, sum } = duration_histogram("sleeps").expect("histogram present");
-    assert_eq!(
-        buckets,
-        [(0.001, 1), (0.05, 2)],
-        "cumulative counts per bound"
-    );
+    assert_eq!(buckets, [(0.001, 1), (0.05, 2)], "cumulative counts per bound");
     assert_eq!(count, 3, "the +Inf bucket holds every call");
-    assert!(
-        (0.07..1.0).contains(&sum),
-        "sum of durations in seconds: {sum}"
-    );
+    assert!((0.07..1.0).contains(&sum), "sum of durations in seconds: {sum}");
 }
 
 #[hardened]
@@ -123,9 +111,7 @@ async fn panics_async() {
 
 #[tokio::test]
 async fn an_async_panic_is_recorded_as_panic_not_cancellation() {
-    let error = tokio::spawn(panics_async())
-        .await
-        .expect_err("the task panicked");
+    let error = tokio::spawn(panics_async()).await.expect_err("the task panicked");
     assert!(error.is_panic());
     assert_eq!(calls("panics_async", "panic"), 1);
     assert_eq!(calls("panics_async", "cancelled"), 0);
@@ -135,18 +121,12 @@ async fn an_async_panic_is_recorded_as_panic_not_cancellation() {
 #[hardened]
 async fn concurrent(index: u64) -> Result<u64, String> {
     tokio::task::yield_now().await;
-    if index.is_multiple_of(10) {
-        Err(format!("{index} is a multiple of ten"))
-    } else {
-        Ok(index)
-    }
+    if index.is_multiple_of(10) { Err(format!("{index} is a multiple of ten")) } else { Ok(index) }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn many_concurrent_tasks_give_exact_counts() {
-    let tasks: Vec<_> = (0..20_000)
-        .map(|index| tokio::spawn(concurrent(index)))
-        .collect();
+    let tasks: Vec<_> = (0..20_000).map(|index| tokio::spawn(concurrent(index))).collect();
     for task in tasks {
         let _ = task.await.expect("task finished");
     }
@@ -172,10 +152,7 @@ fn counts_survive_the_threads_that_made_them() {
         thread.join().expect("thread finished");
     }
     // Shards of exited threads are reused by new ones; nothing is lost either way.
-    std::thread::spawn(|| parse_in_thread("x"))
-        .join()
-        .expect("thread finished")
-        .ok();
+    std::thread::spawn(|| parse_in_thread("x")).join().expect("thread finished").ok();
     assert_eq!(calls("parse_in_thread", "ok"), 8_000);
     assert_eq!(calls("parse_in_thread", "error"), 1);
 }
@@ -195,19 +172,16 @@ fn unmeasured() {}
 fn every_site_has_series_at_zero_before_its_first_call_unless_metrics_are_off() {
     let rendered = hardened::metrics::render();
     assert!(
-        rendered.contains(
-            r#"hardened_calls_total{function="never_called",module="metrics",kind="tool",outcome="ok"} 0"#
-        ),
+        rendered
+            .contains(r#"hardened_calls_total{function="never_called",module="metrics",kind="tool",outcome="ok"} 0"#),
         "{rendered}"
     );
+    assert!(rendered.contains(r#"hardened_in_flight{function="never_called",module="metrics",kind="tool"} 0"#));
     assert!(
         rendered.contains(
-            r#"hardened_in_flight{function="never_called",module="metrics",kind="tool"} 0"#
+            r#"hardened_call_duration_seconds_count{function="never_called",module="metrics",kind="tool"} 0"#
         )
     );
-    assert!(rendered.contains(
-        r#"hardened_call_duration_seconds_count{function="never_called",module="metrics",kind="tool"} 0"#
-    ));
     unmeasured();
     assert!(!rendered.contains("unmeasured"));
     assert!(!hardened::metrics::render().contains("unmeasured"));
@@ -217,23 +191,15 @@ fn every_site_has_series_at_zero_before_its_first_call_unless_metrics_are_off() 
 fn the_registry_carries_build_info_and_process_metrics() {
     let rendered = hardened::metrics::render();
     let version = env!("CARGO_PKG_VERSION");
-    assert!(
-        rendered.contains(&format!(r#"hardened_build_info{{version="{version}"}} 1"#)),
-        "{rendered}"
-    );
-    assert!(
-        rendered.contains("process_resident_memory_bytes"),
-        "{rendered}"
-    );
+    assert!(rendered.contains(&format!(r#"hardened_build_info{{version="{version}"}} 1"#)), "{rendered}");
+    assert!(rendered.contains("process_resident_memory_bytes"), "{rendered}");
     assert!(rendered.contains("process_open_fds"), "{rendered}");
 }
 
 #[test]
 fn an_application_can_register_its_own_collectors() {
     let jobs = prometheus::IntCounter::new("app_jobs_total", "Jobs done.").expect("valid metric");
-    hardened::metrics::registry()
-        .register(Box::new(jobs.clone()))
-        .expect("registered");
+    hardened::metrics::registry().register(Box::new(jobs.clone())).expect("registered");
     jobs.inc_by(2);
     assert!(hardened::metrics::render().contains("app_jobs_total 2"));
 }

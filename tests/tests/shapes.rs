@@ -33,11 +33,7 @@ where
 
 #[hardened]
 fn with_lifetimes<'a, 'b: 'a>(left: &'a str, right: &'b str) -> &'a str {
-    if left.len() >= right.len() {
-        left
-    } else {
-        right
-    }
+    if left.len() >= right.len() { left } else { right }
 }
 
 #[hardened]
@@ -95,10 +91,7 @@ struct Counter {
 impl Counter {
     #[hardened]
     fn new(label: &str) -> Self {
-        Counter {
-            count: 0,
-            label: label.to_owned(),
-        }
+        Counter { count: 0, label: label.to_owned() }
     }
 
     #[hardened]
@@ -167,11 +160,7 @@ impl Fetch for Store {
     #[hardened]
     async fn fetch(&self, key: &str) -> Result<String, Failure> {
         tokio::task::yield_now().await;
-        if key == "missing" {
-            Err(Failure("missing".into()))
-        } else {
-            Ok(key.to_uppercase())
-        }
+        if key == "missing" { Err(Failure("missing".into())) } else { Ok(key.to_uppercase()) }
     }
 }
 
@@ -187,11 +176,7 @@ impl Tool for MethodAnnotated {
     #[hardened(name = "async_trait_method")]
     async fn run(&self, input: &str) -> Result<usize, Failure> {
         tokio::task::yield_now().await;
-        if input.is_empty() {
-            Err(Failure("empty".into()))
-        } else {
-            Ok(input.len())
-        }
+        if input.is_empty() { Err(Failure("empty".into())) } else { Ok(input.len()) }
     }
 }
 
@@ -237,14 +222,8 @@ fn sync_shapes_run_and_are_counted() {
     assert_eq!(impl_trait_argument(vec![1, 2, 3]), 6);
     assert_eq!(impl_trait_return(3).collect::<Vec<_>>(), [0, 1, 2]);
     assert_eq!(early_return_and_question_mark("21"), Ok(42));
-    assert_eq!(
-        early_return_and_question_mark(""),
-        Err(Failure("empty".into()))
-    );
-    assert_eq!(
-        early_return_and_question_mark("x"),
-        Err(Failure("invalid digit found in string".into()))
-    );
+    assert_eq!(early_return_and_question_mark(""), Err(Failure("empty".into())));
+    assert_eq!(early_return_and_question_mark("x"), Err(Failure("invalid digit found in string".into())));
     assert_eq!(r#type(), "raw identifier");
     // SAFETY: `unsafe_function` has no preconditions.
     assert_eq!(unsafe { unsafe_function(7) }, 7);
@@ -259,11 +238,7 @@ fn sync_shapes_run_and_are_counted() {
         ("type", 1, 0),
         ("unsafe_function", 1, 0),
     ] {
-        assert_eq!(
-            (calls(function, "ok"), calls(function, "error")),
-            (ok, error),
-            "{function}"
-        );
+        assert_eq!((calls(function, "ok"), calls(function, "error")), (ok, error), "{function}");
     }
 }
 
@@ -278,34 +253,13 @@ fn methods_run_and_are_counted() {
     assert_eq!(Square(3.0).describe(), "area 9");
     assert_eq!(counter.into_count(), 1);
 
-    for function in [
-        "new",
-        "increment",
-        "label",
-        "into_count",
-        "block_method",
-        "block_method_renamed",
-        "area",
-    ] {
+    for function in ["new", "increment", "label", "into_count", "block_method", "block_method_renamed", "area"] {
         assert_eq!(calls(function, "ok"), 1, "{function}");
     }
-    assert!(
-        hardened::sites()
-            .iter()
-            .all(|site| site.function() != "block_method_skipped")
-    );
-    let renamed = hardened::sites()
-        .iter()
-        .find(|site| site.name() == "block_method_renamed")
-        .expect("site");
-    assert_eq!(
-        (renamed.function(), renamed.kind()),
-        ("block_method_override", "reducer")
-    );
-    let inherited = hardened::sites()
-        .iter()
-        .find(|site| site.name() == "block_method")
-        .expect("site");
+    assert!(hardened::sites().iter().all(|site| site.function() != "block_method_skipped"));
+    let renamed = hardened::sites().iter().find(|site| site.name() == "block_method_renamed").expect("site");
+    assert_eq!((renamed.function(), renamed.kind()), ("block_method_override", "reducer"));
+    let inherited = hardened::sites().iter().find(|site| site.name() == "block_method").expect("site");
     assert_eq!(inherited.kind(), "tool");
 }
 
@@ -314,15 +268,7 @@ async fn async_shapes_run_and_are_counted() {
     assert_eq!(async_early_return_and_question_mark("4").await, Ok(8));
     assert!(async_early_return_and_question_mark("").await.is_err());
     assert_eq!(async_generic(5).await, "5");
-    assert_eq!(
-        Counter {
-            count: 0,
-            label: String::new()
-        }
-        .async_method(2)
-        .await,
-        2
-    );
+    assert_eq!(Counter { count: 0, label: String::new() }.async_method(2).await, 2);
     assert_eq!(Store.fetch("key").await, Ok("KEY".into()));
     assert!(Store.fetch("missing").await.is_err());
 
@@ -335,29 +281,21 @@ async fn async_shapes_run_and_are_counted() {
 
 #[tokio::test]
 async fn async_trait_methods_are_wrapped_whichever_attribute_comes_first() {
-    let tools: [(&(dyn Tool + Sync), &str); 3] = [
-        (&MethodAnnotated, "function"),
-        (&HardenedFirst, "tool"),
-        (&AsyncTraitFirst, "llm"),
-    ];
+    let tools: [(&(dyn Tool + Sync), &str); 3] =
+        [(&MethodAnnotated, "function"), (&HardenedFirst, "tool"), (&AsyncTraitFirst, "llm")];
     let results = futures::future::join_all(tools.iter().map(|(tool, _)| tool.run("abc"))).await;
     assert_eq!(results, [Ok(3), Ok(6), Ok(9)]);
     assert!(MethodAnnotated.run("").await.is_err());
 
     assert_eq!(calls("async_trait_method", "ok"), 1);
     assert_eq!(calls("async_trait_method", "error"), 1);
-    let kinds: Vec<&str> = hardened::sites()
-        .iter()
-        .filter(|site| site.name() == "run")
-        .map(hardened::Site::kind)
-        .collect();
+    let kinds: Vec<&str> =
+        hardened::sites().iter().filter(|site| site.name() == "run").map(hardened::Site::kind).collect();
     assert_eq!(kinds.len(), 3, "{kinds:?}");
     assert!(kinds.contains(&"tool") && kinds.contains(&"llm"));
     for (kind, expected) in [("tool", 1), ("llm", 1)] {
-        let count = hardened_tests::sample(
-            "hardened_calls_total",
-            &[("function", "run"), ("kind", kind), ("outcome", "ok")],
-        );
+        let count =
+            hardened_tests::sample("hardened_calls_total", &[("function", "run"), ("kind", kind), ("outcome", "ok")]);
         assert_eq!(count, Some(expected), "{kind}");
     }
 }
@@ -369,11 +307,5 @@ async fn async_trait_futures_stay_send() {
     }
     let handle = tokio::spawn(assert_send(async { SpawnedTool.run("ab").await }));
     assert_eq!(handle.await.expect("task finished"), Ok(2));
-    assert_eq!(
-        hardened_tests::sample(
-            "hardened_calls_total",
-            &[("kind", "spawned"), ("outcome", "ok")]
-        ),
-        Some(1)
-    );
+    assert_eq!(hardened_tests::sample("hardened_calls_total", &[("kind", "spawned"), ("outcome", "ok")]), Some(1));
 }

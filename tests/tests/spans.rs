@@ -27,11 +27,7 @@ struct SilentError;
 #[hardened(kind = "tool", fields(city, len = city.len()))]
 fn forecast(city: &str, secret: &str) -> Result<u32, ToolError> {
     let _ = secret;
-    if city == "Oslo" {
-        Ok(4)
-    } else {
-        Err(ToolError("unknown city"))
-    }
+    if city == "Oslo" { Ok(4) } else { Err(ToolError("unknown city")) }
 }
 
 #[hardened]
@@ -70,32 +66,14 @@ fn a_call_has_a_span_with_the_standard_attributes_and_only_the_named_fields() {
     tracing::subscriber::with_default(subscriber, || forecast("Oslo", "hunter2").ok());
 
     let span = capture.captured().span("forecast");
-    assert_eq!(
-        span.fields.get("code.function").map(String::as_str),
-        Some("forecast")
-    );
-    assert_eq!(
-        span.fields.get("code.namespace").map(String::as_str),
-        Some("spans")
-    );
-    assert_eq!(
-        span.fields.get("hardened.kind").map(String::as_str),
-        Some("tool")
-    );
-    assert_eq!(
-        span.fields.get("otel.kind").map(String::as_str),
-        Some("internal")
-    );
+    assert_eq!(span.fields.get("code.function").map(String::as_str), Some("forecast"));
+    assert_eq!(span.fields.get("code.namespace").map(String::as_str), Some("spans"));
+    assert_eq!(span.fields.get("hardened.kind").map(String::as_str), Some("tool"));
+    assert_eq!(span.fields.get("otel.kind").map(String::as_str), Some("internal"));
     assert_eq!(span.fields.get("city").map(String::as_str), Some("Oslo"));
     assert_eq!(span.fields.get("len").map(String::as_str), Some("4"));
-    assert!(
-        !span.fields.values().any(|value| value.contains("hunter2")),
-        "arguments leak: {span:?}"
-    );
-    assert!(
-        !span.fields.contains_key("otel.status_code"),
-        "a success has no error status: {span:?}"
-    );
+    assert!(!span.fields.values().any(|value| value.contains("hunter2")), "arguments leak: {span:?}");
+    assert!(!span.fields.contains_key("otel.status_code"), "a success has no error status: {span:?}");
     assert_eq!((span.enters, span.exits), (1, 1));
 }
 
@@ -106,19 +84,9 @@ fn a_failure_marks_the_span_without_emitting_an_event() {
 
     let captured = capture.captured();
     let span = captured.span("forecast");
-    assert_eq!(
-        span.fields.get("otel.status_code").map(String::as_str),
-        Some("ERROR")
-    );
-    assert_eq!(
-        span.fields.get("error.message").map(String::as_str),
-        Some("tool failed: unknown city")
-    );
-    assert!(
-        captured.events.is_empty(),
-        "no log event on failure: {:?}",
-        captured.events
-    );
+    assert_eq!(span.fields.get("otel.status_code").map(String::as_str), Some("ERROR"));
+    assert_eq!(span.fields.get("error.message").map(String::as_str), Some("tool failed: unknown city"));
+    assert!(captured.events.is_empty(), "no log event on failure: {:?}", captured.events);
 }
 
 #[test]
@@ -131,25 +99,12 @@ fn errors_are_described_by_display_then_debug_then_type_name() {
 
     let captured = capture.captured();
     assert_eq!(
-        captured
-            .span("opaque")
-            .fields
-            .get("error.message")
-            .map(String::as_str),
+        captured.span("opaque").fields.get("error.message").map(String::as_str),
         Some("OpaqueError { code: 503 }")
     );
     let silent = captured.span("silent");
-    assert!(
-        silent
-            .fields
-            .get("error.message")
-            .is_some_and(|message| message.ends_with("SilentError")),
-        "{silent:?}"
-    );
-    assert_eq!(
-        silent.fields.get("otel.status_code").map(String::as_str),
-        Some("ERROR")
-    );
+    assert!(silent.fields.get("error.message").is_some_and(|message| message.ends_with("SilentError")), "{silent:?}");
+    assert_eq!(silent.fields.get("otel.status_code").map(String::as_str), Some("ERROR"));
 }
 
 #[test]
@@ -163,14 +118,8 @@ fn a_predicate_decides_the_status_of_a_value() {
     let spans = capture.captured().spans("status");
     assert_eq!(spans.len(), 2);
     assert!(!spans[0].fields.contains_key("otel.status_code"));
-    assert_eq!(
-        spans[1].fields.get("otel.status_code").map(String::as_str),
-        Some("ERROR")
-    );
-    assert!(
-        !spans[1].fields.contains_key("error.message"),
-        "a plain value has no error message"
-    );
+    assert_eq!(spans[1].fields.get("otel.status_code").map(String::as_str), Some("ERROR"));
+    assert!(!spans[1].fields.contains_key("error.message"), "a plain value has no error message");
 }
 
 #[test]
@@ -183,10 +132,7 @@ fn name_renames_the_span_and_span_false_removes_it() {
 
     let captured = capture.captured();
     let renamed = captured.span("renamed_span");
-    assert_eq!(
-        renamed.fields.get("code.function").map(String::as_str),
-        Some("original_name")
-    );
+    assert_eq!(renamed.fields.get("code.function").map(String::as_str), Some("original_name"));
     assert!(captured.spans("spanless").is_empty());
 }
 
@@ -222,10 +168,7 @@ async fn async_spans_nest_across_await_and_are_entered_per_poll() {
         assert_eq!((call.enters, call.exits), (2, 2), "{call:?}");
     }
     // The handler is polled once per suspension of its children plus its own yield.
-    assert!(
-        handler.enters >= 3 && handler.enters == handler.exits,
-        "{handler:?}"
-    );
+    assert!(handler.enters >= 3 && handler.enters == handler.exits, "{handler:?}");
 }
 
 #[hardened]
@@ -242,10 +185,7 @@ async fn an_async_span_is_not_current_while_its_call_is_suspended() {
     let waker = futures::task::noop_waker();
     let mut cx = std::task::Context::from_waker(&waker);
     assert!(call.as_mut().poll(&mut cx).is_pending());
-    assert!(
-        tracing::Span::current().is_none(),
-        "the span leaked past the await"
-    );
+    assert!(tracing::Span::current().is_none(), "the span leaked past the await");
     assert!(call.as_mut().poll(&mut cx).is_ready());
 
     let span = capture.captured().span("suspended");

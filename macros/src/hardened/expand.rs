@@ -46,13 +46,7 @@ pub(crate) fn body(plan: &Plan, sig: &Signature, mut block: Block) -> Block {
 /// `static __HARDENED_SITE`, registered in the distributed slice of call sites.
 fn site_static(plan: &Plan, sig: &Signature) -> TokenStream {
     let krate = &plan.krate;
-    let Plan {
-        name,
-        kind,
-        written,
-        metrics,
-        ..
-    } = plan;
+    let Plan { name, kind, written, metrics, .. } = plan;
     let function = sig.ident.to_string();
     let function = function.strip_prefix("r#").unwrap_or(&function);
     let line = quote_spanned!(sig.ident.span()=> ::core::line!());
@@ -76,15 +70,15 @@ fn site_static(plan: &Plan, sig: &Signature) -> TokenStream {
             options: #written,
             metrics: #metrics,
             buckets: #buckets,
+            refusable: false,
+            timeout: false,
+            retries: false,
+            guards: ::core::option::Option::None,
         });
     }
 }
 
-#[allow(
-    clippy::cast_possible_truncation,
-    clippy::cast_sign_loss,
-    reason = "validated positive and finite"
-)]
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "validated positive and finite")]
 fn seconds_to_nanos(seconds: f64) -> u64 {
     (seconds * 1e9).round() as u64
 }
@@ -194,7 +188,10 @@ fn instrumented(plan: &Plan, future: &TokenStream) -> TokenStream {
             &__HARDENED_SITE,
             __hardened_span,
             #future,
-            |__hardened_ret, __hardened_span: &#krate::__private::tracing::Span| -> #krate::Outcome { #classify },
+            |__hardened_ret, __hardened_span: &#krate::__private::tracing::Span| {
+                let __hardened_outcome = { let __hardened_ret = &__hardened_ret; #classify };
+                (__hardened_ret, __hardened_outcome)
+            },
         )
     }
 }
@@ -242,11 +239,7 @@ fn predicate_call(plan: &Plan, path: &syn::Path, ret: &TokenStream) -> TokenStre
         .clone()
         .filter(|_| !plan.analysis.output_is_opaque)
         .map_or_else(|| quote!(_), |ty: Type| ty.to_token_stream());
-    let path = Expr::Path(syn::ExprPath {
-        attrs: Vec::new(),
-        qself: None,
-        path: path.clone(),
-    });
+    let path = Expr::Path(syn::ExprPath { attrs: Vec::new(), qself: None, path: path.clone() });
     quote_spanned! {at=>
         #krate::__private::OutcomePredicate::<#output>::holds(&#path, #ret)
     }

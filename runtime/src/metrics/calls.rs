@@ -5,9 +5,7 @@ use std::collections::BTreeMap;
 use std::collections::HashMap;
 
 use prometheus::core::{Collector, Desc};
-use prometheus::proto::{
-    Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType,
-};
+use prometheus::proto::{Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType};
 
 use super::shards::{self, SiteTotals};
 use crate::outcome::Outcome;
@@ -16,10 +14,12 @@ use crate::site::{Site, sites};
 pub(crate) const CALLS_TOTAL: &str = "hardened_calls_total";
 pub(crate) const CALL_DURATION: &str = "hardened_call_duration_seconds";
 pub(crate) const IN_FLIGHT: &str = "hardened_in_flight";
+pub(crate) const RETRIES: &str = "hardened_retries_total";
 
 const CALLS_HELP: &str = "Calls of #[hardened] functions, by outcome.";
 const DURATION_HELP: &str = "Duration of #[hardened] calls in seconds.";
 const IN_FLIGHT_HELP: &str = "#[hardened] calls started and not yet finished.";
+const RETRIES_HELP: &str = "Retries of #[hardened] calls.";
 
 /// Collects the metrics of all sites from the per-thread shards at scrape time.
 #[derive(Debug)]
@@ -30,30 +30,17 @@ pub(crate) struct CallMetrics {
 impl CallMetrics {
     pub(crate) fn new() -> prometheus::Result<CallMetrics> {
         let labels = |extra: &[&str]| {
-            ["function", "module", "kind"]
-                .iter()
-                .chain(extra)
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
+            ["function", "module", "kind"].iter().chain(extra).map(ToString::to_string).collect::<Vec<_>>()
         };
         Ok(CallMetrics {
             descs: vec![
+                Desc::new(CALLS_TOTAL.into(), CALLS_HELP.into(), labels(&["outcome"]), HashMap::new())?,
+                Desc::new(CALL_DURATION.into(), DURATION_HELP.into(), labels(&[]), HashMap::new())?,
+                Desc::new(IN_FLIGHT.into(), IN_FLIGHT_HELP.into(), labels(&[]), HashMap::new())?,
                 Desc::new(
-                    CALLS_TOTAL.into(),
-                    CALLS_HELP.into(),
-                    labels(&["outcome"]),
-                    HashMap::new(),
-                )?,
-                Desc::new(
-                    CALL_DURATION.into(),
-                    DURATION_HELP.into(),
-                    labels(&[]),
-                    HashMap::new(),
-                )?,
-                Desc::new(
-                    IN_FLIGHT.into(),
-                    IN_FLIGHT_HELP.into(),
-                    labels(&[]),
+                    RETRIES.into(),
+                    RETRIES_HELP.into(),
+                    vec!["function".to_owned(), "module".to_owned()],
                     HashMap::new(),
                 )?,
             ],
@@ -72,17 +59,32 @@ struct SeriesKey {
 struct Series {
     bounds: &'static [u64],
     totals: SiteTotals,
+    /// Which outcomes the sites behind this series can end with.
+    outcomes: [bool; Outcome::COUNT],
+    retries: bool,
+}
+
+fn possible_outcomes(site: &Site) -> [bool; Outcome::COUNT] {
+    let mut possible = [false; Outcome::COUNT];
+    for outcome in site.outcomes() {
+        possible[outcome.index()] = true;
+    }
+    possible
 }
 
 fn series() -> BTreeMap<SeriesKey, Series> {
     let mut series: BTreeMap<SeriesKey, Series> = BTreeMap::new();
     for site in sites().iter().filter(|site| site.metrics_enabled()) {
-        let key = SeriesKey {
-            function: site.name(),
-            module: site.module(),
-            kind: site.kind(),
-        };
+        let key = SeriesKey { function: site.name(), module: site.module(), kind: site.kind() };
         let totals = shards::totals(site);
+        let outcomes = possible_outcomes(site);
+        let retries = site.retries();
+        if let Some(existing) = series.get_mut(&key) {
+            for (mine, theirs) in existing.outcomes.iter_mut().zip(outcomes) {
+                *mine |= theirs;
+            }
+            existing.retries |= retries;
+        }
         match series.get_mut(&key) {
             Some(existing) if existing.bounds == site.bucket_nanos() => {
                 existing.totals.merge(&totals);
@@ -97,13 +99,7 @@ fn series() -> BTreeMap<SeriesKey, Series> {
                 warn_bucket_conflict(site);
             }
             None => {
-                series.insert(
-                    key,
-                    Series {
-                        bounds: site.bucket_nanos(),
-                        totals,
-                    },
-                );
+                series.insert(key, Series { bounds: site.bucket_nanos(), totals, outcomes, retries });
             }
         }
     }
@@ -129,11 +125,7 @@ fn label(name: &str, value: &str) -> LabelPair {
 }
 
 fn labels(key: &SeriesKey) -> Vec<LabelPair> {
-    vec![
-        label("function", key.function),
-        label("module", key.module),
-        label("kind", key.kind),
-    ]
+    vec![label("function", key.function), label("module", key.module), label("kind", key.kind)]
 }
 
 fn family(name: &str, help: &str, kind: MetricType, metrics: Vec<Metric>) -> MetricFamily {
@@ -159,8 +151,17 @@ impl Collector for CallMetrics {
         let mut calls = Vec::with_capacity(series.len() * Outcome::COUNT);
         let mut durations = Vec::with_capacity(series.len());
         let mut in_flight = Vec::with_capacity(series.len());
-        for (key, Series { bounds, totals }) in &series {
-            for outcome in Outcome::ALL {
+        let mut retries = Vec::new();
+        for (key, Series { bounds, totals, outcomes, retries: retried }) in &series {
+            if *retried {
+                let mut counter = Counter::default();
+                counter.set_value(totals.retries as f64);
+                let mut metric = Metric::default();
+                metric.set_label(vec![label("function", key.function), label("module", key.module)]);
+                metric.set_counter(counter);
+                retries.push(metric);
+            }
+            for outcome in Outcome::ALL.into_iter().filter(|outcome| outcomes[outcome.index()]) {
                 let mut counter = Counter::default();
                 counter.set_value(totals.outcomes[outcome.index()] as f64);
                 let mut metric = Metric::default();
@@ -181,10 +182,7 @@ impl Collector for CallMetrics {
                 bucket.set_cumulative_count(cumulative);
                 buckets.push(bucket);
             }
-            let count = totals
-                .buckets
-                .iter()
-                .fold(0u64, |sum, count| sum.wrapping_add(*count));
+            let count = totals.buckets.iter().fold(0u64, |sum, count| sum.wrapping_add(*count));
             histogram.set_bucket(buckets);
             histogram.set_sample_count(count);
             histogram.set_sample_sum(seconds(totals.sum_nanos));
@@ -203,13 +201,9 @@ impl Collector for CallMetrics {
         }
         vec![
             family(CALLS_TOTAL, CALLS_HELP, MetricType::COUNTER, calls),
-            family(
-                CALL_DURATION,
-                DURATION_HELP,
-                MetricType::HISTOGRAM,
-                durations,
-            ),
+            family(CALL_DURATION, DURATION_HELP, MetricType::HISTOGRAM, durations),
             family(IN_FLIGHT, IN_FLIGHT_HELP, MetricType::GAUGE, in_flight),
+            family(RETRIES, RETRIES_HELP, MetricType::COUNTER, retries),
         ]
     }
 }

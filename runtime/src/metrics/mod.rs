@@ -27,6 +27,8 @@ pub fn registry() -> &'static Registry {
         let registry = Registry::new();
         let registered = calls::CallMetrics::new()
             .and_then(|collector| registry.register(Box::new(collector)))
+            .and_then(|()| crate::guard_metrics::GuardMetrics::new())
+            .and_then(|collector| registry.register(Box::new(collector)))
             .and_then(|()| build_info())
             .and_then(|collector| registry.register(Box::new(collector)))
             .and_then(|()| process_metrics(&registry));
@@ -47,16 +49,12 @@ pub fn render() -> String {
             tracing::error!(%error, family = family.name(), "a metric family could not be rendered");
         }
     }
-    String::from_utf8(buffer)
-        .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned())
+    String::from_utf8(buffer).unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned())
 }
 
 fn build_info() -> prometheus::Result<IntGaugeVec> {
     let gauge = IntGaugeVec::new(
-        Opts::new(
-            "hardened_build_info",
-            "Always 1; labelled with the hardened version in use.",
-        ),
+        Opts::new("hardened_build_info", "Always 1; labelled with the hardened version in use."),
         &["version"],
     )?;
     gauge.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
@@ -65,9 +63,7 @@ fn build_info() -> prometheus::Result<IntGaugeVec> {
 
 #[cfg(target_os = "linux")]
 fn process_metrics(registry: &Registry) -> prometheus::Result<()> {
-    registry.register(Box::new(
-        prometheus::process_collector::ProcessCollector::for_self(),
-    ))
+    registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
 }
 
 #[cfg(not(target_os = "linux"))]

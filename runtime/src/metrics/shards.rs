@@ -19,8 +19,12 @@ const STARTED: usize = 0;
 const OUTCOMES: usize = 1;
 /// Cell holding the sum of call durations in nanoseconds.
 const SUM_NANOS: usize = OUTCOMES + Outcome::COUNT;
+/// Cell counting retries.
+const RETRIES: usize = SUM_NANOS + 1;
+/// Cell counting attempts cut by the timeout (a call may retry after one).
+const TIMEOUTS: usize = RETRIES + 1;
 /// First of the histogram cells: one per bucket bound, then one for `+Inf`. Counts are not cumulative.
-const BUCKETS: usize = SUM_NANOS + 1;
+const BUCKETS: usize = TIMEOUTS + 1;
 
 type Shard = &'static [AtomicU64];
 
@@ -35,10 +39,7 @@ fn shard_len() -> usize {
         let mut next = 0usize;
         for site in sites() {
             if site.metrics_enabled() {
-                let slot = u32::try_from(next)
-                    .ok()
-                    .filter(|slot| *slot < DETACHED)
-                    .unwrap_or(DETACHED);
+                let slot = u32::try_from(next).ok().filter(|slot| *slot < DETACHED).unwrap_or(DETACHED);
                 site.assign_slot(slot);
                 next += cells_of(site);
             }
@@ -77,10 +78,7 @@ struct Pool {
 }
 
 fn pool() -> MutexGuard<'static, Pool> {
-    static POOL: Mutex<Pool> = Mutex::new(Pool {
-        all: Vec::new(),
-        free: Vec::new(),
-    });
+    static POOL: Mutex<Pool> = Mutex::new(Pool { all: Vec::new(), free: Vec::new() });
     POOL.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -130,10 +128,7 @@ fn attach() -> Shard {
 /// Adds to a cell that only the current thread writes.
 #[inline]
 fn add(cell: &AtomicU64, amount: u64) {
-    cell.store(
-        cell.load(Ordering::Relaxed).wrapping_add(amount),
-        Ordering::Relaxed,
-    );
+    cell.store(cell.load(Ordering::Relaxed).wrapping_add(amount), Ordering::Relaxed);
 }
 
 /// Counts a started call.
@@ -149,11 +144,26 @@ pub(crate) fn record_finish(site: &Site, slot: u32, outcome: Outcome, nanos: u64
     add(&cells[OUTCOMES + outcome.index()], 1);
     add(&cells[SUM_NANOS], nanos);
     let bounds = site.bucket_nanos();
-    let bucket = bounds
-        .iter()
-        .position(|bound| nanos <= *bound)
-        .unwrap_or(bounds.len());
+    let bucket = bounds.iter().position(|bound| nanos <= *bound).unwrap_or(bounds.len());
     add(&cells[BUCKETS + bucket], 1);
+}
+
+/// Counts a retry of a call of `site`.
+#[inline]
+pub(crate) fn record_retry(site: &Site) {
+    let slot = slot_of(site);
+    if slot < DETACHED {
+        add(&shard()[slot as usize + RETRIES], 1);
+    }
+}
+
+/// Counts an attempt of a call of `site` cut by its timeout.
+#[inline]
+pub(crate) fn record_timeout(site: &Site) {
+    let slot = slot_of(site);
+    if slot < DETACHED {
+        add(&shard()[slot as usize + TIMEOUTS], 1);
+    }
 }
 
 /// Totals of one site over all threads.
@@ -162,15 +172,15 @@ pub(crate) struct SiteTotals {
     pub(crate) started: u64,
     pub(crate) outcomes: [u64; Outcome::COUNT],
     pub(crate) sum_nanos: u64,
+    pub(crate) retries: u64,
+    pub(crate) timeouts: u64,
     /// Per bucket, not cumulative; the last is `+Inf`.
     pub(crate) buckets: Vec<u64>,
 }
 
 impl SiteTotals {
     pub(crate) fn finished(&self) -> u64 {
-        self.outcomes
-            .iter()
-            .fold(0u64, |sum, count| sum.wrapping_add(*count))
+        self.outcomes.iter().fold(0u64, |sum, count| sum.wrapping_add(*count))
     }
 
     /// Calls started and not yet finished; a call may start on one thread and finish on another, so
@@ -185,6 +195,8 @@ impl SiteTotals {
             *mine = mine.wrapping_add(theirs);
         }
         self.sum_nanos = self.sum_nanos.wrapping_add(other.sum_nanos);
+        self.retries = self.retries.wrapping_add(other.retries);
+        self.timeouts = self.timeouts.wrapping_add(other.timeouts);
         for (mine, theirs) in self.buckets.iter_mut().zip(&other.buckets) {
             *mine = mine.wrapping_add(*theirs);
         }
@@ -193,10 +205,7 @@ impl SiteTotals {
 
 /// Sums a site's cells over every shard.
 pub(crate) fn totals(site: &Site) -> SiteTotals {
-    let mut totals = SiteTotals {
-        buckets: vec![0; site.bucket_nanos().len() + 1],
-        ..SiteTotals::default()
-    };
+    let mut totals = SiteTotals { buckets: vec![0; site.bucket_nanos().len() + 1], ..SiteTotals::default() };
     let slot = slot_of(site);
     if slot >= DETACHED {
         return totals;
@@ -210,6 +219,8 @@ pub(crate) fn totals(site: &Site) -> SiteTotals {
             *count = count.wrapping_add(read(OUTCOMES + index));
         }
         totals.sum_nanos = totals.sum_nanos.wrapping_add(read(SUM_NANOS));
+        totals.retries = totals.retries.wrapping_add(read(RETRIES));
+        totals.timeouts = totals.timeouts.wrapping_add(read(TIMEOUTS));
         for (index, count) in totals.buckets.iter_mut().enumerate() {
             *count = count.wrapping_add(read(BUCKETS + index));
         }
@@ -220,8 +231,5 @@ pub(crate) fn totals(site: &Site) -> SiteTotals {
 /// Calls in flight over every site; what a graceful shutdown waits for.
 #[must_use]
 pub fn in_flight() -> u64 {
-    sites()
-        .iter()
-        .map(|site| totals(site).in_flight())
-        .fold(0, u64::wrapping_add)
+    sites().iter().map(|site| totals(site).in_flight()).fold(0, u64::wrapping_add)
 }

@@ -1,0 +1,628 @@
+//! Circuit breaker: stops calling a dependency that keeps failing, and probes it before trusting it again.
+//!
+//! States: `closed` (calls flow, outcomes fill a sliding window), `open` (calls are refused for
+//! `open_for`), `half_open` (exactly `half_open_calls` probes are admitted; one failure reopens, all of
+//! them succeeding closes), plus `forced_open` and `disabled` set through the runtime API.
+//!
+//! Everything on the call path is atomics: admitting a call in the closed state is one load; recording
+//! its outcome is two read-modify-writes on the window, and a third only when the window's counts change.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::clock::{Clock, duration_nanos};
+use crate::rejected::Rejected;
+
+/// How the sliding window is measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowKind {
+    /// The last `window` calls.
+    Count,
+    /// The calls of the last `window` seconds.
+    Time,
+}
+
+impl WindowKind {
+    /// The configuration spelling: `count` or `time`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WindowKind::Count => "count",
+            WindowKind::Time => "time",
+        }
+    }
+}
+
+/// Settings of one circuit breaker.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct BreakerConfig {
+    /// Failure percentage (1 to 100) of the window at or above which the breaker opens.
+    pub failure_rate: u8,
+    /// Percentage (1 to 100) of slow calls at or above which the breaker opens.
+    pub slow_rate: u8,
+    /// A call lasting at least this long is slow.
+    pub slow_call: Duration,
+    /// Window size: calls for [`WindowKind::Count`], seconds for [`WindowKind::Time`].
+    pub window: u32,
+    /// How the window is measured.
+    pub window_kind: WindowKind,
+    /// Calls the window must hold before rates are judged.
+    pub min_calls: u32,
+    /// How long the breaker stays open before probing.
+    pub open_for: Duration,
+    /// Probes admitted in the half-open state.
+    pub half_open_calls: u32,
+    /// When set, the breaker opens after this many failures in a row instead of judging rates.
+    pub consecutive_failures: Option<u32>,
+    /// Whether a failure reported while open (by a call admitted before it opened) restarts `open_for`.
+    pub extend_open_on_failure: bool,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        BreakerConfig {
+            failure_rate: 50,
+            slow_rate: 100,
+            slow_call: Duration::from_secs(60),
+            window: 100,
+            window_kind: WindowKind::Count,
+            min_calls: 10,
+            open_for: Duration::from_secs(30),
+            half_open_calls: 3,
+            consecutive_failures: None,
+            extend_open_on_failure: false,
+        }
+    }
+}
+
+/// The state of a breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BreakerState {
+    /// Calls flow and their outcomes are counted.
+    Closed,
+    /// Calls are refused until `open_for` has passed.
+    Open,
+    /// A limited number of probes decide whether to close or reopen.
+    HalfOpen,
+    /// Held open through the API until closed or reset.
+    ForcedOpen,
+    /// Every call is admitted and nothing is counted.
+    Disabled,
+}
+
+impl BreakerState {
+    const ALL: [BreakerState; 5] = [
+        BreakerState::Closed,
+        BreakerState::Open,
+        BreakerState::HalfOpen,
+        BreakerState::ForcedOpen,
+        BreakerState::Disabled,
+    ];
+
+    /// The label value: `closed`, `open`, `half_open`, `forced_open` or `disabled`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BreakerState::Closed => "closed",
+            BreakerState::Open => "open",
+            BreakerState::HalfOpen => "half_open",
+            BreakerState::ForcedOpen => "forced_open",
+            BreakerState::Disabled => "disabled",
+        }
+    }
+
+    /// The value of `hardened_circuit_breaker_state`: 0 closed, 1 open (or forced open), 2 half-open,
+    /// 3 disabled.
+    #[must_use]
+    pub fn gauge_value(self) -> i64 {
+        match self {
+            BreakerState::Closed => 0,
+            BreakerState::Open | BreakerState::ForcedOpen => 1,
+            BreakerState::HalfOpen => 2,
+            BreakerState::Disabled => 3,
+        }
+    }
+
+    fn from_code(code: u8) -> BreakerState {
+        Self::ALL.get(usize::from(code)).copied().unwrap_or(BreakerState::Closed)
+    }
+
+    fn code(self) -> u8 {
+        self as u8
+    }
+}
+
+impl fmt::Display for BreakerState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Counts of calls the breaker saw, by result (the `result` label of `hardened_circuit_breaker_calls_total`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BreakerCounts {
+    /// Calls that succeeded in time.
+    pub success: u64,
+    /// Calls that failed.
+    pub failure: u64,
+    /// Calls that succeeded but were slow.
+    pub slow: u64,
+    /// Calls refused because the breaker was open.
+    pub not_permitted: u64,
+}
+
+/// What the window holds right now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WindowTotals {
+    /// Calls in the window.
+    pub calls: u32,
+    /// Failed calls in the window.
+    pub failures: u32,
+    /// Slow calls in the window (failed or not).
+    pub slow: u32,
+}
+
+const FIELD_BITS: u32 = 21;
+const FIELD_MASK: u64 = (1 << FIELD_BITS) - 1;
+
+fn pack(totals: WindowTotals) -> u64 {
+    u64::from(totals.calls) | (u64::from(totals.failures) << FIELD_BITS) | (u64::from(totals.slow) << (2 * FIELD_BITS))
+}
+
+#[allow(clippy::cast_possible_truncation, reason = "each field is masked to 21 bits")]
+fn unpack(packed: u64) -> WindowTotals {
+    WindowTotals {
+        calls: (packed & FIELD_MASK) as u32,
+        failures: ((packed >> FIELD_BITS) & FIELD_MASK) as u32,
+        slow: ((packed >> (2 * FIELD_BITS)) & FIELD_MASK) as u32,
+    }
+}
+
+/// Largest window, in calls or seconds, so that counts fit their packed fields.
+pub(crate) const MAX_WINDOW: u32 = 1 << 20;
+
+/// The outcome of one call as a window slot: bit 0 present, bit 1 failed, bit 2 slow.
+fn slot_code(failed: bool, slow: bool) -> u8 {
+    1 | (u8::from(failed) << 1) | (u8::from(slow) << 2)
+}
+
+fn code_totals(code: u8) -> WindowTotals {
+    WindowTotals { calls: u32::from(code & 1), failures: u32::from((code >> 1) & 1), slow: u32::from((code >> 2) & 1) }
+}
+
+/// The sliding window: a ring of outcomes (count) or of one-second buckets (time), with running totals.
+#[derive(Debug)]
+enum Window {
+    Count { cursor: AtomicU64, slots: Box<[AtomicU8]>, totals: AtomicU64 },
+    Time { buckets: Box<[TimeBucket]> },
+}
+
+#[derive(Debug, Default)]
+struct TimeBucket {
+    second: AtomicU64,
+    totals: AtomicU64,
+}
+
+impl Window {
+    fn new(kind: WindowKind, size: u32) -> Window {
+        let size = size.clamp(1, MAX_WINDOW) as usize;
+        match kind {
+            WindowKind::Count => Window::Count {
+                cursor: AtomicU64::new(0),
+                slots: (0..size).map(|_| AtomicU8::new(0)).collect(),
+                totals: AtomicU64::new(0),
+            },
+            WindowKind::Time => Window::Time { buckets: (0..size).map(|_| TimeBucket::default()).collect() },
+        }
+    }
+
+    /// Adds one outcome and returns the totals after it.
+    fn record(&self, failed: bool, slow: bool, now: u64) -> WindowTotals {
+        let code = slot_code(failed, slow);
+        match self {
+            Window::Count { cursor, slots, totals } => {
+                let index = cursor.fetch_add(1, Ordering::Relaxed) % slots.len() as u64;
+                #[allow(clippy::cast_possible_truncation, reason = "the index is below the slot count")]
+                let old = slots[index as usize].swap(code, Ordering::AcqRel);
+                if old == code {
+                    // Same outcome in and out: the totals did not move.
+                    return unpack(totals.load(Ordering::Acquire));
+                }
+                let (added, removed) = (code_totals(code), code_totals(old));
+                let mut current = totals.load(Ordering::Acquire);
+                loop {
+                    let mut next = unpack(current);
+                    next.calls = next.calls + added.calls - removed.calls.min(next.calls);
+                    next.failures = next.failures + added.failures - removed.failures.min(next.failures);
+                    next.slow = next.slow + added.slow - removed.slow.min(next.slow);
+                    match totals.compare_exchange_weak(current, pack(next), Ordering::AcqRel, Ordering::Acquire) {
+                        Ok(_) => return next,
+                        Err(actual) => current = actual,
+                    }
+                }
+            }
+            Window::Time { buckets } => {
+                let second = now / 1_000_000_000;
+                let bucket = &buckets[(second % buckets.len() as u64) as usize];
+                let seen = bucket.second.load(Ordering::Acquire);
+                if seen != second
+                    && bucket.second.compare_exchange(seen, second, Ordering::AcqRel, Ordering::Acquire).is_ok()
+                {
+                    bucket.totals.store(0, Ordering::Release);
+                }
+                bucket.totals.fetch_add(pack(code_totals(code)), Ordering::AcqRel);
+                self.totals(now)
+            }
+        }
+    }
+
+    fn totals(&self, now: u64) -> WindowTotals {
+        match self {
+            Window::Count { totals, .. } => unpack(totals.load(Ordering::Acquire)),
+            Window::Time { buckets } => {
+                let second = now / 1_000_000_000;
+                let oldest = second.saturating_sub(buckets.len() as u64 - 1);
+                buckets
+                    .iter()
+                    .filter(|bucket| (oldest..=second).contains(&bucket.second.load(Ordering::Acquire)))
+                    .map(|bucket| unpack(bucket.totals.load(Ordering::Acquire)))
+                    .fold(WindowTotals::default(), |sum, bucket| WindowTotals {
+                        calls: sum.calls + bucket.calls,
+                        failures: sum.failures + bucket.failures,
+                        slow: sum.slow + bucket.slow,
+                    })
+            }
+        }
+    }
+
+    fn clear(&self) {
+        match self {
+            Window::Count { slots, totals, .. } => {
+                for slot in slots {
+                    slot.store(0, Ordering::Relaxed);
+                }
+                totals.store(0, Ordering::Release);
+            }
+            Window::Time { buckets } => {
+                for bucket in buckets {
+                    bucket.totals.store(0, Ordering::Relaxed);
+                    bucket.second.store(u64::MAX, Ordering::Release);
+                }
+            }
+        }
+    }
+}
+
+/// Hot state, kept together on one cache line.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Hot {
+    state: AtomicU8,
+    /// Bumped on every transition, so that permits of an earlier state are not counted in a later one.
+    epoch: AtomicU32,
+    consecutive: AtomicU32,
+    opened_at: AtomicU64,
+    probes_admitted: AtomicU32,
+    probes_succeeded: AtomicU32,
+    counts: [AtomicU64; 4],
+}
+
+const SUCCESS: usize = 0;
+const FAILURE: usize = 1;
+const SLOW: usize = 2;
+const NOT_PERMITTED: usize = 3;
+
+/// A circuit breaker. Shared by name between every function that names it; see [`crate::breaker`].
+pub struct CircuitBreaker {
+    name: &'static str,
+    config: BreakerConfig,
+    clock: Clock,
+    hot: Hot,
+    window: Window,
+    transitions: crate::guard_metrics::Transitions,
+}
+
+impl fmt::Debug for CircuitBreaker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CircuitBreaker")
+            .field("name", &self.name)
+            .field("state", &self.state())
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a permit was granted, which decides where its outcome is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Admission {
+    Closed,
+    Probe,
+    Untracked,
+}
+
+impl CircuitBreaker {
+    /// A breaker with its own clock; named breakers used by `#[hardened]` are made by the registry.
+    #[must_use]
+    pub fn new(name: &'static str, config: BreakerConfig, clock: Clock) -> CircuitBreaker {
+        let window = Window::new(config.window_kind, config.window);
+        CircuitBreaker {
+            name,
+            config,
+            clock,
+            hot: Hot::default(),
+            window,
+            transitions: crate::guard_metrics::Transitions::default(),
+        }
+    }
+
+    /// The breaker's name.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The breaker's settings.
+    #[must_use]
+    pub fn config(&self) -> &BreakerConfig {
+        &self.config
+    }
+
+    /// The current state. An open breaker whose `open_for` has passed reports `open` until a call probes it.
+    #[must_use]
+    pub fn state(&self) -> BreakerState {
+        BreakerState::from_code(self.hot.state.load(Ordering::Acquire))
+    }
+
+    /// Calls seen, by result.
+    #[must_use]
+    pub fn counts(&self) -> BreakerCounts {
+        let read = |index: usize| self.hot.counts[index].load(Ordering::Relaxed);
+        BreakerCounts {
+            success: read(SUCCESS),
+            failure: read(FAILURE),
+            slow: read(SLOW),
+            not_permitted: read(NOT_PERMITTED),
+        }
+    }
+
+    /// What the sliding window holds now.
+    #[must_use]
+    pub fn window_totals(&self) -> WindowTotals {
+        self.window.totals(self.clock.now_nanos())
+    }
+
+    /// Transitions so far, as `(from, to, count)`.
+    #[must_use]
+    pub fn transitions(&self) -> Vec<(BreakerState, BreakerState, u64)> {
+        self.transitions.snapshot()
+    }
+
+    /// Asks to make a call: a permit to report its outcome with, or a refusal.
+    #[inline]
+    pub fn try_acquire(&self) -> Result<BreakerPermit<'_>, Rejected> {
+        let state = self.hot.state.load(Ordering::Acquire);
+        if state == BreakerState::Closed.code() {
+            return Ok(self.permit(Admission::Closed));
+        }
+        self.try_acquire_slow(BreakerState::from_code(state))
+    }
+
+    #[cold]
+    fn try_acquire_slow(&self, state: BreakerState) -> Result<BreakerPermit<'_>, Rejected> {
+        match state {
+            BreakerState::Closed => Ok(self.permit(Admission::Closed)),
+            BreakerState::Disabled => Ok(self.permit(Admission::Untracked)),
+            BreakerState::ForcedOpen => Err(self.refuse()),
+            BreakerState::Open => {
+                let now = self.clock.now_nanos();
+                let reopens_at =
+                    self.hot.opened_at.load(Ordering::Acquire).saturating_add(duration_nanos(self.config.open_for));
+                if now < reopens_at {
+                    return Err(self.refuse());
+                }
+                self.transition(BreakerState::Open, BreakerState::HalfOpen, now);
+                self.try_acquire_slow(self.state())
+            }
+            BreakerState::HalfOpen => {
+                let mut admitted = self.hot.probes_admitted.load(Ordering::Acquire);
+                loop {
+                    if admitted >= self.config.half_open_calls {
+                        return Err(self.refuse());
+                    }
+                    match self.hot.probes_admitted.compare_exchange_weak(
+                        admitted,
+                        admitted + 1,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    ) {
+                        Ok(_) => return Ok(self.permit(Admission::Probe)),
+                        Err(actual) => admitted = actual,
+                    }
+                }
+            }
+        }
+    }
+
+    fn permit(&self, admission: Admission) -> BreakerPermit<'_> {
+        let epoch = self.hot.epoch.load(Ordering::Acquire);
+        let started_at = if admission == Admission::Untracked { 0 } else { self.clock.now_nanos() };
+        BreakerPermit { breaker: self, admission, epoch, started_at, settled: false }
+    }
+
+    fn refuse(&self) -> Rejected {
+        self.hot.counts[NOT_PERMITTED].fetch_add(1, Ordering::Relaxed);
+        Rejected::CircuitOpen { name: self.name }
+    }
+
+    /// Moves from `from` to `to` if the breaker is still in `from`; returns whether this call did it.
+    fn transition(&self, from: BreakerState, to: BreakerState, now: u64) -> bool {
+        if self.hot.state.compare_exchange(from.code(), to.code(), Ordering::AcqRel, Ordering::Acquire).is_err() {
+            return false;
+        }
+        self.enter(from, to, now);
+        true
+    }
+
+    /// Resets what the new state starts from, then announces the transition.
+    fn enter(&self, from: BreakerState, to: BreakerState, now: u64) {
+        self.hot.epoch.fetch_add(1, Ordering::AcqRel);
+        match to {
+            BreakerState::Open | BreakerState::ForcedOpen => self.hot.opened_at.store(now, Ordering::Release),
+            BreakerState::HalfOpen => {
+                self.hot.probes_succeeded.store(0, Ordering::Release);
+                self.hot.probes_admitted.store(0, Ordering::Release);
+            }
+            BreakerState::Closed | BreakerState::Disabled => {
+                self.window.clear();
+                self.hot.consecutive.store(0, Ordering::Release);
+            }
+        }
+        self.transitions.count(from, to);
+        tracing::info!(
+            target: "hardened::breaker",
+            breaker = self.name,
+            from = from.as_str(),
+            to = to.as_str(),
+            "circuit breaker changed state"
+        );
+    }
+
+    fn record(&self, admission: Admission, epoch: u32, started_at: u64, failed: bool) {
+        if admission == Admission::Untracked {
+            return;
+        }
+        let now = self.clock.now_nanos();
+        let slow = now.saturating_sub(started_at) >= duration_nanos(self.config.slow_call);
+        let result = match (failed, slow) {
+            (true, _) => FAILURE,
+            (false, true) => SLOW,
+            (false, false) => SUCCESS,
+        };
+        self.hot.counts[result].fetch_add(1, Ordering::Relaxed);
+        let current_epoch = self.hot.epoch.load(Ordering::Acquire);
+        let state = self.state();
+        match admission {
+            Admission::Closed if state == BreakerState::Closed && epoch == current_epoch => {
+                self.judge_closed(failed, slow, now);
+            }
+            Admission::Closed if state == BreakerState::Open && failed && self.config.extend_open_on_failure => {
+                self.hot.opened_at.fetch_max(now, Ordering::AcqRel);
+            }
+            Admission::Probe if state == BreakerState::HalfOpen && epoch == current_epoch => {
+                if failed || slow {
+                    self.transition(BreakerState::HalfOpen, BreakerState::Open, now);
+                } else if self.hot.probes_succeeded.fetch_add(1, Ordering::AcqRel) + 1 >= self.config.half_open_calls {
+                    self.transition(BreakerState::HalfOpen, BreakerState::Closed, now);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn judge_closed(&self, failed: bool, slow: bool, now: u64) {
+        if let Some(threshold) = self.config.consecutive_failures {
+            if failed {
+                let run = self.hot.consecutive.fetch_add(1, Ordering::AcqRel) + 1;
+                if run >= threshold {
+                    self.transition(BreakerState::Closed, BreakerState::Open, now);
+                }
+            } else if self.hot.consecutive.load(Ordering::Relaxed) != 0 {
+                self.hot.consecutive.store(0, Ordering::Release);
+            }
+            return;
+        }
+        let totals = self.window.record(failed, slow, now);
+        if self.exceeds_thresholds(totals) {
+            self.transition(BreakerState::Closed, BreakerState::Open, now);
+        }
+    }
+
+    fn exceeds_thresholds(&self, totals: WindowTotals) -> bool {
+        let calls = u64::from(totals.calls);
+        calls >= u64::from(self.config.min_calls.max(1))
+            && (u64::from(totals.failures) * 100 >= u64::from(self.config.failure_rate) * calls
+                || u64::from(totals.slow) * 100 >= u64::from(self.config.slow_rate) * calls)
+    }
+
+    /// Gives back a probe slot whose call never reported (refused by an inner guard, or cancelled).
+    fn release(&self, admission: Admission, epoch: u32) {
+        if admission == Admission::Probe && epoch == self.hot.epoch.load(Ordering::Acquire) {
+            self.hot.probes_admitted.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Holds the breaker open until [`CircuitBreaker::close`] or [`CircuitBreaker::reset`].
+    pub fn force_open(&self) {
+        self.set(BreakerState::ForcedOpen);
+    }
+
+    /// Closes the breaker and clears its window.
+    pub fn close(&self) {
+        self.set(BreakerState::Closed);
+    }
+
+    /// Admits every call and counts nothing, until closed or reset.
+    pub fn disable(&self) {
+        self.set(BreakerState::Disabled);
+    }
+
+    /// Back to closed with an empty window and zeroed counters.
+    pub fn reset(&self) {
+        self.set(BreakerState::Closed);
+        for count in &self.hot.counts {
+            count.store(0, Ordering::Relaxed);
+        }
+    }
+
+    fn set(&self, to: BreakerState) {
+        let from = BreakerState::from_code(self.hot.state.swap(to.code(), Ordering::AcqRel));
+        if from != to {
+            self.enter(from, to, self.clock.now_nanos());
+        } else if to == BreakerState::Closed {
+            self.window.clear();
+        }
+    }
+}
+
+/// Permission to make one call; report how it went with [`BreakerPermit::record`].
+///
+/// Dropped without a report, it counts as a failure while the thread panics, and is otherwise given
+/// back uncounted (the call was cancelled, or refused by an inner guard).
+#[derive(Debug)]
+#[must_use = "a permit that is dropped counts nothing"]
+pub struct BreakerPermit<'a> {
+    breaker: &'a CircuitBreaker,
+    admission: Admission,
+    epoch: u32,
+    started_at: u64,
+    settled: bool,
+}
+
+impl BreakerPermit<'_> {
+    /// Reports the call's outcome: `failed` is the outcome rule's verdict (a timeout is a failure).
+    #[inline]
+    pub fn record(mut self, failed: bool) {
+        self.settled = true;
+        self.breaker.record(self.admission, self.epoch, self.started_at, failed);
+    }
+
+    /// Gives the permit back without counting the call (an inner guard refused it).
+    pub fn release(mut self) {
+        self.settled = true;
+        self.breaker.release(self.admission, self.epoch);
+    }
+}
+
+impl Drop for BreakerPermit<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            if std::thread::panicking() {
+                self.breaker.record(self.admission, self.epoch, self.started_at, true);
+            } else {
+                self.breaker.release(self.admission, self.epoch);
+            }
+        }
+    }
+}

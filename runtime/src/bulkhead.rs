@@ -1,0 +1,163 @@
+//! Bulkhead: a limit on concurrent calls, so one slow dependency cannot take every task and connection.
+//!
+//! A counting semaphore on one atomic: acquiring is a compare-and-swap, releasing a subtraction. Callers
+//! that may wait queue on a `tokio::sync::Notify` that is touched only when someone is waiting.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use crate::rejected::Rejected;
+
+/// Settings of one bulkhead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BulkheadConfig {
+    /// Calls allowed at once.
+    pub max: u32,
+    /// How long a call may wait for a permit; `None` refuses at once.
+    pub wait: Option<Duration>,
+}
+
+impl BulkheadConfig {
+    /// At most `max` calls at once, refusing the next at once.
+    #[must_use]
+    pub fn new(max: u32) -> BulkheadConfig {
+        BulkheadConfig { max, wait: None }
+    }
+}
+
+impl Default for BulkheadConfig {
+    fn default() -> Self {
+        BulkheadConfig::new(10)
+    }
+}
+
+/// A bulkhead; shared by name between every function that names it.
+pub struct Bulkhead {
+    name: &'static str,
+    config: BulkheadConfig,
+    in_use: AtomicU32,
+    waiting: AtomicU32,
+    released: Notify,
+    refused: AtomicU64,
+}
+
+impl fmt::Debug for Bulkhead {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Bulkhead")
+            .field("name", &self.name)
+            .field("config", &self.config)
+            .field("in_use", &self.in_use.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Bulkhead {
+    /// A bulkhead; named bulkheads used by `#[hardened]` are made by the registry.
+    #[must_use]
+    pub fn new(name: &'static str, config: BulkheadConfig) -> Bulkhead {
+        Bulkhead {
+            name,
+            config,
+            in_use: AtomicU32::new(0),
+            waiting: AtomicU32::new(0),
+            released: Notify::new(),
+            refused: AtomicU64::new(0),
+        }
+    }
+
+    /// The bulkhead's name.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The bulkhead's settings.
+    #[must_use]
+    pub fn config(&self) -> &BulkheadConfig {
+        &self.config
+    }
+
+    /// Permits free now.
+    #[must_use]
+    pub fn available(&self) -> u32 {
+        self.config.max.saturating_sub(self.in_use.load(Ordering::Acquire))
+    }
+
+    /// Calls refused so far.
+    #[must_use]
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    /// Takes a permit if one is free.
+    #[inline]
+    pub fn try_acquire(&self) -> Result<BulkheadPermit<'_>, Rejected> {
+        self.take().ok_or_else(|| self.refusal())
+    }
+
+    fn take(&self) -> Option<BulkheadPermit<'_>> {
+        let mut in_use = self.in_use.load(Ordering::Acquire);
+        loop {
+            if in_use >= self.config.max {
+                return None;
+            }
+            match self.in_use.compare_exchange_weak(in_use, in_use + 1, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return Some(BulkheadPermit { bulkhead: self }),
+                Err(actual) => in_use = actual,
+            }
+        }
+    }
+
+    /// Takes a permit, waiting up to the configured `wait` for one.
+    pub async fn acquire(&self) -> Result<BulkheadPermit<'_>, Rejected> {
+        if let Some(permit) = self.take() {
+            return Ok(permit);
+        }
+        let Some(wait) = self.config.wait else { return Err(self.refusal()) };
+        self.waiting.fetch_add(1, Ordering::AcqRel);
+        let waited = tokio::time::timeout(wait, async {
+            loop {
+                let released = self.released.notified();
+                tokio::pin!(released);
+                // Registered before the retry, so a release between the two still wakes this waiter.
+                released.as_mut().enable();
+                if let Some(permit) = self.take() {
+                    return permit;
+                }
+                released.await;
+            }
+        })
+        .await;
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        waited.map_err(|_| self.refusal())
+    }
+
+    fn refusal(&self) -> Rejected {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        Rejected::BulkheadFull { name: self.name }
+    }
+
+    fn release(&self) {
+        self.in_use.fetch_sub(1, Ordering::AcqRel);
+        if self.waiting.load(Ordering::Acquire) > 0 {
+            self.released.notify_one();
+        }
+    }
+}
+
+/// A bulkhead permit, given back when dropped: on completion, error, cancellation or panic alike.
+#[derive(Debug)]
+#[must_use = "the permit is released as soon as it is dropped"]
+pub struct BulkheadPermit<'a> {
+    bulkhead: &'a Bulkhead,
+}
+
+impl Drop for BulkheadPermit<'_> {
+    fn drop(&mut self) {
+        self.bulkhead.release();
+    }
+}

@@ -1,0 +1,71 @@
+//! Why a guard refused a call.
+
+use std::time::Duration;
+
+/// A call refused by a guard before (or instead of) running the function's body.
+///
+/// A function guarded by `breaker`, `rate`, `bulkhead` or `timeout` returns `Result<T, E>` with
+/// `E: From<Rejected>`, so a refusal reaches the caller as an ordinary error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Rejected {
+    /// The circuit breaker is open (or half-open with every probe taken).
+    #[error("circuit breaker `{name}` is open")]
+    CircuitOpen {
+        /// The breaker's name.
+        name: &'static str,
+    },
+    /// The rate limiter had no token; one will be available after `retry_after`.
+    #[error("rate limiter `{name}` is exhausted; retry after {retry_after:?}")]
+    RateLimited {
+        /// The limiter's name.
+        name: &'static str,
+        /// How long until a call would be admitted.
+        retry_after: Duration,
+    },
+    /// The bulkhead had no free permit (within its wait, if it has one).
+    #[error("bulkhead `{name}` is full")]
+    BulkheadFull {
+        /// The bulkhead's name.
+        name: &'static str,
+    },
+    /// The call took longer than its timeout and was abandoned.
+    #[error("timed out after {after:?}")]
+    TimedOut {
+        /// The timeout.
+        after: Duration,
+    },
+}
+
+impl Rejected {
+    /// The guard that refused: `breaker`, `rate_limiter`, `bulkhead` or `timeout` (the `guard` metric label).
+    #[must_use]
+    pub fn guard(&self) -> &'static str {
+        match self {
+            Rejected::CircuitOpen { .. } => "breaker",
+            Rejected::RateLimited { .. } => "rate_limiter",
+            Rejected::BulkheadFull { .. } => "bulkhead",
+            Rejected::TimedOut { .. } => "timeout",
+        }
+    }
+
+    /// The refusing guard's name; a timeout belongs to its function and has none.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        match self {
+            Rejected::CircuitOpen { name } | Rejected::RateLimited { name, .. } | Rejected::BulkheadFull { name } => {
+                name
+            }
+            Rejected::TimedOut { .. } => "",
+        }
+    }
+
+    /// How long to wait before trying again, when the guard knows.
+    #[must_use]
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Rejected::RateLimited { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
+}
