@@ -26,6 +26,7 @@ fn backoff_doubles_up_to_its_cap_and_jitter_stays_within_half_and_whole() {
     assert_eq!(millis, [100, 200, 400, 700, 700]);
 
     config.jitter = true;
+    config.budget_reserve = 1_000;
     let jittered = RetryPolicy::new("jittered", config.clone());
     for _ in 0..200 {
         for retry in 0..5 {

@@ -5,7 +5,7 @@
 //! function, live in `validate`.
 
 use darling::ast::NestedMeta;
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::ToTokens;
 use syn::spanned::Spanned as _;
 use syn::{Expr, Ident, Lit, Meta, Path};
@@ -14,10 +14,8 @@ use crate::common::errors::Errors;
 use crate::common::suggest;
 
 /// Every argument `#[hardened]` accepts, in the order the reference documents them.
-pub(crate) const ARGUMENTS: &[&str] = &[
-    "name", "kind", "level", "fields", "ok_if", "error_if", "span", "metrics", "buckets", "crate",
-    "skip",
-];
+pub(crate) const ARGUMENTS: &[&str] =
+    &["name", "kind", "level", "fields", "ok_if", "error_if", "span", "metrics", "buckets", "crate", "skip"];
 
 /// A value together with the span of the tokens it was read from.
 #[derive(Clone)]
@@ -47,6 +45,9 @@ pub(crate) struct Args {
     pub(crate) buckets: Option<Spanned<Vec<Spanned<f64>>>>,
     pub(crate) krate: Option<Path>,
     pub(crate) skip: Option<Span>,
+    /// Each argument's key and its span, in the order written (a method's own before its block's), for
+    /// errors about an argument being there at all.
+    pub(crate) keys: Vec<(&'static str, Span)>,
     /// The attribute's tokens as written, for `hardened::sites()`.
     pub(crate) written: String,
 }
@@ -54,10 +55,7 @@ pub(crate) struct Args {
 impl Args {
     /// Reads the attribute's tokens, recording every problem in `errors` and keeping what was valid.
     pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> Args {
-        let mut args = Args {
-            written: tokens.to_string(),
-            ..Args::default()
-        };
+        let mut args = Args { written: tokens.to_string(), ..Args::default() };
         let items = match NestedMeta::parse_meta_list(tokens) {
             Ok(items) => items,
             Err(error) => {
@@ -65,36 +63,36 @@ impl Args {
                 return args;
             }
         };
-        let mut seen: Vec<String> = Vec::new();
         for item in &items {
             let meta = match item {
                 NestedMeta::Meta(meta) => meta,
                 NestedMeta::Lit(lit) => {
-                    errors.over(
-                        lit,
-                        "expected an argument such as `name = \"...\"`, found a literal",
-                    );
+                    errors.over(lit, bare_literal(lit));
                     continue;
                 }
                 NestedMeta::NameValueInvalidExpr(invalid) => {
-                    errors.over(
-                        &invalid.value,
-                        format!("invalid value for `{}`", path_name(&invalid.path)),
-                    );
+                    let key = path_name(&invalid.path);
+                    if !ARGUMENTS.contains(&key.as_str()) {
+                        errors.at(invalid.path.span(), unknown_argument(&key));
+                    } else if invalid.value.is_empty() {
+                        errors.over(invalid.eq_token, format!("`{key}` needs a value after `=`"));
+                    } else {
+                        errors.over(&invalid.value, format!("expected a value for `{key}`, found `{}`", invalid.value));
+                    }
                     continue;
                 }
             };
             let key = path_name(meta.path());
             let key_span = meta.path().span();
-            if !ARGUMENTS.contains(&key.as_str()) {
+            let Some(known) = ARGUMENTS.iter().find(|argument| **argument == key) else {
                 errors.at(key_span, unknown_argument(&key));
                 continue;
-            }
-            if seen.contains(&key) {
+            };
+            if args.key_span(known).is_some() {
                 errors.at(key_span, format!("`{key}` is given more than once"));
                 continue;
             }
-            seen.push(key.clone());
+            args.keys.push((*known, key_span));
             if let Err(error) = args.read(&key, meta) {
                 errors.push(error);
             }
@@ -120,22 +118,34 @@ impl Args {
         Ok(())
     }
 
+    /// Where the argument `key` was written, if it was.
+    pub(crate) fn key_span(&self, key: &str) -> Option<Span> {
+        self.keys.iter().find(|(written, _)| *written == key).map(|(_, span)| *span)
+    }
+
     /// Arguments set here take the place of those in `outer` (a method's own attribute inside an
-    /// annotated `impl` block).
+    /// annotated `impl` block). `ok_if` and `error_if` are one choice: a method that sets either
+    /// replaces the block's predicate, whichever of the two the block used.
     pub(crate) fn over(self, outer: &Args) -> Args {
         let outer = outer.clone();
+        let (ok_if, error_if) = if self.ok_if.is_some() || self.error_if.is_some() {
+            (self.ok_if, self.error_if)
+        } else {
+            (outer.ok_if, outer.error_if)
+        };
         Args {
             name: self.name.or(outer.name),
             kind: self.kind.or(outer.kind),
             level: self.level.or(outer.level),
             fields: self.fields.or(outer.fields),
-            ok_if: self.ok_if.or(outer.ok_if),
-            error_if: self.error_if.or(outer.error_if),
+            ok_if,
+            error_if,
             span: self.span.or(outer.span),
             metrics: self.metrics.or(outer.metrics),
             buckets: self.buckets.or(outer.buckets),
             krate: self.krate.or(outer.krate),
             skip: self.skip,
+            keys: self.keys.into_iter().chain(outer.keys).collect(),
             written: [outer.written, self.written]
                 .into_iter()
                 .filter(|written| !written.is_empty())
@@ -148,19 +158,31 @@ impl Args {
 fn unknown_argument(key: &str) -> String {
     match suggest::closest(key, ARGUMENTS) {
         Some(candidate) => format!("unknown argument `{key}`; did you mean `{candidate}`?"),
-        None => format!(
-            "unknown argument `{key}`; expected one of {}",
-            suggest::listing(ARGUMENTS)
-        ),
+        None => format!("unknown argument `{key}`; expected one of {}", alternatives(ARGUMENTS)),
+    }
+}
+
+/// Formats names as `` `a`, `b` or `c` `` for "one of" messages.
+pub(crate) fn alternatives(names: &[&str]) -> String {
+    let quoted: Vec<String> = names.iter().map(|name| format!("`{name}`")).collect();
+    match quoted.as_slice() {
+        [] => String::new(),
+        [only] => only.clone(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
+/// `#[hardened("search")]`: a value without its key; a string most likely meant the name.
+fn bare_literal(lit: &Lit) -> String {
+    let written = lit.to_token_stream();
+    match lit {
+        Lit::Str(_) => format!("expected an argument, found the string `{written}`; did you mean `name = {written}`?"),
+        _ => format!("expected an argument such as `kind = \"tool\"`, found `{written}`"),
     }
 }
 
 fn path_name(path: &Path) -> String {
-    path.segments
-        .iter()
-        .map(|segment| segment.ident.to_string())
-        .collect::<Vec<_>>()
-        .join("::")
+    path.segments.iter().map(|segment| segment.ident.to_string()).collect::<Vec<_>>().join("::")
 }
 
 fn key(meta: &Meta) -> String {
@@ -171,30 +193,17 @@ fn key(meta: &Meta) -> String {
 fn value<'a>(meta: &'a Meta, example: &str) -> syn::Result<&'a Expr> {
     match meta {
         Meta::NameValue(name_value) => Ok(&name_value.value),
-        _ => Err(syn::Error::new_spanned(
-            meta,
-            format!("`{}` needs a value, such as `{example}`", key(meta)),
-        )),
+        _ => Err(syn::Error::new_spanned(meta, format!("`{}` needs a value, such as `{example}`", key(meta)))),
     }
 }
 
 fn string(meta: &Meta, example: &str) -> syn::Result<Spanned<String>> {
     let expr = value(meta, example)?;
     match expr {
-        Expr::Lit(syn::ExprLit {
-            lit: Lit::Str(text),
-            ..
-        }) => Ok(Spanned {
-            value: text.value(),
-            span: text.span(),
-        }),
+        Expr::Lit(syn::ExprLit { lit: Lit::Str(text), .. }) => Ok(Spanned { value: text.value(), span: text.span() }),
         other => Err(syn::Error::new_spanned(
             other,
-            format!(
-                "`{}` expects a string such as `{example}`, found `{}`",
-                key(meta),
-                other.to_token_stream()
-            ),
+            format!("`{}` expects a string such as `{example}`, found `{}`", key(meta), other.to_token_stream()),
         )),
     }
 }
@@ -216,28 +225,15 @@ fn path(meta: &Meta, example: &str) -> syn::Result<Path> {
 
 fn boolean(meta: &Meta) -> syn::Result<Spanned<bool>> {
     if let Meta::Path(path) = meta {
-        return Ok(Spanned {
-            value: true,
-            span: path.span(),
-        });
+        return Ok(Spanned { value: true, span: path.span() });
     }
     let example = format!("{} = false", key(meta));
     let expr = value(meta, &example)?;
     match expr {
-        Expr::Lit(syn::ExprLit {
-            lit: Lit::Bool(flag),
-            ..
-        }) => Ok(Spanned {
-            value: flag.value,
-            span: flag.span,
-        }),
+        Expr::Lit(syn::ExprLit { lit: Lit::Bool(flag), .. }) => Ok(Spanned { value: flag.value, span: flag.span }),
         other => Err(syn::Error::new_spanned(
             other,
-            format!(
-                "`{}` expects `true` or `false`, found `{}`",
-                key(meta),
-                other.to_token_stream()
-            ),
+            format!("`{}` expects `true` or `false`, found `{}`", key(meta), other.to_token_stream()),
         )),
     }
 }
@@ -247,11 +243,7 @@ fn word(meta: &Meta) -> syn::Result<Span> {
         Meta::Path(path) => Ok(path.span()),
         other => Err(syn::Error::new_spanned(
             other,
-            format!(
-                "`{}` takes no value; write `#[hardened({})]`",
-                key(other),
-                key(other)
-            ),
+            format!("`{}` takes no value; write `#[hardened({})]`", key(other), key(other)),
         )),
     }
 }
@@ -259,13 +251,7 @@ fn word(meta: &Meta) -> syn::Result<Span> {
 fn crate_path(meta: &Meta) -> syn::Result<Path> {
     let text = string(meta, "crate = \"my_framework::hardened\"")?;
     syn::parse_str::<Path>(&text.value).map_err(|_| {
-        syn::Error::new(
-            text.span,
-            format!(
-                "`crate` expects a path such as `::hardened`, found `{}`",
-                text.value
-            ),
-        )
+        syn::Error::new(text.span, format!("`crate` expects a path such as `::hardened`, found `{}`", text.value))
     })
 }
 
@@ -276,19 +262,25 @@ fn fields(meta: &Meta) -> syn::Result<Spanned<Vec<Field>>> {
             "`fields` expects a list such as `fields(user_id, len = query.len())`",
         ));
     };
-    let items = NestedMeta::parse_meta_list(list.tokens.clone())?;
+    let items = NestedMeta::parse_meta_list(list.tokens.clone()).map_err(|error| match dotted_key(&list.tokens) {
+        Some((dot, written)) => syn::Error::new(
+            dot,
+            format!(
+                "field names are identifiers such as `user_id`, found `{written}`; write `{}` instead",
+                written.replace('.', "_")
+            ),
+        ),
+        None => syn::Error::new(
+            error.span(),
+            format!("{error}; `fields` takes argument names such as `user_id` and `key = expression`"),
+        ),
+    })?;
     let mut parsed = Vec::with_capacity(items.len());
     for item in items {
         let field = match &item {
-            NestedMeta::Meta(Meta::Path(path)) => path.get_ident().map(|key| Field {
-                key: key.clone(),
-                value: None,
-            }),
+            NestedMeta::Meta(Meta::Path(path)) => path.get_ident().map(|key| Field { key: key.clone(), value: None }),
             NestedMeta::Meta(Meta::NameValue(name_value)) => {
-                name_value.path.get_ident().map(|key| Field {
-                    key: key.clone(),
-                    value: Some(name_value.value.clone()),
-                })
+                name_value.path.get_ident().map(|key| Field { key: key.clone(), value: Some(name_value.value.clone()) })
             }
             _ => None,
         };
@@ -302,10 +294,34 @@ fn fields(meta: &Meta) -> syn::Result<Spanned<Vec<Field>>> {
             }
         }
     }
-    Ok(Spanned {
-        value: parsed,
-        span: list.path.span(),
-    })
+    Ok(Spanned { value: parsed, span: list.path.span() })
+}
+
+/// The first `a.b` written where `fields(..)` expects a key, with the span of its first dot.
+fn dotted_key(tokens: &TokenStream) -> Option<(Span, String)> {
+    let tokens: Vec<TokenTree> = tokens.clone().into_iter().collect();
+    let mut at_key = true;
+    for (index, token) in tokens.iter().enumerate() {
+        if at_key
+            && let TokenTree::Ident(first) = token
+            && let Some(TokenTree::Punct(dot)) = tokens.get(index + 1)
+            && dot.as_char() == '.'
+        {
+            let mut written = first.to_string();
+            for pair in tokens[index + 1..].chunks(2) {
+                match pair {
+                    [TokenTree::Punct(dot), TokenTree::Ident(part)] if dot.as_char() == '.' => {
+                        written.push('.');
+                        written.push_str(&part.to_string());
+                    }
+                    _ => break,
+                }
+            }
+            return Some((dot.span(), written));
+        }
+        at_key = matches!(token, TokenTree::Punct(comma) if comma.as_char() == ',');
+    }
+    None
 }
 
 fn buckets(meta: &Meta) -> syn::Result<Spanned<Vec<Spanned<f64>>>> {
@@ -321,33 +337,30 @@ fn buckets(meta: &Meta) -> syn::Result<Spanned<Vec<Spanned<f64>>>> {
     };
     let mut bounds = Vec::with_capacity(array.elems.len());
     for element in &array.elems {
-        let seconds = match element {
-            Expr::Lit(syn::ExprLit {
-                lit: Lit::Float(float),
-                ..
-            }) => float.base10_parse::<f64>()?,
-            Expr::Lit(syn::ExprLit {
-                lit: Lit::Int(int), ..
-            }) => int.base10_parse::<f64>()?,
-            other => {
+        // A negative bound is a number too; `validate` says why it is refused.
+        let (negative, unsigned) = match element {
+            Expr::Unary(syn::ExprUnary { op: syn::UnOp::Neg(_), expr, .. }) => (true, &**expr),
+            other => (false, other),
+        };
+        let magnitude = match unsigned {
+            Expr::Lit(syn::ExprLit { lit: Lit::Float(float), .. }) => Some(float.base10_parse::<f64>()?),
+            Expr::Lit(syn::ExprLit { lit: Lit::Int(int), .. }) => Some(int.base10_parse::<f64>()?),
+            _ => None,
+        };
+        let seconds = match magnitude {
+            Some(magnitude) if negative => -magnitude,
+            Some(magnitude) => magnitude,
+            None => {
+                let other = element;
                 return Err(syn::Error::new_spanned(
                     other,
-                    format!(
-                        "bucket bounds are numbers of seconds, found `{}`",
-                        other.to_token_stream()
-                    ),
+                    format!("bucket bounds are numbers of seconds, found `{}`", other.to_token_stream()),
                 ));
             }
         };
-        bounds.push(Spanned {
-            value: seconds,
-            span: element.span(),
-        });
+        bounds.push(Spanned { value: seconds, span: element.span() });
     }
-    Ok(Spanned {
-        value: bounds,
-        span: array.span(),
-    })
+    Ok(Spanned { value: bounds, span: array.span() })
 }
 
 #[cfg(test)]
@@ -378,13 +391,7 @@ mod tests {
         assert_eq!(args.fields.map(|fields| fields.value.len()), Some(2));
         assert_eq!(args.span.map(|span| span.value), Some(false));
         assert_eq!(args.metrics.map(|metrics| metrics.value), Some(true));
-        let bounds: Vec<f64> = args
-            .buckets
-            .expect("buckets")
-            .value
-            .iter()
-            .map(|bound| bound.value)
-            .collect();
+        let bounds: Vec<f64> = args.buckets.expect("buckets").value.iter().map(|bound| bound.value).collect();
         assert_eq!(bounds, [0.5, 1.0]);
     }
 
@@ -403,14 +410,58 @@ mod tests {
     }
 
     #[test]
+    fn lists_alternatives_and_reads_a_bare_literal_as_a_name() {
+        let (_, errors) = parse(quote! { timeout = 5, "search", 5 });
+        assert_eq!(
+            errors,
+            [
+                "unknown argument `timeout`; expected one of `name`, `kind`, `level`, `fields`, `ok_if`, `error_if`, `span`, `metrics`, `buckets`, `crate` or `skip`",
+                "expected an argument, found the string `\"search\"`; did you mean `name = \"search\"`?",
+                "expected an argument such as `kind = \"tool\"`, found `5`",
+            ]
+        );
+    }
+
+    #[test]
+    fn reads_negative_bucket_bounds_for_validate_to_refuse() {
+        let (args, errors) = parse(quote! { buckets = [-1, -0.5, 2] });
+        assert!(errors.is_empty(), "{errors:?}");
+        let bounds: Vec<f64> = args.buckets.expect("buckets").value.iter().map(|bound| bound.value).collect();
+        assert_eq!(bounds, [-1.0, -0.5, 2.0]);
+    }
+
+    #[test]
+    fn says_which_value_is_missing() {
+        let (_, errors) = parse(quote! { name = , kind = "tool" });
+        assert_eq!(errors, ["`name` needs a value after `=`"]);
+    }
+
+    #[test]
+    fn explains_dotted_field_names() {
+        let (_, errors) = parse(quote! { fields(id, user.id = id) });
+        assert_eq!(errors, ["field names are identifiers such as `user_id`, found `user.id`; write `user_id` instead"]);
+        let (_, errors) = parse(quote! { fields(a b) });
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0].ends_with("; `fields` takes argument names such as `user_id` and `key = expression`"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn remembers_where_each_key_was_written() {
+        let (args, _) = parse(quote! { kind = "tool", ok_if = a });
+        assert!(args.key_span("kind").is_some());
+        assert!(args.key_span("ok_if").is_some());
+        assert!(args.key_span("name").is_none());
+    }
+
+    #[test]
     fn a_method_attribute_overrides_its_impl_block() {
         let (outer, _) = parse(quote! { kind = "tool", level = "debug" });
         let (inner, _) = parse(quote! { kind = "llm" });
         let merged = inner.over(&outer);
         assert_eq!(merged.kind.map(|kind| kind.value).as_deref(), Some("llm"));
-        assert_eq!(
-            merged.level.map(|level| level.value).as_deref(),
-            Some("debug")
-        );
+        assert_eq!(merged.level.map(|level| level.value).as_deref(), Some("debug"));
     }
 }

@@ -26,10 +26,7 @@ pub(crate) fn attribute(args: TokenStream, item: TokenStream) -> TokenStream {
         other => {
             errors.over(
                 item_keyword(&other),
-                format!(
-                    "`#[hardened]` applies to functions, methods and `impl` blocks, not to {}",
-                    describe(&other)
-                ),
+                format!("`#[hardened]` applies to functions, methods and `impl` blocks, not to {}", describe(&other)),
             );
             None
         }
@@ -42,13 +39,7 @@ pub(crate) fn attribute(args: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 fn expand_function(args: Args, mut function: ItemFn, errors: &mut Errors) -> Option<TokenStream> {
-    let plan = validate::plan(
-        args,
-        &function.sig,
-        &function.block,
-        Placement::Function,
-        errors,
-    )?;
+    let plan = validate::plan(args, &function.sig, &function.block, Placement::Function, errors)?;
     let block = std::mem::replace(&mut *function.block, syn::parse_quote!({}));
     *function.block = expand::body(&plan, &function.sig, block);
     Some(function.into_token_stream())
@@ -57,24 +48,17 @@ fn expand_function(args: Args, mut function: ItemFn, errors: &mut Errors) -> Opt
 /// Applies the attribute to every method; a method's own `#[hardened(..)]` refines the block's
 /// arguments, and `#[hardened(skip)]` leaves the method alone.
 fn expand_impl(args: &Args, mut block: ItemImpl, errors: &mut Errors) -> Option<TokenStream> {
-    if let Some(name) = &args.name {
-        errors.at(
-            name.span,
-            "`name` names one function; set it on a method, not on the `impl` block",
-        );
+    if let Some(name) = args.key_span("name") {
+        errors.at(name, "`name` names one function; set it on a method, not on the `impl` block");
     }
     if let Some(fields) = &args.fields {
-        errors.at(
-            fields.span,
-            "`fields` names one function's arguments; set it on a method, not on the `impl` block",
-        );
+        errors.at(fields.span, "`fields` names one function's arguments; set it on a method, not on the `impl` block");
     }
     if let Some(skip) = args.skip {
-        errors.at(
-            skip,
-            "`skip` opts a method out of an annotated `impl` block; put it on the method",
-        );
+        errors.at(skip, "`skip` opts a method out of an annotated `impl` block; put it on the method");
     }
+    // Reported once above; the methods must not report them again.
+    let args = &Args { name: None, fields: None, skip: None, ..args.clone() };
     for item in &mut block.items {
         let ImplItem::Fn(method) = item else { continue };
         let own = take_own_attribute(&mut method.attrs, errors);
@@ -83,13 +67,7 @@ fn expand_impl(args: &Args, mut block: ItemImpl, errors: &mut Errors) -> Option<
             Some(own) => own.over(args),
             None => args.clone(),
         };
-        let Some(plan) = validate::plan(
-            merged,
-            &method.sig,
-            &method.block,
-            Placement::ImplMethod,
-            errors,
-        ) else {
+        let Some(plan) = validate::plan(merged, &method.sig, &method.block, Placement::ImplMethod, errors) else {
             continue;
         };
         let body = std::mem::replace(&mut method.block, syn::parse_quote!({}));
@@ -100,12 +78,8 @@ fn expand_impl(args: &Args, mut block: ItemImpl, errors: &mut Errors) -> Option<
 
 /// Removes a method's own `#[hardened(..)]` and reads its arguments.
 fn take_own_attribute(attrs: &mut Vec<Attribute>, errors: &mut Errors) -> Option<Args> {
-    let position = attrs.iter().position(|attr| {
-        attr.path()
-            .segments
-            .last()
-            .is_some_and(|segment| segment.ident == "hardened")
-    })?;
+    let position =
+        attrs.iter().position(|attr| attr.path().segments.last().is_some_and(|segment| segment.ident == "hardened"))?;
     let attr = attrs.remove(position);
     let tokens = match attr.meta {
         Meta::List(list) => list.tokens,
@@ -147,9 +121,7 @@ fn describe(item: &Item) -> &'static str {
         Item::Mod(_) => "a module",
         Item::Static(_) => "a static",
         Item::Struct(_) => "a struct",
-        Item::Trait(_) | Item::TraitAlias(_) => {
-            "a trait; put it on the methods of an `impl` instead"
-        }
+        Item::Trait(_) | Item::TraitAlias(_) => "a trait; put it on the methods of an `impl` instead",
         Item::Type(_) => "a type alias",
         Item::Union(_) => "a union",
         Item::Use(_) => "a `use` item",

@@ -1,9 +1,10 @@
 //! Checks the arguments against each other and against the function, producing a [`Plan`] of checked
 //! facts that expansion turns into code without further questions.
 
+use proc_macro2::Span;
 use syn::{Block, Expr, Ident, Path, Signature};
 
-use super::args::{Args, Field, Spanned};
+use super::args::{Args, Field, Spanned, alternatives};
 use crate::common::errors::Errors;
 use crate::common::signature::{self, Analysis};
 use crate::common::suggest;
@@ -75,18 +76,12 @@ pub(crate) fn plan(
         Some(name) => label_value("name", name, errors),
         None => sig.ident.unraw_name(),
     };
-    let kind = args.kind.as_ref().map_or_else(
-        || "function".to_owned(),
-        |kind| label_value("kind", kind, errors),
-    );
-    let level = args
-        .level
-        .as_ref()
-        .map_or(Level::Info, |level| parse_level(level, errors));
+    let kind = args.kind.as_ref().map_or_else(|| "function".to_owned(), |kind| label_value("kind", kind, errors));
+    let level = args.level.as_ref().map_or(Level::Info, |level| parse_level(level, errors));
     let predicate = match (args.ok_if, args.error_if) {
-        (Some(_), Some(error_if)) => {
-            errors.over(
-                &error_if,
+        (Some(_), Some(_)) => {
+            errors.at(
+                later_key(&args.keys, "ok_if", "error_if"),
                 "`ok_if` and `error_if` cannot be used together; keep one of them",
             );
             None
@@ -95,10 +90,7 @@ pub(crate) fn plan(
         (None, Some(error_if)) => Some(Predicate::ErrorIf(error_if)),
         (None, None) => None,
     };
-    let fields = args
-        .fields
-        .map(|fields| check_fields(fields.value, sig, errors))
-        .unwrap_or_default();
+    let fields = args.fields.map(|fields| check_fields(fields.value, sig, errors)).unwrap_or_default();
     let buckets = args.buckets.map(|buckets| check_buckets(&buckets, errors));
     if !(before && errors.is_empty()) {
         return None;
@@ -118,12 +110,18 @@ pub(crate) fn plan(
     })
 }
 
+/// The span of whichever of two written keys comes second, to point at the one that conflicts.
+fn later_key(keys: &[(&str, Span)], a: &str, b: &str) -> Span {
+    keys.iter()
+        .filter(|(key, _)| *key == a || *key == b)
+        .nth(1)
+        .or_else(|| keys.iter().find(|(key, _)| *key == a || *key == b))
+        .map_or_else(Span::call_site, |(_, span)| *span)
+}
+
 fn check_signature(sig: &Signature, errors: &mut Errors) {
     if let Some(constness) = &sig.constness {
-        errors.over(
-            constness,
-            "`#[hardened]` cannot wrap a `const fn`: spans and metrics happen at run time",
-        );
+        errors.over(constness, "`#[hardened]` cannot wrap a `const fn`: spans and metrics happen at run time");
     }
     if let Some(abi) = &sig.abi {
         errors.over(abi, "`#[hardened]` cannot wrap an `extern` function; wrap a Rust function that it calls instead");
@@ -137,16 +135,16 @@ fn check_signature(sig: &Signature, errors: &mut Errors) {
 fn label_value(argument: &str, value: &Spanned<String>, errors: &mut Errors) -> String {
     if value.value.is_empty() {
         errors.at(value.span, format!("`{argument}` cannot be empty"));
-    } else if let Some(bad) = value
-        .value
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || "_.:-".contains(*c)))
-    {
+    } else if let Some(bad) = value.value.chars().find(|c| !(c.is_ascii_alphanumeric() || "_.:-".contains(*c))) {
+        let found = match bad {
+            ' ' => "a space".to_owned(),
+            _ => format!("`{}`", bad.escape_debug()),
+        };
         errors.at(
             value.span,
             format!(
-                "`{argument}` may contain only ASCII letters, digits, `_`, `.`, `:` and `-`, found `{bad}` in `{}`",
-                value.value
+                "`{argument}` may contain only ASCII letters, digits, `_`, `.`, `:` and `-`, found {found} in `{}`",
+                value.value.escape_debug()
             ),
         );
     }
@@ -161,11 +159,15 @@ fn parse_level(level: &Spanned<String>, errors: &mut Errors) -> Level {
         "warn" => Level::Warn,
         "error" => Level::Error,
         other => {
+            let suggestion = suggest::closest(&other.to_ascii_lowercase(), LEVELS)
+                .map(|level| format!("; did you mean `{level}`?"))
+                .unwrap_or_default();
             errors.at(
                 level.span,
                 format!(
-                    "`level` must be one of {}, found `{other}`",
-                    suggest::listing(LEVELS)
+                    "`level` must be one of {}, found `{}`{suggestion}",
+                    alternatives(LEVELS),
+                    other.escape_debug()
                 ),
             );
             Level::Info
@@ -181,10 +183,7 @@ fn check_fields(fields: Vec<Field>, sig: &Signature, errors: &mut Errors) -> Vec
     for field in &fields {
         let key = field.key.to_string();
         if seen.contains(&key) {
-            errors.over(
-                &field.key,
-                format!("field `{key}` is recorded more than once"),
-            );
+            errors.over(&field.key, format!("field `{key}` is recorded more than once"));
         }
         seen.push(key);
         let named_argument = match &field.value {
@@ -203,12 +202,7 @@ fn check_fields(fields: Vec<Field>, sig: &Signature, errors: &mut Errors) -> Vec
             } else {
                 format!("its arguments are {}", suggest::listing(&argument_refs))
             };
-            errors.over(
-                ident,
-                format!(
-                    "`fields` names `{ident}`, which is not an argument of `{function}`; {known}"
-                ),
-            );
+            errors.over(ident, format!("`fields` names `{ident}`, which is not an argument of `{function}`; {known}"));
         }
     }
     fields
@@ -216,9 +210,7 @@ fn check_fields(fields: Vec<Field>, sig: &Signature, errors: &mut Errors) -> Vec
 
 /// Lower-case identifiers are bindings; upper-case ones are constants, which `fields` may record too.
 fn is_binding_like(ident: &Ident) -> bool {
-    ident
-        .to_string()
-        .starts_with(|c: char| c.is_lowercase() || c == '_')
+    ident.to_string().starts_with(|c: char| c.is_lowercase() || c == '_')
 }
 
 fn check_buckets(buckets: &Spanned<Vec<Spanned<f64>>>, errors: &mut Errors) -> Vec<f64> {
@@ -227,37 +219,28 @@ fn check_buckets(buckets: &Spanned<Vec<Spanned<f64>>>, errors: &mut Errors) -> V
         errors.at(buckets.span, "`buckets` needs at least one bound");
     }
     if bounds.len() > MAX_BUCKETS {
-        errors.at(
-            buckets.span,
-            format!(
-                "`buckets` takes at most {MAX_BUCKETS} bounds, found {}",
-                bounds.len()
-            ),
-        );
+        errors.at(buckets.span, format!("`buckets` takes at most {MAX_BUCKETS} bounds, found {}", bounds.len()));
     }
     for bound in bounds {
-        if !(bound.value.is_finite() && bound.value > 0.0) {
-            errors.at(
-                bound.span,
-                format!(
-                    "bucket bounds must be positive numbers of seconds, found `{}`",
-                    bound.value
-                ),
-            );
+        if !is_positive(bound.value) {
+            errors
+                .at(bound.span, format!("bucket bounds must be positive numbers of seconds, found `{}`", bound.value));
         }
     }
     for pair in bounds.windows(2) {
-        if pair[1].value <= pair[0].value {
+        // A bound that is not positive has its own error already.
+        if pair[1].value <= pair[0].value && is_positive(pair[1].value) {
             errors.at(
                 pair[1].span,
-                format!(
-                    "bucket bounds must increase, but `{}` follows `{}`",
-                    pair[1].value, pair[0].value
-                ),
+                format!("bucket bounds must increase, but `{}` follows `{}`", pair[1].value, pair[0].value),
             );
         }
     }
     bounds.iter().map(|bound| bound.value).collect()
+}
+
+fn is_positive(seconds: f64) -> bool {
+    seconds.is_finite() && seconds > 0.0
 }
 
 trait UnrawName {
@@ -268,8 +251,7 @@ impl UnrawName for Ident {
     /// `r#type` is named `type` in labels and span names.
     fn unraw_name(&self) -> String {
         let name = self.to_string();
-        name.strip_prefix("r#")
-            .map_or_else(|| name.clone(), ToOwned::to_owned)
+        name.strip_prefix("r#").map_or_else(|| name.clone(), ToOwned::to_owned)
     }
 }
 
@@ -283,13 +265,7 @@ mod tests {
     fn check(args: proc_macro2::TokenStream, item: &ItemFn) -> Result<Plan, Vec<String>> {
         let mut errors = Errors::default();
         let args = Args::parse(args, &mut errors);
-        let plan = plan(
-            args,
-            &item.sig,
-            &item.block,
-            Placement::Function,
-            &mut errors,
-        );
+        let plan = plan(args, &item.sig, &item.block, Placement::Function, &mut errors);
         match errors.finish() {
             Ok(()) => Ok(plan.expect("a plan when there are no errors")),
             Err(error) => Err(error.into_iter().map(|error| error.to_string()).collect()),
@@ -318,12 +294,11 @@ mod tests {
             errors,
             [
                 "`name` cannot be empty",
-                "`kind` may contain only ASCII letters, digits, `_`, `.`, `:` and `-`, found ` ` in `a b`",
+                "`kind` may contain only ASCII letters, digits, `_`, `.`, `:` and `-`, found a space in `a b`",
                 "`ok_if` and `error_if` cannot be used together; keep one of them",
                 "`fields` names `query`, which is not an argument of `lookup`; its arguments are `key`",
                 "bucket bounds must be positive numbers of seconds, found `-1`",
                 "bucket bounds must increase, but `0.5` follows `1`",
-                "bucket bounds must increase, but `-1` follows `0.5`",
             ]
         );
     }
@@ -333,6 +308,35 @@ mod tests {
         let item: ItemFn = parse_quote! { fn f(a: u8) {} };
         assert!(check(quote! { fields(version = VERSION, a) }, &item).is_ok());
         assert!(check(quote! { fields(b = missing) }, &item).is_err());
+    }
+
+    #[test]
+    fn suggests_a_level_and_lists_the_others() {
+        let item: ItemFn = parse_quote! { fn f() {} };
+        let errors = check(quote! { level = "Warning" }, &item).err().expect("invalid");
+        assert_eq!(
+            errors,
+            [
+                "`level` must be one of `trace`, `debug`, `info`, `warn` or `error`, found `Warning`; did you mean `warn`?"
+            ]
+        );
+        let errors = check(quote! { level = "loud" }, &item).err().expect("invalid");
+        assert_eq!(errors, ["`level` must be one of `trace`, `debug`, `info`, `warn` or `error`, found `loud`"]);
+    }
+
+    #[test]
+    fn a_method_predicate_replaces_the_block_predicate() {
+        let item: ItemFn = parse_quote! { fn f() -> u8 { 1 } };
+        let mut errors = Errors::default();
+        let outer = Args::parse(quote! { ok_if = a }, &mut errors);
+        let inner = Args::parse(quote! { error_if = b }, &mut errors);
+        let merged = inner.over(&outer);
+        let plan = plan(merged, &item.sig, &item.block, Placement::ImplMethod, &mut errors);
+        assert!(errors.is_empty());
+        assert!(matches!(
+            plan.and_then(|plan| plan.predicate),
+            Some(Predicate::ErrorIf(path)) if path.is_ident("b")
+        ));
     }
 
     #[test]
