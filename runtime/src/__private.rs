@@ -5,8 +5,8 @@ pub use tracing;
 
 pub use crate::call::Call;
 pub use crate::guarded::{
-    Fallback, FromRejection, Guarded, GuardedReturn, apply_fallback, assert_guarded, attempt, backoff, retry_delay,
-    retry_start, run_sync,
+    Fallback, FromRejection, Guarded, GuardedReturn, RetryPredicate, apply_fallback, assert_guarded, attempt, backoff,
+    retry_delay, retry_start, run_sync,
 };
 pub use crate::guards::{BreakerSpec, BulkheadSpec, RateSpec, RetrySpec, SiteGuards};
 pub use crate::instrument::Instrumented;

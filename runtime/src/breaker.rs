@@ -8,7 +8,7 @@
 //! its outcome is two read-modify-writes on the window, and a third only when the window's counts change.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::clock::{Clock, duration_nanos};
@@ -314,10 +314,72 @@ const FAILURE: usize = 1;
 const SLOW: usize = 2;
 const NOT_PERMITTED: usize = 3;
 
+/// The settings a running breaker reads, retunable while calls are in flight. The window's size and kind
+/// shape its storage and stay as built.
+#[derive(Debug)]
+struct LiveSettings {
+    failure_rate: AtomicU8,
+    slow_rate: AtomicU8,
+    slow_call: AtomicU64,
+    min_calls: AtomicU32,
+    open_for: AtomicU64,
+    half_open_calls: AtomicU32,
+    /// 0 when the breaker judges rates.
+    consecutive_failures: AtomicU32,
+    extend_open_on_failure: AtomicBool,
+    window: u32,
+    window_kind: WindowKind,
+}
+
+impl LiveSettings {
+    fn new(config: &BreakerConfig) -> LiveSettings {
+        let live = LiveSettings {
+            failure_rate: AtomicU8::new(0),
+            slow_rate: AtomicU8::new(0),
+            slow_call: AtomicU64::new(0),
+            min_calls: AtomicU32::new(0),
+            open_for: AtomicU64::new(0),
+            half_open_calls: AtomicU32::new(0),
+            consecutive_failures: AtomicU32::new(0),
+            extend_open_on_failure: AtomicBool::new(false),
+            window: config.window,
+            window_kind: config.window_kind,
+        };
+        live.store(config);
+        live
+    }
+
+    fn store(&self, config: &BreakerConfig) {
+        self.failure_rate.store(config.failure_rate, Ordering::Relaxed);
+        self.slow_rate.store(config.slow_rate, Ordering::Relaxed);
+        self.slow_call.store(duration_nanos(config.slow_call), Ordering::Relaxed);
+        self.min_calls.store(config.min_calls.max(1), Ordering::Relaxed);
+        self.open_for.store(duration_nanos(config.open_for), Ordering::Relaxed);
+        self.half_open_calls.store(config.half_open_calls, Ordering::Relaxed);
+        self.consecutive_failures.store(config.consecutive_failures.unwrap_or(0), Ordering::Relaxed);
+        self.extend_open_on_failure.store(config.extend_open_on_failure, Ordering::Relaxed);
+    }
+
+    fn load(&self) -> BreakerConfig {
+        BreakerConfig {
+            failure_rate: self.failure_rate.load(Ordering::Relaxed),
+            slow_rate: self.slow_rate.load(Ordering::Relaxed),
+            slow_call: Duration::from_nanos(self.slow_call.load(Ordering::Relaxed)),
+            window: self.window,
+            window_kind: self.window_kind,
+            min_calls: self.min_calls.load(Ordering::Relaxed),
+            open_for: Duration::from_nanos(self.open_for.load(Ordering::Relaxed)),
+            half_open_calls: self.half_open_calls.load(Ordering::Relaxed),
+            consecutive_failures: Some(self.consecutive_failures.load(Ordering::Relaxed)).filter(|run| *run > 0),
+            extend_open_on_failure: self.extend_open_on_failure.load(Ordering::Relaxed),
+        }
+    }
+}
+
 /// A circuit breaker. Shared by name between every function that names it; see [`crate::breaker`].
 pub struct CircuitBreaker {
     name: &'static str,
-    config: BreakerConfig,
+    settings: LiveSettings,
     clock: Clock,
     hot: Hot,
     window: Window,
@@ -329,7 +391,7 @@ impl fmt::Debug for CircuitBreaker {
         f.debug_struct("CircuitBreaker")
             .field("name", &self.name)
             .field("state", &self.state())
-            .field("config", &self.config)
+            .field("config", &self.config())
             .finish_non_exhaustive()
     }
 }
@@ -349,7 +411,7 @@ impl CircuitBreaker {
         let window = Window::new(config.window_kind, config.window);
         CircuitBreaker {
             name,
-            config,
+            settings: LiveSettings::new(&config),
             clock,
             hot: Hot::default(),
             window,
@@ -363,10 +425,18 @@ impl CircuitBreaker {
         self.name
     }
 
-    /// The breaker's settings.
+    /// The settings in force.
     #[must_use]
-    pub fn config(&self) -> &BreakerConfig {
-        &self.config
+    pub fn config(&self) -> BreakerConfig {
+        self.settings.load()
+    }
+
+    /// Applies new settings to the running breaker, keeping its state, window and permits. The window's
+    /// size and kind shape its storage: changing them takes a restart, and this returns `false` when they
+    /// differ from the running ones.
+    pub fn retune(&self, config: &BreakerConfig) -> bool {
+        self.settings.store(config);
+        config.window == self.settings.window && config.window_kind == self.settings.window_kind
     }
 
     /// The current state. An open breaker whose `open_for` has passed reports `open` until a call probes it.
@@ -417,8 +487,11 @@ impl CircuitBreaker {
             BreakerState::ForcedOpen => Err(self.refuse()),
             BreakerState::Open => {
                 let now = self.clock.now_nanos();
-                let reopens_at =
-                    self.hot.opened_at.load(Ordering::Acquire).saturating_add(duration_nanos(self.config.open_for));
+                let reopens_at = self
+                    .hot
+                    .opened_at
+                    .load(Ordering::Acquire)
+                    .saturating_add(self.settings.open_for.load(Ordering::Relaxed));
                 if now < reopens_at {
                     return Err(self.refuse());
                 }
@@ -428,7 +501,7 @@ impl CircuitBreaker {
             BreakerState::HalfOpen => {
                 let mut admitted = self.hot.probes_admitted.load(Ordering::Acquire);
                 loop {
-                    if admitted >= self.config.half_open_calls {
+                    if admitted >= self.settings.half_open_calls.load(Ordering::Relaxed) {
                         return Err(self.refuse());
                     }
                     match self.hot.probes_admitted.compare_exchange_weak(
@@ -494,7 +567,7 @@ impl CircuitBreaker {
             return;
         }
         let now = self.clock.now_nanos();
-        let slow = now.saturating_sub(started_at) >= duration_nanos(self.config.slow_call);
+        let slow = now.saturating_sub(started_at) >= self.settings.slow_call.load(Ordering::Relaxed);
         let result = match (failed, slow) {
             (true, _) => FAILURE,
             (false, true) => SLOW,
@@ -507,13 +580,19 @@ impl CircuitBreaker {
             Admission::Closed if state == BreakerState::Closed && epoch == current_epoch => {
                 self.judge_closed(failed, slow, now);
             }
-            Admission::Closed if state == BreakerState::Open && failed && self.config.extend_open_on_failure => {
+            Admission::Closed
+                if state == BreakerState::Open
+                    && failed
+                    && self.settings.extend_open_on_failure.load(Ordering::Relaxed) =>
+            {
                 self.hot.opened_at.fetch_max(now, Ordering::AcqRel);
             }
             Admission::Probe if state == BreakerState::HalfOpen && epoch == current_epoch => {
                 if failed || slow {
                     self.transition(BreakerState::HalfOpen, BreakerState::Open, now);
-                } else if self.hot.probes_succeeded.fetch_add(1, Ordering::AcqRel) + 1 >= self.config.half_open_calls {
+                } else if self.hot.probes_succeeded.fetch_add(1, Ordering::AcqRel) + 1
+                    >= self.settings.half_open_calls.load(Ordering::Relaxed)
+                {
                     self.transition(BreakerState::HalfOpen, BreakerState::Closed, now);
                 }
             }
@@ -522,7 +601,8 @@ impl CircuitBreaker {
     }
 
     fn judge_closed(&self, failed: bool, slow: bool, now: u64) {
-        if let Some(threshold) = self.config.consecutive_failures {
+        let threshold = self.settings.consecutive_failures.load(Ordering::Relaxed);
+        if threshold > 0 {
             if failed {
                 let run = self.hot.consecutive.fetch_add(1, Ordering::AcqRel) + 1;
                 if run >= threshold {
@@ -541,9 +621,10 @@ impl CircuitBreaker {
 
     fn exceeds_thresholds(&self, totals: WindowTotals) -> bool {
         let calls = u64::from(totals.calls);
-        calls >= u64::from(self.config.min_calls.max(1))
-            && (u64::from(totals.failures) * 100 >= u64::from(self.config.failure_rate) * calls
-                || u64::from(totals.slow) * 100 >= u64::from(self.config.slow_rate) * calls)
+        let settings = &self.settings;
+        calls >= u64::from(settings.min_calls.load(Ordering::Relaxed))
+            && (u64::from(totals.failures) * 100 >= u64::from(settings.failure_rate.load(Ordering::Relaxed)) * calls
+                || u64::from(totals.slow) * 100 >= u64::from(settings.slow_rate.load(Ordering::Relaxed)) * calls)
     }
 
     /// Gives back a probe slot whose call never reported (refused by an inner guard, or cancelled).

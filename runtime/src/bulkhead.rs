@@ -38,7 +38,9 @@ impl Default for BulkheadConfig {
 /// A bulkhead; shared by name between every function that names it.
 pub struct Bulkhead {
     name: &'static str,
-    config: BulkheadConfig,
+    max: AtomicU32,
+    /// Nanoseconds; 0 refuses at once.
+    wait: AtomicU64,
     in_use: AtomicU32,
     waiting: AtomicU32,
     released: Notify,
@@ -49,7 +51,7 @@ impl fmt::Debug for Bulkhead {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Bulkhead")
             .field("name", &self.name)
-            .field("config", &self.config)
+            .field("config", &self.config())
             .field("in_use", &self.in_use.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
@@ -61,7 +63,8 @@ impl Bulkhead {
     pub fn new(name: &'static str, config: BulkheadConfig) -> Bulkhead {
         Bulkhead {
             name,
-            config,
+            max: AtomicU32::new(config.max),
+            wait: AtomicU64::new(config.wait.map_or(0, crate::clock::duration_nanos)),
             in_use: AtomicU32::new(0),
             waiting: AtomicU32::new(0),
             released: Notify::new(),
@@ -75,16 +78,25 @@ impl Bulkhead {
         self.name
     }
 
-    /// The bulkhead's settings.
+    /// The settings in force.
     #[must_use]
-    pub fn config(&self) -> &BulkheadConfig {
-        &self.config
+    pub fn config(&self) -> BulkheadConfig {
+        let wait = self.wait.load(Ordering::Relaxed);
+        BulkheadConfig { max: self.max.load(Ordering::Relaxed), wait: (wait > 0).then(|| Duration::from_nanos(wait)) }
+    }
+
+    /// Applies new settings to the running bulkhead. Permits already out stay out: lowering `max` below
+    /// the calls in flight refuses new calls until enough of them finish.
+    pub fn retune(&self, config: &BulkheadConfig) {
+        self.max.store(config.max, Ordering::Relaxed);
+        self.wait.store(config.wait.map_or(0, crate::clock::duration_nanos), Ordering::Relaxed);
+        self.released.notify_waiters();
     }
 
     /// Permits free now.
     #[must_use]
     pub fn available(&self) -> u32 {
-        self.config.max.saturating_sub(self.in_use.load(Ordering::Acquire))
+        self.max.load(Ordering::Relaxed).saturating_sub(self.in_use.load(Ordering::Acquire))
     }
 
     /// Calls refused so far.
@@ -100,9 +112,10 @@ impl Bulkhead {
     }
 
     fn take(&self) -> Option<BulkheadPermit<'_>> {
+        let max = self.max.load(Ordering::Relaxed);
         let mut in_use = self.in_use.load(Ordering::Acquire);
         loop {
-            if in_use >= self.config.max {
+            if in_use >= max {
                 return None;
             }
             match self.in_use.compare_exchange_weak(in_use, in_use + 1, Ordering::AcqRel, Ordering::Acquire) {
@@ -117,7 +130,11 @@ impl Bulkhead {
         if let Some(permit) = self.take() {
             return Ok(permit);
         }
-        let Some(wait) = self.config.wait else { return Err(self.refusal()) };
+        let wait = self.wait.load(Ordering::Relaxed);
+        if wait == 0 {
+            return Err(self.refusal());
+        }
+        let wait = Duration::from_nanos(wait);
         self.waiting.fetch_add(1, Ordering::AcqRel);
         let waited = tokio::time::timeout(wait, async {
             loop {

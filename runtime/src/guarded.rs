@@ -187,6 +187,24 @@ pub async fn backoff(delay: Duration) {
     tokio::time::sleep(delay).await;
 }
 
+/// A function that says whether an error is worth retrying (`retry(when = path)`).
+#[diagnostic::on_unimplemented(
+    message = "`retry(when = ..)` needs a function `fn(&{E}) -> bool`",
+    label = "this is not a `fn(&{E}) -> bool`",
+    note = "the function receives the error of a failed attempt and says whether to try again"
+)]
+pub trait RetryPredicate<E> {
+    /// Whether to retry after `error`.
+    fn holds(&self, error: &E) -> bool;
+}
+
+impl<E, F: Fn(&E) -> bool> RetryPredicate<E> for F {
+    #[inline]
+    fn holds(&self, error: &E) -> bool {
+        self(error)
+    }
+}
+
 /// Replaces a failed call's error by what its `fallback` returns.
 #[inline]
 pub fn apply_fallback<T, E, F: Fallback<T, E>>(value: Result<T, E>, fallback: &F) -> Result<T, E> {

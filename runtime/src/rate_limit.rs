@@ -6,7 +6,7 @@
 //! served in order and never over-admitted.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::clock::{Clock, duration_nanos};
@@ -48,10 +48,14 @@ impl Default for RateConfig {
 /// A rate limiter; shared by name between every function that names it.
 pub struct RateLimiter {
     name: &'static str,
-    config: RateConfig,
-    interval: u64,
+    calls: AtomicU32,
+    period: AtomicU64,
+    burst: AtomicU32,
+    /// Nanoseconds; 0 refuses at once.
+    wait: AtomicU64,
+    interval: AtomicU64,
     /// How far ahead of now the theoretical arrival time may run: `(burst - 1) * interval`.
-    tolerance: u64,
+    tolerance: AtomicU64,
     clock: Clock,
     /// Theoretical arrival time of the next call, in the clock's nanoseconds.
     arrival: AtomicU64,
@@ -61,7 +65,7 @@ pub struct RateLimiter {
 
 impl fmt::Debug for RateLimiter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RateLimiter").field("name", &self.name).field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("RateLimiter").field("name", &self.name).field("config", &self.config()).finish_non_exhaustive()
     }
 }
 
@@ -79,19 +83,33 @@ impl RateLimiter {
     /// A limiter with its own clock; named limiters used by `#[hardened]` are made by the registry.
     #[must_use]
     pub fn new(name: &'static str, config: RateConfig, clock: Clock) -> RateLimiter {
-        let interval = config.interval_nanos();
-        let tolerance = interval.saturating_mul(u64::from(config.burst.max(1) - 1));
         let start = clock.now_nanos();
-        RateLimiter {
+        let limiter = RateLimiter {
             name,
-            config,
-            interval,
-            tolerance,
+            calls: AtomicU32::new(0),
+            period: AtomicU64::new(0),
+            burst: AtomicU32::new(1),
+            wait: AtomicU64::new(0),
+            interval: AtomicU64::new(1),
+            tolerance: AtomicU64::new(0),
             clock,
             arrival: AtomicU64::new(start),
             admitted: AtomicU64::new(0),
             refused: AtomicU64::new(0),
-        }
+        };
+        limiter.retune(&config);
+        limiter
+    }
+
+    /// Applies new settings to the running limiter; the bucket keeps its level.
+    pub fn retune(&self, config: &RateConfig) {
+        let interval = config.interval_nanos();
+        self.calls.store(config.calls, Ordering::Relaxed);
+        self.period.store(duration_nanos(config.period), Ordering::Relaxed);
+        self.burst.store(config.burst.max(1), Ordering::Relaxed);
+        self.wait.store(config.wait.map_or(0, duration_nanos), Ordering::Relaxed);
+        self.interval.store(interval, Ordering::Relaxed);
+        self.tolerance.store(interval.saturating_mul(u64::from(config.burst.max(1) - 1)), Ordering::Relaxed);
     }
 
     /// The limiter's name.
@@ -100,19 +118,26 @@ impl RateLimiter {
         self.name
     }
 
-    /// The limiter's settings.
+    /// The settings in force.
     #[must_use]
-    pub fn config(&self) -> &RateConfig {
-        &self.config
+    pub fn config(&self) -> RateConfig {
+        let wait = self.wait.load(Ordering::Relaxed);
+        RateConfig {
+            calls: self.calls.load(Ordering::Relaxed),
+            period: Duration::from_nanos(self.period.load(Ordering::Relaxed)),
+            burst: self.burst.load(Ordering::Relaxed),
+            wait: (wait > 0).then(|| Duration::from_nanos(wait)),
+        }
     }
 
     /// Tokens available now, from 0 to `burst`.
     #[must_use]
     pub fn available(&self) -> u32 {
         let now = self.clock.now_nanos();
+        let (interval, tolerance) = (self.interval.load(Ordering::Relaxed), self.tolerance.load(Ordering::Relaxed));
         let arrival = self.arrival.load(Ordering::Acquire).max(now);
-        let headroom = (now + self.tolerance + self.interval).saturating_sub(arrival);
-        u32::try_from(headroom / self.interval).unwrap_or(u32::MAX).min(self.config.burst)
+        let headroom = (now + tolerance + interval).saturating_sub(arrival);
+        u32::try_from(headroom / interval).unwrap_or(u32::MAX).min(self.burst.load(Ordering::Relaxed))
     }
 
     /// Calls admitted and refused so far.
@@ -123,21 +148,17 @@ impl RateLimiter {
 
     fn decide(&self, may_wait: u64) -> Decision {
         let now = self.clock.now_nanos();
+        let (interval, tolerance) = (self.interval.load(Ordering::Relaxed), self.tolerance.load(Ordering::Relaxed));
         let mut arrival = self.arrival.load(Ordering::Acquire);
         loop {
             let start = arrival.max(now);
             let ahead = start - now;
-            let delay = ahead.saturating_sub(self.tolerance);
+            let delay = ahead.saturating_sub(tolerance);
             if delay > may_wait {
                 self.refused.fetch_add(1, Ordering::Relaxed);
                 return Decision::Refuse { retry_after: delay };
             }
-            match self.arrival.compare_exchange_weak(
-                arrival,
-                start + self.interval,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
+            match self.arrival.compare_exchange_weak(arrival, start + interval, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => {
                     self.admitted.fetch_add(1, Ordering::Relaxed);
                     return if delay == 0 { Decision::Admit } else { Decision::AdmitAfter(delay) };
@@ -158,7 +179,7 @@ impl RateLimiter {
 
     /// Takes a token, waiting up to the configured `wait` for one (refusing at once without a `wait`).
     pub async fn acquire(&self) -> Result<(), Rejected> {
-        let may_wait = self.config.wait.map_or(0, duration_nanos);
+        let may_wait = self.wait.load(Ordering::Relaxed);
         match self.decide(may_wait) {
             Decision::Admit => Ok(()),
             Decision::AdmitAfter(delay) => {

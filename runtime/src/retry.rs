@@ -7,7 +7,7 @@
 //! the calls instead of multiplying them by `attempts`.
 
 use std::fmt;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::clock::duration_nanos;
@@ -64,9 +64,14 @@ const MILLI: i64 = 1_000;
 /// A retry policy and its budget; shared by name between every function that names it.
 pub struct RetryPolicy {
     name: &'static str,
-    config: RetryConfig,
-    deposit: i64,
-    capacity: i64,
+    attempts: AtomicU32,
+    backoff: AtomicU64,
+    max_backoff: AtomicU64,
+    jitter: AtomicBool,
+    /// Thousandths of a token each call adds.
+    deposit: AtomicI64,
+    /// Thousandths of a token the budget holds at most.
+    capacity: AtomicI64,
     budget: AtomicI64,
     retried: AtomicU64,
     denied: AtomicU64,
@@ -74,26 +79,40 @@ pub struct RetryPolicy {
 
 impl fmt::Debug for RetryPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RetryPolicy").field("name", &self.name).field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("RetryPolicy").field("name", &self.name).field("config", &self.config()).finish_non_exhaustive()
     }
 }
 
 impl RetryPolicy {
     /// A policy; named policies used by `#[hardened]` are made by the registry.
     #[must_use]
-    #[allow(clippy::cast_possible_truncation, reason = "the ratio is validated to lie between 0 and 1")]
     pub fn new(name: &'static str, config: RetryConfig) -> RetryPolicy {
-        let deposit = (config.budget_ratio.clamp(0.0, 1.0) * MILLI as f64).round() as i64;
-        let capacity = i64::from(config.budget_reserve.max(1)) * MILLI;
-        RetryPolicy {
+        let policy = RetryPolicy {
             name,
-            config,
-            deposit,
-            capacity,
-            budget: AtomicI64::new(capacity),
+            attempts: AtomicU32::new(0),
+            backoff: AtomicU64::new(0),
+            max_backoff: AtomicU64::new(0),
+            jitter: AtomicBool::new(false),
+            deposit: AtomicI64::new(0),
+            capacity: AtomicI64::new(0),
+            budget: AtomicI64::new(i64::from(config.budget_reserve.max(1)) * MILLI),
             retried: AtomicU64::new(0),
             denied: AtomicU64::new(0),
-        }
+        };
+        policy.retune(&config);
+        policy
+    }
+
+    /// Applies new settings to the running policy; the budget keeps its balance.
+    #[allow(clippy::cast_possible_truncation, reason = "the ratio is clamped to lie between 0 and 1")]
+    pub fn retune(&self, config: &RetryConfig) {
+        self.attempts.store(config.attempts, Ordering::Relaxed);
+        self.backoff.store(duration_nanos(config.backoff), Ordering::Relaxed);
+        self.max_backoff.store(duration_nanos(config.max_backoff), Ordering::Relaxed);
+        self.jitter.store(config.jitter, Ordering::Relaxed);
+        let deposit = (config.budget_ratio.clamp(0.0, 1.0) * MILLI as f64).round() as i64;
+        self.deposit.store(deposit, Ordering::Relaxed);
+        self.capacity.store(i64::from(config.budget_reserve.max(1)) * MILLI, Ordering::Relaxed);
     }
 
     /// The policy's name.
@@ -102,10 +121,17 @@ impl RetryPolicy {
         self.name
     }
 
-    /// The policy's settings.
+    /// The settings in force.
     #[must_use]
-    pub fn config(&self) -> &RetryConfig {
-        &self.config
+    pub fn config(&self) -> RetryConfig {
+        RetryConfig {
+            attempts: self.attempts.load(Ordering::Relaxed),
+            backoff: Duration::from_nanos(self.backoff.load(Ordering::Relaxed)),
+            max_backoff: Duration::from_nanos(self.max_backoff.load(Ordering::Relaxed)),
+            jitter: self.jitter.load(Ordering::Relaxed),
+            budget_ratio: self.deposit.load(Ordering::Relaxed) as f64 / MILLI as f64,
+            budget_reserve: u32::try_from(self.capacity.load(Ordering::Relaxed) / MILLI).unwrap_or(u32::MAX),
+        }
     }
 
     /// Retries made, and retries the budget refused.
@@ -124,9 +150,9 @@ impl RetryPolicy {
     #[inline]
     pub fn deposit(&self) {
         let current = self.budget.load(Ordering::Relaxed);
-        if current < self.capacity {
+        if current < self.capacity.load(Ordering::Relaxed) {
             // Racing deposits may overshoot the capacity by a few shares; the next withdrawals absorb it.
-            self.budget.fetch_add(self.deposit, Ordering::AcqRel);
+            self.budget.fetch_add(self.deposit.load(Ordering::Relaxed), Ordering::AcqRel);
         }
     }
 
@@ -134,7 +160,7 @@ impl RetryPolicy {
     /// the budget refuses. `at_least` is a delay the refusing guard asked for (a rate limiter's
     /// `retry_after`).
     pub fn next_delay(&self, retry: u32, at_least: Option<Duration>) -> Option<Duration> {
-        if retry >= self.config.attempts {
+        if retry >= self.attempts.load(Ordering::Relaxed) {
             return None;
         }
         if self.budget.fetch_sub(MILLI, Ordering::AcqRel) < MILLI {
@@ -143,8 +169,9 @@ impl RetryPolicy {
             return None;
         }
         self.retried.fetch_add(1, Ordering::Relaxed);
-        let bound = self.config.backoff_bound(retry);
-        let delay = if self.config.jitter {
+        let config = self.config();
+        let bound = config.backoff_bound(retry);
+        let delay = if config.jitter {
             let bound_nanos = duration_nanos(bound);
             let half = bound_nanos / 2;
             Duration::from_nanos(half + fastrand::u64(0..=bound_nanos - half))

@@ -185,6 +185,15 @@ fn path_name(path: &Path) -> String {
     path.segments.iter().map(|segment| segment.ident.to_string()).collect::<Vec<_>>().join("::")
 }
 
+/// Tokens as the user would have written them (`a::b`, `-5`), for quoting in messages.
+fn written(tokens: &impl ToTokens) -> String {
+    let text = tokens.to_token_stream().to_string().replace(" :: ", "::").replace(":: ", "::");
+    match text.strip_prefix("- ") {
+        Some(rest) => format!("-{rest}"),
+        None => text,
+    }
+}
+
 fn key(meta: &Meta) -> String {
     path_name(meta.path())
 }
@@ -201,9 +210,17 @@ fn string(meta: &Meta, example: &str) -> syn::Result<Spanned<String>> {
     let expr = value(meta, example)?;
     match expr {
         Expr::Lit(syn::ExprLit { lit: Lit::Str(text), .. }) => Ok(Spanned { value: text.value(), span: text.span() }),
+        // `kind = tool`: the quotes are missing.
+        Expr::Path(path) if path.qself.is_none() => {
+            let (key, written) = (key(meta), written(path));
+            Err(syn::Error::new_spanned(
+                path,
+                format!("`{key}` expects a string, found `{written}`; write `{key} = \"{written}\"`"),
+            ))
+        }
         other => Err(syn::Error::new_spanned(
             other,
-            format!("`{}` expects a string such as `{example}`, found `{}`", key(meta), other.to_token_stream()),
+            format!("`{}` expects a string such as `{example}`, found `{}`", key(meta), written(other)),
         )),
     }
 }
@@ -214,11 +231,7 @@ fn path(meta: &Meta, example: &str) -> syn::Result<Path> {
         Expr::Path(path) if path.qself.is_none() => Ok(path.path.clone()),
         other => Err(syn::Error::new_spanned(
             other,
-            format!(
-                "`{}` expects a path to a function such as `{example}`, found `{}`",
-                key(meta),
-                other.to_token_stream()
-            ),
+            format!("`{}` expects a path to a function such as `{example}`, found `{}`", key(meta), written(other)),
         )),
     }
 }
@@ -233,7 +246,7 @@ fn boolean(meta: &Meta) -> syn::Result<Spanned<bool>> {
         Expr::Lit(syn::ExprLit { lit: Lit::Bool(flag), .. }) => Ok(Spanned { value: flag.value, span: flag.span }),
         other => Err(syn::Error::new_spanned(
             other,
-            format!("`{}` expects `true` or `false`, found `{}`", key(meta), other.to_token_stream()),
+            format!("`{}` expects `true` or `false`, found `{}`", key(meta), written(other)),
         )),
     }
 }
@@ -329,10 +342,7 @@ fn buckets(meta: &Meta) -> syn::Result<Spanned<Vec<Spanned<f64>>>> {
     let Expr::Array(array) = expr else {
         return Err(syn::Error::new_spanned(
             expr,
-            format!(
-                "`buckets` expects a list of seconds such as `[0.001, 0.01, 0.1]`, found `{}`",
-                expr.to_token_stream()
-            ),
+            format!("`buckets` expects a list of seconds such as `[0.001, 0.01, 0.1]`, found `{}`", written(expr)),
         ));
     };
     let mut bounds = Vec::with_capacity(array.elems.len());
@@ -354,7 +364,7 @@ fn buckets(meta: &Meta) -> syn::Result<Spanned<Vec<Spanned<f64>>>> {
                 let other = element;
                 return Err(syn::Error::new_spanned(
                     other,
-                    format!("bucket bounds are numbers of seconds, found `{}`", other.to_token_stream()),
+                    format!("bucket bounds are numbers of seconds, found `{}`", written(other)),
                 ));
             }
         };
@@ -428,6 +438,19 @@ mod tests {
         assert!(errors.is_empty(), "{errors:?}");
         let bounds: Vec<f64> = args.buckets.expect("buckets").value.iter().map(|bound| bound.value).collect();
         assert_eq!(bounds, [-1.0, -0.5, 2.0]);
+    }
+
+    #[test]
+    fn asks_for_quotes_around_a_bare_word() {
+        let (_, errors) = parse(quote! { kind = tool, crate = ::hardened, name = -5 });
+        assert_eq!(
+            errors,
+            [
+                "`kind` expects a string, found `tool`; write `kind = \"tool\"`",
+                "`crate` expects a string, found `::hardened`; write `crate = \"::hardened\"`",
+                "`name` expects a string such as `name = \"search\"`, found `-5`",
+            ]
+        );
     }
 
     #[test]

@@ -1,0 +1,10 @@
+use hardened::hardened;
+
+#[hardened(fields(user_id))]
+fn lookup(id: u64, name: &str) -> usize {
+    name.len() + usize::from(id == 0)
+}
+
+fn main() {
+    lookup(1, "ada");
+}

@@ -1,0 +1,10 @@
+use hardened::hardened;
+
+#[hardened(name = "user lookup")]
+fn lookup(id: u64) -> u64 {
+    id
+}
+
+fn main() {
+    lookup(1);
+}

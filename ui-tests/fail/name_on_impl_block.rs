@@ -1,0 +1,14 @@
+use hardened::hardened;
+
+struct Users;
+
+#[hardened(name = "users")]
+impl Users {
+    fn find(&self, id: u64) -> u64 {
+        id
+    }
+}
+
+fn main() {
+    Users.find(1);
+}
