@@ -4,6 +4,13 @@ pub use linkme;
 pub use tracing;
 
 pub use crate::call::Call;
+
+/// Calls a closure once; a body moved into a closure may then return borrows of what it captured,
+/// which an immediately called closure expression (inferred `FnMut`) may not.
+#[inline(always)]
+pub fn call_once<R>(body: impl FnOnce() -> R) -> R {
+    body()
+}
 pub use crate::guarded::{
     Fallback, FromRejection, Guarded, GuardedReturn, RetryPredicate, apply_fallback, assert_guarded, attempt, backoff,
     retry_delay, retry_start, run_sync,

@@ -198,6 +198,7 @@ pub trait RetryPredicate<E> {
     fn holds(&self, error: &E) -> bool;
 }
 
+#[diagnostic::do_not_recommend]
 impl<E, F: Fn(&E) -> bool> RetryPredicate<E> for F {
     #[inline]
     fn holds(&self, error: &E) -> bool {
@@ -225,6 +226,7 @@ pub trait Fallback<T, E> {
     fn recover(&self, error: E) -> Result<T, E>;
 }
 
+#[diagnostic::do_not_recommend]
 impl<T, E, F: Fn(E) -> Result<T, E>> Fallback<T, E> for F {
     #[inline]
     fn recover(&self, error: E) -> Result<T, E> {

@@ -184,6 +184,7 @@ pub trait OutcomePredicate<R: ?Sized> {
     fn holds(&self, value: &R) -> bool;
 }
 
+#[diagnostic::do_not_recommend]
 impl<R: ?Sized, F: Fn(&R) -> bool> OutcomePredicate<R> for F {
     #[inline]
     fn holds(&self, value: &R) -> bool {

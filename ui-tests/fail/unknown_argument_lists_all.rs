@@ -1,6 +1,6 @@
 use hardened::hardened;
 
-#[hardened(timeout = 5)]
+#[hardened(colour = "blue")]
 fn lookup(id: u64) -> u64 {
     id
 }

@@ -5,47 +5,46 @@ use std::panic::{self, AssertUnwindSafe};
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
 
-/// Gathers every independent error of one macro invocation so that one build shows them all.
+/// Gathers every independent error of one macro invocation so that one build shows them all, each
+/// keeping the full range of tokens it points at.
 #[derive(Default)]
 pub(crate) struct Errors {
-    accumulator: Vec<darling::Error>,
+    gathered: Option<syn::Error>,
 }
 
 impl Errors {
     /// Records an error spanned at `span`.
     pub(crate) fn at(&mut self, span: Span, message: impl std::fmt::Display) {
-        self.accumulator.push(syn::Error::new(span, message).into());
+        self.push(syn::Error::new(span, message));
     }
 
     /// Records an error spanned over a whole syntax node.
     pub(crate) fn over(&mut self, tokens: impl quote::ToTokens, message: impl std::fmt::Display) {
-        self.accumulator
-            .push(syn::Error::new_spanned(tokens, message).into());
+        self.push(syn::Error::new_spanned(tokens, message));
     }
 
     /// Records an error built elsewhere.
     pub(crate) fn push(&mut self, error: syn::Error) {
-        self.accumulator.push(error.into());
+        match &mut self.gathered {
+            Some(gathered) => gathered.combine(error),
+            None => self.gathered = Some(error),
+        }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.accumulator.is_empty()
+        self.gathered.is_none()
     }
 
     /// `Ok` when nothing was recorded, otherwise every recorded error as one.
-    pub(crate) fn finish(self) -> Result<(), darling::Error> {
-        if self.accumulator.is_empty() {
-            Ok(())
-        } else {
-            Err(darling::Error::multiple(self.accumulator))
-        }
+    pub(crate) fn finish(self) -> Result<(), syn::Error> {
+        self.gathered.map_or(Ok(()), Err)
     }
 }
 
 /// Emits `errors` followed by the untouched `item`, so that the rest of the crate still sees the
 /// item and reports no follow-on errors.
-pub(crate) fn with_original(errors: darling::Error, item: &TokenStream) -> TokenStream {
-    let errors = errors.write_errors();
+pub(crate) fn with_original(errors: syn::Error, item: &TokenStream) -> TokenStream {
+    let errors = errors.into_compile_error();
     quote! { #errors #item }
 }
 

@@ -4,8 +4,7 @@
 
 use syn::visit::Visit;
 use syn::{
-    Block, Expr, FnArg, GenericArgument, Ident, Pat, PathArguments, ReturnType, Signature, Stmt,
-    Type, TypeParamBound,
+    Block, Expr, FnArg, GenericArgument, Ident, Pat, PathArguments, ReturnType, Signature, Stmt, Type, TypeParamBound,
 };
 
 /// How the function runs.
@@ -58,12 +57,7 @@ pub(crate) fn analyse(sig: &Signature, block: &Block) -> Analysis {
         _ => Returns::Value,
     };
     let output_is_opaque = output.as_ref().is_some_and(contains_impl_trait);
-    Analysis {
-        execution,
-        output,
-        returns,
-        output_is_opaque,
-    }
+    Analysis { execution, output, returns, output_is_opaque }
 }
 
 /// The `async move { .. }` block inside the trailing `Box::pin(..)` of an `#[async_trait]` body.
@@ -96,12 +90,7 @@ pub(crate) fn async_trait_body_mut(block: &mut Block) -> Option<&mut syn::ExprAs
 
 fn is_box_pin(func: &Expr) -> bool {
     let Expr::Path(path) = func else { return false };
-    let segments: Vec<&Ident> = path
-        .path
-        .segments
-        .iter()
-        .map(|segment| &segment.ident)
-        .collect();
+    let segments: Vec<&Ident> = path.path.segments.iter().map(|segment| &segment.ident).collect();
     matches!(segments.as_slice(), [.., boxed, pin] if *boxed == "Box" && *pin == "pin")
 }
 
@@ -149,11 +138,9 @@ fn single_generic_type<'a>(ty: &'a Type, name: &str) -> Option<&'a Type> {
 /// Whether a type is spelled as a `Result` (any path whose last segment is `Result`).
 fn is_result(ty: &Type) -> bool {
     match ty {
-        Type::Path(path) if path.qself.is_none() => path
-            .path
-            .segments
-            .last()
-            .is_some_and(|segment| segment.ident == "Result"),
+        Type::Path(path) if path.qself.is_none() => {
+            path.path.segments.last().is_some_and(|segment| segment.ident == "Result")
+        }
         Type::Paren(inner) => is_result(&inner.elem),
         Type::Group(inner) => is_result(&inner.elem),
         _ => false,

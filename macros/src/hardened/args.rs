@@ -10,12 +10,15 @@ use quote::ToTokens;
 use syn::spanned::Spanned as _;
 use syn::{Expr, Ident, Lit, Meta, Path};
 
+use super::guards::{GUARD_ARGUMENTS, GuardArgs};
 use crate::common::errors::Errors;
 use crate::common::suggest;
 
 /// Every argument `#[hardened]` accepts, in the order the reference documents them.
-pub(crate) const ARGUMENTS: &[&str] =
-    &["name", "kind", "level", "fields", "ok_if", "error_if", "span", "metrics", "buckets", "crate", "skip"];
+pub(crate) const ARGUMENTS: &[&str] = &[
+    "name", "kind", "level", "fields", "ok_if", "error_if", "span", "metrics", "buckets", "crate", "skip", "breaker",
+    "rate", "burst", "bulkhead", "timeout", "retry", "fallback",
+];
 
 /// A value together with the span of the tokens it was read from.
 #[derive(Clone)]
@@ -45,6 +48,7 @@ pub(crate) struct Args {
     pub(crate) buckets: Option<Spanned<Vec<Spanned<f64>>>>,
     pub(crate) krate: Option<Path>,
     pub(crate) skip: Option<Span>,
+    pub(crate) guards: GuardArgs,
     /// Each argument's key and its span, in the order written (a method's own before its block's), for
     /// errors about an argument being there at all.
     pub(crate) keys: Vec<(&'static str, Span)>,
@@ -113,6 +117,7 @@ impl Args {
             "buckets" => self.buckets = Some(buckets(meta)?),
             "crate" => self.krate = Some(crate_path(meta)?),
             "skip" => self.skip = Some(word(meta)?),
+            guard if GUARD_ARGUMENTS.contains(&guard) => self.guards.read(guard, meta)?,
             _ => unreachable!("`{key}` is listed in ARGUMENTS but has no reader"),
         }
         Ok(())
@@ -145,6 +150,7 @@ impl Args {
             buckets: self.buckets.or(outer.buckets),
             krate: self.krate.or(outer.krate),
             skip: self.skip,
+            guards: self.guards.over(outer.guards),
             keys: self.keys.into_iter().chain(outer.keys).collect(),
             written: [outer.written, self.written]
                 .into_iter()
@@ -194,19 +200,19 @@ fn written(tokens: &impl ToTokens) -> String {
     }
 }
 
-fn key(meta: &Meta) -> String {
+pub(crate) fn key(meta: &Meta) -> String {
     path_name(meta.path())
 }
 
 /// The expression of `key = value`, or an error showing `example` when the argument has another form.
-fn value<'a>(meta: &'a Meta, example: &str) -> syn::Result<&'a Expr> {
+pub(crate) fn value<'a>(meta: &'a Meta, example: &str) -> syn::Result<&'a Expr> {
     match meta {
         Meta::NameValue(name_value) => Ok(&name_value.value),
         _ => Err(syn::Error::new_spanned(meta, format!("`{}` needs a value, such as `{example}`", key(meta)))),
     }
 }
 
-fn string(meta: &Meta, example: &str) -> syn::Result<Spanned<String>> {
+pub(crate) fn string(meta: &Meta, example: &str) -> syn::Result<Spanned<String>> {
     let expr = value(meta, example)?;
     match expr {
         Expr::Lit(syn::ExprLit { lit: Lit::Str(text), .. }) => Ok(Spanned { value: text.value(), span: text.span() }),
@@ -225,7 +231,7 @@ fn string(meta: &Meta, example: &str) -> syn::Result<Spanned<String>> {
     }
 }
 
-fn path(meta: &Meta, example: &str) -> syn::Result<Path> {
+pub(crate) fn path(meta: &Meta, example: &str) -> syn::Result<Path> {
     let expr = value(meta, example)?;
     match expr {
         Expr::Path(path) if path.qself.is_none() => Ok(path.path.clone()),
@@ -236,7 +242,7 @@ fn path(meta: &Meta, example: &str) -> syn::Result<Path> {
     }
 }
 
-fn boolean(meta: &Meta) -> syn::Result<Spanned<bool>> {
+pub(crate) fn boolean(meta: &Meta) -> syn::Result<Spanned<bool>> {
     if let Meta::Path(path) = meta {
         return Ok(Spanned { value: true, span: path.span() });
     }
@@ -421,11 +427,11 @@ mod tests {
 
     #[test]
     fn lists_alternatives_and_reads_a_bare_literal_as_a_name() {
-        let (_, errors) = parse(quote! { timeout = 5, "search", 5 });
+        let (_, errors) = parse(quote! { colour = 5, "search", 5 });
         assert_eq!(
             errors,
             [
-                "unknown argument `timeout`; expected one of `name`, `kind`, `level`, `fields`, `ok_if`, `error_if`, `span`, `metrics`, `buckets`, `crate` or `skip`",
+                "unknown argument `colour`; expected one of `name`, `kind`, `level`, `fields`, `ok_if`, `error_if`, `span`, `metrics`, `buckets`, `crate`, `skip`, `breaker`, `rate`, `burst`, `bulkhead`, `timeout`, `retry` or `fallback`",
                 "expected an argument, found the string `\"search\"`; did you mean `name = \"search\"`?",
                 "expected an argument such as `kind = \"tool\"`, found `5`",
             ]

@@ -4,43 +4,69 @@
 //! line. Generated code names only `<crate>::__private` and `<crate>::Outcome`.
 
 use proc_macro2::TokenStream;
-use quote::{ToTokens, format_ident, quote, quote_spanned};
+use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Block, Expr, Signature, Type};
 
+use super::guards;
 use super::validate::{Level, Plan, Predicate};
 use crate::common::signature::{self, Execution, Returns};
 
 /// The function's new body.
 pub(crate) fn body(plan: &Plan, sig: &Signature, mut block: Block) -> Block {
+    let krate = &plan.krate;
+    let guarded = plan.guards.guards_call();
     let site = site_static(plan, sig);
+    let guards_static = guarded.then(|| guards::guards_static(&plan.guards, krate));
+    let return_check = guarded.then(|| guards::return_check(sig, plan.analysis.output.as_ref(), krate));
     let span = span_expr(plan, sig);
     let tokens = match &plan.analysis.execution {
-        Execution::Sync => sync_body(plan, &site, &span, &block),
+        Execution::Sync => sync_body(plan, &span, &block),
         Execution::Async => {
             let output = annotated_block(plan, &block);
-            let instrumented = instrumented(plan, &quote!(async move #output));
-            quote! {{
-                #site
-                let __hardened_span = #span;
-                #instrumented.await
-            }}
+            let future = if guarded {
+                guards::async_call(&plan.guards, krate, &quote!(async #output), &is_failure(plan))
+            } else {
+                quote!(async move #output)
+            };
+            let instrumented = instrumented(plan, &future);
+            quote!(let __hardened_span = #span; #instrumented.await)
         }
         Execution::AsyncTrait => {
             if let Some(future) = signature::async_trait_body_mut(&mut block) {
-                let original = future.to_token_stream();
-                let wrapped = instrumented(plan, &original);
+                let wrapped = if guarded {
+                    let (rebindings, attempt) = split_rebindings(&future.block);
+                    let inner =
+                        guards::async_call(&plan.guards, krate, &quote!(async { #(#attempt)* }), &is_failure(plan));
+                    instrumented(plan, &quote!(async move { #(#rebindings)* #inner.await }))
+                } else {
+                    instrumented(plan, &future.to_token_stream())
+                };
                 *future = syn::parse_quote!(async move { #wrapped.await });
             }
             let statements = &block.stmts;
-            quote! {{
-                #site
-                let __hardened_span = #span;
-                #(#statements)*
-            }}
+            quote!(let __hardened_span = #span; #(#statements)*)
         }
     };
+    let tokens = quote! {{
+        #site
+        #guards_static
+        #return_check
+        #tokens
+    }};
     syn::parse2(tokens).unwrap_or_else(|error| panic!("generated body does not parse: {error}"))
+}
+
+/// Splits an `#[async_trait]` body into the leading `let x = x;` rebindings of its arguments, which run
+/// once per call, and the rest, which runs once per attempt.
+fn split_rebindings(block: &Block) -> (Vec<&syn::Stmt>, Vec<&syn::Stmt>) {
+    let is_rebinding = |statement: &&syn::Stmt| {
+        matches!(statement, syn::Stmt::Local(local)
+            if local.init.as_ref().is_some_and(|init| matches!(&*init.expr, Expr::Path(_)) && init.diverge.is_none()))
+    };
+    let rebindings: Vec<_> = block.stmts.iter().take_while(is_rebinding).collect();
+    let rest = block.stmts[rebindings.len()..].iter().collect();
+    (rebindings, rest)
 }
 
 /// `static __HARDENED_SITE`, registered in the distributed slice of call sites.
@@ -50,6 +76,12 @@ fn site_static(plan: &Plan, sig: &Signature) -> TokenStream {
     let function = sig.ident.to_string();
     let function = function.strip_prefix("r#").unwrap_or(&function);
     let line = quote_spanned!(sig.ident.span()=> ::core::line!());
+    let (refusable, timeout, retries) = (plan.guards.refusable(), plan.guards.has_timeout(), plan.guards.retries());
+    let guards = if plan.guards.guards_call() {
+        quote!(::core::option::Option::Some(&__HARDENED_GUARDS))
+    } else {
+        quote!(::core::option::Option::None)
+    };
     let buckets = match &plan.buckets {
         None => quote!(::core::option::Option::None),
         Some(bounds) => {
@@ -70,10 +102,10 @@ fn site_static(plan: &Plan, sig: &Signature) -> TokenStream {
             options: #written,
             metrics: #metrics,
             buckets: #buckets,
-            refusable: false,
-            timeout: false,
-            retries: false,
-            guards: ::core::option::Option::None,
+            refusable: #refusable,
+            timeout: #timeout,
+            retries: #retries,
+            guards: #guards,
         });
     }
 }
@@ -145,27 +177,58 @@ fn span_expr(plan: &Plan, sig: &Signature) -> TokenStream {
     }}
 }
 
-fn sync_body(plan: &Plan, site: &TokenStream, span: &TokenStream, block: &Block) -> TokenStream {
+fn sync_body(plan: &Plan, span: &TokenStream, block: &Block) -> TokenStream {
     let krate = &plan.krate;
-    let ret = format_ident!("__hardened_ret");
-    let span_ident = format_ident!("__hardened_span");
-    let classify = classify(plan, &quote!(&#ret), &quote!(&#span_ident));
+    let classify = classify(plan, &quote!(&__hardened_ret), &quote!(&__hardened_span));
     let closure_output = match (&plan.analysis.output, plan.analysis.output_is_opaque) {
         (Some(ty), false) => quote!(-> #ty),
         _ => TokenStream::new(),
     };
-    quote! {{
-        #site
-        let #span_ident = #span;
-        let __hardened_entered = #span_ident.enter();
+    // Passed as `FnOnce`, so that the body may return borrows of what the closure captured (a closure
+    // called where it is written is inferred `FnMut`, which may not).
+    let body = quote!(move || #closure_output #block);
+    let (run, outcome) = if plan.guards.guards_call() {
+        let run = guards::sync_call(krate, &body, &is_failure(plan));
+        (quote!(let (__hardened_ret, __hardened_imposed) = #run;), quote!(__hardened_imposed.unwrap_or({ #classify })))
+    } else {
+        (quote!(let __hardened_ret = #krate::__private::call_once(#body);), quote!({ #classify }))
+    };
+    let fallback = fallback(plan);
+    quote! {
+        let __hardened_span = #span;
+        let __hardened_entered = __hardened_span.enter();
         let __hardened_call = #krate::__private::Call::start(&__HARDENED_SITE);
-        #[allow(clippy::redundant_closure_call)]
-        let #ret = (move || #closure_output #block)();
-        let __hardened_outcome = { #classify };
+        #run
+        let __hardened_outcome = #outcome;
         __hardened_call.finish(__hardened_outcome);
+        #fallback
         ::core::mem::drop(__hardened_entered);
-        #ret
-    }}
+        __hardened_ret
+    }
+}
+
+/// Replaces a failed call's result by its `fallback`, after the outcome is recorded.
+fn fallback(plan: &Plan) -> Option<TokenStream> {
+    let krate = &plan.krate;
+    plan.guards.fallback().map(|path| {
+        let call = quote_spanned!(path.span()=> #krate::__private::apply_fallback(__hardened_ret, &#path));
+        quote! {
+            let __hardened_ret = if #krate::Outcome::is_failure(__hardened_outcome) { #call } else { __hardened_ret };
+        }
+    })
+}
+
+/// The outcome rule as a yes-or-no "did it fail", over `__hardened_ret: &Return`, for the guards.
+fn is_failure(plan: &Plan) -> TokenStream {
+    let krate = &plan.krate;
+    match &plan.predicate {
+        Some(Predicate::OkIf(path)) => {
+            let holds = predicate_call(plan, path, &quote!(__hardened_ret));
+            quote!(!#holds)
+        }
+        Some(Predicate::ErrorIf(path)) => predicate_call(plan, path, &quote!(__hardened_ret)),
+        None => quote!(#krate::__private::GuardedReturn::error(__hardened_ret).is_some()),
+    }
 }
 
 /// The user's block, with its output type written out where it can be, so that `?` infers its target.
@@ -179,17 +242,28 @@ fn annotated_block(plan: &Plan, block: &Block) -> TokenStream {
     }
 }
 
-/// `Instrumented::new(..)` around a future expression.
+/// `Instrumented::new(..)` around a future expression; a guarded future yields the value and the outcome
+/// a guard imposed.
 fn instrumented(plan: &Plan, future: &TokenStream) -> TokenStream {
     let krate = &plan.krate;
     let classify = classify(plan, &quote!(__hardened_ret), &quote!(__hardened_span));
+    let (parameter, outcome) = if plan.guards.guards_call() {
+        (
+            quote!((__hardened_ret, __hardened_imposed)),
+            quote!(__hardened_imposed.unwrap_or({ let __hardened_ret = &__hardened_ret; #classify })),
+        )
+    } else {
+        (quote!(__hardened_ret), quote!({ let __hardened_ret = &__hardened_ret; #classify }))
+    };
+    let fallback = fallback(plan);
     quote! {
         #krate::__private::Instrumented::new(
             &__HARDENED_SITE,
             __hardened_span,
             #future,
-            |__hardened_ret, __hardened_span: &#krate::__private::tracing::Span| {
-                let __hardened_outcome = { let __hardened_ret = &__hardened_ret; #classify };
+            |#parameter, __hardened_span: &#krate::__private::tracing::Span| {
+                let __hardened_outcome = #outcome;
+                #fallback
                 (__hardened_ret, __hardened_outcome)
             },
         )
@@ -240,7 +314,25 @@ fn predicate_call(plan: &Plan, path: &syn::Path, ret: &TokenStream) -> TokenStre
         .filter(|_| !plan.analysis.output_is_opaque)
         .map_or_else(|| quote!(_), |ty: Type| ty.to_token_stream());
     let path = Expr::Path(syn::ExprPath { attrs: Vec::new(), qself: None, path: path.clone() });
+    // The whole call points at the path, so that every note of an unmet bound underlines only the path.
+    let krate = respanned(krate.to_token_stream(), at);
     quote_spanned! {at=>
         #krate::__private::OutcomePredicate::<#output>::holds(&#path, #ret)
     }
+}
+
+/// `tokens` with every span set to `at`.
+fn respanned(tokens: TokenStream, at: proc_macro2::Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut token| {
+            if let proc_macro2::TokenTree::Group(group) = &token {
+                let mut inner = proc_macro2::Group::new(group.delimiter(), respanned(group.stream(), at));
+                inner.set_span(at);
+                token = proc_macro2::TokenTree::Group(inner);
+            }
+            token.set_span(at);
+            token
+        })
+        .collect()
 }

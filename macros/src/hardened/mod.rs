@@ -2,6 +2,7 @@
 
 mod args;
 mod expand;
+mod guards;
 mod validate;
 
 use proc_macro2::TokenStream;
@@ -18,7 +19,7 @@ pub(crate) fn attribute(args: TokenStream, item: TokenStream) -> TokenStream {
     let args = Args::parse(args, &mut errors);
     let parsed = match syn::parse2::<Item>(item.clone()) {
         Ok(parsed) => parsed,
-        Err(error) => return with_original(error.into(), &item),
+        Err(error) => return with_original(error, &item),
     };
     let expanded = match parsed {
         Item::Fn(function) => expand_function(args, function, &mut errors),

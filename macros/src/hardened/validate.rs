@@ -5,6 +5,7 @@ use proc_macro2::Span;
 use syn::{Block, Expr, Ident, Path, Signature};
 
 use super::args::{Args, Field, Spanned, alternatives};
+use super::guards::{self, GuardPlan};
 use crate::common::errors::Errors;
 use crate::common::signature::{self, Analysis};
 use crate::common::suggest;
@@ -55,6 +56,7 @@ pub(crate) struct Plan {
     pub(crate) buckets: Option<Vec<f64>>,
     pub(crate) written: String,
     pub(crate) analysis: Analysis,
+    pub(crate) guards: GuardPlan,
 }
 
 /// Checks `args` for the function with signature `sig` and body `block`; `None` when any error was found.
@@ -92,6 +94,8 @@ pub(crate) fn plan(
     };
     let fields = args.fields.map(|fields| check_fields(fields.value, sig, errors)).unwrap_or_default();
     let buckets = args.buckets.map(|buckets| check_buckets(&buckets, errors));
+    let analysis = signature::analyse(sig, block);
+    let guards = guards::plan(args.guards, sig, &analysis, errors);
     if !(before && errors.is_empty()) {
         return None;
     }
@@ -106,7 +110,8 @@ pub(crate) fn plan(
         predicate,
         buckets,
         written: args.written,
-        analysis: signature::analyse(sig, block),
+        analysis,
+        guards,
     })
 }
 
@@ -132,7 +137,7 @@ fn check_signature(sig: &Signature, errors: &mut Errors) {
 }
 
 /// Label values are limited to a safe character set so that they never need escaping anywhere.
-fn label_value(argument: &str, value: &Spanned<String>, errors: &mut Errors) -> String {
+pub(crate) fn label_value(argument: &str, value: &Spanned<String>, errors: &mut Errors) -> String {
     if value.value.is_empty() {
         errors.at(value.span, format!("`{argument}` cannot be empty"));
     } else if let Some(bad) = value.value.chars().find(|c| !(c.is_ascii_alphanumeric() || "_.:-".contains(*c))) {
