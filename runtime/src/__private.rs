@@ -7,18 +7,21 @@ pub use crate::call::Call;
 
 /// Calls a closure once; a body moved into a closure may then return borrows of what it captured,
 /// which an immediately called closure expression (inferred `FnMut`) may not.
-#[inline(always)]
+#[inline]
 pub fn call_once<R>(body: impl FnOnce() -> R) -> R {
     body()
 }
+pub use crate::breaker::WindowKind;
+pub use crate::config::{BreakerSettings, BulkheadSettings, RateSettings, RetrySettings};
 pub use crate::guarded::{
     Fallback, FromRejection, Guarded, GuardedReturn, RetryPredicate, apply_fallback, assert_guarded, attempt, backoff,
     retry_delay, retry_start, run_sync,
 };
-pub use crate::guards::{BreakerSpec, BulkheadSpec, RateSpec, RetrySpec, SiteGuards};
+pub use crate::guards::{Declared, SiteGuards};
 pub use crate::instrument::Instrumented;
 pub use crate::outcome::{
     ErrorMessage, ErrorViaDebug, ErrorViaDisplay, ErrorViaName, FieldValue, FieldViaDebug, FieldViaDisplay,
     FieldViaValue, OutcomePredicate, record_failure,
 };
 pub use crate::site::{SITES, SiteMeta};
+pub use core::time::Duration;

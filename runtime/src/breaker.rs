@@ -376,7 +376,7 @@ impl LiveSettings {
     }
 }
 
-/// A circuit breaker. Shared by name between every function that names it; see [`crate::breaker`].
+/// A circuit breaker. Shared by name between every function that names it; see [`crate::breaker()`].
 pub struct CircuitBreaker {
     name: &'static str,
     settings: LiveSettings,
@@ -407,6 +407,7 @@ enum Admission {
 impl CircuitBreaker {
     /// A breaker with its own clock; named breakers used by `#[hardened]` are made by the registry.
     #[must_use]
+    #[allow(clippy::needless_pass_by_value, reason = "constructors take their settings by value, like builders")]
     pub fn new(name: &'static str, config: BreakerConfig, clock: Clock) -> CircuitBreaker {
         let window = Window::new(config.window_kind, config.window);
         CircuitBreaker {

@@ -60,6 +60,7 @@ impl fmt::Debug for Bulkhead {
 impl Bulkhead {
     /// A bulkhead; named bulkheads used by `#[hardened]` are made by the registry.
     #[must_use]
+    #[allow(clippy::needless_pass_by_value, reason = "constructors take their settings by value, like builders")]
     pub fn new(name: &'static str, config: BulkheadConfig) -> Bulkhead {
         Bulkhead {
             name,

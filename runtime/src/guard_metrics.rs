@@ -147,11 +147,7 @@ impl Collector for GuardMetrics {
 
     fn collect(&self) -> Vec<MetricFamily> {
         // Every guard a site names exists from the first scrape on, so its series start at zero.
-        for site in sites() {
-            if let Some(site_guards) = site.guards() {
-                site_guards.resolve_all();
-            }
-        }
+        guards::resolve_declared();
         let mut samples: Vec<Vec<Metric>> = FAMILIES.iter().map(|_| Vec::new()).collect();
         for breaker in guards::breakers() {
             let name = breaker.name();

@@ -2,50 +2,114 @@
 //!
 //! A call site resolves its guards once, on its first call, into the static the macro generated; after
 //! that no call looks anything up. Guards without a name belong to their function and are registered under
-//! `module::function`.
+//! `module::function`. Configuration layers over the settings a function wrote, and retunes running
+//! guards when it is reloaded.
 
 use std::collections::BTreeMap;
 use std::sync::{OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
-use crate::breaker::{BreakerConfig, CircuitBreaker, WindowKind};
+use crate::breaker::{BreakerConfig, CircuitBreaker};
 use crate::bulkhead::{Bulkhead, BulkheadConfig};
 use crate::clock::Clock;
+use crate::config::{self, BreakerSettings, BulkheadSettings, Config, DeclaredNames, RateSettings, RetrySettings};
 use crate::rate_limit::{RateConfig, RateLimiter};
 use crate::retry::{RetryConfig, RetryPolicy};
-use crate::site::Site;
+use crate::site::{Site, sites};
 
-/// Registered guards of one kind, by name.
-struct Registry<T: 'static> {
-    guards: RwLock<BTreeMap<&'static str, &'static T>>,
+/// One kind of guard, and how configuration layers over it: built-in default, then the file's
+/// `[kind.default]`, then the literal of the function that made it, then the file's `[kind.<name>]`
+/// (with the environment already merged into the file's sections).
+pub(crate) trait GuardKind: Sized + Send + Sync + 'static {
+    /// The settings the guard runs with.
+    type Config: Default;
+    /// One configuration section.
+    type Settings: 'static;
+
+    fn registry() -> &'static Registry<Self>;
+    /// What a call site declares for this kind of guard.
+    fn declared_by(guards: &'static SiteGuards) -> Option<&'static Declared<Self::Settings>>;
+    fn sections(config: &Config) -> &BTreeMap<String, Self::Settings>;
+    fn apply(settings: &Self::Settings, config: &mut Self::Config);
+    fn build(name: &'static str, config: Self::Config) -> Self;
+    fn retune(&self, config: &Self::Config);
+    fn settings_of(&self) -> Self::Settings;
 }
 
-impl<T: 'static> Registry<T> {
-    const fn new() -> Registry<T> {
+/// The settings for the guard `name` made from `literal`, under the configuration in force.
+fn layered<K: GuardKind>(name: &str, literal: Option<&K::Settings>) -> K::Config {
+    let current = config::current();
+    let sections = K::sections(&current);
+    let mut layered = K::Config::default();
+    let layers = [sections.get(DEFAULT_SECTION), literal, sections.get(name)];
+    for settings in layers.into_iter().flatten() {
+        K::apply(settings, &mut layered);
+    }
+    layered
+}
+
+const DEFAULT_SECTION: &str = "default";
+
+/// The literal settings of the first function that declares a guard of kind `K` called `name`.
+fn declared_literal<K: GuardKind>(name: &str) -> Option<&'static K::Settings> {
+    sites().iter().filter_map(Site::guards).find_map(|guards| {
+        let declared = K::declared_by(guards)?;
+        (guards.name_of(declared) == name).then_some(&declared.settings)
+    })
+}
+
+struct Entry<K: 'static + GuardKind> {
+    guard: &'static K,
+    literal: Option<&'static K::Settings>,
+}
+
+/// Registered guards of one kind, by name.
+pub(crate) struct Registry<K: 'static + GuardKind> {
+    guards: RwLock<BTreeMap<&'static str, Entry<K>>>,
+}
+
+impl<K: GuardKind> Registry<K> {
+    const fn new() -> Registry<K> {
         Registry { guards: RwLock::new(BTreeMap::new()) }
     }
 
-    fn get(&self, name: &str) -> Option<&'static T> {
-        self.guards.read().unwrap_or_else(PoisonError::into_inner).get(name).copied()
-    }
-
-    /// The guard called `name`, made by `make` if there is none yet. Guards live for the whole process.
-    fn get_or_insert(&self, name: &str, make: impl FnOnce(&'static str) -> T) -> &'static T {
-        if let Some(guard) = self.get(name) {
-            return guard;
+    /// The guard called `name`, made with `literal` under the configuration in force if there is none yet;
+    /// without a literal, with that of a function declaring the name, if one does. Guards live for the
+    /// whole process.
+    fn get_or_make(&self, name: &str, literal: Option<&'static K::Settings>) -> &'static K {
+        if let Some(entry) = self.guards.read().unwrap_or_else(PoisonError::into_inner).get(name) {
+            return entry.guard;
         }
         let mut guards = self.guards.write().unwrap_or_else(PoisonError::into_inner);
-        if let Some(guard) = guards.get(name) {
-            return guard;
+        if let Some(entry) = guards.get(name) {
+            return entry.guard;
         }
+        let literal = literal.or_else(|| declared_literal::<K>(name));
         let name: &'static str = Box::leak(name.to_owned().into_boxed_str());
-        let guard: &'static T = Box::leak(Box::new(make(name)));
-        guards.insert(name, guard);
+        let guard: &'static K = Box::leak(Box::new(K::build(name, layered::<K>(name, literal))));
+        guards.insert(name, Entry { guard, literal });
         guard
     }
 
-    fn all(&self) -> Vec<&'static T> {
-        self.guards.read().unwrap_or_else(PoisonError::into_inner).values().copied().collect()
+    fn all(&self) -> Vec<&'static K> {
+        self.guards.read().unwrap_or_else(PoisonError::into_inner).values().map(|entry| entry.guard).collect()
+    }
+
+    /// Applies the configuration in force to every guard of this kind.
+    fn retune_all(&self) {
+        for (name, entry) in self.guards.read().unwrap_or_else(PoisonError::into_inner).iter() {
+            entry.guard.retune(&layered::<K>(name, entry.literal));
+        }
+    }
+
+    /// The settings every guard of this kind runs with, as configuration sections.
+    fn effective(&self) -> BTreeMap<String, K::Settings> {
+        self.guards
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(name, entry)| ((*name).to_owned(), entry.guard.settings_of()))
+            .collect()
     }
 }
 
@@ -54,24 +118,137 @@ static RATE_LIMITERS: Registry<RateLimiter> = Registry::new();
 static BULKHEADS: Registry<Bulkhead> = Registry::new();
 static RETRY_POLICIES: Registry<RetryPolicy> = Registry::new();
 
-/// The circuit breaker called `name`, with the default settings if no function or configuration made it.
+impl GuardKind for CircuitBreaker {
+    type Config = BreakerConfig;
+    type Settings = BreakerSettings;
+
+    fn registry() -> &'static Registry<Self> {
+        &BREAKERS
+    }
+    fn declared_by(guards: &'static SiteGuards) -> Option<&'static Declared<Self::Settings>> {
+        guards.breaker_declared.as_ref()
+    }
+    fn sections(config: &Config) -> &BTreeMap<String, BreakerSettings> {
+        &config.breaker
+    }
+    fn apply(settings: &BreakerSettings, config: &mut BreakerConfig) {
+        settings.apply_to(config);
+    }
+    fn build(name: &'static str, config: BreakerConfig) -> Self {
+        CircuitBreaker::new(name, config, Clock::system())
+    }
+    fn retune(&self, config: &BreakerConfig) {
+        if !CircuitBreaker::retune(self, config) {
+            tracing::warn!(
+                breaker = self.name(),
+                "a new breaker window size or kind takes effect at the next restart; the other settings apply now"
+            );
+        }
+    }
+    fn settings_of(&self) -> BreakerSettings {
+        BreakerSettings::of(&self.config())
+    }
+}
+
+impl GuardKind for RateLimiter {
+    type Config = RateConfig;
+    type Settings = RateSettings;
+
+    fn registry() -> &'static Registry<Self> {
+        &RATE_LIMITERS
+    }
+    fn declared_by(guards: &'static SiteGuards) -> Option<&'static Declared<Self::Settings>> {
+        guards.rate_declared.as_ref()
+    }
+    fn sections(config: &Config) -> &BTreeMap<String, RateSettings> {
+        &config.rate
+    }
+    fn apply(settings: &RateSettings, config: &mut RateConfig) {
+        settings.apply_to(config);
+    }
+    fn build(name: &'static str, config: RateConfig) -> Self {
+        RateLimiter::new(name, config, Clock::system())
+    }
+    fn retune(&self, config: &RateConfig) {
+        RateLimiter::retune(self, config);
+    }
+    fn settings_of(&self) -> RateSettings {
+        RateSettings::of(&self.config())
+    }
+}
+
+impl GuardKind for Bulkhead {
+    type Config = BulkheadConfig;
+    type Settings = BulkheadSettings;
+
+    fn registry() -> &'static Registry<Self> {
+        &BULKHEADS
+    }
+    fn declared_by(guards: &'static SiteGuards) -> Option<&'static Declared<Self::Settings>> {
+        guards.bulkhead_declared.as_ref()
+    }
+    fn sections(config: &Config) -> &BTreeMap<String, BulkheadSettings> {
+        &config.bulkhead
+    }
+    fn apply(settings: &BulkheadSettings, config: &mut BulkheadConfig) {
+        settings.apply_to(config);
+    }
+    fn build(name: &'static str, config: BulkheadConfig) -> Self {
+        Bulkhead::new(name, config)
+    }
+    fn retune(&self, config: &BulkheadConfig) {
+        Bulkhead::retune(self, config);
+    }
+    fn settings_of(&self) -> BulkheadSettings {
+        BulkheadSettings::of(&self.config())
+    }
+}
+
+impl GuardKind for RetryPolicy {
+    type Config = RetryConfig;
+    type Settings = RetrySettings;
+
+    fn registry() -> &'static Registry<Self> {
+        &RETRY_POLICIES
+    }
+    fn declared_by(guards: &'static SiteGuards) -> Option<&'static Declared<Self::Settings>> {
+        guards.retry_declared.as_ref()
+    }
+    fn sections(config: &Config) -> &BTreeMap<String, RetrySettings> {
+        &config.retry
+    }
+    fn apply(settings: &RetrySettings, config: &mut RetryConfig) {
+        settings.apply_to(config);
+    }
+    fn build(name: &'static str, config: RetryConfig) -> Self {
+        RetryPolicy::new(name, config)
+    }
+    fn retune(&self, config: &RetryConfig) {
+        RetryPolicy::retune(self, config);
+    }
+    fn settings_of(&self) -> RetrySettings {
+        RetrySettings::of(&self.config())
+    }
+}
+
+/// The circuit breaker called `name`, made from the configuration if no function made it yet.
 pub fn breaker(name: &str) -> &'static CircuitBreaker {
-    BREAKERS.get_or_insert(name, |name| CircuitBreaker::new(name, BreakerConfig::default(), Clock::system()))
+    BREAKERS.get_or_make(name, None)
 }
 
-/// The rate limiter called `name`, with the default settings if no function or configuration made it.
+/// The rate limiter called `name`, made from the configuration if no function made it yet.
 pub fn rate_limiter(name: &str) -> &'static RateLimiter {
-    RATE_LIMITERS.get_or_insert(name, |name| RateLimiter::new(name, RateConfig::default(), Clock::system()))
+    RATE_LIMITERS.get_or_make(name, None)
 }
 
-/// The bulkhead called `name`, with the default settings if no function or configuration made it.
+/// The bulkhead called `name`, made from the configuration if no function made it yet.
 pub fn bulkhead(name: &str) -> &'static Bulkhead {
-    BULKHEADS.get_or_insert(name, |name| Bulkhead::new(name, BulkheadConfig::default()))
+    BULKHEADS.get_or_make(name, None)
 }
 
-/// The retry policy called `name`, with the default settings if no function or configuration made it.
+/// The retry policy called `name`, made from the configuration if no function made it yet.
 pub fn retry_policy(name: &str) -> &'static RetryPolicy {
-    RETRY_POLICIES.get_or_insert(name, |name| RetryPolicy::new(name, RetryConfig::default()))
+    RETRY_POLICIES.get_or_make(name, None)
 }
 
 /// Every breaker made so far.
@@ -94,108 +271,54 @@ pub fn retry_policies() -> Vec<&'static RetryPolicy> {
     RETRY_POLICIES.all()
 }
 
-/// What a `breaker(..)` argument says; unset fields come from the defaults.
-#[doc(hidden)]
-#[derive(Debug, Default)]
-pub struct BreakerSpec {
-    pub name: Option<&'static str>,
-    pub failure_rate: Option<u8>,
-    pub slow_rate: Option<u8>,
-    pub slow_call_nanos: Option<u64>,
-    pub window: Option<u32>,
-    pub window_is_time: Option<bool>,
-    pub min_calls: Option<u32>,
-    pub open_for_nanos: Option<u64>,
-    pub half_open_calls: Option<u32>,
-    pub consecutive_failures: Option<u32>,
-}
-
-impl BreakerSpec {
-    fn apply(&self, config: &mut BreakerConfig) {
-        set(&mut config.failure_rate, self.failure_rate);
-        set(&mut config.slow_rate, self.slow_rate);
-        set(&mut config.slow_call, self.slow_call_nanos.map(Duration::from_nanos));
-        set(&mut config.window, self.window);
-        set(
-            &mut config.window_kind,
-            self.window_is_time.map(|time| if time { WindowKind::Time } else { WindowKind::Count }),
-        );
-        set(&mut config.min_calls, self.min_calls);
-        set(&mut config.open_for, self.open_for_nanos.map(Duration::from_nanos));
-        set(&mut config.half_open_calls, self.half_open_calls);
-        if self.consecutive_failures.is_some() {
-            config.consecutive_failures = self.consecutive_failures;
+/// Makes every guard that some function declares, so that each exists (and has metrics) from startup.
+pub(crate) fn resolve_declared() {
+    for site in sites() {
+        if let Some(guards) = site.guards() {
+            guards.resolve_all();
         }
     }
 }
 
-/// What a `rate(..)` argument says.
+/// Applies the configuration in force to every guard, keeping their state and permits.
+pub(crate) fn retune_all() {
+    BREAKERS.retune_all();
+    RATE_LIMITERS.retune_all();
+    BULKHEADS.retune_all();
+    RETRY_POLICIES.retune_all();
+}
+
+/// The settings every guard runs with, as a configuration.
+pub(crate) fn effective() -> Config {
+    resolve_declared();
+    Config {
+        breaker: BREAKERS.effective(),
+        rate: RATE_LIMITERS.effective(),
+        bulkhead: BULKHEADS.effective(),
+        retry: RETRY_POLICIES.effective(),
+        source: config::current().source.clone(),
+    }
+}
+
+/// The names of the guards functions declare, by kind; unnamed guards as `module::function`.
+pub(crate) fn declared_names() -> DeclaredNames {
+    let mut declared = DeclaredNames::default();
+    for guards in sites().iter().filter_map(Site::guards) {
+        guards.declare(&mut declared);
+    }
+    for names in [&mut declared.breaker, &mut declared.rate, &mut declared.bulkhead, &mut declared.retry] {
+        names.sort();
+        names.dedup();
+    }
+    declared
+}
+
+/// A guard as a function declares it: its name (none for the function's own) and its literal settings.
 #[doc(hidden)]
-#[derive(Debug, Default)]
-pub struct RateSpec {
+#[derive(Debug)]
+pub struct Declared<S> {
     pub name: Option<&'static str>,
-    pub calls: Option<u32>,
-    pub period_nanos: Option<u64>,
-    pub burst: Option<u32>,
-    pub wait_nanos: Option<u64>,
-}
-
-impl RateSpec {
-    fn apply(&self, config: &mut RateConfig) {
-        if let Some(calls) = self.calls {
-            config.calls = calls;
-            config.burst = calls.max(1);
-        }
-        set(&mut config.period, self.period_nanos.map(Duration::from_nanos));
-        set(&mut config.burst, self.burst);
-        if self.wait_nanos.is_some() {
-            config.wait = self.wait_nanos.map(Duration::from_nanos);
-        }
-    }
-}
-
-/// What a `bulkhead(..)` argument says.
-#[doc(hidden)]
-#[derive(Debug, Default)]
-pub struct BulkheadSpec {
-    pub name: Option<&'static str>,
-    pub max: Option<u32>,
-    pub wait_nanos: Option<u64>,
-}
-
-impl BulkheadSpec {
-    fn apply(&self, config: &mut BulkheadConfig) {
-        set(&mut config.max, self.max);
-        if self.wait_nanos.is_some() {
-            config.wait = self.wait_nanos.map(Duration::from_nanos);
-        }
-    }
-}
-
-/// What a `retry(..)` argument says.
-#[doc(hidden)]
-#[derive(Debug, Default)]
-pub struct RetrySpec {
-    pub name: Option<&'static str>,
-    pub attempts: Option<u32>,
-    pub backoff_nanos: Option<u64>,
-    pub max_backoff_nanos: Option<u64>,
-    pub jitter: Option<bool>,
-}
-
-impl RetrySpec {
-    fn apply(&self, config: &mut RetryConfig) {
-        set(&mut config.attempts, self.attempts);
-        set(&mut config.backoff, self.backoff_nanos.map(Duration::from_nanos));
-        set(&mut config.max_backoff, self.max_backoff_nanos.map(Duration::from_nanos));
-        set(&mut config.jitter, self.jitter);
-    }
-}
-
-fn set<T>(target: &mut T, value: Option<T>) {
-    if let Some(value) = value {
-        *target = value;
-    }
+    pub settings: S,
 }
 
 /// The guards of one call site, as written, and as resolved on the first call.
@@ -203,10 +326,10 @@ fn set<T>(target: &mut T, value: Option<T>) {
 #[derive(Debug)]
 pub struct SiteGuards {
     site: &'static Site,
-    breaker_spec: Option<BreakerSpec>,
-    rate_spec: Option<RateSpec>,
-    bulkhead_spec: Option<BulkheadSpec>,
-    retry_spec: Option<RetrySpec>,
+    breaker_declared: Option<Declared<BreakerSettings>>,
+    rate_declared: Option<Declared<RateSettings>>,
+    bulkhead_declared: Option<Declared<BulkheadSettings>>,
+    retry_declared: Option<Declared<RetrySettings>>,
     timeout: Option<Duration>,
     breaker: OnceLock<&'static CircuitBreaker>,
     rate: OnceLock<&'static RateLimiter>,
@@ -218,22 +341,19 @@ impl SiteGuards {
     #[must_use]
     pub const fn new(
         site: &'static Site,
-        breaker: Option<BreakerSpec>,
-        rate: Option<RateSpec>,
-        bulkhead: Option<BulkheadSpec>,
-        retry: Option<RetrySpec>,
-        timeout_nanos: Option<u64>,
+        breaker: Option<Declared<BreakerSettings>>,
+        rate: Option<Declared<RateSettings>>,
+        bulkhead: Option<Declared<BulkheadSettings>>,
+        retry: Option<Declared<RetrySettings>>,
+        timeout: Option<Duration>,
     ) -> SiteGuards {
         SiteGuards {
             site,
-            breaker_spec: breaker,
-            rate_spec: rate,
-            bulkhead_spec: bulkhead,
-            retry_spec: retry,
-            timeout: match timeout_nanos {
-                Some(nanos) => Some(Duration::from_nanos(nanos)),
-                None => None,
-            },
+            breaker_declared: breaker,
+            rate_declared: rate,
+            bulkhead_declared: bulkhead,
+            retry_declared: retry,
+            timeout,
             breaker: OnceLock::new(),
             rate: OnceLock::new(),
             bulkhead: OnceLock::new(),
@@ -241,64 +361,46 @@ impl SiteGuards {
         }
     }
 
-    fn own_name(&self, named: Option<&'static str>) -> String {
-        named.map_or_else(|| format!("{}::{}", self.site.module(), self.site.name()), ToOwned::to_owned)
+    /// The name a declared guard is registered under: its own, or `module::function`.
+    fn name_of<S>(&self, declared: &Declared<S>) -> String {
+        declared.name.map_or_else(|| format!("{}::{}", self.site.module(), self.site.name()), ToOwned::to_owned)
     }
 
-    /// The site's breaker, made with its literal settings on first use.
+    fn resolve<K: GuardKind>(
+        &'static self,
+        declared: Option<&'static Declared<K::Settings>>,
+        slot: &'static OnceLock<&'static K>,
+    ) -> Option<&'static K> {
+        let declared = declared?;
+        Some(*slot.get_or_init(|| K::registry().get_or_make(&self.name_of(declared), Some(&declared.settings))))
+    }
+
+    /// The site's breaker, made on first use.
     #[inline]
-    pub fn breaker(&self) -> Option<&'static CircuitBreaker> {
-        let spec = self.breaker_spec.as_ref()?;
-        Some(*self.breaker.get_or_init(|| {
-            BREAKERS.get_or_insert(&self.own_name(spec.name), |name| {
-                let mut config = BreakerConfig::default();
-                spec.apply(&mut config);
-                CircuitBreaker::new(name, config, Clock::system())
-            })
-        }))
+    pub fn breaker(&'static self) -> Option<&'static CircuitBreaker> {
+        self.resolve(self.breaker_declared.as_ref(), &self.breaker)
     }
 
     /// The site's rate limiter.
     #[inline]
-    pub fn rate_limiter(&self) -> Option<&'static RateLimiter> {
-        let spec = self.rate_spec.as_ref()?;
-        Some(*self.rate.get_or_init(|| {
-            RATE_LIMITERS.get_or_insert(&self.own_name(spec.name), |name| {
-                let mut config = RateConfig::default();
-                spec.apply(&mut config);
-                RateLimiter::new(name, config, Clock::system())
-            })
-        }))
+    pub fn rate_limiter(&'static self) -> Option<&'static RateLimiter> {
+        self.resolve(self.rate_declared.as_ref(), &self.rate)
     }
 
     /// The site's bulkhead.
     #[inline]
-    pub fn bulkhead(&self) -> Option<&'static Bulkhead> {
-        let spec = self.bulkhead_spec.as_ref()?;
-        Some(*self.bulkhead.get_or_init(|| {
-            BULKHEADS.get_or_insert(&self.own_name(spec.name), |name| {
-                let mut config = BulkheadConfig::default();
-                spec.apply(&mut config);
-                Bulkhead::new(name, config)
-            })
-        }))
+    pub fn bulkhead(&'static self) -> Option<&'static Bulkhead> {
+        self.resolve(self.bulkhead_declared.as_ref(), &self.bulkhead)
     }
 
     /// The site's retry policy.
     #[inline]
-    pub fn retry(&self) -> Option<&'static RetryPolicy> {
-        let spec = self.retry_spec.as_ref()?;
-        Some(*self.retry.get_or_init(|| {
-            RETRY_POLICIES.get_or_insert(&self.own_name(spec.name), |name| {
-                let mut config = RetryConfig::default();
-                spec.apply(&mut config);
-                RetryPolicy::new(name, config)
-            })
-        }))
+    pub fn retry(&'static self) -> Option<&'static RetryPolicy> {
+        self.resolve(self.retry_declared.as_ref(), &self.retry)
     }
 
     /// Makes every guard the site names, so their metrics exist before the first call.
-    pub fn resolve_all(&self) {
+    pub fn resolve_all(&'static self) {
         self.breaker();
         self.rate_limiter();
         self.bulkhead();
@@ -313,7 +415,24 @@ impl SiteGuards {
 
     /// The site's timeout.
     #[inline]
+    #[must_use]
     pub fn timeout(&self) -> Option<Duration> {
         self.timeout
+    }
+
+    /// The names this site declares, added to `declared`.
+    fn declare(&self, declared: &mut DeclaredNames) {
+        if let Some(breaker) = &self.breaker_declared {
+            declared.breaker.push(self.name_of(breaker));
+        }
+        if let Some(rate) = &self.rate_declared {
+            declared.rate.push(self.name_of(rate));
+        }
+        if let Some(bulkhead) = &self.bulkhead_declared {
+            declared.bulkhead.push(self.name_of(bulkhead));
+        }
+        if let Some(retry) = &self.retry_declared {
+            declared.retry.push(self.name_of(retry));
+        }
     }
 }

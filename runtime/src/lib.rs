@@ -52,6 +52,7 @@ pub mod breaker;
 pub mod bulkhead;
 mod call;
 pub mod clock;
+pub mod config;
 mod guard_metrics;
 mod guarded;
 mod guards;
@@ -75,6 +76,10 @@ mod guide_examples {
     struct Attributes;
     #[doc = include_str!("../../docs/metrics.md")]
     struct Metrics;
+    #[doc = include_str!("../../docs/resilience.md")]
+    struct Resilience;
+    #[doc = include_str!("../../docs/configuration.md")]
+    struct Configuration;
 }
 
 pub use crate::breaker::{BreakerState, CircuitBreaker};

@@ -82,6 +82,7 @@ enum Decision {
 impl RateLimiter {
     /// A limiter with its own clock; named limiters used by `#[hardened]` are made by the registry.
     #[must_use]
+    #[allow(clippy::needless_pass_by_value, reason = "constructors take their settings by value, like builders")]
     pub fn new(name: &'static str, config: RateConfig, clock: Clock) -> RateLimiter {
         let start = clock.now_nanos();
         let limiter = RateLimiter {

@@ -86,6 +86,7 @@ impl fmt::Debug for RetryPolicy {
 impl RetryPolicy {
     /// A policy; named policies used by `#[hardened]` are made by the registry.
     #[must_use]
+    #[allow(clippy::needless_pass_by_value, reason = "constructors take their settings by value, like builders")]
     pub fn new(name: &'static str, config: RetryConfig) -> RetryPolicy {
         let policy = RetryPolicy {
             name,

@@ -97,15 +97,16 @@ async fn exclusive(hold: Arc<tokio::sync::Notify>) -> Result<(), AppError> {
 async fn a_full_bulkhead_refuses_and_frees_its_permit_when_the_holder_is_cancelled() {
     let hold = Arc::new(tokio::sync::Notify::new());
     let holder = tokio::spawn(exclusive(hold.clone()));
-    let bulkhead = loop {
-        if let Some(bulkhead) =
-            hardened::bulkheads().into_iter().find(|bulkhead| bulkhead.name() == "guarded::exclusive")
-            && bulkhead.available() == 0
-        {
-            break bulkhead;
+    let mut bulkhead = None;
+    for _ in 0..10_000 {
+        bulkhead = hardened::bulkheads().into_iter().find(|bulkhead| bulkhead.name() == "guarded::exclusive");
+        if bulkhead.is_some_and(|bulkhead| bulkhead.available() == 0) {
+            break;
         }
         tokio::task::yield_now().await;
-    };
+    }
+    let bulkhead = bulkhead.expect("the holder made the bulkhead");
+    assert_eq!(bulkhead.available(), 0, "the holder took the only permit");
     assert_eq!(
         exclusive(hold.clone()).await,
         Err(AppError::Refused(Rejected::BulkheadFull { name: "guarded::exclusive" }))

@@ -69,20 +69,10 @@ async fn main() {
 
     println!("\n# call sites");
     for site in hardened::sites() {
-        println!(
-            "{}::{} kind={} at {}:{}",
-            site.module(),
-            site.name(),
-            site.kind(),
-            site.file(),
-            site.line()
-        );
+        println!("{}::{} kind={} at {}:{}", site.module(), site.name(), site.kind(), site.file(), site.line());
     }
     println!("\n# metrics");
-    for line in hardened::metrics::render()
-        .lines()
-        .filter(|line| line.starts_with("hardened_calls_total"))
-    {
+    for line in hardened::metrics::render().lines().filter(|line| line.starts_with("hardened_calls_total")) {
         println!("{line}");
     }
 }

@@ -1,0 +1,189 @@
+//! Overrides from the environment: `HARDENED_<SECTION>__<NAME>__<KEY>=value`, applied over the file key
+//! by key.
+//!
+//! The section and the key are matched case-insensitively. The name part is matched against the names the
+//! environment could mean (the file's sections of that kind, the declared guard names, and `default`) by
+//! their [`env_name`]: upper-cased, with `-`, `.` and `:` read as `_`. One match is the section overridden;
+//! none makes a section named by the name part in lower case; more than one is an error, since the
+//! environment cannot tell `search-api` from `search_api`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::Config;
+use super::error::{ConfigError, Origin, Setting};
+use super::file::SECTIONS;
+use super::names::{self, DEFAULT, DeclaredNames, env_name, is_guard_name, key_path, section_path};
+use super::settings::{BreakerSettings, BulkheadSettings, RateSettings, RetrySettings, Section};
+use super::value::Raw;
+
+const PREFIX: &str = "HARDENED_";
+
+/// Applies the `HARDENED_*` overrides among `vars` on top of `config`; the environment wins, key by key.
+///
+/// A variable's name part is resolved against the sections of `config` (and `default`); see the module
+/// documentation of [`crate::config`] for the mapping. Variables that do not start with `HARDENED_`, and
+/// `HARDENED_*` variables without a `__` (such as `HARDENED_CONFIG`), are not overrides and are ignored.
+pub fn with_env(config: Config, vars: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+    with_env_for(config, vars, &DeclaredNames::default())
+}
+
+/// [`with_env`], resolving name parts against the guard names functions declare as well, so that
+/// `HARDENED_RATE__SEARCH_API__BURST` reaches a limiter declared as `search-api` that the file does not
+/// mention.
+pub fn with_env_for(
+    config: Config,
+    vars: impl IntoIterator<Item = (String, String)>,
+    declared: &DeclaredNames,
+) -> Result<Config, ConfigError> {
+    let (config, errors) = apply(config, vars, declared);
+    ConfigError::gather(errors)?;
+    Ok(config)
+}
+
+/// One override, split into its parts.
+struct Override {
+    variable: String,
+    value: String,
+    name: String,
+    key: String,
+}
+
+/// Applies what can be applied and returns the errors of the rest.
+pub(super) fn apply(
+    mut config: Config,
+    vars: impl IntoIterator<Item = (String, String)>,
+    declared: &DeclaredNames,
+) -> (Config, Vec<ConfigError>) {
+    let mut errors = Vec::new();
+    let mut by_kind: BTreeMap<&'static str, Vec<Override>> = BTreeMap::new();
+    let mut vars: Vec<(String, String)> = vars.into_iter().collect();
+    vars.sort();
+    for (variable, value) in vars {
+        let Some(rest) = variable.strip_prefix(PREFIX) else { continue };
+        let Some((section, rest)) = rest.split_once("__") else { continue };
+        let section_lower = section.to_ascii_lowercase();
+        let Some(kind) = SECTIONS.iter().copied().find(|kind| *kind == section_lower) else {
+            errors.push(ConfigError::UnknownSection {
+                origin: Origin::Env(variable.clone()),
+                section: section_lower.clone(),
+                suggestion: names::closest(&section_lower, SECTIONS),
+                allowed: SECTIONS,
+            });
+            continue;
+        };
+        match rest.rsplit_once("__") {
+            Some((name, key)) if !name.is_empty() && !key.is_empty() => {
+                let (name, key) = (name.to_owned(), key.to_ascii_lowercase());
+                by_kind.entry(kind).or_default().push(Override { variable, value, name, key });
+            }
+            _ => errors.push(ConfigError::Malformed { variable }),
+        }
+    }
+    for (kind, overrides) in by_kind {
+        match kind {
+            BreakerSettings::KIND => apply_kind::<BreakerSettings>(&mut config, overrides, declared, &mut errors),
+            RateSettings::KIND => apply_kind::<RateSettings>(&mut config, overrides, declared, &mut errors),
+            BulkheadSettings::KIND => apply_kind::<BulkheadSettings>(&mut config, overrides, declared, &mut errors),
+            _ => apply_kind::<RetrySettings>(&mut config, overrides, declared, &mut errors),
+        }
+    }
+    (config, errors)
+}
+
+fn apply_kind<S: Section>(
+    config: &mut Config,
+    overrides: Vec<Override>,
+    declared: &DeclaredNames,
+    errors: &mut Vec<ConfigError>,
+) {
+    // The names the environment could mean, taken before any override adds a section.
+    let known: BTreeSet<String> =
+        S::of(config).keys().chain(declared.of(S::KIND)).cloned().chain(std::iter::once(DEFAULT.to_owned())).collect();
+    // Every override of one key of one section, so that two spellings of it are caught.
+    let mut by_key: BTreeMap<(String, &'static str), Vec<Override>> = BTreeMap::new();
+    for found in overrides {
+        let name = match resolve(&found.name, &known) {
+            Ok(name) => name,
+            Err(candidates) => {
+                errors.push(ConfigError::Ambiguous {
+                    variable: found.variable,
+                    name: found.name,
+                    candidates: candidates.iter().map(|name| format!("[{}]", section_path(S::KIND, name))).collect(),
+                });
+                continue;
+            }
+        };
+        if !is_guard_name(&name) {
+            errors.push(ConfigError::InvalidName {
+                origin: Origin::Env(found.variable),
+                path: section_path(S::KIND, &name),
+            });
+            continue;
+        }
+        let Some(key) = S::KEYS.iter().copied().find(|key| *key == found.key) else {
+            errors.push(ConfigError::UnknownKey {
+                origin: Origin::Env(found.variable),
+                path: key_path(S::KIND, &name, &found.key),
+                suggestion: names::closest(&found.key, S::KEYS),
+                allowed: S::KEYS,
+            });
+            continue;
+        };
+        by_key.entry((name, key)).or_default().push(found);
+    }
+    let mut written: BTreeMap<String, BTreeMap<&'static str, Override>> = BTreeMap::new();
+    for ((name, key), mut found) in by_key {
+        if found.len() > 1 {
+            errors.push(ConfigError::Repeated {
+                variables: found.into_iter().map(|found| found.variable).collect(),
+                path: key_path(S::KIND, &name, key),
+            });
+            continue;
+        }
+        let Some(found) = found.pop() else { continue };
+        let mut settings = S::of(config).get(&name).cloned().unwrap_or_default();
+        match settings.set(key, Raw::Env(&found.value)) {
+            Ok(()) => {
+                S::of_mut(config).insert(name.clone(), settings);
+                written.entry(name).or_default().insert(key, found);
+            }
+            Err(problem) => errors.push(ConfigError::Invalid {
+                setting: Box::new(Setting {
+                    origin: Origin::Env(found.variable),
+                    path: key_path(S::KIND, &name, key),
+                    value: found.value,
+                }),
+                problem: problem.problem,
+                allowed: problem.allowed,
+            }),
+        }
+    }
+    for (name, keys) in &written {
+        let Some(settings) = S::of(config).get(name) else { continue };
+        if let Some((key, problem)) = settings.check(&|key| keys.contains_key(key))
+            && let Some(found) = keys.get(key)
+        {
+            errors.push(ConfigError::Invalid {
+                setting: Box::new(Setting {
+                    origin: Origin::Env(found.variable.clone()),
+                    path: key_path(S::KIND, name, key),
+                    value: found.value.clone(),
+                }),
+                problem: problem.problem,
+                allowed: problem.allowed,
+            });
+        }
+    }
+}
+
+/// The section a name part means: the one known name it spells, or itself in lower case when it spells
+/// none; the candidates when it spells several.
+fn resolve(part: &str, known: &BTreeSet<String>) -> Result<String, Vec<String>> {
+    let wanted = env_name(part);
+    let matches: Vec<&String> = known.iter().filter(|name| env_name(name) == wanted).collect();
+    match matches.as_slice() {
+        [] => Ok(part.to_ascii_lowercase()),
+        [only] => Ok((*only).clone()),
+        several => Err(several.iter().map(|name| (*name).clone()).collect()),
+    }
+}

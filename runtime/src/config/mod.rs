@@ -1,0 +1,184 @@
+//! Configuration of the named guards from a TOML file and the environment.
+//!
+//! Precedence, from strongest: environment > configuration file > macro literal > built-in default.
+//! This module reads the first two into a [`Config`]; the guards layer it over the rest.
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! let file = r#"
+//!     [breaker.llm]
+//!     failure_rate = 50
+//!     open_for = "1m"
+//!
+//!     [rate.search_api]
+//!     per_second = "100/min"
+//! "#;
+//! let config = hardened::config::parse(file, "hardened.toml")?;
+//! let vars = [("HARDENED_BREAKER__LLM__FAILURE_RATE".to_owned(), "60".to_owned())];
+//! let config = hardened::config::with_env(config, vars)?;
+//!
+//! let llm = &config.breaker["llm"];
+//! assert_eq!(llm.failure_rate, Some(60));
+//! assert_eq!(llm.open_for, Some(Duration::from_secs(60)));
+//! assert_eq!(config.rate["search_api"].per_second, Some((100, Duration::from_secs(60))));
+//! # Ok::<(), hardened::config::ConfigError>(())
+//! ```
+//!
+//! # The file
+//!
+//! The file named by `HARDENED_CONFIG`, which must then exist; else `hardened.toml` in the current
+//! directory, if there is one; else none, which is no error. It holds `[breaker.<name>]`,
+//! `[rate.<name>]`, `[bulkhead.<name>]` and `[retry.<name>]` sections; a section named `default` applies
+//! to every guard of its kind. Names are matched exactly as written; quote those with `.` or `:`
+//! (`[breaker."app::fetch"]`).
+//!
+//! # The environment
+//!
+//! `HARDENED_<SECTION>__<NAME>__<KEY>=value` overrides one key, such as
+//! `HARDENED_BREAKER__LLM__FAILURE_RATE=60` or `HARDENED_RATE__SEARCH_API__PER_SECOND=100/min`.
+//! Section and key are matched case-insensitively. Since variable names cannot hold `-`, `.` or `:`, a
+//! name part matches the section whose [`env_name`] it equals: the name upper-cased with those three
+//! written as `_` (`search-api` is `SEARCH_API`, `app::fetch` is `APP__FETCH`). The sections it can match
+//! are the file's, the declared guard names given to [`with_env_for`] or [`read`], and `default`; when
+//! none matches, the override makes a section named by the name part in lower case, and when two do (a
+//! file with both `[rate.search-api]` and `[rate.search_api]`), it is an error.
+//!
+//! # Errors
+//!
+//! Unknown sections and keys, and values of the wrong type or out of range, are errors that name the file
+//! or the variable, the key path, the value and what is allowed:
+//!
+//! ```text
+//! hardened.toml: breaker.llm.failure_rate = 101 is out of range; allowed: a whole number from 1 to 100
+//! hardened.toml: unknown key breaker.llm.failur_rate; did you mean failure_rate? allowed keys: ...
+//! HARDENED_BREAKER__LLM__WINDOW_KIND=sliding (breaker.llm.window_kind) is not a window kind; allowed: ...
+//! ```
+//!
+//! One load reports every such error it finds, in [`ConfigError::Several`].
+
+mod env;
+mod error;
+mod file;
+mod names;
+mod render;
+mod settings;
+mod value;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock, PoisonError, RwLock};
+
+pub use self::env::{with_env, with_env_for};
+pub use self::error::{ConfigError, Origin, Setting};
+pub use self::file::parse;
+pub use self::names::{DeclaredNames, UnusedName, env_name, env_var, unused_names};
+pub use self::render::render;
+pub use self::settings::{BreakerSettings, BulkheadSettings, RateSettings, RetrySettings};
+
+/// The configuration of the named guards, from the file and the environment, by kind and name.
+///
+/// A section named `default` applies to every guard of its kind.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Config {
+    /// `[breaker.<name>]` sections.
+    pub breaker: BTreeMap<String, BreakerSettings>,
+    /// `[rate.<name>]` sections.
+    pub rate: BTreeMap<String, RateSettings>,
+    /// `[bulkhead.<name>]` sections.
+    pub bulkhead: BTreeMap<String, BulkheadSettings>,
+    /// `[retry.<name>]` sections.
+    pub retry: BTreeMap<String, RetrySettings>,
+    /// The file read, if any.
+    pub source: Option<PathBuf>,
+}
+
+/// Reads the configuration without installing it: the file `HARDENED_CONFIG` names in `vars` (relative to
+/// `dir`), else `hardened.toml` in `dir` if it exists, else none; then the `HARDENED_*` overrides among
+/// `vars`, resolving name parts against the file's sections and `declared`.
+///
+/// Errors of the file and of the environment are reported together; a file that cannot be read or is not
+/// valid TOML stops at once.
+pub fn read(
+    dir: &Path,
+    vars: impl IntoIterator<Item = (String, String)>,
+    declared: &DeclaredNames,
+) -> Result<Config, ConfigError> {
+    let vars: Vec<(String, String)> = vars.into_iter().collect();
+    let named = vars
+        .iter()
+        .rev()
+        .find(|(variable, value)| variable == file::CONFIG_VARIABLE && !value.is_empty())
+        .map(|(_, value)| value.as_str());
+    let (config, mut errors) = match file::locate(dir, named)? {
+        Some((path, text)) => {
+            let (mut config, errors) = file::parse_gathering(&text, &path.display().to_string())?;
+            config.source = Some(path);
+            (config, errors)
+        }
+        None => (Config::default(), Vec::new()),
+    };
+    let (config, env_errors) = env::apply(config, vars, declared);
+    errors.extend(env_errors);
+    ConfigError::gather(errors)?;
+    Ok(config)
+}
+
+/// Reads the file (`HARDENED_CONFIG`, else `./hardened.toml`, else none) and the process environment,
+/// installs the result as [`current()`] and applies it to every guard already running; guards made later
+/// read it when they are made. Sections naming no declared guard are reported as warnings.
+///
+/// Name parts of overrides are resolved against the file's sections and the guard names functions
+/// declare; see [`read`].
+pub fn load() -> Result<Arc<Config>, ConfigError> {
+    let vars = std::env::vars_os().filter_map(|(variable, value)| {
+        let variable = variable.into_string().ok()?;
+        variable.starts_with("HARDENED_").then(|| (variable, value.to_string_lossy().into_owned()))
+    });
+    let declared = crate::guards::declared_names();
+    let config = install(read(Path::new(""), vars, &declared)?);
+    for unused in unused_names(&config, &declared) {
+        tracing::warn!(target: "hardened::config", "{unused}");
+    }
+    Ok(config)
+}
+
+/// Reads the file and the environment again and retunes every running guard, keeping breaker states,
+/// bucket levels, retry budgets and the permits of calls in flight. On an error nothing changes.
+///
+/// The size and kind of a breaker's window shape its storage: a change to them is reported and takes
+/// effect at the next start.
+pub fn reload() -> Result<Arc<Config>, ConfigError> {
+    load()
+}
+
+/// The settings every guard runs with, as TOML: built-in defaults, the functions' literals and the
+/// configuration, layered. For operators: `agent-server config check` prints it.
+#[must_use]
+pub fn effective() -> String {
+    render(&crate::guards::effective())
+}
+
+/// Sections of the configuration in force that name no guard any function declares, each with the
+/// closest declared name when there is one.
+#[must_use]
+pub fn unused() -> Vec<UnusedName> {
+    unused_names(&current(), &crate::guards::declared_names())
+}
+
+static CURRENT: LazyLock<RwLock<Arc<Config>>> = LazyLock::new(|| RwLock::new(Arc::new(Config::default())));
+
+/// Makes `config` the current configuration and applies it to every guard already running, for programs
+/// that build their own configuration and for tests.
+pub fn install(config: Config) -> Arc<Config> {
+    let config = Arc::new(config);
+    *CURRENT.write().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&config);
+    crate::guards::retune_all();
+    config
+}
+
+/// The installed configuration: an empty [`Config`] before any [`load`] or [`install`].
+#[must_use]
+pub fn current() -> Arc<Config> {
+    Arc::clone(&CURRENT.read().unwrap_or_else(PoisonError::into_inner))
+}

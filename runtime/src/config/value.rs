@@ -1,0 +1,206 @@
+//! Reading one value, from the file (a TOML value) or the environment (text), into the type a key needs.
+//!
+//! Both sources go through the same readers, so a value means the same wherever it is written, and the
+//! same words say what is wrong with it.
+
+use std::time::Duration;
+
+use crate::breaker::WindowKind;
+
+/// A value as written.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Raw<'a> {
+    /// A value of the TOML file.
+    Toml(&'a toml::Value),
+    /// The text of an environment variable.
+    Env(&'a str),
+}
+
+/// What is wrong with a value, and what would be right.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Problem {
+    /// Such as `is out of range`.
+    pub(super) problem: String,
+    /// Such as `a whole number from 1 to 100`.
+    pub(super) allowed: String,
+}
+
+impl Problem {
+    pub(super) fn new(problem: impl Into<String>, allowed: impl Into<String>) -> Problem {
+        Problem { problem: problem.into(), allowed: allowed.into() }
+    }
+}
+
+const OUT_OF_RANGE: &str = "is out of range";
+
+/// What `duration` accepts, for messages.
+pub(super) const DURATION_ALLOWED: &str = "a duration longer than zero, such as \"30s\", \"250ms\" or \"1m 30s\"";
+
+const RATE_ALLOWED: &str =
+    "a rate above zero: 10 or 2.5 (calls per second), or a string such as \"100/min\", \"5/h\" or \"3/10s\"";
+
+/// A whole number from `min` to `max`.
+pub(super) fn whole<T>(raw: Raw<'_>, min: u64, max: T) -> Result<T, Problem>
+where
+    T: Copy + Into<u64> + TryFrom<u64>,
+{
+    let max_wide: u64 = max.into();
+    let allowed = format!("a whole number from {min} to {max_wide}");
+    let number: i128 = match raw {
+        Raw::Toml(toml::Value::Integer(number)) => i128::from(*number),
+        Raw::Toml(_) => return Err(Problem::new("is not a whole number", allowed)),
+        Raw::Env(text) => {
+            let text = text.trim();
+            match text.parse::<i128>() {
+                Ok(number) => number,
+                // Too many digits for even an i128: a whole number, but far out of range.
+                Err(_) if !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit()) => i128::MAX,
+                Err(_) => return Err(Problem::new("is not a whole number", allowed)),
+            }
+        }
+    };
+    if number < i128::from(min) || number > i128::from(max_wide) {
+        return Err(Problem::new(OUT_OF_RANGE, allowed));
+    }
+    u64::try_from(number)
+        .ok()
+        .and_then(|number| T::try_from(number).ok())
+        .ok_or_else(|| Problem::new(OUT_OF_RANGE, allowed))
+}
+
+/// A duration longer than zero, in humantime's syntax (`"30s"`, `"100ms"`, `"1m 30s"`).
+pub(super) fn duration(raw: Raw<'_>) -> Result<Duration, Problem> {
+    let text = match raw {
+        Raw::Toml(toml::Value::String(text)) => text.as_str(),
+        Raw::Toml(_) => return Err(Problem::new("is not a duration", DURATION_ALLOWED)),
+        Raw::Env(text) => text,
+    };
+    match humantime::parse_duration(text.trim()) {
+        Ok(duration) if duration.is_zero() => Err(Problem::new(OUT_OF_RANGE, DURATION_ALLOWED)),
+        Ok(duration) => Ok(duration),
+        Err(humantime::DurationError::NumberOverflow) => Err(Problem::new(OUT_OF_RANGE, DURATION_ALLOWED)),
+        Err(_) => Err(Problem::new("is not a duration", DURATION_ALLOWED)),
+    }
+}
+
+/// `true` or `false`.
+pub(super) fn boolean(raw: Raw<'_>) -> Result<bool, Problem> {
+    let wrong = || Problem::new("is not true or false", "true or false");
+    match raw {
+        Raw::Toml(toml::Value::Boolean(value)) => Ok(*value),
+        Raw::Env(text) if text.trim().eq_ignore_ascii_case("true") => Ok(true),
+        Raw::Env(text) if text.trim().eq_ignore_ascii_case("false") => Ok(false),
+        Raw::Toml(_) | Raw::Env(_) => Err(wrong()),
+    }
+}
+
+/// A number from 0.0 to 1.0; whole numbers are accepted too.
+pub(super) fn fraction(raw: Raw<'_>) -> Result<f64, Problem> {
+    const ALLOWED: &str = "a number from 0.0 to 1.0";
+    #[allow(clippy::cast_precision_loss, reason = "any integer other than 0 and 1 is out of range anyway")]
+    let number = match raw {
+        Raw::Toml(toml::Value::Float(number)) => *number,
+        Raw::Toml(toml::Value::Integer(number)) => *number as f64,
+        Raw::Toml(_) => return Err(Problem::new("is not a number", ALLOWED)),
+        Raw::Env(text) => text.trim().parse::<f64>().map_err(|_| Problem::new("is not a number", ALLOWED))?,
+    };
+    if number.is_nan() {
+        return Err(Problem::new("is not a number", ALLOWED));
+    }
+    if !(0.0..=1.0).contains(&number) {
+        return Err(Problem::new(OUT_OF_RANGE, ALLOWED));
+    }
+    Ok(number)
+}
+
+/// `"count"` or `"time"`.
+pub(super) fn window_kind(raw: Raw<'_>) -> Result<WindowKind, Problem> {
+    let wrong = || Problem::new("is not a window kind", "\"count\" or \"time\"");
+    let text = match raw {
+        Raw::Toml(toml::Value::String(text)) => text.as_str(),
+        Raw::Toml(_) => return Err(wrong()),
+        Raw::Env(text) => text.trim(),
+    };
+    match text {
+        "count" => Ok(WindowKind::Count),
+        "time" => Ok(WindowKind::Time),
+        _ => Err(wrong()),
+    }
+}
+
+/// A rate, as `(calls, period)`, read the way the macro reads `rate = ..`: a whole number `n` is
+/// `(n, 1s)`, a fractional number `r` is one call every `1/r` seconds, and `"N/unit"` is `N` calls per
+/// `s`, `min` or `h` (or any duration: `"3/10s"`).
+pub(super) fn rate(raw: Raw<'_>) -> Result<(u32, Duration), Problem> {
+    match raw {
+        Raw::Toml(toml::Value::Integer(calls)) => calls_per(i128::from(*calls), Duration::from_secs(1)),
+        Raw::Toml(toml::Value::Float(per_second)) => fractional(*per_second),
+        Raw::Toml(toml::Value::String(text)) => per_unit(text),
+        Raw::Toml(_) => Err(Problem::new("is not a rate", RATE_ALLOWED)),
+        Raw::Env(text) => {
+            let text = text.trim();
+            if text.contains('/') {
+                per_unit(text)
+            } else if let Ok(calls) = text.parse::<i128>() {
+                calls_per(calls, Duration::from_secs(1))
+            } else if let Ok(per_second) = text.parse::<f64>() {
+                fractional(per_second)
+            } else {
+                Err(Problem::new("is not a rate", RATE_ALLOWED))
+            }
+        }
+    }
+}
+
+fn calls_per(calls: i128, period: Duration) -> Result<(u32, Duration), Problem> {
+    match u32::try_from(calls) {
+        Ok(calls) if calls > 0 => Ok((calls, period)),
+        _ => Err(Problem::new(OUT_OF_RANGE, RATE_ALLOWED)),
+    }
+}
+
+fn fractional(per_second: f64) -> Result<(u32, Duration), Problem> {
+    if per_second.is_nan() {
+        return Err(Problem::new("is not a rate", RATE_ALLOWED));
+    }
+    // One call per interval: 2.5 per second is one call every 400 ms.
+    match Duration::try_from_secs_f64(1.0 / per_second) {
+        Ok(period) if per_second > 0.0 && !period.is_zero() => Ok((1, period)),
+        _ => Err(Problem::new(OUT_OF_RANGE, RATE_ALLOWED)),
+    }
+}
+
+fn per_unit(text: &str) -> Result<(u32, Duration), Problem> {
+    let not_a_rate = || Problem::new("is not a rate", RATE_ALLOWED);
+    let (calls, unit) = text.split_once('/').ok_or_else(not_a_rate)?;
+    let calls = calls.trim();
+    if calls.is_empty() || !calls.bytes().all(|byte| byte.is_ascii_digit()) {
+        return Err(not_a_rate());
+    }
+    let period = match unit.trim() {
+        "s" | "sec" | "second" => Duration::from_secs(1),
+        "m" | "min" | "minute" => Duration::from_secs(60),
+        "h" | "hour" => Duration::from_secs(3600),
+        other => match humantime::parse_duration(other) {
+            Ok(period) if period.is_zero() => return Err(Problem::new(OUT_OF_RANGE, RATE_ALLOWED)),
+            Ok(period) => period,
+            Err(_) => return Err(not_a_rate()),
+        },
+    };
+    calls_per(calls.parse::<i128>().unwrap_or(i128::MAX), period)
+}
+
+/// A rate as [`rate`] reads it back exactly: `10`, `"100/min"`, `"5/h"` or `"1/400ms"`.
+pub(super) fn rate_value((calls, period): (u32, Duration)) -> toml::Value {
+    match period.as_nanos() {
+        1_000_000_000 => toml::Value::Integer(i64::from(calls)),
+        60_000_000_000 => toml::Value::String(format!("{calls}/min")),
+        3_600_000_000_000 => toml::Value::String(format!("{calls}/h")),
+        _ => toml::Value::String(format!("{calls}/{}", humantime::format_duration(period))),
+    }
+}
+
+/// A duration as [`duration`] reads it back exactly.
+pub(super) fn duration_value(duration: Duration) -> toml::Value {
+    toml::Value::String(humantime::format_duration(duration).to_string())
+}
