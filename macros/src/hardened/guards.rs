@@ -496,10 +496,6 @@ fn some_u64<T: ToTokens>(value: Option<T>) -> TokenStream {
     }
 }
 
-fn some_nanos(value: Option<&Spanned<Duration>>) -> TokenStream {
-    some_u64(value.map(|duration| nanos(duration.value)))
-}
-
 fn some_count<T: TryFrom<u64> + ToTokens>(value: Option<&Spanned<u64>>) -> TokenStream {
     some_u64(value.and_then(|value| T::try_from(value.value).ok()))
 }
@@ -508,51 +504,76 @@ fn some_str(value: Option<&Spanned<String>>) -> TokenStream {
     some_u64(value.map(|value| value.value.clone()))
 }
 
-/// `static __HARDENED_GUARDS`, the site's guards resolved on first use.
+/// `static __HARDENED_GUARDS`, the site's guards resolved on first use, with the settings written here.
 pub(crate) fn guards_static(plan: &GuardPlan, krate: &Path) -> TokenStream {
     let private = quote!(#krate::__private);
+    let duration = |value: Option<&Spanned<Duration>>| {
+        some_u64(value.map(|duration| {
+            let nanos = nanos(duration.value);
+            quote!(#private::Duration::from_nanos(#nanos))
+        }))
+    };
+    let declared = |name: Option<&Spanned<String>>, settings: TokenStream| {
+        let name = some_str(name);
+        quote!(#private::Declared { name: #name, settings: #settings })
+    };
     let breaker = some_u64(plan.breaker.as_ref().map(|breaker| {
-        let name = some_str(breaker.name.as_ref());
         let failure_rate = some_count::<u8>(breaker.failure_rate.as_ref());
         let slow_rate = some_count::<u8>(breaker.slow_rate.as_ref());
-        let slow_call = some_nanos(breaker.slow_call.as_ref());
+        let slow_call = duration(breaker.slow_call.as_ref());
         let window = some_count::<u32>(breaker.window.as_ref());
-        let window_is_time = some_u64(breaker.window_kind.as_ref().map(|kind| kind.value == "time"));
+        let window_kind = some_u64(breaker.window_kind.as_ref().map(|kind| {
+            if kind.value == "time" { quote!(#private::WindowKind::Time) } else { quote!(#private::WindowKind::Count) }
+        }));
         let min_calls = some_count::<u32>(breaker.min_calls.as_ref());
-        let open_for = some_nanos(breaker.open_for.as_ref());
+        let open_for = duration(breaker.open_for.as_ref());
         let half_open_calls = some_count::<u32>(breaker.half_open_calls.as_ref());
         let consecutive_failures = some_count::<u32>(breaker.consecutive_failures.as_ref());
-        quote!(#private::BreakerSpec {
-            name: #name, failure_rate: #failure_rate, slow_rate: #slow_rate, slow_call_nanos: #slow_call,
-            window: #window, window_is_time: #window_is_time, min_calls: #min_calls, open_for_nanos: #open_for,
-            half_open_calls: #half_open_calls, consecutive_failures: #consecutive_failures,
-        })
+        declared(
+            breaker.name.as_ref(),
+            quote!(#private::BreakerSettings {
+                failure_rate: #failure_rate, slow_rate: #slow_rate, slow_call: #slow_call, window: #window,
+                window_kind: #window_kind, min_calls: #min_calls, open_for: #open_for,
+                half_open_calls: #half_open_calls, consecutive_failures: #consecutive_failures,
+                extend_open_on_failure: ::core::option::Option::None,
+            }),
+        )
     }));
     let rate = some_u64(plan.rate.as_ref().map(|rate| {
-        let name = some_str(rate.name.as_ref());
-        let calls = some_u64(rate.per.as_ref().and_then(|per| u32::try_from(per.value.0).ok()));
-        let period = some_u64(rate.per.as_ref().map(|per| nanos(per.value.1)));
+        let per_second = some_u64(rate.per.as_ref().and_then(|per| {
+            let calls = u32::try_from(per.value.0).ok()?;
+            let period = nanos(per.value.1);
+            Some(quote!((#calls, #private::Duration::from_nanos(#period))))
+        }));
         let burst = some_count::<u32>(rate.burst.as_ref());
-        let wait = some_nanos(rate.wait.as_ref());
-        quote!(#private::RateSpec { name: #name, calls: #calls, period_nanos: #period, burst: #burst, wait_nanos: #wait })
+        let wait = duration(rate.wait.as_ref());
+        declared(
+            rate.name.as_ref(),
+            quote!(#private::RateSettings { per_second: #per_second, burst: #burst, wait: #wait }),
+        )
     }));
     let bulkhead = some_u64(plan.bulkhead.as_ref().map(|bulkhead| {
-        let name = some_str(bulkhead.name.as_ref());
         let max = some_count::<u32>(bulkhead.max.as_ref());
-        let wait = some_nanos(bulkhead.wait.as_ref());
-        quote!(#private::BulkheadSpec { name: #name, max: #max, wait_nanos: #wait })
+        let wait = duration(bulkhead.wait.as_ref());
+        declared(bulkhead.name.as_ref(), quote!(#private::BulkheadSettings { max: #max, wait: #wait }))
     }));
     let retry = some_u64(plan.retry.as_ref().map(|retry| {
-        let name = some_str(retry.name.as_ref());
         let attempts = some_count::<u32>(retry.attempts.as_ref());
-        let backoff = some_nanos(retry.backoff.as_ref());
-        let max_backoff = some_nanos(retry.max_backoff.as_ref());
+        let backoff = duration(retry.backoff.as_ref());
+        let max_backoff = duration(retry.max_backoff.as_ref());
         let jitter = some_u64(retry.jitter.as_ref().map(|jitter| jitter.value));
-        quote!(#private::RetrySpec {
-            name: #name, attempts: #attempts, backoff_nanos: #backoff, max_backoff_nanos: #max_backoff, jitter: #jitter,
-        })
+        declared(
+            retry.name.as_ref(),
+            quote!(#private::RetrySettings {
+                attempts: #attempts, backoff: #backoff, max_backoff: #max_backoff, jitter: #jitter,
+                budget_ratio: ::core::option::Option::None, budget_reserve: ::core::option::Option::None,
+            }),
+        )
     }));
-    let timeout = some_u64(plan.timeout.map(nanos));
+    let timeout = some_u64(plan.timeout.map(|timeout| {
+        let nanos = nanos(timeout);
+        quote!(#private::Duration::from_nanos(#nanos))
+    }));
     quote! {
         static __HARDENED_GUARDS: #private::SiteGuards =
             #private::SiteGuards::new(&__HARDENED_SITE, #breaker, #rate, #bulkhead, #retry, #timeout);
