@@ -14,14 +14,14 @@ pub fn call_once<R>(body: impl FnOnce() -> R) -> R {
 pub use crate::breaker::WindowKind;
 pub use crate::config::{BreakerSettings, BulkheadSettings, RateSettings, RetrySettings};
 pub use crate::guarded::{
-    Fallback, FromRejection, Guarded, GuardedReturn, RetryPredicate, apply_fallback, assert_guarded, attempt, backoff,
-    retry_delay, retry_start, run_sync,
+    Fallback, FromRejection, Guarded, GuardedReturn, RetryPredicate, apply_fallback, attempt, backoff, retry_delay,
+    retry_start, run_sync,
 };
 pub use crate::guards::{Declared, SiteGuards};
 pub use crate::instrument::Instrumented;
 pub use crate::outcome::{
-    ErrorMessage, ErrorViaDebug, ErrorViaDisplay, ErrorViaName, FieldValue, FieldViaDebug, FieldViaDisplay,
-    FieldViaValue, OutcomePredicate, record_failure,
+    AsResultViaResult, AsResultViaValue, ErrorMessage, ErrorViaDebug, ErrorViaDisplay, ErrorViaName, FieldValue,
+    FieldViaDebug, FieldViaDisplay, FieldViaValue, OutcomePredicate, Returned, record_failure,
 };
 pub use crate::site::{SITES, SiteMeta};
 pub use core::time::Duration;

@@ -192,10 +192,32 @@ fn code_totals(code: u8) -> WindowTotals {
     WindowTotals { calls: u32::from(code & 1), failures: u32::from((code >> 1) & 1), slow: u32::from((code >> 2) & 1) }
 }
 
+/// Division by a fixed divisor without a division instruction (Lemire's fastmod), for the window's ring
+/// index on every call.
+#[derive(Debug)]
+struct FastMod {
+    divisor: u32,
+    magic: u64,
+}
+
+impl FastMod {
+    fn new(divisor: usize) -> FastMod {
+        let divisor = u32::try_from(divisor.max(1)).unwrap_or(u32::MAX);
+        FastMod { divisor, magic: (u64::MAX / u64::from(divisor)).wrapping_add(1) }
+    }
+
+    #[inline]
+    #[allow(clippy::cast_possible_truncation, reason = "the high half of a 64x32-bit product is below the divisor")]
+    fn remainder(&self, value: u32) -> usize {
+        let low = self.magic.wrapping_mul(u64::from(value));
+        ((u128::from(low) * u128::from(self.divisor)) >> 64) as usize
+    }
+}
+
 /// The sliding window: a ring of outcomes (count) or of one-second buckets (time), with running totals.
 #[derive(Debug)]
 enum Window {
-    Count { cursor: AtomicU64, slots: Box<[AtomicU8]>, totals: AtomicU64 },
+    Count { cursor: AtomicU32, divisor: FastMod, slots: Box<[AtomicU8]>, totals: AtomicU64 },
     Time { buckets: Box<[TimeBucket]> },
 }
 
@@ -210,7 +232,8 @@ impl Window {
         let size = size.clamp(1, MAX_WINDOW) as usize;
         match kind {
             WindowKind::Count => Window::Count {
-                cursor: AtomicU64::new(0),
+                cursor: AtomicU32::new(0),
+                divisor: FastMod::new(size),
                 slots: (0..size).map(|_| AtomicU8::new(0)).collect(),
                 totals: AtomicU64::new(0),
             },
@@ -218,17 +241,17 @@ impl Window {
         }
     }
 
-    /// Adds one outcome and returns the totals after it.
-    fn record(&self, failed: bool, slow: bool, now: u64) -> WindowTotals {
+    /// Adds one outcome; returns the totals after it, and whether they changed.
+    fn record(&self, failed: bool, slow: bool, now: u64) -> (WindowTotals, bool) {
         let code = slot_code(failed, slow);
         match self {
-            Window::Count { cursor, slots, totals } => {
-                let index = cursor.fetch_add(1, Ordering::Relaxed) % slots.len() as u64;
-                #[allow(clippy::cast_possible_truncation, reason = "the index is below the slot count")]
-                let old = slots[index as usize].swap(code, Ordering::AcqRel);
+            Window::Count { cursor, divisor, slots, totals } => {
+                // The cursor wraps at 2^32 calls, where one slot is written out of turn: harmless.
+                let index = divisor.remainder(cursor.fetch_add(1, Ordering::Relaxed));
+                let old = slots[index].swap(code, Ordering::AcqRel);
                 if old == code {
                     // Same outcome in and out: the totals did not move.
-                    return unpack(totals.load(Ordering::Acquire));
+                    return (unpack(totals.load(Ordering::Acquire)), false);
                 }
                 let (added, removed) = (code_totals(code), code_totals(old));
                 let mut current = totals.load(Ordering::Acquire);
@@ -238,7 +261,7 @@ impl Window {
                     next.failures = next.failures + added.failures - removed.failures.min(next.failures);
                     next.slow = next.slow + added.slow - removed.slow.min(next.slow);
                     match totals.compare_exchange_weak(current, pack(next), Ordering::AcqRel, Ordering::Acquire) {
-                        Ok(_) => return next,
+                        Ok(_) => return (next, true),
                         Err(actual) => current = actual,
                     }
                 }
@@ -253,7 +276,7 @@ impl Window {
                     bucket.totals.store(0, Ordering::Release);
                 }
                 bucket.totals.fetch_add(pack(code_totals(code)), Ordering::AcqRel);
-                self.totals(now)
+                (self.totals(now), true)
             }
         }
     }
@@ -473,21 +496,26 @@ impl CircuitBreaker {
     /// Asks to make a call: a permit to report its outcome with, or a refusal.
     #[inline]
     pub fn try_acquire(&self) -> Result<BreakerPermit<'_>, Rejected> {
+        self.try_acquire_at(self.clock.now_nanos())
+    }
+
+    /// [`CircuitBreaker::try_acquire`] at a time the caller read from this breaker's clock.
+    #[inline]
+    pub(crate) fn try_acquire_at(&self, now: u64) -> Result<BreakerPermit<'_>, Rejected> {
         let state = self.hot.state.load(Ordering::Acquire);
         if state == BreakerState::Closed.code() {
-            return Ok(self.permit(Admission::Closed));
+            return Ok(self.permit(Admission::Closed, now));
         }
-        self.try_acquire_slow(BreakerState::from_code(state))
+        self.try_acquire_slow(BreakerState::from_code(state), now)
     }
 
     #[cold]
-    fn try_acquire_slow(&self, state: BreakerState) -> Result<BreakerPermit<'_>, Rejected> {
+    fn try_acquire_slow(&self, state: BreakerState, now: u64) -> Result<BreakerPermit<'_>, Rejected> {
         match state {
-            BreakerState::Closed => Ok(self.permit(Admission::Closed)),
-            BreakerState::Disabled => Ok(self.permit(Admission::Untracked)),
+            BreakerState::Closed => Ok(self.permit(Admission::Closed, now)),
+            BreakerState::Disabled => Ok(self.permit(Admission::Untracked, now)),
             BreakerState::ForcedOpen => Err(self.refuse()),
             BreakerState::Open => {
-                let now = self.clock.now_nanos();
                 let reopens_at = self
                     .hot
                     .opened_at
@@ -497,7 +525,7 @@ impl CircuitBreaker {
                     return Err(self.refuse());
                 }
                 self.transition(BreakerState::Open, BreakerState::HalfOpen, now);
-                self.try_acquire_slow(self.state())
+                self.try_acquire_slow(self.state(), now)
             }
             BreakerState::HalfOpen => {
                 let mut admitted = self.hot.probes_admitted.load(Ordering::Acquire);
@@ -511,7 +539,7 @@ impl CircuitBreaker {
                         Ordering::AcqRel,
                         Ordering::Acquire,
                     ) {
-                        Ok(_) => return Ok(self.permit(Admission::Probe)),
+                        Ok(_) => return Ok(self.permit(Admission::Probe, now)),
                         Err(actual) => admitted = actual,
                     }
                 }
@@ -519,9 +547,8 @@ impl CircuitBreaker {
         }
     }
 
-    fn permit(&self, admission: Admission) -> BreakerPermit<'_> {
+    fn permit(&self, admission: Admission, started_at: u64) -> BreakerPermit<'_> {
         let epoch = self.hot.epoch.load(Ordering::Acquire);
-        let started_at = if admission == Admission::Untracked { 0 } else { self.clock.now_nanos() };
         BreakerPermit { breaker: self, admission, epoch, started_at, settled: false }
     }
 
@@ -563,11 +590,10 @@ impl CircuitBreaker {
         );
     }
 
-    fn record(&self, admission: Admission, epoch: u32, started_at: u64, failed: bool) {
+    fn record(&self, admission: Admission, epoch: u32, started_at: u64, failed: bool, now: u64) {
         if admission == Admission::Untracked {
             return;
         }
-        let now = self.clock.now_nanos();
         let slow = now.saturating_sub(started_at) >= self.settings.slow_call.load(Ordering::Relaxed);
         let result = match (failed, slow) {
             (true, _) => FAILURE,
@@ -614,8 +640,9 @@ impl CircuitBreaker {
             }
             return;
         }
-        let totals = self.window.record(failed, slow, now);
-        if self.exceeds_thresholds(totals) {
+        let (totals, changed) = self.window.record(failed, slow, now);
+        // A success that left the totals as they were cannot cross a threshold the last change did not.
+        if (changed || failed || slow) && self.exceeds_thresholds(totals) {
             self.transition(BreakerState::Closed, BreakerState::Open, now);
         }
     }
@@ -685,9 +712,16 @@ pub struct BreakerPermit<'a> {
 impl BreakerPermit<'_> {
     /// Reports the call's outcome: `failed` is the outcome rule's verdict (a timeout is a failure).
     #[inline]
-    pub fn record(mut self, failed: bool) {
+    pub fn record(self, failed: bool) {
+        let now = self.breaker.clock.now_nanos();
+        self.record_at(failed, now);
+    }
+
+    /// [`BreakerPermit::record`] at a time the caller read from the breaker's clock.
+    #[inline]
+    pub(crate) fn record_at(mut self, failed: bool, now: u64) {
         self.settled = true;
-        self.breaker.record(self.admission, self.epoch, self.started_at, failed);
+        self.breaker.record(self.admission, self.epoch, self.started_at, failed, now);
     }
 
     /// Gives the permit back without counting the call (an inner guard refused it).
@@ -701,9 +735,25 @@ impl Drop for BreakerPermit<'_> {
     fn drop(&mut self) {
         if !self.settled {
             if std::thread::panicking() {
-                self.breaker.record(self.admission, self.epoch, self.started_at, true);
+                let now = self.breaker.clock.now_nanos();
+                self.breaker.record(self.admission, self.epoch, self.started_at, true, now);
             } else {
                 self.breaker.release(self.admission, self.epoch);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FastMod;
+
+    #[test]
+    fn fast_remainders_match_the_division() {
+        for divisor in [1usize, 2, 3, 7, 10, 100, 1_000, 65_537, 1 << 20] {
+            let fast = FastMod::new(divisor);
+            for value in (0..10_000u32).chain([u32::MAX - 1, u32::MAX, 1 << 31, 4_294_967_000]) {
+                assert_eq!(fast.remainder(value), value as usize % divisor, "{value} % {divisor}");
             }
         }
     }

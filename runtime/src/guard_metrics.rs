@@ -179,7 +179,7 @@ impl Collector for GuardMetrics {
             samples[3].push(metric(&[("name", name)], f64::from(limiter.available()), MetricType::GAUGE));
             samples[6].push(metric(
                 &[("guard", "rate_limiter"), ("name", name)],
-                limiter.decisions().1 as f64,
+                limiter.refused() as f64,
                 MetricType::COUNTER,
             ));
         }

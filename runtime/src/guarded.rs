@@ -8,12 +8,11 @@
 use std::future::Future;
 use std::time::Duration;
 
-use crate::breaker::CircuitBreaker;
 use crate::bulkhead::{Bulkhead, BulkheadPermit};
+use crate::clock::system_nanos;
 use crate::guards::SiteGuards;
 use crate::metrics::shards;
 use crate::outcome::Outcome;
-use crate::rate_limit::RateLimiter;
 use crate::rejected::Rejected;
 
 /// The error half of a guarded function's `Result`, which a refusal converts into.
@@ -64,10 +63,6 @@ impl<T, E: FromRejection> GuardedReturn for Result<T, E> {
     }
 }
 
-/// Checks at compile time that `R` can carry a refusal; generated code calls it spanned at the return type.
-#[inline]
-pub const fn assert_guarded<R: GuardedReturn>() {}
-
 /// A value, and the outcome a guard imposed on it (refused, timed out), if any.
 pub type Guarded<R> = (R, Option<Outcome>);
 
@@ -78,13 +73,15 @@ pub fn run_sync<R: GuardedReturn>(
     body: impl FnOnce() -> R,
     is_failure: impl Fn(&R) -> bool,
 ) -> Guarded<R> {
-    let permit = match guards.breaker().map(CircuitBreaker::try_acquire).transpose() {
+    // Guards made by the registry read the system clock: one reading serves them all.
+    let now = system_nanos();
+    let permit = match guards.breaker().map(|breaker| breaker.try_acquire_at(now)).transpose() {
         Ok(permit) => permit,
         Err(rejected) => return (R::refused(rejected), Some(Outcome::Rejected)),
     };
     let admitted = guards
         .rate_limiter()
-        .map_or(Ok(()), RateLimiter::try_acquire)
+        .map_or(Ok(()), |limiter| limiter.try_acquire_at(now))
         .and_then(|()| guards.bulkhead().map(Bulkhead::try_acquire).transpose());
     let _bulkhead: Option<BulkheadPermit<'static>> = match admitted {
         Ok(bulkhead) => bulkhead,
@@ -97,7 +94,7 @@ pub fn run_sync<R: GuardedReturn>(
     };
     let value = body();
     if let Some(permit) = permit {
-        permit.record(is_failure(&value));
+        permit.record_at(is_failure(&value), system_nanos());
     }
     (value, None)
 }
@@ -108,12 +105,14 @@ where
     R: GuardedReturn,
     Fut: Future<Output = R>,
 {
-    let permit = match guards.breaker().map(CircuitBreaker::try_acquire).transpose() {
+    // Guards made by the registry read the system clock: one reading serves them all.
+    let now = system_nanos();
+    let permit = match guards.breaker().map(|breaker| breaker.try_acquire_at(now)).transpose() {
         Ok(permit) => permit,
         Err(rejected) => return (R::refused(rejected), Some(Outcome::Rejected)),
     };
     if let Some(limiter) = guards.rate_limiter()
-        && let Err(rejected) = limiter.acquire().await
+        && let Err(rejected) = limiter.acquire_at(now).await
     {
         if let Some(permit) = permit {
             permit.release();
@@ -140,9 +139,9 @@ where
     };
     if let Some(permit) = permit {
         match imposed {
-            Some(Outcome::Timeout) => permit.record(true),
+            Some(Outcome::Timeout) => permit.record_at(true, system_nanos()),
             Some(_) => permit.release(),
-            None => permit.record(is_failure(&value)),
+            None => permit.record_at(is_failure(&value), system_nanos()),
         }
     }
     (value, imposed)

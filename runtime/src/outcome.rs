@@ -124,6 +124,44 @@ impl<E: ?Sized> ErrorViaName for ErrorMessage<'_, E> {
     }
 }
 
+/// A returned value, asked whether it is a `Result`: generated code calls
+/// `(&&Returned(&value)).as_result()`, and method resolution picks [`AsResultViaResult`] for any type
+/// that is a `Result` however it is spelled, and [`AsResultViaValue`] for everything else.
+#[derive(Debug)]
+pub struct Returned<'a, R: ?Sized>(pub &'a R);
+
+/// The value is a `Result`.
+pub trait AsResultViaResult<'a> {
+    /// The success type.
+    type Ok;
+    /// The error type.
+    type Err;
+    /// The value as a `Result` of references.
+    fn as_result(&self) -> Option<Result<&'a Self::Ok, &'a Self::Err>>;
+}
+
+impl<'a, T, E> AsResultViaResult<'a> for &Returned<'a, Result<T, E>> {
+    type Ok = T;
+    type Err = E;
+    #[inline]
+    fn as_result(&self) -> Option<Result<&'a T, &'a E>> {
+        Some(self.0.as_ref())
+    }
+}
+
+/// The value is not a `Result`.
+pub trait AsResultViaValue<'a> {
+    /// Always `None`.
+    fn as_result(&self) -> Option<Result<&'a (), &'a std::convert::Infallible>>;
+}
+
+impl<'a, R: ?Sized> AsResultViaValue<'a> for Returned<'a, R> {
+    #[inline]
+    fn as_result(&self) -> Option<Result<&'a (), &'a std::convert::Infallible>> {
+        None
+    }
+}
+
 /// A value for `fields(..)`, recorded as a tracing `Value`, else by `Display`, else by `Debug`.
 #[derive(Debug)]
 pub struct FieldValue<'a, T: ?Sized>(pub &'a T);

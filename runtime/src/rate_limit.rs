@@ -59,7 +59,6 @@ pub struct RateLimiter {
     clock: Clock,
     /// Theoretical arrival time of the next call, in the clock's nanoseconds.
     arrival: AtomicU64,
-    admitted: AtomicU64,
     refused: AtomicU64,
 }
 
@@ -95,7 +94,6 @@ impl RateLimiter {
             tolerance: AtomicU64::new(0),
             clock,
             arrival: AtomicU64::new(start),
-            admitted: AtomicU64::new(0),
             refused: AtomicU64::new(0),
         };
         limiter.retune(&config);
@@ -141,14 +139,13 @@ impl RateLimiter {
         u32::try_from(headroom / interval).unwrap_or(u32::MAX).min(self.burst.load(Ordering::Relaxed))
     }
 
-    /// Calls admitted and refused so far.
+    /// Calls refused so far.
     #[must_use]
-    pub fn decisions(&self) -> (u64, u64) {
-        (self.admitted.load(Ordering::Relaxed), self.refused.load(Ordering::Relaxed))
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
     }
 
-    fn decide(&self, may_wait: u64) -> Decision {
-        let now = self.clock.now_nanos();
+    fn decide(&self, may_wait: u64, now: u64) -> Decision {
         let (interval, tolerance) = (self.interval.load(Ordering::Relaxed), self.tolerance.load(Ordering::Relaxed));
         let mut arrival = self.arrival.load(Ordering::Acquire);
         loop {
@@ -161,7 +158,6 @@ impl RateLimiter {
             }
             match self.arrival.compare_exchange_weak(arrival, start + interval, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => {
-                    self.admitted.fetch_add(1, Ordering::Relaxed);
                     return if delay == 0 { Decision::Admit } else { Decision::AdmitAfter(delay) };
                 }
                 Err(actual) => arrival = actual,
@@ -172,7 +168,13 @@ impl RateLimiter {
     /// Takes a token now, or refuses with the time until one is available.
     #[inline]
     pub fn try_acquire(&self) -> Result<(), Rejected> {
-        match self.decide(0) {
+        self.try_acquire_at(self.clock.now_nanos())
+    }
+
+    /// [`RateLimiter::try_acquire`] at a time the caller read from this limiter's clock.
+    #[inline]
+    pub(crate) fn try_acquire_at(&self, now: u64) -> Result<(), Rejected> {
+        match self.decide(0, now) {
             Decision::Admit | Decision::AdmitAfter(_) => Ok(()),
             Decision::Refuse { retry_after } => Err(self.refusal(retry_after)),
         }
@@ -180,8 +182,13 @@ impl RateLimiter {
 
     /// Takes a token, waiting up to the configured `wait` for one (refusing at once without a `wait`).
     pub async fn acquire(&self) -> Result<(), Rejected> {
+        self.acquire_at(self.clock.now_nanos()).await
+    }
+
+    /// [`RateLimiter::acquire`] at a time the caller read from this limiter's clock.
+    pub(crate) async fn acquire_at(&self, now: u64) -> Result<(), Rejected> {
         let may_wait = self.wait.load(Ordering::Relaxed);
-        match self.decide(may_wait) {
+        match self.decide(may_wait, now) {
             Decision::Admit => Ok(()),
             Decision::AdmitAfter(delay) => {
                 tokio::time::sleep(Duration::from_nanos(delay)).await;

@@ -203,3 +203,29 @@ fn an_application_can_register_its_own_collectors() {
     jobs.inc_by(2);
     assert!(hardened::metrics::render().contains("app_jobs_total 2"));
 }
+
+/// An error with only `Debug`.
+#[derive(Debug)]
+struct Opaque;
+
+type ApiResult<T> = Result<T, Opaque>;
+
+#[hardened]
+fn aliased(fail: bool) -> ApiResult<u8> {
+    if fail { Err(Opaque) } else { Ok(1) }
+}
+
+#[hardened]
+fn opaque_success(fail: bool) -> Result<impl std::fmt::Display, Opaque> {
+    if fail { Err(Opaque) } else { Ok(5) }
+}
+
+#[test]
+fn a_result_is_recognised_by_its_type_whatever_it_is_called() {
+    assert!(aliased(true).is_err());
+    assert!(aliased(false).is_ok());
+    assert!(opaque_success(true).is_err());
+    assert_eq!(opaque_success(false).map(|value| value.to_string()).ok().as_deref(), Some("5"));
+    assert_eq!((calls("aliased", "ok"), calls("aliased", "error")), (1, 1));
+    assert_eq!((calls("opaque_success", "ok"), calls("opaque_success", "error")), (1, 1));
+}

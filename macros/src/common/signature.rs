@@ -2,7 +2,7 @@
 //!
 //! Everything here reads the syntax tree; nothing matches token strings.
 
-use syn::visit::Visit;
+use syn::visit_mut::VisitMut;
 use syn::{
     Block, Expr, FnArg, GenericArgument, Ident, Pat, PathArguments, ReturnType, Signature, Stmt, Type, TypeParamBound,
 };
@@ -33,8 +33,10 @@ pub(crate) struct Analysis {
     /// The type the caller receives (for `async`, the future's output), `None` for `()`.
     pub(crate) output: Option<Type>,
     pub(crate) returns: Returns,
-    /// Whether the output mentions `impl Trait`, which cannot be written in a `let` or closure type.
-    pub(crate) output_is_opaque: bool,
+    /// The output as it can be written in a `let` or closure type: each `impl Trait` becomes `_`, and no
+    /// output is `()`. Written out, it tells inference what `?` converts to and what a body that only
+    /// panics returns.
+    pub(crate) annotation: Option<Type>,
 }
 
 /// Analyses a signature and its body.
@@ -56,8 +58,8 @@ pub(crate) fn analyse(sig: &Signature, block: &Block) -> Analysis {
         Some(ty) if is_result(ty) => Returns::Result,
         _ => Returns::Value,
     };
-    let output_is_opaque = output.as_ref().is_some_and(contains_impl_trait);
-    Analysis { execution, output, returns, output_is_opaque }
+    let annotation = Some(output.as_ref().map_or_else(|| syn::parse_quote!(()), without_impl_trait));
+    Analysis { execution, output, returns, annotation }
 }
 
 /// The `async move { .. }` block inside the trailing `Box::pin(..)` of an `#[async_trait]` body.
@@ -147,16 +149,23 @@ fn is_result(ty: &Type) -> bool {
     }
 }
 
-fn contains_impl_trait(ty: &Type) -> bool {
-    struct Finder(bool);
-    impl Visit<'_> for Finder {
-        fn visit_type_impl_trait(&mut self, _: &syn::TypeImplTrait) {
-            self.0 = true;
+/// `ty` with every `impl Trait` written `_`, so that it can annotate a `let` or a closure and still
+/// guide inference (`Result<_, E>` tells `?` where to convert errors to).
+pub(crate) fn without_impl_trait(ty: &Type) -> Type {
+    struct Replace;
+    impl VisitMut for Replace {
+        fn visit_type_mut(&mut self, ty: &mut Type) {
+            if let Type::ImplTrait(opaque) = ty {
+                let at = opaque.impl_token.span;
+                *ty = Type::Infer(syn::parse_quote_spanned!(at=> _));
+            } else {
+                syn::visit_mut::visit_type_mut(self, ty);
+            }
         }
     }
-    let mut finder = Finder(false);
-    finder.visit_type(ty);
-    finder.0
+    let mut ty = ty.clone();
+    Replace.visit_type_mut(&mut ty);
+    ty
 }
 
 /// The plain identifiers the arguments are bound to (`self` included); patterns bind no single name.
@@ -175,6 +184,7 @@ pub(crate) fn argument_names(sig: &Signature) -> Vec<Ident> {
 
 #[cfg(test)]
 mod tests {
+    use quote::ToTokens;
     use syn::{ItemFn, parse_quote};
 
     use super::*;
@@ -220,8 +230,9 @@ mod tests {
     }
 
     #[test]
-    fn finds_opaque_outputs() {
+    fn writes_opaque_outputs_with_placeholders() {
         let item: ItemFn = parse_quote! { fn f() -> Result<impl Clone, E> { Ok(1) } };
-        assert!(analysed(&item).output_is_opaque);
+        let annotation = analysed(&item).annotation.expect("an output");
+        assert_eq!(annotation.to_token_stream().to_string(), "Result < _ , E >");
     }
 }

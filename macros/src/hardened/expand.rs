@@ -6,11 +6,11 @@
 use proc_macro2::TokenStream;
 use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{Block, Expr, Signature, Type};
+use syn::{Block, Expr, Signature};
 
 use super::guards;
 use super::validate::{Level, Plan, Predicate};
-use crate::common::signature::{self, Execution, Returns};
+use crate::common::signature::{self, Execution};
 
 /// The function's new body.
 pub(crate) fn body(plan: &Plan, sig: &Signature, mut block: Block) -> Block {
@@ -18,7 +18,6 @@ pub(crate) fn body(plan: &Plan, sig: &Signature, mut block: Block) -> Block {
     let guarded = plan.guards.guards_call();
     let site = site_static(plan, sig);
     let guards_static = guarded.then(|| guards::guards_static(&plan.guards, krate));
-    let return_check = guarded.then(|| guards::return_check(sig, plan.analysis.output.as_ref(), krate));
     let span = span_expr(plan, sig);
     let tokens = match &plan.analysis.execution {
         Execution::Sync => sync_body(plan, &span, &block),
@@ -51,7 +50,6 @@ pub(crate) fn body(plan: &Plan, sig: &Signature, mut block: Block) -> Block {
     let tokens = quote! {{
         #site
         #guards_static
-        #return_check
         #tokens
     }};
     syn::parse2(tokens).unwrap_or_else(|error| panic!("generated body does not parse: {error}"))
@@ -180,9 +178,9 @@ fn span_expr(plan: &Plan, sig: &Signature) -> TokenStream {
 fn sync_body(plan: &Plan, span: &TokenStream, block: &Block) -> TokenStream {
     let krate = &plan.krate;
     let classify = classify(plan, &quote!(&__hardened_ret), &quote!(&__hardened_span));
-    let closure_output = match (&plan.analysis.output, plan.analysis.output_is_opaque) {
-        (Some(ty), false) => quote!(-> #ty),
-        _ => TokenStream::new(),
+    let closure_output = match &plan.analysis.annotation {
+        Some(ty) => quote!(-> #ty),
+        None => TokenStream::new(),
     };
     // Passed as `FnOnce`, so that the body may return borrows of what the closure captured (a closure
     // called where it is written is inferred `FnMut`, which may not).
@@ -233,12 +231,13 @@ fn is_failure(plan: &Plan) -> TokenStream {
 
 /// The user's block, with its output type written out where it can be, so that `?` infers its target.
 fn annotated_block(plan: &Plan, block: &Block) -> TokenStream {
-    match (&plan.analysis.output, plan.analysis.output_is_opaque) {
-        (Some(ty), false) => quote! {{
+    match &plan.analysis.annotation {
+        Some(ty) => quote! {{
             let __hardened_ret: #ty = #block;
+            #[allow(unreachable_code)]
             __hardened_ret
         }},
-        _ => block.to_token_stream(),
+        None => block.to_token_stream(),
     }
 }
 
@@ -273,25 +272,31 @@ fn instrumented(plan: &Plan, future: &TokenStream) -> TokenStream {
 /// The one outcome rule, as an expression over a reference to the returned value and the span.
 fn classify(plan: &Plan, ret: &TokenStream, span: &TokenStream) -> TokenStream {
     let krate = &plan.krate;
-    let record_error = match plan.analysis.returns {
-        Returns::Result => quote! {
-            match #ret {
-                ::core::result::Result::Err(__hardened_error) => {
-                    #[allow(unused_imports)]
-                    use #krate::__private::{ErrorViaDebug as _, ErrorViaDisplay as _, ErrorViaName as _};
-                    (&&&#krate::__private::ErrorMessage(__hardened_error)).record_on(#span);
-                }
-                ::core::result::Result::Ok(_) => #krate::__private::record_failure(#span),
+    // Whether the value is a `Result` is asked of the type, not of how it is spelled, so that aliases
+    // (`ApiResult<T>`, `anyhow::Result<T>`) classify like `Result` does.
+    let as_result = quote! {{
+        #[allow(unused_imports)]
+        use #krate::__private::{AsResultViaResult as _, AsResultViaValue as _};
+        (&&#krate::__private::Returned(#ret)).as_result()
+    }};
+    let failed = quote! {{
+        match #as_result {
+            ::core::option::Option::Some(::core::result::Result::Err(__hardened_error)) => {
+                #[allow(unused_imports)]
+                use #krate::__private::{ErrorViaDebug as _, ErrorViaDisplay as _, ErrorViaName as _};
+                (&&&#krate::__private::ErrorMessage(__hardened_error)).record_on(#span);
+            }
+            _ => #krate::__private::record_failure(#span),
+        }
+        #krate::Outcome::Error
+    }};
+    match &plan.predicate {
+        None => quote! {
+            match #as_result {
+                ::core::option::Option::Some(::core::result::Result::Err(_)) => #failed,
+                _ => #krate::Outcome::Ok,
             }
         },
-        Returns::Value => quote!(#krate::__private::record_failure(#span)),
-    };
-    let failed = quote! {{ #record_error; #krate::Outcome::Error }};
-    match &plan.predicate {
-        None if plan.analysis.returns == Returns::Result => quote! {
-            if ::core::result::Result::is_ok(#ret) { #krate::Outcome::Ok } else #failed
-        },
-        None => quote!(#krate::Outcome::Ok),
         Some(Predicate::OkIf(path)) => {
             let holds = predicate_call(plan, path, ret);
             quote!(if #holds { #krate::Outcome::Ok } else #failed)
@@ -307,12 +312,7 @@ fn classify(plan: &Plan, ret: &TokenStream, span: &TokenStream) -> TokenStream {
 fn predicate_call(plan: &Plan, path: &syn::Path, ret: &TokenStream) -> TokenStream {
     let krate = &plan.krate;
     let at = path.span();
-    let output = plan
-        .analysis
-        .output
-        .clone()
-        .filter(|_| !plan.analysis.output_is_opaque)
-        .map_or_else(|| quote!(_), |ty: Type| ty.to_token_stream());
+    let output = plan.analysis.annotation.as_ref().map_or_else(|| quote!(_), ToTokens::to_token_stream);
     let path = Expr::Path(syn::ExprPath { attrs: Vec::new(), qself: None, path: path.clone() });
     // The whole call points at the path, so that every note of an unmet bound underlines only the path.
     let krate = respanned(krate.to_token_stream(), at);

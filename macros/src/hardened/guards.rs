@@ -12,10 +12,7 @@ use proc_macro2::{Delimiter, Group, Span, TokenStream, TokenTree};
 use quote::{ToTokens, quote};
 use syn::spanned::Spanned as _;
 use syn::visit_mut::{self, VisitMut};
-use syn::{
-    Expr, GenericArgument, Lit, Meta, Path, PathArguments, ReturnType, Signature, Type, parse_quote,
-    parse_quote_spanned,
-};
+use syn::{Expr, GenericArgument, Lit, Meta, Path, PathArguments, ReturnType, Signature, Type, parse_quote};
 
 use super::args::{Spanned, alternatives, boolean, key, path, string, value};
 use super::validate::label_value;
@@ -533,7 +530,7 @@ pub(crate) fn plan(args: GuardArgs, sig: &Signature, analysis: &Analysis, errors
         retry: args.retry.map(|retry| retry.value),
         timeout: args.timeout.map(|timeout| timeout.value),
         fallback: args.fallback,
-        output: analysis.output.as_ref().map(without_impl_trait),
+        output: analysis.annotation.clone(),
     }
 }
 
@@ -755,13 +752,6 @@ pub(crate) fn guards_static(plan: &GuardPlan, krate: &Path) -> TokenStream {
     }
 }
 
-/// The compile-time check that the function can return a refusal: none of its own, because the guard
-/// chain's calls name the return type and so check it themselves, at the return type (see
-/// [`guarded_call`]). A separate check would report the same problem a second time.
-pub(crate) fn return_check(_sig: &Signature, _output: Option<&Type>, _krate: &Path) -> TokenStream {
-    TokenStream::new()
-}
-
 /// The token at fault when a return type cannot carry a refusal: the error type of a `Result<T, E>` by
 /// its name (`LookupError`, `Error` of `io::Error`), otherwise the type's name (`u32`, `Option`).
 fn blame(ty: &Type) -> Span {
@@ -801,24 +791,6 @@ fn guarded_call(
     args.set_span(at);
     let awaited = awaited.then(|| respanned(quote!(.await), at));
     quote!(#head #args #awaited)
-}
-
-/// `ty` with every `impl Trait` replaced by `_`: generated code cannot name an opaque type.
-fn without_impl_trait(ty: &Type) -> Type {
-    struct Replace;
-    impl VisitMut for Replace {
-        fn visit_type_mut(&mut self, ty: &mut Type) {
-            if let Type::ImplTrait(opaque) = ty {
-                let at = opaque.impl_token.span;
-                *ty = Type::Infer(parse_quote_spanned!(at=> _));
-            } else {
-                visit_mut::visit_type_mut(self, ty);
-            }
-        }
-    }
-    let mut ty = ty.clone();
-    Replace.visit_type_mut(&mut ty);
-    ty
 }
 
 /// `expr` with each call `path::GuardedReturn::error(..)` written `<ty as path::GuardedReturn>::error(..)`
@@ -1233,7 +1205,7 @@ mod tests {
     #[test]
     fn opaque_types_are_inferred() {
         let ty: Type = parse_quote!(Result<impl Display, E>);
-        assert_eq!(text(&without_impl_trait(&ty).to_token_stream()), "Result<_,E>");
+        assert_eq!(text(&crate::common::signature::without_impl_trait(&ty).to_token_stream()), "Result<_,E>");
         let item: ItemFn = parse_quote! { async fn f() -> Result<impl Display, E> { Ok(1) } };
         let plan = check(quote!(breaker), &item).unwrap_or_else(|errors| panic!("{errors:?}"));
         assert_eq!(plan.output.map(|ty| text(&ty.to_token_stream())).as_deref(), Some("Result<_,E>"));
