@@ -9,6 +9,9 @@
 //!   `with_label_values(..)` on a counter (with an `outcome` label), a histogram and an in-flight gauge
 //!   registered in a prometheus `Registry`, timed with `std::time::Instant`.
 //!
+//! With no subscriber, `#[hardened]` is also taken apart: `hardened_metrics_only` (`span = false`) and
+//! `hardened_span_only` (`metrics = false`).
+//!
 //! Each runs under four subscriber setups, each installed for its own benchmark group only:
 //! `no_subscriber` (no dispatcher at all, measured first so nothing set before leaks in),
 //! `span_disabled` (a registry whose filter rejects the spans' target), `noop_layer` (a registry with a
@@ -80,6 +83,20 @@ fn hardened_sync(n: u64) -> Result<u64, WorkError> {
     work(n)
 }
 
+/// `hardened_sync` without its span: what the metrics cost.
+#[inline(never)]
+#[hardened(span = false)]
+fn metrics_only_sync(n: u64) -> Result<u64, WorkError> {
+    work(n)
+}
+
+/// `hardened_sync` without its metrics: what its span costs.
+#[inline(never)]
+#[hardened(metrics = false, fields(n))]
+fn span_only_sync(n: u64) -> Result<u64, WorkError> {
+    work(n)
+}
+
 #[inline(never)]
 #[tracing::instrument]
 fn instrument_sync(n: u64) -> Result<u64, WorkError> {
@@ -109,6 +126,20 @@ async fn bare_async(n: u64) -> Result<u64, WorkError> {
 #[inline(never)]
 #[hardened(fields(n))]
 async fn hardened_async(n: u64) -> Result<u64, WorkError> {
+    work(ready(n).await)
+}
+
+/// `hardened_async` without its span: what the metrics cost.
+#[inline(never)]
+#[hardened(span = false)]
+async fn metrics_only_async(n: u64) -> Result<u64, WorkError> {
+    work(ready(n).await)
+}
+
+/// `hardened_async` without its metrics: what its span costs.
+#[inline(never)]
+#[hardened(metrics = false, fields(n))]
+async fn span_only_async(n: u64) -> Result<u64, WorkError> {
     work(ready(n).await)
 }
 
@@ -191,10 +222,26 @@ enum Function {
     Hardened,
     Instrument,
     HandWired,
+    MetricsOnly,
+    SpanOnly,
 }
 
 impl Function {
-    const ALL: [Function; 4] = [Function::Bare, Function::Hardened, Function::Instrument, Function::HandWired];
+    /// The functions compared in every setup.
+    const COMPARED: [Function; 4] = [Function::Bare, Function::Hardened, Function::Instrument, Function::HandWired];
+
+    /// `#[hardened]` taken apart, measured with no subscriber only.
+    const PARTS: [Function; 2] = [Function::MetricsOnly, Function::SpanOnly];
+
+    /// Every function, for `--instructions`.
+    const ALL: [Function; 6] = [
+        Function::Bare,
+        Function::Hardened,
+        Function::Instrument,
+        Function::HandWired,
+        Function::MetricsOnly,
+        Function::SpanOnly,
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -202,7 +249,15 @@ impl Function {
             Function::Hardened => "hardened",
             Function::Instrument => "instrument",
             Function::HandWired => "hand_wired",
+            Function::MetricsOnly => "hardened_metrics_only",
+            Function::SpanOnly => "hardened_span_only",
         }
+    }
+
+    /// The functions measured in `setup`.
+    fn measured_in(setup: Setup) -> impl Iterator<Item = Function> {
+        let parts: &[Function] = if setup == Setup::NoSubscriber { &Function::PARTS } else { &[] };
+        Function::COMPARED.into_iter().chain(parts.iter().copied())
     }
 
     /// The function, sync or polled to completion.
@@ -212,10 +267,14 @@ impl Function {
             (Function::Hardened, false) => hardened_sync,
             (Function::Instrument, false) => instrument_sync,
             (Function::HandWired, false) => hand_wired_sync,
+            (Function::MetricsOnly, false) => metrics_only_sync,
+            (Function::SpanOnly, false) => span_only_sync,
             (Function::Bare, true) => |n| run(pin!(bare_async(n))),
             (Function::Hardened, true) => |n| run(pin!(hardened_async(n))),
             (Function::Instrument, true) => |n| run(pin!(instrument_async(n))),
             (Function::HandWired, true) => |n| run(pin!(hand_wired_async(n))),
+            (Function::MetricsOnly, true) => |n| run(pin!(metrics_only_async(n))),
+            (Function::SpanOnly, true) => |n| run(pin!(span_only_async(n))),
         }
     }
 }
@@ -312,7 +371,7 @@ fn wall_clock(criterion: &mut Criterion) {
             for asynchronous in [false, true] {
                 let mode = if asynchronous { "async" } else { "sync" };
                 let mut group = criterion.benchmark_group(format!("{mode}/{}", setup.name()));
-                for function in Function::ALL {
+                for function in Function::measured_in(setup) {
                     let call = function.call(asynchronous);
                     group.bench_function(function.name(), |bencher| {
                         let mut n = 0u64;
@@ -357,7 +416,8 @@ fn case(id: &str) -> Option<(Setup, Case)> {
 }
 
 fn instructions(args: &[String]) -> ExitCode {
-    let usage = "usage: overhead --instructions {sync,async}/{no_subscriber,span_disabled,noop_layer,recording}/{bare,hardened,instrument,hand_wired} ITERATIONS";
+    let usage = "usage: overhead --instructions {sync,async}/{no_subscriber,span_disabled,noop_layer,recording}/\
+                 {bare,hardened,instrument,hand_wired,hardened_metrics_only,hardened_span_only} ITERATIONS";
     let [id, iterations] = args else {
         eprintln!("{usage}");
         return ExitCode::from(2);

@@ -1,0 +1,212 @@
+#!/usr/bin/env bash
+# Instructions per call of `#[hardened]`, next to a bare call and to the same observability wired by hand,
+# counted by valgrind's callgrind: deterministic where wall-clock timings on a shared machine are not.
+#
+# Each case of runtime/benches/overhead.rs runs twice under callgrind, with SMALL and LARGE iterations;
+# only the function that loops over the calls is collected, after a warm-up, and the difference of the two
+# totals divided by LARGE - SMALL is the cost of one call, with every one-off cost cancelled out.
+set -euo pipefail
+
+usage() {
+    cat <<'EOF'
+usage: scripts/callgrind-overhead.sh [options]
+
+Counts instructions per call with callgrind for bare, #[hardened] and hand-wired functions (sync and
+async) with no subscriber and with a subscriber that filters the span out, prints the overhead over the
+bare call and the ratio to the hand-wired version, and exits 1 when a target is missed:
+
+  overhead over bare, metrics on, span disabled: <= 150 per sync call, <= 200 per async call
+  hand-wired overhead / #[hardened] overhead:    >= 3
+
+Also measured, for information: plain #[tracing::instrument]; #[hardened] taken apart (span = false:
+the metrics alone, metrics = false: the span alone) with no subscriber; and #[hardened] against
+#[tracing::instrument] under a subscriber that records spans.
+
+options:
+  --small N          iterations of the first run (default 10000)
+  --large N          iterations of the second run (default 110000)
+  --keep DIR         keep the callgrind output files in DIR
+  --annotate CASE    profile one case (e.g. sync/no_subscriber/hardened) with callgrind_annotate
+                     and exit; CASE is {sync,async}/{no_subscriber,span_disabled,noop_layer,recording}/
+                     {bare,hardened,instrument,hand_wired}
+  -h, --help         this text
+
+Honours CARGO_TARGET_DIR. Needs valgrind (apt-get install -y valgrind).
+EOF
+}
+
+small=10000
+large=110000
+keep=""
+annotate=""
+
+while (($# > 0)); do
+    case "$1" in
+        --small) small="${2:?--small needs a number}"; shift 2 ;;
+        --large) large="${2:?--large needs a number}"; shift 2 ;;
+        --keep) keep="${2:?--keep needs a directory}"; shift 2 ;;
+        --annotate) annotate="${2:?--annotate needs a case}"; shift 2 ;;
+        -h | --help) usage; exit 0 ;;
+        *) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
+    esac
+done
+
+for number in "$small" "$large"; do
+    if ! [[ "$number" =~ ^[1-9][0-9]*$ ]]; then
+        echo "iterations must be positive integers, got '$number'" >&2
+        exit 2
+    fi
+done
+if ((large <= small)); then
+    echo "--large ($large) must be greater than --small ($small)" >&2
+    exit 2
+fi
+
+if ! command -v valgrind >/dev/null 2>&1; then
+    echo "valgrind is not installed: install it (apt-get install -y valgrind) and run again" >&2
+    exit 3
+fi
+if [[ -n "$annotate" ]] && ! command -v callgrind_annotate >/dev/null 2>&1; then
+    echo "callgrind_annotate is not installed (it comes with valgrind)" >&2
+    exit 3
+fi
+
+cd "$(dirname "$0")/.."
+
+# The benchmark binary, built in the bench profile (optimised, with debug info for annotation).
+build_args=(bench -p hardened --bench overhead --no-run --message-format=json-render-diagnostics)
+echo "building the overhead benchmark..." >&2
+artifacts="$(cargo "${build_args[@]}")"
+binary="$(printf '%s\n' "$artifacts" |
+    grep '"reason":"compiler-artifact"' |
+    grep '"kind":\["bench"\]' |
+    grep '"name":"overhead"' |
+    grep -o '"executable":"[^"]*"' |
+    tail -n 1 |
+    cut -d '"' -f 4 || true)"
+if [[ -z "$binary" || ! -x "$binary" ]]; then
+    echo "could not find the overhead benchmark binary (build it with: cargo ${build_args[*]})" >&2
+    exit 3
+fi
+
+if [[ -n "$keep" ]]; then
+    mkdir -p "$keep"
+    out="$keep"
+else
+    out="$(mktemp -d)"
+    trap 'rm -rf "$out"' EXIT
+fi
+
+# Runs one case under callgrind, collecting `measured_loop` only; prints the instructions collected.
+collect() {
+    local case_id="$1" iterations="$2" file
+    file="$out/callgrind.$(printf '%s' "$case_id" | tr '/' '.').$iterations.out"
+    valgrind --tool=callgrind --callgrind-out-file="$file" \
+        --collect-atstart=no --toggle-collect='*measured_loop*' \
+        "${@:3}" "$binary" --instructions "$case_id" "$iterations" \
+        >"$file.log" 2>&1 || {
+        echo "callgrind failed on $case_id; its output:" >&2
+        cat "$file.log" >&2
+        return 1
+    }
+    awk '$1 == "totals:" { print $2; found = 1 } END { exit !found }' "$file"
+}
+
+if [[ -n "$annotate" ]]; then
+    collect "$annotate" "$large" --dump-instr=yes >/dev/null
+    file="$out/callgrind.$(printf '%s' "$annotate" | tr '/' '.').$large.out"
+    echo "== $annotate, $large calls: exclusive cost by function"
+    callgrind_annotate --inclusive=no "$file" | sed -n '/file:function/,/Auto-annotated/p'
+    echo "== inclusive"
+    callgrind_annotate --inclusive=yes "$file" | sed -n '/file:function/,/Auto-annotated/p'
+    exit 0
+fi
+
+# Instructions per call of one case, as a decimal.
+declare -A per_call
+measure() {
+    local case_id="$1" first second
+    first="$(collect "$case_id" "$small")"
+    second="$(collect "$case_id" "$large")"
+    per_call["$case_id"]="$(awk -v a="$first" -v b="$second" -v n="$small" -v m="$large" \
+        'BEGIN { printf "%.1f", (b - a) / (m - n) }')"
+}
+
+gated_setups=(no_subscriber span_disabled)
+modes=(sync async)
+
+echo "valgrind: $(valgrind --version); binary: $binary" >&2
+echo "iterations: $small and $large; instructions per call = difference of totals / $((large - small))" >&2
+for mode in "${modes[@]}"; do
+    for setup in "${gated_setups[@]}"; do
+        for function in bare hardened instrument hand_wired; do
+            echo "  $mode/$setup/$function" >&2
+            measure "$mode/$setup/$function"
+        done
+    done
+    for function in hardened_metrics_only hardened_span_only; do
+        echo "  $mode/no_subscriber/$function" >&2
+        measure "$mode/no_subscriber/$function"
+    done
+    for function in bare instrument hardened; do
+        echo "  $mode/recording/$function" >&2
+        measure "$mode/recording/$function"
+    done
+done
+
+# Formatting and checks, in awk for the decimals.
+minus() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a - b }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b <= 0) print "inf"; else printf "%.1f", a / b }'; }
+above() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a > b) }'; }
+
+failed=0
+echo
+printf '%-30s %12s %12s %14s\n' "case" "instr/call" "over bare" "hand-wired /"
+printf '%-30s %12s %12s %14s\n' "" "" "" "hardened"
+for mode in "${modes[@]}"; do
+    limit=150
+    [[ "$mode" == async ]] && limit=200
+    for setup in "${gated_setups[@]}"; do
+        bare="${per_call[$mode/$setup/bare]}"
+        hardened_over="$(minus "${per_call[$mode/$setup/hardened]}" "$bare")"
+        hand_over="$(minus "${per_call[$mode/$setup/hand_wired]}" "$bare")"
+        times="$(ratio "$hand_over" "$hardened_over")"
+        for function in bare hardened instrument hand_wired; do
+            value="${per_call[$mode/$setup/$function]}"
+            over=""
+            [[ "$function" != bare ]] && over="$(minus "$value" "$bare")"
+            column=""
+            [[ "$function" == hardened ]] && column="${times}x"
+            printf '%-30s %12s %12s %14s\n' "$mode/$setup/$function" "$value" "$over" "$column"
+        done
+        if above "$hardened_over" "$limit"; then
+            echo "MISSED: $mode/$setup: #[hardened] costs $hardened_over instructions over bare, target <= $limit ($(minus "$hardened_over" "$limit") over)"
+            failed=1
+        fi
+        if [[ "$times" != inf ]] && above 3 "$times"; then
+            echo "MISSED: $mode/$setup: hand-wired overhead is ${times}x #[hardened]'s, target >= 3x"
+            failed=1
+        fi
+    done
+    bare="${per_call[$mode/no_subscriber/bare]}"
+    for function in hardened_metrics_only hardened_span_only; do
+        value="${per_call[$mode/no_subscriber/$function]}"
+        printf '%-30s %12s %12s %14s\n' "$mode/no_subscriber/$function" "$value" "$(minus "$value" "$bare")" ""
+    done
+    bare="${per_call[$mode/recording/bare]}"
+    instrument="${per_call[$mode/recording/instrument]}"
+    for function in bare instrument hardened; do
+        value="${per_call[$mode/recording/$function]}"
+        over=""
+        [[ "$function" != bare ]] && over="$(minus "$value" "$bare")"
+        printf '%-30s %12s %12s %14s\n' "$mode/recording/$function" "$value" "$over" ""
+    done
+    echo "  $mode/recording: #[hardened] costs $(minus "${per_call[$mode/recording/hardened]}" "$instrument") instructions more than #[tracing::instrument] (information only)"
+done
+
+echo
+if ((failed)); then
+    echo "some targets were missed"
+    exit 1
+fi
+echo "all targets met: <= 150 (sync) / 200 (async) instructions over bare, >= 3x cheaper than hand-wired"
