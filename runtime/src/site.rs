@@ -168,6 +168,7 @@ impl Site {
         self.meta.buckets.unwrap_or(DEFAULT_BUCKETS_NANOS)
     }
 
+    #[inline]
     pub(crate) fn slot(&self) -> u32 {
         self.slot.load(Ordering::Relaxed)
     }

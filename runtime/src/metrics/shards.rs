@@ -52,7 +52,7 @@ fn shard_len() -> usize {
 #[inline]
 pub(crate) fn slot_of(site: &Site) -> u32 {
     let slot = site.slot();
-    if slot < DETACHED {
+    if slot != crate::site::UNRESOLVED {
         return slot;
     }
     resolve(site)
