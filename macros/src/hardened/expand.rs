@@ -129,36 +129,18 @@ fn span_expr(plan: &Plan, sig: &Signature) -> TokenStream {
     let Plan { name, kind, .. } = plan;
     let function = sig.ident.to_string();
     let function = function.strip_prefix("r#").unwrap_or(&function);
-    // User fields are declared empty and recorded only when the span is enabled, so a disabled span
-    // never evaluates them, and a temporary in a field expression lives as long as its statement.
-    let declared = plan.fields.iter().map(|field| {
+    // Field values go straight into the span, which evaluates them only when it is enabled; each is
+    // recorded as a tracing value, else by `Display`, else by `Debug` (the traits imported below).
+    let fields = plan.fields.iter().map(|field| {
         let key = &field.key;
-        quote!(#key = #krate::__private::tracing::field::Empty)
-    });
-    let recorded = plan.fields.iter().map(|field| {
-        let key = &field.key;
-        let key_name = key.to_string();
         let value = field.value.as_ref().map_or_else(|| key.to_token_stream(), ToTokens::to_token_stream);
         let at = field.value.as_ref().map_or_else(|| key.span(), Spanned::span);
-        quote_spanned! {at=>
-            match &(#value) {
-                __hardened_value => {
-                    #[allow(unused_imports)]
-                    use #krate::__private::{FieldViaDebug as _, FieldViaDisplay as _, FieldViaValue as _};
-                    __hardened_span.record(#key_name, (&&&#krate::__private::FieldValue(__hardened_value)).field_value());
-                }
-            }
-        }
-    });
-    let record = (!plan.fields.is_empty()).then(|| {
-        quote! {
-            if !__hardened_span.is_disabled() {
-                #(#recorded)*
-            }
-        }
+        quote_spanned!(at=> #key = (&&&#krate::__private::FieldValue(&(#value))).field_value())
     });
     quote! {{
-        let __hardened_span = #krate::__private::tracing::span!(
+        #[allow(unused_imports)]
+        use #krate::__private::{FieldViaDebug as _, FieldViaDisplay as _, FieldViaValue as _};
+        #krate::__private::tracing::span!(
             target: ::core::module_path!(),
             #krate::__private::tracing::Level::#level,
             #name,
@@ -168,10 +150,8 @@ fn span_expr(plan: &Plan, sig: &Signature) -> TokenStream {
             otel.kind = "internal",
             otel.status_code = #krate::__private::tracing::field::Empty,
             error.message = #krate::__private::tracing::field::Empty,
-            #(#declared,)*
-        );
-        #record
-        __hardened_span
+            #(#fields,)*
+        )
     }}
 }
 
