@@ -15,7 +15,9 @@ use crate::site::Site;
 pin_project! {
     /// An async `#[hardened]` call in progress.
     ///
-    /// The call starts at the first poll, so a future that is never polled records nothing.
+    /// The call starts at the first poll, so a future that is never polled records nothing. Dropped
+    /// before it completes, the call records `cancelled` (the [`Call`]'s own drop); a panic inside a poll
+    /// records `panic` as it unwinds through that poll.
     #[must_use = "futures do nothing unless polled"]
     pub struct Instrumented<F, C> {
         #[pin]
@@ -25,17 +27,17 @@ pin_project! {
         call: Option<Call>,
         started: bool,
         classify: C,
-        polling: bool,
     }
+}
 
-    impl<F, C> PinnedDrop for Instrumented<F, C> {
-        fn drop(this: Pin<&mut Self>) {
-            let this = this.project();
-            if let Some(call) = this.call.take() {
-                // Still marked as polling: the inner poll unwound, and the executor is now dropping us.
-                let outcome = if *this.polling || std::thread::panicking() { Outcome::Panic } else { Outcome::Cancelled };
-                call.finish(outcome);
-            }
+/// Records `panic` for the call if a poll unwinds; defused when the poll returns.
+struct UnwindGuard<'a>(&'a mut Option<Call>);
+
+impl Drop for UnwindGuard<'_> {
+    #[cold]
+    fn drop(&mut self) {
+        if let Some(call) = self.0.take() {
+            call.finish(Outcome::Panic);
         }
     }
 }
@@ -48,7 +50,7 @@ where
     /// Wraps `future`, a call of `site`; `classify` applies the outcome rule to its output and returns
     /// the value the caller receives.
     pub fn new(site: &'static Site, span: Span, future: F, classify: C) -> Self {
-        Instrumented { future, span, site, call: None, started: false, classify, polling: false }
+        Instrumented { future, span, site, call: None, started: false, classify }
     }
 }
 
@@ -67,9 +69,9 @@ where
             *this.started = true;
             *this.call = Some(Call::start(this.site));
         }
-        *this.polling = true;
+        let unwinding = UnwindGuard(&mut *this.call);
         let poll = this.future.poll(cx);
-        *this.polling = false;
+        std::mem::forget(unwinding);
         let Poll::Ready(output) = poll else { return Poll::Pending };
         let (value, outcome) = (this.classify)(output, this.span);
         if let Some(call) = this.call.take() {
