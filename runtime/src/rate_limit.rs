@@ -83,7 +83,6 @@ impl RateLimiter {
     #[must_use]
     #[allow(clippy::needless_pass_by_value, reason = "constructors take their settings by value, like builders")]
     pub fn new(name: &'static str, config: RateConfig, clock: Clock) -> RateLimiter {
-        let start = clock.now_nanos();
         let limiter = RateLimiter {
             name,
             calls: AtomicU32::new(0),
@@ -93,7 +92,8 @@ impl RateLimiter {
             interval: AtomicU64::new(1),
             tolerance: AtomicU64::new(0),
             clock,
-            arrival: AtomicU64::new(start),
+            // The origin of the clock: the bucket starts full, whatever time the first caller read.
+            arrival: AtomicU64::new(0),
             refused: AtomicU64::new(0),
         };
         limiter.retune(&config);

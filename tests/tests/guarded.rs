@@ -227,3 +227,14 @@ fn guard_series_exist_before_the_first_call() {
     ));
     assert!(!rendered.contains(r#"function="never_called",module="guarded",kind="function",outcome="timeout""#));
 }
+
+#[hardened(rate = "1/h")]
+fn hourly() -> Result<(), AppError> {
+    Ok(())
+}
+
+#[test]
+fn the_first_call_finds_a_full_bucket_even_with_a_burst_of_one() {
+    assert_eq!(hourly(), Ok(()));
+    assert!(matches!(hourly(), Err(AppError::Refused(Rejected::RateLimited { .. }))));
+}
