@@ -331,10 +331,16 @@ pub struct SiteGuards {
     bulkhead_declared: Option<Declared<BulkheadSettings>>,
     retry_declared: Option<Declared<RetrySettings>>,
     timeout: Option<Duration>,
-    breaker: OnceLock<&'static CircuitBreaker>,
-    rate: OnceLock<&'static RateLimiter>,
-    bulkhead: OnceLock<&'static Bulkhead>,
-    retry: OnceLock<&'static RetryPolicy>,
+    resolved: OnceLock<Resolved>,
+}
+
+/// The guards of a site, looked up once together: one check per call instead of one per guard.
+#[derive(Debug, Clone, Copy)]
+struct Resolved {
+    breaker: Option<&'static CircuitBreaker>,
+    rate: Option<&'static RateLimiter>,
+    bulkhead: Option<&'static Bulkhead>,
+    retry: Option<&'static RetryPolicy>,
 }
 
 impl SiteGuards {
@@ -354,10 +360,7 @@ impl SiteGuards {
             bulkhead_declared: bulkhead,
             retry_declared: retry,
             timeout,
-            breaker: OnceLock::new(),
-            rate: OnceLock::new(),
-            bulkhead: OnceLock::new(),
-            retry: OnceLock::new(),
+            resolved: OnceLock::new(),
         }
     }
 
@@ -366,45 +369,47 @@ impl SiteGuards {
         declared.name.map_or_else(|| format!("{}::{}", self.site.module(), self.site.name()), ToOwned::to_owned)
     }
 
-    fn resolve<K: GuardKind>(
-        &'static self,
-        declared: Option<&'static Declared<K::Settings>>,
-        slot: &'static OnceLock<&'static K>,
-    ) -> Option<&'static K> {
-        let declared = declared?;
-        Some(*slot.get_or_init(|| K::registry().get_or_make(&self.name_of(declared), Some(&declared.settings))))
+    fn make<K: GuardKind>(&'static self, declared: Option<&'static Declared<K::Settings>>) -> Option<&'static K> {
+        declared.map(|declared| K::registry().get_or_make(&self.name_of(declared), Some(&declared.settings)))
+    }
+
+    #[inline]
+    fn resolved(&'static self) -> Resolved {
+        *self.resolved.get_or_init(|| Resolved {
+            breaker: self.make(self.breaker_declared.as_ref()),
+            rate: self.make(self.rate_declared.as_ref()),
+            bulkhead: self.make(self.bulkhead_declared.as_ref()),
+            retry: self.make(self.retry_declared.as_ref()),
+        })
     }
 
     /// The site's breaker, made on first use.
     #[inline]
     pub fn breaker(&'static self) -> Option<&'static CircuitBreaker> {
-        self.resolve(self.breaker_declared.as_ref(), &self.breaker)
+        self.resolved().breaker
     }
 
     /// The site's rate limiter.
     #[inline]
     pub fn rate_limiter(&'static self) -> Option<&'static RateLimiter> {
-        self.resolve(self.rate_declared.as_ref(), &self.rate)
+        self.resolved().rate
     }
 
     /// The site's bulkhead.
     #[inline]
     pub fn bulkhead(&'static self) -> Option<&'static Bulkhead> {
-        self.resolve(self.bulkhead_declared.as_ref(), &self.bulkhead)
+        self.resolved().bulkhead
     }
 
     /// The site's retry policy.
     #[inline]
     pub fn retry(&'static self) -> Option<&'static RetryPolicy> {
-        self.resolve(self.retry_declared.as_ref(), &self.retry)
+        self.resolved().retry
     }
 
     /// Makes every guard the site names, so their metrics exist before the first call.
     pub fn resolve_all(&'static self) {
-        self.breaker();
-        self.rate_limiter();
-        self.bulkhead();
-        self.retry();
+        self.resolved();
     }
 
     /// The call site these guards belong to.
