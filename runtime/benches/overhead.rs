@@ -12,6 +12,15 @@
 //! With no subscriber, `#[hardened]` is also taken apart: `hardened_metrics_only` (`span = false`) and
 //! `hardened_span_only` (`metrics = false`).
 //!
+//! With the resilience guards, with no subscriber and with the span disabled:
+//!
+//! - `hardened_guards`: `#[hardened(fields(n), breaker = "overhead", rate = 1_000_000_000,
+//!   burst = 1_000_000_000, bulkhead = 1000)]`, a limit no loop reaches, so every call is admitted;
+//! - `hand_wired_guards`: `hand_wired` plus what a service writes by hand for the same guards today: a
+//!   failsafe circuit breaker (`Config::new().build()`, `is_call_permitted` then `on_success`/`on_error`),
+//!   a governor `RateLimiter::direct` with the same quota (`check()`) and a tokio `Semaphore` of 1000
+//!   permits (`try_acquire`, in the async function too: `bulkhead = 1000` refuses at once when full).
+//!
 //! Each runs under four subscriber setups, each installed for its own benchmark group only:
 //! `no_subscriber` (no dispatcher at all, measured first so nothing set before leaks in),
 //! `span_disabled` (a registry whose filter rejects the spans' target), `noop_layer` (a registry with a
@@ -19,7 +28,12 @@
 //! visits every new span's fields). Async functions are polled to completion with a no-op waker, so the
 //! executor costs a few instructions.
 //!
-//! Benchmark ids read `{sync,async}/{setup}/{function}`:
+//! With no subscriber and with the span disabled, `bare`, `hardened`, `hand_wired` and the two guarded
+//! functions also run on two threads at once, each calling the same function (so sharing its guards and
+//! metrics) in a loop; the time reported is per call and per thread, and the voluntary context switches
+//! of the two threads (a thread parked on a lock) are printed after each of these benchmarks.
+//!
+//! Benchmark ids read `{sync,async,sync_two_threads,async_two_threads}/{setup}/{function}`:
 //!
 //! ```text
 //! cargo bench -p hardened --bench overhead
@@ -28,20 +42,27 @@
 //!
 //! The same binary counts instructions for `scripts/callgrind-overhead.sh`: given
 //! `--instructions ID ITERATIONS`, it installs the setup of `ID`, warms the case up, then calls it
-//! `ITERATIONS` times inside `measured_loop`, the only function callgrind is told to collect.
+//! `ITERATIONS` times inside `measured_loop`, the only function callgrind is told to collect. Given
+//! `--two-threads ID ITERATIONS`, it runs the case on two threads ten times over and prints the time per
+//! call and per thread of each round, and the voluntary context switches, to show how it spreads.
 
 use std::fmt;
 use std::future::{Future, ready};
 use std::hint::black_box;
+use std::num::NonZeroU32;
 use std::pin::{Pin, pin};
 use std::process::ExitCode;
-use std::sync::LazyLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, LazyLock, mpsc};
 use std::task::{Context, Poll, Waker};
-use std::time::Instant;
+use std::thread::Scope;
+use std::time::{Duration, Instant};
 
 use criterion::Criterion;
-use hardened::hardened;
+use failsafe::backoff::EqualJittered;
+use failsafe::failure_policy::{ConsecutiveFailures, OrElse, SuccessRateOverTimeWindow};
+use governor::{DefaultDirectRateLimiter, Quota};
+use hardened::{Rejected, hardened};
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
@@ -64,6 +85,13 @@ impl fmt::Display for WorkError {
 }
 
 impl std::error::Error for WorkError {}
+
+/// A refusal by a guard; it never happens in these benchmarks, whose limits no loop reaches.
+impl From<Rejected> for WorkError {
+    fn from(_: Rejected) -> WorkError {
+        WorkError
+    }
+}
 
 /// The body shared by every function under test: a few instructions the optimiser cannot see through.
 #[inline]
@@ -164,6 +192,79 @@ async fn hand_wired_async(n: u64) -> Result<u64, WorkError> {
     result
 }
 
+/// `hardened_sync` with a breaker, a rate limiter and a bulkhead, none of which ever refuses here.
+#[inline(never)]
+#[hardened(fields(n), breaker = "overhead", rate = 1_000_000_000, burst = 1_000_000_000, bulkhead = 1000)]
+fn hardened_guards_sync(n: u64) -> Result<u64, WorkError> {
+    work(n)
+}
+
+/// `hand_wired_sync` with the same guards, as a service wires them by hand: a failsafe breaker, a
+/// governor rate limiter and a tokio semaphore, in hardened's order (breaker, rate limiter, bulkhead).
+/// A refusal by the limiter or the semaphore is not reported to the breaker, as in hardened.
+#[inline(never)]
+#[tracing::instrument]
+fn hand_wired_guards_sync(n: u64) -> Result<u64, WorkError> {
+    const LABELS: [&str; 3] = ["hand_wired_guards_sync", module_path!(), "function"];
+    let (metrics, guards) = (&*HAND_WIRED, &*HAND_GUARDS);
+    metrics.in_flight.with_label_values(&LABELS).inc();
+    let started = Instant::now();
+    let (result, outcome) = if !guards.breaker.is_call_permitted() || guards.rate.check().is_err() {
+        (Err(WorkError), "rejected")
+    } else if let Ok(_permit) = guards.bulkhead.try_acquire() {
+        let result = work(n);
+        if result.is_ok() {
+            guards.breaker.on_success();
+            (result, "ok")
+        } else {
+            guards.breaker.on_error();
+            (result, "error")
+        }
+    } else {
+        (Err(WorkError), "rejected")
+    };
+    metrics.calls.with_label_values(&[LABELS[0], LABELS[1], LABELS[2], outcome]).inc();
+    metrics.duration.with_label_values(&LABELS).observe(started.elapsed().as_secs_f64());
+    metrics.in_flight.with_label_values(&LABELS).dec();
+    result
+}
+
+/// `hardened_async` with a breaker, a rate limiter and a bulkhead, none of which ever refuses here.
+#[inline(never)]
+#[hardened(fields(n), breaker = "overhead", rate = 1_000_000_000, burst = 1_000_000_000, bulkhead = 1000)]
+async fn hardened_guards_async(n: u64) -> Result<u64, WorkError> {
+    work(ready(n).await)
+}
+
+/// `hand_wired_async` with the guards of `hand_wired_guards_sync`; the semaphore permit is taken with
+/// `try_acquire` (a full bulkhead refuses at once, as `bulkhead = 1000` does) and held across the await.
+#[inline(never)]
+#[tracing::instrument]
+async fn hand_wired_guards_async(n: u64) -> Result<u64, WorkError> {
+    const LABELS: [&str; 3] = ["hand_wired_guards_async", module_path!(), "function"];
+    let (metrics, guards) = (&*HAND_WIRED, &*HAND_GUARDS);
+    metrics.in_flight.with_label_values(&LABELS).inc();
+    let started = Instant::now();
+    let (result, outcome) = if !guards.breaker.is_call_permitted() || guards.rate.check().is_err() {
+        (Err(WorkError), "rejected")
+    } else if let Ok(_permit) = guards.bulkhead.try_acquire() {
+        let result = work(ready(n).await);
+        if result.is_ok() {
+            guards.breaker.on_success();
+            (result, "ok")
+        } else {
+            guards.breaker.on_error();
+            (result, "error")
+        }
+    } else {
+        (Err(WorkError), "rejected")
+    };
+    metrics.calls.with_label_values(&[LABELS[0], LABELS[1], LABELS[2], outcome]).inc();
+    metrics.duration.with_label_values(&LABELS).observe(started.elapsed().as_secs_f64());
+    metrics.in_flight.with_label_values(&LABELS).dec();
+    result
+}
+
 /// One case, whatever its kind: a plain function pointer, so every case runs the same loop.
 type Case = fn(u64) -> Result<u64, WorkError>;
 
@@ -215,6 +316,27 @@ static HAND_WIRED: LazyLock<HandWired> = LazyLock::new(|| {
     metrics
 });
 
+/// The breaker `failsafe::Config::new().build()` makes: its default failure policy, no instrument.
+type HandBreaker =
+    failsafe::StateMachine<OrElse<SuccessRateOverTimeWindow<EqualJittered>, ConsecutiveFailures<EqualJittered>>, ()>;
+
+/// The guards of the hand-wired functions, with the limits of hardened's: a rate and a burst of
+/// 1,000,000,000, 1000 calls at once.
+struct HandGuards {
+    breaker: HandBreaker,
+    rate: DefaultDirectRateLimiter,
+    bulkhead: tokio::sync::Semaphore,
+}
+
+static HAND_GUARDS: LazyLock<HandGuards> = LazyLock::new(|| {
+    let limit = NonZeroU32::new(1_000_000_000).expect("non-zero");
+    HandGuards {
+        breaker: failsafe::Config::new().build(),
+        rate: governor::RateLimiter::direct(Quota::per_second(limit).allow_burst(limit)),
+        bulkhead: tokio::sync::Semaphore::new(1000),
+    }
+});
+
 /// One function under test, sync or async.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Function {
@@ -224,6 +346,8 @@ enum Function {
     HandWired,
     MetricsOnly,
     SpanOnly,
+    HardenedGuards,
+    HandWiredGuards,
 }
 
 impl Function {
@@ -233,14 +357,23 @@ impl Function {
     /// `#[hardened]` taken apart, measured with no subscriber only.
     const PARTS: [Function; 2] = [Function::MetricsOnly, Function::SpanOnly];
 
+    /// The guarded functions, measured with the span disabled (or no subscriber) only.
+    const GUARDED: [Function; 2] = [Function::HardenedGuards, Function::HandWiredGuards];
+
+    /// The functions run on two threads at once, in the setups of [`Setup::GATED`].
+    const TWO_THREADS: [Function; 5] =
+        [Function::Bare, Function::Hardened, Function::HandWired, Function::HardenedGuards, Function::HandWiredGuards];
+
     /// Every function, for `--instructions`.
-    const ALL: [Function; 6] = [
+    const ALL: [Function; 8] = [
         Function::Bare,
         Function::Hardened,
         Function::Instrument,
         Function::HandWired,
         Function::MetricsOnly,
         Function::SpanOnly,
+        Function::HardenedGuards,
+        Function::HandWiredGuards,
     ];
 
     fn name(self) -> &'static str {
@@ -251,13 +384,16 @@ impl Function {
             Function::HandWired => "hand_wired",
             Function::MetricsOnly => "hardened_metrics_only",
             Function::SpanOnly => "hardened_span_only",
+            Function::HardenedGuards => "hardened_guards",
+            Function::HandWiredGuards => "hand_wired_guards",
         }
     }
 
-    /// The functions measured in `setup`.
+    /// The functions measured on one thread in `setup`.
     fn measured_in(setup: Setup) -> impl Iterator<Item = Function> {
         let parts: &[Function] = if setup == Setup::NoSubscriber { &Function::PARTS } else { &[] };
-        Function::COMPARED.into_iter().chain(parts.iter().copied())
+        let guarded: &[Function] = if setup.gated() { &Function::GUARDED } else { &[] };
+        Function::COMPARED.into_iter().chain(parts.iter().copied()).chain(guarded.iter().copied())
     }
 
     /// The function, sync or polled to completion.
@@ -269,12 +405,16 @@ impl Function {
             (Function::HandWired, false) => hand_wired_sync,
             (Function::MetricsOnly, false) => metrics_only_sync,
             (Function::SpanOnly, false) => span_only_sync,
+            (Function::HardenedGuards, false) => hardened_guards_sync,
+            (Function::HandWiredGuards, false) => hand_wired_guards_sync,
             (Function::Bare, true) => |n| run(pin!(bare_async(n))),
             (Function::Hardened, true) => |n| run(pin!(hardened_async(n))),
             (Function::Instrument, true) => |n| run(pin!(instrument_async(n))),
             (Function::HandWired, true) => |n| run(pin!(hand_wired_async(n))),
             (Function::MetricsOnly, true) => |n| run(pin!(metrics_only_async(n))),
             (Function::SpanOnly, true) => |n| run(pin!(span_only_async(n))),
+            (Function::HardenedGuards, true) => |n| run(pin!(hardened_guards_async(n))),
+            (Function::HandWiredGuards, true) => |n| run(pin!(hand_wired_guards_async(n))),
         }
     }
 }
@@ -353,12 +493,20 @@ impl Setup {
         }
     }
 
-    /// Runs `body` with this setup installed on the current thread, and only for its duration.
-    fn run<T>(self, body: impl FnOnce() -> T) -> T {
-        match self.dispatch() {
-            None => body(),
-            Some(dispatch) => tracing::dispatcher::with_default(&dispatch, body),
-        }
+    /// The setups the targets are about: metrics on, span disabled.
+    const GATED: [Setup; 2] = [Setup::NoSubscriber, Setup::SpanDisabled];
+
+    fn gated(self) -> bool {
+        Setup::GATED.contains(&self)
+    }
+}
+
+/// Runs `body` with `dispatch` installed on the current thread, and only for its duration; with nothing
+/// installed at all for `None`.
+fn within<T>(dispatch: Option<&Dispatch>, body: impl FnOnce() -> T) -> T {
+    match dispatch {
+        None => body(),
+        Some(dispatch) => tracing::dispatcher::with_default(dispatch, body),
     }
 }
 
@@ -367,7 +515,8 @@ impl Setup {
 
 fn wall_clock(criterion: &mut Criterion) {
     for setup in Setup::ALL {
-        setup.run(|| {
+        let dispatch = setup.dispatch();
+        within(dispatch.as_ref(), || {
             for asynchronous in [false, true] {
                 let mode = if asynchronous { "async" } else { "sync" };
                 let mut group = criterion.benchmark_group(format!("{mode}/{}", setup.name()));
@@ -384,6 +533,149 @@ fn wall_clock(criterion: &mut Criterion) {
                 group.finish();
             }
         });
+        if setup.gated() {
+            for asynchronous in [false, true] {
+                let mode = if asynchronous { "async_two_threads" } else { "sync_two_threads" };
+                let group_name = format!("{mode}/{}", setup.name());
+                let mut group = criterion.benchmark_group(&group_name);
+                for function in Function::TWO_THREADS {
+                    let call = function.call(asynchronous);
+                    let mut parked = Parked::default();
+                    std::thread::scope(|scope| {
+                        let pair = Pair::start(scope, call, dispatch.as_ref());
+                        group.bench_function(function.name(), |bencher| {
+                            bencher.iter_custom(|iterations| pair.run(iterations, &mut parked));
+                        });
+                    });
+                    println!("{group_name}/{}: {parked}", function.name());
+                }
+                group.finish();
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Two threads sharing one function, its guards and its metrics.
+
+/// Context switches of the calling thread so far, voluntary (the thread blocked: parked on a lock, for
+/// one) and involuntary (preempted: another process wanted the core), when the system says (Linux).
+fn context_switches() -> Option<Switches> {
+    let status = std::fs::read_to_string("/proc/thread-self/status").ok()?;
+    let field = |name: &str| {
+        status.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(':')?.trim().parse::<u64>().ok())
+    };
+    Some(Switches { voluntary: field("voluntary_ctxt_switches")?, involuntary: field("nonvoluntary_ctxt_switches")? })
+}
+
+/// Context switches of a thread.
+#[derive(Clone, Copy, Default)]
+struct Switches {
+    voluntary: u64,
+    involuntary: u64,
+}
+
+/// What one thread of a [`Pair`] reports for one round.
+struct Round {
+    elapsed: Duration,
+    /// Context switches during the round, if known.
+    switches: Option<Switches>,
+}
+
+/// Context switches over the rounds of a [`Pair`], and the calls they made.
+#[derive(Default)]
+struct Parked {
+    switches: Switches,
+    unknown: bool,
+    calls: u64,
+}
+
+impl Parked {
+    fn add(&mut self, round: &Round, calls: u64) {
+        self.calls += calls;
+        match round.switches {
+            Some(switches) => {
+                self.switches.voluntary += switches.voluntary;
+                self.switches.involuntary += switches.involuntary;
+            }
+            None => self.unknown = true,
+        }
+    }
+}
+
+impl fmt::Display for Parked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.unknown {
+            write!(f, "{} calls on two threads; context switches unknown", self.calls)
+        } else {
+            let Switches { voluntary, involuntary } = self.switches;
+            write!(
+                f,
+                "{voluntary} voluntary context switches (parked), {involuntary} involuntary (preempted), \
+                 in {} calls on two threads",
+                self.calls
+            )
+        }
+    }
+}
+
+/// Two threads that call the same function in a loop, started together by a barrier, each with the
+/// benchmark's subscriber setup installed. They live as long as the scope they are started in, so that
+/// each keeps its thread-local state (metric shard, span stack) from one round to the next.
+struct Pair {
+    rounds: [mpsc::Sender<u64>; 2],
+    reports: mpsc::Receiver<Round>,
+}
+
+impl Pair {
+    fn start<'scope>(scope: &'scope Scope<'scope, '_>, call: Case, dispatch: Option<&'scope Dispatch>) -> Pair {
+        let barrier = Arc::new(Barrier::new(2));
+        let (report, reports) = mpsc::channel();
+        let rounds = [(); 2].map(|()| {
+            let (round, rounds) = mpsc::channel::<u64>();
+            let (barrier, report) = (Arc::clone(&barrier), report.clone());
+            scope.spawn(move || {
+                within(dispatch, || {
+                    // Lazy initialisation (this thread's shard, callsite interest) before any round.
+                    for n in 0..100 {
+                        black_box(call(black_box(n)).is_ok());
+                    }
+                    for iterations in rounds {
+                        barrier.wait();
+                        let before = context_switches();
+                        let started = Instant::now();
+                        for n in 0..iterations {
+                            black_box(call(black_box(n)).is_ok());
+                        }
+                        let elapsed = started.elapsed();
+                        let switches = before.zip(context_switches()).map(|(before, after)| Switches {
+                            voluntary: after.voluntary - before.voluntary,
+                            involuntary: after.involuntary - before.involuntary,
+                        });
+                        if report.send(Round { elapsed, switches }).is_err() {
+                            break;
+                        }
+                    }
+                });
+            });
+            round
+        });
+        Pair { rounds, reports }
+    }
+
+    /// Makes `iterations` calls on each thread at once; returns the mean of the two threads' times, which
+    /// is `iterations` times the time per call and per thread.
+    fn run(&self, iterations: u64, parked: &mut Parked) -> Duration {
+        for round in &self.rounds {
+            round.send(iterations).expect("benchmark thread alive");
+        }
+        let mut total = Duration::ZERO;
+        for _ in 0..2 {
+            let round = self.reports.recv().expect("benchmark thread reports");
+            parked.add(&round, iterations);
+            total += round.elapsed;
+        }
+        total / 2
     }
 }
 
@@ -400,7 +692,7 @@ fn measured_loop(call: Case, iterations: u64) -> u64 {
     ok
 }
 
-/// The case named `id` (`{sync,async}/{setup}/{function}`).
+/// The case named `id` (`{sync,async}/{setup}/{function}`): its setup, and the function to call.
 fn case(id: &str) -> Option<(Setup, Case)> {
     let mut parts = id.split('/');
     let asynchronous = match parts.next()? {
@@ -415,20 +707,29 @@ fn case(id: &str) -> Option<(Setup, Case)> {
     parts.next().is_none().then(|| (setup, function.call(asynchronous)))
 }
 
+/// The case and the iteration count of `--instructions` and `--two-threads`, or why not.
+fn parse_case(args: &[String]) -> Result<(&str, Setup, Case, u64), ExitCode> {
+    let usage = "usage: overhead {--instructions,--two-threads} \
+                 {sync,async}/{no_subscriber,span_disabled,noop_layer,recording}/\
+                 {bare,hardened,instrument,hand_wired,hardened_metrics_only,hardened_span_only,\
+                 hardened_guards,hand_wired_guards} ITERATIONS";
+    if let [id, iterations] = args
+        && let (Some((setup, call)), Ok(iterations)) = (case(id), iterations.parse::<u64>())
+    {
+        return Ok((id, setup, call, iterations));
+    }
+    eprintln!("{usage}");
+    Err(ExitCode::from(2))
+}
+
 fn instructions(args: &[String]) -> ExitCode {
-    let usage = "usage: overhead --instructions {sync,async}/{no_subscriber,span_disabled,noop_layer,recording}/\
-                 {bare,hardened,instrument,hand_wired,hardened_metrics_only,hardened_span_only} ITERATIONS";
-    let [id, iterations] = args else {
-        eprintln!("{usage}");
-        return ExitCode::from(2);
+    let (id, setup, call, iterations) = match parse_case(args) {
+        Ok(case) => case,
+        Err(code) => return code,
     };
-    let (Some((setup, call)), Ok(iterations)) = (case(id), iterations.parse::<u64>()) else {
-        eprintln!("{usage}");
-        return ExitCode::from(2);
-    };
-    setup.run(|| {
+    within(setup.dispatch().as_ref(), || {
         // Lazy initialisation (metric layout, thread shard, clock calibration, callsite registration,
-        // label series) happens here, outside the collected function.
+        // label series, guards) happens here, outside the collected function.
         for n in 0..100 {
             black_box(call(black_box(n)).is_ok());
         }
@@ -438,10 +739,35 @@ fn instructions(args: &[String]) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Ten rounds of `ITERATIONS` calls on each of two threads: the time per call and per thread of each
+/// round, to show how it spreads, where criterion gives one estimate.
+fn two_threads(args: &[String]) -> ExitCode {
+    let (id, setup, call, iterations) = match parse_case(args) {
+        Ok(case) => case,
+        Err(code) => return code,
+    };
+    let dispatch = setup.dispatch();
+    let mut parked = Parked::default();
+    let per_call: Vec<String> = std::thread::scope(|scope| {
+        let pair = Pair::start(scope, call, dispatch.as_ref());
+        (0..10)
+            .map(|_| {
+                let elapsed = pair.run(iterations, &mut parked);
+                format!("{:.1}", elapsed.as_secs_f64() * 1e9 / iterations.max(1) as f64)
+            })
+            .collect()
+    });
+    println!("{id}, two threads: ns per call per thread, by round: {}", per_call.join(" "));
+    println!("{id}, two threads: {parked}");
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("--instructions") {
-        return instructions(&args[1..]);
+    match args.first().map(String::as_str) {
+        Some("--instructions") => return instructions(&args[1..]),
+        Some("--two-threads") => return two_threads(&args[1..]),
+        _ => {}
     }
     let mut criterion = Criterion::default().configure_from_args();
     wall_clock(&mut criterion);
