@@ -34,7 +34,10 @@ impl Call {
 
     /// Records the call's outcome and duration.
     #[inline(always)]
-    #[allow(clippy::inline_always, reason = "measured: out of line, moving the call and saving registers cost more than the work")]
+    #[allow(
+        clippy::inline_always,
+        reason = "measured: out of line, moving the call and saving registers cost more than the work"
+    )]
     pub fn finish(self, outcome: Outcome) {
         self.record(outcome);
         mem::forget(self);
