@@ -549,7 +549,7 @@ impl CircuitBreaker {
 
     fn permit(&self, admission: Admission, started_at: u64) -> BreakerPermit<'_> {
         let epoch = self.hot.epoch.load(Ordering::Acquire);
-        BreakerPermit { breaker: self, admission, epoch, started_at, settled: false }
+        BreakerPermit { breaker: self, admission, epoch, started_at }
     }
 
     fn refuse(&self) -> Rejected {
@@ -706,7 +706,6 @@ pub struct BreakerPermit<'a> {
     admission: Admission,
     epoch: u32,
     started_at: u64,
-    settled: bool,
 }
 
 impl BreakerPermit<'_> {
@@ -719,27 +718,27 @@ impl BreakerPermit<'_> {
 
     /// [`BreakerPermit::record`] at a time the caller read from the breaker's clock.
     #[inline]
-    pub(crate) fn record_at(mut self, failed: bool, now: u64) {
-        self.settled = true;
+    pub(crate) fn record_at(self, failed: bool, now: u64) {
         self.breaker.record(self.admission, self.epoch, self.started_at, failed, now);
+        // Settled: nothing is left for the drop to do.
+        std::mem::forget(self);
     }
 
     /// Gives the permit back without counting the call (an inner guard refused it).
-    pub fn release(mut self) {
-        self.settled = true;
+    pub fn release(self) {
         self.breaker.release(self.admission, self.epoch);
+        std::mem::forget(self);
     }
 }
 
 impl Drop for BreakerPermit<'_> {
+    // Reached only when the permit was not settled: `record_at` and `release` forget it.
     fn drop(&mut self) {
-        if !self.settled {
-            if std::thread::panicking() {
-                let now = self.breaker.clock.now_nanos();
-                self.breaker.record(self.admission, self.epoch, self.started_at, true, now);
-            } else {
-                self.breaker.release(self.admission, self.epoch);
-            }
+        if std::thread::panicking() {
+            let now = self.breaker.clock.now_nanos();
+            self.breaker.record(self.admission, self.epoch, self.started_at, true, now);
+        } else {
+            self.breaker.release(self.admission, self.epoch);
         }
     }
 }
