@@ -93,7 +93,7 @@ pub enum BreakerState {
 }
 
 impl BreakerState {
-    const ALL: [BreakerState; 5] = [
+    pub(crate) const ALL: [BreakerState; 5] = [
         BreakerState::Closed,
         BreakerState::Open,
         BreakerState::HalfOpen,

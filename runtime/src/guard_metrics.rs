@@ -24,16 +24,9 @@ impl Transitions {
     }
 
     pub(crate) fn snapshot(&self) -> Vec<(BreakerState, BreakerState, u64)> {
-        let states = [
-            BreakerState::Closed,
-            BreakerState::Open,
-            BreakerState::HalfOpen,
-            BreakerState::ForcedOpen,
-            BreakerState::Disabled,
-        ];
         let mut snapshot = Vec::new();
-        for from in states {
-            for to in states {
+        for from in BreakerState::ALL {
+            for to in BreakerState::ALL {
                 let count = self.counts[from as usize][to as usize].load(Ordering::Relaxed);
                 if count > 0 {
                     snapshot.push((from, to, count));

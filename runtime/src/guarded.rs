@@ -8,6 +8,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use crate::breaker::BreakerPermit;
 use crate::bulkhead::{Bulkhead, BulkheadPermit};
 use crate::clock::system_nanos;
 use crate::guards::SiteGuards;
@@ -66,6 +67,27 @@ impl<T, E: FromRejection> GuardedReturn for Result<T, E> {
 /// A value, and the outcome a guard imposed on it (refused, timed out), if any.
 pub type Guarded<R> = (R, Option<Outcome>);
 
+/// The time the breaker and the rate limiter share for one call: guards made by the registry read the
+/// system clock, so one reading serves both, and none is taken when neither is there.
+#[inline]
+fn admission_time(guards: &'static SiteGuards) -> u64 {
+    if guards.breaker().is_some() || guards.rate_limiter().is_some() { system_nanos() } else { 0 }
+}
+
+/// The breaker's permit, if the site has a breaker.
+#[inline]
+fn breaker_permit(guards: &'static SiteGuards, now: u64) -> Result<Option<BreakerPermit<'static>>, Rejected> {
+    guards.breaker().map(|breaker| breaker.try_acquire_at(now)).transpose()
+}
+
+/// A call refused by a guard inside the breaker: the breaker's permit goes back uncounted.
+fn refused_inside<R: GuardedReturn>(permit: Option<BreakerPermit<'static>>, rejected: Rejected) -> Guarded<R> {
+    if let Some(permit) = permit {
+        permit.release();
+    }
+    (R::refused(rejected), Some(Outcome::Rejected))
+}
+
 /// Runs a synchronous call through its breaker, rate limiter (refusing at once) and bulkhead (never waiting).
 #[inline]
 pub fn run_sync<R: GuardedReturn>(
@@ -73,9 +95,8 @@ pub fn run_sync<R: GuardedReturn>(
     body: impl FnOnce() -> R,
     is_failure: impl Fn(&R) -> bool,
 ) -> Guarded<R> {
-    // Guards made by the registry read the system clock: one reading serves them all.
-    let now = system_nanos();
-    let permit = match guards.breaker().map(|breaker| breaker.try_acquire_at(now)).transpose() {
+    let now = admission_time(guards);
+    let permit = match breaker_permit(guards, now) {
         Ok(permit) => permit,
         Err(rejected) => return (R::refused(rejected), Some(Outcome::Rejected)),
     };
@@ -85,12 +106,7 @@ pub fn run_sync<R: GuardedReturn>(
         .and_then(|()| guards.bulkhead().map(Bulkhead::try_acquire).transpose());
     let _bulkhead: Option<BulkheadPermit<'static>> = match admitted {
         Ok(bulkhead) => bulkhead,
-        Err(rejected) => {
-            if let Some(permit) = permit {
-                permit.release();
-            }
-            return (R::refused(rejected), Some(Outcome::Rejected));
-        }
+        Err(rejected) => return refused_inside(permit, rejected),
     };
     let value = body();
     if let Some(permit) = permit {
@@ -105,19 +121,15 @@ where
     R: GuardedReturn,
     Fut: Future<Output = R>,
 {
-    // Guards made by the registry read the system clock: one reading serves them all.
-    let now = system_nanos();
-    let permit = match guards.breaker().map(|breaker| breaker.try_acquire_at(now)).transpose() {
+    let now = admission_time(guards);
+    let permit = match breaker_permit(guards, now) {
         Ok(permit) => permit,
         Err(rejected) => return (R::refused(rejected), Some(Outcome::Rejected)),
     };
     if let Some(limiter) = guards.rate_limiter()
         && let Err(rejected) = limiter.acquire_at(now).await
     {
-        if let Some(permit) = permit {
-            permit.release();
-        }
-        return (R::refused(rejected), Some(Outcome::Rejected));
+        return refused_inside(permit, rejected);
     }
     let bounded = async {
         let _bulkhead = match guards.bulkhead() {

@@ -10,13 +10,22 @@ pub(crate) fn closest<'a>(unknown: &str, candidates: &[&'a str]) -> Option<&'a s
         .map(|(_, candidate)| candidate)
 }
 
-/// Formats names as `` `a`, `b` and `c` `` for messages.
-pub(crate) fn listing(names: &[&str]) -> String {
+/// Formats names as `` `a`, `b` and `c` `` for "all of" messages.
+pub(crate) fn all_of(names: &[&str]) -> String {
+    listing(names, "and")
+}
+
+/// Formats names as `` `a`, `b` or `c` `` for "one of" messages.
+pub(crate) fn one_of(names: &[&str]) -> String {
+    listing(names, "or")
+}
+
+fn listing(names: &[&str], conjunction: &str) -> String {
     let quoted: Vec<String> = names.iter().map(|name| format!("`{name}`")).collect();
     match quoted.as_slice() {
         [] => String::new(),
         [only] => only.clone(),
-        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+        [init @ .., last] => format!("{} {conjunction} {last}", init.join(", ")),
     }
 }
 
@@ -32,7 +41,8 @@ mod tests {
 
     #[test]
     fn lists_names_in_prose() {
-        assert_eq!(listing(&["a"]), "`a`");
-        assert_eq!(listing(&["a", "b", "c"]), "`a`, `b` and `c`");
+        assert_eq!(all_of(&["a"]), "`a`");
+        assert_eq!(all_of(&["a", "b", "c"]), "`a`, `b` and `c`");
+        assert_eq!(one_of(&["a", "b", "c"]), "`a`, `b` or `c`");
     }
 }

@@ -164,17 +164,7 @@ impl Args {
 fn unknown_argument(key: &str) -> String {
     match suggest::closest(key, ARGUMENTS) {
         Some(candidate) => format!("unknown argument `{key}`; did you mean `{candidate}`?"),
-        None => format!("unknown argument `{key}`; expected one of {}", alternatives(ARGUMENTS)),
-    }
-}
-
-/// Formats names as `` `a`, `b` or `c` `` for "one of" messages.
-pub(crate) fn alternatives(names: &[&str]) -> String {
-    let quoted: Vec<String> = names.iter().map(|name| format!("`{name}`")).collect();
-    match quoted.as_slice() {
-        [] => String::new(),
-        [only] => only.clone(),
-        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+        None => format!("unknown argument `{key}`; expected one of {}", suggest::one_of(ARGUMENTS)),
     }
 }
 

@@ -14,7 +14,7 @@ use syn::spanned::Spanned as _;
 use syn::visit_mut::{self, VisitMut};
 use syn::{Expr, GenericArgument, Lit, Meta, Path, PathArguments, ReturnType, Signature, Type, parse_quote};
 
-use super::args::{Spanned, alternatives, boolean, key, path, string, value};
+use super::args::{Spanned, boolean, key, path, string, value};
 use super::validate::label_value;
 use crate::common::errors::Errors;
 use crate::common::signature::{Analysis, Execution, Returns};
@@ -159,15 +159,11 @@ fn settings(
     mut read: impl FnMut(&'static str, &Meta) -> syn::Result<()>,
 ) -> syn::Result<Vec<(&'static str, Span)>> {
     let Meta::List(list) = meta else { unreachable!("only lists have settings") };
-    let mut errors: Option<syn::Error> = None;
-    let mut push = |error: syn::Error| match &mut errors {
-        Some(errors) => errors.combine(error),
-        None => errors = Some(error),
-    };
+    let mut errors = Errors::default();
     let mut seen: Vec<(&'static str, Span)> = Vec::new();
     for item in NestedMeta::parse_meta_list(list.tokens.clone())? {
         let NestedMeta::Meta(inner) = &item else {
-            push(syn::Error::new_spanned(&item, format!("expected a `{guard}` setting such as `name = \"...\"`")));
+            errors.over(&item, format!("expected a `{guard}` setting such as `name = \"...\"`"));
             continue;
         };
         let written = key(inner);
@@ -175,21 +171,21 @@ fn settings(
         let Some(setting) = settings.iter().copied().find(|setting| *setting == written) else {
             let message = match suggest::closest(&written, settings) {
                 Some(candidate) => format!("unknown `{guard}` setting `{written}`; did you mean `{candidate}`?"),
-                None => format!("unknown `{guard}` setting `{written}`; expected one of {}", alternatives(settings)),
+                None => format!("unknown `{guard}` setting `{written}`; expected one of {}", suggest::one_of(settings)),
             };
-            push(syn::Error::new(at, message));
+            errors.at(at, message);
             continue;
         };
         if seen.iter().any(|(key, _)| *key == setting) {
-            push(syn::Error::new(at, format!("`{setting}` is given more than once in `{guard}(..)`")));
+            errors.at(at, format!("`{setting}` is given more than once in `{guard}(..)`"));
             continue;
         }
         seen.push((setting, at));
         if let Err(error) = read(setting, inner) {
-            push(error);
+            errors.push(error);
         }
     }
-    errors.map_or(Ok(seen), Err)
+    errors.finish().map(|()| seen)
 }
 
 fn breaker(meta: &Meta) -> syn::Result<BreakerArgs> {

@@ -4,7 +4,7 @@
 use proc_macro2::Span;
 use syn::{Block, Expr, Ident, Path, Signature};
 
-use super::args::{Args, Field, Spanned, alternatives};
+use super::args::{Args, Field, Spanned};
 use super::guards::{self, GuardPlan};
 use crate::common::errors::Errors;
 use crate::common::signature::{self, Analysis};
@@ -171,7 +171,7 @@ fn parse_level(level: &Spanned<String>, errors: &mut Errors) -> Level {
                 level.span,
                 format!(
                     "`level` must be one of {}, found `{}`{suggestion}",
-                    alternatives(LEVELS),
+                    suggest::one_of(LEVELS),
                     other.escape_debug()
                 ),
             );
@@ -205,7 +205,7 @@ fn check_fields(fields: Vec<Field>, sig: &Signature, errors: &mut Errors) -> Vec
             let known = if argument_refs.is_empty() {
                 format!("`{function}` takes no arguments")
             } else {
-                format!("its arguments are {}", suggest::listing(&argument_refs))
+                format!("its arguments are {}", suggest::all_of(&argument_refs))
             };
             errors.over(ident, format!("`fields` names `{ident}`, which is not an argument of `{function}`; {known}"));
         }

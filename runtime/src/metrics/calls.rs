@@ -79,24 +79,20 @@ fn series() -> BTreeMap<SeriesKey, Series> {
         let totals = shards::totals(site);
         let outcomes = possible_outcomes(site);
         let retries = site.retries();
-        if let Some(existing) = series.get_mut(&key) {
-            for (mine, theirs) in existing.outcomes.iter_mut().zip(outcomes) {
-                *mine |= theirs;
-            }
-            existing.retries |= retries;
-        }
         match series.get_mut(&key) {
-            Some(existing) if existing.bounds == site.bucket_nanos() => {
-                existing.totals.merge(&totals);
-            }
             Some(existing) => {
-                // Different bucket layouts cannot share a histogram: keep the counts, and say why the
-                // durations of this site are missing.
-                existing.totals.started = existing.totals.started.wrapping_add(totals.started);
-                for (mine, theirs) in existing.totals.outcomes.iter_mut().zip(totals.outcomes) {
-                    *mine = mine.wrapping_add(theirs);
+                for (mine, theirs) in existing.outcomes.iter_mut().zip(outcomes) {
+                    *mine |= theirs;
                 }
-                warn_bucket_conflict(site);
+                existing.retries |= retries;
+                if existing.bounds == site.bucket_nanos() {
+                    existing.totals.merge(&totals);
+                } else {
+                    // Different bucket layouts cannot share a histogram: keep the counts, and say why
+                    // the durations of this site are missing.
+                    existing.totals.merge_counts(&totals);
+                    warn_bucket_conflict(site);
+                }
             }
             None => {
                 series.insert(key, Series { bounds: site.bucket_nanos(), totals, outcomes, retries });

@@ -189,14 +189,20 @@ impl SiteTotals {
         self.started.wrapping_sub(self.finished())
     }
 
-    pub(crate) fn merge(&mut self, other: &SiteTotals) {
+    /// Adds another site's counts of calls, but not its durations.
+    pub(crate) fn merge_counts(&mut self, other: &SiteTotals) {
         self.started = self.started.wrapping_add(other.started);
         for (mine, theirs) in self.outcomes.iter_mut().zip(other.outcomes) {
             *mine = mine.wrapping_add(theirs);
         }
-        self.sum_nanos = self.sum_nanos.wrapping_add(other.sum_nanos);
         self.retries = self.retries.wrapping_add(other.retries);
         self.timeouts = self.timeouts.wrapping_add(other.timeouts);
+    }
+
+    /// Adds another site's counts and durations; both sites have the same bucket bounds.
+    pub(crate) fn merge(&mut self, other: &SiteTotals) {
+        self.merge_counts(other);
+        self.sum_nanos = self.sum_nanos.wrapping_add(other.sum_nanos);
         for (mine, theirs) in self.buckets.iter_mut().zip(&other.buckets) {
             *mine = mine.wrapping_add(*theirs);
         }
