@@ -4,15 +4,21 @@
 //! `open_for`), `half_open` (exactly `half_open_calls` probes are admitted; one failure reopens, all of
 //! them succeeding closes), plus `forced_open` and `disabled` set through the runtime API.
 //!
-//! Everything on the call path is atomics: admitting a call in the closed state is one load; recording
-//! its outcome is two read-modify-writes on the window, and a third only when the window's counts change.
+//! Everything on the call path is atomics: admitting a call in the closed state is one load. Recording a
+//! success that changes nothing (the count window holds only successes, or no failure is running) is
+//! loads only, checked inline; other outcomes take two read-modify-writes on the window, and a third only
+//! when the window's counts change. Calls made through a `#[hardened]` function count their outcomes in
+//! that function's per-thread metric cells, so two threads sharing a breaker write no common cache line
+//! while it stays closed and healthy.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::clock::{Clock, duration_nanos};
+use crate::metrics::shards;
 use crate::rejected::Rejected;
+use crate::site::sites;
 
 /// How the sliding window is measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,8 +223,17 @@ impl FastMod {
 /// The sliding window: a ring of outcomes (count) or of one-second buckets (time), with running totals.
 #[derive(Debug)]
 enum Window {
-    Count { cursor: AtomicU32, divisor: FastMod, slots: Box<[AtomicU8]>, totals: AtomicU64 },
-    Time { buckets: Box<[TimeBucket]> },
+    Count {
+        cursor: AtomicU32,
+        divisor: FastMod,
+        slots: Box<[AtomicU8]>,
+        totals: AtomicU64,
+        /// `totals` when every slot holds a success that was not slow.
+        all_succeeded: u64,
+    },
+    Time {
+        buckets: Box<[TimeBucket]>,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -236,8 +251,24 @@ impl Window {
                 divisor: FastMod::new(size),
                 slots: (0..size).map(|_| AtomicU8::new(0)).collect(),
                 totals: AtomicU64::new(0),
+                all_succeeded: pack(WindowTotals {
+                    calls: u32::try_from(size).unwrap_or(MAX_WINDOW),
+                    failures: 0,
+                    slow: 0,
+                }),
             },
             WindowKind::Time => Window::Time { buckets: (0..size).map(|_| TimeBucket::default()).collect() },
+        }
+    }
+
+    /// Whether adding a success that was not slow would leave the window as it is: a count window whose
+    /// every slot holds such a success. Which slot the success replaces then makes no difference, so
+    /// it need not be written at all (and two threads do not fight over the cursor).
+    #[inline]
+    fn unchanged_by_success(&self) -> bool {
+        match self {
+            Window::Count { totals, all_succeeded, .. } => totals.load(Ordering::Acquire) == *all_succeeded,
+            Window::Time { .. } => false,
         }
     }
 
@@ -245,7 +276,7 @@ impl Window {
     fn record(&self, failed: bool, slow: bool, now: u64) -> (WindowTotals, bool) {
         let code = slot_code(failed, slow);
         match self {
-            Window::Count { cursor, divisor, slots, totals } => {
+            Window::Count { cursor, divisor, slots, totals, .. } => {
                 // The cursor wraps at 2^32 calls, where one slot is written out of turn: harmless.
                 let index = divisor.remainder(cursor.fetch_add(1, Ordering::Relaxed));
                 let old = slots[index].swap(code, Ordering::AcqRel);
@@ -318,7 +349,7 @@ impl Window {
     }
 }
 
-/// Hot state, kept together on one cache line.
+/// Hot state, kept together on one cache line, which a call through the closed breaker only reads.
 #[derive(Debug, Default)]
 #[repr(align(64))]
 struct Hot {
@@ -329,7 +360,16 @@ struct Hot {
     opened_at: AtomicU64,
     probes_admitted: AtomicU32,
     probes_succeeded: AtomicU32,
-    counts: [AtomicU64; 4],
+}
+
+/// Calls seen, by result, on a line of their own. Calls made through a `#[hardened]` function with
+/// metrics count success, failure and slow in the function's per-thread metric cells instead
+/// ([`shards::record_breaker`]); `baseline` holds what those cells held at the last [`CircuitBreaker::reset`].
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Counts {
+    shared: [AtomicU64; 4],
+    baseline: [AtomicU64; shards::BREAKER_RESULTS],
 }
 
 const SUCCESS: usize = 0;
@@ -405,6 +445,7 @@ pub struct CircuitBreaker {
     settings: LiveSettings,
     clock: Clock,
     hot: Hot,
+    counts: Counts,
     window: Window,
     transitions: crate::guard_metrics::Transitions,
 }
@@ -438,6 +479,7 @@ impl CircuitBreaker {
             settings: LiveSettings::new(&config),
             clock,
             hot: Hot::default(),
+            counts: Counts::default(),
             window,
             transitions: crate::guard_metrics::Transitions::default(),
         }
@@ -472,12 +514,44 @@ impl CircuitBreaker {
     /// Calls seen, by result.
     #[must_use]
     pub fn counts(&self) -> BreakerCounts {
-        let read = |index: usize| self.hot.counts[index].load(Ordering::Relaxed);
+        let per_thread = self.per_thread_counts();
+        let read = |index: usize| {
+            let shared = self.counts.shared[index].load(Ordering::Relaxed);
+            match (per_thread.get(index), self.counts.baseline.get(index)) {
+                (Some(counted), Some(baseline)) => {
+                    shared.wrapping_add(counted.wrapping_sub(baseline.load(Ordering::Relaxed)))
+                }
+                _ => shared,
+            }
+        };
         BreakerCounts {
             success: read(SUCCESS),
             failure: read(FAILURE),
             slow: read(SLOW),
             not_permitted: read(NOT_PERMITTED),
+        }
+    }
+
+    /// What the functions using this breaker counted in their per-thread metric cells.
+    fn per_thread_counts(&self) -> [u64; shards::BREAKER_RESULTS] {
+        let mut counts = [0u64; shards::BREAKER_RESULTS];
+        let mine = |site: &&crate::site::Site| {
+            site.guards()
+                .and_then(crate::guards::SiteGuards::breaker_if_made)
+                .is_some_and(|breaker| std::ptr::eq(breaker, self))
+        };
+        for site in sites().iter().filter(mine) {
+            for (count, counted) in counts.iter_mut().zip(shards::breaker_totals(site)) {
+                *count = count.wrapping_add(counted);
+            }
+        }
+        counts
+    }
+
+    /// Counts an outcome of [`BreakerPermit::settle`] that no function's metric cells counted.
+    pub(crate) fn count_shared(&self, result: usize) {
+        if let Some(count) = self.counts.shared.get(result) {
+            count.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -547,13 +621,14 @@ impl CircuitBreaker {
         }
     }
 
+    #[inline]
     fn permit(&self, admission: Admission, started_at: u64) -> BreakerPermit<'_> {
         let epoch = self.hot.epoch.load(Ordering::Acquire);
         BreakerPermit { breaker: self, admission, epoch, started_at }
     }
 
     fn refuse(&self) -> Rejected {
-        self.hot.counts[NOT_PERMITTED].fetch_add(1, Ordering::Relaxed);
+        self.counts.shared[NOT_PERMITTED].fetch_add(1, Ordering::Relaxed);
         Rejected::CircuitOpen { name: self.name }
     }
 
@@ -590,17 +665,41 @@ impl CircuitBreaker {
         );
     }
 
-    fn record(&self, admission: Admission, epoch: u32, started_at: u64, failed: bool, now: u64) {
+    /// Whether a call that took `elapsed` nanoseconds is slow.
+    #[inline]
+    fn is_slow(&self, elapsed: u64) -> bool {
+        elapsed >= self.settings.slow_call.load(Ordering::Relaxed)
+    }
+
+    /// Whether a success that was not slow, admitted while closed in `epoch`, would change nothing but
+    /// the counts: the breaker is still closed in that epoch, and neither its run of failures nor its
+    /// window would move. The common case, checked inline with loads only.
+    #[inline]
+    fn success_changes_nothing(&self, epoch: u32) -> bool {
+        self.hot.state.load(Ordering::Acquire) == BreakerState::Closed.code()
+            && self.hot.epoch.load(Ordering::Acquire) == epoch
+            && if self.settings.consecutive_failures.load(Ordering::Relaxed) > 0 {
+                self.hot.consecutive.load(Ordering::Relaxed) == 0
+            } else {
+                self.window.unchanged_by_success()
+            }
+    }
+
+    /// Judges an outcome; returns the result to count, if any.
+    fn record(&self, admission: Admission, epoch: u32, failed: bool, slow: bool, now: u64) -> Option<usize> {
         if admission == Admission::Untracked {
-            return;
+            return None;
         }
-        let slow = now.saturating_sub(started_at) >= self.settings.slow_call.load(Ordering::Relaxed);
         let result = match (failed, slow) {
             (true, _) => FAILURE,
             (false, true) => SLOW,
             (false, false) => SUCCESS,
         };
-        self.hot.counts[result].fetch_add(1, Ordering::Relaxed);
+        self.judge(admission, epoch, failed, slow, now);
+        Some(result)
+    }
+
+    fn judge(&self, admission: Admission, epoch: u32, failed: bool, slow: bool, now: u64) {
         let current_epoch = self.hot.epoch.load(Ordering::Acquire);
         let state = self.state();
         match admission {
@@ -680,8 +779,11 @@ impl CircuitBreaker {
     /// Back to closed with an empty window and zeroed counters.
     pub fn reset(&self) {
         self.set(BreakerState::Closed);
-        for count in &self.hot.counts {
+        for count in &self.counts.shared {
             count.store(0, Ordering::Relaxed);
+        }
+        for (baseline, counted) in self.counts.baseline.iter().zip(self.per_thread_counts()) {
+            baseline.store(counted, Ordering::Relaxed);
         }
     }
 
@@ -708,20 +810,40 @@ pub struct BreakerPermit<'a> {
     started_at: u64,
 }
 
-impl BreakerPermit<'_> {
+impl<'a> BreakerPermit<'a> {
     /// Reports the call's outcome: `failed` is the outcome rule's verdict (a timeout is a failure).
     #[inline]
     pub fn record(self, failed: bool) {
-        let now = self.breaker.clock.now_nanos();
-        self.record_at(failed, now);
+        let (breaker, now) = (self.breaker, self.breaker.clock.now_nanos());
+        let elapsed = now.saturating_sub(self.started_at);
+        if let Some(result) = self.settle(failed, elapsed, now) {
+            breaker.count_shared(result);
+        }
     }
 
-    /// [`BreakerPermit::record`] at a time the caller read from the breaker's clock.
+    /// Reports the outcome of a call that took `elapsed` nanoseconds and ended at `now`, both read from
+    /// the breaker's clock, and returns the result (success, failure, slow) the caller must count: in
+    /// a function's per-thread metric cells, or with [`CircuitBreaker::count_shared`]. A closed breaker's
+    /// success that changes nothing is settled inline.
     #[inline]
-    pub(crate) fn record_at(self, failed: bool, now: u64) {
-        self.breaker.record(self.admission, self.epoch, self.started_at, failed, now);
+    pub(crate) fn settle(self, failed: bool, elapsed: u64, now: u64) -> Option<usize> {
+        let breaker = self.breaker;
+        let slow = breaker.is_slow(elapsed);
+        let result =
+            if !failed && !slow && self.admission == Admission::Closed && breaker.success_changes_nothing(self.epoch) {
+                Some(SUCCESS)
+            } else {
+                breaker.record(self.admission, self.epoch, failed, slow, now)
+            };
         // Settled: nothing is left for the drop to do.
         std::mem::forget(self);
+        result
+    }
+
+    /// The breaker that granted the permit.
+    #[inline]
+    pub(crate) fn breaker(&self) -> &'a CircuitBreaker {
+        self.breaker
     }
 
     /// Gives the permit back without counting the call (an inner guard refused it).
@@ -732,11 +854,14 @@ impl BreakerPermit<'_> {
 }
 
 impl Drop for BreakerPermit<'_> {
-    // Reached only when the permit was not settled: `record_at` and `release` forget it.
+    // Reached only when the permit was not settled: `settle` and `release` forget it.
     fn drop(&mut self) {
         if std::thread::panicking() {
             let now = self.breaker.clock.now_nanos();
-            self.breaker.record(self.admission, self.epoch, self.started_at, true, now);
+            let slow = self.breaker.is_slow(now.saturating_sub(self.started_at));
+            if let Some(result) = self.breaker.record(self.admission, self.epoch, true, slow, now) {
+                self.breaker.count_shared(result);
+            }
         } else {
             self.breaker.release(self.admission, self.epoch);
         }

@@ -112,7 +112,9 @@ impl Bulkhead {
         self.take().ok_or_else(|| self.refusal())
     }
 
-    fn take(&self) -> Option<BulkheadPermit<'_>> {
+    /// Takes a permit if one is free, without waiting.
+    #[inline]
+    pub(crate) fn take(&self) -> Option<BulkheadPermit<'_>> {
         let max = self.max.load(Ordering::Relaxed);
         let mut in_use = self.in_use.load(Ordering::Acquire);
         loop {
@@ -124,6 +126,12 @@ impl Bulkhead {
                 Err(actual) => in_use = actual,
             }
         }
+    }
+
+    /// Whether a call may wait for a permit.
+    #[inline]
+    pub(crate) fn waits(&self) -> bool {
+        self.wait.load(Ordering::Relaxed) > 0
     }
 
     /// Takes a permit, waiting up to the configured `wait` for one.
@@ -154,11 +162,13 @@ impl Bulkhead {
         waited.map_err(|_| self.refusal())
     }
 
-    fn refusal(&self) -> Rejected {
+    /// Counts a refusal, and says so.
+    pub(crate) fn refusal(&self) -> Rejected {
         self.refused.fetch_add(1, Ordering::Relaxed);
         Rejected::BulkheadFull { name: self.name }
     }
 
+    #[inline]
     fn release(&self) {
         self.in_use.fetch_sub(1, Ordering::AcqRel);
         if self.waiting.load(Ordering::Acquire) > 0 {
@@ -175,6 +185,7 @@ pub struct BulkheadPermit<'a> {
 }
 
 impl Drop for BulkheadPermit<'_> {
+    #[inline]
     fn drop(&mut self) {
         self.bulkhead.release();
     }

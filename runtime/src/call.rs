@@ -3,7 +3,8 @@
 
 use std::mem;
 
-use crate::clock;
+use crate::breaker::CircuitBreaker;
+use crate::clock::{self, SystemClock};
 use crate::metrics::shards;
 use crate::outcome::Outcome;
 use crate::site::{DETACHED, Site};
@@ -32,6 +33,29 @@ impl Call {
         Call { site, slot, started_at: clock::ticks() }
     }
 
+    /// Counts a call of a site with guards as started. The clock is read even when the site's metrics
+    /// are off: the guards time the call with the same readings.
+    #[inline]
+    pub(crate) fn start_timed(site: &'static Site, clock: &SystemClock) -> Call {
+        let slot = shards::slot_of(site);
+        if slot != DETACHED {
+            shards::record_start(slot);
+        }
+        Call { site, slot, started_at: clock.ticks() }
+    }
+
+    /// The start of the call as [`clock::system_nanos`] reads time (a [`Call::start_timed`] call).
+    #[inline]
+    pub(crate) fn started_nanos(&self, clock: &SystemClock) -> u64 {
+        clock.nanos_at(self.started_at)
+    }
+
+    /// Nanoseconds since the call started (a [`Call::start_timed`] call).
+    #[inline]
+    pub(crate) fn elapsed_nanos(&self, clock: &SystemClock) -> u64 {
+        clock.nanos_between(self.started_at, clock.ticks())
+    }
+
     /// Records the call's outcome and duration.
     #[inline(always)]
     #[allow(
@@ -43,10 +67,25 @@ impl Call {
         mem::forget(self);
     }
 
+    /// Records the call's outcome with a duration the caller measured from [`Call::elapsed_nanos`], and
+    /// the result its breaker saw, if any (counted with the call's own metrics, in the same shard).
+    #[inline(always)]
+    #[allow(clippy::inline_always, reason = "as `finish`, which this is with the duration already read")]
+    pub(crate) fn finish_after(self, outcome: Outcome, nanos: u64, breaker: Option<(&CircuitBreaker, usize)>) {
+        if self.slot == DETACHED {
+            if let Some((breaker, result)) = breaker {
+                breaker.count_shared(result);
+            }
+        } else {
+            shards::record_finish(self.site, self.slot, outcome, nanos, breaker.map(|(_, result)| result));
+        }
+        mem::forget(self);
+    }
+
     #[inline]
     fn record(&self, outcome: Outcome) {
         if self.slot != DETACHED {
-            shards::record_finish(self.site, self.slot, outcome, clock::nanos_since(self.started_at));
+            shards::record_finish(self.site, self.slot, outcome, clock::nanos_since(self.started_at), None);
         }
     }
 }

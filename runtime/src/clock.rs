@@ -8,31 +8,64 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+/// The time-stamp counter and the reading every system-clock time is measured from, made together on
+/// first use, so that code reading the clock several times checks one `OnceLock` once.
+#[derive(Debug)]
+pub(crate) struct SystemClock {
+    counter: quanta::Clock,
+    origin: u64,
+}
+
+impl SystemClock {
+    /// A raw reading, meaningful only as an argument to the methods below.
+    #[inline]
+    pub(crate) fn ticks(&self) -> u64 {
+        self.counter.raw()
+    }
+
+    /// Nanoseconds between two readings of [`SystemClock::ticks`].
+    #[inline]
+    pub(crate) fn nanos_between(&self, start: u64, end: u64) -> u64 {
+        self.counter.delta_as_nanos(start, end)
+    }
+
+    /// A reading of [`SystemClock::ticks`] as [`system_nanos`] would have returned it: a call's guards
+    /// and its metrics share one reading of the counter.
+    #[inline]
+    pub(crate) fn nanos_at(&self, ticks: u64) -> u64 {
+        self.counter.delta_as_nanos(self.origin, ticks)
+    }
+}
+
+/// The process's [`SystemClock`].
 #[inline]
-fn counter() -> &'static quanta::Clock {
-    static COUNTER: OnceLock<quanta::Clock> = OnceLock::new();
-    COUNTER.get_or_init(quanta::Clock::new)
+pub(crate) fn system() -> &'static SystemClock {
+    static SYSTEM: OnceLock<SystemClock> = OnceLock::new();
+    SYSTEM.get_or_init(|| {
+        let counter = quanta::Clock::new();
+        let origin = counter.raw();
+        SystemClock { counter, origin }
+    })
 }
 
 /// A raw reading, meaningful only as an argument to [`nanos_since`].
 #[inline]
 pub(crate) fn ticks() -> u64 {
-    counter().raw()
+    system().ticks()
 }
 
 /// Nanoseconds elapsed since `start`, a reading of [`ticks`].
 #[inline]
 pub(crate) fn nanos_since(start: u64) -> u64 {
-    let counter = counter();
-    counter.delta_as_nanos(start, counter.raw())
+    let clock = system();
+    clock.nanos_between(start, clock.ticks())
 }
 
-/// Nanoseconds since the first reading of the process: what [`Clock::system`] reads, and what the guard
-/// chain reads once for all the guards of one call.
+/// Nanoseconds since the first reading of the process: what [`Clock::system`] reads.
 #[inline]
 pub(crate) fn system_nanos() -> u64 {
-    static ORIGIN: OnceLock<u64> = OnceLock::new();
-    nanos_since(*ORIGIN.get_or_init(ticks))
+    let clock = system();
+    clock.nanos_at(clock.ticks())
 }
 
 /// Where guards read the time: the system's monotonic counter, or a clock that tests control.

@@ -6,14 +6,17 @@
 //! breaker or the bulkhead.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
-use crate::breaker::BreakerPermit;
+use crate::breaker::{BreakerPermit, CircuitBreaker};
 use crate::bulkhead::{Bulkhead, BulkheadPermit};
-use crate::clock::system_nanos;
-use crate::guards::SiteGuards;
+use crate::call::Call;
+use crate::clock::{self, SystemClock, system_nanos};
+use crate::guards::{Resolved, SiteGuards};
 use crate::metrics::shards;
 use crate::outcome::Outcome;
+use crate::rate_limit::RateLimiter;
 use crate::rejected::Rejected;
 
 /// The error half of a guarded function's `Result`, which a refusal converts into.
@@ -67,72 +70,191 @@ impl<T, E: FromRejection> GuardedReturn for Result<T, E> {
 /// A value, and the outcome a guard imposed on it (refused, timed out), if any.
 pub type Guarded<R> = (R, Option<Outcome>);
 
-/// The time the breaker and the rate limiter share for one call: guards made by the registry read the
-/// system clock, so one reading serves both, and none is taken when neither is there.
-#[inline]
-fn admission_time(guards: &'static SiteGuards) -> u64 {
-    if guards.breaker().is_some() || guards.rate_limiter().is_some() { system_nanos() } else { 0 }
+/// Waiting for a rate limiter's token or a bulkhead's permit, then taking the permit: the rare path of an
+/// admission, boxed so that the future of every call does not carry its state.
+pub(crate) type Waiting =
+    Pin<Box<dyn Future<Output = Result<Option<BulkheadPermit<'static>>, Rejected>> + Send + Sync>>;
+
+/// The permits an admitted call holds until it ends.
+#[derive(Debug, Default)]
+pub(crate) struct Permits {
+    pub(crate) breaker: Option<BreakerPermit<'static>>,
+    pub(crate) bulkhead: Option<BulkheadPermit<'static>>,
+}
+
+impl Permits {
+    /// Reports a call that started at `started` and took `elapsed` nanoseconds to the breaker, and gives
+    /// the bulkhead's permit back; returns the breaker and the result it saw, for the call to count.
+    #[inline(always)]
+    #[allow(clippy::inline_always, reason = "measured: out of line, the permits went through memory")]
+    pub(crate) fn settle(self, failed: bool, started: u64, elapsed: u64) -> Option<(&'static CircuitBreaker, usize)> {
+        let counted = self.breaker.and_then(|permit| {
+            let breaker = permit.breaker();
+            permit.settle(failed, elapsed, started.saturating_add(elapsed)).map(|result| (breaker, result))
+        });
+        drop(self.bulkhead);
+        counted
+    }
+}
+
+/// How the guards took an asynchronous call.
+pub(crate) enum Admission {
+    /// Admitted at once.
+    Now(Permits),
+    /// Admitted by the breaker; the rate limiter or the bulkhead makes the call wait (`wait = ..`).
+    Wait(Option<BreakerPermit<'static>>, Waiting),
+    /// Refused; a breaker permit already taken went back uncounted.
+    Refused(Rejected),
 }
 
 /// The breaker's permit, if the site has a breaker.
 #[inline]
-fn breaker_permit(guards: &'static SiteGuards, now: u64) -> Result<Option<BreakerPermit<'static>>, Rejected> {
-    guards.breaker().map(|breaker| breaker.try_acquire_at(now)).transpose()
+fn breaker_permit(guards: Resolved, now: u64) -> Result<Option<BreakerPermit<'static>>, Rejected> {
+    match guards.breaker {
+        Some(breaker) => breaker.try_acquire_at(now).map(Some),
+        None => Ok(None),
+    }
 }
 
 /// A call refused by a guard inside the breaker: the breaker's permit goes back uncounted.
-fn refused_inside<R: GuardedReturn>(permit: Option<BreakerPermit<'static>>, rejected: Rejected) -> Guarded<R> {
-    if let Some(permit) = permit {
+#[cold]
+fn refused_inside(breaker: Option<BreakerPermit<'static>>, rejected: Rejected) -> Rejected {
+    if let Some(permit) = breaker {
         permit.release();
     }
-    (R::refused(rejected), Some(Outcome::Rejected))
+    rejected
 }
 
-/// Runs a synchronous call through its breaker, rate limiter (refusing at once) and bulkhead (never waiting).
+/// Admits a call at `now` (as [`crate::clock::system_nanos`] reads time) through its breaker, rate
+/// limiter and bulkhead, in that order, refusing at once when one has nothing free.
+#[inline]
+pub(crate) fn admit_at_once(guards: Resolved, now: u64) -> Result<Permits, Rejected> {
+    let breaker = breaker_permit(guards, now)?;
+    if let Some(limiter) = guards.rate
+        && let Err(rejected) = limiter.try_acquire_at(now)
+    {
+        return Err(refused_inside(breaker, rejected));
+    }
+    let bulkhead = match guards.bulkhead {
+        None => None,
+        Some(bulkhead) => match bulkhead.take() {
+            Some(permit) => Some(permit),
+            None => return Err(refused_inside(breaker, bulkhead.refusal())),
+        },
+    };
+    Ok(Permits { breaker, bulkhead })
+}
+
+/// [`admit_at_once`] for an asynchronous call: a limiter or bulkhead configured to wait that has nothing
+/// free now hands back the wait to do instead of refusing.
+#[inline]
+pub(crate) fn admit(guards: Resolved, now: u64) -> Admission {
+    let breaker = match breaker_permit(guards, now) {
+        Ok(breaker) => breaker,
+        Err(rejected) => return Admission::Refused(rejected),
+    };
+    if let Some(limiter) = guards.rate
+        && !limiter.take_now(now)
+    {
+        if limiter.waits() {
+            return Admission::Wait(breaker, Box::pin(wait_and_take(Some(limiter), guards.bulkhead, now)));
+        }
+        if let Err(rejected) = limiter.try_acquire_at(now) {
+            return Admission::Refused(refused_inside(breaker, rejected));
+        }
+    }
+    let bulkhead = match guards.bulkhead {
+        None => None,
+        Some(bulkhead) => match bulkhead.take() {
+            Some(permit) => Some(permit),
+            None if bulkhead.waits() => {
+                return Admission::Wait(breaker, Box::pin(wait_and_take(None, Some(bulkhead), now)));
+            }
+            None => return Admission::Refused(refused_inside(breaker, bulkhead.refusal())),
+        },
+    };
+    Admission::Now(Permits { breaker, bulkhead })
+}
+
+/// Waits for the limiter's token (asked for at `now`), then for the bulkhead's permit.
+async fn wait_and_take(
+    limiter: Option<&'static RateLimiter>,
+    bulkhead: Option<&'static Bulkhead>,
+    now: u64,
+) -> Result<Option<BulkheadPermit<'static>>, Rejected> {
+    if let Some(limiter) = limiter {
+        limiter.acquire_at(now).await?;
+    }
+    match bulkhead {
+        Some(bulkhead) => bulkhead.acquire().await.map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The time the breaker and the rate limiter share for one call, from the call's own first reading of
+/// the clock (guards made by the registry read the system clock); not converted when neither is there.
+#[inline]
+pub(crate) fn admission_time(guards: Resolved, call: &Call, clock: &SystemClock) -> u64 {
+    if guards.breaker.is_some() || guards.rate.is_some() { call.started_nanos(clock) } else { 0 }
+}
+
+/// Runs a synchronous call of `guards`' site through its breaker, rate limiter (refusing at once) and
+/// bulkhead (never waiting), and records it: one reading of the clock at each end serves the metrics
+/// and the guards. Returns the value and its outcome: `classify`'s verdict, or `rejected`.
 #[inline]
 pub fn run_sync<R: GuardedReturn>(
     guards: &'static SiteGuards,
     body: impl FnOnce() -> R,
     is_failure: impl Fn(&R) -> bool,
-) -> Guarded<R> {
-    let now = admission_time(guards);
-    let permit = match breaker_permit(guards, now) {
-        Ok(permit) => permit,
-        Err(rejected) => return (R::refused(rejected), Some(Outcome::Rejected)),
-    };
-    let admitted = guards
-        .rate_limiter()
-        .map_or(Ok(()), |limiter| limiter.try_acquire_at(now))
-        .and_then(|()| guards.bulkhead().map(Bulkhead::try_acquire).transpose());
-    let _bulkhead: Option<BulkheadPermit<'static>> = match admitted {
-        Ok(bulkhead) => bulkhead,
-        Err(rejected) => return refused_inside(permit, rejected),
+    classify: impl FnOnce(&R) -> Outcome,
+) -> (R, Outcome) {
+    let clock = clock::system();
+    let call = Call::start_timed(guards.site(), clock);
+    let resolved = guards.resolved();
+    let now = admission_time(resolved, &call, clock);
+    let permits = match admit_at_once(resolved, now) {
+        Ok(permits) => permits,
+        Err(rejected) => return refused(call, rejected),
     };
     let value = body();
-    if let Some(permit) = permit {
-        permit.record_at(is_failure(&value), system_nanos());
-    }
-    (value, None)
+    let elapsed = call.elapsed_nanos(clock);
+    let counted = permits.settle(is_failure(&value), now, elapsed);
+    let outcome = classify(&value);
+    call.finish_after(outcome, elapsed, counted);
+    (value, outcome)
 }
 
-/// Runs one attempt of an asynchronous call through the breaker, rate limiter, timeout and bulkhead.
+/// A refused call, recorded.
+#[cold]
+fn refused<R: GuardedReturn>(call: Call, rejected: Rejected) -> (R, Outcome) {
+    let elapsed = call.elapsed_nanos(clock::system());
+    call.finish_after(Outcome::Rejected, elapsed, None);
+    (R::refused(rejected), Outcome::Rejected)
+}
+
+/// Runs one attempt of an asynchronous call through the breaker, rate limiter, timeout and bulkhead:
+/// the path of a call that retries or has a timeout (the others run as one [`GuardedInstrumented`]).
+///
+/// [`GuardedInstrumented`]: crate::instrument::GuardedInstrumented
 pub async fn attempt<R, Fut>(guards: &'static SiteGuards, body: Fut, is_failure: impl Fn(&R) -> bool) -> Guarded<R>
 where
     R: GuardedReturn,
     Fut: Future<Output = R>,
 {
-    let now = admission_time(guards);
-    let permit = match breaker_permit(guards, now) {
-        Ok(permit) => permit,
+    let resolved = guards.resolved();
+    let now = if resolved.breaker.is_some() || resolved.rate.is_some() { system_nanos() } else { 0 };
+    let breaker = match breaker_permit(resolved, now) {
+        Ok(breaker) => breaker,
         Err(rejected) => return (R::refused(rejected), Some(Outcome::Rejected)),
     };
-    if let Some(limiter) = guards.rate_limiter()
+    if let Some(limiter) = resolved.rate
         && let Err(rejected) = limiter.acquire_at(now).await
     {
-        return refused_inside(permit, rejected);
+        return (R::refused(refused_inside(breaker, rejected)), Some(Outcome::Rejected));
     }
+    // The timeout covers the wait for the bulkhead and the body.
     let bounded = async {
-        let _bulkhead = match guards.bulkhead() {
+        let _bulkhead = match resolved.bulkhead {
             Some(bulkhead) => match bulkhead.acquire().await {
                 Ok(held) => Some(held),
                 Err(rejected) => return (R::refused(rejected), Some(Outcome::Rejected)),
@@ -149,11 +271,18 @@ where
     } else {
         bounded.await
     };
-    if let Some(permit) = permit {
-        match imposed {
-            Some(Outcome::Timeout) => permit.record_at(true, system_nanos()),
-            Some(_) => permit.release(),
-            None => permit.record_at(is_failure(&value), system_nanos()),
+    if let Some(permit) = breaker {
+        let failed = match imposed {
+            Some(Outcome::Timeout) => true,
+            Some(_) => {
+                permit.release();
+                return (value, imposed);
+            }
+            None => is_failure(&value),
+        };
+        let (breaker, elapsed) = (permit.breaker(), system_nanos().saturating_sub(now));
+        if let Some(result) = permit.settle(failed, elapsed, now.saturating_add(elapsed)) {
+            breaker.count_shared(result);
         }
     }
     (value, imposed)

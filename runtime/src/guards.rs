@@ -6,6 +6,7 @@
 //! guards when it is reloaded.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::{OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -13,6 +14,8 @@ use crate::breaker::{BreakerConfig, CircuitBreaker};
 use crate::bulkhead::{Bulkhead, BulkheadConfig};
 use crate::clock::Clock;
 use crate::config::{self, BreakerSettings, BulkheadSettings, Config, DeclaredNames, RateSettings, RetrySettings};
+use crate::guarded::GuardedReturn;
+use crate::outcome::Outcome;
 use crate::rate_limit::{RateConfig, RateLimiter};
 use crate::retry::{RetryConfig, RetryPolicy};
 use crate::site::{Site, sites};
@@ -336,11 +339,11 @@ pub struct SiteGuards {
 
 /// The guards of a site, looked up once together: one check per call instead of one per guard.
 #[derive(Debug, Clone, Copy)]
-struct Resolved {
-    breaker: Option<&'static CircuitBreaker>,
-    rate: Option<&'static RateLimiter>,
-    bulkhead: Option<&'static Bulkhead>,
-    retry: Option<&'static RetryPolicy>,
+pub(crate) struct Resolved {
+    pub(crate) breaker: Option<&'static CircuitBreaker>,
+    pub(crate) rate: Option<&'static RateLimiter>,
+    pub(crate) bulkhead: Option<&'static Bulkhead>,
+    pub(crate) retry: Option<&'static RetryPolicy>,
 }
 
 impl SiteGuards {
@@ -373,8 +376,9 @@ impl SiteGuards {
         declared.map(|declared| K::registry().get_or_make(&self.name_of(declared), Some(&declared.settings)))
     }
 
+    /// Every guard of the site, made on first use.
     #[inline]
-    fn resolved(&'static self) -> Resolved {
+    pub(crate) fn resolved(&'static self) -> Resolved {
         *self.resolved.get_or_init(|| Resolved {
             breaker: self.make(self.breaker_declared.as_ref()),
             rate: self.make(self.rate_declared.as_ref()),
@@ -387,6 +391,11 @@ impl SiteGuards {
     #[inline]
     pub fn breaker(&'static self) -> Option<&'static CircuitBreaker> {
         self.resolved().breaker
+    }
+
+    /// The site's breaker if the site has resolved its guards, without resolving them.
+    pub(crate) fn breaker_if_made(&self) -> Option<&'static CircuitBreaker> {
+        self.resolved.get().and_then(|resolved| resolved.breaker)
     }
 
     /// The site's rate limiter.
@@ -405,6 +414,27 @@ impl SiteGuards {
     #[inline]
     pub fn retry(&'static self) -> Option<&'static RetryPolicy> {
         self.resolved().retry
+    }
+
+    /// An asynchronous call of this site, which has a breaker, a rate limiter or a bulkhead but neither
+    /// retries nor a timeout, as one future: the guards are taken at its first poll, without a future
+    /// of their own unless one must wait, and its two readings of the clock serve its metrics and its
+    /// guards alike. `is_failure` is the outcome rule as the breaker's verdict; `classify` applies it to
+    /// the output (or to a refusal) and returns the value the caller receives.
+    pub fn instrument<R, F, P, C, T>(
+        &'static self,
+        span: tracing::Span,
+        future: F,
+        is_failure: P,
+        classify: C,
+    ) -> impl Future<Output = T> + use<R, F, P, C, T>
+    where
+        R: GuardedReturn,
+        F: Future<Output = R>,
+        P: Fn(&R) -> bool,
+        C: FnMut((R, Option<Outcome>), &tracing::Span) -> (T, Outcome),
+    {
+        crate::instrument::guarded(self, span, future, is_failure, classify)
     }
 
     /// Makes every guard the site names, so their metrics exist before the first call.

@@ -174,10 +174,35 @@ impl RateLimiter {
     /// [`RateLimiter::try_acquire`] at a time the caller read from this limiter's clock.
     #[inline]
     pub(crate) fn try_acquire_at(&self, now: u64) -> Result<(), Rejected> {
+        if self.take_now(now) { Ok(()) } else { self.try_acquire_slow(now) }
+    }
+
+    /// Takes a token that is there now, with one compare-and-swap, inline; `false` when there is none or
+    /// another caller raced this one, for [`RateLimiter::decide`] to settle.
+    #[inline]
+    pub(crate) fn take_now(&self, now: u64) -> bool {
+        let (interval, tolerance) = (self.interval.load(Ordering::Relaxed), self.tolerance.load(Ordering::Relaxed));
+        let arrival = self.arrival.load(Ordering::Acquire);
+        let start = arrival.max(now);
+        start - now <= tolerance
+            && self
+                .arrival
+                .compare_exchange_weak(arrival, start + interval, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+    }
+
+    #[cold]
+    fn try_acquire_slow(&self, now: u64) -> Result<(), Rejected> {
         match self.decide(0, now) {
             Decision::Admit | Decision::AdmitAfter(_) => Ok(()),
             Decision::Refuse { retry_after } => Err(self.refusal(retry_after)),
         }
+    }
+
+    /// Whether a call may wait for a token.
+    #[inline]
+    pub(crate) fn waits(&self) -> bool {
+        self.wait.load(Ordering::Relaxed) > 0
     }
 
     /// Takes a token, waiting up to the configured `wait` for one (refusing at once without a `wait`).

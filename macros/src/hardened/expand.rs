@@ -23,17 +23,17 @@ pub(crate) fn body(plan: &Plan, sig: &Signature, mut block: Block) -> Block {
         Execution::Sync => sync_body(plan, &span, &block),
         Execution::Async => {
             let output = annotated_block(plan, &block);
-            let future = if guarded {
+            let future = if guarded && !plan.guards.single_pass() {
                 guards::async_call(&plan.guards, krate, &quote!(async #output), &is_failure(plan))
             } else {
                 quote!(async move #output)
             };
             let instrumented = instrumented(plan, &future);
-            quote!(let __hardened_span = #span; #instrumented.await)
+            quote!(let __hardened_span = #span; #instrumented)
         }
         Execution::AsyncTrait => {
             if let Some(future) = signature::async_trait_body_mut(&mut block) {
-                let wrapped = if guarded {
+                let wrapped = if guarded && !plan.guards.single_pass() {
                     let (rebindings, attempt) = split_rebindings(&future.block);
                     let inner =
                         guards::async_call(&plan.guards, krate, &quote!(async { #(#attempt)* }), &is_failure(plan));
@@ -41,7 +41,7 @@ pub(crate) fn body(plan: &Plan, sig: &Signature, mut block: Block) -> Block {
                 } else {
                     instrumented(plan, &future.to_token_stream())
                 };
-                *future = syn::parse_quote!(async move { #wrapped.await });
+                *future = syn::parse_quote!(async move { #wrapped });
             }
             let statements = &block.stmts;
             quote!(let __hardened_span = #span; #(#statements)*)
@@ -157,7 +157,6 @@ fn span_expr(plan: &Plan, sig: &Signature) -> TokenStream {
 
 fn sync_body(plan: &Plan, span: &TokenStream, block: &Block) -> TokenStream {
     let krate = &plan.krate;
-    let classify = classify(plan, &quote!(&__hardened_ret), &quote!(&__hardened_span));
     let closure_output = match &plan.analysis.annotation {
         Some(ty) => quote!(-> #ty),
         None => TokenStream::new(),
@@ -165,20 +164,25 @@ fn sync_body(plan: &Plan, span: &TokenStream, block: &Block) -> TokenStream {
     // Passed as `FnOnce`, so that the body may return borrows of what the closure captured (a closure
     // called where it is written is inferred `FnMut`, which may not).
     let body = quote!(move || #closure_output #block);
-    let (run, outcome) = if plan.guards.guards_call() {
-        let run = guards::sync_call(krate, &body, &is_failure(plan));
-        (quote!(let (__hardened_ret, __hardened_imposed) = #run;), quote!(__hardened_imposed.unwrap_or({ #classify })))
-    } else {
-        (quote!(let __hardened_ret = #krate::__private::call_once(#body);), quote!({ #classify }))
-    };
     let fallback = fallback(plan);
+    // With guards, the chain starts and finishes the call itself, sharing its clock readings.
+    let run = if plan.guards.guards_call() {
+        let classify = classify(plan, &quote!(__hardened_ret), &quote!(&__hardened_span));
+        let run = guards::sync_call(krate, &body, &is_failure(plan), &quote!(|__hardened_ret| #classify));
+        quote!(let (__hardened_ret, __hardened_outcome) = #run;)
+    } else {
+        let classify = classify(plan, &quote!(&__hardened_ret), &quote!(&__hardened_span));
+        quote! {
+            let __hardened_call = #krate::__private::Call::start(&__HARDENED_SITE);
+            let __hardened_ret = #krate::__private::call_once(#body);
+            let __hardened_outcome = { #classify };
+            __hardened_call.finish(__hardened_outcome);
+        }
+    };
     quote! {
         let __hardened_span = #span;
         let __hardened_entered = __hardened_span.enter();
-        let __hardened_call = #krate::__private::Call::start(&__HARDENED_SITE);
         #run
-        let __hardened_outcome = #outcome;
-        __hardened_call.finish(__hardened_outcome);
         #fallback
         ::core::mem::drop(__hardened_entered);
         __hardened_ret
@@ -221,8 +225,8 @@ fn annotated_block(plan: &Plan, block: &Block) -> TokenStream {
     }
 }
 
-/// `Instrumented::new(..)` around a future expression; a guarded future yields the value and the outcome
-/// a guard imposed.
+/// `Instrumented::new(..)` around a future expression, awaited; a guarded future yields the value and the
+/// outcome a guard imposed. A call whose guards run once is one `SiteGuards::instrument` future instead.
 fn instrumented(plan: &Plan, future: &TokenStream) -> TokenStream {
     let krate = &plan.krate;
     let classify = classify(plan, &quote!(__hardened_ret), &quote!(__hardened_span));
@@ -235,17 +239,18 @@ fn instrumented(plan: &Plan, future: &TokenStream) -> TokenStream {
         (quote!(__hardened_ret), quote!({ let __hardened_ret = &__hardened_ret; #classify }))
     };
     let fallback = fallback(plan);
+    let finish = quote! {
+        |#parameter, __hardened_span: &#krate::__private::tracing::Span| {
+            let __hardened_outcome = #outcome;
+            #fallback
+            (__hardened_ret, __hardened_outcome)
+        }
+    };
+    if plan.guards.single_pass() {
+        return guards::single_pass_call(&plan.guards, krate, future, &is_failure(plan), &finish);
+    }
     quote! {
-        #krate::__private::Instrumented::new(
-            &__HARDENED_SITE,
-            __hardened_span,
-            #future,
-            |#parameter, __hardened_span: &#krate::__private::tracing::Span| {
-                let __hardened_outcome = #outcome;
-                #fallback
-                (__hardened_ret, __hardened_outcome)
-            },
-        )
+        #krate::__private::Instrumented::new(&__HARDENED_SITE, __hardened_span, #future, #finish).await
     }
 }
 

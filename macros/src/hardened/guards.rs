@@ -429,6 +429,12 @@ impl GuardPlan {
             || self.timeout.is_some()
     }
 
+    /// Whether the guards of an asynchronous call run once around it, with neither retries nor a
+    /// timeout: such a call runs as one future that admits it at its first poll.
+    pub(crate) fn single_pass(&self) -> bool {
+        self.guards_call() && self.retry.is_none() && self.timeout.is_none()
+    }
+
     /// Whether a guard can refuse a call.
     pub(crate) fn refusable(&self) -> bool {
         self.breaker.is_some() || self.rate.is_some() || self.bulkhead.is_some()
@@ -822,19 +828,46 @@ fn closure_output(body: &TokenStream) -> Option<Type> {
     }
 }
 
-/// The body of a synchronous guarded call: the guard chain around the user's closure.
+/// A synchronous guarded call: the guard chain around the user's closure, which starts and records the
+/// call and yields its value and outcome; `classify` is the outcome rule, a closure over the value.
 ///
 /// The closure names the return type unless it is opaque; then `run_sync` infers it, and a type that
 /// cannot carry a refusal is reported at the attribute.
-pub(crate) fn sync_call(krate: &Path, body: &TokenStream, is_failure: &TokenStream) -> TokenStream {
+pub(crate) fn sync_call(
+    krate: &Path,
+    body: &TokenStream,
+    is_failure: &TokenStream,
+    classify: &TokenStream,
+) -> TokenStream {
     let output = closure_output(body);
     let is_failure = qualified(is_failure, output.as_ref());
     guarded_call(
         &quote!(#krate::__private::run_sync),
         output.as_ref(),
         &TokenStream::new(),
-        &quote!(&__HARDENED_GUARDS, #body, |__hardened_ret| #is_failure),
+        &quote!(&__HARDENED_GUARDS, #body, |__hardened_ret| #is_failure, #classify),
         false,
+    )
+}
+
+/// An asynchronous call whose guards run once around it ([`GuardPlan::single_pass`]), awaited: `future`
+/// is the user's body, `finish` the closure that classifies its output (or a refusal) and returns the
+/// value.
+pub(crate) fn single_pass_call(
+    plan: &GuardPlan,
+    krate: &Path,
+    future: &TokenStream,
+    is_failure: &TokenStream,
+    finish: &TokenStream,
+) -> TokenStream {
+    let output = plan.output.as_ref();
+    let is_failure = qualified(is_failure, output);
+    guarded_call(
+        &quote!(#krate::__private::SiteGuards::instrument),
+        output,
+        &quote!(, _, _, _, _),
+        &quote!(&__HARDENED_GUARDS, __hardened_span, #future, |__hardened_ret| #is_failure, #finish),
+        true,
     )
 }
 

@@ -23,8 +23,14 @@ const SUM_NANOS: usize = OUTCOMES + Outcome::COUNT;
 const RETRIES: usize = SUM_NANOS + 1;
 /// Cell counting attempts cut by the timeout (a call may retry after one).
 const TIMEOUTS: usize = RETRIES + 1;
+/// First of the cells counting the outcomes the site's circuit breaker saw (success, failure, slow), for
+/// `hardened_circuit_breaker_calls_total`: a breaker shared by several threads counts without a locked
+/// instruction.
+const BREAKER: usize = TIMEOUTS + 1;
+/// Outcomes a breaker counts per call: success, failure and slow.
+pub(crate) const BREAKER_RESULTS: usize = 3;
 /// First of the histogram cells: one per bucket bound, then one for `+Inf`. Counts are not cumulative.
-const BUCKETS: usize = TIMEOUTS + 1;
+const BUCKETS: usize = BREAKER + BREAKER_RESULTS;
 
 type Shard = &'static [AtomicU64];
 
@@ -137,11 +143,16 @@ pub(crate) fn record_start(slot: u32) {
     add(&shard()[slot as usize + STARTED], 1);
 }
 
-/// Counts a finished call with its outcome and duration.
-#[inline]
-pub(crate) fn record_finish(site: &Site, slot: u32, outcome: Outcome, nanos: u64) {
+/// Counts a finished call with its outcome and duration, and the result (below [`BREAKER_RESULTS`]) its
+/// circuit breaker saw, if any.
+#[inline(always)]
+#[allow(clippy::inline_always, reason = "measured: left to the optimiser, a guarded call kept it out of line")]
+pub(crate) fn record_finish(site: &Site, slot: u32, outcome: Outcome, nanos: u64, breaker: Option<usize>) {
     let cells = &shard()[slot as usize..];
     add(&cells[OUTCOMES + outcome.index()], 1);
+    if let Some(result) = breaker {
+        add(&cells[BREAKER + result], 1);
+    }
     add(&cells[SUM_NANOS], nanos);
     let bounds = site.bucket_nanos();
     let bucket = bounds.iter().position(|bound| nanos <= *bound).unwrap_or(bounds.len());
@@ -164,6 +175,21 @@ pub(crate) fn record_timeout(site: &Site) {
     if slot < DETACHED {
         add(&shard()[slot as usize + TIMEOUTS], 1);
     }
+}
+
+/// The outcomes the breaker of `site` counted in the shards, summed over every thread.
+pub(crate) fn breaker_totals(site: &Site) -> [u64; BREAKER_RESULTS] {
+    let mut totals = [0; BREAKER_RESULTS];
+    let slot = site.slot();
+    if slot >= DETACHED {
+        return totals;
+    }
+    for shard in &pool().all {
+        for (index, total) in totals.iter_mut().enumerate() {
+            *total = total.wrapping_add(shard[slot as usize + BREAKER + index].load(Ordering::Relaxed));
+        }
+    }
+    totals
 }
 
 /// Totals of one site over all threads.
