@@ -55,7 +55,7 @@ async fn a_waiter_gets_a_released_permit_or_gives_up_at_its_wait() {
 
 #[tokio::test]
 async fn a_cancelled_waiter_and_a_cancelled_holder_leave_nothing_behind() {
-    let bulkhead = leaked(1, Some(Duration::from_secs(60)));
+    let bulkhead = leaked(1, Some(Duration::from_mins(1)));
     let holder = tokio::spawn(async move {
         let _permit = bulkhead.acquire().await.expect("free");
         std::future::pending::<()>().await;

@@ -55,7 +55,7 @@ async fn configuration_layers_over_literals_and_retunes_running_guards() {
     assert_eq!(settings.slow_rate, 90, "from [breaker.default]");
     assert_eq!(settings.failure_rate, 30, "the function's literal beats [breaker.default]");
     assert_eq!(settings.min_calls, 8, "[breaker.layered] beats the literal");
-    assert_eq!(settings.open_for, Duration::from_secs(120), "the environment beats the file");
+    assert_eq!(settings.open_for, Duration::from_mins(2), "the environment beats the file");
     assert_eq!(settings.half_open_calls, 3, "the built-in default where nobody says otherwise");
 
     let unused = config::unused();

@@ -47,7 +47,7 @@ fn the_bucket_refills_at_the_configured_rate() {
 #[test]
 fn the_bucket_never_holds_more_than_its_burst() {
     let (limiter, clock) = limiter(10, 3);
-    clock.advance(Duration::from_secs(3600));
+    clock.advance(Duration::from_hours(1));
     assert_eq!(limiter.available(), 3);
     for _ in 0..3 {
         limiter.try_acquire().expect("burst");

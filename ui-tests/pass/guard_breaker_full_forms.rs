@@ -51,7 +51,7 @@ fn main() {
     let config = llm.config();
     assert_eq!((config.failure_rate, config.slow_rate, config.slow_call), (40, 80, Duration::from_secs(2)));
     assert_eq!((config.window, config.window_kind, config.min_calls), (20, WindowKind::Count, 5));
-    assert_eq!((config.open_for, config.half_open_calls), (Duration::from_secs(60), 2));
+    assert_eq!((config.open_for, config.half_open_calls), (Duration::from_mins(1), 2));
     assert_eq!(config.consecutive_failures, None);
 
     assert_eq!(embed("hello"), Ok(5));

@@ -80,7 +80,7 @@ fn main() {
 
     assert_eq!(per_minute(), Ok(()));
     let config = site("per_minute").guards().and_then(|guards| guards.rate_limiter()).expect("a limiter").config();
-    assert_eq!((config.calls, config.period, config.burst), (100, Duration::from_secs(60), 20));
+    assert_eq!((config.calls, config.period, config.burst), (100, Duration::from_mins(1), 20));
 
     assert_eq!(five_at_once(), Ok(()));
     let bulkhead = site("five_at_once").guards().and_then(|guards| guards.bulkhead()).expect("a bulkhead");

@@ -20,8 +20,8 @@
 //!
 //! let llm = &config.breaker["llm"];
 //! assert_eq!(llm.failure_rate, Some(60));
-//! assert_eq!(llm.open_for, Some(Duration::from_secs(60)));
-//! assert_eq!(config.rate["search_api"].per_second, Some((100, Duration::from_secs(60))));
+//! assert_eq!(llm.open_for, Some(Duration::from_mins(1)));
+//! assert_eq!(config.rate["search_api"].per_second, Some((100, Duration::from_mins(1))));
 //! # Ok::<(), hardened::config::ConfigError>(())
 //! ```
 //!

@@ -179,8 +179,8 @@ fn per_unit(text: &str) -> Result<(u32, Duration), Problem> {
     }
     let period = match unit.trim() {
         "s" | "sec" | "second" => Duration::from_secs(1),
-        "m" | "min" | "minute" => Duration::from_secs(60),
-        "h" | "hour" => Duration::from_secs(3600),
+        "m" | "min" | "minute" => Duration::from_mins(1),
+        "h" | "hour" => Duration::from_hours(1),
         other => match humantime::parse_duration(other) {
             Ok(period) if period.is_zero() => return Err(Problem::new(OUT_OF_RANGE, RATE_ALLOWED)),
             Ok(period) => period,
