@@ -3,6 +3,7 @@
 pub use linkme;
 pub use tracing;
 
+pub use crate::audit::derive_support as audit;
 pub use crate::call::Call;
 
 /// Calls a closure once; a body moved into a closure may then return borrows of what it captured,
@@ -11,6 +12,9 @@ pub use crate::call::Call;
 pub fn call_once<R>(body: impl FnOnce() -> R) -> R {
     body()
 }
+pub use crate::audit::call::{
+    AuditCall, AuditMessage, AuditMessageViaDebug, AuditMessageViaDisplay, AuditMessageViaName, AuditSite, audit_record,
+};
 pub use crate::breaker::WindowKind;
 pub use crate::config::{BreakerSettings, BulkheadSettings, RateSettings, RetrySettings};
 pub use crate::guarded::{

@@ -48,6 +48,7 @@
 //!
 //! None yet: everything described here is always on.
 
+pub mod audit;
 pub mod breaker;
 pub mod bulkhead;
 mod call;
@@ -80,6 +81,8 @@ mod guide_examples {
     struct Resilience;
     #[doc = include_str!("../../docs/configuration.md")]
     struct Configuration;
+    #[doc = include_str!("../../docs/audit.md")]
+    struct Audit;
 }
 
 pub use crate::breaker::{BreakerState, CircuitBreaker};
@@ -153,4 +156,128 @@ pub use crate::site::{Site, sites};
 ///
 /// ## `skip`
 /// On a method inside an annotated `impl` block: leave this method alone.
+///
+/// ## `audit`, `audit(event = "..")`, `audit = arg`
+/// One audit event per call, with the call's outcome (`Success`, `Denied` when a guard refused it,
+/// `Failure` otherwise) and the function as its resource: `ToolExecution` for `audit` on a function of
+/// `kind = "tool"`, the named type for `audit(event = "..")`, or the event the argument `arg` describes
+/// through [`Audited`](macro@Audited). See the [`audit`] module.
 pub use hardened_macros::hardened;
+
+/// Implements [`audit::Audited`] for a struct or an enum: each value describes itself as an
+/// [`audit::AuditRecord`], which [`AuditRecord::into_event`](audit::AuditRecord::into_event) completes
+/// into an event.
+///
+/// ```
+/// use hardened::Audited;
+/// use hardened::audit::{AuditOutcome, Audited as _, EventType, REDACTED};
+///
+/// #[derive(Audited)]
+/// enum Action {
+///     /// Event type `AuthenticationAttempt`, a built-in one.
+///     #[audited(event = "AuthenticationAttempt")]
+///     Login {
+///         #[audited(user_id)]
+///         user: String,
+///         #[audited(ip)]
+///         from: std::net::IpAddr,
+///         #[audited(redact)]
+///         password: String,
+///     },
+///     /// Event type `Custom("Export")`, after the variant.
+///     Export(u64, #[audited(skip)] Vec<u8>),
+/// }
+///
+/// let login = Action::Login { user: "ada".into(), from: [192, 0, 2, 1].into(), password: "hunter2".into() };
+/// let record = login.audit_record();
+/// assert_eq!(record.event_type, EventType::AuthenticationAttempt);
+/// assert_eq!(record.user_id.as_deref(), Some("ada"));
+/// assert_eq!(record.details["password"], REDACTED);
+/// assert!(!record.details.contains_key("user"));
+///
+/// let export = Action::Export(7, vec![1, 2, 3]).audit_record();
+/// assert_eq!(export.event_type, EventType::Custom("Export".into()));
+/// assert_eq!(export.details["0"], 7);
+/// assert!(!export.details.contains_key("1"));
+///
+/// let event = login.audit_record().into_event(AuditOutcome::Denied);
+/// assert_eq!(event.outcome, AuditOutcome::Denied);
+/// ```
+///
+/// Enums (with unit, tuple and struct variants) and structs apply, generic ones too: a type parameter
+/// that appears in a field written into the details must implement `serde::Serialize`, and the impl
+/// requires it. Unions do not.
+///
+/// # Event types
+///
+/// Each variant is an event type named after the variant, a struct one named after the struct. A name
+/// that is one of the [built-in event types](audit::EventType) is that event type, any other is
+/// [`EventType::Custom`](audit::EventType::Custom).
+///
+/// # Details
+///
+/// Every field goes into the record's `details`, keyed by its name (by its position, `"0"`, `"1"`.., in
+/// a tuple variant or struct), as the JSON `serde_json::to_value` makes of it, so the field's type must
+/// implement `serde::Serialize`. A value that cannot be JSON at run time (a map whose keys are not
+/// strings) is recorded as a string saying why, never as a panic. The attributes below change that.
+///
+/// # Attributes
+///
+/// ## `#[audited(event = "..")]`
+/// On a variant or a struct: the event type's name instead of the variant's or struct's. ASCII letters,
+/// digits, `_`, `.` and `-`, starting with a letter.
+///
+/// ```
+/// # use hardened::{Audited, audit::{Audited as _, EventType}};
+/// #[derive(Audited)]
+/// #[audited(event = "ConfigurationChange")]
+/// struct SetTimeout { seconds: u32 }
+/// # assert_eq!(SetTimeout { seconds: 3 }.audit_record().event_type, EventType::ConfigurationChange);
+/// ```
+///
+/// ## `#[audited(skip)]`
+/// On a field: leave it out of the record. Its type needs nothing.
+///
+/// ## `#[audited(redact)]`
+/// On a field: record [`REDACTED`](audit::REDACTED) (`"[redacted]"`) instead of the value, so the record
+/// says the field was there and nothing more. Its type needs nothing.
+///
+/// ## `#[audited(redact = "hash")]`
+/// On a field: record the value's [keyed hash](audit::keyed_hash) instead of the value: equal values
+/// give equal hashes, so events can be correlated, and the value cannot be read back. Set the key with
+/// [`audit::set_redaction_key`] to correlate across processes.
+///
+/// ```
+/// # use hardened::{Audited, audit::Audited as _};
+/// #[derive(Audited)]
+/// struct Search {
+///     #[audited(redact = "hash")]
+///     email: String,
+/// }
+/// let (a, b) = (Search { email: "ada@example.com".into() }, Search { email: "ada@example.com".into() });
+/// assert_eq!(a.audit_record().details["email"], b.audit_record().details["email"]);
+/// ```
+///
+/// ## `#[audited(user_id)]`, `#[audited(session_id)]`
+/// On a field: the record's `user_id` or `session_id`, as the field's `Display` text, and not a detail.
+/// An `Option` field (written `Option<..>`) sets it only when it is `Some`; an event made from the record
+/// takes the current [`audit::scope`]'s actor for what the record leaves unset. With
+/// `redact = "hash"` too, the id is recorded as its keyed hash: a pseudonymous id. At most one field of
+/// each kind per struct or variant.
+///
+/// ## `#[audited(ip)]`
+/// On a field: the record's `ip_address`, and not a detail. The field is an `IpAddr`, `Ipv4Addr`,
+/// `Ipv6Addr`, `SocketAddr`, a string holding an address (one that does not parse sets nothing), or an
+/// `Option` of one of these.
+///
+/// ## `#[audited(crate = "..")]`
+/// On the struct or enum: the path to this crate, for frameworks that re-export it.
+///
+/// # Errors
+///
+/// Each of these is a compile error pointing at what is wrong: a union, an unknown or repeated key, a
+/// key out of place (`skip` on a variant, `event` on a field or on an enum), `skip` with `redact` or
+/// with an actor key, plain `redact` on an id, `redact` on `ip`, two actor keys on one field, two fields
+/// for one actor field, `redact` with a value other than `"hash"`, an empty or malformed event name, and
+/// a field written into the details whose type does not implement `serde::Serialize`.
+pub use hardened_macros::Audited;

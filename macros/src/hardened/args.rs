@@ -10,6 +10,7 @@ use quote::ToTokens;
 use syn::spanned::Spanned as _;
 use syn::{Expr, Ident, Lit, Meta, Path};
 
+use super::audit::AuditArg;
 use super::guards::{GUARD_ARGUMENTS, GuardArgs};
 use crate::common::errors::Errors;
 use crate::common::suggest;
@@ -17,7 +18,7 @@ use crate::common::suggest;
 /// Every argument `#[hardened]` accepts, in the order the reference documents them.
 pub(crate) const ARGUMENTS: &[&str] = &[
     "name", "kind", "level", "fields", "ok_if", "error_if", "span", "metrics", "buckets", "crate", "skip", "breaker",
-    "rate", "burst", "bulkhead", "timeout", "retry", "fallback",
+    "rate", "burst", "bulkhead", "timeout", "retry", "fallback", "audit",
 ];
 
 /// A value together with the span of the tokens it was read from.
@@ -49,6 +50,7 @@ pub(crate) struct Args {
     pub(crate) krate: Option<Path>,
     pub(crate) skip: Option<Span>,
     pub(crate) guards: GuardArgs,
+    pub(crate) audit: Option<Spanned<AuditArg>>,
     /// Each argument's key and its span, in the order written (a method's own before its block's), for
     /// errors about an argument being there at all.
     pub(crate) keys: Vec<(&'static str, Span)>,
@@ -117,6 +119,7 @@ impl Args {
             "buckets" => self.buckets = Some(buckets(meta)?),
             "crate" => self.krate = Some(crate_path(meta)?),
             "skip" => self.skip = Some(word(meta)?),
+            "audit" => self.audit = Some(super::audit::read(meta)?),
             guard if GUARD_ARGUMENTS.contains(&guard) => self.guards.read(guard, meta)?,
             _ => unreachable!("`{key}` is listed in ARGUMENTS but has no reader"),
         }
@@ -151,6 +154,7 @@ impl Args {
             krate: self.krate.or(outer.krate),
             skip: self.skip,
             guards: self.guards.over(outer.guards),
+            audit: self.audit.or(outer.audit),
             keys: self.keys.into_iter().chain(outer.keys).collect(),
             written: [outer.written, self.written]
                 .into_iter()
@@ -421,7 +425,7 @@ mod tests {
         assert_eq!(
             errors,
             [
-                "unknown argument `colour`; expected one of `name`, `kind`, `level`, `fields`, `ok_if`, `error_if`, `span`, `metrics`, `buckets`, `crate`, `skip`, `breaker`, `rate`, `burst`, `bulkhead`, `timeout`, `retry` or `fallback`",
+                "unknown argument `colour`; expected one of `name`, `kind`, `level`, `fields`, `ok_if`, `error_if`, `span`, `metrics`, `buckets`, `crate`, `skip`, `breaker`, `rate`, `burst`, `bulkhead`, `timeout`, `retry`, `fallback` or `audit`",
                 "expected an argument, found the string `\"search\"`; did you mean `name = \"search\"`?",
                 "expected an argument such as `kind = \"tool\"`, found `5`",
             ]

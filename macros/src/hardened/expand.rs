@@ -8,8 +8,8 @@ use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Block, Expr, Signature};
 
-use super::guards;
 use super::validate::{Level, Plan, Predicate};
+use super::{audit, guards};
 use crate::common::signature::{self, Execution};
 
 /// The function's new body.
@@ -19,8 +19,12 @@ pub(crate) fn body(plan: &Plan, sig: &Signature, mut block: Block) -> Block {
     let site = site_static(plan, sig);
     let guards_static = guarded.then(|| guards::guards_static(&plan.guards, krate));
     let span = span_expr(plan, sig);
+    let audit_start = plan.audit.as_ref().map(|audit| audit::start(audit, krate, &plan.name));
     let tokens = match &plan.analysis.execution {
-        Execution::Sync => sync_body(plan, &span, &block),
+        Execution::Sync => {
+            let body = sync_body(plan, &span, &block);
+            quote!(#audit_start #body)
+        }
         Execution::Async => {
             let output = annotated_block(plan, &block);
             let future = if guarded && !plan.guards.single_pass() {
@@ -29,7 +33,7 @@ pub(crate) fn body(plan: &Plan, sig: &Signature, mut block: Block) -> Block {
                 quote!(async move #output)
             };
             let instrumented = instrumented(plan, &future);
-            quote!(let __hardened_span = #span; #instrumented)
+            quote!(#audit_start let __hardened_span = #span; #instrumented)
         }
         Execution::AsyncTrait => {
             if let Some(future) = signature::async_trait_body_mut(&mut block) {
@@ -41,7 +45,7 @@ pub(crate) fn body(plan: &Plan, sig: &Signature, mut block: Block) -> Block {
                 } else {
                     instrumented(plan, &future.to_token_stream())
                 };
-                *future = syn::parse_quote!(async move { #wrapped });
+                *future = syn::parse_quote!(async move { #audit_start #wrapped });
             }
             let statements = &block.stmts;
             quote!(let __hardened_span = #span; #(#statements)*)
@@ -179,10 +183,12 @@ fn sync_body(plan: &Plan, span: &TokenStream, block: &Block) -> TokenStream {
             __hardened_call.finish(__hardened_outcome);
         }
     };
+    let audit_finish = audit_finish(plan, &quote!(&__hardened_ret));
     quote! {
         let __hardened_span = #span;
         let __hardened_entered = __hardened_span.enter();
         #run
+        #audit_finish
         #fallback
         ::core::mem::drop(__hardened_entered);
         __hardened_ret
@@ -239,9 +245,11 @@ fn instrumented(plan: &Plan, future: &TokenStream) -> TokenStream {
         (quote!(__hardened_ret), quote!({ let __hardened_ret = &__hardened_ret; #classify }))
     };
     let fallback = fallback(plan);
+    let audit_finish = audit_finish(plan, &quote!(&__hardened_ret));
     let finish = quote! {
         |#parameter, __hardened_span: &#krate::__private::tracing::Span| {
             let __hardened_outcome = #outcome;
+            #audit_finish
             #fallback
             (__hardened_ret, __hardened_outcome)
         }
@@ -252,6 +260,30 @@ fn instrumented(plan: &Plan, future: &TokenStream) -> TokenStream {
     quote! {
         #krate::__private::Instrumented::new(&__HARDENED_SITE, __hardened_span, #future, #finish).await
     }
+}
+
+/// Records the audit event of a finished call, from `__hardened_outcome` and the returned value (a
+/// reference), with the error's message for a failure. The call was started as `__hardened_audit`, an
+/// `Option` so that a finish closure can take it; if it never finishes, dropping it records why.
+fn audit_finish(plan: &Plan, ret: &TokenStream) -> Option<TokenStream> {
+    let krate = &plan.krate;
+    plan.audit.as_ref()?;
+    Some(quote! {
+        if let ::core::option::Option::Some(__hardened_audit) = __hardened_audit.take() {
+            #[allow(unused_imports)]
+            use #krate::__private::{
+                AsResultViaResult as _, AsResultViaValue as _, AuditMessageViaDebug as _,
+                AuditMessageViaDisplay as _, AuditMessageViaName as _,
+            };
+            let __hardened_message = match (&&#krate::__private::Returned(#ret)).as_result() {
+                ::core::option::Option::Some(::core::result::Result::Err(__hardened_error)) => {
+                    ::core::option::Option::Some((&&&#krate::__private::AuditMessage(__hardened_error)).audit_message())
+                }
+                _ => ::core::option::Option::None,
+            };
+            __hardened_audit.finish(__hardened_outcome, __hardened_message);
+        }
+    })
 }
 
 /// The one outcome rule, as an expression over a reference to the returned value and the span.
@@ -307,7 +339,7 @@ fn predicate_call(plan: &Plan, path: &syn::Path, ret: &TokenStream) -> TokenStre
 }
 
 /// `tokens` with every span set to `at`.
-fn respanned(tokens: TokenStream, at: proc_macro2::Span) -> TokenStream {
+pub(crate) fn respanned(tokens: TokenStream, at: proc_macro2::Span) -> TokenStream {
     tokens
         .into_iter()
         .map(|mut token| {

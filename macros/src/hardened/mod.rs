@@ -1,6 +1,7 @@
 //! `#[hardened]`: parse the arguments, check them against the item, expand.
 
 mod args;
+mod audit;
 mod expand;
 mod guards;
 mod validate;

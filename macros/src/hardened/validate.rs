@@ -5,6 +5,7 @@ use proc_macro2::Span;
 use syn::{Block, Expr, Ident, Path, Signature};
 
 use super::args::{Args, Field, Spanned};
+use super::audit::{self, AuditPlan};
 use super::guards::{self, GuardPlan};
 use crate::common::errors::Errors;
 use crate::common::signature::{self, Analysis};
@@ -57,6 +58,7 @@ pub(crate) struct Plan {
     pub(crate) written: String,
     pub(crate) analysis: Analysis,
     pub(crate) guards: GuardPlan,
+    pub(crate) audit: Option<AuditPlan>,
 }
 
 /// Checks `args` for the function with signature `sig` and body `block`; `None` when any error was found.
@@ -96,6 +98,7 @@ pub(crate) fn plan(
     let buckets = args.buckets.map(|buckets| check_buckets(&buckets, errors));
     let analysis = signature::analyse(sig, block);
     let guards = guards::plan(args.guards, sig, &analysis, errors);
+    let audit = audit::plan(args.audit, &kind, sig, errors);
     if !(before && errors.is_empty()) {
         return None;
     }
@@ -112,6 +115,7 @@ pub(crate) fn plan(
         written: args.written,
         analysis,
         guards,
+        audit,
     })
 }
 

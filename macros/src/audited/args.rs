@@ -1,0 +1,325 @@
+//! What the user wrote in the `#[audited(...)]` attributes of one type, variant or field, with spans,
+//! and nothing more.
+//!
+//! Every key is read wherever it is written; whether it belongs there, and how keys combine, is for
+//! `validate`.
+
+use darling::ast::NestedMeta;
+use proc_macro2::Span;
+use quote::ToTokens;
+use syn::spanned::Spanned as _;
+use syn::{Attribute, Expr, Lit, Meta, Path};
+
+use crate::common::errors::Errors;
+use crate::common::suggest;
+
+/// Every key `#[audited(..)]` accepts, in the order the reference documents them.
+pub(crate) const KEYS: &[&str] = &["event", "crate", "skip", "redact", "user_id", "session_id", "ip"];
+
+/// Where an attribute is written, which decides the keys that belong there.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Place {
+    Struct,
+    Enum,
+    Variant,
+    Field,
+}
+
+impl Place {
+    /// The keys that belong here.
+    pub(crate) fn keys(self) -> &'static [&'static str] {
+        match self {
+            Place::Struct => &["event", "crate"],
+            Place::Enum => &["crate"],
+            Place::Variant => &["event"],
+            Place::Field => &["skip", "redact", "user_id", "session_id", "ip"],
+        }
+    }
+}
+
+/// A value together with the span of the tokens it was read from.
+#[derive(Clone, Debug)]
+pub(crate) struct Spanned<T> {
+    pub(crate) value: T,
+    pub(crate) span: Span,
+}
+
+/// What `redact` asks for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Redaction {
+    /// `redact`: the value is replaced by `"[redacted]"`.
+    Plain,
+    /// `redact = "hash"`: the value is replaced by its keyed hash.
+    Hash,
+}
+
+/// The keys of every `#[audited(..)]` attribute on one node, as written.
+#[derive(Default, Debug)]
+pub(crate) struct Args {
+    pub(crate) event: Option<Spanned<String>>,
+    pub(crate) krate: Option<Path>,
+    pub(crate) skip: Option<Span>,
+    pub(crate) redact: Option<Redaction>,
+    pub(crate) user_id: Option<Span>,
+    pub(crate) session_id: Option<Span>,
+    pub(crate) ip: Option<Span>,
+    /// Each key and its span, in the order written, for errors about a key being there at all.
+    pub(crate) keys: Vec<(&'static str, Span)>,
+}
+
+impl Args {
+    /// Reads every `#[audited(..)]` among `attrs`, recording each problem in `errors` and keeping what
+    /// was valid. `place` only guides the did-you-mean of an unknown key.
+    pub(crate) fn parse(attrs: &[Attribute], place: Place, errors: &mut Errors) -> Args {
+        let mut args = Args::default();
+        for attr in attrs.iter().filter(|attr| attr.path().is_ident("audited")) {
+            let tokens = match &attr.meta {
+                Meta::List(list) if !list.tokens.is_empty() => list.tokens.clone(),
+                other => {
+                    let example = place.keys().first().map_or("skip", |key| example(key));
+                    errors.over(other, format!("expected keys in parentheses, such as `#[audited({example})]`"));
+                    continue;
+                }
+            };
+            match NestedMeta::parse_meta_list(tokens) {
+                Ok(items) => {
+                    for item in &items {
+                        args.read_item(item, place, errors);
+                    }
+                }
+                Err(error) => errors.push(error),
+            }
+        }
+        args
+    }
+
+    fn read_item(&mut self, item: &NestedMeta, place: Place, errors: &mut Errors) {
+        let meta = match item {
+            NestedMeta::Meta(meta) => meta,
+            NestedMeta::Lit(lit) => {
+                let example = place.keys().first().map_or("skip", |key| example(key));
+                errors.over(lit, format!("expected a key such as `{example}`, found `{}`", lit.to_token_stream()));
+                return;
+            }
+            NestedMeta::NameValueInvalidExpr(invalid) => {
+                let key = path_name(&invalid.path);
+                if !KEYS.contains(&key.as_str()) {
+                    errors.at(invalid.path.span(), unknown_key(&key, place));
+                } else if invalid.value.is_empty() {
+                    errors.over(invalid.eq_token, format!("`{key}` needs a value after `=`"));
+                } else {
+                    errors.over(&invalid.value, format!("expected a string for `{key}`, found `{}`", invalid.value));
+                }
+                return;
+            }
+        };
+        let key = path_name(meta.path());
+        let key_span = meta.path().span();
+        let Some(known) = KEYS.iter().find(|known| **known == key) else {
+            errors.at(key_span, unknown_key(&key, place));
+            return;
+        };
+        if self.key_span(known).is_some() {
+            errors.at(key_span, format!("`{key}` is given more than once"));
+            return;
+        }
+        self.keys.push((known, key_span));
+        if let Err(error) = self.read(known, meta) {
+            errors.push(error);
+        }
+    }
+
+    fn read(&mut self, key: &str, meta: &Meta) -> syn::Result<()> {
+        match key {
+            "event" => self.event = Some(string(meta)?),
+            "crate" => self.krate = Some(crate_path(meta)?),
+            "skip" => self.skip = Some(word(meta)?),
+            "redact" => self.redact = Some(redaction(meta)?),
+            "user_id" => self.user_id = Some(word(meta)?),
+            "session_id" => self.session_id = Some(word(meta)?),
+            "ip" => self.ip = Some(word(meta)?),
+            _ => unreachable!("`{key}` is listed in KEYS but has no reader"),
+        }
+        Ok(())
+    }
+
+    /// Where the key `key` was written, if it was.
+    pub(crate) fn key_span(&self, key: &str) -> Option<Span> {
+        self.keys.iter().find(|(written, _)| *written == key).map(|(_, span)| *span)
+    }
+}
+
+/// How a key is written in examples.
+fn example(key: &str) -> &'static str {
+    match key {
+        "event" => "event = \"UserLogin\"",
+        "crate" => "crate = \"my_framework::hardened\"",
+        "redact" => "redact",
+        "user_id" => "user_id",
+        "session_id" => "session_id",
+        "ip" => "ip",
+        _ => "skip",
+    }
+}
+
+fn unknown_key(key: &str, place: Place) -> String {
+    let here = place.keys();
+    match suggest::closest(key, here).or_else(|| suggest::closest(key, KEYS)) {
+        Some(candidate) => format!("unknown key `{key}`; did you mean `{candidate}`?"),
+        None if here.len() == 1 => format!("unknown key `{key}`; expected `{}`", here[0]),
+        None => format!("unknown key `{key}`; expected {}", suggest::one_of(here)),
+    }
+}
+
+fn path_name(path: &Path) -> String {
+    path.segments.iter().map(|segment| segment.ident.to_string()).collect::<Vec<_>>().join("::")
+}
+
+/// Tokens as the user would have written them (`a::b`), for quoting in messages.
+fn written(tokens: &impl ToTokens) -> String {
+    tokens.to_token_stream().to_string().replace(" :: ", "::").replace(":: ", "::")
+}
+
+/// A key that takes no value: its span when written alone, an error when given a value.
+fn word(meta: &Meta) -> syn::Result<Span> {
+    match meta {
+        Meta::Path(path) => Ok(path.span()),
+        other => {
+            let key = path_name(other.path());
+            Err(syn::Error::new_spanned(other, format!("`{key}` takes no value; write `#[audited({key})]`")))
+        }
+    }
+}
+
+/// The expression of `key = value`, or an error showing how the key is written.
+fn value(meta: &Meta) -> syn::Result<&Expr> {
+    if let Meta::NameValue(name_value) = meta {
+        return Ok(&name_value.value);
+    }
+    let key = path_name(meta.path());
+    let example = example(&key);
+    Err(syn::Error::new_spanned(meta, format!("`{key}` needs a value, such as `{example}`")))
+}
+
+fn string(meta: &Meta) -> syn::Result<Spanned<String>> {
+    let key = path_name(meta.path());
+    match value(meta)? {
+        Expr::Lit(syn::ExprLit { lit: Lit::Str(text), .. }) => Ok(Spanned { value: text.value(), span: text.span() }),
+        // `event = UserLogin`: the quotes are missing.
+        Expr::Path(path) if path.qself.is_none() => {
+            let written = written(path);
+            Err(syn::Error::new_spanned(
+                path,
+                format!("`{key}` expects a string, found `{written}`; write `{key} = \"{written}\"`"),
+            ))
+        }
+        other => Err(syn::Error::new_spanned(
+            other,
+            format!("`{key}` expects a string such as `{}`, found `{}`", example(&key), written(other)),
+        )),
+    }
+}
+
+fn crate_path(meta: &Meta) -> syn::Result<Path> {
+    let text = string(meta)?;
+    syn::parse_str::<Path>(&text.value).map_err(|_| {
+        syn::Error::new(text.span, format!("`crate` expects a path such as `::hardened`, found `{}`", text.value))
+    })
+}
+
+fn redaction(meta: &Meta) -> syn::Result<Redaction> {
+    match meta {
+        Meta::Path(_) => Ok(Redaction::Plain),
+        Meta::List(list) => Err(syn::Error::new_spanned(list, "`redact` is written `redact` or `redact = \"hash\"`")),
+        Meta::NameValue(_) => {
+            let text = string(meta)?;
+            if text.value == "hash" {
+                Ok(Redaction::Hash)
+            } else {
+                Err(syn::Error::new(
+                    text.span,
+                    format!(
+                        "unknown redaction `{:?}`; write `redact` to record `\"[redacted]\"`, or `redact = \"hash\"` to record a keyed hash",
+                        text.value
+                    ),
+                ))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use syn::parse_quote;
+
+    use super::*;
+
+    fn parse(attrs: &[Attribute], place: Place) -> (Args, Vec<String>) {
+        let mut errors = Errors::default();
+        let args = Args::parse(attrs, place, &mut errors);
+        let messages = match errors.finish() {
+            Ok(()) => Vec::new(),
+            Err(error) => error.into_iter().map(|error| error.to_string()).collect(),
+        };
+        (args, messages)
+    }
+
+    #[test]
+    fn reads_keys_across_attributes_and_ignores_others() {
+        let attrs: Vec<Attribute> = vec![
+            parse_quote!(#[audited(user_id)]),
+            parse_quote!(#[serde(rename = "x")]),
+            parse_quote!(#[audited(redact = "hash")]),
+        ];
+        let (args, errors) = parse(&attrs, Place::Field);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert!(args.user_id.is_some());
+        assert_eq!(args.redact, Some(Redaction::Hash));
+        assert_eq!(args.keys.iter().map(|(key, _)| *key).collect::<Vec<_>>(), ["user_id", "redact"]);
+    }
+
+    #[test]
+    fn gathers_every_error_and_suggests_keys_of_the_place_first() {
+        let attrs: Vec<Attribute> =
+            vec![parse_quote!(#[audited(skp, redact = "sha", skip, skip, ip = true, evnt = "X")])];
+        let (_, errors) = parse(&attrs, Place::Field);
+        assert_eq!(
+            errors,
+            [
+                "unknown key `skp`; did you mean `skip`?",
+                "unknown redaction `\"sha\"`; write `redact` to record `\"[redacted]\"`, or `redact = \"hash\"` to record a keyed hash",
+                "`skip` is given more than once",
+                "`ip` takes no value; write `#[audited(ip)]`",
+                "unknown key `evnt`; did you mean `event`?",
+            ]
+        );
+    }
+
+    #[test]
+    fn asks_for_quotes_and_for_parentheses() {
+        let attrs: Vec<Attribute> = vec![parse_quote!(#[audited(event = UserLogin)]), parse_quote!(#[audited])];
+        let (_, errors) = parse(&attrs, Place::Variant);
+        assert_eq!(
+            errors,
+            [
+                "`event` expects a string, found `UserLogin`; write `event = \"UserLogin\"`",
+                "expected keys in parentheses, such as `#[audited(event = \"UserLogin\")]`",
+            ]
+        );
+    }
+
+    #[test]
+    fn says_which_value_is_missing() {
+        let attrs: Vec<Attribute> = vec![parse_quote!(#[audited(event = , crate = "x")])];
+        let (args, errors) = parse(&attrs, Place::Struct);
+        assert_eq!(errors, ["`event` needs a value after `=`"]);
+        assert!(args.krate.is_some());
+    }
+
+    #[test]
+    fn lists_the_keys_of_the_place_when_nothing_is_close() {
+        let attrs: Vec<Attribute> = vec![parse_quote!(#[audited(colour)])];
+        let (_, errors) = parse(&attrs, Place::Field);
+        assert_eq!(errors, ["unknown key `colour`; expected `skip`, `redact`, `user_id`, `session_id` or `ip`"]);
+    }
+}

@@ -1,0 +1,130 @@
+//! What `#[hardened(audit)]` records of one call: an event when the call ends, however it ends.
+
+use std::fmt::{Debug, Display};
+use std::time::Instant;
+
+use super::audited::{AuditRecord, Audited};
+use super::event::{AuditEvent, AuditOutcome, EventType};
+use crate::outcome::Outcome;
+
+/// An audited function, as the macro describes it.
+#[derive(Debug)]
+pub struct AuditSite {
+    /// The function's name (the `function` label), written as the event's `resource`.
+    pub function: &'static str,
+    /// The event type of `audit` and `audit(event = "..")`; unused with `audit = arg`, whose value
+    /// names its own.
+    pub event: &'static str,
+}
+
+/// One audited call in progress. Dropped without [`AuditCall::finish`], it records a failure: a panic
+/// while the thread unwinds, a cancellation otherwise.
+#[derive(Debug)]
+#[must_use = "an audited call that is dropped is recorded as cancelled"]
+pub struct AuditCall {
+    site: &'static AuditSite,
+    record: Option<AuditRecord>,
+    started: Instant,
+    finished: bool,
+}
+
+impl AuditCall {
+    /// Starts the call; `record` is the event an `audit = arg` argument describes.
+    pub fn start(site: &'static AuditSite, record: Option<AuditRecord>) -> AuditCall {
+        AuditCall { site, record, started: Instant::now(), finished: false }
+    }
+
+    /// Records the call's outcome, with the error's message for a failure.
+    pub fn finish(mut self, outcome: Outcome, message: Option<String>) {
+        self.finished = true;
+        self.emit(outcome, message);
+    }
+
+    fn emit(&mut self, outcome: Outcome, message: Option<String>) {
+        let audit_outcome = AuditOutcome::from(outcome);
+        let mut event = match self.record.take() {
+            Some(record) => record.into_event(audit_outcome),
+            None => AuditEvent::new(EventType::named(self.site.event)).outcome(audit_outcome),
+        };
+        event.resource = Some(self.site.function.to_owned());
+        let duration_ms = self.started.elapsed().as_secs_f64() * 1_000.0;
+        event.details.entry("duration_ms").or_insert(duration_ms.into());
+        event.details.entry("call_outcome").or_insert(outcome.as_str().into());
+        event.outcome_details = match outcome {
+            Outcome::Ok => None,
+            Outcome::Error => message,
+            Outcome::Cancelled => Some("cancelled before it completed".to_owned()),
+            Outcome::Panic => Some("panicked".to_owned()),
+            Outcome::Rejected | Outcome::Timeout => message.or_else(|| Some(outcome.as_str().to_owned())),
+        };
+        super::emit(event);
+    }
+}
+
+impl Drop for AuditCall {
+    fn drop(&mut self) {
+        if !self.finished {
+            let outcome = if std::thread::panicking() { Outcome::Panic } else { Outcome::Cancelled };
+            self.emit(outcome, None);
+        }
+    }
+}
+
+/// A call's outcome as an audit outcome: a refusal by a guard is a denial, any other end but success a
+/// failure.
+impl From<Outcome> for AuditOutcome {
+    fn from(outcome: Outcome) -> AuditOutcome {
+        match outcome {
+            Outcome::Ok => AuditOutcome::Success,
+            Outcome::Rejected => AuditOutcome::Denied,
+            Outcome::Error | Outcome::Cancelled | Outcome::Panic | Outcome::Timeout => AuditOutcome::Failure,
+        }
+    }
+}
+
+/// An error to describe in `outcome_details`: generated code calls
+/// `(&&&AuditMessage(&error)).audit_message()`, which picks `Display`, else `Debug`, else the type's
+/// name.
+#[derive(Debug)]
+pub struct AuditMessage<'a, E: ?Sized>(pub &'a E);
+
+/// Describes an error by its `Display`.
+pub trait AuditMessageViaDisplay {
+    /// The message.
+    fn audit_message(&self) -> String;
+}
+
+impl<E: Display + ?Sized> AuditMessageViaDisplay for &&AuditMessage<'_, E> {
+    fn audit_message(&self) -> String {
+        self.0.to_string()
+    }
+}
+
+/// Describes an error by its `Debug`.
+pub trait AuditMessageViaDebug {
+    /// The message.
+    fn audit_message(&self) -> String;
+}
+
+impl<E: Debug + ?Sized> AuditMessageViaDebug for &AuditMessage<'_, E> {
+    fn audit_message(&self) -> String {
+        format!("{:?}", self.0)
+    }
+}
+
+/// Describes an error by its type's name.
+pub trait AuditMessageViaName {
+    /// The message.
+    fn audit_message(&self) -> String;
+}
+
+impl<E: ?Sized> AuditMessageViaName for AuditMessage<'_, E> {
+    fn audit_message(&self) -> String {
+        std::any::type_name::<E>().to_owned()
+    }
+}
+
+/// The event an `audit = arg` argument describes, read before the call can consume the argument.
+pub fn audit_record<T: Audited + ?Sized>(value: &T) -> AuditRecord {
+    value.audit_record()
+}

@@ -1,0 +1,280 @@
+//! The audit event: who did what, when, with what outcome, and where it sits in its hash chain.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::net::IpAddr;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use uuid::Uuid;
+
+use super::context;
+
+/// The details of an event: a JSON object.
+pub type Details = serde_json::Map<String, serde_json::Value>;
+
+/// What kind of thing happened.
+///
+/// Serialized as its name (`"ToolExecution"`); a name that is none of the built-in ones is a
+/// [`EventType::Custom`] event type.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum EventType {
+    /// A user session began.
+    SessionStart,
+    /// A user session ended.
+    SessionEnd,
+    /// A user sent a message.
+    UserMessage,
+    /// The agent answered.
+    AgentResponse,
+    /// A tool ran.
+    ToolExecution,
+    /// Someone tried to authenticate.
+    AuthenticationAttempt,
+    /// An authorization decision was made.
+    AuthorizationCheck,
+    /// The configuration changed.
+    ConfigurationChange,
+    /// Something failed.
+    Error,
+    /// An event type of the application's own.
+    Custom(Cow<'static, str>),
+}
+
+impl EventType {
+    /// Every built-in event type.
+    pub const BUILT_IN: [EventType; 9] = [
+        EventType::SessionStart,
+        EventType::SessionEnd,
+        EventType::UserMessage,
+        EventType::AgentResponse,
+        EventType::ToolExecution,
+        EventType::AuthenticationAttempt,
+        EventType::AuthorizationCheck,
+        EventType::ConfigurationChange,
+        EventType::Error,
+    ];
+
+    /// The event type with this name: a built-in one if the name is one of theirs, else a custom one.
+    #[must_use]
+    pub fn named(name: impl Into<Cow<'static, str>>) -> EventType {
+        let name = name.into();
+        Self::BUILT_IN.into_iter().find(|built_in| built_in.as_str() == name).unwrap_or(EventType::Custom(name))
+    }
+
+    /// The event type's name.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        match self {
+            EventType::SessionStart => "SessionStart",
+            EventType::SessionEnd => "SessionEnd",
+            EventType::UserMessage => "UserMessage",
+            EventType::AgentResponse => "AgentResponse",
+            EventType::ToolExecution => "ToolExecution",
+            EventType::AuthenticationAttempt => "AuthenticationAttempt",
+            EventType::AuthorizationCheck => "AuthorizationCheck",
+            EventType::ConfigurationChange => "ConfigurationChange",
+            EventType::Error => "Error",
+            EventType::Custom(name) => name,
+        }
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for EventType {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for EventType {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(EventType::named)
+    }
+}
+
+/// How the audited action ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum AuditOutcome {
+    /// It was done.
+    Success,
+    /// It was attempted and failed.
+    Failure,
+    /// It was refused: by an authorization check, or by a guard (open breaker, rate limit, full bulkhead).
+    Denied,
+}
+
+impl AuditOutcome {
+    /// Every outcome.
+    pub const ALL: [AuditOutcome; 3] = [AuditOutcome::Success, AuditOutcome::Failure, AuditOutcome::Denied];
+
+    /// The outcome's name, as serialized.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AuditOutcome::Success => "Success",
+            AuditOutcome::Failure => "Failure",
+            AuditOutcome::Denied => "Denied",
+        }
+    }
+}
+
+impl fmt::Display for AuditOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One audit record.
+///
+/// Build it with [`AuditEvent::new`] and the builder methods, then hand it to
+/// [`emit`](super::emit). The pipeline fills `stream`, `sequence`, `prev_hash` and `hash` when it
+/// writes the event out, in the order it writes.
+///
+/// ```
+/// use hardened::audit::{AuditEvent, AuditOutcome, EventType};
+///
+/// let event = AuditEvent::new(EventType::AuthenticationAttempt)
+///     .user_id("ada")
+///     .ip_address("203.0.113.9".parse().unwrap())
+///     .detail("method", "password")
+///     .outcome(AuditOutcome::Failure);
+/// assert_eq!(event.details["method"], "password");
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// `UUIDv7`: unique and ordered by creation time.
+    pub id: Uuid,
+    /// When the event was created, in UTC, to the microsecond (RFC 3339 in JSON).
+    #[serde(with = "timestamp")]
+    pub timestamp: DateTime<Utc>,
+    /// What happened.
+    pub event_type: EventType,
+    /// The service that recorded it.
+    pub service: String,
+    /// Who did it.
+    pub user_id: Option<String>,
+    /// The session it belongs to.
+    pub session_id: Option<String>,
+    /// Where the request came from.
+    pub ip_address: Option<IpAddr>,
+    /// The function or resource acted on.
+    pub resource: Option<String>,
+    /// Anything else worth recording, after redaction.
+    pub details: Details,
+    /// How it ended.
+    pub outcome: AuditOutcome,
+    /// Why it ended so: the error message of a failure, the reason of a denial.
+    pub outcome_details: Option<String>,
+    /// The trace the event was recorded in (32 hex digits), to jump from the audit log to the trace.
+    pub trace_id: Option<String>,
+    /// The span the event was recorded in (16 hex digits).
+    pub span_id: Option<String>,
+    /// The hash chain this record belongs to: one per writer (process run).
+    pub stream: String,
+    /// Position in the stream, from 0.
+    pub sequence: u64,
+    /// The hash of the stream's previous record; 64 zeros for the first.
+    pub prev_hash: String,
+    /// SHA-256, in hex, of this record's canonical JSON without `hash` (see the `audit` module).
+    pub hash: String,
+}
+
+impl AuditEvent {
+    /// A new event of `event_type`, now, with a fresh id, outcome `Success`, and the actor of the
+    /// current [`scope`](super::scope) and the current trace if there are any.
+    #[must_use]
+    pub fn new(event_type: EventType) -> AuditEvent {
+        let actor = context::current();
+        let trace = super::trace::current();
+        AuditEvent {
+            id: Uuid::now_v7(),
+            timestamp: Utc::now().trunc_subsecs(6),
+            event_type,
+            service: super::service_name().to_owned(),
+            user_id: actor.as_ref().and_then(|actor| actor.user_id.clone()),
+            session_id: actor.as_ref().and_then(|actor| actor.session_id.clone()),
+            ip_address: actor.and_then(|actor| actor.ip_address),
+            resource: None,
+            details: Details::new(),
+            outcome: AuditOutcome::Success,
+            outcome_details: None,
+            trace_id: trace.as_ref().map(|trace| trace.trace_id.clone()),
+            span_id: trace.map(|trace| trace.span_id),
+            stream: String::new(),
+            sequence: 0,
+            prev_hash: String::new(),
+            hash: String::new(),
+        }
+    }
+
+    /// Sets who did it.
+    #[must_use]
+    pub fn user_id(mut self, user_id: impl Into<String>) -> Self {
+        self.user_id = Some(user_id.into());
+        self
+    }
+
+    /// Sets the session.
+    #[must_use]
+    pub fn session_id(mut self, session_id: impl Into<String>) -> Self {
+        self.session_id = Some(session_id.into());
+        self
+    }
+
+    /// Sets where the request came from.
+    #[must_use]
+    pub fn ip_address(mut self, ip_address: IpAddr) -> Self {
+        self.ip_address = Some(ip_address);
+        self
+    }
+
+    /// Sets the function or resource acted on.
+    #[must_use]
+    pub fn resource(mut self, resource: impl Into<String>) -> Self {
+        self.resource = Some(resource.into());
+        self
+    }
+
+    /// Adds one detail.
+    #[must_use]
+    pub fn detail(mut self, key: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
+        self.details.insert(key.into(), value.into());
+        self
+    }
+
+    /// Sets the outcome.
+    #[must_use]
+    pub fn outcome(mut self, outcome: AuditOutcome) -> Self {
+        self.outcome = outcome;
+        self
+    }
+
+    /// Sets why it ended so.
+    #[must_use]
+    pub fn outcome_details(mut self, outcome_details: impl Into<String>) -> Self {
+        self.outcome_details = Some(outcome_details.into());
+        self
+    }
+}
+
+/// Timestamps as RFC 3339 in UTC with exactly six fractional digits, so that a record read back (from
+/// JSON or from `PostgreSQL`, which keeps microseconds) hashes as it was written.
+pub(crate) mod timestamp {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub(crate) fn serialize<S: Serializer>(timestamp: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&timestamp.to_rfc3339_opts(SecondsFormat::Micros, true))
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<DateTime<Utc>, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        DateTime::parse_from_rfc3339(&text).map(|timestamp| timestamp.with_timezone(&Utc)).map_err(D::Error::custom)
+    }
+}

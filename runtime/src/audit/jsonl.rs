@@ -1,0 +1,412 @@
+//! The JSONL file sink (the default), its reader and its verifier.
+//!
+//! One event per line. When the file would grow past its size limit it is rotated: `audit.jsonl`
+//! becomes `audit.jsonl.1`, `.1` becomes `.2`, and so on up to the number of files kept, the oldest
+//! deleted. Next to the log, `audit.jsonl.head` names the last record written and flushed, so that a
+//! verifier can tell a log whose end was cut off.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::chain::{ChainVerifier, SealedEvent, Verification};
+use super::event::AuditEvent;
+use super::sink::{BoxFuture, Sink, SinkError};
+
+/// Default size at which the file is rotated: 100 MiB.
+pub const DEFAULT_MAX_BYTES: u64 = 100 * 1024 * 1024;
+/// Default number of rotated files kept besides the current one.
+pub const DEFAULT_KEEP: usize = 10;
+
+/// Appends events to a JSONL file, rotating it by size; [`Sink::flush`] fsyncs it.
+#[derive(Debug)]
+pub struct JsonlSink {
+    path: PathBuf,
+    name: String,
+    file: File,
+    size: u64,
+    max_bytes: u64,
+    keep: usize,
+    /// The last sequence number written per stream, so that a batch written again is not duplicated.
+    written: HashMap<String, u64>,
+    /// The last record written, for the head file.
+    last: Option<Head>,
+    /// `written` and `last` as of the last complete write to the file.
+    committed: (HashMap<String, u64>, Option<Head>),
+    buffer: Vec<u8>,
+}
+
+/// The last record a writer wrote and flushed: `<log>.head`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Head {
+    stream: String,
+    sequence: u64,
+    hash: String,
+}
+
+impl JsonlSink {
+    /// Opens (or creates) the log at `path` for appending, creating its directory.
+    ///
+    /// A last line cut short by a crash is moved out of the log into `<path>.torn`, with a warning, so
+    /// that the next record starts on a line of its own.
+    pub fn open(path: impl Into<PathBuf>) -> io::Result<JsonlSink> {
+        let path = path.into();
+        if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+            fs::create_dir_all(parent)?;
+        }
+        set_aside_torn_tail(&path)?;
+        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let size = file.metadata()?.len();
+        Ok(JsonlSink {
+            name: format!("jsonl:{}", path.display()),
+            path,
+            file,
+            size,
+            max_bytes: DEFAULT_MAX_BYTES,
+            keep: DEFAULT_KEEP,
+            written: HashMap::new(),
+            last: None,
+            committed: (HashMap::new(), None),
+            buffer: Vec::new(),
+        })
+    }
+
+    /// Rotates the file when it would grow past `max_bytes` (at least one record is always written to a
+    /// fresh file).
+    #[must_use]
+    pub fn max_bytes(mut self, max_bytes: u64) -> JsonlSink {
+        self.max_bytes = max_bytes;
+        self
+    }
+
+    /// Keeps `keep` rotated files besides the current one; older ones are deleted.
+    #[must_use]
+    pub fn keep(mut self, keep: usize) -> JsonlSink {
+        self.keep = keep;
+        self
+    }
+
+    /// Names the sink in metrics and its spill file (default: `jsonl:<path>`).
+    #[must_use]
+    pub fn named(mut self, name: impl Into<String>) -> JsonlSink {
+        self.name = name.into();
+        self
+    }
+
+    fn append(&mut self, events: &[SealedEvent]) -> io::Result<()> {
+        let result = self.append_all(events);
+        if result.is_err() {
+            // Part of a write may have reached the file, cut off mid-line: cut the file back to its last
+            // complete write and forget what was not written, so that the batch written again is whole.
+            self.buffer.clear();
+            let _ = self.file.set_len(self.size);
+            (self.written, self.last) = self.committed.clone();
+        }
+        result
+    }
+
+    fn append_all(&mut self, events: &[SealedEvent]) -> io::Result<()> {
+        for sealed in events {
+            let event = sealed.event();
+            if self.written.get(&event.stream).is_some_and(|last| *last >= event.sequence) {
+                continue;
+            }
+            let line = sealed.json().len() as u64 + 1;
+            let pending = self.size + self.buffer.len() as u64;
+            if pending > 0 && pending + line > self.max_bytes {
+                self.write_buffer()?;
+                self.rotate()?;
+            }
+            self.buffer.extend_from_slice(sealed.json().as_bytes());
+            self.buffer.push(b'\n');
+            self.written.insert(event.stream.clone(), event.sequence);
+            self.last = Some(Head { stream: event.stream.clone(), sequence: event.sequence, hash: event.hash.clone() });
+        }
+        self.write_buffer()
+    }
+
+    fn write_buffer(&mut self) -> io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        self.file.write_all(&self.buffer)?;
+        self.size += self.buffer.len() as u64;
+        self.buffer.clear();
+        self.committed.0.clone_from(&self.written);
+        self.committed.1.clone_from(&self.last);
+        Ok(())
+    }
+
+    fn rotate(&mut self) -> io::Result<()> {
+        self.file.sync_all()?;
+        if self.keep == 0 {
+            fs::remove_file(&self.path)?;
+        } else {
+            let _ = fs::remove_file(rotated(&self.path, self.keep));
+            for index in (1..self.keep).rev() {
+                let from = rotated(&self.path, index);
+                if from.exists() {
+                    fs::rename(&from, rotated(&self.path, index + 1))?;
+                }
+            }
+            fs::rename(&self.path, rotated(&self.path, 1))?;
+        }
+        self.file = OpenOptions::new().create(true).append(true).open(&self.path)?;
+        self.size = 0;
+        sync_directory(&self.path)
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.file.sync_data()?;
+        if let Some(head) = &self.last {
+            let head_path = sibling(&self.path, "head");
+            let temporary = sibling(&self.path, "head.tmp");
+            let mut file = File::create(&temporary)?;
+            serde_json::to_writer(&mut file, head)?;
+            file.sync_all()?;
+            fs::rename(&temporary, &head_path)?;
+        }
+        Ok(())
+    }
+}
+
+impl Sink for JsonlSink {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn write<'a>(&'a mut self, events: &'a [SealedEvent]) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(async move { self.append(events).map_err(|error| SinkError::new(&self.name, error)) })
+    }
+
+    fn flush(&mut self) -> BoxFuture<'_, Result<(), SinkError>> {
+        Box::pin(async move { self.sync().map_err(|error| SinkError::new(&self.name, error)) })
+    }
+}
+
+/// `<path>.<index>`.
+fn rotated(path: &Path, index: usize) -> PathBuf {
+    sibling(path, &index.to_string())
+}
+
+/// `<path>.<suffix>`.
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".");
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+fn sync_directory(path: &Path) -> io::Result<()> {
+    match path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        Some(parent) => File::open(parent)?.sync_all(),
+        None => File::open(".")?.sync_all(),
+    }
+}
+
+/// Moves a last line without its newline out of the log, into `<path>.torn`.
+fn set_aside_torn_tail(path: &Path) -> io::Result<()> {
+    let Ok(mut file) = OpenOptions::new().read(true).write(true).open(path) else {
+        return Ok(());
+    };
+    let size = file.metadata()?.len();
+    if size == 0 {
+        return Ok(());
+    }
+    let mut last = [0];
+    file.seek(SeekFrom::Start(size - 1))?;
+    file.read_exact(&mut last)?;
+    if last[0] == b'\n' {
+        return Ok(());
+    }
+    // Find where the last line starts, reading backwards in blocks.
+    let mut start = size;
+    let mut block = vec![0; 64 * 1024];
+    'search: while start > 0 {
+        let from = start.saturating_sub(block.len() as u64);
+        let length = usize::try_from(start - from).unwrap_or(block.len());
+        file.seek(SeekFrom::Start(from))?;
+        file.read_exact(&mut block[..length])?;
+        if let Some(newline) = block[..length].iter().rposition(|byte| *byte == b'\n') {
+            start = from + newline as u64 + 1;
+            break 'search;
+        }
+        start = from;
+    }
+    let mut torn = Vec::new();
+    file.seek(SeekFrom::Start(start))?;
+    file.read_to_end(&mut torn)?;
+    let mut aside = OpenOptions::new().create(true).append(true).open(sibling(path, "torn"))?;
+    aside.write_all(&torn)?;
+    aside.write_all(b"\n")?;
+    aside.sync_all()?;
+    file.set_len(start)?;
+    file.sync_all()?;
+    tracing::warn!(
+        path = %path.display(),
+        bytes = torn.len(),
+        "the audit log ended in a line cut short; moved it to the .torn file next to the log"
+    );
+    Ok(())
+}
+
+/// The files of a rotation set, oldest first: `<path>.<keep>` .. `<path>.1`, then `<path>`.
+fn rotation_set(path: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> =
+        (1..=usize::MAX).map(|index| rotated(path, index)).take_while(|file| file.exists()).collect();
+    files.reverse();
+    if path.exists() {
+        files.push(path.to_owned());
+    }
+    files
+}
+
+/// One item of [`read_jsonl`]: a record, or why a line is not one.
+#[derive(Debug)]
+pub enum JsonlRecord {
+    /// A record, and where it was.
+    Event(Box<AuditEvent>, JsonlLocation),
+    /// A line that is not an audit record (not the last line of the log: see `TornTail`).
+    Malformed(JsonlLocation, String),
+    /// The last line of the log, cut short: a writer stopped in the middle of it.
+    TornTail(JsonlLocation),
+}
+
+/// A line of a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonlLocation {
+    /// The file.
+    pub file: PathBuf,
+    /// The line, from 1.
+    pub line: u64,
+    /// Whether this file is the oldest rotated file still kept, whose streams may begin past their
+    /// first record (the records before it were rotated out).
+    pub in_oldest_file: bool,
+}
+
+impl std::fmt::Display for JsonlLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.file.display(), self.line)
+    }
+}
+
+/// Reads a JSONL audit log and its rotated files, oldest record first, one line at a time (memory does
+/// not grow with the log). I/O errors end the iteration with an `Err`.
+pub fn read_jsonl(path: impl AsRef<Path>) -> impl Iterator<Item = io::Result<JsonlRecord>> {
+    let files = rotation_set(path.as_ref());
+    let count = files.len();
+    files.into_iter().enumerate().flat_map(move |(index, file)| {
+        let is_last_file = index + 1 == count;
+        // Only a rotated file can follow records that were rotated out; the current file of a log that
+        // never rotated holds every record from the first.
+        LinesOf::open(file, index == 0 && !is_last_file, is_last_file)
+    })
+}
+
+/// The records of one file.
+struct LinesOf {
+    file: PathBuf,
+    reader: Option<BufReader<File>>,
+    line: u64,
+    in_oldest_file: bool,
+    is_last_file: bool,
+    error: Option<io::Error>,
+    buffer: Vec<u8>,
+}
+
+impl LinesOf {
+    fn open(file: PathBuf, in_oldest_file: bool, is_last_file: bool) -> LinesOf {
+        let (reader, error) = match File::open(&file) {
+            Ok(opened) => (Some(BufReader::with_capacity(256 * 1024, opened)), None),
+            Err(error) => (None, Some(error)),
+        };
+        LinesOf { file, reader, line: 0, in_oldest_file, is_last_file, error, buffer: Vec::new() }
+    }
+}
+
+impl Iterator for LinesOf {
+    type Item = io::Result<JsonlRecord>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(error) = self.error.take() {
+            return Some(Err(error));
+        }
+        let reader = self.reader.as_mut()?;
+        self.buffer.clear();
+        match reader.read_until(b'\n', &mut self.buffer) {
+            Err(error) => {
+                self.reader = None;
+                Some(Err(error))
+            }
+            Ok(0) => None,
+            Ok(_) => {
+                self.line += 1;
+                let location =
+                    JsonlLocation { file: self.file.clone(), line: self.line, in_oldest_file: self.in_oldest_file };
+                let complete = self.buffer.last() == Some(&b'\n');
+                match serde_json::from_slice::<AuditEvent>(self.buffer.trim_ascii_end()) {
+                    Ok(event) => Some(Ok(JsonlRecord::Event(Box::new(event), location))),
+                    Err(_) if !complete && self.is_last_file => Some(Ok(JsonlRecord::TornTail(location))),
+                    Err(error) => Some(Ok(JsonlRecord::Malformed(location, error.to_string()))),
+                }
+            }
+        }
+    }
+}
+
+/// Verifies a JSONL audit log and its rotated files: every record intact, every stream's sequence
+/// unbroken and linked by hash, and the log reaching the last record its writer flushed (from
+/// `<path>.head`).
+///
+/// A stream may begin past record 0 in the oldest rotated file kept, whose predecessors were rotated
+/// out (with `keep(0)`, nothing is kept to tell); anywhere else, a stream begins with record 0. A torn
+/// last line is reported in [`Verification::torn_tail`].
+///
+/// ```
+/// # let directory = tempfile::tempdir().unwrap();
+/// # let path = directory.path().join("audit.jsonl");
+/// let verification = hardened::audit::verify_jsonl(&path)?;
+/// assert!(verification.is_intact());
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn verify_jsonl(path: impl AsRef<Path>) -> io::Result<Verification> {
+    let path = path.as_ref();
+    let mut verifier = ChainVerifier::default();
+    let mut torn_tail = None;
+    for record in read_jsonl(path) {
+        let problem = match record? {
+            JsonlRecord::Event(event, location) => {
+                let may_start_late = location.in_oldest_file;
+                verifier.push(*event, || location.to_string(), may_start_late).err()
+            }
+            JsonlRecord::Malformed(location, reason) => {
+                Some(super::chain::ChainProblem::Malformed { location: location.to_string(), reason })
+            }
+            JsonlRecord::TornTail(location) => {
+                torn_tail = Some(location.to_string());
+                None
+            }
+        };
+        if problem.is_some() {
+            return Ok(verifier.finish(problem, torn_tail));
+        }
+    }
+    let mut problem = verifier.end().err();
+    if problem.is_none()
+        && let Some(head) = read_head(path)?
+    {
+        problem = verifier.check_head(&head.stream, head.sequence).err();
+    }
+    Ok(verifier.finish(problem, torn_tail))
+}
+
+fn read_head(path: &Path) -> io::Result<Option<Head>> {
+    match fs::read(sibling(path, "head")) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(io::Error::other),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(error),
+    }
+}

@@ -1,0 +1,134 @@
+//! The audit trail: typed events of who did what, when and with what outcome, written by a background
+//! pipeline that never loses one, into hash chains that prove the log complete and untouched.
+//!
+//! ```
+//! use hardened::audit::{AuditEvent, AuditOutcome, Auditor, EventType, JsonlSink};
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! # let directory = tempfile::tempdir().unwrap();
+//! let path = directory.path().join("audit.jsonl");
+//! let auditor = Auditor::builder()
+//!     .sink(JsonlSink::open(&path)?)
+//!     .spill_dir(directory.path().join("spill"))
+//!     .start()?;
+//!
+//! auditor.emit(AuditEvent::new(EventType::AuthorizationCheck).user_id("ada").outcome(AuditOutcome::Denied));
+//! auditor.flush().await?;
+//!
+//! assert!(hardened::audit::verify_jsonl(&path)?.is_intact());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+//!
+
+mod audited;
+pub(crate) mod call;
+mod chain;
+mod context;
+#[doc(hidden)]
+pub mod derive_support;
+mod event;
+mod jsonl;
+mod metrics;
+mod pipeline;
+#[cfg(feature = "postgres")]
+mod postgres;
+mod report;
+mod sink;
+mod trace;
+
+use std::sync::OnceLock;
+
+pub use self::audited::{AuditRecord, Audited, REDACTED, keyed_hash, set_redaction_key};
+#[cfg(feature = "testing")]
+pub use self::chain::seal_stream;
+pub use self::chain::{ChainProblem, GENESIS_HASH, Location, SealedEvent, Verification};
+pub use self::context::{AuditContext, current as current_context, scope, sync_scope};
+pub use self::event::{AuditEvent, AuditOutcome, Details, EventType};
+pub use self::jsonl::{
+    DEFAULT_KEEP, DEFAULT_MAX_BYTES, JsonlLocation, JsonlRecord, JsonlSink, read_jsonl, verify_jsonl,
+};
+pub use self::pipeline::{AuditError, Auditor, AuditorBuilder, PendingSink};
+#[cfg(feature = "postgres")]
+#[doc(hidden)]
+pub use self::postgres::OneInsertPerEventSink;
+#[cfg(feature = "postgres")]
+pub use self::postgres::{
+    PostgresSink, migrate_postgres, postgres_in_schema, verify_postgres, verify_postgres_all, write_in_tx,
+    write_in_tx_to,
+};
+pub use self::report::{AuthenticationBurst, FailingTool, ReportError, ReportOptions, SecurityReport, Subject};
+#[cfg(feature = "testing")]
+pub use self::sink::MemorySink;
+pub use self::sink::{BoxFuture, Sink, SinkError, StdoutSink};
+pub use self::trace::{TraceIds, set_trace_source};
+
+static GLOBAL: OnceLock<Auditor> = OnceLock::new();
+
+/// Makes `auditor` the process-wide pipeline, behind [`emit`], [`flush`] and `#[hardened(audit)]`.
+/// The first one installed stays; a later one is handed back.
+pub fn install(auditor: Auditor) -> Result<(), Auditor> {
+    GLOBAL.set(auditor)
+}
+
+/// The process-wide pipeline: the one [`install`]ed, else one started at first use with a
+/// [`JsonlSink`] on `audit/audit.jsonl` (or the file `HARDENED_AUDIT_PATH` names) and its spill files
+/// in `spill/` beside it. If that file cannot be opened, events go to standard output instead, with an
+/// error logged.
+///
+/// # Panics
+///
+/// If neither pipeline can start: no thread or no runtime could be made for the writer.
+pub fn global() -> &'static Auditor {
+    GLOBAL.get_or_init(|| {
+        let path = std::env::var_os("HARDENED_AUDIT_PATH")
+            .map_or_else(|| std::path::PathBuf::from("audit/audit.jsonl"), std::path::PathBuf::from);
+        let spill_dir = path.parent().unwrap_or_else(|| std::path::Path::new(".")).join("spill");
+        let started = JsonlSink::open(&path)
+            .map_err(|error| AuditError::Start(format!("{}: {error}", path.display())))
+            .and_then(|sink| Auditor::builder().sink(sink).spill_dir(&spill_dir).start());
+        started.unwrap_or_else(|error| {
+            tracing::error!(%error, "audit log not writable; writing audit events to standard output");
+            let spill_dir = std::env::temp_dir().join(format!("hardened-audit-spill-{}", std::process::id()));
+            Auditor::builder()
+                .sink(StdoutSink)
+                .spill_dir(spill_dir)
+                .start()
+                .unwrap_or_else(|error| panic!("no audit pipeline can start: {error}"))
+        })
+    })
+}
+
+/// Queues `event` on the process-wide pipeline; see [`Auditor::emit`].
+pub fn emit(event: AuditEvent) {
+    global().emit(event);
+}
+
+/// Writes out every event emitted so far on the process-wide pipeline (if it was started); see
+/// [`Auditor::flush`]. Graceful shutdown calls it after draining in-flight calls.
+pub async fn flush() -> Result<(), AuditError> {
+    match GLOBAL.get() {
+        Some(auditor) => auditor.flush().await,
+        None => Ok(()),
+    }
+}
+
+static SERVICE_NAME: OnceLock<String> = OnceLock::new();
+
+/// Sets the `service` of every event; returns whether this call set it (the first one wins). Without
+/// it: `OTEL_SERVICE_NAME` if set, else the executable's name.
+pub fn set_service_name(name: impl Into<String>) -> bool {
+    SERVICE_NAME.set(name.into()).is_ok()
+}
+
+/// The `service` of every event.
+pub fn service_name() -> &'static str {
+    SERVICE_NAME.get_or_init(|| {
+        std::env::var("OTEL_SERVICE_NAME").ok().filter(|name| !name.is_empty()).unwrap_or_else(|| {
+            std::env::current_exe()
+                .ok()
+                .and_then(|path| path.file_stem().map(|stem| stem.to_string_lossy().into_owned()))
+                .unwrap_or_else(|| "unknown_service".to_owned())
+        })
+    })
+}

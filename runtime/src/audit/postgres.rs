@@ -1,0 +1,602 @@
+//! The Postgres audit store (feature `postgres`): a sink, transactional writes, and a verifier.
+//!
+//! Events go to the table `audit_log`, one row per event, and the last record of each stream to
+//! `audit_stream_head`, in the same transaction, so that a verifier can tell a log whose end was deleted.
+//! The tables are created by embedded migrations (`runtime/migrations`), run by [`migrate_postgres`] and by
+//! [`PostgresSink`] on its first write.
+//!
+//! # Schema
+//!
+//! Every query names the tables without a schema, so they are found through the connection's
+//! `search_path`, and the migrations create them (and sqlx's `_sqlx_migrations`) in its first schema. To keep
+//! the audit trail in a schema of its own, set the search path on the connect options with
+//! [`postgres_in_schema`] (or [`PostgresSink::schema`], which also creates the schema). A pool whose search
+//! path names only the audit schema sees no other table unqualified: an application that also writes its own
+//! tables through it sets a search path of its own instead, such as `audit, public`.
+//!
+//! # Runtimes
+//!
+//! [`PostgresSink`] opens its connection itself, on its first write, so that the connection belongs to the
+//! runtime of the pipeline's writer thread, never to the application's.
+//!
+//! # Round trips
+//!
+//! A row read back hashes as it was written: timestamps are microseconds on both sides, `ip_address` is an
+//! `inet` read back through `host()`, and `details` is `jsonb`, whose reordering of keys does not matter to
+//! the canonical JSON, which sorts them. `jsonb` rewrites some numbers (`1e16` comes back as
+//! `10000000000000000`, `-0.0` as `0`); the canonical JSON writes every whole float as the integer it
+//! equals, so such records hash the same either way.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use sqlx::migrate::MigrateError;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgRow};
+use sqlx::{Connection as _, PgPool, Postgres, Row as _, Transaction};
+
+use super::chain::{Chain, ChainProblem, ChainVerifier, SealedEvent, Verification};
+use super::event::{AuditEvent, AuditOutcome, EventType};
+use super::sink::{BoxFuture, Sink, SinkError};
+
+/// The columns of `audit_log`, in insert order.
+macro_rules! columns {
+    () => {
+        "id, \"timestamp\", event_type, service, user_id, session_id, ip_address, resource, details, outcome, \
+         outcome_details, trace_id, span_id, stream, sequence, prev_hash, hash"
+    };
+}
+
+/// Inserts the rows of 17 parallel arrays, one per column.
+macro_rules! insert_unnest {
+    () => {
+        concat!(
+            "INSERT INTO audit_log (",
+            columns!(),
+            ") SELECT id, ts, event_type, service, user_id, session_id, ip::inet, resource, details::jsonb, outcome, \
+             outcome_details, trace_id, span_id, stream, sequence, prev_hash, hash \
+             FROM UNNEST($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
+             $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::int8[], \
+             $16::text[], $17::text[]) \
+             AS t(id, ts, event_type, service, user_id, session_id, ip, resource, details, outcome, outcome_details, \
+             trace_id, span_id, stream, sequence, prev_hash, hash)"
+        )
+    };
+}
+
+/// A batch: rows already present (same id) are skipped, so that a batch written again is not duplicated.
+const INSERT_BATCH: &str = concat!(insert_unnest!(), " ON CONFLICT (id) DO NOTHING");
+
+/// One row of a transactional write: an id already present is an error, never skipped, since the head moves.
+const INSERT_ONE: &str = insert_unnest!();
+
+/// One row, autocommitted, for [`OneInsertPerEventSink`].
+const INSERT_ROW: &str = concat!(
+    "INSERT INTO audit_log (",
+    columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7::inet, $8, $9::jsonb, $10, $11, $12, $13, $14, $15, $16, $17) \
+     ON CONFLICT (id) DO NOTHING"
+);
+
+/// Moves the heads of the streams of a batch forward, never back.
+const ADVANCE_HEADS: &str = "INSERT INTO audit_stream_head AS head (stream, sequence, hash) \
+     SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[]) \
+     ON CONFLICT (stream) DO UPDATE SET sequence = EXCLUDED.sequence, hash = EXCLUDED.hash \
+     WHERE head.sequence < EXCLUDED.sequence";
+
+/// Locks the head row of a stream, inserting a placeholder (sequence -1) if the stream has none yet, and
+/// returns it. `ON CONFLICT DO UPDATE` locks the row like `SELECT ... FOR UPDATE` does, and waits for a
+/// concurrent transaction inserting the same stream instead of failing.
+const LOCK_HEAD: &str = "INSERT INTO audit_stream_head AS head (stream, sequence, hash) VALUES ($1, -1, '') \
+     ON CONFLICT (stream) DO UPDATE SET stream = EXCLUDED.stream \
+     RETURNING head.sequence, head.hash";
+
+const SET_HEAD: &str = "UPDATE audit_stream_head SET sequence = $2, hash = $3 WHERE stream = $1";
+
+/// The columns a verifier reads, in the order [`event_from_row`] takes them.
+macro_rules! select_columns {
+    () => {
+        "SELECT id, \"timestamp\", event_type, service, user_id, session_id, host(ip_address) AS ip_address, \
+         resource, details::text AS details, outcome, outcome_details, trace_id, span_id, stream, sequence, \
+         prev_hash, hash FROM audit_log "
+    };
+}
+
+const PAGE_OF_STREAM: &str =
+    concat!(select_columns!(), "WHERE stream = $1 AND sequence > $2 ORDER BY sequence LIMIT $3");
+
+const PAGE_OF_ALL: &str =
+    concat!(select_columns!(), "WHERE (stream, sequence) > ($1, $2) ORDER BY stream, sequence LIMIT $3");
+
+/// Rows read per query by a verifier: its memory does not grow with the table.
+const PAGE: i64 = 1000;
+
+/// One consistent snapshot for a verification, so that rows and heads are read as of the same moment.
+const BEGIN_SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+
+/// Connect options whose connections find (and [`migrate_postgres`] creates) the audit tables in `schema`:
+/// sets the connection's `search_path` to that schema alone.
+///
+/// ```
+/// use hardened::audit::postgres_in_schema;
+/// use sqlx::postgres::PgConnectOptions;
+///
+/// let options = postgres_in_schema(PgConnectOptions::new().database("app"), "audit");
+/// ```
+#[must_use]
+pub fn postgres_in_schema(options: PgConnectOptions, schema: &str) -> PgConnectOptions {
+    options.options([("search_path", quote_identifier(schema))])
+}
+
+/// Creates or updates the audit tables, in the first schema of the connection's search path (which must
+/// exist; [`PostgresSink::schema`] creates it). Migrations already applied are skipped; concurrent callers
+/// wait for each other.
+pub async fn migrate_postgres(pool: &PgPool) -> Result<(), MigrateError> {
+    let mut connection = pool.acquire().await?;
+    run_migrations(&mut connection, None).await
+}
+
+/// Runs the migrations on `connection`, creating `create_schema` first if given.
+///
+/// Through `run_direct`, what `Migrator::run` calls once it has a connection: `run`'s `Acquire` bound makes
+/// the future not provably `Send` for every lifetime, which the sinks' futures must be (as sqlx's comment on
+/// `run_direct` says).
+async fn run_migrations(connection: &mut PgConnection, create_schema: Option<&str>) -> Result<(), MigrateError> {
+    let mut migrator = sqlx::migrate!("./migrations");
+    if let Some(schema) = create_schema {
+        // Created under the migrator's lock, so that sinks starting together do not race to create it.
+        migrator.create_schema(quote_identifier(schema));
+    }
+    migrator.run_direct(None, connection, false).await
+}
+
+/// `name` as a quoted SQL identifier.
+fn quote_identifier(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Where a sink connects, and its connection once open.
+struct Connector {
+    options: PgConnectOptions,
+    schema: Option<String>,
+    connection: Option<PgConnection>,
+}
+
+impl Connector {
+    fn new(options: PgConnectOptions) -> Connector {
+        Connector { options, schema: None, connection: None }
+    }
+
+    fn schema(&mut self, schema: &str) {
+        self.options = postgres_in_schema(self.options.clone(), schema);
+        self.schema = Some(schema.to_owned());
+    }
+
+    /// The connection: opened and the tables migrated on first use, and again after an error.
+    async fn connection(&mut self) -> Result<&mut PgConnection, String> {
+        if self.connection.is_none() {
+            let mut connection = PgConnection::connect_with(&self.options).await.map_err(|error| error.to_string())?;
+            run_migrations(&mut connection, self.schema.as_deref())
+                .await
+                .map_err(|error| format!("migrating the audit tables: {error}"))?;
+            self.connection = Some(connection);
+        }
+        Ok(self.connection.as_mut().expect("just opened"))
+    }
+
+    /// Forgets the connection after an error: whatever the error, the next write starts afresh.
+    fn reset(&mut self) {
+        self.connection = None;
+    }
+}
+
+impl fmt::Debug for Connector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Not the options: they may hold a password.
+        f.debug_struct("Connector")
+            .field("host", &self.options.get_host())
+            .field("database", &self.options.get_database())
+            .field("schema", &self.schema)
+            .field("connected", &self.connection.is_some())
+            .finish()
+    }
+}
+
+/// Writes audit events to Postgres: each batch in one transaction, as one multi-row insert, with the head
+/// of each stream moved forward in the same transaction.
+///
+/// The sink opens its own connection on its first write (so on the runtime of the pipeline's writer), runs
+/// the migrations then, and opens a new one after any error. A batch written again is not duplicated: rows
+/// whose id is present are skipped. A row whose id is new but whose stream and sequence number are taken is
+/// an error (two writers share a stream), never silently dropped.
+///
+/// ```
+/// use hardened::audit::{PostgresSink, Sink};
+///
+/// // Connects on its first write: give it to the pipeline, whose writer thread runs it.
+/// let sink = PostgresSink::from_url("postgres://audit@db.internal/app")?.schema("audit");
+/// assert_eq!(sink.name(), "postgres");
+/// # Ok::<(), sqlx::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct PostgresSink {
+    name: String,
+    connector: Connector,
+}
+
+impl PostgresSink {
+    /// A sink that will connect with `options`.
+    #[must_use]
+    pub fn new(options: PgConnectOptions) -> PostgresSink {
+        PostgresSink { name: "postgres".to_owned(), connector: Connector::new(options) }
+    }
+
+    /// A sink that will connect to `url` (`postgres://user:password@host:port/database?...`); only parses it.
+    pub fn from_url(url: &str) -> Result<PostgresSink, sqlx::Error> {
+        Ok(PostgresSink::new(url.parse()?))
+    }
+
+    /// Keeps the audit tables in `schema`, created if missing (see [`postgres_in_schema`]).
+    #[must_use]
+    pub fn schema(mut self, schema: &str) -> PostgresSink {
+        self.connector.schema(schema);
+        self
+    }
+
+    /// Names the sink in metrics and its spill file (default: `postgres`).
+    #[must_use]
+    pub fn named(mut self, name: impl Into<String>) -> PostgresSink {
+        self.name = name.into();
+        self
+    }
+
+    async fn write_batch(&mut self, events: &[SealedEvent]) -> Result<(), String> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let rows = Columns::of(events.iter().map(SealedEvent::event))?;
+        let mut heads = BTreeMap::<&str, (i64, &str)>::new();
+        for event in events.iter().map(SealedEvent::event) {
+            let sequence = sequence_of(event)?;
+            let head = heads.entry(&event.stream).or_insert((sequence, &event.hash));
+            if sequence >= head.0 {
+                *head = (sequence, &event.hash);
+            }
+        }
+        // In stream order, so that sinks writing the same streams lock their heads in the same order.
+        let (streams, (sequences, hashes)): (Vec<&str>, (Vec<i64>, Vec<&str>)) = heads.into_iter().unzip();
+
+        let connection = self.connector.connection().await?;
+        let result = async {
+            let mut transaction = connection.begin().await?;
+            rows.bind(sqlx::query(INSERT_BATCH)).execute(&mut *transaction).await?;
+            sqlx::query(ADVANCE_HEADS).bind(streams).bind(sequences).bind(hashes).execute(&mut *transaction).await?;
+            transaction.commit().await
+        }
+        .await;
+        result.map_err(|error| {
+            self.connector.reset();
+            error.to_string()
+        })
+    }
+}
+
+impl Sink for PostgresSink {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn write<'a>(&'a mut self, events: &'a [SealedEvent]) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(async move { self.write_batch(events).await.map_err(|message| SinkError::new(&self.name, message)) })
+    }
+}
+
+/// A baseline for benchmarks, not for use: writes each event with its own `INSERT`, autocommitted, as a
+/// straightforward sink would, and keeps no stream heads (so a verifier cannot tell a truncated end).
+/// Use [`PostgresSink`].
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct OneInsertPerEventSink {
+    name: String,
+    connector: Connector,
+}
+
+impl OneInsertPerEventSink {
+    /// A sink that will connect with `options` and keep the tables in `schema`, if given.
+    #[must_use]
+    pub fn new(options: PgConnectOptions, schema: Option<&str>) -> OneInsertPerEventSink {
+        let mut connector = Connector::new(options);
+        if let Some(schema) = schema {
+            connector.schema(schema);
+        }
+        OneInsertPerEventSink { name: "postgres-one-insert-per-event".to_owned(), connector }
+    }
+
+    async fn write_each(&mut self, events: &[SealedEvent]) -> Result<(), String> {
+        let connection = self.connector.connection().await?;
+        let mut result = Ok(());
+        for event in events.iter().map(SealedEvent::event) {
+            let sequence = sequence_of(event)?;
+            let details = serde_json::Value::Object(event.details.clone());
+            result = sqlx::query(INSERT_ROW)
+                .bind(event.id)
+                .bind(event.timestamp)
+                .bind(event.event_type.as_str())
+                .bind(&event.service)
+                .bind(&event.user_id)
+                .bind(&event.session_id)
+                .bind(event.ip_address.map(|ip| ip.to_string()))
+                .bind(&event.resource)
+                .bind(details.to_string())
+                .bind(event.outcome.as_str())
+                .bind(&event.outcome_details)
+                .bind(&event.trace_id)
+                .bind(&event.span_id)
+                .bind(&event.stream)
+                .bind(sequence)
+                .bind(&event.prev_hash)
+                .bind(&event.hash)
+                .execute(&mut *connection)
+                .await
+                .map(drop);
+            if result.is_err() {
+                break;
+            }
+        }
+        result.map_err(|error| {
+            self.connector.reset();
+            error.to_string()
+        })
+    }
+}
+
+impl Sink for OneInsertPerEventSink {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn write<'a>(&'a mut self, events: &'a [SealedEvent]) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(async move { self.write_each(events).await.map_err(|message| SinkError::new(&self.name, message)) })
+    }
+}
+
+/// The sequence number of `event` as a `bigint`.
+fn sequence_of(event: &AuditEvent) -> Result<i64, String> {
+    i64::try_from(event.sequence).map_err(|_| format!("sequence number {} does not fit a bigint", event.sequence))
+}
+
+type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
+
+/// A batch as one array per column.
+#[derive(Default)]
+struct Columns<'a> {
+    id: Vec<uuid::Uuid>,
+    timestamp: Vec<chrono::DateTime<chrono::Utc>>,
+    event_type: Vec<&'a str>,
+    service: Vec<&'a str>,
+    user_id: Vec<Option<&'a str>>,
+    session_id: Vec<Option<&'a str>>,
+    ip_address: Vec<Option<String>>,
+    resource: Vec<Option<&'a str>>,
+    details: Vec<String>,
+    outcome: Vec<&'static str>,
+    outcome_details: Vec<Option<&'a str>>,
+    trace_id: Vec<Option<&'a str>>,
+    span_id: Vec<Option<&'a str>>,
+    stream: Vec<&'a str>,
+    sequence: Vec<i64>,
+    prev_hash: Vec<&'a str>,
+    hash: Vec<&'a str>,
+}
+
+impl<'a> Columns<'a> {
+    fn of(events: impl Iterator<Item = &'a AuditEvent>) -> Result<Columns<'a>, String> {
+        let mut columns = Columns::default();
+        for event in events {
+            columns.sequence.push(sequence_of(event)?);
+            columns.id.push(event.id);
+            columns.timestamp.push(event.timestamp);
+            columns.event_type.push(event.event_type.as_str());
+            columns.service.push(&event.service);
+            columns.user_id.push(event.user_id.as_deref());
+            columns.session_id.push(event.session_id.as_deref());
+            columns.ip_address.push(event.ip_address.map(|ip| ip.to_string()));
+            columns.resource.push(event.resource.as_deref());
+            columns.details.push(serde_json::to_string(&event.details).map_err(|error| error.to_string())?);
+            columns.outcome.push(event.outcome.as_str());
+            columns.outcome_details.push(event.outcome_details.as_deref());
+            columns.trace_id.push(event.trace_id.as_deref());
+            columns.span_id.push(event.span_id.as_deref());
+            columns.stream.push(&event.stream);
+            columns.prev_hash.push(&event.prev_hash);
+            columns.hash.push(&event.hash);
+        }
+        Ok(columns)
+    }
+
+    fn bind(self, query: PgQuery<'_>) -> PgQuery<'_> {
+        query
+            .bind(self.id)
+            .bind(self.timestamp)
+            .bind(self.event_type)
+            .bind(self.service)
+            .bind(self.user_id)
+            .bind(self.session_id)
+            .bind(self.ip_address)
+            .bind(self.resource)
+            .bind(self.details)
+            .bind(self.outcome)
+            .bind(self.outcome_details)
+            .bind(self.trace_id)
+            .bind(self.span_id)
+            .bind(self.stream)
+            .bind(self.sequence)
+            .bind(self.prev_hash)
+            .bind(self.hash)
+    }
+}
+
+/// Writes `event` in the application's transaction, chained in the stream `<service name>/tx`: committed
+/// with the transaction's other writes, or rolled back with them. See [`write_in_tx_to`].
+///
+/// ```no_run
+/// # async fn transfer(pool: &sqlx::PgPool) -> Result<(), sqlx::Error> {
+/// use hardened::audit::{AuditEvent, EventType, write_in_tx};
+///
+/// let mut transaction = pool.begin().await?;
+/// sqlx::query("UPDATE accounts SET balance = balance - 10 WHERE id = 1").execute(&mut *transaction).await?;
+/// write_in_tx(&mut transaction, AuditEvent::new(EventType::Custom("Transfer".into())).user_id("ada")).await?;
+/// transaction.commit().await?;
+/// # Ok(())
+/// # }
+/// ```
+pub async fn write_in_tx(
+    transaction: &mut Transaction<'_, Postgres>,
+    event: AuditEvent,
+) -> Result<SealedEvent, sqlx::Error> {
+    write_in_tx_to(transaction, &format!("{}/tx", super::service_name()), event).await
+}
+
+/// Writes `event` in the application's transaction, chained in `stream`, and returns it sealed.
+///
+/// Locks the stream's head row until the transaction ends (creating it for a new stream), places the event
+/// after the head, inserts it and moves the head: transactions writing the same stream take turns, and one
+/// that rolls back leaves neither its record nor a gap. Under `REPEATABLE READ` or `SERIALIZABLE`, a
+/// transaction that finds the head moved by another fails with a serialization error, to be retried as a
+/// whole, as usual at those levels.
+///
+/// Keep the stream for transactional writes only: the pipeline's streams are written by its own sinks.
+pub async fn write_in_tx_to(
+    transaction: &mut Transaction<'_, Postgres>,
+    stream: &str,
+    event: AuditEvent,
+) -> Result<SealedEvent, sqlx::Error> {
+    let (last_sequence, last_hash): (i64, String) =
+        sqlx::query_as(LOCK_HEAD).bind(stream).fetch_one(&mut **transaction).await?;
+    let mut chain = match u64::try_from(last_sequence) {
+        Ok(last_sequence) => Chain::resume(stream.to_owned(), last_sequence, last_hash),
+        Err(_) => Chain::new(stream.to_owned()),
+    };
+    let sealed = chain.seal(event);
+    let event = sealed.event();
+    let rows = Columns::of(std::iter::once(event)).map_err(|message| sqlx::Error::Encode(message.into()))?;
+    rows.bind(sqlx::query(INSERT_ONE)).execute(&mut **transaction).await?;
+    sqlx::query(SET_HEAD)
+        .bind(stream)
+        .bind(sequence_of(event).map_err(|message| sqlx::Error::Encode(message.into()))?)
+        .bind(&event.hash)
+        .execute(&mut **transaction)
+        .await?;
+    Ok(sealed)
+}
+
+/// Verifies one stream of the audit table: every row intact, the sequence unbroken and linked by hash from
+/// record 0, and the stream reaching the head its writers recorded.
+///
+/// Reads the rows in pages, in one snapshot: memory does not grow with the table, and rows written during
+/// the verification are not seen.
+pub async fn verify_postgres(pool: &PgPool, stream: &str) -> Result<Verification, sqlx::Error> {
+    verify(pool, Some(stream)).await
+}
+
+/// Verifies every stream of the audit table, as [`verify_postgres`] does one, including streams whose head
+/// is recorded but none of whose rows remain.
+pub async fn verify_postgres_all(pool: &PgPool) -> Result<Verification, sqlx::Error> {
+    verify(pool, None).await
+}
+
+async fn verify(pool: &PgPool, only: Option<&str>) -> Result<Verification, sqlx::Error> {
+    let mut transaction = pool.begin_with(BEGIN_SNAPSHOT).await?;
+    let mut verifier = ChainVerifier::default();
+    let mut after = (only.unwrap_or_default().to_owned(), -1_i64);
+    loop {
+        let page = match only {
+            Some(stream) => sqlx::query(PAGE_OF_STREAM).bind(stream).bind(after.1),
+            None => sqlx::query(PAGE_OF_ALL).bind(&after.0).bind(after.1),
+        };
+        let rows = page.bind(PAGE).fetch_all(&mut *transaction).await?;
+        let Some(last) = rows.last() else { break };
+        after = (last.try_get("stream")?, last.try_get("sequence")?);
+        let full = rows.len() == usize::try_from(PAGE).unwrap_or(usize::MAX);
+        for row in rows {
+            let id: uuid::Uuid = row.try_get("id")?;
+            let location = || format!("audit_log row {id}");
+            let problem = match event_from_row(&row)? {
+                Ok(event) => verifier.push(event, location, false).err(),
+                Err(reason) => Some(ChainProblem::Malformed { location: location(), reason }),
+            };
+            if problem.is_some() {
+                return Ok(verifier.finish(problem, None));
+            }
+        }
+        if !full {
+            break;
+        }
+    }
+    if let Err(problem) = verifier.end() {
+        return Ok(verifier.finish(Some(problem), None));
+    }
+    let heads: Vec<(String, i64)> = match only {
+        Some(stream) => {
+            sqlx::query_as("SELECT stream, sequence FROM audit_stream_head WHERE stream = $1")
+                .bind(stream)
+                .fetch_all(&mut *transaction)
+                .await?
+        }
+        None => {
+            sqlx::query_as("SELECT stream, sequence FROM audit_stream_head ORDER BY stream")
+                .fetch_all(&mut *transaction)
+                .await?
+        }
+    };
+    transaction.commit().await?;
+    let problem = heads
+        .into_iter()
+        .filter_map(|(stream, head)| Some((stream, u64::try_from(head).ok()?)))
+        .find_map(|(stream, head)| verifier.check_head(&stream, head).err());
+    Ok(verifier.finish(problem, None))
+}
+
+/// An event from a row of [`select_columns`], or why the row is not one.
+fn event_from_row(row: &PgRow) -> Result<Result<AuditEvent, String>, sqlx::Error> {
+    let details: String = row.try_get("details")?;
+    let details = match serde_json::from_str::<serde_json::Value>(&details) {
+        Ok(serde_json::Value::Object(details)) => details,
+        Ok(_) => return Ok(Err("details is not a JSON object".to_owned())),
+        Err(error) => return Ok(Err(format!("details: {error}"))),
+    };
+    let outcome: String = row.try_get("outcome")?;
+    let Some(outcome) = AuditOutcome::ALL.into_iter().find(|known| known.as_str() == outcome) else {
+        return Ok(Err(format!("unknown outcome `{outcome}`")));
+    };
+    let ip_address = match row.try_get::<Option<String>, _>("ip_address")? {
+        None => None,
+        Some(text) => match text.parse() {
+            Ok(ip) => Some(ip),
+            Err(error) => return Ok(Err(format!("ip_address `{text}`: {error}"))),
+        },
+    };
+    let sequence: i64 = row.try_get("sequence")?;
+    let Ok(sequence) = u64::try_from(sequence) else {
+        return Ok(Err(format!("negative sequence number {sequence}")));
+    };
+    let event_type: String = row.try_get("event_type")?;
+    Ok(Ok(AuditEvent {
+        id: row.try_get("id")?,
+        timestamp: row.try_get("timestamp")?,
+        event_type: EventType::named(event_type),
+        service: row.try_get("service")?,
+        user_id: row.try_get("user_id")?,
+        session_id: row.try_get("session_id")?,
+        ip_address,
+        resource: row.try_get("resource")?,
+        details,
+        outcome,
+        outcome_details: row.try_get("outcome_details")?,
+        trace_id: row.try_get("trace_id")?,
+        span_id: row.try_get("span_id")?,
+        stream: row.try_get("stream")?,
+        sequence,
+        prev_hash: row.try_get("prev_hash")?,
+        hash: row.try_get("hash")?,
+    }))
+}

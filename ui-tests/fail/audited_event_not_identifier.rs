@@ -1,0 +1,9 @@
+use hardened::Audited;
+
+#[derive(Audited)]
+#[audited(event = "user login")]
+struct Login {
+    user: String,
+}
+
+fn main() {}

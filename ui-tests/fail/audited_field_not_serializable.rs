@@ -1,0 +1,14 @@
+use hardened::Audited;
+
+struct Credentials {
+    token: String,
+}
+
+#[derive(Audited)]
+enum Action {
+    Login { user: String, credentials: Credentials },
+}
+
+fn main() {
+    let _ = Credentials { token: String::new() }.token;
+}

@@ -1,0 +1,10 @@
+use hardened::Audited;
+
+#[derive(Audited)]
+enum Action {
+    #[audited(skip)]
+    Ping,
+    Search { query: String },
+}
+
+fn main() {}
