@@ -71,7 +71,7 @@ impl Default for BreakerConfig {
         BreakerConfig {
             failure_rate: 50,
             slow_rate: 100,
-            slow_call: Duration::from_secs(60),
+            slow_call: Duration::from_mins(1),
             window: 100,
             window_kind: WindowKind::Count,
             min_calls: 10,
@@ -576,19 +576,26 @@ impl CircuitBreaker {
     /// [`CircuitBreaker::try_acquire`] at a time the caller read from this breaker's clock.
     #[inline]
     pub(crate) fn try_acquire_at(&self, now: u64) -> Result<BreakerPermit<'_>, Rejected> {
+        self.admit_at(now).ok_or_else(|| self.open_refusal())
+    }
+
+    /// A permit at `now`, or `None` for a refusal (counted; [`CircuitBreaker::open_refusal`] spells it
+    /// out): the guard chain keeps the refusal small until it is reported.
+    #[inline]
+    pub(crate) fn admit_at(&self, now: u64) -> Option<BreakerPermit<'_>> {
         let state = self.hot.state.load(Ordering::Acquire);
         if state == BreakerState::Closed.code() {
-            return Ok(self.permit(Admission::Closed, now));
+            return Some(self.permit(Admission::Closed, now));
         }
-        self.try_acquire_slow(BreakerState::from_code(state), now)
+        self.admit_slow(BreakerState::from_code(state), now)
     }
 
     #[cold]
-    fn try_acquire_slow(&self, state: BreakerState, now: u64) -> Result<BreakerPermit<'_>, Rejected> {
+    fn admit_slow(&self, state: BreakerState, now: u64) -> Option<BreakerPermit<'_>> {
         match state {
-            BreakerState::Closed => Ok(self.permit(Admission::Closed, now)),
-            BreakerState::Disabled => Ok(self.permit(Admission::Untracked, now)),
-            BreakerState::ForcedOpen => Err(self.refuse()),
+            BreakerState::Closed => Some(self.permit(Admission::Closed, now)),
+            BreakerState::Disabled => Some(self.permit(Admission::Untracked, now)),
+            BreakerState::ForcedOpen => self.refuse(),
             BreakerState::Open => {
                 let reopens_at = self
                     .hot
@@ -596,16 +603,16 @@ impl CircuitBreaker {
                     .load(Ordering::Acquire)
                     .saturating_add(self.settings.open_for.load(Ordering::Relaxed));
                 if now < reopens_at {
-                    return Err(self.refuse());
+                    return self.refuse();
                 }
                 self.transition(BreakerState::Open, BreakerState::HalfOpen, now);
-                self.try_acquire_slow(self.state(), now)
+                self.admit_slow(self.state(), now)
             }
             BreakerState::HalfOpen => {
                 let mut admitted = self.hot.probes_admitted.load(Ordering::Acquire);
                 loop {
                     if admitted >= self.settings.half_open_calls.load(Ordering::Relaxed) {
-                        return Err(self.refuse());
+                        return self.refuse();
                     }
                     match self.hot.probes_admitted.compare_exchange_weak(
                         admitted,
@@ -613,7 +620,7 @@ impl CircuitBreaker {
                         Ordering::AcqRel,
                         Ordering::Acquire,
                     ) {
-                        Ok(_) => return Ok(self.permit(Admission::Probe, now)),
+                        Ok(_) => return Some(self.permit(Admission::Probe, now)),
                         Err(actual) => admitted = actual,
                     }
                 }
@@ -627,8 +634,15 @@ impl CircuitBreaker {
         BreakerPermit { breaker: self, admission, epoch, started_at }
     }
 
-    fn refuse(&self) -> Rejected {
+    /// Counts a refusal.
+    fn refuse(&self) -> Option<BreakerPermit<'_>> {
         self.counts.shared[NOT_PERMITTED].fetch_add(1, Ordering::Relaxed);
+        None
+    }
+
+    /// What a refusal by this breaker reports.
+    #[cold]
+    pub(crate) fn open_refusal(&self) -> Rejected {
         Rejected::CircuitOpen { name: self.name }
     }
 

@@ -104,42 +104,69 @@ pub(crate) enum Admission {
     /// Admitted by the breaker; the rate limiter or the bulkhead makes the call wait (`wait = ..`).
     Wait(Option<BreakerPermit<'static>>, Waiting),
     /// Refused; a breaker permit already taken went back uncounted.
-    Refused(Rejected),
+    Refused(Refusal),
+}
+
+/// A refusal as the admission returns it: which guard refused, small enough to stay in registers on the
+/// path that admits, and spelled out as a [`Rejected`] only when it is reported. The guard has counted it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Refusal {
+    /// The breaker is open, or has no probe left.
+    Breaker(&'static CircuitBreaker),
+    /// The limiter has no token for this many nanoseconds.
+    Rate(&'static RateLimiter, u64),
+    /// The bulkhead is full (its refusal is counted when it is spelled out).
+    Bulkhead(&'static Bulkhead),
+}
+
+impl Refusal {
+    /// What the caller receives.
+    #[cold]
+    pub(crate) fn rejected(self) -> Rejected {
+        match self {
+            Refusal::Breaker(breaker) => breaker.open_refusal(),
+            Refusal::Rate(limiter, retry_after) => limiter.refusal(retry_after),
+            Refusal::Bulkhead(bulkhead) => bulkhead.refusal(),
+        }
+    }
 }
 
 /// The breaker's permit, if the site has a breaker.
 #[inline]
-fn breaker_permit(guards: Resolved, now: u64) -> Result<Option<BreakerPermit<'static>>, Rejected> {
+fn breaker_permit(guards: Resolved, now: u64) -> Result<Option<BreakerPermit<'static>>, Refusal> {
     match guards.breaker {
-        Some(breaker) => breaker.try_acquire_at(now).map(Some),
+        Some(breaker) => match breaker.admit_at(now) {
+            Some(permit) => Ok(Some(permit)),
+            None => Err(Refusal::Breaker(breaker)),
+        },
         None => Ok(None),
     }
 }
 
 /// A call refused by a guard inside the breaker: the breaker's permit goes back uncounted.
 #[cold]
-fn refused_inside(breaker: Option<BreakerPermit<'static>>, rejected: Rejected) -> Rejected {
+fn refused_inside(breaker: Option<BreakerPermit<'static>>, refusal: Refusal) -> Refusal {
     if let Some(permit) = breaker {
         permit.release();
     }
-    rejected
+    refusal
 }
 
 /// Admits a call at `now` (as [`crate::clock::system_nanos`] reads time) through its breaker, rate
 /// limiter and bulkhead, in that order, refusing at once when one has nothing free.
 #[inline]
-pub(crate) fn admit_at_once(guards: Resolved, now: u64) -> Result<Permits, Rejected> {
+pub(crate) fn admit_at_once(guards: Resolved, now: u64) -> Result<Permits, Refusal> {
     let breaker = breaker_permit(guards, now)?;
     if let Some(limiter) = guards.rate
-        && let Err(rejected) = limiter.try_acquire_at(now)
+        && let Err(retry_after) = limiter.admit_at(now)
     {
-        return Err(refused_inside(breaker, rejected));
+        return Err(refused_inside(breaker, Refusal::Rate(limiter, retry_after)));
     }
     let bulkhead = match guards.bulkhead {
         None => None,
         Some(bulkhead) => match bulkhead.take() {
             Some(permit) => Some(permit),
-            None => return Err(refused_inside(breaker, bulkhead.refusal())),
+            None => return Err(refused_inside(breaker, Refusal::Bulkhead(bulkhead))),
         },
     };
     Ok(Permits { breaker, bulkhead })
@@ -151,7 +178,7 @@ pub(crate) fn admit_at_once(guards: Resolved, now: u64) -> Result<Permits, Rejec
 pub(crate) fn admit(guards: Resolved, now: u64) -> Admission {
     let breaker = match breaker_permit(guards, now) {
         Ok(breaker) => breaker,
-        Err(rejected) => return Admission::Refused(rejected),
+        Err(refusal) => return Admission::Refused(refusal),
     };
     if let Some(limiter) = guards.rate
         && !limiter.take_now(now)
@@ -159,8 +186,8 @@ pub(crate) fn admit(guards: Resolved, now: u64) -> Admission {
         if limiter.waits() {
             return Admission::Wait(breaker, Box::pin(wait_and_take(Some(limiter), guards.bulkhead, now)));
         }
-        if let Err(rejected) = limiter.try_acquire_at(now) {
-            return Admission::Refused(refused_inside(breaker, rejected));
+        if let Err(retry_after) = limiter.admit_at(now) {
+            return Admission::Refused(refused_inside(breaker, Refusal::Rate(limiter, retry_after)));
         }
     }
     let bulkhead = match guards.bulkhead {
@@ -170,7 +197,7 @@ pub(crate) fn admit(guards: Resolved, now: u64) -> Admission {
             None if bulkhead.waits() => {
                 return Admission::Wait(breaker, Box::pin(wait_and_take(None, Some(bulkhead), now)));
             }
-            None => return Admission::Refused(refused_inside(breaker, bulkhead.refusal())),
+            None => return Admission::Refused(refused_inside(breaker, Refusal::Bulkhead(bulkhead))),
         },
     };
     Admission::Now(Permits { breaker, bulkhead })
@@ -214,7 +241,7 @@ pub fn run_sync<R: GuardedReturn>(
     let now = admission_time(resolved, &call, clock);
     let permits = match admit_at_once(resolved, now) {
         Ok(permits) => permits,
-        Err(rejected) => return refused(call, rejected),
+        Err(refusal) => return refused(call, refusal),
     };
     let value = body();
     let elapsed = call.elapsed_nanos(clock);
@@ -226,7 +253,8 @@ pub fn run_sync<R: GuardedReturn>(
 
 /// A refused call, recorded.
 #[cold]
-fn refused<R: GuardedReturn>(call: Call, rejected: Rejected) -> (R, Outcome) {
+fn refused<R: GuardedReturn>(call: Call, refusal: Refusal) -> (R, Outcome) {
+    let rejected = refusal.rejected();
     let elapsed = call.elapsed_nanos(clock::system());
     call.finish_after(Outcome::Rejected, elapsed, None);
     (R::refused(rejected), Outcome::Rejected)
@@ -245,12 +273,15 @@ where
     let now = if resolved.breaker.is_some() || resolved.rate.is_some() { system_nanos() } else { 0 };
     let breaker = match breaker_permit(resolved, now) {
         Ok(breaker) => breaker,
-        Err(rejected) => return (R::refused(rejected), Some(Outcome::Rejected)),
+        Err(refusal) => return (R::refused(refusal.rejected()), Some(Outcome::Rejected)),
     };
     if let Some(limiter) = resolved.rate
         && let Err(rejected) = limiter.acquire_at(now).await
     {
-        return (R::refused(refused_inside(breaker, rejected)), Some(Outcome::Rejected));
+        if let Some(permit) = breaker {
+            permit.release();
+        }
+        return (R::refused(rejected), Some(Outcome::Rejected));
     }
     // The timeout covers the wait for the bulkhead and the body.
     let bounded = async {

@@ -90,22 +90,70 @@ pin_project! {
     /// timeout: the guards are taken at the first poll, without a future of their own unless one must
     /// wait, and the call's two readings of the clock serve its metrics and its guards alike.
     ///
+    /// Between polls the call is a [`Stage`]; during a poll its state is taken out onto the stack, so a
+    /// body that completes at once never writes it back, and the future's drop has one test to make.
     /// Dropped before it completes, the call records `cancelled` and gives its permits back uncounted;
-    /// a panic inside a poll records `panic` as it unwinds through that poll.
+    /// a panic inside a poll drops the state as it unwinds, recording `panic` and, as for a synchronous
+    /// call, a failure with the breaker.
     #[must_use = "futures do nothing unless polled"]
     pub(crate) struct GuardedInstrumented<F, P, C> {
         #[pin]
         future: F,
         span: Span,
         guards: &'static SiteGuards,
-        call: Option<Call>,
-        started: bool,
-        // When the call started, as the guards read time.
-        now: u64,
-        permits: Permits,
-        waiting: Option<Waiting>,
+        stage: Stage,
         is_failure: P,
         classify: C,
+    }
+}
+
+/// Where a guarded asynchronous call is between two polls.
+enum Stage {
+    /// Never polled: nothing recorded, nothing held.
+    Unstarted,
+    /// Admitted; the body is pending.
+    Running(InFlight),
+    /// Admitted by the breaker; waiting for a token or a bulkhead permit (`wait = ..`).
+    Waiting(InFlight, Waiting),
+    /// Finished, refused, or being polled.
+    Done,
+}
+
+/// An admitted call. Dropped unfinished, the [`Call`] records `cancelled` (or `panic`) and the permits go
+/// back, each by its own drop.
+struct InFlight {
+    call: Call,
+    /// When the call started, as the guards read time.
+    now: u64,
+    permits: Permits,
+}
+
+/// How a wait for a token or a permit went.
+enum Waited {
+    Admitted(InFlight),
+    Pending,
+    Refused(Call, Rejected),
+}
+
+/// Polls the wait of an admitted call, putting it back into `stage` while it is pending.
+#[cold]
+fn wait(mut flight: InFlight, mut waiting: Waiting, stage: &mut Stage, cx: &mut Context<'_>) -> Waited {
+    match waiting.as_mut().poll(cx) {
+        Poll::Pending => {
+            *stage = Stage::Waiting(flight, waiting);
+            Waited::Pending
+        }
+        Poll::Ready(Ok(bulkhead)) => {
+            flight.permits.bulkhead = bulkhead;
+            Waited::Admitted(flight)
+        }
+        Poll::Ready(Err(rejected)) => {
+            let InFlight { call, permits, .. } = flight;
+            if let Some(permit) = permits.breaker {
+                permit.release();
+            }
+            Waited::Refused(call, rejected)
+        }
     }
 }
 
@@ -125,18 +173,7 @@ where
     P: Fn(&R) -> bool,
     C: FnMut((R, Option<Outcome>), &Span) -> (T, Outcome),
 {
-    GuardedInstrumented {
-        future,
-        span,
-        guards,
-        call: None,
-        started: false,
-        now: 0,
-        permits: Permits::default(),
-        waiting: None,
-        is_failure,
-        classify,
-    }
+    GuardedInstrumented { future, span, guards, stage: Stage::Unstarted, is_failure, classify }
 }
 
 impl<F, P, C, T> Future for GuardedInstrumented<F, P, C>
@@ -152,47 +189,49 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
         let this = self.project();
         let _entered = this.span.enter();
-        if !*this.started {
-            *this.started = true;
-            let call = Call::start_timed(this.guards.site(), clock::system());
-            let guards = this.guards.resolved();
-            *this.now = admission_time(guards, &call, clock::system());
-            match admit(guards, *this.now) {
-                Admission::Now(permits) => *this.permits = permits,
-                Admission::Wait(breaker, waiting) => {
-                    this.permits.breaker = breaker;
-                    *this.waiting = Some(waiting);
-                }
-                Admission::Refused(rejected) => return Poll::Ready(refuse(call, rejected, this.classify, this.span)),
-            }
-            *this.call = Some(call);
-        }
-        if let Some(waiting) = this.waiting {
-            let Poll::Ready(waited) = waiting.as_mut().poll(cx) else { return Poll::Pending };
-            *this.waiting = None;
-            match waited {
-                Ok(bulkhead) => this.permits.bulkhead = bulkhead,
-                Err(rejected) => {
-                    if let Some(permit) = this.permits.breaker.take() {
-                        permit.release();
+        let flight = match std::mem::replace(this.stage, Stage::Done) {
+            Stage::Running(flight) => flight,
+            Stage::Unstarted => {
+                let clock = clock::system();
+                let call = Call::start_timed(this.guards.site(), clock);
+                let guards = this.guards.resolved();
+                let now = admission_time(guards, &call, clock);
+                match admit(guards, now) {
+                    Admission::Now(permits) => InFlight { call, now, permits },
+                    Admission::Wait(breaker, waiting) => {
+                        let flight = InFlight { call, now, permits: Permits { breaker, bulkhead: None } };
+                        match wait(flight, waiting, this.stage, cx) {
+                            Waited::Admitted(flight) => flight,
+                            Waited::Pending => return Poll::Pending,
+                            Waited::Refused(call, rejected) => {
+                                return Poll::Ready(refuse(call, rejected, this.classify, this.span));
+                            }
+                        }
                     }
-                    if let Some(call) = this.call.take() {
-                        return Poll::Ready(refuse(call, rejected, this.classify, this.span));
+                    Admission::Refused(refusal) => {
+                        return Poll::Ready(refuse(call, refusal.rejected(), this.classify, this.span));
                     }
                 }
             }
-        }
-        let unwinding = UnwindGuard(&mut *this.call);
-        let poll = this.future.poll(cx);
-        std::mem::forget(unwinding);
-        let Poll::Ready(output) = poll else { return Poll::Pending };
-        let elapsed = this.call.as_ref().map_or(0, |call| call.elapsed_nanos(clock::system()));
+            Stage::Waiting(flight, waiting) => match wait(flight, waiting, this.stage, cx) {
+                Waited::Admitted(flight) => flight,
+                Waited::Pending => return Poll::Pending,
+                Waited::Refused(call, rejected) => {
+                    return Poll::Ready(refuse(call, rejected, this.classify, this.span));
+                }
+            },
+            Stage::Done => panic!("a `#[hardened]` call polled after it completed"),
+        };
+        let Poll::Ready(output) = this.future.poll(cx) else {
+            *this.stage = Stage::Running(flight);
+            return Poll::Pending;
+        };
+        let InFlight { call, now, permits } = flight;
+        let elapsed = call.elapsed_nanos(clock::system());
         let failed = (this.is_failure)(&output);
-        let counted = std::mem::take(this.permits).settle(failed, *this.now, elapsed);
+        let counted = permits.settle(failed, now, elapsed);
         let (value, outcome) = (this.classify)((output, None), this.span);
-        if let Some(call) = this.call.take() {
-            call.finish_after(outcome, elapsed, counted);
-        }
+        call.finish_after(outcome, elapsed, counted);
         Poll::Ready(value)
     }
 }

@@ -174,7 +174,14 @@ impl RateLimiter {
     /// [`RateLimiter::try_acquire`] at a time the caller read from this limiter's clock.
     #[inline]
     pub(crate) fn try_acquire_at(&self, now: u64) -> Result<(), Rejected> {
-        if self.take_now(now) { Ok(()) } else { self.try_acquire_slow(now) }
+        self.admit_at(now).map_err(|retry_after| self.refusal(retry_after))
+    }
+
+    /// Takes a token at `now`, or refuses (counted) with the nanoseconds until one is available, which
+    /// [`RateLimiter::refusal`] spells out: the guard chain keeps the refusal small until it is reported.
+    #[inline]
+    pub(crate) fn admit_at(&self, now: u64) -> Result<(), u64> {
+        if self.take_now(now) { Ok(()) } else { self.admit_slow(now) }
     }
 
     /// Takes a token that is there now, with one compare-and-swap, inline; `false` when there is none or
@@ -192,10 +199,10 @@ impl RateLimiter {
     }
 
     #[cold]
-    fn try_acquire_slow(&self, now: u64) -> Result<(), Rejected> {
+    fn admit_slow(&self, now: u64) -> Result<(), u64> {
         match self.decide(0, now) {
             Decision::Admit | Decision::AdmitAfter(_) => Ok(()),
-            Decision::Refuse { retry_after } => Err(self.refusal(retry_after)),
+            Decision::Refuse { retry_after } => Err(retry_after),
         }
     }
 
@@ -223,7 +230,9 @@ impl RateLimiter {
         }
     }
 
-    fn refusal(&self, retry_after: u64) -> Rejected {
+    /// What a refusal with `retry_after` nanoseconds to wait reports.
+    #[cold]
+    pub(crate) fn refusal(&self, retry_after: u64) -> Rejected {
         Rejected::RateLimited { name: self.name, retry_after: Duration::from_nanos(retry_after) }
     }
 }
