@@ -63,6 +63,7 @@ mod outcome;
 pub mod rate_limit;
 mod rejected;
 pub mod retry;
+pub mod shutdown;
 mod site;
 
 #[doc(hidden)]

@@ -260,3 +260,19 @@ async fn async_trait_methods_are_audited_too() {
     assert_eq!(events[0].event_type, EventType::Custom("Reset".into()));
     assert_eq!(events[0].outcome, AuditOutcome::Failure);
 }
+
+#[hardened(kind = "tool", audit)]
+fn archive() -> Result<(), ToolError> {
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_installed_pipeline_flushes_at_shutdown() {
+    sink();
+    archive().expect("archiving succeeds");
+    let reports = hardened::shutdown::run_handlers().await;
+    let flush = reports.iter().find(|report| report.name == "audit flush").expect("the audit flush is registered");
+    assert!(flush.outcome.is_done(), "{flush}");
+    let written = sink().events().iter().filter(|sealed| sealed.event().resource.as_deref() == Some("archive")).count();
+    assert_eq!(written, 1, "written by the shutdown handler, before any other flush");
+}

@@ -275,3 +275,18 @@ async fn write_until_killed() {
         auditor.flush().await.expect("every event is written");
     }
 }
+
+#[tokio::test]
+async fn a_log_written_by_two_runs_holds_two_chains_that_both_verify() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let path = log_in(&directory);
+    let first = write_log(directory.path(), JsonlSink::open(&path).expect("the log opens"), 30).await;
+    first.shutdown().await.expect("the first run stops");
+    drop(first);
+    let second = write_log(directory.path(), JsonlSink::open(&path).expect("the log opens"), 20).await;
+    assert_ne!(second.stream(), "", "each run has a stream of its own");
+
+    let verification = verify_jsonl(&path).expect("the log is readable");
+    assert!(verification.is_intact(), "{:?}", verification.problem);
+    assert_eq!((verification.records, verification.streams), (50, 2));
+}

@@ -282,3 +282,17 @@ fn counter(name: &str, labels: &[(&str, &str)]) -> f64 {
         .and_then(|line| line.rsplit(' ').next())
         .map_or(0.0, |value| value.parse().expect("a valid address"))
 }
+
+#[test]
+fn events_name_the_trace_they_were_recorded_in() {
+    fn current_trace() -> Option<hardened::audit::TraceIds> {
+        Some(hardened::audit::TraceIds {
+            trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".to_owned(),
+            span_id: "00f067aa0ba902b7".to_owned(),
+        })
+    }
+    assert!(hardened::audit::set_trace_source(current_trace), "the first source registered");
+    let event = AuditEvent::new(EventType::ToolExecution);
+    assert_eq!(event.trace_id.as_deref(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+    assert_eq!(event.span_id.as_deref(), Some("00f067aa0ba902b7"));
+}

@@ -92,7 +92,9 @@ pub fn seal_stream(stream: &str, events: impl IntoIterator<Item = AuditEvent>) -
 
 /// The hash of `event` (ignoring its `hash` field) and its JSON line with that hash.
 fn seal_json(event: &AuditEvent) -> (String, String) {
-    let mut json = serde_json::to_string(&Canonical(event)).expect("an audit event always serializes");
+    let mut buffer = Vec::with_capacity(512);
+    serde_json::to_writer(&mut buffer, &Canonical(event)).expect("an audit event always serializes");
+    let mut json = String::from_utf8(buffer).expect("serde_json writes UTF-8");
     let hash = hex(&Sha256::digest(json.as_bytes()));
     json.pop(); // the closing brace
     let _ = write!(json, r#","hash":"{hash}"}}"#);
@@ -101,9 +103,11 @@ fn seal_json(event: &AuditEvent) -> (String, String) {
 
 /// Lowercase hex.
 pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut text = String::with_capacity(bytes.len() * 2);
     for byte in bytes {
-        let _ = write!(text, "{byte:02x}");
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
     }
     text
 }
@@ -152,6 +156,10 @@ enum Sorted<'a> {
 impl Serialize for Sorted<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
+            // A map that keeps its keys sorted (serde_json's default) is written as it is.
+            Sorted::Object(object) if object.keys().is_sorted() => {
+                serializer.collect_map(object.iter().map(|(key, value)| (key, Sorted::Value(value))))
+            }
             Sorted::Object(object) => {
                 let mut entries: Vec<_> = object.iter().collect();
                 entries.sort_unstable_by_key(|(key, _)| *key);

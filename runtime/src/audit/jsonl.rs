@@ -109,23 +109,41 @@ impl JsonlSink {
     }
 
     fn append_all(&mut self, events: &[SealedEvent]) -> io::Result<()> {
+        let mut last = None;
         for sealed in events {
             let event = sealed.event();
-            if self.written.get(&event.stream).is_some_and(|last| *last >= event.sequence) {
+            if self.written.get(event.stream.as_str()).is_some_and(|written| *written >= event.sequence) {
                 continue;
             }
             let line = sealed.json().len() as u64 + 1;
             let pending = self.size + self.buffer.len() as u64;
             if pending > 0 && pending + line > self.max_bytes {
+                self.note_written(last.take());
                 self.write_buffer()?;
                 self.rotate()?;
             }
             self.buffer.extend_from_slice(sealed.json().as_bytes());
             self.buffer.push(b'\n');
-            self.written.insert(event.stream.clone(), event.sequence);
-            self.last = Some(Head { stream: event.stream.clone(), sequence: event.sequence, hash: event.hash.clone() });
+            // A batch is one stream but for replays after a restart: note a stream's last record once.
+            if last.is_some_and(|previous: &AuditEvent| previous.stream != event.stream) {
+                self.note_written(last);
+            }
+            last = Some(event);
         }
+        self.note_written(last);
         self.write_buffer()
+    }
+
+    /// Notes `event` as the last record written of its stream, and of the log.
+    fn note_written(&mut self, event: Option<&AuditEvent>) {
+        let Some(event) = event else { return };
+        match self.written.get_mut(event.stream.as_str()) {
+            Some(sequence) => *sequence = event.sequence,
+            None => {
+                self.written.insert(event.stream.clone(), event.sequence);
+            }
+        }
+        self.last = Some(Head { stream: event.stream.clone(), sequence: event.sequence, hash: event.hash.clone() });
     }
 
     fn write_buffer(&mut self) -> io::Result<()> {

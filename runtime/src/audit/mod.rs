@@ -65,10 +65,26 @@ pub use self::trace::{TraceIds, set_trace_source};
 
 static GLOBAL: OnceLock<Auditor> = OnceLock::new();
 
-/// Makes `auditor` the process-wide pipeline, behind [`emit`], [`flush`] and `#[hardened(audit)]`.
-/// The first one installed stays; a later one is handed back.
+/// Makes `auditor` the process-wide pipeline, behind [`emit`], [`flush`] and `#[hardened(audit)]`,
+/// and registers [`flush`] as a [shutdown handler](crate::shutdown). The first one installed stays; a
+/// later one is handed back.
 pub fn install(auditor: Auditor) -> Result<(), Auditor> {
-    GLOBAL.set(auditor)
+    GLOBAL.set(auditor)?;
+    register_flush_at_shutdown();
+    Ok(())
+}
+
+/// Registers [`flush`] as a [shutdown handler](crate::shutdown), once.
+fn register_flush_at_shutdown() {
+    static REGISTERED: std::sync::Once = std::sync::Once::new();
+    REGISTERED.call_once(|| {
+        crate::shutdown::register(
+            "audit flush",
+            crate::shutdown::priority::AUDIT,
+            std::time::Duration::from_secs(10),
+            || async { flush().await.map_err(|error| error.to_string()) },
+        );
+    });
 }
 
 /// The process-wide pipeline: the one [`install`]ed, else one started at first use with a
@@ -81,6 +97,7 @@ pub fn install(auditor: Auditor) -> Result<(), Auditor> {
 /// If neither pipeline can start: no thread or no runtime could be made for the writer.
 pub fn global() -> &'static Auditor {
     GLOBAL.get_or_init(|| {
+        register_flush_at_shutdown();
         let path = std::env::var_os("HARDENED_AUDIT_PATH")
             .map_or_else(|| std::path::PathBuf::from("audit/audit.jsonl"), std::path::PathBuf::from);
         let spill_dir = path.parent().unwrap_or_else(|| std::path::Path::new(".")).join("spill");

@@ -175,7 +175,7 @@ impl AuditorBuilder {
         let shared = Arc::new(Shared { sender, overflow: Arc::clone(&overflow), stream: stream.clone() });
         metrics().add_queue(Arc::downgrade(&(Arc::clone(&shared) as Arc<dyn QueueDepth>)));
         let slots = sinks.into_iter().map(|sink| Slot::new(sink, &spill_dir)).collect();
-        let writer = Writer { receiver, overflow, chain: Chain::new(stream), slots, settings, leftovers, _lock: lock };
+        let writer = Writer { receiver, overflow, chain: Chain::new(stream), slots, settings, leftovers, lock: Some(lock) };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .thread_name("hardened-audit")
@@ -296,6 +296,9 @@ fn lock_spill_dir(spill_dir: &Path) -> Result<File, AuditError> {
     })?;
     Ok(file)
 }
+
+/// How often the writer looks at the queue while it gathers a batch.
+const GATHER_TICK: Duration = Duration::from_millis(1);
 
 const OVERFLOW_FILE: &str = "overflow.jsonl";
 const REPLAY_SUFFIX: &str = ".replay";
@@ -570,7 +573,8 @@ struct Writer {
     settings: Settings,
     /// Overflow files of an earlier pipeline, to write first.
     leftovers: Vec<PathBuf>,
-    _lock: File,
+    /// The spill directory's lock, held until the writer stops.
+    lock: Option<File>,
 }
 
 impl Writer {
@@ -598,12 +602,28 @@ impl Writer {
                 Some(None) => stop = true,
                 Some(Some(message)) => receive(message, &mut batch, &mut replies, &mut stop),
             }
+            // Gather the batch by taking what is queued and sleeping in short ticks between takes, rather
+            // than waiting on the queue: a waiting receiver would make every `emit` wake this thread.
             let deadline = Instant::now() + self.settings.batch_interval;
-            while !stop && replies.is_empty() && batch.len() < self.settings.batch_size {
-                match tokio::time::timeout_at(deadline, self.receiver.recv()).await {
-                    Ok(Some(message)) => receive(message, &mut batch, &mut replies, &mut stop),
-                    Ok(None) => stop = true,
-                    Err(_) => break,
+            loop {
+                while !stop && replies.is_empty() && batch.len() < self.settings.batch_size {
+                    match self.receiver.try_recv() {
+                        Ok(message) => receive(message, &mut batch, &mut replies, &mut stop),
+                        Err(mpsc::error::TryRecvError::Empty) => break,
+                        Err(mpsc::error::TryRecvError::Disconnected) => stop = true,
+                    }
+                }
+                let now = Instant::now();
+                if stop || !replies.is_empty() || batch.len() >= self.settings.batch_size || now >= deadline {
+                    break;
+                }
+                tokio::time::sleep((deadline - now).min(GATHER_TICK)).await;
+            }
+            if stop {
+                // From now on `emit` spills to the overflow file; what is already queued is written.
+                self.receiver.close();
+                while let Ok(message) = self.receiver.try_recv() {
+                    receive(message, &mut batch, &mut replies, &mut stop);
                 }
             }
             self.write_batch(batch).await;
@@ -611,6 +631,11 @@ impl Writer {
             self.replay_due(false).await;
             if stop || !replies.is_empty() {
                 let result = self.flush().await;
+                if stop {
+                    // Free the directory before answering, so that a pipeline started right after a
+                    // shutdown can take it.
+                    self.lock = None;
+                }
                 for reply in replies.drain(..) {
                     let _ = reply.send(result.clone());
                 }
