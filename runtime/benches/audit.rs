@@ -240,7 +240,10 @@ mod postgres {
         .execute(pool)
         .await
         .expect("the events are generated");
-        sqlx::query("ANALYZE audit_log").execute(pool).await.expect("ANALYZE");
+        // Autovacuum would do this: it vacuums an insert-only table once a fifth of it is new (Postgres 13 and
+        // later), which marks its pages all-visible for the report's index-only scans. Done here, since the
+        // table is filled at once and the server may run without autovacuum.
+        sqlx::query("VACUUM (ANALYZE) audit_log").execute(pool).await.expect("VACUUM");
     }
 
     pub(super) fn report(c: &mut Criterion) {

@@ -261,9 +261,7 @@ fn refused<R: GuardedReturn>(call: Call, refusal: Refusal) -> (R, Outcome) {
 }
 
 /// Runs one attempt of an asynchronous call through the breaker, rate limiter, timeout and bulkhead:
-/// the path of a call that retries or has a timeout (the others run as one [`GuardedInstrumented`]).
-///
-/// [`GuardedInstrumented`]: crate::instrument::GuardedInstrumented
+/// the path of a call that retries or has a timeout (the others run as one `GuardedInstrumented`).
 pub async fn attempt<R, Fut>(guards: &'static SiteGuards, body: Fut, is_failure: impl Fn(&R) -> bool) -> Guarded<R>
 where
     R: GuardedReturn,

@@ -187,3 +187,21 @@ pub fn calls(function: &str, outcome: &str) -> u64 {
 pub fn in_flight(function: &str) -> u64 {
     sample("hardened_in_flight", &[("function", function)]).unwrap_or(0)
 }
+
+/// The `PostgreSQL` server of the tests that need one, from `DATABASE_URL`.
+///
+/// Those tests are `#[ignore]`d, so that the workspace's tests pass without a server; run with
+/// `--include-ignored`, they must find one, and fail here, saying so, when the variable is not set.
+///
+/// # Panics
+///
+/// When `DATABASE_URL` is not set.
+#[must_use]
+pub fn database_url() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| {
+        panic!(
+            "DATABASE_URL is not set: this test needs a PostgreSQL server, \
+             e.g. DATABASE_URL=postgres://postgres@127.0.0.1:5432/test"
+        )
+    })
+}

@@ -290,3 +290,36 @@ async fn a_log_written_by_two_runs_holds_two_chains_that_both_verify() {
     assert!(verification.is_intact(), "{:?}", verification.problem);
     assert_eq!((verification.records, verification.streams), (50, 2));
 }
+
+#[test]
+fn the_stdout_sink_prints_a_log_that_verifies() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let path = log_in(&directory);
+    let output = std::process::Command::new(std::env::current_exe().expect("the test binary"))
+        .args(["print_to_stdout", "--exact", "--ignored", "--test-threads=1", "--quiet"])
+        .env("AUDIT_SPILL", directory.path().join("spill"))
+        .output()
+        .expect("the printing process runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    // The test harness prints its own lines too; the records are the lines that are JSON objects.
+    let records: Vec<&str> =
+        std::str::from_utf8(&output.stdout).expect("UTF-8").lines().filter(|line| line.starts_with('{')).collect();
+    assert_eq!(records.len(), 25);
+    fs::write(&path, records.join("\n") + "\n").expect("the file is writable");
+    let verification = verify_jsonl(&path).expect("the log is readable");
+    assert!(verification.is_intact(), "{:?}", verification.problem);
+    assert_eq!(verification.records, 25);
+}
+
+/// The process of the test above: 25 events through the stdout sink.
+#[tokio::test]
+#[ignore = "run by the_stdout_sink_prints_a_log_that_verifies, in its own process"]
+async fn print_to_stdout() {
+    let spill = PathBuf::from(std::env::var_os("AUDIT_SPILL").expect("AUDIT_SPILL names the spill directory"));
+    let auditor =
+        Auditor::builder().sink(hardened::audit::StdoutSink).spill_dir(spill).start().expect("the pipeline starts");
+    for n in 0..25 {
+        auditor.emit(event(n));
+    }
+    auditor.flush().await.expect("every event is written");
+}

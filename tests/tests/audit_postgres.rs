@@ -13,15 +13,10 @@ use hardened::audit::{
     AuditEvent, AuditOutcome, ChainProblem, EventType, GENESIS_HASH, PostgresSink, SealedEvent, Sink, migrate_postgres,
     postgres_in_schema, seal_stream, verify_postgres, verify_postgres_all, write_in_tx, write_in_tx_to,
 };
+use hardened_tests::database_url;
 use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, PgPool, Row as _};
-
-fn database_url() -> String {
-    std::env::var("DATABASE_URL").unwrap_or_else(|_| {
-        panic!("DATABASE_URL is not set: this test needs a PostgreSQL server, e.g. DATABASE_URL=postgres://postgres@127.0.0.1:5432/test")
-    })
-}
 
 /// A schema of the test's own, with the audit tables migrated, dropped when the test ends (even by a panic).
 struct TestSchema {
@@ -232,13 +227,13 @@ async fn migrations_create_the_tables_and_indexes_in_the_schema_once() {
         "audit_log_event_type",
         "audit_log_user_id",
         "audit_log_session_id",
-        "audit_log_failed_authentication_user",
-        "audit_log_failed_authentication_ip",
-        "audit_log_tool_execution",
+        "audit_log_failed_authentication",
         "audit_stream_head_pkey",
     ] {
         assert!(indexes.contains(index), "no index {index} among {indexes:?}");
     }
+    // Each index of `audit_log` costs every insert an entry: no more than these seven.
+    assert_eq!(indexes.iter().filter(|index| index.starts_with("audit_log_")).count(), 7, "{indexes:?}");
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name",
     )
@@ -295,6 +290,27 @@ async fn writing_a_batch_again_duplicates_nothing() {
     assert_eq!(schema.count("SELECT count(DISTINCT id) FROM audit_log").await, 40);
     assert_eq!(schema.count("SELECT sequence FROM audit_stream_head WHERE stream = 'again'").await, 39);
     assert!(verify_postgres(&schema.pool, "again").await.expect("the verification runs").is_intact());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: set DATABASE_URL and run with --include-ignored"]
+async fn a_new_record_whose_place_in_its_stream_is_taken_is_an_error_never_skipped() {
+    let schema = TestSchema::new().await;
+    let sealed = seal_stream("shared", plain_events(10));
+    let mut sink = schema.sink();
+    write(&mut sink, &sealed).await;
+    // A second writer on the same stream: new ids, sequence numbers taken.
+    let other = seal_stream("shared", plain_events(12));
+    let error = sink.write(&other[..3]).await.expect_err("a taken sequence number is refused");
+    assert!(error.message.contains("audit_log_stream_sequence_key"), "{error}");
+    // Mixed with rows already present, as in a batch written again: refused whole, heads included.
+    let mixed: Vec<SealedEvent> = sealed[..5].iter().chain(&other[5..7]).chain(&other[10..]).cloned().collect();
+    let error = sink.write(&mixed).await.expect_err("a taken sequence number is refused");
+    assert!(error.message.contains("audit_log_stream_sequence_key"), "{error}");
+
+    assert_eq!(schema.count("SELECT count(*) FROM audit_log").await, 10);
+    assert_eq!(schema.count("SELECT sequence FROM audit_stream_head WHERE stream = 'shared'").await, 9);
+    assert!(verify_postgres(&schema.pool, "shared").await.expect("the verification runs").is_intact());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -15,6 +15,7 @@ use hardened::audit::{
     AuditEvent, AuditOutcome, AuthenticationBurst, EventType, FailingTool, JsonlSink, PostgresSink, ReportError,
     ReportOptions, SecurityReport, Sink, Subject, postgres_in_schema, seal_stream,
 };
+use hardened_tests::database_url;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, PgPool};
 
@@ -384,12 +385,6 @@ fn thresholds_out_of_range_are_refused() {
     }
 }
 
-fn database_url() -> String {
-    std::env::var("DATABASE_URL").unwrap_or_else(|_| {
-        panic!("DATABASE_URL is not set: this test needs a PostgreSQL server, e.g. DATABASE_URL=postgres://postgres@127.0.0.1:5432/test")
-    })
-}
-
 /// A schema of the test's own holding the fixture, dropped when the test ends (even by a panic).
 struct TestSchema {
     name: String,
@@ -473,4 +468,40 @@ async fn the_reports_of_jsonl_and_postgres_are_identical() {
         let report = SecurityReport::from_postgres(&schema.pool, window(), &options).await.expect("the report is made");
         assert_eq!(report, expected_with(options, change), "{edge}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: set DATABASE_URL and run with --include-ignored"]
+async fn the_reports_agree_over_more_failures_than_postgres_sends_at_once() {
+    // 25,000 failed logins (the Postgres report reads them 10,000 at a time) of 7 users from 11 addresses,
+    // in timestamp order, at uneven intervals (some at the same microsecond), so that bursts form and break.
+    let mut state = 0x2545_f491_u64;
+    let mut micros = 0_i64;
+    let events: Vec<AuditEvent> = (0..25_000_u64)
+        .map(|index| {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            micros += i64::try_from(state >> 60).expect("four bits") * 10_000;
+            let user = format!("user-{}", index % 7);
+            let ip = format!("198.51.100.{}", index % 11);
+            login(Some(&user), Some(&ip), Failure, at(0, micros))
+        })
+        .collect();
+    let schema = TestSchema::with(events.clone()).await;
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let path = directory.path().join("audit.jsonl");
+    write_jsonl(&path, events).await;
+
+    let mut bursts = Vec::new();
+    for burst_failures in [3, 15, 20, 23] {
+        let options = ReportOptions { burst_failures, burst_window: Duration::from_secs(10), ..options() };
+        let from_postgres =
+            SecurityReport::from_postgres(&schema.pool, window(), &options).await.expect("the report is made");
+        let from_jsonl = SecurityReport::from_jsonl(&path, window(), &options).expect("the report is made");
+        assert_eq!(from_postgres.failed_authentications, 25_000);
+        assert_eq!(from_postgres, from_jsonl, "{options:?}");
+        bursts.push(from_postgres.authentication_bursts.len());
+    }
+    // Every subject, the users alone (a failure about every half second each, the addresses every 0.8 s),
+    // no one: the thresholds cross the bursts.
+    assert_eq!(bursts, [18, 7, 7, 0]);
 }

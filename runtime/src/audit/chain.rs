@@ -92,7 +92,8 @@ pub fn seal_stream(stream: &str, events: impl IntoIterator<Item = AuditEvent>) -
 
 /// The hash of `event` (ignoring its `hash` field) and its JSON line with that hash.
 fn seal_json(event: &AuditEvent) -> (String, String) {
-    let mut buffer = Vec::with_capacity(512);
+    // Room for a typical record and its hash, so that the line is not copied as it grows.
+    let mut buffer = Vec::with_capacity(1024);
     serde_json::to_writer(&mut buffer, &Canonical(event)).expect("an audit event always serializes");
     let mut json = String::from_utf8(buffer).expect("serde_json writes UTF-8");
     let hash = hex(&Sha256::digest(json.as_bytes()));

@@ -270,11 +270,65 @@ pub(crate) mod timestamp {
     use serde::{Deserialize, Deserializer, Serializer, de::Error};
 
     pub(crate) fn serialize<S: Serializer>(timestamp: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(&timestamp.to_rfc3339_opts(SecondsFormat::Micros, true))
+        match rfc3339_micros(timestamp) {
+            Some(text) => serializer.serialize_str(std::str::from_utf8(&text).unwrap_or_default()),
+            None => serializer.collect_str(&timestamp.to_rfc3339_opts(SecondsFormat::Micros, true)),
+        }
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS.ffffffZ` without allocating, for years 0 to 9999 (the rest go through
+    /// chrono's formatter, which writes the same for these).
+    fn rfc3339_micros(timestamp: &DateTime<Utc>) -> Option<[u8; 27]> {
+        use chrono::{Datelike as _, Timelike as _};
+        let timestamp = timestamp.naive_utc();
+        let year = u32::try_from(timestamp.year()).ok().filter(|year| *year <= 9999)?;
+        let micros = timestamp.nanosecond() / 1_000;
+        if micros >= 1_000_000 {
+            return None; // a leap second, which chrono writes its own way
+        }
+        let mut text = *b"0000-00-00T00:00:00.000000Z";
+        let mut put = |at: usize, width: usize, mut value: u32| {
+            for index in (at..at + width).rev() {
+                text[index] = b'0' + u8::try_from(value % 10).unwrap_or_default();
+                value /= 10;
+            }
+        };
+        put(0, 4, year);
+        put(5, 2, timestamp.month());
+        put(8, 2, timestamp.day());
+        put(11, 2, timestamp.hour());
+        put(14, 2, timestamp.minute());
+        put(17, 2, timestamp.second());
+        put(20, 6, micros);
+        Some(text)
     }
 
     pub(crate) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<DateTime<Utc>, D::Error> {
         let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
         DateTime::parse_from_rfc3339(&text).map(|timestamp| timestamp.with_timezone(&Utc)).map_err(D::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
+
+    use super::{AuditEvent, EventType};
+
+    #[test]
+    fn timestamps_are_written_as_chrono_writes_them_with_microseconds() {
+        let instants = [
+            Utc.with_ymd_and_hms(2026, 11, 27, 9, 5, 7).single().expect("a valid date"),
+            Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0).single().expect("a valid date"),
+            Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).single().expect("a valid date")
+                + chrono::TimeDelta::microseconds(999_999),
+            DateTime::from_timestamp_micros(1_764_234_567_123_456).expect("in range"),
+        ];
+        for instant in instants {
+            let mut event = AuditEvent::new(EventType::Error);
+            event.timestamp = instant;
+            let json = serde_json::to_value(&event).expect("an event serializes");
+            assert_eq!(json["timestamp"], instant.to_rfc3339_opts(SecondsFormat::Micros, true));
+        }
     }
 }

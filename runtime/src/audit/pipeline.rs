@@ -175,7 +175,8 @@ impl AuditorBuilder {
         let shared = Arc::new(Shared { sender, overflow: Arc::clone(&overflow), stream: stream.clone() });
         metrics().add_queue(Arc::downgrade(&(Arc::clone(&shared) as Arc<dyn QueueDepth>)));
         let slots = sinks.into_iter().map(|sink| Slot::new(sink, &spill_dir)).collect();
-        let writer = Writer { receiver, overflow, chain: Chain::new(stream), slots, settings, leftovers, lock: Some(lock) };
+        let writer =
+            Writer { receiver, overflow, chain: Chain::new(stream), slots, settings, leftovers, lock: Some(lock) };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .thread_name("hardened-audit")

@@ -1,39 +1,11 @@
 //! The security report: what happened in a time window, and the patterns worth a look.
 //!
 //! Computed from a JSONL log by one streaming pass ([`SecurityReport::from_jsonl`]) or, with the feature
-//! `postgres`, by aggregate queries in Postgres ([`SecurityReport::from_postgres`]); both give the same
-//! report for the same events.
+//! `postgres`, by queries in Postgres that count on its indexes and read the failed authentications in
+//! timestamp order ([`SecurityReport::from_postgres`]); both give the same report for the same events, the
+//! bursts found by the same code.
 //!
-//! # What it counts
-//!
-//! Over the events whose timestamp is in the window `[from, to)` (both bounds rounded up to the
-//! microsecond, the precision of event timestamps): all events, by event type and by outcome; failed
-//! authentications (`AuthenticationAttempt` with outcome `Failure`); denied authorizations
-//! (`AuthorizationCheck` with outcome `Denied`).
-//!
-//! # Suspicious patterns
-//!
-//! **Repeated failed authentications** ([`AuthenticationBurst`]). The subjects are each `user_id` and each
-//! `ip_address` of a failed authentication in the window (an event with both counts for both). A subject is
-//! reported when some span of time of length `burst_window` (`W`) holds at least `burst_failures` (`N`) of
-//! its failures: when for some failure at time `t`, at least `N` failures fall in the closed interval
-//! `[t - W, t]`. The report gives the densest such span (the most failures; among equals, the earliest):
-//! its number of failures, its first and last failure; and the subject's failures in the whole window.
-//!
-//! **Failing tools** ([`FailingTool`]). Tool calls are the `ToolExecution` events with a `resource` (the
-//! tool), a failure one with outcome `Failure` (`Denied`, a refusal by a guard, is not the tool failing). A
-//! tool with at least `tool_min_calls` (`M`) calls in the window is reported when
-//! - its failure rate in the window is at least `tool_failure_percent` (high failure rate), or
-//! - its failure rate in the window exceeds its failure rate over the `tool_baseline` before the window,
-//!   `[from - tool_baseline, from)`, by at least `tool_spike_points` percentage points, and it had at least
-//!   `M` calls then too (a spike; a zero `tool_baseline` turns this off).
-//!
-//! All comparisons are in integers: a rate exactly at a threshold meets it.
-//!
-//! # Order
-//!
-//! Maps are sorted by key, bursts by subject (users before addresses), tools by name (bytewise), so that a
-//! report is the same however it was computed.
+//! The definitions are on [`SecurityReport`].
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
@@ -51,7 +23,7 @@ use super::jsonl::{JsonlRecord, read_jsonl};
 /// The longest `burst_window` and `tool_baseline` accepted: about a century.
 const MAX_DURATION: Duration = Duration::from_hours(100 * 366 * 24);
 
-/// The thresholds of the suspicious patterns (see the [module docs](self)).
+/// The thresholds of the suspicious patterns (see [`SecurityReport`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReportOptions {
     /// Failed authentications of one subject within `burst_window` that make a burst (`N`, at least 1;
@@ -154,7 +126,7 @@ impl fmt::Display for Subject {
     }
 }
 
-/// Repeated failed authentications of one subject (see the [module docs](self)).
+/// Repeated failed authentications of one subject (see [`SecurityReport`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuthenticationBurst {
     /// Whose.
@@ -171,7 +143,7 @@ pub struct AuthenticationBurst {
     pub failures_in_window: u64,
 }
 
-/// A tool failing often, or more often than before (see the [module docs](self)).
+/// A tool failing often, or more often than before (see [`SecurityReport`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FailingTool {
     /// The tool: the events' `resource`.
@@ -194,7 +166,38 @@ pub struct FailingTool {
     pub spike: bool,
 }
 
-/// What happened in a time window, and the patterns worth a look (see the [module docs](self)).
+/// What happened in a time window, and the patterns worth a look.
+///
+/// # What it counts
+///
+/// Over the events whose timestamp is in the window `[from, to)` (both bounds rounded up to the
+/// microsecond, the precision of event timestamps): all events, by event type and by outcome; failed
+/// authentications (`AuthenticationAttempt` with outcome `Failure`); denied authorizations
+/// (`AuthorizationCheck` with outcome `Denied`).
+///
+/// # Suspicious patterns
+///
+/// **Repeated failed authentications** ([`AuthenticationBurst`]). The subjects are each `user_id` and each
+/// `ip_address` of a failed authentication in the window (an event with both counts for both). A subject is
+/// reported when some span of time of length `burst_window` (`W`) holds at least `burst_failures` (`N`) of
+/// its failures: when for some failure at time `t`, at least `N` failures fall in the closed interval
+/// `[t - W, t]`. The report gives the densest such span (the most failures; among equals, the earliest):
+/// its number of failures, its first and last failure; and the subject's failures in the whole window.
+///
+/// **Failing tools** ([`FailingTool`]). Tool calls are the `ToolExecution` events with a `resource` (the
+/// tool), a failure one with outcome `Failure` (`Denied`, a refusal by a guard, is not the tool failing). A
+/// tool with at least `tool_min_calls` (`M`) calls in the window is reported when
+/// - its failure rate in the window is at least `tool_failure_percent` (high failure rate), or
+/// - its failure rate in the window exceeds its failure rate over the `tool_baseline` before the window,
+///   `[from - tool_baseline, from)`, by at least `tool_spike_points` percentage points, and it had at least
+///   `M` calls then too (a spike; a zero `tool_baseline` turns this off).
+///
+/// All comparisons are in integers: a rate exactly at a threshold meets it.
+///
+/// # Order
+///
+/// Maps are sorted by key, bursts by subject (users before addresses), tools by name (bytewise), so that a
+/// report is the same however it was computed.
 ///
 /// Serializes to JSON; displays as a plain-text table.
 ///
@@ -417,25 +420,29 @@ impl Tally {
 
     fn finish(self) -> SecurityReport {
         let Tally { mut report, bursts, tools, .. } = self;
-        let threshold = report.options.burst_failures;
-        report.authentication_bursts = bursts
-            .into_iter()
-            .filter_map(|(subject, failures)| {
-                let (count, first, last) = failures.densest?;
-                (count >= threshold).then_some(AuthenticationBurst {
-                    subject,
-                    failures: count,
-                    first,
-                    last,
-                    failures_in_window: failures.total,
-                })
-            })
-            .collect();
+        report.authentication_bursts = bursts_of(bursts, report.options.burst_failures);
         report.failing_tools =
             tools.into_iter().filter_map(|(tool, counts)| counts.judge(tool, &report.options)).collect();
         report.sort();
         report
     }
+}
+
+/// The subjects whose densest span holds at least `threshold` failures, unsorted.
+fn bursts_of(bursts: HashMap<Subject, Failures>, threshold: u64) -> Vec<AuthenticationBurst> {
+    bursts
+        .into_iter()
+        .filter_map(|(subject, failures)| {
+            let (count, first, last) = failures.densest?;
+            (count >= threshold).then_some(AuthenticationBurst {
+                subject,
+                failures: count,
+                first,
+                last,
+                failures_in_window: failures.total,
+            })
+        })
+        .collect()
 }
 
 impl SecurityReport {
@@ -599,35 +606,27 @@ mod sql {
     use chrono::{DateTime, Utc};
     use sqlx::PgPool;
 
-    use super::{AuthenticationBurst, Bounds, ReportError, ReportOptions, SecurityReport, Subject, ToolCounts};
+    use super::{Bounds, Failures, ReportError, ReportOptions, SecurityReport, Subject, ToolCounts, bursts_of};
 
     /// Events by type and outcome: an index-only scan of `audit_log_timestamp`.
     const COUNTS: &str = "SELECT event_type, outcome, count(*) FROM audit_log \
          WHERE \"timestamp\" >= $1 AND \"timestamp\" < $2 GROUP BY event_type, outcome";
 
-    /// Each subject's densest span of failures, for subjects with at least $4 in one; from the partial
-    /// indexes `audit_log_failed_authentication_*`. A `RANGE` frame holds the rows whose timestamp is in
-    /// `[t - W, t]`, rows with the same timestamp included.
-    const BURSTS: &str = "WITH failures AS ( \
-             SELECT 'user' AS kind, user_id AS subject, \"timestamp\" FROM audit_log \
-             WHERE event_type = 'AuthenticationAttempt' AND outcome = 'Failure' AND user_id IS NOT NULL \
-               AND \"timestamp\" >= $1 AND \"timestamp\" < $2 \
-             UNION ALL \
-             SELECT 'ip', host(ip_address), \"timestamp\" FROM audit_log \
-             WHERE event_type = 'AuthenticationAttempt' AND outcome = 'Failure' AND ip_address IS NOT NULL \
-               AND \"timestamp\" >= $1 AND \"timestamp\" < $2 \
-         ), spans AS ( \
-             SELECT kind, subject, \"timestamp\" AS last, count(*) OVER span AS failures, \
-                    min(\"timestamp\") OVER span AS first, count(*) OVER (PARTITION BY kind, subject) AS total \
-             FROM failures \
-             WINDOW span AS (PARTITION BY kind, subject ORDER BY \"timestamp\" \
-                             RANGE BETWEEN $3::interval PRECEDING AND CURRENT ROW) \
-         ) \
-         SELECT DISTINCT ON (kind, subject) kind, subject, failures, first, last, total FROM spans \
-         WHERE failures >= $4 ORDER BY kind, subject, failures DESC, last";
+    /// The failed authentications of the window in timestamp order, for finding bursts as the JSONL report
+    /// does: an index-only scan of the partial index `audit_log_failed_authentication`, which is in that order.
+    const DECLARE_FAILURES: &str = "DECLARE failures NO SCROLL CURSOR FOR \
+         SELECT \"timestamp\", user_id, host(ip_address) FROM audit_log \
+         WHERE event_type = 'AuthenticationAttempt' AND outcome = 'Failure' \
+           AND \"timestamp\" >= $1 AND \"timestamp\" < $2 \
+         ORDER BY \"timestamp\"";
+
+    /// Failed authentications read per round trip: memory holds one page, not the window's failures.
+    const FETCH_FAILURES: &str = "FETCH 10000 FROM failures";
+    /// The rows of a full page of [`FETCH_FAILURES`].
+    const FAILURES_PAGE: usize = 10_000;
 
     /// Each tool's calls and failures in the window ($2..$3) and in the baseline ($1..$2), for tools with at
-    /// least $4 calls in the window; from the partial index `audit_log_tool_execution`.
+    /// least $4 calls in the window: an index-only scan of `audit_log_event_type`.
     const TOOLS: &str = "SELECT resource, \
              count(*) FILTER (WHERE \"timestamp\" >= $2) AS calls, \
              count(*) FILTER (WHERE \"timestamp\" >= $2 AND outcome = 'Failure') AS failures, \
@@ -639,17 +638,28 @@ mod sql {
 
     const BEGIN_SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
 
-    /// Kind, subject, failures, first, last, total.
-    type BurstRow = (String, String, i64, DateTime<Utc>, DateTime<Utc>, i64);
+    /// Plans each query for its window. A prepared statement's generic plan, which Postgres adopts after a
+    /// few runs, estimates a default fraction of the table for any window: a plan without parallel workers,
+    /// which counts a large window at about half the speed.
+    const PLAN_FOR_THE_WINDOW: &str = "SET LOCAL plan_cache_mode = force_custom_plan";
+
+    /// A failed authentication: timestamp, user, address.
+    type FailureRow = (DateTime<Utc>, Option<String>, Option<String>);
 
     fn count(value: i64) -> u64 {
         u64::try_from(value).unwrap_or_default()
     }
 
     impl SecurityReport {
-        /// The report of the events of the audit table in `window`, aggregated by Postgres (in one
-        /// snapshot) from the table's indexes: only counts, and one row per reported subject or tool, are
-        /// read.
+        /// The report of the events of the audit table in `window`, in one snapshot, from index-only
+        /// scans of the table's indexes: Postgres counts the events and the tool calls, and sends one row
+        /// per tool and one per failed authentication in the window, in timestamp order, from which bursts
+        /// are found as [`from_jsonl`](SecurityReport::from_jsonl) finds them (memory holds one page of
+        /// failures and each subject's failures within twice `burst_window`).
+        ///
+        /// Index-only scans read the table only for pages not marked all-visible in its visibility map,
+        /// which autovacuum keeps up to date (an insert-only table included, since Postgres 13); where
+        /// autovacuum is off, run `VACUUM audit_log` from time to time, or the report reads the table.
         pub async fn from_postgres(
             pool: &PgPool,
             window: Range<DateTime<Utc>>,
@@ -662,6 +672,7 @@ mod sql {
                 return Ok(report);
             }
             let mut transaction = pool.begin_with(BEGIN_SNAPSHOT).await?;
+            sqlx::query(PLAN_FOR_THE_WINDOW).execute(&mut *transaction).await?;
 
             let counts: Vec<(String, String, i64)> =
                 sqlx::query_as(COUNTS).bind(bounds.from).bind(bounds.to).fetch_all(&mut *transaction).await?;
@@ -669,32 +680,29 @@ mod sql {
                 report.count(&event_type, &outcome, count(events));
             }
 
-            let burst_window = bounds.burst_window.to_std().unwrap_or_default();
-            let bursts: Vec<BurstRow> = sqlx::query_as(BURSTS)
-                .bind(bounds.from)
-                .bind(bounds.to)
-                .bind(burst_window)
-                .bind(i64::try_from(options.burst_failures).unwrap_or(i64::MAX))
-                .fetch_all(&mut *transaction)
-                .await?;
-            for (kind, subject, failures, first, last, total) in bursts {
-                let subject = if kind == "user" {
-                    Subject::User(subject)
-                } else {
-                    Subject::IpAddress(
-                        subject
-                            .parse()
-                            .map_err(|error| sqlx::Error::Decode(format!("ip_address `{subject}`: {error}").into()))?,
-                    )
-                };
-                report.authentication_bursts.push(AuthenticationBurst {
-                    subject,
-                    failures: count(failures),
-                    first,
-                    last,
-                    failures_in_window: count(total),
-                });
+            // The bursts as the JSONL report finds them, from the failures in timestamp order: the same code,
+            // the same results.
+            let mut bursts = HashMap::<Subject, Failures>::new();
+            sqlx::query(DECLARE_FAILURES).bind(bounds.from).bind(bounds.to).execute(&mut *transaction).await?;
+            loop {
+                let page: Vec<FailureRow> = sqlx::query_as(FETCH_FAILURES).fetch_all(&mut *transaction).await?;
+                for (timestamp, user_id, ip_address) in &page {
+                    let ip_address = match ip_address {
+                        Some(ip) => Some(Subject::IpAddress(
+                            ip.parse()
+                                .map_err(|error| sqlx::Error::Decode(format!("ip_address `{ip}`: {error}").into()))?,
+                        )),
+                        None => None,
+                    };
+                    for subject in [user_id.clone().map(Subject::User), ip_address].into_iter().flatten() {
+                        bursts.entry(subject).or_default().push(*timestamp, bounds.burst_window);
+                    }
+                }
+                if page.len() < FAILURES_PAGE {
+                    break;
+                }
             }
+            report.authentication_bursts = bursts_of(bursts, options.burst_failures);
 
             let tools: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(TOOLS)
                 .bind(bounds.baseline_from)
