@@ -1,6 +1,8 @@
 //! Behaviour tests of `#[hardened]`; the tests live in `tests/`, this library holds what they share:
 //! a subscriber layer that captures spans as data, and readers of the real metrics registry.
 
+pub mod postgres;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 

@@ -13,83 +13,10 @@ use hardened::audit::{
     AuditEvent, AuditOutcome, ChainProblem, EventType, GENESIS_HASH, PostgresSink, SealedEvent, Sink, migrate_postgres,
     postgres_in_schema, seal_stream, verify_postgres, verify_postgres_all, write_in_tx, write_in_tx_to,
 };
-use hardened_tests::database_url;
+use hardened_tests::postgres::TestSchema;
 use serde_json::json;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{AssertSqlSafe, PgPool, Row as _};
-
-/// A schema of the test's own, with the audit tables migrated, dropped when the test ends (even by a panic).
-struct TestSchema {
-    name: String,
-    options: PgConnectOptions,
-    /// Connections whose search path is the schema.
-    pool: PgPool,
-}
-
-impl TestSchema {
-    async fn new() -> TestSchema {
-        let schema = TestSchema::empty().await;
-        migrate_postgres(&schema.pool).await.expect("the migrations run");
-        schema
-    }
-
-    /// The schema, without the tables.
-    async fn empty() -> TestSchema {
-        let url = database_url();
-        let options: PgConnectOptions = url.parse().expect("DATABASE_URL is a PostgreSQL URL");
-        let name = format!("hardened_test_{}", uuid::Uuid::now_v7().simple());
-        let mut admin = admin_connection(&options).await;
-        sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA {name}"))).execute(&mut admin).await.expect("CREATE SCHEMA");
-        let pool = PgPoolOptions::new()
-            .max_connections(12)
-            .connect_with(postgres_in_schema(options.clone(), &name))
-            .await
-            .expect("cannot connect to DATABASE_URL");
-        TestSchema { name, options, pool }
-    }
-
-    /// A sink writing to this schema.
-    fn sink(&self) -> PostgresSink {
-        PostgresSink::new(self.options.clone()).schema(&self.name)
-    }
-
-    async fn execute(&self, sql: String) {
-        sqlx::query(AssertSqlSafe(sql.clone()))
-            .execute(&self.pool)
-            .await
-            .unwrap_or_else(|error| panic!("{sql}: {error}"));
-    }
-
-    async fn count(&self, sql: &'static str) -> i64 {
-        sqlx::query_scalar(sql).fetch_one(&self.pool).await.expect(sql)
-    }
-}
-
-impl Drop for TestSchema {
-    fn drop(&mut self) {
-        let (options, name) = (self.options.clone(), self.name.clone());
-        // On a runtime of its own: the test's may be gone, or busy unwinding.
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            runtime.block_on(async {
-                let mut admin = admin_connection(&options).await;
-                sqlx::query(AssertSqlSafe(format!("DROP SCHEMA {name} CASCADE"))).execute(&mut admin).await.map(drop)
-            })?;
-            Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop the test schema {}", self.name);
-        }
-    }
-}
-
-/// A connection of its own, for what the test does to the schema as a whole.
-async fn admin_connection(options: &PgConnectOptions) -> sqlx::PgConnection {
-    <sqlx::PgConnection as sqlx::Connection>::connect_with(options)
-        .await
-        .unwrap_or_else(|error| panic!("cannot connect to DATABASE_URL: {error}"))
-}
+use sqlx::Row as _;
+use sqlx::postgres::PgPoolOptions;
 
 fn at(second: i64, micros: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).single().expect("a valid date")

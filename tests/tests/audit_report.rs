@@ -12,12 +12,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use hardened::audit::{
-    AuditEvent, AuditOutcome, AuthenticationBurst, EventType, FailingTool, JsonlSink, PostgresSink, ReportError,
-    ReportOptions, SecurityReport, Sink, Subject, postgres_in_schema, seal_stream,
+    AuditEvent, AuditOutcome, AuthenticationBurst, EventType, FailingTool, JsonlSink, ReportError, ReportOptions,
+    SecurityReport, Sink, Subject, seal_stream,
 };
-use hardened_tests::database_url;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{AssertSqlSafe, PgPool};
+use hardened_tests::postgres::TestSchema;
 
 use AuditOutcome::{Denied, Failure, Success};
 
@@ -386,54 +384,19 @@ fn thresholds_out_of_range_are_refused() {
 }
 
 /// A schema of the test's own holding the fixture, dropped when the test ends (even by a panic).
-struct TestSchema {
-    name: String,
-    options: PgConnectOptions,
-    pool: PgPool,
-}
-
-impl TestSchema {
-    async fn with(events: Vec<AuditEvent>) -> TestSchema {
-        let options: PgConnectOptions = database_url().parse().expect("DATABASE_URL is a PostgreSQL URL");
-        let name = format!("hardened_test_{}", uuid::Uuid::now_v7().simple());
-        // The sink creates the schema and its tables.
-        let mut sink = PostgresSink::new(options.clone()).schema(&name);
-        let sealed = seal_stream("fixture", events);
-        let schema = TestSchema {
-            pool: PgPoolOptions::new().connect_lazy_with(postgres_in_schema(options.clone(), &name)),
-            name,
-            options,
-        };
-        for batch in sealed.chunks(16) {
-            sink.write(batch).await.unwrap_or_else(|error| panic!("cannot write to DATABASE_URL: {error}"));
-        }
-        schema
+async fn schema_with(events: Vec<AuditEvent>) -> TestSchema {
+    let schema = TestSchema::new().await;
+    let mut sink = schema.sink();
+    for batch in seal_stream("fixture", events).chunks(16) {
+        sink.write(batch).await.unwrap_or_else(|error| panic!("cannot write to DATABASE_URL: {error}"));
     }
-}
-
-impl Drop for TestSchema {
-    fn drop(&mut self) {
-        let (options, name) = (self.options.clone(), self.name.clone());
-        // On a runtime of its own: the test's may be gone, or busy unwinding.
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            runtime.block_on(async {
-                let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect_with(&options).await?;
-                sqlx::query(AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {name} CASCADE"))).execute(&mut admin).await
-            })?;
-            Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop the test schema {}", self.name);
-        }
-    }
+    schema
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL: set DATABASE_URL and run with --include-ignored"]
 async fn the_report_of_the_audit_table_counts_what_the_fixture_holds() {
-    let schema = TestSchema::with(fixture()).await;
+    let schema = schema_with(fixture()).await;
     let report = SecurityReport::from_postgres(&schema.pool, window(), &options()).await.expect("the report is made");
     assert_eq!(report, expected_report());
 }
@@ -442,7 +405,7 @@ async fn the_report_of_the_audit_table_counts_what_the_fixture_holds() {
 #[ignore = "needs PostgreSQL: set DATABASE_URL and run with --include-ignored"]
 async fn the_reports_of_jsonl_and_postgres_are_identical() {
     let events = fixture();
-    let schema = TestSchema::with(events.clone()).await;
+    let schema = schema_with(events.clone()).await;
     let directory = tempfile::tempdir().expect("a temporary directory");
     let path = directory.path().join("audit.jsonl");
     write_jsonl(&path, events).await;
@@ -486,7 +449,7 @@ async fn the_reports_agree_over_more_failures_than_postgres_sends_at_once() {
             login(Some(&user), Some(&ip), Failure, at(0, micros))
         })
         .collect();
-    let schema = TestSchema::with(events.clone()).await;
+    let schema = schema_with(events.clone()).await;
     let directory = tempfile::tempdir().expect("a temporary directory");
     let path = directory.path().join("audit.jsonl");
     write_jsonl(&path, events).await;
