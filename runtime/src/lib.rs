@@ -24,9 +24,11 @@
 //! assert!(lookup(8).is_err());
 //!
 //! let metrics = hardened::metrics::render();
+//! let this_module = format!(r#"module="{}""#, module_path!());
 //! let failures = metrics
 //!     .lines()
-//!     .find(|line| line.starts_with(r#"hardened_calls_total{function="lookup""#) && line.contains(r#"outcome="error""#))
+//!     .filter(|line| line.starts_with(r#"hardened_calls_total{function="lookup""#) && line.contains(&this_module))
+//!     .find(|line| line.contains(r#"outcome="error""#))
 //!     .unwrap();
 //! assert!(failures.ends_with(" 1"));
 //! assert!(hardened::sites().iter().any(|site| site.name() == "lookup"));
