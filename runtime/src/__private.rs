@@ -12,9 +12,7 @@ pub use crate::call::Call;
 pub fn call_once<R>(body: impl FnOnce() -> R) -> R {
     body()
 }
-pub use crate::audit::call::{
-    AuditCall, AuditMessage, AuditMessageViaDebug, AuditMessageViaDisplay, AuditMessageViaName, AuditSite, audit_record,
-};
+pub use crate::audit::call::{AuditCall, AuditSite, audit_record};
 pub use crate::breaker::WindowKind;
 pub use crate::config::{BreakerSettings, BulkheadSettings, RateSettings, RetrySettings};
 pub use crate::guarded::{

@@ -72,10 +72,12 @@ pub fn record_failure(span: &Span) {
     }
 }
 
-/// An error to describe on a span, picking `Display`, else `Debug`, else the type's name.
+/// An error to describe on a span or in an audit event, picking `Display`, else `Debug`, else the
+/// type's name.
 ///
-/// Generated code calls `(&&&ErrorMessage(&error)).record_on(&span)`; method resolution picks the
-/// first of the three traits the error type implements, with no cost when the span is disabled.
+/// Generated code calls `(&&&ErrorMessage(&error)).record_on(&span)` (or `.describe()`); method
+/// resolution picks the first of the three traits the error type implements, with no cost when the span
+/// is disabled.
 #[derive(Debug)]
 pub struct ErrorMessage<'a, E: ?Sized>(pub &'a E);
 
@@ -83,6 +85,9 @@ pub struct ErrorMessage<'a, E: ?Sized>(pub &'a E);
 pub trait ErrorViaDisplay {
     /// Records the failure on `span`.
     fn record_on(&self, span: &Span);
+
+    /// The error's message.
+    fn describe(&self) -> String;
 }
 
 impl<E: Display + ?Sized> ErrorViaDisplay for &&ErrorMessage<'_, E> {
@@ -92,12 +97,19 @@ impl<E: Display + ?Sized> ErrorViaDisplay for &&ErrorMessage<'_, E> {
             span.record("error.message", tracing::field::display(self.0));
         }
     }
+
+    fn describe(&self) -> String {
+        self.0.to_string()
+    }
 }
 
 /// Describes an error by its `Debug`.
 pub trait ErrorViaDebug {
     /// Records the failure on `span`.
     fn record_on(&self, span: &Span);
+
+    /// The error's message.
+    fn describe(&self) -> String;
 }
 
 impl<E: Debug + ?Sized> ErrorViaDebug for &ErrorMessage<'_, E> {
@@ -107,12 +119,19 @@ impl<E: Debug + ?Sized> ErrorViaDebug for &ErrorMessage<'_, E> {
             span.record("error.message", tracing::field::debug(self.0));
         }
     }
+
+    fn describe(&self) -> String {
+        format!("{:?}", self.0)
+    }
 }
 
 /// Describes an error that has neither `Display` nor `Debug` by its type's name.
 pub trait ErrorViaName {
     /// Records the failure on `span`.
     fn record_on(&self, span: &Span);
+
+    /// The error's message.
+    fn describe(&self) -> String;
 }
 
 impl<E: ?Sized> ErrorViaName for ErrorMessage<'_, E> {
@@ -121,6 +140,10 @@ impl<E: ?Sized> ErrorViaName for ErrorMessage<'_, E> {
             span.record("otel.status_code", "ERROR");
             span.record("error.message", std::any::type_name::<E>());
         }
+    }
+
+    fn describe(&self) -> String {
+        std::any::type_name::<E>().to_owned()
     }
 }
 

@@ -44,6 +44,19 @@ impl RetryConfig {
         let factor = 1u32.checked_shl(retry).unwrap_or(u32::MAX);
         self.backoff.saturating_mul(factor).min(self.max_backoff)
     }
+
+    /// The delay before retry number `retry` (0 for the first): the bound, or with `jitter` a time drawn
+    /// between half the bound and the bound.
+    #[must_use]
+    pub fn backoff_delay(&self, retry: u32) -> Duration {
+        let bound = self.backoff_bound(retry);
+        if !self.jitter {
+            return bound;
+        }
+        let bound_nanos = duration_nanos(bound);
+        let half = bound_nanos / 2;
+        Duration::from_nanos(half + fastrand::u64(0..=bound_nanos - half))
+    }
 }
 
 impl Default for RetryConfig {
@@ -170,15 +183,7 @@ impl RetryPolicy {
             return None;
         }
         self.retried.fetch_add(1, Ordering::Relaxed);
-        let config = self.config();
-        let bound = config.backoff_bound(retry);
-        let delay = if config.jitter {
-            let bound_nanos = duration_nanos(bound);
-            let half = bound_nanos / 2;
-            Duration::from_nanos(half + fastrand::u64(0..=bound_nanos - half))
-        } else {
-            bound
-        };
+        let delay = self.config().backoff_delay(retry);
         Some(at_least.map_or(delay, |floor| delay.max(floor)))
     }
 }

@@ -272,12 +272,11 @@ fn audit_finish(plan: &Plan, ret: &TokenStream) -> Option<TokenStream> {
         if let ::core::option::Option::Some(__hardened_audit) = __hardened_audit.take() {
             #[allow(unused_imports)]
             use #krate::__private::{
-                AsResultViaResult as _, AsResultViaValue as _, AuditMessageViaDebug as _,
-                AuditMessageViaDisplay as _, AuditMessageViaName as _,
+                AsResultViaResult as _, AsResultViaValue as _, ErrorViaDebug as _, ErrorViaDisplay as _, ErrorViaName as _,
             };
             let __hardened_message = match (&&#krate::__private::Returned(#ret)).as_result() {
                 ::core::option::Option::Some(::core::result::Result::Err(__hardened_error)) => {
-                    ::core::option::Option::Some((&&&#krate::__private::AuditMessage(__hardened_error)).audit_message())
+                    ::core::option::Option::Some((&&&#krate::__private::ErrorMessage(__hardened_error)).describe())
                 }
                 _ => ::core::option::Option::None,
             };

@@ -1,6 +1,5 @@
 //! What `#[hardened(audit)]` records of one call: an event when the call ends, however it ends.
 
-use std::fmt::{Debug, Display};
 use std::time::Instant;
 
 use super::audited::{AuditRecord, Audited};
@@ -79,48 +78,6 @@ impl From<Outcome> for AuditOutcome {
             Outcome::Rejected => AuditOutcome::Denied,
             Outcome::Error | Outcome::Cancelled | Outcome::Panic | Outcome::Timeout => AuditOutcome::Failure,
         }
-    }
-}
-
-/// An error to describe in `outcome_details`: generated code calls
-/// `(&&&AuditMessage(&error)).audit_message()`, which picks `Display`, else `Debug`, else the type's
-/// name.
-#[derive(Debug)]
-pub struct AuditMessage<'a, E: ?Sized>(pub &'a E);
-
-/// Describes an error by its `Display`.
-pub trait AuditMessageViaDisplay {
-    /// The message.
-    fn audit_message(&self) -> String;
-}
-
-impl<E: Display + ?Sized> AuditMessageViaDisplay for &&AuditMessage<'_, E> {
-    fn audit_message(&self) -> String {
-        self.0.to_string()
-    }
-}
-
-/// Describes an error by its `Debug`.
-pub trait AuditMessageViaDebug {
-    /// The message.
-    fn audit_message(&self) -> String;
-}
-
-impl<E: Debug + ?Sized> AuditMessageViaDebug for &AuditMessage<'_, E> {
-    fn audit_message(&self) -> String {
-        format!("{:?}", self.0)
-    }
-}
-
-/// Describes an error by its type's name.
-pub trait AuditMessageViaName {
-    /// The message.
-    fn audit_message(&self) -> String;
-}
-
-impl<E: ?Sized> AuditMessageViaName for AuditMessage<'_, E> {
-    fn audit_message(&self) -> String {
-        std::any::type_name::<E>().to_owned()
     }
 }
 

@@ -21,6 +21,7 @@ use super::chain::{Chain, SealedEvent};
 use super::event::AuditEvent;
 use super::metrics::{QueueDepth, metrics};
 use super::sink::Sink;
+use crate::retry::RetryConfig;
 
 /// Why the pipeline could not start or could not finish a flush.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -66,17 +67,14 @@ struct Settings {
     queue_capacity: usize,
     batch_size: usize,
     batch_interval: Duration,
-    write_attempts: u32,
-    retry_backoff: Duration,
-    max_backoff: Duration,
+    /// Attempts at a batch (`attempts`, counting the first) and the backoff between them, with jitter.
+    retry: RetryConfig,
 }
 
 impl Settings {
-    /// The wait before retry number `failures` (from 1), doubling up to the maximum, with jitter.
+    /// The wait before retry number `failures` (from 1).
     fn backoff(&self, failures: u32) -> Duration {
-        let exponential = self.retry_backoff.saturating_mul(1 << failures.saturating_sub(1).min(20));
-        let capped = exponential.min(self.max_backoff);
-        capped.mul_f64(0.5 + fastrand::f64() / 2.0)
+        self.retry.backoff_delay(failures.saturating_sub(1))
     }
 }
 
@@ -144,9 +142,10 @@ impl AuditorBuilder {
     /// between attempts, doubling from `initial` up to `max` (defaults 100 ms and 30 s), which also
     /// paces the replays of a sink that is down.
     pub fn retries(mut self, attempts: u32, initial: Duration, max: Duration) -> AuditorBuilder {
-        self.settings.write_attempts = attempts.max(1);
-        self.settings.retry_backoff = initial;
-        self.settings.max_backoff = max.max(initial);
+        let retry = &mut self.settings.retry;
+        retry.attempts = attempts.max(1);
+        retry.backoff = initial;
+        retry.max_backoff = max.max(initial);
         self
     }
 
@@ -229,9 +228,12 @@ impl Auditor {
                 queue_capacity: 16_384,
                 batch_size: 1_000,
                 batch_interval: Duration::from_millis(100),
-                write_attempts: 3,
-                retry_backoff: Duration::from_millis(100),
-                max_backoff: Duration::from_secs(30),
+                retry: RetryConfig {
+                    attempts: 3,
+                    max_backoff: Duration::from_secs(30),
+                    jitter: true,
+                    ..RetryConfig::default()
+                },
             },
         }
     }
@@ -438,7 +440,7 @@ impl Slot {
             self.spill(events, settings);
             return;
         }
-        for attempt in 0..settings.write_attempts {
+        for attempt in 0..settings.retry.attempts {
             if attempt > 0 {
                 tokio::time::sleep(settings.backoff(attempt)).await;
             }
