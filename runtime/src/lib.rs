@@ -59,14 +59,21 @@ pub mod config;
 mod guard_metrics;
 mod guarded;
 mod guards;
+pub mod health;
+#[cfg(feature = "http")]
+pub mod http;
 mod instrument;
 pub mod metrics;
 mod outcome;
+#[cfg(feature = "telemetry")]
+pub mod propagation;
 pub mod rate_limit;
 mod rejected;
 pub mod retry;
 pub mod shutdown;
 mod site;
+#[cfg(feature = "telemetry")]
+pub mod telemetry;
 
 #[doc(hidden)]
 pub mod __private;

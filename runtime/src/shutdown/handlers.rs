@@ -1,18 +1,6 @@
 //! Work to do when the service stops: handlers registered by the parts that hold something to write out
 //! (the audit pipeline, telemetry) and by the application, run in priority order, each within its own
 //! timeout, so that one that hangs cannot keep the rest from running.
-//!
-//! ```
-//! use std::time::Duration;
-//!
-//! hardened::shutdown::register("close the cache", hardened::shutdown::priority::APPLICATION, Duration::from_secs(2), || async {
-//!     Ok(())
-//! });
-//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-//! let reports = hardened::shutdown::run_handlers().await;
-//! assert!(reports.iter().any(|report| report.name == "close the cache" && report.outcome.is_done()));
-//! # });
-//! ```
 
 use std::fmt;
 use std::future::Future;

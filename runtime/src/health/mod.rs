@@ -1,0 +1,1 @@
+//! Health checks and the liveness, readiness and startup probes built on them.

@@ -1,0 +1,1 @@
+//! The tracing subscriber: filter, readable or JSON logs, and OpenTelemetry export over OTLP.
