@@ -294,12 +294,13 @@ pub(crate) fn retune_all() {
 /// The settings every guard runs with, as a configuration.
 pub(crate) fn effective() -> Config {
     resolve_declared();
+    let current = config::current();
     Config {
         breaker: BREAKERS.effective(),
         rate: RATE_LIMITERS.effective(),
         bulkhead: BULKHEADS.effective(),
         retry: RETRY_POLICIES.effective(),
-        source: config::current().source.clone(),
+        ..config::Config::clone(&current)
     }
 }
 

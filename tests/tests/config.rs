@@ -10,9 +10,10 @@ use std::time::Duration;
 use hardened::breaker::{BreakerConfig, WindowKind};
 use hardened::bulkhead::BulkheadConfig;
 use hardened::config::{
-    self, BreakerSettings, BulkheadSettings, Config, ConfigError, DeclaredNames, RateSettings, RetrySettings,
-    UnusedName,
+    self, BreakerSettings, BulkheadSettings, Config, ConfigError, DeclaredNames, HealthSettings, RateSettings,
+    RetrySettings, ServerSettings, ShutdownSettings, TelemetrySettings, UnusedName,
 };
+use hardened::shutdown::ShutdownConfig;
 use hardened::rate_limit::RateConfig;
 use hardened::retry::RetryConfig;
 use proptest::prelude::*;
@@ -143,7 +144,7 @@ fn every_key_of_every_section_is_read() {
                 },
             ),
         ]),
-        source: None,
+        ..Config::default()
     };
     assert_eq!(config, expected);
 }
@@ -494,7 +495,7 @@ fn unknown_keys_and_sections_are_rejected_with_a_suggestion() {
     assert_eq!(
         parse_error("[breakers.llm]\nfailure_rate = 50\n"),
         "hardened.toml: unknown section breakers; did you mean breaker? allowed sections: breaker, rate, bulkhead, \
-         retry"
+         retry, telemetry, health, shutdown, server"
     );
     assert_eq!(
         env_error(Config::default(), &[("HARDENED_BREAKER__LLM__FAILUR_RATE", "50")]),
@@ -506,12 +507,128 @@ fn unknown_keys_and_sections_are_rejected_with_a_suggestion() {
     assert_eq!(
         env_error(Config::default(), &[("HARDENED_BULKHEADS__DB__MAX", "5")]),
         "HARDENED_BULKHEADS__DB__MAX: unknown section bulkheads; did you mean bulkhead? allowed sections: breaker, \
-         rate, bulkhead, retry"
+         rate, bulkhead, retry, telemetry, health, shutdown, server"
     );
     assert_eq!(
         env_error(Config::default(), &[("HARDENED_BREAKER__FAILURE_RATE", "50")]),
-        "HARDENED_BREAKER__FAILURE_RATE: not a configuration override; allowed: HARDENED_<SECTION>__<NAME>__<KEY>, \
-         such as HARDENED_BREAKER__LLM__FAILURE_RATE"
+        "HARDENED_BREAKER__FAILURE_RATE: not a configuration override; allowed: HARDENED_<SECTION>__<NAME>__<KEY> for \
+         guards, such as HARDENED_BREAKER__LLM__FAILURE_RATE, and HARDENED_<SECTION>__<KEY> for telemetry, health, \
+         shutdown and server, such as HARDENED_SHUTDOWN__DEADLINE"
+    );
+}
+
+#[test]
+fn the_service_sections_are_read_from_the_file_and_the_environment() {
+    let file = r#"
+        [telemetry]
+        service_name = "agent"
+        service_version = "1.4.0"
+        environment = "production"
+        endpoint = "http://collector:4317"
+        protocol = "grpc"
+        sample_ratio = 0.1
+        log_format = "json"
+        log_filter = "info,hyper=warn"
+
+        [health]
+        cache_ttl = "2s"
+        check_timeout = "1s"
+        watchdog_interval = "100ms"
+        watchdog_max_lag = "500ms"
+        audit_max_backlog = 5000
+
+        [shutdown]
+        pre_stop_delay = "0s"
+        drain_timeout = "10s"
+        deadline = "20s"
+
+        [server]
+        address = "0.0.0.0:8080"
+        admin_address = "127.0.0.1:9090"
+        trust_forwarded_for = true
+    "#;
+    let config = config::parse(file, "hardened.toml").expect("the file is valid");
+    assert_eq!(
+        config.telemetry,
+        TelemetrySettings {
+            service_name: Some("agent".to_owned()),
+            service_version: Some("1.4.0".to_owned()),
+            environment: Some("production".to_owned()),
+            endpoint: Some("http://collector:4317".to_owned()),
+            protocol: Some("grpc".to_owned()),
+            sample_ratio: Some(0.1),
+            log_format: Some("json".to_owned()),
+            log_filter: Some("info,hyper=warn".to_owned()),
+        }
+    );
+    assert_eq!(
+        config.health,
+        HealthSettings {
+            cache_ttl: Some(secs(2)),
+            check_timeout: Some(secs(1)),
+            watchdog_interval: Some(millis(100)),
+            watchdog_max_lag: Some(millis(500)),
+            audit_max_backlog: Some(5000),
+        }
+    );
+    let mut shutdown = ShutdownConfig::default();
+    config.shutdown.apply_to(&mut shutdown);
+    assert_eq!(shutdown, ShutdownConfig { pre_stop_delay: Duration::ZERO, drain_timeout: secs(10), deadline: secs(20) });
+    assert_eq!(config.server.address, Some(([0, 0, 0, 0], 8080).into()));
+    assert_eq!(config.server.admin_address, Some(([127, 0, 0, 1], 9090).into()));
+    assert_eq!(config.server.trust_forwarded_for, Some(true));
+
+    let config = config::with_env(
+        config,
+        vars(&[
+            ("HARDENED_TELEMETRY__SAMPLE_RATIO", "1"),
+            ("HARDENED_SHUTDOWN__DEADLINE", "15s"),
+            ("HARDENED_Server__Address", "127.0.0.1:8081"),
+        ]),
+    )
+    .expect("the overrides are valid");
+    assert_eq!(config.telemetry.sample_ratio, Some(1.0), "the environment wins");
+    assert_eq!(config.telemetry.service_name.as_deref(), Some("agent"), "key by key");
+    assert_eq!(config.shutdown.deadline, Some(secs(15)));
+    assert_eq!(config.server.address, Some(([127, 0, 0, 1], 8081).into()), "section and key ignore case");
+}
+
+#[test]
+fn invalid_service_settings_name_the_key_the_value_and_what_is_allowed() {
+    assert_eq!(
+        parse_error("[telemetry]\nprotocol = \"http\"\n"),
+        r#"hardened.toml: telemetry.protocol = "http" is not one of the choices; allowed: one of "grpc", "http/protobuf""#
+    );
+    assert_eq!(
+        parse_error("[telemetry]\nsample_ratio = 1.5\n"),
+        "hardened.toml: telemetry.sample_ratio = 1.5 is out of range; allowed: a number from 0.0 to 1.0"
+    );
+    assert_eq!(
+        parse_error("[server]\naddress = \"localhost\"\n"),
+        r#"hardened.toml: server.address = "localhost" is not an address; allowed: an IP address and port, such as "0.0.0.0:8080" or "[::1]:9090""#
+    );
+    assert_eq!(
+        parse_error("[shutdown]\npre_stop_delay = \"30s\"\n"),
+        r#"hardened.toml: shutdown.pre_stop_delay = "30s" is not shorter than the deadline (25s); allowed: a duration shorter than deadline"#
+    );
+    assert_eq!(
+        parse_error("[shutdown]\ndeadlin = \"30s\"\n"),
+        "hardened.toml: unknown key shutdown.deadlin; did you mean deadline? allowed keys: pre_stop_delay, \
+         drain_timeout, deadline"
+    );
+    assert_eq!(
+        parse_error("[health]\ncache_ttl = \"0s\"\n"),
+        r#"hardened.toml: health.cache_ttl = "0s" is out of range; allowed: a duration longer than zero, such as "30s", "250ms" or "1m 30s""#
+    );
+    assert_eq!(
+        env_error(Config::default(), &[("HARDENED_SHUTDOWN__DEADLINE", "soon")]),
+        r#"HARDENED_SHUTDOWN__DEADLINE=soon (shutdown.deadline) is not a duration; allowed: a duration longer than zero, such as "30s", "250ms" or "1m 30s""#
+    );
+    assert_eq!(
+        env_error(Config::default(), &[("HARDENED_SHUTDOWN__MAIN__DEADLINE", "20s")]),
+        "HARDENED_SHUTDOWN__MAIN__DEADLINE: not a configuration override; allowed: HARDENED_<SECTION>__<NAME>__<KEY> \
+         for guards, such as HARDENED_BREAKER__LLM__FAILURE_RATE, and HARDENED_<SECTION>__<KEY> for telemetry, \
+         health, shutdown and server, such as HARDENED_SHUTDOWN__DEADLINE"
     );
 }
 
@@ -636,7 +753,9 @@ fn render_writes_sorted_toml() {
             "default".to_owned(),
             RetrySettings { jitter: Some(false), budget_ratio: Some(0.25), ..RetrySettings::default() },
         )]),
+        shutdown: ShutdownSettings { deadline: Some(secs(20)), ..ShutdownSettings::default() },
         source: Some(PathBuf::from("ignored.toml")),
+        ..Config::default()
     };
     let text = config::render(&config);
     assert_eq!(
@@ -647,7 +766,8 @@ fn render_writes_sorted_toml() {
          [rate.b]\nper_second = \"100/min\"\n\n\
          [rate.c]\nper_second = \"1/400ms\"\nwait = \"250ms\"\n\n\
          [bulkhead.db]\n\n\
-         [retry.default]\njitter = false\nbudget_ratio = 0.25\n"
+         [retry.default]\njitter = false\nbudget_ratio = 0.25\n\n\
+         [shutdown]\ndeadline = \"20s\"\n"
     );
     assert_eq!(config::parse(&text, "rendered").expect("rendered TOML"), Config { source: None, ..config });
 }
@@ -795,10 +915,48 @@ fn configs() -> impl Strategy<Value = Config> {
         proptest::collection::btree_map(name(), bulkhead_settings(), 0..4),
         proptest::collection::btree_map(name(), retry_settings(), 0..4),
     )
-        .prop_map(|(breaker, rate, bulkhead, retry)| Config { breaker, rate, bulkhead, retry, source: None })
+        .prop_map(|(breaker, rate, bulkhead, retry)| Config { breaker, rate, bulkhead, retry, ..Config::default() })
+}
+
+fn service_sections() -> impl Strategy<Value = (TelemetrySettings, ShutdownSettings, ServerSettings)> {
+    let text = || proptest::option::of("[a-z][a-z0-9 ._/:-]{0,12}");
+    let telemetry = (
+        text(),
+        text(),
+        proptest::option::of(prop_oneof![Just("grpc".to_owned()), Just("http/protobuf".to_owned())]),
+        proptest::option::of(0.0..=1.0f64),
+        proptest::option::of(prop_oneof![Just("readable".to_owned()), Just("json".to_owned())]),
+    )
+        .prop_map(|(service_name, endpoint, protocol, sample_ratio, log_format)| TelemetrySettings {
+            service_name,
+            endpoint,
+            protocol,
+            sample_ratio,
+            log_format,
+            ..TelemetrySettings::default()
+        });
+    let shutdown = (proptest::option::of(0u64..5_000), proptest::option::of(duration())).prop_map(
+        |(pre_stop_millis, drain_timeout)| ShutdownSettings {
+            pre_stop_delay: pre_stop_millis.map(Duration::from_millis),
+            drain_timeout,
+            deadline: Some(secs(25)),
+        },
+    );
+    let server = (proptest::option::of(any::<([u8; 4], u16)>().prop_map(std::net::SocketAddr::from)), proptest::option::of(any::<bool>()))
+        .prop_map(|(address, trust_forwarded_for)| ServerSettings { address, trust_forwarded_for, ..ServerSettings::default() });
+    (telemetry, shutdown, server)
 }
 
 proptest! {
+    #[test]
+    fn service_sections_render_then_parse_back((telemetry, shutdown, server) in service_sections()) {
+        let config = Config { telemetry, shutdown, server, ..Config::default() };
+        let text = config::render(&config);
+        let parsed = config::parse(&text, "rendered.toml");
+        prop_assert!(parsed.is_ok(), "{text}\n{}", parsed.as_ref().map_or_else(ToString::to_string, |_| String::new()));
+        prop_assert_eq!(parsed.ok(), Some(config), "{}", text);
+    }
+
     #[test]
     fn render_then_parse_gives_back_the_config(config in configs()) {
         let text = config::render(&config);

@@ -11,10 +11,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::Config;
 use super::error::{ConfigError, Origin, Setting};
-use super::file::SECTIONS;
+use super::file::{SECTIONS, SINGLE_SECTIONS};
+use super::operations::{HealthSettings, ServerSettings, ShutdownSettings, Single, TelemetrySettings};
 use super::names::{self, DEFAULT, DeclaredNames, env_name, is_guard_name, key_path, section_path};
-use super::settings::{BreakerSettings, BulkheadSettings, RateSettings, RetrySettings, Section};
-use super::value::Raw;
+use super::settings::{BreakerSettings, BulkheadSettings, Keys, RateSettings, RetrySettings, Section};
+use super::value::{Problem, Raw};
 
 const PREFIX: &str = "HARDENED_";
 
@@ -56,6 +57,7 @@ pub(super) fn apply(
 ) -> (Config, Vec<ConfigError>) {
     let mut errors = Vec::new();
     let mut by_kind: BTreeMap<&'static str, Vec<Override>> = BTreeMap::new();
+    let mut by_single: BTreeMap<&'static str, Vec<Override>> = BTreeMap::new();
     let mut vars: Vec<(String, String)> = vars.into_iter().collect();
     vars.sort();
     for (variable, value) in vars {
@@ -71,6 +73,15 @@ pub(super) fn apply(
             });
             continue;
         };
+        if SINGLE_SECTIONS.contains(&kind) {
+            if rest.is_empty() || rest.contains("__") {
+                errors.push(ConfigError::Malformed { variable });
+            } else {
+                let key = rest.to_ascii_lowercase();
+                by_single.entry(kind).or_default().push(Override { variable, value, name: String::new(), key });
+            }
+            continue;
+        }
         match rest.rsplit_once("__") {
             Some((name, key)) if !name.is_empty() && !key.is_empty() => {
                 let (name, key) = (name.to_owned(), key.to_ascii_lowercase());
@@ -87,6 +98,14 @@ pub(super) fn apply(
             _ => apply_kind::<RetrySettings>(&mut config, overrides, declared, &mut errors),
         }
     }
+    for (section, overrides) in by_single {
+        match section {
+            TelemetrySettings::SECTION => apply_single::<TelemetrySettings>(&mut config, overrides, &mut errors),
+            HealthSettings::SECTION => apply_single::<HealthSettings>(&mut config, overrides, &mut errors),
+            ShutdownSettings::SECTION => apply_single::<ShutdownSettings>(&mut config, overrides, &mut errors),
+            _ => apply_single::<ServerSettings>(&mut config, overrides, &mut errors),
+        }
+    }
     (config, errors)
 }
 
@@ -99,8 +118,7 @@ fn apply_kind<S: Section>(
     // The names the environment could mean, taken before any override adds a section.
     let known: BTreeSet<String> =
         S::of(config).keys().chain(declared.of(S::KIND)).cloned().chain(std::iter::once(DEFAULT.to_owned())).collect();
-    // Every override of one key of one section, so that two spellings of it are caught.
-    let mut by_key: BTreeMap<(String, &'static str), Vec<Override>> = BTreeMap::new();
+    let mut by_name: BTreeMap<String, Vec<Override>> = BTreeMap::new();
     for found in overrides {
         let name = match resolve(&found.name, &known) {
             Ok(name) => name,
@@ -120,59 +138,77 @@ fn apply_kind<S: Section>(
             });
             continue;
         }
-        let Some(key) = S::KEYS.iter().copied().find(|key| *key == found.key) else {
+        by_name.entry(name).or_default().push(found);
+    }
+    for (name, overrides) in by_name {
+        let settings = S::of(config).get(&name).cloned().unwrap_or_default();
+        if let Some(settings) = apply_keys(settings, overrides, &|key| key_path(S::KIND, &name, key), errors) {
+            S::of_mut(config).insert(name, settings);
+        }
+    }
+}
+
+fn apply_single<S: Single>(config: &mut Config, overrides: Vec<Override>, errors: &mut Vec<ConfigError>) {
+    let settings = S::of(config).clone();
+    if let Some(settings) = apply_keys(settings, overrides, &|key| format!("{}.{key}", S::SECTION), errors) {
+        *S::of_mut(config) = settings;
+    }
+}
+
+/// Applies the overrides of one section's keys to `settings`; returns them when any key was written.
+fn apply_keys<K: Keys>(
+    mut settings: K,
+    overrides: Vec<Override>,
+    path_of: &dyn Fn(&str) -> String,
+    errors: &mut Vec<ConfigError>,
+) -> Option<K> {
+    // Every override of one key, so that two spellings of it are caught.
+    let mut by_key: BTreeMap<&'static str, Vec<Override>> = BTreeMap::new();
+    for found in overrides {
+        let Some(key) = K::KEYS.iter().copied().find(|key| *key == found.key) else {
             errors.push(ConfigError::UnknownKey {
                 origin: Origin::Env(found.variable),
-                path: key_path(S::KIND, &name, &found.key),
-                suggestion: names::closest(&found.key, S::KEYS),
-                allowed: S::KEYS,
+                path: path_of(&found.key),
+                suggestion: names::closest(&found.key, K::KEYS),
+                allowed: K::KEYS,
             });
             continue;
         };
-        by_key.entry((name, key)).or_default().push(found);
+        by_key.entry(key).or_default().push(found);
     }
-    let mut written: BTreeMap<String, BTreeMap<&'static str, Override>> = BTreeMap::new();
-    for ((name, key), mut found) in by_key {
+    let mut written: BTreeMap<&'static str, Override> = BTreeMap::new();
+    for (key, mut found) in by_key {
         if found.len() > 1 {
             errors.push(ConfigError::Repeated {
                 variables: found.into_iter().map(|found| found.variable).collect(),
-                path: key_path(S::KIND, &name, key),
+                path: path_of(key),
             });
             continue;
         }
         let Some(found) = found.pop() else { continue };
-        let mut settings = S::of(config).get(&name).cloned().unwrap_or_default();
         match settings.set(key, Raw::Env(&found.value)) {
             Ok(()) => {
-                S::of_mut(config).insert(name.clone(), settings);
-                written.entry(name).or_default().insert(key, found);
+                written.insert(key, found);
             }
-            Err(problem) => errors.push(ConfigError::Invalid {
-                setting: Box::new(Setting {
-                    origin: Origin::Env(found.variable),
-                    path: key_path(S::KIND, &name, key),
-                    value: found.value,
-                }),
-                problem: problem.problem,
-                allowed: problem.allowed,
-            }),
+            Err(problem) => errors.push(invalid(path_of(key), found.variable, found.value, problem)),
         }
     }
-    for (name, keys) in &written {
-        let Some(settings) = S::of(config).get(name) else { continue };
-        if let Some((key, problem)) = settings.check(&|key| keys.contains_key(key))
-            && let Some(found) = keys.get(key)
-        {
-            errors.push(ConfigError::Invalid {
-                setting: Box::new(Setting {
-                    origin: Origin::Env(found.variable.clone()),
-                    path: key_path(S::KIND, name, key),
-                    value: found.value.clone(),
-                }),
-                problem: problem.problem,
-                allowed: problem.allowed,
-            });
-        }
+    if written.is_empty() {
+        return None;
+    }
+    if let Some((key, problem)) = settings.check(&|key| written.contains_key(key))
+        && let Some(found) = written.get(key)
+    {
+        errors.push(invalid(path_of(key), found.variable.clone(), found.value.clone(), problem));
+    }
+    Some(settings)
+}
+
+fn invalid(path: String, variable: String, value: String, problem: Problem) -> ConfigError {
+    ConfigError::Invalid {
+        setting: Box::new(Setting { origin: Origin::Env(variable), path, value }),
+        problem: problem.problem,
+        allowed: problem.allowed,
     }
 }
 

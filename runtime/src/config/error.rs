@@ -123,10 +123,12 @@ pub enum ConfigError {
         /// The section, such as `breaker."my llm"`.
         path: String,
     },
-    /// A `HARDENED_*__*` variable without the `HARDENED_<SECTION>__<NAME>__<KEY>` shape.
+    /// A `HARDENED_*__*` variable without the `HARDENED_<SECTION>__<NAME>__<KEY>` shape of a guard's section
+    /// or the `HARDENED_<SECTION>__<KEY>` shape of a section of the service.
     #[error(
-        "{variable}: not a configuration override; allowed: HARDENED_<SECTION>__<NAME>__<KEY>, such as \
-         HARDENED_BREAKER__LLM__FAILURE_RATE"
+        "{variable}: not a configuration override; allowed: HARDENED_<SECTION>__<NAME>__<KEY> for guards, such as \
+         HARDENED_BREAKER__LLM__FAILURE_RATE, and HARDENED_<SECTION>__<KEY> for telemetry, health, shutdown and \
+         server, such as HARDENED_SHUTDOWN__DEADLINE"
     )]
     Malformed {
         /// The variable.

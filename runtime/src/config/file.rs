@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use super::Config;
 use super::error::{ConfigError, Origin, Setting};
 use super::names::{self, is_guard_name, key_path, section_path};
-use super::settings::{BreakerSettings, BulkheadSettings, RateSettings, RetrySettings, Section};
+use super::operations::{HealthSettings, ServerSettings, ShutdownSettings, Single, TelemetrySettings};
+use super::settings::{BreakerSettings, BulkheadSettings, Keys, RateSettings, RetrySettings, Section};
 use super::value::Raw;
 
 /// The variable naming the configuration file.
@@ -15,9 +16,21 @@ pub(super) const CONFIG_VARIABLE: &str = "HARDENED_CONFIG";
 /// The file read when `HARDENED_CONFIG` is not set, if it exists.
 pub(super) const DEFAULT_FILE: &str = "hardened.toml";
 
-/// The top-level sections.
-pub(super) const SECTIONS: &[&str] =
-    &[BreakerSettings::KIND, RateSettings::KIND, BulkheadSettings::KIND, RetrySettings::KIND];
+/// The top-level sections of the service as a whole.
+pub(super) const SINGLE_SECTIONS: &[&str] =
+    &[TelemetrySettings::SECTION, HealthSettings::SECTION, ShutdownSettings::SECTION, ServerSettings::SECTION];
+
+/// Every top-level section.
+pub(super) const SECTIONS: &[&str] = &[
+    BreakerSettings::KIND,
+    RateSettings::KIND,
+    BulkheadSettings::KIND,
+    RetrySettings::KIND,
+    TelemetrySettings::SECTION,
+    HealthSettings::SECTION,
+    ShutdownSettings::SECTION,
+    ServerSettings::SECTION,
+];
 
 /// Reads TOML text into a [`Config`]; `origin` names the file in errors.
 ///
@@ -42,6 +55,10 @@ pub(super) fn parse_gathering(source: &str, origin: &str) -> Result<(Config, Vec
             RateSettings::KIND => read_kind::<RateSettings>(&mut config, origin, value, &mut errors),
             BulkheadSettings::KIND => read_kind::<BulkheadSettings>(&mut config, origin, value, &mut errors),
             RetrySettings::KIND => read_kind::<RetrySettings>(&mut config, origin, value, &mut errors),
+            TelemetrySettings::SECTION => read_single::<TelemetrySettings>(&mut config, origin, value, &mut errors),
+            HealthSettings::SECTION => read_single::<HealthSettings>(&mut config, origin, value, &mut errors),
+            ShutdownSettings::SECTION => read_single::<ShutdownSettings>(&mut config, origin, value, &mut errors),
+            ServerSettings::SECTION => read_single::<ServerSettings>(&mut config, origin, value, &mut errors),
             _ => errors.push(ConfigError::UnknownSection {
                 origin: Origin::File(origin.to_owned()),
                 section: names::toml_key(section),
@@ -68,15 +85,18 @@ fn syntax(source: &str, origin: &str, error: &toml::de::Error) -> ConfigError {
     }
 }
 
-fn read_kind<S: Section>(config: &mut Config, origin: &str, value: &toml::Value, errors: &mut Vec<ConfigError>) {
-    let invalid = |path: String, value: &toml::Value, problem: &str, allowed: String| ConfigError::Invalid {
+fn invalid(origin: &str, path: String, value: &toml::Value, problem: &str, allowed: String) -> ConfigError {
+    ConfigError::Invalid {
         setting: Box::new(Setting { origin: Origin::File(origin.to_owned()), path, value: value.to_string() }),
         problem: problem.to_owned(),
         allowed,
-    };
+    }
+}
+
+fn read_kind<S: Section>(config: &mut Config, origin: &str, value: &toml::Value, errors: &mut Vec<ConfigError>) {
     let Some(sections) = value.as_table() else {
         let allowed = format!("sections such as [{0}.default] and [{0}.<name>]", S::KIND);
-        errors.push(invalid(S::KIND.to_owned(), value, "is not a table", allowed));
+        errors.push(invalid(origin, S::KIND.to_owned(), value, "is not a table", allowed));
         return;
     };
     for (name, keys) in sections {
@@ -90,30 +110,49 @@ fn read_kind<S: Section>(config: &mut Config, origin: &str, value: &toml::Value,
         let Some(keys) = keys.as_table() else {
             let path = section_path(S::KIND, name);
             let allowed = format!("a [{path}] section of {} settings", S::NOUN);
-            errors.push(invalid(path, keys, "is not a table", allowed));
+            errors.push(invalid(origin, path, keys, "is not a table", allowed));
             continue;
         };
-        let mut settings = S::default();
-        for (key, raw) in keys {
-            let path = key_path(S::KIND, name, key);
-            if !S::KEYS.contains(&key.as_str()) {
-                errors.push(ConfigError::UnknownKey {
-                    origin: Origin::File(origin.to_owned()),
-                    path,
-                    suggestion: names::closest(key, S::KEYS),
-                    allowed: S::KEYS,
-                });
-            } else if let Err(problem) = settings.set(key, Raw::Toml(raw)) {
-                errors.push(invalid(path, raw, &problem.problem, problem.allowed));
-            }
-        }
-        if let Some((key, problem)) = settings.check(&|key| keys.contains_key(key))
-            && let Some(raw) = keys.get(key)
-        {
-            errors.push(invalid(key_path(S::KIND, name, key), raw, &problem.problem, problem.allowed));
-        }
+        let settings = read_keys::<S>(keys, origin, &|key| key_path(S::KIND, name, key), errors);
         S::of_mut(config).insert(name.clone(), settings);
     }
+}
+
+fn read_single<S: Single>(config: &mut Config, origin: &str, value: &toml::Value, errors: &mut Vec<ConfigError>) {
+    let Some(keys) = value.as_table() else {
+        let allowed = format!("a [{}] section", S::SECTION);
+        errors.push(invalid(origin, S::SECTION.to_owned(), value, "is not a table", allowed));
+        return;
+    };
+    *S::of_mut(config) = read_keys::<S>(keys, origin, &|key| format!("{}.{key}", S::SECTION), errors);
+}
+
+/// The settings one table of the file holds, with an error for each key that is unknown or invalid.
+fn read_keys<K: Keys>(
+    keys: &toml::Table,
+    origin: &str,
+    path_of: &dyn Fn(&str) -> String,
+    errors: &mut Vec<ConfigError>,
+) -> K {
+    let mut settings = K::default();
+    for (key, raw) in keys {
+        if !K::KEYS.contains(&key.as_str()) {
+            errors.push(ConfigError::UnknownKey {
+                origin: Origin::File(origin.to_owned()),
+                path: path_of(key),
+                suggestion: names::closest(key, K::KEYS),
+                allowed: K::KEYS,
+            });
+        } else if let Err(problem) = settings.set(key, Raw::Toml(raw)) {
+            errors.push(invalid(origin, path_of(key), raw, &problem.problem, problem.allowed));
+        }
+    }
+    if let Some((key, problem)) = settings.check(&|key| keys.contains_key(key))
+        && let Some(raw) = keys.get(key)
+    {
+        errors.push(invalid(origin, path_of(key), raw, &problem.problem, problem.allowed));
+    }
+    settings
 }
 
 /// The file to read: the one `HARDENED_CONFIG` names (which must exist), else `hardened.toml` in `dir`

@@ -61,6 +61,7 @@ mod env;
 mod error;
 mod file;
 mod names;
+mod operations;
 mod render;
 mod settings;
 mod value;
@@ -73,6 +74,9 @@ pub use self::env::{with_env, with_env_for};
 pub use self::error::{ConfigError, Origin, Setting};
 pub use self::file::parse;
 pub use self::names::{DeclaredNames, UnusedName, env_name, env_var, unused_names};
+pub use self::operations::{
+    HealthSettings, LOG_FORMATS, OTLP_PROTOCOLS, ServerSettings, ShutdownSettings, TelemetrySettings,
+};
 pub use self::render::render;
 pub use self::settings::{BreakerSettings, BulkheadSettings, RateSettings, RetrySettings};
 
@@ -89,6 +93,14 @@ pub struct Config {
     pub bulkhead: BTreeMap<String, BulkheadSettings>,
     /// `[retry.<name>]` sections.
     pub retry: BTreeMap<String, RetrySettings>,
+    /// The `[telemetry]` section.
+    pub telemetry: TelemetrySettings,
+    /// The `[health]` section.
+    pub health: HealthSettings,
+    /// The `[shutdown]` section.
+    pub shutdown: ShutdownSettings,
+    /// The `[server]` section.
+    pub server: ServerSettings,
     /// The file read, if any.
     pub source: Option<PathBuf>,
 }

@@ -4,10 +4,11 @@ use std::fmt::Write as _;
 
 use super::Config;
 use super::names::section_path;
-use super::settings::{BreakerSettings, BulkheadSettings, RateSettings, RetrySettings, Section};
+use super::operations::{HealthSettings, ServerSettings, ShutdownSettings, Single, TelemetrySettings};
+use super::settings::{BreakerSettings, BulkheadSettings, Keys, RateSettings, RetrySettings, Section};
 
-/// The TOML text of `config`: sections in the order breaker, rate, bulkhead, retry, each kind sorted by
-/// name, keys in their documented order, durations as humantime strings (`"1m 30s"`), rates as `10` (per
+/// The TOML text of `config`: sections in the order breaker, rate, bulkhead, retry (each kind sorted by
+/// name), then telemetry, health, shutdown and server when they set anything; keys in their documented order, durations as humantime strings (`"1m 30s"`), rates as `10` (per
 /// second), `"100/min"`, `"5/h"` or `"N/<duration>"`.
 ///
 /// [`parse`](super::parse) reads the text back to a `Config` equal to `config` (apart from `source`, which
@@ -19,18 +20,33 @@ pub fn render(config: &Config) -> String {
     render_kind::<RateSettings>(config, &mut out);
     render_kind::<BulkheadSettings>(config, &mut out);
     render_kind::<RetrySettings>(config, &mut out);
+    render_single::<TelemetrySettings>(config, &mut out);
+    render_single::<HealthSettings>(config, &mut out);
+    render_single::<ShutdownSettings>(config, &mut out);
+    render_single::<ServerSettings>(config, &mut out);
     out
 }
 
 fn render_kind<S: Section>(config: &Config, out: &mut String) {
     for (name, settings) in S::of(config) {
-        if !out.is_empty() {
-            out.push('\n');
-        }
-        // Writing to a `String` cannot fail.
-        let _ = writeln!(out, "[{}]", section_path(S::KIND, name));
-        for (key, value) in settings.entries() {
-            let _ = writeln!(out, "{key} = {value}");
-        }
+        render_table(&section_path(S::KIND, name), settings, out);
+    }
+}
+
+fn render_single<S: Single>(config: &Config, out: &mut String) {
+    let settings = S::of(config);
+    if !settings.entries().is_empty() {
+        render_table(S::SECTION, settings, out);
+    }
+}
+
+fn render_table(header: &str, settings: &impl Keys, out: &mut String) {
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    // Writing to a `String` cannot fail.
+    let _ = writeln!(out, "[{header}]");
+    for (key, value) in settings.entries() {
+        let _ = writeln!(out, "{key} = {value}");
     }
 }

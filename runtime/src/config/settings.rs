@@ -171,28 +171,19 @@ impl RetrySettings {
     }
 }
 
-fn set<T>(target: &mut T, value: Option<T>) {
+pub(super) fn set<T>(target: &mut T, value: Option<T>) {
     if let Some(value) = value {
         *target = value;
     }
 }
 
-/// What the readers, the environment and the renderer need to know about one kind of section.
-pub(super) trait Section: Default + Clone {
-    /// The top-level table: `breaker`, `rate`, `bulkhead` or `retry`.
-    const KIND: &'static str;
-    /// What a section names, for messages: `breaker`, `rate limiter`, `bulkhead`, `retry policy`.
-    const NOUN: &'static str;
+/// The keys of a section: what the readers, the environment and the renderer need to read and write one
+/// section's values.
+pub(super) trait Keys: Default + Clone {
     /// The keys, in the order they are documented and rendered.
     const KEYS: &'static [&'static str];
 
-    /// The sections of this kind in `config`.
-    fn of(config: &Config) -> &BTreeMap<String, Self>;
-
-    /// The sections of this kind in `config`, to change.
-    fn of_mut(config: &mut Config) -> &mut BTreeMap<String, Self>;
-
-    /// Reads `key` (one of [`Section::KEYS`]) from `raw`.
+    /// Reads `key` (one of [`Keys::KEYS`]) from `raw`.
     fn set(&mut self, key: &str, raw: Raw<'_>) -> Result<(), Problem>;
 
     /// A rule between keys that the section breaks, blamed on one of the keys `written` says the last
@@ -205,11 +196,25 @@ pub(super) trait Section: Default + Clone {
     fn entries(&self) -> Vec<(&'static str, toml::Value)>;
 }
 
-fn int(value: impl Into<i64>) -> toml::Value {
+/// A kind of guard section, one per name: `[breaker.<name>]` and the like.
+pub(super) trait Section: Keys {
+    /// The top-level table: `breaker`, `rate`, `bulkhead` or `retry`.
+    const KIND: &'static str;
+    /// What a section names, for messages: `breaker`, `rate limiter`, `bulkhead`, `retry policy`.
+    const NOUN: &'static str;
+
+    /// The sections of this kind in `config`.
+    fn of(config: &Config) -> &BTreeMap<String, Self>;
+
+    /// The sections of this kind in `config`, to change.
+    fn of_mut(config: &mut Config) -> &mut BTreeMap<String, Self>;
+}
+
+pub(super) fn int(value: impl Into<i64>) -> toml::Value {
     toml::Value::Integer(value.into())
 }
 
-fn push<T>(
+pub(super) fn push<T>(
     entries: &mut Vec<(&'static str, toml::Value)>,
     key: &'static str,
     value: Option<T>,
@@ -223,6 +228,17 @@ fn push<T>(
 impl Section for BreakerSettings {
     const KIND: &'static str = "breaker";
     const NOUN: &'static str = "breaker";
+
+    fn of(config: &Config) -> &BTreeMap<String, Self> {
+        &config.breaker
+    }
+
+    fn of_mut(config: &mut Config) -> &mut BTreeMap<String, Self> {
+        &mut config.breaker
+    }
+}
+
+impl Keys for BreakerSettings {
     const KEYS: &'static [&'static str] = &[
         "failure_rate",
         "slow_rate",
@@ -235,14 +251,6 @@ impl Section for BreakerSettings {
         "consecutive_failures",
         "extend_open_on_failure",
     ];
-
-    fn of(config: &Config) -> &BTreeMap<String, Self> {
-        &config.breaker
-    }
-
-    fn of_mut(config: &mut Config) -> &mut BTreeMap<String, Self> {
-        &mut config.breaker
-    }
 
     fn set(&mut self, key: &str, raw: Raw<'_>) -> Result<(), Problem> {
         match key {
@@ -280,7 +288,6 @@ impl Section for BreakerSettings {
 impl Section for RateSettings {
     const KIND: &'static str = "rate";
     const NOUN: &'static str = "rate limiter";
-    const KEYS: &'static [&'static str] = &["per_second", "burst", "wait"];
 
     fn of(config: &Config) -> &BTreeMap<String, Self> {
         &config.rate
@@ -289,6 +296,10 @@ impl Section for RateSettings {
     fn of_mut(config: &mut Config) -> &mut BTreeMap<String, Self> {
         &mut config.rate
     }
+}
+
+impl Keys for RateSettings {
+    const KEYS: &'static [&'static str] = &["per_second", "burst", "wait"];
 
     fn set(&mut self, key: &str, raw: Raw<'_>) -> Result<(), Problem> {
         match key {
@@ -312,7 +323,6 @@ impl Section for RateSettings {
 impl Section for BulkheadSettings {
     const KIND: &'static str = "bulkhead";
     const NOUN: &'static str = "bulkhead";
-    const KEYS: &'static [&'static str] = &["max", "wait"];
 
     fn of(config: &Config) -> &BTreeMap<String, Self> {
         &config.bulkhead
@@ -321,6 +331,10 @@ impl Section for BulkheadSettings {
     fn of_mut(config: &mut Config) -> &mut BTreeMap<String, Self> {
         &mut config.bulkhead
     }
+}
+
+impl Keys for BulkheadSettings {
+    const KEYS: &'static [&'static str] = &["max", "wait"];
 
     fn set(&mut self, key: &str, raw: Raw<'_>) -> Result<(), Problem> {
         match key {
@@ -342,8 +356,6 @@ impl Section for BulkheadSettings {
 impl Section for RetrySettings {
     const KIND: &'static str = "retry";
     const NOUN: &'static str = "retry policy";
-    const KEYS: &'static [&'static str] =
-        &["attempts", "backoff", "max_backoff", "jitter", "budget_ratio", "budget_reserve"];
 
     fn of(config: &Config) -> &BTreeMap<String, Self> {
         &config.retry
@@ -352,6 +364,11 @@ impl Section for RetrySettings {
     fn of_mut(config: &mut Config) -> &mut BTreeMap<String, Self> {
         &mut config.retry
     }
+}
+
+impl Keys for RetrySettings {
+    const KEYS: &'static [&'static str] =
+        &["attempts", "backoff", "max_backoff", "jitter", "budget_ratio", "budget_reserve"];
 
     fn set(&mut self, key: &str, raw: Raw<'_>) -> Result<(), Problem> {
         match key {

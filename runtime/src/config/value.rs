@@ -70,16 +70,27 @@ where
 
 /// A duration longer than zero, in humantime's syntax (`"30s"`, `"100ms"`, `"1m 30s"`).
 pub(super) fn duration(raw: Raw<'_>) -> Result<Duration, Problem> {
+    match any_duration(raw, DURATION_ALLOWED)? {
+        duration if duration.is_zero() => Err(Problem::new(OUT_OF_RANGE, DURATION_ALLOWED)),
+        duration => Ok(duration),
+    }
+}
+
+/// A duration, zero included (`"0s"`).
+pub(super) fn duration_or_zero(raw: Raw<'_>) -> Result<Duration, Problem> {
+    any_duration(raw, "a duration, such as \"0s\", \"5s\" or \"1m 30s\"")
+}
+
+fn any_duration(raw: Raw<'_>, allowed: &str) -> Result<Duration, Problem> {
     let text = match raw {
         Raw::Toml(toml::Value::String(text)) => text.as_str(),
-        Raw::Toml(_) => return Err(Problem::new("is not a duration", DURATION_ALLOWED)),
+        Raw::Toml(_) => return Err(Problem::new("is not a duration", allowed)),
         Raw::Env(text) => text,
     };
     match humantime::parse_duration(text.trim()) {
-        Ok(duration) if duration.is_zero() => Err(Problem::new(OUT_OF_RANGE, DURATION_ALLOWED)),
         Ok(duration) => Ok(duration),
-        Err(humantime::DurationError::NumberOverflow) => Err(Problem::new(OUT_OF_RANGE, DURATION_ALLOWED)),
-        Err(_) => Err(Problem::new("is not a duration", DURATION_ALLOWED)),
+        Err(humantime::DurationError::NumberOverflow) => Err(Problem::new(OUT_OF_RANGE, allowed)),
+        Err(_) => Err(Problem::new("is not a duration", allowed)),
     }
 }
 

@@ -54,8 +54,11 @@ pub enum HandlerOutcome {
     Done,
     /// It returned an error.
     Failed(String),
-    /// It did not finish within its timeout and was abandoned.
+    /// It did not finish within its timeout, or the time left before the shutdown's deadline, and was
+    /// abandoned.
     TimedOut,
+    /// It was not started: the shutdown's deadline had passed.
+    NotStarted,
 }
 
 impl HandlerOutcome {
@@ -83,6 +86,7 @@ impl fmt::Display for HandlerReport {
             HandlerOutcome::Done => write!(f, "{}: done in {:?}", self.name, self.took),
             HandlerOutcome::Failed(error) => write!(f, "{}: failed after {:?}: {error}", self.name, self.took),
             HandlerOutcome::TimedOut => write!(f, "{}: cut at its timeout of {:?}", self.name, self.took),
+            HandlerOutcome::NotStarted => write!(f, "{}: not started, the shutdown deadline had passed", self.name),
         }
     }
 }
@@ -91,15 +95,25 @@ impl fmt::Display for HandlerReport {
 /// returns what each did. Handlers are taken from the registry: a second call runs only those
 /// registered since.
 pub async fn run_handlers() -> Vec<HandlerReport> {
+    run_handlers_until(None).await
+}
+
+/// [`run_handlers`], cutting each handler at `deadline` too, and starting none after it.
+pub(super) async fn run_handlers_until(deadline: Option<Instant>) -> Vec<HandlerReport> {
     let mut handlers = std::mem::take(&mut *HANDLERS.lock().unwrap_or_else(PoisonError::into_inner));
     handlers.sort_by_key(|handler| handler.priority);
     let mut reports = Vec::with_capacity(handlers.len());
     for Registered { name, timeout, handler, .. } in handlers {
         let started = Instant::now();
-        let outcome = match tokio::time::timeout(timeout, handler()).await {
-            Ok(Ok(())) => HandlerOutcome::Done,
-            Ok(Err(error)) => HandlerOutcome::Failed(error),
-            Err(_) => HandlerOutcome::TimedOut,
+        let left = deadline.map_or(timeout, |deadline| deadline.saturating_duration_since(started));
+        let outcome = if left.is_zero() {
+            HandlerOutcome::NotStarted
+        } else {
+            match tokio::time::timeout(timeout.min(left), handler()).await {
+                Ok(Ok(())) => HandlerOutcome::Done,
+                Ok(Err(error)) => HandlerOutcome::Failed(error),
+                Err(_) => HandlerOutcome::TimedOut,
+            }
         };
         let took = started.elapsed();
         let report = HandlerReport { name, outcome, took };

@@ -1,20 +1,33 @@
-//! Graceful shutdown: a signal starts it, readiness turns false at once, in-flight calls drain, then the
-//! registered handlers write out what they hold.
+//! Graceful shutdown: a signal starts it, readiness turns false at once, servers stop accepting after a
+//! pre-stop delay, calls in flight drain, then the registered handlers write out what they hold (the
+//! audit pipeline, telemetry, the application's own), each within its own timeout, all within one
+//! deadline.
 //!
 //! ```
 //! use std::time::Duration;
 //!
-//! hardened::shutdown::register("close the cache", hardened::shutdown::priority::APPLICATION, Duration::from_secs(2), || async {
+//! use hardened::shutdown::{self, Shutdown, ShutdownConfig};
+//!
+//! shutdown::register("close the cache", shutdown::priority::APPLICATION, Duration::from_secs(2), || async {
 //!     Ok(())
 //! });
-//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-//! let reports = hardened::shutdown::run_handlers().await;
-//! assert!(reports.iter().any(|report| report.name == "close the cache" && report.outcome.is_done()));
+//! # tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap().block_on(async {
+//! // A service calls `shutdown::listen_for_signals()` at startup; SIGTERM then does what `begin` does here.
+//! shutdown::begin();
+//! let summary = Shutdown::new(ShutdownConfig::default()).run().await;
+//! assert!(summary.drained);
+//! assert!(summary.handlers.iter().any(|report| report.name == "close the cache" && report.outcome.is_done()));
 //! # });
 //! ```
+//!
+//! With the `http` feature, `hardened::http::Server` runs an axum application under this sequence.
 
 mod handlers;
+mod sequence;
+mod signals;
 mod state;
 
 pub use self::handlers::{HandlerOutcome, HandlerReport, priority, register, run_handlers};
-pub use self::state::{begin, has_begun, requested};
+pub use self::sequence::{Shutdown, ShutdownConfig, ShutdownSummary};
+pub use self::signals::{FORCED_EXIT_STATUS, listen_for_signals};
+pub use self::state::{begin, closing, has_begun, reason, requested};

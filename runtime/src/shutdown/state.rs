@@ -1,27 +1,80 @@
-//! Whether the process is shutting down: one flag for the whole process, set once and never cleared.
+//! Where the process is in its shutdown: one state for the whole process, moving forward only.
 
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 
 use tokio::sync::watch;
 
-static BEGUN: LazyLock<watch::Sender<bool>> = LazyLock::new(|| watch::Sender::new(false));
+/// The steps of a shutdown that others wait for, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Phase {
+    Running,
+    /// Readiness reports not ready; connections are still accepted while load balancers catch up.
+    Begun,
+    /// Servers stop accepting connections and finish the requests they hold.
+    Closing,
+}
 
-/// Starts the shutdown: from now on readiness reports the service as not ready, and every
-/// [`requested`] future resolves. Returns whether this call started it (false when it had begun).
+static PHASE: LazyLock<watch::Sender<Phase>> = LazyLock::new(|| watch::Sender::new(Phase::Running));
+
+static REASON: OnceLock<String> = OnceLock::new();
+
+/// Starts the shutdown: from now on readiness reports the service as not ready and every [`requested`]
+/// future resolves. Returns whether this call started it (false when it had begun).
 pub fn begin() -> bool {
-    BEGUN.send_if_modified(|begun| !std::mem::replace(begun, true))
+    begin_because("requested")
+}
+
+/// [`begin`], keeping `reason` (such as `SIGTERM`) for the summary.
+pub(super) fn begin_because(reason: &str) -> bool {
+    let started = advance(Phase::Begun);
+    if started {
+        // Only the call that started the shutdown gets here, so the cell is empty.
+        let _ = REASON.set(reason.to_owned());
+    }
+    started
 }
 
 /// Whether the shutdown has begun.
 #[must_use]
 pub fn has_begun() -> bool {
-    *BEGUN.borrow()
+    *PHASE.borrow() >= Phase::Begun
 }
 
-/// Resolves once the shutdown has begun (at once if it has): what a server's graceful shutdown awaits
-/// to stop taking new connections.
+/// Why the shutdown began, once it has.
+#[must_use]
+pub fn reason() -> Option<&'static str> {
+    REASON.get().map(String::as_str)
+}
+
+/// Resolves once the shutdown has begun (at once if it has).
 pub async fn requested() {
-    let mut begun = BEGUN.subscribe();
+    reached(Phase::Begun).await;
+}
+
+/// Resolves once servers are to stop accepting connections: after the pre-stop delay of a running
+/// [`Shutdown`](super::Shutdown). What a server's graceful shutdown awaits.
+pub async fn closing() {
+    reached(Phase::Closing).await;
+}
+
+/// Moves on to closing; the shutdown sequence calls it after the pre-stop delay.
+pub(super) fn close() {
+    advance(Phase::Begun);
+    advance(Phase::Closing);
+}
+
+fn advance(to: Phase) -> bool {
+    PHASE.send_if_modified(|phase| {
+        let moved = *phase < to;
+        if moved {
+            *phase = to;
+        }
+        moved
+    })
+}
+
+async fn reached(wanted: Phase) {
+    let mut phase = PHASE.subscribe();
     // The sender lives in a static, so the channel never closes and `wait_for` cannot fail.
-    let _ = begun.wait_for(|begun| *begun).await;
+    let _ = phase.wait_for(|phase| *phase >= wanted).await;
 }

@@ -1,0 +1,304 @@
+//! The settings of the service as a whole, one section each: `[telemetry]`, `[health]`, `[shutdown]`
+//! and `[server]`. Like the guards' sections, each key is optional and only the keys written change
+//! anything.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::Config;
+use super::settings::{Keys, int, push};
+use super::value::{self, Problem, Raw};
+
+/// A section of which there is one: `[telemetry]` and the like.
+pub(super) trait Single: Keys {
+    /// The top-level table.
+    const SECTION: &'static str;
+
+    /// This section in `config`.
+    fn of(config: &Config) -> &Self;
+
+    /// This section in `config`, to change.
+    fn of_mut(config: &mut Config) -> &mut Self;
+}
+
+/// The protocols `[telemetry] protocol` accepts, as OpenTelemetry's `OTEL_EXPORTER_OTLP_PROTOCOL` spells
+/// them.
+pub const OTLP_PROTOCOLS: &[&str] = &["grpc", "http/protobuf"];
+
+/// The formats `[telemetry] log_format` accepts.
+pub const LOG_FORMATS: &[&str] = &["readable", "json"];
+
+/// The settings of the `[telemetry]` section; the standard `OTEL_*` variables override them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TelemetrySettings {
+    /// `service_name`: the `service.name` resource attribute.
+    pub service_name: Option<String>,
+    /// `service_version`: the `service.version` resource attribute.
+    pub service_version: Option<String>,
+    /// `environment`: the `deployment.environment` resource attribute, such as `production`.
+    pub environment: Option<String>,
+    /// `endpoint`: the OTLP collector's address; without one, spans are not exported.
+    pub endpoint: Option<String>,
+    /// `protocol`: one of [`OTLP_PROTOCOLS`].
+    pub protocol: Option<String>,
+    /// `sample_ratio`: the share of new traces recorded, from 0.0 to 1.0.
+    pub sample_ratio: Option<f64>,
+    /// `log_format`: one of [`LOG_FORMATS`].
+    pub log_format: Option<String>,
+    /// `log_filter`: which events and spans are kept, in `RUST_LOG`'s syntax; `RUST_LOG` overrides it.
+    pub log_filter: Option<String>,
+}
+
+/// The settings of the `[health]` section.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HealthSettings {
+    /// `cache_ttl`: how long a check's result is reused before the check runs again.
+    pub cache_ttl: Option<Duration>,
+    /// `check_timeout`: how long a check may run before it counts as unhealthy.
+    pub check_timeout: Option<Duration>,
+    /// `watchdog_interval`: how often the runtime watchdog measures the event loop's lag.
+    pub watchdog_interval: Option<Duration>,
+    /// `watchdog_max_lag`: the lag above which liveness fails.
+    pub watchdog_max_lag: Option<Duration>,
+    /// `audit_max_backlog`: audit events waiting to be written above which the audit check degrades.
+    pub audit_max_backlog: Option<u64>,
+}
+
+/// The settings of the `[shutdown]` section.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShutdownSettings {
+    /// `pre_stop_delay`: how long readiness reports not ready before servers stop accepting; may be zero.
+    pub pre_stop_delay: Option<Duration>,
+    /// `drain_timeout`: how long calls and requests in flight may take to finish.
+    pub drain_timeout: Option<Duration>,
+    /// `deadline`: the whole shutdown, below the orchestrator's grace period.
+    pub deadline: Option<Duration>,
+}
+
+/// The settings of the `[server]` section.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerSettings {
+    /// `address`: where the application listens, such as `"0.0.0.0:8080"`.
+    pub address: Option<SocketAddr>,
+    /// `admin_address`: where the ops endpoints listen, when apart from the application.
+    pub admin_address: Option<SocketAddr>,
+    /// `trust_forwarded_for`: whether the client address is read from `X-Forwarded-For`, as it should
+    /// only be behind a proxy that sets it.
+    pub trust_forwarded_for: Option<bool>,
+}
+
+impl ShutdownSettings {
+    /// Sets in `config` what these settings say, and nothing else.
+    pub fn apply_to(&self, config: &mut crate::shutdown::ShutdownConfig) {
+        super::settings::set(&mut config.pre_stop_delay, self.pre_stop_delay);
+        super::settings::set(&mut config.drain_timeout, self.drain_timeout);
+        super::settings::set(&mut config.deadline, self.deadline);
+    }
+}
+
+fn string(raw: Raw<'_>) -> Result<String, Problem> {
+    match raw {
+        Raw::Toml(toml::Value::String(text)) => Ok(text.clone()),
+        Raw::Toml(_) => Err(Problem::new("is not a string", "a string")),
+        Raw::Env(text) => Ok(text.to_owned()),
+    }
+}
+
+fn one_of(raw: Raw<'_>, allowed: &[&str]) -> Result<String, Problem> {
+    let text = string(raw)?;
+    let list = || allowed.iter().map(|choice| format!("\"{choice}\"")).collect::<Vec<_>>().join(", ");
+    if allowed.contains(&text.trim()) {
+        Ok(text.trim().to_owned())
+    } else {
+        Err(Problem::new("is not one of the choices", format!("one of {}", list())))
+    }
+}
+
+fn address(raw: Raw<'_>) -> Result<SocketAddr, Problem> {
+    const ALLOWED: &str = "an IP address and port, such as \"0.0.0.0:8080\" or \"[::1]:9090\"";
+    string(raw)?.trim().parse().map_err(|_| Problem::new("is not an address", ALLOWED))
+}
+
+fn text_value(text: &String) -> toml::Value {
+    toml::Value::String(text.clone())
+}
+
+impl Single for TelemetrySettings {
+    const SECTION: &'static str = "telemetry";
+
+    fn of(config: &Config) -> &Self {
+        &config.telemetry
+    }
+
+    fn of_mut(config: &mut Config) -> &mut Self {
+        &mut config.telemetry
+    }
+}
+
+impl Keys for TelemetrySettings {
+    const KEYS: &'static [&'static str] = &[
+        "service_name",
+        "service_version",
+        "environment",
+        "endpoint",
+        "protocol",
+        "sample_ratio",
+        "log_format",
+        "log_filter",
+    ];
+
+    fn set(&mut self, key: &str, raw: Raw<'_>) -> Result<(), Problem> {
+        match key {
+            "service_name" => self.service_name = Some(string(raw)?),
+            "service_version" => self.service_version = Some(string(raw)?),
+            "environment" => self.environment = Some(string(raw)?),
+            "endpoint" => self.endpoint = Some(string(raw)?),
+            "protocol" => self.protocol = Some(one_of(raw, OTLP_PROTOCOLS)?),
+            "sample_ratio" => self.sample_ratio = Some(value::fraction(raw)?),
+            "log_format" => self.log_format = Some(one_of(raw, LOG_FORMATS)?),
+            "log_filter" => self.log_filter = Some(string(raw)?),
+            _ => unreachable!("`{key}` is not a telemetry key"),
+        }
+        Ok(())
+    }
+
+    fn entries(&self) -> Vec<(&'static str, toml::Value)> {
+        let mut entries = Vec::new();
+        push(&mut entries, "service_name", self.service_name.as_ref(), text_value);
+        push(&mut entries, "service_version", self.service_version.as_ref(), text_value);
+        push(&mut entries, "environment", self.environment.as_ref(), text_value);
+        push(&mut entries, "endpoint", self.endpoint.as_ref(), text_value);
+        push(&mut entries, "protocol", self.protocol.as_ref(), text_value);
+        push(&mut entries, "sample_ratio", self.sample_ratio, toml::Value::Float);
+        push(&mut entries, "log_format", self.log_format.as_ref(), text_value);
+        push(&mut entries, "log_filter", self.log_filter.as_ref(), text_value);
+        entries
+    }
+}
+
+impl Single for HealthSettings {
+    const SECTION: &'static str = "health";
+
+    fn of(config: &Config) -> &Self {
+        &config.health
+    }
+
+    fn of_mut(config: &mut Config) -> &mut Self {
+        &mut config.health
+    }
+}
+
+impl Keys for HealthSettings {
+    const KEYS: &'static [&'static str] =
+        &["cache_ttl", "check_timeout", "watchdog_interval", "watchdog_max_lag", "audit_max_backlog"];
+
+    fn set(&mut self, key: &str, raw: Raw<'_>) -> Result<(), Problem> {
+        match key {
+            "cache_ttl" => self.cache_ttl = Some(value::duration(raw)?),
+            "check_timeout" => self.check_timeout = Some(value::duration(raw)?),
+            "watchdog_interval" => self.watchdog_interval = Some(value::duration(raw)?),
+            "watchdog_max_lag" => self.watchdog_max_lag = Some(value::duration(raw)?),
+            "audit_max_backlog" => self.audit_max_backlog = Some(value::whole(raw, 1, u64::from(u32::MAX))?),
+            _ => unreachable!("`{key}` is not a health key"),
+        }
+        Ok(())
+    }
+
+    fn entries(&self) -> Vec<(&'static str, toml::Value)> {
+        let mut entries = Vec::new();
+        push(&mut entries, "cache_ttl", self.cache_ttl, value::duration_value);
+        push(&mut entries, "check_timeout", self.check_timeout, value::duration_value);
+        push(&mut entries, "watchdog_interval", self.watchdog_interval, value::duration_value);
+        push(&mut entries, "watchdog_max_lag", self.watchdog_max_lag, value::duration_value);
+        push(&mut entries, "audit_max_backlog", self.audit_max_backlog, |backlog| {
+            int(i64::try_from(backlog).unwrap_or(i64::MAX))
+        });
+        entries
+    }
+}
+
+impl Single for ShutdownSettings {
+    const SECTION: &'static str = "shutdown";
+
+    fn of(config: &Config) -> &Self {
+        &config.shutdown
+    }
+
+    fn of_mut(config: &mut Config) -> &mut Self {
+        &mut config.shutdown
+    }
+}
+
+impl Keys for ShutdownSettings {
+    const KEYS: &'static [&'static str] = &["pre_stop_delay", "drain_timeout", "deadline"];
+
+    fn set(&mut self, key: &str, raw: Raw<'_>) -> Result<(), Problem> {
+        match key {
+            "pre_stop_delay" => self.pre_stop_delay = Some(value::duration_or_zero(raw)?),
+            "drain_timeout" => self.drain_timeout = Some(value::duration(raw)?),
+            "deadline" => self.deadline = Some(value::duration(raw)?),
+            _ => unreachable!("`{key}` is not a shutdown key"),
+        }
+        Ok(())
+    }
+
+    fn check(&self, written: &dyn Fn(&str) -> bool) -> Option<(&'static str, Problem)> {
+        let defaults = crate::shutdown::ShutdownConfig::default();
+        let pre_stop_delay = self.pre_stop_delay.unwrap_or(defaults.pre_stop_delay);
+        let deadline = self.deadline.unwrap_or(defaults.deadline);
+        if pre_stop_delay < deadline {
+            return None;
+        }
+        Some(if written("pre_stop_delay") || !written("deadline") {
+            let problem = format!("is not shorter than the deadline ({})", humantime::format_duration(deadline));
+            ("pre_stop_delay", Problem::new(problem, "a duration shorter than deadline"))
+        } else {
+            let problem =
+                format!("is not longer than pre_stop_delay ({})", humantime::format_duration(pre_stop_delay));
+            ("deadline", Problem::new(problem, "a duration longer than pre_stop_delay"))
+        })
+    }
+
+    fn entries(&self) -> Vec<(&'static str, toml::Value)> {
+        let mut entries = Vec::new();
+        push(&mut entries, "pre_stop_delay", self.pre_stop_delay, value::duration_value);
+        push(&mut entries, "drain_timeout", self.drain_timeout, value::duration_value);
+        push(&mut entries, "deadline", self.deadline, value::duration_value);
+        entries
+    }
+}
+
+impl Single for ServerSettings {
+    const SECTION: &'static str = "server";
+
+    fn of(config: &Config) -> &Self {
+        &config.server
+    }
+
+    fn of_mut(config: &mut Config) -> &mut Self {
+        &mut config.server
+    }
+}
+
+impl Keys for ServerSettings {
+    const KEYS: &'static [&'static str] = &["address", "admin_address", "trust_forwarded_for"];
+
+    fn set(&mut self, key: &str, raw: Raw<'_>) -> Result<(), Problem> {
+        match key {
+            "address" => self.address = Some(address(raw)?),
+            "admin_address" => self.admin_address = Some(address(raw)?),
+            "trust_forwarded_for" => self.trust_forwarded_for = Some(value::boolean(raw)?),
+            _ => unreachable!("`{key}` is not a server key"),
+        }
+        Ok(())
+    }
+
+    fn entries(&self) -> Vec<(&'static str, toml::Value)> {
+        let address_value = |address: SocketAddr| toml::Value::String(address.to_string());
+        let mut entries = Vec::new();
+        push(&mut entries, "address", self.address, address_value);
+        push(&mut entries, "admin_address", self.admin_address, address_value);
+        push(&mut entries, "trust_forwarded_for", self.trust_forwarded_for, toml::Value::Boolean);
+        entries
+    }
+}
