@@ -20,6 +20,25 @@ pub use crate::guarded::{
     retry_start, run_sync,
 };
 pub use crate::guards::{Declared, SiteGuards};
+pub use crate::rate_limit::Scope;
+
+/// Implemented by [`ThisBuild`] when it has the `redis` feature, which `scope = "global"` needs.
+#[diagnostic::on_unimplemented(
+    message = "`scope = \"global\"` needs the `redis` feature of `hardened`",
+    label = "a global rate limiter keeps its bucket in Redis",
+    note = "enable the feature in Cargo.toml: `hardened = {{ version = \"...\", features = [\"redis\"] }}`"
+)]
+pub trait GlobalScope {}
+
+/// This build of `hardened`, in the check generated for `scope = "global"`.
+#[derive(Debug)]
+pub struct ThisBuild;
+
+#[cfg(feature = "redis")]
+impl GlobalScope for ThisBuild {}
+
+/// Compiles only when this build can keep rate limits in Redis.
+pub const fn global_scope<B: GlobalScope>() {}
 pub use crate::instrument::Instrumented;
 pub use crate::outcome::{
     AsResultViaResult, AsResultViaValue, ErrorMessage, ErrorViaDebug, ErrorViaDisplay, ErrorViaName, FieldValue,

@@ -567,6 +567,11 @@ impl CircuitBreaker {
         self.transitions.snapshot()
     }
 
+    /// The transition counters, for the metrics.
+    pub(crate) fn transition_counts(&self) -> &crate::guard_metrics::Transitions {
+        &self.transitions
+    }
+
     /// Asks to make a call: a permit to report its outcome with, or a refusal.
     #[inline]
     pub fn try_acquire(&self) -> Result<BreakerPermit<'_>, Rejected> {

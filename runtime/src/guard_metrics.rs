@@ -1,5 +1,6 @@
 //! Metrics of the guards, read from the guards themselves at scrape time:
-//! breaker states, calls and transitions, limiter tokens, bulkhead permits and rejections by guard.
+//! breaker states, calls and transitions, limiter tokens and Redis errors, bulkhead permits and rejections
+//! by guard.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,11 +25,24 @@ impl Transitions {
     }
 
     pub(crate) fn snapshot(&self) -> Vec<(BreakerState, BreakerState, u64)> {
+        self.counted(|_, _| false)
+    }
+
+    /// The transitions that happened, and those the breaker makes on its own even before they happen, so
+    /// that the first `closed` to `open` is an increase from zero that `rate()` and `increase()` see.
+    fn exposed(&self) -> Vec<(BreakerState, BreakerState, u64)> {
+        self.counted(|from, to| AUTOMATIC.contains(&(from, to)))
+    }
+
+    fn counted(
+        &self,
+        even_if_zero: impl Fn(BreakerState, BreakerState) -> bool,
+    ) -> Vec<(BreakerState, BreakerState, u64)> {
         let mut snapshot = Vec::new();
         for from in BreakerState::ALL {
             for to in BreakerState::ALL {
                 let count = self.counts[from as usize][to as usize].load(Ordering::Relaxed);
-                if count > 0 {
+                if count > 0 || even_if_zero(from, to) {
                     snapshot.push((from, to, count));
                 }
             }
@@ -36,6 +50,16 @@ impl Transitions {
         snapshot
     }
 }
+
+/// The transitions of the state machine itself; forcing and disabling happen only through the API.
+const AUTOMATIC: [(BreakerState, BreakerState); 4] = [
+    (BreakerState::Closed, BreakerState::Open),
+    (BreakerState::Open, BreakerState::HalfOpen),
+    (BreakerState::HalfOpen, BreakerState::Closed),
+    (BreakerState::HalfOpen, BreakerState::Open),
+];
+
+impl Transitions {}
 
 struct Family {
     name: &'static str,
@@ -86,6 +110,12 @@ const FAMILIES: &[Family] = &[
         help: "Calls refused by a guard: breaker, rate_limiter, bulkhead or timeout.",
         kind: MetricType::COUNTER,
         labels: &["guard", "name"],
+    },
+    Family {
+        name: "hardened_rate_limiter_backend_errors_total",
+        help: "Questions of a global rate limiter to Redis that failed or timed out.",
+        kind: MetricType::COUNTER,
+        labels: &["name"],
     },
 ];
 
@@ -154,7 +184,7 @@ impl Collector for GuardMetrics {
             ] {
                 samples[1].push(metric(&[("name", name), ("result", result)], count as f64, MetricType::COUNTER));
             }
-            for (from, to, count) in breaker.transitions() {
+            for (from, to, count) in breaker.transition_counts().exposed() {
                 samples[2].push(metric(
                     &[("name", name), ("from", from.as_str()), ("to", to.as_str())],
                     count as f64,
@@ -175,6 +205,9 @@ impl Collector for GuardMetrics {
                 limiter.refused() as f64,
                 MetricType::COUNTER,
             ));
+            if limiter.backend_available().is_some() {
+                samples[7].push(metric(&[("name", name)], limiter.backend_errors() as f64, MetricType::COUNTER));
+            }
         }
         for bulkhead in guards::bulkheads() {
             let name = bulkhead.name();

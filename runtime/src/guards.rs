@@ -173,7 +173,12 @@ impl GuardKind for RateLimiter {
         RateLimiter::new(name, config, Clock::system())
     }
     fn retune(&self, config: &RateConfig) {
-        RateLimiter::retune(self, config);
+        if !RateLimiter::retune(self, config) {
+            tracing::warn!(
+                rate_limiter = self.name(),
+                "a new rate limiter scope or Redis URL takes effect at the next restart; the other settings apply now"
+            );
+        }
     }
     fn settings_of(&self) -> RateSettings {
         RateSettings::of(&self.config())

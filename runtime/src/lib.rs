@@ -48,7 +48,18 @@
 //!
 //! # Feature flags
 //!
-//! None yet: everything described here is always on.
+//! | feature | what it adds |
+//! | --- | --- |
+//! | `telemetry` | `telemetry::init`: a subscriber with OTLP export; `propagation` of W3C trace context |
+//! | `http` | (with `telemetry`) `http`: the ops router, the request and trace layers for axum, a server with the graceful shutdown |
+//! | `reqwest` | (with `telemetry`) trace context injected into outbound `reqwest` requests |
+//! | `postgres` | the `PostgreSQL` audit sink, verifier and report, and a health check of a `sqlx` pool |
+//! | `redis` | rate limiters with `scope = "global"`: one bucket in Redis shared by every replica ([`rate_limit::Scope`]) |
+//! | `testing` | an in-memory audit sink for tests |
+//!
+//! Everything else (the macro, metrics, guards, configuration, audit to JSONL, health checks, the
+//! shutdown sequence) is always on. Building with `--cfg hardened_disabled` (in `RUSTFLAGS`) compiles
+//! every `#[hardened]` out, to measure what the instrumentation costs; never in production.
 
 pub mod audit;
 pub mod breaker;
@@ -93,6 +104,12 @@ mod guide_examples {
     struct Configuration;
     #[doc = include_str!("../../docs/audit.md")]
     struct Audit;
+    #[cfg(all(feature = "http", feature = "reqwest"))]
+    #[doc = include_str!("../../docs/tracing.md")]
+    struct Tracing;
+    #[cfg(feature = "http")]
+    #[doc = include_str!("../../docs/health-and-shutdown.md")]
+    struct HealthAndShutdown;
 }
 
 pub use crate::breaker::{BreakerState, CircuitBreaker};
@@ -172,6 +189,16 @@ pub use crate::site::{Site, sites};
 /// `Failure` otherwise) and the function as its resource: `ToolExecution` for `audit` on a function of
 /// `kind = "tool"`, the named type for `audit(event = "..")`, or the event the argument `arg` describes
 /// through [`Audited`](macro@Audited). See the [`audit`] module.
+///
+/// ## `rate(.., scope = "global")`
+/// Where a rate limiter's bucket lives: `"local"` (the default: each process admits the whole rate) or
+/// `"global"`, one bucket in Redis shared by every replica (feature `redis`; needs an `async fn`). The
+/// guides (`docs/resilience.md`, `docs/scaling.md`) cover the other guard arguments.
+///
+/// ```ignore
+/// #[hardened(rate(name = "anthropic", per_second = 50, burst = 100, scope = "global"))]
+/// async fn complete(prompt: &str) -> Result<String, LlmError> { /* ... */ }
+/// ```
 pub use hardened_macros::hardened;
 
 /// Implements [`audit::Audited`] for a struct or an enum: each value describes itself as an

@@ -1,1 +1,352 @@
 //! W3C Trace Context and Baggage: continuing a trace from incoming headers and passing it on.
+//!
+//! [`extract`] reads `traceparent`, `tracestate` and `baggage` from a request's headers into an
+//! OpenTelemetry [`Context`], to set as the parent of the span that serves the request (the server layer
+//! `hardened::http::ServerTraceLayer`, with the `http` feature, does it for axum). [`inject`] writes the
+//! current span's context into the headers of an outbound request; with the `reqwest` feature,
+//! `TracedRequest::traced` does it for a `reqwest` request.
+//!
+//! ```
+//! use hardened::propagation;
+//! use opentelemetry::trace::TraceContextExt as _;
+//!
+//! let mut incoming = http::HeaderMap::new();
+//! incoming.insert("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".parse().unwrap());
+//! let context = propagation::extract(&incoming);
+//! assert_eq!(context.span().span_context().trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+//!
+//! let mut outgoing = http::HeaderMap::new();
+//! propagation::inject_context(&context, &mut outgoing);
+//! assert_eq!(outgoing["traceparent"], incoming["traceparent"]);
+//! ```
+//!
+//! The parsing is the OpenTelemetry SDK's, behind a check of the header against the W3C Trace Context
+//! specification that the SDK is more lenient about: a `traceparent` of version `00` must be exactly 55
+//! characters, every field of exactly its length in lowercase hex (no sign, no upper case), the trace and
+//! parent ids not all zeros, version `ff` is invalid, and a later version is read by its first four fields
+//! (anything after must follow a `-`). More than one `traceparent` header is invalid. `tracestate` headers
+//! are joined, and dropped, leaving the `traceparent`, when a member is malformed, a key repeats or there
+//! are more than 32 members. A header that fails the check never panics: the request starts a new trace.
+
+use std::collections::HashSet;
+
+use http::HeaderMap;
+use opentelemetry::Context;
+use opentelemetry::propagation::{Extractor, TextMapCompositePropagator, TextMapPropagator as _};
+use opentelemetry::trace::{TraceContextExt as _, TraceState};
+use opentelemetry_http::HeaderInjector;
+use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+const TRACEPARENT: &str = "traceparent";
+const TRACESTATE: &str = "tracestate";
+const BAGGAGE: &str = "baggage";
+
+/// The length of a `traceparent` of version `00`: `vv-` + 32 + `-` + 16 + `-` + `ff`.
+const TRACEPARENT_LEN: usize = 55;
+/// The most list members a `tracestate` may hold.
+const MAX_TRACESTATE_MEMBERS: usize = 32;
+
+/// W3C Trace Context then W3C Baggage, the propagator [`telemetry::init`](crate::telemetry::init) makes
+/// global.
+#[must_use]
+pub fn propagator() -> TextMapCompositePropagator {
+    TextMapCompositePropagator::new(vec![Box::new(TraceContextPropagator::new()), Box::new(BaggagePropagator::new())])
+}
+
+/// The trace context and baggage that `headers` carry, as a context of their own (not derived from the
+/// current one). Without a valid `traceparent`, the context has no remote span, and a span made under it
+/// starts a new trace.
+#[must_use]
+pub fn extract(headers: &HeaderMap) -> Context {
+    let checked = CheckedHeaders::new(headers);
+    propagator().extract_with_context(&Context::new(), &checked)
+}
+
+/// Writes the current tracing span's context (its trace and span id, sampling decision, trace state and
+/// baggage) into `headers`, replacing what they held under those names. Outside any span, nothing is
+/// written unless an OpenTelemetry context is current.
+pub fn inject(headers: &mut HeaderMap) {
+    let span_context = tracing::Span::current().context();
+    if span_context.has_active_span() {
+        inject_context(&span_context, headers);
+    } else {
+        inject_context(&Context::current(), headers);
+    }
+}
+
+/// Writes `context` into `headers`: `traceparent` and a non-empty `tracestate` when it has a valid span,
+/// `baggage` when it has baggage.
+pub fn inject_context(context: &Context, headers: &mut HeaderMap) {
+    propagator().inject_context(context, &mut HeaderInjector(headers));
+    // The SDK writes an empty `tracestate` for a span without one; the header is optional, so leave it out.
+    if headers.get(TRACESTATE).is_some_and(|value| value.as_bytes().iter().all(u8::is_ascii_whitespace)) {
+        headers.remove(TRACESTATE);
+    }
+}
+
+/// Outbound propagation for `reqwest`: `client.get(url).traced().send()`.
+#[cfg(feature = "reqwest")]
+pub trait TracedRequest {
+    /// The request with the current span's context in its headers (see [`inject`]).
+    #[must_use]
+    fn traced(self) -> Self;
+}
+
+#[cfg(feature = "reqwest")]
+impl TracedRequest for reqwest::RequestBuilder {
+    fn traced(self) -> Self {
+        inject_reqwest(self)
+    }
+}
+
+/// `builder` with the current span's context in its headers (see [`inject`]); the same as
+/// [`TracedRequest::traced`].
+#[cfg(feature = "reqwest")]
+pub fn inject_reqwest(builder: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    let mut headers = HeaderMap::new();
+    inject(&mut headers);
+    builder.headers(headers)
+}
+
+/// The propagation headers of a request, checked against the specification and normalised for the SDK.
+struct CheckedHeaders {
+    traceparent: Option<String>,
+    tracestate: Option<String>,
+    baggage: Option<String>,
+}
+
+impl CheckedHeaders {
+    fn new(headers: &HeaderMap) -> Self {
+        let traceparent = single_value(headers, TRACEPARENT).and_then(normalise_traceparent);
+        // A `tracestate` is read only along with a valid `traceparent`.
+        let tracestate = traceparent
+            .as_ref()
+            .and_then(|_| joined_values(headers, TRACESTATE))
+            .filter(|state| is_valid_tracestate(state));
+        let baggage = joined_values(headers, BAGGAGE);
+        CheckedHeaders { traceparent, tracestate, baggage }
+    }
+}
+
+impl Extractor for CheckedHeaders {
+    fn get(&self, key: &str) -> Option<&str> {
+        match key {
+            TRACEPARENT => self.traceparent.as_deref(),
+            TRACESTATE => self.tracestate.as_deref(),
+            BAGGAGE => self.baggage.as_deref(),
+            _ => None,
+        }
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        [(TRACEPARENT, &self.traceparent), (TRACESTATE, &self.tracestate), (BAGGAGE, &self.baggage)]
+            .into_iter()
+            .filter_map(|(key, value)| value.as_ref().map(|_| key))
+            .collect()
+    }
+}
+
+/// The header's value if it occurs exactly once and is text.
+fn single_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    let mut values = headers.get_all(name).iter();
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    value.to_str().ok()
+}
+
+/// Every occurrence of the header joined by commas, as HTTP reads a repeated list header; `None` if there
+/// is none or one is not text.
+fn joined_values(headers: &HeaderMap, name: &str) -> Option<String> {
+    let values: Option<Vec<&str>> = headers.get_all(name).iter().map(|value| value.to_str().ok()).collect();
+    values.filter(|values| !values.is_empty()).map(|values| values.join(","))
+}
+
+/// A `traceparent` the specification accepts, rewritten as version `00` with its first four fields (the
+/// only ones any version defines so far); `None` for one it rejects.
+fn normalise_traceparent(value: &str) -> Option<String> {
+    let value = value.trim_matches([' ', '\t']);
+    let bytes = value.as_bytes();
+    if bytes.len() < TRACEPARENT_LEN || !value.is_ascii() {
+        return None;
+    }
+    let (version, trace_id, parent_id, flags) = (&value[0..2], &value[3..35], &value[36..52], &value[53..55]);
+    let dashes = bytes[2] == b'-' && bytes[35] == b'-' && bytes[52] == b'-';
+    let fields_are_hex = [version, trace_id, parent_id, flags].iter().all(|field| is_lower_hex(field));
+    if !dashes || !fields_are_hex || version == "ff" {
+        return None;
+    }
+    let length_fits = if version == "00" {
+        bytes.len() == TRACEPARENT_LEN
+    } else {
+        bytes.get(TRACEPARENT_LEN).is_none_or(|byte| *byte == b'-')
+    };
+    let ids_set = !is_all_zeros(trace_id) && !is_all_zeros(parent_id);
+    (length_fits && ids_set).then(|| format!("00-{trace_id}-{parent_id}-{flags}"))
+}
+
+fn is_lower_hex(field: &str) -> bool {
+    field.bytes().all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte))
+}
+
+fn is_all_zeros(field: &str) -> bool {
+    field.bytes().all(|byte| byte == b'0')
+}
+
+/// Whether a (joined) `tracestate` is one the specification accepts: at most 32 members, each `key=value`
+/// with a valid key and a value of printable ASCII without `,` or `=` and not ending in a space, no key
+/// twice. Empty members are allowed.
+fn is_valid_tracestate(state: &str) -> bool {
+    let members: Vec<&str> =
+        state.split(',').map(|member| member.trim_matches([' ', '\t'])).filter(|member| !member.is_empty()).collect();
+    if members.len() > MAX_TRACESTATE_MEMBERS {
+        return false;
+    }
+    let mut keys = HashSet::with_capacity(members.len());
+    let members_valid = members.iter().all(|member| {
+        let Some((key, value)) = member.split_once('=') else {
+            return false;
+        };
+        let value_valid = !value.is_empty()
+            && value.len() <= 256
+            && value.bytes().all(|byte| (0x20..=0x7e).contains(&byte) && byte != b',' && byte != b'=')
+            && !value.ends_with(' ');
+        !key.is_empty() && value_valid && keys.insert(key)
+    });
+    // The keys' grammar is the SDK's to check.
+    members_valid && state.parse::<TraceState>().is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const SPAN_ID: &str = "00f067aa0ba902b7";
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(*name, value.parse().expect("a valid header value"));
+        }
+        headers
+    }
+
+    fn remote_span(pairs: &[(&'static str, &str)]) -> Option<(String, String, bool, String)> {
+        let context = extract(&headers(pairs));
+        let span = context.span();
+        let span_context = span.span_context();
+        span_context.is_valid().then(|| {
+            (
+                span_context.trace_id().to_string(),
+                span_context.span_id().to_string(),
+                span_context.is_sampled(),
+                span_context.trace_state().header(),
+            )
+        })
+    }
+
+    #[test]
+    fn a_valid_traceparent_is_continued() {
+        let header = format!("00-{TRACE_ID}-{SPAN_ID}-01");
+        let (trace_id, span_id, sampled, _) = remote_span(&[("traceparent", &header)]).expect("valid");
+        assert_eq!((trace_id.as_str(), span_id.as_str(), sampled), (TRACE_ID, SPAN_ID, true));
+        let header = format!("00-{TRACE_ID}-{SPAN_ID}-00");
+        assert!(!remote_span(&[("traceparent", &header)]).expect("valid").2, "flags 00 is not sampled");
+    }
+
+    #[test]
+    fn the_specification_s_invalid_traceparents_start_a_new_trace() {
+        let invalid = [
+            format!("ff-{TRACE_ID}-{SPAN_ID}-01"),
+            format!("00-{TRACE_ID}-{SPAN_ID}-01-"),
+            format!("00-{TRACE_ID}-{SPAN_ID}-01-extra"),
+            format!("00-{}-{SPAN_ID}-01", "0".repeat(32)),
+            format!("00-{TRACE_ID}-{}-01", "0".repeat(16)),
+            format!("00-{}-{SPAN_ID}-01", &TRACE_ID[1..]),
+            format!("00-0{TRACE_ID}-{SPAN_ID}-01"),
+            format!("00-{TRACE_ID}-{}-01", &SPAN_ID[1..]),
+            format!("00-{}-{SPAN_ID}-01", TRACE_ID.to_uppercase()),
+            format!("00-{TRACE_ID}-{SPAN_ID}-0A"),
+            format!("0A-{TRACE_ID}-{SPAN_ID}-01"),
+            format!("00-{TRACE_ID}-{SPAN_ID}-1"),
+            format!("00-{TRACE_ID}-{SPAN_ID}-+1"),
+            format!("+0-{TRACE_ID}-{SPAN_ID}-01"),
+            format!("00-+{}-{SPAN_ID}-01", &TRACE_ID[1..]),
+            format!("00-{TRACE_ID}-{SPAN_ID}-zz"),
+            format!("00_{TRACE_ID}_{SPAN_ID}_01"),
+            format!("01-{TRACE_ID}-{SPAN_ID}-01x"),
+            String::new(),
+        ];
+        for header in &invalid {
+            assert_eq!(remote_span(&[("traceparent", header)]), None, "{header:?} must be rejected");
+        }
+    }
+
+    #[test]
+    fn a_later_version_is_read_by_its_first_fields() {
+        let header = format!("cc-{TRACE_ID}-{SPAN_ID}-01-what-the-future-holds");
+        let (trace_id, _, sampled, _) = remote_span(&[("traceparent", &header)]).expect("lenient for later versions");
+        assert_eq!((trace_id.as_str(), sampled), (TRACE_ID, true));
+        let header = format!("01-{TRACE_ID}-{SPAN_ID}-01");
+        assert!(remote_span(&[("traceparent", &header)]).is_some());
+    }
+
+    #[test]
+    fn two_traceparents_are_invalid() {
+        let header = format!("00-{TRACE_ID}-{SPAN_ID}-01");
+        assert_eq!(remote_span(&[("traceparent", &header), ("traceparent", &header)]), None);
+    }
+
+    #[test]
+    fn tracestate_headers_are_joined_and_an_invalid_one_is_dropped_alone() {
+        let parent = format!("00-{TRACE_ID}-{SPAN_ID}-01");
+        let state = remote_span(&[("traceparent", &parent), ("tracestate", "a=1, b=2"), ("tracestate", "c=3")])
+            .expect("valid")
+            .3;
+        assert_eq!(state, "a=1,b=2,c=3");
+        for bad in [
+            "a=1,a=2",
+            "A=1",
+            "a=1,=2",
+            "a=1,novalue",
+            "a=\u{7f}",
+            "a=x=y",
+            &(0..33).map(|i| format!("k{i}=v")).collect::<Vec<_>>().join(","),
+        ] {
+            let Ok(value) = http::HeaderValue::from_str(bad) else { continue };
+            let mut headers = headers(&[("traceparent", &parent)]);
+            headers.append("tracestate", value);
+            let context = extract(&headers);
+            let span = context.span();
+            assert!(span.span_context().is_valid(), "the traceparent stays: {bad:?}");
+            assert_eq!(span.span_context().trace_state().header(), "", "{bad:?} must be dropped");
+        }
+    }
+
+    #[test]
+    fn inject_writes_what_extract_read_and_no_empty_tracestate() {
+        let parent = format!("00-{TRACE_ID}-{SPAN_ID}-01");
+        let mut out = HeaderMap::new();
+        inject_context(&extract(&headers(&[("traceparent", &parent)])), &mut out);
+        assert_eq!(out["traceparent"], parent.as_str());
+        assert!(!out.contains_key("tracestate"));
+
+        let mut out = HeaderMap::new();
+        inject_context(
+            &extract(&headers(&[("traceparent", &parent), ("tracestate", "v=x"), ("baggage", "user=ada")])),
+            &mut out,
+        );
+        assert_eq!(out["tracestate"], "v=x");
+        assert_eq!(out["baggage"], "user=ada");
+    }
+
+    #[test]
+    fn nothing_is_injected_without_a_span() {
+        let mut out = HeaderMap::new();
+        inject_context(&Context::new(), &mut out);
+        assert!(out.is_empty(), "{out:?}");
+    }
+}

@@ -4,6 +4,9 @@
 //! A refusal says exactly when the next call would be admitted. With `wait`, a call that would be
 //! admitted within the wait reserves its slot at once and sleeps until then, so waiting callers are
 //! served in order and never over-admitted.
+//!
+//! A limiter with [`Scope::Global`] (feature `redis`) keeps the same bucket in Redis instead, shared by
+//! every replica of the service; see [`RateConfig::scope`].
 
 use std::fmt;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -11,6 +14,54 @@ use std::time::Duration;
 
 use crate::clock::{Clock, duration_nanos};
 use crate::rejected::Rejected;
+
+#[cfg(feature = "redis")]
+mod redis;
+
+/// Where a limiter's bucket lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Scope {
+    /// In this process: every replica admits the whole rate.
+    #[default]
+    Local,
+    /// In Redis, one bucket shared by every replica of the service (feature `redis`).
+    Global,
+}
+
+impl Scope {
+    /// The spelling of configuration and of the macro: `local` or `global`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Local => "local",
+            Scope::Global => "global",
+        }
+    }
+}
+
+/// What a global limiter does with a call when Redis does not answer within `redis_timeout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnUnavailable {
+    /// Decide in this process, with this replica's share of the quota ([`RateConfig::replica_share`]).
+    #[default]
+    Local,
+    /// Refuse the call, with the time until Redis is asked again as its `retry_after`.
+    Reject,
+}
+
+impl OnUnavailable {
+    /// The spelling of configuration: `local` or `reject`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnUnavailable::Local => "local",
+            OnUnavailable::Reject => "reject",
+        }
+    }
+}
+
+/// How long a global limiter waits for Redis by default before its `on_unavailable` policy decides.
+pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(50);
 
 /// Settings of one rate limiter.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,13 +75,49 @@ pub struct RateConfig {
     pub burst: u32,
     /// How long a call may wait for a token; `None` refuses at once.
     pub wait: Option<Duration>,
+    /// Where the bucket lives. Fixed when the limiter is made: a change takes effect at the next start.
+    pub scope: Scope,
+    /// The Redis server of a global limiter, such as `redis://redis:6379/0`; `None` reads the `REDIS_URL`
+    /// environment variable. Fixed when the limiter is made.
+    pub redis_url: Option<String>,
+    /// What a global limiter does while Redis is slow or down.
+    pub on_unavailable: OnUnavailable,
+    /// How long a global limiter's decision waits for Redis before `on_unavailable` decides instead.
+    pub redis_timeout: Duration,
+    /// How many replicas share a global limiter's quota: each one's share, used while Redis is
+    /// unavailable, is `1 / replicas` of the rate and of the burst.
+    pub replicas: u32,
 }
 
 impl RateConfig {
-    /// `calls` per second, with a burst of the same size.
+    /// `calls` per second, with a burst of the same size, local.
     #[must_use]
     pub fn per_second(calls: u32) -> RateConfig {
-        RateConfig { calls, period: Duration::from_secs(1), burst: calls.max(1), wait: None }
+        RateConfig {
+            calls,
+            period: Duration::from_secs(1),
+            burst: calls.max(1),
+            wait: None,
+            scope: Scope::Local,
+            redis_url: None,
+            on_unavailable: OnUnavailable::Local,
+            redis_timeout: DEFAULT_REDIS_TIMEOUT,
+            replicas: 1,
+        }
+    }
+
+    /// One replica's share of a quota that `replicas` replicas share, as a local limiter: the same
+    /// calls over `replicas` times the period (so 50 per second over 10 replicas is 50 per 10 seconds,
+    /// 5 per second, without rounding), and the burst divided by `replicas`, at least 1.
+    #[must_use]
+    pub fn replica_share(&self) -> RateConfig {
+        let replicas = self.replicas.max(1);
+        RateConfig {
+            period: self.period.saturating_mul(replicas),
+            burst: (self.burst / replicas).max(1),
+            scope: Scope::Local,
+            ..self.clone()
+        }
     }
 
     /// The interval between two calls at the sustained rate, in nanoseconds (at least 1).
@@ -60,6 +147,10 @@ pub struct RateLimiter {
     /// Theoretical arrival time of the next call, in the clock's nanoseconds.
     arrival: AtomicU64,
     refused: AtomicU64,
+    /// The bucket in Redis of a global limiter, chosen when the limiter is made; a local limiter's hot
+    /// path tests it once, and never without the `redis` feature.
+    #[cfg(feature = "redis")]
+    shared: Option<Box<redis::SharedBucket>>,
 }
 
 impl fmt::Debug for RateLimiter {
@@ -69,6 +160,7 @@ impl fmt::Debug for RateLimiter {
 }
 
 /// What one decision of the bucket was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Decision {
     Admit,
     /// Admitted, with a slot reserved this far in the future.
@@ -78,11 +170,36 @@ enum Decision {
     },
 }
 
+impl Decision {
+    /// The decision for a call whose slot is `delay` nanoseconds away and that may wait `may_wait`:
+    /// the rule of every bucket, local or in Redis (whose script applies it to its own clock).
+    fn for_delay(delay: u64, may_wait: u64) -> Decision {
+        match delay {
+            0 => Decision::Admit,
+            delay if delay <= may_wait => Decision::AdmitAfter(delay),
+            retry_after => Decision::Refuse { retry_after },
+        }
+    }
+}
+
 impl RateLimiter {
     /// A limiter with its own clock; named limiters used by `#[hardened]` are made by the registry.
+    ///
+    /// A [`Scope::Global`] limiter registers a check called `rate_limiter.<name>` with the process-wide
+    /// [health registry](crate::health::registry), degraded while Redis does not answer.
+    ///
+    /// # Panics
+    ///
+    /// With [`Scope::Global`] in a build without the `redis` feature (configuration and the macro refuse
+    /// it before it gets here).
     #[must_use]
     #[allow(clippy::needless_pass_by_value, reason = "constructors take their settings by value, like builders")]
     pub fn new(name: &'static str, config: RateConfig, clock: Clock) -> RateLimiter {
+        #[cfg(not(feature = "redis"))]
+        assert!(
+            config.scope == Scope::Local,
+            "rate limiter `{name}` has scope = \"global\", which needs the `redis` feature of hardened"
+        );
         let limiter = RateLimiter {
             name,
             calls: AtomicU32::new(0),
@@ -91,17 +208,22 @@ impl RateLimiter {
             wait: AtomicU64::new(0),
             interval: AtomicU64::new(1),
             tolerance: AtomicU64::new(0),
-            clock,
             // The origin of the clock: the bucket starts full, whatever time the first caller read.
             arrival: AtomicU64::new(0),
             refused: AtomicU64::new(0),
+            #[cfg(feature = "redis")]
+            shared: (config.scope == Scope::Global)
+                .then(|| Box::new(redis::SharedBucket::new(name, &config, clock.clone()))),
+            clock,
         };
         limiter.retune(&config);
         limiter
     }
 
-    /// Applies new settings to the running limiter; the bucket keeps its level.
-    pub fn retune(&self, config: &RateConfig) {
+    /// Applies new settings to the running limiter; the bucket keeps its level. Returns `false` when
+    /// the settings change the scope or the Redis URL, which take effect at the next start (the others
+    /// apply now).
+    pub fn retune(&self, config: &RateConfig) -> bool {
         let interval = config.interval_nanos();
         self.calls.store(config.calls, Ordering::Relaxed);
         self.period.store(duration_nanos(config.period), Ordering::Relaxed);
@@ -109,6 +231,11 @@ impl RateLimiter {
         self.wait.store(config.wait.map_or(0, duration_nanos), Ordering::Relaxed);
         self.interval.store(interval, Ordering::Relaxed);
         self.tolerance.store(interval.saturating_mul(u64::from(config.burst.max(1) - 1)), Ordering::Relaxed);
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.shared {
+            return shared.retune(config);
+        }
+        config.scope == Scope::Local
     }
 
     /// The limiter's name.
@@ -121,17 +248,61 @@ impl RateLimiter {
     #[must_use]
     pub fn config(&self) -> RateConfig {
         let wait = self.wait.load(Ordering::Relaxed);
-        RateConfig {
+        #[cfg_attr(not(feature = "redis"), allow(unused_mut, reason = "only a global limiter adds to it"))]
+        let mut config = RateConfig {
             calls: self.calls.load(Ordering::Relaxed),
             period: Duration::from_nanos(self.period.load(Ordering::Relaxed)),
             burst: self.burst.load(Ordering::Relaxed),
             wait: (wait > 0).then(|| Duration::from_nanos(wait)),
+            ..RateConfig::default()
+        };
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.shared {
+            shared.describe(&mut config);
         }
+        config
     }
 
-    /// Tokens available now, from 0 to `burst`.
+    /// Where the bucket lives.
+    #[must_use]
+    pub fn scope(&self) -> Scope {
+        #[cfg(feature = "redis")]
+        if self.shared.is_some() {
+            return Scope::Global;
+        }
+        Scope::Local
+    }
+
+    /// Whether a global limiter's last question to Redis was answered: `Some(false)` while its
+    /// `on_unavailable` policy decides; `None` for a local limiter.
+    #[must_use]
+    pub fn backend_available(&self) -> Option<bool> {
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.shared {
+            return Some(shared.backend().available());
+        }
+        None
+    }
+
+    /// How many of a global limiter's questions to Redis failed or timed out (0 for a local limiter):
+    /// `hardened_rate_limiter_backend_errors_total`.
+    #[must_use]
+    pub fn backend_errors(&self) -> u64 {
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.shared {
+            return shared.backend().errors();
+        }
+        0
+    }
+
+    /// Tokens available now, from 0 to `burst`; for a global limiter, the shared bucket's tokens as
+    /// Redis last reported them.
     #[must_use]
     pub fn available(&self) -> u32 {
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.shared {
+            return shared.available();
+        }
         let now = self.clock.now_nanos();
         let (interval, tolerance) = (self.interval.load(Ordering::Relaxed), self.tolerance.load(Ordering::Relaxed));
         let arrival = self.arrival.load(Ordering::Acquire).max(now);
@@ -139,10 +310,15 @@ impl RateLimiter {
         u32::try_from(headroom / interval).unwrap_or(u32::MAX).min(self.burst.load(Ordering::Relaxed))
     }
 
-    /// Calls refused so far.
+    /// Calls refused so far (for a global limiter, by Redis, by its policy and by its replica share).
     #[must_use]
     pub fn refused(&self) -> u64 {
-        self.refused.load(Ordering::Relaxed)
+        let refused = self.refused.load(Ordering::Relaxed);
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.shared {
+            return refused + shared.replica_share().refused();
+        }
+        refused
     }
 
     fn decide(&self, may_wait: u64, now: u64) -> Decision {
@@ -151,21 +327,20 @@ impl RateLimiter {
         loop {
             let start = arrival.max(now);
             let ahead = start - now;
-            let delay = ahead.saturating_sub(tolerance);
-            if delay > may_wait {
+            let decision = Decision::for_delay(ahead.saturating_sub(tolerance), may_wait);
+            if let Decision::Refuse { .. } = decision {
                 self.refused.fetch_add(1, Ordering::Relaxed);
-                return Decision::Refuse { retry_after: delay };
+                return decision;
             }
             match self.arrival.compare_exchange_weak(arrival, start + interval, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => {
-                    return if delay == 0 { Decision::Admit } else { Decision::AdmitAfter(delay) };
-                }
+                Ok(_) => return decision,
                 Err(actual) => arrival = actual,
             }
         }
     }
 
-    /// Takes a token now, or refuses with the time until one is available.
+    /// Takes a token now, or refuses with the time until one is available. A global limiter cannot ask
+    /// Redis without waiting: it decides with this replica's share of the quota, as when Redis is down.
     #[inline]
     pub fn try_acquire(&self) -> Result<(), Rejected> {
         self.try_acquire_at(self.clock.now_nanos())
@@ -185,9 +360,14 @@ impl RateLimiter {
     }
 
     /// Takes a token that is there now, with one compare-and-swap, inline; `false` when there is none or
-    /// another caller raced this one, for [`RateLimiter::decide`] to settle.
+    /// another caller raced this one, for [`RateLimiter::decide`] to settle, and always for a global
+    /// limiter, whose tokens are in Redis.
     #[inline]
     pub(crate) fn take_now(&self, now: u64) -> bool {
+        #[cfg(feature = "redis")]
+        if self.shared.is_some() {
+            return false;
+        }
         let (interval, tolerance) = (self.interval.load(Ordering::Relaxed), self.tolerance.load(Ordering::Relaxed));
         let arrival = self.arrival.load(Ordering::Acquire);
         let start = arrival.max(now);
@@ -200,15 +380,24 @@ impl RateLimiter {
 
     #[cold]
     fn admit_slow(&self, now: u64) -> Result<(), u64> {
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.shared {
+            return shared.replica_share().admit_at(now);
+        }
         match self.decide(0, now) {
             Decision::Admit | Decision::AdmitAfter(_) => Ok(()),
             Decision::Refuse { retry_after } => Err(retry_after),
         }
     }
 
-    /// Whether a call may wait for a token.
+    /// Whether a call that found no token at once must go through [`RateLimiter::acquire_at`]: it may
+    /// wait for one, or the limiter is global.
     #[inline]
     pub(crate) fn waits(&self) -> bool {
+        #[cfg(feature = "redis")]
+        if self.shared.is_some() {
+            return true;
+        }
         self.wait.load(Ordering::Relaxed) > 0
     }
 
@@ -220,7 +409,14 @@ impl RateLimiter {
     /// [`RateLimiter::acquire`] at a time the caller read from this limiter's clock.
     pub(crate) async fn acquire_at(&self, now: u64) -> Result<(), Rejected> {
         let may_wait = self.wait.load(Ordering::Relaxed);
-        match self.decide(may_wait, now) {
+        #[cfg(feature = "redis")]
+        let decision = match &self.shared {
+            Some(shared) => shared.decide(self, may_wait, now).await,
+            None => self.decide(may_wait, now),
+        };
+        #[cfg(not(feature = "redis"))]
+        let decision = self.decide(may_wait, now);
+        match decision {
             Decision::Admit => Ok(()),
             Decision::AdmitAfter(delay) => {
                 tokio::time::sleep(Duration::from_nanos(delay)).await;

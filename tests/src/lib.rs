@@ -1,7 +1,9 @@
 //! Behaviour tests of `#[hardened]`; the tests live in `tests/`, this library holds what they share:
 //! a subscriber layer that captures spans as data, and readers of the real metrics registry.
 
+pub mod otelsink;
 pub mod postgres;
+pub mod redis;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -205,5 +207,20 @@ pub fn database_url() -> String {
             "DATABASE_URL is not set: this test needs a PostgreSQL server, \
              e.g. DATABASE_URL=postgres://postgres@127.0.0.1:5432/test"
         )
+    })
+}
+
+/// The Redis server of the tests that need one, from `REDIS_URL`.
+///
+/// Those tests are `#[ignore]`d, so that the workspace's tests pass without a server; run with
+/// `--include-ignored`, they must find one, and fail here, saying so, when the variable is not set.
+///
+/// # Panics
+///
+/// When `REDIS_URL` is not set.
+#[must_use]
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").ok().filter(|url| !url.is_empty()).unwrap_or_else(|| {
+        panic!("REDIS_URL is not set: this test needs a Redis server, e.g. REDIS_URL=redis://127.0.0.1:6379")
     })
 }

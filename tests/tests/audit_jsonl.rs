@@ -41,6 +41,32 @@ fn log_in(directory: &tempfile::TempDir) -> PathBuf {
 }
 
 #[tokio::test]
+async fn records_holding_any_float_verify() {
+    // Floats whose shortest text takes 17 digits read back exactly only with a correctly rounding parser.
+    let floats = [0.025_882_000_000_000_002, 0.1 + 0.2, 1e-300, f64::MAX, 123_456.789_012_345_67, 2.0_f64.sqrt()];
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let path = log_in(&directory);
+    let auditor = Auditor::builder()
+        .sink(JsonlSink::open(&path).expect("the log opens"))
+        .spill_dir(directory.path().join("spill"))
+        .start()
+        .expect("the pipeline starts");
+    let mut random = 0x2545_f491_4f6c_dd1d_u64;
+    for n in 0..200 {
+        random ^= random << 13;
+        random ^= random >> 7;
+        random ^= random << 17;
+        let float = floats.get(n).copied().unwrap_or_else(|| f64::from_bits(random >> 2) / 1e200);
+        auditor.emit(AuditEvent::new(EventType::ToolExecution).detail("duration_ms", float));
+    }
+    auditor.flush().await.expect("every event is written");
+
+    let verification = verify_jsonl(&path).expect("the log is readable");
+    assert!(verification.is_intact(), "{:?}", verification.problem);
+    assert_eq!(verification.records, 200);
+}
+
+#[tokio::test]
 async fn an_untouched_log_verifies() {
     let directory = tempfile::tempdir().expect("a temporary directory");
     let path = log_in(&directory);

@@ -13,9 +13,9 @@ use hardened::config::{
     self, BreakerSettings, BulkheadSettings, Config, ConfigError, DeclaredNames, HealthSettings, RateSettings,
     RetrySettings, ServerSettings, ShutdownSettings, TelemetrySettings, UnusedName,
 };
-use hardened::shutdown::ShutdownConfig;
-use hardened::rate_limit::RateConfig;
+use hardened::rate_limit::{OnUnavailable, RateConfig, Scope};
 use hardened::retry::RetryConfig;
+use hardened::shutdown::ShutdownConfig;
 use proptest::prelude::*;
 
 /// A directory of its own under the system's temporary directory, removed when dropped.
@@ -127,7 +127,12 @@ fn every_key_of_every_section_is_read() {
         ]),
         rate: BTreeMap::from([(
             "search_api".to_owned(),
-            RateSettings { per_second: Some((100, secs(60))), burst: Some(20), wait: Some(millis(250)) },
+            RateSettings {
+                per_second: Some((100, secs(60))),
+                burst: Some(20),
+                wait: Some(millis(250)),
+                ..RateSettings::default()
+            },
         )]),
         bulkhead: BTreeMap::from([("orchestrator".to_owned(), BulkheadSettings { max: Some(5), wait: Some(secs(2)) })]),
         retry: BTreeMap::from([
@@ -272,12 +277,50 @@ fn a_rate_without_a_burst_sets_the_burst_like_the_macro() {
     assert_eq!((rate.calls, rate.period, rate.burst, rate.wait), (100, secs(60), 100, None));
 
     let mut rate = RateConfig::default();
-    RateSettings { per_second: Some((100, secs(60))), burst: Some(5), wait: Some(millis(50)) }.apply_to(&mut rate);
+    RateSettings {
+        per_second: Some((100, secs(60))),
+        burst: Some(5),
+        wait: Some(millis(50)),
+        ..RateSettings::default()
+    }
+    .apply_to(&mut rate);
     assert_eq!((rate.calls, rate.period, rate.burst, rate.wait), (100, secs(60), 5, Some(millis(50))));
 
     let mut rate = RateConfig::default();
     RateSettings { burst: Some(3), ..RateSettings::default() }.apply_to(&mut rate);
     assert_eq!((rate.calls, rate.burst), (RateConfig::default().calls, 3));
+}
+
+#[test]
+fn a_global_rate_limiter_is_configured_in_its_section_and_from_the_environment() {
+    let file = "[rate.anthropic]\nper_second = 50\nburst = 100\nscope = \"global\"\n\
+                redis_url = \"redis://redis:6379/0\"\non_unavailable = \"reject\"\n";
+    let config = config::parse(file, "hardened.toml").expect("a valid file");
+    let vars = vec![
+        ("HARDENED_RATE__ANTHROPIC__REDIS_TIMEOUT".to_owned(), "20ms".to_owned()),
+        ("HARDENED_RATE__ANTHROPIC__REPLICAS".to_owned(), "10".to_owned()),
+    ];
+    let config = config::with_env(config, vars).expect("valid overrides");
+    let mut rate = RateConfig::default();
+    config.rate["anthropic"].apply_to(&mut rate);
+    assert_eq!((rate.calls, rate.burst, rate.scope), (50, 100, Scope::Global));
+    assert_eq!(rate.redis_url.as_deref(), Some("redis://redis:6379/0"));
+    assert_eq!((rate.on_unavailable, rate.redis_timeout, rate.replicas), (OnUnavailable::Reject, millis(20), 10));
+
+    // Each of 10 replicas' share: 50 calls per 10 s (5 per second) and a burst of 10.
+    let share = rate.replica_share();
+    assert_eq!((share.calls, share.period, share.burst, share.scope), (50, secs(10), 10, Scope::Local));
+
+    // The rendering of a section reads back, and the keys of a global limiter are documented in order.
+    let text = config::render(&config);
+    assert!(
+        text.contains(
+            "[rate.anthropic]\nper_second = 50\nburst = 100\nscope = \"global\"\nredis_url = \"redis://redis:6379/0\"\n\
+             on_unavailable = \"reject\"\nredis_timeout = \"20ms\"\nreplicas = 10\n"
+        ),
+        "{text}"
+    );
+    assert_eq!(config::parse(&text, "rendered").expect("rendered TOML"), Config { source: None, ..config });
 }
 
 #[test]
@@ -322,7 +365,7 @@ fn environment_names_reach_sections_spelled_with_dashes_dots_and_colons() {
     .expect("valid overrides");
     assert_eq!(
         config.rate["search-api"],
-        RateSettings { per_second: Some((100, secs(60))), burst: Some(5), wait: None }
+        RateSettings { per_second: Some((100, secs(60))), burst: Some(5), ..RateSettings::default() }
     );
     assert_eq!(config.breaker["app::fetch"].failure_rate, Some(70));
     assert_eq!(config.breaker["app::fetch"].window, Some(20));
@@ -432,6 +475,25 @@ fn invalid_file_values_name_the_file_the_key_the_value_and_what_is_allowed() {
         ),
         ("[rate.api]\nper_second = 5000000000", "rate.api.per_second = 5000000000 is out of range", RATE_ALLOWED),
         ("[rate.api]\nburst = 0", "rate.api.burst = 0 is out of range", "a whole number from 1 to 4294967295"),
+        ("[rate.api]\nscope = \"cluster\"", "rate.api.scope = \"cluster\" is not a scope", "\"local\" or \"global\""),
+        ("[rate.api]\nscope = true", "rate.api.scope = true is not a scope", "\"local\" or \"global\""),
+        (
+            "[rate.api]\non_unavailable = \"allow\"",
+            "rate.api.on_unavailable = \"allow\" is not a policy",
+            "\"local\" or \"reject\"",
+        ),
+        (
+            "[rate.api]\nredis_url = \"http://redis:6379\"",
+            "rate.api.redis_url = \"http://redis:6379\" is not a Redis URL",
+            "a URL such as \"redis://redis:6379/0\", with redis://, rediss:// or unix://",
+        ),
+        (
+            "[rate.api]\nredis_url = \"redis://\"",
+            "rate.api.redis_url = \"redis://\" is not a Redis URL",
+            "a URL such as \"redis://redis:6379/0\", with redis://, rediss:// or unix://",
+        ),
+        ("[rate.api]\nredis_timeout = \"0ms\"", "rate.api.redis_timeout = \"0ms\" is out of range", DURATION_ALLOWED),
+        ("[rate.api]\nreplicas = 0", "rate.api.replicas = 0 is out of range", "a whole number from 1 to 4294967295"),
         ("[bulkhead.db]\nmax = -1", "bulkhead.db.max = -1 is out of range", "a whole number from 1 to 4294967295"),
         ("[bulkhead.db]\nwait = \"soon\"", "bulkhead.db.wait = \"soon\" is not a duration", DURATION_ALLOWED),
         ("[retry.llm]\nattempts = 101", "retry.llm.attempts = 101 is out of range", "a whole number from 1 to 100"),
@@ -490,7 +552,8 @@ fn unknown_keys_and_sections_are_rejected_with_a_suggestion() {
     );
     assert_eq!(
         parse_error("[rate.api]\nqps = 5\n"),
-        "hardened.toml: unknown key rate.api.qps; allowed keys: per_second, burst, wait"
+        "hardened.toml: unknown key rate.api.qps; allowed keys: per_second, burst, wait, scope, redis_url, \
+         on_unavailable, redis_timeout, replicas"
     );
     assert_eq!(
         parse_error("[breakers.llm]\nfailure_rate = 50\n"),
@@ -573,7 +636,10 @@ fn the_service_sections_are_read_from_the_file_and_the_environment() {
     );
     let mut shutdown = ShutdownConfig::default();
     config.shutdown.apply_to(&mut shutdown);
-    assert_eq!(shutdown, ShutdownConfig { pre_stop_delay: Duration::ZERO, drain_timeout: secs(10), deadline: secs(20) });
+    assert_eq!(
+        shutdown,
+        ShutdownConfig { pre_stop_delay: Duration::ZERO, drain_timeout: secs(10), deadline: secs(20) }
+    );
     assert_eq!(config.server.address, Some(([0, 0, 0, 0], 8080).into()));
     assert_eq!(config.server.admin_address, Some(([127, 0, 0, 1], 9090).into()));
     assert_eq!(config.server.trust_forwarded_for, Some(true));
@@ -617,8 +683,8 @@ fn invalid_service_settings_name_the_key_the_value_and_what_is_allowed() {
          drain_timeout, deadline"
     );
     assert_eq!(
-        parse_error("[health]\ncache_ttl = \"0s\"\n"),
-        r#"hardened.toml: health.cache_ttl = "0s" is out of range; allowed: a duration longer than zero, such as "30s", "250ms" or "1m 30s""#
+        parse_error("[health]\ncheck_timeout = \"0s\"\n"),
+        r#"hardened.toml: health.check_timeout = "0s" is out of range; allowed: a duration longer than zero, such as "30s", "250ms" or "1m 30s""#
     );
     assert_eq!(
         env_error(Config::default(), &[("HARDENED_SHUTDOWN__DEADLINE", "soon")]),
@@ -746,7 +812,10 @@ fn render_writes_sorted_toml() {
         rate: BTreeMap::from([
             ("a".to_owned(), RateSettings { per_second: Some((10, secs(1))), ..RateSettings::default() }),
             ("b".to_owned(), RateSettings { per_second: Some((100, secs(60))), ..RateSettings::default() }),
-            ("c".to_owned(), RateSettings { per_second: Some((1, millis(400))), wait: Some(millis(250)), burst: None }),
+            (
+                "c".to_owned(),
+                RateSettings { per_second: Some((1, millis(400))), wait: Some(millis(250)), ..RateSettings::default() },
+            ),
         ]),
         bulkhead: BTreeMap::from([("db".to_owned(), BulkheadSettings::default())]),
         retry: BTreeMap::from([(
@@ -880,8 +949,25 @@ fn rate_settings() -> impl Strategy<Value = RateSettings> {
         (1u32.., duration()),
         (0.001f64..1_000_000.0).prop_map(|rate| (1, Duration::from_secs_f64(1.0 / rate))),
     ];
-    (proptest::option::of(per_second), proptest::option::of(1u32..), proptest::option::of(duration()))
-        .prop_map(|(per_second, burst, wait)| RateSettings { per_second, burst, wait })
+    let redis = (
+        proptest::option::of(prop_oneof![Just(Scope::Local), Just(Scope::Global)]),
+        proptest::option::of("redis://[a-z]{1,8}(:[0-9]{1,5})?(/[0-9])?"),
+        proptest::option::of(prop_oneof![Just(OnUnavailable::Local), Just(OnUnavailable::Reject)]),
+        proptest::option::of(duration()),
+        proptest::option::of(1u32..),
+    );
+    (proptest::option::of(per_second), proptest::option::of(1u32..), proptest::option::of(duration()), redis).prop_map(
+        |(per_second, burst, wait, (scope, redis_url, on_unavailable, redis_timeout, replicas))| RateSettings {
+            per_second,
+            burst,
+            wait,
+            scope,
+            redis_url,
+            on_unavailable,
+            redis_timeout,
+            replicas,
+        },
+    )
 }
 
 fn bulkhead_settings() -> impl Strategy<Value = BulkheadSettings> {
@@ -915,7 +1001,13 @@ fn configs() -> impl Strategy<Value = Config> {
         proptest::collection::btree_map(name(), bulkhead_settings(), 0..4),
         proptest::collection::btree_map(name(), retry_settings(), 0..4),
     )
-        .prop_map(|(breaker, rate, bulkhead, retry)| Config { breaker, rate, bulkhead, retry, ..Config::default() })
+        .prop_map(|(breaker, rate, bulkhead, retry)| Config {
+            breaker,
+            rate,
+            bulkhead,
+            retry,
+            ..Config::default()
+        })
 }
 
 fn service_sections() -> impl Strategy<Value = (TelemetrySettings, ShutdownSettings, ServerSettings)> {
@@ -942,8 +1034,15 @@ fn service_sections() -> impl Strategy<Value = (TelemetrySettings, ShutdownSetti
             deadline: Some(secs(25)),
         },
     );
-    let server = (proptest::option::of(any::<([u8; 4], u16)>().prop_map(std::net::SocketAddr::from)), proptest::option::of(any::<bool>()))
-        .prop_map(|(address, trust_forwarded_for)| ServerSettings { address, trust_forwarded_for, ..ServerSettings::default() });
+    let server = (
+        proptest::option::of(any::<([u8; 4], u16)>().prop_map(std::net::SocketAddr::from)),
+        proptest::option::of(any::<bool>()),
+    )
+        .prop_map(|(address, trust_forwarded_for)| ServerSettings {
+            address,
+            trust_forwarded_for,
+            ..ServerSettings::default()
+        });
     (telemetry, shutdown, server)
 }
 

@@ -35,6 +35,27 @@ fn an_open_breaker_refuses_with_the_callers_error_type() {
     assert_eq!(sample("hardened_circuit_breaker_transitions_total", &transitions), Some(1));
 }
 
+/// Never called: its breaker's series exist all the same.
+#[hardened(breaker = "idle_breaker")]
+fn idle_call() -> Result<(), AppError> {
+    Ok(())
+}
+
+#[test]
+fn a_breaker_exposes_its_own_transitions_at_zero_before_any_happens() {
+    let _ = idle_call;
+    for (from, to) in [("closed", "open"), ("open", "half_open"), ("half_open", "closed"), ("half_open", "open")] {
+        let transition = [("name", "idle_breaker"), ("from", from), ("to", to)];
+        assert_eq!(sample("hardened_circuit_breaker_transitions_total", &transition), Some(0), "{from} to {to}");
+    }
+    let forced = [("name", "idle_breaker"), ("from", "closed"), ("to", "forced_open")];
+    assert_eq!(
+        sample("hardened_circuit_breaker_transitions_total", &forced),
+        None,
+        "forcing is the API's, shown once done"
+    );
+}
+
 #[hardened(rate = 2, burst = 2)]
 fn limited() -> Result<(), AppError> {
     Ok(())

@@ -23,7 +23,9 @@ async fn the_steps_run_in_order_each_within_its_limit_and_all_within_the_deadlin
     let log: Log = Arc::default();
     let started = Instant::now();
 
-    for (name, at, timeout) in [("flush", priority::AUDIT, 3), ("hangs", priority::APPLICATION, 3), ("late", priority::TELEMETRY, 1)] {
+    for (name, at, timeout) in
+        [("flush", priority::AUDIT, 3), ("hangs", priority::APPLICATION, 3), ("late", priority::TELEMETRY, 1)]
+    {
         let log = Arc::clone(&log);
         shutdown::register(name, at, Duration::from_secs(timeout), move || {
             let log = Arc::clone(&log);
@@ -50,7 +52,7 @@ async fn the_steps_run_in_order_each_within_its_limit_and_all_within_the_deadlin
             .run(),
     );
 
-    tokio::time::sleep(Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_mins(1)).await;
     assert!(!shutdown::has_begun() && !running.is_finished(), "nothing happens until the shutdown is requested");
 
     let requested = Instant::now();
@@ -61,16 +63,12 @@ async fn the_steps_run_in_order_each_within_its_limit_and_all_within_the_deadlin
     let summary = running.await.expect("the shutdown runs");
     closing.await.expect("closing resolves");
 
-    let since_request = |at: Duration| at - (requested - started);
+    let since_request = |at: Duration| at.saturating_sub(requested - started);
     let log: Vec<(&str, Duration)> =
         log.lock().expect("not poisoned").iter().map(|(what, at)| (*what, since_request(*at))).collect();
     assert_eq!(
         log,
-        [
-            ("closing", Duration::from_secs(5)),
-            ("hangs", Duration::from_secs(15)),
-            ("flush", Duration::from_secs(18)),
-        ],
+        [("closing", Duration::from_secs(5)), ("hangs", Duration::from_secs(15)), ("flush", Duration::from_secs(18)),],
         "closing after the pre-stop delay, handlers after the drain timeout, each cut at its own timeout or at the \
          deadline; the last one never started"
     );
@@ -81,7 +79,11 @@ async fn the_steps_run_in_order_each_within_its_limit_and_all_within_the_deadlin
         summary.handlers.iter().map(|handler| (handler.name.as_str(), &handler.outcome)).collect();
     assert_eq!(
         outcomes,
-        [("hangs", &HandlerOutcome::TimedOut), ("flush", &HandlerOutcome::TimedOut), ("late", &HandlerOutcome::NotStarted)]
+        [
+            ("hangs", &HandlerOutcome::TimedOut),
+            ("flush", &HandlerOutcome::TimedOut),
+            ("late", &HandlerOutcome::NotStarted)
+        ]
     );
     assert_eq!(summary.handlers[1].took, Duration::from_secs(2), "cut at the deadline, before its own timeout");
     assert_eq!(summary.took, Duration::from_secs(20), "the deadline holds");

@@ -191,3 +191,33 @@ async fn an_async_span_is_not_current_while_its_call_is_suspended() {
     let span = capture.captured().span("suspended");
     assert_eq!((span.enters, span.exits), (2, 2));
 }
+
+#[hardened(kind = "tool", name = "web.search")]
+async fn renamed_tool(query: &str) -> Result<usize, ToolError> {
+    Ok(query.len())
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn tool_spans_carry_the_gen_ai_attributes_and_other_kinds_do_not() {
+    let (subscriber, capture) = Capture::subscriber();
+    let _default = tracing::subscriber::set_default(subscriber);
+
+    forecast("Oslo", "").ok();
+    renamed_tool("rust").await.ok();
+    handle("four").await.ok();
+    original_name();
+
+    let captured = capture.captured();
+    let forecast = captured.span("forecast");
+    assert_eq!(forecast.fields.get("gen_ai.operation.name").map(String::as_str), Some("execute_tool"));
+    assert_eq!(forecast.fields.get("gen_ai.tool.name").map(String::as_str), Some("forecast"));
+    let renamed = captured.span("web.search");
+    assert_eq!(renamed.fields.get("gen_ai.operation.name").map(String::as_str), Some("execute_tool"));
+    assert_eq!(renamed.fields.get("gen_ai.tool.name").map(String::as_str), Some("web.search"), "the `name` argument");
+
+    let others =
+        [captured.span("handle"), captured.span("renamed_span")].into_iter().chain(captured.spans("model_call"));
+    for span in others {
+        assert!(!span.fields.keys().any(|key| key.starts_with("gen_ai.")), "only tools are GenAI tools: {span:?}");
+    }
+}

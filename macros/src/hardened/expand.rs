@@ -141,6 +141,8 @@ fn span_expr(plan: &Plan, sig: &Signature) -> TokenStream {
         let at = field.value.as_ref().map_or_else(|| key.span(), Spanned::span);
         quote_spanned!(at=> #key = (&&&#krate::__private::FieldValue(&(#value))).field_value())
     });
+    // A tool call is an OpenTelemetry GenAI `execute_tool` operation; decided here, once, from the kind.
+    let gen_ai = (kind == "tool").then(|| quote!(gen_ai.operation.name = "execute_tool", gen_ai.tool.name = #name,));
     quote! {{
         #[allow(unused_imports)]
         use #krate::__private::{FieldViaDebug as _, FieldViaDisplay as _, FieldViaValue as _};
@@ -154,6 +156,7 @@ fn span_expr(plan: &Plan, sig: &Signature) -> TokenStream {
             otel.kind = "internal",
             otel.status_code = #krate::__private::tracing::field::Empty,
             error.message = #krate::__private::tracing::field::Empty,
+            #gen_ai
             #(#fields,)*
         )
     }}

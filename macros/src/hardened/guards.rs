@@ -35,7 +35,10 @@ const BREAKER_SETTINGS: &[&str] = &[
     "half_open_calls",
     "consecutive_failures",
 ];
-const RATE_SETTINGS: &[&str] = &["name", "per_second", "burst", "wait"];
+const RATE_SETTINGS: &[&str] = &["name", "per_second", "burst", "wait", "scope"];
+
+/// Where a rate limiter's bucket may live.
+const SCOPES: &[&str] = &["local", "global"];
 const BULKHEAD_SETTINGS: &[&str] = &["name", "max", "wait"];
 const RETRY_SETTINGS: &[&str] = &["name", "attempts", "backoff", "max_backoff", "jitter", "when"];
 
@@ -73,6 +76,15 @@ pub(crate) struct RateArgs {
     burst: Option<Spanned<u64>>,
     /// With the span of its key.
     wait: Option<Spanned<Duration>>,
+    /// The span of the key, and the value with its own span.
+    scope: Option<(Span, Spanned<String>)>,
+}
+
+impl RateArgs {
+    /// Whether the bucket lives in Redis: `scope = "global"`.
+    fn global(&self) -> bool {
+        self.scope.as_ref().is_some_and(|(_, scope)| scope.value == "global")
+    }
 }
 
 /// `bulkhead = 5` or `bulkhead(..)`.
@@ -230,7 +242,8 @@ fn rate(meta: &Meta) -> syn::Result<RateArgs> {
                     "name" => args.name = Some(string(inner, "name = \"anthropic\"")?),
                     "per_second" => args.per = Some(per(inner)?),
                     "burst" => args.burst = Some(integer(inner, "burst = 20")?),
-                    _ => args.wait = Some(keyed(inner, duration(inner, "wait = \"1s\"")?)),
+                    "wait" => args.wait = Some(keyed(inner, duration(inner, "wait = \"1s\"")?)),
+                    _ => args.scope = Some((inner.path().span(), string(inner, "scope = \"global\"")?)),
                 }
                 Ok(())
             })?;
@@ -498,6 +511,13 @@ pub(crate) fn plan(args: GuardArgs, sig: &Signature, analysis: &Analysis, errors
     if let Some(wait) = args.rate.as_ref().and_then(|rate| rate.value.wait.as_ref()) {
         needs_async("wait", wait.span, errors);
     }
+    if let Some(rate) = &args.rate
+        && let Some((key, _)) = &rate.value.scope
+        && rate.value.global()
+    {
+        // A synchronous call cannot wait for Redis's answer.
+        needs_async("scope = \"global\"", *key, errors);
+    }
     let rate = check_rate(args.rate, args.burst, errors);
     if let Some(bulkhead) = &args.bulkhead {
         match &bulkhead.value.max {
@@ -558,6 +578,17 @@ fn check_rate(
     }
     if rate.per.is_none() {
         errors.at(span, "`rate(..)` needs `per_second`, such as `rate(name = \"api\", per_second = 10)`");
+    }
+    if let Some((_, scope)) = &rate.scope
+        && !SCOPES.contains(&scope.value.as_str())
+    {
+        let suggestion = suggest::closest(&scope.value, SCOPES)
+            .map(|scope| format!("; did you mean `{scope}`?"))
+            .unwrap_or_default();
+        errors.at(
+            scope.span,
+            format!("`scope` must be `local` or `global`, found `{}`{suggestion}", scope.value.escape_debug()),
+        );
     }
     in_range("burst", rate.burst.as_ref(), 1, u64::from(u32::MAX), errors);
     if let Some(per) = &rate.per
@@ -721,11 +752,26 @@ pub(crate) fn guards_static(plan: &GuardPlan, krate: &Path) -> TokenStream {
         }));
         let burst = some_count::<u32>(rate.burst.as_ref());
         let wait = duration(rate.wait.as_ref());
+        let scope = some_u64(
+            rate.scope
+                .as_ref()
+                .map(|_| if rate.global() { quote!(#private::Scope::Global) } else { quote!(#private::Scope::Local) }),
+        );
+        let none = quote!(::core::option::Option::None);
         declared(
             rate.name.as_ref(),
-            quote!(#private::RateSettings { per_second: #per_second, burst: #burst, wait: #wait }),
+            quote!(#private::RateSettings {
+                per_second: #per_second, burst: #burst, wait: #wait, scope: #scope, redis_url: #none,
+                on_unavailable: #none, redis_timeout: #none, replicas: #none,
+            }),
         )
     }));
+    // A global bucket lives in Redis: without the `redis` feature, the type checker says so at `"global"`.
+    let needs_redis =
+        plan.rate.as_ref().filter(|rate| rate.global()).and_then(|rate| rate.scope.as_ref()).map(|(_, scope)| {
+            let check = respanned(quote!(#private::global_scope::<#private::ThisBuild>()), scope.span);
+            quote!(const _: () = #check;)
+        });
     let bulkhead = some_u64(plan.bulkhead.as_ref().map(|bulkhead| {
         let max = some_count::<u32>(bulkhead.max.as_ref().map(|(_, max)| max));
         let wait = duration(bulkhead.wait.as_ref());
@@ -749,6 +795,7 @@ pub(crate) fn guards_static(plan: &GuardPlan, krate: &Path) -> TokenStream {
         quote!(#private::Duration::from_nanos(#nanos))
     }));
     quote! {
+        #needs_redis
         static __HARDENED_GUARDS: #private::SiteGuards =
             #private::SiteGuards::new(&__HARDENED_SITE, #breaker, #rate, #bulkhead, #retry, #timeout);
     }
@@ -1154,6 +1201,42 @@ mod tests {
             ["unknown period `fortnight` in `rate`; a rate is given per `s`, `min` or `h`, such as `\"100/min\"`"]
         );
         assert_eq!(errors(quote!(rate = 0), &sync_fn()), ["`rate` must admit at least one call, found 0"]);
+    }
+
+    #[test]
+    fn scope_is_local_or_global_and_global_needs_an_async_fn() {
+        let plan = check(quote!(rate(name = "anthropic", per_second = 50, burst = 100, scope = "global")), &async_fn())
+            .unwrap_or_else(|errors| panic!("{errors:?}"));
+        assert!(plan.rate.is_some_and(|rate| rate.global()));
+        assert!(check(quote!(rate(per_second = 5, scope = "local")), &sync_fn()).is_ok());
+        assert_eq!(
+            errors(quote!(rate(per_second = 5, scope = "globl")), &async_fn()),
+            ["`scope` must be `local` or `global`, found `globl`; did you mean `global`?"]
+        );
+        assert_eq!(
+            errors(quote!(rate(per_second = 5, scope = "cluster")), &async_fn()),
+            ["`scope` must be `local` or `global`, found `cluster`"]
+        );
+        assert_eq!(
+            errors(quote!(rate(per_second = 5, scope = "global")), &sync_fn()),
+            ["`scope = \"global\"` needs an `async fn`; `poll_upstream` is synchronous"]
+        );
+        assert_eq!(
+            errors(quote!(rate(per_second = 5, scope = global)), &async_fn()),
+            ["`scope` expects a string, found `global`; write `scope = \"global\"`"]
+        );
+    }
+
+    #[test]
+    fn a_global_scope_asks_the_type_checker_for_the_redis_feature() {
+        let plan = check(quote!(rate(per_second = 5, scope = "global")), &async_fn())
+            .unwrap_or_else(|errors| panic!("{errors:?}"));
+        let expanded = text(&guards_static(&plan, &parse_quote!(::hardened)));
+        assert!(expanded.contains("global_scope::<::hardened::__private::ThisBuild>()"), "{expanded}");
+        assert!(expanded.contains("scope:::core::option::Option::Some(::hardened::__private::Scope::Global)"));
+        let local = check(quote!(rate(per_second = 5, scope = "local")), &async_fn())
+            .unwrap_or_else(|errors| panic!("{errors:?}"));
+        assert!(!text(&guards_static(&local, &parse_quote!(::hardened))).contains("global_scope"));
     }
 
     #[test]

@@ -59,6 +59,15 @@ pub async fn scope<F: Future>(context: AuditContext, future: F) -> F::Output {
     ACTOR.scope(context, future).await
 }
 
+/// `future` with `context` as its actor, as a future whose type a tower service can name.
+#[cfg(feature = "http")]
+pub(crate) fn scoped<F: Future>(
+    context: AuditContext,
+    future: F,
+) -> tokio::task::futures::TaskLocalFuture<AuditContext, F> {
+    ACTOR.scope(context, future)
+}
+
 /// Runs `body` with `context` as the actor, for synchronous code.
 pub fn sync_scope<R>(context: AuditContext, body: impl FnOnce() -> R) -> R {
     ACTOR.sync_scope(context, body)

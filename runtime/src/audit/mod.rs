@@ -43,12 +43,14 @@ pub use self::audited::{AuditRecord, Audited, REDACTED, keyed_hash, set_redactio
 #[cfg(feature = "testing")]
 pub use self::chain::seal_stream;
 pub use self::chain::{ChainProblem, GENESIS_HASH, Location, SealedEvent, Verification};
+#[cfg(feature = "http")]
+pub(crate) use self::context::scoped;
 pub use self::context::{AuditContext, current as current_context, scope, sync_scope};
 pub use self::event::{AuditEvent, AuditOutcome, Details, EventType};
 pub use self::jsonl::{
     DEFAULT_KEEP, DEFAULT_MAX_BYTES, JsonlLocation, JsonlRecord, JsonlSink, read_jsonl, verify_jsonl,
 };
-pub use self::pipeline::{AuditError, Auditor, AuditorBuilder, PendingSink};
+pub use self::pipeline::{AuditError, Auditor, AuditorBuilder, AuditorStatus, PendingSink};
 #[cfg(feature = "postgres")]
 #[doc(hidden)]
 pub use self::postgres::OneInsertPerEventSink;
@@ -114,6 +116,11 @@ pub fn global() -> &'static Auditor {
                 .unwrap_or_else(|error| panic!("no audit pipeline can start: {error}"))
         })
     })
+}
+
+/// The process-wide pipeline if one was installed or started, without starting one.
+pub(crate) fn started() -> Option<&'static Auditor> {
+    GLOBAL.get()
 }
 
 /// Queues `event` on the process-wide pipeline; see [`Auditor::emit`].

@@ -171,9 +171,10 @@ impl AuditorBuilder {
         let stream = stream.unwrap_or_else(|| format!("{}/{}", super::service_name(), uuid::Uuid::now_v7()));
         let (sender, receiver) = mpsc::channel(settings.queue_capacity);
         let overflow = Arc::new(OverflowSpill::new(&spill_dir));
-        let shared = Arc::new(Shared { sender, overflow: Arc::clone(&overflow), stream: stream.clone() });
+        let slots: Vec<Slot> = sinks.into_iter().map(|sink| Slot::new(sink, &spill_dir)).collect();
+        let pending = slots.iter().map(|slot| (slot.label.clone(), Arc::clone(&slot.pending))).collect();
+        let shared = Arc::new(Shared { sender, overflow: Arc::clone(&overflow), stream: stream.clone(), pending });
         metrics().add_queue(Arc::downgrade(&(Arc::clone(&shared) as Arc<dyn QueueDepth>)));
-        let slots = sinks.into_iter().map(|sink| Slot::new(sink, &spill_dir)).collect();
         let writer =
             Writer { receiver, overflow, chain: Chain::new(stream), slots, settings, leftovers, lock: Some(lock) };
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -201,6 +202,8 @@ struct Shared {
     sender: mpsc::Sender<Message>,
     overflow: Arc<OverflowSpill>,
     stream: String,
+    /// Each sink's events waiting in its spill file, as the writer last left them.
+    pending: Vec<(String, Arc<AtomicU64>)>,
 }
 
 impl QueueDepth for Shared {
@@ -280,6 +283,39 @@ impl Auditor {
     pub fn stream(&self) -> &str {
         &self.shared.stream
     }
+
+    /// What the pipeline holds back right now: what its health check reads.
+    #[must_use]
+    pub fn status(&self) -> AuditorStatus {
+        let shared = &self.shared;
+        let sinks_down = shared
+            .pending
+            .iter()
+            .map(|(sink, events)| PendingSink { sink: sink.clone(), events: events.load(Ordering::Relaxed) })
+            .filter(|pending| pending.events > 0)
+            .collect();
+        AuditorStatus {
+            queued: shared.depth() as u64,
+            overflow: shared.overflow.waiting.load(Ordering::Relaxed),
+            sinks_down,
+            stopped: shared.sender.is_closed(),
+        }
+    }
+}
+
+/// What a pipeline holds back at one moment, from [`Auditor::status`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AuditorStatus {
+    /// Events in the queue, not yet taken by the writer.
+    pub queued: u64,
+    /// Events `emit` wrote to the overflow spill file because the queue was full, not yet taken by the writer.
+    pub overflow: u64,
+    /// Sinks that are down, with the events waiting in their spill files.
+    pub sinks_down: Vec<PendingSink>,
+    /// Whether the writer has stopped: events emitted now wait in the overflow spill file for the next
+    /// pipeline on the same spill directory.
+    pub stopped: bool,
 }
 
 /// Takes the spill directory for this pipeline alone, for as long as the writer runs.
@@ -398,6 +434,8 @@ struct Slot {
     sink: Box<dyn Sink>,
     label: String,
     backlog: Backlog,
+    /// `backlog.events`, published for [`Auditor::status`].
+    pending: Arc<AtomicU64>,
 }
 
 /// Batches a sink has not taken yet, in order: in its spill file, then (if the file could not be
@@ -425,7 +463,8 @@ impl Slot {
         if events > 0 {
             metrics().spilled.with_label_values(&[&label]).add(i64::try_from(events).unwrap_or(i64::MAX));
         }
-        Slot { sink, label, backlog: Backlog { path, delivered: 0, events, memory: Vec::new(), failures: 0, retry_at } }
+        let backlog = Backlog { path, delivered: 0, events, memory: Vec::new(), failures: 0, retry_at };
+        Slot { sink, label, backlog, pending: Arc::new(AtomicU64::new(events)) }
     }
 
     fn is_down(&self) -> bool {
@@ -489,6 +528,7 @@ impl Slot {
         }
         let count = events.len() as u64;
         backlog.events += count;
+        self.pending.store(backlog.events, Ordering::Relaxed);
         let metrics = metrics();
         metrics.events.with_label_values(&[&self.label, "spilled"]).inc_by(count);
         metrics.spilled.with_label_values(&[&self.label]).add(i64::try_from(count).unwrap_or(i64::MAX));
@@ -511,6 +551,7 @@ impl Slot {
                 return false;
             }
             self.backlog.delivered(chunk.len() as u64);
+            self.pending.store(self.backlog.events, Ordering::Relaxed);
             metrics().spilled.with_label_values(&[&self.label]).sub(i64::try_from(chunk.len()).unwrap_or(i64::MAX));
         }
         tracing::info!(sink = %self.label, "audit sink recovered; its spilled events are written");

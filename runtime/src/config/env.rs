@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::Config;
 use super::error::{ConfigError, Origin, Setting};
 use super::file::{SECTIONS, SINGLE_SECTIONS};
-use super::operations::{HealthSettings, ServerSettings, ShutdownSettings, Single, TelemetrySettings};
 use super::names::{self, DEFAULT, DeclaredNames, env_name, is_guard_name, key_path, section_path};
+use super::operations::{HealthSettings, ServerSettings, ShutdownSettings, Single, TelemetrySettings};
 use super::settings::{BreakerSettings, BulkheadSettings, Keys, RateSettings, RetrySettings, Section};
 use super::value::{Problem, Raw};
 

@@ -122,14 +122,24 @@ pub fn read(
         .rev()
         .find(|(variable, value)| variable == file::CONFIG_VARIABLE && !value.is_empty())
         .map(|(_, value)| value.as_str());
-    let (config, mut errors) = match file::locate(dir, named)? {
+    match file::locate(dir, named)? {
         Some((path, text)) => {
-            let (mut config, errors) = file::parse_gathering(&text, &path.display().to_string())?;
+            let mut config = read_text(&text, &path.display().to_string(), vars, declared)?;
             config.source = Some(path);
-            (config, errors)
+            Ok(config)
         }
-        None => (Config::default(), Vec::new()),
-    };
+        None => with_env_for(Config::default(), vars, declared),
+    }
+}
+
+/// The file's text, then the overrides among `vars`, with the errors of both reported together.
+fn read_text(
+    text: &str,
+    origin: &str,
+    vars: impl IntoIterator<Item = (String, String)>,
+    declared: &DeclaredNames,
+) -> Result<Config, ConfigError> {
+    let (config, mut errors) = file::parse_gathering(text, origin)?;
     let (config, env_errors) = env::apply(config, vars, declared);
     errors.extend(env_errors);
     ConfigError::gather(errors)?;
@@ -143,16 +153,31 @@ pub fn read(
 /// Name parts of overrides are resolved against the file's sections and the guard names functions
 /// declare; see [`read`].
 pub fn load() -> Result<Arc<Config>, ConfigError> {
-    let vars = std::env::vars_os().filter_map(|(variable, value)| {
+    let declared = crate::guards::declared_names();
+    Ok(finish_load(read(Path::new(""), process_overrides(), &declared)?, &declared))
+}
+
+/// [`load`], with `text` as the file instead of the one `HARDENED_CONFIG` names or `hardened.toml`:
+/// for configuration embedded in the binary, or read from somewhere else. `origin` names it in errors.
+/// The `HARDENED_*` overrides of the process environment still apply.
+pub fn load_text(text: &str, origin: &str) -> Result<Arc<Config>, ConfigError> {
+    let declared = crate::guards::declared_names();
+    Ok(finish_load(read_text(text, origin, process_overrides(), &declared)?, &declared))
+}
+
+fn process_overrides() -> impl Iterator<Item = (String, String)> {
+    std::env::vars_os().filter_map(|(variable, value)| {
         let variable = variable.into_string().ok()?;
         variable.starts_with("HARDENED_").then(|| (variable, value.to_string_lossy().into_owned()))
-    });
-    let declared = crate::guards::declared_names();
-    let config = install(read(Path::new(""), vars, &declared)?);
-    for unused in unused_names(&config, &declared) {
+    })
+}
+
+fn finish_load(config: Config, declared: &DeclaredNames) -> Arc<Config> {
+    let config = install(config);
+    for unused in unused_names(&config, declared) {
         tracing::warn!(target: "hardened::config", "{unused}");
     }
-    Ok(config)
+    config
 }
 
 /// Reads the file and the environment again and retunes every running guard, keeping breaker states,

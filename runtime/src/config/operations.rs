@@ -52,7 +52,8 @@ pub struct TelemetrySettings {
 /// The settings of the `[health]` section.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HealthSettings {
-    /// `cache_ttl`: how long a check's result is reused before the check runs again.
+    /// `cache_ttl`: how long a check's result is reused before the check runs again; zero runs every check
+    /// on every probe.
     pub cache_ttl: Option<Duration>,
     /// `check_timeout`: how long a check may run before it counts as unhealthy.
     pub check_timeout: Option<Duration>,
@@ -87,12 +88,47 @@ pub struct ServerSettings {
     pub trust_forwarded_for: Option<bool>,
 }
 
+#[cfg(feature = "telemetry")]
+impl TelemetrySettings {
+    /// Sets in `config` what these settings say, and nothing else. The standard `OTEL_*` variables,
+    /// which [`telemetry::init`](crate::telemetry::init) reads, still win over them.
+    pub fn apply_to(&self, config: &mut crate::telemetry::TelemetryConfig) {
+        use super::settings::set;
+        set(&mut config.service_name, self.service_name.clone());
+        if self.service_version.is_some() {
+            config.service_version.clone_from(&self.service_version);
+        }
+        set(&mut config.environment, self.environment.clone());
+        if self.endpoint.is_some() {
+            config.otlp_endpoint.clone_from(&self.endpoint);
+        }
+        // Both were checked against the same names when they were read.
+        set(&mut config.protocol, self.protocol.as_deref().and_then(|protocol| protocol.parse().ok()));
+        set(&mut config.log_format, self.log_format.as_deref().and_then(|format| format.parse().ok()));
+        set(&mut config.sample_ratio, self.sample_ratio);
+        set(&mut config.log_filter, self.log_filter.clone());
+    }
+}
+
+impl HealthSettings {
+    /// Sets in `config` what these settings say, and nothing else.
+    pub fn apply_to(&self, config: &mut crate::health::HealthConfig) {
+        use super::settings::set;
+        set(&mut config.cache_ttl, self.cache_ttl);
+        set(&mut config.check_timeout, self.check_timeout);
+        set(&mut config.watchdog_interval, self.watchdog_interval);
+        set(&mut config.watchdog_max_lag, self.watchdog_max_lag);
+        set(&mut config.audit_max_backlog, self.audit_max_backlog);
+    }
+}
+
 impl ShutdownSettings {
     /// Sets in `config` what these settings say, and nothing else.
     pub fn apply_to(&self, config: &mut crate::shutdown::ShutdownConfig) {
-        super::settings::set(&mut config.pre_stop_delay, self.pre_stop_delay);
-        super::settings::set(&mut config.drain_timeout, self.drain_timeout);
-        super::settings::set(&mut config.deadline, self.deadline);
+        use super::settings::set;
+        set(&mut config.pre_stop_delay, self.pre_stop_delay);
+        set(&mut config.drain_timeout, self.drain_timeout);
+        set(&mut config.deadline, self.deadline);
     }
 }
 
@@ -119,8 +155,8 @@ fn address(raw: Raw<'_>) -> Result<SocketAddr, Problem> {
     string(raw)?.trim().parse().map_err(|_| Problem::new("is not an address", ALLOWED))
 }
 
-fn text_value(text: &String) -> toml::Value {
-    toml::Value::String(text.clone())
+fn text_value(text: &str) -> toml::Value {
+    toml::Value::String(text.to_owned())
 }
 
 impl Single for TelemetrySettings {
@@ -164,14 +200,14 @@ impl Keys for TelemetrySettings {
 
     fn entries(&self) -> Vec<(&'static str, toml::Value)> {
         let mut entries = Vec::new();
-        push(&mut entries, "service_name", self.service_name.as_ref(), text_value);
-        push(&mut entries, "service_version", self.service_version.as_ref(), text_value);
-        push(&mut entries, "environment", self.environment.as_ref(), text_value);
-        push(&mut entries, "endpoint", self.endpoint.as_ref(), text_value);
-        push(&mut entries, "protocol", self.protocol.as_ref(), text_value);
+        push(&mut entries, "service_name", self.service_name.as_deref(), text_value);
+        push(&mut entries, "service_version", self.service_version.as_deref(), text_value);
+        push(&mut entries, "environment", self.environment.as_deref(), text_value);
+        push(&mut entries, "endpoint", self.endpoint.as_deref(), text_value);
+        push(&mut entries, "protocol", self.protocol.as_deref(), text_value);
         push(&mut entries, "sample_ratio", self.sample_ratio, toml::Value::Float);
-        push(&mut entries, "log_format", self.log_format.as_ref(), text_value);
-        push(&mut entries, "log_filter", self.log_filter.as_ref(), text_value);
+        push(&mut entries, "log_format", self.log_format.as_deref(), text_value);
+        push(&mut entries, "log_filter", self.log_filter.as_deref(), text_value);
         entries
     }
 }
@@ -194,7 +230,7 @@ impl Keys for HealthSettings {
 
     fn set(&mut self, key: &str, raw: Raw<'_>) -> Result<(), Problem> {
         match key {
-            "cache_ttl" => self.cache_ttl = Some(value::duration(raw)?),
+            "cache_ttl" => self.cache_ttl = Some(value::duration_or_zero(raw)?),
             "check_timeout" => self.check_timeout = Some(value::duration(raw)?),
             "watchdog_interval" => self.watchdog_interval = Some(value::duration(raw)?),
             "watchdog_max_lag" => self.watchdog_max_lag = Some(value::duration(raw)?),
@@ -253,8 +289,7 @@ impl Keys for ShutdownSettings {
             let problem = format!("is not shorter than the deadline ({})", humantime::format_duration(deadline));
             ("pre_stop_delay", Problem::new(problem, "a duration shorter than deadline"))
         } else {
-            let problem =
-                format!("is not longer than pre_stop_delay ({})", humantime::format_duration(pre_stop_delay));
+            let problem = format!("is not longer than pre_stop_delay ({})", humantime::format_duration(pre_stop_delay));
             ("deadline", Problem::new(problem, "a duration longer than pre_stop_delay"))
         })
     }

@@ -8,7 +8,7 @@ use super::Config;
 use super::value::{self, Problem, Raw};
 use crate::breaker::{BreakerConfig, MAX_WINDOW, WindowKind};
 use crate::bulkhead::BulkheadConfig;
-use crate::rate_limit::RateConfig;
+use crate::rate_limit::{OnUnavailable, RateConfig, Scope};
 use crate::retry::RetryConfig;
 
 /// The settings of a `[breaker.<name>]` section.
@@ -80,13 +80,34 @@ pub struct RateSettings {
     pub burst: Option<u32>,
     /// `wait`: how long a call may wait for a token.
     pub wait: Option<Duration>,
+    /// `scope`: `"local"` (each replica its own bucket) or `"global"` (one bucket in Redis).
+    pub scope: Option<Scope>,
+    /// `redis_url`: the Redis server of a global limiter, instead of `REDIS_URL`.
+    pub redis_url: Option<String>,
+    /// `on_unavailable`: `"local"` (this replica's share decides) or `"reject"`, while Redis is unavailable.
+    pub on_unavailable: Option<OnUnavailable>,
+    /// `redis_timeout`: how long one decision waits for Redis.
+    pub redis_timeout: Option<Duration>,
+    /// `replicas`: how many replicas share a global limiter's quota.
+    pub replicas: Option<u32>,
 }
 
 impl RateSettings {
-    /// Every setting of `config`, as a section that sets them all.
+    /// Every setting of `config`, as a section that sets them all; the settings of a global limiter's
+    /// Redis only for a global one, with the credentials of its URL hidden.
     #[must_use]
     pub fn of(config: &RateConfig) -> RateSettings {
-        RateSettings { per_second: Some((config.calls, config.period)), burst: Some(config.burst), wait: config.wait }
+        let global = config.scope == Scope::Global;
+        RateSettings {
+            per_second: Some((config.calls, config.period)),
+            burst: Some(config.burst),
+            wait: config.wait,
+            scope: Some(config.scope),
+            redis_url: config.redis_url.as_deref().filter(|_| global).map(without_credentials),
+            on_unavailable: global.then_some(config.on_unavailable),
+            redis_timeout: global.then_some(config.redis_timeout),
+            replicas: global.then_some(config.replicas),
+        }
     }
 
     /// Sets in `config` what these settings say, and nothing else. Like the macro's `rate = ..`, a
@@ -101,6 +122,21 @@ impl RateSettings {
         if self.wait.is_some() {
             config.wait = self.wait;
         }
+        set(&mut config.scope, self.scope);
+        if self.redis_url.is_some() {
+            config.redis_url.clone_from(&self.redis_url);
+        }
+        set(&mut config.on_unavailable, self.on_unavailable);
+        set(&mut config.redis_timeout, self.redis_timeout);
+        set(&mut config.replicas, self.replicas);
+    }
+}
+
+/// `url` with its user name and password, if any, written `***`.
+fn without_credentials(url: &str) -> String {
+    match (url.split_once("://"), url.rfind('@')) {
+        (Some((scheme, _)), Some(at)) if at > scheme.len() => format!("{scheme}://***{}", &url[at..]),
+        _ => url.to_owned(),
     }
 }
 
@@ -299,23 +335,35 @@ impl Section for RateSettings {
 }
 
 impl Keys for RateSettings {
-    const KEYS: &'static [&'static str] = &["per_second", "burst", "wait"];
+    const KEYS: &'static [&'static str] =
+        &["per_second", "burst", "wait", "scope", "redis_url", "on_unavailable", "redis_timeout", "replicas"];
 
     fn set(&mut self, key: &str, raw: Raw<'_>) -> Result<(), Problem> {
         match key {
             "per_second" => self.per_second = Some(value::rate(raw)?),
             "burst" => self.burst = Some(value::whole(raw, 1, u32::MAX)?),
             "wait" => self.wait = Some(value::duration(raw)?),
+            "scope" => self.scope = Some(value::scope(raw)?),
+            "redis_url" => self.redis_url = Some(value::redis_url(raw)?),
+            "on_unavailable" => self.on_unavailable = Some(value::on_unavailable(raw)?),
+            "redis_timeout" => self.redis_timeout = Some(value::duration(raw)?),
+            "replicas" => self.replicas = Some(value::whole(raw, 1, u32::MAX)?),
             _ => unreachable!("`{key}` is not a rate key"),
         }
         Ok(())
     }
 
     fn entries(&self) -> Vec<(&'static str, toml::Value)> {
+        let text = |text: &str| toml::Value::String(text.to_owned());
         let mut entries = Vec::new();
         push(&mut entries, "per_second", self.per_second, value::rate_value);
         push(&mut entries, "burst", self.burst, int);
         push(&mut entries, "wait", self.wait, value::duration_value);
+        push(&mut entries, "scope", self.scope, |scope| text(scope.as_str()));
+        push(&mut entries, "redis_url", self.redis_url.as_deref(), text);
+        push(&mut entries, "on_unavailable", self.on_unavailable, |policy| text(policy.as_str()));
+        push(&mut entries, "redis_timeout", self.redis_timeout, value::duration_value);
+        push(&mut entries, "replicas", self.replicas, int);
         entries
     }
 }

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use crate::breaker::WindowKind;
+use crate::rate_limit::{OnUnavailable, Scope};
 
 /// A value as written.
 #[derive(Debug, Clone, Copy)]
@@ -136,6 +137,52 @@ pub(super) fn window_kind(raw: Raw<'_>) -> Result<WindowKind, Problem> {
         "count" => Ok(WindowKind::Count),
         "time" => Ok(WindowKind::Time),
         _ => Err(wrong()),
+    }
+}
+
+/// `"local"` or `"global"`; `"global"` only in a build with the `redis` feature.
+pub(super) fn scope(raw: Raw<'_>) -> Result<Scope, Problem> {
+    let wrong = || Problem::new("is not a scope", "\"local\" or \"global\"");
+    match text_of(raw).ok_or_else(wrong)? {
+        "local" => Ok(Scope::Local),
+        "global" if cfg!(feature = "redis") => Ok(Scope::Global),
+        "global" => Err(Problem::new(
+            "needs the `redis` feature of hardened, which this build lacks",
+            "\"local\", or \"global\" in a build with the `redis` feature",
+        )),
+        _ => Err(wrong()),
+    }
+}
+
+/// `"local"` or `"reject"`.
+pub(super) fn on_unavailable(raw: Raw<'_>) -> Result<OnUnavailable, Problem> {
+    let wrong = || Problem::new("is not a policy", "\"local\" or \"reject\"");
+    match text_of(raw).ok_or_else(wrong)? {
+        "local" => Ok(OnUnavailable::Local),
+        "reject" => Ok(OnUnavailable::Reject),
+        _ => Err(wrong()),
+    }
+}
+
+/// The URL of a Redis server: `redis://`, `rediss://` (TLS) or `unix://` (a socket).
+pub(super) fn redis_url(raw: Raw<'_>) -> Result<String, Problem> {
+    let wrong = || {
+        Problem::new(
+            "is not a Redis URL",
+            "a URL such as \"redis://redis:6379/0\", with redis://, rediss:// or unix://",
+        )
+    };
+    let url = text_of(raw).ok_or_else(wrong)?;
+    let known = ["redis://", "rediss://", "unix://", "redis+unix://"].iter().any(|scheme| url.starts_with(scheme));
+    if known && url.len() > url.find("://").map_or(0, |at| at + 3) { Ok(url.to_owned()) } else { Err(wrong()) }
+}
+
+/// The text of a string value, or of a variable (trimmed); `None` for a TOML value of another type.
+fn text_of(raw: Raw<'_>) -> Option<&str> {
+    match raw {
+        Raw::Toml(toml::Value::String(text)) => Some(text.as_str()),
+        Raw::Toml(_) => None,
+        Raw::Env(text) => Some(text.trim()),
     }
 }
 

@@ -3,4 +3,12 @@
 
 mod ops;
 mod requests;
+mod serve;
 mod trace;
+
+pub use self::ops::{PROMETHEUS_CONTENT_TYPE, ops_router, ops_router_with};
+pub use self::requests::{
+    OTHER_METHOD, RequestFuture, RequestLayer, RequestService, UNMATCHED_ROUTE, requests_in_flight,
+};
+pub use self::serve::Server;
+pub use self::trace::{ServerTrace, ServerTraceFuture, ServerTraceLayer};

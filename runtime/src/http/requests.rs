@@ -1,1 +1,363 @@
-//! (being written)
+//! [`RequestLayer`]: request metrics by route template, requests in flight, and the audit actor of each
+//! request.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, LazyLock, OnceLock, PoisonError, RwLock};
+use std::task::{Context, Poll, ready};
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, MatchedPath};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, Request, Response, StatusCode};
+use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts};
+use tokio::task::futures::TaskLocalFuture;
+use tower::{Layer, Service};
+
+use crate::audit::AuditContext;
+
+/// The `route` label of a request that matched no route: never the raw path, which would make one series
+/// per URL a client cares to send.
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// The `method` label of a method outside the standard nine.
+pub const OTHER_METHOD: &str = "_OTHER";
+
+/// Measures every request and makes its caller the audit actor of everything the handler does.
+///
+/// - `hardened_http_requests_total{method,route,status}`, a counter, when the response's head is ready;
+/// - `hardened_http_request_duration_seconds{method,route}`, a histogram of the time to that point;
+/// - `hardened_http_requests_in_flight`, a gauge, also read by [`requests_in_flight`], which the shutdown
+///   drain waits for.
+///
+/// `route` is the route template axum matched (`/users/{id}`, never `/users/7`), or
+/// [`UNMATCHED_ROUTE`]; `method` is one of the nine standard methods or [`OTHER_METHOD`]; `status` the
+/// numeric status code (`error` when the service failed without a response). Apply the layer with
+/// [`Router::layer`](axum::Router::layer), so that it sees the matched route; outside the router every
+/// request would be unmatched.
+///
+/// The handler runs inside an [`audit::scope`](crate::audit::scope) with an [`AuditContext`]: the user
+/// and session from the function given to [`actor`](RequestLayer::actor), and the client's address
+/// from axum's `ConnectInfo<SocketAddr>` (serve with `into_make_service_with_connect_info`), or from
+/// `X-Forwarded-For` with [`trust_forwarded_for`](RequestLayer::trust_forwarded_for).
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// use hardened::audit::AuditContext;
+/// use hardened::http::RequestLayer;
+///
+/// let app: Router = Router::new().route("/users/{id}", get(|| async { "ada" })).layer(
+///     RequestLayer::new().trust_forwarded_for(1).actor(|parts| {
+///         let user = parts.headers.get("x-user").and_then(|value| value.to_str().ok());
+///         user.map(AuditContext::user).unwrap_or_default()
+///     }),
+/// );
+/// # let _ = app;
+/// ```
+#[derive(Clone, Default)]
+pub struct RequestLayer {
+    settings: Arc<Settings>,
+}
+
+type ActorFn = dyn Fn(&Parts) -> AuditContext + Send + Sync;
+
+#[derive(Default)]
+struct Settings {
+    actor: Option<Arc<ActorFn>>,
+    /// Proxies in front of the service that append to `X-Forwarded-For`; 0 trusts no header.
+    trusted_proxies: usize,
+}
+
+impl fmt::Debug for RequestLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestLayer")
+            .field("actor", &self.settings.actor.is_some())
+            .field("trusted_proxies", &self.settings.trusted_proxies)
+            .finish()
+    }
+}
+
+impl RequestLayer {
+    /// A layer that records metrics and sets the client's address as the actor's.
+    #[must_use]
+    pub fn new() -> RequestLayer {
+        RequestLayer::default()
+    }
+
+    /// Sets the user and session of each request's actor from its head (headers, extensions such as an
+    /// authentication layer's, URI). The layer fills in the client's address when the function leaves
+    /// it unset. Authentication layers that put the user in the extensions must run before this one:
+    /// add them with `Router::layer` after it.
+    #[must_use]
+    pub fn actor(self, actor: impl Fn(&Parts) -> AuditContext + Send + Sync + 'static) -> RequestLayer {
+        let trusted_proxies = self.settings.trusted_proxies;
+        RequestLayer { settings: Arc::new(Settings { actor: Some(Arc::new(actor)), trusted_proxies }) }
+    }
+
+    /// Takes the client's address from `X-Forwarded-For`, behind `proxies` proxies that each append the
+    /// address they received from: the entry `proxies` places from the right. Entries further left were
+    /// written by the client and are not trusted. When the header has fewer entries, or the entry is not
+    /// an address, the connection's peer is used. Without this call (or with 0) the header is ignored.
+    #[must_use]
+    pub fn trust_forwarded_for(self, proxies: usize) -> RequestLayer {
+        let actor = self.settings.actor.clone();
+        RequestLayer { settings: Arc::new(Settings { actor, trusted_proxies: proxies }) }
+    }
+}
+
+impl<S> Layer<S> for RequestLayer {
+    type Service = RequestService<S>;
+
+    fn layer(&self, inner: S) -> RequestService<S> {
+        RequestService { inner, settings: Arc::clone(&self.settings) }
+    }
+}
+
+/// The service made by [`RequestLayer`].
+#[derive(Clone)]
+pub struct RequestService<S> {
+    inner: S,
+    settings: Arc<Settings>,
+}
+
+impl<S: fmt::Debug> fmt::Debug for RequestService<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestService").field("inner", &self.inner).finish_non_exhaustive()
+    }
+}
+
+impl<S, B, ResBody> Service<Request<B>> for RequestService<S>
+where
+    S: Service<Request<B>, Response = Response<ResBody>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = RequestFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let route = request.extensions().get::<MatchedPath>().map_or(UNMATCHED_ROUTE, MatchedPath::as_str);
+        let series = series(request.method(), route);
+        let (request, actor) = self.settings.actor_of(request);
+        let in_flight = InFlight::enter();
+        RequestFuture {
+            inner: crate::audit::scoped(actor, self.inner.call(request)),
+            series,
+            started: Instant::now(),
+            in_flight: Some(in_flight),
+        }
+    }
+}
+
+impl Settings {
+    /// The request's actor, and the request given back whole.
+    fn actor_of<B>(&self, request: Request<B>) -> (Request<B>, AuditContext) {
+        let (request, mut actor) = match &self.actor {
+            Some(actor) => {
+                let (parts, body) = request.into_parts();
+                let context = actor(&parts);
+                (Request::from_parts(parts, body), context)
+            }
+            None => (request, AuditContext::default()),
+        };
+        if actor.ip_address.is_none() {
+            actor.ip_address = self.client_ip(&request);
+        }
+        (request, actor)
+    }
+
+    fn client_ip<B>(&self, request: &Request<B>) -> Option<IpAddr> {
+        let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(address)| address.ip());
+        if self.trusted_proxies == 0 {
+            return peer;
+        }
+        forwarded_client(request.headers(), self.trusted_proxies).or(peer)
+    }
+}
+
+/// The entry `proxies` places from the right of the `X-Forwarded-For` entries, as an address.
+fn forwarded_client(headers: &HeaderMap, proxies: usize) -> Option<IpAddr> {
+    let entries: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .collect();
+    let entry = entries.get(entries.len().checked_sub(proxies)?)?;
+    entry.parse::<IpAddr>().ok().or_else(|| entry.parse::<SocketAddr>().ok().map(|address| address.ip()))
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`RequestService`]: the handler's, inside the request's audit scope.
+    pub struct RequestFuture<F> {
+        #[pin]
+        inner: TaskLocalFuture<AuditContext, F>,
+        series: &'static MethodSeries,
+        started: Instant,
+        // Taken when the response head is ready; dropped with the future if it never is.
+        in_flight: Option<InFlight>,
+    }
+}
+
+impl<F> fmt::Debug for RequestFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestFuture").field("started", &self.started).finish_non_exhaustive()
+    }
+}
+
+impl<F, ResBody, E> Future for RequestFuture<F>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+{
+    type Output = Result<Response<ResBody>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let output = ready!(this.inner.poll(cx));
+        this.in_flight.take();
+        let status = output.as_ref().ok().map(Response::status);
+        this.series.record(status, this.started.elapsed().as_secs_f64());
+        Poll::Ready(output)
+    }
+}
+
+/// Requests inside a [`RequestLayer`] whose response head is not ready yet: what the shutdown drain
+/// waits for.
+#[must_use]
+pub fn requests_in_flight() -> u64 {
+    u64::try_from(metrics().in_flight.get()).unwrap_or(0)
+}
+
+/// One request counted in flight until dropped, however its future ends.
+struct InFlight;
+
+impl InFlight {
+    fn enter() -> InFlight {
+        metrics().in_flight.inc();
+        InFlight
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics().in_flight.dec();
+    }
+}
+
+struct HttpMetrics {
+    requests: IntCounterVec,
+    duration: HistogramVec,
+    in_flight: IntGauge,
+}
+
+fn metrics() -> &'static HttpMetrics {
+    static METRICS: OnceLock<HttpMetrics> = OnceLock::new();
+    METRICS.get_or_init(|| {
+        let requests = IntCounterVec::new(
+            Opts::new("hardened_http_requests_total", "HTTP requests answered, by method, route template and status."),
+            &["method", "route", "status"],
+        )
+        .expect("valid metric options");
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "hardened_http_request_duration_seconds",
+                "Time from a request's arrival to its response head, by method and route template.",
+            )
+            .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+            &["method", "route"],
+        )
+        .expect("valid metric options");
+        let in_flight =
+            IntGauge::new("hardened_http_requests_in_flight", "HTTP requests received and not yet answered.")
+                .expect("valid metric options");
+        let registry = crate::metrics::registry();
+        let registered = registry
+            .register(Box::new(requests.clone()))
+            .and_then(|()| registry.register(Box::new(duration.clone())))
+            .and_then(|()| registry.register(Box::new(in_flight.clone())));
+        if let Err(error) = registered {
+            tracing::error!(%error, "the HTTP request metrics could not be registered");
+        }
+        HttpMetrics { requests, duration, in_flight }
+    })
+}
+
+const METHODS: [&str; 10] =
+    ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", OTHER_METHOD];
+
+fn method_label(method: &Method) -> usize {
+    METHODS[..METHODS.len() - 1].iter().position(|standard| *standard == method.as_str()).unwrap_or(METHODS.len() - 1)
+}
+
+/// The series of one route, made on its first request and kept for the process's life: routes are
+/// bounded by the application's route table.
+struct RouteSeries {
+    route: Box<str>,
+    by_method: [OnceLock<MethodSeries>; METHODS.len()],
+}
+
+/// The series of one method on one route: its histogram, and a counter per status seen so far.
+struct MethodSeries {
+    method: &'static str,
+    route: &'static str,
+    duration: Histogram,
+    by_status: RwLock<Vec<(Option<StatusCode>, IntCounter)>>,
+}
+
+static ROUTES: LazyLock<RwLock<HashMap<Box<str>, &'static RouteSeries>>> = LazyLock::new(RwLock::default);
+
+fn series(method: &Method, route: &str) -> &'static MethodSeries {
+    let known = ROUTES.read().unwrap_or_else(PoisonError::into_inner).get(route).copied();
+    let route_series = known.unwrap_or_else(|| {
+        let mut routes = ROUTES.write().unwrap_or_else(PoisonError::into_inner);
+        *routes.entry(route.into()).or_insert_with(|| {
+            Box::leak(Box::new(RouteSeries {
+                route: route.into(),
+                by_method: std::array::from_fn(|_| OnceLock::new()),
+            }))
+        })
+    });
+    let index = method_label(method);
+    route_series.by_method[index].get_or_init(|| {
+        let (method, route) = (METHODS[index], &*route_series.route);
+        MethodSeries {
+            method,
+            route,
+            duration: metrics().duration.with_label_values(&[method, route]),
+            by_status: RwLock::default(),
+        }
+    })
+}
+
+impl MethodSeries {
+    /// Counts one answer (`None`: the service failed without one) and observes its duration.
+    fn record(&self, status: Option<StatusCode>, seconds: f64) {
+        self.duration.observe(seconds);
+        if let Some((_, counter)) =
+            self.by_status.read().unwrap_or_else(PoisonError::into_inner).iter().find(|(seen, _)| *seen == status)
+        {
+            counter.inc();
+            return;
+        }
+        self.add_status(status).inc();
+    }
+
+    /// The counter of `status`, made on its first answer.
+    fn add_status(&self, status: Option<StatusCode>) -> IntCounter {
+        let mut by_status = self.by_status.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, counter)) = by_status.iter().find(|(seen, _)| *seen == status) {
+            return counter.clone();
+        }
+        let label = status.as_ref().map_or("error", StatusCode::as_str);
+        let counter = metrics().requests.with_label_values(&[self.method, self.route, label]);
+        by_status.push((status, counter.clone()));
+        counter
+    }
+}

@@ -11,10 +11,11 @@
 //! shutdown::register("close the cache", shutdown::priority::APPLICATION, Duration::from_secs(2), || async {
 //!     Ok(())
 //! });
-//! # tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap().block_on(async {
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! // A service calls `shutdown::listen_for_signals()` at startup; SIGTERM then does what `begin` does here.
 //! shutdown::begin();
-//! let summary = Shutdown::new(ShutdownConfig::default()).run().await;
+//! let config = ShutdownConfig { pre_stop_delay: Duration::ZERO, ..ShutdownConfig::default() };
+//! let summary = Shutdown::new(config).run().await;
 //! assert!(summary.drained);
 //! assert!(summary.handlers.iter().any(|report| report.name == "close the cache" && report.outcome.is_done()));
 //! # });

@@ -134,9 +134,13 @@ async fn drain_all(drain: Vec<Pending>) {
     }
 }
 
-/// Calls of `#[hardened]` functions (with metrics) in flight.
+/// Calls of `#[hardened]` functions (with metrics) in flight, and requests through the `http` feature's
+/// request layer.
 fn in_flight() -> u64 {
-    crate::metrics::in_flight()
+    let calls = crate::metrics::in_flight();
+    #[cfg(feature = "http")]
+    let calls = calls + crate::http::requests_in_flight();
+    calls
 }
 
 /// What a shutdown did, logged when it ends.

@@ -1,5 +1,6 @@
 //! Where the process is in its shutdown: one state for the whole process, moving forward only.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{LazyLock, OnceLock};
 
 use tokio::sync::watch;
@@ -18,8 +19,12 @@ static PHASE: LazyLock<watch::Sender<Phase>> = LazyLock::new(|| watch::Sender::n
 
 static REASON: OnceLock<String> = OnceLock::new();
 
+/// [`has_begun`] without the channel's lock: read on every request by servers.
+static BEGUN: AtomicBool = AtomicBool::new(false);
+
 /// Starts the shutdown: from now on readiness reports the service as not ready and every [`requested`]
 /// future resolves. Returns whether this call started it (false when it had begun).
+#[allow(clippy::must_use_candidate, reason = "most callers only want the shutdown begun")]
 pub fn begin() -> bool {
     begin_because("requested")
 }
@@ -27,6 +32,7 @@ pub fn begin() -> bool {
 /// [`begin`], keeping `reason` (such as `SIGTERM`) for the summary.
 pub(super) fn begin_because(reason: &str) -> bool {
     let started = advance(Phase::Begun);
+    BEGUN.store(true, Ordering::Release);
     if started {
         // Only the call that started the shutdown gets here, so the cell is empty.
         let _ = REASON.set(reason.to_owned());
@@ -37,7 +43,7 @@ pub(super) fn begin_because(reason: &str) -> bool {
 /// Whether the shutdown has begun.
 #[must_use]
 pub fn has_begun() -> bool {
-    *PHASE.borrow() >= Phase::Begun
+    BEGUN.load(Ordering::Acquire)
 }
 
 /// Why the shutdown began, once it has.
@@ -60,6 +66,7 @@ pub async fn closing() {
 /// Moves on to closing; the shutdown sequence calls it after the pre-stop delay.
 pub(super) fn close() {
     advance(Phase::Begun);
+    BEGUN.store(true, Ordering::Release);
     advance(Phase::Closing);
 }
 

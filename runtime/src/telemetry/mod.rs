@@ -1,1 +1,370 @@
 //! The tracing subscriber: filter, readable or JSON logs, and OpenTelemetry export over OTLP.
+//!
+//! [`init`] installs it once, at the start of `main`, from a [`TelemetryConfig`] that the standard
+//! `OTEL_*` variables override ([`resolve_env`] lists them). Every span, those of `#[hardened]` functions
+//! included, becomes an OpenTelemetry span with the service's resource; with an OTLP endpoint set, a batch
+//! processor exports them to the collector, over gRPC or HTTP/protobuf, on a thread of its own.
+//!
+//! ```no_run
+//! use hardened::telemetry::{self, TelemetryConfig};
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), telemetry::TelemetryError> {
+//!     let _telemetry = telemetry::init(&TelemetryConfig {
+//!         service_name: "checkout".into(),
+//!         service_version: Some(env!("CARGO_PKG_VERSION").into()),
+//!         otlp_endpoint: Some("http://localhost:4317".into()),
+//!         ..TelemetryConfig::default()
+//!     })?;
+//!     tracing::info!("started");
+//!     // ... serve; the guard flushes the spans still queued when it is dropped, and so does
+//!     // `hardened::shutdown::run_handlers()`.
+//!     Ok(())
+//! }
+//! ```
+//!
+//! A collector that is down or slow never blocks a call: finished spans wait in a bounded queue, a batch
+//! that cannot be delivered within [`TelemetryConfig::export_timeout`] is dropped and counted in
+//! `hardened_telemetry_spans_dropped_total`, and a warning is logged at most every 30 seconds.
+//!
+//! To compose a subscriber of your own, take the pieces: [`tracer_provider`] and [`otel_layer`], and
+//! register [`current_trace_ids`] with [`audit::set_trace_source`](crate::audit::set_trace_source):
+//!
+//! ```
+//! use hardened::telemetry::{self, TelemetryConfig};
+//! use tracing_subscriber::layer::SubscriberExt;
+//!
+//! let provider = telemetry::tracer_provider(&TelemetryConfig::default())?;
+//! let subscriber = tracing_subscriber::registry().with(telemetry::otel_layer(&provider));
+//! tracing::subscriber::with_default(subscriber, || {
+//!     let _span = tracing::info_span!("work").entered();
+//!     assert!(telemetry::current_trace_ids().is_some());
+//! });
+//! # Ok::<(), telemetry::TelemetryError>(())
+//! ```
+
+mod config;
+mod export;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
+use opentelemetry::{InstrumentationScope, KeyValue};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::resource::TelemetryResourceDetector;
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider, TracerProviderBuilder,
+};
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+use tracing_subscriber::filter::{EnvFilter, filter_fn};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::{Layer, Registry};
+
+pub use self::config::{LogFormat, Protocol, Resolved, TelemetryConfig, TraceSampler, UnknownValue, resolve_env};
+pub use self::export::CountingExporter;
+use crate::audit::TraceIds;
+
+/// Why telemetry could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TelemetryError {
+    /// An `OTEL_*` variable (or `RUST_LOG`) holds a value that cannot be used.
+    #[error("invalid `{variable}` value `{value}`: expected {allowed}")]
+    InvalidVariable {
+        /// The variable's name.
+        variable: String,
+        /// Its value.
+        value: String,
+        /// What it may be.
+        allowed: String,
+    },
+    /// A field of [`TelemetryConfig`] holds a value that cannot be used.
+    #[error("invalid telemetry setting `{setting}` = `{value}`: expected {allowed}")]
+    InvalidSetting {
+        /// The field's name.
+        setting: &'static str,
+        /// Its value.
+        value: String,
+        /// What it may be.
+        allowed: &'static str,
+    },
+    /// The log filter does not parse.
+    #[error("invalid log filter `{filter}`: {reason}")]
+    LogFilter {
+        /// The filter, from [`TelemetryConfig::log_filter`] or `RUST_LOG`.
+        filter: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The OTLP exporter rejected its configuration (a malformed endpoint, say).
+    #[error("the OTLP exporter could not be built: {0}")]
+    Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
+    /// The thread driving the gRPC exporter could not be started.
+    #[error("the OTLP export thread could not be started: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// A global subscriber was installed before: by an earlier `init`, or by the application.
+    #[error("a global tracing subscriber is already installed; compose one with `telemetry::otel_layer` instead")]
+    AlreadyInstalled,
+    /// Flushing or shutting down the exporter failed.
+    #[error("telemetry could not be flushed: {0}")]
+    Flush(String),
+}
+
+/// The instrumentation scope of the spans made through the tracing layer.
+const SCOPE: &str = "hardened";
+
+/// The sampler `config` describes.
+#[must_use]
+pub fn sampler(config: &TelemetryConfig) -> Sampler {
+    let ratio = || Sampler::TraceIdRatioBased(config.sample_ratio);
+    match config.sampler {
+        TraceSampler::AlwaysOn => Sampler::AlwaysOn,
+        TraceSampler::AlwaysOff => Sampler::AlwaysOff,
+        TraceSampler::TraceIdRatio => ratio(),
+        TraceSampler::ParentBasedAlwaysOn => Sampler::ParentBased(Box::new(Sampler::AlwaysOn)),
+        TraceSampler::ParentBasedAlwaysOff => Sampler::ParentBased(Box::new(Sampler::AlwaysOff)),
+        TraceSampler::ParentBasedTraceIdRatio => Sampler::ParentBased(Box::new(ratio())),
+    }
+}
+
+/// The resource `config` describes: `service.name`, `service.version`, `service.instance.id`,
+/// `deployment.environment` (and its newer name `deployment.environment.name`), the further
+/// [`resource_attributes`](TelemetryConfig::resource_attributes) and the SDK's `telemetry.sdk.*`.
+#[must_use]
+pub fn resource(config: &TelemetryConfig) -> Resource {
+    let mut attributes: Vec<KeyValue> =
+        config.resource_attributes.iter().map(|(key, value)| KeyValue::new(key.clone(), value.clone())).collect();
+    attributes.push(KeyValue::new("service.instance.id", config.instance_id.clone()));
+    attributes.push(KeyValue::new("deployment.environment", config.environment.clone()));
+    attributes.push(KeyValue::new("deployment.environment.name", config.environment.clone()));
+    if let Some(version) = &config.service_version {
+        attributes.push(KeyValue::new("service.version", version.clone()));
+    }
+    Resource::builder_empty()
+        .with_detector(Box::new(TelemetryResourceDetector))
+        .with_attributes(attributes)
+        .with_service_name(config.service_name.clone())
+        .build()
+}
+
+/// A tracer provider builder with `config`'s sampler and resource and no processor yet: add an exporter
+/// of your own (an in-memory one in tests).
+#[must_use]
+pub fn tracer_provider_builder(config: &TelemetryConfig) -> TracerProviderBuilder {
+    SdkTracerProvider::builder().with_sampler(sampler(config)).with_resource(resource(config))
+}
+
+/// The tracer provider `config` describes: with a batch processor exporting over OTLP when an endpoint is
+/// set (see [`TelemetryConfig::traces_url`]), else without any, so spans still get ids to propagate.
+///
+/// A gRPC exporter runs on a small runtime of its own, so this may be called inside or outside tokio.
+pub fn tracer_provider(config: &TelemetryConfig) -> Result<SdkTracerProvider, TelemetryError> {
+    config.validate()?;
+    let builder = tracer_provider_builder(config);
+    let Some(url) = config.traces_url() else {
+        return Ok(builder.build());
+    };
+    let exporter = export::otlp_exporter(config, url)?;
+    let batch = BatchConfigBuilder::default()
+        .with_max_queue_size(config.max_queue_size)
+        .with_scheduled_delay(config.batch_delay)
+        .build();
+    let processor = BatchSpanProcessor::builder(exporter).with_batch_config(batch).build();
+    Ok(builder.with_span_processor(processor).build())
+}
+
+/// The tracing layer that turns spans into OpenTelemetry spans of `provider`'s tracer.
+///
+/// It leaves out the spans of the crates that carry the export itself (`h2`, `hyper`, `tonic`, `tower`,
+/// `reqwest`, `opentelemetry*`), so that exporting a span never makes another one to export.
+#[must_use]
+pub fn otel_layer<S>(provider: &SdkTracerProvider) -> impl Layer<S> + Send + Sync + 'static
+where
+    S: tracing::Subscriber + for<'span> LookupSpan<'span> + Send + Sync,
+{
+    let scope = InstrumentationScope::builder(SCOPE).with_version(env!("CARGO_PKG_VERSION")).build();
+    tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer_with_scope(scope))
+        .with_filter(filter_fn(|metadata| !is_export_stack(metadata.target())))
+}
+
+fn is_export_stack(target: &str) -> bool {
+    const CRATES: &[&str] = &["h2", "hyper", "hyper_util", "tonic", "tower", "reqwest", "opentelemetry_otlp"];
+    let crate_name = target.split("::").next().unwrap_or(target);
+    CRATES.contains(&crate_name) || crate_name.starts_with("opentelemetry")
+}
+
+/// The trace and span ids of the current tracing span, if it has an OpenTelemetry context; for
+/// [`audit::set_trace_source`](crate::audit::set_trace_source).
+#[must_use]
+pub fn current_trace_ids() -> Option<TraceIds> {
+    let context = tracing::Span::current().context();
+    let span = context.span();
+    let span_context = span.span_context();
+    span_context.is_valid().then(|| TraceIds {
+        trace_id: span_context.trace_id().to_string(),
+        span_id: span_context.span_id().to_string(),
+    })
+}
+
+/// Installs the global subscriber `config` describes, with the `OTEL_*` variables and `RUST_LOG` of the
+/// process applied over it (see [`resolve_env`]).
+///
+/// It filters with [`TelemetryConfig::log_filter`], writes logs to standard output (readable or JSON),
+/// turns spans into OpenTelemetry spans exported over OTLP when an endpoint is set, makes W3C Trace
+/// Context and Baggage the global propagator, lets audit events carry the current trace, and registers a
+/// [shutdown handler](crate::shutdown::register) that flushes the exporter.
+///
+/// Keep the returned guard until the end of `main`: dropping it flushes too.
+pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> {
+    let vars = std::env::vars_os()
+        .map(|(name, value)| (name.to_string_lossy().into_owned(), value.to_string_lossy().into_owned()));
+    let Resolved { config, warnings } = resolve_env(config.clone(), vars)?;
+    config.validate()?;
+    let filter = EnvFilter::try_new(&config.log_filter)
+        .map_err(|error| TelemetryError::LogFilter { filter: config.log_filter.clone(), reason: error.to_string() })?;
+    let provider = tracer_provider(&config)?;
+
+    let (readable, json) = match config.log_format {
+        LogFormat::Readable => (Some(tracing_subscriber::fmt::layer()), None),
+        LogFormat::Json => (None, Some(tracing_subscriber::fmt::layer().json().with_current_span(true))),
+    };
+    let subscriber = Registry::default().with(filter).with(readable).with(json).with(otel_layer(&provider));
+    tracing::subscriber::set_global_default(subscriber).map_err(|_| TelemetryError::AlreadyInstalled)?;
+
+    opentelemetry::global::set_tracer_provider(provider.clone());
+    opentelemetry::global::set_text_map_propagator(crate::propagation::propagator());
+    crate::audit::set_trace_source(current_trace_ids);
+    crate::telemetry::export::spans_dropped();
+    for warning in &warnings {
+        tracing::warn!(target: "hardened::telemetry", "{warning}");
+    }
+
+    let flusher = Arc::new(Flusher::new(provider, config.flush_timeout));
+    let handler_flusher = Arc::clone(&flusher);
+    crate::shutdown::register(
+        "telemetry",
+        crate::shutdown::priority::TELEMETRY,
+        config.flush_timeout + Duration::from_secs(1),
+        move || {
+            let flusher = Arc::clone(&handler_flusher);
+            async move {
+                // The flush blocks on the processor's thread, so it runs where blocking is allowed.
+                tokio::task::spawn_blocking(move || flusher.shutdown())
+                    .await
+                    .map_err(|error| format!("the flush task failed: {error}"))?
+                    .map_err(|error| error.to_string())
+            }
+        },
+    );
+    tracing::debug!(
+        target: "hardened::telemetry",
+        service = %config.service_name,
+        export = config.traces_url().as_deref().unwrap_or("off"),
+        protocol = %config.protocol,
+        sampler = %config.sampler,
+        ratio = config.sample_ratio,
+        "telemetry initialised"
+    );
+    Ok(TelemetryGuard { flusher })
+}
+
+/// Flushes and shuts the tracer provider down once, however many times it is asked to.
+#[derive(Debug)]
+struct Flusher {
+    provider: Mutex<Option<SdkTracerProvider>>,
+    timeout: Duration,
+    done: AtomicBool,
+}
+
+impl Flusher {
+    fn new(provider: SdkTracerProvider, timeout: Duration) -> Self {
+        Flusher { provider: Mutex::new(Some(provider)), timeout, done: AtomicBool::new(false) }
+    }
+
+    fn provider(&self) -> Option<SdkTracerProvider> {
+        self.provider.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    fn flush(&self) -> Result<(), TelemetryError> {
+        match self.provider() {
+            Some(provider) => provider.force_flush().map_err(|error| TelemetryError::Flush(error.to_string())),
+            None => Ok(()),
+        }
+    }
+
+    fn shutdown(&self) -> Result<(), TelemetryError> {
+        if self.done.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let Some(provider) = self.provider.lock().unwrap_or_else(PoisonError::into_inner).take() else {
+            return Ok(());
+        };
+        // Shutting down exports what is queued; a flush first would only export it in two steps.
+        provider.shutdown_with_timeout(self.timeout).map_err(|error| TelemetryError::Flush(error.to_string()))
+    }
+}
+
+/// Keeps telemetry running; dropping it flushes the spans still queued and stops the exporter.
+///
+/// The shutdown handler [`init`] registers does the same; whichever comes second does nothing.
+#[derive(Debug)]
+#[must_use = "dropping the guard stops span export"]
+pub struct TelemetryGuard {
+    flusher: Arc<Flusher>,
+}
+
+impl TelemetryGuard {
+    /// Exports every finished span now, waiting for the collector (up to the export timeout). Blocks:
+    /// call it from a blocking context, such as `tokio::task::spawn_blocking`, inside a runtime.
+    pub fn flush(&self) -> Result<(), TelemetryError> {
+        self.flusher.flush()
+    }
+
+    /// Flushes and stops the exporter; later spans are not exported. A second call does nothing.
+    pub fn shutdown(&self) -> Result<(), TelemetryError> {
+        self.flusher.shutdown()
+    }
+
+    /// The tracer provider, until shutdown; for making spans with the OpenTelemetry API directly.
+    #[must_use]
+    pub fn provider(&self) -> Option<SdkTracerProvider> {
+        self.flusher.provider()
+    }
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Err(error) = self.flusher.shutdown() {
+            tracing::warn!(target: "hardened::telemetry", %error, "telemetry shutdown failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_export_stack_is_recognised_by_crate() {
+        for target in ["h2::proto", "hyper", "hyper_util::client", "tonic::transport", "opentelemetry_sdk", "reqwest"] {
+            assert!(is_export_stack(target), "{target}");
+        }
+        for target in ["tower_http::trace", "my_service::tools", "hardened::telemetry", "hypertext"] {
+            assert!(!is_export_stack(target), "{target}");
+        }
+    }
+
+    #[test]
+    fn shutting_down_twice_is_harmless() {
+        let flusher =
+            Flusher::new(tracer_provider(&TelemetryConfig::default()).expect("no exporter"), Duration::from_secs(1));
+        flusher.flush().expect("nothing to flush");
+        flusher.shutdown().expect("first shutdown");
+        flusher.shutdown().expect("second shutdown does nothing");
+        flusher.flush().expect("flushing after shutdown does nothing");
+    }
+}

@@ -1,0 +1,55 @@
+//! The command line: `serve` (the default), `config check`, `audit verify` and `audit report`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// An AI agent HTTP service: sessions, a model, tools, audit, probes and metrics.
+#[derive(Debug, Parser)]
+#[command(name = "agent-server", version)]
+pub(crate) struct Cli {
+    /// A configuration directory holding `hardened.toml` and `agent.toml`, such as
+    /// `examples/production-agent/config/production`. Without one, the embedded development defaults.
+    #[arg(long, global = true, env = "AGENT_CONFIG_DIR")]
+    pub(crate) config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub(crate) command: Option<Command>,
+}
+
+#[derive(Debug, Default, Subcommand)]
+pub(crate) enum Command {
+    /// Serves the API and the ops endpoints until SIGTERM or SIGINT (the default).
+    #[default]
+    Serve,
+    /// Configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// The audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConfigCommand {
+    /// Validates the configuration and prints the settings in force, defaults included.
+    Check,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCommand {
+    /// Verifies the hash chain of every stream of the audit trail.
+    Verify,
+    /// A security report: events by type and outcome, failed authentications, bursts, failing tools.
+    Report {
+        /// How far back, such as `24h`, `30m` or `7d`.
+        #[arg(long, default_value = "24h")]
+        since: humantime::Duration,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}

@@ -1,0 +1,58 @@
+//! `agent-server`: an AI agent HTTP service built on `hardened` the way a team would build one, and the
+//! system the load, fault and shutdown evidence is measured on. See this example's README.
+
+mod agent;
+mod api;
+mod audit_commands;
+mod auth;
+mod calculator;
+mod cli;
+mod model;
+mod serve;
+mod sessions;
+mod settings;
+mod tools;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+use crate::cli::{AuditCommand, Cli, Command, ConfigCommand};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("agent-server: no tokio runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let settings = match settings::Settings::load(cli.config.as_deref()) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("agent-server: invalid configuration: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let outcome = runtime.block_on(async move {
+        match cli.command.unwrap_or_default() {
+            Command::Serve => serve::serve(settings).await,
+            Command::Config { command: ConfigCommand::Check } => {
+                print!("{}", settings.effective());
+                Ok(())
+            }
+            Command::Audit { command: AuditCommand::Verify } => audit_commands::verify(&settings).await,
+            Command::Audit { command: AuditCommand::Report { since, json } } => {
+                audit_commands::report(&settings, since.into(), json).await
+            }
+        }
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("agent-server: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! Model backends behind one trait, and the guarded call every model call goes through.
+
+mod anthropic;
+mod openai;
+mod scripted;
+
+use std::sync::Arc;
+
+use hardened::hardened;
+use prometheus::IntCounter;
+use serde::Serialize;
+
+use crate::agent::Message;
+use crate::settings::{Backend, ModelSettings};
+
+pub(crate) use self::anthropic::Anthropic;
+pub(crate) use self::openai::OpenAiCompatible;
+pub(crate) use self::scripted::Scripted;
+
+/// What the model said: an answer, or a tool to call.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ModelTurn {
+    Text(String),
+    ToolCall { id: String, tool: String, input: serde_json::Value },
+}
+
+/// One answer and what it cost.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ModelAnswer {
+    pub(crate) turn: ModelTurn,
+    pub(crate) input_tokens: u64,
+    pub(crate) output_tokens: u64,
+}
+
+/// Why a model call failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ModelError {
+    #[error("the model could not be reached: {0}")]
+    Unreachable(String),
+    #[error("the model answered {status}: {body}")]
+    Status { status: u16, body: String },
+    #[error("the model's answer could not be read: {0}")]
+    Malformed(String),
+    #[error(transparent)]
+    Refused(#[from] hardened::Rejected),
+}
+
+impl ModelError {
+    /// Whether another attempt may succeed: the network, rate limits and the provider's own failures.
+    pub(crate) fn is_transient(&self) -> bool {
+        match self {
+            ModelError::Unreachable(_) => true,
+            ModelError::Status { status, .. } => *status == 429 || *status >= 500,
+            ModelError::Malformed(_) | ModelError::Refused(_) => false,
+        }
+    }
+}
+
+/// A model backend.
+#[async_trait::async_trait]
+pub(crate) trait Model: Send + Sync + std::fmt::Debug {
+    /// The model's identifier, for the metrics and the audit trail.
+    fn name(&self) -> &str;
+
+    /// The next turn of the conversation.
+    async fn complete(&self, messages: &[Message], max_tokens: u32) -> Result<ModelAnswer, ModelError>;
+}
+
+/// The backend chosen by the configuration, with its token counters.
+#[derive(Debug, Clone)]
+pub(crate) struct Client {
+    model: Arc<dyn Model>,
+    input_tokens: IntCounter,
+    output_tokens: IntCounter,
+}
+
+impl Client {
+    /// The backend `settings` and the environment choose.
+    pub(crate) fn from_settings(settings: &ModelSettings, http: &reqwest::Client) -> Result<Client, String> {
+        let anthropic_key = std::env::var("ANTHROPIC_API_KEY").ok().filter(|key| !key.is_empty());
+        let backend = match settings.backend {
+            Backend::Auto if anthropic_key.is_some() => Backend::Anthropic,
+            Backend::Auto if settings.base_url.is_some() => Backend::Openai,
+            Backend::Auto => Backend::Scripted,
+            chosen => chosen,
+        };
+        let model: Arc<dyn Model> = match backend {
+            Backend::Anthropic => {
+                let key = anthropic_key.ok_or("model.backend = \"anthropic\" needs ANTHROPIC_API_KEY")?;
+                Arc::new(Anthropic::new(http.clone(), key, settings.name.clone()))
+            }
+            Backend::Openai => {
+                let base_url = settings
+                    .base_url
+                    .clone()
+                    .ok_or("model.backend = \"openai\" needs model.base_url or OPENAI_BASE_URL")?;
+                let key = std::env::var("OPENAI_API_KEY").ok().filter(|key| !key.is_empty());
+                Arc::new(OpenAiCompatible::new(http.clone(), &base_url, key, settings.name.clone()))
+            }
+            Backend::Scripted | Backend::Auto => Arc::new(Scripted),
+        };
+        Ok(Client::new(model))
+    }
+
+    /// A client of `model`, counting its tokens in `hardened_llm_tokens_total{model,type}`.
+    pub(crate) fn new(model: Arc<dyn Model>) -> Client {
+        let tokens = token_counter();
+        let input_tokens = tokens.with_label_values(&[model.name(), "input"]);
+        let output_tokens = tokens.with_label_values(&[model.name(), "output"]);
+        Client { model, input_tokens, output_tokens }
+    }
+
+    /// The model's identifier.
+    pub(crate) fn name(&self) -> &str {
+        self.model.name()
+    }
+
+    /// The next turn, through the guards of [`call_model`], with its tokens counted.
+    pub(crate) async fn complete(&self, messages: &[Message], max_tokens: u32) -> Result<ModelAnswer, ModelError> {
+        let answer = call_model(self.model.as_ref(), messages, max_tokens).await?;
+        self.input_tokens.inc_by(answer.input_tokens);
+        self.output_tokens.inc_by(answer.output_tokens);
+        Ok(answer)
+    }
+}
+
+/// Every model call: a breaker shared under the name `llm`, the provider's rate limit, a timeout, and
+/// retries of transient failures within a retry budget.
+#[hardened(
+    kind = "llm",
+    fields(model = model.name()),
+    breaker = "llm",
+    rate(name = "llm", per_second = 50, burst = 100),
+    timeout = "30s",
+    retry(attempts = 2, backoff = "200ms", max_backoff = "2s", when = ModelError::is_transient)
+)]
+async fn call_model(model: &dyn Model, messages: &[Message], max_tokens: u32) -> Result<ModelAnswer, ModelError> {
+    model.complete(messages, max_tokens).await
+}
+
+/// `hardened_llm_tokens_total`, registered once in hardened's registry so `/metrics` serves it.
+fn token_counter() -> prometheus::IntCounterVec {
+    static COUNTER: std::sync::OnceLock<prometheus::IntCounterVec> = std::sync::OnceLock::new();
+    COUNTER
+        .get_or_init(|| {
+            let counter = prometheus::IntCounterVec::new(
+                prometheus::Opts::new(
+                    "hardened_llm_tokens_total",
+                    "Tokens the model read and wrote, by model and type.",
+                ),
+                &["model", "type"],
+            )
+            .expect("a valid metric definition");
+            // Registered once per process, so it cannot collide.
+            let _ = hardened::metrics::registry().register(Box::new(counter.clone()));
+            counter
+        })
+        .clone()
+}
+
+/// Tokens as a model without a tokenizer counts them: words.
+pub(crate) fn count_tokens(text: &str) -> u64 {
+    text.split_whitespace().count() as u64
+}

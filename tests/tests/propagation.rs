@@ -1,0 +1,175 @@
+//! W3C `traceparent` and `tracestate`, checked with generated headers: nothing panics, malformed headers
+//! start a new trace, valid ones survive extract and inject unchanged.
+
+use hardened::propagation::{extract, inject_context};
+use http::{HeaderMap, HeaderValue};
+use opentelemetry::trace::{SpanContext, TraceContextExt as _};
+use proptest::prelude::*;
+
+fn headers(traceparent: Option<&str>, tracestate: Option<&str>) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for (name, value) in [("traceparent", traceparent), ("tracestate", tracestate)] {
+        if let Some(value) = value {
+            headers.insert(name, HeaderValue::from_str(value).expect("generated values are header-safe"));
+        }
+    }
+    headers
+}
+
+fn remote(headers: &HeaderMap) -> SpanContext {
+    extract(headers).span().span_context().clone()
+}
+
+fn hex(length: usize) -> impl Strategy<Value = String> {
+    proptest::string::string_regex(&format!("[0-9a-f]{{{length}}}"))
+        .expect("a valid pattern")
+        .prop_filter("not all zeros", |id| id.bytes().any(|byte| byte != b'0'))
+}
+
+/// A `traceparent` of version `00` the specification accepts, and its parts.
+fn valid_traceparent() -> impl Strategy<Value = (String, String, String, u8)> {
+    (hex(32), hex(16), any::<u8>()).prop_map(|(trace_id, span_id, flags)| {
+        (format!("00-{trace_id}-{span_id}-{flags:02x}"), trace_id, span_id, flags)
+    })
+}
+
+/// A valid `tracestate`: distinct keys, values of printable ASCII without `,` or `=`, not ending in a space.
+fn valid_tracestate() -> impl Strategy<Value = Vec<(String, String)>> {
+    let key = proptest::string::string_regex("[a-z][a-z0-9_*/-]{0,12}").expect("a valid pattern");
+    let value = proptest::string::string_regex("[ -+--<>-~]{0,15}[!-+--<>-~]").expect("a valid pattern");
+    proptest::collection::btree_map(key, value, 0..8).prop_map(|members| members.into_iter().collect())
+}
+
+/// Characters that make any field of a `traceparent` malformed where they replace a character.
+fn foreign_char() -> impl Strategy<Value = char> {
+    prop_oneof![
+        proptest::char::range('A', 'Z'),
+        proptest::char::range('g', 'z'),
+        Just('+'),
+        Just(' '),
+        Just('_'),
+        Just('.'),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_headers_never_panic(
+        traceparent in proptest::collection::vec(any::<u8>(), 0..80),
+        tracestate in proptest::collection::vec(any::<u8>(), 0..80),
+        baggage in proptest::collection::vec(any::<u8>(), 0..80)
+    ) {
+        let mut headers = HeaderMap::new();
+        for (name, bytes) in [("traceparent", traceparent), ("tracestate", tracestate), ("baggage", baggage)] {
+            if let Ok(value) = HeaderValue::from_bytes(&bytes) {
+                headers.insert(name, value);
+            }
+        }
+        let context = extract(&headers);
+        let mut out = HeaderMap::new();
+        inject_context(&context, &mut out);
+    }
+
+    #[test]
+    fn arbitrary_text_is_accepted_only_in_the_shape_of_a_traceparent(text in "[ -~]{0,70}") {
+        // Printable text almost never forms a valid header by chance; when it does, it must be one.
+        let span = remote(&headers(Some(&text), None));
+        if span.is_valid() {
+            prop_assert!(text.trim().len() >= 55 && !text.starts_with("ff"), "{} was accepted", text);
+        }
+    }
+
+    #[test]
+    fn valid_headers_round_trip_through_inject(
+        (traceparent, trace_id, span_id, flags) in valid_traceparent(),
+        members in valid_tracestate()
+    ) {
+        let tracestate = members.iter().map(|(key, value)| format!("{key}={value}")).collect::<Vec<_>>().join(",");
+        let incoming = headers(Some(&traceparent), Some(tracestate.as_str()).filter(|state| !state.is_empty()));
+        let span = remote(&incoming);
+        prop_assert!(span.is_valid() && span.is_remote());
+        prop_assert_eq!(span.trace_id().to_string(), trace_id.clone());
+        prop_assert_eq!(span.span_id().to_string(), span_id.clone());
+        prop_assert_eq!(span.is_sampled(), flags & 1 == 1);
+
+        let mut outgoing = HeaderMap::new();
+        inject_context(&extract(&incoming), &mut outgoing);
+        // Flags other than `sampled` are not defined for version 00 and are not passed on.
+        let expected = format!("00-{trace_id}-{span_id}-{:02x}", flags & 1);
+        prop_assert_eq!(outgoing["traceparent"].to_str().ok(), Some(expected.as_str()));
+        let sent_state = outgoing.get("tracestate").and_then(|value| value.to_str().ok()).unwrap_or("");
+        prop_assert_eq!(sent_state, tracestate.as_str());
+    }
+
+    #[test]
+    fn a_foreign_character_anywhere_starts_a_new_trace(
+        (traceparent, ..) in valid_traceparent(),
+        position in 0..55usize, replacement in foreign_char()
+    ) {
+        let mut mutated: Vec<char> = traceparent.chars().collect();
+        mutated[position] = replacement;
+        let mutated: String = mutated.into_iter().collect();
+        prop_assert!(!remote(&headers(Some(&mutated), None)).is_valid(), "{} was accepted", mutated);
+    }
+
+    #[test]
+    fn a_wrong_length_starts_a_new_trace(
+        (traceparent, ..) in valid_traceparent(),
+        position in 0..55usize, inserted in "[0-9a-f-]", delete in any::<bool>()
+    ) {
+        let mut mutated = traceparent.clone();
+        if delete {
+            mutated.remove(position);
+        } else {
+            mutated.insert_str(position, &inserted);
+        }
+        prop_assert!(!remote(&headers(Some(&mutated), None)).is_valid(), "{} was accepted", mutated);
+    }
+
+    #[test]
+    fn a_misplaced_dash_starts_a_new_trace((traceparent, ..) in valid_traceparent(), position in 0..55usize) {
+        prop_assume!(![2, 35, 52].contains(&position));
+        let mut mutated: Vec<char> = traceparent.chars().collect();
+        mutated[position] = '-';
+        let mutated: String = mutated.into_iter().collect();
+        prop_assert!(!remote(&headers(Some(&mutated), None)).is_valid(), "{} was accepted", mutated);
+    }
+
+    #[test]
+    fn later_versions_are_read_by_their_first_four_fields(
+        (traceparent, trace_id, ..) in valid_traceparent(),
+        version in 1u8..0xff, suffix in "(-[ -~]{0,20})?"
+    ) {
+        let header = format!("{version:02x}{}{suffix}", &traceparent[2..]);
+        let span = remote(&headers(Some(&header), None));
+        prop_assert!(span.is_valid(), "{} was rejected", header);
+        prop_assert_eq!(span.trace_id().to_string(), trace_id);
+    }
+
+    #[test]
+    fn a_garbled_tracestate_never_costs_the_traceparent(
+        (traceparent, ..) in valid_traceparent(),
+        garbage in "[a-z]{1,5}(=[a-z]{1,5})?(,[a-z]{1,5})?[=,A-Z ]{1,3}",
+    ) {
+        let span = remote(&headers(Some(&traceparent), Some(&garbage)));
+        prop_assert!(span.is_valid());
+        let state = span.trace_state().header();
+        // Whatever survives is a list of complete members, safe to send on.
+        let complete =
+            |member: &str| member.split_once('=').is_some_and(|(key, value)| !key.is_empty() && !value.is_empty());
+        prop_assert!(state.is_empty() || state.split(',').all(complete), "{}", state);
+    }
+}
+
+#[test]
+fn the_all_zero_ids_and_version_ff_start_a_new_trace() {
+    for header in [
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+        "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    ] {
+        assert!(!remote(&headers(Some(header), None)).is_valid(), "{header}");
+    }
+}
