@@ -1,0 +1,189 @@
+"""Consistency checks across deploy/, for deploy/check.sh: what no single tool's schema can see.
+
+usage: static.py REPOSITORY_ROOT RENDERED_BASE_YAML RENDERED_MONITORING_YAML
+"""
+
+import json
+import pathlib
+import re
+import sys
+import tomllib
+
+import yaml
+
+ROOT = pathlib.Path(sys.argv[1])
+DEPLOY = ROOT / "deploy"
+failures: list[str] = []
+
+
+def expect(condition, message):
+    if not condition:
+        failures.append(message)
+
+
+def seconds(duration):
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m)", duration)
+    value, unit = float(match.group(1)), match.group(2)
+    return value / 1000 if unit == "ms" else value * 60 if unit == "m" else value
+
+
+config_dir = ROOT / "examples/production-agent/config/production"
+hardened = tomllib.loads((config_dir / "hardened.toml").read_text())
+agent = tomllib.loads((config_dir / "agent.toml").read_text())
+api_port = int(hardened["server"]["address"].rsplit(":", 1)[1])
+ops_port = int(hardened["server"]["admin_address"].rsplit(":", 1)[1])
+deadline = seconds(hardened["shutdown"]["deadline"])
+pre_stop_delay = seconds(hardened["shutdown"]["pre_stop_delay"])
+data_dir = "/var/lib/agent-server"
+expect(agent["audit"]["path"].startswith(data_dir + "/"), f"the audit path {agent['audit']['path']} is outside {data_dir}")
+
+# ---------------------------------------------------------------- the PrometheusRule is alerts.yml
+alerts = yaml.safe_load((DEPLOY / "prometheus/alerts.yml").read_text())
+rule = yaml.safe_load((DEPLOY / "k8s/monitoring/prometheusrule.yaml").read_text())
+expect(rule["spec"]["groups"] == alerts["groups"], "prometheusrule.yaml does not hold the groups of alerts.yml")
+
+# ---------------------------------------------------------------- every alert: tests and a playbook
+tests = yaml.safe_load((DEPLOY / "prometheus/alerts_test.yml").read_text())["tests"]
+runbook = (ROOT / "docs/runbook.md").read_text()
+headings = {line.lstrip("#").strip() for line in runbook.splitlines() if line.startswith("#")}
+for group in alerts["groups"]:
+    for rule_ in group["rules"]:
+        if "alert" not in rule_:
+            continue
+        name = rule_["alert"]
+        cases = [case for test in tests for case in test["alert_rule_test"] if case["alertname"] == name]
+        expect(any(case["exp_alerts"] for case in cases), f"alerts_test.yml has no firing case for {name}")
+        expect(any(not case["exp_alerts"] for case in cases), f"alerts_test.yml has no quiet case for {name}")
+        expect(name in headings, f"docs/runbook.md has no heading {name}")
+        expect(rule_["annotations"].get("runbook") == f"docs/runbook.md#{name.lower()}",
+               f"{name}: the runbook annotation is not docs/runbook.md#{name.lower()}")
+
+# ---------------------------------------------------------------- Kubernetes
+documents = [doc for doc in yaml.safe_load_all(pathlib.Path(sys.argv[2]).read_text()) if doc]
+by_kind = {(doc["kind"], doc["metadata"]["name"]): doc for doc in documents}
+deployment = by_kind[("Deployment", "agent-server")]
+pod = deployment["spec"]["template"]["spec"]
+container = pod["containers"][0]
+grace = pod.get("terminationGracePeriodSeconds", 30)
+pre_stop = 0.0
+hook = container.get("lifecycle", {}).get("preStop", {})
+if "sleep" in hook:
+    pre_stop = float(hook["sleep"]["seconds"])
+elif "exec" in hook:
+    match = re.search(r"sleep\s+(\d+)", " ".join(hook["exec"]["command"]))
+    pre_stop = float(match.group(1)) if match else 0.0
+expect(pre_stop + deadline < grace,
+       f"terminationGracePeriodSeconds {grace} is not above preStop {pre_stop} s + the shutdown deadline {deadline} s")
+ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+expect(ports.get("http") == api_port, f"container port http is not {api_port} ([server] address)")
+expect(ports.get("ops") == ops_port, f"container port ops is not {ops_port} ([server] admin_address)")
+for probe, path in [("startupProbe", "/health/startup"), ("livenessProbe", "/health/live"), ("readinessProbe", "/health/ready")]:
+    get = container.get(probe, {}).get("httpGet", {})
+    expect(get.get("path") == path and get.get("port") == "ops", f"{probe} is not {path} on the ops port")
+readiness = container["readinessProbe"]
+expect(readiness["periodSeconds"] * readiness.get("failureThreshold", 3) <= pre_stop_delay,
+       "the readiness probe takes longer to fail than [shutdown] pre_stop_delay")
+expect(container["livenessProbe"].get("timeoutSeconds", 1) > seconds(hardened["health"]["check_timeout"]),
+       "the liveness probe's timeout is not above [health] check_timeout")
+security = container["securityContext"]
+expect(security.get("readOnlyRootFilesystem") is True, "the root filesystem is not read-only")
+expect(security.get("allowPrivilegeEscalation") is False, "privilege escalation is allowed")
+expect(security.get("capabilities", {}).get("drop") == ["ALL"], "capabilities are not all dropped")
+expect(pod["securityContext"].get("runAsNonRoot") is True, "the pod may run as root")
+expect(pod["securityContext"].get("seccompProfile", {}).get("type") == "RuntimeDefault", "seccomp is not RuntimeDefault")
+volumes = {volume["name"]: volume for volume in pod["volumes"]}
+mounts = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
+for path in (data_dir, "/tmp"):
+    expect(path in mounts and "emptyDir" in volumes[mounts[path]], f"{path} is not an emptyDir")
+expect("/etc/agent-server" in mounts and "configMap" in volumes[mounts["/etc/agent-server"]],
+       "/etc/agent-server is not the ConfigMap")
+env = {item["name"]: item for item in container["env"]}
+expect(env.get("AGENT_CONFIG_DIR", {}).get("value") == "/etc/agent-server", "AGENT_CONFIG_DIR is not /etc/agent-server")
+for name in ("AGENT_OPERATOR_KEY", "DATABASE_URL"):
+    expect("secretKeyRef" in env.get(name, {}).get("valueFrom", {}), f"{name} does not come from the Secret")
+expect("requests" in container["resources"] and "limits" in container["resources"], "requests or limits missing")
+expect(pod.get("topologySpreadConstraints"), "no topology spread")
+config_maps = [doc for doc in documents if doc["kind"] == "ConfigMap"]
+expect(len(config_maps) == 1 and config_maps[0]["data"] == {
+    "hardened.toml": (config_dir / "hardened.toml").read_text(), "agent.toml": (config_dir / "agent.toml").read_text()},
+    "the ConfigMap does not hold config/production's files")
+hpa = by_kind[("HorizontalPodAutoscaler", "agent-server")]
+metric_types = {metric["type"] for metric in hpa["spec"]["metrics"]}
+expect(metric_types == {"Resource", "Pods"}, "the HPA does not scale on CPU and a Pods metric")
+adapter = yaml.safe_load((DEPLOY / "k8s/prometheus-adapter/values.yaml").read_text())
+served = {rule_["name"]["as"] for rule_ in adapter["rules"]["custom"]}
+for metric in hpa["spec"]["metrics"]:
+    if metric["type"] == "Pods":
+        expect(metric["pods"]["metric"]["name"] in served, f"no prometheus-adapter rule serves {metric['pods']['metric']['name']}")
+expect(("PodDisruptionBudget", "agent-server") in by_kind, "no PodDisruptionBudget")
+services = [doc for doc in documents if doc["kind"] == "Service"]
+monitoring = [doc for doc in yaml.safe_load_all(pathlib.Path(sys.argv[3]).read_text()) if doc]
+monitor = next(doc for doc in monitoring if doc["kind"] == "ServiceMonitor")
+selected = [svc for svc in services
+            if all(svc["metadata"].get("labels", {}).get(k) == v for k, v in monitor["spec"]["selector"]["matchLabels"].items())]
+expect(len(selected) == 1 and any(port["name"] == monitor["spec"]["endpoints"][0]["port"] for port in selected[0]["spec"]["ports"]),
+       "the ServiceMonitor does not select exactly one Service with its port")
+secret = yaml.safe_load((DEPLOY / "k8s/secret.example.yaml").read_text())
+for name, item in env.items():
+    ref = item.get("valueFrom", {}).get("secretKeyRef")
+    if ref:
+        expect(ref["name"] == secret["metadata"]["name"] and ref["key"] in secret["stringData"],
+               f"{name} names a Secret key that secret.example.yaml does not have")
+
+# ---------------------------------------------------------------- compose
+compose = yaml.safe_load((DEPLOY / "compose/docker-compose.yml").read_text())
+services_ = compose["services"]
+for name, service in services_.items():
+    for volume in service.get("volumes", []):
+        source = volume.split(":", 1)[0]
+        if source.startswith("."):
+            expect((DEPLOY / "compose" / source).exists(), f"compose {name}: {source} does not exist")
+    for dependency, condition in service.get("depends_on", {}).items():
+        expect(condition["condition"] != "service_healthy" or "healthcheck" in services_[dependency],
+               f"compose {name} waits for {dependency} to be healthy, which has no healthcheck")
+agent_env = services_["agent-server"]["environment"]
+for name in ("AGENT_CONFIG_DIR", "DATABASE_URL", "OTEL_EXPORTER_OTLP_ENDPOINT", "AGENT_OPERATOR_KEY"):
+    expect(name in agent_env, f"compose agent-server does not set {name}")
+expect(agent_env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4317", "compose: OTLP does not go to jaeger:4317")
+expect(services_["agent-server"]["stop_grace_period"] == f"{grace}s", "compose: stop_grace_period differs from the pod's grace period")
+dockerfile = (DEPLOY / "docker/Dockerfile").read_text()
+expect(re.search(rf"^EXPOSE {api_port} {ops_port}$", dockerfile, re.M), f"the Dockerfile does not EXPOSE {api_port} {ops_port}")
+expect(re.search(r"^USER (?!0\b|root\b)", dockerfile, re.M), "the Dockerfile does not switch to a non-root user")
+prometheus = yaml.safe_load((DEPLOY / "prometheus/prometheus.yml").read_text())
+targets = [t for job in prometheus["scrape_configs"] if job["job_name"] == "agent-server" for c in job["static_configs"] for t in c["targets"]]
+expect(targets == [f"agent-server:{ops_port}"], f"prometheus.yml does not scrape agent-server:{ops_port}")
+
+# ---------------------------------------------------------------- Grafana
+provisioned = yaml.safe_load((DEPLOY / "grafana/provisioning/datasources/prometheus.yml").read_text())["datasources"]
+expect(any(ds["type"] == "prometheus" and ds["url"] == "http://prometheus:9090" for ds in provisioned),
+       "the provisioned datasource is not the compose Prometheus")
+provider = yaml.safe_load((DEPLOY / "grafana/provisioning/dashboards/hardened.yml").read_text())["providers"][0]
+grafana_mounts = dict(volume.split(":")[:2] for volume in services_["grafana"]["volumes"])
+expect(grafana_mounts.get("../grafana/dashboards") == provider["options"]["path"],
+       "compose does not mount the dashboards where the provider reads them")
+uids = set()
+for path in sorted((DEPLOY / "grafana/dashboards").glob("*.json")):
+    board = json.loads(path.read_text())
+    expect(board["uid"] not in uids, f"{path.name}: uid {board['uid']} repeated")
+    uids.add(board["uid"])
+    ids = [panel["id"] for panel in board["panels"]]
+    expect(len(ids) == len(set(ids)), f"{path.name}: panel ids repeated")
+    variables = {variable["name"] for variable in board["templating"]["list"]}
+    for panel in board["panels"]:
+        if panel["type"] == "row":
+            continue
+        expect(panel.get("description"), f"{path.name}: panel {panel['title']!r} has no description")
+        expect(panel["targets"], f"{path.name}: panel {panel['title']!r} has no query")
+        for target in panel["targets"]:
+            expect(target.get("datasource", {}).get("uid") == "${datasource}",
+                   f"{path.name}: panel {panel['title']!r} does not use the datasource variable")
+            for used in re.findall(r"\$\{?(\w+)\}?", target["expr"]):
+                expect(used.startswith("__") or used in variables,
+                       f"{path.name}: panel {panel['title']!r} uses ${used}, which is not a variable")
+        expect(panel["title"] in (ROOT / "docs/observability.md").read_text(),
+               f"docs/observability.md does not describe the panel {panel['title']!r} of {path.name}")
+
+for failure in failures:
+    print(f"FAIL {failure}")
+print(f"consistency: {len(failures)} failures")
+sys.exit(1 if failures else 0)
