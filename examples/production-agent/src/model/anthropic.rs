@@ -90,7 +90,7 @@ impl Model for Anthropic {
             .send()
             .await
             .map_err(|error| ModelError::Unreachable(error.to_string()))?;
-        super::openai::read_json(response).await.and_then(|body| read_answer(&body))
+        super::read_json(response).await.and_then(|body| read_answer(&body))
     }
 }
 

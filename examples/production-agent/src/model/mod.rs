@@ -9,6 +9,7 @@ use std::sync::Arc;
 use hardened::hardened;
 use prometheus::IntCounter;
 use serde::Serialize;
+use serde_json::Value;
 
 use crate::agent::Message;
 use crate::settings::{Backend, ModelSettings};
@@ -48,6 +49,7 @@ pub(crate) enum ModelError {
 
 impl ModelError {
     /// Whether another attempt may succeed: the network, rate limits and the provider's own failures.
+    #[cfg_attr(hardened_disabled, expect(dead_code, reason = "only the retry of `call_model` asks"))]
     pub(crate) fn is_transient(&self) -> bool {
         match self {
             ModelError::Unreachable(_) => true,
@@ -137,6 +139,17 @@ impl Client {
 )]
 async fn call_model(model: &dyn Model, messages: &[Message], max_tokens: u32) -> Result<ModelAnswer, ModelError> {
     model.complete(messages, max_tokens).await
+}
+
+/// The body of a successful response, or the error its status says.
+async fn read_json(response: reqwest::Response) -> Result<Value, ModelError> {
+    let status = response.status();
+    let text = response.text().await.map_err(|error| ModelError::Unreachable(error.to_string()))?;
+    if !status.is_success() {
+        let body: String = text.chars().take(500).collect();
+        return Err(ModelError::Status { status: status.as_u16(), body });
+    }
+    serde_json::from_str(&text).map_err(|error| ModelError::Malformed(error.to_string()))
 }
 
 /// `hardened_llm_tokens_total`, registered once in hardened's registry so `/metrics` serves it.

@@ -78,17 +78,6 @@ pub(super) fn read_answer(body: &Value) -> Result<ModelAnswer, ModelError> {
     })
 }
 
-/// The body of a successful response, or the error its status says.
-pub(super) async fn read_json(response: reqwest::Response) -> Result<Value, ModelError> {
-    let status = response.status();
-    let text = response.text().await.map_err(|error| ModelError::Unreachable(error.to_string()))?;
-    if !status.is_success() {
-        let body: String = text.chars().take(500).collect();
-        return Err(ModelError::Status { status: status.as_u16(), body });
-    }
-    serde_json::from_str(&text).map_err(|error| ModelError::Malformed(error.to_string()))
-}
-
 #[async_trait::async_trait]
 impl Model for OpenAiCompatible {
     fn name(&self) -> &str {
@@ -101,7 +90,7 @@ impl Model for OpenAiCompatible {
             request = request.bearer_auth(key);
         }
         let response = request.send().await.map_err(|error| ModelError::Unreachable(error.to_string()))?;
-        read_json(response).await.and_then(|body| read_answer(&body))
+        super::read_json(response).await.and_then(|body| read_answer(&body))
     }
 }
 
