@@ -238,7 +238,8 @@ status=0
 wait "$server_pid" || status=$?
 server_pid=""
 [[ "$status" -eq 0 ]] || { echo "agent-server exited with status $status after SIGTERM" >&2; tail -n 20 "$work/server.log" >&2; exit 1; }
-(cd "$work/server" && env AGENT_CONFIG_DIR="$root/examples/production-agent/config/production" \
+# The server above audited to its JSONL file, so the verifier reads that file, whatever the environment says.
+(cd "$work/server" && env -u DATABASE_URL AGENT_CONFIG_DIR="$root/examples/production-agent/config/production" \
     AGENT_AUDIT_PATH="$work/server/audit/audit.jsonl" AGENT_OPERATOR_KEY="$key" "$binary" audit verify)
 pass "agent-server stopped on SIGTERM, audit trail verified"
 

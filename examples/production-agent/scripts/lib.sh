@@ -207,7 +207,10 @@ start_server() {
     mkdir -p "$dir"
     (
         cd "$dir" || exit 2
-        exec env HARDENED_SERVER__ADDRESS="127.0.0.1:$port" HARDENED_TELEMETRY__LOG_FORMAT=json "$@" \
+        # Only what the caller passes reaches the server: an audit database or a collector of the calling
+        # environment would change what is measured.
+        exec env -u DATABASE_URL -u OTEL_EXPORTER_OTLP_ENDPOINT \
+            HARDENED_SERVER__ADDRESS="127.0.0.1:$port" HARDENED_TELEMETRY__LOG_FORMAT=json "$@" \
             "$bin" serve >"$dir/server.log" 2>&1
     ) &
     SERVER_PID[$name]=$!
@@ -500,7 +503,7 @@ EOF
 # `audit_verify [VAR=value...]`: `agent-server audit verify` with the variables given (AGENT_AUDIT_PATH or
 # DATABASE_URL); prints its output and returns its status.
 audit_verify() {
-    env "$@" "${AGENT_BIN:?}" audit verify 2>&1
+    env -u DATABASE_URL "$@" "${AGENT_BIN:?}" audit verify 2>&1
 }
 
 # ---- PostgreSQL ----
