@@ -28,6 +28,18 @@ MESSAGE_MIX=(
 
 WORK_DIR=""
 KEEP_WORK_DIR="${EVIDENCE_KEEP:-0}"
+
+# The options every script takes, for the last arm of its own option loop: `--quick` (sets `quick`),
+# `--keep` (sets KEEP_WORK_DIR), `-h`/`--help` (prints the script's `usage`); anything else is an error.
+# shellcheck disable=SC2034 # `quick` is the calling script's.
+common_option() {
+    case "$1" in
+        --quick) quick=1 ;;
+        --keep) KEEP_WORK_DIR=1 ;;
+        -h | --help) usage; exit 0 ;;
+        *) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
+    esac
+}
 FAILURES=()
 OWNED_PIDS=()
 PG_CLUSTERS=()

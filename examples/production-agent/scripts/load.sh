@@ -72,10 +72,7 @@ while (($# > 0)); do
         --max-rate) max_rate="${2:?--max-rate needs a number}"; shift 2 ;;
         --no-search) search=0; shift ;;
         --llm-rate) llm_rate="${2:?--llm-rate needs a number}"; shift 2 ;;
-        --quick) quick=1; shift ;;
-        --keep) KEEP_WORK_DIR=1; shift ;;
-        -h | --help) usage; exit 0 ;;
-        *) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
+        *) common_option "$1"; shift ;;
     esac
 done
 if [[ "$quick" == 1 ]]; then

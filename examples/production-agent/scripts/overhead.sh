@@ -69,10 +69,7 @@ while (($# > 0)); do
         --rounds) rounds="${2:?--rounds needs a number}"; shift 2 ;;
         --llm-rate) llm_rate="${2:?--llm-rate needs a number}"; shift 2 ;;
         --env) extra_env+=("${2:?--env needs VAR=value}"); shift 2 ;;
-        --quick) quick=1; shift ;;
-        --keep) KEEP_WORK_DIR=1; shift ;;
-        -h | --help) usage; exit 0 ;;
-        *) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
+        *) common_option "$1"; shift ;;
     esac
 done
 if [[ "$quick" == 1 ]]; then

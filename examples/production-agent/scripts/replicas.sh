@@ -45,10 +45,8 @@ while (($# > 0)); do
         --rate) rate="${2:?--rate needs a number}"; shift 2 ;;
         --duration) duration="${2:?--duration needs seconds}"; shift 2 ;;
         --sessions) sessions="${2:?--sessions needs a number}"; shift 2 ;;
-        --quick) quick=1; shift ;;
         --keep) KEEP_WORK_DIR=1; keep_database=1; shift ;;
-        -h | --help) usage; exit 0 ;;
-        *) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
+        *) common_option "$1"; shift ;;
     esac
 done
 if [[ "$quick" == 1 ]]; then

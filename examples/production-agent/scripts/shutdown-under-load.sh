@@ -57,10 +57,7 @@ while (($# > 0)); do
         --deadline) deadline="${2:?--deadline needs a duration}"; shift 2 ;;
         --sessions) sessions="${2:?--sessions needs a number}"; shift 2 ;;
         --concurrency) concurrency="${2:?--concurrency needs a number}"; shift 2 ;;
-        --quick) quick=1; shift ;;
-        --keep) KEEP_WORK_DIR=1; shift ;;
-        -h | --help) usage; exit 0 ;;
-        *) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
+        *) common_option "$1"; shift ;;
     esac
 done
 if [[ "$quick" == 1 ]]; then

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use hardened::Rejected;
-use hardened::audit::{self, AuditEvent, AuditOutcome, EventType};
+use hardened::audit::{self, AuditEvent, EventType};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::OwnedMutexGuard;
@@ -19,6 +19,7 @@ use crate::auth::{KeyRing, Principal, authenticate};
 use crate::model::ModelError;
 use crate::sessions::{Session, Sessions};
 use crate::tools::FaultSettings;
+use crate::trail;
 
 /// What the handlers share.
 #[derive(Debug)]
@@ -86,9 +87,7 @@ impl From<ModelError> for ApiError {
 
 async fn open_session(State(app): State<Arc<App>>, Extension(principal): Extension<Principal>) -> Response {
     let id = app.sessions.open(&principal.0.name);
-    if !cfg!(hardened_disabled) {
-        audit::emit(AuditEvent::new(EventType::SessionStart).session_id(id.to_string()).resource("session"));
-    }
+    trail::record(|| AuditEvent::new(EventType::SessionStart).session_id(id.to_string()).resource("session"));
     (StatusCode::CREATED, Json(json!({ "id": id }))).into_response()
 }
 
@@ -141,15 +140,13 @@ async fn set_faults(
     Json(settings): Json<FaultSettings>,
 ) -> Result<Response, ApiError> {
     let permitted = principal.0.admin;
-    if !cfg!(hardened_disabled) {
-        let outcome = if permitted { AuditOutcome::Success } else { AuditOutcome::Denied };
-        let event = AuditEvent::new(EventType::ConfigurationChange)
+    trail::record(|| {
+        AuditEvent::new(EventType::ConfigurationChange)
             .resource("faults")
             .detail("failure_percent", settings.failure_percent)
             .detail("latency_ms", settings.latency_ms)
-            .outcome(outcome);
-        audit::emit(event);
-    }
+            .outcome(trail::decision(permitted))
+    });
     if !permitted {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "only an admin key may set faults"));
     }

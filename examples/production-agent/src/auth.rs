@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use hardened::audit::{self, AuditContext, AuditEvent, AuditOutcome, EventType};
 
 use crate::settings::KeySettings;
+use crate::trail;
 
 /// Who is calling: the key's settings.
 #[derive(Debug, Clone)]
@@ -62,18 +63,17 @@ pub(crate) async fn authenticate(State(keys): State<Arc<KeyRing>>, mut request: 
     let client = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(address)| address.ip());
     let presented = presented_key(&request);
     let principal = presented.and_then(|key| keys.find(key)).cloned();
-    if !cfg!(hardened_disabled) {
+    trail::record(|| {
         let mut event = AuditEvent::new(EventType::AuthenticationAttempt).resource(request.uri().path().to_owned());
         if let Some(ip) = client {
             event = event.ip_address(ip);
         }
-        event = match &principal {
+        match &principal {
             Some(principal) => event.user_id(principal.0.name.clone()),
             None if presented.is_none() => event.outcome(AuditOutcome::Failure).outcome_details("no API key"),
             None => event.outcome(AuditOutcome::Failure).outcome_details("unknown API key"),
-        };
-        audit::emit(event);
-    }
+        }
+    });
     let Some(principal) = principal else {
         let body = axum::Json(serde_json::json!({ "error": "a valid API key is required" }));
         return (StatusCode::UNAUTHORIZED, [("www-authenticate", "Bearer")], body).into_response();

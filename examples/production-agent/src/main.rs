@@ -12,6 +12,7 @@ mod serve;
 mod sessions;
 mod settings;
 mod tools;
+mod trail;
 
 use std::process::ExitCode;
 

@@ -32,7 +32,6 @@ pub fn begin() -> bool {
 /// [`begin`], keeping `reason` (such as `SIGTERM`) for the summary.
 pub(super) fn begin_because(reason: &str) -> bool {
     let started = advance(Phase::Begun);
-    BEGUN.store(true, Ordering::Release);
     if started {
         // Only the call that started the shutdown gets here, so the cell is empty.
         let _ = REASON.set(reason.to_owned());
@@ -65,16 +64,17 @@ pub async fn closing() {
 
 /// Moves on to closing; the shutdown sequence calls it after the pre-stop delay.
 pub(super) fn close() {
-    advance(Phase::Begun);
-    BEGUN.store(true, Ordering::Release);
     advance(Phase::Closing);
 }
 
+/// Moves the phase forward to `to` (never back); returns whether it moved.
 fn advance(to: Phase) -> bool {
     PHASE.send_if_modified(|phase| {
         let moved = *phase < to;
         if moved {
             *phase = to;
+            // Every phase after `Running` is a shutdown begun; set before the waiters wake.
+            BEGUN.store(true, Ordering::Release);
         }
         moved
     })

@@ -81,16 +81,13 @@ impl Model for Anthropic {
     }
 
     async fn complete(&self, messages: &[Message], max_tokens: u32) -> Result<ModelAnswer, ModelError> {
-        let response = self
+        let request = self
             .http
             .post(&self.url)
             .header("x-api-key", &self.key)
             .header("anthropic-version", API_VERSION)
-            .json(&request_body(&self.model, messages, max_tokens))
-            .send()
-            .await
-            .map_err(|error| ModelError::Unreachable(error.to_string()))?;
-        super::read_json(response).await.and_then(|body| read_answer(&body))
+            .json(&request_body(&self.model, messages, max_tokens));
+        super::exchange(request).await.and_then(|body| read_answer(&body))
     }
 }
 

@@ -141,8 +141,9 @@ async fn call_model(model: &dyn Model, messages: &[Message], max_tokens: u32) ->
     model.complete(messages, max_tokens).await
 }
 
-/// The body of a successful response, or the error its status says.
-async fn read_json(response: reqwest::Response) -> Result<Value, ModelError> {
+/// Sends `request` and reads the body of a successful response, or the error its status says.
+async fn exchange(request: reqwest::RequestBuilder) -> Result<Value, ModelError> {
+    let response = request.send().await.map_err(|error| ModelError::Unreachable(error.to_string()))?;
     let status = response.status();
     let text = response.text().await.map_err(|error| ModelError::Unreachable(error.to_string()))?;
     if !status.is_success() {

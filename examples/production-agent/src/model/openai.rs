@@ -89,8 +89,7 @@ impl Model for OpenAiCompatible {
         if let Some(key) = &self.key {
             request = request.bearer_auth(key);
         }
-        let response = request.send().await.map_err(|error| ModelError::Unreachable(error.to_string()))?;
-        super::read_json(response).await.and_then(|body| read_answer(&body))
+        super::exchange(request).await.and_then(|body| read_answer(&body))
     }
 }
 

@@ -5,7 +5,7 @@ mod faults;
 
 use std::collections::BTreeMap;
 
-use hardened::audit::{self, AuditEvent, AuditOutcome, EventType};
+use hardened::audit::{AuditEvent, EventType};
 use hardened::hardened;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 pub(crate) use self::faults::{FaultSettings, Faults};
 use crate::sessions::Session;
 use crate::settings::FetchSettings;
+use crate::trail;
 
 /// Every tool, as keys name them.
 pub(crate) const NAMES: &[&str] = &["calculator", "clock", "fetch", "memory", "faulty"];
@@ -152,13 +153,12 @@ impl Tools {
 
 /// An `AuthorizationCheck` event: who may use what, and by which rule.
 fn authorization(resource: &str, permitted: bool, rule: &str) {
-    if cfg!(hardened_disabled) {
-        return;
-    }
-    let outcome = if permitted { AuditOutcome::Success } else { AuditOutcome::Denied };
-    audit::emit(
-        AuditEvent::new(EventType::AuthorizationCheck).resource(resource).detail("rule", rule).outcome(outcome),
-    );
+    trail::record(|| {
+        AuditEvent::new(EventType::AuthorizationCheck)
+            .resource(resource)
+            .detail("rule", rule)
+            .outcome(trail::decision(permitted))
+    });
 }
 
 /// Arithmetic.
