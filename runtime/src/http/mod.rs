@@ -1,6 +1,7 @@
 //! HTTP for axum services: the ops router (probes and metrics) and the layers that trace and measure
 //! requests.
 
+mod listener;
 mod ops;
 mod requests;
 mod serve;

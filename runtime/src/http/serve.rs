@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use super::listener;
 use crate::shutdown::{self, Shutdown, ShutdownConfig, ShutdownSummary};
 
 /// An axum application served until SIGTERM or SIGINT, then shut down gracefully: see
@@ -30,7 +31,10 @@ use crate::shutdown::{self, Shutdown, ShutdownConfig, ShutdownSummary};
 /// ```
 ///
 /// Handlers see the client's address through axum's `ConnectInfo<SocketAddr>`. Once the shutdown has
-/// begun, responses carry `Connection: close`, so that clients leave before the listener closes.
+/// begun, responses carry `Connection: close`, so that clients leave before the listener closes. When it
+/// closes, the connections the kernel has queued are accepted first and a connection that has not sent its
+/// request yet gets two seconds to send it: every connection let in is answered, and only later connects
+/// are refused.
 #[derive(Debug)]
 #[must_use = "a server does nothing until it is run"]
 pub struct Server {
@@ -135,5 +139,6 @@ fn spawn_server(
 ) -> JoinHandle<io::Result<()>> {
     let app = app.layer(axum::middleware::from_fn(close_connections_once_stopping));
     let service = app.into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(axum::serve(listener, service).with_graceful_shutdown(until).into_future())
+    let (listener, shutdown) = listener::draining(listener, until);
+    tokio::spawn(axum::serve(listener, service).with_graceful_shutdown(shutdown).into_future())
 }
