@@ -2,9 +2,9 @@
 //!
 //! It serves `GET /work`, a `#[hardened(audit)]` call that holds until the file `RELEASE_FILE` exists,
 //! and the ops router; it audits to `AUDIT_PATH` and registers three shutdown handlers: `first`,
-//! `hangs` (never finishes; cut at `HANG_TIMEOUT_MS`) and `last`. It prints `listening <port>` when it
-//! accepts connections, and one `handler <name> <outcome>` line per handler and a `clean <bool>` line when
-//! its shutdown ends.
+//! `hangs` (never finishes; cut at `HANG_TIMEOUT_MS`) and `last`. It prints `listening <port>` once it
+//! accepts connections and signals, and one `handler <name> <outcome>` line per handler and a
+//! `clean <bool>` line when its shutdown ends.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -63,6 +63,9 @@ async fn main() -> std::io::Result<()> {
         .with_state(path("RELEASE_FILE"))
         .merge(hardened::http::ops_router());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    // Before the port is announced: a signal sent as soon as it is would otherwise meet the default action
+    // and kill the process. `Server::run` listens too; the second call does nothing.
+    shutdown::listen_for_signals();
     println!("listening {}", listener.local_addr()?.port());
 
     let config = ShutdownConfig {
