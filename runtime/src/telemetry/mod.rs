@@ -45,7 +45,9 @@
 
 mod config;
 mod export;
+mod log_fields;
 
+use std::io::IsTerminal as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -59,6 +61,7 @@ use opentelemetry_sdk::trace::{
 };
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::filter::{EnvFilter, filter_fn};
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{Layer, Registry};
@@ -191,6 +194,32 @@ where
         .with_filter(filter_fn(|metadata| !is_export_stack(metadata.target())))
 }
 
+/// The layer writing log lines to `writer`, readable or JSON (without colours).
+///
+/// Lines show each event with its spans and their fields, leaving out the attributes meant for the
+/// exported trace (`otel.*`, `code.*`, `gen_ai.*`, `hardened.*`), which repeat the span's name and the
+/// event's target; a JSON line has its current span under `span`.
+#[must_use]
+pub fn log_layer<S, W>(format: LogFormat, writer: W) -> Box<dyn Layer<S> + Send + Sync + 'static>
+where
+    S: tracing::Subscriber + for<'span> LookupSpan<'span> + Send + Sync,
+    W: for<'writer> MakeWriter<'writer> + Send + Sync + 'static,
+{
+    log_layer_with(format, writer, false)
+}
+
+fn log_layer_with<S, W>(format: LogFormat, writer: W, colours: bool) -> Box<dyn Layer<S> + Send + Sync + 'static>
+where
+    S: tracing::Subscriber + for<'span> LookupSpan<'span> + Send + Sync,
+    W: for<'writer> MakeWriter<'writer> + Send + Sync + 'static,
+{
+    let layer = tracing_subscriber::fmt::layer().with_writer(writer);
+    match format {
+        LogFormat::Readable => layer.with_ansi(colours).fmt_fields(log_fields::ReadableFields).boxed(),
+        LogFormat::Json => layer.json().with_current_span(true).fmt_fields(log_fields::JsonFields).boxed(),
+    }
+}
+
 fn is_export_stack(target: &str) -> bool {
     const CRATES: &[&str] = &["h2", "hyper", "hyper_util", "tonic", "tower", "reqwest", "opentelemetry_otlp"];
     let crate_name = target.split("::").next().unwrap_or(target);
@@ -228,11 +257,12 @@ pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> 
         .map_err(|error| TelemetryError::LogFilter { filter: config.log_filter.clone(), reason: error.to_string() })?;
     let provider = tracer_provider(&config)?;
 
-    let (readable, json) = match config.log_format {
-        LogFormat::Readable => (Some(tracing_subscriber::fmt::layer()), None),
-        LogFormat::Json => (None, Some(tracing_subscriber::fmt::layer().json().with_current_span(true))),
-    };
-    let subscriber = Registry::default().with(filter).with(readable).with(json).with(otel_layer(&provider));
+    // Colours for a terminal only: a log file or a collector would keep the escape codes.
+    let colours = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty());
+    let subscriber = Registry::default()
+        .with(filter)
+        .with(log_layer_with(config.log_format, std::io::stdout, colours))
+        .with(otel_layer(&provider));
     tracing::subscriber::set_global_default(subscriber).map_err(|_| TelemetryError::AlreadyInstalled)?;
 
     opentelemetry::global::set_tracer_provider(provider.clone());

@@ -1,0 +1,105 @@
+//! Log lines from `telemetry::log_layer`: events with their spans and fields, without the attributes
+//! meant for the exported trace.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use hardened::hardened;
+use hardened::telemetry::{self, LogFormat};
+use tracing::field::Empty;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt as _;
+
+/// Log lines written to memory.
+#[derive(Clone, Default)]
+struct Lines(Arc<Mutex<Vec<u8>>>);
+
+impl Lines {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap_or_else(PoisonError::into_inner).clone()).expect("UTF-8 lines")
+    }
+}
+
+impl Write for Lines {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'writer> MakeWriter<'writer> for Lines {
+    type Writer = Lines;
+
+    fn make_writer(&'writer self) -> Lines {
+        self.clone()
+    }
+}
+
+#[hardened(kind = "tool", fields(expression))]
+fn evaluate(expression: &str) -> Result<usize, std::io::Error> {
+    tracing::info!(length = expression.len(), "evaluating");
+    Ok(expression.len())
+}
+
+/// Runs `work` under a subscriber logging in `format`, and returns what it wrote.
+fn logged(format: LogFormat, work: impl FnOnce()) -> String {
+    let lines = Lines::default();
+    let subscriber = tracing_subscriber::registry().with(telemetry::log_layer(format, lines.clone()));
+    tracing::subscriber::with_default(subscriber, work);
+    lines.text()
+}
+
+#[test]
+fn readable_lines_show_spans_with_their_own_fields_only() {
+    let text = logged(LogFormat::Readable, || {
+        evaluate("2 + 3").expect("evaluates");
+    });
+    assert!(text.contains("evaluate{expression=\"2 + 3\"}"), "{text}");
+    assert!(text.contains("evaluating length=5"), "{text}");
+    for attribute in ["code.function", "code.namespace", "hardened.kind", "otel.kind", "gen_ai."] {
+        assert!(!text.contains(attribute), "{attribute} in {text}");
+    }
+    assert!(!text.contains('\u{1b}'), "no colour escapes outside a terminal: {text:?}");
+}
+
+#[test]
+fn json_lines_carry_the_span_without_trace_attributes() {
+    let text = logged(LogFormat::Json, || {
+        evaluate("2 + 3").expect("evaluates");
+    });
+    let line: serde_json::Value = serde_json::from_str(text.lines().next().expect("one line")).expect("JSON");
+    assert_eq!(line["fields"]["message"], "evaluating");
+    assert_eq!(line["fields"]["length"], 5);
+    assert_eq!(line["span"], serde_json::json!({ "name": "evaluate", "expression": "2 + 3" }), "{text}");
+}
+
+#[test]
+fn fields_recorded_later_join_the_span_in_both_formats() {
+    let work = || {
+        let span =
+            tracing::info_span!("job", attempt = 1, otel.name = "job run", result = Empty, otel.status_code = Empty);
+        span.record("otel.status_code", "ok");
+        span.record("result", "done");
+        span.in_scope(|| tracing::info!("inside"));
+    };
+    let readable = logged(LogFormat::Readable, work);
+    assert!(readable.contains("job{attempt=1 result=\"done\"}: "), "{readable}");
+
+    let json = logged(LogFormat::Json, work);
+    let line: serde_json::Value = serde_json::from_str(json.lines().next().expect("one line")).expect("JSON");
+    assert_eq!(line["span"], serde_json::json!({ "name": "job", "attempt": 1, "result": "done" }), "{json}");
+}
+
+#[test]
+fn a_span_of_trace_attributes_only_is_an_empty_object_in_json() {
+    let json = logged(LogFormat::Json, || {
+        let span = tracing::info_span!("quiet", otel.kind = "internal", code.function = "quiet");
+        span.in_scope(|| tracing::info!("inside"));
+    });
+    let line: serde_json::Value = serde_json::from_str(json.lines().next().expect("one line")).expect("JSON");
+    assert_eq!(line["span"], serde_json::json!({ "name": "quiet" }), "{json}");
+}
