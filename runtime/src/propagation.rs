@@ -29,6 +29,7 @@
 //! are more than 32 members. A header that fails the check never panics: the request starts a new trace.
 
 use std::collections::HashSet;
+use std::sync::LazyLock;
 
 use http::HeaderMap;
 use opentelemetry::Context;
@@ -54,13 +55,23 @@ pub fn propagator() -> TextMapCompositePropagator {
     TextMapCompositePropagator::new(vec![Box::new(TraceContextPropagator::new()), Box::new(BaggagePropagator::new())])
 }
 
+/// The propagator [`extract`] and [`inject_context`] use, made once: building one allocates.
+fn shared_propagator() -> &'static TextMapCompositePropagator {
+    static PROPAGATOR: LazyLock<TextMapCompositePropagator> = LazyLock::new(propagator);
+    &PROPAGATOR
+}
+
 /// The trace context and baggage that `headers` carry, as a context of their own (not derived from the
 /// current one). Without a valid `traceparent`, the context has no remote span, and a span made under it
 /// starts a new trace.
 #[must_use]
 pub fn extract(headers: &HeaderMap) -> Context {
     let checked = CheckedHeaders::new(headers);
-    propagator().extract_with_context(&Context::new(), &checked)
+    if checked.traceparent.is_none() && checked.baggage.is_none() {
+        // Most requests: nothing to read, so no propagator to run.
+        return Context::new();
+    }
+    shared_propagator().extract_with_context(&Context::new(), &checked)
 }
 
 /// Writes the current tracing span's context (its trace and span id, sampling decision, trace state and
@@ -78,7 +89,7 @@ pub fn inject(headers: &mut HeaderMap) {
 /// Writes `context` into `headers`: `traceparent` and a non-empty `tracestate` when it has a valid span,
 /// `baggage` when it has baggage.
 pub fn inject_context(context: &Context, headers: &mut HeaderMap) {
-    propagator().inject_context(context, &mut HeaderInjector(headers));
+    shared_propagator().inject_context(context, &mut HeaderInjector(headers));
     // The SDK writes an empty `tracestate` for a span without one; the header is optional, so leave it out.
     if headers.get(TRACESTATE).is_some_and(|value| value.as_bytes().iter().all(u8::is_ascii_whitespace)) {
         headers.remove(TRACESTATE);

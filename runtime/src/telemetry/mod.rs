@@ -233,9 +233,10 @@ pub fn current_trace_ids() -> Option<TraceIds> {
     let context = tracing::Span::current().context();
     let span = context.span();
     let span_context = span.span_context();
+    // Hex from the bytes, as `Display` writes it, without the formatting machinery: this runs per audit event.
     span_context.is_valid().then(|| TraceIds {
-        trace_id: span_context.trace_id().to_string(),
-        span_id: span_context.span_id().to_string(),
+        trace_id: crate::audit::hex(&span_context.trace_id().to_bytes()),
+        span_id: crate::audit::hex(&span_context.span_id().to_bytes()),
     })
 }
 
