@@ -20,6 +20,11 @@ use clap::Parser as _;
 
 use crate::cli::{AuditCommand, Cli, Command, ConfigCommand};
 
+/// Every request allocates across threads (audit events are made on the request's thread and freed on the
+/// audit writer's), which mimalloc's per-thread free lists serve far faster than the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

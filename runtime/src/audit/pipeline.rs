@@ -336,8 +336,10 @@ fn lock_spill_dir(spill_dir: &Path) -> Result<File, AuditError> {
     Ok(file)
 }
 
-/// How often the writer looks at the queue while it gathers a batch.
-const GATHER_TICK: Duration = Duration::from_millis(1);
+/// How often the writer looks at the queue while it gathers a batch. Each look wakes the writer's thread,
+/// which costs more than the events it takes at moderate rates; at 400,000 events per second a tick's
+/// arrivals (2,000) still fit the default queue (16,384) many times over.
+const GATHER_TICK: Duration = Duration::from_millis(5);
 
 const OVERFLOW_FILE: &str = "overflow.jsonl";
 const REPLAY_SUFFIX: &str = ".replay";
