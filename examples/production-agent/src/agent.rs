@@ -72,7 +72,7 @@ pub(crate) struct Conversation {
 
 /// How many of the latest messages the model sees at most: a context window, so that a long
 /// conversation costs what a short one does.
-const CONTEXT_MESSAGES: usize = 32;
+pub(crate) const CONTEXT_MESSAGES: usize = 32;
 
 impl Conversation {
     /// The messages the model sees: the latest ones, from a user's message on, at most
@@ -86,6 +86,13 @@ impl Conversation {
             .or_else(|| self.messages.iter().rposition(|message| matches!(message, Message::User { .. })))
             .unwrap_or(0);
         &self.messages[start..]
+    }
+
+    /// Forgets the oldest messages beyond the latest `max`: the transcript of a long session stays
+    /// bounded, and the model's context, the latest [`CONTEXT_MESSAGES`], is unaffected.
+    pub(crate) fn keep_latest(&mut self, max: usize) {
+        let excess = self.messages.len().saturating_sub(max);
+        self.messages.drain(..excess);
     }
 }
 
@@ -223,6 +230,22 @@ mod tests {
             long_turn.messages.push(Message::ToolResult { id, tool: "clock".into(), ok: true, output: "now".into() });
         }
         assert_eq!(long_turn.context().len(), long_turn.messages.len(), "the current turn is never cut");
+    }
+
+    #[test]
+    fn a_capped_transcript_keeps_the_latest_messages_and_the_same_context() {
+        let mut conversation = Conversation::default();
+        for n in 0..600 {
+            conversation.messages.push(user(n));
+            conversation.messages.push(Message::Assistant { content: format!("answer {n}") });
+        }
+        let context = conversation.context().to_vec();
+        conversation.keep_latest(1_000);
+        assert_eq!(conversation.messages.len(), 1_000);
+        assert_eq!(conversation.messages[0], user(100), "the oldest went first");
+        assert_eq!(conversation.context(), context.as_slice());
+        conversation.keep_latest(1_000);
+        assert_eq!(conversation.messages.len(), 1_000, "within the cap, nothing goes");
     }
 
     #[test]

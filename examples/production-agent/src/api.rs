@@ -26,6 +26,8 @@ use crate::trail;
 pub(crate) struct App {
     pub(crate) agent: Agent,
     pub(crate) sessions: Sessions,
+    /// The most messages a session's transcript keeps.
+    pub(crate) max_messages: usize,
 }
 
 /// The API routes, behind API-key authentication.
@@ -130,8 +132,10 @@ async fn send_message(
     let reply = match scope {
         Some(scope) => audit::scope(scope, answer).await,
         None => answer.await,
-    }?;
-    Ok(Json(reply).into_response())
+    };
+    session.last_active = chrono::Utc::now();
+    session.conversation.keep_latest(app.max_messages);
+    Ok(Json(reply?).into_response())
 }
 
 async fn set_faults(

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hardened::audit::{self, Auditor, JsonlSink, PostgresSink};
+use hardened::audit::{self, AuditEvent, Auditor, EventType, JsonlSink, PostgresSink};
 use hardened::health::{self, Component, HealthConfig, PostgresCheck};
 use hardened::http::{RequestLayer, Server, ServerTraceLayer};
 use hardened::shutdown::ShutdownConfig;
@@ -19,6 +19,7 @@ use crate::model;
 use crate::sessions::Sessions;
 use crate::settings::Settings;
 use crate::tools::{Faults, Tools};
+use crate::trail;
 
 /// Where the server listens when the configuration does not say.
 const DEFAULT_ADDRESS: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8080);
@@ -62,7 +63,9 @@ pub(crate) async fn serve(settings: Settings) -> Result<(), Box<dyn Error>> {
         max_tokens: settings.agent.model.max_tokens,
     };
     tracing::info!(model = agent.model.name(), %instance, "agent ready");
-    let app = Arc::new(App { agent, sessions: Sessions::default() });
+    let app =
+        Arc::new(App { agent, sessions: Sessions::default(), max_messages: settings.agent.sessions.max_messages });
+    tokio::spawn(end_idle_sessions(Arc::clone(&app), settings.agent.sessions.idle_timeout()?));
     let keys = Arc::new(KeyRing::new(&settings.agent.keys));
 
     let mut router = api::routes(app, keys);
@@ -112,6 +115,27 @@ fn start_audit(settings: &Settings, database: Option<&str>, instance: &str) -> R
     };
     audit::install(builder.start()?).map_err(|_| "an audit pipeline was installed already")?;
     Ok(())
+}
+
+/// Ends the sessions idle for longer than `idle`, looking every tenth of it (every minute at most), and
+/// audits each as a `SessionEnd`.
+async fn end_idle_sessions(app: Arc<App>, idle: Duration) {
+    let every = (idle / 10).clamp(Duration::from_secs(1), Duration::from_mins(1));
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        for ended in app.sessions.end_idle(chrono::Utc::now(), idle) {
+            tracing::debug!(session = %ended.id, owner = %ended.owner, "session ended after being idle");
+            trail::record(|| {
+                AuditEvent::new(EventType::SessionEnd)
+                    .user_id(ended.owner.clone())
+                    .session_id(ended.id.to_string())
+                    .resource("session")
+                    .detail("reason", "idle")
+            });
+        }
+    }
 }
 
 fn hostname() -> String {

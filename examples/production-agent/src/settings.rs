@@ -44,6 +44,38 @@ pub(crate) struct AgentSettings {
     pub(crate) fetch: FetchSettings,
     #[serde(default)]
     pub(crate) audit: AuditSettings,
+    #[serde(default)]
+    pub(crate) sessions: SessionSettings,
+}
+
+/// How long sessions live and how much of each is kept: sessions are held in memory.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct SessionSettings {
+    /// A session unused for this long is ended (audited as `SessionEnd`) and forgotten; a duration
+    /// such as "30m" or "1h".
+    pub(crate) idle_timeout: String,
+    /// The most messages a session's transcript keeps, the oldest going first; at least the model's
+    /// context window.
+    pub(crate) max_messages: usize,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        SessionSettings { idle_timeout: "1h".to_owned(), max_messages: 1_000 }
+    }
+}
+
+impl SessionSettings {
+    /// `idle_timeout`, checked at load.
+    pub(crate) fn idle_timeout(&self) -> Result<std::time::Duration, String> {
+        humantime::parse_duration(&self.idle_timeout).ok().filter(|timeout| !timeout.is_zero()).ok_or_else(|| {
+            format!(
+                "sessions.idle_timeout = {:?}; allowed: a duration above zero, such as \"30m\" or \"1h\"",
+                self.idle_timeout
+            )
+        })
+    }
 }
 
 /// Which model answers, and how.
@@ -236,6 +268,14 @@ impl AgentSettings {
         if self.model.max_steps == 0 {
             return Err("model.max_steps = 0; allowed: a whole number from 1".to_owned());
         }
+        self.sessions.idle_timeout()?;
+        if self.sessions.max_messages < crate::agent::CONTEXT_MESSAGES {
+            return Err(format!(
+                "sessions.max_messages = {}; allowed: a whole number from {} (the model's context)",
+                self.sessions.max_messages,
+                crate::agent::CONTEXT_MESSAGES
+            ));
+        }
         Ok(())
     }
 }
@@ -253,5 +293,39 @@ impl KeySettings {
     /// Whether this key may use `tool`.
     pub(crate) fn allows(&self, tool: &str) -> bool {
         self.tools.iter().any(|allowed| allowed == "*" || allowed == tool)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_sessions(idle_timeout: &str, max_messages: usize) -> AgentSettings {
+        AgentSettings {
+            sessions: SessionSettings { idle_timeout: idle_timeout.to_owned(), max_messages },
+            ..AgentSettings::default()
+        }
+    }
+
+    #[test]
+    fn session_limits_are_checked_with_what_is_allowed() {
+        assert!(with_sessions("30m", 32).check().is_ok());
+        assert_eq!(
+            with_sessions("soon", 1000).check(),
+            Err("sessions.idle_timeout = \"soon\"; allowed: a duration above zero, such as \"30m\" or \"1h\""
+                .to_owned())
+        );
+        assert!(with_sessions("0s", 1000).check().is_err(), "a zero timeout would end sessions at once");
+        assert_eq!(
+            with_sessions("1h", 31).check(),
+            Err("sessions.max_messages = 31; allowed: a whole number from 32 (the model's context)".to_owned())
+        );
+    }
+
+    #[test]
+    fn the_embedded_defaults_bound_sessions() {
+        let agent: AgentSettings = toml::from_str(EMBEDDED_AGENT).expect("the embedded agent.toml parses");
+        assert_eq!(agent.sessions.idle_timeout().expect("valid"), std::time::Duration::from_hours(1));
+        assert_eq!(agent.sessions.max_messages, 1_000);
     }
 }
