@@ -258,6 +258,17 @@ async fn the_pipeline_reports_its_metrics() {
     let directory = tempfile::tempdir().expect("a temporary directory");
     let sink = Named { name: "metered", inner: MemorySink::new() };
     let auditor = pipeline(&directory).sink(sink.clone()).start().expect("the pipeline starts");
+    // Every series is there at zero before anything happens, so that a first failure is a visible increase.
+    for result in ["written", "failed", "spilled", "replayed"] {
+        assert_eq!(
+            sample("hardened_audit_events_total", &[("sink", "metered"), ("result", result)]),
+            Some(0),
+            "{result}"
+        );
+    }
+    // Other tests of this binary may overflow their queues: the series is there, whatever its value.
+    assert!(sample("hardened_audit_events_total", &[("sink", "queue"), ("result", "spilled")]).is_some());
+    assert_eq!(sample("hardened_audit_spilled_events", &[("sink", "metered")]), Some(0));
     for n in 0..7 {
         auditor.emit(event(n));
     }

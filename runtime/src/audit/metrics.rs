@@ -25,12 +25,28 @@ pub(crate) struct AuditMetrics {
     queues: Mutex<Vec<Weak<dyn QueueDepth>>>,
 }
 
+/// Every `result` of `hardened_audit_events_total`.
+const RESULTS: [&str; 4] = ["written", "failed", "spilled", "replayed"];
+
 impl AuditMetrics {
-    /// Registers a pipeline's queue, counted in `hardened_audit_queue_depth` while it lives.
+    /// Registers a pipeline's queue, counted in `hardened_audit_queue_depth` while it lives, and shows
+    /// its overflow series at zero.
     pub(crate) fn add_queue(&self, queue: Weak<dyn QueueDepth>) {
         let mut queues = self.queues.lock().unwrap_or_else(PoisonError::into_inner);
         queues.retain(|queue| queue.strong_count() > 0);
         queues.push(queue);
+        self.events.with_label_values(&["queue", "spilled"]);
+        self.spilled.with_label_values(&["queue"]);
+    }
+
+    /// Shows a sink's series at zero from its start, so that the first failure or spill is an increase
+    /// that `rate()` and `increase()` see, not the appearance of a series.
+    pub(crate) fn add_sink(&self, sink: &str) {
+        for result in RESULTS {
+            self.events.with_label_values(&[sink, result]);
+        }
+        self.batch_duration.with_label_values(&[sink]);
+        self.spilled.with_label_values(&[sink]);
     }
 }
 

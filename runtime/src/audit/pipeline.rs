@@ -462,6 +462,7 @@ impl Slot {
         // Batches an earlier pipeline could not write to this sink come first.
         let events = File::open(&path).map_or(0, |file| BufReader::new(file).lines().count() as u64);
         let retry_at = (events > 0).then(Instant::now);
+        metrics().add_sink(&label);
         if events > 0 {
             metrics().spilled.with_label_values(&[&label]).add(i64::try_from(events).unwrap_or(i64::MAX));
         }
