@@ -846,17 +846,38 @@ impl<'a> BreakerPermit<'a> {
     /// success that changes nothing is settled inline.
     #[inline]
     pub(crate) fn settle(self, failed: bool, elapsed: u64, now: u64) -> Option<usize> {
-        let breaker = self.breaker;
-        let slow = breaker.is_slow(elapsed);
-        let result =
-            if !failed && !slow && self.admission == Admission::Closed && breaker.success_changes_nothing(self.epoch) {
-                Some(SUCCESS)
-            } else {
-                breaker.record(self.admission, self.epoch, failed, slow, now)
-            };
+        let result = self.outcome(failed, elapsed, now);
         // Settled: nothing is left for the drop to do.
         std::mem::forget(self);
         result
+    }
+
+    /// What [`BreakerPermit::settle`] does before it forgets the permit: read in place, so that a caller
+    /// holding the permit in a larger value does not move it out first.
+    #[inline]
+    fn outcome(&self, failed: bool, elapsed: u64, now: u64) -> Option<usize> {
+        let breaker = self.breaker;
+        let slow = breaker.is_slow(elapsed);
+        if !failed && !slow && self.admission == Admission::Closed && breaker.success_changes_nothing(self.epoch) {
+            Some(SUCCESS)
+        } else {
+            breaker.record(self.admission, self.epoch, failed, slow, now)
+        }
+    }
+
+    /// [`BreakerPermit::settle`] of the permit in `permit`, if any, for a call that took `elapsed`
+    /// nanoseconds from the time the permit was taken at; returns the breaker and its result.
+    #[inline]
+    pub(crate) fn settle_held(permit: Option<Self>, failed: bool, elapsed: u64) -> Option<(&'a CircuitBreaker, usize)> {
+        let counted = match &permit {
+            Some(held) => held
+                .outcome(failed, elapsed, held.started_at.saturating_add(elapsed))
+                .map(|result| (held.breaker, result)),
+            None => None,
+        };
+        // Settled: nothing is left for the drop to do.
+        std::mem::forget(permit);
+        counted
     }
 
     /// The breaker that granted the permit.

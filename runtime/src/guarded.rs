@@ -83,15 +83,13 @@ pub(crate) struct Permits {
 }
 
 impl Permits {
-    /// Reports a call that started at `started` and took `elapsed` nanoseconds to the breaker, and gives
-    /// the bulkhead's permit back; returns the breaker and the result it saw, for the call to count.
+    /// Reports a call that took `elapsed` nanoseconds to the breaker (from the time its permit was
+    /// taken at), and gives the bulkhead's permit back; returns the breaker and the result it saw, for
+    /// the call to count.
     #[inline(always)]
     #[allow(clippy::inline_always, reason = "measured: out of line, the permits went through memory")]
-    pub(crate) fn settle(self, failed: bool, started: u64, elapsed: u64) -> Option<(&'static CircuitBreaker, usize)> {
-        let counted = self.breaker.and_then(|permit| {
-            let breaker = permit.breaker();
-            permit.settle(failed, elapsed, started.saturating_add(elapsed)).map(|result| (breaker, result))
-        });
+    pub(crate) fn settle(self, failed: bool, elapsed: u64) -> Option<(&'static CircuitBreaker, usize)> {
+        let counted = BreakerPermit::settle_held(self.breaker, failed, elapsed);
         drop(self.bulkhead);
         counted
     }
@@ -103,7 +101,7 @@ pub(crate) enum Admission {
     Now(Permits),
     /// Admitted by the breaker; the rate limiter or the bulkhead makes the call wait (`wait = ..`).
     Wait(Option<BreakerPermit<'static>>, Waiting),
-    /// Refused; a breaker permit already taken went back uncounted.
+    /// Refused by the rate limiter or the bulkhead; the breaker's permit went back uncounted.
     Refused(Refusal),
 }
 
@@ -133,7 +131,7 @@ impl Refusal {
 
 /// The breaker's permit, if the site has a breaker.
 #[inline]
-fn breaker_permit(guards: Resolved, now: u64) -> Result<Option<BreakerPermit<'static>>, Refusal> {
+pub(crate) fn breaker_permit(guards: Resolved, now: u64) -> Result<Option<BreakerPermit<'static>>, Refusal> {
     match guards.breaker {
         Some(breaker) => match breaker.admit_at(now) {
             Some(permit) => Ok(Some(permit)),
@@ -172,17 +170,18 @@ pub(crate) fn admit_at_once(guards: Resolved, now: u64) -> Result<Permits, Refus
     Ok(Permits { breaker, bulkhead })
 }
 
-/// [`admit_at_once`] for an asynchronous call: a limiter or bulkhead configured to wait that has nothing
-/// free now hands back the wait to do instead of refusing.
-#[inline]
-pub(crate) fn admit(guards: Resolved, now: u64) -> Admission {
-    let breaker = match breaker_permit(guards, now) {
-        Ok(breaker) => breaker,
-        Err(refusal) => return Admission::Refused(refusal),
-    };
-    if let Some(limiter) = guards.rate
-        && !limiter.take_now(now)
-    {
+/// The rest of an asynchronous admission that the breaker granted (`breaker`) and that found no token
+/// (`rated` false) or, with its token, no bulkhead permit at once: a limiter or bulkhead configured to
+/// wait hands back the wait to do instead of refusing. The path that finds everything free stays inline
+/// in the call's future.
+#[cold]
+pub(crate) fn admit_rest(
+    guards: Resolved,
+    now: u64,
+    breaker: Option<BreakerPermit<'static>>,
+    rated: bool,
+) -> Admission {
+    if !rated && let Some(limiter) = guards.rate {
         if limiter.waits() {
             return Admission::Wait(breaker, Box::pin(wait_and_take(Some(limiter), guards.bulkhead, now)));
         }
@@ -245,7 +244,7 @@ pub fn run_sync<R: GuardedReturn>(
     };
     let value = body();
     let elapsed = call.elapsed_nanos(clock);
-    let counted = permits.settle(is_failure(&value), now, elapsed);
+    let counted = permits.settle(is_failure(&value), elapsed);
     let outcome = classify(&value);
     call.finish_after(outcome, elapsed, counted);
     (value, outcome)

@@ -423,24 +423,25 @@ impl SiteGuards {
     }
 
     /// An asynchronous call of this site, which has a breaker, a rate limiter or a bulkhead but neither
-    /// retries nor a timeout, as one future: the guards are taken at its first poll, without a future
-    /// of their own unless one must wait, and its two readings of the clock serve its metrics and its
-    /// guards alike. `is_failure` is the outcome rule as the breaker's verdict; `classify` applies it to
-    /// the output (or to a refusal) and returns the value the caller receives.
-    pub fn instrument<R, F, P, C, T>(
+    /// retries nor a timeout, as one future: at its first poll, `start` makes the span and the body's
+    /// future, and the guards are taken, without a future of their own unless one must wait; its two
+    /// readings of the clock serve its metrics and its guards alike. `is_failure` is the outcome rule as
+    /// the breaker's verdict; `classify` applies it to the output (or to a refusal) and returns the value
+    /// the caller receives.
+    pub fn instrument<R, S, F, P, C, T>(
         &'static self,
-        span: tracing::Span,
-        future: F,
+        start: S,
         is_failure: P,
         classify: C,
-    ) -> impl Future<Output = T> + use<R, F, P, C, T>
+    ) -> impl Future<Output = T> + use<R, S, F, P, C, T>
     where
         R: GuardedReturn,
+        S: FnOnce() -> (tracing::Span, F),
         F: Future<Output = R>,
         P: Fn(&R) -> bool,
         C: FnMut((R, Option<Outcome>), &tracing::Span) -> (T, Outcome),
     {
-        crate::instrument::guarded(self, span, future, is_failure, classify)
+        crate::instrument::guarded(self, start, is_failure, classify)
     }
 
     /// Makes every guard the site names, so their metrics exist before the first call.

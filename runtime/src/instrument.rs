@@ -2,15 +2,17 @@
 //! classifies the output, and records cancellation and panics; with guards, admits the call first.
 
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 use tracing::Span;
 
+use crate::breaker::BreakerPermit;
 use crate::call::Call;
 use crate::clock;
-use crate::guarded::{Admission, GuardedReturn, Permits, Waiting, admission_time, admit};
+use crate::guarded::{Admission, GuardedReturn, Permits, Waiting, admission_time, admit_rest, breaker_permit};
 use crate::guards::SiteGuards;
 use crate::outcome::Outcome;
 use crate::rejected::Rejected;
@@ -90,27 +92,54 @@ pin_project! {
     /// timeout: the guards are taken at the first poll, without a future of their own unless one must
     /// wait, and the call's two readings of the clock serve its metrics and its guards alike.
     ///
+    /// The span and the body's future are made at the first poll too, by the closure the call starts
+    /// as, so that the span's parent is the span current where the call is first polled, as it is for
+    /// an `async fn`, and a future never polled makes no span. The generated function returns this
+    /// future itself: an `async fn` around it would hold it and move it, for nothing.
+    ///
     /// Between polls the call is a [`Stage`]; during a poll its state is taken out onto the stack, so a
     /// body that completes at once never writes it back, and the future's drop has one test to make.
     /// Dropped before it completes, the call records `cancelled` and gives its permits back uncounted;
     /// a panic inside a poll drops the state as it unwinds, recording `panic` and, as for a synchronous
     /// call, a failure with the breaker.
     #[must_use = "futures do nothing unless polled"]
-    pub(crate) struct GuardedInstrumented<F, P, C> {
+    pub(crate) struct GuardedInstrumented<S, F, P, C> {
         #[pin]
-        future: F,
+        future: Option<F>,
         span: Span,
         guards: &'static SiteGuards,
-        stage: Stage,
+        // Dropped by hand, and only when the call did not finish: the drop of a finished call tests
+        // one tag inline.
+        stage: ManuallyDrop<Stage<S>>,
         is_failure: P,
         classify: C,
     }
+
+    impl<S, F, P, C> PinnedDrop for GuardedInstrumented<S, F, P, C> {
+        #[inline]
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if !matches!(**this.stage, Stage::Done) {
+                abandon(this.future, this.span, &mut **this.stage);
+            }
+        }
+    }
+}
+
+/// Drops what an unfinished call holds, in the order of the fields: the body's future, the span, then
+/// the call and its permits (recording `cancelled`, giving the permits back uncounted).
+#[cold]
+fn abandon<S, F>(mut future: Pin<&mut Option<F>>, span: &mut Span, stage: &mut Stage<S>) {
+    future.set(None);
+    drop(std::mem::replace(span, Span::none()));
+    drop(std::mem::replace(stage, Stage::Done));
 }
 
 /// Where a guarded asynchronous call is between two polls.
-enum Stage {
-    /// Never polled: nothing recorded, nothing held.
-    Unstarted,
+#[repr(u8)]
+enum Stage<S> {
+    /// Never polled: nothing made, recorded or held; `S` makes the span and the body's future.
+    Unstarted(S),
     /// Admitted; the body is pending.
     Running(InFlight),
     /// Admitted by the breaker; waiting for a token or a bulkhead permit (`wait = ..`).
@@ -123,8 +152,6 @@ enum Stage {
 /// back, each by its own drop.
 struct InFlight {
     call: Call,
-    /// When the call started, as the guards read time.
-    now: u64,
     permits: Permits,
 }
 
@@ -137,7 +164,7 @@ enum Waited {
 
 /// Polls the wait of an admitted call, putting it back into `stage` while it is pending.
 #[cold]
-fn wait(mut flight: InFlight, mut waiting: Waiting, stage: &mut Stage, cx: &mut Context<'_>) -> Waited {
+fn wait<S>(mut flight: InFlight, mut waiting: Waiting, stage: &mut Stage<S>, cx: &mut Context<'_>) -> Waited {
     match waiting.as_mut().poll(cx) {
         Poll::Pending => {
             *stage = Stage::Waiting(flight, waiting);
@@ -157,27 +184,35 @@ fn wait(mut flight: InFlight, mut waiting: Waiting, stage: &mut Stage, cx: &mut 
     }
 }
 
-/// Wraps `future`, a call of the site of `guards`: `is_failure` is the outcome rule as a verdict for the
-/// breaker, `classify` applies it to the output (and to a refusal) and returns the value the caller
-/// receives.
-pub(crate) fn guarded<R, F, P, C, T>(
+/// A call of the site of `guards`, started at its first poll by `start`, which makes its span and its
+/// body's future: `is_failure` is the outcome rule as a verdict for the breaker, `classify` applies it to
+/// the output (and to a refusal) and returns the value the caller receives.
+pub(crate) fn guarded<R, S, F, P, C, T>(
     guards: &'static SiteGuards,
-    span: Span,
-    future: F,
+    start: S,
     is_failure: P,
     classify: C,
-) -> GuardedInstrumented<F, P, C>
+) -> GuardedInstrumented<S, F, P, C>
 where
     R: GuardedReturn,
+    S: FnOnce() -> (Span, F),
     F: Future<Output = R>,
     P: Fn(&R) -> bool,
     C: FnMut((R, Option<Outcome>), &Span) -> (T, Outcome),
 {
-    GuardedInstrumented { future, span, guards, stage: Stage::Unstarted, is_failure, classify }
+    GuardedInstrumented {
+        future: None,
+        span: Span::none(),
+        guards,
+        stage: ManuallyDrop::new(Stage::Unstarted(start)),
+        is_failure,
+        classify,
+    }
 }
 
-impl<F, P, C, T> Future for GuardedInstrumented<F, P, C>
+impl<S, F, P, C, T> Future for GuardedInstrumented<S, F, P, C>
 where
+    S: FnOnce() -> (Span, F),
     F: Future,
     F::Output: GuardedReturn,
     P: Fn(&F::Output) -> bool,
@@ -187,53 +222,156 @@ where
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
-        let this = self.project();
-        let _entered = this.span.enter();
-        let flight = match std::mem::replace(this.stage, Stage::Done) {
-            Stage::Running(flight) => flight,
-            Stage::Unstarted => {
+        let mut this = self.project();
+        let stage: &mut Stage<S> = this.stage;
+        match std::mem::replace(stage, Stage::Done) {
+            Stage::Unstarted(start) => {
+                let (span, future) = start();
+                // The span it replaces is `Span::none()`, which holds nothing: no drop to test for.
+                std::mem::forget(std::mem::replace(this.span, span));
+                this.future.set(Some(future));
+                let _entered = this.span.enter();
                 let clock = clock::system();
                 let call = Call::start_timed(this.guards.site(), clock);
                 let guards = this.guards.resolved();
                 let now = admission_time(guards, &call, clock);
-                match admit(guards, now) {
-                    Admission::Now(permits) => InFlight { call, now, permits },
-                    Admission::Wait(breaker, waiting) => {
-                        let flight = InFlight { call, now, permits: Permits { breaker, bulkhead: None } };
-                        match wait(flight, waiting, this.stage, cx) {
-                            Waited::Admitted(flight) => flight,
-                            Waited::Pending => return Poll::Pending,
-                            Waited::Refused(call, rejected) => {
-                                return Poll::Ready(refuse(call, rejected, this.classify, this.span));
-                            }
-                        }
-                    }
-                    Admission::Refused(refusal) => {
-                        return Poll::Ready(refuse(call, refusal.rejected(), this.classify, this.span));
-                    }
+                let breaker = match breaker_permit(guards, now) {
+                    Ok(breaker) => breaker,
+                    Err(refusal) => return Poll::Ready(refuse(call, refusal.rejected(), this.classify, this.span)),
+                };
+                if let Some(limiter) = guards.rate
+                    && !limiter.take_now(now)
+                {
+                    return start_slowly(
+                        call,
+                        now,
+                        breaker,
+                        false,
+                        this.guards,
+                        this.future,
+                        stage,
+                        this.is_failure,
+                        this.classify,
+                        this.span,
+                        cx,
+                    );
                 }
+                let bulkhead = match guards.bulkhead {
+                    None => None,
+                    Some(bulkhead) => match bulkhead.take() {
+                        Some(permit) => Some(permit),
+                        None => {
+                            return start_slowly(
+                                call,
+                                now,
+                                breaker,
+                                true,
+                                this.guards,
+                                this.future,
+                                stage,
+                                this.is_failure,
+                                this.classify,
+                                this.span,
+                                cx,
+                            );
+                        }
+                    },
+                };
+                let permits = Permits { breaker, bulkhead };
+                run(call, permits, this.future, stage, this.is_failure, this.classify, this.span, cx)
             }
-            Stage::Waiting(flight, waiting) => match wait(flight, waiting, this.stage, cx) {
+            Stage::Running(InFlight { call, permits }) => {
+                let _entered = this.span.enter();
+                run(call, permits, this.future, stage, this.is_failure, this.classify, this.span, cx)
+            }
+            Stage::Waiting(flight, waiting) => {
+                let _entered = this.span.enter();
+                let flight = match wait(flight, waiting, stage, cx) {
+                    Waited::Admitted(flight) => flight,
+                    Waited::Pending => return Poll::Pending,
+                    Waited::Refused(call, rejected) => {
+                        return Poll::Ready(refuse(call, rejected, this.classify, this.span));
+                    }
+                };
+                let InFlight { call, permits } = flight;
+                run(call, permits, this.future, stage, this.is_failure, this.classify, this.span, cx)
+            }
+            Stage::Done => panic!("a `#[hardened]` call polled after it completed"),
+        }
+    }
+}
+
+/// The first poll of a call that the breaker admitted and that found no token (`rated` false) or no
+/// bulkhead permit at once: it waits, or is refused, or is admitted after all.
+#[cold]
+#[allow(clippy::too_many_arguments, reason = "the fields of the future, which the poll holds borrowed apart")]
+fn start_slowly<S, F, P, C, T>(
+    call: Call,
+    now: u64,
+    breaker: Option<BreakerPermit<'static>>,
+    rated: bool,
+    guards: &'static SiteGuards,
+    future: Pin<&mut Option<F>>,
+    stage: &mut Stage<S>,
+    is_failure: &P,
+    classify: &mut C,
+    span: &Span,
+    cx: &mut Context<'_>,
+) -> Poll<T>
+where
+    F: Future,
+    F::Output: GuardedReturn,
+    P: Fn(&F::Output) -> bool,
+    C: FnMut((F::Output, Option<Outcome>), &Span) -> (T, Outcome),
+{
+    let flight = match admit_rest(guards.resolved(), now, breaker, rated) {
+        Admission::Now(permits) => InFlight { call, permits },
+        Admission::Wait(breaker, waiting) => {
+            let flight = InFlight { call, permits: Permits { breaker, bulkhead: None } };
+            match wait(flight, waiting, stage, cx) {
                 Waited::Admitted(flight) => flight,
                 Waited::Pending => return Poll::Pending,
-                Waited::Refused(call, rejected) => {
-                    return Poll::Ready(refuse(call, rejected, this.classify, this.span));
-                }
-            },
-            Stage::Done => panic!("a `#[hardened]` call polled after it completed"),
-        };
-        let Poll::Ready(output) = this.future.poll(cx) else {
-            *this.stage = Stage::Running(flight);
-            return Poll::Pending;
-        };
-        let InFlight { call, now, permits } = flight;
-        let elapsed = call.elapsed_nanos(clock::system());
-        let failed = (this.is_failure)(&output);
-        let counted = permits.settle(failed, now, elapsed);
-        let (value, outcome) = (this.classify)((output, None), this.span);
-        call.finish_after(outcome, elapsed, counted);
-        Poll::Ready(value)
-    }
+                Waited::Refused(call, rejected) => return Poll::Ready(refuse(call, rejected, classify, span)),
+            }
+        }
+        Admission::Refused(refusal) => return Poll::Ready(refuse(call, refusal.rejected(), classify, span)),
+    };
+    let InFlight { call, permits } = flight;
+    run(call, permits, future, stage, is_failure, classify, span, cx)
+}
+
+/// Polls the body of an admitted call (inside its span) and, when it completes, settles the permits and
+/// records the call; the call goes back into `stage` while the body is pending.
+#[inline(always)]
+#[allow(clippy::inline_always, reason = "one copy per stage it resumes from, each with its state in registers")]
+#[allow(clippy::too_many_arguments, reason = "the call's state apart, which stays in registers")]
+fn run<S, F, P, C, T>(
+    call: Call,
+    permits: Permits,
+    future: Pin<&mut Option<F>>,
+    stage: &mut Stage<S>,
+    is_failure: &P,
+    classify: &mut C,
+    span: &Span,
+    cx: &mut Context<'_>,
+) -> Poll<T>
+where
+    F: Future,
+    F::Output: GuardedReturn,
+    P: Fn(&F::Output) -> bool,
+    C: FnMut((F::Output, Option<Outcome>), &Span) -> (T, Outcome),
+{
+    let Some(future) = future.as_pin_mut() else { panic!("a `#[hardened]` call admitted without its body") };
+    let Poll::Ready(output) = future.poll(cx) else {
+        *stage = Stage::Running(InFlight { call, permits });
+        return Poll::Pending;
+    };
+    let elapsed = call.elapsed_nanos(clock::system());
+    let failed = is_failure(&output);
+    let counted = permits.settle(failed, elapsed);
+    let (value, outcome) = classify((output, None), span);
+    call.finish_after(outcome, elapsed, counted);
+    Poll::Ready(value)
 }
 
 /// A refused call, recorded, and the value its caller receives.

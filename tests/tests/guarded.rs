@@ -259,3 +259,42 @@ fn the_first_call_finds_a_full_bucket_even_with_a_burst_of_one() {
     assert_eq!(hourly(), Ok(()));
     assert!(matches!(hourly(), Err(AppError::Refused(Rejected::RateLimited { .. }))));
 }
+
+/// Sets its flag when dropped.
+struct DropFlag(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Does not use `_held`: an `async fn` keeps it until its future ends all the same.
+#[hardened(breaker = "argument_lifetime_breaker", bulkhead = 2)]
+async fn holds_its_arguments(_held: DropFlag, mut count: u32, gate: Arc<tokio::sync::Notify>) -> Result<u32, AppError> {
+    count += 1;
+    gate.notified().await;
+    Ok(count)
+}
+
+#[tokio::test]
+async fn a_guarded_async_call_keeps_its_arguments_until_it_ends_and_records_nothing_unpolled() {
+    let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let never_polled = holds_its_arguments(DropFlag(dropped.clone()), 1, gate.clone());
+    assert!(!dropped.load(Ordering::SeqCst), "the argument lives in the future");
+    drop(never_polled);
+    assert!(dropped.load(Ordering::SeqCst));
+    assert_eq!(calls("holds_its_arguments", "cancelled"), 0, "a future never polled records nothing");
+
+    dropped.store(false, Ordering::SeqCst);
+    let call = tokio::spawn(holds_its_arguments(DropFlag(dropped.clone()), 1, gate.clone()));
+    while hardened_tests::in_flight("holds_its_arguments") == 0 {
+        tokio::task::yield_now().await;
+    }
+    assert!(!dropped.load(Ordering::SeqCst), "held while the call is pending");
+    gate.notify_one();
+    assert_eq!(call.await.expect("the call completes"), Ok(2));
+    assert!(dropped.load(Ordering::SeqCst));
+    assert_eq!(calls("holds_its_arguments", "ok"), 1);
+}

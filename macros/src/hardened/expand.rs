@@ -5,15 +5,17 @@
 
 use proc_macro2::TokenStream;
 use quote::{ToTokens, quote, quote_spanned};
+use syn::ext::IdentExt as _;
 use syn::spanned::Spanned;
-use syn::{Block, Expr, Signature};
+use syn::{Attribute, Block, Expr, FnArg, Pat, ReceiverKind, ReturnType, Signature};
 
 use super::validate::{Level, Plan, Predicate};
 use super::{audit, guards};
 use crate::common::signature::{self, Execution};
 
-/// The function's new body.
-pub(crate) fn body(plan: &Plan, sig: &Signature, mut block: Block) -> Block {
+/// The function's new body. An `async fn` whose guards run once, and which [`returns_future`] allows,
+/// becomes a plain `fn` returning the guarded call's future: `sig` is rewritten to say so.
+pub(crate) fn body(plan: &Plan, sig: &mut Signature, mut block: Block, may_return_future: bool) -> Block {
     let krate = &plan.krate;
     let guarded = plan.guards.guards_call();
     let site = site_static(plan, sig);
@@ -25,9 +27,33 @@ pub(crate) fn body(plan: &Plan, sig: &Signature, mut block: Block) -> Block {
             let body = sync_body(plan, &span, &block);
             quote!(#audit_start #body)
         }
+        Execution::Async if plan.guards.single_pass() => {
+            let output = annotated_block(plan, &block);
+            if may_return_future && plan.audit.is_none() && returns_future(sig) {
+                // The arguments move into the body's future, as an `async fn` moves them into its own: they
+                // live, and drop, with it.
+                let rebindings = rebind_arguments(sig);
+                let start = quote!(move || (#span, async move { #(#rebindings)* #output }));
+                let call = single_pass(plan, &start, false);
+                let output = sig.output.clone();
+                let output = match output {
+                    ReturnType::Default => quote!(()),
+                    ReturnType::Type(_, ty) => ty.into_token_stream(),
+                };
+                sig.asyncness = None;
+                sig.output = syn::parse_quote!(-> impl ::core::future::Future<Output = #output>);
+                call
+            } else {
+                // The span is made when the guarded call is first polled, which is where an `async fn`
+                // made it, and after the audit event starts.
+                let start = quote!(move || (#span, async move #output));
+                let call = single_pass(plan, &start, true);
+                quote!(#audit_start #call)
+            }
+        }
         Execution::Async => {
             let output = annotated_block(plan, &block);
-            let future = if guarded && !plan.guards.single_pass() {
+            let future = if guarded {
                 guards::async_call(&plan.guards, krate, &quote!(async #output), &is_failure(plan))
             } else {
                 quote!(async move #output)
@@ -42,6 +68,9 @@ pub(crate) fn body(plan: &Plan, sig: &Signature, mut block: Block) -> Block {
                     let inner =
                         guards::async_call(&plan.guards, krate, &quote!(async { #(#attempt)* }), &is_failure(plan));
                     instrumented(plan, &quote!(async move { #(#rebindings)* #inner.await }))
+                } else if plan.guards.single_pass() {
+                    let future = future.to_token_stream();
+                    single_pass(plan, &quote!(move || (__hardened_span, #future)), true)
                 } else {
                     instrumented(plan, &future.to_token_stream())
                 };
@@ -234,9 +263,69 @@ fn annotated_block(plan: &Plan, block: &Block) -> TokenStream {
     }
 }
 
-/// `Instrumented::new(..)` around a future expression, awaited; a guarded future yields the value and the
-/// outcome a guard imposed. A call whose guards run once is one `SiteGuards::instrument` future instead.
-fn instrumented(plan: &Plan, future: &TokenStream) -> TokenStream {
+/// Whether an `async fn` can become a plain `fn` returning its future without a change its callers or its
+/// body could notice: each argument a plain name (a pattern or `_` would bind, or drop, at the call
+/// instead of in the future) and a receiver, if any, a reference (`self` by value would drop at the call
+/// if the body does not use it).
+fn returns_future(sig: &Signature) -> bool {
+    sig.inputs.iter().all(|input| match input {
+        FnArg::Receiver(receiver) => matches!(receiver.kind, ReceiverKind::Reference(..)),
+        FnArg::Typed(typed) => {
+            typed.attrs.is_empty()
+                && matches!(&*typed.pat, Pat::Ident(binding) if binding.by_ref.is_none() && binding.subpat.is_none())
+        }
+    })
+}
+
+/// Whether attributes left on an `async fn` mean the same on a plain `fn` returning its future: those
+/// the compiler and its tools read, which expand to nothing. Another attribute macro may need the
+/// `async fn` (`#[async_trait]` on the `impl` block, a test runner's attribute).
+pub(crate) fn may_return_future(attrs: &[Attribute]) -> bool {
+    const INERT: &[&str] = &["doc", "inline", "allow", "expect", "warn", "deny", "forbid", "deprecated", "must_use"];
+    attrs.iter().all(|attr| {
+        let path = attr.path();
+        match path.segments.first() {
+            Some(first) if path.segments.len() > 1 => first.ident == "rustfmt" || first.ident == "clippy",
+            Some(only) => INERT.iter().any(|name| only.ident == name),
+            None => false,
+        }
+    })
+}
+
+/// `let x = x;` for each argument of an `async fn` that [`returns_future`] allows, with its `mut`, which
+/// moves from the signature to the rebinding (the `fn`'s own binding is never mutated).
+fn rebind_arguments(sig: &mut Signature) -> Vec<TokenStream> {
+    sig.inputs
+        .iter_mut()
+        .filter_map(|input| match input {
+            FnArg::Typed(typed) => match &mut *typed.pat {
+                Pat::Ident(binding) => {
+                    let mutability = binding.mutability.take();
+                    // At the argument, so that an unused one is still reported there; `_x`, which says it
+                    // may go unused, at the attribute, so that this use of it is not reported.
+                    let mut ident = binding.ident.clone();
+                    if ident.unraw().to_string().starts_with('_') {
+                        ident.set_span(proc_macro2::Span::call_site());
+                    }
+                    Some(quote!(let #mutability #ident = #ident;))
+                }
+                _ => None,
+            },
+            FnArg::Receiver(_) => None,
+        })
+        .collect()
+}
+
+/// The guarded call of a function whose guards run once ([`guards::single_pass_call`]), from `start`, a
+/// closure that makes the span and the body's future; awaited when `awaited`.
+fn single_pass(plan: &Plan, start: &TokenStream, awaited: bool) -> TokenStream {
+    let finish = finish(plan);
+    guards::single_pass_call(&plan.guards, &plan.krate, start, &is_failure(plan), &finish, awaited)
+}
+
+/// The closure that classifies an instrumented call's output (for a guarded call, with the outcome a
+/// guard imposed), records its audit event, applies its fallback, and returns the value and outcome.
+fn finish(plan: &Plan) -> TokenStream {
     let krate = &plan.krate;
     let classify = classify(plan, &quote!(__hardened_ret), &quote!(__hardened_span));
     let (parameter, outcome) = if plan.guards.guards_call() {
@@ -249,17 +338,21 @@ fn instrumented(plan: &Plan, future: &TokenStream) -> TokenStream {
     };
     let fallback = fallback(plan);
     let audit_finish = audit_finish(plan, &quote!(&__hardened_ret));
-    let finish = quote! {
+    quote! {
         |#parameter, __hardened_span: &#krate::__private::tracing::Span| {
             let __hardened_outcome = #outcome;
             #audit_finish
             #fallback
             (__hardened_ret, __hardened_outcome)
         }
-    };
-    if plan.guards.single_pass() {
-        return guards::single_pass_call(&plan.guards, krate, future, &is_failure(plan), &finish);
     }
+}
+
+/// `Instrumented::new(..)` around a future expression, awaited; a guarded future yields the value and the
+/// outcome a guard imposed.
+fn instrumented(plan: &Plan, future: &TokenStream) -> TokenStream {
+    let krate = &plan.krate;
+    let finish = finish(plan);
     quote! {
         #krate::__private::Instrumented::new(&__HARDENED_SITE, __hardened_span, #future, #finish).await
     }

@@ -897,24 +897,25 @@ pub(crate) fn sync_call(
     )
 }
 
-/// An asynchronous call whose guards run once around it ([`GuardPlan::single_pass`]), awaited: `future`
-/// is the user's body, `finish` the closure that classifies its output (or a refusal) and returns the
-/// value.
+/// An asynchronous call whose guards run once around it ([`GuardPlan::single_pass`]), awaited when
+/// `awaited`: `start` is the closure that makes the span and the user's body as a future, `finish` the
+/// closure that classifies its output (or a refusal) and returns the value.
 pub(crate) fn single_pass_call(
     plan: &GuardPlan,
     krate: &Path,
-    future: &TokenStream,
+    start: &TokenStream,
     is_failure: &TokenStream,
     finish: &TokenStream,
+    awaited: bool,
 ) -> TokenStream {
     let output = plan.output.as_ref();
     let is_failure = qualified(is_failure, output);
     guarded_call(
         &quote!(#krate::__private::SiteGuards::instrument),
         output,
-        &quote!(, _, _, _, _),
-        &quote!(&__HARDENED_GUARDS, __hardened_span, #future, |__hardened_ret| #is_failure, #finish),
-        true,
+        &quote!(, _, _, _, _, _),
+        &quote!(&__HARDENED_GUARDS, #start, |__hardened_ret| #is_failure, #finish),
+        awaited,
     )
 }
 

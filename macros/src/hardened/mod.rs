@@ -43,7 +43,8 @@ pub(crate) fn attribute(args: TokenStream, item: TokenStream) -> TokenStream {
 fn expand_function(args: Args, mut function: ItemFn, errors: &mut Errors) -> Option<TokenStream> {
     let plan = validate::plan(args, &function.sig, &function.block, Placement::Function, errors)?;
     let block = std::mem::replace(&mut *function.block, syn::parse_quote!({}));
-    *function.block = expand::body(&plan, &function.sig, block);
+    let may_return_future = expand::may_return_future(&function.attrs);
+    *function.block = expand::body(&plan, &mut function.sig, block, may_return_future);
     Some(function.into_token_stream())
 }
 
@@ -61,6 +62,8 @@ fn expand_impl(args: &Args, mut block: ItemImpl, errors: &mut Errors) -> Option<
     }
     // Reported once above; the methods must not report them again.
     let args = &Args { name: None, fields: None, skip: None, ..args.clone() };
+    // `#[async_trait]` still to come rewrites `async fn`s only: the methods must stay `async fn`s for it.
+    let async_trait_follows = !expand::may_return_future(&block.attrs);
     for item in &mut block.items {
         let ImplItem::Fn(method) = item else { continue };
         let own = take_own_attribute(&mut method.attrs, errors);
@@ -73,7 +76,8 @@ fn expand_impl(args: &Args, mut block: ItemImpl, errors: &mut Errors) -> Option<
             continue;
         };
         let body = std::mem::replace(&mut method.block, syn::parse_quote!({}));
-        method.block = expand::body(&plan, &method.sig, body);
+        let may_return_future = !async_trait_follows && expand::may_return_future(&method.attrs);
+        method.block = expand::body(&plan, &mut method.sig, body, may_return_future);
     }
     errors.is_empty().then(|| block.into_token_stream())
 }
