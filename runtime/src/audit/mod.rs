@@ -40,11 +40,12 @@ mod trace;
 use std::sync::OnceLock;
 
 pub use self::audited::{AuditRecord, Audited, REDACTED, keyed_hash, set_redaction_key};
-#[cfg(feature = "http")]
+#[cfg(feature = "telemetry")]
 pub(crate) use self::chain::hex;
 #[cfg(feature = "testing")]
 pub use self::chain::seal_stream;
 pub use self::chain::{ChainProblem, GENESIS_HASH, Location, SealedEvent, Verification};
+#[cfg(feature = "http")]
 pub(crate) use self::context::scoped;
 pub use self::context::{AuditContext, current as current_context, scope, sync_scope};
 pub use self::event::{AuditEvent, AuditOutcome, Details, EventType};
