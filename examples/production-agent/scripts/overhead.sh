@@ -17,8 +17,9 @@ sessions and message mix as load.sh:
       that rate, from /proc/<pid>/stat.
 
 Takes the better of the rounds for each build (highest throughput, lowest p99, lowest CPU), to reduce the
-noise of a small machine, and prints the throughput cost of hardened, (bare - normal) / bare, and the CPU
-cost at the fixed rate. Exits 1 when the throughput cost exceeds --max-cost, or when a request failed.
+noise of a small machine, and prints the throughput cost of hardened, (bare - normal) / bare, the CPU
+cost at the fixed rate, and the server's CPU per request answered (microseconds) in each build. Exits 1
+when the throughput cost exceeds --max-cost, or when a request failed.
 
 hey runs on the same cores as the server: on a small machine the unthrottled throughput measures the
 server and hey together, which dilutes the server's own cost; the CPU at a fixed rate measures the
@@ -81,7 +82,7 @@ build_server normal
 build_server bare
 evidence_init
 
-declare -A best_rps=([normal]=0 [bare]=0) best_p99=([normal]=999999 [bare]=999999) best_p50=() best_cpu=()
+declare -A best_rps=([normal]=0 [bare]=0) best_p99=([normal]=999999 [bare]=999999) best_p50=() best_cpu=() best_us=()
 errors=0
 
 if ((${#extra_env[@]} > 0)); then
@@ -115,6 +116,10 @@ for ((round = 1; round <= rounds; round++)); do
         ticks_after="$(cpu_ticks "$pid")"
         eval "$(load_stats "$WORK_DIR/$name-rate" "$elapsed" "$LOAD_EXPECTED")"
         cpu="$(cores "$ticks_before" "$ticks_after" "$elapsed")"
+        # The server's CPU per request answered, in microseconds: what hardened adds to each request,
+        # whatever else the machine runs.
+        us_per_request="$(awk -v before="$ticks_before" -v after="$ticks_after" -v hz="$(getconf CLK_TCK)" \
+            -v answered="$LOAD_OK" 'BEGIN { if (answered > 0) printf "%.1f", (after - before) / hz / answered * 1e6; else print 0 }')"
         run_errors=$((run_errors + LOAD_ERRORS))
         errors=$((errors + run_errors))
         stop_server "$name"
@@ -130,6 +135,9 @@ for ((round = 1; round <= rounds; round++)); do
         if [[ -z "${best_cpu[$flavour]:-}" ]] || lt "$cpu" "${best_cpu[$flavour]}"; then
             best_cpu[$flavour]="$cpu"
         fi
+        if [[ -z "${best_us[$flavour]:-}" ]] || lt "$us_per_request" "${best_us[$flavour]}"; then
+            best_us[$flavour]="$us_per_request"
+        fi
     done
 done
 
@@ -143,10 +151,13 @@ printf '  %-40s %12s %12s\n' "max throughput (responses/s)" "${best_rps[normal]}
 printf '  %-40s %12s %12s\n' "p50 at $rate requests/s (ms)" "${best_p50[normal]}" "${best_p50[bare]}"
 printf '  %-40s %12s %12s\n' "p99 at $rate requests/s (ms)" "${best_p99[normal]}" "${best_p99[bare]}"
 printf '  %-40s %12s %12s\n' "server CPU at $rate requests/s (cores)" "${best_cpu[normal]}" "${best_cpu[bare]}"
+printf '  %-40s %12s %12s\n' "server CPU per request (us)" "${best_us[normal]}" "${best_us[bare]}"
 echo
 row "throughput normal / bare" "$ratio"
 row "throughput cost of hardened" "$cost %"
 row "server CPU cost at $rate requests/s" "$cpu_cost %"
+row "server CPU hardened adds per request" \
+    "$(awk -v n="${best_us[normal]}" -v b="${best_us[bare]}" 'BEGIN { printf "%.1f us", n - b }')"
 echo
 bar "throughput cost at most $max_cost %" le "$cost" "$max_cost"
 bar "no request failed" eq "$errors" 0
