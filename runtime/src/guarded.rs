@@ -170,6 +170,22 @@ pub(crate) fn admit_at_once(guards: Resolved, now: u64) -> Result<Permits, Refus
     Ok(Permits { breaker, bulkhead })
 }
 
+/// The limiter's token and the bulkhead's permit of an asynchronous call, when both are free at once;
+/// otherwise whether the token was taken (`Err(rated)`), for [`admit_rest`] to wait or refuse.
+#[inline(always)]
+#[allow(clippy::inline_always, reason = "the first poll's fast path, kept in registers")]
+pub(crate) fn take_free(guards: Resolved, now: u64) -> Result<Option<BulkheadPermit<'static>>, bool> {
+    if let Some(limiter) = guards.rate
+        && !limiter.take_now(now)
+    {
+        return Err(false);
+    }
+    match guards.bulkhead {
+        None => Ok(None),
+        Some(bulkhead) => bulkhead.take().map(Some).ok_or(true),
+    }
+}
+
 /// The rest of an asynchronous admission that the breaker granted (`breaker`) and that found no token
 /// (`rated` false) or, with its token, no bulkhead permit at once: a limiter or bulkhead configured to
 /// wait hands back the wait to do instead of refusing. The path that finds everything free stays inline

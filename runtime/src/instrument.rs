@@ -12,7 +12,9 @@ use tracing::Span;
 use crate::breaker::BreakerPermit;
 use crate::call::Call;
 use crate::clock;
-use crate::guarded::{Admission, GuardedReturn, Permits, Waiting, admission_time, admit_rest, breaker_permit};
+use crate::guarded::{
+    Admission, GuardedReturn, Permits, Waiting, admission_time, admit_rest, breaker_permit, take_free,
+};
 use crate::guards::SiteGuards;
 use crate::outcome::Outcome;
 use crate::rejected::Rejected;
@@ -239,43 +241,23 @@ where
                     Ok(breaker) => breaker,
                     Err(refusal) => return Poll::Ready(refuse(call, refusal.rejected(), this.classify, this.span)),
                 };
-                if let Some(limiter) = guards.rate
-                    && !limiter.take_now(now)
-                {
-                    return start_slowly(
-                        call,
-                        now,
-                        breaker,
-                        false,
-                        this.guards,
-                        this.future,
-                        stage,
-                        this.is_failure,
-                        this.classify,
-                        this.span,
-                        cx,
-                    );
-                }
-                let bulkhead = match guards.bulkhead {
-                    None => None,
-                    Some(bulkhead) => match bulkhead.take() {
-                        Some(permit) => Some(permit),
-                        None => {
-                            return start_slowly(
-                                call,
-                                now,
-                                breaker,
-                                true,
-                                this.guards,
-                                this.future,
-                                stage,
-                                this.is_failure,
-                                this.classify,
-                                this.span,
-                                cx,
-                            );
-                        }
-                    },
+                let bulkhead = match take_free(guards, now) {
+                    Ok(bulkhead) => bulkhead,
+                    Err(rated) => {
+                        return start_slowly(
+                            call,
+                            now,
+                            breaker,
+                            rated,
+                            this.guards,
+                            this.future,
+                            stage,
+                            this.is_failure,
+                            this.classify,
+                            this.span,
+                            cx,
+                        );
+                    }
                 };
                 let permits = Permits { breaker, bulkhead };
                 run(call, permits, this.future, stage, this.is_failure, this.classify, this.span, cx)
