@@ -268,15 +268,7 @@ where
             }
             Stage::Waiting(flight, waiting) => {
                 let _entered = this.span.enter();
-                let flight = match wait(flight, waiting, stage, cx) {
-                    Waited::Admitted(flight) => flight,
-                    Waited::Pending => return Poll::Pending,
-                    Waited::Refused(call, rejected) => {
-                        return Poll::Ready(refuse(call, rejected, this.classify, this.span));
-                    }
-                };
-                let InFlight { call, permits } = flight;
-                run(call, permits, this.future, stage, this.is_failure, this.classify, this.span, cx)
+                wait_then_run(flight, waiting, this.future, stage, this.is_failure, this.classify, this.span, cx)
             }
             Stage::Done => panic!("a `#[hardened]` call polled after it completed"),
         }
@@ -306,20 +298,43 @@ where
     P: Fn(&F::Output) -> bool,
     C: FnMut((F::Output, Option<Outcome>), &Span) -> (T, Outcome),
 {
-    let flight = match admit_rest(guards.resolved(), now, breaker, rated) {
-        Admission::Now(permits) => InFlight { call, permits },
+    match admit_rest(guards.resolved(), now, breaker, rated) {
+        Admission::Now(permits) => run(call, permits, future, stage, is_failure, classify, span, cx),
         Admission::Wait(breaker, waiting) => {
             let flight = InFlight { call, permits: Permits { breaker, bulkhead: None } };
-            match wait(flight, waiting, stage, cx) {
-                Waited::Admitted(flight) => flight,
-                Waited::Pending => return Poll::Pending,
-                Waited::Refused(call, rejected) => return Poll::Ready(refuse(call, rejected, classify, span)),
-            }
+            wait_then_run(flight, waiting, future, stage, is_failure, classify, span, cx)
         }
-        Admission::Refused(refusal) => return Poll::Ready(refuse(call, refusal.rejected(), classify, span)),
-    };
-    let InFlight { call, permits } = flight;
-    run(call, permits, future, stage, is_failure, classify, span, cx)
+        Admission::Refused(refusal) => Poll::Ready(refuse(call, refusal.rejected(), classify, span)),
+    }
+}
+
+/// Polls the wait of an admitted call and, once it has its token and permit, its body; the call goes back
+/// into `stage` while either is pending.
+#[cold]
+#[allow(clippy::too_many_arguments, reason = "the fields of the future, which the poll holds borrowed apart")]
+fn wait_then_run<S, F, P, C, T>(
+    flight: InFlight,
+    waiting: Waiting,
+    future: Pin<&mut Option<F>>,
+    stage: &mut Stage<S>,
+    is_failure: &P,
+    classify: &mut C,
+    span: &Span,
+    cx: &mut Context<'_>,
+) -> Poll<T>
+where
+    F: Future,
+    F::Output: GuardedReturn,
+    P: Fn(&F::Output) -> bool,
+    C: FnMut((F::Output, Option<Outcome>), &Span) -> (T, Outcome),
+{
+    match wait(flight, waiting, stage, cx) {
+        Waited::Admitted(InFlight { call, permits }) => {
+            run(call, permits, future, stage, is_failure, classify, span, cx)
+        }
+        Waited::Pending => Poll::Pending,
+        Waited::Refused(call, rejected) => Poll::Ready(refuse(call, rejected, classify, span)),
+    }
 }
 
 /// Polls the body of an admitted call (inside its span) and, when it completes, settles the permits and
