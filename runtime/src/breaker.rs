@@ -846,22 +846,23 @@ impl<'a> BreakerPermit<'a> {
     /// success that changes nothing is settled inline.
     #[inline]
     pub(crate) fn settle(self, failed: bool, elapsed: u64, now: u64) -> Option<usize> {
-        let result = self.outcome(failed, elapsed, now);
+        let result = self.outcome(failed, elapsed, |_| now);
         // Settled: nothing is left for the drop to do.
         std::mem::forget(self);
         result
     }
 
     /// What [`BreakerPermit::settle`] does before it forgets the permit: read in place, so that a caller
-    /// holding the permit in a larger value does not move it out first.
+    /// holding the permit in a larger value does not move it out first. The end time, `ended`, is
+    /// worked out only when the breaker needs it: a success that changes nothing does not.
     #[inline]
-    fn outcome(&self, failed: bool, elapsed: u64, now: u64) -> Option<usize> {
+    fn outcome(&self, failed: bool, elapsed: u64, ended: impl FnOnce(&Self) -> u64) -> Option<usize> {
         let breaker = self.breaker;
         let slow = breaker.is_slow(elapsed);
         if !failed && !slow && self.admission == Admission::Closed && breaker.success_changes_nothing(self.epoch) {
             Some(SUCCESS)
         } else {
-            breaker.record(self.admission, self.epoch, failed, slow, now)
+            breaker.record(self.admission, self.epoch, failed, slow, ended(self))
         }
     }
 
@@ -871,7 +872,7 @@ impl<'a> BreakerPermit<'a> {
     pub(crate) fn settle_held(permit: Option<Self>, failed: bool, elapsed: u64) -> Option<(&'a CircuitBreaker, usize)> {
         let counted = match &permit {
             Some(held) => held
-                .outcome(failed, elapsed, held.started_at.saturating_add(elapsed))
+                .outcome(failed, elapsed, |held| held.started_at.saturating_add(elapsed))
                 .map(|result| (held.breaker, result)),
             None => None,
         };

@@ -16,8 +16,8 @@ use crate::site::{DETACHED, Site};
 #[derive(Debug)]
 #[must_use = "a call that is dropped is recorded as cancelled"]
 pub struct Call {
+    // Two words, so that the call stays in registers: the slot is read again from the site at the end.
     site: &'static Site,
-    slot: u32,
     started_at: u64,
 }
 
@@ -27,10 +27,10 @@ impl Call {
     pub fn start(site: &'static Site) -> Call {
         let slot = shards::slot_of(site);
         if slot == DETACHED {
-            return Call { site, slot, started_at: 0 };
+            return Call { site, started_at: 0 };
         }
         shards::record_start(slot);
-        Call { site, slot, started_at: clock::ticks() }
+        Call { site, started_at: clock::ticks() }
     }
 
     /// Counts a call of a site with guards as started. The clock is read even when the site's metrics
@@ -41,7 +41,7 @@ impl Call {
         if slot != DETACHED {
             shards::record_start(slot);
         }
-        Call { site, slot, started_at: clock.ticks() }
+        Call { site, started_at: clock.ticks() }
     }
 
     /// The start of the call as [`clock::system_nanos`] reads time (a [`Call::start_timed`] call).
@@ -72,20 +72,22 @@ impl Call {
     #[inline(always)]
     #[allow(clippy::inline_always, reason = "as `finish`, which this is with the duration already read")]
     pub(crate) fn finish_after(self, outcome: Outcome, nanos: u64, breaker: Option<(&CircuitBreaker, usize)>) {
-        if self.slot == DETACHED {
+        let slot = self.site.slot();
+        if slot == DETACHED {
             if let Some((breaker, result)) = breaker {
                 breaker.count_shared(result);
             }
         } else {
-            shards::record_finish(self.site, self.slot, outcome, nanos, breaker.map(|(_, result)| result));
+            shards::record_finish(self.site, slot, outcome, nanos, breaker.map(|(_, result)| result));
         }
         mem::forget(self);
     }
 
     #[inline]
     fn record(&self, outcome: Outcome) {
-        if self.slot != DETACHED {
-            shards::record_finish(self.site, self.slot, outcome, clock::nanos_since(self.started_at), None);
+        let slot = self.site.slot();
+        if slot != DETACHED {
+            shards::record_finish(self.site, slot, outcome, clock::nanos_since(self.started_at), None);
         }
     }
 }

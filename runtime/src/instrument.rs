@@ -11,7 +11,7 @@ use tracing::Span;
 
 use crate::breaker::BreakerPermit;
 use crate::call::Call;
-use crate::clock;
+use crate::clock::{self, SystemClock};
 use crate::guarded::{
     Admission, GuardedReturn, Permits, Waiting, admission_time, admit_rest, breaker_permit, take_free,
 };
@@ -260,11 +260,11 @@ where
                     }
                 };
                 let permits = Permits { breaker, bulkhead };
-                run(call, permits, this.future, stage, this.is_failure, this.classify, this.span, cx)
+                run(call, clock, permits, this.future, stage, this.is_failure, this.classify, this.span, cx)
             }
             Stage::Running(InFlight { call, permits }) => {
                 let _entered = this.span.enter();
-                run(call, permits, this.future, stage, this.is_failure, this.classify, this.span, cx)
+                run(call, clock::system(), permits, this.future, stage, this.is_failure, this.classify, this.span, cx)
             }
             Stage::Waiting(flight, waiting) => {
                 let _entered = this.span.enter();
@@ -299,7 +299,7 @@ where
     C: FnMut((F::Output, Option<Outcome>), &Span) -> (T, Outcome),
 {
     match admit_rest(guards.resolved(), now, breaker, rated) {
-        Admission::Now(permits) => run(call, permits, future, stage, is_failure, classify, span, cx),
+        Admission::Now(permits) => run(call, clock::system(), permits, future, stage, is_failure, classify, span, cx),
         Admission::Wait(breaker, waiting) => {
             let flight = InFlight { call, permits: Permits { breaker, bulkhead: None } };
             wait_then_run(flight, waiting, future, stage, is_failure, classify, span, cx)
@@ -330,7 +330,7 @@ where
 {
     match wait(flight, waiting, stage, cx) {
         Waited::Admitted(InFlight { call, permits }) => {
-            run(call, permits, future, stage, is_failure, classify, span, cx)
+            run(call, clock::system(), permits, future, stage, is_failure, classify, span, cx)
         }
         Waited::Pending => Poll::Pending,
         Waited::Refused(call, rejected) => Poll::Ready(refuse(call, rejected, classify, span)),
@@ -344,6 +344,7 @@ where
 #[allow(clippy::too_many_arguments, reason = "the call's state apart, which stays in registers")]
 fn run<S, F, P, C, T>(
     call: Call,
+    clock: &SystemClock,
     permits: Permits,
     future: Pin<&mut Option<F>>,
     stage: &mut Stage<S>,
@@ -363,7 +364,7 @@ where
         *stage = Stage::Running(InFlight { call, permits });
         return Poll::Pending;
     };
-    let elapsed = call.elapsed_nanos(clock::system());
+    let elapsed = call.elapsed_nanos(clock);
     let failed = is_failure(&output);
     let counted = permits.settle(failed, elapsed);
     let (value, outcome) = classify((output, None), span);
