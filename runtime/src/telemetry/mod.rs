@@ -1,9 +1,10 @@
 //! The tracing subscriber: filter, readable or JSON logs, and OpenTelemetry export over OTLP.
 //!
 //! [`init`] installs it once, at the start of `main`, from a [`TelemetryConfig`] that the standard
-//! `OTEL_*` variables override ([`resolve_env`] lists them). Every span, those of `#[hardened]` functions
-//! included, becomes an OpenTelemetry span with the service's resource; with an OTLP endpoint set, a batch
-//! processor exports them to the collector, over gRPC or HTTP/protobuf, on a thread of its own.
+//! `OTEL_*` variables override ([`resolve_env`] lists them). With an OTLP endpoint set, every span, those
+//! of `#[hardened]` functions included, becomes an OpenTelemetry span with the service's resource, which a
+//! batch processor exports to the collector, over gRPC or HTTP/protobuf, on a thread of its own. Without
+//! one, spans get their trace and span ids only ([`trace_ids_layer`]), for propagation and audit records.
 //!
 //! ```no_run
 //! use hardened::telemetry::{self, TelemetryConfig};
@@ -46,6 +47,7 @@
 mod config;
 mod export;
 mod log_fields;
+mod trace_ids;
 
 use std::io::IsTerminal as _;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -194,6 +196,22 @@ where
         .with_filter(filter_fn(|metadata| !is_export_stack(metadata.target())))
 }
 
+/// The tracing layer that gives spans OpenTelemetry trace and span ids, with `config`'s sampler, and
+/// records nothing else: what [`init`] installs when no OTLP endpoint is set.
+///
+/// Ids, sampling decisions and trace flags are those [`otel_layer`] would give under a provider with
+/// the same sampler, so [`current_trace_ids`], [`propagation`](crate::propagation) and
+/// [`OpenTelemetrySpanExt`](tracing_opentelemetry::OpenTelemetrySpanExt) work as they do with it; but
+/// the span's fields, events, timings and status, which only an exporter would read, are never turned
+/// into OpenTelemetry attributes. It leaves out the same crates as [`otel_layer`].
+#[must_use]
+pub fn trace_ids_layer<S>(config: &TelemetryConfig) -> impl Layer<S> + Send + Sync + 'static
+where
+    S: tracing::Subscriber + for<'span> LookupSpan<'span> + Send + Sync,
+{
+    trace_ids::IdsOnlyLayer::new(sampler(config)).with_filter(filter_fn(|metadata| !is_export_stack(metadata.target())))
+}
+
 /// The layer writing log lines to `writer`, readable or JSON (without colours).
 ///
 /// Lines show each event with its spans and their fields, leaving out the attributes meant for the
@@ -260,10 +278,15 @@ pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> 
 
     // Colours for a terminal only: a log file or a collector would keep the escape codes.
     let colours = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty());
-    let subscriber = Registry::default()
-        .with(filter)
-        .with(log_layer_with(config.log_format, std::io::stdout, colours))
-        .with(otel_layer(&provider));
+    // Without an exporter, spans need their ids only: the SDK's spans would record attributes and events
+    // that nothing reads.
+    let spans: Box<dyn Layer<_> + Send + Sync> = if config.traces_url().is_some() {
+        Box::new(otel_layer(&provider))
+    } else {
+        Box::new(trace_ids_layer(&config))
+    };
+    let subscriber =
+        Registry::default().with(filter).with(log_layer_with(config.log_format, std::io::stdout, colours)).with(spans);
     tracing::subscriber::set_global_default(subscriber).map_err(|_| TelemetryError::AlreadyInstalled)?;
 
     opentelemetry::global::set_tracer_provider(provider.clone());
