@@ -103,3 +103,41 @@ fn a_span_of_trace_attributes_only_is_an_empty_object_in_json() {
     let line: serde_json::Value = serde_json::from_str(json.lines().next().expect("one line")).expect("JSON");
     assert_eq!(line["span"], serde_json::json!({ "name": "quiet" }), "{json}");
 }
+
+#[test]
+fn json_span_fields_read_as_tracing_subscribers_own_json_fields_give_them() {
+    let work = || {
+        let span = tracing::info_span!(
+            "varied",
+            text = "a \"quote\", a \\ backslash, a\nnewline, a\ttab, a \u{7} bell, \u{e9}t\u{e9}",
+            signed = -3_i64,
+            unsigned = 7_u64,
+            float = 1.5_f64,
+            not_a_number = f64::NAN,
+            flag = true,
+            debug = ?["a\"b", "c"],
+            display = %"shown as \"Display\"",
+            later = Empty,
+            r#type = "raw identifier",
+        );
+        span.record("later", 42);
+        span.record("signed", 4);
+        span.record("text", "recorded again");
+        span.in_scope(|| tracing::info!("inside"));
+    };
+    let ours = logged(LogFormat::Json, work);
+    let theirs = {
+        let lines = Lines::default();
+        let layer = tracing_subscriber::fmt::layer().json().with_current_span(true).with_writer(lines.clone());
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), work);
+        lines.text()
+    };
+    let line = |text: &str| -> serde_json::Value {
+        serde_json::from_str(text.lines().next().expect("one line")).expect("JSON")
+    };
+    let (ours, theirs) = (line(&ours), line(&theirs));
+    assert_eq!(ours["span"], theirs["span"], "{ours} against {theirs}");
+    assert_eq!(ours["spans"], theirs["spans"]);
+    assert_eq!(ours["span"]["signed"], 4, "the later value of a field recorded twice");
+    assert_eq!(ours["span"]["not_a_number"], serde_json::Value::Null);
+}

@@ -5,14 +5,13 @@
 //! target in a log line. The log layer formats a span's fields when the span is created, whether or not
 //! a line is ever written inside it, so leaving them out also saves that work on every call.
 
-use std::collections::BTreeMap;
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 use tracing::field::{Field, Visit};
 use tracing_subscriber::field::{RecordFields, VisitOutput};
 use tracing_subscriber::fmt::FormatFields;
 use tracing_subscriber::fmt::FormattedFields;
-use tracing_subscriber::fmt::format::{DefaultVisitor, JsonVisitor, Writer};
+use tracing_subscriber::fmt::format::{DefaultVisitor, Writer};
 
 /// Whether a field is for the trace only: OpenTelemetry's own (`otel.*`), the semantic conventions' code
 /// location and `GenAI` attributes, and the span's kind.
@@ -100,16 +99,23 @@ impl<'writer> FormatFields<'writer> for ReadableFields {
     }
 }
 
-/// The JSON format's fields (as `JsonFields` writes them: one JSON object) without the trace attributes.
+/// The JSON format's fields without the trace attributes: one JSON object, written as the fields are
+/// visited.
+///
+/// The JSON event format parses a span's fields back into a map when it writes a line, so the object
+/// need not be sorted or free of repeated keys: a key given twice is read as its last value, as
+/// `JsonFields` would have merged it. That lets a record add to the object by appending, where
+/// `JsonFields` parses and rewrites the whole object, and lets each field be written without first
+/// going into a map of `serde_json::Value`s.
 #[derive(Debug, Default)]
 pub(super) struct JsonFields;
 
 impl<'writer> FormatFields<'writer> for JsonFields {
     fn format_fields<R: RecordFields>(&self, mut writer: Writer<'writer>, fields: R) -> fmt::Result {
         // Always an object, `{}` when every field is left out: the JSON event format parses it.
-        let mut visitor = LogVisitor(JsonVisitor::new(&mut writer));
-        fields.record(&mut visitor);
-        visitor.finish()
+        writer.write_char('{')?;
+        write_json_entries(&mut writer, false, fields)?;
+        writer.write_char('}')
     }
 
     fn add_fields(
@@ -117,21 +123,128 @@ impl<'writer> FormatFields<'writer> for JsonFields {
         current: &'writer mut FormattedFields<Self>,
         fields: &tracing::span::Record<'_>,
     ) -> fmt::Result {
-        let mut added = String::new();
-        self.format_fields(Writer::new(&mut added), fields)?;
-        if added == "{}" {
-            return Ok(());
+        if current.fields.is_empty() {
+            return self.format_fields(current.as_writer(), fields);
         }
-        if current.fields.is_empty() || current.fields == "{}" {
-            current.fields = added;
-            return Ok(());
+        // `{...}` becomes `{..., added}`; a record of left-out fields adds nothing.
+        let closing = current.fields.pop();
+        debug_assert_eq!(closing, Some('}'), "span fields are a JSON object");
+        let has_entries = current.fields.len() > 1;
+        let result = write_json_entries(&mut current.fields, has_entries, fields);
+        current.fields.push('}');
+        result
+    }
+}
+
+/// Writes `fields`, but the trace attributes, as `"name":value` entries separated by commas, the first
+/// preceded by a comma when `after_entries`.
+fn write_json_entries<R: RecordFields>(out: &mut dyn fmt::Write, after_entries: bool, fields: R) -> fmt::Result {
+    let mut entries = LogVisitor(JsonEntries { out, separate: after_entries, result: Ok(()) });
+    fields.record(&mut entries);
+    entries.0.result
+}
+
+/// Writes each field visited as a JSON object entry, with the values `JsonVisitor` would give it.
+struct JsonEntries<'out> {
+    out: &'out mut dyn fmt::Write,
+    /// Whether an entry precedes the next one.
+    separate: bool,
+    result: fmt::Result,
+}
+
+impl JsonEntries<'_> {
+    fn entry(&mut self, name: &str, value: impl FnOnce(&mut dyn fmt::Write) -> fmt::Result) {
+        if self.result.is_ok() {
+            self.result = self.write_entry(name, value);
         }
-        let mut merged: BTreeMap<String, serde_json::Value> =
-            serde_json::from_str(&current.fields).map_err(|_| fmt::Error)?;
-        let added: BTreeMap<String, serde_json::Value> = serde_json::from_str(&added).map_err(|_| fmt::Error)?;
-        merged.extend(added);
-        current.fields = serde_json::to_string(&merged).map_err(|_| fmt::Error)?;
-        Ok(())
+    }
+
+    fn write_entry(&mut self, name: &str, value: impl FnOnce(&mut dyn fmt::Write) -> fmt::Result) -> fmt::Result {
+        if std::mem::replace(&mut self.separate, true) {
+            self.out.write_char(',')?;
+        }
+        write_json_string(self.out, name)?;
+        self.out.write_char(':')?;
+        value(self.out)
+    }
+}
+
+impl Visit for JsonEntries<'_> {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        // `serde_json` writes a float that is not finite as `null`, as `Value::from` makes it.
+        self.entry(field.name(), |out| write_json(out, &value));
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.entry(field.name(), |out| write!(out, "{value}"));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.entry(field.name(), |out| write!(out, "{value}"));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.entry(field.name(), |out| out.write_str(if value { "true" } else { "false" }));
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.entry(field.name(), |out| write_json_string(out, value));
+    }
+
+    fn record_bytes(&mut self, field: &Field, value: &[u8]) {
+        self.entry(field.name(), |out| write_json(out, value));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        let name = field.name();
+        let name = name.strip_prefix("r#").unwrap_or(name);
+        self.entry(name, |out| {
+            out.write_char('"')?;
+            write!(JsonEscaped(out), "{value:?}")?;
+            out.write_char('"')
+        });
+    }
+}
+
+/// `text` as a JSON string.
+fn write_json_string(out: &mut dyn fmt::Write, text: &str) -> fmt::Result {
+    out.write_char('"')?;
+    JsonEscaped(out).write_str(text)?;
+    out.write_char('"')
+}
+
+/// `value` as `serde_json` writes it.
+fn write_json<T: serde::Serialize + ?Sized>(out: &mut dyn fmt::Write, value: &T) -> fmt::Result {
+    let text = serde_json::to_string(value).map_err(|_| fmt::Error)?;
+    out.write_str(&text)
+}
+
+/// Writes what it is given as the inside of a JSON string: quotes, backslashes and control characters
+/// escaped.
+struct JsonEscaped<'out>(&'out mut dyn fmt::Write);
+
+impl fmt::Write for JsonEscaped<'_> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        let mut plain = 0;
+        for (at, byte) in text.bytes().enumerate() {
+            let escape = match byte {
+                b'"' => "\\\"",
+                b'\\' => "\\\\",
+                b'\n' => "\\n",
+                b'\r' => "\\r",
+                b'\t' => "\\t",
+                0x00..=0x1f => "",
+                _ => continue,
+            };
+            self.0.write_str(&text[plain..at])?;
+            if escape.is_empty() {
+                write!(self.0, "\\u{byte:04x}")?;
+            } else {
+                self.0.write_str(escape)?;
+            }
+            plain = at + 1;
+        }
+        self.0.write_str(&text[plain..])
     }
 }
 
