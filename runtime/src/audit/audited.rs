@@ -7,6 +7,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde::Serialize;
 use sha2::Sha256;
 
+use super::context::AuditContext;
 use super::event::{AuditEvent, AuditOutcome, Details, EventType};
 
 /// A value that maps to an audit event: an action enum or struct, usually through
@@ -47,17 +48,9 @@ impl AuditRecord {
     /// are the record's where it has them and the current scope's otherwise.
     #[must_use]
     pub fn into_event(self, outcome: AuditOutcome) -> AuditEvent {
-        let mut event = AuditEvent::new(self.event_type).outcome(outcome);
+        let actor = AuditContext { user_id: self.user_id, session_id: self.session_id, ip_address: self.ip_address };
+        let mut event = AuditEvent::with_actor(self.event_type, actor).outcome(outcome);
         event.details = self.details;
-        if self.user_id.is_some() {
-            event.user_id = self.user_id;
-        }
-        if self.session_id.is_some() {
-            event.session_id = self.session_id;
-        }
-        if self.ip_address.is_some() {
-            event.ip_address = self.ip_address;
-        }
         event
     }
 }
@@ -95,12 +88,49 @@ fn redaction_key() -> &'static [u8] {
 /// Never: HMAC takes keys of any length.
 #[must_use]
 pub fn keyed_hash<T: Serialize + ?Sized>(value: &T) -> String {
-    let json = serde_json::to_vec(value).unwrap_or_default();
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(redaction_key()).expect("HMAC takes a key of any length");
-    mac.update(&json);
-    let digest = mac.finalize().into_bytes();
+    // The key's part of the MAC is computed once; the value's JSON is hashed as it is written.
+    static KEYED: OnceLock<Hmac<Sha256>> = OnceLock::new();
+    let keyed = KEYED.get_or_init(|| {
+        <Hmac<Sha256> as KeyInit>::new_from_slice(redaction_key()).expect("HMAC takes a key of any length")
+    });
+    let mut mac = MacWriter(keyed.clone());
+    if serde_json::to_writer(&mut mac, value).is_err() {
+        // As the hash of no JSON at all, which is what a value that cannot be written hashed to before.
+        mac.0 = keyed.clone();
+    }
+    let digest = mac.0.finalize().into_bytes();
     let mut text = String::with_capacity(12 + 32);
     text.push_str("hmac-sha256:");
     text.push_str(&super::chain::hex(&digest[..16]));
     text
+}
+
+/// Feeds what is written into the MAC.
+struct MacWriter(Hmac<Sha256>);
+
+impl std::io::Write for MacWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_keyed_hash_is_the_hmac_of_the_values_json_under_the_redaction_key() {
+        let value = ("ada@example.com", [1, 2, 3]);
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(redaction_key()).expect("any key length");
+        mac.update(&serde_json::to_vec(&value).expect("JSON"));
+        let expected = format!("hmac-sha256:{}", super::super::chain::hex(&mac.finalize().into_bytes()[..16]));
+        assert_eq!(keyed_hash(&value), expected);
+        assert_eq!(keyed_hash(&value), expected, "and again, from the key's state kept");
+        assert_ne!(keyed_hash("other"), expected);
+    }
 }

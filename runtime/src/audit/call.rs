@@ -47,8 +47,13 @@ impl AuditCall {
         };
         event.resource = Some(self.site.function.to_owned());
         let duration_ms = self.started.elapsed().as_secs_f64() * 1_000.0;
-        event.details.entry("duration_ms").or_insert(duration_ms.into());
-        event.details.entry("call_outcome").or_insert(outcome.as_str().into());
+        // Looked up before inserting: `entry` would allocate its key even when the detail is there.
+        if !event.details.contains_key("duration_ms") {
+            event.details.insert("duration_ms".to_owned(), duration_ms.into());
+        }
+        if !event.details.contains_key("call_outcome") {
+            event.details.insert("call_outcome".to_owned(), outcome.as_str().into());
+        }
         event.outcome_details = match outcome {
             Outcome::Ok => None,
             Outcome::Error => message,

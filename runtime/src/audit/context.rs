@@ -78,3 +78,8 @@ pub fn sync_scope<R>(context: AuditContext, body: impl FnOnce() -> R) -> R {
 pub fn current() -> Option<AuditContext> {
     ACTOR.try_with(Clone::clone).ok()
 }
+
+/// `read` applied to the actor of the current scope, if there is one, without copying the actor.
+pub(crate) fn with_current<R>(read: impl FnOnce(&AuditContext) -> R) -> Option<R> {
+    ACTOR.try_with(read).ok()
+}

@@ -190,22 +190,40 @@ impl AuditEvent {
     /// current [`scope`](super::scope) and the current trace if there are any.
     #[must_use]
     pub fn new(event_type: EventType) -> AuditEvent {
-        let actor = context::current();
-        let trace = super::trace::current();
+        AuditEvent::with_actor(event_type, context::AuditContext::default())
+    }
+
+    /// A new event as [`AuditEvent::new`] makes it, with the actor fields `actor` has, and those it lacks
+    /// from the current scope: only those are copied from the scope.
+    pub(crate) fn with_actor(event_type: EventType, actor: context::AuditContext) -> AuditEvent {
+        let context::AuditContext { mut user_id, mut session_id, mut ip_address } = actor;
+        if user_id.is_none() || session_id.is_none() || ip_address.is_none() {
+            context::with_current(|scope| {
+                if user_id.is_none() {
+                    user_id.clone_from(&scope.user_id);
+                }
+                if session_id.is_none() {
+                    session_id.clone_from(&scope.session_id);
+                }
+                ip_address = ip_address.or(scope.ip_address);
+            });
+        }
+        let (trace_id, span_id) =
+            super::trace::current().map_or((None, None), |ids| (Some(ids.trace_id), Some(ids.span_id)));
         AuditEvent {
             id: Uuid::now_v7(),
             timestamp: Utc::now().trunc_subsecs(6),
             event_type,
             service: super::service_name().to_owned(),
-            user_id: actor.as_ref().and_then(|actor| actor.user_id.clone()),
-            session_id: actor.as_ref().and_then(|actor| actor.session_id.clone()),
-            ip_address: actor.and_then(|actor| actor.ip_address),
+            user_id,
+            session_id,
+            ip_address,
             resource: None,
             details: Details::new(),
             outcome: AuditOutcome::Success,
             outcome_details: None,
-            trace_id: trace.as_ref().map(|trace| trace.trace_id.clone()),
-            span_id: trace.map(|trace| trace.span_id),
+            trace_id,
+            span_id,
             stream: String::new(),
             sequence: 0,
             prev_hash: String::new(),
@@ -278,7 +296,7 @@ pub(crate) mod timestamp {
 
     /// `YYYY-MM-DDTHH:MM:SS.ffffffZ` without allocating, for years 0 to 9999 (the rest go through
     /// chrono's formatter, which writes the same for these).
-    fn rfc3339_micros(timestamp: &DateTime<Utc>) -> Option<[u8; 27]> {
+    pub(crate) fn rfc3339_micros(timestamp: &DateTime<Utc>) -> Option<[u8; 27]> {
         use chrono::{Datelike as _, Timelike as _};
         let timestamp = timestamp.naive_utc();
         let year = u32::try_from(timestamp.year()).ok().filter(|year| *year <= 9999)?;
