@@ -175,8 +175,16 @@ impl AuditorBuilder {
         let pending = slots.iter().map(|slot| (slot.label.clone(), Arc::clone(&slot.pending))).collect();
         let shared = Arc::new(Shared { sender, overflow: Arc::clone(&overflow), stream: stream.clone(), pending });
         metrics().add_queue(Arc::downgrade(&(Arc::clone(&shared) as Arc<dyn QueueDepth>)));
-        let writer =
-            Writer { receiver, overflow, chain: Chain::new(stream), slots, settings, leftovers, lock: Some(lock) };
+        let writer = Writer {
+            receiver,
+            overflow,
+            chain: Chain::new(stream),
+            sealed: Vec::new(),
+            slots,
+            settings,
+            leftovers,
+            lock: Some(lock),
+        };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .thread_name("hardened-audit")
@@ -616,6 +624,8 @@ struct Writer {
     receiver: mpsc::Receiver<Message>,
     overflow: Arc<OverflowSpill>,
     chain: Chain,
+    /// The sealed events of the batch being delivered; empty between batches, its room kept.
+    sealed: Vec<SealedEvent>,
     slots: Vec<Slot>,
     settings: Settings,
     /// Overflow files of an earlier pipeline, to write first.
@@ -631,8 +641,10 @@ impl Writer {
             self.write_overflow_file(&file).await;
         }
         let mut replies = Vec::new();
+        // Kept from batch to batch: a batch's worth of events is large enough that the allocator would
+        // hand fresh pages back and forth on every batch.
+        let mut batch = Vec::with_capacity(self.settings.batch_size.min(4096));
         loop {
-            let mut batch = Vec::with_capacity(self.settings.batch_size.min(4096));
             let mut stop = false;
             let first = match self.next_retry() {
                 Some(at) => tokio::select! {
@@ -673,7 +685,7 @@ impl Writer {
                     receive(message, &mut batch, &mut replies, &mut stop);
                 }
             }
-            self.write_batch(batch).await;
+            self.write_batch(&mut batch).await;
             self.absorb_overflow().await;
             self.replay_due(false).await;
             if stop || !replies.is_empty() {
@@ -697,14 +709,18 @@ impl Writer {
         self.slots.iter().filter(|slot| slot.is_down()).filter_map(|slot| slot.backlog.retry_at).min()
     }
 
-    async fn write_batch(&mut self, batch: Vec<AuditEvent>) {
+    /// Seals and delivers the events of `batch`, leaving it empty.
+    async fn write_batch(&mut self, batch: &mut Vec<AuditEvent>) {
         if batch.is_empty() {
             return;
         }
-        let sealed: Vec<SealedEvent> = batch.into_iter().map(|event| self.chain.seal(event)).collect();
+        let mut sealed = std::mem::take(&mut self.sealed);
+        sealed.extend(batch.drain(..).map(|event| self.chain.seal(event)));
         for slot in &mut self.slots {
             slot.deliver(&sealed, &self.settings).await;
         }
+        sealed.clear();
+        self.sealed = sealed;
     }
 
     async fn replay_due(&mut self, force: bool) {
@@ -723,7 +739,7 @@ impl Writer {
             self.write_overflow_file(&file).await;
         }
         for chunk in memory.chunks(self.settings.batch_size) {
-            self.write_batch(chunk.to_vec()).await;
+            self.write_batch(&mut chunk.to_vec()).await;
         }
         metrics().spilled.with_label_values(&["queue"]).sub(i64::try_from(count).unwrap_or(i64::MAX));
     }
@@ -747,10 +763,10 @@ impl Writer {
                 }
             }
             if batch.len() == self.settings.batch_size {
-                self.write_batch(std::mem::take(&mut batch)).await;
+                self.write_batch(&mut batch).await;
             }
         }
-        self.write_batch(batch).await;
+        self.write_batch(&mut batch).await;
         if let Err(error) = fs::remove_file(path) {
             tracing::warn!(%error, path = %path.display(), "could not remove a written audit overflow file");
         }
