@@ -163,7 +163,7 @@ impl JsonEntries<'_> {
         if std::mem::replace(&mut self.separate, true) {
             self.out.write_char(',')?;
         }
-        write_json_string(self.out, name)?;
+        write_json(self.out, name)?;
         self.out.write_char(':')?;
         value(self.out)
     }
@@ -188,7 +188,7 @@ impl Visit for JsonEntries<'_> {
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.entry(field.name(), |out| write_json_string(out, value));
+        self.entry(field.name(), |out| write_json(out, value));
     }
 
     fn record_bytes(&mut self, field: &Field, value: &[u8]) {
@@ -198,54 +198,14 @@ impl Visit for JsonEntries<'_> {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         let name = field.name();
         let name = name.strip_prefix("r#").unwrap_or(name);
-        self.entry(name, |out| {
-            out.write_char('"')?;
-            write!(JsonEscaped(out), "{value:?}")?;
-            out.write_char('"')
-        });
+        self.entry(name, |out| write_json(out, &format!("{value:?}")));
     }
-}
-
-/// `text` as a JSON string.
-fn write_json_string(out: &mut dyn fmt::Write, text: &str) -> fmt::Result {
-    out.write_char('"')?;
-    JsonEscaped(out).write_str(text)?;
-    out.write_char('"')
 }
 
 /// `value` as `serde_json` writes it.
 fn write_json<T: serde::Serialize + ?Sized>(out: &mut dyn fmt::Write, value: &T) -> fmt::Result {
     let text = serde_json::to_string(value).map_err(|_| fmt::Error)?;
     out.write_str(&text)
-}
-
-/// Writes what it is given as the inside of a JSON string: quotes, backslashes and control characters
-/// escaped.
-struct JsonEscaped<'out>(&'out mut dyn fmt::Write);
-
-impl fmt::Write for JsonEscaped<'_> {
-    fn write_str(&mut self, text: &str) -> fmt::Result {
-        let mut plain = 0;
-        for (at, byte) in text.bytes().enumerate() {
-            let escape = match byte {
-                b'"' => "\\\"",
-                b'\\' => "\\\\",
-                b'\n' => "\\n",
-                b'\r' => "\\r",
-                b'\t' => "\\t",
-                0x00..=0x1f => "",
-                _ => continue,
-            };
-            self.0.write_str(&text[plain..at])?;
-            if escape.is_empty() {
-                write!(self.0, "\\u{byte:04x}")?;
-            } else {
-                self.0.write_str(escape)?;
-            }
-            plain = at + 1;
-        }
-        self.0.write_str(&text[plain..])
-    }
 }
 
 #[cfg(test)]
