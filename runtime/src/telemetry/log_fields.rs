@@ -5,7 +5,7 @@
 //! target in a log line. The log layer formats a span's fields when the span is created, whether or not
 //! a line is ever written inside it, so leaving them out also saves that work on every call.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 
 use tracing::field::{Field, Visit};
 use tracing_subscriber::field::{RecordFields, VisitOutput};
