@@ -296,7 +296,7 @@ pub(crate) mod timestamp {
 
     /// `YYYY-MM-DDTHH:MM:SS.ffffffZ` without allocating, for years 0 to 9999 (the rest go through
     /// chrono's formatter, which writes the same for these).
-    pub(crate) fn rfc3339_micros(timestamp: &DateTime<Utc>) -> Option<[u8; 27]> {
+    fn rfc3339_micros(timestamp: &DateTime<Utc>) -> Option<[u8; 27]> {
         use chrono::{Datelike as _, Timelike as _};
         let timestamp = timestamp.naive_utc();
         let year = u32::try_from(timestamp.year()).ok().filter(|year| *year <= 9999)?;
