@@ -64,6 +64,35 @@ pub(super) struct DrainingListener {
     unread: watch::Sender<usize>,
 }
 
+/// Makes the kernel drop new connection requests (TCP SYN) to the listening socket, so that none joins
+/// the accept queue between the drain and the close, where the close would reset it: a client whose
+/// request is dropped tries again after its retransmission timeout and is refused by the closed port.
+/// Connections whose handshake is under way still complete, and are drained. Linux only (a socket
+/// filter); elsewhere that narrow window stays.
+fn refuse_new_connections(listener: &std::net::TcpListener) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        use socket2::{SockFilter, SockRef};
+        // Classic BPF on the TCP header: load the flags byte; SYN set: drop; anything else: keep.
+        const LOAD_FLAGS: u16 = 0x30; // BPF_LD | BPF_B | BPF_ABS
+        const JUMP_IF_SET: u16 = 0x45; // BPF_JMP | BPF_JSET | BPF_K
+        const RETURN: u16 = 0x06; // BPF_RET | BPF_K
+        const TCP_FLAGS_OFFSET: u32 = 13;
+        const SYN: u32 = 0x02;
+        let drop_syn = [
+            SockFilter::new(LOAD_FLAGS, 0, 0, TCP_FLAGS_OFFSET),
+            SockFilter::new(JUMP_IF_SET, 0, 1, SYN),
+            SockFilter::new(RETURN, 0, 0, 0),
+            SockFilter::new(RETURN, 0, 0, u32::MAX),
+        ];
+        if let Err(error) = SockRef::from(listener).attach_filter(&drop_syn) {
+            tracing::debug!(%error, "new connections could not be held off while the listener drains");
+        }
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = listener;
+}
+
 impl DrainingListener {
     /// Accepts every connection the kernel has queued, without waiting for more, then closes the socket,
     /// so that a later connect is refused at once rather than queued and then reset.
@@ -76,6 +105,7 @@ impl DrainingListener {
                 return;
             }
         };
+        refuse_new_connections(&listener);
         // `into_std` leaves the socket non-blocking: an empty queue answers `WouldBlock`.
         loop {
             match listener.accept() {
