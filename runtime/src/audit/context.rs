@@ -76,7 +76,7 @@ pub fn sync_scope<R>(context: AuditContext, body: impl FnOnce() -> R) -> R {
 /// The actor of the current scope, if there is one.
 #[must_use]
 pub fn current() -> Option<AuditContext> {
-    ACTOR.try_with(Clone::clone).ok()
+    with_current(Clone::clone)
 }
 
 /// `read` applied to the actor of the current scope, if there is one, without copying the actor.
