@@ -372,10 +372,29 @@ struct Counts {
     baseline: [AtomicU64; shards::BREAKER_RESULTS],
 }
 
-const SUCCESS: usize = 0;
-const FAILURE: usize = 1;
-const SLOW: usize = 2;
-const NOT_PERMITTED: usize = 3;
+/// What a breaker made of a call it admitted, as `hardened_circuit_breaker_calls_total` counts it: an
+/// index below [`Verdict::COUNT`] that the optimiser knows to be one, so counting it checks no bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Verdict {
+    Success = 0,
+    Failure = 1,
+    Slow = 2,
+}
+
+impl Verdict {
+    /// Verdicts there are.
+    pub(crate) const COUNT: usize = 3;
+
+    /// The verdict's cell among [`Verdict::COUNT`].
+    #[inline]
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The cell of refused calls in [`Counts::shared`], after the verdicts.
+const NOT_PERMITTED: usize = Verdict::COUNT;
 
 /// The settings a running breaker reads, retunable while calls are in flight. The window's size and kind
 /// shape its storage and stay as built.
@@ -525,9 +544,9 @@ impl CircuitBreaker {
             }
         };
         BreakerCounts {
-            success: read(SUCCESS),
-            failure: read(FAILURE),
-            slow: read(SLOW),
+            success: read(Verdict::Success.index()),
+            failure: read(Verdict::Failure.index()),
+            slow: read(Verdict::Slow.index()),
             not_permitted: read(NOT_PERMITTED),
         }
     }
@@ -549,10 +568,8 @@ impl CircuitBreaker {
     }
 
     /// Counts an outcome of [`BreakerPermit::settle`] that no function's metric cells counted.
-    pub(crate) fn count_shared(&self, result: usize) {
-        if let Some(count) = self.counts.shared.get(result) {
-            count.fetch_add(1, Ordering::Relaxed);
-        }
+    pub(crate) fn count_shared(&self, verdict: Verdict) {
+        self.counts.shared[verdict.index()].fetch_add(1, Ordering::Relaxed);
     }
 
     /// What the sliding window holds now.
@@ -705,14 +722,14 @@ impl CircuitBreaker {
     }
 
     /// Judges an outcome; returns the result to count, if any.
-    fn record(&self, admission: Admission, epoch: u32, failed: bool, slow: bool, now: u64) -> Option<usize> {
+    fn record(&self, admission: Admission, epoch: u32, failed: bool, slow: bool, now: u64) -> Option<Verdict> {
         if admission == Admission::Untracked {
             return None;
         }
         let result = match (failed, slow) {
-            (true, _) => FAILURE,
-            (false, true) => SLOW,
-            (false, false) => SUCCESS,
+            (true, _) => Verdict::Failure,
+            (false, true) => Verdict::Slow,
+            (false, false) => Verdict::Success,
         };
         self.judge(admission, epoch, failed, slow, now);
         Some(result)
@@ -845,7 +862,7 @@ impl<'a> BreakerPermit<'a> {
     /// a function's per-thread metric cells, or with [`CircuitBreaker::count_shared`]. A closed breaker's
     /// success that changes nothing is settled inline.
     #[inline]
-    pub(crate) fn settle(self, failed: bool, elapsed: u64, now: u64) -> Option<usize> {
+    pub(crate) fn settle(self, failed: bool, elapsed: u64, now: u64) -> Option<Verdict> {
         let result = self.outcome(failed, elapsed, |_| now);
         // Settled: nothing is left for the drop to do.
         std::mem::forget(self);
@@ -856,11 +873,11 @@ impl<'a> BreakerPermit<'a> {
     /// holding the permit in a larger value does not move it out first. The end time, `ended`, is
     /// worked out only when the breaker needs it: a success that changes nothing does not.
     #[inline]
-    fn outcome(&self, failed: bool, elapsed: u64, ended: impl FnOnce(&Self) -> u64) -> Option<usize> {
+    fn outcome(&self, failed: bool, elapsed: u64, ended: impl FnOnce(&Self) -> u64) -> Option<Verdict> {
         let breaker = self.breaker;
         let slow = breaker.is_slow(elapsed);
         if !failed && !slow && self.admission == Admission::Closed && breaker.success_changes_nothing(self.epoch) {
-            Some(SUCCESS)
+            Some(Verdict::Success)
         } else {
             breaker.record(self.admission, self.epoch, failed, slow, ended(self))
         }
@@ -869,7 +886,11 @@ impl<'a> BreakerPermit<'a> {
     /// [`BreakerPermit::settle`] of the permit in `permit`, if any, for a call that took `elapsed`
     /// nanoseconds from the time the permit was taken at; returns the breaker and its result.
     #[inline]
-    pub(crate) fn settle_held(permit: Option<Self>, failed: bool, elapsed: u64) -> Option<(&'a CircuitBreaker, usize)> {
+    pub(crate) fn settle_held(
+        permit: Option<Self>,
+        failed: bool,
+        elapsed: u64,
+    ) -> Option<(&'a CircuitBreaker, Verdict)> {
         let counted = match &permit {
             Some(held) => held
                 .outcome(failed, elapsed, |held| held.started_at.saturating_add(elapsed))

@@ -3,7 +3,7 @@
 
 use std::mem;
 
-use crate::breaker::CircuitBreaker;
+use crate::breaker::{CircuitBreaker, Verdict};
 use crate::clock::{self, SystemClock};
 use crate::metrics::shards;
 use crate::outcome::Outcome;
@@ -71,7 +71,7 @@ impl Call {
     /// the result its breaker saw, if any (counted with the call's own metrics, in the same shard).
     #[inline(always)]
     #[allow(clippy::inline_always, reason = "as `finish`, which this is with the duration already read")]
-    pub(crate) fn finish_after(self, outcome: Outcome, nanos: u64, breaker: Option<(&CircuitBreaker, usize)>) {
+    pub(crate) fn finish_after(self, outcome: Outcome, nanos: u64, breaker: Option<(&CircuitBreaker, Verdict)>) {
         let slot = self.site.slot();
         if slot == DETACHED {
             if let Some((breaker, result)) = breaker {

@@ -9,7 +9,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use crate::breaker::{BreakerPermit, CircuitBreaker};
+use crate::breaker::{BreakerPermit, CircuitBreaker, Verdict};
 use crate::bulkhead::{Bulkhead, BulkheadPermit};
 use crate::call::Call;
 use crate::clock::{self, SystemClock, system_nanos};
@@ -88,7 +88,7 @@ impl Permits {
     /// the call to count.
     #[inline(always)]
     #[allow(clippy::inline_always, reason = "measured: out of line, the permits went through memory")]
-    pub(crate) fn settle(self, failed: bool, elapsed: u64) -> Option<(&'static CircuitBreaker, usize)> {
+    pub(crate) fn settle(self, failed: bool, elapsed: u64) -> Option<(&'static CircuitBreaker, Verdict)> {
         let counted = BreakerPermit::settle_held(self.breaker, failed, elapsed);
         drop(self.bulkhead);
         counted

@@ -10,6 +10,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
+use crate::breaker::Verdict;
 use crate::outcome::Outcome;
 use crate::site::{DETACHED, Site, sites};
 
@@ -28,7 +29,7 @@ const TIMEOUTS: usize = RETRIES + 1;
 /// instruction.
 const BREAKER: usize = TIMEOUTS + 1;
 /// Outcomes a breaker counts per call: success, failure and slow.
-pub(crate) const BREAKER_RESULTS: usize = 3;
+pub(crate) const BREAKER_RESULTS: usize = Verdict::COUNT;
 /// First of the histogram cells: one per bucket bound, then one for `+Inf`. Counts are not cumulative.
 const BUCKETS: usize = BREAKER + BREAKER_RESULTS;
 
@@ -108,10 +109,33 @@ impl Drop for ShardReturn {
     }
 }
 
-#[inline]
+/// The current thread's shard, attaching one first if it has none.
 fn shard() -> Shard {
     let shard = SHARD.with(Cell::get);
     if shard.is_empty() { attach() } else { shard }
+}
+
+/// The current thread's shard as it is: empty before the thread's first call. Its users index it with a
+/// bounds check, which an empty shard fails too, and only then attach one: no check of their own.
+#[inline]
+fn attached_shard() -> Shard {
+    SHARD.with(Cell::get)
+}
+
+/// Adds `amount` to the cell at `index` of the current thread's shard.
+#[inline]
+fn add_at(index: usize, amount: u64) {
+    match attached_shard().get(index) {
+        Some(cell) => add(cell, amount),
+        None => add_attaching(index, amount),
+    }
+}
+
+#[cold]
+fn add_attaching(index: usize, amount: u64) {
+    if let Some(cell) = shard().get(index) {
+        add(cell, amount);
+    }
 }
 
 #[cold]
@@ -140,20 +164,50 @@ fn add(cell: &AtomicU64, amount: u64) {
 /// Counts a started call.
 #[inline]
 pub(crate) fn record_start(slot: u32) {
-    add(&shard()[slot as usize + STARTED], 1);
+    add_at(slot as usize + STARTED, 1);
 }
 
 /// Counts a finished call with its outcome and duration, and the result (below [`BREAKER_RESULTS`]) its
 /// circuit breaker saw, if any.
 #[inline(always)]
 #[allow(clippy::inline_always, reason = "measured: left to the optimiser, a guarded call kept it out of line")]
-pub(crate) fn record_finish(site: &Site, slot: u32, outcome: Outcome, nanos: u64, breaker: Option<usize>) {
-    // The cells before the histogram as an array: one length check instead of one per index. It always
-    // passes, the layout being fixed before the first shard is made.
-    let Some((cells, histogram)) = shard()[slot as usize..].split_first_chunk::<BUCKETS>() else { return };
+pub(crate) fn record_finish(site: &Site, slot: u32, outcome: Outcome, nanos: u64, breaker: Option<Verdict>) {
+    // The cells before the histogram as an array: one length check instead of one per index, which only
+    // a thread without a shard yet fails, the layout being fixed before the first shard is made.
+    match site_cells(attached_shard(), slot) {
+        Some((cells, histogram)) => count_finish(cells, histogram, site, outcome, nanos, breaker),
+        None => record_finish_attaching(site, slot, outcome, nanos, breaker),
+    }
+}
+
+#[cold]
+fn record_finish_attaching(site: &Site, slot: u32, outcome: Outcome, nanos: u64, breaker: Option<Verdict>) {
+    if let Some((cells, histogram)) = site_cells(shard(), slot) {
+        count_finish(cells, histogram, site, outcome, nanos, breaker);
+    }
+}
+
+/// The cells of the site at `slot` in `shard`: those before the histogram, and the histogram's on.
+#[inline(always)]
+#[allow(clippy::inline_always, reason = "on every call's path, as `record_finish`")]
+fn site_cells(shard: Shard, slot: u32) -> Option<(&'static [AtomicU64; BUCKETS], &'static [AtomicU64])> {
+    shard.get(slot as usize..).and_then(<[AtomicU64]>::split_first_chunk::<BUCKETS>)
+}
+
+/// Counts a finished call in its site's cells of one shard.
+#[inline(always)]
+#[allow(clippy::inline_always, reason = "on every call's path, as `record_finish`")]
+fn count_finish(
+    cells: &[AtomicU64; BUCKETS],
+    histogram: &[AtomicU64],
+    site: &Site,
+    outcome: Outcome,
+    nanos: u64,
+    breaker: Option<Verdict>,
+) {
     add(&cells[OUTCOMES + outcome.index()], 1);
     if let Some(result) = breaker {
-        add(&cells[BREAKER + result], 1);
+        add(&cells[BREAKER + result.index()], 1);
     }
     add(&cells[SUM_NANOS], nanos);
     let bounds = site.bucket_nanos();
@@ -166,7 +220,7 @@ pub(crate) fn record_finish(site: &Site, slot: u32, outcome: Outcome, nanos: u64
 pub(crate) fn record_retry(site: &Site) {
     let slot = slot_of(site);
     if slot < DETACHED {
-        add(&shard()[slot as usize + RETRIES], 1);
+        add_at(slot as usize + RETRIES, 1);
     }
 }
 
@@ -175,7 +229,7 @@ pub(crate) fn record_retry(site: &Site) {
 pub(crate) fn record_timeout(site: &Site) {
     let slot = slot_of(site);
     if slot < DETACHED {
-        add(&shard()[slot as usize + TIMEOUTS], 1);
+        add_at(slot as usize + TIMEOUTS, 1);
     }
 }
 
