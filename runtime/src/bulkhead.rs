@@ -1,10 +1,15 @@
 //! Bulkhead: a limit on concurrent calls, so one slow dependency cannot take every task and connection.
 //!
-//! A counting semaphore on one atomic: acquiring is a compare-and-swap, releasing a subtraction. Callers
-//! that may wait queue on a `tokio::sync::Notify` that is touched only when someone is waiting.
+//! A counting semaphore on atomics. Taking a permit is a compare-and-swap of the permits out; giving it
+//! back adds to a count of permits released that belongs to the releasing thread, so that two threads
+//! sharing a bulkhead do not fight over one cache line twice per call. The permits out are therefore
+//! counted from above: when they reach the limit, the permits released since are summed and taken off,
+//! and only then is a call refused. Callers that may wait queue on a `tokio::sync::Notify` that is
+//! touched only when someone is waiting.
 
+use std::cell::Cell;
 use std::fmt;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -35,16 +40,72 @@ impl Default for BulkheadConfig {
     }
 }
 
+/// What taking a permit writes, on a cache line of its own.
+#[derive(Debug, Default)]
+#[repr(C, align(64))]
+struct Taken {
+    /// Permits out, counting those released since the last settlement: never fewer than are out.
+    out: AtomicU32,
+    /// Permits released and taken off `out` so far.
+    settled: AtomicU64,
+}
+
+/// Permits released, one cell per group of threads: every `CELL_WORDS`th word, so that each cell has
+/// 128 bytes (a pair of cache lines, which x86 fetches together) to itself.
+#[derive(Debug)]
+#[repr(align(128))]
+struct Released([AtomicU64; RELEASED_CELLS * CELL_WORDS]);
+
+const CELL_WORDS: usize = 16;
+
+impl Default for Released {
+    fn default() -> Self {
+        Released(std::array::from_fn(|_| AtomicU64::new(0)))
+    }
+}
+
+/// Cells of released permits per bulkhead. Threads beyond that share cells, still correctly: a cell is
+/// added to atomically.
+const RELEASED_CELLS: usize = 16;
+
+thread_local! {
+    /// The first word of the current thread's cell of released permits, in every bulkhead: cell 0,
+    /// shared, until the thread first finds a bulkhead contended, then one of its own while there are
+    /// enough.
+    static RELEASED_CELL: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The current thread's cell of released permits.
+#[inline]
+fn released_cell() -> usize {
+    // The word of the cell, with the bounds known: one instruction.
+    RELEASED_CELL.with(Cell::get) & ((RELEASED_CELLS - 1) * CELL_WORDS)
+}
+
+/// Gives the current thread a cell of released permits of its own, if it has none yet: it has just
+/// raced another thread for a permit, and would otherwise count its releases in the shared cell.
+#[cold]
+fn claim_released_cell() {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    RELEASED_CELL.with(|cell| {
+        if cell.get() == 0 {
+            cell.set((1 + NEXT.fetch_add(1, Ordering::Relaxed) % (RELEASED_CELLS - 1)) * CELL_WORDS);
+        }
+    });
+}
+
 /// A bulkhead; shared by name between every function that names it.
 pub struct Bulkhead {
+    taken: Taken,
     name: &'static str,
     max: AtomicU32,
     /// Nanoseconds; 0 refuses at once.
     wait: AtomicU64,
-    in_use: AtomicU32,
     waiting: AtomicU32,
-    released: Notify,
+    freed: Notify,
     refused: AtomicU64,
+    /// Indexed by [`released_cell`].
+    released: Released,
 }
 
 impl fmt::Debug for Bulkhead {
@@ -52,7 +113,7 @@ impl fmt::Debug for Bulkhead {
         f.debug_struct("Bulkhead")
             .field("name", &self.name)
             .field("config", &self.config())
-            .field("in_use", &self.in_use.load(Ordering::Relaxed))
+            .field("in_use", &self.in_use())
             .finish_non_exhaustive()
     }
 }
@@ -66,10 +127,11 @@ impl Bulkhead {
             name,
             max: AtomicU32::new(config.max),
             wait: AtomicU64::new(config.wait.map_or(0, crate::clock::duration_nanos)),
-            in_use: AtomicU32::new(0),
+            taken: Taken::default(),
             waiting: AtomicU32::new(0),
-            released: Notify::new(),
+            freed: Notify::new(),
             refused: AtomicU64::new(0),
+            released: Released::default(),
         }
     }
 
@@ -91,13 +153,27 @@ impl Bulkhead {
     pub fn retune(&self, config: &BulkheadConfig) {
         self.max.store(config.max, Ordering::Relaxed);
         self.wait.store(config.wait.map_or(0, crate::clock::duration_nanos), Ordering::Relaxed);
-        self.released.notify_waiters();
+        self.freed.notify_waiters();
     }
 
     /// Permits free now.
     #[must_use]
     pub fn available(&self) -> u32 {
-        self.max.load(Ordering::Relaxed).saturating_sub(self.in_use.load(Ordering::Acquire))
+        self.max.load(Ordering::Relaxed).saturating_sub(self.in_use())
+    }
+
+    /// Permits out now.
+    fn in_use(&self) -> u32 {
+        // Released last: a permit taken and released in between is then not counted as out.
+        let settled = self.taken.settled.load(Ordering::SeqCst);
+        let out = self.taken.out.load(Ordering::SeqCst);
+        let unsettled = self.released_total().saturating_sub(settled);
+        out.saturating_sub(u32::try_from(unsettled).unwrap_or(u32::MAX))
+    }
+
+    /// Permits released so far, by every thread.
+    fn released_total(&self) -> u64 {
+        self.released.0.iter().step_by(CELL_WORDS).map(|cell| cell.load(Ordering::SeqCst)).sum()
     }
 
     /// Calls refused so far.
@@ -116,16 +192,46 @@ impl Bulkhead {
     #[inline]
     pub(crate) fn take(&self) -> Option<BulkheadPermit<'_>> {
         let max = self.max.load(Ordering::Relaxed);
-        let mut in_use = self.in_use.load(Ordering::Acquire);
+        let mut out = self.taken.out.load(Ordering::Acquire);
         loop {
-            if in_use >= max {
-                return None;
+            if out >= max {
+                out = self.settle();
+                if out >= max {
+                    return None;
+                }
             }
-            match self.in_use.compare_exchange_weak(in_use, in_use + 1, Ordering::AcqRel, Ordering::Acquire) {
+            match self.taken.out.compare_exchange_weak(out, out + 1, Ordering::SeqCst, Ordering::Acquire) {
                 Ok(_) => return Some(BulkheadPermit { bulkhead: self }),
-                Err(actual) => in_use = actual,
+                Err(actual) => {
+                    claim_released_cell();
+                    out = actual;
+                }
             }
         }
+    }
+
+    /// Takes the permits released since the last settlement off the permits out; returns those out.
+    #[cold]
+    fn settle(&self) -> u32 {
+        let released = self.released_total();
+        let mut settled = self.taken.settled.load(Ordering::SeqCst);
+        while released > settled {
+            match self.taken.settled.compare_exchange_weak(settled, released, Ordering::SeqCst, Ordering::SeqCst) {
+                Ok(_) => {
+                    // Each of these permits was counted out when taken, and is taken off once: by the
+                    // settlement that moved `settled` past it. Fewer than `u32::MAX` are out.
+                    let freed = u32::try_from(released - settled).unwrap_or(u32::MAX);
+                    let out = self.taken.out.fetch_sub(freed, Ordering::SeqCst) - freed;
+                    // A waiter may have found `settled` moved and `out` not yet lowered: wake it to look again.
+                    if self.waiting.load(Ordering::SeqCst) > 0 {
+                        self.freed.notify_waiters();
+                    }
+                    return out;
+                }
+                Err(actual) => settled = actual,
+            }
+        }
+        self.taken.out.load(Ordering::SeqCst)
     }
 
     /// Whether a call may wait for a permit.
@@ -144,17 +250,19 @@ impl Bulkhead {
             return Err(self.refusal());
         }
         let wait = Duration::from_nanos(wait);
-        self.waiting.fetch_add(1, Ordering::AcqRel);
+        // Sequentially consistent with the release's count and its look at `waiting`: either the release
+        // sees this waiter, or the retry below sees the release.
+        self.waiting.fetch_add(1, Ordering::SeqCst);
         let waited = tokio::time::timeout(wait, async {
             loop {
-                let released = self.released.notified();
-                tokio::pin!(released);
+                let freed = self.freed.notified();
+                tokio::pin!(freed);
                 // Registered before the retry, so a release between the two still wakes this waiter.
-                released.as_mut().enable();
+                freed.as_mut().enable();
                 if let Some(permit) = self.take() {
                     return permit;
                 }
-                released.await;
+                freed.await;
             }
         })
         .await;
@@ -170,9 +278,9 @@ impl Bulkhead {
 
     #[inline]
     fn release(&self) {
-        self.in_use.fetch_sub(1, Ordering::AcqRel);
-        if self.waiting.load(Ordering::Acquire) > 0 {
-            self.released.notify_one();
+        self.released.0[released_cell()].fetch_add(1, Ordering::SeqCst);
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            self.freed.notify_one();
         }
     }
 }

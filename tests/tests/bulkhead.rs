@@ -99,3 +99,80 @@ async fn concurrent_calls_never_exceed_the_limit() {
     assert_eq!(peak.load(Ordering::SeqCst), 3);
     assert_eq!(bulkhead.available(), 3);
 }
+
+#[test]
+fn permits_given_back_on_other_threads_are_free_again() {
+    let bulkhead = leaked(4, None);
+    let permits: Vec<_> = (0..4).map(|_| bulkhead.try_acquire().expect("free")).collect();
+    assert!(bulkhead.try_acquire().is_err(), "all four are out");
+    std::thread::scope(|scope| {
+        for permit in permits {
+            scope.spawn(move || drop(permit));
+        }
+    });
+    assert_eq!(bulkhead.available(), 4);
+    let again: Vec<_> = (0..4).map(|_| bulkhead.try_acquire().expect("given back on another thread")).collect();
+    assert!(bulkhead.try_acquire().is_err(), "still four at most");
+    drop(again);
+    assert_eq!(bulkhead.available(), 4);
+}
+
+#[test]
+fn a_held_permit_stays_counted_while_others_come_and_go() {
+    let bulkhead = leaked(2, None);
+    let _held = bulkhead.try_acquire().expect("free");
+    for round in 0..1_000 {
+        let other = bulkhead.try_acquire().unwrap_or_else(|_| panic!("round {round}: one permit is free"));
+        assert!(bulkhead.try_acquire().is_err(), "round {round}: two are out");
+        assert_eq!(bulkhead.available(), 0);
+        drop(other);
+        assert_eq!(bulkhead.available(), 1);
+    }
+    assert_eq!(bulkhead.refused(), 1_000);
+}
+
+#[test]
+fn lowering_max_under_the_permits_out_refuses_until_enough_come_back() {
+    let bulkhead = leaked(3, None);
+    let mut out: Vec<_> = (0..3).map(|_| bulkhead.try_acquire().expect("free")).collect();
+    bulkhead.retune(&BulkheadConfig::new(1));
+    assert_eq!(bulkhead.available(), 0);
+    out.truncate(1);
+    assert_eq!(bulkhead.available(), 0, "one permit out, one allowed");
+    assert!(bulkhead.try_acquire().is_err());
+    out.clear();
+    assert_eq!(bulkhead.available(), 1);
+    let _one = bulkhead.try_acquire().expect("free under the new limit");
+    assert!(bulkhead.try_acquire().is_err(), "one at most");
+}
+
+#[test]
+fn threads_racing_for_permits_never_exceed_the_limit_and_count_every_refusal() {
+    const THREADS: u32 = 4;
+    const ATTEMPTS: u32 = 20_000;
+    let bulkhead = leaked(3, None);
+    let (running, peak) = (AtomicU32::new(0), AtomicU32::new(0));
+    let admitted = AtomicU32::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..THREADS {
+            scope.spawn(|| {
+                for _ in 0..ATTEMPTS {
+                    if let Ok(permit) = bulkhead.try_acquire() {
+                        let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                        peak.fetch_max(now, Ordering::SeqCst);
+                        admitted.fetch_add(1, Ordering::Relaxed);
+                        running.fetch_sub(1, Ordering::SeqCst);
+                        drop(permit);
+                    }
+                }
+            });
+        }
+    });
+    let admitted = admitted.load(Ordering::Relaxed);
+    assert!(peak.load(Ordering::SeqCst) <= 3, "peak {}", peak.load(Ordering::SeqCst));
+    // A refusal needs three permits out at once, each held for an instant: most attempts get one.
+    assert!(admitted >= ATTEMPTS, "only {admitted} of {} attempts admitted", THREADS * ATTEMPTS);
+    let refused = u64::from(THREADS * ATTEMPTS - admitted);
+    assert_eq!(bulkhead.refused(), refused, "every refusal counted");
+    assert_eq!(bulkhead.available(), 3, "every permit came back");
+}
