@@ -2,6 +2,7 @@
 //! classifies the output, and records cancellation and panics; with guards, admits the call first.
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -244,132 +245,108 @@ where
                 let bulkhead = match take_free(guards, now) {
                     Ok(bulkhead) => bulkhead,
                     Err(rated) => {
-                        return start_slowly(
-                            call,
-                            now,
-                            breaker,
-                            rated,
-                            this.guards,
-                            this.future,
-                            stage,
-                            this.is_failure,
-                            this.classify,
-                            this.span,
-                            cx,
-                        );
+                        let polled = Polled::new(this.future, stage, this.is_failure, this.classify, this.span);
+                        return polled.start_slowly(call, now, breaker, rated, this.guards, cx);
                     }
                 };
-                let permits = Permits { breaker, bulkhead };
-                run(call, clock, permits, this.future, stage, this.is_failure, this.classify, this.span, cx)
+                let polled = Polled::new(this.future, stage, this.is_failure, this.classify, this.span);
+                polled.run(call, clock, Permits { breaker, bulkhead }, cx)
             }
             Stage::Running(InFlight { call, permits }) => {
                 let _entered = this.span.enter();
-                run(call, clock::system(), permits, this.future, stage, this.is_failure, this.classify, this.span, cx)
+                let polled = Polled::new(this.future, stage, this.is_failure, this.classify, this.span);
+                polled.run(call, clock::system(), permits, cx)
             }
             Stage::Waiting(flight, waiting) => {
                 let _entered = this.span.enter();
-                wait_then_run(flight, waiting, this.future, stage, this.is_failure, this.classify, this.span, cx)
+                let polled = Polled::new(this.future, stage, this.is_failure, this.classify, this.span);
+                polled.wait_then_run(flight, waiting, cx)
             }
             Stage::Done => panic!("a `#[hardened]` call polled after it completed"),
         }
     }
 }
 
-/// The first poll of a call that the breaker admitted and that found no token (`rated` false) or no
-/// bulkhead permit at once: it waits, or is refused, or is admitted after all.
-#[cold]
-#[allow(clippy::too_many_arguments, reason = "the fields of the future, which the poll holds borrowed apart")]
-fn start_slowly<S, F, P, C, T>(
-    call: Call,
-    now: u64,
-    breaker: Option<BreakerPermit<'static>>,
-    rated: bool,
-    guards: &'static SiteGuards,
-    future: Pin<&mut Option<F>>,
-    stage: &mut Stage<S>,
-    is_failure: &P,
-    classify: &mut C,
-    span: &Span,
-    cx: &mut Context<'_>,
-) -> Poll<T>
-where
-    F: Future,
-    F::Output: GuardedReturn,
-    P: Fn(&F::Output) -> bool,
-    C: FnMut((F::Output, Option<Outcome>), &Span) -> (T, Outcome),
-{
-    match admit_rest(guards.resolved(), now, breaker, rated) {
-        Admission::Now(permits) => run(call, clock::system(), permits, future, stage, is_failure, classify, span, cx),
-        Admission::Wait(breaker, waiting) => {
-            let flight = InFlight { call, permits: Permits { breaker, bulkhead: None } };
-            wait_then_run(flight, waiting, future, stage, is_failure, classify, span, cx)
-        }
-        Admission::Refused(refusal) => Poll::Ready(refuse(call, refusal.rejected(), classify, span)),
-    }
+/// The parts of a [`GuardedInstrumented`] that a poll works with once it has taken the call's state out
+/// of the stage, borrowed apart.
+struct Polled<'a, S, F, P, C, T> {
+    future: Pin<&'a mut Option<F>>,
+    stage: &'a mut Stage<S>,
+    is_failure: &'a P,
+    classify: &'a mut C,
+    span: &'a Span,
+    value: PhantomData<fn() -> T>,
 }
 
-/// Polls the wait of an admitted call and, once it has its token and permit, its body; the call goes back
-/// into `stage` while either is pending.
-#[cold]
-#[allow(clippy::too_many_arguments, reason = "the fields of the future, which the poll holds borrowed apart")]
-fn wait_then_run<S, F, P, C, T>(
-    flight: InFlight,
-    waiting: Waiting,
-    future: Pin<&mut Option<F>>,
-    stage: &mut Stage<S>,
-    is_failure: &P,
-    classify: &mut C,
-    span: &Span,
-    cx: &mut Context<'_>,
-) -> Poll<T>
+impl<'a, S, F, P, C, T> Polled<'a, S, F, P, C, T>
 where
     F: Future,
     F::Output: GuardedReturn,
     P: Fn(&F::Output) -> bool,
     C: FnMut((F::Output, Option<Outcome>), &Span) -> (T, Outcome),
 {
-    match wait(flight, waiting, stage, cx) {
-        Waited::Admitted(InFlight { call, permits }) => {
-            run(call, clock::system(), permits, future, stage, is_failure, classify, span, cx)
-        }
-        Waited::Pending => Poll::Pending,
-        Waited::Refused(call, rejected) => Poll::Ready(refuse(call, rejected, classify, span)),
+    #[inline(always)]
+    #[allow(clippy::inline_always, reason = "on every poll's path: its parts stay in registers")]
+    fn new(
+        future: Pin<&'a mut Option<F>>,
+        stage: &'a mut Stage<S>,
+        is_failure: &'a P,
+        classify: &'a mut C,
+        span: &'a Span,
+    ) -> Self {
+        Polled { future, stage, is_failure, classify, span, value: PhantomData }
     }
-}
 
-/// Polls the body of an admitted call (inside its span) and, when it completes, settles the permits and
-/// records the call; the call goes back into `stage` while the body is pending.
-#[inline(always)]
-#[allow(clippy::inline_always, reason = "one copy per stage it resumes from, each with its state in registers")]
-#[allow(clippy::too_many_arguments, reason = "the call's state apart, which stays in registers")]
-fn run<S, F, P, C, T>(
-    call: Call,
-    clock: &SystemClock,
-    permits: Permits,
-    future: Pin<&mut Option<F>>,
-    stage: &mut Stage<S>,
-    is_failure: &P,
-    classify: &mut C,
-    span: &Span,
-    cx: &mut Context<'_>,
-) -> Poll<T>
-where
-    F: Future,
-    F::Output: GuardedReturn,
-    P: Fn(&F::Output) -> bool,
-    C: FnMut((F::Output, Option<Outcome>), &Span) -> (T, Outcome),
-{
-    let Some(future) = future.as_pin_mut() else { panic!("a `#[hardened]` call admitted without its body") };
-    let Poll::Ready(output) = future.poll(cx) else {
-        *stage = Stage::Running(InFlight { call, permits });
-        return Poll::Pending;
-    };
-    let elapsed = call.elapsed_nanos(clock);
-    let failed = is_failure(&output);
-    let counted = permits.settle(failed, elapsed);
-    let (value, outcome) = classify((output, None), span);
-    call.finish_after(outcome, elapsed, counted);
-    Poll::Ready(value)
+    /// The first poll of a call that the breaker admitted and that found no token (`rated` false) or no
+    /// bulkhead permit at once: it waits, or is refused, or is admitted after all.
+    #[cold]
+    fn start_slowly(
+        self,
+        call: Call,
+        now: u64,
+        breaker: Option<BreakerPermit<'static>>,
+        rated: bool,
+        guards: &'static SiteGuards,
+        cx: &mut Context<'_>,
+    ) -> Poll<T> {
+        match admit_rest(guards.resolved(), now, breaker, rated) {
+            Admission::Now(permits) => self.run(call, clock::system(), permits, cx),
+            Admission::Wait(breaker, waiting) => {
+                let flight = InFlight { call, permits: Permits { breaker, bulkhead: None } };
+                self.wait_then_run(flight, waiting, cx)
+            }
+            Admission::Refused(refusal) => Poll::Ready(refuse(call, refusal.rejected(), self.classify, self.span)),
+        }
+    }
+
+    /// Polls the wait of an admitted call and, once it has its token and permit, its body; the call goes
+    /// back into the stage while either is pending.
+    #[cold]
+    fn wait_then_run(self, flight: InFlight, waiting: Waiting, cx: &mut Context<'_>) -> Poll<T> {
+        match wait(flight, waiting, self.stage, cx) {
+            Waited::Admitted(InFlight { call, permits }) => self.run(call, clock::system(), permits, cx),
+            Waited::Pending => Poll::Pending,
+            Waited::Refused(call, rejected) => Poll::Ready(refuse(call, rejected, self.classify, self.span)),
+        }
+    }
+
+    /// Polls the body of an admitted call (inside its span) and, when it completes, settles the permits
+    /// and records the call; the call goes back into the stage while the body is pending.
+    #[inline(always)]
+    #[allow(clippy::inline_always, reason = "one copy per stage it resumes from, each with its state in registers")]
+    fn run(self, call: Call, clock: &SystemClock, permits: Permits, cx: &mut Context<'_>) -> Poll<T> {
+        let Some(future) = self.future.as_pin_mut() else { panic!("a `#[hardened]` call admitted without its body") };
+        let Poll::Ready(output) = future.poll(cx) else {
+            *self.stage = Stage::Running(InFlight { call, permits });
+            return Poll::Pending;
+        };
+        let elapsed = call.elapsed_nanos(clock);
+        let failed = (self.is_failure)(&output);
+        let counted = permits.settle(failed, elapsed);
+        let (value, outcome) = (self.classify)((output, None), self.span);
+        call.finish_after(outcome, elapsed, counted);
+        Poll::Ready(value)
+    }
 }
 
 /// A refused call, recorded, and the value its caller receives.
