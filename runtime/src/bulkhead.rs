@@ -222,9 +222,11 @@ impl Bulkhead {
                     // settlement that moved `settled` past it. Fewer than `u32::MAX` are out.
                     let freed = u32::try_from(released - settled).unwrap_or(u32::MAX);
                     let out = self.taken.out.fetch_sub(freed, Ordering::SeqCst) - freed;
-                    // A waiter may have found `settled` moved and `out` not yet lowered: wake it to look again.
-                    if self.waiting.load(Ordering::SeqCst) > 0 {
-                        self.freed.notify_waiters();
+                    // A waiter may have found `settled` moved and `out` not yet lowered, and gone back to
+                    // waiting. The caller takes one of the permits freed; a waiter is woken for each other
+                    // one (not every waiter for each: they would all race for one permit).
+                    for _ in 1..freed.min(self.waiting.load(Ordering::SeqCst).saturating_add(1)) {
+                        self.freed.notify_one();
                     }
                     return out;
                 }
