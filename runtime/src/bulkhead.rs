@@ -1,15 +1,19 @@
 //! Bulkhead: a limit on concurrent calls, so one slow dependency cannot take every task and connection.
 //!
-//! A counting semaphore on atomics. Taking a permit is a compare-and-swap of the permits out; giving it
-//! back adds to a count of permits released that belongs to the releasing thread, so that two threads
-//! sharing a bulkhead do not fight over one cache line twice per call. The permits out are therefore
-//! counted from above: when they reach the limit, the permits released since are summed and taken off,
-//! and only then is a call refused. Callers that may wait queue on a `tokio::sync::Notify` that is
-//! touched only when someone is waiting.
+//! A counting semaphore on atomics. A permit given back goes into a pocket of the bulkhead that belongs to
+//! the releasing thread, and that thread's next call takes it from there: threads sharing a bulkhead do
+//! not write one cache line on every call. A call whose pocket is empty takes a permit from the shared
+//! count of permits out, which therefore counts from above (pocketed permits included): when it reaches
+//! the limit, every pocket is emptied into it, and only then is a call refused.
+//!
+//! Pockets are closed while the permits out are over the limit (`max` was lowered under them): a closed
+//! pocket still takes permits given back, but gives none out, so every call goes through the shared count
+//! and its limit until enough calls have finished. Callers that may wait queue on a `tokio::sync::Notify`
+//! that is touched only when someone is waiting.
 
 use std::cell::Cell;
 use std::fmt;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -40,56 +44,68 @@ impl Default for BulkheadConfig {
     }
 }
 
-/// What taking a permit writes, on a cache line of its own.
+/// The shared count of permits out, on a cache line of its own.
 #[derive(Debug, Default)]
 #[repr(C, align(64))]
 struct Taken {
-    /// Permits out, counting those released since the last settlement: never fewer than are out.
+    /// Permits out: held by calls or kept in pockets.
     out: AtomicU32,
-    /// Permits released and taken off `out` so far.
-    settled: AtomicU64,
 }
 
-/// Permits released, one cell per group of threads: every `CELL_WORDS`th word, so that each cell has
-/// 128 bytes (a pair of cache lines, which x86 fetches together) to itself.
+/// Pockets of permits given back, one per group of threads: every `POCKET_WORDS`th word, so that each
+/// pocket has 128 bytes (a pair of cache lines, which x86 fetches together) to itself. A pocket holds
+/// its count of permits; a closed one has the sign bit set as well ([`CLOSED`]).
 #[derive(Debug)]
 #[repr(align(128))]
-struct Released([AtomicU64; RELEASED_CELLS * CELL_WORDS]);
+struct Pockets([AtomicI64; POCKETS * POCKET_WORDS]);
 
-const CELL_WORDS: usize = 16;
+const POCKET_WORDS: usize = 16;
 
-impl Default for Released {
+/// Pockets per bulkhead. Threads beyond that share pockets, still correctly: a pocket is changed
+/// atomically.
+const POCKETS: usize = 16;
+
+/// The bit of a closed pocket: its word is negative, so the test for a permit to take fails.
+const CLOSED: i64 = i64::MIN;
+
+impl Default for Pockets {
     fn default() -> Self {
-        Released(std::array::from_fn(|_| AtomicU64::new(0)))
+        Pockets(std::array::from_fn(|_| AtomicI64::new(0)))
     }
 }
 
-/// Cells of released permits per bulkhead. Threads beyond that share cells, still correctly: a cell is
-/// added to atomically.
-const RELEASED_CELLS: usize = 16;
+impl Pockets {
+    fn each(&self) -> impl Iterator<Item = &AtomicI64> {
+        self.0.iter().step_by(POCKET_WORDS)
+    }
+}
+
+/// The permits a pocket's word counts, open or closed.
+fn kept(word: i64) -> u64 {
+    (word & i64::MAX).unsigned_abs()
+}
 
 thread_local! {
-    /// The first word of the current thread's cell of released permits, in every bulkhead: cell 0,
-    /// shared, until the thread first finds a bulkhead contended, then one of its own while there are
-    /// enough.
-    static RELEASED_CELL: Cell<usize> = const { Cell::new(0) };
+    /// The first word of the current thread's pocket, in every bulkhead: pocket 0, shared, until the
+    /// thread first finds a bulkhead contended, then one of its own while there are enough.
+    static POCKET: Cell<usize> = const { Cell::new(0) };
 }
 
-/// The current thread's cell of released permits.
+/// The current thread's pocket.
 #[inline]
-fn released_cell() -> usize {
-    // The word of the cell, with the bounds known: one instruction.
-    RELEASED_CELL.with(Cell::get) & ((RELEASED_CELLS - 1) * CELL_WORDS)
+fn pocket() -> usize {
+    // The word of the pocket, with the bounds known: one instruction.
+    POCKET.with(Cell::get) & ((POCKETS - 1) * POCKET_WORDS)
 }
 
-/// Gives the current thread a cell of released permits of its own, if it has none yet: it has just
-/// raced another thread for a permit, and would otherwise count its releases in the shared cell.
+/// Gives the current thread a pocket of its own, if it has none yet: it has just raced another thread
+/// for a permit, and would otherwise keep its permits in the shared pocket.
 #[cold]
-fn claim_released_cell() {
+fn claim_pocket() {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
-    RELEASED_CELL.with(|cell| {
+    POCKET.with(|cell| {
         if cell.get() == 0 {
-            cell.set((1 + NEXT.fetch_add(1, Ordering::Relaxed) % (RELEASED_CELLS - 1)) * CELL_WORDS);
+            cell.set((1 + NEXT.fetch_add(1, Ordering::Relaxed) % (POCKETS - 1)) * POCKET_WORDS);
         }
     });
 }
@@ -104,8 +120,8 @@ pub struct Bulkhead {
     waiting: AtomicU32,
     freed: Notify,
     refused: AtomicU64,
-    /// Indexed by [`released_cell`].
-    released: Released,
+    /// Indexed by [`pocket`].
+    pockets: Pockets,
 }
 
 impl fmt::Debug for Bulkhead {
@@ -131,7 +147,7 @@ impl Bulkhead {
             waiting: AtomicU32::new(0),
             freed: Notify::new(),
             refused: AtomicU64::new(0),
-            released: Released::default(),
+            pockets: Pockets::default(),
         }
     }
 
@@ -151,8 +167,11 @@ impl Bulkhead {
     /// Applies new settings to the running bulkhead. Permits already out stay out: lowering `max` below
     /// the calls in flight refuses new calls until enough of them finish.
     pub fn retune(&self, config: &BulkheadConfig) {
-        self.max.store(config.max, Ordering::Relaxed);
+        self.max.store(config.max, Ordering::SeqCst);
         self.wait.store(config.wait.map_or(0, crate::clock::duration_nanos), Ordering::Relaxed);
+        if self.taken.out.load(Ordering::SeqCst) > config.max {
+            self.close_pockets();
+        }
         self.freed.notify_waiters();
     }
 
@@ -162,18 +181,11 @@ impl Bulkhead {
         self.max.load(Ordering::Relaxed).saturating_sub(self.in_use())
     }
 
-    /// Permits out now.
+    /// Permits held by calls now.
     fn in_use(&self) -> u32 {
-        // Released last: a permit taken and released in between is then not counted as out.
-        let settled = self.taken.settled.load(Ordering::SeqCst);
         let out = self.taken.out.load(Ordering::SeqCst);
-        let unsettled = self.released_total().saturating_sub(settled);
-        out.saturating_sub(u32::try_from(unsettled).unwrap_or(u32::MAX))
-    }
-
-    /// Permits released so far, by every thread.
-    fn released_total(&self) -> u64 {
-        self.released.0.iter().step_by(CELL_WORDS).map(|cell| cell.load(Ordering::SeqCst)).sum()
+        let kept: u64 = self.pockets.each().map(|pocket| kept(pocket.load(Ordering::SeqCst))).sum();
+        out.saturating_sub(u32::try_from(kept).unwrap_or(u32::MAX))
     }
 
     /// Calls refused so far.
@@ -188,9 +200,34 @@ impl Bulkhead {
         self.take().ok_or_else(|| self.refusal())
     }
 
-    /// Takes a permit if one is free, without waiting.
+    /// Takes a permit if one is free, without waiting: from the thread's pocket if it keeps one.
     #[inline]
     pub(crate) fn take(&self) -> Option<BulkheadPermit<'_>> {
+        let pocket = &self.pockets.0[pocket()];
+        // A thread that gives its permit back before its next call keeps one: tried first, without a
+        // load of the pocket before the compare-and-swap.
+        match pocket.compare_exchange(1, 0, Ordering::AcqRel, Ordering::Relaxed) {
+            Ok(_) => Some(BulkheadPermit { bulkhead: self }),
+            Err(kept) => self.take_slowly(pocket, kept),
+        }
+    }
+
+    /// Takes a permit from a pocket that keeps `kept` (other than one), or else from the shared count.
+    fn take_slowly(&self, pocket: &AtomicI64, mut kept: i64) -> Option<BulkheadPermit<'_>> {
+        while kept > 0 {
+            match pocket.compare_exchange_weak(kept, kept - 1, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) => return Some(BulkheadPermit { bulkhead: self }),
+                Err(actual) => {
+                    claim_pocket();
+                    kept = actual;
+                }
+            }
+        }
+        self.take_shared()
+    }
+
+    /// Takes a permit from the shared count, emptying the pockets into it first if it is at the limit.
+    fn take_shared(&self) -> Option<BulkheadPermit<'_>> {
         let max = self.max.load(Ordering::Relaxed);
         let mut out = self.taken.out.load(Ordering::Acquire);
         loop {
@@ -203,37 +240,66 @@ impl Bulkhead {
             match self.taken.out.compare_exchange_weak(out, out + 1, Ordering::SeqCst, Ordering::Acquire) {
                 Ok(_) => return Some(BulkheadPermit { bulkhead: self }),
                 Err(actual) => {
-                    claim_released_cell();
+                    claim_pocket();
                     out = actual;
                 }
             }
         }
     }
 
-    /// Takes the permits released since the last settlement off the permits out; returns those out.
+    /// Empties every pocket into the shared count, and closes the pockets or opens them again as the
+    /// permits out are over the limit or not; returns the permits out.
     #[cold]
     fn settle(&self) -> u32 {
-        let released = self.released_total();
-        let mut settled = self.taken.settled.load(Ordering::SeqCst);
-        while released > settled {
-            match self.taken.settled.compare_exchange_weak(settled, released, Ordering::SeqCst, Ordering::SeqCst) {
-                Ok(_) => {
-                    // Each of these permits was counted out when taken, and is taken off once: by the
-                    // settlement that moved `settled` past it. Fewer than `u32::MAX` are out.
-                    let freed = u32::try_from(released - settled).unwrap_or(u32::MAX);
-                    let out = self.taken.out.fetch_sub(freed, Ordering::SeqCst) - freed;
-                    // A waiter may have found `settled` moved and `out` not yet lowered, and gone back to
-                    // waiting. The caller takes one of the permits freed; a waiter is woken for each other
-                    // one (not every waiter for each: they would all race for one permit).
-                    for _ in 1..freed.min(self.waiting.load(Ordering::SeqCst).saturating_add(1)) {
-                        self.freed.notify_one();
-                    }
-                    return out;
-                }
-                Err(actual) => settled = actual,
+        let (mut freed, mut any_closed) = (0, false);
+        for pocket in self.pockets.each() {
+            let word = pocket.load(Ordering::SeqCst);
+            any_closed |= word < 0;
+            if kept(word) > 0 {
+                freed += kept(pocket.fetch_and(CLOSED, Ordering::SeqCst));
             }
         }
-        self.taken.out.load(Ordering::SeqCst)
+        let out = if freed == 0 {
+            self.taken.out.load(Ordering::SeqCst)
+        } else {
+            // Each of these permits was counted out when taken, and is taken off once: by the settlement
+            // that emptied its pocket. Fewer than `u32::MAX` are out.
+            let freed = u32::try_from(freed).unwrap_or(u32::MAX);
+            let out = self.taken.out.fetch_sub(freed, Ordering::SeqCst) - freed;
+            // A waiter may have found `out` not yet lowered, and gone back to waiting. The caller takes
+            // one of the permits freed; a waiter is woken for each other one (not every waiter for each:
+            // they would all race for one permit).
+            for _ in 1..freed.min(self.waiting.load(Ordering::SeqCst).saturating_add(1)) {
+                self.freed.notify_one();
+            }
+            out
+        };
+        let over = |out: u32| out > self.max.load(Ordering::SeqCst);
+        if over(out) {
+            // Also when a retune lowered the limit while this call took from the shared count.
+            self.close_pockets();
+        } else if any_closed {
+            for pocket in self.pockets.each() {
+                if pocket.load(Ordering::SeqCst) < 0 {
+                    pocket.fetch_and(i64::MAX, Ordering::SeqCst);
+                }
+            }
+            // A retune may have closed them in between, which the opening just undid.
+            if over(self.taken.out.load(Ordering::SeqCst)) {
+                self.close_pockets();
+            }
+        }
+        out
+    }
+
+    /// Stops the pockets giving out permits, until a settlement finds the permits out within the limit.
+    #[cold]
+    fn close_pockets(&self) {
+        for pocket in self.pockets.each() {
+            if pocket.load(Ordering::SeqCst) >= 0 {
+                pocket.fetch_or(CLOSED, Ordering::SeqCst);
+            }
+        }
     }
 
     /// Whether a call may wait for a permit.
@@ -280,7 +346,7 @@ impl Bulkhead {
 
     #[inline]
     fn release(&self) {
-        self.released.0[released_cell()].fetch_add(1, Ordering::SeqCst);
+        self.pockets.0[pocket()].fetch_add(1, Ordering::SeqCst);
         if self.waiting.load(Ordering::SeqCst) > 0 {
             self.freed.notify_one();
         }

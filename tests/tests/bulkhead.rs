@@ -176,3 +176,53 @@ fn threads_racing_for_permits_never_exceed_the_limit_and_count_every_refusal() {
     assert_eq!(bulkhead.refused(), refused, "every refusal counted");
     assert_eq!(bulkhead.available(), 3, "every permit came back");
 }
+
+#[test]
+fn permits_a_thread_kept_are_not_taken_again_over_a_lowered_max() {
+    let bulkhead = leaked(4, None);
+    // Given back on this thread, the four permits wait in its pocket for its next calls.
+    drop((0..4).map(|_| bulkhead.try_acquire().expect("free")).collect::<Vec<_>>());
+    bulkhead.retune(&BulkheadConfig::new(1));
+    let _one = bulkhead.try_acquire().expect("free under the new limit");
+    assert!(bulkhead.try_acquire().is_err(), "one at most, though three more were kept");
+    assert_eq!(bulkhead.available(), 0);
+    bulkhead.retune(&BulkheadConfig::new(3));
+    let _two_more: Vec<_> = (0..2).map(|_| bulkhead.try_acquire().expect("free under the raised limit")).collect();
+    assert!(bulkhead.try_acquire().is_err(), "three at most");
+}
+
+#[test]
+fn threads_taking_back_their_own_permits_come_under_a_lowered_max() {
+    const THREADS: usize = 4;
+    let bulkhead = leaked(4, None);
+    let (running, peak) = (AtomicU32::new(0), AtomicU32::new(0));
+    let lowered = std::sync::Barrier::new(THREADS + 1);
+    let calls = |rounds: u32| {
+        for _ in 0..rounds {
+            if let Ok(permit) = bulkhead.try_acquire() {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                std::hint::spin_loop();
+                running.fetch_sub(1, Ordering::SeqCst);
+                drop(permit);
+            }
+        }
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..THREADS {
+            scope.spawn(|| {
+                calls(20_000);
+                lowered.wait();
+                lowered.wait();
+                calls(20_000);
+            });
+        }
+        lowered.wait();
+        assert!(peak.load(Ordering::SeqCst) >= 1);
+        bulkhead.retune(&BulkheadConfig::new(1));
+        peak.store(0, Ordering::SeqCst);
+        lowered.wait();
+    });
+    assert_eq!(peak.load(Ordering::SeqCst), 1, "never more than one call at once under the lowered limit");
+    assert_eq!(bulkhead.available(), 1, "every permit came back");
+}
