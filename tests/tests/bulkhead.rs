@@ -226,3 +226,42 @@ fn threads_taking_back_their_own_permits_come_under_a_lowered_max() {
     assert_eq!(peak.load(Ordering::SeqCst), 1, "never more than one call at once under the lowered limit");
     assert_eq!(bulkhead.available(), 1, "every permit came back");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn retunes_under_load_lose_no_permit_and_never_exceed_the_highest_limit() {
+    let bulkhead = leaked(4, Some(Duration::from_secs(30)));
+    let (running, peak) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+    let callers: Vec<_> = (0..16)
+        .map(|_| {
+            let (running, peak) = (running.clone(), peak.clone());
+            tokio::spawn(async move {
+                for _ in 0..500 {
+                    let _permit = bulkhead.acquire().await.expect("within the wait");
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(now, Ordering::SeqCst);
+                    tokio::task::yield_now().await;
+                    running.fetch_sub(1, Ordering::SeqCst);
+                }
+            })
+        })
+        .collect();
+    let waiting_up_to = |max| {
+        let mut config = BulkheadConfig::new(max);
+        config.wait = Some(Duration::from_secs(30));
+        config
+    };
+    let retuner = tokio::spawn(async move {
+        for max in (0..2_000).map(|round| 1 + round % 4) {
+            bulkhead.retune(&waiting_up_to(max));
+            tokio::task::yield_now().await;
+        }
+        bulkhead.retune(&waiting_up_to(4));
+    });
+    for caller in callers {
+        caller.await.expect("caller finished");
+    }
+    retuner.await.expect("retuner finished");
+    assert!(peak.load(Ordering::SeqCst) <= 4, "peak {}", peak.load(Ordering::SeqCst));
+    assert_eq!(bulkhead.available(), 4, "every permit came back");
+    assert_eq!(bulkhead.refused(), 0, "every caller got a permit within its wait");
+}
