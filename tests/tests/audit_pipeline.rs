@@ -279,6 +279,40 @@ async fn the_pipeline_reports_its_metrics() {
     assert!(rendered.contains(r#"hardened_audit_batch_duration_seconds_count{sink="metered"}"#));
 }
 
+#[tokio::test]
+async fn recorded_events_are_counted_by_type_and_outcome_once_each() {
+    fn recorded(event_type: &str, outcome: &str) -> Option<u64> {
+        sample("hardened_audit_recorded_total", &[("event_type", event_type), ("outcome", outcome)])
+    }
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    // Two sinks: an event written to both is still recorded once.
+    let auditor = pipeline(&directory)
+        .sink(Named { name: "recorded-a", inner: MemorySink::new() })
+        .sink(Named { name: "recorded-b", inner: MemorySink::new() })
+        .start()
+        .expect("the pipeline starts");
+    // Every built-in type and outcome is there before any such event, so that a first one is an increase.
+    for event_type in &EventType::BUILT_IN {
+        for outcome in AuditOutcome::ALL {
+            assert!(recorded(event_type.as_str(), outcome.as_str()).is_some(), "{event_type:?} {outcome:?}");
+        }
+    }
+    // No other test of this binary records configuration changes or this custom type.
+    let before = recorded("ConfigurationChange", "Denied").expect("shown at zero");
+    for _ in 0..3 {
+        auditor.emit(AuditEvent::new(EventType::ConfigurationChange).outcome(AuditOutcome::Denied));
+    }
+    for _ in 0..2 {
+        auditor.emit(AuditEvent::new(EventType::named("QuotaRaised")).outcome(AuditOutcome::Success));
+    }
+    auditor.emit(AuditEvent::new(EventType::ConfigurationChange));
+    auditor.flush().await.expect("every event is written");
+    assert_eq!(recorded("ConfigurationChange", "Denied"), Some(before + 3));
+    assert_eq!(recorded("ConfigurationChange", "Success"), Some(1));
+    assert_eq!(recorded("QuotaRaised", "Success"), Some(2));
+    assert_eq!(recorded("QuotaRaised", "Denied"), None, "a custom type's series appear with its first event");
+}
+
 #[test]
 fn events_name_the_trace_they_were_recorded_in() {
     // A source answers from whatever tracing integration the service has; this one from a fixed span.

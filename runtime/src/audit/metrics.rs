@@ -4,7 +4,9 @@ use std::sync::{Mutex, OnceLock, PoisonError, Weak};
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts};
+use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts};
+
+use super::event::{AuditOutcome, EventType};
 
 /// Counts of one pipeline's queue, read at scrape time.
 pub(crate) trait QueueDepth: Send + Sync {
@@ -20,6 +22,11 @@ pub(crate) struct AuditMetrics {
     pub(crate) batch_duration: HistogramVec,
     /// `hardened_audit_spilled_events{sink}`.
     pub(crate) spilled: IntGaugeVec,
+    /// `hardened_audit_recorded_total{event_type,outcome}`.
+    recorded: IntCounterVec,
+    /// The series of `recorded` for each built-in event type (in the order of [`EventType::BUILT_IN`])
+    /// and outcome (of [`AuditOutcome::ALL`]), looked up once: counting an event hashes no label.
+    recorded_built_in: Vec<IntCounter>,
     /// `hardened_audit_queue_depth`, set from the live pipelines' queues at each scrape.
     queue_depth: IntGauge,
     queues: Mutex<Vec<Weak<dyn QueueDepth>>>,
@@ -92,7 +99,39 @@ impl AuditMetrics {
         let queue_depth =
             IntGauge::new("hardened_audit_queue_depth", "Audit events emitted and not yet taken by the writer.")
                 .expect("valid metric options");
-        AuditMetrics { events, batch_duration, spilled, queue_depth, queues: Mutex::new(Vec::new()) }
+        let recorded = IntCounterVec::new(
+            Opts::new(
+                "hardened_audit_recorded_total",
+                "Audit events recorded (sealed into the hash chain, once each), by event type and outcome.",
+            ),
+            &["event_type", "outcome"],
+        )
+        .expect("valid metric options");
+        // Every built-in series is there at zero from the start, so that a first denial is an increase.
+        let recorded_built_in = EventType::BUILT_IN
+            .iter()
+            .flat_map(|event_type| {
+                AuditOutcome::ALL.map(|outcome| recorded.with_label_values(&[event_type.as_str(), outcome.as_str()]))
+            })
+            .collect();
+        AuditMetrics {
+            events,
+            batch_duration,
+            spilled,
+            recorded,
+            recorded_built_in,
+            queue_depth,
+            queues: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Counts an event recorded in the hash chain.
+    pub(crate) fn count_recorded(&self, event_type: &EventType, outcome: AuditOutcome) {
+        let outcome_index = AuditOutcome::ALL.iter().position(|each| *each == outcome).unwrap_or_default();
+        match EventType::BUILT_IN.iter().position(|each| each == event_type) {
+            Some(type_index) => self.recorded_built_in[type_index * AuditOutcome::ALL.len() + outcome_index].inc(),
+            None => self.recorded.with_label_values(&[event_type.as_str(), outcome.as_str()]).inc(),
+        }
     }
 
     fn update_queue_depth(&self) {
@@ -110,6 +149,7 @@ impl Collector for Registered {
         let mut descs = metrics.events.desc();
         descs.extend(metrics.batch_duration.desc());
         descs.extend(metrics.spilled.desc());
+        descs.extend(metrics.recorded.desc());
         descs.extend(metrics.queue_depth.desc());
         descs
     }
@@ -119,6 +159,7 @@ impl Collector for Registered {
         let mut families = metrics.events.collect();
         families.extend(metrics.batch_duration.collect());
         families.extend(metrics.spilled.collect());
+        families.extend(metrics.recorded.collect());
         metrics.update_queue_depth();
         families.extend(metrics.queue_depth.collect());
         families

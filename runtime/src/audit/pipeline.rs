@@ -715,7 +715,11 @@ impl Writer {
             return;
         }
         let mut sealed = std::mem::take(&mut self.sealed);
-        sealed.extend(batch.drain(..).map(|event| self.chain.seal(event)));
+        let metrics = metrics();
+        sealed.extend(batch.drain(..).map(|event| {
+            metrics.count_recorded(&event.event_type, event.outcome);
+            self.chain.seal(event)
+        }));
         for slot in &mut self.slots {
             slot.deliver(&sealed, &self.settings).await;
         }
