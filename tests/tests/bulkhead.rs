@@ -13,6 +13,28 @@ fn leaked(max: u32, wait: Option<Duration>) -> &'static Bulkhead {
     Box::leak(Box::new(Bulkhead::new("test", config)))
 }
 
+/// Calls in flight, and the most seen at once.
+#[derive(Default)]
+struct Concurrency {
+    running: AtomicU32,
+    peak: AtomicU32,
+}
+
+impl Concurrency {
+    /// One call through `bulkhead`, waiting for its permit, counted while it holds it across an await.
+    async fn call(&self, bulkhead: &Bulkhead) {
+        let _permit = bulkhead.acquire().await.expect("within the wait");
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        tokio::task::yield_now().await;
+        self.running.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    fn peak(&self) -> u32 {
+        self.peak.load(Ordering::SeqCst)
+    }
+}
+
 #[test]
 fn at_most_max_permits_are_out() {
     let bulkhead = leaked(2, None);
@@ -79,24 +101,17 @@ async fn a_cancelled_waiter_and_a_cancelled_holder_leave_nothing_behind() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_calls_never_exceed_the_limit() {
     let bulkhead = leaked(3, Some(Duration::from_secs(30)));
-    let running = Arc::new(AtomicU32::new(0));
-    let peak = Arc::new(AtomicU32::new(0));
+    let concurrency = Arc::new(Concurrency::default());
     let tasks: Vec<_> = (0..200)
         .map(|_| {
-            let (running, peak) = (running.clone(), peak.clone());
-            tokio::spawn(async move {
-                let _permit = bulkhead.acquire().await.expect("within the wait");
-                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-                peak.fetch_max(now, Ordering::SeqCst);
-                tokio::task::yield_now().await;
-                running.fetch_sub(1, Ordering::SeqCst);
-            })
+            let concurrency = concurrency.clone();
+            tokio::spawn(async move { concurrency.call(bulkhead).await })
         })
         .collect();
     for task in tasks {
         task.await.expect("task finished");
     }
-    assert_eq!(peak.load(Ordering::SeqCst), 3);
+    assert_eq!(concurrency.peak(), 3);
     assert_eq!(bulkhead.available(), 3);
 }
 
@@ -230,17 +245,13 @@ fn threads_taking_back_their_own_permits_come_under_a_lowered_max() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn retunes_under_load_lose_no_permit_and_never_exceed_the_highest_limit() {
     let bulkhead = leaked(4, Some(Duration::from_secs(30)));
-    let (running, peak) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+    let concurrency = Arc::new(Concurrency::default());
     let callers: Vec<_> = (0..16)
         .map(|_| {
-            let (running, peak) = (running.clone(), peak.clone());
+            let concurrency = concurrency.clone();
             tokio::spawn(async move {
                 for _ in 0..500 {
-                    let _permit = bulkhead.acquire().await.expect("within the wait");
-                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-                    peak.fetch_max(now, Ordering::SeqCst);
-                    tokio::task::yield_now().await;
-                    running.fetch_sub(1, Ordering::SeqCst);
+                    concurrency.call(bulkhead).await;
                 }
             })
         })
@@ -261,7 +272,7 @@ async fn retunes_under_load_lose_no_permit_and_never_exceed_the_highest_limit() 
         caller.await.expect("caller finished");
     }
     retuner.await.expect("retuner finished");
-    assert!(peak.load(Ordering::SeqCst) <= 4, "peak {}", peak.load(Ordering::SeqCst));
+    assert!(concurrency.peak() <= 4, "peak {}", concurrency.peak());
     assert_eq!(bulkhead.available(), 4, "every permit came back");
     assert_eq!(bulkhead.refused(), 0, "every caller got a permit within its wait");
 }
