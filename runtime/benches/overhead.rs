@@ -45,6 +45,11 @@
 //! `ITERATIONS` times inside `measured_loop`, the only function callgrind is told to collect. Given
 //! `--two-threads ID ITERATIONS`, it runs the case on two threads ten times over and prints the time per
 //! call and per thread of each round, and the voluntary context switches, to show how it spreads.
+//!
+//! Group `host` times what a guarded call cannot do without, on the machine of the run: a time-stamp
+//! counter read (`host/clock_read`, `x86_64` only), an uncontended locked add (`host/locked_add`) and a
+//! load with a compare-and-swap (`host/compare_and_swap`). A guarded call makes two of the first and
+//! three of the others, so its one-thread time moves with them from one host to another.
 
 use std::fmt;
 use std::future::{Future, ready};
@@ -52,7 +57,7 @@ use std::hint::black_box;
 use std::num::NonZeroU32;
 use std::pin::{Pin, pin};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, LazyLock, mpsc};
 use std::task::{Context, Poll, Waker};
 use std::thread::Scope;
@@ -555,6 +560,31 @@ fn wall_clock(criterion: &mut Criterion) {
     }
 }
 
+/// The `host` group: see the module's documentation.
+fn host(criterion: &mut Criterion) {
+    let mut group = criterion.benchmark_group("host");
+    #[cfg(target_arch = "x86_64")]
+    group.bench_function("clock_read", |bencher| bencher.iter(read_time_stamp_counter));
+    let word = AtomicU64::new(0);
+    group.bench_function("locked_add", |bencher| bencher.iter(|| black_box(&word).fetch_add(1, Ordering::Relaxed)));
+    group.bench_function("compare_and_swap", |bencher| {
+        bencher.iter(|| {
+            let word = black_box(&word);
+            let seen = word.load(Ordering::Relaxed);
+            word.compare_exchange(seen, seen + 1, Ordering::AcqRel, Ordering::Relaxed)
+        });
+    });
+    group.finish();
+}
+
+/// What hardened's clock reads on `x86_64`.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code, reason = "`_rdtsc` is an unsafe intrinsic with no precondition on x86_64")]
+fn read_time_stamp_counter() -> u64 {
+    // SAFETY: `rdtsc` exists on every x86_64 CPU and reads no memory.
+    unsafe { std::arch::x86_64::_rdtsc() }
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Two threads sharing one function, its guards and its metrics.
 
@@ -771,6 +801,7 @@ fn main() -> ExitCode {
     }
     let mut criterion = Criterion::default().configure_from_args();
     wall_clock(&mut criterion);
+    host(&mut criterion);
     criterion.final_summary();
     ExitCode::SUCCESS
 }
