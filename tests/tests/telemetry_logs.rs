@@ -1,43 +1,11 @@
 //! Log lines from `telemetry::log_layer`: events with their spans and fields, without the attributes
 //! meant for the exported trace.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, PoisonError};
-
 use hardened::hardened;
 use hardened::telemetry::{self, LogFormat};
+use hardened_tests::log_lines::Lines;
 use tracing::field::Empty;
-use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt as _;
-
-/// Log lines written to memory.
-#[derive(Clone, Default)]
-struct Lines(Arc<Mutex<Vec<u8>>>);
-
-impl Lines {
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap_or_else(PoisonError::into_inner).clone()).expect("UTF-8 lines")
-    }
-}
-
-impl Write for Lines {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'writer> MakeWriter<'writer> for Lines {
-    type Writer = Lines;
-
-    fn make_writer(&'writer self) -> Lines {
-        self.clone()
-    }
-}
 
 #[hardened(kind = "tool", fields(expression))]
 fn evaluate(expression: &str) -> Result<usize, std::io::Error> {

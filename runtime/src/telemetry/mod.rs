@@ -47,6 +47,7 @@
 mod config;
 mod export;
 mod log_fields;
+mod log_trace_ids;
 mod trace_ids;
 
 use std::io::IsTerminal as _;
@@ -216,7 +217,9 @@ where
 ///
 /// Lines show each event with its spans and their fields, leaving out the attributes meant for the
 /// exported trace (`otel.*`, `code.*`, `gen_ai.*`, `hardened.*`), which repeat the span's name and the
-/// event's target; a JSON line has its current span under `span`.
+/// event's target; a JSON line has its current span under `span`. Under the global subscriber (as
+/// [`init`] installs it), a JSON line written inside a span whose OpenTelemetry context has ids (from
+/// [`otel_layer`] or [`trace_ids_layer`]) starts with that span's `trace_id` and `span_id`.
 #[must_use]
 pub fn log_layer<S, W>(format: LogFormat, writer: W) -> Box<dyn Layer<S> + Send + Sync + 'static>
 where
@@ -234,7 +237,12 @@ where
     let layer = tracing_subscriber::fmt::layer().with_writer(writer);
     match format {
         LogFormat::Readable => layer.with_ansi(colours).fmt_fields(log_fields::ReadableFields).boxed(),
-        LogFormat::Json => layer.json().with_current_span(true).fmt_fields(log_fields::JsonFields).boxed(),
+        LogFormat::Json => layer
+            .json()
+            .with_current_span(true)
+            .fmt_fields(log_fields::JsonFields)
+            .map_event_format(log_trace_ids::WithTraceIds)
+            .boxed(),
     }
 }
 
@@ -248,7 +256,11 @@ fn is_export_stack(target: &str) -> bool {
 /// [`audit::set_trace_source`](crate::audit::set_trace_source).
 #[must_use]
 pub fn current_trace_ids() -> Option<TraceIds> {
-    let context = tracing::Span::current().context();
+    trace_ids_of(&tracing::Span::current().context())
+}
+
+/// The trace and span ids of an OpenTelemetry context, if it has a valid span context.
+fn trace_ids_of(context: &opentelemetry::Context) -> Option<TraceIds> {
     let span = context.span();
     let span_context = span.span_context();
     // Hex from the bytes, as `Display` writes it, without the formatting machinery: this runs per audit event.

@@ -1,0 +1,57 @@
+//! JSON log lines that name their trace: `trace_id` and `span_id` first, for going from a line to its
+//! trace in the tracing backend, and for finding every line of one request.
+
+use std::cell::RefCell;
+use std::fmt;
+
+use tracing::{Event, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+
+/// A JSON event format with the ids of the current span's OpenTelemetry context put first in each line
+/// written inside a span. A line outside every span, or whose span has no OpenTelemetry context, is the
+/// inner format's as it is.
+///
+/// The context is asked of the default dispatcher, which a subscriber callback sees only when it is the
+/// global one (inside a callback, a scoped dispatcher set with `with_default` is not visible): so under
+/// [`init`](super::init), not under a scoped subscriber.
+#[derive(Debug, Clone)]
+pub(crate) struct WithTraceIds<F>(pub(crate) F);
+
+thread_local! {
+    /// One line as the inner format writes it, kept between lines so that formatting allocates nothing.
+    static LINE: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+impl<S, N, F> FormatEvent<S, N> for WithTraceIds<F>
+where
+    S: Subscriber + for<'lookup> LookupSpan<'lookup>,
+    N: for<'writer> FormatFields<'writer> + 'static,
+    F: FormatEvent<S, N>,
+{
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+        let ids = ctx.lookup_current().and_then(|span| {
+            let context = tracing::dispatcher::get_default(|dispatch| {
+                tracing_opentelemetry::get_otel_context(&span.id(), dispatch)
+            });
+            context.as_ref().and_then(super::trace_ids_of)
+        });
+        let Some(ids) = ids else {
+            return self.0.format_event(ctx, writer, event);
+        };
+        // A line logged while this one is formatted (from a field's `Debug`, say) goes out without ids
+        // rather than into the buffer in use.
+        let Ok(mut line) = LINE.with(|line| line.try_borrow_mut().map(|mut line| std::mem::take(&mut *line))) else {
+            return self.0.format_event(ctx, writer, event);
+        };
+        line.clear();
+        let formatted = self.0.format_event(ctx, Writer::new(&mut line), event);
+        let written = formatted.and_then(|()| match line.strip_prefix('{') {
+            Some(rest) => write!(writer, "{{\"trace_id\":\"{}\",\"span_id\":\"{}\",{rest}", ids.trace_id, ids.span_id),
+            None => writer.write_str(&line),
+        });
+        LINE.with(|kept| *kept.borrow_mut() = line);
+        written
+    }
+}

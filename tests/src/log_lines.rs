@@ -1,0 +1,80 @@
+//! Log lines written to memory, for a log layer under test.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tracing_subscriber::fmt::MakeWriter;
+
+/// Log lines written to memory; clones write to the same lines.
+#[derive(Debug, Clone, Default)]
+pub struct Lines(Arc<Mutex<Vec<u8>>>);
+
+impl Lines {
+    /// Everything written so far.
+    ///
+    /// # Panics
+    ///
+    /// If what was written is not UTF-8.
+    #[must_use]
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap_or_else(PoisonError::into_inner).clone()).expect("UTF-8 lines")
+    }
+}
+
+impl Write for Lines {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'writer> MakeWriter<'writer> for Lines {
+    type Writer = Lines;
+
+    fn make_writer(&'writer self) -> Lines {
+        self.clone()
+    }
+}
+
+/// Logs four JSON lines under the global subscriber, which writes to `lines` and gives spans
+/// OpenTelemetry ids: one before any span, one in a span, one in a span inside it, one after. Checks
+/// that the two inside start with their span's `trace_id` and `span_id` (one trace, two spans) and that
+/// the two outside carry neither.
+///
+/// # Panics
+///
+/// When a line is not as described.
+pub fn assert_json_lines_name_their_trace(lines: &Lines) {
+    tracing::info!("before any span");
+    let (outer, inner) = tracing::info_span!("request").in_scope(|| {
+        tracing::info!(n = 1, "inside");
+        let outer = hardened::telemetry::current_trace_ids().expect("the span has ids");
+        let inner = tracing::info_span!("tool").in_scope(|| {
+            tracing::info!("nested");
+            hardened::telemetry::current_trace_ids().expect("the span has ids")
+        });
+        (outer, inner)
+    });
+    tracing::info!("after it");
+
+    let text = lines.text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    for (line, ids) in [(lines[1], &outer), (lines[2], &inner)] {
+        let first = format!(r#"{{"trace_id":"{}","span_id":"{}","#, ids.trace_id, ids.span_id);
+        assert!(line.starts_with(&first), "{first} in {line}");
+    }
+    assert_eq!(outer.trace_id, inner.trace_id, "one trace");
+    assert_ne!(outer.span_id, inner.span_id);
+    let inside: serde_json::Value = serde_json::from_str(lines[1]).expect("JSON");
+    assert_eq!(inside["fields"]["n"], 1);
+    assert_eq!(inside["span"]["name"], "request");
+    for outside in [lines[0], lines[3]] {
+        let outside: serde_json::Value = serde_json::from_str(outside).expect("JSON");
+        assert!(outside.get("trace_id").is_none() && outside.get("span_id").is_none(), "{outside}");
+    }
+}
