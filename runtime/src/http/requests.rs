@@ -112,6 +112,9 @@ impl<S> Layer<S> for RequestLayer {
     type Service = RequestService<S>;
 
     fn layer(&self, inner: S) -> RequestService<S> {
+        // Registered with the router, not at the first request: the in-flight gauge reads 0 from the start,
+        // so that an alert or a panel on it has a series before any traffic.
+        metrics();
         RequestService { inner, settings: Arc::clone(&self.settings) }
     }
 }
