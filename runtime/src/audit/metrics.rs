@@ -24,9 +24,9 @@ pub(crate) struct AuditMetrics {
     pub(crate) spilled: IntGaugeVec,
     /// `hardened_audit_recorded_total{event_type,outcome}`.
     recorded: IntCounterVec,
-    /// The series of `recorded` for each built-in event type (in the order of [`EventType::BUILT_IN`])
-    /// and outcome (of [`AuditOutcome::ALL`]), looked up once: counting an event hashes no label.
-    recorded_built_in: Vec<IntCounter>,
+    /// The series of `recorded` by built-in event type (in the order of [`EventType::BUILT_IN`]), then
+    /// outcome (of [`AuditOutcome::ALL`]), looked up once: counting an event hashes no label.
+    recorded_built_in: Vec<[IntCounter; AuditOutcome::ALL.len()]>,
     /// `hardened_audit_queue_depth`, set from the live pipelines' queues at each scrape.
     queue_depth: IntGauge,
     queues: Mutex<Vec<Weak<dyn QueueDepth>>>,
@@ -110,7 +110,7 @@ impl AuditMetrics {
         // Every built-in series is there at zero from the start, so that a first denial is an increase.
         let recorded_built_in = EventType::BUILT_IN
             .iter()
-            .flat_map(|event_type| {
+            .map(|event_type| {
                 AuditOutcome::ALL.map(|outcome| recorded.with_label_values(&[event_type.as_str(), outcome.as_str()]))
             })
             .collect();
@@ -127,10 +127,11 @@ impl AuditMetrics {
 
     /// Counts an event recorded in the hash chain.
     pub(crate) fn count_recorded(&self, event_type: &EventType, outcome: AuditOutcome) {
-        let outcome_index = AuditOutcome::ALL.iter().position(|each| *each == outcome).unwrap_or_default();
-        match EventType::BUILT_IN.iter().position(|each| each == event_type) {
-            Some(type_index) => self.recorded_built_in[type_index * AuditOutcome::ALL.len() + outcome_index].inc(),
-            None => self.recorded.with_label_values(&[event_type.as_str(), outcome.as_str()]).inc(),
+        let built_in = EventType::BUILT_IN.iter().position(|each| each == event_type);
+        let outcome_index = AuditOutcome::ALL.iter().position(|each| *each == outcome);
+        match (built_in, outcome_index) {
+            (Some(type_index), Some(outcome_index)) => self.recorded_built_in[type_index][outcome_index].inc(),
+            _ => self.recorded.with_label_values(&[event_type.as_str(), outcome.as_str()]).inc(),
         }
     }
 

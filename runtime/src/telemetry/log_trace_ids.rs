@@ -40,18 +40,20 @@ where
         let Some(ids) = ids else {
             return self.0.format_event(ctx, writer, event);
         };
-        // A line logged while this one is formatted (from a field's `Debug`, say) goes out without ids
-        // rather than into the buffer in use.
-        let Ok(mut line) = LINE.with(|line| line.try_borrow_mut().map(|mut line| std::mem::take(&mut *line))) else {
-            return self.0.format_event(ctx, writer, event);
-        };
-        line.clear();
-        let formatted = self.0.format_event(ctx, Writer::new(&mut line), event);
-        let written = formatted.and_then(|()| match line.strip_prefix('{') {
-            Some(rest) => write!(writer, "{{\"trace_id\":\"{}\",\"span_id\":\"{}\",{rest}", ids.trace_id, ids.span_id),
-            None => writer.write_str(&line),
-        });
-        LINE.with(|kept| *kept.borrow_mut() = line);
-        written
+        LINE.with(|line| {
+            // A line logged while this one is formatted (from a field's `Debug`, say) finds the buffer in
+            // use, and goes out without ids.
+            let Ok(mut line) = line.try_borrow_mut() else {
+                return self.0.format_event(ctx, writer, event);
+            };
+            line.clear();
+            self.0.format_event(ctx, Writer::new(&mut *line), event)?;
+            match line.strip_prefix('{') {
+                Some(rest) => {
+                    write!(writer, "{{\"trace_id\":\"{}\",\"span_id\":\"{}\",{rest}", ids.trace_id, ids.span_id)
+                }
+                None => writer.write_str(&line),
+            }
+        })
     }
 }
