@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use hardened::audit::TraceIds;
 use tracing_subscriber::fmt::MakeWriter;
 
 /// Log lines written to memory; clones write to the same lines.
@@ -40,15 +41,14 @@ impl<'writer> MakeWriter<'writer> for Lines {
     }
 }
 
-/// Logs four JSON lines under the global subscriber, which writes to `lines` and gives spans
-/// OpenTelemetry ids: one before any span, one in a span, one in a span inside it, one after. Checks
-/// that the two inside start with their span's `trace_id` and `span_id` (one trace, two spans) and that
-/// the two outside carry neither.
+/// Logs four lines under the global subscriber, which writes to `lines` and gives spans OpenTelemetry
+/// ids: one before any span, one in a span, one in a span inside it, one after. Returns the four lines
+/// and the ids of the two spans, checked to be one trace and two spans.
 ///
 /// # Panics
 ///
-/// When a line is not as described.
-pub fn assert_json_lines_name_their_trace(lines: &Lines) {
+/// When there are not four lines, or the spans have no ids.
+fn log_in_and_out_of_spans(lines: &Lines) -> (Vec<String>, TraceIds, TraceIds) {
     tracing::info!("before any span");
     let (outer, inner) = tracing::info_span!("request").in_scope(|| {
         tracing::info!(n = 1, "inside");
@@ -62,19 +62,49 @@ pub fn assert_json_lines_name_their_trace(lines: &Lines) {
     tracing::info!("after it");
 
     let text = lines.text();
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 4, "{text}");
-    for (line, ids) in [(lines[1], &outer), (lines[2], &inner)] {
+    let written: Vec<String> = text.lines().map(str::to_owned).collect();
+    assert_eq!(written.len(), 4, "{text}");
+    assert_eq!(outer.trace_id, inner.trace_id, "one trace");
+    assert_ne!(outer.span_id, inner.span_id);
+    (written, outer, inner)
+}
+
+/// Logs four JSON lines as [`log_in_and_out_of_spans`] does, and checks that the two inside a span start
+/// with their span's `trace_id` and `span_id` and that the two outside carry neither.
+///
+/// # Panics
+///
+/// When a line is not as described.
+pub fn assert_json_lines_name_their_trace(lines: &Lines) {
+    let (lines, outer, inner) = log_in_and_out_of_spans(lines);
+    for (line, ids) in [(&lines[1], &outer), (&lines[2], &inner)] {
         let first = format!(r#"{{"trace_id":"{}","span_id":"{}","#, ids.trace_id, ids.span_id);
         assert!(line.starts_with(&first), "{first} in {line}");
     }
-    assert_eq!(outer.trace_id, inner.trace_id, "one trace");
-    assert_ne!(outer.span_id, inner.span_id);
-    let inside: serde_json::Value = serde_json::from_str(lines[1]).expect("JSON");
+    let inside: serde_json::Value = serde_json::from_str(&lines[1]).expect("JSON");
     assert_eq!(inside["fields"]["n"], 1);
     assert_eq!(inside["span"]["name"], "request");
-    for outside in [lines[0], lines[3]] {
+    for outside in [&lines[0], &lines[3]] {
         let outside: serde_json::Value = serde_json::from_str(outside).expect("JSON");
         assert!(outside.get("trace_id").is_none() && outside.get("span_id").is_none(), "{outside}");
+    }
+}
+
+/// Logs four readable lines as [`log_in_and_out_of_spans`] does, and checks that the two inside a span
+/// end with their span's `trace_id` and `span_id`, after the line's own fields, and that the two outside
+/// carry neither.
+///
+/// # Panics
+///
+/// When a line is not as described.
+pub fn assert_readable_lines_name_their_trace(lines: &Lines) {
+    let (lines, outer, inner) = log_in_and_out_of_spans(lines);
+    for (line, ids, message) in [(&lines[1], &outer, "inside n=1"), (&lines[2], &inner, "nested")] {
+        let last = format!("{message} trace_id={} span_id={}", ids.trace_id, ids.span_id);
+        assert!(line.ends_with(&last), "{last} at the end of {line}");
+    }
+    assert!(lines[2].contains(" request:tool: "), "the spans are still named: {}", lines[2]);
+    for outside in [&lines[0], &lines[3]] {
+        assert!(!outside.contains("trace_id") && !outside.contains("span_id"), "{outside}");
     }
 }

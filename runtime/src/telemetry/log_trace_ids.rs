@@ -1,5 +1,6 @@
-//! JSON log lines that name their trace: `trace_id` and `span_id` first, for going from a line to its
-//! trace in the tracing backend, and for finding every line of one request.
+//! Log lines that name their trace: `trace_id` and `span_id`, first in a JSON line and last in a readable
+//! one, for going from a line to its trace in the tracing backend, and for finding every line of one
+//! request.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -9,15 +10,40 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
-/// A JSON event format with the ids of the current span's OpenTelemetry context put first in each line
-/// written inside a span. A line outside every span, or whose span has no OpenTelemetry context, is the
-/// inner format's as it is.
+/// An event format with the ids of the current span's OpenTelemetry context added to each line written
+/// inside a span: first in a JSON line, as its first two keys; last in a readable one, as two more
+/// fields. A line outside every span, or whose span has no OpenTelemetry context, is the inner format's
+/// as it is.
 ///
 /// The context is asked of the default dispatcher, which a subscriber callback sees only when it is the
 /// global one (inside a callback, a scoped dispatcher set with `with_default` is not visible): so under
 /// [`init`](super::init), not under a scoped subscriber.
 #[derive(Debug, Clone)]
-pub(crate) struct WithTraceIds<F>(pub(crate) F);
+pub(crate) struct WithTraceIds<F> {
+    inner: F,
+    placement: Placement,
+}
+
+/// Where the ids go in a line.
+#[derive(Debug, Clone, Copy)]
+enum Placement {
+    /// The first keys of a JSON object.
+    JsonFirst,
+    /// The last fields of a readable line, before its newline; styled as its other fields when coloured.
+    ReadableLast { colours: bool },
+}
+
+impl<F> WithTraceIds<F> {
+    /// Ids first in each JSON line of `inner`.
+    pub(crate) fn json(inner: F) -> Self {
+        WithTraceIds { inner, placement: Placement::JsonFirst }
+    }
+
+    /// Ids last in each readable line of `inner`, with escape codes if `colours`.
+    pub(crate) fn readable(inner: F, colours: bool) -> Self {
+        WithTraceIds { inner, placement: Placement::ReadableLast { colours } }
+    }
+}
 
 thread_local! {
     /// One line as the inner format writes it, kept between lines so that formatting allocates nothing.
@@ -38,21 +64,28 @@ where
             context.as_ref().and_then(super::trace_ids_of)
         });
         let Some(ids) = ids else {
-            return self.0.format_event(ctx, writer, event);
+            return self.inner.format_event(ctx, writer, event);
         };
         LINE.with(|line| {
             // A line logged while this one is formatted (from a field's `Debug`, say) finds the buffer in
             // use, and goes out without ids.
             let Ok(mut line) = line.try_borrow_mut() else {
-                return self.0.format_event(ctx, writer, event);
+                return self.inner.format_event(ctx, writer, event);
             };
             line.clear();
-            self.0.format_event(ctx, Writer::new(&mut *line), event)?;
-            match line.strip_prefix('{') {
-                Some(rest) => {
-                    write!(writer, "{{\"trace_id\":\"{}\",\"span_id\":\"{}\",{rest}", ids.trace_id, ids.span_id)
+            self.inner.format_event(ctx, Writer::new(&mut *line), event)?;
+            let (trace_id, span_id) = (&ids.trace_id, &ids.span_id);
+            match self.placement {
+                Placement::JsonFirst => match line.strip_prefix('{') {
+                    Some(rest) => write!(writer, "{{\"trace_id\":\"{trace_id}\",\"span_id\":\"{span_id}\",{rest}"),
+                    None => writer.write_str(&line),
+                },
+                Placement::ReadableLast { colours } => {
+                    let body = line.strip_suffix('\n').unwrap_or(&line);
+                    // Italic names and a dimmed `=`, as the readable fields are written.
+                    let (name, equals) = if colours { ("\x1b[3m", "\x1b[0m\x1b[2m=\x1b[0m") } else { ("", "=") };
+                    writeln!(writer, "{body} {name}trace_id{equals}{trace_id} {name}span_id{equals}{span_id}")
                 }
-                None => writer.write_str(&line),
             }
         })
     }

@@ -218,8 +218,9 @@ where
 /// Lines show each event with its spans and their fields, leaving out the attributes meant for the
 /// exported trace (`otel.*`, `code.*`, `gen_ai.*`, `hardened.*`), which repeat the span's name and the
 /// event's target; a JSON line has its current span under `span`. Under the global subscriber (as
-/// [`init`] installs it), a JSON line written inside a span whose OpenTelemetry context has ids (from
-/// [`otel_layer`] or [`trace_ids_layer`]) starts with that span's `trace_id` and `span_id`.
+/// [`init`] installs it), a line written inside a span whose OpenTelemetry context has ids (from
+/// [`otel_layer`] or [`trace_ids_layer`]) names that span's `trace_id` and `span_id`: a JSON line starts
+/// with them, a readable line ends with them (`trace_id=… span_id=…`).
 #[must_use]
 pub fn log_layer<S, W>(format: LogFormat, writer: W) -> Box<dyn Layer<S> + Send + Sync + 'static>
 where
@@ -236,14 +237,29 @@ where
 {
     let layer = tracing_subscriber::fmt::layer().with_writer(writer);
     match format {
-        LogFormat::Readable => layer.with_ansi(colours).fmt_fields(log_fields::ReadableFields).boxed(),
+        LogFormat::Readable => layer
+            .with_ansi(colours)
+            .fmt_fields(log_fields::ReadableFields)
+            // The format is told the colours itself: the ids are added to a line formatted into a buffer,
+            // whose writer does not carry the layer's choice.
+            .map_event_format(move |format| log_trace_ids::WithTraceIds::readable(format.with_ansi(colours), colours))
+            .boxed(),
         LogFormat::Json => layer
             .json()
             .with_current_span(true)
             .fmt_fields(log_fields::JsonFields)
-            .map_event_format(log_trace_ids::WithTraceIds)
+            .map_event_format(log_trace_ids::WithTraceIds::json)
             .boxed(),
     }
+}
+
+/// Whether readable log lines are coloured: on a terminal, or wherever `CLICOLOR_FORCE` is set to other
+/// than `0` (for a pager or a CI log that shows colours); never when `NO_COLOR` is set to anything. A log
+/// file or a collector would keep the escape codes.
+fn log_colours(is_terminal: bool, var: impl Fn(&str) -> Option<std::ffi::OsString>) -> bool {
+    let forced = var("CLICOLOR_FORCE").is_some_and(|value| !value.is_empty() && value != "0");
+    let refused = var("NO_COLOR").is_some_and(|value| !value.is_empty());
+    (is_terminal || forced) && !refused
 }
 
 fn is_export_stack(target: &str) -> bool {
@@ -288,8 +304,7 @@ pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> 
         .map_err(|error| TelemetryError::LogFilter { filter: config.log_filter.clone(), reason: error.to_string() })?;
     let provider = tracer_provider(&config)?;
 
-    // Colours for a terminal only: a log file or a collector would keep the escape codes.
-    let colours = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty());
+    let colours = log_colours(std::io::stdout().is_terminal(), |name| std::env::var_os(name));
     // Without an exporter, spans need their ids only: the SDK's spans would record attributes and events
     // that nothing reads.
     let spans: Box<dyn Layer<_> + Send + Sync> = if config.traces_url().is_some() {
@@ -422,6 +437,23 @@ mod tests {
         for target in ["tower_http::trace", "my_service::tools", "hardened::telemetry", "hypertext"] {
             assert!(!is_export_stack(target), "{target}");
         }
+    }
+
+    #[test]
+    fn colours_on_a_terminal_or_when_forced_and_never_against_no_color() {
+        let colours = |is_terminal: bool, vars: &[(&str, &str)]| {
+            log_colours(is_terminal, |name| {
+                vars.iter().find(|(key, _)| *key == name).map(|(_, value)| std::ffi::OsString::from(value))
+            })
+        };
+        assert!(colours(true, &[]));
+        assert!(!colours(false, &[]));
+        assert!(colours(false, &[("CLICOLOR_FORCE", "1")]));
+        assert!(!colours(false, &[("CLICOLOR_FORCE", "0")]));
+        assert!(!colours(false, &[("CLICOLOR_FORCE", "")]));
+        assert!(!colours(true, &[("NO_COLOR", "1")]));
+        assert!(!colours(false, &[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]));
+        assert!(colours(true, &[("NO_COLOR", "")]), "an empty NO_COLOR is unset");
     }
 
     #[test]
