@@ -4,7 +4,9 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use hardened::audit::TraceIds;
+use hardened::telemetry::{self, LogFormat, TelemetryConfig};
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt as _;
 
 /// Log lines written to memory; clones write to the same lines.
 #[derive(Debug, Clone, Default)]
@@ -39,6 +41,22 @@ impl<'writer> MakeWriter<'writer> for Lines {
     fn make_writer(&'writer self) -> Lines {
         self.clone()
     }
+}
+
+/// Installs the global subscriber: a log layer of `format` writing to the lines returned, and spans with
+/// OpenTelemetry ids only, as `telemetry::init` gives them without an exporter.
+///
+/// # Panics
+///
+/// When the global subscriber is already set: call it once, in a test binary of its own.
+#[must_use]
+pub fn global_lines_with_ids(format: LogFormat) -> Lines {
+    let lines = Lines::default();
+    let subscriber = tracing_subscriber::registry()
+        .with(telemetry::log_layer(format, lines.clone()))
+        .with(telemetry::trace_ids_layer(&TelemetryConfig::default()));
+    tracing::subscriber::set_global_default(subscriber).expect("the only subscriber of this binary");
+    lines
 }
 
 /// Logs four lines under the global subscriber, which writes to `lines` and gives spans OpenTelemetry

@@ -1,16 +1,10 @@
 //! JSON log lines name the trace of their span, with ids only (no exporter): under the global
 //! subscriber, so alone in its binary.
 
-use hardened::telemetry::{self, LogFormat, TelemetryConfig};
-use hardened_tests::log_lines::{Lines, assert_json_lines_name_their_trace};
-use tracing_subscriber::layer::SubscriberExt as _;
+use hardened::telemetry::LogFormat;
+use hardened_tests::log_lines::{assert_json_lines_name_their_trace, global_lines_with_ids};
 
 #[test]
 fn json_lines_inside_a_span_start_with_its_trace_and_span_ids() {
-    let lines = Lines::default();
-    let subscriber = tracing_subscriber::registry()
-        .with(telemetry::log_layer(LogFormat::Json, lines.clone()))
-        .with(telemetry::trace_ids_layer(&TelemetryConfig::default()));
-    tracing::subscriber::set_global_default(subscriber).expect("the only subscriber of this binary");
-    assert_json_lines_name_their_trace(&lines);
+    assert_json_lines_name_their_trace(&global_lines_with_ids(LogFormat::Json));
 }
