@@ -87,8 +87,10 @@ fn log_in_and_out_of_spans(lines: &Lines) -> (Vec<String>, TraceIds, TraceIds) {
     (written, outer, inner)
 }
 
-/// Logs four JSON lines as [`log_in_and_out_of_spans`] does, and checks that the two inside a span start
-/// with their span's `trace_id` and `span_id` and that the two outside carry neither.
+/// Logs four JSON lines under a global subscriber that writes to `lines` and gives spans OpenTelemetry
+/// ids (as the one of [`global_lines_with_ids`] does): one before any span, one in a span, one in a span
+/// inside it, one after. Checks that the two inside a span start with their span's `trace_id` and
+/// `span_id` and that the two outside carry neither.
 ///
 /// # Panics
 ///
@@ -108,9 +110,10 @@ pub fn assert_json_lines_name_their_trace(lines: &Lines) {
     }
 }
 
-/// Logs four readable lines as [`log_in_and_out_of_spans`] does, and checks that the two inside a span
-/// end with their span's `trace_id` and `span_id`, after the line's own fields, and that the two outside
-/// carry neither.
+/// Logs four readable lines under a global subscriber that writes to `lines` and gives spans
+/// OpenTelemetry ids (as the one of [`global_lines_with_ids`] does): one before any span, one in a span,
+/// one in a span inside it, one after. Checks that the two inside a span end with their span's `trace_id`
+/// and `span_id`, after the line's own fields, and that the two outside carry neither.
 ///
 /// # Panics
 ///
