@@ -6,11 +6,16 @@ use std::time::Duration;
 
 use hardened::Rejected;
 use hardened::bulkhead::{Bulkhead, BulkheadConfig};
+use tokio::task::JoinHandle;
 
-fn leaked(max: u32, wait: Option<Duration>) -> &'static Bulkhead {
+fn config(max: u32, wait: Option<Duration>) -> BulkheadConfig {
     let mut config = BulkheadConfig::new(max);
     config.wait = wait;
-    Box::leak(Box::new(Bulkhead::new("test", config)))
+    config
+}
+
+fn leaked(max: u32, wait: Option<Duration>) -> &'static Bulkhead {
+    Box::leak(Box::new(Bulkhead::new("test", config(max, wait))))
 }
 
 /// Calls in flight, and the most seen at once.
@@ -28,6 +33,25 @@ impl Concurrency {
         self.peak.fetch_max(now, Ordering::SeqCst);
         tokio::task::yield_now().await;
         self.running.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Spawns `callers` tasks, each making `calls` calls one after the other through `bulkhead`.
+    fn spawn_callers(
+        self: &Arc<Self>,
+        bulkhead: &'static Bulkhead,
+        callers: usize,
+        calls: usize,
+    ) -> Vec<JoinHandle<()>> {
+        (0..callers)
+            .map(|_| {
+                let concurrency = Arc::clone(self);
+                tokio::spawn(async move {
+                    for _ in 0..calls {
+                        concurrency.call(bulkhead).await;
+                    }
+                })
+            })
+            .collect()
     }
 
     fn peak(&self) -> u32 {
@@ -102,13 +126,7 @@ async fn a_cancelled_waiter_and_a_cancelled_holder_leave_nothing_behind() {
 async fn concurrent_calls_never_exceed_the_limit() {
     let bulkhead = leaked(3, Some(Duration::from_secs(30)));
     let concurrency = Arc::new(Concurrency::default());
-    let tasks: Vec<_> = (0..200)
-        .map(|_| {
-            let concurrency = concurrency.clone();
-            tokio::spawn(async move { concurrency.call(bulkhead).await })
-        })
-        .collect();
-    for task in tasks {
+    for task in concurrency.spawn_callers(bulkhead, 200, 1) {
         task.await.expect("task finished");
     }
     assert_eq!(concurrency.peak(), 3);
@@ -246,21 +264,8 @@ fn threads_taking_back_their_own_permits_come_under_a_lowered_max() {
 async fn retunes_under_load_lose_no_permit_and_never_exceed_the_highest_limit() {
     let bulkhead = leaked(4, Some(Duration::from_secs(30)));
     let concurrency = Arc::new(Concurrency::default());
-    let callers: Vec<_> = (0..16)
-        .map(|_| {
-            let concurrency = concurrency.clone();
-            tokio::spawn(async move {
-                for _ in 0..500 {
-                    concurrency.call(bulkhead).await;
-                }
-            })
-        })
-        .collect();
-    let waiting_up_to = |max| {
-        let mut config = BulkheadConfig::new(max);
-        config.wait = Some(Duration::from_secs(30));
-        config
-    };
+    let callers = concurrency.spawn_callers(bulkhead, 16, 500);
+    let waiting_up_to = |max| config(max, Some(Duration::from_secs(30)));
     let retuner = tokio::spawn(async move {
         for max in (0..2_000).map(|round| 1 + round % 4) {
             bulkhead.retune(&waiting_up_to(max));
