@@ -14,9 +14,9 @@ use hardened::telemetry::TelemetryConfig;
 
 use crate::agent::Agent;
 use crate::api::{self, App};
-use crate::auth::KeyRing;
+use crate::auth::Authenticator;
 use crate::model;
-use crate::sessions::Sessions;
+use crate::sessions::{SessionLimits, Sessions};
 use crate::settings::Settings;
 use crate::tools::{Faults, Tools};
 use crate::trail;
@@ -63,12 +63,24 @@ pub(crate) async fn serve(settings: Settings) -> Result<(), Box<dyn Error>> {
         max_tokens: settings.agent.model.max_tokens,
     };
     tracing::info!(model = agent.model.name(), %instance, "agent ready");
-    let app =
-        Arc::new(App { agent, sessions: Sessions::default(), max_messages: settings.agent.sessions.max_messages });
+    let sessions = Sessions::new(SessionLimits::from_settings(&settings.agent.sessions));
+    let app = Arc::new(App { agent, sessions });
     tokio::spawn(end_idle_sessions(Arc::clone(&app), settings.agent.sessions.idle_timeout()?));
-    let keys = Arc::new(KeyRing::new(&settings.agent.keys));
+    let auth = Arc::new(Authenticator::new(&settings.agent.keys, &settings.agent.auth)?);
+    tokio::spawn(Arc::clone(&auth).report_failures());
+    let at_shutdown = Arc::clone(&auth);
+    // Before the audit pipeline's own flush, so that the failures of the intervals in course are written.
+    hardened::shutdown::register(
+        "failed authentications",
+        hardened::shutdown::priority::APPLICATION,
+        Duration::from_secs(1),
+        move || {
+            at_shutdown.report_all_failures();
+            std::future::ready(Ok(()))
+        },
+    );
 
-    let mut router = api::routes(app, keys);
+    let mut router = api::routes(app, auth);
     let admin = if let Some(admin_address) = settings.hardened.server.admin_address {
         Some(tokio::net::TcpListener::bind(admin_address).await?)
     } else {

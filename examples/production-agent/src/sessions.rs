@@ -1,5 +1,6 @@
 //! Sessions: a conversation and a memory per session, owned by the key that opened it, held in memory
-//! until they have been idle for the configured time.
+//! until they have been idle for the configured time. Memory is bounded: sessions per key and in total,
+//! and the bytes and messages of each transcript.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -9,7 +10,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::agent::Conversation;
+use crate::agent::{Conversation, Message};
+use crate::settings::SessionSettings;
 
 /// One session.
 #[derive(Debug, Serialize)]
@@ -26,6 +28,14 @@ pub(crate) struct Session {
     pub(crate) memory: BTreeMap<String, String>,
 }
 
+/// An open session: its owner, readable without waiting for the session's lock, so that a request is
+/// authorized before it waits or reads its body.
+#[derive(Debug)]
+pub(crate) struct OpenSession {
+    pub(crate) owner: String,
+    pub(crate) session: tokio::sync::Mutex<Session>,
+}
+
 /// A session that was ended for being idle.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Ended {
@@ -33,16 +43,86 @@ pub(crate) struct Ended {
     pub(crate) owner: String,
 }
 
+/// How much the sessions may hold: `[sessions]` of `agent.toml`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SessionLimits {
+    pub(crate) per_key: usize,
+    pub(crate) total: usize,
+    pub(crate) message_bytes: usize,
+    pub(crate) transcript_bytes: usize,
+    pub(crate) transcript_messages: usize,
+}
+
+impl SessionLimits {
+    pub(crate) fn from_settings(settings: &SessionSettings) -> SessionLimits {
+        SessionLimits {
+            per_key: settings.max_per_key,
+            total: settings.max_total,
+            message_bytes: settings.max_message_bytes,
+            transcript_bytes: settings.max_transcript_bytes,
+            transcript_messages: settings.max_messages,
+        }
+    }
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        SessionLimits::from_settings(&SessionSettings::default())
+    }
+}
+
+/// Why a session was not opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum SessionLimit {
+    #[error("this key holds {0} sessions, the most one key may; one ends after being idle for the idle timeout")]
+    PerKey(usize),
+    #[error("the service holds {0} sessions, the most it may; retry later")]
+    Total(usize),
+}
+
+impl SessionLimit {
+    /// The limit's name in audit events.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            SessionLimit::PerKey(_) => "per_key",
+            SessionLimit::Total(_) => "total",
+        }
+    }
+}
+
 /// Every open session. A session's messages are handled one at a time, under its own lock; the map's lock
 /// is held only to find, add or end one.
 #[derive(Debug, Default)]
 pub(crate) struct Sessions {
-    open: RwLock<HashMap<Uuid, Arc<tokio::sync::Mutex<Session>>>>,
+    limits: SessionLimits,
+    open: RwLock<Open>,
+}
+
+#[derive(Debug, Default)]
+struct Open {
+    by_id: HashMap<Uuid, Arc<OpenSession>>,
+    /// How many sessions each owner holds.
+    per_owner: HashMap<String, usize>,
 }
 
 impl Sessions {
-    /// Opens a session for `owner`.
-    pub(crate) fn open(&self, owner: &str) -> Uuid {
+    pub(crate) fn new(limits: SessionLimits) -> Sessions {
+        Sessions { limits, open: RwLock::default() }
+    }
+
+    pub(crate) fn limits(&self) -> &SessionLimits {
+        &self.limits
+    }
+
+    /// Opens a session for `owner`, unless it holds its most sessions or the service holds its most.
+    pub(crate) fn open(&self, owner: &str) -> Result<Uuid, SessionLimit> {
+        let mut open = self.open.write().unwrap_or_else(PoisonError::into_inner);
+        if open.per_owner.get(owner).is_some_and(|held| *held >= self.limits.per_key) {
+            return Err(SessionLimit::PerKey(self.limits.per_key));
+        }
+        if open.by_id.len() >= self.limits.total {
+            return Err(SessionLimit::Total(self.limits.total));
+        }
         let id = Uuid::now_v7();
         let now = Utc::now();
         let session = Session {
@@ -53,16 +133,15 @@ impl Sessions {
             conversation: Conversation::default(),
             memory: BTreeMap::new(),
         };
-        self.open
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id, Arc::new(tokio::sync::Mutex::new(session)));
-        id
+        let entry = OpenSession { owner: owner.to_owned(), session: tokio::sync::Mutex::new(session) };
+        open.by_id.insert(id, Arc::new(entry));
+        *open.per_owner.entry(owner.to_owned()).or_default() += 1;
+        Ok(id)
     }
 
     /// The session `id`, if it is open.
-    pub(crate) fn get(&self, id: Uuid) -> Option<Arc<tokio::sync::Mutex<Session>>> {
-        self.open.read().unwrap_or_else(PoisonError::into_inner).get(&id).cloned()
+    pub(crate) fn get(&self, id: Uuid) -> Option<Arc<OpenSession>> {
+        self.open.read().unwrap_or_else(PoisonError::into_inner).by_id.get(&id).cloned()
     }
 
     /// Ends the sessions last active more than `idle` before `now`, and returns them. A session handling
@@ -70,16 +149,70 @@ impl Sessions {
     pub(crate) fn end_idle(&self, now: DateTime<Utc>, idle: Duration) -> Vec<Ended> {
         let idle = chrono::TimeDelta::from_std(idle).unwrap_or(chrono::TimeDelta::MAX);
         let mut ended = Vec::new();
-        self.open.write().unwrap_or_else(PoisonError::into_inner).retain(|_, session| {
-            let Ok(session) = session.try_lock() else { return true };
+        let mut open = self.open.write().unwrap_or_else(PoisonError::into_inner);
+        open.by_id.retain(|_, entry| {
+            let Ok(session) = entry.session.try_lock() else { return true };
             let keep = now.signed_duration_since(session.last_active) <= idle;
             if !keep {
                 ended.push(Ended { id: session.id, owner: session.owner.clone() });
             }
             keep
         });
+        for gone in &ended {
+            if let Some(held) = open.per_owner.get_mut(&gone.owner) {
+                *held -= 1;
+                if *held == 0 {
+                    open.per_owner.remove(&gone.owner);
+                }
+            }
+        }
         ended
     }
+
+    /// Forgets the oldest messages of `conversation` beyond the transcript's limits: its latest
+    /// `max_messages`, within `max_transcript_bytes`. The latest message always stays, and the model's
+    /// context, the latest messages, is the last to go.
+    pub(crate) fn trim(&self, conversation: &mut Conversation) {
+        conversation.keep_latest(self.limits.transcript_messages);
+        let messages = &conversation.messages;
+        let mut kept = 0;
+        let mut bytes = 0_usize;
+        for message in messages.iter().rev() {
+            bytes = bytes.saturating_add(message_bytes(message));
+            if kept > 0 && bytes > self.limits.transcript_bytes {
+                break;
+            }
+            kept += 1;
+        }
+        let excess = messages.len() - kept;
+        conversation.messages.drain(..excess);
+    }
+}
+
+/// What a message weighs against `max_transcript_bytes`: the bytes of its text and of its tool's input.
+fn message_bytes(message: &Message) -> usize {
+    match message {
+        Message::User { content } | Message::Assistant { content } => content.len(),
+        Message::ToolCall { id, tool, input } => id.len() + tool.len() + json_bytes(input),
+        Message::ToolResult { id, tool, output, .. } => id.len() + tool.len() + output.len(),
+    }
+}
+
+/// The length of `value` as JSON, counted without building the text.
+fn json_bytes(value: &serde_json::Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
 }
 
 #[cfg(test)]
@@ -89,16 +222,16 @@ mod tests {
     const HOUR: Duration = Duration::from_hours(1);
 
     async fn touch(sessions: &Sessions, id: Uuid, at: DateTime<Utc>) {
-        sessions.get(id).expect("open").lock().await.last_active = at;
+        sessions.get(id).expect("open").session.lock().await.last_active = at;
     }
 
     #[tokio::test]
     async fn sessions_idle_longer_than_the_timeout_end_and_the_others_stay() {
         let sessions = Sessions::default();
         let now = Utc::now();
-        let stale = sessions.open("alice");
-        let recent = sessions.open("bob");
-        let exactly = sessions.open("carol");
+        let stale = sessions.open("alice").expect("opened");
+        let recent = sessions.open("bob").expect("opened");
+        let exactly = sessions.open("carol").expect("opened");
         touch(&sessions, stale, now - chrono::TimeDelta::minutes(61)).await;
         touch(&sessions, recent, now - chrono::TimeDelta::minutes(59)).await;
         touch(&sessions, exactly, now - chrono::TimeDelta::hours(1)).await;
@@ -108,7 +241,7 @@ mod tests {
         assert!(sessions.get(stale).is_none());
         assert!(sessions.get(recent).is_some());
         assert!(sessions.get(exactly).is_some(), "idle for exactly the timeout is not over it");
-        assert_eq!(sessions.open.read().expect("not poisoned").len(), 2);
+        assert_eq!(sessions.open.read().expect("not poisoned").by_id.len(), 2);
         assert!(sessions.end_idle(now, HOUR).is_empty(), "an ended session ends once");
     }
 
@@ -116,12 +249,70 @@ mod tests {
     async fn a_session_handling_a_message_is_not_ended() {
         let sessions = Sessions::default();
         let now = Utc::now();
-        let busy = sessions.open("alice");
+        let busy = sessions.open("alice").expect("opened");
         touch(&sessions, busy, now - chrono::TimeDelta::days(1)).await;
         let session = sessions.get(busy).expect("open");
-        let guard = session.lock().await;
+        let guard = session.session.lock().await;
         assert!(sessions.end_idle(now, HOUR).is_empty());
         drop(guard);
         assert_eq!(sessions.end_idle(now, HOUR).len(), 1);
+    }
+
+    fn limited(per_key: usize, total: usize) -> Sessions {
+        Sessions::new(SessionLimits { per_key, total, ..SessionLimits::default() })
+    }
+
+    #[test]
+    fn sessions_are_limited_per_key_and_in_total_and_ending_one_frees_its_place() {
+        let sessions = limited(2, 3);
+        let first = sessions.open("alice").expect("opened");
+        sessions.open("alice").expect("opened");
+        assert_eq!(sessions.open("alice"), Err(SessionLimit::PerKey(2)));
+        sessions.open("bob").expect("opened");
+        assert_eq!(sessions.open("carol"), Err(SessionLimit::Total(3)));
+
+        let later = Utc::now() + chrono::TimeDelta::hours(2);
+        assert_eq!(sessions.end_idle(later, HOUR).len(), 3);
+        assert!(sessions.get(first).is_none());
+        assert!(sessions.open.read().expect("not poisoned").per_owner.is_empty(), "no count is left behind");
+        sessions.open("alice").expect("room again");
+        sessions.open("alice").expect("room again");
+    }
+
+    fn talk(n: usize, bytes: usize) -> Vec<Message> {
+        (0..n)
+            .flat_map(|i| {
+                [
+                    Message::User { content: format!("{i:04}{}", "u".repeat(bytes - 4)) },
+                    Message::Assistant { content: "a".repeat(bytes) },
+                ]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_transcript_keeps_its_latest_messages_within_its_bytes_and_count() {
+        let sessions = Sessions::new(SessionLimits {
+            transcript_bytes: 10_000,
+            transcript_messages: 50,
+            ..SessionLimits::default()
+        });
+        let mut conversation = Conversation::default();
+        conversation.messages = talk(20, 1_000);
+        sessions.trim(&mut conversation);
+        assert_eq!(conversation.messages.len(), 10, "10,000 bytes of 1,000-byte messages");
+        assert_eq!(conversation.messages.last(), talk(20, 1_000).last(), "the latest stay");
+
+        conversation.messages = talk(100, 10);
+        sessions.trim(&mut conversation);
+        assert_eq!(conversation.messages.len(), 50, "the count bounds short messages");
+
+        conversation.messages = vec![Message::User { content: "x".repeat(20_000) }];
+        sessions.trim(&mut conversation);
+        assert_eq!(conversation.messages.len(), 1, "the latest message always stays");
+
+        let input = serde_json::json!({ "expression": "1 + 2" });
+        let call = Message::ToolCall { id: "c".into(), tool: "calculator".into(), input: input.clone() };
+        assert_eq!(message_bytes(&call), 1 + "calculator".len() + input.to_string().len());
     }
 }

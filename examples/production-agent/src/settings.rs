@@ -3,11 +3,15 @@
 //! configuration directory or, without one, the development defaults embedded in the binary.
 //! Environment variables override both; see the README.
 
+mod secret;
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+
+pub(crate) use self::secret::Secret;
 
 /// The development defaults, embedded so that the server runs on a fresh machine with no file at all.
 const EMBEDDED_HARDENED: &str = include_str!("../config/development/hardened.toml");
@@ -46,6 +50,73 @@ pub(crate) struct AgentSettings {
     pub(crate) audit: AuditSettings,
     #[serde(default)]
     pub(crate) sessions: SessionSettings,
+    #[serde(default)]
+    pub(crate) auth: AuthSettings,
+    /// Where the service runs, from `AGENT_ENV`: not a key of the file.
+    #[serde(skip)]
+    pub(crate) environment: Environment,
+}
+
+/// Where the service runs: `AGENT_ENV=development` (the default) or `AGENT_ENV=production`, which refuses
+/// the development keys embedded in the binary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Environment {
+    #[default]
+    Development,
+    Production,
+}
+
+impl Environment {
+    fn parse(value: &str) -> Result<Environment, String> {
+        match value {
+            "" | "development" => Ok(Environment::Development),
+            "production" => Ok(Environment::Production),
+            _ => Err(format!("AGENT_ENV = {value:?}; allowed: \"development\", \"production\"")),
+        }
+    }
+}
+
+/// Failed authentications: each client address may fail `failures_per_address` times per
+/// `failure_interval`, and is then answered 429 until the interval ends; its failures of an interval are
+/// audited as one `AuthenticationAttempt` with their count.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct AuthSettings {
+    /// The failed attempts an address may make per interval.
+    pub(crate) failures_per_address: u32,
+    /// The interval, from an address's first failure; a duration such as "1m".
+    pub(crate) failure_interval: String,
+    /// The most addresses followed at once; past it the one followed longest is let go (its failures
+    /// audited then).
+    pub(crate) tracked_addresses: usize,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings { failures_per_address: 10, failure_interval: "1m".to_owned(), tracked_addresses: 10_000 }
+    }
+}
+
+impl AuthSettings {
+    /// `failure_interval`, checked at load.
+    pub(crate) fn failure_interval(&self) -> Result<std::time::Duration, String> {
+        humantime::parse_duration(&self.failure_interval).ok().filter(|interval| !interval.is_zero()).ok_or_else(|| {
+            format!(
+                "auth.failure_interval = {:?}; allowed: a duration above zero, such as \"1m\"",
+                self.failure_interval
+            )
+        })
+    }
+
+    fn check(&self) -> Result<(), String> {
+        self.failure_interval()?;
+        at_least_one("auth.failures_per_address", usize::try_from(self.failures_per_address).unwrap_or(usize::MAX))?;
+        at_least_one("auth.tracked_addresses", self.tracked_addresses)
+    }
+}
+
+fn at_least_one(key: &str, value: usize) -> Result<(), String> {
+    if value == 0 { Err(format!("{key} = 0; allowed: a whole number from 1")) } else { Ok(()) }
 }
 
 /// How long sessions live and how much of each is kept: sessions are held in memory.
@@ -58,11 +129,27 @@ pub(crate) struct SessionSettings {
     /// The most messages a session's transcript keeps, the oldest going first; at least the model's
     /// context window.
     pub(crate) max_messages: usize,
+    /// The most bytes of a transcript's messages, the oldest going first beyond them (the latest message
+    /// always stays); at least `max_message_bytes`.
+    pub(crate) max_transcript_bytes: usize,
+    /// The most bytes of one message's content; a longer one is refused with 413.
+    pub(crate) max_message_bytes: usize,
+    /// The most sessions one key may hold open; one more is refused with 429.
+    pub(crate) max_per_key: usize,
+    /// The most sessions open at once, all keys together; one more is refused with 429.
+    pub(crate) max_total: usize,
 }
 
 impl Default for SessionSettings {
     fn default() -> Self {
-        SessionSettings { idle_timeout: "1h".to_owned(), max_messages: 1_000 }
+        SessionSettings {
+            idle_timeout: "1h".to_owned(),
+            max_messages: 1_000,
+            max_transcript_bytes: 256 * 1024,
+            max_message_bytes: 16 * 1024,
+            max_per_key: 100,
+            max_total: 1_000,
+        }
     }
 }
 
@@ -118,8 +205,8 @@ pub(crate) struct KeySettings {
     /// Who holds it: the `user_id` of its audit events.
     pub(crate) name: String,
     /// The key itself; prefer `key_env`, so that no secret sits in a file.
-    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "redacted")]
-    pub(crate) key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) key: Option<Secret>,
     /// The environment variable holding the key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) key_env: Option<String>,
@@ -133,11 +220,6 @@ pub(crate) struct KeySettings {
 
 fn all_tools() -> Vec<String> {
     vec!["*".to_owned()]
-}
-
-#[expect(clippy::ref_option, reason = "the signature serde's `serialize_with` asks for")]
-fn redacted<S: serde::Serializer>(key: &Option<String>, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(if key.is_some() { "[redacted]" } else { "" })
 }
 
 /// The HTTP fetch tool.
@@ -215,7 +297,8 @@ impl Settings {
 }
 
 impl AgentSettings {
-    /// `AGENT_API_KEYS` (`name=key,name=key`: keys for every tool), `AGENT_AUDIT_PATH`, `OPENAI_BASE_URL`.
+    /// `AGENT_API_KEYS` (`name=key,name=key`: keys for every tool), `AGENT_ENV`, `AGENT_AUDIT_PATH`,
+    /// `OPENAI_BASE_URL`.
     fn apply_env(&mut self, vars: impl Iterator<Item = (String, String)>) -> Result<(), String> {
         for (variable, value) in vars {
             match variable.as_str() {
@@ -228,13 +311,14 @@ impl AgentSettings {
                         };
                         self.keys.push(KeySettings {
                             name: name.trim().to_owned(),
-                            key: Some(key.trim().to_owned()),
+                            key: Some(Secret::new(key.trim())),
                             key_env: None,
                             tools: all_tools(),
                             admin: false,
                         });
                     }
                 }
+                "AGENT_ENV" => self.environment = Environment::parse(&value)?,
                 "AGENT_AUDIT_PATH" if !value.is_empty() => self.audit.path = PathBuf::from(value),
                 "OPENAI_BASE_URL" if !value.is_empty() => self.model.base_url = Some(value),
                 _ => {}
@@ -243,19 +327,39 @@ impl AgentSettings {
         Ok(())
     }
 
-    /// Rules serde cannot state: every key resolvable, names unique, tools known.
+    /// Rules serde cannot state: every key resolvable, names and secrets unique, tools known, no
+    /// development key in production, limits in range.
     fn check(&self) -> Result<(), String> {
         let mut names = std::collections::BTreeSet::new();
+        let mut secrets: Vec<(usize, &str, Secret)> = Vec::new();
+        let development_keys = match self.environment {
+            Environment::Production => embedded_development_keys(),
+            Environment::Development => Vec::new(),
+        };
         for (index, key) in self.keys.iter().enumerate() {
             if !names.insert(key.name.as_str()) {
                 return Err(format!("keys[{index}].name = {:?} is repeated; allowed: a name per key", key.name));
             }
-            if key.secret().is_none() {
+            let Some(secret) = key.secret() else {
                 return Err(format!(
                     "keys[{index}] ({}) has no key: set `key`, or `key_env` to a variable that is set",
                     key.name
                 ));
+            };
+            if let Some((earlier, name, _)) = secrets.iter().find(|(_, _, earlier)| earlier.matches_secret(&secret)) {
+                return Err(format!(
+                    "keys[{index}] ({}) has the same key as keys[{earlier}] ({name}); allowed: a distinct key per name",
+                    key.name
+                ));
             }
+            if development_keys.iter().any(|development| development.matches_secret(&secret)) {
+                return Err(format!(
+                    "keys[{index}] ({}) is a development key of the embedded config/development/agent.toml, refused \
+                     with AGENT_ENV=production; allowed: a key of the deployment's own, from `key_env` or AGENT_API_KEYS",
+                    key.name
+                ));
+            }
+            secrets.push((index, key.name.as_str(), secret));
             for tool in &key.tools {
                 if tool != "*" && !crate::tools::NAMES.contains(&tool.as_str()) {
                     return Err(format!(
@@ -268,12 +372,34 @@ impl AgentSettings {
         if self.model.max_steps == 0 {
             return Err("model.max_steps = 0; allowed: a whole number from 1".to_owned());
         }
-        self.sessions.idle_timeout()?;
-        if self.sessions.max_messages < crate::agent::CONTEXT_MESSAGES {
+        self.sessions.check()?;
+        self.auth.check()
+    }
+}
+
+/// The keys of the embedded development `agent.toml`, which production refuses.
+fn embedded_development_keys() -> Vec<Secret> {
+    let embedded: AgentSettings = toml::from_str(EMBEDDED_AGENT).unwrap_or_default();
+    embedded.keys.into_iter().filter_map(|key| key.key).filter(|key| !key.is_empty()).collect()
+}
+
+impl SessionSettings {
+    fn check(&self) -> Result<(), String> {
+        self.idle_timeout()?;
+        if self.max_messages < crate::agent::CONTEXT_MESSAGES {
             return Err(format!(
                 "sessions.max_messages = {}; allowed: a whole number from {} (the model's context)",
-                self.sessions.max_messages,
+                self.max_messages,
                 crate::agent::CONTEXT_MESSAGES
+            ));
+        }
+        at_least_one("sessions.max_message_bytes", self.max_message_bytes)?;
+        at_least_one("sessions.max_per_key", self.max_per_key)?;
+        at_least_one("sessions.max_total", self.max_total)?;
+        if self.max_transcript_bytes < self.max_message_bytes {
+            return Err(format!(
+                "sessions.max_transcript_bytes = {}; allowed: a whole number from sessions.max_message_bytes ({})",
+                self.max_transcript_bytes, self.max_message_bytes
             ));
         }
         Ok(())
@@ -282,10 +408,10 @@ impl AgentSettings {
 
 impl KeySettings {
     /// The key, from the file or the variable `key_env` names.
-    pub(crate) fn secret(&self) -> Option<String> {
+    pub(crate) fn secret(&self) -> Option<Secret> {
         match (&self.key, &self.key_env) {
             (Some(key), _) if !key.is_empty() => Some(key.clone()),
-            (_, Some(variable)) => std::env::var(variable).ok().filter(|key| !key.is_empty()),
+            (_, Some(variable)) => std::env::var(variable).ok().filter(|key| !key.is_empty()).map(Secret::new),
             _ => None,
         }
     }
@@ -302,7 +428,11 @@ mod tests {
 
     fn with_sessions(idle_timeout: &str, max_messages: usize) -> AgentSettings {
         AgentSettings {
-            sessions: SessionSettings { idle_timeout: idle_timeout.to_owned(), max_messages },
+            sessions: SessionSettings {
+                idle_timeout: idle_timeout.to_owned(),
+                max_messages,
+                ..SessionSettings::default()
+            },
             ..AgentSettings::default()
         }
     }
@@ -322,10 +452,77 @@ mod tests {
         );
     }
 
+    fn key(name: &str, secret: &str) -> KeySettings {
+        KeySettings {
+            name: name.to_owned(),
+            key: Some(Secret::new(secret)),
+            key_env: None,
+            tools: all_tools(),
+            admin: false,
+        }
+    }
+
+    #[test]
+    fn two_keys_with_one_secret_are_refused_naming_both_and_not_the_secret() {
+        let agent = AgentSettings {
+            keys: vec![key("alice", "shared-4711"), key("bob", "own"), key("carol", "shared-4711")],
+            ..AgentSettings::default()
+        };
+        let error = agent.check().expect_err("a shared secret is refused");
+        assert_eq!(error, "keys[2] (carol) has the same key as keys[0] (alice); allowed: a distinct key per name");
+    }
+
+    #[test]
+    fn production_refuses_the_embedded_development_keys_and_accepts_its_own() {
+        let mut agent: AgentSettings = toml::from_str(EMBEDDED_AGENT).expect("the embedded agent.toml parses");
+        assert!(agent.check().is_ok(), "fine in development");
+        agent.apply_env([("AGENT_ENV".to_owned(), "production".to_owned())].into_iter()).expect("a known value");
+        let error = agent.check().expect_err("refused in production");
+        assert!(error.starts_with("keys[0] (developer) is a development key"), "{error}");
+        assert!(!error.contains("dev-key"), "{error}");
+        agent.keys = vec![key("operator", "a-key-of-its-own")];
+        assert!(agent.check().is_ok());
+        assert_eq!(
+            agent.apply_env([("AGENT_ENV".to_owned(), "prod".to_owned())].into_iter()),
+            Err("AGENT_ENV = \"prod\"; allowed: \"development\", \"production\"".to_owned())
+        );
+    }
+
+    #[test]
+    fn no_key_type_prints_its_secret() {
+        let settings = key("alice", "planted-4711");
+        assert!(!format!("{settings:?}").contains("planted-4711"));
+        assert!(!toml::to_string(&settings).expect("serializes").contains("planted-4711"));
+    }
+
+    #[test]
+    fn limits_are_checked_with_what_is_allowed() {
+        let over = |sessions: SessionSettings| AgentSettings { sessions, ..AgentSettings::default() }.check();
+        assert_eq!(
+            over(SessionSettings { max_per_key: 0, ..SessionSettings::default() }),
+            Err("sessions.max_per_key = 0; allowed: a whole number from 1".to_owned())
+        );
+        assert_eq!(
+            over(SessionSettings { max_transcript_bytes: 10, max_message_bytes: 11, ..SessionSettings::default() }),
+            Err("sessions.max_transcript_bytes = 10; allowed: a whole number from sessions.max_message_bytes (11)"
+                .to_owned())
+        );
+        let auth = |auth: AuthSettings| AgentSettings { auth, ..AgentSettings::default() }.check();
+        assert_eq!(
+            auth(AuthSettings { failure_interval: "never".to_owned(), ..AuthSettings::default() }),
+            Err("auth.failure_interval = \"never\"; allowed: a duration above zero, such as \"1m\"".to_owned())
+        );
+        assert!(auth(AuthSettings { failures_per_address: 0, ..AuthSettings::default() }).is_err());
+    }
+
     #[test]
     fn the_embedded_defaults_bound_sessions() {
         let agent: AgentSettings = toml::from_str(EMBEDDED_AGENT).expect("the embedded agent.toml parses");
         assert_eq!(agent.sessions.idle_timeout().expect("valid"), std::time::Duration::from_hours(1));
         assert_eq!(agent.sessions.max_messages, 1_000);
+        let defaults = SessionSettings::default();
+        assert_eq!((agent.sessions.max_per_key, agent.sessions.max_total), (defaults.max_per_key, defaults.max_total));
+        assert_eq!(agent.sessions.max_message_bytes, defaults.max_message_bytes);
+        assert_eq!(agent.sessions.max_transcript_bytes, defaults.max_transcript_bytes);
     }
 }

@@ -1,0 +1,196 @@
+//! `agent-server` as a real process on a loopback port, for the security tests: started with the
+//! variables and configuration a test asks for, called over HTTP, its audit file read back.
+
+#![allow(dead_code, reason = "each test file uses its own part of the harness")]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// The development `hardened.toml`, for a configuration directory that changes only `agent.toml`.
+pub const DEVELOPMENT_HARDENED: &str = include_str!("../../config/development/hardened.toml");
+
+/// A running `agent-server`, killed when dropped.
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub directory: tempfile::TempDir,
+}
+
+/// How a server is started: its environment, and `agent.toml` when not the embedded one.
+#[derive(Default)]
+pub struct Launch {
+    env: Vec<(String, String)>,
+    agent_toml: Option<String>,
+}
+
+impl Launch {
+    pub fn env(mut self, variable: &str, value: &str) -> Launch {
+        self.env.push((variable.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Runs with a configuration directory holding the development `hardened.toml` and this `agent.toml`.
+    pub fn agent_toml(mut self, text: &str) -> Launch {
+        self.agent_toml = Some(text.to_owned());
+        self
+    }
+
+    /// The command in `directory`, with the variables of a test run.
+    fn command(&self, directory: &Path) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_agent-server"));
+        command
+            .current_dir(directory)
+            .env("RUST_LOG", "info")
+            .env_remove("DATABASE_URL")
+            .env_remove("ANTHROPIC_API_KEY")
+            .env_remove("OPENAI_BASE_URL")
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .env_remove("AGENT_API_KEYS")
+            .env_remove("AGENT_ENV")
+            .env_remove("AGENT_CONFIG_DIR");
+        if let Some(agent_toml) = &self.agent_toml {
+            let config = directory.join("config");
+            std::fs::create_dir_all(&config).expect("a configuration directory");
+            std::fs::write(config.join("hardened.toml"), DEVELOPMENT_HARDENED).expect("hardened.toml written");
+            std::fs::write(config.join("agent.toml"), agent_toml).expect("agent.toml written");
+            command.arg("--config").arg(&config);
+        }
+        for (variable, value) in &self.env {
+            command.env(variable, value);
+        }
+        command
+    }
+
+    /// Runs `agent-server ARGS` to the end, such as `config check`.
+    pub fn run(&self, args: &[&str]) -> Output {
+        let directory = tempfile::tempdir().expect("a temporary directory");
+        self.command(directory.path()).args(args).output().expect("agent-server runs")
+    }
+
+    /// Starts the server on a free loopback port and waits until it listens.
+    pub fn start(self) -> Server {
+        let directory = tempfile::tempdir().expect("a temporary directory");
+        let port =
+            std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("an address").port();
+        let mut child = self
+            .command(directory.path())
+            .env("HARDENED_SERVER__ADDRESS", format!("127.0.0.1:{port}"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("agent-server starts");
+        // Its log goes to standard output; read it on a thread so the pipe never fills.
+        let stdout = child.stdout.take().expect("stdout is piped");
+        std::thread::spawn(move || for _ in BufReader::new(stdout).lines() {});
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(child.try_wait().expect("the child can be waited for").is_none(), "the server exited at start");
+            assert!(started.elapsed() < PATIENCE, "the server listens");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Server { child, base: format!("http://127.0.0.1:{port}"), directory }
+    }
+
+    /// Starts the server and waits up to `patience` for it to exit: its exit status and standard error,
+    /// or `None` if it was still running (it is then killed).
+    pub fn start_expecting_exit(self, patience: Duration) -> Option<(std::process::ExitStatus, String)> {
+        let directory = tempfile::tempdir().expect("a temporary directory");
+        let port =
+            std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("an address").port();
+        let mut child = self
+            .command(directory.path())
+            .env("HARDENED_SERVER__ADDRESS", format!("127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("agent-server starts");
+        let started = Instant::now();
+        while started.elapsed() < patience {
+            if let Some(status) = child.try_wait().expect("the child can be waited for") {
+                let mut stderr = String::new();
+                std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr is piped"), &mut stderr)
+                    .expect("stderr is readable");
+                return Some((status, stderr));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+}
+
+impl Server {
+    /// The server with the embedded development configuration.
+    pub fn start() -> Server {
+        Launch::default().start()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn audit_path(&self) -> PathBuf {
+        self.directory.path().join("data/audit/audit.jsonl")
+    }
+
+    /// Stops the server with SIGTERM and waits for a clean exit, so that every audit event is written.
+    pub fn stop(&mut self) {
+        let status = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        assert!(status.expect("kill runs").success());
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("the child can be waited for") {
+                assert!(status.success(), "a clean exit after SIGTERM: {status}");
+                return;
+            }
+            assert!(started.elapsed() < PATIENCE, "the server exits after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Every record of the audit file.
+    pub fn audit_events(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.audit_path())
+            .expect("the audit log is readable")
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("a JSON record"))
+            .collect()
+    }
+
+    /// The size of the audit file in bytes (0 before the first event).
+    pub fn audit_bytes(&self) -> u64 {
+        std::fs::metadata(self.audit_path()).map_or(0, |metadata| metadata.len())
+    }
+
+    /// Opens a session with `key`; panics unless it is created.
+    pub async fn open_session(&self, key: &str) -> String {
+        let response = client().post(self.url("/v1/sessions")).bearer_auth(key).send().await.expect("an answer");
+        assert_eq!(response.status(), 201, "a session is opened");
+        let body: Value = response.json().await.expect("a JSON body");
+        body["id"].as_str().expect("a session id").to_owned()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A client that keeps its connection, so that a flood is not a flood of connections.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+/// The events of `event_type` with `outcome`.
+pub fn events_of<'a>(events: &'a [Value], event_type: &str, outcome: &str) -> Vec<&'a Value> {
+    events.iter().filter(|event| event["event_type"] == event_type && event["outcome"] == outcome).collect()
+}
