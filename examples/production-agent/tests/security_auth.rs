@@ -36,7 +36,8 @@ async fn a_flood_of_failed_authentications_with_huge_paths_is_refused_and_audite
         match response.status() {
             StatusCode::UNAUTHORIZED => unauthorized += 1,
             StatusCode::TOO_MANY_REQUESTS => {
-                let retry_after: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+                let retry_after = response.headers()["retry-after"].to_str().expect("ASCII");
+                let retry_after: u64 = retry_after.parse().expect("Retry-After in seconds");
                 assert!((1..=60).contains(&retry_after), "Retry-After within the interval: {retry_after}");
                 too_many += 1;
             }
@@ -87,8 +88,7 @@ async fn a_flooding_address_is_refused_even_with_a_valid_key_and_other_addresses
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_untrusted_forwarded_for_header_does_not_escape_the_limit() {
-    let _server = Server::start();
-    let server = &_server;
+    let server = Server::start();
     let client = client();
     let mut statuses = Vec::new();
     for attempt in 0..(FAILURES_PER_ADDRESS + 5) {

@@ -28,7 +28,7 @@ async fn sessions_are_limited_per_key_and_in_total() {
     let over = open(&server, "dev-key").await;
     assert_eq!(over.status(), StatusCode::TOO_MANY_REQUESTS, "one key cannot hold every session");
     let body: Value = over.json().await.expect("a JSON error");
-    assert!(body["error"].as_str().unwrap().contains("100 sessions"), "{body}");
+    assert!(body["error"].as_str().expect("an error message").contains("100 sessions"), "{body}");
 
     for n in 1..10 {
         for _ in 0..SESSIONS_PER_KEY {

@@ -10,33 +10,33 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-pub const PATIENCE: Duration = Duration::from_secs(30);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(30);
 
 /// The development `hardened.toml`, for a configuration directory that changes only `agent.toml`.
-pub const DEVELOPMENT_HARDENED: &str = include_str!("../../config/development/hardened.toml");
+pub(crate) const DEVELOPMENT_HARDENED: &str = include_str!("../../config/development/hardened.toml");
 
 /// A running `agent-server`, killed when dropped.
-pub struct Server {
+pub(crate) struct Server {
     child: Child,
-    pub base: String,
-    pub directory: tempfile::TempDir,
+    pub(crate) base: String,
+    pub(crate) directory: tempfile::TempDir,
 }
 
 /// How a server is started: its environment, and `agent.toml` when not the embedded one.
 #[derive(Default)]
-pub struct Launch {
+pub(crate) struct Launch {
     env: Vec<(String, String)>,
     agent_toml: Option<String>,
 }
 
 impl Launch {
-    pub fn env(mut self, variable: &str, value: &str) -> Launch {
+    pub(crate) fn env(mut self, variable: &str, value: &str) -> Launch {
         self.env.push((variable.to_owned(), value.to_owned()));
         self
     }
 
     /// Runs with a configuration directory holding the development `hardened.toml` and this `agent.toml`.
-    pub fn agent_toml(mut self, text: &str) -> Launch {
+    pub(crate) fn agent_toml(mut self, text: &str) -> Launch {
         self.agent_toml = Some(text.to_owned());
         self
     }
@@ -68,13 +68,13 @@ impl Launch {
     }
 
     /// Runs `agent-server ARGS` to the end, such as `config check`.
-    pub fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         let directory = tempfile::tempdir().expect("a temporary directory");
         self.command(directory.path()).args(args).output().expect("agent-server runs")
     }
 
     /// Starts the server on a free loopback port and waits until it listens.
-    pub fn start(self) -> Server {
+    pub(crate) fn start(self) -> Server {
         let directory = tempfile::tempdir().expect("a temporary directory");
         let port =
             std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("an address").port();
@@ -99,7 +99,7 @@ impl Launch {
 
     /// Starts the server and waits up to `patience` for it to exit: its exit status and standard error,
     /// or `None` if it was still running (it is then killed).
-    pub fn start_expecting_exit(self, patience: Duration) -> Option<(std::process::ExitStatus, String)> {
+    pub(crate) fn start_expecting_exit(self, patience: Duration) -> Option<(std::process::ExitStatus, String)> {
         let directory = tempfile::tempdir().expect("a temporary directory");
         let port =
             std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("an address").port();
@@ -128,20 +128,20 @@ impl Launch {
 
 impl Server {
     /// The server with the embedded development configuration.
-    pub fn start() -> Server {
+    pub(crate) fn start() -> Server {
         Launch::default().start()
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    pub fn audit_path(&self) -> PathBuf {
+    pub(crate) fn audit_path(&self) -> PathBuf {
         self.directory.path().join("data/audit/audit.jsonl")
     }
 
     /// Stops the server with SIGTERM and waits for a clean exit, so that every audit event is written.
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         let status = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
         assert!(status.expect("kill runs").success());
         let started = Instant::now();
@@ -156,7 +156,7 @@ impl Server {
     }
 
     /// Every record of the audit file.
-    pub fn audit_events(&self) -> Vec<Value> {
+    pub(crate) fn audit_events(&self) -> Vec<Value> {
         std::fs::read_to_string(self.audit_path())
             .expect("the audit log is readable")
             .lines()
@@ -165,12 +165,12 @@ impl Server {
     }
 
     /// The size of the audit file in bytes (0 before the first event).
-    pub fn audit_bytes(&self) -> u64 {
+    pub(crate) fn audit_bytes(&self) -> u64 {
         std::fs::metadata(self.audit_path()).map_or(0, |metadata| metadata.len())
     }
 
     /// Opens a session with `key`; panics unless it is created.
-    pub async fn open_session(&self, key: &str) -> String {
+    pub(crate) async fn open_session(&self, key: &str) -> String {
         let response = client().post(self.url("/v1/sessions")).bearer_auth(key).send().await.expect("an answer");
         assert_eq!(response.status(), 201, "a session is opened");
         let body: Value = response.json().await.expect("a JSON body");
@@ -186,11 +186,11 @@ impl Drop for Server {
 }
 
 /// A client that keeps its connection, so that a flood is not a flood of connections.
-pub fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
 /// The events of `event_type` with `outcome`.
-pub fn events_of<'a>(events: &'a [Value], event_type: &str, outcome: &str) -> Vec<&'a Value> {
+pub(crate) fn events_of<'a>(events: &'a [Value], event_type: &str, outcome: &str) -> Vec<&'a Value> {
     events.iter().filter(|event| event["event_type"] == event_type && event["outcome"] == outcome).collect()
 }
