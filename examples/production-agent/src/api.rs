@@ -42,7 +42,7 @@ pub(crate) fn routes(app: Arc<App>, auth: Arc<Authenticator>) -> Router {
     let message_body = DefaultBodyLimit::max(message_body_limit(app.sessions.limits().message_bytes));
     Router::new()
         .route("/v1/sessions", post(open_session))
-        .route("/v1/sessions/{id}", get(read_session))
+        .route("/v1/sessions/{id}", get(read_session).delete(close_session))
         .route("/v1/sessions/{id}/messages", post(send_message).layer(message_body))
         .route("/v1/admin/faults", put(set_faults).get(read_faults))
         .layer(DefaultBodyLimit::max(SMALL_BODY_BYTES))
@@ -164,6 +164,24 @@ async fn read_session(
     let open = authorize_session(&app, id, &principal, "read", true)?;
     let session = open.session.lock().await;
     Ok(Json(&*session).into_response())
+}
+
+/// Ends a session at its owner's request, audited as a `SessionEnd`: 204.
+async fn close_session(
+    State(app): State<Arc<App>>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<Uuid>,
+) -> Result<Response, ApiError> {
+    authorize_session(&app, id, &principal, "close", false)?;
+    if app.sessions.close(id).is_some() {
+        trail::record(|| {
+            AuditEvent::new(EventType::SessionEnd)
+                .session_id(id.to_string())
+                .resource("session")
+                .detail("reason", "closed")
+        });
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 #[derive(Debug, Deserialize)]

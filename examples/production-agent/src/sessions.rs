@@ -74,7 +74,9 @@ impl Default for SessionLimits {
 /// Why a session was not opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum SessionLimit {
-    #[error("this key holds {0} sessions, the most one key may; one ends after being idle for the idle timeout")]
+    #[error(
+        "this key holds {0} sessions, the most one key may; close one (DELETE /v1/sessions/{{id}}) or let one idle out"
+    )]
     PerKey(usize),
     #[error("the service holds {0} sessions, the most it may; retry later")]
     Total(usize),
@@ -103,6 +105,18 @@ struct Open {
     by_id: HashMap<Uuid, Arc<OpenSession>>,
     /// How many sessions each owner holds.
     per_owner: HashMap<String, usize>,
+}
+
+impl Open {
+    /// Counts one session fewer for `owner`.
+    fn release(&mut self, owner: &str) {
+        if let Some(held) = self.per_owner.get_mut(owner) {
+            *held -= 1;
+            if *held == 0 {
+                self.per_owner.remove(owner);
+            }
+        }
+    }
 }
 
 impl Sessions {
@@ -144,6 +158,16 @@ impl Sessions {
         self.open.read().unwrap_or_else(PoisonError::into_inner).by_id.get(&id).cloned()
     }
 
+    /// Ends the session `id` at its owner's request: it is forgotten at once (a message it is handling
+    /// still finishes), and its place is free.
+    pub(crate) fn close(&self, id: Uuid) -> Option<Ended> {
+        let mut open = self.open.write().unwrap_or_else(PoisonError::into_inner);
+        let closed = open.by_id.remove(&id)?;
+        let ended = Ended { id, owner: closed.owner.clone() };
+        open.release(&ended.owner);
+        Some(ended)
+    }
+
     /// Ends the sessions last active more than `idle` before `now`, and returns them. A session handling
     /// a message (locked) is in use, whatever its time says, and stays.
     pub(crate) fn end_idle(&self, now: DateTime<Utc>, idle: Duration) -> Vec<Ended> {
@@ -159,12 +183,7 @@ impl Sessions {
             keep
         });
         for gone in &ended {
-            if let Some(held) = open.per_owner.get_mut(&gone.owner) {
-                *held -= 1;
-                if *held == 0 {
-                    open.per_owner.remove(&gone.owner);
-                }
-            }
+            open.release(&gone.owner);
         }
         ended
     }
@@ -275,8 +294,11 @@ mod tests {
         assert_eq!(sessions.end_idle(later, HOUR).len(), 3);
         assert!(sessions.get(first).is_none());
         assert!(sessions.open.read().expect("not poisoned").per_owner.is_empty(), "no count is left behind");
+        let closing = sessions.open("alice").expect("room again");
         sessions.open("alice").expect("room again");
-        sessions.open("alice").expect("room again");
+        assert_eq!(sessions.close(closing), Some(Ended { id: closing, owner: "alice".to_owned() }));
+        assert_eq!(sessions.close(closing), None, "a session closes once");
+        sessions.open("alice").expect("its place is free");
     }
 
     fn talk(n: usize, bytes: usize) -> Vec<Message> {

@@ -29,6 +29,9 @@ async fn sessions_are_limited_per_key_and_in_total() {
     assert_eq!(over.status(), StatusCode::TOO_MANY_REQUESTS, "one key cannot hold every session");
     let body: Value = over.json().await.expect("a JSON error");
     assert!(body["error"].as_str().expect("an error message").contains("100 sessions"), "{body}");
+    let spare = server.open_session("reader-key").await;
+    let closed = client().delete(server.url(&format!("/v1/sessions/{spare}"))).bearer_auth("reader-key").send().await;
+    assert_eq!(closed.expect("an answer").status(), 204, "closing a session frees its place");
 
     for n in 1..10 {
         for _ in 0..SESSIONS_PER_KEY {
