@@ -50,3 +50,19 @@ async fn a_huge_upstream_error_body_is_read_in_part_and_not_returned_to_the_clie
     assert!(log.contains("UPSTREAM-ERROR-BODY:"), "an excerpt of the body is logged: {log}");
     assert!(log.lines().all(|line| line.len() < 8 * 1024), "the excerpt is bounded");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_model_is_reported_without_its_address_or_credentials() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a port").local_addr().expect("an address");
+    let base_url = format!("http://user:planted-password@{closed}/v1?api-key=planted-key");
+    let mut server = Server::with_env(&[("OPENAI_BASE_URL", &base_url), ("OPENAI_API_KEY", "sk-planted-token")]);
+    let session = server.open_session("dev-key").await;
+
+    let (status, reply) = server.say("dev-key", &session, "hello").await.expect("the server answers");
+    assert_eq!(status, 502, "{reply}");
+    assert_eq!(reply["error"], "the model could not be reached");
+    assert!(server.stop().success());
+    let log = server.log();
+    assert!(log.contains("the model could not be reached"), "the cause is logged: {log}");
+    assert!(!log.contains("planted"), "{log}");
+}

@@ -39,7 +39,9 @@ pub(crate) struct ModelAnswer {
 /// Why a model call failed.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ModelError {
-    #[error("the model could not be reached: {0}")]
+    /// The network failed: the caller is told that much; the cause, which names the provider's address,
+    /// is logged.
+    #[error("the model could not be reached")]
     Unreachable(String),
     /// The provider's error: the caller is told the status only; an excerpt of the body is logged.
     #[error("the model answered {status}")]
@@ -157,7 +159,11 @@ const ERROR_EXCERPT_CHARS: usize = 512;
 /// Sends `request` and reads the body of a successful response, or the error its status says. Neither
 /// body is read past its bound; an error's body is logged as a short excerpt and not returned.
 async fn exchange(request: reqwest::RequestBuilder) -> Result<Value, ModelError> {
-    let unreachable = |error: reqwest::Error| ModelError::Unreachable(redact::reqwest_error(error));
+    let unreachable = |error: reqwest::Error| {
+        let cause = redact::reqwest_error(error);
+        tracing::warn!(%cause, "the model could not be reached");
+        ModelError::Unreachable(cause)
+    };
     let mut response = request.send().await.map_err(unreachable)?;
     let status = response.status();
     if !status.is_success() {

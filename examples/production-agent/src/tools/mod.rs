@@ -116,12 +116,17 @@ impl Tools {
         call: &ToolCall,
         allowed: &(dyn Fn(&str) -> bool + Sync),
     ) -> ToolOutcome {
-        let permitted = NAMES.contains(&call.tool.as_str()) && allowed(&call.tool);
-        authorization(&call.tool, permitted, "the key's tools");
+        let known = NAMES.contains(&call.tool.as_str());
+        // A name the model made up is not repeated whole: it may be as long as the model's answer.
+        let name = if known { call.tool.as_str() } else { "an unknown tool" };
+        let permitted = known && allowed(&call.tool);
+        authorization(name, permitted, "the key's tools");
         let result = if permitted {
             self.dispatch(session, call).await
+        } else if known {
+            Err(ToolError::Failed(format!("the tool `{name}` is not available to this key")))
         } else {
-            Err(ToolError::Failed(format!("the tool `{}` is not available to this key", call.tool)))
+            Err(ToolError::Failed(format!("no tool of that name; allowed: {}", NAMES.join(", "))))
         };
         match result {
             Ok(output) => ToolOutcome { tool: call.tool.clone(), ok: true, output },
