@@ -70,8 +70,8 @@ async fn counted_server(ip: &str, body: &'static str) -> (std::net::SocketAddr, 
     (serve_on(ip, router).await, hits)
 }
 
-/// A loopback server that redirects `/hop/{port}/{host}` to `http://{host}:{port}/secret`, and answers
-/// `/page` itself.
+/// A loopback server that redirects `/hop/{port}/{host}` to `http://{host}:{port}/secret` and `/loop` to
+/// itself, and answers `/page`.
 async fn redirecting_server() -> std::net::SocketAddr {
     let router = axum::Router::new()
         .route(
@@ -80,7 +80,8 @@ async fn redirecting_server() -> std::net::SocketAddr {
                 (StatusCode::FOUND, [(header::LOCATION, format!("http://{host}:{port}/secret"))]).into_response()
             }),
         )
-        .route("/page", get(|| async { "a public page" }));
+        .route("/page", get(|| async { "a public page" }))
+        .route("/loop", get(|| async { (StatusCode::FOUND, [(header::LOCATION, "/loop")]).into_response() }));
     serve_on("127.0.0.1", router).await
 }
 
@@ -108,6 +109,10 @@ async fn a_redirect_from_an_allowed_host_to_an_unlisted_one_is_not_followed() {
     let hop = format!("fetch http://{public}/hop/{}/127.0.0.1", internal.port());
     let followed = server.tool_outcome("dev-key", &session, &hop).await;
     assert_eq!((&followed["ok"], &followed["output"]), (&true.into(), &"internal secret".into()), "{followed}");
+
+    let looping = server.tool_outcome("dev-key", &session, &format!("fetch http://{public}/loop")).await;
+    assert_eq!(looping["ok"], false, "{looping}");
+    assert_eq!(looping["output"], "more than 5 redirects; allowed: fetch.max_redirects");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
