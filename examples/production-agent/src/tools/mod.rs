@@ -116,9 +116,8 @@ impl Tools {
         call: &ToolCall,
         allowed: &(dyn Fn(&str) -> bool + Sync),
     ) -> ToolOutcome {
+        let name = recorded_name(&call.tool);
         let known = NAMES.contains(&call.tool.as_str());
-        // A name the model made up is not repeated whole: it may be as long as the model's answer.
-        let name = if known { call.tool.as_str() } else { "an unknown tool" };
         let permitted = known && allowed(&call.tool);
         authorization(name, permitted, "the key's tools");
         let result = if permitted {
@@ -129,8 +128,8 @@ impl Tools {
             Err(ToolError::Failed(format!("no tool of that name; allowed: {}", NAMES.join(", "))))
         };
         match result {
-            Ok(output) => ToolOutcome { tool: call.tool.clone(), ok: true, output },
-            Err(error) => ToolOutcome { tool: call.tool.clone(), ok: false, output: error.to_string() },
+            Ok(output) => ToolOutcome { tool: name.to_owned(), ok: true, output },
+            Err(error) => ToolOutcome { tool: name.to_owned(), ok: false, output: error.to_string() },
         }
     }
 
@@ -146,6 +145,12 @@ impl Tools {
             Arguments::Faulty => faulty(&self.faults).await,
         }
     }
+}
+
+/// A tool's name as it is recorded (audit events, outcomes): a name the model made up is recorded as
+/// `unknown`, since it may be as long as the model's answer.
+pub(crate) fn recorded_name(tool: &str) -> &str {
+    NAMES.iter().find(|name| **name == tool).copied().unwrap_or("unknown")
 }
 
 /// An `AuthorizationCheck` event: who may use what, and by which rule.
@@ -218,6 +223,18 @@ mod tests {
         fn on_record(&self, _: &tracing::span::Id, values: &tracing::span::Record<'_>, _: Context<'_, S>) {
             values.record(&mut self.clone());
         }
+    }
+
+    #[tokio::test]
+    async fn a_made_up_tool_name_is_refused_and_recorded_as_unknown() {
+        let tools = Tools::new(&FetchSettings::default(), &ToolSettings::default()).expect("default settings");
+        let sessions = crate::sessions::Sessions::default();
+        let session = sessions.get(sessions.open("alice")).expect("open");
+        let call = ToolCall { id: "c1".into(), tool: "x".repeat(100_000), input: json!({}) };
+        let outcome = tools.run(&mut *session.lock().await, &call, &|_| true).await;
+        assert_eq!(outcome.tool, "unknown");
+        assert!(!outcome.ok);
+        assert_eq!(outcome.output, "no tool of that name; allowed: calculator, clock, fetch, memory, faulty");
     }
 
     #[test]
