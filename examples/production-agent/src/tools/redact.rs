@@ -24,12 +24,16 @@ pub(crate) fn urls_in(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(separator) = rest.find("://") {
-        let scheme_start = rest[..separator]
-            .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+        // Scheme characters are ASCII, so the byte after any other is a character boundary.
+        let scheme_start = rest.as_bytes()[..separator]
+            .iter()
+            .rposition(|byte| !(byte.is_ascii_alphanumeric() || matches!(byte, b'+' | b'-' | b'.')))
             .map_or(0, |index| index + 1);
-        let end = rest[separator..]
+        let token_end = rest[separator..]
             .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '`' | ')'))
             .map_or(rest.len(), |offset| separator + offset);
+        // Punctuation after a URL belongs to the sentence.
+        let end = separator + 3 + rest[separator + 3..token_end].trim_end_matches(['.', ',', ':', ';', '!']).len();
         out.push_str(&rest[..scheme_start]);
         let candidate = &rest[scheme_start..end];
         match reqwest::Url::parse(candidate) {
@@ -48,7 +52,7 @@ pub(crate) fn urls_in(text: &str) -> String {
 pub(crate) fn reqwest_error(error: reqwest::Error) -> String {
     let address = error.url().map(url);
     let error = error.without_url();
-    let mut text = error.to_string();
+    let mut text = urls_in(&error.to_string());
     if let Some(address) = address {
         text.push_str(" for ");
         text.push_str(&address);
@@ -56,15 +60,26 @@ pub(crate) fn reqwest_error(error: reqwest::Error) -> String {
     let mut source = error.source();
     while let Some(cause) = source {
         text.push_str(": ");
-        text.push_str(&cause.to_string());
+        text.push_str(&urls_in(&cause.to_string()));
         source = cause.source();
     }
-    urls_in(&text)
+    text
 }
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        #[test]
+        fn any_text_is_redacted_without_a_panic(prefix in ".{0,40}", middle in "[a-zé+.:/@?#-]{0,40}", suffix in ".{0,40}") {
+            let text = format!("{prefix}é://{middle}://{suffix}");
+            let redacted = urls_in(&text);
+            prop_assert!(redacted.len() <= text.len() + 64);
+        }
+    }
 
     #[test]
     fn userinfo_query_and_fragment_are_removed() {
@@ -88,5 +103,15 @@ mod tests {
         assert_eq!(urls_in("no URL here: a://"), "no URL here: a://");
         assert_eq!(urls_in("://x?token=1"), "[redacted URL]");
         assert_eq!(urls_in("plain text"), "plain text");
+        assert_eq!(urls_in("failed: http://h/p?k=v: refused."), "failed: http://h/p?[redacted]: refused.");
+    }
+
+    #[tokio::test]
+    async fn a_reqwest_error_keeps_its_causes_and_loses_the_urls_secrets() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a port").local_addr().expect("an address");
+        let error = reqwest::get(format!("http://u:pw@{closed}/x?token=planted")).await.expect_err("nothing listens");
+        let text = reqwest_error(error);
+        assert!(text.starts_with(&format!("error sending request for http://{closed}/x?[redacted]: ")), "{text}");
+        assert!(!text.contains("planted") && !text.contains("pw@"), "{text}");
     }
 }
