@@ -112,7 +112,7 @@ async fn a_redirect_from_an_allowed_host_to_an_unlisted_one_is_not_followed() {
 
     let looping = server.tool_outcome("dev-key", &session, &format!("fetch http://{public}/loop")).await;
     assert_eq!(looping["ok"], false, "{looping}");
-    assert_eq!(looping["output"], "more than 5 redirects; allowed: fetch.max_redirects");
+    assert_eq!(looping["output"], "more than 5 redirects; allowed: at most 5 (fetch.max_redirects)");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -146,7 +146,9 @@ impl Fetcher {
         let redirects = redirect::Policy::custom(move |attempt| {
             // `previous` holds the first URL and every hop followed so far.
             if attempt.previous().len() > max_redirects {
-                let reason = format!("more than {max_redirects} redirects; allowed: fetch.max_redirects");
+                let reason = format!(
+                    "more than {max_redirects} redirects; allowed: at most {max_redirects} (fetch.max_redirects)"
+                );
                 return attempt.error(Refused(reason));
             }
             let checked = hops.check_url(attempt.url());
