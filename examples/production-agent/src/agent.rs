@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::model::{self, ModelError, ModelTurn};
 use crate::sessions::Session;
-use crate::tools::{ToolCall, ToolOutcome, Tools};
+use crate::tools::{self, ToolCall, ToolOutcome, Tools};
 
 /// One entry of a conversation.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -167,7 +167,7 @@ impl Agent {
                     reply.input_tokens += answer.input_tokens;
                     reply.output_tokens += answer.output_tokens;
                     let tool = match &answer.turn {
-                        ModelTurn::ToolCall { tool, .. } => Some(tool.clone()),
+                        ModelTurn::ToolCall { tool, .. } => Some(tools::recorded_name(tool).to_owned()),
                         ModelTurn::Text(_) => None,
                     };
                     let action = Action::ModelReply {
@@ -182,7 +182,7 @@ impl Agent {
                     let outcome = self.tools.run(session, &call, allowed).await;
                     let action = Action::ToolResult {
                         session: id,
-                        tool: call.tool,
+                        tool: outcome.tool.clone(),
                         ok: outcome.ok,
                         id: call.id,
                         output: outcome.output.clone(),

@@ -18,7 +18,7 @@ use crate::auth::Authenticator;
 use crate::model;
 use crate::sessions::{SessionLimits, Sessions};
 use crate::settings::Settings;
-use crate::tools::{Faults, Tools};
+use crate::tools::Tools;
 use crate::trail;
 
 /// Where the server listens when the configuration does not say.
@@ -58,7 +58,7 @@ pub(crate) async fn serve(settings: Settings) -> Result<(), Box<dyn Error>> {
     let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).build()?;
     let agent = Agent {
         model: model::Client::from_settings(&settings.agent.model, &http)?,
-        tools: Tools { http, fetch: settings.agent.fetch.clone(), faults: Faults::default() },
+        tools: Tools::new(&settings.agent.fetch, &settings.agent.tools)?,
         max_steps: settings.agent.model.max_steps,
         max_tokens: settings.agent.model.max_tokens,
     };

@@ -46,6 +46,9 @@ pub(crate) struct AgentSettings {
     pub(crate) keys: Vec<KeySettings>,
     #[serde(default)]
     pub(crate) fetch: FetchSettings,
+    /// Limits every tool call is held to, and the memory tool's.
+    #[serde(default)]
+    pub(crate) tools: ToolSettings,
     #[serde(default)]
     pub(crate) audit: AuditSettings,
     #[serde(default)]
@@ -226,15 +229,103 @@ fn all_tools() -> Vec<String> {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct FetchSettings {
-    /// Hosts the tool may fetch from; any other is refused before a connection is made.
+    /// Hosts the tool may fetch from, on the first URL and on every redirect; any other is refused before
+    /// a connection is made. A literal address here may be reached even when it is private.
     pub(crate) allow_hosts: Vec<String>,
+    /// Addresses the tool may connect to although they are loopback, private, link-local, unique-local,
+    /// shared (CGNAT) or a cloud's metadata service; every other such address is refused, whatever name
+    /// resolves to it.
+    pub(crate) allow_private: Vec<String>,
+    /// The most redirects one fetch follows, each checked like the first URL.
+    pub(crate) max_redirects: usize,
     /// The most bytes of a body the tool reads.
     pub(crate) max_bytes: usize,
 }
 
 impl Default for FetchSettings {
     fn default() -> Self {
-        FetchSettings { allow_hosts: Vec::new(), max_bytes: 64 * 1024 }
+        FetchSettings { allow_hosts: Vec::new(), allow_private: Vec::new(), max_redirects: 5, max_bytes: 64 * 1024 }
+    }
+}
+
+impl FetchSettings {
+    /// `allow_private`, parsed.
+    pub(crate) fn allow_private_addresses(&self) -> Result<Vec<std::net::IpAddr>, String> {
+        self.allow_private
+            .iter()
+            .enumerate()
+            .map(|(index, address)| {
+                address.parse().map_err(|_| {
+                    format!(
+                        "fetch.allow_private[{index}] = {address:?}; allowed: an IP address such as \"127.0.0.1\" \
+                         or \"::1\""
+                    )
+                })
+            })
+            .collect()
+    }
+
+    fn check(&self) -> Result<(), String> {
+        self.allow_private_addresses()?;
+        if self.max_redirects > 20 {
+            return Err(format!("fetch.max_redirects = {}; allowed: 0 to 20", self.max_redirects));
+        }
+        if self.max_bytes == 0 {
+            return Err("fetch.max_bytes = 0; allowed: a whole number from 1".to_owned());
+        }
+        Ok(())
+    }
+}
+
+/// Limits of every tool call: `[tools]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ToolSettings {
+    /// The most bytes a tool call's input may take, as JSON; a larger one is refused before any tool
+    /// parses it.
+    pub(crate) max_input_bytes: usize,
+    /// The memory tool's limits.
+    pub(crate) memory: MemorySettings,
+}
+
+impl Default for ToolSettings {
+    fn default() -> Self {
+        ToolSettings { max_input_bytes: 8 * 1024, memory: MemorySettings::default() }
+    }
+}
+
+/// The memory tool's limits, per session: `[tools.memory]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+#[expect(clippy::struct_field_names, reason = "the configuration's keys, named as the other limits are")]
+pub(crate) struct MemorySettings {
+    /// The most values one session remembers.
+    pub(crate) max_entries: usize,
+    /// The longest key, in bytes.
+    pub(crate) max_key_bytes: usize,
+    /// The longest value, in bytes.
+    pub(crate) max_value_bytes: usize,
+}
+
+impl Default for MemorySettings {
+    fn default() -> Self {
+        MemorySettings { max_entries: 100, max_key_bytes: 128, max_value_bytes: 4 * 1024 }
+    }
+}
+
+impl ToolSettings {
+    fn check(&self) -> Result<(), String> {
+        for (key, value) in [
+            ("tools.max_input_bytes", self.max_input_bytes),
+            ("tools.memory.max_entries", self.memory.max_entries),
+            ("tools.memory.max_key_bytes", self.memory.max_key_bytes),
+            ("tools.memory.max_value_bytes", self.memory.max_value_bytes),
+        ] {
+            if value == 0 {
+                return Err(format!("{key} = 0; allowed: a whole number from 1"));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -369,6 +460,8 @@ impl AgentSettings {
                 }
             }
         }
+        self.fetch.check()?;
+        self.tools.check()?;
         if self.model.max_steps == 0 {
             return Err("model.max_steps = 0; allowed: a whole number from 1".to_owned());
         }
@@ -513,6 +606,32 @@ mod tests {
             Err("auth.failure_interval = \"never\"; allowed: a duration above zero, such as \"1m\"".to_owned())
         );
         assert!(auth(AuthSettings { failures_per_address: 0, ..AuthSettings::default() }).is_err());
+    }
+
+    #[test]
+    fn fetch_and_tool_settings_are_checked_with_what_is_allowed() {
+        let mut agent = AgentSettings::default();
+        agent.fetch.allow_private = vec!["127.0.0.1".to_owned(), "localhost".to_owned()];
+        assert_eq!(
+            agent.check(),
+            Err("fetch.allow_private[1] = \"localhost\"; allowed: an IP address such as \"127.0.0.1\" or \"::1\""
+                .to_owned())
+        );
+        agent.fetch.allow_private.pop();
+        assert!(agent.check().is_ok());
+        agent.tools.memory.max_entries = 0;
+        assert_eq!(agent.check(), Err("tools.memory.max_entries = 0; allowed: a whole number from 1".to_owned()));
+    }
+
+    #[test]
+    fn the_configurations_keep_the_demo_on_loopback_and_production_strict() {
+        let development: AgentSettings = toml::from_str(EMBEDDED_AGENT).expect("the embedded agent.toml parses");
+        assert!(development.fetch.allow_private.contains(&"127.0.0.1".to_owned()));
+        let production: AgentSettings =
+            toml::from_str(include_str!("../config/production/agent.toml")).expect("the production agent.toml parses");
+        assert!(production.fetch.allow_private.is_empty(), "production reaches no internal address");
+        assert!(production.fetch.allow_hosts.iter().all(|host| host.parse::<std::net::IpAddr>().is_err()));
+        assert_eq!(production.tools.memory.max_entries, 100);
     }
 
     #[test]

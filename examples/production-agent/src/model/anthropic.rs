@@ -2,6 +2,7 @@
 
 use serde_json::{Value, json};
 
+use super::secret::Secret;
 use super::{Model, ModelAnswer, ModelError, ModelTurn};
 use crate::agent::Message;
 use crate::tools;
@@ -10,20 +11,31 @@ const DEFAULT_MODEL: &str = "claude-sonnet-4-5";
 const API_URL: &str = "https://api.anthropic.com/v1/messages";
 const API_VERSION: &str = "2023-06-01";
 
-/// A model of the Anthropic API.
-#[derive(Debug, Clone)]
+/// A model of the Anthropic API. Its `Debug` shows the model and the URL without credentials, and the key
+/// as `[redacted]`.
+#[derive(Clone)]
 pub(crate) struct Anthropic {
     http: reqwest::Client,
-    key: String,
+    key: Secret,
     model: String,
     url: String,
+}
+
+impl std::fmt::Debug for Anthropic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Anthropic")
+            .field("model", &self.model)
+            .field("url", &tools::redact::urls_in(&self.url))
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Anthropic {
     pub(crate) fn new(http: reqwest::Client, key: String, model: Option<String>) -> Anthropic {
         let url = std::env::var("ANTHROPIC_BASE_URL")
             .map_or_else(|_| API_URL.to_owned(), |base| format!("{}/v1/messages", base.trim_end_matches('/')));
-        Anthropic { http, key, model: model.unwrap_or_else(|| DEFAULT_MODEL.to_owned()), url }
+        Anthropic { http, key: Secret::new(key), model: model.unwrap_or_else(|| DEFAULT_MODEL.to_owned()), url }
     }
 }
 
@@ -84,7 +96,7 @@ impl Model for Anthropic {
         let request = self
             .http
             .post(&self.url)
-            .header("x-api-key", &self.key)
+            .header("x-api-key", self.key.expose())
             .header("anthropic-version", API_VERSION)
             .json(&request_body(&self.model, messages, max_tokens));
         super::exchange(request).await.and_then(|body| read_answer(&body))
@@ -94,6 +106,13 @@ impl Model for Anthropic {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_shows_no_key() {
+        let model = Anthropic::new(reqwest::Client::new(), "sk-ant-planted".to_owned(), None);
+        let printed = format!("{model:?}");
+        assert!(!printed.contains("sk-ant-planted") && printed.contains("[redacted]"), "{printed}");
+    }
 
     #[test]
     fn tool_calls_and_results_become_content_blocks() {

@@ -3,6 +3,7 @@
 mod anthropic;
 mod openai;
 mod scripted;
+mod secret;
 
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use serde_json::Value;
 
 use crate::agent::Message;
 use crate::settings::{Backend, ModelSettings};
+use crate::tools::redact;
 
 pub(crate) use self::anthropic::Anthropic;
 pub(crate) use self::openai::OpenAiCompatible;
@@ -37,10 +39,13 @@ pub(crate) struct ModelAnswer {
 /// Why a model call failed.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ModelError {
-    #[error("the model could not be reached: {0}")]
+    /// The network failed: the caller is told that much; the cause, which names the provider's address,
+    /// is logged.
+    #[error("the model could not be reached")]
     Unreachable(String),
-    #[error("the model answered {status}: {body}")]
-    Status { status: u16, body: String },
+    /// The provider's error: the caller is told the status only; an excerpt of the body is logged.
+    #[error("the model answered {status}")]
+    Status { status: reqwest::StatusCode },
     #[error("the model's answer could not be read: {0}")]
     Malformed(String),
     #[error(transparent)]
@@ -53,7 +58,9 @@ impl ModelError {
     pub(crate) fn is_transient(&self) -> bool {
         match self {
             ModelError::Unreachable(_) => true,
-            ModelError::Status { status, .. } => *status == 429 || *status >= 500,
+            ModelError::Status { status } => {
+                *status == reqwest::StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+            }
             ModelError::Malformed(_) | ModelError::Refused(_) => false,
         }
     }
@@ -141,16 +148,54 @@ async fn call_model(model: &dyn Model, messages: &[Message], max_tokens: u32) ->
     model.complete(messages, max_tokens).await
 }
 
-/// Sends `request` and reads the body of a successful response, or the error its status says.
+/// The most bytes of a successful answer read; a larger one is refused as malformed.
+const MAX_ANSWER_BYTES: usize = 8 * 1024 * 1024;
+/// The most bytes of an error's body read: the provider's error bodies are short, and an endpoint that
+/// sends a long one gets no more of this process's memory or time.
+const MAX_ERROR_BODY_BYTES: usize = 4 * 1024;
+/// The most characters of an error's body logged.
+const ERROR_EXCERPT_CHARS: usize = 512;
+
+/// Sends `request` and reads the body of a successful response, or the error its status says. Neither
+/// body is read past its bound; an error's body is logged as a short excerpt and not returned.
 async fn exchange(request: reqwest::RequestBuilder) -> Result<Value, ModelError> {
-    let response = request.send().await.map_err(|error| ModelError::Unreachable(error.to_string()))?;
+    let unreachable = |error: reqwest::Error| {
+        let cause = redact::reqwest_error(error);
+        tracing::warn!(%cause, "the model could not be reached");
+        ModelError::Unreachable(cause)
+    };
+    let mut response = request.send().await.map_err(unreachable)?;
     let status = response.status();
-    let text = response.text().await.map_err(|error| ModelError::Unreachable(error.to_string()))?;
     if !status.is_success() {
-        let body: String = text.chars().take(500).collect();
-        return Err(ModelError::Status { status: status.as_u16(), body });
+        let (body, complete) = read_at_most(&mut response, MAX_ERROR_BODY_BYTES).await.unwrap_or_default();
+        let excerpt: String = String::from_utf8_lossy(&body).chars().take(ERROR_EXCERPT_CHARS).collect();
+        tracing::warn!(
+            status = status.as_u16(),
+            body = %redact::urls_in(&excerpt),
+            truncated = !complete || excerpt.len() < body.len(),
+            "the model answered an error"
+        );
+        return Err(ModelError::Status { status });
     }
-    serde_json::from_str(&text).map_err(|error| ModelError::Malformed(error.to_string()))
+    let (body, complete) = read_at_most(&mut response, MAX_ANSWER_BYTES).await.map_err(unreachable)?;
+    if !complete {
+        return Err(ModelError::Malformed(format!("the answer is over {MAX_ANSWER_BYTES} bytes")));
+    }
+    serde_json::from_slice(&body).map_err(|error| ModelError::Malformed(error.to_string()))
+}
+
+/// Up to `limit` bytes of `response`'s body, and whether that was all of it; the rest is never read.
+async fn read_at_most(response: &mut reqwest::Response, limit: usize) -> Result<(Vec<u8>, bool), reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = limit - body.len();
+        if chunk.len() > room {
+            body.extend_from_slice(&chunk[..room]);
+            return Ok((body, false));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((body, true))
 }
 
 /// `hardened_llm_tokens_total`, registered once in hardened's registry so `/metrics` serves it.

@@ -3,24 +3,37 @@
 
 use serde_json::{Value, json};
 
+use super::secret::Secret;
 use super::{Model, ModelAnswer, ModelError, ModelTurn};
 use crate::agent::Message;
 use crate::tools;
 
 const DEFAULT_MODEL: &str = "gpt-4o-mini";
 
-/// A model behind an OpenAI-compatible endpoint.
-#[derive(Debug, Clone)]
+/// A model behind an OpenAI-compatible endpoint. Its `Debug` shows the model and the URL without
+/// credentials, and the key as `[redacted]`.
+#[derive(Clone)]
 pub(crate) struct OpenAiCompatible {
     http: reqwest::Client,
     url: String,
-    key: Option<String>,
+    key: Option<Secret>,
     model: String,
+}
+
+impl std::fmt::Debug for OpenAiCompatible {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenAiCompatible")
+            .field("model", &self.model)
+            .field("url", &tools::redact::urls_in(&self.url))
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
 }
 
 impl OpenAiCompatible {
     pub(crate) fn new(http: reqwest::Client, base_url: &str, key: Option<String>, model: Option<String>) -> Self {
         let url = format!("{}/chat/completions", base_url.trim_end_matches('/'));
+        let key = key.map(Secret::new);
         OpenAiCompatible { http, url, key, model: model.unwrap_or_else(|| DEFAULT_MODEL.to_owned()) }
     }
 }
@@ -87,7 +100,7 @@ impl Model for OpenAiCompatible {
     async fn complete(&self, messages: &[Message], max_tokens: u32) -> Result<ModelAnswer, ModelError> {
         let mut request = self.http.post(&self.url).json(&request_body(&self.model, messages, max_tokens));
         if let Some(key) = &self.key {
-            request = request.bearer_auth(key);
+            request = request.bearer_auth(key.expose());
         }
         super::exchange(request).await.and_then(|body| read_answer(&body))
     }
@@ -96,6 +109,19 @@ impl Model for OpenAiCompatible {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_shows_no_key_and_no_credentials_of_the_url() {
+        let model = OpenAiCompatible::new(
+            reqwest::Client::new(),
+            "https://user:pw-planted@llm.example/v1?api-key=q-planted",
+            Some("sk-planted".to_owned()),
+            None,
+        );
+        let printed = format!("{model:?}");
+        assert!(!printed.contains("planted"), "{printed}");
+        assert!(printed.contains("llm.example/v1") && printed.contains("[redacted]"), "{printed}");
+    }
 
     #[test]
     fn tool_calls_carry_their_arguments_as_text_and_results_are_tool_messages() {

@@ -1,18 +1,23 @@
 //! The agent's tools, each a `#[hardened]` function with its own guards and audit, and the dispatcher
 //! that checks a key may use a tool (an audited authorization decision) before running it.
 
+mod address;
+mod arguments;
 mod faults;
-
-use std::collections::BTreeMap;
+mod fetch;
+mod memory;
+pub(crate) mod redact;
 
 use hardened::audit::{AuditEvent, EventType};
 use hardened::hardened;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use self::arguments::Arguments;
 pub(crate) use self::faults::{FaultSettings, Faults};
+use self::fetch::Fetcher;
 use crate::sessions::Session;
-use crate::settings::FetchSettings;
+use crate::settings::{FetchSettings, ToolSettings};
 use crate::trail;
 
 /// Every tool, as keys name them.
@@ -89,15 +94,21 @@ pub(crate) enum ToolError {
     Refused(#[from] hardened::Rejected),
 }
 
-/// What the tools share: an HTTP client, the fetch allow-list and the injected faults.
+/// What the tools share: the fetch tool's client and policy, the limits on inputs and on the memory, and
+/// the injected faults.
 #[derive(Debug)]
 pub(crate) struct Tools {
-    pub(crate) http: reqwest::Client,
-    pub(crate) fetch: FetchSettings,
+    fetcher: Fetcher,
+    settings: ToolSettings,
     pub(crate) faults: Faults,
 }
 
 impl Tools {
+    /// The tools as `fetch` and `tools` configure them.
+    pub(crate) fn new(fetch: &FetchSettings, tools: &ToolSettings) -> Result<Tools, String> {
+        Ok(Tools { fetcher: Fetcher::new(fetch)?, settings: tools.clone(), faults: Faults::default() })
+    }
+
     /// Runs `call` if `allowed` lets the caller's key use the tool; every decision is audited.
     pub(crate) async fn run(
         &self,
@@ -105,50 +116,41 @@ impl Tools {
         call: &ToolCall,
         allowed: &(dyn Fn(&str) -> bool + Sync),
     ) -> ToolOutcome {
-        let permitted = NAMES.contains(&call.tool.as_str()) && allowed(&call.tool);
-        authorization(&call.tool, permitted, "the key's tools");
+        let name = recorded_name(&call.tool);
+        let known = NAMES.contains(&call.tool.as_str());
+        let permitted = known && allowed(&call.tool);
+        authorization(name, permitted, "the key's tools");
         let result = if permitted {
             self.dispatch(session, call).await
+        } else if known {
+            Err(ToolError::Failed(format!("the tool `{name}` is not available to this key")))
         } else {
-            Err(ToolError::Failed(format!("the tool `{}` is not available to this key", call.tool)))
+            Err(ToolError::Failed(format!("no tool of that name; allowed: {}", NAMES.join(", "))))
         };
         match result {
-            Ok(output) => ToolOutcome { tool: call.tool.clone(), ok: true, output },
-            Err(error) => ToolOutcome { tool: call.tool.clone(), ok: false, output: error.to_string() },
+            Ok(output) => ToolOutcome { tool: name.to_owned(), ok: true, output },
+            Err(error) => ToolOutcome { tool: name.to_owned(), ok: false, output: error.to_string() },
         }
     }
 
+    /// The call's input is bounded and taken apart here, before any tool parses it.
     async fn dispatch(&self, session: &mut Session, call: &ToolCall) -> Result<String, ToolError> {
-        let text = |key: &str| {
-            call.input[key]
-                .as_str()
-                .map(str::to_owned)
-                .ok_or_else(|| ToolError::InvalidInput(format!("`{key}` must be a string")))
-        };
-        match call.tool.as_str() {
-            "calculator" => calculator(&text("expression")?),
-            "clock" => clock(),
-            "fetch" => {
-                let url = text("url")?;
-                let parsed =
-                    reqwest::Url::parse(&url).map_err(|error| ToolError::InvalidInput(format!("{url}: {error}")))?;
-                let host = parsed.host_str().unwrap_or_default().to_owned();
-                let listed = self.fetch.allow_hosts.iter().any(|allowed| allowed.eq_ignore_ascii_case(&host));
-                authorization(&format!("fetch:{host}"), listed, "the fetch allow-list");
-                if !listed || !matches!(parsed.scheme(), "http" | "https") {
-                    return Err(ToolError::Failed(format!("{host} is not on the fetch allow-list")));
-                }
-                fetch(&self.http, parsed, &host, self.fetch.max_bytes).await
+        match arguments::extract(&call.tool, &call.input, self.settings.max_input_bytes)? {
+            Arguments::Calculator { expression } => calculator(expression),
+            Arguments::Clock => clock(),
+            Arguments::Fetch { url } => self.fetcher.get(url).await,
+            Arguments::Memory { op, key, value } => {
+                memory::memory(&mut session.memory, &self.settings.memory, op, key, value)
             }
-            "memory" => {
-                let (op, key) = (text("op")?, text("key")?);
-                let value = call.input["value"].as_str();
-                memory(&mut session.memory, &op, &key, value)
-            }
-            "faulty" => faulty(&self.faults).await,
-            other => Err(ToolError::InvalidInput(format!("no tool `{other}`"))),
+            Arguments::Faulty => faulty(&self.faults).await,
         }
     }
+}
+
+/// A tool's name as it is recorded (audit events, outcomes): a name the model made up is recorded as
+/// `unknown`, since it may be as long as the model's answer.
+pub(crate) fn recorded_name(tool: &str) -> &str {
+    NAMES.iter().find(|name| **name == tool).copied().unwrap_or("unknown")
 }
 
 /// An `AuthorizationCheck` event: who may use what, and by which rule.
@@ -161,8 +163,8 @@ fn authorization(resource: &str, permitted: bool, rule: &str) {
     });
 }
 
-/// Arithmetic.
-#[hardened(kind = "tool", audit, fields(expression))]
+/// Arithmetic. The expression is the caller's words, so it is not a span field; its length is.
+#[hardened(kind = "tool", audit, fields(length = expression.len()))]
 fn calculator(expression: &str) -> Result<String, ToolError> {
     crate::calculator::evaluate(expression).map(|value| value.to_string()).map_err(ToolError::InvalidInput)
 }
@@ -171,51 +173,6 @@ fn calculator(expression: &str) -> Result<String, ToolError> {
 #[hardened(kind = "tool", audit)]
 fn clock() -> Result<String, ToolError> {
     Ok(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-}
-
-/// A GET from an allowed host: a breaker per host set, a rate limit, a bulkhead and a timeout, since the
-/// network is the tool most likely to hang.
-#[hardened(
-    kind = "tool",
-    audit,
-    fields(host),
-    breaker(name = "fetch", consecutive_failures = 5, open_for = "30s"),
-    rate(name = "fetch", per_second = 20, burst = 40),
-    bulkhead(name = "fetch", max = 8),
-    timeout = "10s"
-)]
-async fn fetch(http: &reqwest::Client, url: reqwest::Url, host: &str, max_bytes: usize) -> Result<String, ToolError> {
-    let mut response = http.get(url).send().await.map_err(|error| ToolError::Failed(error.to_string()))?;
-    let status = response.status();
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|error| ToolError::Failed(error.to_string()))? {
-        body.extend_from_slice(&chunk);
-        if body.len() >= max_bytes {
-            body.truncate(max_bytes);
-            break;
-        }
-    }
-    let text = String::from_utf8_lossy(&body).into_owned();
-    if status.is_success() { Ok(text) } else { Err(ToolError::Failed(format!("{host} answered {status}"))) }
-}
-
-/// A value by key, per session.
-#[hardened(kind = "tool", audit, fields(op, key))]
-fn memory(
-    memory: &mut BTreeMap<String, String>,
-    op: &str,
-    key: &str,
-    value: Option<&str>,
-) -> Result<String, ToolError> {
-    match (op, value) {
-        ("set", Some(value)) => {
-            memory.insert(key.to_owned(), value.to_owned());
-            Ok(format!("remembered {key}"))
-        }
-        ("get", _) => memory.get(key).cloned().ok_or_else(|| ToolError::Failed(format!("nothing remembered as {key}"))),
-        ("set", None) => Err(ToolError::InvalidInput("`set` needs a `value`".to_owned())),
-        (other, _) => Err(ToolError::InvalidInput(format!("`op` is `{other}`; allowed: \"set\", \"get\""))),
-    }
 }
 
 /// Fails and lags as the operator sets it (`PUT /v1/admin/faults`), behind a breaker that opens at half
@@ -235,4 +192,67 @@ async fn faulty(faults: &Faults) -> Result<String, ToolError> {
         return Err(ToolError::Failed(format!("injected fault ({failure_percent}% of calls)")));
     }
     Ok(format!("ok after {} ms", latency.as_millis()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex, PoisonError};
+
+    use tracing::field::{Field, Visit};
+    use tracing_subscriber::layer::{Context, SubscriberExt as _};
+
+    use super::*;
+    use crate::settings::MemorySettings;
+
+    /// Every span field recorded, as `name=value`.
+    #[derive(Debug, Clone, Default)]
+    struct SpanFields(Arc<Mutex<Vec<String>>>);
+
+    impl Visit for SpanFields {
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            self.0.lock().unwrap_or_else(PoisonError::into_inner).push(format!("{}={value:?}", field.name()));
+        }
+    }
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for SpanFields {
+        fn on_new_span(&self, attributes: &tracing::span::Attributes<'_>, _: &tracing::span::Id, _: Context<'_, S>) {
+            attributes.record(&mut self.clone());
+        }
+
+        fn on_record(&self, _: &tracing::span::Id, values: &tracing::span::Record<'_>, _: Context<'_, S>) {
+            values.record(&mut self.clone());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_made_up_tool_name_is_refused_and_recorded_as_unknown() {
+        let tools = Tools::new(&FetchSettings::default(), &ToolSettings::default()).expect("default settings");
+        let sessions = crate::sessions::Sessions::default();
+        let session = sessions.get(sessions.open("alice")).expect("open");
+        let call = ToolCall { id: "c1".into(), tool: "x".repeat(100_000), input: json!({}) };
+        let outcome = tools.run(&mut *session.lock().await, &call, &|_| true).await;
+        assert_eq!(outcome.tool, "unknown");
+        assert!(!outcome.ok);
+        assert_eq!(outcome.output, "no tool of that name; allowed: calculator, clock, fetch, memory, faulty");
+    }
+
+    #[test]
+    fn expressions_and_memory_keys_and_values_are_not_span_fields() {
+        let fields = SpanFields::default();
+        let subscriber = tracing_subscriber::registry().with(fields.clone());
+        tracing::subscriber::with_default(subscriber, || {
+            assert_eq!(calculator("918273 + 1").ok(), Some("918274".to_owned()));
+            let mut store = BTreeMap::new();
+            let limits = MemorySettings::default();
+            assert!(memory::memory(&mut store, &limits, "set", "plantedkey", Some("plantedvalue")).is_ok());
+            assert!(memory::memory(&mut store, &limits, "get", "otherplantedkey", None).is_err());
+        });
+        let recorded = fields.0.lock().unwrap_or_else(PoisonError::into_inner).join(" ");
+        assert!(recorded.contains("op=\"set\"") || recorded.contains("op=set"), "the op is kept: {recorded}");
+        assert!(recorded.contains("length=10"), "the expression's length is kept: {recorded}");
+        for planted in ["918273", "plantedkey", "plantedvalue"] {
+            assert!(!recorded.contains(planted), "{planted} is a span field: {recorded}");
+        }
+    }
 }

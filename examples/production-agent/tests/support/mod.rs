@@ -1,14 +1,15 @@
 //! `agent-server` as a real process on a loopback port, for the security tests: started with the
-//! variables and configuration a test asks for, called over HTTP, its audit file read back.
+//! variables and configuration a test asks for, called over HTTP, its log and audit file read back.
 
 #![allow(dead_code, reason = "each test file uses its own part of the harness")]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 pub(crate) const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -20,6 +21,7 @@ pub(crate) struct Server {
     child: Child,
     pub(crate) base: String,
     pub(crate) directory: tempfile::TempDir,
+    log: Arc<Mutex<String>>,
 }
 
 /// How a server is started: its environment, and `agent.toml` when not the embedded one.
@@ -50,6 +52,7 @@ impl Launch {
             .env_remove("DATABASE_URL")
             .env_remove("ANTHROPIC_API_KEY")
             .env_remove("OPENAI_BASE_URL")
+            .env_remove("OPENAI_API_KEY")
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .env_remove("AGENT_API_KEYS")
             .env_remove("AGENT_ENV")
@@ -82,19 +85,33 @@ impl Launch {
             .command(directory.path())
             .env("HARDENED_SERVER__ADDRESS", format!("127.0.0.1:{port}"))
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("agent-server starts");
-        // Its log goes to standard output; read it on a thread so the pipe never fills.
+        // Its log goes to standard output and standard error; read both on threads so no pipe fills.
+        let log = Arc::new(Mutex::new(String::new()));
         let stdout = child.stdout.take().expect("stdout is piped");
-        std::thread::spawn(move || for _ in BufReader::new(stdout).lines() {});
+        let stderr = child.stderr.take().expect("stderr is piped");
+        for stream in [Box::new(stdout) as Box<dyn std::io::Read + Send>, Box::new(stderr)] {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let mut log = log.lock().unwrap_or_else(PoisonError::into_inner);
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+            });
+        }
         let started = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(child.try_wait().expect("the child can be waited for").is_none(), "the server exited at start");
+            if let Some(status) = child.try_wait().expect("the child can be waited for") {
+                let log = log.lock().unwrap_or_else(PoisonError::into_inner);
+                panic!("the server exited at start with {status}: {log}");
+            }
             assert!(started.elapsed() < PATIENCE, "the server listens");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Server { child, base: format!("http://127.0.0.1:{port}"), directory }
+        Server { child, base: format!("http://127.0.0.1:{port}"), directory, log }
     }
 
     /// Starts the server and waits up to `patience` for it to exit: its exit status and standard error,
@@ -132,6 +149,17 @@ impl Server {
         Launch::default().start()
     }
 
+    /// The server with `agent_toml` as its `agent.toml` (and the development `hardened.toml`), and `env`
+    /// set.
+    pub(crate) fn with_agent_toml(agent_toml: &str, env: &[(&str, &str)]) -> Server {
+        env.iter().fold(Launch::default().agent_toml(agent_toml), |launch, (name, value)| launch.env(name, value)).start()
+    }
+
+    /// The server with the embedded configuration and `env` set.
+    pub(crate) fn with_env(env: &[(&str, &str)]) -> Server {
+        env.iter().fold(Launch::default(), |launch, (name, value)| launch.env(name, value)).start()
+    }
+
     pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -140,19 +168,35 @@ impl Server {
         self.directory.path().join("data/audit/audit.jsonl")
     }
 
-    /// Stops the server with SIGTERM and waits for a clean exit, so that every audit event is written.
-    pub(crate) fn stop(&mut self) {
+    /// Stops the server with SIGTERM and waits for it to exit, so that every audit event is written;
+    /// a clean exit is asserted.
+    pub(crate) fn stop(&mut self) -> std::process::ExitStatus {
         let status = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
         assert!(status.expect("kill runs").success());
         let started = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().expect("the child can be waited for") {
                 assert!(status.success(), "a clean exit after SIGTERM: {status}");
-                return;
+                return status;
             }
             assert!(started.elapsed() < PATIENCE, "the server exits after SIGTERM");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Whether the process is still running.
+    pub(crate) fn is_running(&mut self) -> bool {
+        self.child.try_wait().expect("the child can be waited for").is_none()
+    }
+
+    /// What the server wrote to standard output and standard error so far.
+    pub(crate) fn log(&self) -> String {
+        self.log.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// The audit trail the server wrote, as text.
+    pub(crate) fn audit_text(&self) -> String {
+        std::fs::read_to_string(self.audit_path()).unwrap_or_default()
     }
 
     /// Every record of the audit file.
@@ -171,10 +215,39 @@ impl Server {
 
     /// Opens a session with `key`; panics unless it is created.
     pub(crate) async fn open_session(&self, key: &str) -> String {
-        let response = client().post(self.url("/v1/sessions")).bearer_auth(key).send().await.expect("an answer");
-        assert_eq!(response.status(), 201, "a session is opened");
-        let body: Value = response.json().await.expect("a JSON body");
+        let (status, body) = self.call(reqwest::Method::POST, "/v1/sessions", key, None).await.expect("an answer");
+        assert_eq!(status, 201, "a session is opened: {body}");
         body["id"].as_str().expect("a session id").to_owned()
+    }
+
+    /// Sends `content` to `session`; `None` when the server did not answer.
+    pub(crate) async fn say(&self, key: &str, session: &str, content: &str) -> Option<(u16, Value)> {
+        let path = format!("/v1/sessions/{session}/messages");
+        self.call(reqwest::Method::POST, &path, key, Some(json!({ "content": content }))).await
+    }
+
+    /// One request with `key`; `None` when the server did not answer.
+    pub(crate) async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: &str,
+        body: Option<Value>,
+    ) -> Option<(u16, Value)> {
+        let mut request = client().request(method, self.url(path)).bearer_auth(key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.timeout(PATIENCE).send().await.ok()?;
+        let status = response.status().as_u16();
+        Some((status, response.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// The first tool outcome of a reply, asserting the reply is a 200.
+    pub(crate) async fn tool_outcome(&self, key: &str, session: &str, content: &str) -> Value {
+        let (status, reply) = self.say(key, session, content).await.expect("the server answers");
+        assert_eq!(status, 200, "{reply}");
+        reply["tools"][0].clone()
     }
 }
 
@@ -193,4 +266,35 @@ pub(crate) fn client() -> reqwest::Client {
 /// The events of `event_type` with `outcome`.
 pub(crate) fn events_of<'a>(events: &'a [Value], event_type: &str, outcome: &str) -> Vec<&'a Value> {
     events.iter().filter(|event| event["event_type"] == event_type && event["outcome"] == outcome).collect()
+}
+
+/// Serves `router` on a free loopback port of `ip` until the test ends, and returns its address.
+pub(crate) async fn serve_on(ip: &str, router: axum::Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind((ip, 0)).await.expect("a free loopback port");
+    let address = listener.local_addr().expect("an address");
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    address
+}
+
+/// An `agent.toml` with the development keys, the audit file in the working directory, and `sections`.
+pub(crate) fn agent_toml(sections: &str) -> String {
+    format!(
+        r#"
+[[keys]]
+name = "developer"
+key = "dev-key"
+tools = ["*"]
+admin = true
+
+[[keys]]
+name = "reader"
+key = "reader-key"
+tools = ["calculator", "clock"]
+
+[audit]
+path = "data/audit/audit.jsonl"
+
+{sections}
+"#
+    )
 }
