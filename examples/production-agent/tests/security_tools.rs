@@ -23,8 +23,14 @@ fn power_tower(carets: usize) -> String {
 async fn a_30000_caret_expression_from_the_reader_key_is_refused_and_the_server_stays_up() {
     let mut server = Server::start();
     let session = server.open_session("reader-key").await;
+    // The whole attack is over the message limit: refused before the agent sees it.
     let attack = server.say("reader-key", &session, &power_tower(30_000)).await;
     let (status, reply) = attack.expect("the server answers the attack instead of crashing");
+    assert_eq!(status, 413, "{reply}");
+    assert!(server.is_running(), "the process is up");
+
+    // Within the message limit, the tool's own input bound refuses it before the parser.
+    let (status, reply) = server.say("reader-key", &session, &power_tower(5_000)).await.expect("an answer");
     assert_eq!(status, 200, "{reply}");
     let outcome = &reply["tools"][0];
     assert_eq!(outcome["tool"], "calculator");
@@ -39,7 +45,13 @@ async fn a_30000_caret_expression_from_the_reader_key_is_refused_and_the_server_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deep_expressions_within_a_raised_input_limit_reach_the_parser_and_are_answered() {
-    let mut server = Server::with_agent_toml(&agent_toml("[tools]\nmax_input_bytes = 1048576\n"), &[]);
+    let mut server = Server::with_agent_toml(
+        &agent_toml(
+            "[tools]\nmax_input_bytes = 1048576\n\n\
+             [sessions]\nmax_message_bytes = 1048576\nmax_transcript_bytes = 16777216\n",
+        ),
+        &[],
+    );
     let session = server.open_session("reader-key").await;
 
     let tower = server.tool_outcome("reader-key", &session, &power_tower(30_000)).await;

@@ -229,9 +229,9 @@ mod tests {
     async fn a_made_up_tool_name_is_refused_and_recorded_as_unknown() {
         let tools = Tools::new(&FetchSettings::default(), &ToolSettings::default()).expect("default settings");
         let sessions = crate::sessions::Sessions::default();
-        let session = sessions.get(sessions.open("alice")).expect("open");
+        let session = sessions.get(sessions.open("alice").expect("within the limits")).expect("open");
         let call = ToolCall { id: "c1".into(), tool: "x".repeat(100_000), input: json!({}) };
-        let outcome = tools.run(&mut *session.lock().await, &call, &|_| true).await;
+        let outcome = tools.run(&mut *session.session.lock().await, &call, &|_| true).await;
         assert_eq!(outcome.tool, "unknown");
         assert!(!outcome.ok);
         assert_eq!(outcome.output, "no tool of that name; allowed: calculator, clock, fetch, memory, faulty");

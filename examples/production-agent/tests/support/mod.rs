@@ -152,7 +152,9 @@ impl Server {
     /// The server with `agent_toml` as its `agent.toml` (and the development `hardened.toml`), and `env`
     /// set.
     pub(crate) fn with_agent_toml(agent_toml: &str, env: &[(&str, &str)]) -> Server {
-        env.iter().fold(Launch::default().agent_toml(agent_toml), |launch, (name, value)| launch.env(name, value)).start()
+        env.iter()
+            .fold(Launch::default().agent_toml(agent_toml), |launch, (name, value)| launch.env(name, value))
+            .start()
     }
 
     /// The server with the embedded configuration and `env` set.
