@@ -29,7 +29,7 @@ fn signed(directory: &Path, path: &Path, key: &AuditSigningKey) -> AuditorBuilde
         .spill_dir(directory.join("spill"))
         .batch_size(64)
         .signing_key(key.clone())
-        .checkpoint_every(100, Duration::from_secs(3600))
+        .checkpoint_every(100, Duration::from_hours(1))
 }
 
 /// Writes `count` events through a pipeline signing with `key`, then shuts it down.
@@ -162,7 +162,7 @@ async fn write_rotating(directory: &Path, path: &Path, key: &AuditSigningKey, ke
         .spill_dir(directory.join("spill"))
         .batch_size(16)
         .signing_key(key.clone())
-        .checkpoint_every(50, Duration::from_secs(3600))
+        .checkpoint_every(50, Duration::from_hours(1))
         .start()
         .expect("the pipeline starts");
     for n in 0..count {
@@ -306,7 +306,7 @@ async fn a_checkpoint_is_signed_when_the_interval_has_passed_on_the_pipelines_cl
         .spill_dir(directory.path().join("spill"))
         .batch_interval(Duration::from_millis(1))
         .signing_key(key.clone())
-        .checkpoint_every(1_000_000, Duration::from_secs(60))
+        .checkpoint_every(1_000_000, Duration::from_mins(1))
         .clock(clock)
         .start()
         .expect("the pipeline starts");
