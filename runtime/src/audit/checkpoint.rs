@@ -269,7 +269,7 @@ pub struct CheckpointError {
 
 /// The head a checkpoint seals: a stream's last record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Head<'a> {
+pub struct CheckpointHead<'a> {
     /// The stream.
     pub stream: &'a str,
     /// The record's sequence number.
@@ -305,11 +305,14 @@ struct Signer {
 }
 
 impl Checkpoints {
-    /// A signer that goes on from the last checkpoint the first sink holds.
-    pub(crate) fn open(
-        key: AuditSigningKey,
-        mut sinks: Vec<Box<dyn CheckpointSink>>,
-    ) -> Result<Checkpoints, CheckpointError> {
+    /// A signer writing to `sinks` that goes on from the last checkpoint the first sink holds. The
+    /// pipeline makes one from [`AuditorBuilder::signing_key`](super::AuditorBuilder::signing_key); this
+    /// is for signing checkpoints outside a pipeline (a retention job, a benchmark).
+    ///
+    /// # Errors
+    ///
+    /// When the first sink cannot read its last checkpoint.
+    pub fn open(key: AuditSigningKey, mut sinks: Vec<Box<dyn CheckpointSink>>) -> Result<Checkpoints, CheckpointError> {
         let last = match sinks.first_mut() {
             Some(sink) => sink.last().map_err(|source| CheckpointError { sink: sink.name().to_owned(), source })?,
             None => None,
@@ -331,7 +334,7 @@ impl Checkpoints {
     pub fn seal(
         &self,
         stream: &str,
-        head: Option<Head<'_>>,
+        head: Option<CheckpointHead<'_>>,
         reason: CheckpointReason,
         removed: Vec<Removed>,
     ) -> Result<Checkpoint, CheckpointError> {

@@ -234,7 +234,7 @@ impl JsonlSink {
         } else {
             (CheckpointReason::Rotation, Vec::new())
         };
-        let head = self.last.as_ref().map(|head| super::checkpoint::Head {
+        let head = self.last.as_ref().map(|head| super::checkpoint::CheckpointHead {
             stream: &head.stream,
             sequence: head.sequence,
             hash: &head.hash,

@@ -53,8 +53,8 @@ pub(crate) use self::chain::hex;
 pub use self::chain::seal_stream;
 pub use self::chain::{ChainProblem, GENESIS_HASH, Location, SealedEvent, Verification};
 pub use self::checkpoint::{
-    Checkpoint, CheckpointError, CheckpointFile, CheckpointReason, CheckpointSink, Checkpoints, Head, Removed,
-    TracingCheckpoints,
+    Checkpoint, CheckpointError, CheckpointFile, CheckpointHead, CheckpointReason, CheckpointSink, Checkpoints,
+    Removed, TracingCheckpoints,
 };
 #[cfg(feature = "http")]
 pub(crate) use self::context::scoped;

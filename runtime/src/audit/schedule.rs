@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::chain::Chain;
-use super::checkpoint::{CheckpointError, CheckpointReason, Checkpoints, Head};
+use super::checkpoint::{CheckpointError, CheckpointHead, CheckpointReason, Checkpoints};
 use super::event::AuditEvent;
 use crate::clock::{Clock, duration_nanos};
 
@@ -66,7 +66,7 @@ impl CheckpointSchedule {
     /// Signs a checkpoint of `record`; a failure is logged (the checkpoint sink logs it too) and the
     /// next checkpoint tries again.
     pub(crate) fn seal_record(&mut self, record: &AuditEvent, reason: CheckpointReason) {
-        let head = Head { stream: &record.stream, sequence: record.sequence, hash: &record.hash };
+        let head = CheckpointHead { stream: &record.stream, sequence: record.sequence, hash: &record.hash };
         if let Err(error) = self.checkpoints.seal(&record.stream, Some(head), reason, Vec::new()) {
             tracing::error!(%error, "audit checkpoint failed; the records since the last one are not sealed yet");
         }
@@ -84,16 +84,18 @@ impl CheckpointSchedule {
             return;
         }
         let elapsed = self.settings.clock.now_nanos().saturating_sub(self.last_nanos);
-        if elapsed < duration_nanos(self.settings.interval) {
-            // The writer woke by tokio's clock but the checkpoint clock (a manual one) has not moved.
+        let interval = duration_nanos(self.settings.interval);
+        if elapsed < interval {
+            // Woken by tokio's clock before the checkpoint clock says the interval has passed: wake again
+            // when it should have.
             if Instant::now() >= self.wake_at {
-                self.wake_at = Instant::now() + self.settings.interval;
+                self.wake_at = Instant::now() + Duration::from_nanos(interval - elapsed);
             }
             return;
         }
         if let Some(head) = chain.head() {
             self.since = 0;
-            let head = Head { stream: chain.stream(), sequence: head.0, hash: head.1 };
+            let head = CheckpointHead { stream: chain.stream(), sequence: head.0, hash: head.1 };
             if let Err(error) =
                 self.checkpoints.seal(chain.stream(), Some(head), CheckpointReason::Interval, Vec::new())
             {
@@ -107,7 +109,7 @@ impl CheckpointSchedule {
     pub(crate) fn seal_at_flush(&mut self, chain: &Chain, stop: bool) -> Result<(), CheckpointError> {
         if self.since > 0 || stop {
             let reason = if stop { CheckpointReason::Shutdown } else { CheckpointReason::Flush };
-            let head = chain.head().map(|(sequence, hash)| Head { stream: chain.stream(), sequence, hash });
+            let head = chain.head().map(|(sequence, hash)| CheckpointHead { stream: chain.stream(), sequence, hash });
             self.checkpoints.seal(chain.stream(), head, reason, Vec::new())?;
             self.since = 0;
             self.sealed_now();
