@@ -71,6 +71,8 @@ fn checkpoints(path: &Path) -> Vec<Checkpoint> {
 /// hash of every record from there on and the head file. The canonical JSON of a record is its line
 /// without the trailing `"hash"` key, so the hash is recomputed from the text.
 fn forge(path: &Path, edit_line: usize, edit: impl Fn(&str) -> String) {
+    use std::fmt::Write as _;
+
     let mut lines = lines(path);
     let mut prev_hash = String::new();
     for line in &mut lines[edit_line..] {
@@ -82,7 +84,10 @@ fn forge(path: &Path, edit_line: usize, edit: impl Fn(&str) -> String) {
             let prev_at = canonical.find(r#""prev_hash":""#).expect("a record links to the one before") + 13;
             canonical.replace_range(prev_at..prev_at + 64, &prev_hash);
         }
-        prev_hash = Sha256::digest(canonical.as_bytes()).iter().map(|byte| format!("{byte:02x}")).collect();
+        prev_hash.clear();
+        for byte in Sha256::digest(canonical.as_bytes()) {
+            let _ = write!(prev_hash, "{byte:02x}");
+        }
         canonical.pop();
         *line = format!(r#"{canonical},"hash":"{prev_hash}"}}"#);
     }
