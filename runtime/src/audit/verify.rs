@@ -50,8 +50,19 @@ impl VerifyOptions {
 }
 
 /// Verifies a JSONL audit log as [`verify_jsonl`](super::verify_jsonl) does and, given public keys,
-/// against its signed checkpoints: see the [module docs](self) and `docs/audit.md` for what that
-/// proves. The counts of records sealed and not yet sealed are in the [`Verification`].
+/// against its signed checkpoints (`<log>.checkpoints` unless [`VerifyOptions::checkpoint_file`] says
+/// otherwise):
+///
+/// - every checkpoint is signed by one of the keys and in place in the checkpoint chain;
+/// - a record at a sequence number a checkpoint sealed has the hash sealed ([`ChainProblem::Rewritten`]);
+/// - a stream begins past record 0 only where a `retention` checkpoint records the records before it as
+///   removed by policy ([`ChainProblem::Cut`]);
+/// - the log reaches the last record each stream's checkpoints seal ([`ChainProblem::CutEnd`]);
+/// - every stream has a checkpoint ([`ChainProblem::Unsealed`]).
+///
+/// The counts of records sealed and not yet sealed are in the [`Verification`]: the records after the
+/// last checkpoint of their stream (at most the checkpoint interval's N records or T seconds) could be
+/// cut or rewritten undetected.
 ///
 /// ```
 /// use hardened::audit::{AuditSigningKey, VerifyOptions, verify_jsonl_with};
