@@ -449,3 +449,19 @@ fn a_pipeline_with_a_key_and_no_checkpoint_file_does_not_start() {
         .expect_err("nowhere to put checkpoints");
     assert!(error.to_string().contains("AuditorBuilder::checkpoint_file"), "{error}");
 }
+
+#[tokio::test]
+async fn the_head_file_is_compared_by_hash_not_only_by_sequence_number() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let path = directory.path().join("audit.jsonl");
+    write_signed(directory.path(), &path, &key(), 20).await;
+    let head = fs::read(sibling(&path, "head")).expect("the writer left a head file");
+
+    // The last record rewritten with its hash recomputed, the head file left as the writer wrote it.
+    forge(&path, 19, |record| record.replace(r#""user_id":"ada""#, r#""user_id":"mallory""#));
+    fs::write(sibling(&path, "head"), head).expect("the head file is writable");
+
+    let problem = verify_jsonl(&path).expect("the log is readable").problem.expect("the head names another record");
+    assert!(matches!(&problem, ChainProblem::HeadMismatch { sequence: 19, .. }), "{problem:?}");
+    assert!(problem.to_string().contains("is not the record the head file names"), "{problem}");
+}
