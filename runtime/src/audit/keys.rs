@@ -94,10 +94,22 @@ impl AuditSigningKey {
         })
     }
 
-    /// Reads the PEM private key in `path`.
+    /// Reads the PEM private key in `path`. A key file that others than its owner may read is used,
+    /// with a warning: whoever reads it can forge checkpoints.
     pub fn read_pem_file(path: impl AsRef<Path>) -> Result<AuditSigningKey, KeyError> {
         let path = path.as_ref();
         let text = fs::read_to_string(path).map_err(|source| KeyError::Read { path: path.to_owned(), source })?;
+        #[cfg(unix)]
+        if let Ok(metadata) = fs::metadata(path) {
+            let mode = std::os::unix::fs::PermissionsExt::mode(&metadata.permissions());
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    path = %path.display(),
+                    mode = format_args!("{:o}", mode & 0o777),
+                    "the audit signing key file may be read by others than its owner; make it 0600 or 0400"
+                );
+            }
+        }
         AuditSigningKey::from_pem(&text, &path.display().to_string())
     }
 
