@@ -113,4 +113,28 @@ fn the_production_configuration_does_not_start_without_a_signing_key() {
     let all = format!("{}{}", text(&output.stdout), text(&output.stderr));
     assert!(all.contains("cannot read the audit key file") && all.contains("no-such-key.pem"), "{all}");
     assert!(!directory.path().join("audit/audit.jsonl").exists(), "nothing is audited unsigned");
+
+    // The same configuration with no key file named at all.
+    let without_key = directory.path().join("config");
+    std::fs::create_dir_all(&without_key).expect("a configuration folder");
+    std::fs::copy(config.join("hardened.toml"), without_key.join("hardened.toml")).expect("copied");
+    let agent = std::fs::read_to_string(config.join("agent.toml")).expect("the production agent.toml");
+    let agent: Vec<&str> = agent.lines().filter(|line| !line.starts_with("signing_key_file")).collect();
+    std::fs::write(without_key.join("agent.toml"), agent.join("\n")).expect("written");
+    let output = Command::new(env!("CARGO_BIN_EXE_agent-server"))
+        .current_dir(directory.path())
+        .arg("--config")
+        .arg(&without_key)
+        .env("AGENT_AUDIT_PATH", directory.path().join("audit/audit.jsonl"))
+        .env("AGENT_OPERATOR_KEY", "operator-key-for-the-test")
+        .env("HARDENED_SERVER__ADDRESS", "127.0.0.1:0")
+        .env_remove("AGENT_AUDIT_SIGNING_KEY_FILE")
+        .env_remove("DATABASE_URL")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .output()
+        .expect("agent-server runs");
+    assert!(!output.status.success());
+    let all = format!("{}{}", text(&output.stdout), text(&output.stderr));
+    assert!(all.contains("audit.signing = \"required\" but no signing key is set"), "{all}");
+    assert!(all.contains("agent-server audit keygen"), "{all}");
 }
