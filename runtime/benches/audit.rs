@@ -5,6 +5,11 @@
 //!   takes in normal operation: a `try_send` on the bounded queue.
 //! - `audit/jsonl`: events per second from `emit` to durable JSONL lines: hashed into the chain,
 //!   serialized, appended and fsynced by `flush`.
+//! - `audit/jsonl_signed`: the same with a signing key: a signed checkpoint every 1,000 events (the
+//!   default) and at each flush, appended to the checkpoint file and fsynced with the log. The
+//!   difference from `audit/jsonl` is what checkpoints cost.
+//! - `audit/checkpoint`: one checkpoint signed (Ed25519) and appended to a checkpoint file: what the
+//!   writer spends every 1,000 events.
 //! - With the `postgres` feature and `DATABASE_URL` set: `audit/postgres_batched` (the `PostgresSink`, one
 //!   multi-row insert per batch) against `audit/postgres_one_insert_per_event` (an INSERT per event, as a
 //!   straightforward sink does), and `audit/security_report_1m` (a `SecurityReport` over a window of
@@ -19,7 +24,10 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use hardened::audit::{AuditEvent, AuditOutcome, Auditor, EventType, JsonlSink};
+use hardened::audit::{
+    AuditEvent, AuditOutcome, AuditSigningKey, Auditor, CheckpointFile, CheckpointHead, CheckpointReason, Checkpoints,
+    EventType, JsonlSink,
+};
 
 /// Events per measured run of the throughput cases.
 const EVENTS: usize = 50_000;
@@ -41,12 +49,14 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn jsonl_pipeline(directory: &tempfile::TempDir, queue: usize) -> Auditor {
+    jsonl_builder(directory, queue).start().expect("the pipeline starts")
+}
+
+fn jsonl_builder(directory: &tempfile::TempDir, queue: usize) -> hardened::audit::AuditorBuilder {
     Auditor::builder()
         .sink(JsonlSink::open(directory.path().join("audit.jsonl")).expect("a writable log"))
         .spill_dir(directory.path().join("spill"))
         .queue_capacity(queue)
-        .start()
-        .expect("the pipeline starts")
 }
 
 fn emit(c: &mut Criterion) {
@@ -78,23 +88,48 @@ fn emit(c: &mut Criterion) {
 
 fn jsonl(c: &mut Criterion) {
     let runtime = runtime();
-    let directory = tempfile::tempdir().expect("a temporary directory");
-    let auditor = jsonl_pipeline(&directory, EVENTS + 1);
     let mut group = c.benchmark_group("audit");
     group.throughput(Throughput::Elements(EVENTS as u64)).sample_size(10);
-    group.bench_function("jsonl", |b| {
-        b.iter_custom(|iterations| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iterations {
-                let events: Vec<AuditEvent> = (0..EVENTS).map(event).collect();
-                let started = Instant::now();
-                for event in events {
-                    auditor.emit(event);
+    for signed in [false, true] {
+        let directory = tempfile::tempdir().expect("a temporary directory");
+        let mut builder = jsonl_builder(&directory, EVENTS + 1);
+        if signed {
+            builder = builder.signing_key(AuditSigningKey::generate().expect("a key"));
+        }
+        let auditor = builder.start().expect("the pipeline starts");
+        group.bench_function(if signed { "jsonl_signed" } else { "jsonl" }, |b| {
+            b.iter_custom(|iterations| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iterations {
+                    let events: Vec<AuditEvent> = (0..EVENTS).map(event).collect();
+                    let started = Instant::now();
+                    for event in events {
+                        auditor.emit(event);
+                    }
+                    runtime.block_on(auditor.flush()).expect("the log is writable");
+                    total += started.elapsed();
                 }
-                runtime.block_on(auditor.flush()).expect("the log is writable");
-                total += started.elapsed();
-            }
-            total
+                total
+            });
+        });
+    }
+    group.finish();
+}
+
+fn checkpoint(c: &mut Criterion) {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let key = AuditSigningKey::generate().expect("a key");
+    let file = CheckpointFile::new(directory.path().join("audit.jsonl.checkpoints"));
+    let checkpoints = Checkpoints::open(key, vec![Box::new(file)]).expect("a new checkpoint file");
+    let hash = "5f2b8c0e4a1d9f7b3c6e8a0d2f4b6c8e0a2d4f6b8c0e2a4d6f8b0c2e4a6d8f0b";
+    let stream = "agent-server/0192c9a4-7d2e-7c31-9b8a-4f1e2d3c4b5a";
+    let mut sequence = 0_u64;
+    let mut group = c.benchmark_group("audit");
+    group.bench_function("checkpoint", |b| {
+        b.iter(|| {
+            sequence += 1_000;
+            let head = CheckpointHead { stream, sequence, hash };
+            black_box(checkpoints.seal(stream, Some(head), CheckpointReason::Interval, Vec::new()).expect("written"))
         });
     });
     group.finish();
@@ -276,7 +311,7 @@ mod postgres {
 }
 
 #[cfg(feature = "postgres")]
-criterion_group!(benches, emit, jsonl, postgres::sinks, postgres::report);
+criterion_group!(benches, emit, jsonl, checkpoint, postgres::sinks, postgres::report);
 #[cfg(not(feature = "postgres"))]
-criterion_group!(benches, emit, jsonl);
+criterion_group!(benches, emit, jsonl, checkpoint);
 criterion_main!(benches);

@@ -1,4 +1,5 @@
-//! The command line: `serve` (the default), `config check`, `audit verify` and `audit report`.
+//! The command line: `serve` (the default), `config check`, `audit verify`, `audit report` and
+//! `audit keygen`.
 
 use std::path::PathBuf;
 
@@ -41,8 +42,17 @@ pub(crate) enum ConfigCommand {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum AuditCommand {
-    /// Verifies the hash chain of every stream of the audit trail.
-    Verify,
+    /// Verifies the hash chain of every stream of the audit trail and, with public keys, its signed
+    /// checkpoints: that no record was rewritten, cut from the start or cut from the end.
+    Verify {
+        /// A public key (PEM) checkpoints may be signed with; repeat it for the keys the current one
+        /// replaced. Without one, those of `[audit] public_key_files`.
+        #[arg(long = "public-key", value_name = "FILE")]
+        public_keys: Vec<PathBuf>,
+        /// The checkpoint file (default: the log's path with `.checkpoints` appended).
+        #[arg(long, value_name = "FILE")]
+        checkpoints: Option<PathBuf>,
+    },
     /// A security report: events by type and outcome, failed authentications, bursts, failing tools.
     Report {
         /// How far back, such as `24h`, `30m` or `7d`.
@@ -51,5 +61,12 @@ pub(crate) enum AuditCommand {
         /// JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// Makes a key pair for signing audit checkpoints: the private key in FILE (0600) and the public key
+    /// beside it (`signing.pem` gives `signing.pub.pem`). Neither file may exist.
+    Keygen {
+        /// Where the private key goes.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
     },
 }

@@ -48,7 +48,10 @@ fn main() -> ExitCode {
                 print!("{}", settings.effective());
                 Ok(())
             }
-            Command::Audit { command: AuditCommand::Verify } => audit_commands::verify(&settings).await,
+            Command::Audit { command: AuditCommand::Verify { public_keys, checkpoints } } => {
+                audit_commands::verify(&settings, &public_keys, checkpoints.as_deref()).await
+            }
+            Command::Audit { command: AuditCommand::Keygen { out } } => audit_commands::keygen(&out),
             Command::Audit { command: AuditCommand::Report { since, json } } => {
                 audit_commands::report(&settings, since.into(), json).await
             }

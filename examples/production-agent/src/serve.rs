@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hardened::audit::{self, AuditEvent, Auditor, EventType, JsonlSink, PostgresSink};
+use hardened::audit::{self, AuditEvent, AuditSigningKey, Auditor, EventType, JsonlSink, PostgresSink};
 use hardened::health::{self, Component, HealthConfig, PostgresCheck};
 use hardened::http::{RequestLayer, Server, ServerTraceLayer};
 use hardened::shutdown::ShutdownConfig;
@@ -17,7 +17,7 @@ use crate::api::{self, App};
 use crate::auth::Authenticator;
 use crate::model;
 use crate::sessions::{SessionLimits, Sessions};
-use crate::settings::Settings;
+use crate::settings::{AuditSettings, Settings, Signing};
 use crate::tools::Tools;
 use crate::trail;
 
@@ -107,16 +107,27 @@ pub(crate) async fn serve(settings: Settings) -> Result<(), Box<dyn Error>> {
 }
 
 /// The audit trail: `PostgreSQL` when `DATABASE_URL` is set, else the JSONL file; spill files beside the
-/// JSONL file either way, so that no event is lost while a sink is down.
+/// JSONL file either way, so that no event is lost while a sink is down; checkpoints signed as
+/// `[audit] signing` says.
 fn start_audit(settings: &Settings, database: Option<&str>, instance: &str) -> Result<(), Box<dyn Error>> {
-    let path = &settings.agent.audit.path;
+    let audit_settings = &settings.agent.audit;
+    let signing_key = signing_key(audit_settings)?;
+    let path = &audit_settings.path;
     let directory = path.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
     std::fs::create_dir_all(directory)?;
     let spill = directory.join(format!("spill-{}", instance.replace([':', '/'], "-")));
-    let builder = Auditor::builder().stream(format!("agent-server/{instance}")).spill_dir(spill);
+    let mut builder = Auditor::builder()
+        .stream(format!("agent-server/{instance}"))
+        .spill_dir(spill)
+        .checkpoint_every(audit_settings.checkpoint_every_events, audit_settings.checkpoint_every()?)
+        .checkpoints_to_tracing(audit_settings.checkpoints_to_log);
+    if let Some(key) = signing_key {
+        tracing::info!(key_id = key.key_id(), "audit checkpoints are signed");
+        builder = builder.signing_key(key).checkpoint_file(crate::audit_commands::checkpoint_file(path));
+    }
     let builder = if let Some(url) = database {
         let mut sink = PostgresSink::from_url(url)?;
-        if let Some(schema) = &settings.agent.audit.schema {
+        if let Some(schema) = &audit_settings.schema {
             sink = sink.schema(schema);
         }
         tracing::info!("auditing to PostgreSQL");
@@ -127,6 +138,39 @@ fn start_audit(settings: &Settings, database: Option<&str>, instance: &str) -> R
     };
     audit::install(builder.start()?).map_err(|_| "an audit pipeline was installed already")?;
     Ok(())
+}
+
+/// The key that signs audit checkpoints, as `[audit] signing` says.
+fn signing_key(settings: &AuditSettings) -> Result<Option<AuditSigningKey>, Box<dyn Error>> {
+    match (settings.signing, &settings.signing_key_file) {
+        (Signing::Off, _) => {
+            tracing::warn!(
+                "audit checkpoints are not signed (audit.signing = \"off\"): whoever can write the audit log can \
+                 rewrite it undetected"
+            );
+            Ok(None)
+        }
+        (_, Some(file)) => Ok(Some(AuditSigningKey::read_pem_file(file)?)),
+        (Signing::Required, None) => Err("audit.signing = \"required\" but no signing key is set: set \
+             audit.signing_key_file or AGENT_AUDIT_SIGNING_KEY_FILE to an Ed25519 private key in PEM, kept off the \
+             audit log's storage (make a pair with `agent-server audit keygen`)"
+            .into()),
+        (Signing::Development, None) => {
+            let file = settings.development_key_file();
+            let key = if file.exists() {
+                AuditSigningKey::read_pem_file(&file)?
+            } else {
+                crate::audit_commands::write_key_pair(&file)?
+            };
+            tracing::warn!(
+                key = %file.display(),
+                key_id = key.key_id(),
+                "development: audit checkpoints are signed with a key made for this machine; in production set \
+                 audit.signing_key_file to a key kept off the audit log's storage"
+            );
+            Ok(Some(key))
+        }
+    }
 }
 
 /// Ends the sessions idle for longer than `idle`, looking every tenth of it (every minute at most), and

@@ -329,7 +329,8 @@ impl ToolSettings {
     }
 }
 
-/// The audit trail: a JSONL file, or `PostgreSQL` when `DATABASE_URL` is set.
+/// The audit trail: a JSONL file, or `PostgreSQL` when `DATABASE_URL` is set; its checkpoints signed with
+/// a key kept apart from the log.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct AuditSettings {
@@ -337,11 +338,76 @@ pub(crate) struct AuditSettings {
     pub(crate) path: PathBuf,
     /// The `PostgreSQL` schema of the audit table, when auditing to `PostgreSQL`.
     pub(crate) schema: Option<String>,
+    /// Whether checkpoints are signed: `required` (no start without a key), `development` (a key made
+    /// beside the audit folder when none is set), `off` (unsigned: the chain proves the log consistent,
+    /// not authentic).
+    pub(crate) signing: Signing,
+    /// The Ed25519 private key (PEM, PKCS#8) that signs checkpoints; `AGENT_AUDIT_SIGNING_KEY_FILE`
+    /// overrides it. Keep it off the audit log's storage.
+    pub(crate) signing_key_file: Option<PathBuf>,
+    /// Public keys (PEM) `audit verify` checks checkpoints with when none is given on its command line:
+    /// the current key's and those of keys it replaced.
+    pub(crate) public_key_files: Vec<PathBuf>,
+    /// A checkpoint every this many records at most.
+    pub(crate) checkpoint_every_events: u64,
+    /// A checkpoint at least this often while records come, such as "60s".
+    pub(crate) checkpoint_every: String,
+    /// Also log each checkpoint, so that a copy leaves the host with the logs.
+    pub(crate) checkpoints_to_log: bool,
+}
+
+/// Whether audit checkpoints are signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Signing {
+    /// A key must be set: without one the server does not start.
+    Required,
+    /// The key set, else one made (and kept) beside the audit folder, with a warning.
+    Development,
+    /// No checkpoints.
+    Off,
 }
 
 impl Default for AuditSettings {
     fn default() -> Self {
-        AuditSettings { path: PathBuf::from("data/audit/audit.jsonl"), schema: None }
+        AuditSettings {
+            path: PathBuf::from("data/audit/audit.jsonl"),
+            schema: None,
+            signing: Signing::Required,
+            signing_key_file: None,
+            public_key_files: Vec::new(),
+            checkpoint_every_events: 1_000,
+            checkpoint_every: "60s".to_owned(),
+            checkpoints_to_log: true,
+        }
+    }
+}
+
+impl AuditSettings {
+    /// The checkpoint interval in time.
+    pub(crate) fn checkpoint_every(&self) -> Result<std::time::Duration, String> {
+        humantime::parse_duration(&self.checkpoint_every).ok().filter(|every| !every.is_zero()).ok_or_else(|| {
+            format!(
+                "audit.checkpoint_every = {:?}; allowed: a duration above zero, such as \"60s\" or \"5m\"",
+                self.checkpoint_every
+            )
+        })
+    }
+
+    /// Rules serde cannot state.
+    fn check(&self) -> Result<(), String> {
+        self.checkpoint_every()?;
+        if self.checkpoint_every_events == 0 {
+            return Err("audit.checkpoint_every_events = 0; allowed: a whole number from 1".to_owned());
+        }
+        Ok(())
+    }
+
+    /// Where the development key goes: beside the audit folder, not in it.
+    pub(crate) fn development_key_file(&self) -> PathBuf {
+        let folder = self.path.parent().filter(|parent| !parent.as_os_str().is_empty());
+        let beside = folder.and_then(Path::parent).filter(|parent| !parent.as_os_str().is_empty());
+        beside.unwrap_or(Path::new(".")).join("audit-dev-signing.pem")
     }
 }
 
@@ -389,7 +455,7 @@ impl Settings {
 
 impl AgentSettings {
     /// `AGENT_API_KEYS` (`name=key,name=key`: keys for every tool), `AGENT_ENV`, `AGENT_AUDIT_PATH`,
-    /// `OPENAI_BASE_URL`.
+    /// `AGENT_AUDIT_SIGNING_KEY_FILE`, `OPENAI_BASE_URL`.
     fn apply_env(&mut self, vars: impl Iterator<Item = (String, String)>) -> Result<(), String> {
         for (variable, value) in vars {
             match variable.as_str() {
@@ -411,6 +477,9 @@ impl AgentSettings {
                 }
                 "AGENT_ENV" => self.environment = Environment::parse(&value)?,
                 "AGENT_AUDIT_PATH" if !value.is_empty() => self.audit.path = PathBuf::from(value),
+                "AGENT_AUDIT_SIGNING_KEY_FILE" if !value.is_empty() => {
+                    self.audit.signing_key_file = Some(PathBuf::from(value));
+                }
                 "OPENAI_BASE_URL" if !value.is_empty() => self.model.base_url = Some(value),
                 _ => {}
             }
@@ -465,6 +534,7 @@ impl AgentSettings {
         if self.model.max_steps == 0 {
             return Err("model.max_steps = 0; allowed: a whole number from 1".to_owned());
         }
+        self.audit.check()?;
         self.sessions.check()?;
         self.auth.check()
     }

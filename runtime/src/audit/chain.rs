@@ -69,6 +69,16 @@ impl Chain {
         Chain { stream, next_sequence: last_sequence + 1, prev_hash: last_hash }
     }
 
+    /// The stream's name.
+    pub(crate) fn stream(&self) -> &str {
+        &self.stream
+    }
+
+    /// The last record placed: its sequence number and hash.
+    pub(crate) fn head(&self) -> Option<(u64, &str)> {
+        self.next_sequence.checked_sub(1).map(|sequence| (sequence, self.prev_hash.as_str()))
+    }
+
     /// Places `event` next in the stream.
     pub(crate) fn seal(&mut self, mut event: AuditEvent) -> SealedEvent {
         event.stream.clone_from(&self.stream);
@@ -268,6 +278,85 @@ pub enum ChainProblem {
         /// The last sequence number the writer recorded.
         head: u64,
     },
+    /// A record is not the one the head file names: same sequence number, another hash.
+    #[error(
+        "{location}: record {sequence} of stream {stream} is not the record the head file names (their hashes \
+         differ): the log was rewritten"
+    )]
+    HeadMismatch {
+        /// Where.
+        location: Location,
+        /// The stream.
+        stream: String,
+        /// Its sequence number.
+        sequence: u64,
+    },
+    /// A checkpoint is malformed, not signed by any of the public keys given, or out of the checkpoint
+    /// chain.
+    #[error("{location}: {reason}")]
+    Checkpoint {
+        /// Where: the checkpoint file and line.
+        location: Location,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A record is not the one a signed checkpoint sealed: it, or a record before it, was rewritten and
+    /// the hashes after it recomputed.
+    #[error(
+        "{location}: record {sequence} of stream {stream} is not the record signed checkpoint #{checkpoint} \
+         sealed (their hashes differ): it or a record before it was rewritten and the later hashes recomputed"
+    )]
+    Rewritten {
+        /// Where.
+        location: Location,
+        /// The stream.
+        stream: String,
+        /// Its sequence number.
+        sequence: u64,
+        /// The checkpoint that sealed it.
+        checkpoint: u64,
+    },
+    /// A stream begins past the records its signed checkpoints say were removed by policy.
+    #[error(
+        "{location}: stream {stream} begins at record {found}, but no signed checkpoint records the removal of \
+         records {expected}..{found} by policy (rotation or retention): they were cut"
+    )]
+    Cut {
+        /// Where.
+        location: Location,
+        /// The stream.
+        stream: String,
+        /// The first record the checkpoints allow to be missing no more: 0, or the first kept by policy.
+        expected: u64,
+        /// The sequence number of its first record.
+        found: u64,
+    },
+    /// The log ends before a record a signed checkpoint sealed.
+    #[error(
+        "stream {stream} ends at record {last}, but signed checkpoint #{checkpoint} seals record {sealed}: the end \
+         was removed"
+    )]
+    CutEnd {
+        /// The stream.
+        stream: String,
+        /// The last sequence number present (-1 when no record of the stream is).
+        last: i128,
+        /// The sequence number sealed.
+        sealed: u64,
+        /// The checkpoint.
+        checkpoint: u64,
+    },
+    /// A stream has records and no signed checkpoint at all, not even the one its writer signs at start.
+    #[error(
+        "stream {stream} has {records} records but no signed checkpoint: its checkpoints were removed, or it was \
+         not written with a signing key"
+    )]
+    Unsealed {
+        /// The stream.
+        stream: String,
+        /// Its records in the log.
+        records: u64,
+    },
 }
 
 /// What a verification found.
@@ -282,6 +371,14 @@ pub struct Verification {
     /// A last line cut short (a writer stopped mid-write): reported, not counted as a problem, since the
     /// record on it was never acknowledged as written.
     pub torn_tail: Option<Location>,
+    /// Signed checkpoints verified (0 without public keys).
+    pub checkpoints: u64,
+    /// Records sealed by a signed checkpoint: at or before the last record of their stream a checkpoint
+    /// sealed.
+    pub sealed: u64,
+    /// Records after the last checkpoint of their stream: intact as a chain, but a forger could have cut
+    /// or rewritten them (at most the checkpoint interval's N records or T seconds per stream).
+    pub unsealed: u64,
 }
 
 impl Verification {
@@ -366,6 +463,16 @@ impl ChainVerifier {
         Ok(sealed)
     }
 
+    /// Whether a record of `stream` was seen.
+    pub(crate) fn knows(&self, stream: &str) -> bool {
+        self.streams.contains_key(stream)
+    }
+
+    /// Every stream seen, with the sequence number of its last record.
+    pub(crate) fn last_records(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.streams.iter().map(|(stream, (next, _))| (stream.as_str(), next - 1))
+    }
+
     /// The end of the log: a skip that no later record explained is a gap.
     pub(crate) fn end(&mut self) -> Result<(), ChainProblem> {
         self.gap.take().map_or(Ok(()), Err)
@@ -382,6 +489,14 @@ impl ChainVerifier {
 
     /// The verification so far.
     pub(crate) fn finish(&self, problem: Option<ChainProblem>, torn_tail: Option<Location>) -> Verification {
-        Verification { records: self.records, streams: self.streams.len(), problem, torn_tail }
+        Verification {
+            records: self.records,
+            streams: self.streams.len(),
+            problem,
+            torn_tail,
+            checkpoints: 0,
+            sealed: 0,
+            unsealed: 0,
+        }
     }
 }

@@ -2,19 +2,28 @@
 //!
 //! One event per line. When the file would grow past its size limit it is rotated: `audit.jsonl`
 //! becomes `audit.jsonl.1`, `.1` becomes `.2`, and so on up to the number of files kept, the oldest
-//! deleted. Next to the log, `audit.jsonl.head` names the last record written and flushed, so that a
-//! verifier can tell a log whose end was cut off.
+//! deleted. Next to the log, `audit.jsonl.head` names the last record written (rewritten at most once
+//! a second, and at each flush), so that a verifier can tell a log whose end was cut off; with a
+//! signing key, signed checkpoints in `audit.jsonl.checkpoints` do that job against a forger too, and a
+//! rotation that deletes the oldest file signs a checkpoint of what it deletes first.
+//!
+//! Files are created 0600 and folders 0700.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::chain::{ChainVerifier, SealedEvent, Verification};
+use super::chain::{SealedEvent, Verification};
+use super::checkpoint::{CheckpointReason, Checkpoints, Removed};
 use super::event::AuditEvent;
+use super::files::{self, Line};
 use super::sink::{BoxFuture, Sink, SinkError};
+
+/// How often the head file is rewritten while records are written (it is also written at each flush).
+const HEAD_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Default size at which the file is rotated: 100 MiB.
 pub const DEFAULT_MAX_BYTES: u64 = 100 * 1024 * 1024;
@@ -37,14 +46,21 @@ pub struct JsonlSink {
     /// `written` and `last` as of the last complete write to the file.
     committed: (HashMap<String, u64>, Option<Head>),
     buffer: Vec<u8>,
+    /// The pipeline's checkpoint signer, when it signs.
+    checkpoints: Option<Checkpoints>,
+    /// The last sequence number of each stream in each file, the current one first (`None`: not known,
+    /// the file was written before this process opened the log).
+    file_streams: VecDeque<Option<HashMap<String, u64>>>,
+    /// When the head file was last written.
+    head_written_at: Option<std::time::Instant>,
 }
 
-/// The last record a writer wrote and flushed: `<log>.head`.
+/// The last record a writer wrote: `<log>.head`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct Head {
-    stream: String,
-    sequence: u64,
-    hash: String,
+pub(crate) struct Head {
+    pub(crate) stream: String,
+    pub(crate) sequence: u64,
+    pub(crate) hash: String,
 }
 
 impl JsonlSink {
@@ -55,10 +71,10 @@ impl JsonlSink {
     pub fn open(path: impl Into<PathBuf>) -> io::Result<JsonlSink> {
         let path = path.into();
         if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
-            fs::create_dir_all(parent)?;
+            files::create_private_dir_all(parent)?;
         }
         set_aside_torn_tail(&path)?;
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let file = files::open_append_private(&path)?;
         let size = file.metadata()?.len();
         Ok(JsonlSink {
             name: format!("jsonl:{}", path.display()),
@@ -71,6 +87,9 @@ impl JsonlSink {
             last: None,
             committed: (HashMap::new(), None),
             buffer: Vec::new(),
+            checkpoints: None,
+            file_streams: VecDeque::from([(size == 0).then(HashMap::new)]),
+            head_written_at: None,
         })
     }
 
@@ -104,6 +123,12 @@ impl JsonlSink {
             self.buffer.clear();
             let _ = self.file.set_len(self.size);
             (self.written, self.last) = self.committed.clone();
+        } else if self.head_written_at.is_none_or(|at| at.elapsed() >= HEAD_EVERY) {
+            // Rewritten now and then, so that a crash leaves a recent one; the checkpoints are what a
+            // forger cannot redo.
+            if let Err(error) = self.write_head(false) {
+                tracing::warn!(%error, path = %self.path.display(), "the audit head file could not be written");
+            }
         }
         result
     }
@@ -143,6 +168,14 @@ impl JsonlSink {
                 self.written.insert(event.stream.clone(), event.sequence);
             }
         }
+        if let Some(Some(streams)) = self.file_streams.front_mut() {
+            match streams.get_mut(event.stream.as_str()) {
+                Some(sequence) => *sequence = event.sequence,
+                None => {
+                    streams.insert(event.stream.clone(), event.sequence);
+                }
+            }
+        }
         self.last = Some(Head { stream: event.stream.clone(), sequence: event.sequence, hash: event.hash.clone() });
     }
 
@@ -160,6 +193,9 @@ impl JsonlSink {
 
     fn rotate(&mut self) -> io::Result<()> {
         self.file.sync_all()?;
+        if self.checkpoints.is_some() {
+            self.checkpoint_rotation()?;
+        }
         if self.keep == 0 {
             fs::remove_file(&self.path)?;
         } else {
@@ -172,22 +208,84 @@ impl JsonlSink {
             }
             fs::rename(&self.path, rotated(&self.path, 1))?;
         }
-        self.file = OpenOptions::new().create(true).append(true).open(&self.path)?;
+        self.file = files::open_append_private(&self.path)?;
         self.size = 0;
+        self.file_streams.push_front(Some(HashMap::new()));
+        self.file_streams.truncate(self.keep + 1);
         sync_directory(&self.path)
+    }
+
+    /// Signs a checkpoint of the rotation before it happens: `retention` with what the file about to be
+    /// deleted held (every stream's first record kept after it), else `rotation`. If it cannot be
+    /// signed, nothing is deleted: the write fails and the pipeline keeps the batch in its spill file.
+    fn checkpoint_rotation(&mut self) -> io::Result<()> {
+        let Some(checkpoints) = &self.checkpoints else { return Ok(()) };
+        let deleted_index = self.keep;
+        let deleted = if self.keep == 0 { self.path.clone() } else { rotated(&self.path, self.keep) };
+        let (reason, removed) = if deleted.exists() {
+            let streams = match self.file_streams.get(deleted_index) {
+                Some(Some(streams)) => streams.clone(),
+                _ => last_sequences(&deleted)?,
+            };
+            let mut removed: Vec<Removed> =
+                streams.into_iter().map(|(stream, last)| Removed { stream, first_kept: last + 1 }).collect();
+            removed.sort_by(|a, b| a.stream.cmp(&b.stream));
+            (CheckpointReason::Retention, removed)
+        } else {
+            (CheckpointReason::Rotation, Vec::new())
+        };
+        let head = self.last.as_ref().map(|head| super::checkpoint::CheckpointHead {
+            stream: &head.stream,
+            sequence: head.sequence,
+            hash: &head.hash,
+        });
+        let stream = self.last.as_ref().map_or("", |head| head.stream.as_str());
+        checkpoints.seal(stream, head, reason, removed).map_err(io::Error::other)?;
+        checkpoints.sync().map_err(io::Error::other)
     }
 
     fn sync(&mut self) -> io::Result<()> {
         self.file.sync_data()?;
-        if let Some(head) = &self.last {
-            let head_path = sibling(&self.path, "head");
-            let temporary = sibling(&self.path, "head.tmp");
-            let mut file = File::create(&temporary)?;
-            serde_json::to_writer(&mut file, head)?;
+        self.write_head(true)
+    }
+
+    /// Writes `<log>.head` (through a temporary file and a rename), fsynced when `durable`.
+    fn write_head(&mut self, durable: bool) -> io::Result<()> {
+        let Some(head) = &self.last else { return Ok(()) };
+        let head_path = sibling(&self.path, "head");
+        let temporary = sibling(&self.path, "head.tmp");
+        let mut file = files::create_private(&temporary)?;
+        serde_json::to_writer(&mut file, head)?;
+        if durable {
             file.sync_all()?;
-            fs::rename(&temporary, &head_path)?;
         }
+        fs::rename(&temporary, &head_path)?;
+        self.head_written_at = Some(std::time::Instant::now());
         Ok(())
+    }
+}
+
+/// The last sequence number of each stream in a log file, read through.
+fn last_sequences(path: &Path) -> io::Result<HashMap<String, u64>> {
+    #[derive(Deserialize)]
+    struct Position {
+        stream: String,
+        sequence: u64,
+    }
+    let mut reader = BufReader::new(File::open(path)?);
+    let mut buffer = Vec::new();
+    let mut streams = HashMap::new();
+    loop {
+        match files::read_line(&mut reader, &mut buffer, files::MAX_LINE_BYTES)? {
+            Line::End => return Ok(streams),
+            Line::TooLong(_) => {}
+            Line::Read { .. } => {
+                if let Ok(position) = serde_json::from_slice::<Position>(buffer.trim_ascii_end()) {
+                    let last = streams.entry(position.stream).or_insert(position.sequence);
+                    *last = (*last).max(position.sequence);
+                }
+            }
+        }
     }
 }
 
@@ -203,6 +301,14 @@ impl Sink for JsonlSink {
     fn flush(&mut self) -> BoxFuture<'_, Result<(), SinkError>> {
         Box::pin(async move { self.sync().map_err(|error| SinkError::new(&self.name, error)) })
     }
+
+    fn default_checkpoint_file(&self) -> Option<PathBuf> {
+        Some(sibling(&self.path, "checkpoints"))
+    }
+
+    fn use_checkpoints(&mut self, checkpoints: Checkpoints) {
+        self.checkpoints = Some(checkpoints);
+    }
 }
 
 /// `<path>.<index>`.
@@ -211,7 +317,7 @@ fn rotated(path: &Path, index: usize) -> PathBuf {
 }
 
 /// `<path>.<suffix>`.
-fn sibling(path: &Path, suffix: &str) -> PathBuf {
+pub(crate) fn sibling(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(".");
     name.push(suffix);
@@ -226,7 +332,7 @@ fn sync_directory(path: &Path) -> io::Result<()> {
 }
 
 /// Moves a last line without its newline out of the log, into `<path>.torn`.
-fn set_aside_torn_tail(path: &Path) -> io::Result<()> {
+pub(crate) fn set_aside_torn_tail(path: &Path) -> io::Result<()> {
     let Ok(mut file) = OpenOptions::new().read(true).write(true).open(path) else {
         return Ok(());
     };
@@ -257,7 +363,7 @@ fn set_aside_torn_tail(path: &Path) -> io::Result<()> {
     let mut torn = Vec::new();
     file.seek(SeekFrom::Start(start))?;
     file.read_to_end(&mut torn)?;
-    let mut aside = OpenOptions::new().create(true).append(true).open(sibling(path, "torn"))?;
+    let mut aside = files::open_append_private(&sibling(path, "torn"))?;
     aside.write_all(&torn)?;
     aside.write_all(b"\n")?;
     aside.sync_all()?;
@@ -312,7 +418,8 @@ impl std::fmt::Display for JsonlLocation {
 }
 
 /// Reads a JSONL audit log and its rotated files, oldest record first, one line at a time (memory does
-/// not grow with the log). I/O errors end the iteration with an `Err`.
+/// not grow with the log: a line longer than [`MAX_LINE_BYTES`](super::MAX_LINE_BYTES) is reported as
+/// not a record without being held). I/O errors end the iteration with an `Err`.
 pub fn read_jsonl(path: impl AsRef<Path>) -> impl Iterator<Item = io::Result<JsonlRecord>> {
     let files = rotation_set(path.as_ref());
     let count = files.len();
@@ -353,18 +460,26 @@ impl Iterator for LinesOf {
             return Some(Err(error));
         }
         let reader = self.reader.as_mut()?;
-        self.buffer.clear();
-        match reader.read_until(b'\n', &mut self.buffer) {
+        match files::read_line(reader, &mut self.buffer, files::MAX_LINE_BYTES) {
             Err(error) => {
                 self.reader = None;
                 Some(Err(error))
             }
-            Ok(0) => None,
-            Ok(_) => {
+            Ok(Line::End) => None,
+            Ok(Line::TooLong(length)) => {
                 self.line += 1;
                 let location =
                     JsonlLocation { file: self.file.clone(), line: self.line, in_oldest_file: self.in_oldest_file };
-                let complete = self.buffer.last() == Some(&b'\n');
+                let reason = format!(
+                    "a line of {length} bytes, longer than the {} bytes a record read back may have",
+                    files::MAX_LINE_BYTES
+                );
+                Some(Ok(JsonlRecord::Malformed(location, reason)))
+            }
+            Ok(Line::Read { complete }) => {
+                self.line += 1;
+                let location =
+                    JsonlLocation { file: self.file.clone(), line: self.line, in_oldest_file: self.in_oldest_file };
                 match serde_json::from_slice::<AuditEvent>(self.buffer.trim_ascii_end()) {
                     Ok(event) => Some(Ok(JsonlRecord::Event(Box::new(event), location))),
                     Err(_) if !complete && self.is_last_file => Some(Ok(JsonlRecord::TornTail(location))),
@@ -376,12 +491,14 @@ impl Iterator for LinesOf {
 }
 
 /// Verifies a JSONL audit log and its rotated files: every record intact, every stream's sequence
-/// unbroken and linked by hash, and the log reaching the last record its writer flushed (from
-/// `<path>.head`).
+/// unbroken and linked by hash, and the log reaching the last record its writer recorded in
+/// `<path>.head`, with the hash recorded there.
 ///
-/// A stream may begin past record 0 in the oldest rotated file kept, whose predecessors were rotated
-/// out (with `keep(0)`, nothing is kept to tell); anywhere else, a stream begins with record 0. A torn
-/// last line is reported in [`Verification::torn_tail`].
+/// Without public keys, a stream may begin past record 0 in the oldest rotated file kept, whose
+/// predecessors were rotated out (with `keep(0)`, nothing is kept to tell); anywhere else, a stream
+/// begins with record 0. This proves the log consistent, not authentic: whoever can write the files can
+/// rewrite them whole. [`verify_jsonl_with`](super::verify_jsonl_with) and public keys check the signed
+/// checkpoints too. A torn last line is reported in [`Verification::torn_tail`].
 ///
 /// ```
 /// # let directory = tempfile::tempdir().unwrap();
@@ -391,39 +508,15 @@ impl Iterator for LinesOf {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn verify_jsonl(path: impl AsRef<Path>) -> io::Result<Verification> {
-    let path = path.as_ref();
-    let mut verifier = ChainVerifier::default();
-    let mut torn_tail = None;
-    for record in read_jsonl(path) {
-        let problem = match record? {
-            JsonlRecord::Event(event, location) => {
-                let may_start_late = location.in_oldest_file;
-                verifier.push(*event, || location.to_string(), may_start_late).err()
-            }
-            JsonlRecord::Malformed(location, reason) => {
-                Some(super::chain::ChainProblem::Malformed { location: location.to_string(), reason })
-            }
-            JsonlRecord::TornTail(location) => {
-                torn_tail = Some(location.to_string());
-                None
-            }
-        };
-        if problem.is_some() {
-            return Ok(verifier.finish(problem, torn_tail));
-        }
-    }
-    let mut problem = verifier.end().err();
-    if problem.is_none()
-        && let Some(head) = read_head(path)?
-    {
-        problem = verifier.check_head(&head.stream, head.sequence).err();
-    }
-    Ok(verifier.finish(problem, torn_tail))
+    super::verify::verify_jsonl_with(path, &super::verify::VerifyOptions::default())
 }
 
-fn read_head(path: &Path) -> io::Result<Option<Head>> {
+/// The head file next to the log at `path`, if there is one.
+pub(crate) fn read_head(path: &Path) -> io::Result<Option<Head>> {
     match fs::read(sibling(path, "head")) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(io::Error::other),
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|error| {
+            io::Error::other(format!("{}: not a head file: {error}", sibling(path, "head").display()))
+        }),
         Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(error) => Err(error),
     }

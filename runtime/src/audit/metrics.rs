@@ -43,6 +43,7 @@ impl AuditMetrics {
         queues.retain(|queue| queue.strong_count() > 0);
         queues.push(queue);
         self.events.with_label_values(&["queue", "spilled"]);
+        self.events.with_label_values(&["queue", "rejected"]);
         self.spilled.with_label_values(&["queue"]);
     }
 
@@ -76,7 +77,8 @@ impl AuditMetrics {
                 "hardened_audit_events_total",
                 "Audit events by sink and result: written, failed (in a write attempt that failed), spilled \
                  (kept in the sink's spill file while it is down; sink \"queue\" for the queue's overflow file), \
-                 replayed (written from a spill file).",
+                 replayed (written from a spill file); sink \"queue\" result \"rejected\": overflow lines refused when read back \
+                 (no valid authentication tag, or not an event), kept in the spill folder's quarantine.jsonl.",
             ),
             &["sink", "result"],
         )

@@ -1,5 +1,6 @@
 //! The audit trail: typed events of who did what, when and with what outcome, written by a background
-//! pipeline that never loses one, into hash chains that prove the log complete and untouched.
+//! pipeline that never loses one, into hash chains that prove the log complete and untouched, sealed by
+//! signed checkpoints (with [`AuditorBuilder::signing_key`]) that prove it authentic.
 //!
 //! ```
 //! use hardened::audit::{AuditEvent, AuditOutcome, Auditor, EventType, JsonlSink};
@@ -24,18 +25,24 @@
 mod audited;
 pub(crate) mod call;
 mod chain;
+mod checkpoint;
 mod context;
 #[doc(hidden)]
 pub mod derive_support;
 mod event;
+mod files;
 mod jsonl;
+mod keys;
 mod metrics;
 mod pipeline;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod report;
+mod schedule;
 mod sink;
+mod spill_auth;
 mod trace;
+mod verify;
 
 use std::sync::OnceLock;
 
@@ -45,13 +52,19 @@ pub(crate) use self::chain::hex;
 #[cfg(feature = "testing")]
 pub use self::chain::seal_stream;
 pub use self::chain::{ChainProblem, GENESIS_HASH, Location, SealedEvent, Verification};
+pub use self::checkpoint::{
+    Checkpoint, CheckpointError, CheckpointFile, CheckpointHead, CheckpointReason, CheckpointSink, Checkpoints,
+    Removed, TracingCheckpoints,
+};
 #[cfg(feature = "http")]
 pub(crate) use self::context::scoped;
 pub use self::context::{AuditContext, current as current_context, scope, sync_scope};
 pub use self::event::{AuditEvent, AuditOutcome, Details, EventType};
+pub use self::files::MAX_LINE_BYTES;
 pub use self::jsonl::{
     DEFAULT_KEEP, DEFAULT_MAX_BYTES, JsonlLocation, JsonlRecord, JsonlSink, read_jsonl, verify_jsonl,
 };
+pub use self::keys::{AuditPublicKey, AuditSigningKey, KeyError};
 pub use self::pipeline::{AuditError, Auditor, AuditorBuilder, AuditorStatus, PendingSink};
 #[cfg(feature = "postgres")]
 #[doc(hidden)]
@@ -66,6 +79,7 @@ pub use self::report::{AuthenticationBurst, FailingTool, ReportError, ReportOpti
 pub use self::sink::MemorySink;
 pub use self::sink::{BoxFuture, Sink, SinkError, StdoutSink};
 pub use self::trace::{TraceIds, set_trace_source};
+pub use self::verify::{VerifyOptions, verify_jsonl_with};
 
 static GLOBAL: OnceLock<Auditor> = OnceLock::new();
 

@@ -7,7 +7,7 @@
 //! the writer retries with backoff, then keeps that sink's batches, in order, in the sink's spill file
 //! and replays them when it recovers; sinks are idempotent, so a batch written twice is stored once.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, BufWriter, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,9 +18,15 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::chain::{Chain, SealedEvent};
+use super::checkpoint::{CheckpointFile, CheckpointReason, CheckpointSink, Checkpoints, TracingCheckpoints};
 use super::event::AuditEvent;
+use super::files::{self, Line};
+use super::keys::AuditSigningKey;
 use super::metrics::{QueueDepth, metrics};
+use super::schedule::{CheckpointSchedule, ScheduleSettings};
 use super::sink::Sink;
+use super::spill_auth::SpillAuth;
+use crate::clock::Clock;
 use crate::retry::RetryConfig;
 
 /// Why the pipeline could not start or could not finish a flush.
@@ -85,6 +91,10 @@ pub struct AuditorBuilder {
     stream: Option<String>,
     spill_dir: PathBuf,
     settings: Settings,
+    signing_key: Option<AuditSigningKey>,
+    checkpoint_file: Option<PathBuf>,
+    checkpoints_to_tracing: bool,
+    schedule: ScheduleSettings,
 }
 
 impl std::fmt::Debug for AuditorBuilder {
@@ -95,6 +105,10 @@ impl std::fmt::Debug for AuditorBuilder {
             .field("stream", &self.stream)
             .field("spill_dir", &self.spill_dir)
             .field("settings", &self.settings)
+            .field("signing_key", &self.signing_key)
+            .field("checkpoint_file", &self.checkpoint_file)
+            .field("checkpoints_to_tracing", &self.checkpoints_to_tracing)
+            .field("schedule", &self.schedule)
             .finish()
     }
 }
@@ -149,12 +163,59 @@ impl AuditorBuilder {
         self
     }
 
+    /// Signs checkpoints with `key` (see [`Checkpoint`](super::Checkpoint)): every N events or T
+    /// seconds ([`checkpoint_every`](AuditorBuilder::checkpoint_every)), at rotation and retention, at
+    /// each flush and at shutdown. The key also authenticates the overflow spill file. Keep it where the
+    /// log's storage is not. Without a key, the chain proves the log consistent but not authentic:
+    /// whoever can write the log can rewrite it whole.
+    pub fn signing_key(mut self, key: AuditSigningKey) -> AuditorBuilder {
+        self.signing_key = Some(key);
+        self
+    }
+
+    /// Where checkpoints go (default: the first sink's default, `<log>.checkpoints` for the JSONL sink;
+    /// a pipeline with a signing key and no sink that has one needs this).
+    pub fn checkpoint_file(mut self, path: impl Into<PathBuf>) -> AuditorBuilder {
+        self.checkpoint_file = Some(path.into());
+        self
+    }
+
+    /// A checkpoint every `events` records or `interval`, whichever comes first (defaults 1,000 and
+    /// 60 s): at most that many of the latest records can be cut without a verifier noticing.
+    pub fn checkpoint_every(mut self, events: u64, interval: Duration) -> AuditorBuilder {
+        self.schedule.events = events.max(1);
+        self.schedule.interval = interval;
+        self
+    }
+
+    /// Also logs every checkpoint through `tracing` (target `hardened::audit::checkpoint`), so that a
+    /// copy leaves the host with the logs (default: off).
+    pub fn checkpoints_to_tracing(mut self, enabled: bool) -> AuditorBuilder {
+        self.checkpoints_to_tracing = enabled;
+        self
+    }
+
+    /// The clock that times checkpoint intervals (default: the system's); tests step a manual one.
+    pub fn clock(mut self, clock: Clock) -> AuditorBuilder {
+        self.schedule.clock = clock;
+        self
+    }
+
     /// Starts the writer thread.
     ///
     /// Spill files left by an earlier pipeline on the same directory (events emitted while its queue
     /// was full, batches for a sink that was down) are written out first.
     pub fn start(self) -> Result<Auditor, AuditError> {
-        let AuditorBuilder { sinks, stream, spill_dir, settings } = self;
+        let AuditorBuilder {
+            mut sinks,
+            stream,
+            spill_dir,
+            settings,
+            signing_key,
+            checkpoint_file,
+            checkpoints_to_tracing,
+            schedule,
+        } = self;
         let start_error = |what: &str, error: &dyn std::fmt::Display| AuditError::Start(format!("{what}: {error}"));
         if sinks.is_empty() {
             return Err(AuditError::Start("no sink: add one with AuditorBuilder::sink".to_owned()));
@@ -164,13 +225,42 @@ impl AuditorBuilder {
         if let Some([name, _]) = labels.windows(2).find(|pair| pair[0] == pair[1]) {
             return Err(AuditError::Start(format!("two sinks are named {name}; give one another name")));
         }
-        fs::create_dir_all(&spill_dir).map_err(|error| start_error(&spill_dir.display().to_string(), &error))?;
+        files::create_private_dir_all(&spill_dir)
+            .map_err(|error| start_error(&spill_dir.display().to_string(), &error))?;
         let lock = lock_spill_dir(&spill_dir)?;
         let leftovers =
             leftover_overflow(&spill_dir).map_err(|error| start_error("reading the spill directory", &error))?;
         let stream = stream.unwrap_or_else(|| format!("{}/{}", super::service_name(), uuid::Uuid::now_v7()));
+        let checkpoints = match signing_key {
+            None => None,
+            Some(key) => {
+                let path = checkpoint_file.or_else(|| sinks.iter().find_map(|sink| sink.default_checkpoint_file()));
+                let Some(path) = path else {
+                    return Err(AuditError::Start(
+                        "a signing key needs a checkpoint file: none of the sinks has a default one; set it with \
+                         AuditorBuilder::checkpoint_file"
+                            .to_owned(),
+                    ));
+                };
+                let mut checkpoint_sinks: Vec<Box<dyn CheckpointSink>> = vec![Box::new(CheckpointFile::new(path))];
+                if checkpoints_to_tracing {
+                    checkpoint_sinks.push(Box::new(TracingCheckpoints));
+                }
+                let checkpoints = Checkpoints::open(key, checkpoint_sinks)
+                    .map_err(|error| start_error("the checkpoint file", &error))?;
+                checkpoints
+                    .seal(&stream, None, CheckpointReason::Start, Vec::new())
+                    .and_then(|_| checkpoints.sync())
+                    .map_err(|error| start_error("the first checkpoint", &error))?;
+                for sink in &mut sinks {
+                    sink.use_checkpoints(checkpoints.clone());
+                }
+                Some(checkpoints)
+            }
+        };
+        let auth = checkpoints.as_ref().map(|checkpoints| SpillAuth::new(checkpoints.spill_key()));
         let (sender, receiver) = mpsc::channel(settings.queue_capacity);
-        let overflow = Arc::new(OverflowSpill::new(&spill_dir));
+        let overflow = Arc::new(OverflowSpill::new(&spill_dir, auth));
         let slots: Vec<Slot> = sinks.into_iter().map(|sink| Slot::new(sink, &spill_dir)).collect();
         let pending = slots.iter().map(|slot| (slot.label.clone(), Arc::clone(&slot.pending))).collect();
         let shared = Arc::new(Shared { sender, overflow: Arc::clone(&overflow), stream: stream.clone(), pending });
@@ -184,6 +274,8 @@ impl AuditorBuilder {
             settings,
             leftovers,
             lock: Some(lock),
+            schedule: checkpoints.map(|checkpoints| CheckpointSchedule::new(checkpoints, schedule)),
+            due: Vec::new(),
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -246,6 +338,10 @@ impl Auditor {
                     ..RetryConfig::default()
                 },
             },
+            signing_key: None,
+            checkpoint_file: None,
+            checkpoints_to_tracing: false,
+            schedule: ScheduleSettings::default(),
         }
     }
 
@@ -329,7 +425,7 @@ pub struct AuditorStatus {
 /// Takes the spill directory for this pipeline alone, for as long as the writer runs.
 fn lock_spill_dir(spill_dir: &Path) -> Result<File, AuditError> {
     let path = spill_dir.join(".lock");
-    let file = OpenOptions::new()
+    let file = files::private_options()
         .create(true)
         .truncate(false)
         .write(true)
@@ -352,6 +448,8 @@ const GATHER_TICK: Duration = Duration::from_millis(5);
 const OVERFLOW_FILE: &str = "overflow.jsonl";
 const REPLAY_SUFFIX: &str = ".replay";
 const BACKLOG_SUFFIX: &str = ".backlog.jsonl";
+/// Where overflow lines that fail their check are kept, in the spill directory.
+const QUARANTINE_FILE: &str = "quarantine.jsonl";
 
 /// Overflow files an earlier pipeline left, oldest first, renamed out of the way of this one's.
 fn leftover_overflow(spill_dir: &Path) -> io::Result<Vec<PathBuf>> {
@@ -373,6 +471,8 @@ fn leftover_overflow(spill_dir: &Path) -> io::Result<Vec<PathBuf>> {
 struct OverflowSpill {
     path: PathBuf,
     spill_dir: PathBuf,
+    /// Authenticates each line, when the pipeline has a signing key.
+    auth: Option<SpillAuth>,
     state: Mutex<OverflowState>,
     /// Events spilled and not yet taken by the writer.
     waiting: AtomicU64,
@@ -386,10 +486,11 @@ struct OverflowState {
 }
 
 impl OverflowSpill {
-    fn new(spill_dir: &Path) -> OverflowSpill {
+    fn new(spill_dir: &Path, auth: Option<SpillAuth>) -> OverflowSpill {
         OverflowSpill {
             path: spill_dir.join(OVERFLOW_FILE),
             spill_dir: spill_dir.to_owned(),
+            auth,
             state: Mutex::new(OverflowState::default()),
             waiting: AtomicU64::new(0),
         }
@@ -412,14 +513,56 @@ impl OverflowSpill {
 
     fn append(&self, state: &mut OverflowState, event: &AuditEvent) -> io::Result<()> {
         if state.file.is_none() {
-            let file = OpenOptions::new().create(true).append(true).open(&self.path)?;
+            let file = files::open_append_private(&self.path)?;
             state.file = Some(BufWriter::new(file));
         }
         let file = state.file.as_mut().expect("opened above");
-        serde_json::to_writer(&mut *file, event)?;
+        match &self.auth {
+            // The line is `<tag> <json>`: the tag authenticates the JSON, which is not chained yet.
+            Some(auth) => {
+                let json = serde_json::to_vec(event)?;
+                file.write_all(auth.tag(&json).as_bytes())?;
+                file.write_all(b" ")?;
+                file.write_all(&json)?;
+            }
+            None => serde_json::to_writer(&mut *file, event)?,
+        }
         file.write_all(b"\n")?;
         // Into the kernel now, so a crash of the process (not of the machine) keeps it.
         file.flush()
+    }
+
+    /// An event read back from an overflow file: its tag checked when the pipeline has a key.
+    fn read_back(&self, line: &[u8]) -> Result<AuditEvent, String> {
+        let json = match &self.auth {
+            Some(auth) => auth.check(line)?,
+            // Without a key nothing can be checked: a tagged line of a keyed pipeline is read as it is.
+            None => SpillAuth::strip(line),
+        };
+        serde_json::from_slice(json).map_err(|error| format!("not an audit event: {error}"))
+    }
+
+    /// Keeps a line that is not taken as an event in `quarantine.jsonl`, with an error log and a count
+    /// (`hardened_audit_events_total{sink="queue",result="rejected"}`): refused, never silently dropped.
+    fn quarantine(&self, file: &Path, line_number: u64, line: &[u8], reason: &str) {
+        let quarantine = self.spill_dir.join(QUARANTINE_FILE);
+        let kept = files::open_append_private(&quarantine).and_then(|mut out| {
+            out.write_all(line.trim_ascii_end())?;
+            out.write_all(b"\n")?;
+            out.sync_data()
+        });
+        let kept = match kept {
+            Ok(()) => quarantine.display().to_string(),
+            Err(error) => format!("nowhere ({error})"),
+        };
+        tracing::error!(
+            file = %file.display(),
+            line = line_number,
+            %reason,
+            quarantined_in = %kept,
+            "a line of an audit overflow file was refused: it is not written as a record"
+        );
+        metrics().events.with_label_values(&["queue", "rejected"]).inc();
     }
 
     /// Takes what was spilled: how many events, the file (renamed, for the writer to read) and the
@@ -468,7 +611,7 @@ impl Slot {
             label.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
         let path = spill_dir.join(format!("{file_name}{BACKLOG_SUFFIX}"));
         // Batches an earlier pipeline could not write to this sink come first.
-        let events = File::open(&path).map_or(0, |file| BufReader::new(file).lines().count() as u64);
+        let events = File::open(&path).map_or(0, |file| count_lines(BufReader::new(file)));
         let retry_at = (events > 0).then(Instant::now);
         metrics().add_sink(&label);
         if events > 0 {
@@ -575,13 +718,25 @@ impl Backlog {
     fn next_chunk(&self, size: usize) -> io::Result<Vec<SealedEvent>> {
         let in_file = self.events - self.memory.len() as u64;
         if self.delivered < in_file {
-            let file = BufReader::new(File::open(&self.path)?);
-            let skip = usize::try_from(self.delivered).unwrap_or(usize::MAX);
+            let mut file = BufReader::new(File::open(&self.path)?);
+            let mut buffer = Vec::new();
             let mut chunk = Vec::with_capacity(size);
-            for line in file.lines().skip(skip).take(size) {
-                let line = line?;
-                let event = serde_json::from_str(&line).map_err(io::Error::other)?;
-                chunk.push(SealedEvent::from_parts(event, line));
+            let mut line_number = 0;
+            while chunk.len() < size {
+                let line = files::read_line(&mut file, &mut buffer, files::MAX_LINE_BYTES)?;
+                line_number += 1;
+                if line == Line::End {
+                    break;
+                }
+                if line_number <= self.delivered {
+                    continue;
+                }
+                let Line::Read { .. } = line else {
+                    return Err(io::Error::other(format!("line {line_number} is longer than any record")));
+                };
+                let text = String::from_utf8(buffer.trim_ascii_end().to_vec()).map_err(io::Error::other)?;
+                let event = serde_json::from_str(&text).map_err(io::Error::other)?;
+                chunk.push(SealedEvent::from_parts(event, text));
             }
             return Ok(chunk);
         }
@@ -609,9 +764,21 @@ impl Backlog {
     }
 }
 
+/// The lines of a file, each read with the bound on its length.
+fn count_lines(mut reader: impl BufRead) -> u64 {
+    let mut buffer = Vec::new();
+    let mut count = 0;
+    while let Ok(Line::Read { .. } | Line::TooLong(_)) =
+        files::read_line(&mut reader, &mut buffer, files::MAX_LINE_BYTES)
+    {
+        count += 1;
+    }
+    count
+}
+
 /// Appends sealed events to a spill file and makes them durable.
 fn append_lines(path: &Path, events: &[SealedEvent]) -> io::Result<()> {
-    let mut file = BufWriter::new(OpenOptions::new().create(true).append(true).open(path)?);
+    let mut file = BufWriter::new(files::open_append_private(path)?);
     for event in events {
         file.write_all(event.json().as_bytes())?;
         file.write_all(b"\n")?;
@@ -632,6 +799,10 @@ struct Writer {
     leftovers: Vec<PathBuf>,
     /// The spill directory's lock, held until the writer stops.
     lock: Option<File>,
+    /// When to sign checkpoints, when the pipeline has a signing key.
+    schedule: Option<CheckpointSchedule>,
+    /// Positions in `sealed` of records whose checkpoint is due once the batch is delivered.
+    due: Vec<usize>,
 }
 
 impl Writer {
@@ -646,7 +817,11 @@ impl Writer {
         let mut batch = Vec::with_capacity(self.settings.batch_size.min(4096));
         loop {
             let mut stop = false;
-            let first = match self.next_retry() {
+            let wake_at = match (self.next_retry(), self.schedule.as_ref().and_then(CheckpointSchedule::next_at)) {
+                (Some(retry), Some(checkpoint)) => Some(retry.min(checkpoint)),
+                (retry, checkpoint) => retry.or(checkpoint),
+            };
+            let first = match wake_at {
                 Some(at) => tokio::select! {
                     message = self.receiver.recv() => Some(message),
                     () = tokio::time::sleep_until(at) => None,
@@ -656,6 +831,7 @@ impl Writer {
             match first {
                 None => {
                     self.replay_due(false).await;
+                    self.checkpoint_if_due();
                     continue;
                 }
                 Some(None) => stop = true,
@@ -689,7 +865,7 @@ impl Writer {
             self.absorb_overflow().await;
             self.replay_due(false).await;
             if stop || !replies.is_empty() {
-                let result = self.flush().await;
+                let result = self.flush(stop).await;
                 if stop {
                     // Free the directory before answering, so that a pipeline started right after a
                     // shutdown can take it.
@@ -716,15 +892,33 @@ impl Writer {
         }
         let mut sealed = std::mem::take(&mut self.sealed);
         let metrics = metrics();
-        sealed.extend(batch.drain(..).map(|event| {
+        for event in batch.drain(..) {
             metrics.count_recorded(&event.event_type, event.outcome);
-            self.chain.seal(event)
-        }));
+            sealed.push(self.chain.seal(event));
+            if let Some(schedule) = &mut self.schedule
+                && schedule.count_record()
+            {
+                self.due.push(sealed.len() - 1);
+            }
+        }
         for slot in &mut self.slots {
             slot.deliver(&sealed, &self.settings).await;
         }
+        if let Some(schedule) = &mut self.schedule {
+            for index in self.due.drain(..) {
+                schedule.seal_record(sealed[index].event(), CheckpointReason::Interval);
+            }
+        }
         sealed.clear();
         self.sealed = sealed;
+        self.checkpoint_if_due();
+    }
+
+    /// Seals the chain's head when the checkpoint interval has passed since the last checkpoint.
+    fn checkpoint_if_due(&mut self) {
+        if let Some(schedule) = &mut self.schedule {
+            schedule.seal_head_if_due(&self.chain);
+        }
     }
 
     async fn replay_due(&mut self, force: bool) {
@@ -749,7 +943,7 @@ impl Writer {
     }
 
     async fn write_overflow_file(&mut self, path: &Path) {
-        let file = match File::open(path) {
+        let mut file = match File::open(path) {
             Ok(file) => BufReader::new(file),
             Err(error) => {
                 tracing::error!(%error, path = %path.display(), "audit overflow file unreadable; left in place");
@@ -757,14 +951,26 @@ impl Writer {
             }
         };
         let mut batch = Vec::with_capacity(self.settings.batch_size);
-        for line in file.lines() {
-            let parsed =
-                line.map_err(io::Error::other).and_then(|line| serde_json::from_str(&line).map_err(io::Error::other));
+        let mut buffer = Vec::new();
+        let mut line_number = 0_u64;
+        loop {
+            let line = match files::read_line(&mut file, &mut buffer, files::MAX_LINE_BYTES) {
+                Ok(Line::End) => break,
+                Ok(line) => line,
+                Err(error) => {
+                    tracing::error!(%error, path = %path.display(), "audit overflow file unreadable; left in place");
+                    self.write_batch(&mut batch).await;
+                    return;
+                }
+            };
+            line_number += 1;
+            let parsed = match line {
+                Line::TooLong(length) => Err(format!("a line of {length} bytes, longer than any record")),
+                _ => self.overflow.read_back(buffer.trim_ascii_end()),
+            };
             match parsed {
                 Ok(event) => batch.push(event),
-                Err(error) => {
-                    tracing::error!(%error, path = %path.display(), "unreadable line in an audit overflow file; skipped");
-                }
+                Err(reason) => self.overflow.quarantine(path, line_number, &buffer, &reason),
             }
             if batch.len() == self.settings.batch_size {
                 self.write_batch(&mut batch).await;
@@ -776,7 +982,7 @@ impl Writer {
         }
     }
 
-    async fn flush(&mut self) -> Result<(), AuditError> {
+    async fn flush(&mut self, stop: bool) -> Result<(), AuditError> {
         self.absorb_overflow().await;
         self.replay_due(true).await;
         let mut pending = Vec::new();
@@ -787,6 +993,12 @@ impl Writer {
             } else if let Err(error) = slot.sink.flush().await {
                 flush_error.get_or_insert(AuditError::Flush { sink: slot.label.clone(), message: error.message });
             }
+        }
+        // Sealed after the records are durable, so that a checkpoint never names a record lost in a crash.
+        if let Some(schedule) = &mut self.schedule
+            && let Err(error) = schedule.seal_at_flush(&self.chain, stop)
+        {
+            flush_error.get_or_insert(AuditError::Flush { sink: error.sink, message: error.source.to_string() });
         }
         if !pending.is_empty() {
             return Err(AuditError::Pending(pending));

@@ -4,7 +4,10 @@ use std::future::Future;
 use std::io::Write as _;
 use std::pin::Pin;
 
+use std::path::PathBuf;
+
 use super::chain::SealedEvent;
+use super::checkpoint::Checkpoints;
 
 /// A boxed future, for the object-safe [`Sink`] trait.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -42,6 +45,19 @@ pub trait Sink: Send + 'static {
     /// Makes everything written so far durable.
     fn flush(&mut self) -> BoxFuture<'_, Result<(), SinkError>> {
         Box::pin(async { Ok(()) })
+    }
+
+    /// Where this sink's checkpoints go when the pipeline signs them and no checkpoint file is given
+    /// (the JSONL sink: `<log>.checkpoints`).
+    fn default_checkpoint_file(&self) -> Option<PathBuf> {
+        None
+    }
+
+    /// Hands the sink the pipeline's checkpoint signer, when it has a signing key: a sink that rotates or
+    /// deletes records by policy signs a checkpoint saying so first, so that a verifier can tell records
+    /// deleted by policy from records cut.
+    fn use_checkpoints(&mut self, checkpoints: Checkpoints) {
+        let _ = checkpoints;
     }
 }
 

@@ -1,0 +1,140 @@
+//! `agent-server audit ...` as a real process: `keygen`, `verify --public-key` on a signed log and on a
+//! forged one, `report` with a window too long to represent, and the production configuration without a
+//! signing key.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use hardened::audit::{AuditEvent, AuditSigningKey, Auditor, EventType, JsonlSink};
+
+fn agent(directory: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_agent-server"))
+        .current_dir(directory)
+        .args(args)
+        .env("AGENT_AUDIT_PATH", directory.join("audit/audit.jsonl"))
+        .env_remove("DATABASE_URL")
+        .env_remove("AGENT_CONFIG_DIR")
+        .env_remove("AGENT_AUDIT_SIGNING_KEY_FILE")
+        .output()
+        .expect("agent-server runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A log of 250 records signed with the key in `key_file`, sealed every 100.
+async fn write_signed_log(directory: &Path, key_file: &Path) -> PathBuf {
+    let path = directory.join("audit/audit.jsonl");
+    let key = AuditSigningKey::read_pem_file(key_file).expect("the key made by keygen reads");
+    let auditor = Auditor::builder()
+        .sink(JsonlSink::open(&path).expect("the log opens"))
+        .spill_dir(directory.join("audit/spill"))
+        .signing_key(key)
+        .checkpoint_every(100, std::time::Duration::from_hours(1))
+        .start()
+        .expect("the pipeline starts");
+    for n in 0..250 {
+        auditor.emit(AuditEvent::new(EventType::ToolExecution).user_id("ada").detail("n", n));
+    }
+    auditor.shutdown().await.expect("every event is written");
+    path
+}
+
+#[tokio::test]
+async fn audit_verify_with_the_public_key_passes_a_signed_log_and_fails_a_cut_one() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let keygen = agent(directory.path(), &["audit", "keygen", "--out", "keys/signing.pem"]);
+    assert!(keygen.status.success(), "{}", text(&keygen.stderr));
+    let private = directory.path().join("keys/signing.pem");
+    let public = directory.path().join("keys/signing.pub.pem");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&private).expect("the key exists").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let path = write_signed_log(directory.path(), &private).await;
+
+    let verify = || agent(directory.path(), &["audit", "verify", "--public-key", "keys/signing.pub.pem"]);
+    let verified = verify();
+    assert!(verified.status.success(), "{}", text(&verified.stderr));
+    let stdout = text(&verified.stdout);
+    assert!(stdout.contains("250 records in 1 streams") && stdout.contains("4 signed checkpoints verify"), "{stdout}");
+    assert!(stdout.contains("250 records are sealed"), "{stdout}");
+
+    // The forger deletes the last records and the head file that named the last one.
+    let log = std::fs::read_to_string(&path).expect("the log is readable");
+    let kept: Vec<&str> = log.lines().take(240).collect();
+    std::fs::write(&path, format!("{}\n", kept.join("\n"))).expect("the log is writable");
+    std::fs::remove_file(directory.path().join("audit/audit.jsonl.head")).expect("the head file is there");
+
+    let unkeyed = agent(directory.path(), &["audit", "verify"]);
+    assert!(unkeyed.status.success(), "without a key the cut goes unnoticed: {}", text(&unkeyed.stderr));
+    assert!(text(&unkeyed.stdout).contains("consistent, not authentic"));
+    let failed = verify();
+    assert_eq!(failed.status.code(), Some(1), "{}", text(&failed.stdout));
+    let stderr = text(&failed.stderr);
+    assert!(
+        stderr.contains("the audit trail does not verify")
+            && stderr.contains("ends at record 239, but signed checkpoint #3 seals record 249: the end was removed"),
+        "{stderr}"
+    );
+    assert!(public.exists());
+}
+
+#[test]
+fn audit_report_over_a_window_too_long_to_represent_is_an_error_not_a_panic() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let output = agent(directory.path(), &["audit", "report", "--since", "280000y"]);
+    assert_eq!(output.status.code(), Some(1), "a clean failure, not a panic (101)");
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("--since 280000years reaches back before the earliest time representable"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn the_production_configuration_does_not_start_without_a_signing_key() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/production");
+    let output = Command::new(env!("CARGO_BIN_EXE_agent-server"))
+        .current_dir(directory.path())
+        .arg("--config")
+        .arg(&config)
+        .env("AGENT_AUDIT_PATH", directory.path().join("audit/audit.jsonl"))
+        .env("AGENT_AUDIT_SIGNING_KEY_FILE", directory.path().join("no-such-key.pem"))
+        .env("AGENT_OPERATOR_KEY", "operator-key-for-the-test")
+        .env("HARDENED_SERVER__ADDRESS", "127.0.0.1:0")
+        .env_remove("DATABASE_URL")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .output()
+        .expect("agent-server runs");
+    assert!(!output.status.success());
+    let all = format!("{}{}", text(&output.stdout), text(&output.stderr));
+    assert!(all.contains("cannot read the audit key file") && all.contains("no-such-key.pem"), "{all}");
+    assert!(!directory.path().join("audit/audit.jsonl").exists(), "nothing is audited unsigned");
+
+    // The same configuration with no key file named at all.
+    let without_key = directory.path().join("config");
+    std::fs::create_dir_all(&without_key).expect("a configuration folder");
+    std::fs::copy(config.join("hardened.toml"), without_key.join("hardened.toml")).expect("copied");
+    let agent = std::fs::read_to_string(config.join("agent.toml")).expect("the production agent.toml");
+    let agent: Vec<&str> = agent.lines().filter(|line| !line.starts_with("signing_key_file")).collect();
+    std::fs::write(without_key.join("agent.toml"), agent.join("\n")).expect("written");
+    let output = Command::new(env!("CARGO_BIN_EXE_agent-server"))
+        .current_dir(directory.path())
+        .arg("--config")
+        .arg(&without_key)
+        .env("AGENT_AUDIT_PATH", directory.path().join("audit/audit.jsonl"))
+        .env("AGENT_OPERATOR_KEY", "operator-key-for-the-test")
+        .env("HARDENED_SERVER__ADDRESS", "127.0.0.1:0")
+        .env_remove("AGENT_AUDIT_SIGNING_KEY_FILE")
+        .env_remove("DATABASE_URL")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .output()
+        .expect("agent-server runs");
+    assert!(!output.status.success());
+    let all = format!("{}{}", text(&output.stdout), text(&output.stderr));
+    assert!(all.contains("audit.signing = \"required\" but no signing key is set"), "{all}");
+    assert!(all.contains("agent-server audit keygen"), "{all}");
+}

@@ -1,0 +1,333 @@
+//! Verification of a JSONL log against its signed checkpoints and the public keys that verify them.
+//!
+//! Every checkpoint's signature and place in the checkpoint chain is checked first; then each record:
+//! its hash and link (the chain), and, where a checkpoint sealed its sequence number, that it is the
+//! record sealed (same hash). A stream may begin past record 0 only where a `retention` checkpoint
+//! records the removal of the records before it; the log must reach every record a checkpoint sealed;
+//! every stream must have a checkpoint. Records after the last checkpoint of their stream are counted as
+//! unsealed: a forger could have cut or rewritten them, at most the interval's N records or T seconds.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::{self, BufReader};
+use std::path::{Path, PathBuf};
+
+use super::chain::{ChainProblem, ChainVerifier, GENESIS_HASH, Verification};
+use super::checkpoint::Checkpoint;
+use super::event::AuditEvent;
+use super::files::{self, Line};
+use super::jsonl::{Head, JsonlLocation, JsonlRecord, read_head, read_jsonl, sibling};
+use super::keys::AuditPublicKey;
+
+/// What [`verify_jsonl_with`] checks the log against.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyOptions {
+    public_keys: Vec<AuditPublicKey>,
+    checkpoint_file: Option<PathBuf>,
+}
+
+impl VerifyOptions {
+    /// No public key: the chain alone, as [`verify_jsonl`](super::verify_jsonl).
+    #[must_use]
+    pub fn new() -> VerifyOptions {
+        VerifyOptions::default()
+    }
+
+    /// A public key that checkpoints may be signed with; give the current key and the ones it replaced
+    /// whose checkpoints are still in the file. With at least one, the checkpoints are checked.
+    #[must_use]
+    pub fn public_key(mut self, key: AuditPublicKey) -> VerifyOptions {
+        self.public_keys.push(key);
+        self
+    }
+
+    /// The checkpoint file (default: `<log>.checkpoints`).
+    #[must_use]
+    pub fn checkpoint_file(mut self, path: impl Into<PathBuf>) -> VerifyOptions {
+        self.checkpoint_file = Some(path.into());
+        self
+    }
+}
+
+/// Verifies a JSONL audit log as [`verify_jsonl`](super::verify_jsonl) does and, given public keys,
+/// against its signed checkpoints (`<log>.checkpoints` unless [`VerifyOptions::checkpoint_file`] says
+/// otherwise):
+///
+/// - every checkpoint is signed by one of the keys and in place in the checkpoint chain;
+/// - a record at a sequence number a checkpoint sealed has the hash sealed ([`ChainProblem::Rewritten`]);
+/// - a stream begins past record 0 only where a `retention` checkpoint records the records before it as
+///   removed by policy ([`ChainProblem::Cut`]);
+/// - the log reaches the last record each stream's checkpoints seal ([`ChainProblem::CutEnd`]);
+/// - every stream has a checkpoint ([`ChainProblem::Unsealed`]).
+///
+/// The counts of records sealed and not yet sealed are in the [`Verification`]: the records after the
+/// last checkpoint of their stream (at most the checkpoint interval's N records or T seconds) could be
+/// cut or rewritten undetected.
+///
+/// ```
+/// use hardened::audit::{AuditSigningKey, VerifyOptions, verify_jsonl_with};
+/// # let directory = tempfile::tempdir().unwrap();
+/// # let path = directory.path().join("audit.jsonl");
+/// let key = AuditSigningKey::generate()?;
+/// let verification = verify_jsonl_with(&path, &VerifyOptions::new().public_key(key.public_key()))?;
+/// assert!(verification.is_intact());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn verify_jsonl_with(path: impl AsRef<Path>, options: &VerifyOptions) -> io::Result<Verification> {
+    let path = path.as_ref();
+    let head = read_head(path)?;
+    let seals = if options.public_keys.is_empty() {
+        None
+    } else {
+        let file = options.checkpoint_file.clone().unwrap_or_else(|| sibling(path, "checkpoints"));
+        match Seals::read(&file, &options.public_keys)? {
+            Ok(seals) => Some(seals),
+            Err(problem) => return Ok(ChainVerifier::default().finish(Some(problem), None)),
+        }
+    };
+    let mut walk =
+        Walk { verifier: ChainVerifier::default(), head, seals, sealed: 0, unsealed: 0, records: HashMap::new() };
+    let mut torn_tail = None;
+    for record in read_jsonl(path) {
+        let problem = match record? {
+            JsonlRecord::Event(event, location) => walk.check(*event, &location).err(),
+            JsonlRecord::Malformed(location, reason) => {
+                Some(ChainProblem::Malformed { location: location.to_string(), reason })
+            }
+            JsonlRecord::TornTail(location) => {
+                torn_tail = Some(location.to_string());
+                None
+            }
+        };
+        if problem.is_some() {
+            return Ok(walk.finish(problem, torn_tail));
+        }
+    }
+    let problem = walk.end().err();
+    Ok(walk.finish(problem, torn_tail))
+}
+
+/// The records read so far.
+struct Walk {
+    verifier: ChainVerifier,
+    head: Option<Head>,
+    seals: Option<Seals>,
+    sealed: u64,
+    unsealed: u64,
+    /// Records per stream, with public keys (for the error of a stream without checkpoints).
+    records: HashMap<String, u64>,
+}
+
+impl Walk {
+    fn check(&mut self, event: AuditEvent, location: &JsonlLocation) -> Result<(), ChainProblem> {
+        let place = || location.to_string();
+        let may_start_late = match &self.seals {
+            None => location.in_oldest_file,
+            Some(seals) if !self.verifier.knows(&event.stream) && event.sequence > 0 => {
+                let expected = seals.first_kept.get(&event.stream).copied().unwrap_or(0);
+                if event.sequence > expected {
+                    return Err(ChainProblem::Cut {
+                        location: place(),
+                        stream: event.stream,
+                        expected,
+                        found: event.sequence,
+                    });
+                }
+                true
+            }
+            Some(_) => false,
+        };
+        let sealed = self.verifier.push(event, place, may_start_late)?;
+        let record = sealed.event();
+        if let Some(head) = &self.head
+            && head.sequence == record.sequence
+            && head.stream == record.stream
+            && head.hash != record.hash
+        {
+            return Err(ChainProblem::HeadMismatch {
+                location: place(),
+                stream: record.stream.clone(),
+                sequence: record.sequence,
+            });
+        }
+        let Some(seals) = &self.seals else { return Ok(()) };
+        if let Some((hash, checkpoint)) = seals.at.get(&record.stream).and_then(|at| at.get(&record.sequence))
+            && *hash != record.hash
+        {
+            return Err(ChainProblem::Rewritten {
+                location: place(),
+                stream: record.stream.clone(),
+                sequence: record.sequence,
+                checkpoint: *checkpoint,
+            });
+        }
+        if seals.last_sealed.get(&record.stream).is_some_and(|(sequence, _)| record.sequence <= *sequence) {
+            self.sealed += 1;
+        } else {
+            self.unsealed += 1;
+        }
+        match self.records.get_mut(&record.stream) {
+            Some(count) => *count += 1,
+            None => {
+                self.records.insert(record.stream.clone(), 1);
+            }
+        }
+        Ok(())
+    }
+
+    /// The checks that need the whole log: gaps, the head file, the records checkpoints sealed.
+    fn end(&mut self) -> Result<(), ChainProblem> {
+        self.verifier.end()?;
+        if let Some(head) = &self.head {
+            self.verifier.check_head(&head.stream, head.sequence)?;
+        }
+        let Some(seals) = &self.seals else { return Ok(()) };
+        let last: HashMap<&str, u64> = self.verifier.last_records().collect();
+        let mut streams: Vec<(&String, &(u64, u64))> = seals.last_sealed.iter().collect();
+        streams.sort();
+        for (stream, (sealed, checkpoint)) in streams {
+            let removed = seals.first_kept.get(stream).is_some_and(|first_kept| sealed < first_kept);
+            let reached = last.get(stream.as_str()).is_some_and(|last| last >= sealed);
+            if !reached && !removed {
+                return Err(ChainProblem::CutEnd {
+                    stream: stream.clone(),
+                    last: last.get(stream.as_str()).map_or(-1, |last| i128::from(*last)),
+                    sealed: *sealed,
+                    checkpoint: *checkpoint,
+                });
+            }
+        }
+        let mut unsealed: Vec<(&String, &u64)> =
+            self.records.iter().filter(|(stream, _)| !seals.streams.contains(stream.as_str())).collect();
+        unsealed.sort();
+        if let Some((stream, records)) = unsealed.first() {
+            return Err(ChainProblem::Unsealed { stream: (*stream).clone(), records: **records });
+        }
+        Ok(())
+    }
+
+    fn finish(&self, problem: Option<ChainProblem>, torn_tail: Option<String>) -> Verification {
+        let mut verification = self.verifier.finish(problem, torn_tail);
+        verification.checkpoints = self.seals.as_ref().map_or(0, |seals| seals.count);
+        verification.sealed = self.sealed;
+        verification.unsealed = self.unsealed;
+        verification
+    }
+}
+
+/// What the signed checkpoints say, once each is verified.
+#[derive(Debug, Default)]
+struct Seals {
+    /// Checkpoints read.
+    count: u64,
+    /// The hash sealed for a stream's sequence number, and the checkpoint that sealed it.
+    at: HashMap<String, HashMap<u64, (String, u64)>>,
+    /// The last sequence number sealed per stream, and its checkpoint.
+    last_sealed: HashMap<String, (u64, u64)>,
+    /// The first record kept per stream after removals by policy.
+    first_kept: HashMap<String, u64>,
+    /// Streams with any checkpoint.
+    streams: HashSet<String>,
+}
+
+impl Seals {
+    /// Reads and verifies the checkpoint file; a missing file holds no checkpoint.
+    fn read(path: &Path, keys: &[AuditPublicKey]) -> io::Result<Result<Seals, ChainProblem>> {
+        let file = match File::open(path) {
+            Ok(file) => file,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Ok(Seals::default())),
+            Err(error) => return Err(error),
+        };
+        let mut reader = BufReader::new(file);
+        let mut buffer = Vec::new();
+        let mut seals = Seals::default();
+        let mut prev = GENESIS_HASH.to_owned();
+        let mut line_number = 0_u64;
+        loop {
+            let line = files::read_line(&mut reader, &mut buffer, files::MAX_LINE_BYTES)?;
+            line_number += 1;
+            let location = || format!("{}:{line_number}", path.display());
+            let complete = match line {
+                Line::End => return Ok(Ok(seals)),
+                Line::TooLong(length) => {
+                    return Ok(Err(ChainProblem::Checkpoint {
+                        location: location(),
+                        reason: format!("not a checkpoint: a line of {length} bytes"),
+                    }));
+                }
+                Line::Read { complete } => complete,
+            };
+            let checkpoint: Checkpoint = match serde_json::from_slice(buffer.trim_ascii_end()) {
+                Ok(checkpoint) => checkpoint,
+                // A last line cut short by a crash was never a checkpoint; the writer sets it aside.
+                Err(_) if !complete => return Ok(Ok(seals)),
+                Err(error) => {
+                    return Ok(Err(ChainProblem::Checkpoint {
+                        location: location(),
+                        reason: format!("not a checkpoint: {error}"),
+                    }));
+                }
+            };
+            if let Err(reason) = seals.add(checkpoint, &mut prev, keys) {
+                return Ok(Err(ChainProblem::Checkpoint { location: location(), reason }));
+            }
+        }
+    }
+
+    /// Verifies the next checkpoint and takes in what it seals.
+    fn add(&mut self, checkpoint: Checkpoint, prev: &mut String, keys: &[AuditPublicKey]) -> Result<(), String> {
+        let index = checkpoint.index;
+        if index != self.count {
+            return Err(format!(
+                "checkpoint #{index} where #{} should come next: checkpoints were removed, inserted or reordered",
+                self.count
+            ));
+        }
+        let Some(key) = keys.iter().find(|key| key.key_id() == checkpoint.key_id) else {
+            let given: Vec<&str> = keys.iter().map(AuditPublicKey::key_id).collect();
+            return Err(format!(
+                "checkpoint #{index} is signed with key {}, which is not among the public keys given ({})",
+                checkpoint.key_id,
+                given.join(", ")
+            ));
+        };
+        if !checkpoint.is_signed_by(key) {
+            return Err(format!(
+                "the signature of checkpoint #{index} does not verify with key {}: the checkpoint was altered or forged",
+                checkpoint.key_id
+            ));
+        }
+        if checkpoint.prev_checkpoint != *prev {
+            return Err(format!(
+                "checkpoint #{index} does not follow the checkpoint before it: the checkpoint chain was broken"
+            ));
+        }
+        *prev = checkpoint.hash();
+        self.count += 1;
+        for removed in &checkpoint.removed {
+            let first_kept = self.first_kept.entry(removed.stream.clone()).or_insert(0);
+            *first_kept = (*first_kept).max(removed.first_kept);
+        }
+        let Checkpoint { stream, sequence, hash, .. } = checkpoint;
+        if stream.is_empty() {
+            return Ok(());
+        }
+        if let (Some(sequence), Some(hash)) = (sequence, hash) {
+            let at = self.at.entry(stream.clone()).or_default();
+            if let Some((earlier, by)) = at.get(&sequence)
+                && *earlier != hash
+            {
+                return Err(format!(
+                    "checkpoint #{index} seals another hash for record {sequence} of stream {stream} than checkpoint #{by}"
+                ));
+            }
+            at.insert(sequence, (hash, index));
+            let last = self.last_sealed.entry(stream.clone()).or_insert((sequence, index));
+            if sequence >= last.0 {
+                *last = (sequence, index);
+            }
+        }
+        self.streams.insert(stream);
+        Ok(())
+    }
+}
