@@ -278,7 +278,8 @@ pub(crate) async fn serve_on(ip: &str, router: axum::Router) -> std::net::Socket
     address
 }
 
-/// An `agent.toml` with the development keys, the audit file in the working directory, and `sections`.
+/// An `agent.toml` with the development keys, the audit file in the working directory signed with a
+/// development key, and `sections`.
 pub(crate) fn agent_toml(sections: &str) -> String {
     format!(
         r#"
@@ -295,6 +296,7 @@ tools = ["calculator", "clock"]
 
 [audit]
 path = "data/audit/audit.jsonl"
+signing = "development"
 
 {sections}
 "#
