@@ -206,7 +206,7 @@ fn apply_keys<K: Keys>(
 
 fn invalid(path: String, variable: String, value: String, problem: Problem) -> ConfigError {
     ConfigError::Invalid {
-        setting: Box::new(Setting { origin: Origin::Env(variable), path, value }),
+        setting: Box::new(Setting::new(Origin::Env(variable), path, &value)),
         problem: problem.problem,
         allowed: problem.allowed,
     }
