@@ -352,7 +352,7 @@ impl Keys for RateSettings {
         push(&mut entries, "burst", self.burst, int);
         push(&mut entries, "wait", self.wait, value::duration_value);
         push(&mut entries, "scope", self.scope, |scope| text(scope.as_str()));
-        push(&mut entries, "redis_url", self.redis_url.as_deref(), text);
+        push(&mut entries, "redis_url", self.redis_url.as_deref(), |url| text(&crate::redact::urls(url)));
         push(&mut entries, "on_unavailable", self.on_unavailable, |policy| text(policy.as_str()));
         push(&mut entries, "redis_timeout", self.redis_timeout, value::duration_value);
         push(&mut entries, "replicas", self.replicas, int);
