@@ -71,22 +71,28 @@ fn url_end(text: &str, from: usize) -> usize {
         + rest
             .find(|c: char| c.is_whitespace() || c.is_control() || matches!(c, '"' | '\'' | '<' | '>' | '`'))
             .unwrap_or(rest.len());
-    loop {
-        let url = &text[from..end];
-        let Some(last) = url.chars().last() else { return end };
-        let unmatched = |open: char, close: char| {
-            last == close && url.chars().filter(|c| *c == open).count() < url.chars().filter(|c| *c == close).count()
+    // Brackets opened and closed in the URL, counted once and updated as its end moves back, so that a
+    // URL ending in many brackets costs time in proportion to its length.
+    let count = |byte: u8| text.as_bytes()[from..end].iter().filter(|b| **b == byte).count();
+    let open = [count(b'('), count(b'['), count(b'{')];
+    let mut close = [count(b')'), count(b']'), count(b'}')];
+    while let Some(last) = text[from..end].chars().next_back() {
+        let bracket = match last {
+            ')' => Some(0),
+            ']' => Some(1),
+            '}' => Some(2),
+            _ => None,
         };
-        if matches!(last, '.' | ',' | ';' | ':' | '!' | '?')
-            || unmatched('(', ')')
-            || unmatched('[', ']')
-            || unmatched('{', '}')
-        {
-            end -= last.len_utf8();
-        } else {
-            return end;
+        let unmatched = bracket.is_some_and(|kind| open[kind] < close[kind]);
+        if !(unmatched || matches!(last, '.' | ',' | ';' | ':' | '!' | '?')) {
+            break;
         }
+        if let Some(kind) = bracket {
+            close[kind] -= 1;
+        }
+        end -= last.len_utf8();
     }
+    end
 }
 
 /// The part of a URL after `://` with its secrets masked, or `None` when it has none.
