@@ -158,3 +158,59 @@ async fn derived_records_and_audited_calls_are_bounded() {
     assert!(message.len() <= AuditEvent::MAX_TEXT_BYTES && message.ends_with(&marker(original)), "{}", message.len());
     the_log_verifies().await;
 }
+
+fn depth_of(value: &Value) -> usize {
+    match value {
+        Value::Array(items) => 1 + items.iter().map(depth_of).max().unwrap_or(0),
+        Value::Object(entries) => 1 + entries.values().map(depth_of).max().unwrap_or(0),
+        _ => 1,
+    }
+}
+
+fn arbitrary_json() -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        ".{0,40}".prop_map(Value::from),
+        (0..9_000usize).prop_map(|length| Value::from("é".repeat(length))),
+    ];
+    leaf.prop_recursive(14, 2_000, 300, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..300).prop_map(Value::Array),
+            proptest::collection::btree_map(".{0,1500}", inner, 0..40)
+                .prop_map(|entries| Value::Object(entries.into_iter().collect())),
+        ]
+    })
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, ..proptest::prelude::ProptestConfig::default() })]
+
+    #[test]
+    fn any_text_is_cut_to_a_prefix_within_its_bound_and_cut_again_to_itself(text in ".{0,3000}", repeat in 1..4usize) {
+        let text = text.repeat(repeat);
+        let mut event = AuditEvent::new(EventType::Error).resource(text.clone()).user_id(text.clone());
+        let resource = event.resource.clone().expect("a resource");
+        proptest::prop_assert!(resource.len() <= AuditEvent::MAX_TEXT_BYTES);
+        let kept = resource.strip_suffix(&marker(text.len())).unwrap_or(&resource);
+        proptest::prop_assert!(text.starts_with(kept));
+        proptest::prop_assert!(event.user_id.as_deref().expect("a user").len() <= AuditEvent::MAX_ID_BYTES);
+        let before = event.clone();
+        event.bound();
+        proptest::prop_assert_eq!(event, before);
+    }
+
+    #[test]
+    fn any_details_are_bounded_without_a_panic(details in arbitrary_json()) {
+        let mut event = AuditEvent::new(EventType::Error);
+        event.details.insert("value".to_owned(), details);
+        event.bound();
+        let whole = Value::Object(event.details.clone());
+        proptest::prop_assert!(depth_of(&whole) <= AuditEvent::MAX_DETAILS_DEPTH + 1);
+        proptest::prop_assert!(count_values(&whole) <= 2 * AuditEvent::MAX_DETAILS_ENTRIES);
+        let bytes = serde_json::to_string(&whole).expect("JSON").len();
+        proptest::prop_assert!(bytes < 4 * AuditEvent::MAX_DETAILS_BYTES, "{} bytes", bytes);
+    }
+}
