@@ -73,9 +73,9 @@ fn url_end(text: &str, from: usize) -> usize {
             .unwrap_or(rest.len());
     // Brackets opened and closed in the URL, counted once and updated as its end moves back, so that a
     // URL ending in many brackets costs time in proportion to its length.
-    let count = |byte: u8| text.as_bytes()[from..end].iter().filter(|b| **b == byte).count();
-    let open = [count(b'('), count(b'['), count(b'{')];
-    let mut close = [count(b')'), count(b']'), count(b'}')];
+    let count = |bracket: char| text[from..end].matches(bracket).count();
+    let open = [count('('), count('['), count('{')];
+    let mut close = [count(')'), count(']'), count('}')];
     while let Some(last) = text[from..end].chars().next_back() {
         let bracket = match last {
             ')' => Some(0),
