@@ -79,6 +79,7 @@ mod outcome;
 #[cfg(feature = "telemetry")]
 pub mod propagation;
 pub mod rate_limit;
+pub mod redact;
 mod rejected;
 pub mod retry;
 pub mod shutdown;

@@ -73,7 +73,8 @@ pub fn record_failure(span: &Span) {
 }
 
 /// An error to describe on a span or in an audit event, picking `Display`, else `Debug`, else the
-/// type's name.
+/// type's name. On a span, the URLs in the text have their secrets [masked](crate::redact::urls); the
+/// audit event's text is masked where it is recorded.
 ///
 /// Generated code calls `(&&&ErrorMessage(&error)).record_on(&span)` (or `.describe()`); method
 /// resolution picks the first of the three traits the error type implements, with no cost when the span
@@ -94,7 +95,7 @@ impl<E: Display + ?Sized> ErrorViaDisplay for &&ErrorMessage<'_, E> {
     fn record_on(&self, span: &Span) {
         if !span.is_disabled() {
             span.record("otel.status_code", "ERROR");
-            span.record("error.message", tracing::field::display(self.0));
+            span.record("error.message", crate::redact::urls(&self.0.to_string()).as_ref());
         }
     }
 
@@ -116,7 +117,7 @@ impl<E: Debug + ?Sized> ErrorViaDebug for &ErrorMessage<'_, E> {
     fn record_on(&self, span: &Span) {
         if !span.is_disabled() {
             span.record("otel.status_code", "ERROR");
-            span.record("error.message", tracing::field::debug(self.0));
+            span.record("error.message", crate::redact::urls(&format!("{:?}", self.0)).as_ref());
         }
     }
 

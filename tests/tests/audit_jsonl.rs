@@ -244,8 +244,7 @@ async fn concurrent_writers_lose_nothing_and_keep_one_chain() {
 fn a_writer_killed_mid_run_leaves_a_log_that_verifies_and_a_torn_line_is_set_aside() {
     let directory = tempfile::tempdir().expect("a temporary directory");
     let path = log_in(&directory);
-    let mut child = std::process::Command::new(std::env::current_exe().expect("the test binary"))
-        .args(["write_until_killed", "--exact", "--ignored", "--test-threads=1", "--nocapture"])
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_audit_write_until_killed"))
         .env("AUDIT_LOG", &path)
         .stdout(std::process::Stdio::null())
         .spawn()
@@ -282,26 +281,6 @@ fn a_writer_killed_mid_run_leaves_a_log_that_verifies_and_a_torn_line_is_set_asi
     assert!(verify_jsonl(&path).expect("the log is readable").torn_tail.is_none());
 }
 
-/// The writer process of the test above: writes and flushes until it is killed.
-#[tokio::test]
-#[ignore = "run by a_writer_killed_mid_run_leaves_a_log_that_verifies_and_a_torn_line_is_set_aside, in its own process"]
-async fn write_until_killed() {
-    let path = PathBuf::from(std::env::var_os("AUDIT_LOG").expect("AUDIT_LOG names the log"));
-    let directory = path.parent().expect("the log is in a directory").to_owned();
-    let auditor = Auditor::builder()
-        .sink(JsonlSink::open(&path).expect("the log opens"))
-        .spill_dir(directory.join("spill"))
-        .batch_size(500)
-        .start()
-        .expect("the pipeline starts");
-    for round in 0.. {
-        for n in 0..500 {
-            auditor.emit(event(round * 500 + n));
-        }
-        auditor.flush().await.expect("every event is written");
-    }
-}
-
 #[tokio::test]
 async fn a_log_written_by_two_runs_holds_two_chains_that_both_verify() {
     let directory = tempfile::tempdir().expect("a temporary directory");
@@ -321,13 +300,11 @@ async fn a_log_written_by_two_runs_holds_two_chains_that_both_verify() {
 fn the_stdout_sink_prints_a_log_that_verifies() {
     let directory = tempfile::tempdir().expect("a temporary directory");
     let path = log_in(&directory);
-    let output = std::process::Command::new(std::env::current_exe().expect("the test binary"))
-        .args(["print_to_stdout", "--exact", "--ignored", "--test-threads=1", "--quiet"])
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_audit_print_to_stdout"))
         .env("AUDIT_SPILL", directory.path().join("spill"))
         .output()
         .expect("the printing process runs");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    // The test harness prints its own lines too; the records are the lines that are JSON objects.
     let records: Vec<&str> =
         std::str::from_utf8(&output.stdout).expect("UTF-8").lines().filter(|line| line.starts_with('{')).collect();
     assert_eq!(records.len(), 25);
@@ -335,17 +312,4 @@ fn the_stdout_sink_prints_a_log_that_verifies() {
     let verification = verify_jsonl(&path).expect("the log is readable");
     assert!(verification.is_intact(), "{:?}", verification.problem);
     assert_eq!(verification.records, 25);
-}
-
-/// The process of the test above: 25 events through the stdout sink.
-#[tokio::test]
-#[ignore = "run by the_stdout_sink_prints_a_log_that_verifies, in its own process"]
-async fn print_to_stdout() {
-    let spill = PathBuf::from(std::env::var_os("AUDIT_SPILL").expect("AUDIT_SPILL names the spill directory"));
-    let auditor =
-        Auditor::builder().sink(hardened::audit::StdoutSink).spill_dir(spill).start().expect("the pipeline starts");
-    for n in 0..25 {
-        auditor.emit(event(n));
-    }
-    auditor.flush().await.expect("every event is written");
 }

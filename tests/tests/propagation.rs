@@ -1,10 +1,12 @@
 //! W3C `traceparent` and `tracestate`, checked with generated headers: nothing panics, malformed headers
-//! start a new trace, valid ones survive extract and inject unchanged.
+//! start a new trace, valid ones survive extract and inject unchanged, and large or garbled ones take
+//! bounded time.
 
 use hardened::propagation::{extract, inject_context};
 use http::{HeaderMap, HeaderValue};
 use opentelemetry::trace::{SpanContext, TraceContextExt as _};
 use proptest::prelude::*;
+use std::time::{Duration, Instant};
 
 fn headers(traceparent: Option<&str>, tracestate: Option<&str>) -> HeaderMap {
     let mut headers = HeaderMap::new();
@@ -160,6 +162,69 @@ proptest! {
         let complete =
             |member: &str| member.split_once('=').is_some_and(|(key, value)| !key.is_empty() && !value.is_empty());
         prop_assert!(state.is_empty() || state.split(',').all(complete), "{}", state);
+    }
+}
+
+/// What one extract and inject may take, however large or garbled the headers: far above what it takes
+/// (microseconds), far below what a parser quadratic in the header's length would take on these sizes.
+const BOUNDED: Duration = Duration::from_secs(1);
+
+/// Extracts `headers` and injects the result, within [`BOUNDED`]; returns the headers injected.
+fn round_trip_in_bounded_time(headers: &HeaderMap) -> HeaderMap {
+    let started = Instant::now();
+    let context = extract(headers);
+    let mut out = HeaderMap::new();
+    inject_context(&context, &mut out);
+    let took = started.elapsed();
+    assert!(took < BOUNDED, "extract and inject took {took:?}");
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    #[test]
+    fn large_arbitrary_header_bytes_never_panic_and_take_bounded_time(
+        traceparents in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..2_048), 0..4),
+        tracestates in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..16_384), 0..4),
+    ) {
+        let mut headers = HeaderMap::new();
+        for (name, values) in [("traceparent", traceparents), ("tracestate", tracestates)] {
+            for bytes in values {
+                if let Ok(value) = HeaderValue::from_bytes(&bytes) {
+                    headers.append(name, value);
+                }
+            }
+        }
+        round_trip_in_bounded_time(&headers);
+    }
+
+    #[test]
+    fn a_valid_traceparent_with_arbitrary_bytes_around_it_never_panics(
+        (traceparent, ..) in valid_traceparent(),
+        before in proptest::collection::vec(any::<u8>(), 0..64),
+        after in proptest::collection::vec(any::<u8>(), 0..4_096),
+    ) {
+        let bytes = [before.as_slice(), traceparent.as_bytes(), after.as_slice()].concat();
+        if let Ok(value) = HeaderValue::from_bytes(&bytes) {
+            let mut headers = HeaderMap::new();
+            headers.insert("traceparent", value);
+            round_trip_in_bounded_time(&headers);
+        }
+    }
+
+    #[test]
+    fn a_tracestate_of_many_members_is_passed_on_within_the_w3c_limit(
+        (traceparent, ..) in valid_traceparent(),
+        members in 0..5_000usize,
+        value_length in 1..300usize,
+    ) {
+        let value = "v".repeat(value_length);
+        let tracestate: Vec<String> = (0..members).map(|index| format!("k{index}={value}")).collect();
+        let out = round_trip_in_bounded_time(&headers(Some(&traceparent), Some(&tracestate.join(","))));
+        let passed_on = out.get("tracestate").map_or("", |value| value.to_str().expect("ASCII"));
+        // W3C trace context: at most 32 list members.
+        prop_assert!(passed_on.is_empty() || passed_on.split(',').count() <= 32, "{} members", passed_on.split(',').count());
     }
 }
 

@@ -1,9 +1,10 @@
 //! What `#[hardened(audit)]` records of one call: an event when the call ends, however it ends.
 
+use std::borrow::Cow;
 use std::time::Instant;
 
 use super::audited::{AuditRecord, Audited};
-use super::event::{AuditEvent, AuditOutcome, EventType};
+use super::event::{AuditEvent, AuditOutcome, EventType, bounds};
 use crate::outcome::Outcome;
 
 /// An audited function, as the macro describes it.
@@ -33,7 +34,8 @@ impl AuditCall {
         AuditCall { site, record, started: Instant::now(), finished: false }
     }
 
-    /// Records the call's outcome, with the error's message for a failure.
+    /// Records the call's outcome, with the error's message for a failure (its URLs' secrets masked, cut
+    /// to [`AuditEvent::MAX_TEXT_BYTES`]).
     pub fn finish(mut self, outcome: Outcome, message: Option<String>) {
         self.finished = true;
         self.emit(outcome, message);
@@ -56,13 +58,26 @@ impl AuditCall {
         }
         event.outcome_details = match outcome {
             Outcome::Ok => None,
-            Outcome::Error => message,
+            Outcome::Error => message.map(recorded_message),
             Outcome::Cancelled => Some("cancelled before it completed".to_owned()),
             Outcome::Panic => Some("panicked".to_owned()),
-            Outcome::Rejected | Outcome::Timeout => message.or_else(|| Some(outcome.as_str().to_owned())),
+            Outcome::Rejected | Outcome::Timeout => {
+                Some(message.map_or_else(|| outcome.as_str().to_owned(), recorded_message))
+            }
         };
         super::emit(event);
     }
+}
+
+/// An error's message as the event records it: the secrets of its URLs masked, then cut to its bound
+/// (in this order, so that a cut cannot leave half a URL that the masking no longer recognises).
+fn recorded_message(message: String) -> String {
+    let mut message = match crate::redact::urls(&message) {
+        Cow::Borrowed(_) => message,
+        Cow::Owned(redacted) => redacted,
+    };
+    bounds::bound_string(&mut message, bounds::MAX_TEXT_BYTES);
+    message
 }
 
 impl Drop for AuditCall {

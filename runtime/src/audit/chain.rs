@@ -81,6 +81,8 @@ impl Chain {
 
     /// Places `event` next in the stream.
     pub(crate) fn seal(&mut self, mut event: AuditEvent) -> SealedEvent {
+        // Here every path into the trail meets: fields set directly are bounded too.
+        event.bound();
         event.stream.clone_from(&self.stream);
         event.sequence = self.next_sequence;
         event.prev_hash = std::mem::take(&mut self.prev_hash);

@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use super::audited::{AuditRecord, REDACTED, keyed_hash};
 use super::event::EventType;
+use super::event::bounds::{MAX_ID_BYTES, bound_string};
 
 /// A new record of the event type named `event` (a built-in one if the name is one of theirs).
 #[must_use]
@@ -35,7 +36,8 @@ impl<T: Serialize + ?Sized> AuditDetail for T {}
 
 /// Writes `value` as JSON into the details under `key`. A value that cannot be written as JSON (a map
 /// with keys that are not strings, a `Serialize` impl that fails) becomes a string saying why, so an
-/// audit event is never lost to one of its details.
+/// audit event is never lost to one of its details. The value is bounded when the record is sealed,
+/// off the call's path.
 pub fn detail<T: AuditDetail + ?Sized>(record: &mut AuditRecord, key: &'static str, value: &T) {
     let value =
         serde_json::to_value(value).unwrap_or_else(|error| Value::String(format!("[not serializable: {error}]")));
@@ -70,16 +72,22 @@ impl<T: Display + ?Sized> ActorId for T {
     }
 }
 
-/// The id of a `user_id` or `session_id` field.
+/// The id of a `user_id` or `session_id` field, cut to [`AuditEvent::MAX_ID_BYTES`](super::AuditEvent::MAX_ID_BYTES).
 #[must_use]
 pub fn id<T: ActorId + ?Sized>(value: &T) -> Option<String> {
-    Some(value.actor_id())
+    Some(bounded_id(value))
 }
 
 /// The id of an `Option` field: none when the field is `None`.
 #[must_use]
 pub fn optional_id<T: ActorId>(value: &Option<T>) -> Option<String> {
-    value.as_ref().map(ActorId::actor_id)
+    value.as_ref().map(bounded_id)
+}
+
+fn bounded_id<T: ActorId + ?Sized>(value: &T) -> String {
+    let mut id = value.actor_id();
+    bound_string(&mut id, MAX_ID_BYTES);
+    id
 }
 
 /// The [keyed hash](keyed_hash) of the id of a field marked `redact = "hash"` too: a pseudonymous id,

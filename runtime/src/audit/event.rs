@@ -10,6 +10,8 @@ use uuid::Uuid;
 
 use super::context;
 
+pub(crate) mod bounds;
+
 /// The details of an event: a JSON object.
 pub type Details = serde_json::Map<String, serde_json::Value>;
 
@@ -56,9 +58,11 @@ impl EventType {
     ];
 
     /// The event type with this name: a built-in one if the name is one of theirs, else a custom one.
+    /// A name longer than [`AuditEvent::MAX_ID_BYTES`] is cut to it.
     #[must_use]
     pub fn named(name: impl Into<Cow<'static, str>>) -> EventType {
-        let name = name.into();
+        let mut name = name.into();
+        bounds::bound_cow(&mut name, bounds::MAX_ID_BYTES);
         Self::BUILT_IN.into_iter().find(|built_in| built_in.as_str() == name).unwrap_or(EventType::Custom(name))
     }
 
@@ -146,6 +150,28 @@ impl fmt::Display for AuditOutcome {
 ///     .outcome(AuditOutcome::Failure);
 /// assert_eq!(event.details["method"], "password");
 /// ```
+///
+/// # Bounds
+///
+/// No field can make a record large: a string over its bound is cut on a character boundary and ends
+/// with `…[truncated: N bytes]`, `N` its original length, the whole within the bound. Identifiers
+/// (`user_id`, `session_id`, `service`, `trace_id`, `span_id`, a custom event type's name, the keys of
+/// the details) hold at most [`MAX_ID_BYTES`](Self::MAX_ID_BYTES); `resource`, `outcome_details` and each
+/// string in the details at most [`MAX_TEXT_BYTES`](Self::MAX_TEXT_BYTES). The details hold at most
+/// [`MAX_DETAILS_ENTRIES`](Self::MAX_DETAILS_ENTRIES) values nested at most
+/// [`MAX_DETAILS_DEPTH`](Self::MAX_DETAILS_DEPTH) levels deep, whose keys and strings add up to at most
+/// [`MAX_DETAILS_BYTES`](Self::MAX_DETAILS_BYTES); what is left out is replaced by a marker that counts
+/// it. The builder methods cut what they are given; the pipeline applies every bound when it seals the
+/// record into its chain, so fields set directly are bounded too.
+///
+/// ```
+/// use hardened::audit::{AuditEvent, EventType};
+///
+/// let event = AuditEvent::new(EventType::AuthenticationAttempt).resource("/".repeat(60_000));
+/// let resource = event.resource.unwrap();
+/// assert!(resource.len() <= AuditEvent::MAX_TEXT_BYTES);
+/// assert!(resource.ends_with("…[truncated: 60000 bytes]"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEvent {
     /// `UUIDv7`: unique and ordered by creation time.
@@ -186,6 +212,18 @@ pub struct AuditEvent {
 }
 
 impl AuditEvent {
+    /// The most bytes of an identifier: `user_id`, `session_id`, `service`, `trace_id`, `span_id`, a
+    /// custom event type's name, and each key of the details (1 KiB).
+    pub const MAX_ID_BYTES: usize = bounds::MAX_ID_BYTES;
+    /// The most bytes of `resource`, `outcome_details` and each string in the details (4 KiB).
+    pub const MAX_TEXT_BYTES: usize = bounds::MAX_TEXT_BYTES;
+    /// The most bytes of the details' keys and strings together (16 KiB).
+    pub const MAX_DETAILS_BYTES: usize = bounds::MAX_DETAILS_BYTES;
+    /// The most values in the details, counting those inside arrays and objects (256).
+    pub const MAX_DETAILS_ENTRIES: usize = bounds::MAX_DETAILS_ENTRIES;
+    /// The most levels of values in the details; a value directly in the details is at level 1 (8).
+    pub const MAX_DETAILS_DEPTH: usize = bounds::MAX_DETAILS_DEPTH;
+
     /// A new event of `event_type`, now, with a fresh id, outcome `Success`, and the actor of the
     /// current [`scope`](super::scope) and the current trace if there are any.
     #[must_use]
@@ -231,17 +269,21 @@ impl AuditEvent {
         }
     }
 
-    /// Sets who did it.
+    /// Sets who did it, cut to [`MAX_ID_BYTES`](Self::MAX_ID_BYTES).
     #[must_use]
     pub fn user_id(mut self, user_id: impl Into<String>) -> Self {
-        self.user_id = Some(user_id.into());
+        let mut user_id = user_id.into();
+        bounds::bound_string(&mut user_id, bounds::MAX_ID_BYTES);
+        self.user_id = Some(user_id);
         self
     }
 
-    /// Sets the session.
+    /// Sets the session, cut to [`MAX_ID_BYTES`](Self::MAX_ID_BYTES).
     #[must_use]
     pub fn session_id(mut self, session_id: impl Into<String>) -> Self {
-        self.session_id = Some(session_id.into());
+        let mut session_id = session_id.into();
+        bounds::bound_string(&mut session_id, bounds::MAX_ID_BYTES);
+        self.session_id = Some(session_id);
         self
     }
 
@@ -252,17 +294,27 @@ impl AuditEvent {
         self
     }
 
-    /// Sets the function or resource acted on.
+    /// Sets the function or resource acted on, cut to [`MAX_TEXT_BYTES`](Self::MAX_TEXT_BYTES).
     #[must_use]
     pub fn resource(mut self, resource: impl Into<String>) -> Self {
-        self.resource = Some(resource.into());
+        let mut resource = resource.into();
+        bounds::bound_string(&mut resource, bounds::MAX_TEXT_BYTES);
+        self.resource = Some(resource);
         self
     }
 
-    /// Adds one detail.
+    /// Adds one detail: the key cut to [`MAX_ID_BYTES`](Self::MAX_ID_BYTES), a string value to
+    /// [`MAX_TEXT_BYTES`](Self::MAX_TEXT_BYTES). Arrays and objects are bounded when the record is
+    /// sealed.
     #[must_use]
     pub fn detail(mut self, key: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
-        self.details.insert(key.into(), value.into());
+        let mut key = key.into();
+        bounds::bound_string(&mut key, bounds::MAX_ID_BYTES);
+        let mut value = value.into();
+        if let serde_json::Value::String(text) = &mut value {
+            bounds::bound_string(text, bounds::MAX_TEXT_BYTES);
+        }
+        self.details.insert(key, value);
         self
     }
 
@@ -273,11 +325,19 @@ impl AuditEvent {
         self
     }
 
-    /// Sets why it ended so.
+    /// Sets why it ended so, cut to [`MAX_TEXT_BYTES`](Self::MAX_TEXT_BYTES).
     #[must_use]
     pub fn outcome_details(mut self, outcome_details: impl Into<String>) -> Self {
-        self.outcome_details = Some(outcome_details.into());
+        let mut outcome_details = outcome_details.into();
+        bounds::bound_string(&mut outcome_details, bounds::MAX_TEXT_BYTES);
+        self.outcome_details = Some(outcome_details);
         self
+    }
+
+    /// Applies every [bound](AuditEvent#bounds) to the fields, however they were set: the pipeline does
+    /// it when it seals the record into its chain. A record within its bounds is left as it is.
+    pub fn bound(&mut self) {
+        bounds::bound_event(self);
     }
 }
 

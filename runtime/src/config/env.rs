@@ -190,7 +190,7 @@ fn apply_keys<K: Keys>(
             Ok(()) => {
                 written.insert(key, found);
             }
-            Err(problem) => errors.push(invalid(path_of(key), found.variable, found.value, problem)),
+            Err(problem) => errors.push(invalid(path_of(key), found.variable, &found.value, problem)),
         }
     }
     if written.is_empty() {
@@ -199,14 +199,14 @@ fn apply_keys<K: Keys>(
     if let Some((key, problem)) = settings.check(&|key| written.contains_key(key))
         && let Some(found) = written.get(key)
     {
-        errors.push(invalid(path_of(key), found.variable.clone(), found.value.clone(), problem));
+        errors.push(invalid(path_of(key), found.variable.clone(), &found.value, problem));
     }
     Some(settings)
 }
 
-fn invalid(path: String, variable: String, value: String, problem: Problem) -> ConfigError {
+fn invalid(path: String, variable: String, value: &str, problem: Problem) -> ConfigError {
     ConfigError::Invalid {
-        setting: Box::new(Setting { origin: Origin::Env(variable), path, value }),
+        setting: Box::new(Setting::new(Origin::Env(variable), path, value)),
         problem: problem.problem,
         allowed: problem.allowed,
     }

@@ -34,8 +34,17 @@ pub struct Setting {
     pub origin: Origin,
     /// The key path, such as `breaker.llm.failure_rate`.
     pub path: String,
-    /// The value as written.
+    /// The value as written, the secrets of its URLs masked.
     pub value: String,
+}
+
+impl Setting {
+    /// The setting written at `origin` under `path`, with `value` as written but for the secrets of the
+    /// URLs in it, [masked](crate::redact::urls): an error must not echo a password.
+    #[must_use]
+    pub fn new(origin: Origin, path: String, value: &str) -> Setting {
+        Setting { origin, path, value: crate::redact::urls(value).into_owned() }
+    }
 }
 
 impl fmt::Display for Setting {
@@ -65,7 +74,8 @@ pub enum ConfigError {
         /// The file named.
         path: PathBuf,
     },
-    /// The file is not valid TOML; the message is the TOML parser's, with the line and column.
+    /// The file is not valid TOML; the message is the TOML parser's, with the line and column (and the
+    /// secrets of the URLs on the line it shows masked).
     #[error("{origin}: {message}")]
     Syntax {
         /// The file.

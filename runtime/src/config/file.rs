@@ -81,13 +81,13 @@ fn syntax(source: &str, origin: &str, error: &toml::de::Error) -> ConfigError {
         origin: origin.to_owned(),
         line: position.map(|(line, _)| line),
         column: position.map(|(_, column)| column),
-        message: error.to_string().trim_end().to_owned(),
+        message: crate::redact::urls(error.to_string().trim_end()).into_owned(),
     }
 }
 
 fn invalid(origin: &str, path: String, value: &toml::Value, problem: &str, allowed: String) -> ConfigError {
     ConfigError::Invalid {
-        setting: Box::new(Setting { origin: Origin::File(origin.to_owned()), path, value: value.to_string() }),
+        setting: Box::new(Setting::new(Origin::File(origin.to_owned()), path, &value.to_string())),
         problem: problem.to_owned(),
         allowed,
     }

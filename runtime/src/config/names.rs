@@ -99,6 +99,11 @@ pub(super) fn closest<'a>(unknown: &str, candidates: &[&'a str]) -> Option<&'a s
         .iter()
         .filter_map(|candidate| {
             let lower = candidate.to_ascii_lowercase();
+            // A name that long is no misspelling of this one; comparing would cost time and memory in
+            // proportion to its length (the edit distance keeps a table of both lengths).
+            if unknown.len() > 2 * lower.len() + 8 {
+                return None;
+            }
             let similarity = strsim::jaro_winkler(&unknown, &lower);
             let edits = strsim::damerau_levenshtein(&unknown, &lower);
             let allowed_edits = (unknown.len().max(lower.len()) / 4).max(1);

@@ -203,7 +203,7 @@ impl Keys for TelemetrySettings {
         push(&mut entries, "service_name", self.service_name.as_deref(), text_value);
         push(&mut entries, "service_version", self.service_version.as_deref(), text_value);
         push(&mut entries, "environment", self.environment.as_deref(), text_value);
-        push(&mut entries, "endpoint", self.endpoint.as_deref(), text_value);
+        push(&mut entries, "endpoint", self.endpoint.as_deref(), |url| text_value(&crate::redact::urls(url)));
         push(&mut entries, "protocol", self.protocol.as_deref(), text_value);
         push(&mut entries, "sample_ratio", self.sample_ratio, toml::Value::Float);
         push(&mut entries, "log_format", self.log_format.as_deref(), text_value);

@@ -12,7 +12,8 @@ use super::settings::{BreakerSettings, BulkheadSettings, Keys, RateSettings, Ret
 /// second), `"100/min"`, `"5/h"` or `"N/<duration>"`.
 ///
 /// [`parse`](super::parse) reads the text back to a `Config` equal to `config` (apart from `source`, which
-/// is not part of the text).
+/// is not part of the text, and the secrets of URLs, which are [masked](crate::redact::urls): a URL's user
+/// name and password, query values and fragment are written `***`).
 #[must_use]
 pub fn render(config: &Config) -> String {
     let mut out = String::new();

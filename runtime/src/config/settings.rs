@@ -94,7 +94,7 @@ pub struct RateSettings {
 
 impl RateSettings {
     /// Every setting of `config`, as a section that sets them all; the settings of a global limiter's
-    /// Redis only for a global one, with the credentials of its URL hidden.
+    /// Redis only for a global one, with the secrets of its URL [masked](crate::redact::urls).
     #[must_use]
     pub fn of(config: &RateConfig) -> RateSettings {
         let global = config.scope == Scope::Global;
@@ -103,7 +103,7 @@ impl RateSettings {
             burst: Some(config.burst),
             wait: config.wait,
             scope: Some(config.scope),
-            redis_url: config.redis_url.as_deref().filter(|_| global).map(without_credentials),
+            redis_url: config.redis_url.as_deref().filter(|_| global).map(|url| crate::redact::urls(url).into_owned()),
             on_unavailable: global.then_some(config.on_unavailable),
             redis_timeout: global.then_some(config.redis_timeout),
             replicas: global.then_some(config.replicas),
@@ -129,14 +129,6 @@ impl RateSettings {
         set(&mut config.on_unavailable, self.on_unavailable);
         set(&mut config.redis_timeout, self.redis_timeout);
         set(&mut config.replicas, self.replicas);
-    }
-}
-
-/// `url` with its user name and password, if any, written `***`.
-fn without_credentials(url: &str) -> String {
-    match (url.split_once("://"), url.rfind('@')) {
-        (Some((scheme, _)), Some(at)) if at > scheme.len() => format!("{scheme}://***{}", &url[at..]),
-        _ => url.to_owned(),
     }
 }
 
@@ -360,7 +352,7 @@ impl Keys for RateSettings {
         push(&mut entries, "burst", self.burst, int);
         push(&mut entries, "wait", self.wait, value::duration_value);
         push(&mut entries, "scope", self.scope, |scope| text(scope.as_str()));
-        push(&mut entries, "redis_url", self.redis_url.as_deref(), text);
+        push(&mut entries, "redis_url", self.redis_url.as_deref(), |url| text(&crate::redact::urls(url)));
         push(&mut entries, "on_unavailable", self.on_unavailable, |policy| text(policy.as_str()));
         push(&mut entries, "redis_timeout", self.redis_timeout, value::duration_value);
         push(&mut entries, "replicas", self.replicas, int);

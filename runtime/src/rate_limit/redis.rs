@@ -88,7 +88,10 @@ impl SharedBucket {
             .clone()
             .or_else(|| std::env::var("REDIS_URL").ok().filter(|url| !url.is_empty()))
             .ok_or_else(|| "no Redis server: set `redis_url` or the REDIS_URL environment variable".to_owned())
-            .and_then(|url| redis::Client::open(url).map_err(|error| format!("not a Redis URL: {error}")));
+            .and_then(|url| {
+                redis::Client::open(url)
+                    .map_err(|error| format!("not a Redis URL: {}", crate::redact::urls(&error.to_string())))
+            });
         if let Err(error) = &client {
             backend.failed(name, error.clone(), clock.now_nanos());
         }
@@ -263,8 +266,13 @@ impl Backend {
                     .is_ok())
     }
 
-    /// Records a failure at `now`, and pauses before the next attempt.
+    /// Records a failure at `now`, and pauses before the next attempt. The error is logged and shown by
+    /// the health check with the secrets of its URLs masked.
     fn failed(&self, limiter: &str, error: String, now: u64) {
+        let error = match crate::redact::urls(&error) {
+            std::borrow::Cow::Borrowed(_) => error,
+            std::borrow::Cow::Owned(redacted) => redacted,
+        };
         self.errors.fetch_add(1, Ordering::Relaxed);
         let failures = self.failures.fetch_add(1, Ordering::AcqRel).saturating_add(1);
         let pause = FIRST_BACKOFF.saturating_mul(1 << failures.saturating_sub(1).min(16)).min(MAX_BACKOFF);
