@@ -71,7 +71,8 @@ fn unset_keys_keep_the_safe_defaults() {
 
 #[test]
 fn a_body_limit_is_bytes_or_a_binary_unit() {
-    for (written, bytes) in [("1", 1), ("65536", 65_536), ("\"64 B\"", 64), ("\"1KiB\"", 1024), ("\"3 GiB\"", 3 << 30)] {
+    for (written, bytes) in [("1", 1), ("65536", 65_536), ("\"64 B\"", 64), ("\"1KiB\"", 1024), ("\"3 GiB\"", 3 << 30)]
+    {
         let config = config::parse(&format!("[server]\nbody_limit = {written}\n"), "hardened.toml").expect(written);
         assert_eq!(config.server.body_limit, Some(bytes), "{written}");
     }

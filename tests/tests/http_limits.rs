@@ -188,9 +188,7 @@ async fn a_body_over_the_limit_is_refused_with_413() {
 
 #[tokio::test]
 async fn a_slow_handler_is_answered_503_at_the_request_timeout_and_counted() {
-    let app = Router::new()
-        .route("/limits/slow", get(|| std::future::pending::<&'static str>()))
-        .layer(RequestLayer::new());
+    let app = Router::new().route("/limits/slow", get(std::future::pending::<&'static str>)).layer(RequestLayer::new());
     let address = serve(app, ServerLimits { request_timeout: SHORT, ..ServerLimits::default() }).await;
     let before = requests("/limits/slow", "503");
 
@@ -207,7 +205,10 @@ async fn a_client_slow_to_send_its_body_is_answered_408_and_the_connection_close
 
     let mut stream = TcpStream::connect(address).await.expect("a connection");
     // Ten bytes promised, five sent.
-    stream.write_all(b"POST /upload HTTP/1.1\r\nhost: localhost\r\ncontent-length: 10\r\n\r\nhello").await.expect("sent");
+    stream
+        .write_all(b"POST /upload HTTP/1.1\r\nhost: localhost\r\ncontent-length: 10\r\n\r\nhello")
+        .await
+        .expect("sent");
     let answer = read_until_closed(&mut stream).await.expect("an answer, then the connection closed");
     assert!(answer.starts_with("HTTP/1.1 408 Request Timeout\r\n"), "{answer:?}");
 }

@@ -81,7 +81,8 @@ async fn a_panicking_handler_is_answered_500_counted_and_audited_and_the_connect
         .route("/panics/fine", get(|| async { "fine" }))
         .layer(RequestLayer::new());
     let address = serve(app).await;
-    let before = sample("hardened_http_requests_total", &[("method", "GET"), ("route", "/panics/boom"), ("status", "500")]);
+    let before =
+        sample("hardened_http_requests_total", &[("method", "GET"), ("route", "/panics/boom"), ("status", "500")]);
 
     let mut stream = TcpStream::connect(address).await.expect("a connection");
     let (status, body) = get_on(&mut stream, "/panics/boom").await;

@@ -12,10 +12,10 @@ mod requests;
 mod serve;
 mod trace;
 
+pub use self::limits::ServerLimits;
 pub use self::ops::{PROMETHEUS_CONTENT_TYPE, ops_router, ops_router_with};
 pub use self::requests::{
     OTHER_METHOD, RequestFuture, RequestLayer, RequestService, UNMATCHED_ROUTE, requests_in_flight,
 };
-pub use self::limits::ServerLimits;
 pub use self::serve::Server;
 pub use self::trace::{ServerTrace, ServerTraceFuture, ServerTraceLayer};

@@ -181,13 +181,12 @@ where
             let _entered = this.status.span.enter();
             std::task::ready!(this.inner.poll(cx))
         };
-        match &result {
-            Ok(response) => this.status.record(response.status()),
-            Err(_) => {
-                this.status.recorded = true;
-                this.status.span.record("otel.status_code", "ERROR");
-                this.status.span.record("error.type", "service_error");
-            }
+        if let Ok(response) = &result {
+            this.status.record(response.status());
+        } else {
+            this.status.recorded = true;
+            this.status.span.record("otel.status_code", "ERROR");
+            this.status.span.record("error.type", "service_error");
         }
         Poll::Ready(result)
     }
