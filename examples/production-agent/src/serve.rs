@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use hardened::audit::{self, AuditEvent, AuditSigningKey, Auditor, EventType, JsonlSink, PostgresSink};
 use hardened::health::{self, Component, HealthConfig, PostgresCheck};
-use hardened::http::{RequestLayer, Server, ServerTraceLayer};
+use hardened::http::{RequestLayer, Server, ServerLimits, ServerTraceLayer};
 use hardened::shutdown::ShutdownConfig;
 use hardened::telemetry::TelemetryConfig;
 
@@ -89,10 +89,17 @@ pub(crate) async fn serve(settings: Settings) -> Result<(), Box<dyn Error>> {
     };
     if !cfg!(hardened_disabled) {
         let trusted_proxies = usize::from(settings.hardened.server.trust_forwarded_for.unwrap_or(false));
-        router = router.layer(RequestLayer::new().trust_forwarded_for(trusted_proxies)).layer(ServerTraceLayer::new());
+        // The public listener's callers do not choose the trace id or the sampling: unless configured to
+        // trust them, each request starts a trace of its own, linked to the caller's.
+        let trust_incoming_trace = settings.hardened.server.trust_incoming_trace.unwrap_or(false);
+        router = router
+            .layer(RequestLayer::new().trust_forwarded_for(trusted_proxies))
+            .layer(ServerTraceLayer::new().trust_incoming_trace(trust_incoming_trace));
     }
 
-    let mut server = Server::new(router).shutdown(ShutdownConfig::configured());
+    let mut limits = ServerLimits::default();
+    settings.hardened.server.apply_to(&mut limits);
+    let mut server = Server::new(router).limits(limits).shutdown(ShutdownConfig::configured());
     if let Some(admin) = admin {
         tracing::info!(address = %admin.local_addr()?, "ops endpoints listening");
         server = server.admin(admin, hardened::http::ops_router());

@@ -86,6 +86,19 @@ pub struct ServerSettings {
     /// `trust_forwarded_for`: whether the client address is read from `X-Forwarded-For`, as it should
     /// only be behind a proxy that sets it.
     pub trust_forwarded_for: Option<bool>,
+    /// `trust_incoming_trace`: whether a request's `traceparent` is continued (its trace id and sampling
+    /// decision taken), as it should only be from callers inside the service's own system; otherwise the
+    /// request starts a new trace linked to the caller's.
+    pub trust_incoming_trace: Option<bool>,
+    /// `header_read_timeout`: how long a client has to send a request's head, and how long an idle
+    /// kept-alive connection stays open.
+    pub header_read_timeout: Option<Duration>,
+    /// `request_timeout`: how long one request may take, from its head to its response's head.
+    pub request_timeout: Option<Duration>,
+    /// `max_connections`: connections served at once; more wait in the listener's backlog.
+    pub max_connections: Option<u32>,
+    /// `body_limit`: the largest request body, in bytes.
+    pub body_limit: Option<u64>,
 }
 
 #[cfg(feature = "telemetry")]
@@ -107,6 +120,18 @@ impl TelemetrySettings {
         set(&mut config.log_format, self.log_format.as_deref().and_then(|format| format.parse().ok()));
         set(&mut config.sample_ratio, self.sample_ratio);
         set(&mut config.log_filter, self.log_filter.clone());
+    }
+}
+
+#[cfg(feature = "http")]
+impl ServerSettings {
+    /// Sets in `limits` what these settings say, and nothing else.
+    pub fn apply_to(&self, limits: &mut crate::http::ServerLimits) {
+        use super::settings::set;
+        set(&mut limits.header_read_timeout, self.header_read_timeout);
+        set(&mut limits.request_timeout, self.request_timeout);
+        set(&mut limits.max_connections, self.max_connections.map(|max| usize::try_from(max).unwrap_or(usize::MAX)));
+        set(&mut limits.body_limit, self.body_limit.map(|limit| usize::try_from(limit).unwrap_or(usize::MAX)));
     }
 }
 
@@ -154,6 +179,10 @@ fn address(raw: Raw<'_>) -> Result<SocketAddr, Problem> {
     const ALLOWED: &str = "an IP address and port, such as \"0.0.0.0:8080\" or \"[::1]:9090\"";
     string(raw)?.trim().parse().map_err(|_| Problem::new("is not an address", ALLOWED))
 }
+
+/// The most connections `[server] max_connections` may allow: tokio's limit on a semaphore's permits is
+/// far above it, and so is any file-descriptor limit.
+const MAX_CONNECTIONS: u32 = 1 << 24;
 
 fn text_value(text: &str) -> toml::Value {
     toml::Value::String(text.to_owned())
@@ -316,13 +345,27 @@ impl Single for ServerSettings {
 }
 
 impl Keys for ServerSettings {
-    const KEYS: &'static [&'static str] = &["address", "admin_address", "trust_forwarded_for"];
+    const KEYS: &'static [&'static str] = &[
+        "address",
+        "admin_address",
+        "trust_forwarded_for",
+        "trust_incoming_trace",
+        "header_read_timeout",
+        "request_timeout",
+        "max_connections",
+        "body_limit",
+    ];
 
     fn set(&mut self, key: &str, raw: Raw<'_>) -> Result<(), Problem> {
         match key {
             "address" => self.address = Some(address(raw)?),
             "admin_address" => self.admin_address = Some(address(raw)?),
             "trust_forwarded_for" => self.trust_forwarded_for = Some(value::boolean(raw)?),
+            "trust_incoming_trace" => self.trust_incoming_trace = Some(value::boolean(raw)?),
+            "header_read_timeout" => self.header_read_timeout = Some(value::duration(raw)?),
+            "request_timeout" => self.request_timeout = Some(value::duration(raw)?),
+            "max_connections" => self.max_connections = Some(value::whole(raw, 1, MAX_CONNECTIONS)?),
+            "body_limit" => self.body_limit = Some(value::byte_size(raw)?),
             _ => unreachable!("`{key}` is not a server key"),
         }
         Ok(())
@@ -334,6 +377,11 @@ impl Keys for ServerSettings {
         push(&mut entries, "address", self.address, address_value);
         push(&mut entries, "admin_address", self.admin_address, address_value);
         push(&mut entries, "trust_forwarded_for", self.trust_forwarded_for, toml::Value::Boolean);
+        push(&mut entries, "trust_incoming_trace", self.trust_incoming_trace, toml::Value::Boolean);
+        push(&mut entries, "header_read_timeout", self.header_read_timeout, value::duration_value);
+        push(&mut entries, "request_timeout", self.request_timeout, value::duration_value);
+        push(&mut entries, "max_connections", self.max_connections, int);
+        push(&mut entries, "body_limit", self.body_limit, |limit| int(i64::try_from(limit).unwrap_or(i64::MAX)));
         entries
     }
 }

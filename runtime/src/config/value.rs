@@ -262,3 +262,39 @@ pub(super) fn rate_value((calls, period): (u32, Duration)) -> toml::Value {
 pub(super) fn duration_value(duration: Duration) -> toml::Value {
     toml::Value::String(humantime::format_duration(duration).to_string())
 }
+
+const BYTE_SIZE_ALLOWED: &str =
+    "a number of bytes above zero: 1048576, or a string such as \"1 MiB\", \"512 KiB\" or \"64 B\"";
+
+/// A size in bytes above zero: a whole number of bytes, or a whole number with a binary unit (`B`,
+/// `KiB`, `MiB`, `GiB`), as in `"1 MiB"`. Decimal units (`MB`) are refused rather than guessed.
+pub(super) fn byte_size(raw: Raw<'_>) -> Result<u64, Problem> {
+    let not_a_size = || Problem::new("is not a size", BYTE_SIZE_ALLOWED);
+    let (number, unit) = match raw {
+        Raw::Toml(toml::Value::Integer(bytes)) => (i128::from(*bytes), 1),
+        Raw::Toml(toml::Value::String(text)) => sized(text).ok_or_else(not_a_size)?,
+        Raw::Toml(_) => return Err(not_a_size()),
+        Raw::Env(text) => sized(text).ok_or_else(not_a_size)?,
+    };
+    match u64::try_from(number.saturating_mul(unit)) {
+        Ok(bytes) if bytes > 0 => Ok(bytes),
+        _ => Err(Problem::new(OUT_OF_RANGE, BYTE_SIZE_ALLOWED)),
+    }
+}
+
+/// `"1 MiB"` as `(1, 1 << 20)`; digits alone are bytes.
+fn sized(text: &str) -> Option<(i128, i128)> {
+    let text = text.trim();
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    let (number, unit) = text.split_at(digits);
+    // Too many digits for an i128 is a size, far out of range.
+    let number = if number.is_empty() { return None } else { number.parse::<i128>().unwrap_or(i128::MAX) };
+    let unit = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => return None,
+    };
+    Some((number, unit))
+}

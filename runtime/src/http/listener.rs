@@ -1,43 +1,43 @@
 //! The listener under a server's graceful shutdown: no connection it has let in is reset or cut off
 //! before its first request.
 //!
-//! axum's graceful shutdown drops its listener with connections still in the kernel's accept queue, which
-//! the kernel then resets, and hyper's closes a connection that has read nothing yet as idle, so a client
-//! that has just connected and is sending sees the connection end. [`draining`] stands in front of both.
+//! A graceful shutdown that drops its listener with connections still in the kernel's accept queue has the
+//! kernel reset them, and hyper's closes a connection that has read nothing yet as idle, so a client that
+//! has just connected and is sending sees the connection end. [`draining`] stands in front of both. It
+//! also holds the cap on connections served at once.
 
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::serve::{Listener, ListenerExt, TapIo};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot, watch};
 
 /// How long, once the listener has closed, a connection that has read nothing may take to send its
 /// first request before the graceful shutdown closes it anyway. A client sends right after connecting;
 /// this only bounds one that connected and never will.
 const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(2);
 
-/// [`DrainingListener`] in axum's `TapIo`, whose tap does nothing: axum gives `ConnectInfo<SocketAddr>` to
-/// `TapIo` listeners, and the orphan rule forbids implementing it here for a listener of our own.
-pub(super) type Draining = TapIo<DrainingListener, fn(&mut Connection)>;
-
-/// A listener for `axum::serve` that, once `until` resolves, accepts what the kernel has queued and
-/// closes, and the future to give `with_graceful_shutdown`: it resolves once every connection accepted is
-/// with axum and has read its first bytes (or [`FIRST_REQUEST_GRACE`] has passed).
+/// A listener that lets at most `max_connections` connections in at once and, once `until` resolves,
+/// accepts what the kernel has queued and closes; and the future that resolves once every connection
+/// accepted is with the server and has read its first bytes (or [`FIRST_REQUEST_GRACE`] has passed),
+/// when the server may begin its graceful shutdown.
 pub(super) fn draining(
     listener: TcpListener,
+    max_connections: usize,
     until: impl Future<Output = ()> + Send + 'static,
-) -> (Draining, impl Future<Output = ()> + Send + 'static) {
+) -> (DrainingListener, impl Future<Output = ()> + Send + 'static) {
     let (handed_over, all_handed_over) = oneshot::channel();
     let unread = watch::Sender::new(0_usize);
     let listener = DrainingListener {
         listener: Some(listener),
         until: Box::pin(until),
+        slots: Arc::new(Semaphore::new(max_connections.clamp(1, Semaphore::MAX_PERMITS))),
         queued: VecDeque::new(),
         handed_over: Some(handed_over),
         unread: unread.clone(),
@@ -48,8 +48,7 @@ pub(super) fn draining(
         let mut unread = unread.subscribe();
         let _ = tokio::time::timeout(FIRST_REQUEST_GRACE, unread.wait_for(|unread| *unread == 0)).await;
     };
-    let tap: fn(&mut Connection) = |_| {};
-    (listener.tap_io(tap), shutdown)
+    (listener, shutdown)
 }
 
 /// See [`draining`].
@@ -57,7 +56,9 @@ pub(super) struct DrainingListener {
     /// `None` once closed.
     listener: Option<TcpListener>,
     until: Pin<Box<dyn Future<Output = ()> + Send>>,
-    /// Accepted when closing, not yet handed to axum.
+    /// One permit per connection that may be open at once.
+    slots: Arc<Semaphore>,
+    /// Accepted when closing, not yet handed to the server.
     queued: VecDeque<(TcpStream, SocketAddr)>,
     handed_over: Option<oneshot::Sender<()>>,
     /// Connections that have not read yet.
@@ -124,42 +125,64 @@ impl DrainingListener {
         }
     }
 
-    fn track(&self, stream: TcpStream) -> Connection {
+    fn track(&self, stream: TcpStream, slot: Option<OwnedSemaphorePermit>) -> Connection {
         self.unread.send_modify(|unread| *unread += 1);
-        Connection { stream, unread: Some(self.unread.clone()) }
+        Connection { stream, unread: Some(self.unread.clone()), _slot: slot }
     }
-}
 
-impl Listener for DrainingListener {
-    type Io = Connection;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Connection, SocketAddr) {
-        if let Some(listener) = &mut self.listener {
+    /// The next connection, once one may be served: a free slot, then a connection from the socket. Once
+    /// closing has come, the connections the drain took from the kernel's queue, slot or not; then never.
+    pub(super) async fn accept(&mut self) -> (Connection, SocketAddr) {
+        if let Some(listener) = &self.listener {
+            let slots = Arc::clone(&self.slots);
             tokio::select! {
                 // Once closing has come, no connection is taken from the socket but by the drain.
                 biased;
                 () = &mut self.until => self.close(),
-                // axum's accept, which retries after an error.
-                (stream, peer) = Listener::accept(listener) => return (self.track(stream), peer),
+                (stream, peer, slot) = accept_in_slot(listener, slots) => return (self.track(stream, Some(slot)), peer),
             }
         }
         if let Some((stream, peer)) = self.queued.pop_front() {
-            return (self.track(stream), peer);
+            let slot = Arc::clone(&self.slots).try_acquire_owned().ok();
+            return (self.track(stream, slot), peer);
         }
-        // axum spawns each connection's task before it asks for the next: every one accepted is with it now.
+        // The server spawns each connection's task before it asks for the next: every one accepted is
+        // with it now.
         if let Some(handed_over) = self.handed_over.take() {
             let _ = handed_over.send(());
         }
         std::future::pending().await
     }
+}
 
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        match &self.listener {
-            Some(listener) => listener.local_addr(),
-            None => Err(io::Error::other("the listener has closed")),
+/// Waits for a free slot, then accepts a connection into it. An error of `accept` other than one
+/// connection's (such as too many open files) is logged and retried after a pause, as `axum::serve` does,
+/// rather than spinning.
+async fn accept_in_slot(
+    listener: &TcpListener,
+    slots: Arc<Semaphore>,
+) -> (TcpStream, SocketAddr, OwnedSemaphorePermit) {
+    let Ok(slot) = slots.acquire_owned().await else {
+        unreachable!("the semaphore of connection slots is never closed")
+    };
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => return (stream, peer, slot),
+            Err(error) if is_connection_error(&error) => {}
+            Err(error) => {
+                tracing::error!(%error, "accepting a connection failed; trying again in a second");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
         }
     }
+}
+
+/// Errors of one connection that went away before it was accepted, not of the listener.
+fn is_connection_error(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
+    )
 }
 
 /// An accepted connection, counted as unread until its first read returns. By then hyper holds the
@@ -168,6 +191,9 @@ pub(super) struct Connection {
     stream: TcpStream,
     /// `Some` while unread.
     unread: Option<watch::Sender<usize>>,
+    /// The connection's place among those served at once, given back when it closes; `None` for one the
+    /// drain accepted over the limit.
+    _slot: Option<OwnedSemaphorePermit>,
 }
 
 impl Connection {

@@ -1,12 +1,18 @@
-//! HTTP for axum services: the ops router (probes and metrics) and the layers that trace and measure
-//! requests.
+//! HTTP for axum services: the server (graceful shutdown and limits on every client), the ops router
+//! (probes and metrics) and the layers that trace and measure requests.
 
+mod body;
+mod connections;
+mod limits;
 mod listener;
 mod ops;
+mod panics;
+mod request_limits;
 mod requests;
 mod serve;
 mod trace;
 
+pub use self::limits::ServerLimits;
 pub use self::ops::{PROMETHEUS_CONTENT_TYPE, ops_router, ops_router_with};
 pub use self::requests::{
     OTHER_METHOD, RequestFuture, RequestLayer, RequestService, UNMATCHED_ROUTE, requests_in_flight,

@@ -17,6 +17,8 @@ use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterV
 use tokio::task::futures::TaskLocalFuture;
 use tower::{Layer, Service};
 
+use super::panics::{CatchPanic, PanicSite};
+use super::request_limits::CutShort;
 use crate::audit::AuditContext;
 
 /// The `route` label of a request that matched no route: never the raw path, which would make one series
@@ -38,6 +40,12 @@ pub const OTHER_METHOD: &str = "_OTHER";
 /// numeric status code (`error` when the service failed without a response). Apply the layer with
 /// [`Router::layer`](axum::Router::layer), so that it sees the matched route; outside the router every
 /// request would be unmatched.
+///
+/// A handler that panics is answered `500 Internal Server Error` and counted as such, and the panic is
+/// audited as an [`Error`](crate::audit::EventType::Error) event (outcome `Failure`, `call_outcome`
+/// `panic`, the method and route template as `resource`) with the request's actor. A request that
+/// [`Server`](super::Server) cuts short at its request timeout is counted with the status it answered
+/// (408 or 503).
 ///
 /// The handler runs inside an [`audit::scope`](crate::audit::scope) with an [`AuditContext`]: the user
 /// and session from the function given to [`actor`](RequestLayer::actor), and the client's address
@@ -135,6 +143,7 @@ impl<S: fmt::Debug> fmt::Debug for RequestService<S> {
 impl<S, B, ResBody> Service<Request<B>> for RequestService<S>
 where
     S: Service<Request<B>, Response = Response<ResBody>>,
+    ResBody: Default,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -147,12 +156,14 @@ where
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let route = request.extensions().get::<MatchedPath>().map_or(UNMATCHED_ROUTE, MatchedPath::as_str);
         let series = series(request.method(), route);
+        let cut_short = request.extensions().get::<CutShort>().cloned();
+        let site = PanicSite::of(&request);
         let (request, actor) = self.settings.actor_of(request);
         let in_flight = InFlight::enter();
         RequestFuture {
-            inner: crate::audit::scoped(actor, self.inner.call(request)),
-            series,
-            started: Instant::now(),
+            // Caught inside the audit scope, so that the panic's audit event names the request's actor.
+            inner: crate::audit::scoped(actor, CatchPanic::new(self.inner.call(request), site)),
+            measure: Measure { series, started: Instant::now(), cut_short, recorded: false },
             in_flight: Some(in_flight),
         }
     }
@@ -198,12 +209,12 @@ fn forwarded_client(headers: &HeaderMap, proxies: usize) -> Option<IpAddr> {
 }
 
 pin_project_lite::pin_project! {
-    /// The response future of [`RequestService`]: the handler's, inside the request's audit scope.
+    /// The response future of [`RequestService`]: the handler's, inside the request's audit scope, with
+    /// a panic answered 500.
     pub struct RequestFuture<F> {
         #[pin]
-        inner: TaskLocalFuture<AuditContext, F>,
-        series: &'static MethodSeries,
-        started: Instant,
+        inner: TaskLocalFuture<AuditContext, CatchPanic<F>>,
+        measure: Measure,
         // Taken when the response head is ready; dropped with the future if it never is.
         in_flight: Option<InFlight>,
     }
@@ -211,13 +222,14 @@ pin_project_lite::pin_project! {
 
 impl<F> fmt::Debug for RequestFuture<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RequestFuture").field("started", &self.started).finish_non_exhaustive()
+        f.debug_struct("RequestFuture").field("started", &self.measure.started).finish_non_exhaustive()
     }
 }
 
 impl<F, ResBody, E> Future for RequestFuture<F>
 where
     F: Future<Output = Result<Response<ResBody>, E>>,
+    ResBody: Default,
 {
     type Output = Result<Response<ResBody>, E>;
 
@@ -225,9 +237,35 @@ where
         let this = self.project();
         let output = ready!(this.inner.poll(cx));
         this.in_flight.take();
-        let status = output.as_ref().ok().map(Response::status);
-        this.series.record(status, this.started.elapsed().as_secs_f64());
+        this.measure.record(output.as_ref().ok().map(Response::status));
         Poll::Ready(output)
+    }
+}
+
+/// The request's series, recorded once: when its response is ready, or when the server cuts it short
+/// (its request timeout) and drops it with the status the client was answered.
+struct Measure {
+    series: &'static MethodSeries,
+    started: Instant,
+    cut_short: Option<CutShort>,
+    recorded: bool,
+}
+
+impl Measure {
+    fn record(&mut self, status: Option<StatusCode>) {
+        self.recorded = true;
+        self.series.record(status, self.started.elapsed().as_secs_f64());
+    }
+}
+
+impl Drop for Measure {
+    fn drop(&mut self) {
+        // Dropped unanswered for any other reason (the client went away), the request has no status.
+        if !self.recorded
+            && let Some(status) = self.cut_short.as_ref().and_then(CutShort::status)
+        {
+            self.record(Some(status));
+        }
     }
 }
 

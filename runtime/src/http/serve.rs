@@ -1,10 +1,9 @@
 //! Serving an axum application under the graceful shutdown.
 
 use std::io;
-use std::net::SocketAddr;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -12,7 +11,8 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use super::listener;
+use super::panics::CatchPanicLayer;
+use super::{ServerLimits, connections, listener, request_limits};
 use crate::shutdown::{self, Shutdown, ShutdownConfig, ShutdownSummary};
 
 /// An axum application served until SIGTERM or SIGINT, then shut down gracefully: see
@@ -35,18 +35,32 @@ use crate::shutdown::{self, Shutdown, ShutdownConfig, ShutdownSummary};
 /// closes, the connections the kernel has queued are accepted first and a connection that has not sent its
 /// request yet gets two seconds to send it: every connection let in is answered, and only later connects
 /// are refused.
+///
+/// Every client is held to [`ServerLimits`] (by default those of the `[server]` section of the
+/// configuration): a header-read timeout, a request timeout, a cap on connections served at once and a
+/// body limit. A handler that panics is answered `500 Internal Server Error` and audited as an
+/// [`Error`](crate::audit::EventType::Error) event, and its connection goes on serving. The server
+/// speaks HTTP/1.1.
 #[derive(Debug)]
 #[must_use = "a server does nothing until it is run"]
 pub struct Server {
     app: Router,
     admin: Option<(TcpListener, Router)>,
     config: ShutdownConfig,
+    limits: ServerLimits,
 }
 
 impl Server {
-    /// A server for `app`, with the default [`ShutdownConfig`].
+    /// A server for `app`, with the default [`ShutdownConfig`] and the [configured](ServerLimits::configured)
+    /// [`ServerLimits`].
     pub fn new(app: Router) -> Server {
-        Server { app, admin: None, config: ShutdownConfig::default() }
+        Server { app, admin: None, config: ShutdownConfig::default(), limits: ServerLimits::configured() }
+    }
+
+    /// The limits every client is held to, on the application's listener and the admin one.
+    pub fn limits(mut self, limits: ServerLimits) -> Server {
+        self.limits = limits;
+        self
     }
 
     /// Also serves `router` (typically [`ops_router`](super::ops_router)) on `listener`, a separate
@@ -74,7 +88,7 @@ impl Server {
         let (admin_stop, admin) = match self.admin {
             Some((listener, router)) => {
                 let (stop, stopped) = oneshot::channel::<()>();
-                let admin = spawn_server(listener, router, async {
+                let admin = spawn_server(listener, router, self.limits, async {
                     let _ = stopped.await;
                 });
                 (Some(stop), Some(admin))
@@ -82,7 +96,7 @@ impl Server {
             None => (None, None),
         };
 
-        let server = spawn_server(listener, self.app, shutdown::closing());
+        let server = spawn_server(listener, self.app, self.limits, shutdown::closing());
         let server_abort = server.abort_handle();
         let (done, mut main_done) = oneshot::channel();
         tokio::spawn(async move {
@@ -135,10 +149,19 @@ async fn close_connections_once_stopping(request: Request, next: Next) -> Respon
 fn spawn_server(
     listener: TcpListener,
     app: Router,
+    limits: ServerLimits,
     until: impl Future<Output = ()> + Send + 'static,
 ) -> JoinHandle<io::Result<()>> {
-    let app = app.layer(axum::middleware::from_fn(close_connections_once_stopping));
-    let service = app.into_make_service_with_connect_info::<SocketAddr>();
-    let (listener, shutdown) = listener::draining(listener, until);
-    tokio::spawn(axum::serve(listener, service).with_graceful_shutdown(shutdown).into_future())
+    // Outermost last: the shutdown's `Connection: close` is on every answer, a panic anywhere inside is
+    // answered, and the limits are checked before the application sees the request.
+    let app = app
+        .layer(DefaultBodyLimit::max(limits.body_limit))
+        .layer(axum::middleware::from_fn_with_state(limits, request_limits::hold_to_limits))
+        .layer(CatchPanicLayer)
+        .layer(axum::middleware::from_fn(close_connections_once_stopping));
+    let (listener, shutdown) = listener::draining(listener, limits.max_connections, until);
+    tokio::spawn(async move {
+        connections::serve(listener, app, limits.header_read_timeout, shutdown).await;
+        Ok(())
+    })
 }

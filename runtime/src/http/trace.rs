@@ -1,15 +1,19 @@
-//! The server span of each request: a tower layer that continues the caller's trace.
+//! The server span of each request: a tower layer that continues the caller's trace, or for callers
+//! outside the system starts a new one linked to it.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use axum::extract::MatchedPath;
-use http::{Method, Request, Response};
+use http::{Method, Request, Response, StatusCode};
+use opentelemetry::trace::TraceContextExt as _;
 use tower::{Layer, Service};
 use tracing::Span;
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+use super::request_limits::CutShort;
 
 /// A layer that serves each request inside a server span continuing the caller's trace.
 ///
@@ -20,6 +24,16 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 /// `traceparent`, `tracestate` and `baggage` headers carry ([`propagation::extract`](crate::propagation::extract)),
 /// and a request without a valid one starts a new trace.
 ///
+/// # Callers outside the system
+///
+/// Continuing a caller's trace lets the caller choose the trace id (which lands in every audit record
+/// of the request) and the sampling decision (a `traceparent` ending in `-01` is recorded under the
+/// parent-based samplers, whatever `sample_ratio` says). That is right between services of one system,
+/// and wrong on a public endpoint. With [`trust_incoming_trace(false)`](Self::trust_incoming_trace) each
+/// request starts a new trace, sampled as any new trace is, and the caller's span context, when the
+/// headers carry a valid one, becomes a link of the server span: the two traces can still be followed
+/// one to the other, as OpenTelemetry advises for public endpoints. The caller's baggage is dropped too.
+///
 /// Add it with [`Router::layer`](axum::Router::layer), so that it runs after routing and sees the route:
 ///
 /// ```
@@ -28,18 +42,33 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 ///
 /// let app: Router = Router::new()
 ///     .route("/users/{id}", get(|| async { "ada" }))
-///     .layer(ServerTraceLayer::new());
+///     .layer(ServerTraceLayer::new().trust_incoming_trace(false));
 /// ```
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct ServerTraceLayer {
-    _private: (),
+    trust_incoming_trace: bool,
 }
 
 impl ServerTraceLayer {
-    /// The layer.
+    /// The layer, continuing the traces callers send.
     #[must_use]
     pub fn new() -> Self {
-        ServerTraceLayer { _private: () }
+        ServerTraceLayer { trust_incoming_trace: true }
+    }
+
+    /// Whether a request's trace context is continued (`true`, the default) or, for callers outside the
+    /// system, each request starts a new trace linked to the caller's (`false`). See the [type's
+    /// documentation](Self#callers-outside-the-system); the `[server]` key `trust_incoming_trace` is
+    /// meant to set it.
+    #[must_use]
+    pub fn trust_incoming_trace(self, trust: bool) -> Self {
+        ServerTraceLayer { trust_incoming_trace: trust }
+    }
+}
+
+impl Default for ServerTraceLayer {
+    fn default() -> Self {
+        ServerTraceLayer::new()
     }
 }
 
@@ -47,7 +76,7 @@ impl<S> Layer<S> for ServerTraceLayer {
     type Service = ServerTrace<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        ServerTrace { inner }
+        ServerTrace { inner, trust_incoming_trace: self.trust_incoming_trace }
     }
 }
 
@@ -55,6 +84,7 @@ impl<S> Layer<S> for ServerTraceLayer {
 #[derive(Debug, Clone)]
 pub struct ServerTrace<S> {
     inner: S,
+    trust_incoming_trace: bool,
 }
 
 impl<S, RequestBody, ResponseBody> Service<Request<RequestBody>> for ServerTrace<S>
@@ -70,14 +100,15 @@ where
     }
 
     fn call(&mut self, request: Request<RequestBody>) -> Self::Future {
-        let span = server_span(&request);
+        let span = server_span(&request, self.trust_incoming_trace);
+        let cut_short = request.extensions().get::<CutShort>().cloned();
         let future = span.in_scope(|| self.inner.call(request));
-        ServerTraceFuture { inner: future, span }
+        ServerTraceFuture { inner: future, status: SpanStatus { span, cut_short, recorded: false } }
     }
 }
 
-/// The span of one request, its parent set from the request's headers.
-fn server_span<B>(request: &Request<B>) -> Span {
+/// The span of one request, its parent (or its link) set from the request's headers.
+fn server_span<B>(request: &Request<B>, trust_incoming_trace: bool) -> Span {
     let method = method_name(request.method());
     let route = request.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
     let name = match route {
@@ -96,8 +127,18 @@ fn server_span<B>(request: &Request<B>) -> Span {
         otel.status_code = Empty,
         error.type = Empty,
     );
+    let incoming = crate::propagation::extract(request.headers());
     // The span is still a builder here, so the parent always takes; a disabled span has none to take.
-    let _ = span.set_parent(crate::propagation::extract(request.headers()));
+    if trust_incoming_trace {
+        let _ = span.set_parent(incoming);
+    } else {
+        // A root, whatever span is current: the sampler decides as for any new trace.
+        let _ = span.set_parent(opentelemetry::Context::new());
+        let caller = incoming.span().span_context().clone();
+        if caller.is_valid() {
+            span.add_link(caller);
+        }
+    }
     span
 }
 
@@ -124,7 +165,7 @@ pin_project_lite::pin_project! {
     pub struct ServerTraceFuture<F> {
         #[pin]
         inner: F,
-        span: Span,
+        status: SpanStatus,
     }
 }
 
@@ -136,20 +177,49 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let _entered = this.span.enter();
-        let result = std::task::ready!(this.inner.poll(cx));
+        let result = {
+            let _entered = this.status.span.enter();
+            std::task::ready!(this.inner.poll(cx))
+        };
         if let Ok(response) = &result {
-            let status = response.status();
-            this.span.record("http.response.status_code", status.as_u16());
-            if status.is_server_error() {
-                this.span.record("otel.status_code", "ERROR");
-                this.span.record("error.type", status.as_str());
-            }
+            this.status.record(response.status());
         } else {
-            this.span.record("otel.status_code", "ERROR");
-            this.span.record("error.type", "service_error");
+            this.status.recorded = true;
+            this.status.span.record("otel.status_code", "ERROR");
+            this.status.span.record("error.type", "service_error");
         }
         Poll::Ready(result)
+    }
+}
+
+/// The request's span, and whether its answer is recorded on it: when the server cuts the request
+/// short (its request timeout), the future is dropped unanswered, and the status the client got is
+/// recorded then.
+#[derive(Debug)]
+struct SpanStatus {
+    span: Span,
+    cut_short: Option<CutShort>,
+    recorded: bool,
+}
+
+impl SpanStatus {
+    fn record(&mut self, status: StatusCode) {
+        self.recorded = true;
+        self.span.record("http.response.status_code", status.as_u16());
+        if status.is_server_error() {
+            self.span.record("otel.status_code", "ERROR");
+            self.span.record("error.type", status.as_str());
+        }
+    }
+}
+
+impl Drop for SpanStatus {
+    fn drop(&mut self) {
+        if !self.recorded
+            && let Some(status) = self.cut_short.as_ref().and_then(CutShort::status)
+        {
+            self.record(status);
+        }
     }
 }
 
