@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::secret::Secret;
+use crate::settings::Secret;
 use super::{Model, ModelAnswer, ModelError, ModelTurn};
 use crate::agent::Message;
 use crate::tools;
@@ -25,7 +25,7 @@ impl std::fmt::Debug for Anthropic {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Anthropic")
             .field("model", &self.model)
-            .field("url", &tools::redact::urls_in(&self.url))
+            .field("url", &tools::redact::urls(&self.url))
             .field("key", &self.key)
             .finish_non_exhaustive()
     }

@@ -3,7 +3,6 @@
 mod anthropic;
 mod openai;
 mod scripted;
-mod secret;
 
 use std::sync::Arc;
 
@@ -171,7 +170,7 @@ async fn exchange(request: reqwest::RequestBuilder) -> Result<Value, ModelError>
         let excerpt: String = String::from_utf8_lossy(&body).chars().take(ERROR_EXCERPT_CHARS).collect();
         tracing::warn!(
             status = status.as_u16(),
-            body = %redact::urls_in(&excerpt),
+            body = %redact::urls(&excerpt),
             truncated = !complete || excerpt.len() < body.len(),
             "the model answered an error"
         );

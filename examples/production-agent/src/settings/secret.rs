@@ -17,6 +17,11 @@ impl Secret {
         Secret(secret.into())
     }
 
+    /// The secret itself, for the one place that sends it (a request header).
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -73,5 +78,6 @@ mod tests {
         assert_eq!(format!("{secret:?}"), REDACTED);
         assert_eq!(format!("{:?}", Some(&secret)), "Some([redacted])");
         assert_eq!(serde_json::to_string(&secret).expect("serializes"), "\"[redacted]\"");
+        assert_eq!(secret.expose(), "planted-4711");
     }
 }
