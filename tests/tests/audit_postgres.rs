@@ -936,6 +936,9 @@ async fn records_deleted_by_hand_next_to_a_retention_drop_fail_verification() {
     assert!(matches!(&problem, Some(ChainProblem::Missing { expected: 2, found: 4, .. })), "{problem:?}");
 }
 
+/// The columns compared before and after the migration to partitions.
+type MigratedRow = (uuid::Uuid, DateTime<Utc>, String, Option<String>, String, i64, String);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL: set DATABASE_URL and run with --include-ignored"]
 async fn a_table_of_the_first_migration_is_partitioned_with_its_rows_intact() {
@@ -992,12 +995,11 @@ async fn a_table_of_the_first_migration_is_partitioned_with_its_rows_intact() {
     assert!(before.is_intact(), "{:?}", before.problem);
     let rows = "SELECT id, \"timestamp\", details::text, host(ip_address), stream, sequence, hash \
                 FROM audit_log ORDER BY stream, sequence";
-    type Row = (uuid::Uuid, DateTime<Utc>, String, Option<String>, String, i64, String);
-    let rows_before: Vec<Row> = sqlx::query_as(rows).fetch_all(&schema.pool).await.expect("the query runs");
+    let rows_before: Vec<MigratedRow> = sqlx::query_as(rows).fetch_all(&schema.pool).await.expect("the query runs");
 
     migrate_postgres(&schema.pool).await.expect("the new migration runs on the old table");
 
-    let rows_after: Vec<Row> = sqlx::query_as(rows).fetch_all(&schema.pool).await.expect("the query runs");
+    let rows_after: Vec<MigratedRow> = sqlx::query_as(rows).fetch_all(&schema.pool).await.expect("the query runs");
     assert_eq!(rows_after, rows_before);
     let partitions: Vec<String> = sqlx::query_scalar(
         "SELECT DISTINCT tableoid::regclass::text FROM audit_log WHERE stream = 'months' ORDER BY 1",

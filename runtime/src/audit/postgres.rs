@@ -324,6 +324,7 @@ impl fmt::Debug for Connector {
             .field("database", &self.options.get_database())
             .field("schema", &self.schema)
             .field("connected", &self.connection.is_some())
+            .field("months", &self.months)
             .finish()
     }
 }
