@@ -333,10 +333,13 @@ impl fmt::Debug for Connector {
 /// of each stream moved forward in the same transaction.
 ///
 /// The sink opens its own connection on its first write (so on the runtime of the pipeline's writer), runs
-/// the migrations then, and opens a new one after any error. A batch written again is not duplicated: rows
-/// whose id is present are skipped (`ON CONFLICT (id) DO NOTHING`, in the statement the sink falls back to
-/// when its plain insert finds a row present). A row whose id is new but whose stream and sequence number
-/// are taken is an error (two writers share a stream), never silently dropped.
+/// the migrations then if any is not applied yet, and opens a new one after any error. Before writing
+/// events of a month it has not seen on its connection, it makes that month's partition and the next
+/// month's, if missing. A batch written again is not duplicated: rows whose id is present are skipped
+/// (`ON CONFLICT (id, "timestamp") DO NOTHING`, in the statement the sink falls back to when its plain
+/// insert finds a row present). A row whose id is new but whose stream and sequence number are taken in
+/// the same month is an error (two writers share a stream), never silently dropped; in another month, the
+/// verifier finds it.
 ///
 /// ```
 /// use hardened::audit::{PostgresSink, Sink};
