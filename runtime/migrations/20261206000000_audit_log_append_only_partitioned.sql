@@ -105,16 +105,21 @@ BEGIN
     LOOP
         partition := 'audit_log_' || to_char(month, 'YYYY_MM');
         CONTINUE WHEN to_regclass(format('%I.%I', schema, partition)) IS NOT NULL;
-        EXECUTE format('CREATE TABLE %I.%I PARTITION OF %I.audit_log FOR VALUES FROM (%L) TO (%L)',
-            schema, partition, schema,
-            to_char(month, 'YYYY-MM-DD"T"HH24:MI:SS"+00"'),
-            to_char(month + interval '1 month', 'YYYY-MM-DD"T"HH24:MI:SS"+00"'));
-        EXECUTE format('ALTER TABLE %I.%I ADD CONSTRAINT %I UNIQUE (stream, sequence)',
-            schema, partition, partition || '_stream_sequence_key');
-        EXECUTE format('CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON %I.%I '
-            'FOR EACH STATEMENT EXECUTE FUNCTION %I.audit_refuse_rewrite(%L)',
-            schema, partition, schema,
-            'audit records are append-only; whole months leave through audit_log_drop_partitions_before');
+        BEGIN
+            EXECUTE format('CREATE TABLE %I.%I PARTITION OF %I.audit_log FOR VALUES FROM (%L) TO (%L)',
+                schema, partition, schema,
+                to_char(month, 'YYYY-MM-DD"T"HH24:MI:SS"+00"'),
+                to_char(month + interval '1 month', 'YYYY-MM-DD"T"HH24:MI:SS"+00"'));
+            EXECUTE format('ALTER TABLE %I.%I ADD CONSTRAINT %I UNIQUE (stream, sequence)',
+                schema, partition, partition || '_stream_sequence_key');
+            EXECUTE format('CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON %I.%I '
+                'FOR EACH STATEMENT EXECUTE FUNCTION %I.audit_refuse_rewrite(%L)',
+                schema, partition, schema,
+                'audit records are append-only; whole months leave through audit_log_drop_partitions_before');
+        EXCEPTION WHEN duplicate_table THEN
+            -- Made meanwhile by another writer, which went first: the month has its partition.
+            NULL;
+        END;
     END LOOP;
 END
 $$;

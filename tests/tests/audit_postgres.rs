@@ -1022,3 +1022,33 @@ async fn a_table_of_the_first_migration_is_partitioned_with_its_rows_intact() {
     assert_eq!((next.event().sequence, &next.event().prev_hash), (30, &sealed[29].event().hash));
     assert!(verify_postgres_all(&schema.pool).await.expect("the verification runs").is_intact());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL: set DATABASE_URL and run with --include-ignored"]
+async fn sinks_opening_the_same_month_at_once_all_write_their_first_batch() {
+    let schema = TestSchema::new().await;
+    let month = Utc.with_ymd_and_hms(2029, 7, 14, 9, 0, 0).single().expect("a valid date");
+    let tasks: Vec<_> = (0..6)
+        .map(|writer| {
+            let mut sink = schema.sink();
+            let events = (0..50).map(move |index| {
+                let mut event = AuditEvent::new(EventType::ToolExecution).detail("index", index);
+                event.timestamp = month + TimeDelta::seconds(index);
+                event
+            });
+            let sealed = seal_stream(&format!("writer-{writer}"), events);
+            tokio::spawn(async move { sink.write(&sealed).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("the task completes").expect("the first write succeeds");
+    }
+    assert_eq!(schema.count("SELECT count(*) FROM audit_log_2029_07").await, 300);
+    let mut transaction = schema.pool.begin().await.expect("a transaction begins");
+    let mut event = AuditEvent::new(EventType::UserMessage);
+    event.timestamp = Utc.with_ymd_and_hms(2031, 2, 1, 0, 0, 0).single().expect("a valid date");
+    write_in_tx_to(&mut transaction, "bank/tx", event).await.expect("write_in_tx makes its month");
+    transaction.commit().await.expect("the transaction commits");
+    assert_eq!(schema.count("SELECT count(*) FROM audit_log_2031_02").await, 1);
+    assert!(verify_postgres_all(&schema.pool).await.expect("the verification runs").is_intact());
+}
