@@ -151,7 +151,9 @@ DROP TABLE audit_log_unpartitioned;
 -- the hash before the run and the hash of its last record, so that a verifier can check the records kept
 -- against the records removed. Append-only too.
 CREATE TABLE audit_retention (
-    partition  text        PRIMARY KEY,
+    -- A month dropped can be made again by a late record, and dropped again: a drop has its own id.
+    drop_id    bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    partition  text        NOT NULL,
     range_from timestamptz NOT NULL,
     range_to   timestamptz NOT NULL,
     records    bigint      NOT NULL,
@@ -167,7 +169,7 @@ CREATE TABLE audit_retention_stream (
     last_hash       text   NOT NULL,
     -- The first record of the stream left after the drop, if any.
     first_kept      bigint,
-    partition       text   NOT NULL REFERENCES audit_retention,
+    drop_id         bigint NOT NULL REFERENCES audit_retention,
     PRIMARY KEY (stream, first_sequence)
 );
 
@@ -192,6 +194,7 @@ DECLARE
     -- month, and every record kept is from that month or later.
     kept_from timestamptz := date_trunc('month', before AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
     month     timestamp;
+    this_drop bigint;
 BEGIN
     IF reason IS NULL OR btrim(reason) = '' THEN
         RAISE EXCEPTION 'a retention drop needs a reason: say why these months leave (a policy, a ticket)'
@@ -215,15 +218,16 @@ BEGIN
         month_to := (month + interval '1 month') AT TIME ZONE 'UTC';
         EXECUTE format('SELECT count(*) FROM %I.%I', schema, dropped_partition) INTO removed_records;
         INSERT INTO audit_retention (partition, range_from, range_to, records, reason)
-            VALUES (dropped_partition, month_from, month_to, removed_records, reason);
+            VALUES (dropped_partition, month_from, month_to, removed_records, reason)
+            RETURNING audit_retention.drop_id INTO this_drop;
         -- Runs of consecutive records: along a run, the sequence number minus the rank is constant.
         EXECUTE format($query$
             INSERT INTO %1$I.audit_retention_stream
-                (stream, first_sequence, first_prev_hash, last_sequence, last_hash, first_kept, partition)
+                (stream, first_sequence, first_prev_hash, last_sequence, last_hash, first_kept, drop_id)
             SELECT run.stream, run.first_sequence, run.first_prev_hash, run.last_sequence, run.last_hash,
                 (SELECT min(kept.sequence) FROM %1$I.audit_log AS kept
                  WHERE kept.stream = run.stream AND kept."timestamp" >= %3$L::timestamptz),
-                %2$L
+                %4$L
             FROM (
                 SELECT stream, min(sequence) AS first_sequence, max(sequence) AS last_sequence,
                     (array_agg(prev_hash ORDER BY sequence))[1] AS first_prev_hash,
@@ -233,7 +237,8 @@ BEGIN
                       FROM %1$I.%2$I) AS numbered
                 GROUP BY stream, run
             ) AS run
-            $query$, schema, dropped_partition, to_char(kept_from AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"+00"'));
+            $query$, schema, dropped_partition, to_char(kept_from AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"+00"'),
+            this_drop);
         EXECUTE format('DROP TABLE %I.%I', schema, dropped_partition);
         RETURN NEXT;
     END LOOP;

@@ -1052,3 +1052,32 @@ async fn sinks_opening_the_same_month_at_once_all_write_their_first_batch() {
     assert_eq!(schema.count("SELECT count(*) FROM audit_log_2031_02").await, 1);
     assert!(verify_postgres_all(&schema.pool).await.expect("the verification runs").is_intact());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: set DATABASE_URL and run with --include-ignored"]
+async fn a_month_made_again_by_a_late_record_is_dropped_again() {
+    let schema = TestSchema::new().await;
+    // Record 3 comes late, stamped in January after January was dropped.
+    let sealed = events_in_months("s", &[1, 2, 2, 1, 2]);
+    let mut sink = schema.sink();
+    write(&mut sink, &sealed[..3]).await;
+    drop_partitions_before(&schema.pool, start_of(2026, 2), "policy").await.expect("it drops");
+    write(&mut schema.sink(), &sealed[3..]).await;
+    assert!(verify_postgres(&schema.pool, "s").await.expect("the verification runs").is_intact());
+
+    let dropped = drop_partitions_before(&schema.pool, start_of(2026, 2), "policy").await.expect("it drops again");
+    assert_eq!(
+        dropped.iter().map(|dropped| (dropped.partition.as_str(), dropped.records)).collect::<Vec<_>>(),
+        [("audit_log_2026_01", 1)]
+    );
+    let runs: Vec<(u64, u64)> = removed_by_policy(&schema.pool, Some("s"))
+        .await
+        .expect("the query runs")
+        .into_iter()
+        .map(|run| (run.first_sequence, run.last_sequence))
+        .collect();
+    assert_eq!(runs, [(0, 0), (3, 3)]);
+    let verification = verify_postgres(&schema.pool, "s").await.expect("the verification runs");
+    assert!(verification.is_intact(), "{:?}", verification.problem);
+    assert_eq!(verification.records, 3);
+}

@@ -931,8 +931,8 @@ pub struct RemovedByPolicy {
 pub async fn removed_by_policy(pool: &PgPool, stream: Option<&str>) -> Result<Vec<RemovedByPolicy>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT s.stream, s.first_sequence, s.first_prev_hash, s.last_sequence, s.last_hash, s.first_kept, \
-         s.partition, r.range_from, r.range_to, r.dropped_at, r.reason \
-         FROM audit_retention_stream AS s JOIN audit_retention AS r USING (partition) \
+         r.partition, r.range_from, r.range_to, r.dropped_at, r.reason \
+         FROM audit_retention_stream AS s JOIN audit_retention AS r USING (drop_id) \
          WHERE $1::text IS NULL OR s.stream = $1 ORDER BY s.stream, s.first_sequence",
     )
     .bind(stream)
