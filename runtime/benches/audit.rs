@@ -153,6 +153,8 @@ mod postgres {
     const ONE_BY_ONE_EVENTS: usize = 2_000;
     /// Events behind the security report.
     const REPORT_EVENTS: i64 = 1_000_000;
+    /// The schema of those events, kept between runs.
+    const REPORT_SCHEMA: &str = "hardened_bench_report";
 
     fn database() -> Option<PgConnectOptions> {
         let url = std::env::var("DATABASE_URL").ok()?;
@@ -251,12 +253,19 @@ mod postgres {
 
     /// A million events over a day, generated in SQL, made once and kept between runs: 20 users and 50
     /// addresses, a tenth of them failed logins, tool calls to 8 tools failing one time in five.
-    async fn report_events(pool: &PgPool) {
-        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log").fetch_one(pool).await.expect("count");
+    async fn report_events(options: &PgConnectOptions) -> PgPool {
+        let pool = schema(options, REPORT_SCHEMA, false).await;
+        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log").fetch_one(&pool).await.expect("count");
         if count == REPORT_EVENTS {
-            return;
+            return pool;
         }
-        sqlx::query("TRUNCATE audit_log, audit_stream_head").execute(pool).await.expect("TRUNCATE");
+        // The tables are append-only: made afresh rather than emptied.
+        pool.close().await;
+        let pool = schema(options, REPORT_SCHEMA, true).await;
+        sqlx::query("SELECT audit_log_create_partitions(ARRAY[now() - interval '1 day', now()])")
+            .execute(&pool)
+            .await
+            .expect("the partitions are made");
         sqlx::query(
             "INSERT INTO audit_log (id, \"timestamp\", event_type, service, user_id, session_id, ip_address, \
              resource, details, outcome, outcome_details, trace_id, span_id, stream, sequence, prev_hash, hash) \
@@ -272,13 +281,14 @@ mod postgres {
              FROM generate_series(0, $1 - 1) AS n",
         )
         .bind(REPORT_EVENTS)
-        .execute(pool)
+        .execute(&pool)
         .await
         .expect("the events are generated");
         // Autovacuum would do this: it vacuums an insert-only table once a fifth of it is new (Postgres 13 and
         // later), which marks its pages all-visible for the report's index-only scans. Done here, since the
         // table is filled at once and the server may run without autovacuum.
-        sqlx::query("VACUUM (ANALYZE) audit_log").execute(pool).await.expect("VACUUM");
+        sqlx::query("VACUUM (ANALYZE) audit_log").execute(&pool).await.expect("VACUUM");
+        pool
     }
 
     pub(super) fn report(c: &mut Criterion) {
@@ -287,11 +297,7 @@ mod postgres {
             return;
         };
         let runtime = super::runtime();
-        let pool = runtime.block_on(async {
-            let pool = schema(&options, "hardened_bench_report", false).await;
-            report_events(&pool).await;
-            pool
-        });
+        let pool = runtime.block_on(report_events(&options));
         let window = Utc::now() - TimeDelta::days(2)..Utc::now() + TimeDelta::hours(1);
         let report_options = ReportOptions::default();
         let mut group = c.benchmark_group("audit");

@@ -1,5 +1,6 @@
 //! The Postgres audit store against a real server: the sink's batches, idempotency, concurrency and outage,
-//! transactional writes, and the verifier finding each kind of tampering.
+//! transactional writes, the append-only tables and the roles that write them, retention by month, the
+//! migration of a table of the first schema, and the verifier finding each kind of tampering.
 //!
 //! Needs a server: `DATABASE_URL=postgres://... cargo test -p hardened-tests -- --include-ignored`. Without
 //! `--include-ignored` these tests are ignored; with it and without `DATABASE_URL` they fail. Each test
@@ -10,13 +11,14 @@ use std::net::IpAddr;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use hardened::audit::{
-    AuditEvent, AuditOutcome, ChainProblem, EventType, GENESIS_HASH, PostgresSink, SealedEvent, Sink, migrate_postgres,
-    postgres_in_schema, seal_stream, verify_postgres, verify_postgres_all, write_in_tx, write_in_tx_to,
+    AuditEvent, AuditOutcome, ChainProblem, EventType, GENESIS_HASH, PostgresSink, SealedEvent, Sink,
+    drop_partitions_before, migrate_postgres, postgres_in_schema, removed_by_policy, seal_stream, verify_postgres,
+    verify_postgres_all, write_in_tx, write_in_tx_to,
 };
 use hardened_tests::postgres::TestSchema;
 use serde_json::json;
-use sqlx::Row as _;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{AssertSqlSafe, PgPool, Row as _};
 
 fn at(second: i64, micros: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).single().expect("a valid date")
@@ -65,6 +67,22 @@ fn varied_events(count: usize) -> Vec<AuditEvent> {
 
 fn plain_events(count: usize) -> Vec<AuditEvent> {
     (0..count).map(|index| AuditEvent::new(EventType::UserMessage).detail("index", index)).collect()
+}
+
+/// Runs `sql` as a superuser tampering with the log would: in a transaction with triggers off
+/// (`session_replication_role = replica`, which only a superuser may set), since the append-only
+/// triggers refuse it otherwise.
+async fn tamper(schema: &TestSchema, sql: &str) {
+    let script = format!("BEGIN; SET LOCAL session_replication_role = replica; {sql}; COMMIT;");
+    sqlx::raw_sql(AssertSqlSafe(script)).execute(&schema.pool).await.unwrap_or_else(|error| panic!("{sql}: {error}"));
+}
+
+/// The error `sql` fails with.
+async fn refused(pool: &PgPool, sql: &str) -> String {
+    match sqlx::raw_sql(AssertSqlSafe(sql.to_owned())).execute(pool).await {
+        Ok(_) => panic!("{sql}: accepted"),
+        Err(error) => error.to_string(),
+    }
 }
 
 async fn write(sink: &mut PostgresSink, events: &[SealedEvent]) {
@@ -140,36 +158,52 @@ async fn migrations_create_the_tables_and_indexes_in_the_schema_once() {
     let schema = TestSchema::new().await;
     migrate_postgres(&schema.pool).await.expect("migrating again is a no-op");
 
-    let indexes: HashSet<String> = sqlx::query_scalar("SELECT indexname::text FROM pg_indexes WHERE schemaname = $1")
-        .bind(&schema.name)
-        .fetch_all(&schema.pool)
-        .await
-        .expect("the query runs")
-        .into_iter()
-        .collect();
+    let indexes_of = async |table: &str| -> HashSet<String> {
+        sqlx::query_scalar("SELECT indexname::text FROM pg_indexes WHERE schemaname = $1 AND tablename = $2")
+            .bind(&schema.name)
+            .bind(table)
+            .fetch_all(&schema.pool)
+            .await
+            .expect("the query runs")
+            .into_iter()
+            .collect()
+    };
+    let parent = indexes_of("audit_log").await;
     for index in [
         "audit_log_pkey",
-        "audit_log_stream_sequence_key",
         "audit_log_timestamp",
         "audit_log_event_type",
         "audit_log_user_id",
         "audit_log_session_id",
         "audit_log_failed_authentication",
-        "audit_stream_head_pkey",
     ] {
-        assert!(indexes.contains(index), "no index {index} among {indexes:?}");
+        assert!(parent.contains(index), "no index {index} among {parent:?}");
     }
-    // Each index of `audit_log` costs every insert an entry: no more than these seven.
-    assert_eq!(indexes.iter().filter(|index| index.starts_with("audit_log_")).count(), 7, "{indexes:?}");
+    assert_eq!(parent.len(), 6, "{parent:?}");
+    // This month and the next have their partition, each with the six indexes and its unique
+    // (stream, sequence): each index costs every insert an entry, no more than these seven.
+    let now = Utc::now();
+    let next = now.checked_add_months(chrono::Months::new(1)).expect("a representable date");
+    for month in [now, next] {
+        let partition = format!("audit_log_{}", month.format("%Y_%m"));
+        let indexes = indexes_of(&partition).await;
+        assert!(indexes.contains(&format!("{partition}_stream_sequence_key")), "{indexes:?}");
+        assert_eq!(indexes.len(), 7, "{indexes:?}");
+    }
+    assert!(indexes_of("audit_stream_head").await.contains("audit_stream_head_pkey"));
     let tables: Vec<String> = sqlx::query_scalar(
-        "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name",
+        "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1 \
+         AND table_name !~ '^audit_log_[0-9]{4}_[0-9]{2}$' ORDER BY table_name",
     )
     .bind(&schema.name)
     .fetch_all(&schema.pool)
     .await
     .expect("the query runs");
-    assert_eq!(tables, ["_sqlx_migrations", "audit_log", "audit_stream_head"]);
-    assert_eq!(schema.count("SELECT count(*) FROM _sqlx_migrations").await, 1);
+    assert_eq!(
+        tables,
+        ["_sqlx_migrations", "audit_log", "audit_retention", "audit_retention_stream", "audit_stream_head"]
+    );
+    assert_eq!(schema.count("SELECT count(*) FROM _sqlx_migrations").await, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -229,11 +263,11 @@ async fn a_new_record_whose_place_in_its_stream_is_taken_is_an_error_never_skipp
     // A second writer on the same stream: new ids, sequence numbers taken.
     let other = seal_stream("shared", plain_events(12));
     let error = sink.write(&other[..3]).await.expect_err("a taken sequence number is refused");
-    assert!(error.message.contains("audit_log_stream_sequence_key"), "{error}");
+    assert!(error.message.contains("_stream_sequence_key"), "{error}");
     // Mixed with rows already present, as in a batch written again: refused whole, heads included.
     let mixed: Vec<SealedEvent> = sealed[..5].iter().chain(&other[5..7]).chain(&other[10..]).cloned().collect();
     let error = sink.write(&mixed).await.expect_err("a taken sequence number is refused");
-    assert!(error.message.contains("audit_log_stream_sequence_key"), "{error}");
+    assert!(error.message.contains("_stream_sequence_key"), "{error}");
 
     assert_eq!(schema.count("SELECT count(*) FROM audit_log").await, 10);
     assert_eq!(schema.count("SELECT sequence FROM audit_stream_head WHERE stream = 'shared'").await, 9);
@@ -526,19 +560,19 @@ async fn an_untouched_stream_verifies() {
 async fn verification_finds_an_edited_row() {
     let schema = TestSchema::new().await;
     written_stream(&schema, "s", 20).await;
-    schema.execute("UPDATE audit_log SET details = '{\"index\": 99}' WHERE sequence = 7".to_owned()).await;
+    tamper(&schema, "UPDATE audit_log SET details = '{\"index\": 99}' WHERE sequence = 7").await;
     let problem = verify_postgres(&schema.pool, "s").await.expect("the verification runs").problem;
     assert!(
         matches!(&problem, Some(ChainProblem::Altered { stream, sequence: 7, .. }) if stream == "s"),
         "{problem:?}"
     );
     // Restored, it verifies again; then an edit of another column.
-    schema.execute("UPDATE audit_log SET details = '{\"index\": 7}' WHERE sequence = 7".to_owned()).await;
+    tamper(&schema, "UPDATE audit_log SET details = '{\"index\": 7}' WHERE sequence = 7").await;
     assert!(
         verify_postgres(&schema.pool, "s").await.expect("the verification runs").is_intact(),
         "the original content verifies again"
     );
-    schema.execute("UPDATE audit_log SET ip_address = '192.0.2.1' WHERE sequence = 3".to_owned()).await;
+    tamper(&schema, "UPDATE audit_log SET ip_address = '192.0.2.1' WHERE sequence = 3").await;
     let problem = verify_postgres(&schema.pool, "s").await.expect("the verification runs").problem;
     assert!(matches!(problem, Some(ChainProblem::Altered { sequence: 3, .. })), "{problem:?}");
 }
@@ -548,7 +582,7 @@ async fn verification_finds_an_edited_row() {
 async fn verification_finds_a_deleted_row() {
     let schema = TestSchema::new().await;
     written_stream(&schema, "s", 20).await;
-    schema.execute("DELETE FROM audit_log WHERE sequence = 5".to_owned()).await;
+    tamper(&schema, "DELETE FROM audit_log WHERE sequence = 5").await;
     let problem = verify_postgres(&schema.pool, "s").await.expect("the verification runs").problem;
     assert!(matches!(problem, Some(ChainProblem::Missing { expected: 5, found: 6, .. })), "{problem:?}");
     let problem = verify_postgres_all(&schema.pool).await.expect("the verification runs").problem;
@@ -562,7 +596,7 @@ async fn verification_finds_a_reordered_pair() {
     written_stream(&schema, "s", 20).await;
     // Swap the sequence numbers of records 3 and 4, through a free number.
     for (from, to) in [(3, 1_000), (4, 3), (1_000, 4)] {
-        schema.execute(format!("UPDATE audit_log SET sequence = {to} WHERE sequence = {from}")).await;
+        tamper(&schema, &format!("UPDATE audit_log SET sequence = {to} WHERE sequence = {from}")).await;
     }
     let problem = verify_postgres(&schema.pool, "s").await.expect("the verification runs").problem;
     // Record 4 now sits third with sequence number 3, which its hash does not cover.
@@ -574,12 +608,476 @@ async fn verification_finds_a_reordered_pair() {
 async fn verification_finds_a_truncated_end() {
     let schema = TestSchema::new().await;
     written_stream(&schema, "s", 20).await;
-    schema.execute("DELETE FROM audit_log WHERE sequence >= 17".to_owned()).await;
+    tamper(&schema, "DELETE FROM audit_log WHERE sequence >= 17").await;
     let verification = verify_postgres(&schema.pool, "s").await.expect("the verification runs");
     assert_eq!(verification.problem, Some(ChainProblem::Truncated { stream: "s".to_owned(), last: 16, head: 19 }));
     assert_eq!(verification.records, 17);
 
-    schema.execute("DELETE FROM audit_log".to_owned()).await;
+    tamper(&schema, "DELETE FROM audit_log").await;
     let problem = verify_postgres_all(&schema.pool).await.expect("the verification runs").problem;
     assert_eq!(problem, Some(ChainProblem::Truncated { stream: "s".to_owned(), last: -1, head: 19 }));
+}
+
+/// Events in the given months of 2026 (day 10, noon, a second apart), sealed as records 0, 1, ... of `stream`.
+fn events_in_months(stream: &str, months: &[u32]) -> Vec<SealedEvent> {
+    let events = months.iter().enumerate().map(|(index, month)| {
+        let mut event = AuditEvent::new(EventType::ToolExecution).detail("index", index);
+        event.timestamp = Utc.with_ymd_and_hms(2026, *month, 10, 12, 0, 0).single().expect("a valid date")
+            + TimeDelta::seconds(i64::try_from(index).expect("it fits"));
+        event
+    });
+    seal_stream(stream, events)
+}
+
+fn start_of(year: i32, month: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(year, month, 1, 0, 0, 0).single().expect("a valid date")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: set DATABASE_URL and run with --include-ignored"]
+async fn the_audit_log_refuses_update_delete_and_truncate_even_from_its_owner() {
+    let schema = TestSchema::new().await;
+    written_stream(&schema, "s", 20).await;
+    let partition = format!("audit_log_{}", Utc::now().format("%Y_%m"));
+    // The connection is the superuser that ran the migrations, and so owns the tables.
+    for (sql, operation, table) in [
+        ("UPDATE audit_log SET details = '{\"index\": 99}' WHERE sequence = 7", "update", partition.as_str()),
+        ("UPDATE audit_log SET sequence = sequence + 100", "update", &partition),
+        ("DELETE FROM audit_log WHERE sequence >= 17", "delete", &partition),
+        ("DELETE FROM audit_log", "delete", &partition),
+        ("TRUNCATE audit_log", "truncate", "audit_log"),
+        (&format!("UPDATE {partition} SET hash = 'forged'"), "update", &partition),
+        (&format!("DELETE FROM {partition} WHERE sequence = 0"), "delete", &partition),
+        (&format!("TRUNCATE {partition}"), "truncate", &partition),
+        (
+            "MERGE INTO audit_log AS l USING (SELECT 5::bigint AS sequence) AS s ON l.sequence = s.sequence \
+             WHEN MATCHED THEN DELETE",
+            "delete",
+            &partition,
+        ),
+    ] {
+        let error = refused(&schema.pool, sql).await;
+        assert!(
+            error.contains(&format!(
+                "{operation} on {table} refused: audit records are append-only; whole months leave through \
+                 audit_log_drop_partitions_before"
+            )),
+            "{sql}: {error}"
+        );
+    }
+    assert_eq!(schema.count("SELECT count(*) FROM audit_log").await, 20);
+    let verification = verify_postgres(&schema.pool, "s").await.expect("the verification runs");
+    assert!(verification.is_intact(), "{:?}", verification.problem);
+    assert_eq!(verification.records, 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: set DATABASE_URL and run with --include-ignored"]
+async fn a_stream_head_only_moves_forward() {
+    let schema = TestSchema::new().await;
+    let sealed = written_stream(&schema, "s", 20).await;
+    let hash_of = |index: usize| sealed[index].event().hash.clone();
+    for (sql, expected) in [
+        (
+            "UPDATE audit_stream_head SET sequence = 16, hash = '".to_owned() + &hash_of(16) + "'",
+            "update on audit_stream_head refused: the head of stream s cannot move back from record 19 to 16; it only \
+             moves forward",
+        ),
+        (
+            "UPDATE audit_stream_head SET hash = 'forged'".to_owned(),
+            "update on audit_stream_head refused: the hash of record 19 of stream s cannot change",
+        ),
+        (
+            "UPDATE audit_stream_head SET stream = 'other'".to_owned(),
+            "update on audit_stream_head refused: the head of stream s cannot become the head of other",
+        ),
+        (
+            "DELETE FROM audit_stream_head".to_owned(),
+            "delete on audit_stream_head refused: a stream's head only moves forward",
+        ),
+        ("TRUNCATE audit_stream_head".to_owned(), "truncate on audit_stream_head refused"),
+    ] {
+        let error = refused(&schema.pool, &sql).await;
+        assert!(error.contains(expected), "{sql}: {error}");
+    }
+    // With the end of the log cut by someone who can bypass the triggers, the head still tells.
+    tamper(&schema, "DELETE FROM audit_log WHERE sequence >= 17").await;
+    let problem = verify_postgres(&schema.pool, "s").await.expect("the verification runs").problem;
+    assert_eq!(problem, Some(ChainProblem::Truncated { stream: "s".to_owned(), last: 16, head: 19 }));
+    // Forward is allowed: what the sink and write_in_tx do.
+    schema.execute("UPDATE audit_stream_head SET sequence = 20, hash = 'next'".to_owned()).await;
+    schema.execute("UPDATE audit_stream_head SET sequence = 20, hash = 'next'".to_owned()).await;
+}
+
+/// A role of the test's own, dropped (with its grants) when the test ends.
+struct TestRole {
+    name: String,
+    options: PgConnectOptions,
+}
+
+impl TestRole {
+    async fn new(schema: &TestSchema, purpose: &str) -> TestRole {
+        let name = format!("{}_{purpose}", schema.name);
+        schema.execute(format!("CREATE ROLE {name} LOGIN")).await;
+        TestRole { name, options: schema.options.clone() }
+    }
+
+    /// Connections as this role (trust authentication), with the test's schema as search path.
+    async fn pool(&self, schema: &TestSchema) -> PgPool {
+        PgPoolOptions::new()
+            .max_connections(2)
+            .connect_with(postgres_in_schema(self.options.clone().username(&self.name), &schema.name))
+            .await
+            .expect("the role connects")
+    }
+}
+
+impl Drop for TestRole {
+    fn drop(&mut self) {
+        let (options, name) = (self.options.clone(), self.name.clone());
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(async {
+                let pool = PgPoolOptions::new().max_connections(1).connect_with(options).await?;
+                sqlx::raw_sql(AssertSqlSafe(format!("DROP OWNED BY {name}; DROP ROLE {name}"))).execute(&pool).await
+            })?;
+            Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop the test role {}", self.name);
+        }
+    }
+}
+
+/// The grants of docs/audit.md (the SQL block that grants the writer its rights), for `schema` and `writer`.
+fn documented_grants(schema: &str, writer: &str, reader: &str) -> String {
+    let guide = include_str!("../../docs/audit.md");
+    let block = guide
+        .split("```sql\n")
+        .skip(1)
+        .filter_map(|block| block.split_once("```").map(|(sql, _)| sql))
+        .find(|sql| sql.contains("GRANT SELECT, INSERT ON audit.audit_log TO audit_writer"))
+        .expect("docs/audit.md has the writer's grants");
+    block
+        .replace("audit_writer", writer)
+        .replace("audit_reader", reader)
+        .replace("audit.", &format!("{schema}."))
+        .replace("SCHEMA audit ", &format!("SCHEMA {schema} "))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: set DATABASE_URL and run with --include-ignored"]
+async fn a_writer_role_with_the_documented_grants_writes_but_cannot_rewrite() {
+    let schema = TestSchema::new().await;
+    let writer = TestRole::new(&schema, "writer").await;
+    let reader = TestRole::new(&schema, "reader").await;
+    let grants = documented_grants(&schema.name, &writer.name, &reader.name);
+    sqlx::raw_sql(AssertSqlSafe(grants.clone()))
+        .execute(&schema.pool)
+        .await
+        .unwrap_or_else(|error| panic!("{grants}: {error}"));
+
+    // The sink as the writer: it finds the migrations applied, opens a month no one opened yet (through
+    // the function that runs with the owner's rights), and writes.
+    let mut sink = PostgresSink::new(schema.options.clone().username(&writer.name)).schema(&schema.name);
+    let sealed = events_in_months("app", &[1, 1, 2, 3, 3]);
+    write(&mut sink, &sealed[..3]).await;
+    write(&mut sink, &sealed).await;
+    let pool = writer.pool(&schema).await;
+    let mut transaction = pool.begin().await.expect("a transaction begins");
+    write_in_tx_to(&mut transaction, "app/tx", AuditEvent::new(EventType::Custom("Transfer".into())))
+        .await
+        .expect("the writer writes in its transaction");
+    transaction.commit().await.expect("the transaction commits");
+    let verification = verify_postgres_all(&pool).await.expect("the writer verifies");
+    assert!(verification.is_intact(), "{:?}", verification.problem);
+    assert_eq!(verification.records, 6);
+
+    let january = "audit_log_2026_01";
+    for (sql, expected) in [
+        ("UPDATE audit_log SET details = '{}'", "permission denied for table audit_log"),
+        ("DELETE FROM audit_log", "permission denied for table audit_log"),
+        ("TRUNCATE audit_log", "permission denied for table audit_log"),
+        (&format!("DELETE FROM {january}"), &format!("permission denied for table {january}")),
+        (&format!("TRUNCATE {january}"), &format!("permission denied for table {january}")),
+        (&format!("DROP TABLE {january}"), &format!("must be owner of table {january}")),
+        ("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only", "must be owner of table audit_log"),
+        ("ALTER TABLE audit_log DETACH PARTITION audit_log_2026_01", "must be owner of table audit_log"),
+        ("SET session_replication_role = replica", "permission denied to set parameter"),
+        (
+            "SELECT * FROM audit_log_drop_partitions_before('2026-03-01', 'cover a deletion')",
+            "permission denied for function audit_log_drop_partitions_before",
+        ),
+        (
+            "INSERT INTO audit_retention (partition, range_from, range_to, records, reason) \
+             VALUES ('audit_log_2026_01', '2026-01-01', '2026-02-01', 0, 'forged')",
+            "permission denied for table audit_retention",
+        ),
+        ("UPDATE audit_stream_head SET sequence = 0 WHERE stream = 'app'", "cannot move back from record 4 to 0"),
+        ("DELETE FROM audit_stream_head", "permission denied for table audit_stream_head"),
+    ] {
+        let error = refused(&pool, sql).await;
+        assert!(error.contains(expected), "{sql}: {error}");
+    }
+    pool.close().await;
+
+    // The reader verifies, and writes nothing.
+    let pool = reader.pool(&schema).await;
+    assert!(verify_postgres_all(&pool).await.expect("the reader verifies").is_intact());
+    let error = refused(&pool, "INSERT INTO audit_stream_head VALUES ('x', 0, 'x')").await;
+    assert!(error.contains("permission denied for table audit_stream_head"), "{error}");
+    pool.close().await;
+    assert_eq!(schema.count("SELECT count(*) FROM audit_log").await, 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: set DATABASE_URL and run with --include-ignored"]
+async fn retention_drops_whole_months_and_verification_accepts_what_it_recorded() {
+    let schema = TestSchema::new().await;
+    let mut sink = schema.sink();
+    // Record 3 of `kept` is written in March and record 4 in February: the end of a month out of order.
+    let kept = events_in_months("kept", &[1, 1, 2, 3, 2, 3, 3]);
+    let gone = events_in_months("gone", &[1, 2, 2]);
+    write(&mut sink, &kept).await;
+    write(&mut sink, &gone).await;
+
+    let error =
+        drop_partitions_before(&schema.pool, Utc::now(), "too early").await.expect_err("this month has not ended");
+    assert!(error.to_string().contains("retention drops only months that have ended"), "{error}");
+    let error = drop_partitions_before(&schema.pool, start_of(2026, 3), " ").await.expect_err("a reason is needed");
+    assert!(error.to_string().contains("a retention drop needs a reason"), "{error}");
+
+    let dropped =
+        drop_partitions_before(&schema.pool, start_of(2026, 3), "policy: keep from March").await.expect("it drops");
+    let dropped: Vec<(String, u64)> = dropped.into_iter().map(|dropped| (dropped.partition, dropped.records)).collect();
+    assert_eq!(dropped, [("audit_log_2026_01".to_owned(), 3), ("audit_log_2026_02".to_owned(), 4)]);
+    assert_eq!(schema.count("SELECT count(*) FROM audit_log").await, 3);
+
+    let verification = verify_postgres_all(&schema.pool).await.expect("the verification runs");
+    assert!(verification.is_intact(), "{:?}", verification.problem);
+    assert_eq!(verification.records, 3);
+    let verification = verify_postgres(&schema.pool, "gone").await.expect("the verification runs");
+    assert!(verification.is_intact(), "every record of the stream removed by policy: {:?}", verification.problem);
+
+    let removed: Vec<(String, u64, u64, Option<u64>, String, String)> = removed_by_policy(&schema.pool, None)
+        .await
+        .expect("the query runs")
+        .into_iter()
+        .map(|run| (run.stream, run.first_sequence, run.last_sequence, run.first_kept, run.partition, run.reason))
+        .collect();
+    let run = |stream: &str, first, last, kept, partition: &str| {
+        (stream.to_owned(), first, last, kept, partition.to_owned(), "policy: keep from March".to_owned())
+    };
+    assert_eq!(
+        removed,
+        [
+            run("gone", 0, 0, None, "audit_log_2026_01"),
+            run("gone", 1, 2, None, "audit_log_2026_02"),
+            run("kept", 0, 1, Some(3), "audit_log_2026_01"),
+            run("kept", 2, 2, Some(3), "audit_log_2026_02"),
+            run("kept", 4, 4, Some(3), "audit_log_2026_02"),
+        ]
+    );
+    let last_removed = removed_by_policy(&schema.pool, Some("kept")).await.expect("the query runs");
+    assert_eq!(last_removed[2].last_hash, kept[4].event().hash);
+    assert_eq!(last_removed[2].month, start_of(2026, 2)..start_of(2026, 3));
+
+    // The stream goes on, and still verifies.
+    let mut transaction = schema.pool.begin().await.expect("a transaction begins");
+    write_in_tx_to(&mut transaction, "bank/tx", AuditEvent::new(EventType::UserMessage)).await.expect("it writes");
+    transaction.commit().await.expect("the transaction commits");
+    assert!(verify_postgres_all(&schema.pool).await.expect("the verification runs").is_intact());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: set DATABASE_URL and run with --include-ignored"]
+async fn records_cut_without_the_retention_function_fail_verification() {
+    let schema = TestSchema::new().await;
+    write(&mut schema.sink(), &events_in_months("s", &[1, 1, 2, 2, 3, 3, 4, 4])).await;
+    let missing = |expected: u64, found: u64| {
+        move |problem: &Option<ChainProblem>| {
+            matches!(problem, Some(ChainProblem::Missing { stream, expected: e, found: f, .. })
+                if stream == "s" && *e == expected && *f == found)
+        }
+    };
+
+    // A partition dropped by hand: the stream starts at record 2, and no retention record says why.
+    schema.execute("DROP TABLE audit_log_2026_01".to_owned()).await;
+    let problem = verify_postgres(&schema.pool, "s").await.expect("the verification runs").problem;
+    assert!(missing(0, 2)(&problem), "{problem:?}");
+    let message = problem.expect("a problem").to_string();
+    assert!(message.contains("stream s is missing records 0..2 before this one"), "{message}");
+
+    // The next month dropped by policy: records 2 and 3 are accounted for, records 0 and 1 still are not.
+    drop_partitions_before(&schema.pool, start_of(2026, 3), "policy").await.expect("it drops");
+    let problem = verify_postgres_all(&schema.pool).await.expect("the verification runs").problem;
+    assert!(missing(0, 4)(&problem), "{problem:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: set DATABASE_URL and run with --include-ignored"]
+async fn records_deleted_by_hand_next_to_a_retention_drop_fail_verification() {
+    let schema = TestSchema::new().await;
+    write(&mut schema.sink(), &events_in_months("s", &[1, 1, 2, 2, 3, 3, 4, 4])).await;
+    drop_partitions_before(&schema.pool, start_of(2026, 2), "policy").await.expect("it drops");
+    assert!(verify_postgres(&schema.pool, "s").await.expect("the verification runs").is_intact());
+
+    // Records 2 and 3 deleted by a superuser with the triggers off: not what retention removed.
+    tamper(&schema, "DELETE FROM audit_log WHERE sequence IN (2, 3)").await;
+    let problem = verify_postgres(&schema.pool, "s").await.expect("the verification runs").problem;
+    assert!(
+        matches!(&problem, Some(ChainProblem::Missing { stream, expected: 2, found: 4, .. }) if stream == "s"),
+        "{problem:?}"
+    );
+    // Records in the middle of what is kept.
+    tamper(&schema, "DELETE FROM audit_log WHERE sequence = 6").await;
+    let problem = verify_postgres_all(&schema.pool).await.expect("the verification runs").problem;
+    assert!(matches!(&problem, Some(ChainProblem::Missing { expected: 2, found: 4, .. })), "{problem:?}");
+}
+
+/// The columns compared before and after the migration to partitions.
+type MigratedRow = (uuid::Uuid, DateTime<Utc>, String, Option<String>, String, i64, String);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: set DATABASE_URL and run with --include-ignored"]
+async fn a_table_of_the_first_migration_is_partitioned_with_its_rows_intact() {
+    let schema = TestSchema::empty().await;
+    // Only the first migration, as a database of an earlier version has it.
+    let first = tempfile::tempdir().expect("a temporary directory");
+    let name = "20261101000000_audit_log.sql";
+    std::fs::copy(format!("{}/../runtime/migrations/{name}", env!("CARGO_MANIFEST_DIR")), first.path().join(name))
+        .expect("the first migration is copied");
+    sqlx::migrate::Migrator::new(first.path())
+        .await
+        .expect("the migration is read")
+        .run(&schema.pool)
+        .await
+        .expect("the first migration runs");
+
+    // Rows as the sink of that version wrote them, in several months, and the heads.
+    let mut sealed = seal_stream("old", varied_events(30));
+    sealed.extend(events_in_months("months", &[1, 2, 5, 5, 11]));
+    for event in sealed.iter().map(SealedEvent::event) {
+        sqlx::query(
+            "INSERT INTO audit_log VALUES ($1, $2, $3, $4, $5, $6, $7::inet, $8, $9::jsonb, $10, $11, $12, $13, $14, \
+             $15, $16, $17)",
+        )
+        .bind(event.id)
+        .bind(event.timestamp)
+        .bind(event.event_type.as_str())
+        .bind(&event.service)
+        .bind(&event.user_id)
+        .bind(&event.session_id)
+        .bind(event.ip_address.map(|ip| ip.to_string()))
+        .bind(&event.resource)
+        .bind(serde_json::Value::Object(event.details.clone()).to_string())
+        .bind(event.outcome.as_str())
+        .bind(&event.outcome_details)
+        .bind(&event.trace_id)
+        .bind(&event.span_id)
+        .bind(&event.stream)
+        .bind(i64::try_from(event.sequence).expect("it fits"))
+        .bind(&event.prev_hash)
+        .bind(&event.hash)
+        .execute(&schema.pool)
+        .await
+        .expect("the row is inserted");
+    }
+    schema
+        .execute(format!(
+            "INSERT INTO audit_stream_head VALUES ('old', 29, '{}'), ('months', 4, '{}')",
+            sealed[29].event().hash,
+            sealed[34].event().hash
+        ))
+        .await;
+    let before = verify_postgres_all(&schema.pool).await.expect("the verification runs");
+    assert!(before.is_intact(), "{:?}", before.problem);
+    let rows = "SELECT id, \"timestamp\", details::text, host(ip_address), stream, sequence, hash \
+                FROM audit_log ORDER BY stream, sequence";
+    let rows_before: Vec<MigratedRow> = sqlx::query_as(rows).fetch_all(&schema.pool).await.expect("the query runs");
+
+    migrate_postgres(&schema.pool).await.expect("the new migration runs on the old table");
+
+    let rows_after: Vec<MigratedRow> = sqlx::query_as(rows).fetch_all(&schema.pool).await.expect("the query runs");
+    assert_eq!(rows_after, rows_before);
+    let partitions: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT tableoid::regclass::text FROM audit_log WHERE stream = 'months' ORDER BY 1",
+    )
+    .fetch_all(&schema.pool)
+    .await
+    .expect("the query runs");
+    assert_eq!(partitions, ["audit_log_2026_01", "audit_log_2026_02", "audit_log_2026_05", "audit_log_2026_11"]);
+    let after = verify_postgres_all(&schema.pool).await.expect("the verification runs");
+    assert!(after.is_intact(), "{:?}", after.problem);
+    assert_eq!((after.records, after.streams), (35, 2));
+
+    // Append-only from now on; and the stream goes on where it was.
+    let error = refused(&schema.pool, "DELETE FROM audit_log WHERE stream = 'old'").await;
+    assert!(error.contains("refused: audit records are append-only"), "{error}");
+    let mut transaction = schema.pool.begin().await.expect("a transaction begins");
+    let next =
+        write_in_tx_to(&mut transaction, "old", AuditEvent::new(EventType::UserMessage)).await.expect("it writes");
+    transaction.commit().await.expect("the transaction commits");
+    assert_eq!((next.event().sequence, &next.event().prev_hash), (30, &sealed[29].event().hash));
+    assert!(verify_postgres_all(&schema.pool).await.expect("the verification runs").is_intact());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL: set DATABASE_URL and run with --include-ignored"]
+async fn sinks_opening_the_same_month_at_once_all_write_their_first_batch() {
+    let schema = TestSchema::new().await;
+    let month = Utc.with_ymd_and_hms(2029, 7, 14, 9, 0, 0).single().expect("a valid date");
+    let tasks: Vec<_> = (0..6)
+        .map(|writer| {
+            let mut sink = schema.sink();
+            let events = (0..50).map(move |index| {
+                let mut event = AuditEvent::new(EventType::ToolExecution).detail("index", index);
+                event.timestamp = month + TimeDelta::seconds(index);
+                event
+            });
+            let sealed = seal_stream(&format!("writer-{writer}"), events);
+            tokio::spawn(async move { sink.write(&sealed).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("the task completes").expect("the first write succeeds");
+    }
+    assert_eq!(schema.count("SELECT count(*) FROM audit_log_2029_07").await, 300);
+    let mut transaction = schema.pool.begin().await.expect("a transaction begins");
+    let mut event = AuditEvent::new(EventType::UserMessage);
+    event.timestamp = Utc.with_ymd_and_hms(2031, 2, 1, 0, 0, 0).single().expect("a valid date");
+    write_in_tx_to(&mut transaction, "bank/tx", event).await.expect("write_in_tx makes its month");
+    transaction.commit().await.expect("the transaction commits");
+    assert_eq!(schema.count("SELECT count(*) FROM audit_log_2031_02").await, 1);
+    assert!(verify_postgres_all(&schema.pool).await.expect("the verification runs").is_intact());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: set DATABASE_URL and run with --include-ignored"]
+async fn a_month_made_again_by_a_late_record_is_dropped_again() {
+    let schema = TestSchema::new().await;
+    // Record 3 comes late, stamped in January after January was dropped.
+    let sealed = events_in_months("s", &[1, 2, 2, 1, 2]);
+    let mut sink = schema.sink();
+    write(&mut sink, &sealed[..3]).await;
+    drop_partitions_before(&schema.pool, start_of(2026, 2), "policy").await.expect("it drops");
+    write(&mut schema.sink(), &sealed[3..]).await;
+    assert!(verify_postgres(&schema.pool, "s").await.expect("the verification runs").is_intact());
+
+    let dropped = drop_partitions_before(&schema.pool, start_of(2026, 2), "policy").await.expect("it drops again");
+    assert_eq!(
+        dropped.iter().map(|dropped| (dropped.partition.as_str(), dropped.records)).collect::<Vec<_>>(),
+        [("audit_log_2026_01", 1)]
+    );
+    let runs: Vec<(u64, u64)> = removed_by_policy(&schema.pool, Some("s"))
+        .await
+        .expect("the query runs")
+        .into_iter()
+        .map(|run| (run.first_sequence, run.last_sequence))
+        .collect();
+    assert_eq!(runs, [(0, 0), (3, 3)]);
+    let verification = verify_postgres(&schema.pool, "s").await.expect("the verification runs");
+    assert!(verification.is_intact(), "{:?}", verification.problem);
+    assert_eq!(verification.records, 3);
 }

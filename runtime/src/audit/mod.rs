@@ -70,6 +70,8 @@ pub use self::pipeline::{AuditError, Auditor, AuditorBuilder, AuditorStatus, Pen
 #[doc(hidden)]
 pub use self::postgres::OneInsertPerEventSink;
 #[cfg(feature = "postgres")]
+pub use self::postgres::{DroppedPartition, RemovedByPolicy, drop_partitions_before, removed_by_policy};
+#[cfg(feature = "postgres")]
 pub use self::postgres::{
     PostgresSink, migrate_postgres, postgres_in_schema, verify_postgres, verify_postgres_all, write_in_tx,
     write_in_tx_to,

@@ -1,9 +1,19 @@
-//! The Postgres audit store (feature `postgres`): a sink, transactional writes, and a verifier.
+//! The Postgres audit store (feature `postgres`): a sink, transactional writes, retention, and a verifier.
 //!
 //! Events go to the table `audit_log`, one row per event, and the last record of each stream to
 //! `audit_stream_head`, in the same transaction, so that a verifier can tell a log whose end was deleted.
 //! The tables are created by embedded migrations (`runtime/migrations`), run by [`migrate_postgres`] and by
-//! [`PostgresSink`] on its first write.
+//! [`PostgresSink`] on its first write (unless they are all applied already, so that a writer role without
+//! the right to create tables can use the sink).
+//!
+//! # Append-only, kept by month
+//!
+//! Triggers refuse every `UPDATE`, `DELETE` and `TRUNCATE` of `audit_log`, for its owner too, and let a
+//! stream's head only move forward. `audit_log` is partitioned by month of `timestamp` (in UTC), one
+//! partition per month, which writers create ahead as they need them (`audit_log_create_partitions`, which
+//! runs with its owner's rights). Records leave only with a whole month, through [`drop_partitions_before`],
+//! which records what each drop removed; the verifier accepts a stream that starts after record 0, or has a
+//! gap, only where such a record covers the records missing.
 //!
 //! # Schema
 //!
@@ -39,14 +49,16 @@
 //! `10000000000000000`, `-0.0` as `0`); the canonical JSON writes every whole float as the integer it
 //! equals, so such records hash the same either way.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
+use std::ops::Range;
 
-use sqlx::migrate::MigrateError;
+use chrono::{DateTime, Datelike as _, TimeZone as _, Utc};
+use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgRow};
 use sqlx::{Connection as _, PgPool, Postgres, Row as _, Transaction};
 
-use super::chain::{Chain, ChainProblem, ChainVerifier, SealedEvent, Verification};
+use super::chain::{Chain, ChainProblem, ChainVerifier, GENESIS_HASH, Location, SealedEvent, Verification};
 use super::event::{AuditEvent, AuditOutcome, EventType};
 use super::sink::{BoxFuture, Sink, SinkError};
 
@@ -97,8 +109,10 @@ macro_rules! advance_heads {
 const INSERT_BATCH: &str = concat!(advance_heads!(), insert_unnest!());
 
 /// A batch some of whose rows may be present (written before an error the sink did not see the end of):
-/// rows already present (same id) are skipped, so that a batch written again is not duplicated.
-const INSERT_BATCH_AGAIN: &str = concat!(advance_heads!(), insert_unnest!(), " ON CONFLICT (id) DO NOTHING");
+/// rows already present (same id, and so the same timestamp, which the primary key of the partitioned table
+/// includes) are skipped, so that a batch written again is not duplicated.
+const INSERT_BATCH_AGAIN: &str =
+    concat!(advance_heads!(), insert_unnest!(), " ON CONFLICT (id, \"timestamp\") DO NOTHING");
 
 /// One row of a transactional write: an id already present is an error, never skipped, since the head moves.
 const INSERT_ONE: &str = insert_unnest!();
@@ -108,15 +122,20 @@ const INSERT_ROW: &str = concat!(
     "INSERT INTO audit_log (",
     columns!(),
     ") VALUES ($1, $2, $3, $4, $5, $6, $7::inet, $8, $9::jsonb, $10, $11, $12, $13, $14, $15, $16, $17) \
-     ON CONFLICT (id) DO NOTHING"
+     ON CONFLICT (id, \"timestamp\") DO NOTHING"
 );
 
 /// Locks the head row of a stream, inserting a placeholder (sequence -1) if the stream has none yet, and
 /// returns it. `ON CONFLICT DO UPDATE` locks the row like `SELECT ... FOR UPDATE` does, and waits for a
-/// concurrent transaction inserting the same stream instead of failing.
-const LOCK_HEAD: &str = "INSERT INTO audit_stream_head AS head (stream, sequence, hash) VALUES ($1, -1, '') \
+/// concurrent transaction inserting the same stream instead of failing. First makes sure that the month of
+/// the event (`$2`) has its partition, in the same round trip.
+const LOCK_HEAD: &str = "WITH month AS MATERIALIZED (SELECT audit_log_create_partitions(ARRAY[$2::timestamptz])) \
+     INSERT INTO audit_stream_head AS head (stream, sequence, hash) SELECT $1, -1, '' FROM month \
      ON CONFLICT (stream) DO UPDATE SET stream = EXCLUDED.stream \
      RETURNING head.sequence, head.hash";
+
+/// Creates the partitions of the months `$1` falls in, those missing (see the migration).
+const CREATE_PARTITIONS: &str = "SELECT audit_log_create_partitions($1)";
 
 const SET_HEAD: &str = "UPDATE audit_stream_head SET sequence = $2, hash = $3 WHERE stream = $1";
 
@@ -158,9 +177,33 @@ pub fn postgres_in_schema(options: PgConnectOptions, schema: &str) -> PgConnectO
 /// Creates or updates the audit tables, in the first schema of the connection's search path (which must
 /// exist; [`PostgresSink::schema`] creates it). Migrations already applied are skipped; concurrent callers
 /// wait for each other.
+///
+/// Run it as the role that owns the audit tables (see the role setup in `docs/audit.md`): the tables, the
+/// triggers that make them append-only, and the month partitions belong to that role.
 pub async fn migrate_postgres(pool: &PgPool) -> Result<(), MigrateError> {
     let mut connection = pool.acquire().await?;
     run_migrations(&mut connection, None).await
+}
+
+/// The embedded migrations.
+fn migrator() -> Migrator {
+    sqlx::migrate!("./migrations")
+}
+
+/// Whether every embedded migration is recorded as applied, with its checksum, in `_sqlx_migrations`: then
+/// a sink has nothing to migrate, and does not need the rights that migrating takes (creating
+/// `_sqlx_migrations` if missing, which a writer role may not do). Any error reading it means "no".
+async fn migrations_applied(connection: &mut PgConnection, migrator: &Migrator) -> bool {
+    let Ok(applied) =
+        sqlx::query_as::<_, (i64, Vec<u8>)>("SELECT version, checksum FROM _sqlx_migrations WHERE success")
+            .fetch_all(&mut *connection)
+            .await
+    else {
+        return false;
+    };
+    migrator.iter().filter(|migration| migration.migration_type.is_up_migration()).all(|migration| {
+        applied.iter().any(|(version, checksum)| *version == migration.version && **checksum == *migration.checksum)
+    })
 }
 
 /// Runs the migrations on `connection`, creating `create_schema` first if given.
@@ -169,7 +212,7 @@ pub async fn migrate_postgres(pool: &PgPool) -> Result<(), MigrateError> {
 /// the future not provably `Send` for every lifetime, which the sinks' futures must be (as sqlx's comment on
 /// `run_direct` says).
 async fn run_migrations(connection: &mut PgConnection, create_schema: Option<&str>) -> Result<(), MigrateError> {
-    let mut migrator = sqlx::migrate!("./migrations");
+    let mut migrator = migrator();
     if let Some(schema) = create_schema {
         // Created under the migrator's lock, so that sinks starting together do not race to create it.
         migrator.create_schema(quote_identifier(schema));
@@ -182,16 +225,34 @@ fn quote_identifier(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// A month in UTC: year and month (1 to 12).
+type Month = (i32, u32);
+
+fn month_of(timestamp: &DateTime<Utc>) -> Month {
+    (timestamp.year(), timestamp.month())
+}
+
+fn next_month((year, month): Month) -> Month {
+    if month == 12 { (year + 1, 1) } else { (year, month + 1) }
+}
+
+/// The first instant of `month`, if chrono can represent it.
+fn month_start((year, month): Month) -> Option<DateTime<Utc>> {
+    Utc.with_ymd_and_hms(year, month, 1, 0, 0, 0).single()
+}
+
 /// Where a sink connects, and its connection once open.
 struct Connector {
     options: PgConnectOptions,
     schema: Option<String>,
     connection: Option<PgConnection>,
+    /// The months whose partition this connection created or found: a batch in these months writes at once.
+    months: BTreeSet<Month>,
 }
 
 impl Connector {
     fn new(options: PgConnectOptions) -> Connector {
-        Connector { options, schema: None, connection: None }
+        Connector { options, schema: None, connection: None, months: BTreeSet::new() }
     }
 
     fn schema(&mut self, schema: &str) {
@@ -203,17 +264,55 @@ impl Connector {
     async fn connection(&mut self) -> Result<&mut PgConnection, String> {
         if self.connection.is_none() {
             let mut connection = PgConnection::connect_with(&self.options).await.map_err(|error| error.to_string())?;
-            run_migrations(&mut connection, self.schema.as_deref())
-                .await
-                .map_err(|error| format!("migrating the audit tables: {error}"))?;
+            if !migrations_applied(&mut connection, &migrator()).await {
+                run_migrations(&mut connection, self.schema.as_deref())
+                    .await
+                    .map_err(|error| format!("migrating the audit tables: {error}"))?;
+            }
             self.connection = Some(connection);
         }
         Ok(self.connection.as_mut().expect("just opened"))
     }
 
+    /// The connection, with the partition of every month of `events` and of the month after the latest,
+    /// so that the first events of a month find their partition made. A batch in months already seen costs
+    /// one comparison per event; a new month, one more round trip.
+    async fn connection_for<'a>(
+        &mut self,
+        events: impl Iterator<Item = &'a AuditEvent>,
+    ) -> Result<&mut PgConnection, String> {
+        let mut missing = BTreeSet::new();
+        let (mut previous, mut latest) = (None, None);
+        for event in events {
+            let month = month_of(&event.timestamp);
+            if previous == Some(month) {
+                continue;
+            }
+            previous = Some(month);
+            latest = latest.max(Some(month));
+            if !self.months.contains(&month) {
+                missing.insert(month);
+            }
+        }
+        if let Some(ahead) = latest.map(next_month).filter(|ahead| !self.months.contains(ahead)) {
+            missing.insert(ahead);
+        }
+        let connection = self.connection().await?;
+        if !missing.is_empty() {
+            let starts: Vec<DateTime<Utc>> = missing.iter().copied().filter_map(month_start).collect();
+            if let Err(error) = sqlx::query(CREATE_PARTITIONS).bind(starts).execute(&mut *connection).await {
+                self.reset();
+                return Err(format!("creating the month partitions of audit_log: {error}"));
+            }
+            self.months.extend(missing);
+        }
+        Ok(self.connection.as_mut().expect("opened above"))
+    }
+
     /// Forgets the connection after an error: whatever the error, the next write starts afresh.
     fn reset(&mut self) {
         self.connection = None;
+        self.months.clear();
     }
 }
 
@@ -225,6 +324,7 @@ impl fmt::Debug for Connector {
             .field("database", &self.options.get_database())
             .field("schema", &self.schema)
             .field("connected", &self.connection.is_some())
+            .field("months", &self.months)
             .finish()
     }
 }
@@ -233,10 +333,13 @@ impl fmt::Debug for Connector {
 /// of each stream moved forward in the same transaction.
 ///
 /// The sink opens its own connection on its first write (so on the runtime of the pipeline's writer), runs
-/// the migrations then, and opens a new one after any error. A batch written again is not duplicated: rows
-/// whose id is present are skipped (`ON CONFLICT (id) DO NOTHING`, in the statement the sink falls back to
-/// when its plain insert finds a row present). A row whose id is new but whose stream and sequence number
-/// are taken is an error (two writers share a stream), never silently dropped.
+/// the migrations then if any is not applied yet, and opens a new one after any error. Before writing
+/// events of a month it has not seen on its connection, it makes that month's partition and the next
+/// month's, if missing. A batch written again is not duplicated: rows whose id is present are skipped
+/// (`ON CONFLICT (id, "timestamp") DO NOTHING`, in the statement the sink falls back to when its plain
+/// insert finds a row present). A row whose id is new but whose stream and sequence number are taken in
+/// the same month is an error (two writers share a stream), never silently dropped; in another month, the
+/// verifier finds it.
 ///
 /// ```
 /// use hardened::audit::{PostgresSink, Sink};
@@ -294,7 +397,7 @@ impl PostgresSink {
         let heads: (Vec<&str>, (Vec<i64>, Vec<&str>)) = heads.into_iter().unzip();
         let rows = Columns::of(events.iter().map(SealedEvent::event))?;
 
-        let connection = self.connector.connection().await?;
+        let connection = self.connector.connection_for(events.iter().map(SealedEvent::event)).await?;
         // One statement, so one transaction: its rows and its heads are committed together or not at all.
         let mut result = rows.bind_with_heads(sqlx::query(INSERT_BATCH), &heads).execute(&mut *connection).await;
         if let Err(sqlx::Error::Database(error)) = &result
@@ -344,7 +447,7 @@ impl OneInsertPerEventSink {
     }
 
     async fn write_each(&mut self, events: &[SealedEvent]) -> Result<(), String> {
-        let connection = self.connector.connection().await?;
+        let connection = self.connector.connection_for(events.iter().map(SealedEvent::event)).await?;
         let mut result = Ok(());
         for event in events.iter().map(SealedEvent::event) {
             let sequence = sequence_of(event)?;
@@ -499,8 +602,8 @@ pub async fn write_in_tx(
 
 /// Writes `event` in the application's transaction, chained in `stream`, and returns it sealed.
 ///
-/// Locks the stream's head row until the transaction ends (creating it for a new stream), places the event
-/// after the head, inserts it and moves the head: transactions writing the same stream take turns, and one
+/// Locks the stream's head row until the transaction ends (creating it for a new stream, and the event's
+/// month partition if missing), places the event after the head, inserts it and moves the head: transactions writing the same stream take turns, and one
 /// that rolls back leaves neither its record nor a gap. Under `REPEATABLE READ` or `SERIALIZABLE`, a
 /// transaction that finds the head moved by another fails with a serialization error, to be retried as a
 /// whole, as usual at those levels.
@@ -512,7 +615,7 @@ pub async fn write_in_tx_to(
     event: AuditEvent,
 ) -> Result<SealedEvent, sqlx::Error> {
     let (last_sequence, last_hash): (i64, String) =
-        sqlx::query_as(LOCK_HEAD).bind(stream).fetch_one(&mut **transaction).await?;
+        sqlx::query_as(LOCK_HEAD).bind(stream).bind(event.timestamp).fetch_one(&mut **transaction).await?;
     let mut chain = match u64::try_from(last_sequence) {
         Ok(last_sequence) => Chain::resume(stream.to_owned(), last_sequence, last_hash),
         Err(_) => Chain::new(stream.to_owned()),
@@ -531,7 +634,10 @@ pub async fn write_in_tx_to(
 }
 
 /// Verifies one stream of the audit table: every row intact, the sequence unbroken and linked by hash from
-/// record 0, and the stream reaching the head its writers recorded.
+/// record 0, and the stream reaching the head its writers recorded. Records that retention removed (see
+/// [`drop_partitions_before`]) may be missing, and only they: where the stream starts after record 0 or
+/// skips records, a record of the drop must cover exactly the records missing, and link by hash to the
+/// records on either side.
 ///
 /// Reads the rows in pages, in one snapshot: memory does not grow with the table, and rows written during
 /// the verification are not seen.
@@ -547,7 +653,8 @@ pub async fn verify_postgres_all(pool: &PgPool) -> Result<Verification, sqlx::Er
 
 async fn verify(pool: &PgPool, only: Option<&str>) -> Result<Verification, sqlx::Error> {
     let mut transaction = pool.begin_with(BEGIN_SNAPSHOT).await?;
-    let mut verifier = ChainVerifier::default();
+    let removed = removed_runs(&mut transaction, only).await?;
+    let mut streams = StreamsCheck::new(&removed);
     let mut after = (only.unwrap_or_default().to_owned(), -1_i64);
     loop {
         let page = match only {
@@ -562,19 +669,19 @@ async fn verify(pool: &PgPool, only: Option<&str>) -> Result<Verification, sqlx:
             let id: uuid::Uuid = row.try_get("id")?;
             let location = || format!("audit_log row {id}");
             let problem = match event_from_row(&row)? {
-                Ok(event) => verifier.push(event, location, false).err(),
+                Ok(event) => streams.push(event, &location).err(),
                 Err(reason) => Some(ChainProblem::Malformed { location: location(), reason }),
             };
             if problem.is_some() {
-                return Ok(verifier.finish(problem, None));
+                return Ok(streams.finish(problem));
             }
         }
         if !full {
             break;
         }
     }
-    if let Err(problem) = verifier.end() {
-        return Ok(verifier.finish(Some(problem), None));
+    if let Err(problem) = streams.end_stream() {
+        return Ok(streams.finish(Some(problem)));
     }
     let heads: Vec<(String, i64)> = match only {
         Some(stream) => {
@@ -593,8 +700,322 @@ async fn verify(pool: &PgPool, only: Option<&str>) -> Result<Verification, sqlx:
     let problem = heads
         .into_iter()
         .filter_map(|(stream, head)| Some((stream, u64::try_from(head).ok()?)))
-        .find_map(|(stream, head)| verifier.check_head(&stream, head).err());
-    Ok(verifier.finish(problem, None))
+        .find_map(|(stream, head)| streams.check_head(&stream, head).err());
+    Ok(streams.finish(problem))
+}
+
+/// A run of consecutive records of a stream that retention removed, as `audit_retention_stream` has it.
+#[derive(Debug)]
+struct RemovedRun {
+    first: u64,
+    /// The `prev_hash` of the first record removed: the hash of the record before the run.
+    first_prev_hash: String,
+    last: u64,
+    last_hash: String,
+}
+
+/// Records removed by policy from `from` on: the last one of the runs that follow each other from `from`,
+/// linked by hash, with the hash before the first and the hash of the last.
+struct Covered<'a> {
+    through: u64,
+    before: &'a str,
+    last_hash: &'a str,
+}
+
+fn covered(runs: Option<&[RemovedRun]>, from: u64) -> Option<Covered<'_>> {
+    let runs = runs?;
+    let start = runs.iter().position(|run| run.first == from)?;
+    let mut covered =
+        Covered { through: runs[start].last, before: &runs[start].first_prev_hash, last_hash: &runs[start].last_hash };
+    for run in &runs[start + 1..] {
+        if Some(run.first) != covered.through.checked_add(1) || run.first_prev_hash != covered.last_hash {
+            break;
+        }
+        covered.through = run.last;
+        covered.last_hash = &run.last_hash;
+    }
+    Some(covered)
+}
+
+/// The runs of records removed by policy, by stream, in sequence order (none before the migration that
+/// introduced retention).
+async fn removed_runs(
+    transaction: &mut Transaction<'_, Postgres>,
+    only: Option<&str>,
+) -> Result<HashMap<String, Vec<RemovedRun>>, sqlx::Error> {
+    let recorded: Option<String> =
+        sqlx::query_scalar("SELECT to_regclass('audit_retention_stream')::text").fetch_one(&mut **transaction).await?;
+    let mut removed = HashMap::<String, Vec<RemovedRun>>::new();
+    if recorded.is_none() {
+        return Ok(removed);
+    }
+    let rows: Vec<(String, i64, String, i64, String)> = sqlx::query_as(
+        "SELECT stream, first_sequence, first_prev_hash, last_sequence, last_hash FROM audit_retention_stream \
+         WHERE $1::text IS NULL OR stream = $1 ORDER BY stream, first_sequence",
+    )
+    .bind(only)
+    .fetch_all(&mut **transaction)
+    .await?;
+    for (stream, first, first_prev_hash, last, last_hash) in rows {
+        let sequence = |value: i64| {
+            u64::try_from(value).map_err(|_| {
+                sqlx::Error::Decode(format!("audit_retention_stream: negative sequence number {value}").into())
+            })
+        };
+        let run = RemovedRun { first: sequence(first)?, first_prev_hash, last: sequence(last)?, last_hash };
+        removed.entry(stream).or_default().push(run);
+    }
+    Ok(removed)
+}
+
+/// Checks the streams of `audit_log` read in (stream, sequence) order, with the gaps that retention recorded:
+/// each stream's chain in a [`ChainVerifier`], and a new one after each gap the records of a drop cover.
+struct StreamsCheck<'a> {
+    removed: &'a HashMap<String, Vec<RemovedRun>>,
+    current: Option<StreamCheck>,
+    /// For each stream checked, the last record accounted for: present, or removed by policy.
+    reached: HashMap<String, i128>,
+    records: u64,
+}
+
+/// The stream being checked.
+struct StreamCheck {
+    stream: String,
+    verifier: ChainVerifier,
+    /// The sequence number that comes next.
+    next: u64,
+    /// The hash of the last record.
+    last_hash: String,
+}
+
+impl StreamsCheck<'_> {
+    fn new(removed: &HashMap<String, Vec<RemovedRun>>) -> StreamsCheck<'_> {
+        StreamsCheck { removed, current: None, reached: HashMap::new(), records: 0 }
+    }
+
+    fn runs(&self, stream: &str) -> Option<&[RemovedRun]> {
+        self.removed.get(stream).map(Vec::as_slice)
+    }
+
+    /// Checks the next record.
+    fn push(&mut self, event: AuditEvent, location: &impl Fn() -> Location) -> Result<(), ChainProblem> {
+        self.records += 1;
+        if self.current.as_ref().is_none_or(|current| current.stream != event.stream) {
+            self.end_stream()?;
+            self.current = Some(StreamCheck {
+                stream: event.stream.clone(),
+                verifier: ChainVerifier::default(),
+                next: 0,
+                last_hash: GENESIS_HASH.to_owned(),
+            });
+        }
+        let current = self.current.as_mut().expect("set above");
+        if event.sequence > current.next
+            && let Some(covered) = covered(self.removed.get(&event.stream).map(Vec::as_slice), current.next)
+        {
+            let (expected, found) = (covered.through + 1, event.sequence);
+            if expected > found {
+                // Present, though recorded as removed.
+                return Err(ChainProblem::Reordered { location: location(), stream: event.stream, expected, found });
+            }
+            if expected < found {
+                return Err(ChainProblem::Missing { location: location(), stream: event.stream, expected, found });
+            }
+            if covered.before != current.last_hash {
+                return Err(ChainProblem::BrokenLink {
+                    location: format!("audit_retention_stream, records {}..={}", current.next, covered.through),
+                    stream: event.stream,
+                    sequence: current.next,
+                });
+            }
+            let sealed = SealedEvent::verified(event).map_err(|event| ChainProblem::Altered {
+                location: location(),
+                stream: event.stream,
+                sequence: event.sequence,
+            })?;
+            let event = sealed.event();
+            if event.prev_hash != covered.last_hash {
+                return Err(ChainProblem::BrokenLink {
+                    location: location(),
+                    stream: event.stream.clone(),
+                    sequence: event.sequence,
+                });
+            }
+            // The records before were removed by policy: the chain goes on from this record, as checked.
+            current.verifier.end()?;
+            current.verifier = ChainVerifier::default();
+            return Self::take(current, event.clone(), location, true);
+        }
+        Self::take(current, event, location, false)
+    }
+
+    fn take(
+        current: &mut StreamCheck,
+        event: AuditEvent,
+        location: &impl Fn() -> Location,
+        may_start_late: bool,
+    ) -> Result<(), ChainProblem> {
+        let sealed = current.verifier.push(event, location, may_start_late)?;
+        current.next = current.next.max(sealed.event().sequence + 1);
+        current.last_hash.clone_from(&sealed.event().hash);
+        Ok(())
+    }
+
+    /// The end of the stream being checked: a skip that no later record explained is a gap, and records
+    /// removed by policy after its last record count as reached.
+    fn end_stream(&mut self) -> Result<(), ChainProblem> {
+        let Some(mut current) = self.current.take() else { return Ok(()) };
+        current.verifier.end()?;
+        let mut reached = i128::from(current.next) - 1;
+        if let Some(covered) = covered(self.runs(&current.stream), current.next)
+            && covered.before == current.last_hash
+        {
+            reached = i128::from(covered.through);
+        }
+        self.reached.insert(current.stream, reached);
+        Ok(())
+    }
+
+    /// Checks that `stream` reaches at least record `head`, as its writer recorded: present, or removed by
+    /// policy.
+    fn check_head(&self, stream: &str, head: u64) -> Result<(), ChainProblem> {
+        let last = self.reached.get(stream).copied().unwrap_or_else(|| {
+            covered(self.runs(stream), 0)
+                .filter(|covered| covered.before == GENESIS_HASH)
+                .map_or(-1, |covered| i128::from(covered.through))
+        });
+        if last < i128::from(head) {
+            return Err(ChainProblem::Truncated { stream: stream.to_owned(), last, head });
+        }
+        Ok(())
+    }
+
+    /// The verification so far.
+    fn finish(&self, problem: Option<ChainProblem>) -> Verification {
+        let mut verification = ChainVerifier::default().finish(problem, None);
+        verification.records = self.records;
+        verification.streams = self.reached.len() + usize::from(self.current.is_some());
+        verification
+    }
+}
+
+/// A run of consecutive records of a stream that retention removed with the month partition that held them.
+///
+/// A plain record, not signed yet: who may write the retention tables may also rewrite it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemovedByPolicy {
+    /// The stream.
+    pub stream: String,
+    /// The first record removed.
+    pub first_sequence: u64,
+    /// The `prev_hash` of the first record removed: the hash of the record before it.
+    pub first_prev_hash: String,
+    /// The last record removed.
+    pub last_sequence: u64,
+    /// The hash of the last record removed, which the record after it links to.
+    pub last_hash: String,
+    /// The first record of the stream left after the drop, if any was.
+    pub first_kept: Option<u64>,
+    /// The partition dropped.
+    pub partition: String,
+    /// The month it held, in UTC.
+    pub month: Range<DateTime<Utc>>,
+    /// When it was dropped.
+    pub dropped_at: DateTime<Utc>,
+    /// Why, as given to [`drop_partitions_before`].
+    pub reason: String,
+}
+
+/// The records retention removed, of `stream` or of every stream, by stream then sequence: what
+/// [`verify_postgres`] accepts as missing.
+pub async fn removed_by_policy(pool: &PgPool, stream: Option<&str>) -> Result<Vec<RemovedByPolicy>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT s.stream, s.first_sequence, s.first_prev_hash, s.last_sequence, s.last_hash, s.first_kept, \
+         r.partition, r.range_from, r.range_to, r.dropped_at, r.reason \
+         FROM audit_retention_stream AS s JOIN audit_retention AS r USING (drop_id) \
+         WHERE $1::text IS NULL OR s.stream = $1 ORDER BY s.stream, s.first_sequence",
+    )
+    .bind(stream)
+    .fetch_all(pool)
+    .await?;
+    let sequence = |value: i64| {
+        u64::try_from(value).map_err(|_| {
+            sqlx::Error::Decode(format!("audit_retention_stream: negative sequence number {value}").into())
+        })
+    };
+    rows.iter()
+        .map(|row| {
+            Ok(RemovedByPolicy {
+                stream: row.try_get("stream")?,
+                first_sequence: sequence(row.try_get("first_sequence")?)?,
+                first_prev_hash: row.try_get("first_prev_hash")?,
+                last_sequence: sequence(row.try_get("last_sequence")?)?,
+                last_hash: row.try_get("last_hash")?,
+                first_kept: row.try_get::<Option<i64>, _>("first_kept")?.map(sequence).transpose()?,
+                partition: row.try_get("partition")?,
+                month: row.try_get("range_from")?..row.try_get("range_to")?,
+                dropped_at: row.try_get("dropped_at")?,
+                reason: row.try_get("reason")?,
+            })
+        })
+        .collect()
+}
+
+/// A month partition of `audit_log` that [`drop_partitions_before`] dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DroppedPartition {
+    /// Its name, `audit_log_YYYY_MM`.
+    pub partition: String,
+    /// The month it held, in UTC.
+    pub month: Range<DateTime<Utc>>,
+    /// The records it held.
+    pub records: u64,
+}
+
+/// Drops every month partition of `audit_log` that ends at or before `before`, oldest first, in one
+/// transaction: the only way records leave the audit trail. Each drop is recorded first, with `reason`,
+/// in `audit_retention` (the partition, its month, its record count, when, why) and `audit_retention_stream`
+/// (for each stream, each run of consecutive records removed, with the hash before it and its last hash,
+/// and the first record kept), which [`verify_postgres`] reads to accept those records, and only those, as
+/// missing.
+///
+/// Run it as the role that owns the audit tables: dropping a partition takes its ownership, which the
+/// writer's role does not have. Writers wait while it runs (it locks `audit_log`). Refused for a month that
+/// has not ended (`before` after the start of the current month in UTC) and without a reason.
+///
+/// ```no_run
+/// # async fn retention(pool: &sqlx::PgPool) -> Result<(), sqlx::Error> {
+/// use chrono::{Months, Utc};
+///
+/// // Keep thirteen months.
+/// let before = Utc::now().checked_sub_months(Months::new(13)).expect("a representable date");
+/// for dropped in hardened::audit::drop_partitions_before(pool, before, "retention policy: 13 months").await? {
+///     println!("{}: {} records", dropped.partition, dropped.records);
+/// }
+/// # Ok(())
+/// # }
+/// ```
+pub async fn drop_partitions_before(
+    pool: &PgPool,
+    before: DateTime<Utc>,
+    reason: &str,
+) -> Result<Vec<DroppedPartition>, sqlx::Error> {
+    let mut transaction = pool.begin().await?;
+    let rows: Vec<(String, DateTime<Utc>, DateTime<Utc>, i64)> =
+        sqlx::query_as("SELECT * FROM audit_log_drop_partitions_before($1, $2)")
+            .bind(before)
+            .bind(reason)
+            .fetch_all(&mut *transaction)
+            .await?;
+    transaction.commit().await?;
+    Ok(rows
+        .into_iter()
+        .map(|(partition, from, to, records)| DroppedPartition {
+            partition,
+            month: from..to,
+            records: u64::try_from(records).unwrap_or_default(),
+        })
+        .collect())
 }
 
 /// An event from a row of [`select_columns`], or why the row is not one.
