@@ -42,10 +42,18 @@ impl SealedEvent {
         SealedEvent { event, json }
     }
 
-    /// Takes a record read back whole: checks that its hash is the hash of its canonical JSON.
-    pub(crate) fn verified(event: AuditEvent) -> Result<SealedEvent, Box<AuditEvent>> {
+    /// Takes a record read back whole: checks that its hash is the hash of its canonical JSON, or says it
+    /// was altered, at `location`.
+    pub(crate) fn verified(
+        event: AuditEvent,
+        location: impl FnOnce() -> Location,
+    ) -> Result<SealedEvent, ChainProblem> {
         let (hash, json) = seal_json(&event);
-        if hash == event.hash { Ok(SealedEvent { event, json }) } else { Err(Box::new(event)) }
+        if hash == event.hash {
+            Ok(SealedEvent { event, json })
+        } else {
+            Err(ChainProblem::Altered { location: location(), stream: event.stream, sequence: event.sequence })
+        }
     }
 }
 
@@ -420,11 +428,7 @@ impl ChainVerifier {
                 return Err(ChainProblem::Missing { location: gap_at, stream, expected, found });
             }
         }
-        let sealed = SealedEvent::verified(event).map_err(|event| ChainProblem::Altered {
-            location: location(),
-            stream: event.stream,
-            sequence: event.sequence,
-        })?;
+        let sealed = SealedEvent::verified(event, &location)?;
         let event = sealed.event();
         match self.streams.get_mut(&event.stream) {
             None => {

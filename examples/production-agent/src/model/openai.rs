@@ -3,9 +3,9 @@
 
 use serde_json::{Value, json};
 
-use crate::settings::Secret;
 use super::{Model, ModelAnswer, ModelError, ModelTurn};
 use crate::agent::Message;
+use crate::settings::Secret;
 use crate::tools;
 
 const DEFAULT_MODEL: &str = "gpt-4o-mini";

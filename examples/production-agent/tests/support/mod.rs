@@ -76,18 +76,25 @@ impl Launch {
         self.command(directory.path()).args(args).output().expect("agent-server runs")
     }
 
-    /// Starts the server on a free loopback port and waits until it listens.
-    pub(crate) fn start(self) -> Server {
+    /// Spawns the server in a new directory on a free loopback port, its standard error piped and its
+    /// standard output as `stdout` says.
+    fn spawn(&self, stdout: Stdio) -> (Child, u16, tempfile::TempDir) {
         let directory = tempfile::tempdir().expect("a temporary directory");
         let port =
             std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("an address").port();
-        let mut child = self
+        let child = self
             .command(directory.path())
             .env("HARDENED_SERVER__ADDRESS", format!("127.0.0.1:{port}"))
-            .stdout(Stdio::piped())
+            .stdout(stdout)
             .stderr(Stdio::piped())
             .spawn()
             .expect("agent-server starts");
+        (child, port, directory)
+    }
+
+    /// Starts the server on a free loopback port and waits until it listens.
+    pub(crate) fn start(self) -> Server {
+        let (mut child, port, directory) = self.spawn(Stdio::piped());
         // Its log goes to standard output and standard error; read both on threads so no pipe fills.
         let log = Arc::new(Mutex::new(String::new()));
         let stdout = child.stdout.take().expect("stdout is piped");
@@ -117,16 +124,7 @@ impl Launch {
     /// Starts the server and waits up to `patience` for it to exit: its exit status and standard error,
     /// or `None` if it was still running (it is then killed).
     pub(crate) fn start_expecting_exit(self, patience: Duration) -> Option<(std::process::ExitStatus, String)> {
-        let directory = tempfile::tempdir().expect("a temporary directory");
-        let port =
-            std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("an address").port();
-        let mut child = self
-            .command(directory.path())
-            .env("HARDENED_SERVER__ADDRESS", format!("127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("agent-server starts");
+        let (mut child, _, _directory) = self.spawn(Stdio::null());
         let started = Instant::now();
         while started.elapsed() < patience {
             if let Some(status) = child.try_wait().expect("the child can be waited for") {
