@@ -828,7 +828,7 @@ impl StreamsCheck<'_> {
                     sequence: current.next,
                 });
             }
-            let sealed = SealedEvent::verified(event, &location)?;
+            let sealed = SealedEvent::verified(event, location)?;
             let event = sealed.event();
             if event.prev_hash != covered.last_hash {
                 return Err(ChainProblem::BrokenLink {
