@@ -11,7 +11,8 @@
 # and shellcheck from Debian's packages (downloaded and unpacked, not installed). No container engine
 # and no cluster are needed. Processes it starts are stopped by their PID. The server runs as deployed
 # (AGENT_ENV=production, the production configuration) with an audit signing key pair made by its own
-# `audit keygen` in the temporary directory, and its trail must verify against the public key.
+# `audit keygen` in the temporary directory, and its trail must verify against the public key, before and
+# after a key rotation.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -282,6 +283,39 @@ if verify --public-key "$work/other-keys/signing.pub.pem" >"$work/verify-other.l
 fi
 echo "with another key: $(tail -n 1 "$work/verify-other.log")"
 pass "agent-server stopped on SIGTERM; its audit trail and $checkpoints signed checkpoints verify with its public key, not with another"
+
+step "a key rotation: the same trail continued with another key verifies with both public keys, not with one"
+# As docs/deployment.md rotates: a new replica (`rollout restart` makes pods of new names, so a stream of
+# its own: a stream has one writer) reads the new key (here the other pair) and writes to the same trail,
+# continuing its checkpoint chain.
+api_port="$(free_port)"
+ops_port="$(free_port)"
+(cd "$work/server" && serve HARDENED_SERVER__ADDRESS="127.0.0.1:$api_port" HARDENED_SERVER__ADMIN_ADDRESS="127.0.0.1:$ops_port" \
+    AGENT_AUDIT_PATH="$work/server/audit/audit.jsonl" AGENT_AUDIT_SIGNING_KEY_FILE="$work/other-keys/signing.pem" \
+    AGENT_INSTANCE=check-rotated) >"$work/server-rotated.log" 2>&1 &
+server_pid="$!"
+wait_for "http://127.0.0.1:$ops_port/health/ready" "agent-server" || { tail -n 50 "$work/server-rotated.log" >&2; exit 1; }
+session="$(curl -fsS -X POST -H "authorization: Bearer $key" "http://127.0.0.1:$api_port/v1/sessions" | "$python" -c 'import json, sys; print(json.load(sys.stdin)["id"])')"
+curl -fsS -o /dev/null -X POST -H "authorization: Bearer $key" -H 'content-type: application/json' \
+    -d '{"content": "what is 2 + 3 * 4?"}' "http://127.0.0.1:$api_port/v1/sessions/$session/messages"
+kill -TERM "$server_pid"
+status=0
+wait "$server_pid" || status=$?
+server_pid=""
+[[ "$status" -eq 0 ]] || { echo "agent-server exited with status $status after SIGTERM" >&2; tail -n 20 "$work/server-rotated.log" >&2; exit 1; }
+verified="$(verify --public-key "$work/keys/signing.pub.pem" --public-key "$work/other-keys/signing.pub.pem")"
+echo "$verified"
+rotated="$(sed -n 's/^\([0-9][0-9]*\) signed checkpoints verify.*/\1/p' <<<"$verified")"
+[[ "${rotated:-0}" -gt "$checkpoints" ]] || { echo "no checkpoint was signed with the new key" >&2; exit 1; }
+for only in keys other-keys; do
+    if verify --public-key "$work/$only/signing.pub.pem" >"$work/verify-$only.log" 2>&1; then
+        echo "the rotated trail verified with one of its two public keys ($only):" >&2
+        cat "$work/verify-$only.log" >&2
+        exit 1
+    fi
+    echo "with $only/signing.pub.pem alone: $(tail -n 1 "$work/verify-$only.log")"
+done
+pass "after a rotation the trail's $rotated checkpoints verify with both public keys, and with neither alone"
 
 step "done"
 echo "$passed passed, 0 failed (deploy/check.sh, $(($(date +%s) - started)) s)"
