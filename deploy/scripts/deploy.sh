@@ -8,7 +8,8 @@ usage() {
 usage: deploy/scripts/deploy.sh --image IMAGE:TAG [options]
 
 Applies the kustomization of deploy/k8s with the given image and waits until every replica of the new
-version is ready. The Secret `agent-server` must exist (deploy/k8s/secret.example.yaml).
+version is ready. The Secrets `agent-server` and `agent-server-audit-signing` must exist
+(deploy/k8s/secret.example.yaml).
 
 options:
   --image IMAGE:TAG   the image to run, such as ghcr.io/hardened-rs/agent-server:0.1.0 (required)
@@ -69,7 +70,8 @@ if $DRY_RUN; then
     echo "# $overlay/kustomization.yaml:"
     sed 's/^/#   /' "$overlay/kustomization.yaml"
 fi
-kube get secret agent-server --output name
+# Both Secrets the pods read: without the signing key a pod never starts ([audit] signing = "required").
+kube get secret agent-server agent-server-audit-signing --output name
 kube apply --kustomize "$overlay"
 if ! kube rollout status deployment/agent-server --timeout "$timeout"; then
     echo "the rollout did not finish within $timeout; to go back: deploy/scripts/rollback.sh" >&2
