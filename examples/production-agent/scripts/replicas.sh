@@ -101,12 +101,13 @@ heading "${#REPLICAS[@]} replicas, one audit table: $rate requests/s for $durati
 printf '  %-12s %9s %13s %15s %15s %6s\n' "replica" "load sent" "answered 200" "UserMessage" "SessionStart" "exit"
 declare -A answered=() user_messages=() session_starts=() mismatched=()
 for replica in "${REPLICAS[@]}"; do
-    stream="agent-server/$replica"
-    user_messages[$replica]="$(psql_at "$DB_URL" "SELECT count(*) FROM audit_log WHERE stream = '$stream' AND event_type = 'UserMessage'")"
-    session_starts[$replica]="$(psql_at "$DB_URL" "SELECT count(*) FROM audit_log WHERE stream = '$stream' AND event_type = 'SessionStart'")"
+    # Each start of a replica writes its own stream, agent-server/<instance>/<run>.
+    stream="agent-server/$replica/%"
+    user_messages[$replica]="$(psql_at "$DB_URL" "SELECT count(*) FROM audit_log WHERE stream LIKE '$stream' AND event_type = 'UserMessage'")"
+    session_starts[$replica]="$(psql_at "$DB_URL" "SELECT count(*) FROM audit_log WHERE stream LIKE '$stream' AND event_type = 'SessionStart'")"
     answered[$replica]=$((${ok[$replica]} + ${SETUP_MESSAGES[$replica]}))
     compare_events "$(expected_events "$WORK_DIR/load-$replica" "$sessions")" \
-        "$(psql_at "$DB_URL" "SELECT event_type || ' ' || count(*) FROM audit_log WHERE stream = '$stream' GROUP BY event_type")" \
+        "$(psql_at "$DB_URL" "SELECT event_type || ' ' || count(*) FROM audit_log WHERE stream LIKE '$stream' GROUP BY event_type")" \
         >"$WORK_DIR/events-$replica.txt"
     mismatched[$replica]="$EVENTS_MISMATCHED"
     printf '  %-12s %9s %13s %15s %15s %6s\n' "$replica" "${expected[$replica]}" "${answered[$replica]}" \

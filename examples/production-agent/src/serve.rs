@@ -123,8 +123,12 @@ fn start_audit(settings: &Settings, database: Option<&str>, instance: &str) -> R
     let directory = path.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
     std::fs::create_dir_all(directory)?;
     let spill = directory.join(format!("spill-{}", instance.replace([':', '/'], "-")));
+    // A stream has one writer from record 0 on: each start of the server writes a stream of its own, so
+    // that a restart under the same instance name does not begin a second record 0 in the same stream.
+    // Spill files stay per instance, so a restart still replays what the last run left.
+    let run = uuid::Uuid::now_v7();
     let mut builder = Auditor::builder()
-        .stream(format!("agent-server/{instance}"))
+        .stream(format!("agent-server/{instance}/{run}"))
         .spill_dir(spill)
         .checkpoint_every(audit_settings.checkpoint_every_events, audit_settings.checkpoint_every()?)
         .checkpoints_to_tracing(audit_settings.checkpoints_to_log);

@@ -138,3 +138,50 @@ fn the_production_configuration_does_not_start_without_a_signing_key() {
     assert!(all.contains("audit.signing = \"required\" but no signing key is set"), "{all}");
     assert!(all.contains("agent-server audit keygen"), "{all}");
 }
+
+/// Starts the server in `directory` as instance `instance`, opens a session (an audited event), and
+/// stops it with SIGTERM.
+async fn run_once(directory: &Path, instance: &str) {
+    let port =
+        std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("an address").port();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_agent-server"))
+        .current_dir(directory)
+        .env("AGENT_AUDIT_PATH", directory.join("audit/audit.jsonl"))
+        .env("AGENT_INSTANCE", instance)
+        .env("HARDENED_SERVER__ADDRESS", format!("127.0.0.1:{port}"))
+        .env_remove("DATABASE_URL")
+        .env_remove("AGENT_CONFIG_DIR")
+        .env_remove("AGENT_AUDIT_SIGNING_KEY_FILE")
+        .env_remove("AGENT_ENV")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("agent-server starts");
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(server.try_wait().expect("waitable").is_none(), "the server exited at start");
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "the server listens");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let opened = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/v1/sessions"))
+        .bearer_auth("dev-key")
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(opened.status(), 201);
+    let killed = Command::new("kill").arg("-TERM").arg(server.id().to_string()).status().expect("kill runs");
+    assert!(killed.success());
+    assert!(server.wait().expect("the server exits").success(), "a clean exit after SIGTERM");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_restarted_under_the_same_instance_keeps_a_trail_that_verifies() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    run_once(directory.path(), "replica-1").await;
+    run_once(directory.path(), "replica-1").await;
+    let verified = agent(directory.path(), &["audit", "verify"]);
+    assert!(verified.status.success(), "{}{}", text(&verified.stdout), text(&verified.stderr));
+    let stdout = text(&verified.stdout);
+    assert!(stdout.contains("in 2 streams"), "each run writes a stream of its own: {stdout}");
+}
