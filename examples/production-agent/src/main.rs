@@ -34,6 +34,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let command = cli.command.unwrap_or_default();
+    // A key pair is made before any configuration exists (it is what the configuration will name).
+    if let Command::Audit { command: AuditCommand::Keygen { out } } = &command {
+        return exit_code(audit_commands::keygen(out));
+    }
     let settings = match settings::Settings::load(cli.config.as_deref()) {
         Ok(settings) => settings,
         Err(error) => {
@@ -42,7 +47,7 @@ fn main() -> ExitCode {
         }
     };
     let outcome = runtime.block_on(async move {
-        match cli.command.unwrap_or_default() {
+        match command {
             Command::Serve => serve::serve(settings).await,
             Command::Config { command: ConfigCommand::Check } => {
                 print!("{}", settings.effective());
@@ -57,6 +62,10 @@ fn main() -> ExitCode {
             }
         }
     });
+    exit_code(outcome)
+}
+
+fn exit_code(outcome: Result<(), Box<dyn std::error::Error>>) -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
