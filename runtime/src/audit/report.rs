@@ -47,19 +47,21 @@ pub const MAX_ATTEMPTS: u64 = 1_000_000_000;
 /// A number written with a fraction of zero is whole: canonical JSON, which the JSONL log is written in,
 /// writes `20.0` as `20`, and Postgres keeps it as written.
 fn attempts(details: &Details) -> u64 {
-    let whole = |number: &serde_json::Number| {
-        number.as_u64().or_else(|| {
-            let float = number.as_f64()?;
-            // Exact: every whole number up to MAX_ATTEMPTS is a float.
-            (float.fract() == 0.0 && (1.0..=MAX_ATTEMPTS as f64).contains(&float)).then_some(float as u64)
-        })
-    };
     match details.get(ATTEMPTS_DETAIL) {
-        Some(serde_json::Value::Number(number)) => {
-            whole(number).filter(|attempts| (1..=MAX_ATTEMPTS).contains(attempts)).unwrap_or(1)
-        }
+        Some(serde_json::Value::Number(number)) => number
+            .as_u64()
+            .or_else(|| number.as_f64().and_then(whole_attempts))
+            .filter(|attempts| (1..=MAX_ATTEMPTS).contains(attempts))
+            .unwrap_or(1),
         _ => 1,
     }
+}
+
+/// `float` as attempts, if it is a whole number from 1 to [`MAX_ATTEMPTS`].
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "the range is checked first")]
+fn whole_attempts(float: f64) -> Option<u64> {
+    // Exact: every whole number up to MAX_ATTEMPTS is a float.
+    (float.fract() == 0.0 && (1.0..=MAX_ATTEMPTS as f64).contains(&float)).then_some(float as u64)
 }
 
 /// The thresholds of the suspicious patterns (see [`SecurityReport`]).
