@@ -24,9 +24,10 @@ use super::jsonl::{JsonlRecord, read_jsonl};
 const MAX_DURATION: Duration = Duration::from_hours(100 * 366 * 24);
 
 /// The detail of an event that stands for several attempts: how many, a whole number from 1 to
-/// [`MAX_ATTEMPTS`] (`20.0` is whole, as canonical JSON writes it `20`). A server that records its failed authentications once per interval (rather than
-/// once per request, which would let a flood of failures flood the audit trail) sets it on that event, and
-/// the security report counts the event for that many failures.
+/// [`MAX_ATTEMPTS`] (`20.0` is whole, as canonical JSON writes it `20`). A server that records its failed
+/// authentications once per interval (rather than once per request, which would let a flood of failures
+/// flood the audit trail) sets it on that event, and the security report counts the event for that many
+/// failures, all at the event's timestamp.
 ///
 /// ```
 /// use hardened::audit::{ATTEMPTS_DETAIL, AuditEvent, AuditOutcome, EventType};
@@ -43,9 +44,9 @@ pub const ATTEMPTS_DETAIL: &str = "attempts";
 pub const MAX_ATTEMPTS: u64 = 1_000_000_000;
 
 /// The attempts an event stands for: its [`ATTEMPTS_DETAIL`] when that is a whole number from 1 to
-/// [`MAX_ATTEMPTS`], else 1. The Postgres report computes the same in SQL (`ATTEMPTS` in `sql`).
-/// A number written with a fraction of zero is whole: canonical JSON, which the JSONL log is written in,
-/// writes `20.0` as `20`, and Postgres keeps it as written.
+/// [`MAX_ATTEMPTS`], else 1; the Postgres report computes the same in SQL (`DECLARE_FAILURES`). A number
+/// written with a fraction of zero is whole: canonical JSON, which the JSONL log is written in, writes
+/// `20.0` as `20`, and Postgres keeps it as written.
 fn attempts(details: &Details) -> u64 {
     match details.get(ATTEMPTS_DETAIL) {
         Some(serde_json::Value::Number(number)) => number
