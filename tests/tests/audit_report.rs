@@ -12,10 +12,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use hardened::audit::{
-    AuditEvent, AuditOutcome, AuthenticationBurst, EventType, FailingTool, JsonlSink, ReportError, ReportOptions,
-    SecurityReport, Sink, Subject, seal_stream,
+    ATTEMPTS_DETAIL, AuditEvent, AuditOutcome, AuthenticationBurst, EventType, FailingTool, JsonlSink, MAX_ATTEMPTS,
+    ReportError, ReportOptions, SecurityReport, Sink, Subject, seal_stream,
 };
 use hardened_tests::postgres::TestSchema;
+use serde_json::{Value, json};
 
 use AuditOutcome::{Denied, Failure, Success};
 
@@ -147,6 +148,84 @@ fn fixture() -> Vec<AuditEvent> {
     events
 }
 
+/// A server's one failed authentication for an address's failures of an interval, with `details.attempts`.
+fn aggregated(user: Option<&str>, ip: &str, attempts: impl Into<Value>, timestamp: DateTime<Utc>) -> AuditEvent {
+    let mut event = login(user, Some(ip), Failure, timestamp);
+    event.details.insert(ATTEMPTS_DETAIL.to_owned(), attempts.into());
+    event
+}
+
+/// `details.attempts` that are not a whole number from 1 to `MAX_ATTEMPTS`, each of which counts once.
+fn unbelievable_attempts() -> Vec<Value> {
+    vec![
+        json!(0),
+        json!(-20),
+        json!(2.5),
+        json!(1e300),
+        json!("20"),
+        json!(null),
+        json!(true),
+        json!([20]),
+        json!({ "attempts": 20 }),
+        json!(MAX_ATTEMPTS + 1),
+        json!(u64::MAX),
+    ]
+}
+
+// Aggregated failures, all after the fixture's window (so that its report does not change), in the hour
+// `aggregated_window`:
+// - 198.51.100.20: one event of 20 attempts at 4000 s
+// - 198.51.100.21, user eve: 2 attempts at 4100 s, a plain failure at 4130 s, 3 attempts at 4200 s
+// - 198.51.100.22: the unbelievable attempts (11, once each) and MAX_ATTEMPTS, all at 4300 s
+// So 20 + 6 + 11 + MAX_ATTEMPTS failed authentications in 16 events.
+fn aggregated_fixture() -> Vec<AuditEvent> {
+    let mut events = vec![
+        aggregated(None, "198.51.100.20", 20, at(4000, 0)),
+        aggregated(Some("eve"), "198.51.100.21", 2, at(4100, 0)),
+        login(Some("eve"), Some("198.51.100.21"), Failure, at(4130, 0)),
+        // Written with a fraction of zero, as a float.
+        aggregated(Some("eve"), "198.51.100.21", 3.0, at(4200, 0)),
+    ];
+    events.extend(
+        unbelievable_attempts().into_iter().map(|attempts| aggregated(None, "198.51.100.22", attempts, at(4300, 0))),
+    );
+    events.push(aggregated(None, "198.51.100.22", MAX_ATTEMPTS, at(4300, 0)));
+    events
+}
+
+fn aggregated_window() -> Range<DateTime<Utc>> {
+    at(3600, 0)..at(7200, 0)
+}
+
+/// Checks the report of [`aggregated_fixture`] in [`aggregated_window`] with [`options`] (at least 3 failures
+/// within a minute): the events counted once each, their attempts counted in the failed authentications and
+/// the bursts.
+fn assert_aggregated(report: &SecurityReport) {
+    assert_eq!(report.total_events, 16);
+    assert_eq!(report.by_outcome["Failure"], 16);
+    assert_eq!(report.failed_authentications, 20 + 6 + 11 + MAX_ATTEMPTS);
+    let burst = |subject: Subject, failures: u64, first: DateTime<Utc>, last: DateTime<Utc>, total: u64| {
+        AuthenticationBurst { subject, failures, first, last, failures_in_window: total }
+    };
+    assert_eq!(
+        report.authentication_bursts,
+        [
+            // 2 at 4100 s and 1 at 4130 s make 3 within a minute; 1 at 4130 s and 3 at 4200 s are 70 s apart.
+            // [4140 s, 4200 s] holds 3 too, later.
+            burst(Subject::User("eve".to_owned()), 3, at(4100, 0), at(4130, 0), 6),
+            burst(Subject::IpAddress(ip("198.51.100.20")), 20, at(4000, 0), at(4000, 0), 20),
+            burst(Subject::IpAddress(ip("198.51.100.21")), 3, at(4100, 0), at(4130, 0), 6),
+            burst(
+                Subject::IpAddress(ip("198.51.100.22")),
+                11 + MAX_ATTEMPTS,
+                at(4300, 0),
+                at(4300, 0),
+                11 + MAX_ATTEMPTS
+            ),
+        ]
+    );
+}
+
 fn ip(text: &str) -> IpAddr {
     text.parse().expect("a valid address")
 }
@@ -248,6 +327,60 @@ async fn the_jsonl_report_does_not_depend_on_the_order_of_the_log() {
     events.reverse();
     write_jsonl(&path, events).await;
     assert_eq!(from_jsonl(&path, &options()), expected_report());
+}
+
+#[tokio::test]
+async fn an_aggregated_failure_counts_for_its_attempts() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let path = directory.path().join("audit.jsonl");
+    write_jsonl(&path, aggregated_fixture()).await;
+    assert_aggregated(&SecurityReport::from_jsonl(&path, aggregated_window(), &options()).expect("the report is made"));
+}
+
+#[tokio::test]
+async fn one_aggregated_failure_of_20_attempts_is_a_burst() {
+    // The flood a server records as one event: 20 failed requests of one address in an interval.
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let path = directory.path().join("audit.jsonl");
+    write_jsonl(&path, vec![aggregated(None, "192.0.2.7", 20, at(100, 0))]).await;
+    let report = SecurityReport::from_jsonl(&path, window(), &ReportOptions::default()).expect("the report is made");
+    assert_eq!((report.total_events, report.failed_authentications), (1, 20));
+    assert_eq!(
+        report.authentication_bursts,
+        [AuthenticationBurst {
+            subject: Subject::IpAddress(ip("192.0.2.7")),
+            failures: 20,
+            first: at(100, 0),
+            last: at(100, 0),
+            failures_in_window: 20,
+        }]
+    );
+}
+
+#[tokio::test]
+async fn unbelievable_attempts_count_once() {
+    // A forged count, of any kind, cannot make one event weigh more than MAX_ATTEMPTS, nor less than 1.
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let path = directory.path().join("audit.jsonl");
+    let unbelievable = unbelievable_attempts();
+    let count = unbelievable.len() as u64;
+    let mut events: Vec<AuditEvent> = unbelievable
+        .into_iter()
+        .map(|attempts| aggregated(Some("mallory"), "192.0.2.8", attempts, at(10, 0)))
+        .collect();
+    write_jsonl(&path, events.clone()).await;
+    let report = from_jsonl(&path, &options());
+    assert_eq!(report.failed_authentications, count);
+    assert_eq!(report.authentication_bursts.len(), 2);
+    assert!(report.authentication_bursts.iter().all(|burst| burst.failures == count), "{report:?}");
+
+    // The largest count believed, twice.
+    events.extend([1, 2].map(|_| aggregated(Some("mallory"), "192.0.2.8", MAX_ATTEMPTS, at(20, 0))));
+    let path = directory.path().join("largest.jsonl");
+    write_jsonl(&path, events).await;
+    let report = from_jsonl(&path, &options());
+    assert_eq!(report.failed_authentications, count + 2 * MAX_ATTEMPTS);
+    assert!(report.authentication_bursts.iter().all(|burst| burst.failures == count + 2 * MAX_ATTEMPTS));
 }
 
 /// A threshold moved past an edge of the fixture: its name, the options, and what it changes in the report.
@@ -403,8 +536,18 @@ async fn the_report_of_the_audit_table_counts_what_the_fixture_holds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL: set DATABASE_URL and run with --include-ignored"]
+async fn the_report_of_the_audit_table_counts_aggregated_failures_by_their_attempts() {
+    let schema = schema_with(aggregated_fixture()).await;
+    let report =
+        SecurityReport::from_postgres(&schema.pool, aggregated_window(), &options()).await.expect("the report is made");
+    assert_aggregated(&report);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: set DATABASE_URL and run with --include-ignored"]
 async fn the_reports_of_jsonl_and_postgres_are_identical() {
-    let events = fixture();
+    let mut events = fixture();
+    events.extend(aggregated_fixture());
     let schema = schema_with(events.clone()).await;
     let directory = tempfile::tempdir().expect("a temporary directory");
     let path = directory.path().join("audit.jsonl");
@@ -416,6 +559,9 @@ async fn the_reports_of_jsonl_and_postgres_are_identical() {
         at(10, 0) - TimeDelta::nanoseconds(1)..at(130, 0) + TimeDelta::nanoseconds(500),
         at(-7200, 0)..at(7200, 0),
         at(100, 0)..at(100, 0),
+        aggregated_window(),
+        // eve's first span without its first event, the second whole.
+        at(4100, 1)..at(4300, 0),
     ];
     let mut all_edges = vec![("defaults", ReportOptions::default()), ("fixture", options())];
     all_edges.extend(edges().into_iter().map(|(edge, options, _)| (edge, options)));

@@ -97,7 +97,7 @@ fn record_failures(summaries: Vec<FailureSummary>) {
                 .resource(summary.route)
                 .outcome(AuditOutcome::Failure)
                 .outcome_details(summary.reason)
-                .detail("attempts", summary.attempts)
+                .detail(audit::ATTEMPTS_DETAIL, summary.attempts)
                 .detail("refused", summary.refused)
                 .detail("since", summary.since.to_rfc3339())
         });

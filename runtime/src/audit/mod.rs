@@ -76,7 +76,10 @@ pub use self::postgres::{
     PostgresSink, migrate_postgres, postgres_in_schema, verify_postgres, verify_postgres_all, write_in_tx,
     write_in_tx_to,
 };
-pub use self::report::{AuthenticationBurst, FailingTool, ReportError, ReportOptions, SecurityReport, Subject};
+pub use self::report::{
+    ATTEMPTS_DETAIL, AuthenticationBurst, FailingTool, MAX_ATTEMPTS, ReportError, ReportOptions, SecurityReport,
+    Subject,
+};
 #[cfg(feature = "testing")]
 pub use self::sink::MemorySink;
 pub use self::sink::{BoxFuture, Sink, SinkError, StdoutSink};

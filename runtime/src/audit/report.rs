@@ -3,7 +3,7 @@
 //! Computed from a JSONL log by one streaming pass ([`SecurityReport::from_jsonl`]) or, with the feature
 //! `postgres`, by queries in Postgres that count on its indexes and read the failed authentications in
 //! timestamp order ([`SecurityReport::from_postgres`]); both give the same report for the same events, the
-//! bursts found by the same code.
+//! failed authentications summed and the bursts found by the same code.
 //!
 //! The definitions are on [`SecurityReport`].
 
@@ -17,11 +17,53 @@ use std::time::Duration;
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use serde::{Serialize, Serializer};
 
-use super::event::{AuditEvent, AuditOutcome, EventType, timestamp};
+use super::event::{AuditEvent, AuditOutcome, Details, EventType, timestamp};
 use super::jsonl::{JsonlRecord, read_jsonl};
 
 /// The longest `burst_window` and `tool_baseline` accepted: about a century.
 const MAX_DURATION: Duration = Duration::from_hours(100 * 366 * 24);
+
+/// The detail of an event that stands for several attempts: how many, a whole number from 1 to
+/// [`MAX_ATTEMPTS`] (`20.0` is whole, as canonical JSON writes it `20`). A server that records its failed
+/// authentications once per interval (rather than once per request, which would let a flood of failures
+/// flood the audit trail) sets it on that event, and the security report counts the event for that many
+/// failures, all at the event's timestamp.
+///
+/// ```
+/// use hardened::audit::{ATTEMPTS_DETAIL, AuditEvent, AuditOutcome, EventType};
+///
+/// let failures = AuditEvent::new(EventType::AuthenticationAttempt)
+///     .outcome(AuditOutcome::Failure)
+///     .detail(ATTEMPTS_DETAIL, 20);
+/// assert_eq!(failures.details["attempts"], 20);
+/// ```
+pub const ATTEMPTS_DETAIL: &str = "attempts";
+
+/// The most attempts one event counts for in the security report. A larger [`ATTEMPTS_DETAIL`], like one
+/// that is not a whole number from 1, is not believed: the event counts once.
+pub const MAX_ATTEMPTS: u64 = 1_000_000_000;
+
+/// The attempts an event stands for: its [`ATTEMPTS_DETAIL`] when that is a whole number from 1 to
+/// [`MAX_ATTEMPTS`], else 1; the Postgres report computes the same in SQL (`DECLARE_FAILURES`). A number
+/// written with a fraction of zero is whole: canonical JSON, which the JSONL log is written in, writes
+/// `20.0` as `20`, and Postgres keeps it as written.
+fn attempts(details: &Details) -> u64 {
+    match details.get(ATTEMPTS_DETAIL) {
+        Some(serde_json::Value::Number(number)) => number
+            .as_u64()
+            .or_else(|| number.as_f64().and_then(whole_attempts))
+            .filter(|attempts| (1..=MAX_ATTEMPTS).contains(attempts))
+            .unwrap_or(1),
+        _ => 1,
+    }
+}
+
+/// `float` as attempts, if it is a whole number from 1 to [`MAX_ATTEMPTS`].
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "the range is checked first")]
+fn whole_attempts(float: f64) -> Option<u64> {
+    // Exact: every whole number up to MAX_ATTEMPTS is a float.
+    (float.fract() == 0.0 && (1.0..=MAX_ATTEMPTS as f64).contains(&float)).then_some(float as u64)
+}
 
 /// The thresholds of the suspicious patterns (see [`SecurityReport`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -175,6 +217,12 @@ pub struct FailingTool {
 /// authentications (`AuthenticationAttempt` with outcome `Failure`); denied authorizations
 /// (`AuthorizationCheck` with outcome `Denied`).
 ///
+/// A failed authentication that stands for several attempts, such as a server's one event for an address's
+/// failures of an interval, says how many in its [`ATTEMPTS_DETAIL`] (`details.attempts`), and counts for
+/// that many in the failed authentications and the bursts (but once among the events): a whole number from
+/// 1 to [`MAX_ATTEMPTS`]; any other value, or none, counts once, and the sums saturate, so that a forged
+/// count can neither overflow them nor hide the events.
+///
 /// # Suspicious patterns
 ///
 /// **Repeated failed authentications** ([`AuthenticationBurst`]). The subjects are each `user_id` and each
@@ -183,6 +231,9 @@ pub struct FailingTool {
 /// its failures: when for some failure at time `t`, at least `N` failures fall in the closed interval
 /// `[t - W, t]`. The report gives the densest such span (the most failures; among equals, the earliest):
 /// its number of failures, its first and last failure; and the subject's failures in the whole window.
+/// The attempts of an event that stands for several all fall at its timestamp: where the event sums an
+/// interval of failures (written when it ends), a burst spanning the edges of intervals is found to within
+/// the length of an interval.
 ///
 /// **Failing tools** ([`FailingTool`]). Tool calls are the `ToolExecution` events with a `resource` (the
 /// tool), a failure one with outcome `Failure` (`Denied`, a refusal by a guard, is not the tool failing). A
@@ -228,7 +279,8 @@ pub struct SecurityReport {
     pub by_event_type: BTreeMap<String, u64>,
     /// Events by outcome; every outcome.
     pub by_outcome: BTreeMap<String, u64>,
-    /// `AuthenticationAttempt` events with outcome `Failure`.
+    /// The attempts of the `AuthenticationAttempt` events with outcome `Failure`: each event counts for its
+    /// [`ATTEMPTS_DETAIL`], or once.
     pub failed_authentications: u64,
     /// `AuthorizationCheck` events with outcome `Denied`.
     pub denied_authorizations: u64,
@@ -287,9 +339,6 @@ impl SecurityReport {
         self.total_events += count;
         *self.by_event_type.entry(event_type.to_owned()).or_default() += count;
         *self.by_outcome.entry(outcome.to_owned()).or_default() += count;
-        if event_type == EventType::AuthenticationAttempt.as_str() && outcome == AuditOutcome::Failure.as_str() {
-            self.failed_authentications += count;
-        }
         if event_type == EventType::AuthorizationCheck.as_str() && outcome == AuditOutcome::Denied.as_str() {
             self.denied_authorizations += count;
         }
@@ -411,9 +460,11 @@ impl Tally {
         }
         self.report.count(event.event_type.as_str(), event.outcome.as_str(), 1);
         if event.event_type == EventType::AuthenticationAttempt && event.outcome == AuditOutcome::Failure {
+            let attempts = attempts(&event.details);
+            self.report.failed_authentications = self.report.failed_authentications.saturating_add(attempts);
             let subjects = [event.user_id.clone().map(Subject::User), event.ip_address.map(Subject::IpAddress)];
             for subject in subjects.into_iter().flatten() {
-                self.bursts.entry(subject).or_default().push(timestamp, self.bounds.burst_window);
+                self.bursts.entry(subject).or_default().push(timestamp, attempts, self.bounds.burst_window);
             }
         }
     }
@@ -452,11 +503,21 @@ impl SecurityReport {
     }
 }
 
+/// Failed attempts at one timestamp, from one event.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    timestamp: DateTime<Utc>,
+    attempts: u64,
+    /// The attempts of this entry and of all before it (those dropped included), so that a span's attempts
+    /// are one subtraction: a `u128` never overflows, with at most `MAX_ATTEMPTS` per event.
+    running: u128,
+}
+
 /// One subject's failed authentications, for finding its densest span of `W`.
 #[derive(Debug, Default)]
 struct Failures {
     /// The failures since twice `W` before the latest, sorted.
-    held: VecDeque<DateTime<Utc>>,
+    held: VecDeque<Held>,
     latest: Option<DateTime<Utc>>,
     total: u64,
     /// The most failures in `[t - W, t]` for a failure at `t`, the first of them, and `t` (the earliest `t`
@@ -465,35 +526,46 @@ struct Failures {
 }
 
 impl Failures {
-    fn push(&mut self, timestamp: DateTime<Utc>, window: TimeDelta) {
-        self.total += 1;
-        let index = self.held.partition_point(|held| *held <= timestamp);
-        self.held.insert(index, timestamp);
+    /// Adds `attempts` failures at `timestamp`.
+    fn push(&mut self, timestamp: DateTime<Utc>, attempts: u64, window: TimeDelta) {
+        self.total = self.total.saturating_add(attempts);
+        let index = self.held.partition_point(|held| held.timestamp <= timestamp);
+        let before = match (index.checked_sub(1).and_then(|previous| self.held.get(previous)), self.held.get(index)) {
+            (Some(previous), _) => previous.running,
+            (None, Some(next)) => next.running - u128::from(next.attempts),
+            (None, None) => 0,
+        };
+        self.held.insert(index, Held { timestamp, attempts, running: before + u128::from(attempts) });
+        // Only a failure out of timestamp order has failures after it, counted again.
+        for later in self.held.range_mut(index + 1..) {
+            later.running += u128::from(attempts);
+        }
         let latest = self.latest.map_or(timestamp, |latest| latest.max(timestamp));
         self.latest = Some(latest);
         // The spans that gained a failure: those ending at a failure in [timestamp, timestamp + W]. In
         // timestamp order that is only the one ending at this failure.
         let reach = timestamp.checked_add_signed(window).unwrap_or(DateTime::<Utc>::MAX_UTC);
         let mut at = index;
-        while let Some(&end) = self.held.get(at)
+        while let Some(end) = self.held.get(at).map(|held| held.timestamp)
             && end <= reach
         {
             let start = end.checked_sub_signed(window).unwrap_or(DateTime::<Utc>::MIN_UTC);
-            let upper = self.held.partition_point(|held| *held <= end);
-            let lower = self.held.partition_point(|held| *held < start);
-            let count = (upper - lower) as u64;
+            let upper = self.held.partition_point(|held| held.timestamp <= end);
+            let lower = self.held.partition_point(|held| held.timestamp < start);
+            let (first, last) = (self.held[lower], self.held[upper - 1]);
+            let count = u64::try_from(last.running - first.running + u128::from(first.attempts)).unwrap_or(u64::MAX);
             let better = match self.densest {
                 None => true,
                 Some((best, _, best_end)) => count > best || (count == best && end < best_end),
             };
             if better {
-                self.densest = Some((count, self.held[lower], end));
+                self.densest = Some((count, first.timestamp, end));
             }
             at = upper;
         }
         // A failure up to W late still finds every failure of the spans it joins.
         let keep_from = latest.checked_sub_signed(window * 2).unwrap_or(DateTime::<Utc>::MIN_UTC);
-        while self.held.front().is_some_and(|held| *held < keep_from) {
+        while self.held.front().is_some_and(|held| held.timestamp < keep_from) {
             self.held.pop_front();
         }
     }
@@ -606,16 +678,29 @@ mod sql {
     use chrono::{DateTime, Utc};
     use sqlx::PgPool;
 
-    use super::{Bounds, Failures, ReportError, ReportOptions, SecurityReport, Subject, ToolCounts, bursts_of};
+    use super::{
+        ATTEMPTS_DETAIL, Bounds, Failures, MAX_ATTEMPTS, ReportError, ReportOptions, SecurityReport, Subject,
+        ToolCounts, bursts_of,
+    };
 
     /// Events by type and outcome: an index-only scan of `audit_log_timestamp`.
     const COUNTS: &str = "SELECT event_type, outcome, count(*) FROM audit_log \
          WHERE \"timestamp\" >= $1 AND \"timestamp\" < $2 GROUP BY event_type, outcome";
 
-    /// The failed authentications of the window in timestamp order, for finding bursts as the JSONL report
-    /// does: an index-only scan of the partial index `audit_log_failed_authentication`, which is in that order.
+    /// The failed authentications of the window in timestamp order, for the failed authentications and the
+    /// bursts as the JSONL report finds them: a scan of the partial index `audit_log_failed_authentication`,
+    /// which is in that order, reading each row's details from the table. With each, the attempts it stands
+    /// for, as `attempts` computes them in Rust: its detail `$3` (`ATTEMPTS_DETAIL`) when that is a JSON
+    /// number with a whole value from 1 to `$4` (`MAX_ATTEMPTS`), else 1. A `numeric` holds any JSON
+    /// number exactly; the inner `CASE` casts only numbers, the `bigint` cast only values in range.
     const DECLARE_FAILURES: &str = "DECLARE failures NO SCROLL CURSOR FOR \
-         SELECT \"timestamp\", user_id, host(ip_address) FROM audit_log \
+         SELECT \"timestamp\", user_id, host(ip_address), \
+             CASE WHEN jsonb_typeof(details -> $3::text) = 'number' \
+             THEN CASE WHEN (details -> $3::text)::numeric BETWEEN 1 AND $4::bigint \
+                       AND (details -> $3::text)::numeric = trunc((details -> $3::text)::numeric) \
+                   THEN (details -> $3::text)::numeric::bigint ELSE 1 END \
+             ELSE 1 END \
+         FROM audit_log \
          WHERE event_type = 'AuthenticationAttempt' AND outcome = 'Failure' \
            AND \"timestamp\" >= $1 AND \"timestamp\" < $2 \
          ORDER BY \"timestamp\"";
@@ -643,19 +728,21 @@ mod sql {
     /// which counts a large window at about half the speed.
     const PLAN_FOR_THE_WINDOW: &str = "SET LOCAL plan_cache_mode = force_custom_plan";
 
-    /// A failed authentication: timestamp, user, address.
-    type FailureRow = (DateTime<Utc>, Option<String>, Option<String>);
+    /// A failed authentication: timestamp, user, address, the attempts it stands for.
+    type FailureRow = (DateTime<Utc>, Option<String>, Option<String>, i64);
 
     fn count(value: i64) -> u64 {
         u64::try_from(value).unwrap_or_default()
     }
 
     impl SecurityReport {
-        /// The report of the events of the audit table in `window`, in one snapshot, from index-only
-        /// scans of the table's indexes: Postgres counts the events and the tool calls, and sends one row
-        /// per tool and one per failed authentication in the window, in timestamp order, from which bursts
-        /// are found as [`from_jsonl`](SecurityReport::from_jsonl) finds them (memory holds one page of
-        /// failures and each subject's failures within twice `burst_window`).
+        /// The report of the events of the audit table in `window`, in one snapshot, from scans of the
+        /// table's indexes: Postgres counts the events and the tool calls, and sends one row per tool and
+        /// one per failed authentication in the window, with the attempts it stands for, in timestamp order,
+        /// from which the failed authentications are summed and bursts found as
+        /// [`from_jsonl`](SecurityReport::from_jsonl) finds them (memory holds one page of failures and each
+        /// subject's failures within twice `burst_window`). The failed authentications' details are read
+        /// from the table, the other scans are index-only.
         ///
         /// Index-only scans read the table only for pages not marked all-visible in its visibility map,
         /// which autovacuum keeps up to date (an insert-only table included, since Postgres 13); where
@@ -680,13 +767,22 @@ mod sql {
                 report.count(&event_type, &outcome, count(events));
             }
 
-            // The bursts as the JSONL report finds them, from the failures in timestamp order: the same code,
-            // the same results.
+            // The failed authentications and the bursts as the JSONL report finds them, from the failures in
+            // timestamp order: the same code, the same results.
             let mut bursts = HashMap::<Subject, Failures>::new();
-            sqlx::query(DECLARE_FAILURES).bind(bounds.from).bind(bounds.to).execute(&mut *transaction).await?;
+            sqlx::query(DECLARE_FAILURES)
+                .bind(bounds.from)
+                .bind(bounds.to)
+                .bind(ATTEMPTS_DETAIL)
+                .bind(i64::try_from(MAX_ATTEMPTS).unwrap_or(i64::MAX))
+                .execute(&mut *transaction)
+                .await?;
             loop {
                 let page: Vec<FailureRow> = sqlx::query_as(FETCH_FAILURES).fetch_all(&mut *transaction).await?;
-                for (timestamp, user_id, ip_address) in &page {
+                for (timestamp, user_id, ip_address, attempts) in &page {
+                    // At least 1 and at most `MAX_ATTEMPTS` by the query.
+                    let attempts = count(*attempts).max(1);
+                    report.failed_authentications = report.failed_authentications.saturating_add(attempts);
                     let ip_address = match ip_address {
                         Some(ip) => Some(Subject::IpAddress(
                             ip.parse()
@@ -695,7 +791,7 @@ mod sql {
                         None => None,
                     };
                     for subject in [user_id.clone().map(Subject::User), ip_address].into_iter().flatten() {
-                        bursts.entry(subject).or_default().push(*timestamp, bounds.burst_window);
+                        bursts.entry(subject).or_default().push(*timestamp, attempts, bounds.burst_window);
                     }
                 }
                 if page.len() < FAILURES_PAGE {
@@ -729,5 +825,90 @@ mod sql {
             report.sort();
             Ok(report)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    use super::*;
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_767_225_600 + seconds, 0).single().expect("a valid time")
+    }
+
+    #[test]
+    fn an_event_counts_for_its_attempts_when_they_are_believable() {
+        for (value, expected) in [
+            (json!(1), 1),
+            (json!(20), 20),
+            (json!(MAX_ATTEMPTS), MAX_ATTEMPTS),
+            (json!(MAX_ATTEMPTS + 1), 1),
+            (json!(u64::MAX), 1),
+            (json!(0), 1),
+            (json!(-3), 1),
+            (json!(20.0), 20),
+            (json!(20.5), 1),
+            (json!(1e300), 1),
+            (json!("20"), 1),
+            (json!(null), 1),
+        ] {
+            let mut details = Details::new();
+            details.insert(ATTEMPTS_DETAIL.to_owned(), value.clone());
+            assert_eq!(attempts(&details), expected, "{value}");
+        }
+        assert_eq!(attempts(&Details::new()), 1);
+    }
+
+    #[test]
+    fn the_sums_of_attempts_saturate() {
+        let options = ReportOptions { burst_failures: 1, ..ReportOptions::default() };
+        let mut tally = Tally::new(Bounds::new(at(0)..at(3600), &options), &options);
+        let event = |seconds| {
+            let mut event = AuditEvent::new(EventType::AuthenticationAttempt)
+                .outcome(AuditOutcome::Failure)
+                .user_id("mallory")
+                .detail(ATTEMPTS_DETAIL, MAX_ATTEMPTS);
+            event.timestamp = at(seconds);
+            event
+        };
+        tally.add(&event(10));
+        tally.report.failed_authentications = u64::MAX - 1;
+        let subject = Subject::User("mallory".to_owned());
+        tally.bursts.get_mut(&subject).expect("followed").total = u64::MAX - 1;
+        tally.add(&event(20));
+        let report = tally.finish();
+        assert_eq!(report.failed_authentications, u64::MAX);
+        assert_eq!(report.authentication_bursts[0].failures_in_window, u64::MAX);
+        assert_eq!(report.authentication_bursts[0].failures, 2 * MAX_ATTEMPTS);
+    }
+
+    /// The most attempts in `[t - W, t]` for each held `t`, counted one by one.
+    fn densest_by_hand(failures: &[(i64, u64)], window: i64) -> (u64, DateTime<Utc>, DateTime<Utc>) {
+        let mut best: Option<(u64, DateTime<Utc>, DateTime<Utc>)> = None;
+        for &(end, _) in failures {
+            let inside = failures.iter().filter(|(time, _)| end - window <= *time && *time <= end);
+            let count = inside.clone().map(|(_, attempts)| attempts).sum();
+            let first = inside.map(|(time, _)| *time).min().expect("the end itself");
+            if best.is_none_or(|(most, _, last)| count > most || (count == most && at(end) < last)) {
+                best = Some((count, at(first), at(end)));
+            }
+        }
+        best.expect("failures")
+    }
+
+    #[test]
+    fn weighted_failures_out_of_order_find_the_densest_span() {
+        let window = 60;
+        // Out of order by less than the window; weights that make the lighter, more numerous span lose.
+        let failures = [(100, 1), (130, 1), (90, 1), (160, 2), (150, 7), (200, 1), (185, 3), (250, 20), (240, 1)];
+        let mut held = Failures::default();
+        for (count, &(time, attempts)) in failures.iter().enumerate() {
+            held.push(at(time), attempts, TimeDelta::seconds(window));
+            assert_eq!(held.densest, Some(densest_by_hand(&failures[..=count], window)), "after {count}");
+        }
+        assert_eq!(held.total, failures.iter().map(|(_, attempts)| attempts).sum::<u64>());
     }
 }
