@@ -185,3 +185,20 @@ async fn a_server_restarted_under_the_same_instance_keeps_a_trail_that_verifies(
     let stdout = text(&verified.stdout);
     assert!(stdout.contains("in 2 streams"), "each run writes a stream of its own: {stdout}");
 }
+
+#[test]
+fn audit_keygen_needs_no_configuration() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let production = concat!(env!("CARGO_MANIFEST_DIR"), "/config/production");
+    // The production configuration cannot load here (no operator key, no signing key): keygen does not
+    // read it, since it makes the key that configuration names.
+    let keygen = Command::new(env!("CARGO_BIN_EXE_agent-server"))
+        .current_dir(directory.path())
+        .args(["audit", "keygen", "--out", "signing.pem"])
+        .env("AGENT_CONFIG_DIR", production)
+        .env_remove("AGENT_OPERATOR_KEY")
+        .output()
+        .expect("agent-server runs");
+    assert!(keygen.status.success(), "{}", text(&keygen.stderr));
+    assert!(directory.path().join("signing.pem").exists() && directory.path().join("signing.pub.pem").exists());
+}
