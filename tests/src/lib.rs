@@ -1,7 +1,8 @@
 //! Behaviour tests of `#[hardened]`; the tests live in `tests/`, this library holds what they share:
-//! a subscriber layer that captures spans as data, log lines written to memory, and readers of the real
-//! metrics registry.
+//! a subscriber layer that captures spans as data, log lines written to memory, audit log files read and
+//! rewritten, and readers of the real metrics registry.
 
+pub mod log_files;
 pub mod log_lines;
 pub mod otelsink;
 pub mod postgres;

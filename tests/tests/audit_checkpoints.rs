@@ -12,6 +12,7 @@ use hardened::audit::{
     EventType, JsonlSink, MemorySink, Verification, VerifyOptions, verify_jsonl, verify_jsonl_with,
 };
 use hardened::clock::Clock;
+use hardened_tests::log_files::{lines, rewrite};
 use hardened_tests::sample;
 use sha2::{Digest, Sha256};
 
@@ -47,16 +48,6 @@ fn with_key(key: &AuditSigningKey) -> VerifyOptions {
 
 fn verify(path: &Path, key: &AuditSigningKey) -> Verification {
     verify_jsonl_with(path, &with_key(key)).expect("the log is readable")
-}
-
-fn lines(path: &Path) -> Vec<String> {
-    fs::read_to_string(path).expect("the file is readable").lines().map(str::to_owned).collect()
-}
-
-fn rewrite(path: &Path, lines: &[String]) {
-    let mut text = lines.join("\n");
-    text.push('\n');
-    fs::write(path, text).expect("the file is writable");
 }
 
 fn sibling(path: &Path, suffix: &str) -> PathBuf {

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hardened::audit::{AuditEvent, Auditor, ChainProblem, EventType, JsonlRecord, JsonlSink, read_jsonl, verify_jsonl};
+use hardened_tests::log_files::{lines, rewrite};
 
 fn event(n: usize) -> AuditEvent {
     AuditEvent::new(EventType::ToolExecution).resource("search").detail("n", n).detail("query", format!("q{n}"))
@@ -24,16 +25,6 @@ async fn write_log(directory: &Path, sink: JsonlSink, count: usize) -> Auditor {
     }
     auditor.flush().await.expect("every event is written");
     auditor
-}
-
-fn lines(path: &Path) -> Vec<String> {
-    fs::read_to_string(path).expect("the file is readable").lines().map(str::to_owned).collect()
-}
-
-fn rewrite(path: &Path, lines: &[String]) {
-    let mut text = lines.join("\n");
-    text.push('\n');
-    fs::write(path, text).expect("the file is writable");
 }
 
 fn log_in(directory: &tempfile::TempDir) -> PathBuf {

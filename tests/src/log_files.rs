@@ -1,0 +1,17 @@
+//! An audit log's lines read and written back whole, as a forger with write access to the file would.
+
+use std::fs;
+use std::path::Path;
+
+/// Every line of the file at `path`.
+#[must_use]
+pub fn lines(path: &Path) -> Vec<String> {
+    fs::read_to_string(path).expect("the file is readable").lines().map(str::to_owned).collect()
+}
+
+/// Replaces the file at `path` with `lines`, each ending in a newline.
+pub fn rewrite(path: &Path, lines: &[String]) {
+    let mut text = lines.join("\n");
+    text.push('\n');
+    fs::write(path, text).expect("the file is writable");
+}
