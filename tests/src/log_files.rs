@@ -4,12 +4,20 @@ use std::fs;
 use std::path::Path;
 
 /// Every line of the file at `path`.
+///
+/// # Panics
+///
+/// When the file cannot be read.
 #[must_use]
 pub fn lines(path: &Path) -> Vec<String> {
     fs::read_to_string(path).expect("the file is readable").lines().map(str::to_owned).collect()
 }
 
 /// Replaces the file at `path` with `lines`, each ending in a newline.
+///
+/// # Panics
+///
+/// When the file cannot be written.
 pub fn rewrite(path: &Path, lines: &[String]) {
     let mut text = lines.join("\n");
     text.push('\n');
