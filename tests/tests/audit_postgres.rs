@@ -11,9 +11,10 @@ use std::net::IpAddr;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use hardened::audit::{
-    AuditEvent, AuditOutcome, ChainProblem, EventType, GENESIS_HASH, PostgresSink, SealedEvent, Sink,
-    drop_partitions_before, migrate_postgres, postgres_in_schema, removed_by_policy, seal_stream, verify_postgres,
-    verify_postgres_all, write_in_tx, write_in_tx_to,
+    AuditEvent, AuditOutcome, AuditSigningKey, Auditor, ChainProblem, EventType, GENESIS_HASH, PostgresSink,
+    SealedEvent, Sink, Verification, VerifyOptions, drop_partitions_before, migrate_postgres, postgres_in_schema,
+    removed_by_policy, seal_stream, verify_postgres, verify_postgres_all, verify_postgres_all_with,
+    verify_postgres_with, write_in_tx, write_in_tx_to,
 };
 use hardened_tests::postgres::TestSchema;
 use serde_json::json;
@@ -1080,4 +1081,243 @@ async fn a_month_made_again_by_a_late_record_is_dropped_again() {
     let verification = verify_postgres(&schema.pool, "s").await.expect("the verification runs");
     assert!(verification.is_intact(), "{:?}", verification.problem);
     assert_eq!(verification.records, 3);
+}
+
+// Signed checkpoints: the table checked against the checkpoint file of the pipeline that wrote it.
+
+/// A pipeline signing with `key` has written `events` to the stream `signed` to the schema, with its
+/// checkpoints (one every 100 events, and one at shutdown) in the file returned.
+async fn write_signed(
+    schema: &TestSchema,
+    directory: &std::path::Path,
+    key: &AuditSigningKey,
+    events: impl IntoIterator<Item = AuditEvent>,
+) -> std::path::PathBuf {
+    let checkpoints = directory.join("audit.checkpoints");
+    let auditor = Auditor::builder()
+        .sink(schema.sink())
+        .stream("signed")
+        .spill_dir(directory.join("spill"))
+        .batch_size(64)
+        .signing_key(key.clone())
+        .checkpoint_file(&checkpoints)
+        .checkpoint_every(100, std::time::Duration::from_hours(1))
+        .start()
+        .expect("the pipeline starts");
+    for event in events {
+        auditor.emit(event);
+    }
+    auditor.shutdown().await.expect("every event is written");
+    checkpoints
+}
+
+fn tool_events(count: usize) -> impl Iterator<Item = AuditEvent> {
+    (0..count).map(|n| AuditEvent::new(EventType::ToolExecution).user_id("ada").resource("search").detail("n", n))
+}
+
+fn with_key(key: &AuditSigningKey, checkpoints: &std::path::Path) -> VerifyOptions {
+    VerifyOptions::new().public_key(key.public_key()).checkpoint_file(checkpoints)
+}
+
+async fn verify_signed(schema: &TestSchema, key: &AuditSigningKey, checkpoints: &std::path::Path) -> Verification {
+    verify_postgres_all_with(&schema.pool, &with_key(key, checkpoints)).await.expect("the verification runs")
+}
+
+/// The records of `stream` as the table holds them, in order.
+async fn events_of(schema: &TestSchema, stream: &str) -> Vec<AuditEvent> {
+    let rows = sqlx::query(
+        "SELECT id, \"timestamp\", event_type, service, user_id, session_id, resource, details::text AS details, \
+         outcome, outcome_details, trace_id, span_id, sequence, prev_hash, hash \
+         FROM audit_log WHERE stream = $1 ORDER BY sequence",
+    )
+    .bind(stream)
+    .fetch_all(&schema.pool)
+    .await
+    .expect("the rows are read");
+    rows.iter()
+        .map(|row| {
+            let outcome: String = row.get("outcome");
+            let details: String = row.get("details");
+            let mut event = AuditEvent::new(EventType::named(row.get::<String, _>("event_type")));
+            event.id = row.get("id");
+            event.timestamp = row.get("timestamp");
+            event.service = row.get("service");
+            event.user_id = row.get("user_id");
+            event.session_id = row.get("session_id");
+            event.resource = row.get("resource");
+            event.details = serde_json::from_str(&details).expect("details is a JSON object");
+            event.outcome = AuditOutcome::ALL.into_iter().find(|known| known.as_str() == outcome).expect("an outcome");
+            event.outcome_details = row.get("outcome_details");
+            event.trace_id = row.get("trace_id");
+            event.span_id = row.get("span_id");
+            stream.clone_into(&mut event.stream);
+            event.sequence = u64::try_from(row.get::<i64, _>("sequence")).expect("not negative");
+            event.prev_hash = row.get("prev_hash");
+            event.hash = row.get("hash");
+            event
+        })
+        .collect()
+}
+
+/// Rewrites the user of record `sequence` of `stream` as an owner of the tables can: triggers off, every
+/// later hash and link recomputed, and the head moved to the new last hash.
+async fn forge_user_id(schema: &TestSchema, stream: &str, sequence: u64, user_id: &str) {
+    let mut events = events_of(schema, stream).await;
+    let index = usize::try_from(sequence).expect("it fits");
+    events[index].user_id = Some(user_id.to_owned());
+    let forged = seal_stream(stream, events);
+    let mut transaction = schema.pool.begin().await.expect("a transaction");
+    sqlx::query("SET LOCAL session_replication_role = replica").execute(&mut *transaction).await.expect("triggers off");
+    for sealed in &forged[index..] {
+        let event = sealed.event();
+        sqlx::query("UPDATE audit_log SET user_id = $3, prev_hash = $4, hash = $5 WHERE stream = $1 AND sequence = $2")
+            .bind(stream)
+            .bind(i64::try_from(event.sequence).expect("it fits"))
+            .bind(&event.user_id)
+            .bind(&event.prev_hash)
+            .bind(&event.hash)
+            .execute(&mut *transaction)
+            .await
+            .expect("the record is rewritten");
+    }
+    let last = forged.last().expect("records").event();
+    sqlx::query("UPDATE audit_stream_head SET hash = $2 WHERE stream = $1")
+        .bind(stream)
+        .bind(&last.hash)
+        .execute(&mut *transaction)
+        .await
+        .expect("the head is rewritten");
+    transaction.commit().await.expect("the forgery commits");
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: set DATABASE_URL and run with --include-ignored"]
+async fn a_signed_table_verifies_with_its_public_key_and_every_record_is_sealed() {
+    let schema = TestSchema::new().await;
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let key = AuditSigningKey::generate().expect("a new key");
+    let checkpoints = write_signed(&schema, directory.path(), &key, tool_events(250)).await;
+
+    let verification = verify_signed(&schema, &key, &checkpoints).await;
+    assert!(verification.is_intact(), "{:?}", verification.problem);
+    assert_eq!((verification.records, verification.sealed, verification.unsealed), (250, 250, 0));
+    assert!(verification.checkpoints >= 3, "{verification:?}");
+    let one = verify_postgres_with(&schema.pool, "signed", &with_key(&key, &checkpoints)).await.expect("it runs");
+    assert!(one.is_intact() && one.sealed == 250, "{one:?}");
+
+    // Without keys, as before: the chain alone.
+    let unkeyed = verify_postgres_all_with(&schema.pool, &VerifyOptions::new()).await.expect("it runs");
+    assert!(unkeyed.is_intact() && unkeyed.checkpoints == 0 && unkeyed.sealed == 0, "{unkeyed:?}");
+
+    // Another key, or no checkpoint file given, is an error.
+    let other = AuditSigningKey::generate().expect("a new key");
+    let wrong = verify_signed(&schema, &other, &checkpoints).await;
+    assert!(matches!(wrong.problem, Some(ChainProblem::Checkpoint { .. })), "{wrong:?}");
+    let error = verify_postgres_all_with(&schema.pool, &VerifyOptions::new().public_key(key.public_key()))
+        .await
+        .expect_err("keys without a checkpoint file");
+    assert!(error.to_string().contains("VerifyOptions::checkpoint_file"), "{error}");
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: set DATABASE_URL and run with --include-ignored"]
+async fn an_edited_user_id_with_every_later_hash_and_the_head_recomputed_fails_with_the_key() {
+    let schema = TestSchema::new().await;
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let key = AuditSigningKey::generate().expect("a new key");
+    let checkpoints = write_signed(&schema, directory.path(), &key, tool_events(250)).await;
+
+    forge_user_id(&schema, "signed", 10, "mallory").await;
+    assert_eq!(schema.count("SELECT count(*) FROM audit_log WHERE user_id = 'mallory'").await, 1);
+
+    // The chain alone cannot tell: the forger recomputed it.
+    assert!(verify_postgres_all(&schema.pool).await.expect("it runs").is_intact());
+    assert!(verify_postgres(&schema.pool, "signed").await.expect("it runs").is_intact());
+    let verification = verify_signed(&schema, &key, &checkpoints).await;
+    let problem = verification.problem.expect("the forgery is found");
+    assert!(matches!(&problem, ChainProblem::Rewritten { sequence: 99, .. }), "{problem:?}");
+    let message = problem.to_string();
+    assert!(message.contains("record 99 of stream signed") && message.contains("rewritten"), "{message}");
+    assert!(message.starts_with("audit_log row "), "{message}");
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: set DATABASE_URL and run with --include-ignored"]
+async fn rows_deleted_at_the_end_with_the_head_moved_back_fail_with_the_key() {
+    let schema = TestSchema::new().await;
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let key = AuditSigningKey::generate().expect("a new key");
+    let checkpoints = write_signed(&schema, directory.path(), &key, tool_events(250)).await;
+
+    tamper(
+        &schema,
+        "DELETE FROM audit_log WHERE stream = 'signed' AND sequence >= 240; \
+         UPDATE audit_stream_head SET sequence = 239, \
+         hash = (SELECT hash FROM audit_log WHERE stream = 'signed' AND sequence = 239) WHERE stream = 'signed'",
+    )
+    .await;
+
+    assert!(verify_postgres_all(&schema.pool).await.expect("it runs").is_intact());
+    let verification = verify_signed(&schema, &key, &checkpoints).await;
+    let problem = verification.problem.expect("the cut is found");
+    assert!(matches!(&problem, ChainProblem::CutEnd { last: 239, sealed: 249, .. }), "{problem:?}");
+    assert!(problem.to_string().contains("stream signed ends at record 239"), "{problem}");
+    let one = verify_postgres_with(&schema.pool, "signed", &with_key(&key, &checkpoints)).await.expect("it runs");
+    assert!(matches!(one.problem, Some(ChainProblem::CutEnd { .. })), "{one:?}");
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: set DATABASE_URL and run with --include-ignored"]
+async fn a_stream_without_checkpoints_fails_with_the_key() {
+    let schema = TestSchema::new().await;
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let key = AuditSigningKey::generate().expect("a new key");
+    let checkpoints = write_signed(&schema, directory.path(), &key, tool_events(50)).await;
+
+    // A stream written past the pipeline, such as one made up whole by an owner of the tables.
+    written_stream(&schema, "made-up", 20).await;
+
+    assert!(verify_postgres_all(&schema.pool).await.expect("it runs").is_intact());
+    let verification = verify_signed(&schema, &key, &checkpoints).await;
+    assert!(
+        matches!(&verification.problem, Some(ChainProblem::Unsealed { stream, records: 20 }) if stream == "made-up"),
+        "{verification:?}"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: set DATABASE_URL and run with --include-ignored"]
+async fn records_sealed_then_removed_by_retention_verify_with_the_key() {
+    let schema = TestSchema::new().await;
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let key = AuditSigningKey::generate().expect("a new key");
+    // Records 0..150 in March 2026, the rest now: checkpoints seal records 99, 199 and 249.
+    let events = tool_events(250).enumerate().map(|(n, mut event)| {
+        if n < 150 {
+            event.timestamp = at(i64::try_from(n).expect("it fits"), 0);
+        }
+        event
+    });
+    let checkpoints = write_signed(&schema, directory.path(), &key, events).await;
+
+    let dropped =
+        drop_partitions_before(&schema.pool, start_of(2026, 4), "policy: keep from April").await.expect("it drops");
+    assert_eq!(dropped.iter().map(|dropped| dropped.records).sum::<u64>(), 150);
+
+    // Record 99, sealed, is gone, and audit_retention accounts for it.
+    let verification = verify_signed(&schema, &key, &checkpoints).await;
+    assert!(verification.is_intact(), "{:?}", verification.problem);
+    assert_eq!((verification.records, verification.sealed, verification.unsealed), (100, 100, 0));
+
+    // Beyond what retention removed, a cut still fails.
+    tamper(&schema, "DELETE FROM audit_log WHERE stream = 'signed' AND sequence >= 200").await;
+    tamper(
+        &schema,
+        "UPDATE audit_stream_head SET sequence = 199, \
+         hash = (SELECT hash FROM audit_log WHERE stream = 'signed' AND sequence = 199) WHERE stream = 'signed'",
+    )
+    .await;
+    assert!(verify_postgres_all(&schema.pool).await.expect("it runs").is_intact());
+    let cut = verify_signed(&schema, &key, &checkpoints).await;
+    assert!(matches!(cut.problem, Some(ChainProblem::CutEnd { last: 199, sealed: 249, .. })), "{cut:?}");
 }

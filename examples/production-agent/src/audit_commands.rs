@@ -90,20 +90,16 @@ pub(crate) async fn verify(
     checkpoints: Option<&Path>,
 ) -> Result<(), Box<dyn Error>> {
     let keys = public_keys(settings, given_keys)?;
+    // The server signs the checkpoints of its streams into `<log>.checkpoints` whichever sink it writes to.
+    let path = &settings.agent.audit.path;
+    let mut options =
+        VerifyOptions::new().checkpoint_file(checkpoints.map_or_else(|| checkpoint_file(path), Path::to_path_buf));
+    for key in &keys {
+        options = options.public_key(key.clone());
+    }
     let (verification, source): (Verification, String) = if let Some(url) = database() {
-        if !given_keys.is_empty() {
-            return Err("--public-key checks the checkpoints of the JSONL log; those of the PostgreSQL trail are \
-                        not verified by this command yet (unset DATABASE_URL to verify the JSONL log)"
-                .into());
-        }
-        (audit::verify_postgres_all(&pool(&url, settings).await?).await?, "PostgreSQL".to_owned())
+        (audit::verify_postgres_all_with(&pool(&url, settings).await?, &options).await?, "PostgreSQL".to_owned())
     } else {
-        let path = &settings.agent.audit.path;
-        let mut options =
-            VerifyOptions::new().checkpoint_file(checkpoints.map_or_else(|| checkpoint_file(path), Path::to_path_buf));
-        for key in &keys {
-            options = options.public_key(key.clone());
-        }
         (audit::verify_jsonl_with(path, &options)?, path.display().to_string())
     };
     match &verification.problem {
@@ -112,7 +108,7 @@ pub(crate) async fn verify(
                 "{source}: {} records in {} streams; every chain verifies",
                 verification.records, verification.streams
             );
-            if keys.is_empty() || database().is_some() {
+            if keys.is_empty() {
                 println!(
                     "note: no checkpoint was checked, so this proves the log consistent, not authentic: whoever can \
                      write it could have rewritten it whole; give the public key with --public-key"

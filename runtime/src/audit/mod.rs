@@ -73,8 +73,8 @@ pub use self::postgres::OneInsertPerEventSink;
 pub use self::postgres::{DroppedPartition, RemovedByPolicy, drop_partitions_before, removed_by_policy};
 #[cfg(feature = "postgres")]
 pub use self::postgres::{
-    PostgresSink, migrate_postgres, postgres_in_schema, verify_postgres, verify_postgres_all, write_in_tx,
-    write_in_tx_to,
+    PostgresSink, migrate_postgres, postgres_in_schema, verify_postgres, verify_postgres_all, verify_postgres_all_with,
+    verify_postgres_with, write_in_tx, write_in_tx_to,
 };
 pub use self::report::{
     ATTEMPTS_DETAIL, AuthenticationBurst, FailingTool, MAX_ATTEMPTS, ReportError, ReportOptions, SecurityReport,

@@ -61,6 +61,7 @@ use sqlx::{Connection as _, PgPool, Postgres, Row as _, Transaction};
 use super::chain::{Chain, ChainProblem, ChainVerifier, GENESIS_HASH, Location, SealedEvent, Verification};
 use super::event::{AuditEvent, AuditOutcome, EventType};
 use super::sink::{BoxFuture, Sink, SinkError};
+use super::verify::{SealCheck, VerifyOptions};
 
 /// The columns of `audit_log`, in insert order.
 macro_rules! columns {
@@ -641,20 +642,78 @@ pub async fn write_in_tx_to(
 ///
 /// Reads the rows in pages, in one snapshot: memory does not grow with the table, and rows written during
 /// the verification are not seen.
+///
+/// The chain alone proves the table consistent, not authentic: the owner of the tables can turn the
+/// triggers off and rewrite it, recomputing every hash. [`verify_postgres_with`] also checks it against
+/// the signed checkpoints.
 pub async fn verify_postgres(pool: &PgPool, stream: &str) -> Result<Verification, sqlx::Error> {
-    verify(pool, Some(stream)).await
+    verify(pool, Some(stream), None).await
 }
 
 /// Verifies every stream of the audit table, as [`verify_postgres`] does one, including streams whose head
 /// is recorded but none of whose rows remain.
 pub async fn verify_postgres_all(pool: &PgPool) -> Result<Verification, sqlx::Error> {
-    verify(pool, None).await
+    verify(pool, None, None).await
 }
 
-async fn verify(pool: &PgPool, only: Option<&str>) -> Result<Verification, sqlx::Error> {
+/// Verifies one stream of the audit table as [`verify_postgres`] does and, given public keys, against the
+/// signed checkpoints of the file [`VerifyOptions::checkpoint_file`] names (the `checkpoint_file` of the
+/// pipeline that wrote the table; there is no default), as [`verify_jsonl_with`](super::verify_jsonl_with)
+/// checks a JSONL log:
+///
+/// - every checkpoint is signed by one of the keys and in place in the checkpoint chain;
+/// - a row at a sequence number a checkpoint sealed has the hash sealed ([`ChainProblem::Rewritten`]): a
+///   record rewritten with every later hash and the head recomputed fails here;
+/// - the table reaches the last record each stream's checkpoints seal, present or removed by retention
+///   ([`ChainProblem::CutEnd`]);
+/// - every stream has a checkpoint ([`ChainProblem::Unsealed`]): streams written by [`write_in_tx`] have
+///   none, so verify those with [`verify_postgres`].
+///
+/// The records that retention removed are accepted as missing through `audit_retention`, which is not
+/// signed. The counts of records sealed and not yet sealed are in the [`Verification`].
+///
+/// Fails with [`sqlx::Error::Io`] when the checkpoint file cannot be read, or when keys are given without
+/// a checkpoint file.
+pub async fn verify_postgres_with(
+    pool: &PgPool,
+    stream: &str,
+    options: &VerifyOptions,
+) -> Result<Verification, sqlx::Error> {
+    verify_sealed(pool, Some(stream), options).await
+}
+
+/// Verifies every stream of the audit table as [`verify_postgres_with`] does one.
+///
+/// ```no_run
+/// # async fn check(pool: &sqlx::PgPool, key: hardened::audit::AuditPublicKey) -> Result<(), sqlx::Error> {
+/// use hardened::audit::{VerifyOptions, verify_postgres_all_with};
+///
+/// let options = VerifyOptions::new().public_key(key).checkpoint_file("/var/log/agent/audit.jsonl.checkpoints");
+/// let verification = verify_postgres_all_with(pool, &options).await?;
+/// assert!(verification.is_intact(), "{:?}", verification.problem);
+/// # Ok(())
+/// # }
+/// ```
+pub async fn verify_postgres_all_with(pool: &PgPool, options: &VerifyOptions) -> Result<Verification, sqlx::Error> {
+    verify_sealed(pool, None, options).await
+}
+
+async fn verify_sealed(
+    pool: &PgPool,
+    only: Option<&str>,
+    options: &VerifyOptions,
+) -> Result<Verification, sqlx::Error> {
+    match SealCheck::of_options(options, || None)? {
+        None => verify(pool, only, None).await,
+        Some(Ok(seals)) => verify(pool, only, Some(seals)).await,
+        Some(Err(problem)) => Ok(ChainVerifier::default().finish(Some(problem), None)),
+    }
+}
+
+async fn verify(pool: &PgPool, only: Option<&str>, seals: Option<SealCheck>) -> Result<Verification, sqlx::Error> {
     let mut transaction = pool.begin_with(BEGIN_SNAPSHOT).await?;
     let removed = removed_runs(&mut transaction, only).await?;
-    let mut streams = StreamsCheck::new(&removed);
+    let mut streams = StreamsCheck::new(&removed, seals);
     let mut after = (only.unwrap_or_default().to_owned(), -1_i64);
     loop {
         let page = match only {
@@ -673,6 +732,8 @@ async fn verify(pool: &PgPool, only: Option<&str>) -> Result<Verification, sqlx:
                 Err(reason) => Some(ChainProblem::Malformed { location: location(), reason }),
             };
             if problem.is_some() {
+                // Ended now, not when the connection is next used: its snapshot holds locks meanwhile.
+                transaction.rollback().await?;
                 return Ok(streams.finish(problem));
             }
         }
@@ -681,6 +742,7 @@ async fn verify(pool: &PgPool, only: Option<&str>) -> Result<Verification, sqlx:
         }
     }
     if let Err(problem) = streams.end_stream() {
+        transaction.rollback().await?;
         return Ok(streams.finish(Some(problem)));
     }
     let heads: Vec<(String, i64)> = match only {
@@ -700,7 +762,8 @@ async fn verify(pool: &PgPool, only: Option<&str>) -> Result<Verification, sqlx:
     let problem = heads
         .into_iter()
         .filter_map(|(stream, head)| Some((stream, u64::try_from(head).ok()?)))
-        .find_map(|(stream, head)| streams.check_head(&stream, head).err());
+        .find_map(|(stream, head)| streams.check_head(&stream, head).err())
+        .or_else(|| streams.check_seals_end(only).err());
     Ok(streams.finish(problem))
 }
 
@@ -772,6 +835,8 @@ async fn removed_runs(
 /// each stream's chain in a [`ChainVerifier`], and a new one after each gap the records of a drop cover.
 struct StreamsCheck<'a> {
     removed: &'a HashMap<String, Vec<RemovedRun>>,
+    /// The signed checkpoints, given public keys.
+    seals: Option<SealCheck>,
     current: Option<StreamCheck>,
     /// For each stream checked, the last record accounted for: present, or removed by policy.
     reached: HashMap<String, i128>,
@@ -789,8 +854,8 @@ struct StreamCheck {
 }
 
 impl StreamsCheck<'_> {
-    fn new(removed: &HashMap<String, Vec<RemovedRun>>) -> StreamsCheck<'_> {
-        StreamsCheck { removed, current: None, reached: HashMap::new(), records: 0 }
+    fn new(removed: &HashMap<String, Vec<RemovedRun>>, seals: Option<SealCheck>) -> StreamsCheck<'_> {
+        StreamsCheck { removed, seals, current: None, reached: HashMap::new(), records: 0 }
     }
 
     fn runs(&self, stream: &str) -> Option<&[RemovedRun]> {
@@ -840,18 +905,22 @@ impl StreamsCheck<'_> {
             // The records before were removed by policy: the chain goes on from this record, as checked.
             current.verifier.end()?;
             current.verifier = ChainVerifier::default();
-            return Self::take(current, event.clone(), location, true);
+            return Self::take(current, self.seals.as_mut(), event.clone(), location, true);
         }
-        Self::take(current, event, location, false)
+        Self::take(current, self.seals.as_mut(), event, location, false)
     }
 
     fn take(
         current: &mut StreamCheck,
+        seals: Option<&mut SealCheck>,
         event: AuditEvent,
         location: &impl Fn() -> Location,
         may_start_late: bool,
     ) -> Result<(), ChainProblem> {
         let sealed = current.verifier.push(event, location, may_start_late)?;
+        if let Some(seals) = seals {
+            seals.check(sealed.event(), location)?;
+        }
         current.next = current.next.max(sealed.event().sequence + 1);
         current.last_hash.clone_from(&sealed.event().hash);
         Ok(())
@@ -872,18 +941,35 @@ impl StreamsCheck<'_> {
         Ok(())
     }
 
-    /// Checks that `stream` reaches at least record `head`, as its writer recorded: present, or removed by
-    /// policy.
-    fn check_head(&self, stream: &str, head: u64) -> Result<(), ChainProblem> {
-        let last = self.reached.get(stream).copied().unwrap_or_else(|| {
+    /// The last record of `stream` accounted for once every stream is checked: present, or removed by
+    /// policy (-1 for none).
+    fn last_reached(&self, stream: &str) -> i128 {
+        self.reached.get(stream).copied().unwrap_or_else(|| {
             covered(self.runs(stream), 0)
                 .filter(|covered| covered.before == GENESIS_HASH)
                 .map_or(-1, |covered| i128::from(covered.through))
-        });
+        })
+    }
+
+    /// Checks that `stream` reaches at least record `head`, as its writer recorded: present, or removed by
+    /// policy.
+    fn check_head(&self, stream: &str, head: u64) -> Result<(), ChainProblem> {
+        let last = self.last_reached(stream);
         if last < i128::from(head) {
             return Err(ChainProblem::Truncated { stream: stream.to_owned(), last, head });
         }
         Ok(())
+    }
+
+    /// Checks, given checkpoints, that each stream (`only` that one) reaches the last record they seal, and
+    /// that every stream has one.
+    fn check_seals_end(&self, only: Option<&str>) -> Result<(), ChainProblem> {
+        let Some(seals) = &self.seals else { return Ok(()) };
+        // Verifying one stream, the checkpoints of the others are not its to reach.
+        seals.check_end(|stream| match only {
+            Some(only) if only != stream => i128::MAX,
+            _ => self.last_reached(stream),
+        })
     }
 
     /// The verification so far.
@@ -891,6 +977,9 @@ impl StreamsCheck<'_> {
         let mut verification = ChainVerifier::default().finish(problem, None);
         verification.records = self.records;
         verification.streams = self.reached.len() + usize::from(self.current.is_some());
+        if let Some(seals) = &self.seals {
+            seals.count_into(&mut verification);
+        }
         verification
     }
 }

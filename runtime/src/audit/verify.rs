@@ -12,7 +12,7 @@ use std::fs::File;
 use std::io::{self, BufReader};
 use std::path::{Path, PathBuf};
 
-use super::chain::{ChainProblem, ChainVerifier, GENESIS_HASH, Verification};
+use super::chain::{ChainProblem, ChainVerifier, GENESIS_HASH, Location, Verification};
 use super::checkpoint::Checkpoint;
 use super::event::AuditEvent;
 use super::files::{self, Line};
@@ -41,7 +41,8 @@ impl VerifyOptions {
         self
     }
 
-    /// The checkpoint file (default: `<log>.checkpoints`).
+    /// The checkpoint file (for a JSONL log, default `<log>.checkpoints`; for the `PostgreSQL` table, no
+    /// default: the `checkpoint_file` of the pipeline that wrote it).
     #[must_use]
     pub fn checkpoint_file(mut self, path: impl Into<PathBuf>) -> VerifyOptions {
         self.checkpoint_file = Some(path.into());
@@ -76,17 +77,12 @@ impl VerifyOptions {
 pub fn verify_jsonl_with(path: impl AsRef<Path>, options: &VerifyOptions) -> io::Result<Verification> {
     let path = path.as_ref();
     let head = read_head(path)?;
-    let seals = if options.public_keys.is_empty() {
-        None
-    } else {
-        let file = options.checkpoint_file.clone().unwrap_or_else(|| sibling(path, "checkpoints"));
-        match Seals::read(&file, &options.public_keys)? {
-            Ok(seals) => Some(seals),
-            Err(problem) => return Ok(ChainVerifier::default().finish(Some(problem), None)),
-        }
+    let seals = match SealCheck::of_options(options, || Some(sibling(path, "checkpoints")))? {
+        None => None,
+        Some(Ok(seals)) => Some(seals),
+        Some(Err(problem)) => return Ok(ChainVerifier::default().finish(Some(problem), None)),
     };
-    let mut walk =
-        Walk { verifier: ChainVerifier::default(), head, seals, sealed: 0, unsealed: 0, records: HashMap::new() };
+    let mut walk = Walk { verifier: ChainVerifier::default(), head, seals };
     let mut torn_tail = None;
     for record in read_jsonl(path) {
         let problem = match record? {
@@ -111,11 +107,7 @@ pub fn verify_jsonl_with(path: impl AsRef<Path>, options: &VerifyOptions) -> io:
 struct Walk {
     verifier: ChainVerifier,
     head: Option<Head>,
-    seals: Option<Seals>,
-    sealed: u64,
-    unsealed: u64,
-    /// Records per stream, with public keys (for the error of a stream without checkpoints).
-    records: HashMap<String, u64>,
+    seals: Option<SealCheck>,
 }
 
 impl Walk {
@@ -124,7 +116,7 @@ impl Walk {
         let may_start_late = match &self.seals {
             None => location.in_oldest_file,
             Some(seals) if !self.verifier.knows(&event.stream) && event.sequence > 0 => {
-                let expected = seals.first_kept.get(&event.stream).copied().unwrap_or(0);
+                let expected = seals.first_kept(&event.stream);
                 if event.sequence > expected {
                     return Err(ChainProblem::Cut {
                         location: place(),
@@ -150,12 +142,90 @@ impl Walk {
                 sequence: record.sequence,
             });
         }
+        match &mut self.seals {
+            Some(seals) => seals.check(record, place),
+            None => Ok(()),
+        }
+    }
+
+    /// The checks that need the whole log: gaps, the head file, the records checkpoints sealed.
+    fn end(&mut self) -> Result<(), ChainProblem> {
+        self.verifier.end()?;
+        if let Some(head) = &self.head {
+            self.verifier.check_head(&head.stream, head.sequence)?;
+        }
         let Some(seals) = &self.seals else { return Ok(()) };
+        let last: HashMap<&str, u64> = self.verifier.last_records().collect();
+        // Records a retention checkpoint records as removed count as reached.
+        seals.check_end(|stream| {
+            let present = last.get(stream).map_or(-1, |last| i128::from(*last));
+            present.max(i128::from(seals.first_kept(stream)) - 1)
+        })
+    }
+
+    fn finish(&self, problem: Option<ChainProblem>, torn_tail: Option<String>) -> Verification {
+        let mut verification = self.verifier.finish(problem, torn_tail);
+        if let Some(seals) = &self.seals {
+            seals.count_into(&mut verification);
+        }
+        verification
+    }
+}
+
+/// Checks records, as a verifier reads them, against the signed checkpoints: the JSONL log's
+/// ([`verify_jsonl_with`]) and the `PostgreSQL` table's
+/// (`verify_postgres_with`) alike.
+#[derive(Debug)]
+pub(super) struct SealCheck {
+    seals: Seals,
+    sealed: u64,
+    unsealed: u64,
+    /// Records per stream (for the error of a stream without checkpoints).
+    records: HashMap<String, u64>,
+}
+
+impl SealCheck {
+    /// Reads and verifies the checkpoint file with `keys`: the check, or what is wrong with the file.
+    pub(super) fn read(path: &Path, keys: &[AuditPublicKey]) -> io::Result<Result<SealCheck, ChainProblem>> {
+        Ok(Seals::read(path, keys)?.map(|seals| SealCheck { seals, sealed: 0, unsealed: 0, records: HashMap::new() }))
+    }
+
+    /// The checkpoint file and public keys of `options`, if it names any key; `None` without one.
+    pub(super) fn of_options(
+        options: &VerifyOptions,
+        default_file: impl FnOnce() -> Option<PathBuf>,
+    ) -> io::Result<Option<Result<SealCheck, ChainProblem>>> {
+        if options.public_keys.is_empty() {
+            return Ok(None);
+        }
+        let Some(file) = options.checkpoint_file.clone().or_else(default_file) else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "verifying against signed checkpoints needs their file: give it with VerifyOptions::checkpoint_file \
+                 (the `checkpoint_file` of the pipeline that wrote the records)",
+            ));
+        };
+        SealCheck::read(&file, &options.public_keys).map(Some)
+    }
+
+    /// The first record of `stream` kept after removals that a signed `retention` checkpoint records.
+    fn first_kept(&self, stream: &str) -> u64 {
+        self.seals.first_kept.get(stream).copied().unwrap_or(0)
+    }
+
+    /// Checks a record whose chain verified: where a checkpoint sealed its sequence number, it must be
+    /// the record sealed ([`ChainProblem::Rewritten`]). Counts it as sealed or not.
+    pub(super) fn check(
+        &mut self,
+        record: &AuditEvent,
+        location: impl FnOnce() -> Location,
+    ) -> Result<(), ChainProblem> {
+        let seals = &self.seals;
         if let Some((hash, checkpoint)) = seals.at.get(&record.stream).and_then(|at| at.get(&record.sequence))
             && *hash != record.hash
         {
             return Err(ChainProblem::Rewritten {
-                location: place(),
+                location: location(),
                 stream: record.stream.clone(),
                 sequence: record.sequence,
                 checkpoint: *checkpoint,
@@ -175,30 +245,26 @@ impl Walk {
         Ok(())
     }
 
-    /// The checks that need the whole log: gaps, the head file, the records checkpoints sealed.
-    fn end(&mut self) -> Result<(), ChainProblem> {
-        self.verifier.end()?;
-        if let Some(head) = &self.head {
-            self.verifier.check_head(&head.stream, head.sequence)?;
-        }
-        let Some(seals) = &self.seals else { return Ok(()) };
-        let last: HashMap<&str, u64> = self.verifier.last_records().collect();
-        let mut streams: Vec<(&String, &(u64, u64))> = seals.last_sealed.iter().collect();
+    /// Once every record is checked: each stream reaches the last record its checkpoints seal
+    /// ([`ChainProblem::CutEnd`]), where `reached` gives the last record of a stream accounted for (present,
+    /// or removed by policy; -1 for none), and every stream with records has a checkpoint
+    /// ([`ChainProblem::Unsealed`]).
+    pub(super) fn check_end(&self, reached: impl Fn(&str) -> i128) -> Result<(), ChainProblem> {
+        let mut streams: Vec<(&String, &(u64, u64))> = self.seals.last_sealed.iter().collect();
         streams.sort();
         for (stream, (sealed, checkpoint)) in streams {
-            let removed = seals.first_kept.get(stream).is_some_and(|first_kept| sealed < first_kept);
-            let reached = last.get(stream.as_str()).is_some_and(|last| last >= sealed);
-            if !reached && !removed {
+            let last = reached(stream);
+            if last < i128::from(*sealed) {
                 return Err(ChainProblem::CutEnd {
                     stream: stream.clone(),
-                    last: last.get(stream.as_str()).map_or(-1, |last| i128::from(*last)),
+                    last,
                     sealed: *sealed,
                     checkpoint: *checkpoint,
                 });
             }
         }
         let mut unsealed: Vec<(&String, &u64)> =
-            self.records.iter().filter(|(stream, _)| !seals.streams.contains(stream.as_str())).collect();
+            self.records.iter().filter(|(stream, _)| !self.seals.streams.contains(stream.as_str())).collect();
         unsealed.sort();
         if let Some((stream, records)) = unsealed.first() {
             return Err(ChainProblem::Unsealed { stream: (*stream).clone(), records: **records });
@@ -206,12 +272,11 @@ impl Walk {
         Ok(())
     }
 
-    fn finish(&self, problem: Option<ChainProblem>, torn_tail: Option<String>) -> Verification {
-        let mut verification = self.verifier.finish(problem, torn_tail);
-        verification.checkpoints = self.seals.as_ref().map_or(0, |seals| seals.count);
+    /// Puts the counts of checkpoints, sealed and unsealed records into `verification`.
+    pub(super) fn count_into(&self, verification: &mut Verification) {
+        verification.checkpoints = self.seals.count;
         verification.sealed = self.sealed;
         verification.unsealed = self.unsealed;
-        verification
     }
 }
 
