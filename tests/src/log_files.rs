@@ -1,7 +1,10 @@
-//! An audit log's lines read and written back whole, as a forger with write access to the file would.
+//! Audit logs for tests: the event the JSONL tests and their writer processes write, and a log's lines
+//! read and written back whole, as a forger with write access to the file would.
 
 use std::fs;
 use std::path::Path;
+
+use hardened::audit::{AuditEvent, EventType};
 
 /// Every line of the file at `path`.
 ///
@@ -22,4 +25,10 @@ pub fn rewrite(path: &Path, lines: &[String]) {
     let mut text = lines.join("\n");
     text.push('\n');
     fs::write(path, text).expect("the file is writable");
+}
+
+/// The `n`-th event of the JSONL tests and of the writer processes they start: a `search` tool call.
+#[must_use]
+pub fn search_event(n: usize) -> AuditEvent {
+    AuditEvent::new(EventType::ToolExecution).resource("search").detail("n", n).detail("query", format!("q{n}"))
 }

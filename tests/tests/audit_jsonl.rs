@@ -6,11 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hardened::audit::{AuditEvent, Auditor, ChainProblem, EventType, JsonlRecord, JsonlSink, read_jsonl, verify_jsonl};
-use hardened_tests::log_files::{lines, rewrite};
-
-fn event(n: usize) -> AuditEvent {
-    AuditEvent::new(EventType::ToolExecution).resource("search").detail("n", n).detail("query", format!("q{n}"))
-}
+use hardened_tests::log_files::{lines, rewrite, search_event as event};
 
 /// Writes `count` events through a pipeline into the JSONL log `sink` and flushes.
 async fn write_log(directory: &Path, sink: JsonlSink, count: usize) -> Auditor {

@@ -19,6 +19,22 @@ fn agent(directory: &Path, args: &[&str]) -> Output {
         .expect("agent-server runs")
 }
 
+/// `agent-server` in `directory` with the configuration in `config`, an operator key and a free port, its
+/// audit trail in `directory`.
+fn production_server(directory: &Path, config: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_agent-server"));
+    command
+        .current_dir(directory)
+        .arg("--config")
+        .arg(config)
+        .env("AGENT_AUDIT_PATH", directory.join("audit/audit.jsonl"))
+        .env("AGENT_OPERATOR_KEY", "operator-key-for-the-test")
+        .env("HARDENED_SERVER__ADDRESS", "127.0.0.1:0")
+        .env_remove("DATABASE_URL")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT");
+    command
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -97,16 +113,8 @@ fn audit_report_over_a_window_too_long_to_represent_is_an_error_not_a_panic() {
 fn the_production_configuration_does_not_start_without_a_signing_key() {
     let directory = tempfile::tempdir().expect("a temporary directory");
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/production");
-    let output = Command::new(env!("CARGO_BIN_EXE_agent-server"))
-        .current_dir(directory.path())
-        .arg("--config")
-        .arg(&config)
-        .env("AGENT_AUDIT_PATH", directory.path().join("audit/audit.jsonl"))
+    let output = production_server(directory.path(), &config)
         .env("AGENT_AUDIT_SIGNING_KEY_FILE", directory.path().join("no-such-key.pem"))
-        .env("AGENT_OPERATOR_KEY", "operator-key-for-the-test")
-        .env("HARDENED_SERVER__ADDRESS", "127.0.0.1:0")
-        .env_remove("DATABASE_URL")
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
         .output()
         .expect("agent-server runs");
     assert!(!output.status.success());
@@ -121,16 +129,8 @@ fn the_production_configuration_does_not_start_without_a_signing_key() {
     let agent = std::fs::read_to_string(config.join("agent.toml")).expect("the production agent.toml");
     let agent: Vec<&str> = agent.lines().filter(|line| !line.starts_with("signing_key_file")).collect();
     std::fs::write(without_key.join("agent.toml"), agent.join("\n")).expect("written");
-    let output = Command::new(env!("CARGO_BIN_EXE_agent-server"))
-        .current_dir(directory.path())
-        .arg("--config")
-        .arg(&without_key)
-        .env("AGENT_AUDIT_PATH", directory.path().join("audit/audit.jsonl"))
-        .env("AGENT_OPERATOR_KEY", "operator-key-for-the-test")
-        .env("HARDENED_SERVER__ADDRESS", "127.0.0.1:0")
+    let output = production_server(directory.path(), &without_key)
         .env_remove("AGENT_AUDIT_SIGNING_KEY_FILE")
-        .env_remove("DATABASE_URL")
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
         .output()
         .expect("agent-server runs");
     assert!(!output.status.success());

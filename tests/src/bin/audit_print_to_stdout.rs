@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-use hardened::audit::{AuditEvent, Auditor, EventType, StdoutSink};
+use hardened::audit::{Auditor, StdoutSink};
+use hardened_tests::log_files::search_event;
 
 fn main() {
     let spill = PathBuf::from(std::env::var_os("AUDIT_SPILL").expect("AUDIT_SPILL names the spill directory"));
@@ -11,12 +12,7 @@ fn main() {
     runtime.block_on(async {
         let auditor = Auditor::builder().sink(StdoutSink).spill_dir(spill).start().expect("the pipeline starts");
         for n in 0..25_usize {
-            auditor.emit(
-                AuditEvent::new(EventType::ToolExecution)
-                    .resource("search")
-                    .detail("n", n)
-                    .detail("query", format!("q{n}")),
-            );
+            auditor.emit(search_event(n));
         }
         auditor.flush().await.expect("every event is written");
     });

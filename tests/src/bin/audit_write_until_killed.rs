@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-use hardened::audit::{AuditEvent, Auditor, EventType, JsonlSink};
+use hardened::audit::{Auditor, JsonlSink};
+use hardened_tests::log_files::search_event;
 
 fn main() {
     let path = PathBuf::from(std::env::var_os("AUDIT_LOG").expect("AUDIT_LOG names the log"));
@@ -19,12 +20,7 @@ fn main() {
         for round in 0_usize.. {
             for n in 0..500 {
                 let n = round * 500 + n;
-                auditor.emit(
-                    AuditEvent::new(EventType::ToolExecution)
-                        .resource("search")
-                        .detail("n", n)
-                        .detail("query", format!("q{n}")),
-                );
+                auditor.emit(search_event(n));
             }
             auditor.flush().await.expect("every event is written");
         }
