@@ -84,6 +84,7 @@ mod rejected;
 pub mod retry;
 pub mod shutdown;
 mod site;
+mod support;
 #[cfg(feature = "telemetry")]
 pub mod telemetry;
 

@@ -101,7 +101,7 @@ pub fn keyed_hash<T: Serialize + ?Sized>(value: &T) -> String {
     let digest = mac.0.finalize().into_bytes();
     let mut text = String::with_capacity(12 + 32);
     text.push_str("hmac-sha256:");
-    text.push_str(&super::chain::hex(&digest[..16]));
+    text.push_str(&crate::support::hex(&digest[..16]));
     text
 }
 
@@ -128,7 +128,7 @@ mod tests {
         let value = ("ada@example.com", [1, 2, 3]);
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(redaction_key()).expect("any key length");
         mac.update(&serde_json::to_vec(&value).expect("JSON"));
-        let expected = format!("hmac-sha256:{}", super::super::chain::hex(&mac.finalize().into_bytes()[..16]));
+        let expected = format!("hmac-sha256:{}", crate::support::hex(&mac.finalize().into_bytes()[..16]));
         assert_eq!(keyed_hash(&value), expected);
         assert_eq!(keyed_hash(&value), expected, "and again, from the key's state kept");
         assert_ne!(keyed_hash("other"), expected);

@@ -13,6 +13,7 @@ use serde::{Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
 use super::event::{AuditEvent, timestamp};
+use crate::support::hex;
 
 /// The `prev_hash` of a stream's first record.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -120,17 +121,6 @@ fn seal_json(event: &AuditEvent) -> (String, String) {
     json.pop(); // the closing brace
     let _ = write!(json, r#","hash":"{hash}"}}"#);
     (hash, json)
-}
-
-/// Lowercase hex.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut text = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
-    }
-    text
 }
 
 /// An event serialized canonically, without its hash.

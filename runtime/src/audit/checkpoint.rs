@@ -17,9 +17,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use super::chain::{GENESIS_HASH, hex};
+use super::chain::GENESIS_HASH;
 use super::files::{self, Line};
 use super::keys::{AuditPublicKey, AuditSigningKey};
+use crate::support::hex;
 
 /// What the signature covers comes after this line, so that a checkpoint's signature can never be
 /// taken for a signature of anything else.

@@ -20,7 +20,8 @@ use super::chain::{SealedEvent, Verification};
 use super::checkpoint::{CheckpointReason, Checkpoints, Removed};
 use super::event::AuditEvent;
 use super::files::{self, Line};
-use super::sink::{BoxFuture, Sink, SinkError};
+use super::sink::{Sink, SinkError};
+use crate::support::BoxFuture;
 
 /// How often the head file is rewritten while records are written (it is also written at each flush).
 const HEAD_EVERY: std::time::Duration = std::time::Duration::from_secs(1);

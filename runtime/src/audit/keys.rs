@@ -16,8 +16,8 @@ use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use hmac::{KeyInit as _, Mac as _};
 use sha2::{Digest as _, Sha256};
 
-use super::chain::hex;
 use super::files;
+use crate::support::hex;
 
 /// Why a key could not be read, made or written.
 #[derive(Debug, thiserror::Error)]

@@ -48,7 +48,6 @@ use std::sync::OnceLock;
 
 pub use self::audited::{AuditRecord, Audited, REDACTED, keyed_hash, set_redaction_key};
 #[cfg(feature = "telemetry")]
-pub(crate) use self::chain::hex;
 #[cfg(feature = "testing")]
 pub use self::chain::seal_stream;
 pub use self::chain::{ChainProblem, GENESIS_HASH, Location, SealedEvent, Verification};
@@ -82,9 +81,10 @@ pub use self::report::{
 };
 #[cfg(feature = "testing")]
 pub use self::sink::MemorySink;
-pub use self::sink::{BoxFuture, Sink, SinkError, StdoutSink};
+pub use self::sink::{Sink, SinkError, StdoutSink};
 pub use self::trace::{TraceIds, set_trace_source};
 pub use self::verify::{VerifyOptions, verify_jsonl_with};
+pub use crate::support::{BoxFuture, service_name, set_service_name};
 
 static GLOBAL: OnceLock<Auditor> = OnceLock::new();
 
@@ -156,24 +156,4 @@ pub async fn flush() -> Result<(), AuditError> {
         Some(auditor) => auditor.flush().await,
         None => Ok(()),
     }
-}
-
-static SERVICE_NAME: OnceLock<String> = OnceLock::new();
-
-/// Sets the `service` of every event; returns whether this call set it (the first one wins). Without
-/// it: `OTEL_SERVICE_NAME` if set, else the executable's name.
-pub fn set_service_name(name: impl Into<String>) -> bool {
-    SERVICE_NAME.set(name.into()).is_ok()
-}
-
-/// The `service` of every event.
-pub fn service_name() -> &'static str {
-    SERVICE_NAME.get_or_init(|| {
-        std::env::var("OTEL_SERVICE_NAME").ok().filter(|name| !name.is_empty()).unwrap_or_else(|| {
-            std::env::current_exe()
-                .ok()
-                .and_then(|path| path.file_stem().map(|stem| stem.to_string_lossy().into_owned()))
-                .unwrap_or_else(|| "unknown_service".to_owned())
-        })
-    })
 }

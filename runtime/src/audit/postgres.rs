@@ -60,8 +60,9 @@ use sqlx::{Connection as _, PgPool, Postgres, Row as _, Transaction};
 
 use super::chain::{Chain, ChainProblem, ChainVerifier, GENESIS_HASH, Location, SealedEvent, Verification};
 use super::event::{AuditEvent, AuditOutcome, EventType};
-use super::sink::{BoxFuture, Sink, SinkError};
+use super::sink::{Sink, SinkError};
 use super::verify::{SealCheck, VerifyOptions};
+use crate::support::BoxFuture;
 
 /// The columns of `audit_log`, in insert order.
 macro_rules! columns {

@@ -1,16 +1,12 @@
 //! Where sealed events go: the [`Sink`] trait, and the stdout and in-memory sinks.
 
-use std::future::Future;
 use std::io::Write as _;
-use std::pin::Pin;
 
 use std::path::PathBuf;
 
 use super::chain::SealedEvent;
 use super::checkpoint::Checkpoints;
-
-/// A boxed future, for the object-safe [`Sink`] trait.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+use crate::support::BoxFuture;
 
 /// Why a sink could not take a batch. The pipeline retries it, then keeps the batch in the sink's spill
 /// file until the sink takes it.

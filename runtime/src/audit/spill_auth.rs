@@ -5,8 +5,8 @@
 use hmac::{Hmac, KeyInit, Mac as _};
 use sha2::Sha256;
 
-use super::chain::hex;
 use super::keys::unhex;
+use crate::support::hex;
 
 /// Hex digits of a tag.
 const TAG_DIGITS: usize = 64;

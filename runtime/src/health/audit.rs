@@ -4,7 +4,8 @@ use serde_json::{Map, Value};
 
 use super::check::HealthCheck;
 use super::status::CheckResult;
-use crate::audit::{Auditor, AuditorStatus, BoxFuture};
+use crate::audit::{Auditor, AuditorStatus};
+use crate::support::BoxFuture;
 
 /// How an audit pipeline is doing, from [`Auditor::status`]:
 ///

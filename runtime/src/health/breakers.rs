@@ -4,8 +4,8 @@ use serde_json::{Map, Value};
 
 use super::check::HealthCheck;
 use super::status::CheckResult;
-use crate::audit::BoxFuture;
 use crate::breaker::BreakerState;
+use crate::support::BoxFuture;
 
 /// Degraded while any breaker of the process ([`crate::breakers`]) is open, forced open or half-open
 /// (probing a dependency it does not trust yet); healthy otherwise. A breaker cutting off a dependency is

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::status::CheckResult;
-use crate::audit::BoxFuture;
+use crate::support::BoxFuture;
 
 /// Looks at one dependency or part of the process and says how it is.
 ///

@@ -84,7 +84,7 @@ pub use self::report::{ComponentHealth, HealthReport, ProbeReport};
 pub use self::startup::StartupGate;
 pub use self::status::{CheckResult, HealthStatus};
 pub use self::watchdog::Watchdog;
-pub use crate::audit::BoxFuture;
+pub use crate::support::BoxFuture;
 
 /// The name of the built-in breaker check.
 const BREAKERS: &str = "breakers";

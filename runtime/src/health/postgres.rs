@@ -4,7 +4,7 @@ use sqlx::PgPool;
 
 use super::check::HealthCheck;
 use super::status::CheckResult;
-use crate::audit::BoxFuture;
+use crate::support::BoxFuture;
 
 /// Runs `SELECT 1` through a `PostgreSQL` pool: healthy when it answers, unhealthy with the error when it does not or
 /// when the pool is closed. The details give the pool's open and idle connections. A saturated pool

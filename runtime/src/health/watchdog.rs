@@ -8,8 +8,8 @@ use tokio::time::Instant;
 
 use super::check::HealthCheck;
 use super::status::CheckResult;
-use crate::audit::BoxFuture;
 use crate::clock::duration_nanos;
+use crate::support::BoxFuture;
 
 /// Measures the lag of the tokio event loop: a task sleeps for `interval` again and again, and the time
 /// it wakes past its deadline is the lag, the time a ready task waits for a worker. A blocking call on a

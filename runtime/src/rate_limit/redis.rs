@@ -23,9 +23,9 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::{Decision, OnUnavailable, RateConfig, RateLimiter, Scope};
-use crate::audit::BoxFuture;
 use crate::clock::{Clock, duration_nanos};
 use crate::health::{CheckResult, Component, HealthCheck};
+use crate::support::BoxFuture;
 
 /// One decision of the shared bucket: the arithmetic of [`RateLimiter::decide`], in microseconds of the
 /// server's clock (exact in Lua's doubles until the year 2255).
@@ -101,7 +101,7 @@ impl SharedBucket {
         );
         let bucket = SharedBucket {
             name,
-            key: format!("hardened:rate:{}:{name}", crate::audit::service_name()),
+            key: format!("hardened:rate:{}:{name}", crate::support::service_name()),
             redis_url,
             client,
             connection: OnceLock::new(),

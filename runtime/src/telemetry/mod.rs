@@ -281,8 +281,8 @@ fn trace_ids_of(context: &opentelemetry::Context) -> Option<TraceIds> {
     let span_context = span.span_context();
     // Hex from the bytes, as `Display` writes it, without the formatting machinery: this runs per audit event.
     span_context.is_valid().then(|| TraceIds {
-        trace_id: crate::audit::hex(&span_context.trace_id().to_bytes()),
-        span_id: crate::audit::hex(&span_context.span_id().to_bytes()),
+        trace_id: crate::support::hex(&span_context.trace_id().to_bytes()),
+        span_id: crate::support::hex(&span_context.span_id().to_bytes()),
     })
 }
 

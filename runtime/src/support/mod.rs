@@ -1,0 +1,9 @@
+//! Small helpers every layer uses, kept below all of them so that none has to reach into another for one.
+
+mod boxed;
+mod hex;
+mod service;
+
+pub use self::boxed::BoxFuture;
+pub(crate) use self::hex::hex;
+pub use self::service::{service_name, set_service_name};
