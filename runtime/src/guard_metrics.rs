@@ -3,63 +3,13 @@
 //! by guard.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
 
-use crate::breaker::BreakerState;
 use crate::guards;
 use crate::metrics::shards;
 use crate::site::sites;
-
-/// Transition counts of one breaker, by `(from, to)`.
-#[derive(Debug, Default)]
-pub(crate) struct Transitions {
-    counts: [[AtomicU64; 5]; 5],
-}
-
-impl Transitions {
-    pub(crate) fn count(&self, from: BreakerState, to: BreakerState) {
-        self.counts[from as usize][to as usize].fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn snapshot(&self) -> Vec<(BreakerState, BreakerState, u64)> {
-        self.counted(|_, _| false)
-    }
-
-    /// The transitions that happened, and those the breaker makes on its own even before they happen, so
-    /// that the first `closed` to `open` is an increase from zero that `rate()` and `increase()` see.
-    fn exposed(&self) -> Vec<(BreakerState, BreakerState, u64)> {
-        self.counted(|from, to| AUTOMATIC.contains(&(from, to)))
-    }
-
-    fn counted(
-        &self,
-        even_if_zero: impl Fn(BreakerState, BreakerState) -> bool,
-    ) -> Vec<(BreakerState, BreakerState, u64)> {
-        let mut snapshot = Vec::new();
-        for from in BreakerState::ALL {
-            for to in BreakerState::ALL {
-                let count = self.counts[from as usize][to as usize].load(Ordering::Relaxed);
-                if count > 0 || even_if_zero(from, to) {
-                    snapshot.push((from, to, count));
-                }
-            }
-        }
-        snapshot
-    }
-}
-
-/// The transitions of the state machine itself; forcing and disabling happen only through the API.
-const AUTOMATIC: [(BreakerState, BreakerState); 4] = [
-    (BreakerState::Closed, BreakerState::Open),
-    (BreakerState::Open, BreakerState::HalfOpen),
-    (BreakerState::HalfOpen, BreakerState::Closed),
-    (BreakerState::HalfOpen, BreakerState::Open),
-];
-
-impl Transitions {}
 
 struct Family {
     name: &'static str,

@@ -386,7 +386,9 @@ impl SiteGuards {
     #[inline]
     pub(crate) fn resolved(&'static self) -> Resolved {
         *self.resolved.get_or_init(|| Resolved {
-            breaker: self.make(self.breaker_declared.as_ref()),
+            breaker: self.make(self.breaker_declared.as_ref()).inspect(|breaker: &&CircuitBreaker| {
+                breaker.count_in(self.site);
+            }),
             rate: self.make(self.rate_declared.as_ref()),
             bulkhead: self.make(self.bulkhead_declared.as_ref()),
             retry: self.make(self.retry_declared.as_ref()),
@@ -397,11 +399,6 @@ impl SiteGuards {
     #[inline]
     pub fn breaker(&'static self) -> Option<&'static CircuitBreaker> {
         self.resolved().breaker
-    }
-
-    /// The site's breaker if the site has resolved its guards, without resolving them.
-    pub(crate) fn breaker_if_made(&self) -> Option<&'static CircuitBreaker> {
-        self.resolved.get().and_then(|resolved| resolved.breaker)
     }
 
     /// The site's rate limiter.

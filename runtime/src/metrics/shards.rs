@@ -10,7 +10,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
-use crate::breaker::Verdict;
+use crate::breaker::{Verdict, VerdictCounts};
 use crate::outcome::Outcome;
 use crate::site::{DETACHED, Site, sites};
 
@@ -230,6 +230,12 @@ pub(crate) fn record_timeout(site: &Site) {
     let slot = slot_of(site);
     if slot < DETACHED {
         add_at(slot as usize + TIMEOUTS, 1);
+    }
+}
+
+impl VerdictCounts for Site {
+    fn verdict_totals(&self) -> [u64; Verdict::COUNT] {
+        breaker_totals(self)
     }
 }
 

@@ -11,14 +11,16 @@
 //! that function's per-thread metric cells, so two threads sharing a breaker write no common cache line
 //! while it stays closed and healthy.
 
+mod transitions;
+
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+use self::transitions::Transitions;
 use crate::clock::{Clock, duration_nanos};
-use crate::metrics::shards;
 use crate::rejected::Rejected;
-use crate::site::sites;
 
 /// How the sliding window is measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -363,13 +365,14 @@ struct Hot {
 }
 
 /// Calls seen, by result, on a line of their own. Calls made through a `#[hardened]` function with
-/// metrics count success, failure and slow in the function's per-thread metric cells instead
-/// ([`shards::record_breaker`]); `baseline` holds what those cells held at the last [`CircuitBreaker::reset`].
+/// metrics count success, failure and slow in the function's per-thread metric cells instead, which the
+/// breaker reads through the [`VerdictCounts`] it was given; `baseline` holds what those held at the last
+/// [`CircuitBreaker::reset`].
 #[derive(Debug, Default)]
 #[repr(align(64))]
 struct Counts {
     shared: [AtomicU64; 4],
-    baseline: [AtomicU64; shards::BREAKER_RESULTS],
+    baseline: [AtomicU64; Verdict::COUNT],
 }
 
 /// What a breaker made of a call it admitted, as `hardened_circuit_breaker_calls_total` counts it: an
@@ -391,6 +394,13 @@ impl Verdict {
     pub(crate) fn index(self) -> usize {
         self as usize
     }
+}
+
+/// Verdicts counted somewhere other than the breaker: a function's per-thread metric cells, which keep two
+/// threads sharing a breaker from writing one cache line. The breaker adds them up when asked for its counts.
+pub(crate) trait VerdictCounts: Send + Sync {
+    /// The verdicts counted so far, by [`Verdict::index`].
+    fn verdict_totals(&self) -> [u64; Verdict::COUNT];
 }
 
 /// The cell of refused calls in [`Counts::shared`], after the verdicts.
@@ -466,7 +476,9 @@ pub struct CircuitBreaker {
     hot: Hot,
     counts: Counts,
     window: Window,
-    transitions: crate::guard_metrics::Transitions,
+    transitions: Transitions,
+    /// Where the functions using this breaker count its verdicts (warm path only: counts and reset).
+    counted_elsewhere: Mutex<Vec<&'static dyn VerdictCounts>>,
 }
 
 impl fmt::Debug for CircuitBreaker {
@@ -500,7 +512,8 @@ impl CircuitBreaker {
             hot: Hot::default(),
             counts: Counts::default(),
             window,
-            transitions: crate::guard_metrics::Transitions::default(),
+            transitions: Transitions::default(),
+            counted_elsewhere: Mutex::new(Vec::new()),
         }
     }
 
@@ -552,19 +565,22 @@ impl CircuitBreaker {
     }
 
     /// What the functions using this breaker counted in their per-thread metric cells.
-    fn per_thread_counts(&self) -> [u64; shards::BREAKER_RESULTS] {
-        let mut counts = [0u64; shards::BREAKER_RESULTS];
-        let mine = |site: &&crate::site::Site| {
-            site.guards()
-                .and_then(crate::guards::SiteGuards::breaker_if_made)
-                .is_some_and(|breaker| std::ptr::eq(breaker, self))
-        };
-        for site in sites().iter().filter(mine) {
-            for (count, counted) in counts.iter_mut().zip(shards::breaker_totals(site)) {
+    fn per_thread_counts(&self) -> [u64; Verdict::COUNT] {
+        let mut counts = [0u64; Verdict::COUNT];
+        for source in self.counted_elsewhere.lock().unwrap_or_else(PoisonError::into_inner).iter() {
+            for (count, counted) in counts.iter_mut().zip(source.verdict_totals()) {
                 *count = count.wrapping_add(counted);
             }
         }
         counts
+    }
+
+    /// Adds `source` to the places this breaker's verdicts are counted: a function that uses it, once.
+    pub(crate) fn count_in(&self, source: &'static dyn VerdictCounts) {
+        let mut sources = self.counted_elsewhere.lock().unwrap_or_else(PoisonError::into_inner);
+        if !sources.iter().any(|known| std::ptr::addr_eq(*known, source)) {
+            sources.push(source);
+        }
     }
 
     /// Counts an outcome of [`BreakerPermit::settle`] that no function's metric cells counted.
@@ -585,7 +601,7 @@ impl CircuitBreaker {
     }
 
     /// The transition counters, for the metrics.
-    pub(crate) fn transition_counts(&self) -> &crate::guard_metrics::Transitions {
+    pub(crate) fn transition_counts(&self) -> &Transitions {
         &self.transitions
     }
 
