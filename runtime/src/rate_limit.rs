@@ -17,6 +17,9 @@ use crate::rejected::Rejected;
 
 #[cfg(feature = "redis")]
 mod redis;
+mod settings;
+
+pub use self::settings::RateSettings;
 
 /// Where a limiter's bucket lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -11,6 +11,7 @@
 //! that function's per-thread metric cells, so two threads sharing a breaker write no common cache line
 //! while it stays closed and healthy.
 
+mod settings;
 mod transitions;
 
 use std::fmt;
@@ -18,6 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+pub use self::settings::BreakerSettings;
 use self::transitions::Transitions;
 use crate::clock::{Clock, duration_nanos};
 use crate::rejected::Rejected;

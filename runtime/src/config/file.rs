@@ -7,8 +7,9 @@ use super::Config;
 use super::error::{ConfigError, Origin, Setting};
 use super::names::{self, is_guard_name, key_path, section_path};
 use super::operations::{HealthSettings, ServerSettings, ShutdownSettings, Single, TelemetrySettings};
-use super::settings::{BreakerSettings, BulkheadSettings, Keys, RateSettings, RetrySettings, Section};
+use super::settings::{Keys, Section};
 use super::value::Raw;
+use super::{BreakerSettings, BulkheadSettings, RateSettings, RetrySettings};
 
 /// The variable naming the configuration file.
 pub(super) const CONFIG_VARIABLE: &str = "HARDENED_CONFIG";

@@ -78,7 +78,10 @@ pub use self::operations::{
     HealthSettings, LOG_FORMATS, OTLP_PROTOCOLS, ServerSettings, ShutdownSettings, TelemetrySettings,
 };
 pub use self::render::render;
-pub use self::settings::{BreakerSettings, BulkheadSettings, RateSettings, RetrySettings};
+pub use crate::breaker::BreakerSettings;
+pub use crate::bulkhead::BulkheadSettings;
+pub use crate::rate_limit::RateSettings;
+pub use crate::retry::RetrySettings;
 
 /// The configuration of the named guards, from the file and the environment, by kind and name.
 ///

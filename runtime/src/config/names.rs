@@ -4,7 +4,8 @@
 use std::fmt;
 
 use super::Config;
-use super::settings::{BreakerSettings, BulkheadSettings, RateSettings, RetrySettings, Section};
+use super::settings::Section;
+use super::{BreakerSettings, BulkheadSettings, RateSettings, RetrySettings};
 
 /// The section that applies to every guard of its kind, under the guard's own section.
 pub(super) const DEFAULT: &str = "default";

@@ -106,7 +106,7 @@ impl TelemetrySettings {
     /// Sets in `config` what these settings say, and nothing else. The standard `OTEL_*` variables,
     /// which [`telemetry::init`](crate::telemetry::init) reads, still win over them.
     pub fn apply_to(&self, config: &mut crate::telemetry::TelemetryConfig) {
-        use super::settings::set;
+        use crate::support::overlay as set;
         set(&mut config.service_name, self.service_name.clone());
         if self.service_version.is_some() {
             config.service_version.clone_from(&self.service_version);
@@ -127,7 +127,7 @@ impl TelemetrySettings {
 impl ServerSettings {
     /// Sets in `limits` what these settings say, and nothing else.
     pub fn apply_to(&self, limits: &mut crate::http::ServerLimits) {
-        use super::settings::set;
+        use crate::support::overlay as set;
         set(&mut limits.header_read_timeout, self.header_read_timeout);
         set(&mut limits.request_timeout, self.request_timeout);
         set(&mut limits.max_connections, self.max_connections.map(|max| usize::try_from(max).unwrap_or(usize::MAX)));
@@ -138,7 +138,7 @@ impl ServerSettings {
 impl HealthSettings {
     /// Sets in `config` what these settings say, and nothing else.
     pub fn apply_to(&self, config: &mut crate::health::HealthConfig) {
-        use super::settings::set;
+        use crate::support::overlay as set;
         set(&mut config.cache_ttl, self.cache_ttl);
         set(&mut config.check_timeout, self.check_timeout);
         set(&mut config.watchdog_interval, self.watchdog_interval);
@@ -150,7 +150,7 @@ impl HealthSettings {
 impl ShutdownSettings {
     /// Sets in `config` what these settings say, and nothing else.
     pub fn apply_to(&self, config: &mut crate::shutdown::ShutdownConfig) {
-        use super::settings::set;
+        use crate::support::overlay as set;
         set(&mut config.pre_stop_delay, self.pre_stop_delay);
         set(&mut config.drain_timeout, self.drain_timeout);
         set(&mut config.deadline, self.deadline);

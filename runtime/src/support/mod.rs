@@ -2,8 +2,10 @@
 
 mod boxed;
 mod hex;
+mod overlay;
 mod service;
 
 pub use self::boxed::BoxFuture;
 pub(crate) use self::hex::hex;
+pub(crate) use self::overlay::overlay;
 pub use self::service::{service_name, set_service_name};

@@ -6,6 +6,10 @@
 //! rarely-called functions retry at all. During an outage retries therefore stay near `budget_ratio` of
 //! the calls instead of multiplying them by `attempts`.
 
+mod settings;
+
+pub use self::settings::RetrySettings;
+
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;

@@ -11,6 +11,10 @@
 //! and its limit until enough calls have finished. Callers that may wait queue on a `tokio::sync::Notify`
 //! that is touched only when someone is waiting.
 
+mod settings;
+
+pub use self::settings::BulkheadSettings;
+
 use std::cell::Cell;
 use std::fmt;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};

@@ -1,0 +1,66 @@
+//! The settings of a `[breaker.<name>]` section: each key optional, only those written change a breaker.
+
+use std::time::Duration;
+
+use super::{BreakerConfig, WindowKind};
+use crate::support::overlay;
+
+/// The settings of a `[breaker.<name>]` section.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BreakerSettings {
+    /// `failure_rate`: failure percentage (1 to 100) at or above which the breaker opens.
+    pub failure_rate: Option<u8>,
+    /// `slow_rate`: slow-call percentage (1 to 100) at or above which the breaker opens.
+    pub slow_rate: Option<u8>,
+    /// `slow_call`: a call lasting at least this long is slow.
+    pub slow_call: Option<Duration>,
+    /// `window`: the window size, in calls or seconds (1 to 1048576).
+    pub window: Option<u32>,
+    /// `window_kind`: `"count"` or `"time"`.
+    pub window_kind: Option<WindowKind>,
+    /// `min_calls`: calls the window must hold before rates are judged.
+    pub min_calls: Option<u32>,
+    /// `open_for`: how long the breaker stays open before probing.
+    pub open_for: Option<Duration>,
+    /// `half_open_calls`: probes admitted in the half-open state.
+    pub half_open_calls: Option<u32>,
+    /// `consecutive_failures`: open after this many failures in a row instead of judging rates.
+    pub consecutive_failures: Option<u32>,
+    /// `extend_open_on_failure`: whether a failure reported while open restarts `open_for`.
+    pub extend_open_on_failure: Option<bool>,
+}
+
+impl BreakerSettings {
+    /// Every setting of `config`, as a section that sets them all.
+    #[must_use]
+    pub fn of(config: &BreakerConfig) -> BreakerSettings {
+        BreakerSettings {
+            failure_rate: Some(config.failure_rate),
+            slow_rate: Some(config.slow_rate),
+            slow_call: Some(config.slow_call),
+            window: Some(config.window),
+            window_kind: Some(config.window_kind),
+            min_calls: Some(config.min_calls),
+            open_for: Some(config.open_for),
+            half_open_calls: Some(config.half_open_calls),
+            consecutive_failures: config.consecutive_failures,
+            extend_open_on_failure: Some(config.extend_open_on_failure),
+        }
+    }
+
+    /// Sets in `config` what these settings say, and nothing else.
+    pub fn apply_to(&self, config: &mut BreakerConfig) {
+        overlay(&mut config.failure_rate, self.failure_rate);
+        overlay(&mut config.slow_rate, self.slow_rate);
+        overlay(&mut config.slow_call, self.slow_call);
+        overlay(&mut config.window, self.window);
+        overlay(&mut config.window_kind, self.window_kind);
+        overlay(&mut config.min_calls, self.min_calls);
+        overlay(&mut config.open_for, self.open_for);
+        overlay(&mut config.half_open_calls, self.half_open_calls);
+        if self.consecutive_failures.is_some() {
+            config.consecutive_failures = self.consecutive_failures;
+        }
+        overlay(&mut config.extend_open_on_failure, self.extend_open_on_failure);
+    }
+}
