@@ -117,8 +117,12 @@ fn apply_kind<S: Section>(
     errors: &mut Vec<ConfigError>,
 ) {
     // The names the environment could mean, taken before any override adds a section.
-    let known: BTreeSet<String> =
-        S::of(config).keys().chain(declared.of(S::KIND)).cloned().chain(std::iter::once(DEFAULT.to_owned())).collect();
+    let known: BTreeSet<String> = S::of(config)
+        .keys()
+        .chain(names::declared_of(declared, S::KIND))
+        .cloned()
+        .chain(std::iter::once(DEFAULT.to_owned()))
+        .collect();
     let mut by_name: BTreeMap<String, Vec<Override>> = BTreeMap::new();
     for found in overrides {
         let name = match resolve(&found.name, &known) {

@@ -196,7 +196,14 @@ pub fn reload() -> Result<Arc<Config>, ConfigError> {
 /// configuration, layered. For operators: `agent-server config check` prints it.
 #[must_use]
 pub fn effective() -> String {
-    render(&crate::guards::effective())
+    let guards = crate::guards::effective();
+    render(&Config {
+        breaker: guards.breaker,
+        rate: guards.rate,
+        bulkhead: guards.bulkhead,
+        retry: guards.retry,
+        ..Config::clone(&current())
+    })
 }
 
 /// Sections of the configuration in force that name no guard any function declares, each with the
@@ -213,7 +220,12 @@ static CURRENT: LazyLock<RwLock<Arc<Config>>> = LazyLock::new(|| RwLock::new(Arc
 pub fn install(config: Config) -> Arc<Config> {
     let config = Arc::new(config);
     *CURRENT.write().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&config);
-    crate::guards::retune_all();
+    crate::guards::configure(crate::guards::GuardSections {
+        breaker: config.breaker.clone(),
+        rate: config.rate.clone(),
+        bulkhead: config.bulkhead.clone(),
+        retry: config.retry.clone(),
+    });
     config
 }
 

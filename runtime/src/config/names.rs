@@ -6,35 +6,21 @@ use std::fmt;
 use super::Config;
 use super::settings::Section;
 use super::{BreakerSettings, BulkheadSettings, RateSettings, RetrySettings};
+pub use crate::guards::DeclaredNames;
+
+/// The names declared for sections of `kind` (`breaker`, `rate`, `bulkhead` or `retry`).
+pub(super) fn declared_of<'a>(declared: &'a DeclaredNames, kind: &str) -> &'a [String] {
+    match kind {
+        "breaker" => &declared.breaker,
+        "rate" => &declared.rate,
+        "bulkhead" => &declared.bulkhead,
+        "retry" => &declared.retry,
+        _ => &[],
+    }
+}
 
 /// The section that applies to every guard of its kind, under the guard's own section.
 pub(super) const DEFAULT: &str = "default";
-
-/// The guard names that functions declare, by kind: what configuration sections may name.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DeclaredNames {
-    /// Breaker names.
-    pub breaker: Vec<String>,
-    /// Rate limiter names.
-    pub rate: Vec<String>,
-    /// Bulkhead names.
-    pub bulkhead: Vec<String>,
-    /// Retry policy names.
-    pub retry: Vec<String>,
-}
-
-impl DeclaredNames {
-    /// The names declared for sections of `kind` (`breaker`, `rate`, `bulkhead` or `retry`).
-    pub(super) fn of(&self, kind: &str) -> &[String] {
-        match kind {
-            "breaker" => &self.breaker,
-            "rate" => &self.rate,
-            "bulkhead" => &self.bulkhead,
-            "retry" => &self.retry,
-            _ => &[],
-        }
-    }
-}
 
 /// A section naming a guard that no function declares: most often a typo.
 ///
@@ -78,7 +64,7 @@ pub fn unused_names(config: &Config, declared: &DeclaredNames) -> Vec<UnusedName
 }
 
 fn unused_of<S: Section>(config: &Config, declared: &DeclaredNames, unused: &mut Vec<UnusedName>) {
-    let names = declared.of(S::KIND);
+    let names = declared_of(declared, S::KIND);
     let candidates: Vec<&str> = names.iter().map(String::as_str).collect();
     for name in S::of(config).keys() {
         if name == DEFAULT || names.contains(name) {

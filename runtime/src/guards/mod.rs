@@ -10,14 +10,18 @@ use std::future::Future;
 use std::sync::{OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
-use crate::breaker::{BreakerConfig, CircuitBreaker};
-use crate::bulkhead::{Bulkhead, BulkheadConfig};
+mod names;
+mod sections;
+
+pub use self::names::DeclaredNames;
+pub(crate) use self::sections::GuardSections;
+use crate::breaker::{BreakerConfig, BreakerSettings, CircuitBreaker};
+use crate::bulkhead::{Bulkhead, BulkheadConfig, BulkheadSettings};
 use crate::clock::Clock;
-use crate::config::{self, BreakerSettings, BulkheadSettings, Config, DeclaredNames, RateSettings, RetrySettings};
 use crate::guarded::GuardedReturn;
 use crate::outcome::Outcome;
-use crate::rate_limit::{RateConfig, RateLimiter};
-use crate::retry::{RetryConfig, RetryPolicy};
+use crate::rate_limit::{RateConfig, RateLimiter, RateSettings};
+use crate::retry::{RetryConfig, RetryPolicy, RetrySettings};
 use crate::site::{Site, sites};
 
 /// One kind of guard, and how configuration layers over it: built-in default, then the file's
@@ -32,7 +36,7 @@ pub(crate) trait GuardKind: Sized + Send + Sync + 'static {
     fn registry() -> &'static Registry<Self>;
     /// What a call site declares for this kind of guard.
     fn declared_by(guards: &'static SiteGuards) -> Option<&'static Declared<Self::Settings>>;
-    fn sections(config: &Config) -> &BTreeMap<String, Self::Settings>;
+    fn sections(sections: &GuardSections) -> &BTreeMap<String, Self::Settings>;
     fn apply(settings: &Self::Settings, config: &mut Self::Config);
     fn build(name: &'static str, config: Self::Config) -> Self;
     fn retune(&self, config: &Self::Config);
@@ -41,8 +45,8 @@ pub(crate) trait GuardKind: Sized + Send + Sync + 'static {
 
 /// The settings for the guard `name` made from `literal`, under the configuration in force.
 fn layered<K: GuardKind>(name: &str, literal: Option<&K::Settings>) -> K::Config {
-    let current = config::current();
-    let sections = K::sections(&current);
+    let installed = sections::installed();
+    let sections = K::sections(&installed);
     let mut layered = K::Config::default();
     let layers = [sections.get(DEFAULT_SECTION), literal, sections.get(name)];
     for settings in layers.into_iter().flatten() {
@@ -131,8 +135,8 @@ impl GuardKind for CircuitBreaker {
     fn declared_by(guards: &'static SiteGuards) -> Option<&'static Declared<Self::Settings>> {
         guards.breaker_declared.as_ref()
     }
-    fn sections(config: &Config) -> &BTreeMap<String, BreakerSettings> {
-        &config.breaker
+    fn sections(sections: &GuardSections) -> &BTreeMap<String, BreakerSettings> {
+        &sections.breaker
     }
     fn apply(settings: &BreakerSettings, config: &mut BreakerConfig) {
         settings.apply_to(config);
@@ -163,8 +167,8 @@ impl GuardKind for RateLimiter {
     fn declared_by(guards: &'static SiteGuards) -> Option<&'static Declared<Self::Settings>> {
         guards.rate_declared.as_ref()
     }
-    fn sections(config: &Config) -> &BTreeMap<String, RateSettings> {
-        &config.rate
+    fn sections(sections: &GuardSections) -> &BTreeMap<String, RateSettings> {
+        &sections.rate
     }
     fn apply(settings: &RateSettings, config: &mut RateConfig) {
         settings.apply_to(config);
@@ -195,8 +199,8 @@ impl GuardKind for Bulkhead {
     fn declared_by(guards: &'static SiteGuards) -> Option<&'static Declared<Self::Settings>> {
         guards.bulkhead_declared.as_ref()
     }
-    fn sections(config: &Config) -> &BTreeMap<String, BulkheadSettings> {
-        &config.bulkhead
+    fn sections(sections: &GuardSections) -> &BTreeMap<String, BulkheadSettings> {
+        &sections.bulkhead
     }
     fn apply(settings: &BulkheadSettings, config: &mut BulkheadConfig) {
         settings.apply_to(config);
@@ -222,8 +226,8 @@ impl GuardKind for RetryPolicy {
     fn declared_by(guards: &'static SiteGuards) -> Option<&'static Declared<Self::Settings>> {
         guards.retry_declared.as_ref()
     }
-    fn sections(config: &Config) -> &BTreeMap<String, RetrySettings> {
-        &config.retry
+    fn sections(sections: &GuardSections) -> &BTreeMap<String, RetrySettings> {
+        &sections.retry
     }
     fn apply(settings: &RetrySettings, config: &mut RetryConfig) {
         settings.apply_to(config);
@@ -288,24 +292,29 @@ pub(crate) fn resolve_declared() {
     }
 }
 
+/// Makes `sections` the configuration in force and applies it to every guard, keeping their state and
+/// permits; guards made later are made with it.
+pub(crate) fn configure(sections: GuardSections) {
+    sections::install(sections);
+    retune_all();
+}
+
 /// Applies the configuration in force to every guard, keeping their state and permits.
-pub(crate) fn retune_all() {
+fn retune_all() {
     BREAKERS.retune_all();
     RATE_LIMITERS.retune_all();
     BULKHEADS.retune_all();
     RETRY_POLICIES.retune_all();
 }
 
-/// The settings every guard runs with, as a configuration.
-pub(crate) fn effective() -> Config {
+/// The settings every guard runs with, as configuration sections.
+pub(crate) fn effective() -> GuardSections {
     resolve_declared();
-    let current = config::current();
-    Config {
+    GuardSections {
         breaker: BREAKERS.effective(),
         rate: RATE_LIMITERS.effective(),
         bulkhead: BULKHEADS.effective(),
         retry: RETRY_POLICIES.effective(),
-        ..config::Config::clone(&current)
     }
 }
 
