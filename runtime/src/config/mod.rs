@@ -220,6 +220,15 @@ static CURRENT: LazyLock<RwLock<Arc<Config>>> = LazyLock::new(|| RwLock::new(Arc
 pub fn install(config: Config) -> Arc<Config> {
     let config = Arc::new(config);
     *CURRENT.write().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&config);
+    let mut shutdown = crate::shutdown::ShutdownConfig::default();
+    config.shutdown.apply_to(&mut shutdown);
+    crate::shutdown::ShutdownConfig::install(shutdown);
+    #[cfg(feature = "http")]
+    {
+        let mut limits = crate::http::ServerLimits::default();
+        config.server.apply_to(&mut limits);
+        crate::http::ServerLimits::install(limits);
+    }
     crate::guards::configure(crate::guards::GuardSections {
         breaker: config.breaker.clone(),
         rate: config.rate.clone(),

@@ -385,3 +385,15 @@ impl Keys for ServerSettings {
         entries
     }
 }
+
+#[cfg(all(test, feature = "telemetry"))]
+mod telemetry_names {
+    use crate::telemetry::{LogFormat, Protocol};
+
+    #[test]
+    fn the_configuration_file_accepts_exactly_the_names_telemetry_knows() {
+        // `[telemetry]` is read without that feature, so this module keeps its own lists of the names.
+        assert_eq!(super::OTLP_PROTOCOLS, Protocol::ALLOWED);
+        assert_eq!(super::LOG_FORMATS, LogFormat::ALLOWED);
+    }
+}

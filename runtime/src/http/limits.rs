@@ -1,6 +1,7 @@
 //! [`ServerLimits`]: how long a client may take, how much it may send, and how many connections are
 //! served at once.
 
+use std::sync::{PoisonError, RwLock};
 use std::time::Duration;
 
 /// The limits [`Server`](super::Server) holds every client to, so that slow or greedy clients cannot
@@ -50,6 +51,10 @@ pub struct ServerLimits {
     pub body_limit: usize,
 }
 
+/// The limits the configuration installed last, if it did (pushed by the configuration, which this module
+/// does not read).
+static CONFIGURED: RwLock<Option<ServerLimits>> = RwLock::new(None);
+
 impl ServerLimits {
     /// The default header-read timeout.
     pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -64,9 +69,12 @@ impl ServerLimits {
     /// force applied.
     #[must_use]
     pub fn configured() -> ServerLimits {
-        let mut limits = ServerLimits::default();
-        crate::config::current().server.apply_to(&mut limits);
-        limits
+        CONFIGURED.read().unwrap_or_else(PoisonError::into_inner).clone().unwrap_or_default()
+    }
+
+    /// Makes `limits` what [`ServerLimits::configured`] returns: the configuration's `[server]`.
+    pub(crate) fn install(limits: ServerLimits) {
+        *CONFIGURED.write().unwrap_or_else(PoisonError::into_inner) = Some(limits);
     }
 }
 

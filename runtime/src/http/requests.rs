@@ -326,6 +326,7 @@ fn metrics() -> &'static HttpMetrics {
         if let Err(error) = registered {
             tracing::error!(%error, "the HTTP request metrics could not be registered");
         }
+        crate::shutdown::wait_for_in_flight(requests_in_flight);
         HttpMetrics { requests, duration, in_flight }
     })
 }

@@ -24,11 +24,13 @@
 //! With the `http` feature, `hardened::http::Server` runs an axum application under this sequence.
 
 mod handlers;
+mod in_flight;
 mod sequence;
 mod signals;
 mod state;
 
 pub use self::handlers::{HandlerOutcome, HandlerReport, priority, register, run_handlers};
+pub use self::in_flight::wait_for_in_flight;
 pub use self::sequence::{Shutdown, ShutdownConfig, ShutdownSummary};
 pub use self::signals::{FORCED_EXIT_STATUS, listen_for_signals};
 pub use self::state::{begin, closing, has_begun, reason, requested};

@@ -3,11 +3,13 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{PoisonError, RwLock};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::handlers::{HandlerReport, run_handlers_until};
+use super::in_flight;
 use super::state;
 
 /// How long each step of the shutdown may take.
@@ -34,14 +36,21 @@ impl Default for ShutdownConfig {
     }
 }
 
+/// The settings the configuration installed last, if it did (pushed by the configuration, which this
+/// module does not read).
+static CONFIGURED: RwLock<Option<ShutdownConfig>> = RwLock::new(None);
+
 impl ShutdownConfig {
     /// The defaults with the [`[shutdown]` section](crate::config::ShutdownSettings) of the configuration
     /// in force applied.
     #[must_use]
     pub fn configured() -> ShutdownConfig {
-        let mut config = ShutdownConfig::default();
-        crate::config::current().shutdown.apply_to(&mut config);
-        config
+        CONFIGURED.read().unwrap_or_else(PoisonError::into_inner).clone().unwrap_or_default()
+    }
+
+    /// Makes `config` what [`ShutdownConfig::configured`] returns: the configuration's `[shutdown]`.
+    pub(crate) fn install(config: ShutdownConfig) {
+        *CONFIGURED.write().unwrap_or_else(PoisonError::into_inner) = Some(config);
     }
 }
 
@@ -100,7 +109,7 @@ impl Shutdown {
         let drain_deadline = (drain_started + config.drain_timeout).min(deadline);
         let drained = tokio::time::timeout_at(drain_deadline, drain_all(drain)).await.is_ok();
         let drain_took = drain_started.elapsed();
-        let left_in_flight = in_flight();
+        let left_in_flight = in_flight::in_flight();
 
         let handlers = run_handlers_until(Some(deadline)).await;
         let summary = ShutdownSummary {
@@ -129,18 +138,9 @@ async fn drain_all(drain: Vec<Pending>) {
     for pending in drain {
         pending.await;
     }
-    while in_flight() > 0 {
+    while in_flight::in_flight() > 0 {
         tokio::time::sleep(DRAIN_POLL).await;
     }
-}
-
-/// Calls of `#[hardened]` functions (with metrics) in flight, and requests through the `http` feature's
-/// request layer.
-fn in_flight() -> u64 {
-    let calls = crate::metrics::in_flight();
-    #[cfg(feature = "http")]
-    let calls = calls + crate::http::requests_in_flight();
-    calls
 }
 
 /// What a shutdown did, logged when it ends.

@@ -456,13 +456,6 @@ fn percent_decode(text: &str) -> Option<String> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_configuration_file_accepts_exactly_these_names() {
-        // `[telemetry]` is read without this feature, so it keeps its own lists of the names.
-        assert_eq!(crate::config::OTLP_PROTOCOLS, Protocol::ALLOWED);
-        assert_eq!(crate::config::LOG_FORMATS, LogFormat::ALLOWED);
-    }
-
     fn resolve(vars: &[(&str, &str)]) -> Result<Resolved, TelemetryError> {
         resolve_env(TelemetryConfig::default(), vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())))
     }
