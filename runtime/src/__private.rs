@@ -4,7 +4,7 @@ pub use linkme;
 pub use tracing;
 
 pub use crate::audit::derive_support as audit;
-pub use crate::call::Call;
+pub use crate::guards::call::Call;
 
 /// Calls a closure once; a body moved into a closure may then return borrows of what it captured,
 /// which an immediately called closure expression (inferred `FnMut`) may not.
@@ -15,7 +15,7 @@ pub fn call_once<R>(body: impl FnOnce() -> R) -> R {
 pub use crate::audit::call::{AuditCall, AuditSite, audit_record};
 pub use crate::breaker::WindowKind;
 pub use crate::config::{BreakerSettings, BulkheadSettings, RateSettings, RetrySettings};
-pub use crate::guarded::{
+pub use crate::guards::guarded::{
     Fallback, FromRejection, Guarded, GuardedReturn, RetryPredicate, apply_fallback, attempt, backoff, retry_delay,
     retry_start, run_sync,
 };
@@ -39,10 +39,10 @@ impl GlobalScope for ThisBuild {}
 
 /// Compiles only when this build can keep rate limits in Redis.
 pub const fn global_scope<B: GlobalScope>() {}
-pub use crate::instrument::Instrumented;
+pub use crate::guards::instrument::Instrumented;
+pub use crate::guards::site::{SITES, SiteMeta};
 pub use crate::outcome::{
     AsResultViaResult, AsResultViaValue, ErrorMessage, ErrorViaDebug, ErrorViaDisplay, ErrorViaName, FieldValue,
     FieldViaDebug, FieldViaDisplay, FieldViaValue, OutcomePredicate, Returned, record_failure,
 };
-pub use crate::site::{SITES, SiteMeta};
 pub use core::time::Duration;

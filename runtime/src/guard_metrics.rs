@@ -8,8 +8,8 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
 
 use crate::guards;
-use crate::metrics::shards;
-use crate::site::sites;
+use crate::guards::shards;
+use crate::guards::site::sites;
 
 struct Family {
     name: &'static str,

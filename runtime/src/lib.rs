@@ -64,16 +64,13 @@
 pub mod audit;
 pub mod breaker;
 pub mod bulkhead;
-mod call;
 pub mod clock;
 pub mod config;
 mod guard_metrics;
-mod guarded;
 mod guards;
 pub mod health;
 #[cfg(feature = "http")]
 pub mod http;
-mod instrument;
 pub mod metrics;
 mod outcome;
 #[cfg(feature = "telemetry")]
@@ -83,7 +80,6 @@ pub mod redact;
 mod rejected;
 pub mod retry;
 pub mod shutdown;
-mod site;
 mod support;
 #[cfg(feature = "telemetry")]
 pub mod telemetry;
@@ -116,6 +112,7 @@ mod guide_examples {
 
 pub use crate::breaker::{BreakerState, CircuitBreaker};
 pub use crate::bulkhead::Bulkhead;
+pub use crate::guards::site::{Site, sites};
 pub use crate::guards::{
     breaker, breakers, bulkhead, bulkheads, rate_limiter, rate_limiters, retry_policies, retry_policy,
 };
@@ -123,7 +120,6 @@ pub use crate::outcome::Outcome;
 pub use crate::rate_limit::RateLimiter;
 pub use crate::rejected::Rejected;
 pub use crate::retry::RetryPolicy;
-pub use crate::site::{Site, sites};
 
 /// Wraps a function, method or `impl` block with a span, metrics and a place in the call-site registry.
 ///

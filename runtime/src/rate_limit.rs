@@ -287,6 +287,12 @@ impl RateLimiter {
         None
     }
 
+    /// How a global limiter's Redis is doing, for its health check; `None` for a local limiter.
+    #[cfg(feature = "redis")]
+    pub(crate) fn backend_health(&self) -> Option<redis::BackendHealth> {
+        self.shared.as_ref().map(|shared| shared.backend().health())
+    }
+
     /// How many of a global limiter's questions to Redis failed or timed out (0 for a local limiter):
     /// `hardened_rate_limiter_backend_errors_total`.
     #[must_use]

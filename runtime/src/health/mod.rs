@@ -65,6 +65,8 @@ mod config;
 mod metrics;
 #[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(feature = "redis")]
+mod rate_limiters;
 mod registry;
 mod report;
 mod startup;
@@ -99,7 +101,11 @@ pub fn registry() -> &'static HealthRegistry {
     static GLOBAL: OnceLock<HealthRegistry> = OnceLock::new();
     GLOBAL.get_or_init(|| {
         let config = HealthConfig::default();
-        let registry = HealthRegistry::new(config.clone());
+        #[cfg(feature = "redis")]
+        let refresh: Option<fn(&HealthRegistry)> = Some(rate_limiters::register_new);
+        #[cfg(not(feature = "redis"))]
+        let refresh = None;
+        let registry = HealthRegistry::with_refresh(config.clone(), StartupGate::new(), refresh);
         registry.register(Component::new(BREAKERS, BreakerCheck).informational());
         registry.register(audit_component(&config));
         registry

@@ -33,6 +33,9 @@ struct Inner {
     config: RwLock<HealthConfig>,
     components: RwLock<BTreeMap<Arc<str>, Arc<Registered>>>,
     startup: StartupGate,
+    /// Registers the checks of things made since the last probe (the process-wide registry's rate
+    /// limiters), before each probe.
+    refresh: Option<fn(&HealthRegistry)>,
 }
 
 /// A component and its latest result.
@@ -54,12 +57,27 @@ impl HealthRegistry {
     /// A registry with no checks and a startup gate of its own, not complete.
     #[must_use]
     pub fn new(config: HealthConfig) -> HealthRegistry {
-        HealthRegistry::with_gate(config, StartupGate::new())
+        HealthRegistry::with_refresh(config, StartupGate::new(), None)
     }
 
-    pub(super) fn with_gate(config: HealthConfig, startup: StartupGate) -> HealthRegistry {
-        HealthRegistry {
-            inner: Arc::new(Inner { config: RwLock::new(config), components: RwLock::new(BTreeMap::new()), startup }),
+    pub(super) fn with_refresh(
+        config: HealthConfig,
+        startup: StartupGate,
+        refresh: Option<fn(&HealthRegistry)>,
+    ) -> HealthRegistry {
+        let components = RwLock::new(BTreeMap::new());
+        HealthRegistry { inner: Arc::new(Inner { config: RwLock::new(config), components, startup, refresh }) }
+    }
+
+    /// Whether a check called `name` is registered.
+    #[cfg(feature = "redis")]
+    pub(super) fn has(&self, name: &str) -> bool {
+        self.inner.components.read().unwrap_or_else(PoisonError::into_inner).contains_key(name)
+    }
+
+    fn refresh(&self) {
+        if let Some(refresh) = self.inner.refresh {
+            refresh(self);
         }
     }
 
@@ -83,6 +101,7 @@ impl HealthRegistry {
     /// The names of the registered checks, sorted.
     #[must_use]
     pub fn names(&self) -> Vec<String> {
+        self.refresh();
         self.inner.components.read().unwrap_or_else(PoisonError::into_inner).keys().map(ToString::to_string).collect()
     }
 
@@ -161,6 +180,7 @@ impl HealthRegistry {
     /// in a task of its own: checks run in parallel, a panic in one is its result alone, and a run whose
     /// probe gave up still finishes and fills the cache.
     async fn run(&self, probe: Option<Probe>) -> Vec<ComponentHealth> {
+        self.refresh();
         let config = self.config();
         let selected: Vec<Arc<Registered>> = self
             .inner

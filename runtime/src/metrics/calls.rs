@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType};
 
-use super::shards::{self, SiteTotals};
+use crate::guards::shards::{self, SiteTotals};
+use crate::guards::site::{Site, sites};
 use crate::outcome::Outcome;
-use crate::site::{Site, sites};
 
 pub(crate) const CALLS_TOTAL: &str = "hardened_calls_total";
 pub(crate) const CALL_DURATION: &str = "hardened_call_duration_seconds";

@@ -12,13 +12,12 @@
 //! ```
 
 mod calls;
-pub(crate) mod shards;
 
 use std::sync::OnceLock;
 
 use prometheus::{Encoder, IntGaugeVec, Opts, Registry, TextEncoder};
 
-pub use self::shards::in_flight;
+pub use crate::guards::shards::in_flight;
 
 /// The registry holding every metric hardened records.
 pub fn registry() -> &'static Registry {

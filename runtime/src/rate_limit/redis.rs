@@ -16,7 +16,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, OnceLock, PoisonError};
+use std::sync::{LazyLock, Mutex, OnceLock, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -24,8 +24,6 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::{Decision, OnUnavailable, RateConfig, RateLimiter, Scope};
 use crate::clock::{Clock, duration_nanos};
-use crate::health::{CheckResult, Component, HealthCheck};
-use crate::support::BoxFuture;
 
 /// One decision of the shared bucket: the arithmetic of [`RateLimiter::decide`], in microseconds of the
 /// server's clock (exact in Lua's doubles until the year 2255).
@@ -74,15 +72,14 @@ pub(super) struct SharedBucket {
     replicas: AtomicU32,
     /// The shared bucket's tokens after the last decision Redis made.
     tokens: AtomicU32,
-    backend: Arc<Backend>,
+    backend: Backend,
     clock: Clock,
 }
 
 impl SharedBucket {
-    /// The bucket of the limiter `name` (in this service's namespace), and its health check, registered
-    /// with the process-wide health registry as `rate_limiter.<name>`.
+    /// The bucket of the limiter `name` (in this service's namespace).
     pub(super) fn new(name: &'static str, config: &RateConfig, clock: Clock) -> SharedBucket {
-        let backend = Arc::new(Backend::default());
+        let backend = Backend::default();
         let redis_url = config.redis_url.clone();
         let client = redis_url
             .clone()
@@ -95,10 +92,6 @@ impl SharedBucket {
         if let Err(error) = &client {
             backend.failed(name, error.clone(), clock.now_nanos());
         }
-        crate::health::registry().register(
-            Component::new(format!("rate_limiter.{name}"), SharedBucketCheck { backend: Arc::clone(&backend) })
-                .informational(),
-        );
         let bucket = SharedBucket {
             name,
             key: format!("hardened:rate:{}:{name}", crate::support::service_name()),
@@ -300,27 +293,27 @@ impl Backend {
     }
 }
 
-/// Degraded while Redis does not answer the limiter; healthy otherwise. Informational: the limiter
-/// still decides, by its policy.
-struct SharedBucketCheck {
-    backend: Arc<Backend>,
+/// How a global limiter's Redis is doing: what its health check reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BackendHealth {
+    /// Whether the last question to Redis was answered.
+    pub(crate) available: bool,
+    /// Whether calls are refused while Redis is unavailable (`on_unavailable = "reject"`).
+    pub(crate) rejecting: bool,
+    /// The last failure, if Redis ever failed.
+    pub(crate) last_error: String,
+    /// Questions that failed or timed out.
+    pub(crate) errors: u64,
 }
 
-impl HealthCheck for SharedBucketCheck {
-    fn check(&self) -> BoxFuture<'_, CheckResult> {
-        let backend = &self.backend;
-        let result = if backend.available() {
-            CheckResult::healthy()
-        } else {
-            let policy = if backend.reject.load(Ordering::Relaxed) {
-                "calls are refused"
-            } else {
-                "calls are limited to this replica's share"
-            };
-            let error = backend.last_error.lock().unwrap_or_else(PoisonError::into_inner).clone();
-            CheckResult::degraded(format!("Redis is unavailable ({error}); {policy}"))
-        };
-        Box::pin(std::future::ready(result.detail("backend_errors", backend.errors())))
+impl Backend {
+    pub(super) fn health(&self) -> BackendHealth {
+        BackendHealth {
+            available: self.available(),
+            rejecting: self.reject.load(Ordering::Relaxed),
+            last_error: self.last_error.lock().unwrap_or_else(PoisonError::into_inner).clone(),
+            errors: self.errors(),
+        }
     }
 }
 

@@ -11,15 +11,15 @@ use pin_project_lite::pin_project;
 use tracing::Span;
 
 use crate::breaker::BreakerPermit;
-use crate::call::Call;
 use crate::clock::{self, SystemClock};
-use crate::guarded::{
+use crate::guards::SiteGuards;
+use crate::guards::call::Call;
+use crate::guards::guarded::{
     Admission, GuardedReturn, Permits, Waiting, admission_time, admit_rest, breaker_permit, take_free,
 };
-use crate::guards::SiteGuards;
+use crate::guards::site::Site;
 use crate::outcome::Outcome;
 use crate::rejected::Rejected;
-use crate::site::Site;
 
 pin_project! {
     /// An async `#[hardened]` call in progress.
@@ -361,4 +361,28 @@ fn refuse<R: GuardedReturn, T>(
     let elapsed = call.elapsed_nanos(clock::system());
     call.finish_after(outcome, elapsed, None);
     value
+}
+
+impl SiteGuards {
+    /// An asynchronous call of this site, which has a breaker, a rate limiter or a bulkhead but neither
+    /// retries nor a timeout, as one future: at its first poll, `start` makes the span and the body's
+    /// future, and the guards are taken, without a future of their own unless one must wait; its two
+    /// readings of the clock serve its metrics and its guards alike. `is_failure` is the outcome rule as
+    /// the breaker's verdict; `classify` applies it to the output (or to a refusal) and returns the value
+    /// the caller receives.
+    pub fn instrument<R, S, F, P, C, T>(
+        &'static self,
+        start: S,
+        is_failure: P,
+        classify: C,
+    ) -> impl Future<Output = T> + use<R, S, F, P, C, T>
+    where
+        R: GuardedReturn,
+        S: FnOnce() -> (tracing::Span, F),
+        F: Future<Output = R>,
+        P: Fn(&R) -> bool,
+        C: FnMut((R, Option<Outcome>), &tracing::Span) -> (T, Outcome),
+    {
+        guarded(self, start, is_failure, classify)
+    }
 }

@@ -5,9 +5,9 @@ use std::mem;
 
 use crate::breaker::{CircuitBreaker, Verdict};
 use crate::clock::{self, SystemClock};
-use crate::metrics::shards;
+use crate::guards::shards;
+use crate::guards::site::{DETACHED, Site};
 use crate::outcome::Outcome;
-use crate::site::{DETACHED, Site};
 
 /// A call of a `#[hardened]` function, from start to outcome.
 ///

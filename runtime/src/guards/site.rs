@@ -4,10 +4,15 @@
 //! `main` runs: metric series are present at zero before a function's first call, and configuration that
 //! names a guard no function uses can be reported at startup.
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use crate::breaker::{BreakerSettings, CircuitBreaker};
+use crate::bulkhead::{Bulkhead, BulkheadSettings};
 use crate::outcome::Outcome;
+use crate::rate_limit::{RateLimiter, RateSettings};
+use crate::retry::{RetryPolicy, RetrySettings};
 
 /// `Site::slot` before the metric layout is computed.
 pub(crate) const UNRESOLVED: u32 = u32::MAX;
@@ -63,7 +68,7 @@ pub struct SiteMeta {
     /// Whether the call retries.
     pub retries: bool,
     /// The site's guards, when it has any.
-    pub guards: Option<&'static crate::guards::SiteGuards>,
+    pub guards: Option<&'static crate::guards::site::SiteGuards>,
 }
 
 /// One `#[hardened]` function.
@@ -149,7 +154,7 @@ impl Site {
 
     /// The guards the site declares, if any.
     #[must_use]
-    pub fn guards(&self) -> Option<&'static crate::guards::SiteGuards> {
+    pub fn guards(&self) -> Option<&'static crate::guards::site::SiteGuards> {
         self.meta.guards
     }
 
@@ -197,3 +202,68 @@ mod section {
 
 #[doc(hidden)]
 pub use section::SITES;
+
+/// A guard as a function declares it: its name (none for the function's own) and its literal settings.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Declared<S> {
+    pub name: Option<&'static str>,
+    pub settings: S,
+}
+
+/// The guards of one call site, as written, and as resolved on the first call.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct SiteGuards {
+    pub(super) site: &'static Site,
+    pub(super) breaker_declared: Option<Declared<BreakerSettings>>,
+    pub(super) rate_declared: Option<Declared<RateSettings>>,
+    pub(super) bulkhead_declared: Option<Declared<BulkheadSettings>>,
+    pub(super) retry_declared: Option<Declared<RetrySettings>>,
+    pub(super) timeout: Option<Duration>,
+    pub(super) resolved: OnceLock<Resolved>,
+}
+
+/// The guards of a site, looked up once together: one check per call instead of one per guard.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Resolved {
+    pub(crate) breaker: Option<&'static CircuitBreaker>,
+    pub(crate) rate: Option<&'static RateLimiter>,
+    pub(crate) bulkhead: Option<&'static Bulkhead>,
+    pub(crate) retry: Option<&'static RetryPolicy>,
+}
+
+impl SiteGuards {
+    #[must_use]
+    pub const fn new(
+        site: &'static Site,
+        breaker: Option<Declared<BreakerSettings>>,
+        rate: Option<Declared<RateSettings>>,
+        bulkhead: Option<Declared<BulkheadSettings>>,
+        retry: Option<Declared<RetrySettings>>,
+        timeout: Option<Duration>,
+    ) -> SiteGuards {
+        SiteGuards {
+            site,
+            breaker_declared: breaker,
+            rate_declared: rate,
+            bulkhead_declared: bulkhead,
+            retry_declared: retry,
+            timeout,
+            resolved: OnceLock::new(),
+        }
+    }
+
+    /// The call site these guards belong to.
+    #[must_use]
+    pub fn site(&self) -> &'static Site {
+        self.site
+    }
+
+    /// The site's timeout.
+    #[inline]
+    #[must_use]
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+}

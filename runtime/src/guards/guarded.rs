@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use crate::breaker::{BreakerPermit, CircuitBreaker, Verdict};
 use crate::bulkhead::{Bulkhead, BulkheadPermit};
-use crate::call::Call;
 use crate::clock::{self, SystemClock, system_nanos};
-use crate::guards::{Resolved, SiteGuards};
-use crate::metrics::shards;
+use crate::guards::call::Call;
+use crate::guards::shards;
+use crate::guards::site::{Resolved, SiteGuards};
 use crate::outcome::Outcome;
 use crate::rate_limit::RateLimiter;
 use crate::rejected::Rejected;

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
 use crate::breaker::{Verdict, VerdictCounts};
+use crate::guards::site::{DETACHED, Site, sites};
 use crate::outcome::Outcome;
-use crate::site::{DETACHED, Site, sites};
 
 /// Cell holding the number of calls started.
 const STARTED: usize = 0;
@@ -59,7 +59,7 @@ fn shard_len() -> usize {
 #[inline]
 pub(crate) fn slot_of(site: &Site) -> u32 {
     let slot = site.slot();
-    if slot != crate::site::UNRESOLVED {
+    if slot != crate::guards::site::UNRESOLVED {
         return slot;
     }
     resolve(site)
@@ -69,7 +69,7 @@ pub(crate) fn slot_of(site: &Site) -> u32 {
 fn resolve(site: &Site) -> u32 {
     shard_len();
     let slot = site.slot();
-    if slot == crate::site::UNRESOLVED {
+    if slot == crate::guards::site::UNRESOLVED {
         // A site outside the linker section (a platform without section support) records nothing
         // rather than corrupting another site's cells.
         site.assign_slot(DETACHED);
