@@ -66,7 +66,6 @@ pub mod breaker;
 pub mod bulkhead;
 pub mod clock;
 pub mod config;
-mod guard_metrics;
 mod guards;
 pub mod health;
 #[cfg(feature = "http")]

@@ -43,6 +43,8 @@ fn cells_of(site: &Site) -> usize {
 fn shard_len() -> usize {
     static LEN: OnceLock<usize> = OnceLock::new();
     *LEN.get_or_init(|| {
+        // From the first call on, the shutdown drain waits for calls in flight.
+        crate::shutdown::wait_for_in_flight(in_flight);
         let mut next = 0usize;
         for site in sites() {
             if site.metrics_enabled() {

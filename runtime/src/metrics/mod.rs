@@ -12,6 +12,7 @@
 //! ```
 
 mod calls;
+mod guards;
 
 use std::sync::OnceLock;
 
@@ -26,7 +27,7 @@ pub fn registry() -> &'static Registry {
         let registry = Registry::new();
         let registered = calls::CallMetrics::new()
             .and_then(|collector| registry.register(Box::new(collector)))
-            .and_then(|()| crate::guard_metrics::GuardMetrics::new())
+            .and_then(|()| guards::GuardMetrics::new())
             .and_then(|collector| registry.register(Box::new(collector)))
             .and_then(|()| build_info())
             .and_then(|collector| registry.register(Box::new(collector)))
