@@ -1,0 +1,514 @@
+//! The keys of hardened's guards, in one table that the `#[hardened]` attribute and the configuration
+//! file both read.
+//!
+//! Each kind of guard is a module ([`breaker`], [`rate`], [`bulkhead`], [`retry`]) with a `Key` enum: one
+//! variant per key, whose [`Spec`] gives its name, its [`Value`] type and range, its default, an example,
+//! and whether the attribute, the configuration or both accept it ([`Accepted`]). Readers match on the
+//! enum, so a key added here is a compile error in every reader until it handles it.
+//!
+//! ```
+//! use hardened_schema::{Accepted, breaker};
+//!
+//! let key = breaker::Key::from_name("failure_rate").expect("a breaker key");
+//! assert_eq!(key, breaker::Key::FailureRate);
+//! assert_eq!(key.spec().value.to_string(), "a whole number from 1 to 100");
+//! assert_eq!(key.spec().accepted, Accepted::Both);
+//! ```
+#![no_std]
+
+use core::fmt;
+
+/// The type of a key's value, and its range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Value {
+    /// A whole number from `min` to `max`, both included.
+    Whole {
+        /// The smallest value allowed.
+        min: u64,
+        /// The largest value allowed.
+        max: u64,
+    },
+    /// A duration longer than zero: `"30s"`, `"250ms"`, `"1m 30s"`.
+    Duration,
+    /// Calls per period: a number of calls per second, or `"100/min"`, `"5/h"`, `"3/10s"`.
+    Rate,
+    /// `true` or `false`.
+    Bool,
+    /// A number from 0.0 to 1.0.
+    Fraction,
+    /// One of these words.
+    OneOf(&'static [&'static str]),
+    /// A `redis://` or `rediss://` URL.
+    RedisUrl,
+    /// The name of a guard shared by every function that gives it.
+    Name,
+    /// A function of the program, such as `retry(when = is_transient)`.
+    Function,
+}
+
+impl fmt::Display for Value {
+    /// What the value may be, as error messages of the attribute and the configuration say it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Whole { min, max } => write!(f, "a whole number from {min} to {max}"),
+            Value::Duration => f.write_str("a duration longer than zero, such as \"30s\", \"250ms\" or \"1m 30s\""),
+            Value::Rate => f.write_str(
+                "a rate above zero: 10 or 2.5 (calls per second), or a string such as \"100/min\", \"5/h\" or \"3/10s\"",
+            ),
+            Value::Bool => f.write_str("true or false"),
+            Value::Fraction => f.write_str("a number from 0.0 to 1.0"),
+            Value::OneOf(words) => {
+                for (index, word) in words.iter().enumerate() {
+                    let separator = match index {
+                        0 => "",
+                        _ if index + 1 == words.len() => " or ",
+                        _ => ", ",
+                    };
+                    write!(f, "{separator}\"{word}\"")?;
+                }
+                Ok(())
+            }
+            Value::RedisUrl => f.write_str("a redis:// or rediss:// URL"),
+            Value::Name => f.write_str("a name"),
+            Value::Function => f.write_str("a function"),
+        }
+    }
+}
+
+/// Where a key may be written, and why only there when it is one of the two.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepted {
+    /// In the attribute and in the configuration.
+    Both,
+    /// Only in the configuration, for the reason given.
+    ConfigOnly(&'static str),
+    /// Only in the attribute, for the reason given.
+    AttributeOnly(&'static str),
+}
+
+impl Accepted {
+    /// Whether the `#[hardened]` attribute accepts the key.
+    #[must_use]
+    pub const fn in_attribute(self) -> bool {
+        !matches!(self, Accepted::ConfigOnly(_))
+    }
+
+    /// Whether the configuration (file and environment) accepts the key.
+    #[must_use]
+    pub const fn in_config(self) -> bool {
+        !matches!(self, Accepted::AttributeOnly(_))
+    }
+}
+
+/// One key of one kind of guard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spec {
+    /// The key as written: `failure_rate`.
+    pub name: &'static str,
+    /// Its value's type and range.
+    pub value: Value,
+    /// The value in force when nothing sets it, as the configuration would write it; `None` when unset
+    /// means something of its own (no waiting, no consecutive-failure rule).
+    pub default: Option<&'static str>,
+    /// A value to show in messages and documentation, as the attribute would write it: `50`, `"30s"`.
+    pub example: &'static str,
+    /// What the key does, in one line.
+    pub doc: &'static str,
+    /// Where it may be written.
+    pub accepted: Accepted,
+}
+
+/// One kind of guard: its section, what messages call one, and its keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kind {
+    /// The attribute's argument and the configuration's table: `breaker`, `rate`, `bulkhead`, `retry`.
+    pub name: &'static str,
+    /// What messages call one guard of the kind: `breaker`, `rate limiter`, `bulkhead`, `retry policy`.
+    pub noun: &'static str,
+    /// Every key, in the order they are documented and rendered.
+    pub keys: &'static [Spec],
+}
+
+impl Kind {
+    /// The key called `name`.
+    #[must_use]
+    pub fn key(&self, name: &str) -> Option<&'static Spec> {
+        self.keys.iter().find(|spec| spec.name == name)
+    }
+}
+
+/// Defines a kind's `Key` enum and its table from one list, so the two cannot disagree.
+macro_rules! kind {
+    (
+        $(#[$doc:meta])*
+        $module:ident, $name:literal, $noun:literal,
+        { $( $(#[$key_doc:meta])* $variant:ident => $spec:expr, )+ }
+    ) => {
+        $(#[$doc])*
+        pub mod $module {
+            use super::{Accepted, Kind, Spec, Value};
+
+            /// A key of this kind of guard.
+            #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+            pub enum Key {
+                $( $(#[$key_doc])* $variant, )+
+            }
+
+            impl Key {
+                /// Every key, in the order of [`KIND`]'s table.
+                pub const ALL: &'static [Key] = &[$(Key::$variant),+];
+
+                /// What the table says of the key.
+                #[must_use]
+                pub const fn spec(self) -> &'static Spec {
+                    &KIND.keys[self as usize]
+                }
+
+                /// The key as written.
+                #[must_use]
+                pub const fn name(self) -> &'static str {
+                    self.spec().name
+                }
+
+                /// The key written as `name`, if this kind has one.
+                #[must_use]
+                pub fn from_name(name: &str) -> Option<Key> {
+                    Key::ALL.iter().copied().find(|key| key.name() == name)
+                }
+            }
+
+            /// The kind and its keys.
+            pub const KIND: Kind = Kind { name: $name, noun: $noun, keys: &[$($spec),+] };
+
+            // Silences the unused-import lint for kinds that use no `Accepted` or `Value` variant directly.
+            const _: (Option<Accepted>, Option<Value>) = (None, None);
+        }
+    };
+}
+
+/// The name every kind accepts in the attribute: configuration names a guard by its section instead.
+const NAME: Spec = Spec {
+    name: "name",
+    value: Value::Name,
+    default: None,
+    example: "\"llm\"",
+    doc: "the name of a guard shared by every function that gives it; without one, the function's own",
+    accepted: Accepted::AttributeOnly("the configuration names a guard by its section, [kind.<name>]"),
+};
+
+/// Why the keys of a global limiter's Redis are configuration only.
+const DEPLOYMENT: &str = "a fact of the deployment, not of the code: which Redis, how long to wait for it, how many replicas";
+
+kind! {
+    /// `breaker(..)` and `[breaker.<name>]`: a circuit breaker.
+    breaker, "breaker", "breaker",
+    {
+        /// `name`.
+        Name => super::NAME,
+        /// `failure_rate`.
+        FailureRate => Spec {
+            name: "failure_rate",
+            value: Value::Whole { min: 1, max: 100 },
+            default: Some("50"),
+            example: "50",
+            doc: "failure percentage at or above which the breaker opens",
+            accepted: Accepted::Both,
+        },
+        /// `slow_rate`.
+        SlowRate => Spec {
+            name: "slow_rate",
+            value: Value::Whole { min: 1, max: 100 },
+            default: Some("100"),
+            example: "100",
+            doc: "slow-call percentage at or above which the breaker opens",
+            accepted: Accepted::Both,
+        },
+        /// `slow_call`.
+        SlowCall => Spec {
+            name: "slow_call",
+            value: Value::Duration,
+            default: Some("1m"),
+            example: "\"2s\"",
+            doc: "a call lasting at least this long is slow",
+            accepted: Accepted::Both,
+        },
+        /// `window`.
+        Window => Spec {
+            name: "window",
+            value: Value::Whole { min: 1, max: 1 << 20 },
+            default: Some("100"),
+            example: "100",
+            doc: "the sliding window's size, in calls or seconds",
+            accepted: Accepted::Both,
+        },
+        /// `window_kind`.
+        WindowKind => Spec {
+            name: "window_kind",
+            value: Value::OneOf(&["count", "time"]),
+            default: Some("count"),
+            example: "\"count\"",
+            doc: "whether the window holds the last calls or the last seconds",
+            accepted: Accepted::Both,
+        },
+        /// `min_calls`.
+        MinCalls => Spec {
+            name: "min_calls",
+            value: Value::Whole { min: 1, max: u32::MAX as u64 },
+            default: Some("10"),
+            example: "10",
+            doc: "calls the window must hold before rates are judged",
+            accepted: Accepted::Both,
+        },
+        /// `open_for`.
+        OpenFor => Spec {
+            name: "open_for",
+            value: Value::Duration,
+            default: Some("30s"),
+            example: "\"30s\"",
+            doc: "how long the breaker stays open before probing",
+            accepted: Accepted::Both,
+        },
+        /// `half_open_calls`.
+        HalfOpenCalls => Spec {
+            name: "half_open_calls",
+            value: Value::Whole { min: 1, max: u32::MAX as u64 },
+            default: Some("3"),
+            example: "3",
+            doc: "probes admitted in the half-open state",
+            accepted: Accepted::Both,
+        },
+        /// `consecutive_failures`.
+        ConsecutiveFailures => Spec {
+            name: "consecutive_failures",
+            value: Value::Whole { min: 1, max: u32::MAX as u64 },
+            default: None,
+            example: "5",
+            doc: "open after this many failures in a row instead of judging rates",
+            accepted: Accepted::Both,
+        },
+        /// `extend_open_on_failure`.
+        ExtendOpenOnFailure => Spec {
+            name: "extend_open_on_failure",
+            value: Value::Bool,
+            default: Some("false"),
+            example: "true",
+            doc: "whether a failure reported while open restarts `open_for`",
+            accepted: Accepted::ConfigOnly("an operations choice: how long to keep a failing dependency cut off"),
+        },
+    }
+}
+
+kind! {
+    /// `rate(..)` and `[rate.<name>]`: a rate limiter.
+    rate, "rate", "rate limiter",
+    {
+        /// `name`.
+        Name => super::NAME,
+        /// `per_second`.
+        PerSecond => Spec {
+            name: "per_second",
+            value: Value::Rate,
+            default: Some("10"),
+            example: "10",
+            doc: "calls admitted per period, and the period",
+            accepted: Accepted::Both,
+        },
+        /// `burst`.
+        Burst => Spec {
+            name: "burst",
+            value: Value::Whole { min: 1, max: u32::MAX as u64 },
+            default: None,
+            example: "20",
+            doc: "calls admitted at once after a quiet spell; unset, the number of calls per period",
+            accepted: Accepted::Both,
+        },
+        /// `wait`.
+        Wait => Spec {
+            name: "wait",
+            value: Value::Duration,
+            default: None,
+            example: "\"1s\"",
+            doc: "how long a call may wait for a token; unset, it is refused at once",
+            accepted: Accepted::Both,
+        },
+        /// `scope`.
+        Scope => Spec {
+            name: "scope",
+            value: Value::OneOf(&["local", "global"]),
+            default: Some("local"),
+            example: "\"global\"",
+            doc: "one bucket per replica, or one in Redis shared by every replica",
+            accepted: Accepted::Both,
+        },
+        /// `redis_url`.
+        RedisUrl => Spec {
+            name: "redis_url",
+            value: Value::RedisUrl,
+            default: None,
+            example: "\"redis://redis:6379\"",
+            doc: "the Redis server of a global limiter; unset, REDIS_URL",
+            accepted: Accepted::ConfigOnly(super::DEPLOYMENT),
+        },
+        /// `on_unavailable`.
+        OnUnavailable => Spec {
+            name: "on_unavailable",
+            value: Value::OneOf(&["local", "reject"]),
+            default: Some("local"),
+            example: "\"reject\"",
+            doc: "while Redis is unavailable: this replica's share decides, or calls are refused",
+            accepted: Accepted::ConfigOnly(super::DEPLOYMENT),
+        },
+        /// `redis_timeout`.
+        RedisTimeout => Spec {
+            name: "redis_timeout",
+            value: Value::Duration,
+            default: Some("50ms"),
+            example: "\"50ms\"",
+            doc: "how long one decision waits for Redis",
+            accepted: Accepted::ConfigOnly(super::DEPLOYMENT),
+        },
+        /// `replicas`.
+        Replicas => Spec {
+            name: "replicas",
+            value: Value::Whole { min: 1, max: u32::MAX as u64 },
+            default: Some("1"),
+            example: "3",
+            doc: "how many replicas share a global limiter's quota",
+            accepted: Accepted::ConfigOnly(super::DEPLOYMENT),
+        },
+    }
+}
+
+kind! {
+    /// `bulkhead(..)` and `[bulkhead.<name>]`: a limit of calls at once.
+    bulkhead, "bulkhead", "bulkhead",
+    {
+        /// `name`.
+        Name => super::NAME,
+        /// `max`.
+        Max => Spec {
+            name: "max",
+            value: Value::Whole { min: 1, max: u32::MAX as u64 },
+            default: Some("10"),
+            example: "5",
+            doc: "calls allowed at once",
+            accepted: Accepted::Both,
+        },
+        /// `wait`.
+        Wait => Spec {
+            name: "wait",
+            value: Value::Duration,
+            default: None,
+            example: "\"1s\"",
+            doc: "how long a call may wait for a permit; unset, it is refused at once",
+            accepted: Accepted::Both,
+        },
+    }
+}
+
+kind! {
+    /// `retry(..)` and `[retry.<name>]`: a retry policy.
+    retry, "retry", "retry policy",
+    {
+        /// `name`.
+        Name => super::NAME,
+        /// `attempts`.
+        Attempts => Spec {
+            name: "attempts",
+            value: Value::Whole { min: 1, max: 100 },
+            default: Some("2"),
+            example: "3",
+            doc: "retries after the first attempt",
+            accepted: Accepted::Both,
+        },
+        /// `backoff`.
+        Backoff => Spec {
+            name: "backoff",
+            value: Value::Duration,
+            default: Some("100ms"),
+            example: "\"100ms\"",
+            doc: "the delay before the first retry; it doubles for each further one",
+            accepted: Accepted::Both,
+        },
+        /// `max_backoff`.
+        MaxBackoff => Spec {
+            name: "max_backoff",
+            value: Value::Duration,
+            default: Some("5s"),
+            example: "\"5s\"",
+            doc: "the largest delay between two attempts",
+            accepted: Accepted::Both,
+        },
+        /// `jitter`.
+        Jitter => Spec {
+            name: "jitter",
+            value: Value::Bool,
+            default: Some("true"),
+            example: "false",
+            doc: "whether delays are drawn at random between half their value and their value",
+            accepted: Accepted::Both,
+        },
+        /// `budget_ratio`.
+        BudgetRatio => Spec {
+            name: "budget_ratio",
+            value: Value::Fraction,
+            default: Some("0.2"),
+            example: "0.1",
+            doc: "the share of a retry each call adds to the retry budget",
+            accepted: Accepted::ConfigOnly("the retry budget protects the dependency under load: an operations choice"),
+        },
+        /// `budget_reserve`.
+        BudgetReserve => Spec {
+            name: "budget_reserve",
+            value: Value::Whole { min: 1, max: u32::MAX as u64 },
+            default: Some("10"),
+            example: "10",
+            doc: "retries the budget allows before any call has added to it",
+            accepted: Accepted::ConfigOnly("the retry budget protects the dependency under load: an operations choice"),
+        },
+        /// `when`.
+        When => Spec {
+            name: "when",
+            value: Value::Function,
+            default: None,
+            example: "is_transient",
+            doc: "which errors are worth another attempt: a function of the error",
+            accepted: Accepted::AttributeOnly("a function of the program cannot be written in configuration"),
+        },
+    }
+}
+
+/// Every kind of guard with keys, in the order they are documented.
+pub const KINDS: &[Kind] = &[breaker::KIND, rate::KIND, bulkhead::KIND, retry::KIND];
+
+#[cfg(test)]
+extern crate std;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_is_at_its_variants_place_and_named_once_per_kind() {
+        for kind in KINDS {
+            for (index, spec) in kind.keys.iter().enumerate() {
+                let later = &kind.keys[index + 1..];
+                assert!(later.iter().all(|other| other.name != spec.name), "{}.{} twice", kind.name, spec.name);
+            }
+        }
+        for key in breaker::Key::ALL {
+            assert_eq!(breaker::Key::from_name(key.name()), Some(*key));
+        }
+        assert_eq!(rate::Key::Replicas.spec().name, "replicas");
+        assert_eq!(retry::Key::When.spec().name, "when");
+        assert_eq!(bulkhead::Key::Wait.spec().name, "wait");
+    }
+
+    #[test]
+    fn values_describe_themselves_as_messages_say_them() {
+        use std::string::ToString as _;
+        assert_eq!(breaker::Key::WindowKind.spec().value.to_string(), "\"count\" or \"time\"");
+        assert_eq!(Value::OneOf(&["a", "b", "c"]).to_string(), "\"a\", \"b\" or \"c\"");
+        assert_eq!(retry::Key::Attempts.spec().value.to_string(), "a whole number from 1 to 100");
+    }
+}
