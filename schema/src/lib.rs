@@ -197,7 +197,8 @@ const NAME: Spec = Spec {
 };
 
 /// Why the keys of a global limiter's Redis are configuration only.
-const DEPLOYMENT: &str = "a fact of the deployment, not of the code: which Redis, how long to wait for it, how many replicas";
+const DEPLOYMENT: &str =
+    "a fact of the deployment, not of the code: which Redis, how long to wait for it, how many replicas";
 
 kind! {
     /// `breaker(..)` and `[breaker.<name>]`: a circuit breaker.
@@ -317,7 +318,7 @@ kind! {
         Burst => Spec {
             name: "burst",
             value: Value::Whole { min: 1, max: u32::MAX as u64 },
-            default: None,
+            default: Some("10"),
             example: "20",
             doc: "calls admitted at once after a quiet spell; unset, the number of calls per period",
             accepted: Accepted::Both,

@@ -190,8 +190,13 @@ fn unpack(packed: u64) -> WindowTotals {
     }
 }
 
-/// Largest window, in calls or seconds, so that counts fit their packed fields.
-pub(crate) const MAX_WINDOW: u32 = 1 << 20;
+/// Largest window, in calls or seconds: the schema's range for `window`, which the packed counts must
+/// hold (2^20 at most: checked at compile time).
+#[allow(clippy::cast_possible_truncation, reason = "checked against 2^20 first")]
+pub(crate) const MAX_WINDOW: u32 = match hardened_schema::breaker::Key::Window.spec().value {
+    hardened_schema::Value::Whole { max, .. } if max <= 1 << 20 => max as u32,
+    _ => panic!("the packed window counts hold at most 2^20 calls or seconds"),
+};
 
 /// The outcome of one call as a window slot: bit 0 present, bit 1 failed, bit 2 slow.
 fn slot_code(failed: bool, slow: bool) -> u8 {

@@ -117,12 +117,8 @@ fn apply_kind<S: Section>(
     errors: &mut Vec<ConfigError>,
 ) {
     // The names the environment could mean, taken before any override adds a section.
-    let known: BTreeSet<String> = S::of(config)
-        .keys()
-        .chain(names::declared_of(declared, S::KIND))
-        .cloned()
-        .chain(std::iter::once(DEFAULT.to_owned()))
-        .collect();
+    let known: BTreeSet<String> =
+        S::of(config).keys().chain(S::declared(declared)).cloned().chain(std::iter::once(DEFAULT.to_owned())).collect();
     let mut by_name: BTreeMap<String, Vec<Override>> = BTreeMap::new();
     for found in overrides {
         let name = match resolve(&found.name, &known) {
@@ -170,12 +166,12 @@ fn apply_keys<K: Keys>(
     // Every override of one key, so that two spellings of it are caught.
     let mut by_key: BTreeMap<&'static str, Vec<Override>> = BTreeMap::new();
     for found in overrides {
-        let Some(key) = K::KEYS.iter().copied().find(|key| *key == found.key) else {
+        let Some(key) = K::keys().iter().copied().find(|key| *key == found.key) else {
             errors.push(ConfigError::UnknownKey {
                 origin: Origin::Env(found.variable),
                 path: path_of(&found.key),
-                suggestion: names::closest(&found.key, K::KEYS),
-                allowed: K::KEYS,
+                suggestion: names::closest(&found.key, K::keys()),
+                allowed: K::keys(),
             });
             continue;
         };

@@ -137,12 +137,12 @@ fn read_keys<K: Keys>(
 ) -> K {
     let mut settings = K::default();
     for (key, raw) in keys {
-        if !K::KEYS.contains(&key.as_str()) {
+        if !K::keys().contains(&key.as_str()) {
             errors.push(ConfigError::UnknownKey {
                 origin: Origin::File(origin.to_owned()),
                 path: path_of(key),
-                suggestion: names::closest(key, K::KEYS),
-                allowed: K::KEYS,
+                suggestion: names::closest(key, K::keys()),
+                allowed: K::keys(),
             });
         } else if let Err(problem) = settings.set(key, Raw::Toml(raw)) {
             errors.push(invalid(origin, path_of(key), raw, &problem.problem, problem.allowed));

@@ -8,17 +8,6 @@ use super::settings::Section;
 use super::{BreakerSettings, BulkheadSettings, RateSettings, RetrySettings};
 pub use crate::guards::DeclaredNames;
 
-/// The names declared for sections of `kind` (`breaker`, `rate`, `bulkhead` or `retry`).
-pub(super) fn declared_of<'a>(declared: &'a DeclaredNames, kind: &str) -> &'a [String] {
-    match kind {
-        "breaker" => &declared.breaker,
-        "rate" => &declared.rate,
-        "bulkhead" => &declared.bulkhead,
-        "retry" => &declared.retry,
-        _ => &[],
-    }
-}
-
 /// The section that applies to every guard of its kind, under the guard's own section.
 pub(super) const DEFAULT: &str = "default";
 
@@ -37,12 +26,8 @@ pub struct UnusedName {
 
 impl fmt::Display for UnusedName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let noun = match self.kind {
-            "rate" => RateSettings::NOUN,
-            "bulkhead" => BulkheadSettings::NOUN,
-            "retry" => RetrySettings::NOUN,
-            _ => BreakerSettings::NOUN,
-        };
+        let noun =
+            hardened_schema::KINDS.iter().find(|kind| kind.name == self.kind).map_or(self.kind, |kind| kind.noun);
         write!(f, "[{}] names no {noun} used by any function", section_path(self.kind, &self.name))?;
         if let Some(suggestion) = &self.suggestion {
             write!(f, "; did you mean `{suggestion}`?")?;
@@ -64,7 +49,7 @@ pub fn unused_names(config: &Config, declared: &DeclaredNames) -> Vec<UnusedName
 }
 
 fn unused_of<S: Section>(config: &Config, declared: &DeclaredNames, unused: &mut Vec<UnusedName>) {
-    let names = declared_of(declared, S::KIND);
+    let names = S::declared(declared);
     let candidates: Vec<&str> = names.iter().map(String::as_str).collect();
     for name in S::of(config).keys() {
         if name == DEFAULT || names.contains(name) {

@@ -201,16 +201,18 @@ impl Single for TelemetrySettings {
 }
 
 impl Keys for TelemetrySettings {
-    const KEYS: &'static [&'static str] = &[
-        "service_name",
-        "service_version",
-        "environment",
-        "endpoint",
-        "protocol",
-        "sample_ratio",
-        "log_format",
-        "log_filter",
-    ];
+    fn keys() -> &'static [&'static str] {
+        &[
+            "service_name",
+            "service_version",
+            "environment",
+            "endpoint",
+            "protocol",
+            "sample_ratio",
+            "log_format",
+            "log_filter",
+        ]
+    }
 
     fn set(&mut self, key: &str, raw: Raw<'_>) -> Result<(), Problem> {
         match key {
@@ -254,8 +256,9 @@ impl Single for HealthSettings {
 }
 
 impl Keys for HealthSettings {
-    const KEYS: &'static [&'static str] =
-        &["cache_ttl", "check_timeout", "watchdog_interval", "watchdog_max_lag", "audit_max_backlog"];
+    fn keys() -> &'static [&'static str] {
+        &["cache_ttl", "check_timeout", "watchdog_interval", "watchdog_max_lag", "audit_max_backlog"]
+    }
 
     fn set(&mut self, key: &str, raw: Raw<'_>) -> Result<(), Problem> {
         match key {
@@ -263,7 +266,7 @@ impl Keys for HealthSettings {
             "check_timeout" => self.check_timeout = Some(value::duration(raw)?),
             "watchdog_interval" => self.watchdog_interval = Some(value::duration(raw)?),
             "watchdog_max_lag" => self.watchdog_max_lag = Some(value::duration(raw)?),
-            "audit_max_backlog" => self.audit_max_backlog = Some(value::whole(raw, 1, u64::from(u32::MAX))?),
+            "audit_max_backlog" => self.audit_max_backlog = Some(value::whole_from(raw, 1, u64::from(u32::MAX))?),
             _ => unreachable!("`{key}` is not a health key"),
         }
         Ok(())
@@ -295,7 +298,9 @@ impl Single for ShutdownSettings {
 }
 
 impl Keys for ShutdownSettings {
-    const KEYS: &'static [&'static str] = &["pre_stop_delay", "drain_timeout", "deadline"];
+    fn keys() -> &'static [&'static str] {
+        &["pre_stop_delay", "drain_timeout", "deadline"]
+    }
 
     fn set(&mut self, key: &str, raw: Raw<'_>) -> Result<(), Problem> {
         match key {
@@ -345,16 +350,18 @@ impl Single for ServerSettings {
 }
 
 impl Keys for ServerSettings {
-    const KEYS: &'static [&'static str] = &[
-        "address",
-        "admin_address",
-        "trust_forwarded_for",
-        "trust_incoming_trace",
-        "header_read_timeout",
-        "request_timeout",
-        "max_connections",
-        "body_limit",
-    ];
+    fn keys() -> &'static [&'static str] {
+        &[
+            "address",
+            "admin_address",
+            "trust_forwarded_for",
+            "trust_incoming_trace",
+            "header_read_timeout",
+            "request_timeout",
+            "max_connections",
+            "body_limit",
+        ]
+    }
 
     fn set(&mut self, key: &str, raw: Raw<'_>) -> Result<(), Problem> {
         match key {
@@ -364,7 +371,7 @@ impl Keys for ServerSettings {
             "trust_incoming_trace" => self.trust_incoming_trace = Some(value::boolean(raw)?),
             "header_read_timeout" => self.header_read_timeout = Some(value::duration(raw)?),
             "request_timeout" => self.request_timeout = Some(value::duration(raw)?),
-            "max_connections" => self.max_connections = Some(value::whole(raw, 1, MAX_CONNECTIONS)?),
+            "max_connections" => self.max_connections = Some(value::whole_from(raw, 1, MAX_CONNECTIONS)?),
             "body_limit" => self.body_limit = Some(value::byte_size(raw)?),
             _ => unreachable!("`{key}` is not a server key"),
         }

@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use hardened_schema::{Spec, Value};
+
 use crate::breaker::WindowKind;
 use crate::rate_limit::{OnUnavailable, Scope};
 
@@ -34,14 +36,29 @@ impl Problem {
 
 const OUT_OF_RANGE: &str = "is out of range";
 
-/// What `duration` accepts, for messages.
-pub(super) const DURATION_ALLOWED: &str = "a duration longer than zero, such as \"30s\", \"250ms\" or \"1m 30s\"";
+/// What `duration` accepts, for messages: as the schema says it.
+pub(super) fn duration_allowed() -> String {
+    Value::Duration.to_string()
+}
 
-const RATE_ALLOWED: &str =
-    "a rate above zero: 10 or 2.5 (calls per second), or a string such as \"100/min\", \"5/h\" or \"3/10s\"";
+fn rate_allowed() -> String {
+    Value::Rate.to_string()
+}
+
+/// A whole number in the range the schema gives `spec`.
+pub(super) fn whole<T>(raw: Raw<'_>, spec: &Spec) -> Result<T, Problem>
+where
+    T: Copy + Into<u64> + TryFrom<u64>,
+{
+    let Value::Whole { min, max } = spec.value else {
+        unreachable!("`{}` is not a whole number in the schema", spec.name)
+    };
+    let max = T::try_from(max).unwrap_or_else(|_| unreachable!("`{}`'s range fits its type", spec.name));
+    whole_from(raw, min, max)
+}
 
 /// A whole number from `min` to `max`.
-pub(super) fn whole<T>(raw: Raw<'_>, min: u64, max: T) -> Result<T, Problem>
+pub(super) fn whole_from<T>(raw: Raw<'_>, min: u64, max: T) -> Result<T, Problem>
 where
     T: Copy + Into<u64> + TryFrom<u64>,
 {
@@ -71,8 +88,8 @@ where
 
 /// A duration longer than zero, in humantime's syntax (`"30s"`, `"100ms"`, `"1m 30s"`).
 pub(super) fn duration(raw: Raw<'_>) -> Result<Duration, Problem> {
-    match any_duration(raw, DURATION_ALLOWED)? {
-        duration if duration.is_zero() => Err(Problem::new(OUT_OF_RANGE, DURATION_ALLOWED)),
+    match any_duration(raw, &duration_allowed())? {
+        duration if duration.is_zero() => Err(Problem::new(OUT_OF_RANGE, duration_allowed())),
         duration => Ok(duration),
     }
 }
@@ -97,7 +114,7 @@ fn any_duration(raw: Raw<'_>, allowed: &str) -> Result<Duration, Problem> {
 
 /// `true` or `false`.
 pub(super) fn boolean(raw: Raw<'_>) -> Result<bool, Problem> {
-    let wrong = || Problem::new("is not true or false", "true or false");
+    let wrong = || Problem::new("is not true or false", Value::Bool.to_string());
     match raw {
         Raw::Toml(toml::Value::Boolean(value)) => Ok(*value),
         Raw::Env(text) if text.trim().eq_ignore_ascii_case("true") => Ok(true),
@@ -108,26 +125,26 @@ pub(super) fn boolean(raw: Raw<'_>) -> Result<bool, Problem> {
 
 /// A number from 0.0 to 1.0; whole numbers are accepted too.
 pub(super) fn fraction(raw: Raw<'_>) -> Result<f64, Problem> {
-    const ALLOWED: &str = "a number from 0.0 to 1.0";
+    let allowed = Value::Fraction.to_string();
     #[allow(clippy::cast_precision_loss, reason = "any integer other than 0 and 1 is out of range anyway")]
     let number = match raw {
         Raw::Toml(toml::Value::Float(number)) => *number,
         Raw::Toml(toml::Value::Integer(number)) => *number as f64,
-        Raw::Toml(_) => return Err(Problem::new("is not a number", ALLOWED)),
-        Raw::Env(text) => text.trim().parse::<f64>().map_err(|_| Problem::new("is not a number", ALLOWED))?,
+        Raw::Toml(_) => return Err(Problem::new("is not a number", allowed.clone())),
+        Raw::Env(text) => text.trim().parse::<f64>().map_err(|_| Problem::new("is not a number", allowed.clone()))?,
     };
     if number.is_nan() {
-        return Err(Problem::new("is not a number", ALLOWED));
+        return Err(Problem::new("is not a number", allowed.clone()));
     }
     if !(0.0..=1.0).contains(&number) {
-        return Err(Problem::new(OUT_OF_RANGE, ALLOWED));
+        return Err(Problem::new(OUT_OF_RANGE, allowed));
     }
     Ok(number)
 }
 
-/// `"count"` or `"time"`.
-pub(super) fn window_kind(raw: Raw<'_>) -> Result<WindowKind, Problem> {
-    let wrong = || Problem::new("is not a window kind", "\"count\" or \"time\"");
+/// `"count"` or `"time"`, as `spec` lists them.
+pub(super) fn window_kind(raw: Raw<'_>, spec: &Spec) -> Result<WindowKind, Problem> {
+    let wrong = || Problem::new("is not a window kind", spec.value.to_string());
     let text = match raw {
         Raw::Toml(toml::Value::String(text)) => text.as_str(),
         Raw::Toml(_) => return Err(wrong()),
@@ -140,9 +157,9 @@ pub(super) fn window_kind(raw: Raw<'_>) -> Result<WindowKind, Problem> {
     }
 }
 
-/// `"local"` or `"global"`; `"global"` only in a build with the `redis` feature.
-pub(super) fn scope(raw: Raw<'_>) -> Result<Scope, Problem> {
-    let wrong = || Problem::new("is not a scope", "\"local\" or \"global\"");
+/// `"local"` or `"global"`, as `spec` lists them; `"global"` only in a build with the `redis` feature.
+pub(super) fn scope(raw: Raw<'_>, spec: &Spec) -> Result<Scope, Problem> {
+    let wrong = || Problem::new("is not a scope", spec.value.to_string());
     match text_of(raw).ok_or_else(wrong)? {
         "local" => Ok(Scope::Local),
         "global" if cfg!(feature = "redis") => Ok(Scope::Global),
@@ -154,9 +171,9 @@ pub(super) fn scope(raw: Raw<'_>) -> Result<Scope, Problem> {
     }
 }
 
-/// `"local"` or `"reject"`.
-pub(super) fn on_unavailable(raw: Raw<'_>) -> Result<OnUnavailable, Problem> {
-    let wrong = || Problem::new("is not a policy", "\"local\" or \"reject\"");
+/// `"local"` or `"reject"`, as `spec` lists them.
+pub(super) fn on_unavailable(raw: Raw<'_>, spec: &Spec) -> Result<OnUnavailable, Problem> {
+    let wrong = || Problem::new("is not a policy", spec.value.to_string());
     match text_of(raw).ok_or_else(wrong)? {
         "local" => Ok(OnUnavailable::Local),
         "reject" => Ok(OnUnavailable::Reject),
@@ -194,7 +211,7 @@ pub(super) fn rate(raw: Raw<'_>) -> Result<(u32, Duration), Problem> {
         Raw::Toml(toml::Value::Integer(calls)) => calls_per(i128::from(*calls), Duration::from_secs(1)),
         Raw::Toml(toml::Value::Float(per_second)) => fractional(*per_second),
         Raw::Toml(toml::Value::String(text)) => per_unit(text),
-        Raw::Toml(_) => Err(Problem::new("is not a rate", RATE_ALLOWED)),
+        Raw::Toml(_) => Err(Problem::new("is not a rate", rate_allowed())),
         Raw::Env(text) => {
             let text = text.trim();
             if text.contains('/') {
@@ -204,7 +221,7 @@ pub(super) fn rate(raw: Raw<'_>) -> Result<(u32, Duration), Problem> {
             } else if let Ok(per_second) = text.parse::<f64>() {
                 fractional(per_second)
             } else {
-                Err(Problem::new("is not a rate", RATE_ALLOWED))
+                Err(Problem::new("is not a rate", rate_allowed()))
             }
         }
     }
@@ -213,23 +230,23 @@ pub(super) fn rate(raw: Raw<'_>) -> Result<(u32, Duration), Problem> {
 fn calls_per(calls: i128, period: Duration) -> Result<(u32, Duration), Problem> {
     match u32::try_from(calls) {
         Ok(calls) if calls > 0 => Ok((calls, period)),
-        _ => Err(Problem::new(OUT_OF_RANGE, RATE_ALLOWED)),
+        _ => Err(Problem::new(OUT_OF_RANGE, rate_allowed())),
     }
 }
 
 fn fractional(per_second: f64) -> Result<(u32, Duration), Problem> {
     if per_second.is_nan() {
-        return Err(Problem::new("is not a rate", RATE_ALLOWED));
+        return Err(Problem::new("is not a rate", rate_allowed()));
     }
     // One call per interval: 2.5 per second is one call every 400 ms.
     match Duration::try_from_secs_f64(1.0 / per_second) {
         Ok(period) if per_second > 0.0 && !period.is_zero() => Ok((1, period)),
-        _ => Err(Problem::new(OUT_OF_RANGE, RATE_ALLOWED)),
+        _ => Err(Problem::new(OUT_OF_RANGE, rate_allowed())),
     }
 }
 
 fn per_unit(text: &str) -> Result<(u32, Duration), Problem> {
-    let not_a_rate = || Problem::new("is not a rate", RATE_ALLOWED);
+    let not_a_rate = || Problem::new("is not a rate", rate_allowed());
     let (calls, unit) = text.split_once('/').ok_or_else(not_a_rate)?;
     let calls = calls.trim();
     if calls.is_empty() || !calls.bytes().all(|byte| byte.is_ascii_digit()) {
@@ -240,7 +257,7 @@ fn per_unit(text: &str) -> Result<(u32, Duration), Problem> {
         "m" | "min" | "minute" => Duration::from_mins(1),
         "h" | "hour" => Duration::from_hours(1),
         other => match humantime::parse_duration(other) {
-            Ok(period) if period.is_zero() => return Err(Problem::new(OUT_OF_RANGE, RATE_ALLOWED)),
+            Ok(period) if period.is_zero() => return Err(Problem::new(OUT_OF_RANGE, rate_allowed())),
             Ok(period) => period,
             Err(_) => return Err(not_a_rate()),
         },

@@ -69,7 +69,7 @@ impl ServerLimits {
     /// force applied.
     #[must_use]
     pub fn configured() -> ServerLimits {
-        CONFIGURED.read().unwrap_or_else(PoisonError::into_inner).clone().unwrap_or_default()
+        CONFIGURED.read().unwrap_or_else(PoisonError::into_inner).unwrap_or_default()
     }
 
     /// Makes `limits` what [`ServerLimits::configured`] returns: the configuration's `[server]`.

@@ -45,7 +45,7 @@ impl ShutdownConfig {
     /// in force applied.
     #[must_use]
     pub fn configured() -> ShutdownConfig {
-        CONFIGURED.read().unwrap_or_else(PoisonError::into_inner).clone().unwrap_or_default()
+        CONFIGURED.read().unwrap_or_else(PoisonError::into_inner).unwrap_or_default()
     }
 
     /// Makes `config` what [`ShutdownConfig::configured`] returns: the configuration's `[shutdown]`.
