@@ -70,6 +70,7 @@ mod guards;
 pub mod health;
 #[cfg(feature = "http")]
 pub mod http;
+mod keys;
 pub mod metrics;
 mod outcome;
 #[cfg(feature = "telemetry")]

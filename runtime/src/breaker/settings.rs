@@ -1,8 +1,13 @@
 //! The settings of a `[breaker.<name>]` section: each key optional, only those written change a breaker.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
+use hardened_schema::{self as schema, Spec};
+
 use super::{BreakerConfig, WindowKind};
+use crate::keys::value::{self, Problem, Raw};
+use crate::keys::{Keys, config_keys, int, not_a_config_key, push};
 use crate::support::overlay;
 
 /// The settings of a `[breaker.<name>]` section.
@@ -62,5 +67,65 @@ impl BreakerSettings {
             config.consecutive_failures = self.consecutive_failures;
         }
         overlay(&mut config.extend_open_on_failure, self.extend_open_on_failure);
+    }
+}
+
+impl Keys for BreakerSettings {
+    fn keys() -> &'static [&'static str] {
+        static KEYS: OnceLock<Vec<&'static str>> = OnceLock::new();
+        config_keys(&schema::breaker::KIND, &KEYS)
+    }
+
+    fn set(&mut self, key: &str, raw: Raw<'_>) -> Result<(), Problem> {
+        use schema::breaker::Key;
+        let Some(found) = Key::from_name(key) else { not_a_config_key(&schema::breaker::KIND, key) };
+        let spec = found.spec();
+        match found {
+            Key::FailureRate => self.failure_rate = Some(value::whole(raw, spec)?),
+            Key::SlowRate => self.slow_rate = Some(value::whole(raw, spec)?),
+            Key::SlowCall => self.slow_call = Some(value::duration(raw)?),
+            Key::Window => self.window = Some(value::whole(raw, spec)?),
+            Key::WindowKind => self.window_kind = Some(window_kind(raw, spec)?),
+            Key::MinCalls => self.min_calls = Some(value::whole(raw, spec)?),
+            Key::OpenFor => self.open_for = Some(value::duration(raw)?),
+            Key::HalfOpenCalls => self.half_open_calls = Some(value::whole(raw, spec)?),
+            Key::ConsecutiveFailures => self.consecutive_failures = Some(value::whole(raw, spec)?),
+            Key::ExtendOpenOnFailure => self.extend_open_on_failure = Some(value::boolean(raw)?),
+            Key::Name => not_a_config_key(&schema::breaker::KIND, key),
+        }
+        Ok(())
+    }
+
+    fn entries(&self) -> Vec<(&'static str, toml::Value)> {
+        use schema::breaker::Key;
+        let mut entries = Vec::new();
+        push(&mut entries, Key::FailureRate.name(), self.failure_rate, int);
+        push(&mut entries, Key::SlowRate.name(), self.slow_rate, int);
+        push(&mut entries, Key::SlowCall.name(), self.slow_call, value::duration_value);
+        push(&mut entries, Key::Window.name(), self.window, int);
+        push(&mut entries, Key::WindowKind.name(), self.window_kind, |kind| {
+            toml::Value::String(kind.as_str().to_owned())
+        });
+        push(&mut entries, Key::MinCalls.name(), self.min_calls, int);
+        push(&mut entries, Key::OpenFor.name(), self.open_for, value::duration_value);
+        push(&mut entries, Key::HalfOpenCalls.name(), self.half_open_calls, int);
+        push(&mut entries, Key::ConsecutiveFailures.name(), self.consecutive_failures, int);
+        push(&mut entries, Key::ExtendOpenOnFailure.name(), self.extend_open_on_failure, toml::Value::Boolean);
+        entries
+    }
+}
+
+/// `"count"` or `"time"`, as `spec` lists them.
+fn window_kind(raw: Raw<'_>, spec: &Spec) -> Result<WindowKind, Problem> {
+    let wrong = || Problem::new("is not a window kind", spec.value.to_string());
+    let text = match raw {
+        Raw::Toml(toml::Value::String(text)) => text.as_str(),
+        Raw::Toml(_) => return Err(wrong()),
+        Raw::Env(text) => text.trim(),
+    };
+    match text {
+        "count" => Ok(WindowKind::Count),
+        "time" => Ok(WindowKind::Time),
+        _ => Err(wrong()),
     }
 }

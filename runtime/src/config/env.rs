@@ -14,9 +14,10 @@ use super::error::{ConfigError, Origin, Setting};
 use super::file::{SECTIONS, SINGLE_SECTIONS};
 use super::names::{self, DEFAULT, DeclaredNames, env_name, is_guard_name, key_path, section_path};
 use super::operations::{HealthSettings, ServerSettings, ShutdownSettings, Single, TelemetrySettings};
-use super::settings::{Keys, Section};
-use super::value::{Problem, Raw};
+use super::settings::Section;
 use super::{BreakerSettings, BulkheadSettings, RateSettings, RetrySettings};
+use crate::keys::Keys;
+use crate::keys::{Problem, Raw};
 
 const PREFIX: &str = "HARDENED_";
 

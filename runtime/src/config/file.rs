@@ -7,9 +7,10 @@ use super::Config;
 use super::error::{ConfigError, Origin, Setting};
 use super::names::{self, is_guard_name, key_path, section_path};
 use super::operations::{HealthSettings, ServerSettings, ShutdownSettings, Single, TelemetrySettings};
-use super::settings::{Keys, Section};
-use super::value::Raw;
+use super::settings::Section;
 use super::{BreakerSettings, BulkheadSettings, RateSettings, RetrySettings};
+use crate::keys::Keys;
+use crate::keys::Raw;
 
 /// The variable naming the configuration file.
 pub(super) const CONFIG_VARIABLE: &str = "HARDENED_CONFIG";

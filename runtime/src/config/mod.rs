@@ -64,7 +64,6 @@ mod names;
 mod operations;
 mod render;
 mod settings;
-mod value;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

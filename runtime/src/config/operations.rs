@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::Config;
-use super::settings::{Keys, int, push};
-use super::value::{self, Problem, Raw};
+use crate::keys::value::{self, Problem, Raw};
+use crate::keys::{Keys, int, push};
 
 /// A section of which there is one: `[telemetry]` and the like.
 pub(super) trait Single: Keys {

@@ -5,8 +5,9 @@ use std::fmt::Write as _;
 use super::Config;
 use super::names::section_path;
 use super::operations::{HealthSettings, ServerSettings, ShutdownSettings, Single, TelemetrySettings};
-use super::settings::{Keys, Section};
+use super::settings::Section;
 use super::{BreakerSettings, BulkheadSettings, RateSettings, RetrySettings};
+use crate::keys::Keys;
 
 /// The TOML text of `config`: sections in the order breaker, rate, bulkhead, retry (each kind sorted by
 /// name), then telemetry, health, shutdown and server when they set anything; keys in their documented order, durations as humantime strings (`"1m 30s"`), rates as `10` (per

@@ -1,8 +1,13 @@
 //! The settings of a `[rate.<name>]` section: each key optional, only those written change a limiter.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
+use hardened_schema::{self as schema, Spec};
+
 use super::{OnUnavailable, RateConfig, Scope};
+use crate::keys::value::{self, Problem, Raw, text_of};
+use crate::keys::{Keys, config_keys, int, not_a_config_key, push};
 use crate::support::overlay;
 
 /// The settings of a `[rate.<name>]` section.
@@ -63,5 +68,69 @@ impl RateSettings {
         overlay(&mut config.on_unavailable, self.on_unavailable);
         overlay(&mut config.redis_timeout, self.redis_timeout);
         overlay(&mut config.replicas, self.replicas);
+    }
+}
+
+impl Keys for RateSettings {
+    fn keys() -> &'static [&'static str] {
+        static KEYS: OnceLock<Vec<&'static str>> = OnceLock::new();
+        config_keys(&schema::rate::KIND, &KEYS)
+    }
+
+    fn set(&mut self, key: &str, raw: Raw<'_>) -> Result<(), Problem> {
+        use schema::rate::Key;
+        let Some(found) = Key::from_name(key) else { not_a_config_key(&schema::rate::KIND, key) };
+        let spec = found.spec();
+        match found {
+            Key::PerSecond => self.per_second = Some(value::rate(raw)?),
+            Key::Burst => self.burst = Some(value::whole(raw, spec)?),
+            Key::Wait => self.wait = Some(value::duration(raw)?),
+            Key::Scope => self.scope = Some(scope(raw, spec)?),
+            Key::RedisUrl => self.redis_url = Some(value::redis_url(raw)?),
+            Key::OnUnavailable => self.on_unavailable = Some(on_unavailable(raw, spec)?),
+            Key::RedisTimeout => self.redis_timeout = Some(value::duration(raw)?),
+            Key::Replicas => self.replicas = Some(value::whole(raw, spec)?),
+            Key::Name => not_a_config_key(&schema::rate::KIND, key),
+        }
+        Ok(())
+    }
+
+    fn entries(&self) -> Vec<(&'static str, toml::Value)> {
+        use schema::rate::Key;
+        let text = |text: &str| toml::Value::String(text.to_owned());
+        let mut entries = Vec::new();
+        push(&mut entries, Key::PerSecond.name(), self.per_second, value::rate_value);
+        push(&mut entries, Key::Burst.name(), self.burst, int);
+        push(&mut entries, Key::Wait.name(), self.wait, value::duration_value);
+        push(&mut entries, Key::Scope.name(), self.scope, |scope| text(scope.as_str()));
+        push(&mut entries, Key::RedisUrl.name(), self.redis_url.as_deref(), |url| text(&crate::redact::urls(url)));
+        push(&mut entries, Key::OnUnavailable.name(), self.on_unavailable, |policy| text(policy.as_str()));
+        push(&mut entries, Key::RedisTimeout.name(), self.redis_timeout, value::duration_value);
+        push(&mut entries, Key::Replicas.name(), self.replicas, int);
+        entries
+    }
+}
+
+/// `"local"` or `"global"`, as `spec` lists them; `"global"` only in a build with the `redis` feature.
+fn scope(raw: Raw<'_>, spec: &Spec) -> Result<Scope, Problem> {
+    let wrong = || Problem::new("is not a scope", spec.value.to_string());
+    match text_of(raw).ok_or_else(wrong)? {
+        "local" => Ok(Scope::Local),
+        "global" if cfg!(feature = "redis") => Ok(Scope::Global),
+        "global" => Err(Problem::new(
+            "needs the `redis` feature of hardened, which this build lacks",
+            "\"local\", or \"global\" in a build with the `redis` feature",
+        )),
+        _ => Err(wrong()),
+    }
+}
+
+/// `"local"` or `"reject"`, as `spec` lists them.
+fn on_unavailable(raw: Raw<'_>, spec: &Spec) -> Result<OnUnavailable, Problem> {
+    let wrong = || Problem::new("is not a policy", spec.value.to_string());
+    match text_of(raw).ok_or_else(wrong)? {
+        "local" => Ok(OnUnavailable::Local),
+        "reject" => Ok(OnUnavailable::Reject),
+        _ => Err(wrong()),
     }
 }

@@ -7,12 +7,9 @@ use std::time::Duration;
 
 use hardened_schema::{Spec, Value};
 
-use crate::breaker::WindowKind;
-use crate::rate_limit::{OnUnavailable, Scope};
-
 /// A value as written.
 #[derive(Debug, Clone, Copy)]
-pub(super) enum Raw<'a> {
+pub(crate) enum Raw<'a> {
     /// A value of the TOML file.
     Toml(&'a toml::Value),
     /// The text of an environment variable.
@@ -21,23 +18,23 @@ pub(super) enum Raw<'a> {
 
 /// What is wrong with a value, and what would be right.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Problem {
+pub(crate) struct Problem {
     /// Such as `is out of range`.
-    pub(super) problem: String,
+    pub(crate) problem: String,
     /// Such as `a whole number from 1 to 100`.
-    pub(super) allowed: String,
+    pub(crate) allowed: String,
 }
 
 impl Problem {
-    pub(super) fn new(problem: impl Into<String>, allowed: impl Into<String>) -> Problem {
+    pub(crate) fn new(problem: impl Into<String>, allowed: impl Into<String>) -> Problem {
         Problem { problem: problem.into(), allowed: allowed.into() }
     }
 }
 
-const OUT_OF_RANGE: &str = "is out of range";
+pub(crate) const OUT_OF_RANGE: &str = "is out of range";
 
 /// What `duration` accepts, for messages: as the schema says it.
-pub(super) fn duration_allowed() -> String {
+pub(crate) fn duration_allowed() -> String {
     Value::Duration.to_string()
 }
 
@@ -46,7 +43,7 @@ fn rate_allowed() -> String {
 }
 
 /// A whole number in the range the schema gives `spec`.
-pub(super) fn whole<T>(raw: Raw<'_>, spec: &Spec) -> Result<T, Problem>
+pub(crate) fn whole<T>(raw: Raw<'_>, spec: &Spec) -> Result<T, Problem>
 where
     T: Copy + Into<u64> + TryFrom<u64>,
 {
@@ -58,7 +55,7 @@ where
 }
 
 /// A whole number from `min` to `max`.
-pub(super) fn whole_from<T>(raw: Raw<'_>, min: u64, max: T) -> Result<T, Problem>
+pub(crate) fn whole_from<T>(raw: Raw<'_>, min: u64, max: T) -> Result<T, Problem>
 where
     T: Copy + Into<u64> + TryFrom<u64>,
 {
@@ -87,7 +84,7 @@ where
 }
 
 /// A duration longer than zero, in humantime's syntax (`"30s"`, `"100ms"`, `"1m 30s"`).
-pub(super) fn duration(raw: Raw<'_>) -> Result<Duration, Problem> {
+pub(crate) fn duration(raw: Raw<'_>) -> Result<Duration, Problem> {
     match any_duration(raw, &duration_allowed())? {
         duration if duration.is_zero() => Err(Problem::new(OUT_OF_RANGE, duration_allowed())),
         duration => Ok(duration),
@@ -95,7 +92,7 @@ pub(super) fn duration(raw: Raw<'_>) -> Result<Duration, Problem> {
 }
 
 /// A duration, zero included (`"0s"`).
-pub(super) fn duration_or_zero(raw: Raw<'_>) -> Result<Duration, Problem> {
+pub(crate) fn duration_or_zero(raw: Raw<'_>) -> Result<Duration, Problem> {
     any_duration(raw, "a duration, such as \"0s\", \"5s\" or \"1m 30s\"")
 }
 
@@ -113,7 +110,7 @@ fn any_duration(raw: Raw<'_>, allowed: &str) -> Result<Duration, Problem> {
 }
 
 /// `true` or `false`.
-pub(super) fn boolean(raw: Raw<'_>) -> Result<bool, Problem> {
+pub(crate) fn boolean(raw: Raw<'_>) -> Result<bool, Problem> {
     let wrong = || Problem::new("is not true or false", Value::Bool.to_string());
     match raw {
         Raw::Toml(toml::Value::Boolean(value)) => Ok(*value),
@@ -124,7 +121,7 @@ pub(super) fn boolean(raw: Raw<'_>) -> Result<bool, Problem> {
 }
 
 /// A number from 0.0 to 1.0; whole numbers are accepted too.
-pub(super) fn fraction(raw: Raw<'_>) -> Result<f64, Problem> {
+pub(crate) fn fraction(raw: Raw<'_>) -> Result<f64, Problem> {
     let allowed = Value::Fraction.to_string();
     #[allow(clippy::cast_precision_loss, reason = "any integer other than 0 and 1 is out of range anyway")]
     let number = match raw {
@@ -142,47 +139,8 @@ pub(super) fn fraction(raw: Raw<'_>) -> Result<f64, Problem> {
     Ok(number)
 }
 
-/// `"count"` or `"time"`, as `spec` lists them.
-pub(super) fn window_kind(raw: Raw<'_>, spec: &Spec) -> Result<WindowKind, Problem> {
-    let wrong = || Problem::new("is not a window kind", spec.value.to_string());
-    let text = match raw {
-        Raw::Toml(toml::Value::String(text)) => text.as_str(),
-        Raw::Toml(_) => return Err(wrong()),
-        Raw::Env(text) => text.trim(),
-    };
-    match text {
-        "count" => Ok(WindowKind::Count),
-        "time" => Ok(WindowKind::Time),
-        _ => Err(wrong()),
-    }
-}
-
-/// `"local"` or `"global"`, as `spec` lists them; `"global"` only in a build with the `redis` feature.
-pub(super) fn scope(raw: Raw<'_>, spec: &Spec) -> Result<Scope, Problem> {
-    let wrong = || Problem::new("is not a scope", spec.value.to_string());
-    match text_of(raw).ok_or_else(wrong)? {
-        "local" => Ok(Scope::Local),
-        "global" if cfg!(feature = "redis") => Ok(Scope::Global),
-        "global" => Err(Problem::new(
-            "needs the `redis` feature of hardened, which this build lacks",
-            "\"local\", or \"global\" in a build with the `redis` feature",
-        )),
-        _ => Err(wrong()),
-    }
-}
-
-/// `"local"` or `"reject"`, as `spec` lists them.
-pub(super) fn on_unavailable(raw: Raw<'_>, spec: &Spec) -> Result<OnUnavailable, Problem> {
-    let wrong = || Problem::new("is not a policy", spec.value.to_string());
-    match text_of(raw).ok_or_else(wrong)? {
-        "local" => Ok(OnUnavailable::Local),
-        "reject" => Ok(OnUnavailable::Reject),
-        _ => Err(wrong()),
-    }
-}
-
 /// The URL of a Redis server: `redis://`, `rediss://` (TLS) or `unix://` (a socket).
-pub(super) fn redis_url(raw: Raw<'_>) -> Result<String, Problem> {
+pub(crate) fn redis_url(raw: Raw<'_>) -> Result<String, Problem> {
     let wrong = || {
         Problem::new(
             "is not a Redis URL",
@@ -195,7 +153,7 @@ pub(super) fn redis_url(raw: Raw<'_>) -> Result<String, Problem> {
 }
 
 /// The text of a string value, or of a variable (trimmed); `None` for a TOML value of another type.
-fn text_of(raw: Raw<'_>) -> Option<&str> {
+pub(crate) fn text_of(raw: Raw<'_>) -> Option<&str> {
     match raw {
         Raw::Toml(toml::Value::String(text)) => Some(text.as_str()),
         Raw::Toml(_) => None,
@@ -206,7 +164,7 @@ fn text_of(raw: Raw<'_>) -> Option<&str> {
 /// A rate, as `(calls, period)`, read the way the macro reads `rate = ..`: a whole number `n` is
 /// `(n, 1s)`, a fractional number `r` is one call every `1/r` seconds, and `"N/unit"` is `N` calls per
 /// `s`, `min` or `h` (or any duration: `"3/10s"`).
-pub(super) fn rate(raw: Raw<'_>) -> Result<(u32, Duration), Problem> {
+pub(crate) fn rate(raw: Raw<'_>) -> Result<(u32, Duration), Problem> {
     match raw {
         Raw::Toml(toml::Value::Integer(calls)) => calls_per(i128::from(*calls), Duration::from_secs(1)),
         Raw::Toml(toml::Value::Float(per_second)) => fractional(*per_second),
@@ -266,7 +224,7 @@ fn per_unit(text: &str) -> Result<(u32, Duration), Problem> {
 }
 
 /// A rate as [`rate`] reads it back exactly: `10`, `"100/min"`, `"5/h"` or `"1/400ms"`.
-pub(super) fn rate_value((calls, period): (u32, Duration)) -> toml::Value {
+pub(crate) fn rate_value((calls, period): (u32, Duration)) -> toml::Value {
     match period.as_nanos() {
         1_000_000_000 => toml::Value::Integer(i64::from(calls)),
         60_000_000_000 => toml::Value::String(format!("{calls}/min")),
@@ -276,7 +234,7 @@ pub(super) fn rate_value((calls, period): (u32, Duration)) -> toml::Value {
 }
 
 /// A duration as [`duration`] reads it back exactly.
-pub(super) fn duration_value(duration: Duration) -> toml::Value {
+pub(crate) fn duration_value(duration: Duration) -> toml::Value {
     toml::Value::String(humantime::format_duration(duration).to_string())
 }
 
@@ -285,7 +243,7 @@ const BYTE_SIZE_ALLOWED: &str =
 
 /// A size in bytes above zero: a whole number of bytes, or a whole number with a binary unit (`B`,
 /// `KiB`, `MiB`, `GiB`), as in `"1 MiB"`. Decimal units (`MB`) are refused rather than guessed.
-pub(super) fn byte_size(raw: Raw<'_>) -> Result<u64, Problem> {
+pub(crate) fn byte_size(raw: Raw<'_>) -> Result<u64, Problem> {
     let not_a_size = || Problem::new("is not a size", BYTE_SIZE_ALLOWED);
     let (number, unit) = match raw {
         Raw::Toml(toml::Value::Integer(bytes)) => (i128::from(*bytes), 1),
