@@ -39,7 +39,7 @@ impl GlobalScope for ThisBuild {}
 
 /// Compiles only when this build can keep rate limits in Redis.
 pub const fn global_scope<B: GlobalScope>() {}
-pub use crate::guards::instrument::Instrumented;
+pub use crate::guards::instrument::{Instrumented, instrument};
 pub use crate::guards::site::{SITES, SiteMeta};
 pub use crate::outcome::{
     AsResultViaResult, AsResultViaValue, ErrorMessage, ErrorViaDebug, ErrorViaDisplay, ErrorViaName, FieldValue,

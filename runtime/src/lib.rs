@@ -71,6 +71,7 @@ pub mod health;
 #[cfg(feature = "http")]
 pub mod http;
 mod keys;
+mod kind;
 pub mod metrics;
 mod outcome;
 #[cfg(feature = "telemetry")]

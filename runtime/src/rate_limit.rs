@@ -441,3 +441,31 @@ impl RateLimiter {
         Rejected::RateLimited { name: self.name, retry_after: Duration::from_nanos(retry_after) }
     }
 }
+
+impl crate::kind::GuardKind for RateLimiter {
+    type Config = RateConfig;
+    type Settings = RateSettings;
+
+    const SCHEMA: &'static hardened_schema::Kind = &hardened_schema::rate::KIND;
+
+    fn layer(settings: &RateSettings, config: &mut RateConfig) {
+        settings.apply_to(config);
+    }
+
+    fn build(name: &'static str, config: RateConfig) -> RateLimiter {
+        RateLimiter::new(name, config, Clock::system())
+    }
+
+    fn reconfigure(&self, config: &RateConfig) {
+        if !self.retune(config) {
+            tracing::warn!(
+                rate_limiter = self.name(),
+                "a new rate limiter scope or Redis URL takes effect at the next restart; the other settings apply now"
+            );
+        }
+    }
+
+    fn settings(&self) -> RateSettings {
+        RateSettings::of(&self.config())
+    }
+}

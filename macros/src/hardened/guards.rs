@@ -911,7 +911,7 @@ pub(crate) fn single_pass_call(
     let output = plan.output.as_ref();
     let is_failure = qualified(is_failure, output);
     guarded_call(
-        &quote!(#krate::__private::SiteGuards::instrument),
+        &quote!(#krate::__private::instrument),
         output,
         &quote!(, _, _, _, _, _),
         &quote!(&__HARDENED_GUARDS, #start, |__hardened_ret| #is_failure, #finish),

@@ -953,6 +953,34 @@ impl Drop for BreakerPermit<'_> {
     }
 }
 
+impl crate::kind::GuardKind for CircuitBreaker {
+    type Config = BreakerConfig;
+    type Settings = BreakerSettings;
+
+    const SCHEMA: &'static hardened_schema::Kind = &hardened_schema::breaker::KIND;
+
+    fn layer(settings: &BreakerSettings, config: &mut BreakerConfig) {
+        settings.apply_to(config);
+    }
+
+    fn build(name: &'static str, config: BreakerConfig) -> CircuitBreaker {
+        CircuitBreaker::new(name, config, Clock::system())
+    }
+
+    fn reconfigure(&self, config: &BreakerConfig) {
+        if !self.retune(config) {
+            tracing::warn!(
+                breaker = self.name(),
+                "a new breaker window size or kind takes effect at the next restart; the other settings apply now"
+            );
+        }
+    }
+
+    fn settings(&self) -> BreakerSettings {
+        BreakerSettings::of(&self.config())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::FastMod;

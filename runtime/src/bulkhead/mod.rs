@@ -370,3 +370,26 @@ impl Drop for BulkheadPermit<'_> {
         self.bulkhead.release();
     }
 }
+
+impl crate::kind::GuardKind for Bulkhead {
+    type Config = BulkheadConfig;
+    type Settings = BulkheadSettings;
+
+    const SCHEMA: &'static hardened_schema::Kind = &hardened_schema::bulkhead::KIND;
+
+    fn layer(settings: &BulkheadSettings, config: &mut BulkheadConfig) {
+        settings.apply_to(config);
+    }
+
+    fn build(name: &'static str, config: BulkheadConfig) -> Bulkhead {
+        Bulkhead::new(name, config)
+    }
+
+    fn reconfigure(&self, config: &BulkheadConfig) {
+        self.retune(config);
+    }
+
+    fn settings(&self) -> BulkheadSettings {
+        BulkheadSettings::of(&self.config())
+    }
+}

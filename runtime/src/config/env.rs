@@ -14,10 +14,8 @@ use super::error::{ConfigError, Origin, Setting};
 use super::file::{SECTIONS, SINGLE_SECTIONS};
 use super::names::{self, DEFAULT, DeclaredNames, env_name, is_guard_name, key_path, section_path};
 use super::operations::{HealthSettings, ServerSettings, ShutdownSettings, Single, TelemetrySettings};
-use super::settings::Section;
-use super::{BreakerSettings, BulkheadSettings, RateSettings, RetrySettings};
-use crate::keys::Keys;
-use crate::keys::{Problem, Raw};
+use super::settings::{EachKind, Section, each_kind};
+use crate::keys::{Keys, Problem, Raw};
 
 const PREFIX: &str = "HARDENED_";
 
@@ -92,14 +90,7 @@ pub(super) fn apply(
             _ => errors.push(ConfigError::Malformed { variable }),
         }
     }
-    for (kind, overrides) in by_kind {
-        match kind {
-            BreakerSettings::KIND => apply_kind::<BreakerSettings>(&mut config, overrides, declared, &mut errors),
-            RateSettings::KIND => apply_kind::<RateSettings>(&mut config, overrides, declared, &mut errors),
-            BulkheadSettings::KIND => apply_kind::<BulkheadSettings>(&mut config, overrides, declared, &mut errors),
-            _ => apply_kind::<RetrySettings>(&mut config, overrides, declared, &mut errors),
-        }
-    }
+    each_kind(&mut ApplyOverrides { by_kind, config: &mut config, declared, errors: &mut errors });
     for (section, overrides) in by_single {
         match section {
             TelemetrySettings::SECTION => apply_single::<TelemetrySettings>(&mut config, overrides, &mut errors),
@@ -109,6 +100,22 @@ pub(super) fn apply(
         }
     }
     (config, errors)
+}
+
+/// Applies the overrides of every guard kind, kind by kind.
+struct ApplyOverrides<'a> {
+    by_kind: BTreeMap<&'static str, Vec<Override>>,
+    config: &'a mut Config,
+    declared: &'a DeclaredNames,
+    errors: &'a mut Vec<ConfigError>,
+}
+
+impl EachKind for ApplyOverrides<'_> {
+    fn kind<S: Section>(&mut self) {
+        if let Some(overrides) = self.by_kind.remove(S::KIND) {
+            apply_kind::<S>(self.config, overrides, self.declared, self.errors);
+        }
+    }
 }
 
 fn apply_kind<S: Section>(

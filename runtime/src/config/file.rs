@@ -7,10 +7,9 @@ use super::Config;
 use super::error::{ConfigError, Origin, Setting};
 use super::names::{self, is_guard_name, key_path, section_path};
 use super::operations::{HealthSettings, ServerSettings, ShutdownSettings, Single, TelemetrySettings};
-use super::settings::Section;
-use super::{BreakerSettings, BulkheadSettings, RateSettings, RetrySettings};
-use crate::keys::Keys;
-use crate::keys::Raw;
+pub(super) use super::settings::SECTIONS;
+use super::settings::{EachKind, Section, each_kind};
+use crate::keys::{Keys, Raw};
 
 /// The variable naming the configuration file.
 pub(super) const CONFIG_VARIABLE: &str = "HARDENED_CONFIG";
@@ -21,18 +20,6 @@ pub(super) const DEFAULT_FILE: &str = "hardened.toml";
 /// The top-level sections of the service as a whole.
 pub(super) const SINGLE_SECTIONS: &[&str] =
     &[TelemetrySettings::SECTION, HealthSettings::SECTION, ShutdownSettings::SECTION, ServerSettings::SECTION];
-
-/// Every top-level section.
-pub(super) const SECTIONS: &[&str] = &[
-    BreakerSettings::KIND,
-    RateSettings::KIND,
-    BulkheadSettings::KIND,
-    RetrySettings::KIND,
-    TelemetrySettings::SECTION,
-    HealthSettings::SECTION,
-    ShutdownSettings::SECTION,
-    ServerSettings::SECTION,
-];
 
 /// Reads TOML text into a [`Config`]; `origin` names the file in errors.
 ///
@@ -52,11 +39,13 @@ pub(super) fn parse_gathering(source: &str, origin: &str) -> Result<(Config, Vec
     let mut config = Config::default();
     let mut errors = Vec::new();
     for (section, value) in &table {
+        let mut guard_section =
+            ReadGuardSection { section, config: &mut config, origin, value, errors: &mut errors, read: false };
+        each_kind(&mut guard_section);
+        if guard_section.read {
+            continue;
+        }
         match section.as_str() {
-            BreakerSettings::KIND => read_kind::<BreakerSettings>(&mut config, origin, value, &mut errors),
-            RateSettings::KIND => read_kind::<RateSettings>(&mut config, origin, value, &mut errors),
-            BulkheadSettings::KIND => read_kind::<BulkheadSettings>(&mut config, origin, value, &mut errors),
-            RetrySettings::KIND => read_kind::<RetrySettings>(&mut config, origin, value, &mut errors),
             TelemetrySettings::SECTION => read_single::<TelemetrySettings>(&mut config, origin, value, &mut errors),
             HealthSettings::SECTION => read_single::<HealthSettings>(&mut config, origin, value, &mut errors),
             ShutdownSettings::SECTION => read_single::<ShutdownSettings>(&mut config, origin, value, &mut errors),
@@ -92,6 +81,26 @@ fn invalid(origin: &str, path: String, value: &toml::Value, problem: &str, allow
         setting: Box::new(Setting::new(Origin::File(origin.to_owned()), path, &value.to_string())),
         problem: problem.to_owned(),
         allowed,
+    }
+}
+
+/// Reads `value` as the sections of the guard kind called `section`, if it is one.
+struct ReadGuardSection<'a> {
+    section: &'a str,
+    config: &'a mut Config,
+    origin: &'a str,
+    value: &'a toml::Value,
+    errors: &'a mut Vec<ConfigError>,
+    /// Whether `section` was a guard kind's, and read.
+    read: bool,
+}
+
+impl EachKind for ReadGuardSection<'_> {
+    fn kind<S: Section>(&mut self) {
+        if S::KIND == self.section {
+            read_kind::<S>(self.config, self.origin, self.value, self.errors);
+            self.read = true;
+        }
     }
 }
 

@@ -82,30 +82,32 @@ pub use crate::bulkhead::BulkheadSettings;
 pub use crate::rate_limit::RateSettings;
 pub use crate::retry::RetrySettings;
 
-/// The configuration of the named guards, from the file and the environment, by kind and name.
-///
-/// A section named `default` applies to every guard of its kind.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Config {
-    /// `[breaker.<name>]` sections.
-    pub breaker: BTreeMap<String, BreakerSettings>,
-    /// `[rate.<name>]` sections.
-    pub rate: BTreeMap<String, RateSettings>,
-    /// `[bulkhead.<name>]` sections.
-    pub bulkhead: BTreeMap<String, BulkheadSettings>,
-    /// `[retry.<name>]` sections.
-    pub retry: BTreeMap<String, RetrySettings>,
-    /// The `[telemetry]` section.
-    pub telemetry: TelemetrySettings,
-    /// The `[health]` section.
-    pub health: HealthSettings,
-    /// The `[shutdown]` section.
-    pub shutdown: ShutdownSettings,
-    /// The `[server]` section.
-    pub server: ServerSettings,
-    /// The file read, if any.
-    pub source: Option<PathBuf>,
+macro_rules! config {
+    ($($field:ident: $guard:ty, $settings:ty, $on_site:ident, $one:ident, $all:ident;)*) => {
+        /// The configuration of the named guards and of the service, from the file and the environment.
+        ///
+        /// A guard section named `default` applies to every guard of its kind.
+        #[derive(Debug, Clone, Default, PartialEq)]
+        pub struct Config {
+            $(
+                #[doc = concat!("`[", stringify!($field), ".<name>]` sections.")]
+                pub $field: BTreeMap<String, $settings>,
+            )*
+            /// The `[telemetry]` section.
+            pub telemetry: TelemetrySettings,
+            /// The `[health]` section.
+            pub health: HealthSettings,
+            /// The `[shutdown]` section.
+            pub shutdown: ShutdownSettings,
+            /// The `[server]` section.
+            pub server: ServerSettings,
+            /// The file read, if any.
+            pub source: Option<PathBuf>,
+        }
+    };
 }
+
+crate::guards::guard_kinds!(config);
 
 /// Reads the configuration without installing it: the file `HARDENED_CONFIG` names in `vars` (relative to
 /// `dir`), else `hardened.toml` in `dir` if it exists, else none; then the `HARDENED_*` overrides among
@@ -195,14 +197,7 @@ pub fn reload() -> Result<Arc<Config>, ConfigError> {
 /// configuration, layered. For operators: `agent-server config check` prints it.
 #[must_use]
 pub fn effective() -> String {
-    let guards = crate::guards::effective();
-    render(&Config {
-        breaker: guards.breaker,
-        rate: guards.rate,
-        bulkhead: guards.bulkhead,
-        retry: guards.retry,
-        ..Config::clone(&current())
-    })
+    render(&Config::clone(&current()).with_guard_sections(crate::guards::effective()))
 }
 
 /// Sections of the configuration in force that name no guard any function declares, each with the
@@ -228,12 +223,7 @@ pub fn install(config: Config) -> Arc<Config> {
         config.server.apply_to(&mut limits);
         crate::http::ServerLimits::install(limits);
     }
-    crate::guards::configure(crate::guards::GuardSections {
-        breaker: config.breaker.clone(),
-        rate: config.rate.clone(),
-        bulkhead: config.bulkhead.clone(),
-        retry: config.retry.clone(),
-    });
+    crate::guards::configure(config.guard_sections());
     config
 }
 

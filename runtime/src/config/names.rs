@@ -4,8 +4,7 @@
 use std::fmt;
 
 use super::Config;
-use super::settings::Section;
-use super::{BreakerSettings, BulkheadSettings, RateSettings, RetrySettings};
+use super::settings::{EachKind, Section, each_kind};
 pub use crate::guards::DeclaredNames;
 
 /// The section that applies to every guard of its kind, under the guard's own section.
@@ -40,12 +39,22 @@ impl fmt::Display for UnusedName {
 /// closest declared name of the same kind.
 #[must_use]
 pub fn unused_names(config: &Config, declared: &DeclaredNames) -> Vec<UnusedName> {
-    let mut unused = Vec::new();
-    unused_of::<BreakerSettings>(config, declared, &mut unused);
-    unused_of::<RateSettings>(config, declared, &mut unused);
-    unused_of::<BulkheadSettings>(config, declared, &mut unused);
-    unused_of::<RetrySettings>(config, declared, &mut unused);
-    unused
+    let mut unused = UnusedNames { config, declared, unused: Vec::new() };
+    each_kind(&mut unused);
+    unused.unused
+}
+
+/// Finds the unused sections of every guard kind, kind by kind.
+struct UnusedNames<'a> {
+    config: &'a Config,
+    declared: &'a DeclaredNames,
+    unused: Vec<UnusedName>,
+}
+
+impl EachKind for UnusedNames<'_> {
+    fn kind<S: Section>(&mut self) {
+        unused_of::<S>(self.config, self.declared, &mut self.unused);
+    }
 }
 
 fn unused_of<S: Section>(config: &Config, declared: &DeclaredNames, unused: &mut Vec<UnusedName>) {

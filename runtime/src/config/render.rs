@@ -5,8 +5,7 @@ use std::fmt::Write as _;
 use super::Config;
 use super::names::section_path;
 use super::operations::{HealthSettings, ServerSettings, ShutdownSettings, Single, TelemetrySettings};
-use super::settings::Section;
-use super::{BreakerSettings, BulkheadSettings, RateSettings, RetrySettings};
+use super::settings::{EachKind, Section, each_kind};
 use crate::keys::Keys;
 
 /// The TOML text of `config`: sections in the order breaker, rate, bulkhead, retry (each kind sorted by
@@ -19,10 +18,7 @@ use crate::keys::Keys;
 #[must_use]
 pub fn render(config: &Config) -> String {
     let mut out = String::new();
-    render_kind::<BreakerSettings>(config, &mut out);
-    render_kind::<RateSettings>(config, &mut out);
-    render_kind::<BulkheadSettings>(config, &mut out);
-    render_kind::<RetrySettings>(config, &mut out);
+    each_kind(&mut RenderGuardSections { config, out: &mut out });
     render_single::<TelemetrySettings>(config, &mut out);
     render_single::<HealthSettings>(config, &mut out);
     render_single::<ShutdownSettings>(config, &mut out);
@@ -30,9 +26,17 @@ pub fn render(config: &Config) -> String {
     out
 }
 
-fn render_kind<S: Section>(config: &Config, out: &mut String) {
-    for (name, settings) in S::of(config) {
-        render_table(&section_path(S::KIND, name), settings, out);
+/// Writes the sections of every guard kind, kind by kind.
+struct RenderGuardSections<'a> {
+    config: &'a Config,
+    out: &'a mut String,
+}
+
+impl EachKind for RenderGuardSections<'_> {
+    fn kind<S: Section>(&mut self) {
+        for (name, settings) in S::of(self.config) {
+            render_table(&section_path(S::KIND, name), settings, self.out);
+        }
     }
 }
 

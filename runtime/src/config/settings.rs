@@ -3,14 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use hardened_schema::{self as schema, Kind};
+use hardened_schema::Kind;
 
+use super::operations::{HealthSettings, ServerSettings, ShutdownSettings, Single, TelemetrySettings};
 use super::{Config, DeclaredNames};
-use crate::breaker::BreakerSettings;
-use crate::bulkhead::BulkheadSettings;
+use crate::guards::{GuardSections, guard_kinds};
 use crate::keys::Keys;
-use crate::rate_limit::RateSettings;
-use crate::retry::RetrySettings;
+use crate::kind::GuardKind;
 
 /// A kind of guard section, one per name: `[breaker.<name>]` and the like.
 pub(super) trait Section: Keys {
@@ -31,28 +30,59 @@ pub(super) trait Section: Keys {
     fn of_mut(config: &mut Config) -> &mut BTreeMap<String, Self>;
 }
 
-/// Defines a guard section's place in [`Config`] and its schema.
-macro_rules! section {
-    ($settings:ty, $schema:path, $field:ident) => {
-        impl Section for $settings {
-            const SCHEMA: &'static Kind = &$schema;
+/// Something done with the sections of every kind of guard, one kind at a time, in the order of the list
+/// of kinds.
+pub(super) trait EachKind {
+    /// Does it with the sections of kind `S`.
+    fn kind<S: Section>(&mut self);
+}
 
-            fn declared(names: &DeclaredNames) -> &[String] {
-                &names.$field
+macro_rules! sections {
+    ($($field:ident: $guard:ty, $settings:ty, $on_site:ident, $one:ident, $all:ident;)*) => {
+        $(
+            impl Section for $settings {
+                const SCHEMA: &'static Kind = <$guard as GuardKind>::SCHEMA;
+
+                fn declared(names: &DeclaredNames) -> &[String] {
+                    &names.$field
+                }
+
+                fn of(config: &Config) -> &BTreeMap<String, Self> {
+                    &config.$field
+                }
+
+                fn of_mut(config: &mut Config) -> &mut BTreeMap<String, Self> {
+                    &mut config.$field
+                }
+            }
+        )*
+
+        /// Calls `visitor` with every kind of guard section.
+        pub(super) fn each_kind(visitor: &mut impl EachKind) {
+            $( visitor.kind::<$settings>(); )*
+        }
+
+        /// Every top-level table: the guard kinds', then the service's own sections.
+        pub(super) const SECTIONS: &[&str] = &[
+            $( <$settings as Section>::KIND, )*
+            TelemetrySettings::SECTION,
+            HealthSettings::SECTION,
+            ShutdownSettings::SECTION,
+            ServerSettings::SECTION,
+        ];
+
+        impl Config {
+            /// The guards' sections, as the guards take them.
+            pub(super) fn guard_sections(&self) -> GuardSections {
+                GuardSections { $( $field: self.$field.clone(), )* }
             }
 
-            fn of(config: &Config) -> &BTreeMap<String, Self> {
-                &config.$field
-            }
-
-            fn of_mut(config: &mut Config) -> &mut BTreeMap<String, Self> {
-                &mut config.$field
+            /// This configuration with the guards' sections replaced by `sections`.
+            pub(super) fn with_guard_sections(self, sections: GuardSections) -> Config {
+                Config { $( $field: sections.$field, )* ..self }
             }
         }
     };
 }
 
-section!(BreakerSettings, schema::breaker::KIND, breaker);
-section!(RateSettings, schema::rate::KIND, rate);
-section!(BulkheadSettings, schema::bulkhead::KIND, bulkhead);
-section!(RetrySettings, schema::retry::KIND, retry);
+guard_kinds!(sections);

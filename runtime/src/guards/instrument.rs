@@ -187,15 +187,18 @@ fn wait<S>(mut flight: InFlight, mut waiting: Waiting, stage: &mut Stage<S>, cx:
     }
 }
 
-/// A call of the site of `guards`, started at its first poll by `start`, which makes its span and its
-/// body's future: `is_failure` is the outcome rule as a verdict for the breaker, `classify` applies it to
-/// the output (and to a refusal) and returns the value the caller receives.
-pub(crate) fn guarded<R, S, F, P, C, T>(
+/// An asynchronous call of the site of `guards`, which has a breaker, a rate limiter or a bulkhead but
+/// neither retries nor a timeout, as one future: at its first poll, `start` makes the span and the body's
+/// future, and the guards are taken, without a future of their own unless one must wait; its two readings
+/// of the clock serve its metrics and its guards alike. `is_failure` is the outcome rule as the breaker's
+/// verdict; `classify` applies it to the output (or to a refusal) and returns the value the caller
+/// receives.
+pub fn instrument<R, S, F, P, C, T>(
     guards: &'static SiteGuards,
     start: S,
     is_failure: P,
     classify: C,
-) -> GuardedInstrumented<S, F, P, C>
+) -> impl Future<Output = T> + use<R, S, F, P, C, T>
 where
     R: GuardedReturn,
     S: FnOnce() -> (Span, F),
@@ -361,28 +364,4 @@ fn refuse<R: GuardedReturn, T>(
     let elapsed = call.elapsed_nanos(clock::system());
     call.finish_after(outcome, elapsed, None);
     value
-}
-
-impl SiteGuards {
-    /// An asynchronous call of this site, which has a breaker, a rate limiter or a bulkhead but neither
-    /// retries nor a timeout, as one future: at its first poll, `start` makes the span and the body's
-    /// future, and the guards are taken, without a future of their own unless one must wait; its two
-    /// readings of the clock serve its metrics and its guards alike. `is_failure` is the outcome rule as
-    /// the breaker's verdict; `classify` applies it to the output (or to a refusal) and returns the value
-    /// the caller receives.
-    pub fn instrument<R, S, F, P, C, T>(
-        &'static self,
-        start: S,
-        is_failure: P,
-        classify: C,
-    ) -> impl Future<Output = T> + use<R, S, F, P, C, T>
-    where
-        R: GuardedReturn,
-        S: FnOnce() -> (tracing::Span, F),
-        F: Future<Output = R>,
-        P: Fn(&R) -> bool,
-        C: FnMut((R, Option<Outcome>), &tracing::Span) -> (T, Outcome),
-    {
-        guarded(self, start, is_failure, classify)
-    }
 }

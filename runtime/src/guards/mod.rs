@@ -8,12 +8,14 @@
 pub(crate) mod call;
 pub(crate) mod guarded;
 pub(crate) mod instrument;
+mod kinds;
 mod names;
 mod registry;
 mod sections;
 pub(crate) mod shards;
 pub(crate) mod site;
 
+pub(crate) use self::kinds::guard_kinds;
 pub use self::names::DeclaredNames;
 pub use self::registry::{
     breaker, breakers, bulkhead, bulkheads, rate_limiter, rate_limiters, retry_policies, retry_policy,

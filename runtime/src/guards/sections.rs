@@ -6,19 +6,20 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 
-use crate::breaker::BreakerSettings;
-use crate::bulkhead::BulkheadSettings;
-use crate::rate_limit::RateSettings;
-use crate::retry::RetrySettings;
+use super::kinds::guard_kinds;
 
-/// The configured sections of every kind of guard, by name; `default` applies to every guard of its kind.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct GuardSections {
-    pub(crate) breaker: BTreeMap<String, BreakerSettings>,
-    pub(crate) rate: BTreeMap<String, RateSettings>,
-    pub(crate) bulkhead: BTreeMap<String, BulkheadSettings>,
-    pub(crate) retry: BTreeMap<String, RetrySettings>,
+macro_rules! guard_sections {
+    ($($field:ident: $guard:ty, $settings:ty, $on_site:ident, $one:ident, $all:ident;)*) => {
+        /// The configured sections of every kind of guard, by name; `default` applies to every guard of its
+        /// kind.
+        #[derive(Debug, Clone, Default, PartialEq)]
+        pub(crate) struct GuardSections {
+            $( pub(crate) $field: BTreeMap<String, $settings>, )*
+        }
+    };
 }
+
+guard_kinds!(guard_sections);
 
 static INSTALLED: LazyLock<RwLock<Arc<GuardSections>>> = LazyLock::new(RwLock::default);
 

@@ -8,11 +8,8 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use crate::breaker::{BreakerSettings, CircuitBreaker};
-use crate::bulkhead::{Bulkhead, BulkheadSettings};
+use super::kinds::guard_kinds;
 use crate::outcome::Outcome;
-use crate::rate_limit::{RateLimiter, RateSettings};
-use crate::retry::{RetryPolicy, RetrySettings};
 
 /// `Site::slot` before the metric layout is computed.
 pub(crate) const UNRESOLVED: u32 = u32::MAX;
@@ -211,49 +208,48 @@ pub struct Declared<S> {
     pub settings: S,
 }
 
-/// The guards of one call site, as written, and as resolved on the first call.
-#[doc(hidden)]
-#[derive(Debug)]
-pub struct SiteGuards {
-    pub(super) site: &'static Site,
-    pub(super) breaker_declared: Option<Declared<BreakerSettings>>,
-    pub(super) rate_declared: Option<Declared<RateSettings>>,
-    pub(super) bulkhead_declared: Option<Declared<BulkheadSettings>>,
-    pub(super) retry_declared: Option<Declared<RetrySettings>>,
-    pub(super) timeout: Option<Duration>,
-    pub(super) resolved: OnceLock<Resolved>,
+macro_rules! site_guards {
+    ($($field:ident: $guard:ty, $settings:ty, $on_site:ident, $one:ident, $all:ident;)*) => {
+        /// The guards of one call site, as written, and as resolved on the first call.
+        #[doc(hidden)]
+        #[derive(Debug)]
+        pub struct SiteGuards {
+            pub(super) site: &'static Site,
+            pub(super) declared: Declarations,
+            pub(super) timeout: Option<Duration>,
+            pub(super) resolved: OnceLock<Resolved>,
+        }
+
+        /// What a call site declares, by kind.
+        #[derive(Debug)]
+        pub(super) struct Declarations {
+            $( pub(super) $field: Option<Declared<$settings>>, )*
+        }
+
+        /// The guards of a site, looked up once together: one check per call instead of one per guard.
+        #[derive(Debug, Clone, Copy)]
+        pub(crate) struct Resolved {
+            $( pub(crate) $field: Option<&'static $guard>, )*
+        }
+
+        impl SiteGuards {
+            /// The guards of `site`: one declaration (or none) per kind, in the order of the list of kinds,
+            /// then the timeout.
+            #[must_use]
+            pub const fn new(
+                site: &'static Site,
+                $( $field: Option<Declared<$settings>>, )*
+                timeout: Option<Duration>,
+            ) -> SiteGuards {
+                SiteGuards { site, declared: Declarations { $( $field, )* }, timeout, resolved: OnceLock::new() }
+            }
+        }
+    };
 }
 
-/// The guards of a site, looked up once together: one check per call instead of one per guard.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Resolved {
-    pub(crate) breaker: Option<&'static CircuitBreaker>,
-    pub(crate) rate: Option<&'static RateLimiter>,
-    pub(crate) bulkhead: Option<&'static Bulkhead>,
-    pub(crate) retry: Option<&'static RetryPolicy>,
-}
+guard_kinds!(site_guards);
 
 impl SiteGuards {
-    #[must_use]
-    pub const fn new(
-        site: &'static Site,
-        breaker: Option<Declared<BreakerSettings>>,
-        rate: Option<Declared<RateSettings>>,
-        bulkhead: Option<Declared<BulkheadSettings>>,
-        retry: Option<Declared<RetrySettings>>,
-        timeout: Option<Duration>,
-    ) -> SiteGuards {
-        SiteGuards {
-            site,
-            breaker_declared: breaker,
-            rate_declared: rate,
-            bulkhead_declared: bulkhead,
-            retry_declared: retry,
-            timeout,
-            resolved: OnceLock::new(),
-        }
-    }
-
     /// The call site these guards belong to.
     #[must_use]
     pub fn site(&self) -> &'static Site {

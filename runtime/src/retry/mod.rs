@@ -191,3 +191,26 @@ impl RetryPolicy {
         Some(at_least.map_or(delay, |floor| delay.max(floor)))
     }
 }
+
+impl crate::kind::GuardKind for RetryPolicy {
+    type Config = RetryConfig;
+    type Settings = RetrySettings;
+
+    const SCHEMA: &'static hardened_schema::Kind = &hardened_schema::retry::KIND;
+
+    fn layer(settings: &RetrySettings, config: &mut RetryConfig) {
+        settings.apply_to(config);
+    }
+
+    fn build(name: &'static str, config: RetryConfig) -> RetryPolicy {
+        RetryPolicy::new(name, config)
+    }
+
+    fn reconfigure(&self, config: &RetryConfig) {
+        self.retune(config);
+    }
+
+    fn settings(&self) -> RetrySettings {
+        RetrySettings::of(&self.config())
+    }
+}
