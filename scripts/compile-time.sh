@@ -38,7 +38,9 @@ options:
                        directory inside the temporary one, removed at exit); not the workspace's own
                        target directory, but target/compile-time is fine
   --time-passes FORM   after the table, rebuild FORM (plain, instrument, core or full) with
-                       `-Z time-passes` (through RUSTC_BOOTSTRAP=1) and print the passes over 10 ms
+                       `-Z time-passes` (through RUSTC_BOOTSTRAP=1) and print the passes over 10 ms;
+                       cargo builds the dependencies again for it (it fingerprints RUSTC_BOOTSTRAP),
+                       about a minute more
   --keep               keep the generated workspace and print where it is
   -h, --help           this text
 
