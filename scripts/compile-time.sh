@@ -22,7 +22,8 @@ source in the dev profile (incrementally, as that profile does), keeps the best 
                function, plus timeout = "30s", retry = 2 on an async one (they need an async fn)
 
 Exits 1 when what core or full adds per function (wall time, or CPU time with --cpu) is more than the
-budget times what instrument adds; 0 with --report-only whatever the ratios.
+budget times what instrument adds; 0 with --report-only whatever the ratios; 2 on a bad argument and 3
+when the crates cannot be built or measured.
 
 options:
   --functions N        functions per crate, an even number (default 200)
@@ -276,10 +277,9 @@ build() {
     if ! (cd "$work" && cargo build --package "compile-time-$form" "$@") >"$log" 2>&1; then
         echo "building the $form form failed; cargo said:" >&2
         cat "$log" >&2
-        return 1
+        exit 3
     fi
 }
-
 
 echo "generating $functions functions in four forms in $work" >&2
 generate
