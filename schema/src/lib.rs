@@ -38,7 +38,7 @@ pub enum Value {
     Fraction,
     /// One of these words.
     OneOf(&'static [&'static str]),
-    /// A `redis://` or `rediss://` URL.
+    /// A Redis URL: `redis://`, `rediss://` (TLS) or `unix://`.
     RedisUrl,
     /// The name of a guard shared by every function that gives it.
     Name,
@@ -68,7 +68,7 @@ impl fmt::Display for Value {
                 }
                 Ok(())
             }
-            Value::RedisUrl => f.write_str("a redis:// or rediss:// URL"),
+            Value::RedisUrl => f.write_str("a URL starting redis://, rediss:// (TLS) or unix://"),
             Value::Name => f.write_str("a name"),
             Value::Function => f.write_str("a function"),
         }

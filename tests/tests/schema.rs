@@ -1,6 +1,8 @@
 //! The configuration reads the guard keys as the schema describes them: exactly the keys it lists for the
 //! configuration, with its ranges and messages, and the built-in defaults it documents.
 
+use std::fmt::Write as _;
+
 use hardened::breaker::BreakerConfig;
 use hardened::bulkhead::BulkheadConfig;
 use hardened::config::{self, BreakerSettings, BulkheadSettings, Config, RateSettings, RetrySettings};
@@ -90,4 +92,50 @@ fn the_built_in_defaults_are_the_schemas() {
         }
     }
     assert!(checked >= 20);
+}
+
+/// The key table of `kind` in the configuration guide, as the schema gives it.
+fn key_table(kind: &hardened_schema::Kind) -> String {
+    let mut table = String::from("| key | allowed | default | what it does |\n| --- | --- | --- | --- |\n");
+    for spec in kind.keys.iter().filter(|spec| spec.accepted.in_config()) {
+        let default = match spec.default {
+            Some(default) => {
+                format!("`{}`", written(spec, default).split_once(" = ").map_or(default, |(_, value)| value))
+            }
+            None => "unset".to_owned(),
+        };
+        let _ = writeln!(table, "| `{}` | {} | {default} | {} |", spec.name, spec.value, spec.doc);
+    }
+    table
+}
+
+#[test]
+fn the_configuration_guides_key_tables_are_the_schemas() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/configuration.md");
+    let guide = std::fs::read_to_string(&path).expect("docs/configuration.md");
+    let mut written = String::with_capacity(guide.len());
+    let mut rest = guide.as_str();
+    let mut found = 0;
+    while let Some(start) = rest.find("<!-- keys: ") {
+        let (before, marker) = rest.split_at(start);
+        let header_end = marker.find("-->\n").expect("a closed marker") + 4;
+        let kind_name = marker["<!-- keys: ".len()..].split_whitespace().next().expect("a kind");
+        let kind = KINDS.iter().find(|kind| kind.name == kind_name).expect("a kind of the schema");
+        let end = marker.find("<!-- /keys -->").expect("an end marker");
+        written.push_str(before);
+        written.push_str(&marker[..header_end]);
+        written.push_str(&key_table(kind));
+        rest = &marker[end..];
+        found += 1;
+    }
+    written.push_str(rest);
+    assert_eq!(found, KINDS.len(), "one generated table per kind");
+    if std::env::var_os("HARDENED_BLESS_DOCS").is_some() {
+        std::fs::write(&path, &written).expect("docs/configuration.md is writable");
+    }
+    assert!(
+        written == guide,
+        "docs/configuration.md's key tables differ from the schema; run \
+         `HARDENED_BLESS_DOCS=1 cargo test -p hardened-tests --test schema` and review the diff"
+    );
 }
