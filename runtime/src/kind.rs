@@ -32,4 +32,45 @@ pub(crate) trait GuardKind: Sized + Send + Sync + 'static {
 
     /// Every setting the guard runs with, as a section that sets them all.
     fn settings(&self) -> Self::Settings;
+
+    /// The metric families the kind reports, besides [`REJECTIONS`].
+    const FAMILIES: &'static [&'static Family];
+
+    /// The guard's series, of [`GuardKind::FAMILIES`] and [`REJECTIONS`], at a scrape.
+    fn report(&self, report: &mut Report);
+}
+
+/// A metric family a kind of guard reports, read from each guard at scrape time.
+#[derive(Debug)]
+pub(crate) struct Family {
+    /// The family's name, such as `hardened_circuit_breaker_state`.
+    pub(crate) name: &'static str,
+    /// Its help text.
+    pub(crate) help: &'static str,
+    /// A counter; otherwise a gauge.
+    pub(crate) counter: bool,
+    /// Its label names, in the order every series gives their values.
+    pub(crate) labels: &'static [&'static str],
+}
+
+/// Calls refused by a guard, which every kind that refuses reports under its own `guard` label.
+pub(crate) static REJECTIONS: Family = Family {
+    name: "hardened_rejections_total",
+    help: "Calls refused by a guard: breaker, rate_limiter, bulkhead or timeout.",
+    counter: true,
+    labels: &["guard", "name"],
+};
+
+/// The series of one scrape: what each guard reports, before it becomes the exposition format.
+#[derive(Debug, Default)]
+pub(crate) struct Report {
+    pub(crate) series: Vec<(&'static Family, Vec<String>, f64)>,
+}
+
+impl Report {
+    /// One series of `family`, with its label values in the family's order.
+    pub(crate) fn push<const N: usize>(&mut self, family: &'static Family, labels: [&str; N], value: f64) {
+        debug_assert_eq!(family.labels.len(), N, "{} takes {} labels", family.name, family.labels.len());
+        self.series.push((family, labels.iter().map(|label| (*label).to_owned()).collect(), value));
+    }
 }

@@ -442,6 +442,8 @@ impl RateLimiter {
     }
 }
 
+use crate::kind::{Family, REJECTIONS, Report};
+
 impl crate::kind::GuardKind for RateLimiter {
     type Config = RateConfig;
     type Settings = RateSettings;
@@ -468,4 +470,29 @@ impl crate::kind::GuardKind for RateLimiter {
     fn settings(&self) -> RateSettings {
         RateSettings::of(&self.config())
     }
+
+    const FAMILIES: &'static [&'static Family] = &[&TOKENS_FAMILY, &BACKEND_ERRORS_FAMILY];
+
+    fn report(&self, report: &mut Report) {
+        let name = self.name;
+        report.push(&TOKENS_FAMILY, [name], f64::from(self.available()));
+        report.push(&REJECTIONS, ["rate_limiter", name], self.refused() as f64);
+        if self.backend_available().is_some() {
+            report.push(&BACKEND_ERRORS_FAMILY, [name], self.backend_errors() as f64);
+        }
+    }
 }
+
+static TOKENS_FAMILY: Family = Family {
+    name: "hardened_rate_limiter_available_tokens",
+    help: "Tokens a rate limiter could grant now.",
+    counter: false,
+    labels: &["name"],
+};
+
+static BACKEND_ERRORS_FAMILY: Family = Family {
+    name: "hardened_rate_limiter_backend_errors_total",
+    help: "Questions of a global rate limiter to Redis that failed or timed out.",
+    counter: true,
+    labels: &["name"],
+};

@@ -607,11 +607,6 @@ impl CircuitBreaker {
         self.transitions.snapshot()
     }
 
-    /// The transition counters, for the metrics.
-    pub(crate) fn transition_counts(&self) -> &Transitions {
-        &self.transitions
-    }
-
     /// Asks to make a call: a permit to report its outcome with, or a refusal.
     #[inline]
     pub fn try_acquire(&self) -> Result<BreakerPermit<'_>, Rejected> {
@@ -953,6 +948,8 @@ impl Drop for BreakerPermit<'_> {
     }
 }
 
+use crate::kind::{Family, REJECTIONS, Report};
+
 impl crate::kind::GuardKind for CircuitBreaker {
     type Config = BreakerConfig;
     type Settings = BreakerSettings;
@@ -979,7 +976,48 @@ impl crate::kind::GuardKind for CircuitBreaker {
     fn settings(&self) -> BreakerSettings {
         BreakerSettings::of(&self.config())
     }
+
+    const FAMILIES: &'static [&'static Family] = &[&STATE_FAMILY, &CALLS_FAMILY, &TRANSITIONS_FAMILY];
+
+    fn report(&self, report: &mut Report) {
+        let name = self.name;
+        report.push(&STATE_FAMILY, [name], self.state().gauge_value() as f64);
+        let counts = self.counts();
+        for (result, count) in [
+            ("success", counts.success),
+            ("failure", counts.failure),
+            ("slow", counts.slow),
+            ("not_permitted", counts.not_permitted),
+        ] {
+            report.push(&CALLS_FAMILY, [name, result], count as f64);
+        }
+        for (from, to, count) in self.transitions.exposed() {
+            report.push(&TRANSITIONS_FAMILY, [name, from.as_str(), to.as_str()], count as f64);
+        }
+        report.push(&REJECTIONS, ["breaker", name], counts.not_permitted as f64);
+    }
 }
+
+static STATE_FAMILY: Family = Family {
+    name: "hardened_circuit_breaker_state",
+    help: "Circuit breaker state: 0 closed, 1 open, 2 half-open, 3 disabled.",
+    counter: false,
+    labels: &["name"],
+};
+
+static CALLS_FAMILY: Family = Family {
+    name: "hardened_circuit_breaker_calls_total",
+    help: "Calls seen by a circuit breaker, by result: success, failure, slow, not_permitted.",
+    counter: true,
+    labels: &["name", "result"],
+};
+
+static TRANSITIONS_FAMILY: Family = Family {
+    name: "hardened_circuit_breaker_transitions_total",
+    help: "Circuit breaker state transitions.",
+    counter: true,
+    labels: &["name", "from", "to"],
+};
 
 #[cfg(test)]
 mod tests {

@@ -371,6 +371,8 @@ impl Drop for BulkheadPermit<'_> {
     }
 }
 
+use crate::kind::{Family, REJECTIONS, Report};
+
 impl crate::kind::GuardKind for Bulkhead {
     type Config = BulkheadConfig;
     type Settings = BulkheadSettings;
@@ -392,4 +394,27 @@ impl crate::kind::GuardKind for Bulkhead {
     fn settings(&self) -> BulkheadSettings {
         BulkheadSettings::of(&self.config())
     }
+
+    const FAMILIES: &'static [&'static Family] = &[&AVAILABLE_FAMILY, &MAX_FAMILY];
+
+    fn report(&self, report: &mut Report) {
+        let name = self.name;
+        report.push(&AVAILABLE_FAMILY, [name], f64::from(self.available()));
+        report.push(&MAX_FAMILY, [name], f64::from(self.config().max));
+        report.push(&REJECTIONS, ["bulkhead", name], self.refused() as f64);
+    }
 }
+
+static AVAILABLE_FAMILY: Family = Family {
+    name: "hardened_bulkhead_available_permits",
+    help: "Free permits of a bulkhead.",
+    counter: false,
+    labels: &["name"],
+};
+
+static MAX_FAMILY: Family = Family {
+    name: "hardened_bulkhead_max_permits",
+    help: "Permits of a bulkhead in all.",
+    counter: false,
+    labels: &["name"],
+};
