@@ -8,17 +8,18 @@
 use std::time::Duration;
 
 use darling::ast::NestedMeta;
-use proc_macro2::{Delimiter, Group, Span, TokenStream, TokenTree};
+use proc_macro2::{Delimiter, Group, Span, TokenStream};
 use quote::{ToTokens, quote};
 use syn::spanned::Spanned as _;
 use syn::visit_mut::{self, VisitMut};
 use syn::{Expr, GenericArgument, Lit, Meta, Path, PathArguments, ReturnType, Signature, Type, parse_quote};
 
-use super::args::{Spanned, boolean, key, path, string, value};
-use super::validate::label_value;
+use super::labels::label_value;
 use crate::common::errors::Errors;
+use crate::common::meta::{Spanned, boolean, key, path, string, value};
 use crate::common::signature::{Analysis, Execution, Returns};
 use crate::common::suggest;
+use crate::common::tokens::{respanned, written};
 
 /// Arguments that configure a guard.
 pub(crate) const GUARD_ARGUMENTS: &[&str] = &["breaker", "rate", "burst", "bulkhead", "timeout", "retry", "fallback"];
@@ -298,15 +299,6 @@ fn retry(meta: &Meta) -> syn::Result<RetryArgs> {
 /// `value` with the span of `meta`'s key instead of its own, for errors about the setting being there.
 fn keyed<T>(meta: &Meta, value: Spanned<T>) -> Spanned<T> {
     Spanned { value: value.value, span: meta.path().span() }
-}
-
-/// Tokens as the user wrote them, for quoting in messages: `-5` rather than `- 5`.
-fn written(tokens: &impl ToTokens) -> String {
-    let text = tokens.to_token_stream().to_string();
-    match text.strip_prefix("- ") {
-        Some(rest) => format!("-{rest}"),
-        None => text,
-    }
 }
 
 /// A whole number, such as `window = 100`.
@@ -990,36 +982,31 @@ pub(crate) fn async_call(
     }
 }
 
-/// `tokens` with every span set to `at`.
-fn respanned(tokens: TokenStream, at: Span) -> TokenStream {
-    tokens
-        .into_iter()
-        .map(|mut token| {
-            if let TokenTree::Group(group) = &token {
-                let mut inner = Group::new(group.delimiter(), respanned(group.stream(), at));
-                inner.set_span(at);
-                token = TokenTree::Group(inner);
-            }
-            token.set_span(at);
-            token
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use quote::quote;
     use syn::{ItemFn, parse_quote};
 
-    use super::super::args::Args;
     use super::*;
     use crate::common::signature;
 
+    /// Reads guard arguments the way `args` hands them over, one `key = value` at a time.
+    fn read(tokens: TokenStream, errors: &mut Errors) -> GuardArgs {
+        let mut guards = GuardArgs::default();
+        for item in NestedMeta::parse_meta_list(tokens).expect("a list of arguments") {
+            let NestedMeta::Meta(meta) = item else { panic!("a guard argument, found {item:?}") };
+            if let Err(error) = guards.read(&key(&meta), &meta) {
+                errors.push(error);
+            }
+        }
+        guards
+    }
+
     fn check(args: TokenStream, item: &ItemFn) -> Result<GuardPlan, Vec<String>> {
         let mut errors = Errors::default();
-        let args = Args::parse(args, &mut errors);
+        let guards = read(args, &mut errors);
         let analysis = signature::analyse(&item.sig, &item.block);
-        let plan = plan(args.guards, &item.sig, &analysis, &mut errors);
+        let plan = plan(guards, &item.sig, &analysis, &mut errors);
         match errors.finish() {
             Ok(()) => Ok(plan),
             Err(error) => Err(error.into_iter().map(|error| error.to_string()).collect()),
