@@ -58,6 +58,9 @@ struct Reference {
 struct ModuleTree {
     modules: BTreeSet<ModPath>,
     references: Vec<Reference>,
+    /// The names each module imports with `use` (re-exports among them): `(module, name)` to the path
+    /// as written there. A reference through a re-export is followed to where the item comes from.
+    imports: BTreeMap<(ModPath, String), Vec<String>>,
 }
 
 /// Siblings under `parent` that import each other in a cycle, with one import site per edge.
@@ -124,6 +127,13 @@ impl Loader<'_> {
     /// Loads the modules declared among `items`, which belong to `module` in the file `file_name`.
     fn items(&mut self, items: &[Item], module: &ModPath, children_dir: &Path, file_name: &str) -> Result<(), String> {
         for item in items {
+            if let Item::Use(used) = item {
+                let mut imported = Vec::new();
+                flatten(&mut Vec::new(), &used.tree, &mut imported);
+                for (name, path) in imported {
+                    self.tree.imports.insert((module.clone(), name), path);
+                }
+            }
             let Item::Mod(declared) = item else { continue };
             let name = declared.ident.to_string();
             let child: ModPath = module.iter().cloned().chain([name.clone()]).collect();
@@ -149,6 +159,37 @@ impl Loader<'_> {
             self.file(&found, child, &child_dir)?;
         }
         Ok(())
+    }
+}
+
+/// The names a `use` tree brings in, each with its path as written; globs name nothing in particular.
+fn flatten(prefix: &mut Vec<String>, tree: &UseTree, out: &mut Vec<(String, Vec<String>)>) {
+    match tree {
+        UseTree::Path(path) => {
+            prefix.push(path.ident.to_string());
+            flatten(prefix, &path.tree, out);
+            prefix.pop();
+        }
+        UseTree::Name(name) if name.ident == "self" => {
+            if let Some(last) = prefix.last() {
+                out.push((last.clone(), prefix.clone()));
+            }
+        }
+        UseTree::Name(name) => {
+            let path = prefix.iter().cloned().chain([name.ident.to_string()]).collect();
+            out.push((name.ident.to_string(), path));
+        }
+        UseTree::Rename(rename) => {
+            let path: Vec<String> = prefix.iter().cloned().chain([rename.ident.to_string()]).collect();
+            let path = if rename.ident == "self" { prefix.clone() } else { path };
+            out.push((rename.rename.to_string(), path));
+        }
+        UseTree::Glob(_) => {}
+        UseTree::Group(group) => {
+            for tree in &group.items {
+                flatten(prefix, tree, out);
+            }
+        }
     }
 }
 
@@ -271,9 +312,56 @@ impl<'ast> Visit<'ast> for Collector {
     }
 }
 
-/// The deepest module that `path` (from the crate root) names, or reaches through.
-fn resolve(modules: &BTreeSet<ModPath>, path: &[String]) -> ModPath {
-    (0..=path.len()).rev().map(|len| path[..len].to_vec()).find(|prefix| modules.contains(prefix)).unwrap_or_default()
+/// How many re-exports a path is followed through before the search gives up (a loop of `use`s).
+const MAX_HOPS: usize = 16;
+
+/// The deepest module that `path` (from the crate root) names or reaches through, following a name
+/// that a module imports (such as a parent's `pub use child::Item`) to where the name comes from.
+fn resolve(tree: &ModuleTree, path: &[String], hops: usize) -> ModPath {
+    let depth = (0..=path.len()).rev().find(|len| tree.modules.contains(&path[..*len])).unwrap_or(0);
+    let module = path[..depth].to_vec();
+    if depth < path.len() && hops < MAX_HOPS {
+        let imported = tree.imports.get(&(module.clone(), path[depth].clone()));
+        if let Some(target) = imported.and_then(|written| absolute(tree, &module, written, hops)) {
+            let followed: Vec<String> = target.into_iter().chain(path[depth + 1..].iter().cloned()).collect();
+            return resolve(tree, &followed, hops + 1);
+        }
+    }
+    module
+}
+
+/// `written`, a `use` path of `module`, from the crate root; `None` for another crate's path.
+fn absolute(tree: &ModuleTree, module: &ModPath, written: &[String], hops: usize) -> Option<Vec<String>> {
+    let (first, rest) = written.split_first()?;
+    let mut base = match first.as_str() {
+        "crate" | "$crate" => Vec::new(),
+        "self" => module.clone(),
+        "super" => {
+            let mut base = module.clone();
+            base.pop();
+            let mut rest = rest;
+            while let Some(("super", more)) = rest.split_first().map(|(head, more)| (head.as_str(), more)) {
+                base.pop();
+                rest = more;
+            }
+            return Some(base.into_iter().chain(rest.iter().cloned()).collect());
+        }
+        // `use child::Item` names a child module, `use imported::Item` a name imported beside it.
+        _ => {
+            let child: ModPath = module.iter().cloned().chain([first.clone()]).collect();
+            if tree.modules.contains(&child) {
+                child
+            } else {
+                let imported = tree.imports.get(&(module.clone(), first.clone()))?;
+                if hops >= MAX_HOPS || imported.as_slice() == written {
+                    return None;
+                }
+                absolute(tree, module, imported, hops + 1)?
+            }
+        }
+    };
+    base.extend(rest.iter().cloned());
+    Some(base)
 }
 
 /// The cycles among siblings at every level of `tree`.
@@ -281,7 +369,7 @@ fn cycles(tree: &ModuleTree) -> Vec<Cycle> {
     // Per parent, the sibling edges and the first site seen for each.
     let mut levels: BTreeMap<ModPath, BTreeMap<(String, String), Site>> = BTreeMap::new();
     for reference in &tree.references {
-        let (from, to) = (&reference.from, resolve(&tree.modules, &reference.to));
+        let (from, to) = (&reference.from, resolve(tree, &reference.to, 0));
         let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
         if common == from.len() || common == to.len() {
             // The same module, an ancestor or a descendant: not a layering edge.
@@ -480,6 +568,24 @@ fn lifts_deep_modules_to_the_siblings_that_contain_them() {
     assert_eq!(found[0].modules, ["a", "b"]);
     assert_eq!(found[0].edges[0].2.to_string(), "src/lib.rs:1 `crate::b::y::self`");
     assert_eq!(found[0].edges[1].2.to_string(), "src/b/mod.rs:1 `super::super::super::a::ready`");
+}
+
+#[test]
+fn follows_re_exports_to_where_the_item_comes_from() {
+    // `crate::Rejected` is the root's re-export of `rejected::Rejected`; `Verdict` goes through two.
+    let tree = in_memory(&[
+        ("src/lib.rs", "mod breaker;\nmod rejected;\npub use rejected::Rejected;\nuse breaker as b;\n"),
+        (
+            "src/breaker.rs",
+            "use crate::Rejected;\nmod verdict { pub struct Verdict; }\npub use self::verdict::Verdict;\n",
+        ),
+        ("src/rejected.rs", "fn f(_: crate::b::Verdict) {}\n"),
+    ]);
+    let found = cycles(&tree);
+    assert_eq!(found.len(), 1, "{:?}", described(&tree));
+    assert_eq!(found[0].modules, ["breaker", "rejected"]);
+    assert_eq!(found[0].edges[0].2.to_string(), "src/breaker.rs:1 `crate::Rejected`");
+    assert_eq!(found[0].edges[1].2.to_string(), "src/rejected.rs:1 `crate::b::Verdict`");
 }
 
 #[test]
