@@ -1,8 +1,8 @@
 //! What the user wrote inside `#[hardened(...)]`, with spans, and nothing more.
 //!
-//! Each argument is read by a small typed reader so that a value of the wrong type gets a message naming
-//! the argument and showing what would be right. Rules that look at more than one argument, or at the
-//! function, live in `validate`.
+//! Each argument is read by a small typed reader (`common::meta`, and `guards::args` for the guards) so
+//! that a value of the wrong type gets a message naming the argument and showing what would be right.
+//! Rules that look at more than one argument, or at the function, live in `validate`.
 
 use darling::ast::NestedMeta;
 use proc_macro2::{Span, TokenStream, TokenTree};
