@@ -8,10 +8,12 @@ use darling::ast::NestedMeta;
 use proc_macro2::Span;
 use quote::ToTokens;
 use syn::spanned::Spanned as _;
-use syn::{Attribute, Expr, Lit, Meta, Path};
+use syn::{Attribute, Meta, Path};
 
 use crate::common::errors::Errors;
+use crate::common::meta::{self, Spanned};
 use crate::common::suggest;
+use crate::common::tokens::path_name;
 
 /// Every key `#[audited(..)]` accepts, in the order the reference documents them.
 pub(crate) const KEYS: &[&str] = &["event", "crate", "skip", "redact", "user_id", "session_id", "ip"];
@@ -35,13 +37,6 @@ impl Place {
             Place::Field => &["skip", "redact", "user_id", "session_id", "ip"],
         }
     }
-}
-
-/// A value together with the span of the tokens it was read from.
-#[derive(Clone, Debug)]
-pub(crate) struct Spanned<T> {
-    pub(crate) value: T,
-    pub(crate) span: Span,
 }
 
 /// What `redact` asks for.
@@ -171,15 +166,6 @@ fn unknown_key(key: &str, place: Place) -> String {
     }
 }
 
-fn path_name(path: &Path) -> String {
-    path.segments.iter().map(|segment| segment.ident.to_string()).collect::<Vec<_>>().join("::")
-}
-
-/// Tokens as the user would have written them (`a::b`), for quoting in messages.
-fn written(tokens: &impl ToTokens) -> String {
-    tokens.to_token_stream().to_string().replace(" :: ", "::").replace(":: ", "::")
-}
-
 /// A key that takes no value: its span when written alone, an error when given a value.
 fn word(meta: &Meta) -> syn::Result<Span> {
     match meta {
@@ -191,33 +177,9 @@ fn word(meta: &Meta) -> syn::Result<Span> {
     }
 }
 
-/// The expression of `key = value`, or an error showing how the key is written.
-fn value(meta: &Meta) -> syn::Result<&Expr> {
-    if let Meta::NameValue(name_value) = meta {
-        return Ok(&name_value.value);
-    }
-    let key = path_name(meta.path());
-    let example = example(&key);
-    Err(syn::Error::new_spanned(meta, format!("`{key}` needs a value, such as `{example}`")))
-}
-
+/// A string, with the example that shows how its key is written.
 fn string(meta: &Meta) -> syn::Result<Spanned<String>> {
-    let key = path_name(meta.path());
-    match value(meta)? {
-        Expr::Lit(syn::ExprLit { lit: Lit::Str(text), .. }) => Ok(Spanned { value: text.value(), span: text.span() }),
-        // `event = UserLogin`: the quotes are missing.
-        Expr::Path(path) if path.qself.is_none() => {
-            let written = written(path);
-            Err(syn::Error::new_spanned(
-                path,
-                format!("`{key}` expects a string, found `{written}`; write `{key} = \"{written}\"`"),
-            ))
-        }
-        other => Err(syn::Error::new_spanned(
-            other,
-            format!("`{key}` expects a string such as `{}`, found `{}`", example(&key), written(other)),
-        )),
-    }
+    meta::string(meta, example(&path_name(meta.path())))
 }
 
 fn crate_path(meta: &Meta) -> syn::Result<Path> {

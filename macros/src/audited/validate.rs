@@ -7,8 +7,9 @@ use syn::ext::IdentExt as _;
 use syn::spanned::Spanned as _;
 use syn::{Data, DeriveInput, Fields, Generics, Ident, Index, Member, Path, Type};
 
-use super::args::{Args, Place, Redaction, Spanned};
+use super::args::{Args, Place, Redaction};
 use crate::common::errors::Errors;
+use crate::common::meta::Spanned;
 
 /// Everything expansion needs, already checked.
 pub(crate) struct Plan {

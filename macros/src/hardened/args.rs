@@ -1,8 +1,8 @@
 //! What the user wrote inside `#[hardened(...)]`, with spans, and nothing more.
 //!
-//! Each argument is read by a small typed reader so that a value of the wrong type gets a message naming
-//! the argument and showing what would be right. Rules that look at more than one argument, or at the
-//! function, live in `validate`.
+//! Each argument is read by a small typed reader (`common::meta`, and `guards::args` for the guards) so
+//! that a value of the wrong type gets a message naming the argument and showing what would be right.
+//! Rules that look at more than one argument, or at the function, live in `validate`.
 
 use darling::ast::NestedMeta;
 use proc_macro2::{Span, TokenStream, TokenTree};
@@ -13,20 +13,15 @@ use syn::{Expr, Ident, Lit, Meta, Path};
 use super::audit::AuditArg;
 use super::guards::{GUARD_ARGUMENTS, GuardArgs};
 use crate::common::errors::Errors;
+use crate::common::meta::{Spanned, boolean, key, path, string, value};
 use crate::common::suggest;
+use crate::common::tokens::{path_name, written};
 
 /// Every argument `#[hardened]` accepts, in the order the reference documents them.
 pub(crate) const ARGUMENTS: &[&str] = &[
     "name", "kind", "level", "fields", "ok_if", "error_if", "span", "metrics", "buckets", "crate", "skip", "breaker",
     "rate", "burst", "bulkhead", "timeout", "retry", "fallback", "audit",
 ];
-
-/// A value together with the span of the tokens it was read from.
-#[derive(Clone)]
-pub(crate) struct Spanned<T> {
-    pub(crate) value: T,
-    pub(crate) span: Span,
-}
 
 /// One entry of `fields(...)`: `key` alone records the argument of that name, `key = expr` an expression.
 #[derive(Clone)]
@@ -178,76 +173,6 @@ fn bare_literal(lit: &Lit) -> String {
     match lit {
         Lit::Str(_) => format!("expected an argument, found the string `{written}`; did you mean `name = {written}`?"),
         _ => format!("expected an argument such as `kind = \"tool\"`, found `{written}`"),
-    }
-}
-
-fn path_name(path: &Path) -> String {
-    path.segments.iter().map(|segment| segment.ident.to_string()).collect::<Vec<_>>().join("::")
-}
-
-/// Tokens as the user would have written them (`a::b`, `-5`), for quoting in messages.
-fn written(tokens: &impl ToTokens) -> String {
-    let text = tokens.to_token_stream().to_string().replace(" :: ", "::").replace(":: ", "::");
-    match text.strip_prefix("- ") {
-        Some(rest) => format!("-{rest}"),
-        None => text,
-    }
-}
-
-pub(crate) fn key(meta: &Meta) -> String {
-    path_name(meta.path())
-}
-
-/// The expression of `key = value`, or an error showing `example` when the argument has another form.
-pub(crate) fn value<'a>(meta: &'a Meta, example: &str) -> syn::Result<&'a Expr> {
-    match meta {
-        Meta::NameValue(name_value) => Ok(&name_value.value),
-        _ => Err(syn::Error::new_spanned(meta, format!("`{}` needs a value, such as `{example}`", key(meta)))),
-    }
-}
-
-pub(crate) fn string(meta: &Meta, example: &str) -> syn::Result<Spanned<String>> {
-    let expr = value(meta, example)?;
-    match expr {
-        Expr::Lit(syn::ExprLit { lit: Lit::Str(text), .. }) => Ok(Spanned { value: text.value(), span: text.span() }),
-        // `kind = tool`: the quotes are missing.
-        Expr::Path(path) if path.qself.is_none() => {
-            let (key, written) = (key(meta), written(path));
-            Err(syn::Error::new_spanned(
-                path,
-                format!("`{key}` expects a string, found `{written}`; write `{key} = \"{written}\"`"),
-            ))
-        }
-        other => Err(syn::Error::new_spanned(
-            other,
-            format!("`{}` expects a string such as `{example}`, found `{}`", key(meta), written(other)),
-        )),
-    }
-}
-
-pub(crate) fn path(meta: &Meta, example: &str) -> syn::Result<Path> {
-    let expr = value(meta, example)?;
-    match expr {
-        Expr::Path(path) if path.qself.is_none() => Ok(path.path.clone()),
-        other => Err(syn::Error::new_spanned(
-            other,
-            format!("`{}` expects a path to a function such as `{example}`, found `{}`", key(meta), written(other)),
-        )),
-    }
-}
-
-pub(crate) fn boolean(meta: &Meta) -> syn::Result<Spanned<bool>> {
-    if let Meta::Path(path) = meta {
-        return Ok(Spanned { value: true, span: path.span() });
-    }
-    let example = format!("{} = false", key(meta));
-    let expr = value(meta, &example)?;
-    match expr {
-        Expr::Lit(syn::ExprLit { lit: Lit::Bool(flag), .. }) => Ok(Spanned { value: flag.value, span: flag.span }),
-        other => Err(syn::Error::new_spanned(
-            other,
-            format!("`{}` expects `true` or `false`, found `{}`", key(meta), written(other)),
-        )),
     }
 }
 

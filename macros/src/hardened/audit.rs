@@ -9,12 +9,12 @@ use quote::{ToTokens as _, quote, quote_spanned};
 use syn::spanned::Spanned as _;
 use syn::{Expr, Ident, Lit, Meta, Path, Signature};
 
-use super::args::{Spanned, key};
-use super::expand::respanned;
 use crate::audited::check_event_name;
 use crate::common::errors::Errors;
+use crate::common::meta::{self, Spanned, key};
 use crate::common::signature;
 use crate::common::suggest;
+use crate::common::tokens::respanned;
 
 /// The event type of `audit` on a function of kind `tool`.
 const TOOL_EVENT: &str = "ToolExecution";
@@ -60,7 +60,7 @@ pub(crate) fn read(meta: &Meta) -> syn::Result<Spanned<AuditArg>> {
                         if event.is_some() {
                             return Err(syn::Error::new_spanned(meta.path(), "`event` is given more than once"));
                         }
-                        event = Some(super::args::string(meta, "event = \"AgentResponse\"")?);
+                        event = Some(meta::string(meta, "event = \"AgentResponse\"")?);
                     }
                     NestedMeta::Meta(meta) => {
                         let written = key(meta);

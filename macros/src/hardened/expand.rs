@@ -12,6 +12,7 @@ use syn::{Attribute, Block, Expr, FnArg, Pat, ReceiverKind, ReturnType, Signatur
 use super::validate::{Level, Plan, Predicate};
 use super::{audit, guards};
 use crate::common::signature::{self, Execution};
+use crate::common::tokens::respanned;
 
 /// The function's new body. An `async fn` whose guards run once, and which [`returns_future`] allows,
 /// becomes a plain `fn` returning the guarded call's future: `sig` is rewritten to say so.
@@ -431,20 +432,4 @@ fn predicate_call(plan: &Plan, path: &syn::Path, ret: &TokenStream) -> TokenStre
     quote_spanned! {at=>
         #krate::__private::OutcomePredicate::<#output>::holds(&#path, #ret)
     }
-}
-
-/// `tokens` with every span set to `at`.
-pub(crate) fn respanned(tokens: TokenStream, at: proc_macro2::Span) -> TokenStream {
-    tokens
-        .into_iter()
-        .map(|mut token| {
-            if let proc_macro2::TokenTree::Group(group) = &token {
-                let mut inner = proc_macro2::Group::new(group.delimiter(), respanned(group.stream(), at));
-                inner.set_span(at);
-                token = proc_macro2::TokenTree::Group(inner);
-            }
-            token.set_span(at);
-            token
-        })
-        .collect()
 }

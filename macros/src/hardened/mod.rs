@@ -4,6 +4,7 @@ mod args;
 mod audit;
 mod expand;
 mod guards;
+mod labels;
 mod validate;
 
 use proc_macro2::TokenStream;

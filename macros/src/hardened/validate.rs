@@ -4,10 +4,12 @@
 use proc_macro2::Span;
 use syn::{Block, Expr, Ident, Path, Signature};
 
-use super::args::{Args, Field, Spanned};
+use super::args::{Args, Field};
 use super::audit::{self, AuditPlan};
 use super::guards::{self, GuardPlan};
+use super::labels::label_value;
 use crate::common::errors::Errors;
+use crate::common::meta::Spanned;
 use crate::common::signature::{self, Analysis};
 use crate::common::suggest;
 
@@ -138,26 +140,6 @@ fn check_signature(sig: &Signature, errors: &mut Errors) {
     if let Some(variadic) = &sig.variadic {
         errors.over(variadic, "`#[hardened]` cannot wrap a variadic function");
     }
-}
-
-/// Label values are limited to a safe character set so that they never need escaping anywhere.
-pub(crate) fn label_value(argument: &str, value: &Spanned<String>, errors: &mut Errors) -> String {
-    if value.value.is_empty() {
-        errors.at(value.span, format!("`{argument}` cannot be empty"));
-    } else if let Some(bad) = value.value.chars().find(|c| !(c.is_ascii_alphanumeric() || "_.:-".contains(*c))) {
-        let found = match bad {
-            ' ' => "a space".to_owned(),
-            _ => format!("`{}`", bad.escape_debug()),
-        };
-        errors.at(
-            value.span,
-            format!(
-                "`{argument}` may contain only ASCII letters, digits, `_`, `.`, `:` and `-`, found {found} in `{}`",
-                value.value.escape_debug()
-            ),
-        );
-    }
-    value.value.clone()
 }
 
 fn parse_level(level: &Spanned<String>, errors: &mut Errors) -> Level {

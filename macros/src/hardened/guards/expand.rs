@@ -1,0 +1,364 @@
+//! A [`GuardPlan`] as code: the site's guard static and the guarded call, sync, single-pass or retried.
+
+use std::time::Duration;
+
+use proc_macro2::{Delimiter, Group, Span, TokenStream};
+use quote::{ToTokens, quote};
+use syn::spanned::Spanned as _;
+use syn::visit_mut::{self, VisitMut};
+use syn::{Expr, GenericArgument, Path, PathArguments, ReturnType, Type, parse_quote};
+
+use super::validate::{GuardPlan, peel};
+use crate::common::meta::Spanned;
+use crate::common::tokens::respanned;
+
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn some_u64<T: ToTokens>(value: Option<T>) -> TokenStream {
+    value.map_or_else(|| quote!(::core::option::Option::None), |value| quote!(::core::option::Option::Some(#value)))
+}
+
+fn some_count<T: TryFrom<u64> + ToTokens>(value: Option<&Spanned<u64>>) -> TokenStream {
+    some_u64(value.and_then(|value| T::try_from(value.value).ok()))
+}
+
+fn some_str(value: Option<&Spanned<String>>) -> TokenStream {
+    some_u64(value.map(|value| value.value.clone()))
+}
+
+/// `static __HARDENED_GUARDS`, the site's guards resolved on first use, with the settings written here.
+pub(crate) fn guards_static(plan: &GuardPlan, krate: &Path) -> TokenStream {
+    let private = quote!(#krate::__private);
+    let duration = |value: Option<&Spanned<Duration>>| {
+        some_u64(value.map(|duration| {
+            let nanos = nanos(duration.value);
+            quote!(#private::Duration::from_nanos(#nanos))
+        }))
+    };
+    let declared = |name: Option<&Spanned<String>>, settings: TokenStream| {
+        let name = some_str(name);
+        quote!(#private::Declared { name: #name, settings: #settings })
+    };
+    let breaker = some_u64(plan.breaker.as_ref().map(|breaker| {
+        let failure_rate = some_count::<u8>(breaker.failure_rate.as_ref());
+        let slow_rate = some_count::<u8>(breaker.slow_rate.as_ref());
+        let slow_call = duration(breaker.slow_call.as_ref());
+        let window = some_count::<u32>(breaker.window.as_ref());
+        let window_kind = some_u64(breaker.window_kind.as_ref().map(|kind| {
+            if kind.value == "time" { quote!(#private::WindowKind::Time) } else { quote!(#private::WindowKind::Count) }
+        }));
+        let min_calls = some_count::<u32>(breaker.min_calls.as_ref());
+        let open_for = duration(breaker.open_for.as_ref());
+        let half_open_calls = some_count::<u32>(breaker.half_open_calls.as_ref());
+        let consecutive_failures = some_count::<u32>(breaker.consecutive_failures.as_ref());
+        declared(
+            breaker.name.as_ref().map(|(_, name)| name),
+            quote!(#private::BreakerSettings {
+                failure_rate: #failure_rate, slow_rate: #slow_rate, slow_call: #slow_call, window: #window,
+                window_kind: #window_kind, min_calls: #min_calls, open_for: #open_for,
+                half_open_calls: #half_open_calls, consecutive_failures: #consecutive_failures,
+                extend_open_on_failure: ::core::option::Option::None,
+            }),
+        )
+    }));
+    let rate = some_u64(plan.rate.as_ref().map(|rate| {
+        let per_second = some_u64(rate.per.as_ref().and_then(|per| {
+            let calls = u32::try_from(per.value.0).ok()?;
+            let period = nanos(per.value.1);
+            Some(quote!((#calls, #private::Duration::from_nanos(#period))))
+        }));
+        let burst = some_count::<u32>(rate.burst.as_ref());
+        let wait = duration(rate.wait.as_ref());
+        let scope = some_u64(
+            rate.scope
+                .as_ref()
+                .map(|_| if rate.global() { quote!(#private::Scope::Global) } else { quote!(#private::Scope::Local) }),
+        );
+        let none = quote!(::core::option::Option::None);
+        declared(
+            rate.name.as_ref(),
+            quote!(#private::RateSettings {
+                per_second: #per_second, burst: #burst, wait: #wait, scope: #scope, redis_url: #none,
+                on_unavailable: #none, redis_timeout: #none, replicas: #none,
+            }),
+        )
+    }));
+    // A global bucket lives in Redis: without the `redis` feature, the type checker says so at `"global"`.
+    let needs_redis =
+        plan.rate.as_ref().filter(|rate| rate.global()).and_then(|rate| rate.scope.as_ref()).map(|(_, scope)| {
+            let check = respanned(quote!(#private::global_scope::<#private::ThisBuild>()), scope.span);
+            quote!(const _: () = #check;)
+        });
+    let bulkhead = some_u64(plan.bulkhead.as_ref().map(|bulkhead| {
+        let max = some_count::<u32>(bulkhead.max.as_ref().map(|(_, max)| max));
+        let wait = duration(bulkhead.wait.as_ref());
+        declared(bulkhead.name.as_ref(), quote!(#private::BulkheadSettings { max: #max, wait: #wait }))
+    }));
+    let retry = some_u64(plan.retry.as_ref().map(|retry| {
+        let attempts = some_count::<u32>(retry.attempts.as_ref().map(|(_, attempts)| attempts));
+        let backoff = duration(retry.backoff.as_ref());
+        let max_backoff = duration(retry.max_backoff.as_ref());
+        let jitter = some_u64(retry.jitter.as_ref().map(|jitter| jitter.value));
+        declared(
+            retry.name.as_ref(),
+            quote!(#private::RetrySettings {
+                attempts: #attempts, backoff: #backoff, max_backoff: #max_backoff, jitter: #jitter,
+                budget_ratio: ::core::option::Option::None, budget_reserve: ::core::option::Option::None,
+            }),
+        )
+    }));
+    let timeout = some_u64(plan.timeout.map(|timeout| {
+        let nanos = nanos(timeout);
+        quote!(#private::Duration::from_nanos(#nanos))
+    }));
+    quote! {
+        #needs_redis
+        static __HARDENED_GUARDS: #private::SiteGuards =
+            #private::SiteGuards::new(&__HARDENED_SITE, #breaker, #rate, #bulkhead, #retry, #timeout);
+    }
+}
+
+/// The token at fault when a return type cannot carry a refusal: the error type of a `Result<T, E>` by
+/// its name (`LookupError`, `Error` of `io::Error`), otherwise the type's name (`u32`, `Option`).
+fn blame(ty: &Type) -> Span {
+    let Type::Path(path) = peel(ty) else {
+        return ty.to_token_stream().into_iter().next().map_or_else(Span::call_site, |token| token.span());
+    };
+    let Some(last) = path.path.segments.last() else { return ty.span() };
+    if last.ident == "Result"
+        && let PathArguments::AngleBracketed(arguments) = &last.arguments
+        && let [_, GenericArgument::Type(error)] = arguments.args.iter().collect::<Vec<_>>().as_slice()
+    {
+        return blame(error);
+    }
+    last.ident.span()
+}
+
+/// A call of a runtime function that needs the return type to carry a refusal: `path::<ty more>(args)`,
+/// followed by `.await` when `awaited`; `path(args)` when the type is left to inference.
+///
+/// Everything but the arguments is spanned at the token [`blame`] picks, the explicit type included.
+/// rustc reports an unmet bound of such a call at the type argument, at the call and at its `.await`, the
+/// latter after type checking; all at one token, these are one diagnostic, reported once.
+fn guarded_call(
+    path: &TokenStream,
+    ty: Option<&Type>,
+    more: &TokenStream,
+    args: &TokenStream,
+    awaited: bool,
+) -> TokenStream {
+    let Some(ty) = ty else {
+        let awaited = awaited.then(|| quote!(.await));
+        return quote!(#path(#args) #awaited);
+    };
+    let at = blame(ty);
+    let head = respanned(quote!(#path::<#ty #more>), at);
+    let mut args = Group::new(Delimiter::Parenthesis, args.clone());
+    args.set_span(at);
+    let awaited = awaited.then(|| respanned(quote!(.await), at));
+    quote!(#head #args #awaited)
+}
+
+/// `expr` with each call `path::GuardedReturn::error(..)` written `<ty as path::GuardedReturn>::error(..)`
+/// and spanned like [`guarded_call`], so that an unmet `ty: GuardedReturn` is reported with the others.
+fn qualified(expr: &TokenStream, ty: Option<&Type>) -> TokenStream {
+    struct Qualify<'a>(&'a Type);
+    impl VisitMut for Qualify<'_> {
+        fn visit_expr_mut(&mut self, expr: &mut Expr) {
+            visit_mut::visit_expr_mut(self, expr);
+            let Expr::Call(call) = expr else { return };
+            let Expr::Path(callee) = &*call.func else { return };
+            let segments: Vec<&syn::PathSegment> = callee.path.segments.iter().collect();
+            let [trait_path @ .., guarded_return, method] = segments.as_slice() else { return };
+            if callee.qself.is_some() || guarded_return.ident != "GuardedReturn" || method.ident != "error" {
+                return;
+            }
+            let (ty, leading, args) = (self.0, callee.path.leading_colon, &call.args);
+            let call =
+                respanned(quote!(<#ty as #leading #(#trait_path ::)* #guarded_return>::#method(#args)), blame(ty));
+            *expr = parse_quote!(#call);
+        }
+    }
+    let (Some(ty), Ok(mut parsed)) = (ty, syn::parse2::<Expr>(expr.clone())) else { return expr.clone() };
+    Qualify(ty).visit_expr_mut(&mut parsed);
+    parsed.into_token_stream()
+}
+
+/// The type written in a closure `move || -> T { .. }`, if it is written.
+fn closure_output(body: &TokenStream) -> Option<Type> {
+    match syn::parse2::<syn::ExprClosure>(body.clone()).ok()?.output {
+        ReturnType::Type(_, ty) => Some(*ty),
+        ReturnType::Default => None,
+    }
+}
+
+/// A synchronous guarded call: the guard chain around the user's closure, which starts and records the
+/// call and yields its value and outcome; `classify` is the outcome rule, a closure over the value.
+///
+/// The closure names the return type unless it is opaque; then `run_sync` infers it, and a type that
+/// cannot carry a refusal is reported at the attribute.
+pub(crate) fn sync_call(
+    krate: &Path,
+    body: &TokenStream,
+    is_failure: &TokenStream,
+    classify: &TokenStream,
+) -> TokenStream {
+    let output = closure_output(body);
+    let is_failure = qualified(is_failure, output.as_ref());
+    guarded_call(
+        &quote!(#krate::__private::run_sync),
+        output.as_ref(),
+        &TokenStream::new(),
+        &quote!(&__HARDENED_GUARDS, #body, |__hardened_ret| #is_failure, #classify),
+        false,
+    )
+}
+
+/// An asynchronous call whose guards run once around it ([`GuardPlan::single_pass`]), awaited when
+/// `awaited`: `start` is the closure that makes the span and the user's body as a future, `finish` the
+/// closure that classifies its output (or a refusal) and returns the value.
+pub(crate) fn single_pass_call(
+    plan: &GuardPlan,
+    krate: &Path,
+    start: &TokenStream,
+    is_failure: &TokenStream,
+    finish: &TokenStream,
+    awaited: bool,
+) -> TokenStream {
+    let output = plan.output.as_ref();
+    let is_failure = qualified(is_failure, output);
+    guarded_call(
+        &quote!(#krate::__private::instrument),
+        output,
+        &quote!(, _, _, _, _, _),
+        &quote!(&__HARDENED_GUARDS, #start, |__hardened_ret| #is_failure, #finish),
+        awaited,
+    )
+}
+
+/// The future of an asynchronous guarded call: attempts through the guards, retried as the policy allows.
+/// `attempt` is a non-`move` async block re-created for each attempt, borrowing the arguments.
+pub(crate) fn async_call(
+    plan: &GuardPlan,
+    krate: &Path,
+    attempt: &TokenStream,
+    is_failure: &TokenStream,
+) -> TokenStream {
+    let private = quote!(#krate::__private);
+    let output = plan.output.as_ref();
+    let is_failure = qualified(is_failure, output);
+    let run_attempt = guarded_call(
+        &quote!(#private::attempt),
+        output,
+        &quote!(, _),
+        &quote!(&__HARDENED_GUARDS, #attempt, |__hardened_ret| #is_failure),
+        true,
+    );
+    let Some(retry) = &plan.retry else {
+        return quote!(async move { #run_attempt });
+    };
+    let retry_when = retry.when.as_ref().map_or_else(
+        || quote!(true),
+        |when| {
+            // The whole call points at the path, so that every note of an unmet bound underlines only it.
+            let at = when.span();
+            // The error type is named, so that a mismatch shows it; a return type that has none is
+            // reported where the other calls report it.
+            let error_type = output.map(|ty| {
+                let error = respanned(quote!(<#ty as #private::GuardedReturn>::Error), blame(ty));
+                let (open, close) = (respanned(quote!(::<), at), respanned(quote!(>), at));
+                quote!(#open #error #close)
+            });
+            let predicate = respanned(quote!(#private::RetryPredicate), at);
+            let holds = respanned(quote!(::holds(&#when, __hardened_error)), at);
+            let error = qualified(&quote!(#private::GuardedReturn::error(__hardened_ret)), output);
+            quote!(#error.is_some_and(|__hardened_error| #predicate #error_type #holds))
+        },
+    );
+    let retry_delay = guarded_call(
+        &quote!(#private::retry_delay),
+        output,
+        &TokenStream::new(),
+        &quote! {
+            &__HARDENED_GUARDS,
+            &__hardened_value,
+            __hardened_imposed,
+            __hardened_retries,
+            |__hardened_ret| #is_failure,
+            |__hardened_ret| #retry_when,
+        },
+        false,
+    );
+    quote! {
+        async move {
+            #private::retry_start(&__HARDENED_GUARDS);
+            let mut __hardened_retries = 0u32;
+            loop {
+                let (__hardened_value, __hardened_imposed) = #run_attempt;
+                match #retry_delay {
+                    ::core::option::Option::Some(__hardened_delay) => {
+                        #private::backoff(__hardened_delay).await;
+                        __hardened_retries += 1;
+                    }
+                    ::core::option::Option::None => break (__hardened_value, __hardened_imposed),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use quote::quote;
+    use syn::parse_quote;
+
+    use super::super::args::GuardArgs;
+    use super::super::validate::plan;
+    use super::*;
+    use crate::common::errors::Errors;
+    use crate::common::signature;
+
+    /// The plan of guard arguments valid on an `async fn`.
+    fn plan_of(tokens: TokenStream) -> GuardPlan {
+        let item: syn::ItemFn = parse_quote! { async fn fetch() -> Result<u8, E> { Ok(1) } };
+        let mut errors = Errors::default();
+        let guards = GuardArgs::read_all(tokens, &mut errors);
+        let plan = plan(guards, &item.sig, &signature::analyse(&item.sig, &item.block), &mut errors);
+        assert!(errors.is_empty(), "valid guard arguments");
+        plan
+    }
+
+    /// Tokens as text without spaces, which `quote!` places differently in `>>` and `> >`.
+    fn text(tokens: &TokenStream) -> String {
+        tokens.to_string().replace(' ', "")
+    }
+
+    #[test]
+    fn guarded_calls_name_the_return_type() {
+        let ty: Type = parse_quote!(Result<u32, LookupError>);
+        let call = guarded_call(&quote!(::hardened::__private::run_sync), Some(&ty), &quote!(), &quote!(a, b), false);
+        assert_eq!(text(&call), "::hardened::__private::run_sync::<Result<u32,LookupError>>(a,b)");
+        let call = guarded_call(&quote!(attempt), Some(&ty), &quote!(, _), &quote!(a), true);
+        assert_eq!(text(&call), "attempt::<Result<u32,LookupError>,_>(a).await");
+        let failed = qualified(&quote!(::hardened::__private::GuardedReturn::error(ret).is_some()), Some(&ty));
+        assert_eq!(
+            text(&failed),
+            "<Result<u32,LookupError>as::hardened::__private::GuardedReturn>::error(ret).is_some()"
+        );
+        // A predicate's own call is left alone.
+        let predicate = quote!(!::hardened::__private::OutcomePredicate::<u8>::holds(&ok, ret));
+        assert_eq!(text(&qualified(&predicate, Some(&ty))), text(&predicate));
+    }
+
+    #[test]
+    fn a_global_scope_asks_the_type_checker_for_the_redis_feature() {
+        let plan = plan_of(quote!(rate(per_second = 5, scope = "global")));
+        let expanded = text(&guards_static(&plan, &parse_quote!(::hardened)));
+        assert!(expanded.contains("global_scope::<::hardened::__private::ThisBuild>()"), "{expanded}");
+        assert!(expanded.contains("scope:::core::option::Option::Some(::hardened::__private::Scope::Global)"));
+        let local = plan_of(quote!(rate(per_second = 5, scope = "local")));
+        assert!(!text(&guards_static(&local, &parse_quote!(::hardened))).contains("global_scope"));
+    }
+}

@@ -1,0 +1,573 @@
+//! The guards checked against each other and against the function: a [`GuardPlan`], or every error found.
+
+use std::time::Duration;
+
+use proc_macro2::Span;
+use syn::{Path, ReturnType, Signature, Type};
+
+use super::super::labels::label_value;
+use super::args::{BreakerArgs, BulkheadArgs, GuardArgs, MAX_WINDOW, RATE_JUDGING, RateArgs, RetryArgs, SCOPES};
+use crate::common::errors::Errors;
+use crate::common::meta::Spanned;
+use crate::common::signature::{Analysis, Execution, Returns};
+use crate::common::suggest;
+use crate::common::tokens::written;
+
+/// Checked guards, ready to expand.
+pub(crate) struct GuardPlan {
+    pub(super) breaker: Option<BreakerArgs>,
+    pub(super) rate: Option<RateArgs>,
+    pub(super) bulkhead: Option<BulkheadArgs>,
+    pub(super) retry: Option<RetryArgs>,
+    pub(super) timeout: Option<Duration>,
+    pub(super) fallback: Option<Path>,
+    /// The type the caller receives, as generated code can name it (`impl Trait` as `_`).
+    pub(super) output: Option<Type>,
+}
+
+impl GuardPlan {
+    /// Whether any guard runs around the call (a fallback alone wraps nothing).
+    pub(crate) fn guards_call(&self) -> bool {
+        self.breaker.is_some()
+            || self.rate.is_some()
+            || self.bulkhead.is_some()
+            || self.retry.is_some()
+            || self.timeout.is_some()
+    }
+
+    /// Whether the guards of an asynchronous call run once around it, with neither retries nor a
+    /// timeout: such a call runs as one future that admits it at its first poll.
+    pub(crate) fn single_pass(&self) -> bool {
+        self.guards_call() && self.retry.is_none() && self.timeout.is_none()
+    }
+
+    /// Whether a guard can refuse a call.
+    pub(crate) fn refusable(&self) -> bool {
+        self.breaker.is_some() || self.rate.is_some() || self.bulkhead.is_some()
+    }
+
+    pub(crate) fn has_timeout(&self) -> bool {
+        self.timeout.is_some()
+    }
+
+    pub(crate) fn retries(&self) -> bool {
+        self.retry.is_some()
+    }
+
+    pub(crate) fn fallback(&self) -> Option<&Path> {
+        self.fallback.as_ref()
+    }
+}
+
+/// Checks that a written number is within `min..=max`; wide ranges are described by the bound crossed.
+fn in_range(setting: &str, value: Option<&Spanned<u64>>, min: u64, max: u64, errors: &mut Errors) {
+    let Some(value) = value else { return };
+    let found = value.value;
+    let message = if (min..=max).contains(&found) {
+        return;
+    } else if max <= 1000 {
+        format!("`{setting}` must be between {min} and {max}, found {found}")
+    } else if found < min {
+        format!("`{setting}` must be at least {min}, found {found}")
+    } else {
+        format!("`{setting}` must be at most {max}, found {found}")
+    };
+    errors.at(value.span, message);
+}
+
+/// The message for a return type that cannot carry a refusal, which rustc reports in the same words
+/// (`GuardedReturn`'s `on_unimplemented`) when only the type checker can tell.
+const NEEDS_RESULT: &str = "a function with guards must return `Result<T, E>` where `E: From<hardened::Rejected>`";
+
+/// Checks the guards against each other and against the function.
+pub(crate) fn plan(args: GuardArgs, sig: &Signature, analysis: &Analysis, errors: &mut Errors) -> GuardPlan {
+    let synchronous = matches!(analysis.execution, Execution::Sync);
+    let needs_async = |argument: &str, at: Span, errors: &mut Errors| {
+        if synchronous {
+            errors.at(at, format!("`{argument}` needs an `async fn`; `{}` is synchronous", sig.ident));
+        }
+    };
+    let output_refused = args.guards_call() && check_output(sig, analysis, errors);
+    if let Some(breaker) = &args.breaker {
+        check_breaker(&breaker.value, errors);
+    }
+    for name in [
+        args.rate.as_ref().and_then(|rate| rate.value.name.as_ref()),
+        args.bulkhead.as_ref().and_then(|bulkhead| bulkhead.value.name.as_ref()),
+        args.retry.as_ref().and_then(|retry| retry.value.name.as_ref()),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        label_value("name", name, errors);
+    }
+    if let Some(wait) = args.rate.as_ref().and_then(|rate| rate.value.wait.as_ref()) {
+        needs_async("wait", wait.span, errors);
+    }
+    if let Some(rate) = &args.rate
+        && let Some((key, _)) = &rate.value.scope
+        && rate.value.global()
+    {
+        // A synchronous call cannot wait for Redis's answer.
+        needs_async("scope = \"global\"", *key, errors);
+    }
+    let rate = check_rate(args.rate, args.burst, errors);
+    if let Some(bulkhead) = &args.bulkhead {
+        match &bulkhead.value.max {
+            None => errors.at(bulkhead.span, "`bulkhead(..)` needs `max`, such as `bulkhead(name = \"db\", max = 5)`"),
+            Some((key, max)) => in_range(key, Some(max), 1, u64::from(u32::MAX), errors),
+        }
+        if let Some(wait) = &bulkhead.value.wait {
+            needs_async("wait", wait.span, errors);
+        }
+    }
+    if let Some(timeout) = &args.timeout {
+        needs_async("timeout", timeout.span, errors);
+    }
+    if let Some(retry) = &args.retry {
+        needs_async("retry", retry.span, errors);
+        check_retry(&retry.value, errors);
+    }
+    if let Some(fallback) = &args.fallback
+        && analysis.returns != Returns::Result
+        && !output_refused
+    {
+        let message = format!("`fallback = {}` needs the function to return a `Result`", written(fallback));
+        match &sig.output {
+            ReturnType::Type(_, ty) => errors.over(ty, message),
+            ReturnType::Default => errors.over(&sig.ident, message),
+        }
+    }
+    GuardPlan {
+        breaker: args.breaker.map(|breaker| breaker.value),
+        rate,
+        bulkhead: args.bulkhead.map(|bulkhead| bulkhead.value),
+        retry: args.retry.map(|retry| retry.value),
+        timeout: args.timeout.map(|timeout| timeout.value),
+        fallback: args.fallback,
+        output: analysis.annotation.clone(),
+    }
+}
+
+/// Checks `rate` and a top-level `burst`, which joins the rate's settings.
+fn check_rate(
+    rate: Option<Spanned<RateArgs>>,
+    burst: Option<(Span, Spanned<u64>)>,
+    errors: &mut Errors,
+) -> Option<RateArgs> {
+    let Some(Spanned { value: mut rate, span }) = rate else {
+        if let Some((key, _)) = burst {
+            errors.at(
+                key,
+                "`burst` sizes a rate limiter, but there is no `rate`; add one, such as `rate(per_second = 10, burst = 20)`",
+            );
+        }
+        return None;
+    };
+    match burst {
+        Some((_, burst)) if rate.burst.is_none() => rate.burst = Some(burst),
+        Some((key, _)) => errors.at(key, "`burst` is given both here and inside `rate(..)`; keep one of them"),
+        None => {}
+    }
+    if rate.per.is_none() {
+        errors.at(span, "`rate(..)` needs `per_second`, such as `rate(name = \"api\", per_second = 10)`");
+    }
+    if let Some((_, scope)) = &rate.scope
+        && !SCOPES.contains(&scope.value.as_str())
+    {
+        let suggestion = suggest::closest(&scope.value, SCOPES)
+            .map(|scope| format!("; did you mean `{scope}`?"))
+            .unwrap_or_default();
+        errors.at(
+            scope.span,
+            format!("`scope` must be `local` or `global`, found `{}`{suggestion}", scope.value.escape_debug()),
+        );
+    }
+    in_range("burst", rate.burst.as_ref(), 1, u64::from(u32::MAX), errors);
+    if let Some(per) = &rate.per
+        && per.value.0 > u64::from(u32::MAX)
+    {
+        errors.at(per.span, format!("a rate may admit at most {} calls per period", u32::MAX));
+    }
+    Some(rate)
+}
+
+fn check_retry(retry: &RetryArgs, errors: &mut Errors) {
+    if let Some((key, attempts)) = &retry.attempts {
+        in_range(key, Some(attempts), 1, 100, errors);
+    }
+    if let (Some(backoff), Some(max_backoff)) = (&retry.backoff, &retry.max_backoff)
+        && max_backoff.value < backoff.value
+    {
+        errors.at(
+            max_backoff.span,
+            format!(
+                "`max_backoff` must be at least `backoff` ({}), found {}",
+                humantime::format_duration(backoff.value),
+                humantime::format_duration(max_backoff.value)
+            ),
+        );
+    }
+}
+
+/// Refuses, with a message, a function whose return type is certain not to carry a refusal: none at
+/// all, or an opaque `impl Trait`. Other types are left to the type checker, which can see through
+/// aliases. Returns whether it refused.
+fn check_output(sig: &Signature, analysis: &Analysis, errors: &mut Errors) -> bool {
+    match &analysis.output {
+        None => {
+            errors.over(&sig.ident, format!("{NEEDS_RESULT}; `{}` returns `()`", sig.ident));
+            true
+        }
+        Some(ty) if matches!(peel(ty), Type::ImplTrait(_)) => {
+            errors.over(ty, format!("{NEEDS_RESULT}, not an `impl Trait` type"));
+            true
+        }
+        Some(_) => false,
+    }
+}
+
+/// `ty` without the parentheses and invisible groups around it.
+pub(super) fn peel(ty: &Type) -> &Type {
+    match ty {
+        Type::Paren(inner) => peel(&inner.elem),
+        Type::Group(inner) => peel(&inner.elem),
+        other => other,
+    }
+}
+
+fn check_breaker(breaker: &BreakerArgs, errors: &mut Errors) {
+    if let Some((key, name)) = &breaker.name {
+        label_value(key, name, errors);
+    }
+    in_range("failure_rate", breaker.failure_rate.as_ref(), 1, 100, errors);
+    in_range("slow_rate", breaker.slow_rate.as_ref(), 1, 100, errors);
+    in_range("window", breaker.window.as_ref(), 1, MAX_WINDOW, errors);
+    in_range("min_calls", breaker.min_calls.as_ref(), 1, u64::from(u32::MAX), errors);
+    in_range("half_open_calls", breaker.half_open_calls.as_ref(), 1, u64::from(u32::MAX), errors);
+    in_range("consecutive_failures", breaker.consecutive_failures.as_ref(), 1, u64::from(u32::MAX), errors);
+    let counts_calls = match &breaker.window_kind {
+        Some(kind) if !["count", "time"].contains(&kind.value.as_str()) => {
+            let suggestion = suggest::closest(&kind.value, &["count", "time"])
+                .map(|kind| format!("; did you mean `{kind}`?"))
+                .unwrap_or_default();
+            errors.at(
+                kind.span,
+                format!("`window_kind` must be `count` or `time`, found `{}`{suggestion}", kind.value.escape_debug()),
+            );
+            false
+        }
+        Some(kind) => kind.value == "count",
+        None => true,
+    };
+    if let (Some(window), Some(min_calls)) = (&breaker.window, &breaker.min_calls)
+        && counts_calls
+        && min_calls.value > window.value
+        && window.value > 0
+    {
+        errors.at(
+            min_calls.span,
+            format!(
+                "`min_calls` must be at most `window` ({}), found {}; a count window never holds more calls",
+                window.value, min_calls.value
+            ),
+        );
+    }
+    if breaker.consecutive_failures.is_some() {
+        for (key, at) in breaker.keys.iter().filter(|(key, _)| RATE_JUDGING.contains(key)) {
+            errors.at(
+                *at,
+                format!(
+                    "`{key}` has no effect with `consecutive_failures`, which opens the breaker after failures in a \
+                     row instead of judging rates; remove one of them"
+                ),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proc_macro2::TokenStream;
+    use quote::{ToTokens, quote};
+    use syn::{ItemFn, parse_quote};
+
+    use super::*;
+    use crate::common::signature;
+
+    fn check(args: TokenStream, item: &ItemFn) -> Result<GuardPlan, Vec<String>> {
+        let mut errors = Errors::default();
+        let guards = GuardArgs::read_all(args, &mut errors);
+        let analysis = signature::analyse(&item.sig, &item.block);
+        let plan = plan(guards, &item.sig, &analysis, &mut errors);
+        match errors.finish() {
+            Ok(()) => Ok(plan),
+            Err(error) => Err(error.into_iter().map(|error| error.to_string()).collect()),
+        }
+    }
+
+    fn errors(args: TokenStream, item: &ItemFn) -> Vec<String> {
+        check(args, item).err().unwrap_or_default()
+    }
+
+    fn sync_fn() -> ItemFn {
+        parse_quote! { fn poll_upstream() -> Result<u8, E> { Ok(1) } }
+    }
+
+    fn async_fn() -> ItemFn {
+        parse_quote! { async fn fetch() -> Result<u8, E> { Ok(1) } }
+    }
+
+    #[test]
+    fn reads_every_short_and_full_form() {
+        let plan = check(
+            quote! {
+                breaker(name = "llm", failure_rate = 40, slow_rate = 80, slow_call = "2s", window = 20,
+                        window_kind = "count", min_calls = 5, open_for = "1m", half_open_calls = 2),
+                rate(name = "api", per_second = 10, burst = 20, wait = "1s"),
+                bulkhead(name = "db", max = 5, wait = "2s"),
+                retry(name = "llm", attempts = 3, backoff = "100ms", max_backoff = "5s", jitter = false, when = ok),
+                timeout = "30s", fallback = cached
+            },
+            &async_fn(),
+        )
+        .unwrap_or_else(|errors| panic!("{errors:?}"));
+        assert!(plan.guards_call() && plan.refusable() && plan.retries() && plan.has_timeout());
+        let rate = plan.rate.expect("a rate");
+        assert_eq!(rate.per.map(|per| per.value), Some((10, Duration::from_secs(1))));
+        assert_eq!(rate.burst.map(|burst| burst.value), Some(20));
+        assert_eq!(plan.timeout, Some(Duration::from_secs(30)));
+
+        for short in [
+            quote!(breaker = "llm"),
+            quote!(breaker),
+            quote!(rate = 10),
+            quote!(rate = "100/min", burst = 20),
+            quote!(bulkhead = 5),
+            quote!(breaker(consecutive_failures = 5)),
+        ] {
+            assert!(check(short.clone(), &sync_fn()).is_ok(), "{short}");
+        }
+        for short in [quote!(timeout = "30s"), quote!(retry = 2), quote!(retry)] {
+            assert!(check(short.clone(), &async_fn()).is_ok(), "{short}");
+        }
+        let plan = check(quote!(rate = 2.5), &sync_fn()).unwrap_or_else(|errors| panic!("{errors:?}"));
+        assert_eq!(plan.rate.and_then(|rate| rate.per).map(|per| per.value), Some((1, Duration::from_millis(400))));
+    }
+
+    #[test]
+    fn a_top_level_burst_joins_the_rate() {
+        let plan =
+            check(quote!(rate = "100/min", burst = 20), &sync_fn()).unwrap_or_else(|errors| panic!("{errors:?}"));
+        assert_eq!(plan.rate.and_then(|rate| rate.burst).map(|burst| burst.value), Some(20));
+        assert_eq!(
+            errors(quote!(rate(per_second = 10, burst = 20), burst = 30), &sync_fn()),
+            ["`burst` is given both here and inside `rate(..)`; keep one of them"]
+        );
+        assert_eq!(
+            errors(quote!(burst = 20), &sync_fn()),
+            [
+                "`burst` sizes a rate limiter, but there is no `rate`; add one, such as `rate(per_second = 10, burst = 20)`"
+            ]
+        );
+    }
+
+    #[test]
+    fn names_the_argument_the_user_wrote() {
+        assert_eq!(errors(quote!(retry = 0), &async_fn()), ["`retry` must be between 1 and 100, found 0"]);
+        assert_eq!(
+            errors(quote!(retry(attempts = 101)), &async_fn()),
+            ["`attempts` must be between 1 and 100, found 101"]
+        );
+        assert_eq!(errors(quote!(bulkhead = 0), &sync_fn()), ["`bulkhead` must be at least 1, found 0"]);
+        assert_eq!(
+            errors(quote!(breaker = "llm api"), &sync_fn()),
+            ["`breaker` may contain only ASCII letters, digits, `_`, `.`, `:` and `-`, found a space in `llm api`"]
+        );
+        assert_eq!(errors(quote!(rate(name = "", per_second = 1)), &sync_fn()), ["`name` cannot be empty"]);
+    }
+
+    #[test]
+    fn describes_wide_ranges_by_the_bound_crossed() {
+        assert_eq!(errors(quote!(breaker(window = 0)), &sync_fn()), ["`window` must be at least 1, found 0"]);
+        assert_eq!(
+            errors(quote!(breaker(window = 2000000)), &sync_fn()),
+            ["`window` must be at most 1048576, found 2000000"]
+        );
+        assert_eq!(
+            errors(quote!(breaker(failure_rate = 0, slow_rate = 101)), &sync_fn()),
+            ["`failure_rate` must be between 1 and 100, found 0", "`slow_rate` must be between 1 and 100, found 101"]
+        );
+    }
+
+    #[test]
+    fn refuses_negative_and_oversized_numbers() {
+        assert_eq!(
+            errors(quote!(breaker(failure_rate = -5)), &sync_fn()),
+            ["`failure_rate` expects a whole number such as `failure_rate = 50`, found `-5`"]
+        );
+        assert_eq!(
+            errors(quote!(breaker(window = 99999999999999999999)), &sync_fn()),
+            ["`window` is too large, found 99999999999999999999"]
+        );
+    }
+
+    #[test]
+    fn rate_settings_conflict_with_consecutive_failures() {
+        assert_eq!(
+            errors(
+                quote!(breaker(consecutive_failures = 5, failure_rate = 50, min_calls = 3, open_for = "1s")),
+                &sync_fn()
+            ),
+            [
+                "`failure_rate` has no effect with `consecutive_failures`, which opens the breaker after failures in a \
+                 row instead of judging rates; remove one of them",
+                "`min_calls` has no effect with `consecutive_failures`, which opens the breaker after failures in a row \
+                 instead of judging rates; remove one of them",
+            ]
+        );
+    }
+
+    #[test]
+    fn min_calls_must_fit_in_a_count_window() {
+        assert_eq!(
+            errors(quote!(breaker(window = 20, min_calls = 50)), &sync_fn()),
+            ["`min_calls` must be at most `window` (20), found 50; a count window never holds more calls"]
+        );
+        // A time window is measured in seconds, not calls.
+        assert!(check(quote!(breaker(window = 20, window_kind = "time", min_calls = 50)), &sync_fn()).is_ok());
+    }
+
+    #[test]
+    fn window_kind_suggests_a_near_miss() {
+        assert_eq!(
+            errors(quote!(breaker(window_kind = "counts")), &sync_fn()),
+            ["`window_kind` must be `count` or `time`, found `counts`; did you mean `count`?"]
+        );
+        assert_eq!(
+            errors(quote!(breaker(window_kind = "sliding")), &sync_fn()),
+            ["`window_kind` must be `count` or `time`, found `sliding`"]
+        );
+    }
+
+    #[test]
+    fn async_only_settings_name_the_function() {
+        assert_eq!(
+            errors(
+                quote!(timeout = "1s", retry = 2, rate(per_second = 1, wait = "1s"), bulkhead(max = 1, wait = "1s")),
+                &sync_fn()
+            ),
+            [
+                "`wait` needs an `async fn`; `poll_upstream` is synchronous",
+                "`wait` needs an `async fn`; `poll_upstream` is synchronous",
+                "`timeout` needs an `async fn`; `poll_upstream` is synchronous",
+                "`retry` needs an `async fn`; `poll_upstream` is synchronous",
+            ]
+        );
+    }
+
+    #[test]
+    fn checks_durations_and_rates() {
+        assert_eq!(errors(quote!(timeout = "0s"), &async_fn()), ["`timeout` must be longer than zero, found `\"0s\"`"]);
+        assert_eq!(
+            errors(quote!(breaker(open_for = "30 parsecs")), &sync_fn()),
+            ["`open_for` expects a duration such as `\"30s\"` or `\"250ms\"`, found `\"30 parsecs\"`"]
+        );
+        assert_eq!(
+            errors(quote!(retry(backoff = "1s", max_backoff = "100ms")), &async_fn()),
+            ["`max_backoff` must be at least `backoff` (1s), found 100ms"]
+        );
+        assert_eq!(
+            errors(quote!(rate = "10/fortnight"), &sync_fn()),
+            ["unknown period `fortnight` in `rate`; a rate is given per `s`, `min` or `h`, such as `\"100/min\"`"]
+        );
+        assert_eq!(errors(quote!(rate = 0), &sync_fn()), ["`rate` must admit at least one call, found 0"]);
+    }
+
+    #[test]
+    fn scope_is_local_or_global_and_global_needs_an_async_fn() {
+        let plan = check(quote!(rate(name = "anthropic", per_second = 50, burst = 100, scope = "global")), &async_fn())
+            .unwrap_or_else(|errors| panic!("{errors:?}"));
+        assert!(plan.rate.is_some_and(|rate| rate.global()));
+        assert!(check(quote!(rate(per_second = 5, scope = "local")), &sync_fn()).is_ok());
+        assert_eq!(
+            errors(quote!(rate(per_second = 5, scope = "globl")), &async_fn()),
+            ["`scope` must be `local` or `global`, found `globl`; did you mean `global`?"]
+        );
+        assert_eq!(
+            errors(quote!(rate(per_second = 5, scope = "cluster")), &async_fn()),
+            ["`scope` must be `local` or `global`, found `cluster`"]
+        );
+        assert_eq!(
+            errors(quote!(rate(per_second = 5, scope = "global")), &sync_fn()),
+            ["`scope = \"global\"` needs an `async fn`; `poll_upstream` is synchronous"]
+        );
+        assert_eq!(
+            errors(quote!(rate(per_second = 5, scope = global)), &async_fn()),
+            ["`scope` expects a string, found `global`; write `scope = \"global\"`"]
+        );
+    }
+
+    #[test]
+    fn unknown_and_repeated_settings() {
+        assert_eq!(
+            errors(quote!(breaker(failur_rate = 50)), &sync_fn()),
+            ["unknown `breaker` setting `failur_rate`; did you mean `failure_rate`?"]
+        );
+        assert_eq!(
+            errors(quote!(bulkhead(limit = 5)), &sync_fn()),
+            ["unknown `bulkhead` setting `limit`; expected one of `name`, `max` or `wait`"]
+        );
+        assert_eq!(
+            errors(quote!(breaker(window = 10, window = 20)), &sync_fn()),
+            ["`window` is given more than once in `breaker(..)`"]
+        );
+    }
+
+    #[test]
+    fn explains_closures_where_a_function_is_expected() {
+        assert_eq!(
+            errors(quote!(retry(when = |_| true)), &async_fn()),
+            [
+                "`when` expects a path to a function such as `when = is_transient`, not a closure; define a function and name it"
+            ]
+        );
+    }
+
+    #[test]
+    fn refuses_returns_that_cannot_carry_a_refusal() {
+        let unit: ItemFn = parse_quote! { async fn ping() {} };
+        assert_eq!(
+            errors(quote!(timeout = "1s"), &unit),
+            [
+                "a function with guards must return `Result<T, E>` where `E: From<hardened::Rejected>`; `ping` returns `()`"
+            ]
+        );
+        let opaque: ItemFn = parse_quote! { fn label() -> impl Display { 1 } };
+        assert_eq!(
+            errors(quote!(breaker, fallback = zero), &opaque),
+            [
+                "a function with guards must return `Result<T, E>` where `E: From<hardened::Rejected>`, not an `impl Trait` type"
+            ]
+        );
+        let value: ItemFn = parse_quote! { fn count() -> u32 { 1 } };
+        assert_eq!(
+            errors(quote!(fallback = zero), &value),
+            ["`fallback = zero` needs the function to return a `Result`"]
+        );
+        // Whether a `u32` or an alias can carry a refusal is the type checker's to say.
+        assert!(check(quote!(breaker), &value).is_ok());
+        let opaque_ok: ItemFn = parse_quote! { async fn f() -> Result<impl Display, E> { Ok(1) } };
+        assert!(check(quote!(breaker), &opaque_ok).is_ok());
+    }
+
+    #[test]
+    fn opaque_types_are_inferred() {
+        let ty: Type = parse_quote!(Result<impl Display, E>);
+        let inferred = quote!(Result<_, E>).to_string();
+        assert_eq!(crate::common::signature::without_impl_trait(&ty).to_token_stream().to_string(), inferred);
+        let item: ItemFn = parse_quote! { async fn f() -> Result<impl Display, E> { Ok(1) } };
+        let plan = check(quote!(breaker), &item).unwrap_or_else(|errors| panic!("{errors:?}"));
+        assert_eq!(plan.output.map(|ty| ty.to_token_stream().to_string()), Some(inferred));
+    }
+}
