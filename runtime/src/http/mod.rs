@@ -3,6 +3,7 @@
 
 mod body;
 mod connections;
+mod labels;
 mod limits;
 mod listener;
 mod ops;
@@ -12,10 +13,9 @@ mod requests;
 mod serve;
 mod trace;
 
+pub use self::labels::{OTHER_METHOD, UNMATCHED_ROUTE};
 pub use self::limits::ServerLimits;
 pub use self::ops::{PROMETHEUS_CONTENT_TYPE, ops_router, ops_router_with};
-pub use self::requests::{
-    OTHER_METHOD, RequestFuture, RequestLayer, RequestService, UNMATCHED_ROUTE, requests_in_flight,
-};
+pub use self::requests::{RequestFuture, RequestLayer, RequestService, requests_in_flight};
 pub use self::serve::Server;
 pub use self::trace::{ServerTrace, ServerTraceFuture, ServerTraceLayer};

@@ -12,7 +12,7 @@ use axum::extract::MatchedPath;
 use axum::http::{Method, Request, Response, StatusCode};
 use tower::{Layer, Service};
 
-use super::requests::UNMATCHED_ROUTE;
+use super::labels::UNMATCHED_ROUTE;
 use crate::audit::{AuditEvent, AuditOutcome, EventType};
 
 /// What a panic answers with, and what its audit event says it was.

@@ -17,16 +17,10 @@ use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterV
 use tokio::task::futures::TaskLocalFuture;
 use tower::{Layer, Service};
 
+use super::labels::{OTHER_METHOD, UNMATCHED_ROUTE};
 use super::panics::{CatchPanic, PanicSite};
 use super::request_limits::CutShort;
 use crate::audit::AuditContext;
-
-/// The `route` label of a request that matched no route: never the raw path, which would make one series
-/// per URL a client cares to send.
-pub const UNMATCHED_ROUTE: &str = "unmatched";
-
-/// The `method` label of a method outside the standard nine.
-pub const OTHER_METHOD: &str = "_OTHER";
 
 /// Measures every request and makes its caller the audit actor of everything the handler does.
 ///
