@@ -24,7 +24,7 @@ use syn::{Item, UseTree};
 /// Workspace members (directories) whose modules must not form a cycle. The others print their cycles:
 /// `runtime` joins when its import knot is untangled, `examples/production-agent` when its `agent`,
 /// `model`, `sessions`, `settings` and `tools` import one way.
-const ACYCLIC: &[&str] = &["schema", "macros", "tests", "ui-tests", "examples/quickstart"];
+const ACYCLIC: &[&str] = &["schema", "macros", "tests", "ui-tests", "examples/quickstart", "examples/production-agent"];
 
 /// A module, as the names below the crate root (empty for the root).
 type ModPath = Vec<String>;

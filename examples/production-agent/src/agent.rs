@@ -6,19 +6,10 @@ use hardened::{Audited, hardened};
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::conversation::{Conversation, Message};
 use crate::model::{self, ModelError, ModelTurn};
 use crate::sessions::Session;
 use crate::tools::{self, ToolCall, ToolOutcome, Tools};
-
-/// One entry of a conversation.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "role", rename_all = "snake_case")]
-pub(crate) enum Message {
-    User { content: String },
-    Assistant { content: String },
-    ToolCall { id: String, tool: String, input: serde_json::Value },
-    ToolResult { id: String, tool: String, ok: bool, output: String },
-}
 
 /// What happened, as the reducer sees it; each action is one audit event.
 #[derive(Debug, Clone, Serialize, Audited)]
@@ -62,40 +53,6 @@ pub(crate) enum Effect {
     Respond(String),
 }
 
-/// A conversation: the transcript and how many model calls the current message may still take.
-#[derive(Debug, Clone, Default, Serialize)]
-pub(crate) struct Conversation {
-    pub(crate) messages: Vec<Message>,
-    #[serde(skip)]
-    steps_left: u32,
-}
-
-/// How many of the latest messages the model sees at most: a context window, so that a long
-/// conversation costs what a short one does.
-pub(crate) const CONTEXT_MESSAGES: usize = 32;
-
-impl Conversation {
-    /// The messages the model sees: the latest ones, from a user's message on, at most
-    /// [`CONTEXT_MESSAGES`] (more only when the current message's own turn is longer).
-    pub(crate) fn context(&self) -> &[Message] {
-        let earliest = self.messages.len().saturating_sub(CONTEXT_MESSAGES);
-        let start = self.messages[earliest..]
-            .iter()
-            .position(|message| matches!(message, Message::User { .. }))
-            .map(|offset| earliest + offset)
-            .or_else(|| self.messages.iter().rposition(|message| matches!(message, Message::User { .. })))
-            .unwrap_or(0);
-        &self.messages[start..]
-    }
-
-    /// Forgets the oldest messages beyond the latest `max`: the transcript of a long session stays
-    /// bounded, and the model's context, the latest [`CONTEXT_MESSAGES`], is unaffected.
-    pub(crate) fn keep_latest(&mut self, max: usize) {
-        let excess = self.messages.len().saturating_sub(max);
-        self.messages.drain(..excess);
-    }
-}
-
 /// Folds one action into the conversation. Pure and synchronous: measured in microseconds, audited
 /// through its action.
 #[hardened(kind = "reducer", audit = action)]
@@ -103,7 +60,7 @@ pub(crate) fn reduce(conversation: &mut Conversation, action: Action, max_steps:
     match action {
         Action::UserMessage { content, .. } => {
             conversation.messages.push(Message::User { content });
-            conversation.steps_left = max_steps;
+            conversation.start_turn(max_steps);
             Effect::CallModel
         }
         Action::ModelReply { turn: ModelTurn::Text(content), .. } => {
@@ -116,14 +73,13 @@ pub(crate) fn reduce(conversation: &mut Conversation, action: Action, max_steps:
         }
         Action::ToolResult { id, tool, ok, output, .. } => {
             conversation.messages.push(Message::ToolResult { id, tool, ok, output: output.clone() });
-            conversation.steps_left = conversation.steps_left.saturating_sub(1);
-            if conversation.steps_left == 0 {
+            if conversation.spend_step() {
+                Effect::CallModel
+            } else {
                 // Out of steps: answer with what the last tool said rather than loop.
                 let content = format!("I could not finish within the step limit; the last tool said: {output}");
                 conversation.messages.push(Message::Assistant { content: content.clone() });
                 Effect::Respond(content)
-            } else {
-                Effect::CallModel
             }
         }
     }
@@ -202,6 +158,7 @@ impl Agent {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conversation::CONTEXT_MESSAGES;
 
     fn user(n: usize) -> Message {
         Message::User { content: format!("message {n}") }

@@ -7,10 +7,12 @@ mod audit_commands;
 mod auth;
 mod calculator;
 mod cli;
+mod conversation;
 mod model;
 mod serve;
 mod sessions;
 mod settings;
+mod tool_names;
 mod tools;
 mod trail;
 

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::agent::{Conversation, Message};
+use crate::conversation::{Conversation, Message};
 use crate::settings::SessionSettings;
 
 /// One session.

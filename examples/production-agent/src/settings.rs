@@ -521,10 +521,10 @@ impl AgentSettings {
             }
             secrets.push((index, key.name.as_str(), secret));
             for tool in &key.tools {
-                if tool != "*" && !crate::tools::NAMES.contains(&tool.as_str()) {
+                if tool != "*" && !crate::tool_names::NAMES.contains(&tool.as_str()) {
                     return Err(format!(
                         "keys[{index}].tools holds {tool:?}; allowed: \"*\" or any of {}",
-                        crate::tools::NAMES.join(", ")
+                        crate::tool_names::NAMES.join(", ")
                     ));
                 }
             }
@@ -549,11 +549,11 @@ fn embedded_development_keys() -> Vec<Secret> {
 impl SessionSettings {
     fn check(&self) -> Result<(), String> {
         self.idle_timeout()?;
-        if self.max_messages < crate::agent::CONTEXT_MESSAGES {
+        if self.max_messages < crate::conversation::CONTEXT_MESSAGES {
             return Err(format!(
                 "sessions.max_messages = {}; allowed: a whole number from {} (the model's context)",
                 self.max_messages,
-                crate::agent::CONTEXT_MESSAGES
+                crate::conversation::CONTEXT_MESSAGES
             ));
         }
         at_least_one("sessions.max_message_bytes", self.max_message_bytes)?;

@@ -11,7 +11,7 @@ use prometheus::IntCounter;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::agent::Message;
+use crate::conversation::Message;
 use crate::settings::{Backend, ModelSettings};
 use crate::tools::redact;
 

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use super::{Model, ModelAnswer, ModelError, ModelTurn};
-use crate::agent::Message;
+use crate::conversation::Message;
 use crate::settings::Secret;
 use crate::tools;
 

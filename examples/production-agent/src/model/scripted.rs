@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use super::{Model, ModelAnswer, ModelError, ModelTurn, count_tokens};
-use crate::agent::Message;
+use crate::conversation::Message;
 
 /// Reads the last message: a tool's result is summarised; a user's message asks for a tool when it looks
 /// like arithmetic (`what is 2 + 3 * 4`), the time, a URL, `remember <key> is <value>`, `recall <key>` or

@@ -20,8 +20,7 @@ use crate::sessions::Session;
 use crate::settings::{FetchSettings, ToolSettings};
 use crate::trail;
 
-/// Every tool, as keys name them.
-pub(crate) const NAMES: &[&str] = &["calculator", "clock", "fetch", "memory", "faulty"];
+pub(crate) use crate::tool_names::NAMES;
 
 /// A tool as a model sees it.
 #[derive(Debug)]

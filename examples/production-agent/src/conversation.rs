@@ -1,0 +1,58 @@
+//! A conversation: its messages, and the part of them the model sees.
+
+use serde::Serialize;
+
+/// One entry of a conversation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "role", rename_all = "snake_case")]
+pub(crate) enum Message {
+    User { content: String },
+    Assistant { content: String },
+    ToolCall { id: String, tool: String, input: serde_json::Value },
+    ToolResult { id: String, tool: String, ok: bool, output: String },
+}
+
+/// A conversation: the transcript and how many model calls the current message may still take.
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct Conversation {
+    pub(crate) messages: Vec<Message>,
+    #[serde(skip)]
+    steps_left: u32,
+}
+
+/// How many of the latest messages the model sees at most: a context window, so that a long
+/// conversation costs what a short one does.
+pub(crate) const CONTEXT_MESSAGES: usize = 32;
+
+impl Conversation {
+    /// The messages the model sees: the latest ones, from a user's message on, at most
+    /// [`CONTEXT_MESSAGES`] (more only when the current message's own turn is longer).
+    pub(crate) fn context(&self) -> &[Message] {
+        let earliest = self.messages.len().saturating_sub(CONTEXT_MESSAGES);
+        let start = self.messages[earliest..]
+            .iter()
+            .position(|message| matches!(message, Message::User { .. }))
+            .map(|offset| earliest + offset)
+            .or_else(|| self.messages.iter().rposition(|message| matches!(message, Message::User { .. })))
+            .unwrap_or(0);
+        &self.messages[start..]
+    }
+
+    /// Starts a user's turn, which may take `max_steps` model calls.
+    pub(crate) fn start_turn(&mut self, max_steps: u32) {
+        self.steps_left = max_steps;
+    }
+
+    /// Spends one step of the turn; whether any is left.
+    pub(crate) fn spend_step(&mut self) -> bool {
+        self.steps_left = self.steps_left.saturating_sub(1);
+        self.steps_left > 0
+    }
+
+    /// Forgets the oldest messages beyond the latest `max`: the transcript of a long session stays
+    /// bounded, and the model's context, the latest [`CONTEXT_MESSAGES`], is unaffected.
+    pub(crate) fn keep_latest(&mut self, max: usize) {
+        let excess = self.messages.len().saturating_sub(max);
+        self.messages.drain(..excess);
+    }
+}
