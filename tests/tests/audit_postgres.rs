@@ -13,8 +13,8 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use hardened::audit::{
     AuditEvent, AuditOutcome, AuditSigningKey, Auditor, ChainProblem, EventType, GENESIS_HASH, PostgresSink,
     SealedEvent, Sink, Verification, VerifyOptions, drop_partitions_before, migrate_postgres, postgres_in_schema,
-    removed_by_policy, seal_postgres_streams, seal_stream, verify_postgres, verify_postgres_all, verify_postgres_all_with,
-    verify_postgres_with, write_in_tx, write_in_tx_to,
+    removed_by_policy, seal_postgres_streams, seal_stream, verify_postgres, verify_postgres_all,
+    verify_postgres_all_with, verify_postgres_with, write_in_tx, write_in_tx_to,
 };
 use hardened_tests::postgres::TestSchema;
 use serde_json::json;
@@ -860,14 +860,17 @@ async fn retention_drops_whole_months_and_verification_accepts_what_it_recorded(
     write(&mut sink, &kept).await;
     write(&mut sink, &gone).await;
 
-    let error =
-        drop_partitions_before(&schema.pool, Utc::now(), "too early", None).await.expect_err("this month has not ended");
+    let error = drop_partitions_before(&schema.pool, Utc::now(), "too early", None)
+        .await
+        .expect_err("this month has not ended");
     assert!(error.to_string().contains("retention drops only months that have ended"), "{error}");
-    let error = drop_partitions_before(&schema.pool, start_of(2026, 3), " ", None).await.expect_err("a reason is needed");
+    let error =
+        drop_partitions_before(&schema.pool, start_of(2026, 3), " ", None).await.expect_err("a reason is needed");
     assert!(error.to_string().contains("a retention drop needs a reason"), "{error}");
 
-    let dropped =
-        drop_partitions_before(&schema.pool, start_of(2026, 3), "policy: keep from March", None).await.expect("it drops");
+    let dropped = drop_partitions_before(&schema.pool, start_of(2026, 3), "policy: keep from March", None)
+        .await
+        .expect("it drops");
     let dropped: Vec<(String, u64)> = dropped.into_iter().map(|dropped| (dropped.partition, dropped.records)).collect();
     assert_eq!(dropped, [("audit_log_2026_01".to_owned(), 3), ("audit_log_2026_02".to_owned(), 4)]);
     assert_eq!(schema.count("SELECT count(*) FROM audit_log").await, 3);
@@ -1083,7 +1086,8 @@ async fn a_month_made_again_by_a_late_record_is_dropped_again() {
     write(&mut schema.sink(), &sealed[3..]).await;
     assert!(verify_postgres(&schema.pool, "s").await.expect("the verification runs").is_intact());
 
-    let dropped = drop_partitions_before(&schema.pool, start_of(2026, 2), "policy", None).await.expect("it drops again");
+    let dropped =
+        drop_partitions_before(&schema.pool, start_of(2026, 2), "policy", None).await.expect("it drops again");
     assert_eq!(
         dropped.iter().map(|dropped| (dropped.partition.as_str(), dropped.records)).collect::<Vec<_>>(),
         [("audit_log_2026_01", 1)]
@@ -1317,8 +1321,9 @@ async fn records_sealed_then_removed_by_retention_verify_with_the_key() {
     });
     let checkpoints = write_signed(&schema, directory.path(), &key, events).await;
 
-    let dropped =
-        drop_partitions_before(&schema.pool, start_of(2026, 4), "policy: keep from April", Some(&key)).await.expect("it drops");
+    let dropped = drop_partitions_before(&schema.pool, start_of(2026, 4), "policy: keep from April", Some(&key))
+        .await
+        .expect("it drops");
     assert_eq!(dropped.iter().map(|dropped| dropped.records).sum::<u64>(), 150);
 
     // Record 99, sealed, is gone, and audit_retention accounts for it.

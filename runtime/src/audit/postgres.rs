@@ -12,8 +12,16 @@
 //! stream's head only move forward. `audit_log` is partitioned by month of `timestamp` (in UTC), one
 //! partition per month, which writers create ahead as they need them (`audit_log_create_partitions`, which
 //! runs with its owner's rights). Records leave only with a whole month, through [`drop_partitions_before`],
-//! which records what each drop removed; the verifier accepts a stream that starts after record 0, or has a
-//! gap, only where such a record covers the records missing.
+//! which records what each drop removed, and given the signing key signs that record as a `retention`
+//! checkpoint; the verifier accepts a stream that starts after record 0, or has a gap, only where such a
+//! record covers the records missing (with keys, only a signed one).
+//!
+//! # Signed checkpoints
+//!
+//! The table `audit_checkpoint` holds signed checkpoints, one chain per signer: a pipeline's
+//! ([`CheckpointTable`], the default destination of a [`PostgresSink`]'s checkpoints), the retention drops'
+//! ([`RETENTION_CHAIN`]) and the transactional streams' ([`seal_postgres_streams`], [`STREAMS_CHAIN`]).
+//! [`verify_postgres_with`] reads them all, and a checkpoint file too when given.
 //!
 //! # Schema
 //!
@@ -431,7 +439,7 @@ impl Sink for PostgresSink {
     /// The table `audit_checkpoint` beside the records, in the chain `stream` (see [`CheckpointTable`]).
     fn default_checkpoint_sink(&self, stream: &str) -> Option<Box<dyn CheckpointSink>> {
         let mut connector = Connector::new(self.connector.options.clone());
-        connector.schema = self.connector.schema.clone();
+        connector.schema.clone_from(&self.connector.schema);
         Some(Box::new(CheckpointTable::with_connector(connector, stream)))
     }
 }
@@ -620,6 +628,11 @@ pub async fn write_in_tx(
 /// whole, as usual at those levels.
 ///
 /// Keep the stream for transactional writes only: the pipeline's streams are written by its own sinks.
+///
+/// No checkpoint is signed here (no work per record): the application seals its transactional streams with
+/// [`seal_postgres_streams`], on an interval and at shutdown. Until a stream's first seal, a verification
+/// with keys reports it as [`ChainProblem::Unsealed`]; the records after its last seal are counted as not
+/// sealed ([`Verification::unsealed`]).
 pub async fn write_in_tx_to(
     transaction: &mut Transaction<'_, Postgres>,
     stream: &str,
@@ -799,7 +812,12 @@ pub struct CheckpointTable {
 
 impl fmt::Debug for CheckpointTable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CheckpointTable").field("chain", &self.chain).field("started", &self.commands.is_some()).finish()
+        f.debug_struct("CheckpointTable")
+            .field("name", &self.name)
+            .field("chain", &self.chain)
+            .field("connector", &self.connector)
+            .field("started", &self.commands.is_some())
+            .finish()
     }
 }
 
@@ -837,7 +855,8 @@ impl CheckpointTable {
     /// Sends `command` to the thread, started on first use.
     fn send(&mut self, command: TableCommand) -> std::io::Result<()> {
         if self.commands.is_none() {
-            let connector = self.connector.take().ok_or_else(|| std::io::Error::other("the checkpoint thread stopped"))?;
+            let connector =
+                self.connector.take().ok_or_else(|| std::io::Error::other("the checkpoint thread stopped"))?;
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             let (sender, receiver) = std::sync::mpsc::channel();
             let chain = self.chain.clone();
@@ -963,23 +982,26 @@ pub async fn verify_postgres_all(pool: &PgPool) -> Result<Verification, sqlx::Er
 }
 
 /// Verifies one stream of the audit table as [`verify_postgres`] does and, given public keys, against the
-/// signed checkpoints of the file [`VerifyOptions::checkpoint_file`] names (the `checkpoint_file` of the
-/// pipeline that wrote the table; there is no default), as [`verify_jsonl_with`](super::verify_jsonl_with)
-/// checks a JSONL log:
+/// signed checkpoints of the table `audit_checkpoint` (every chain in it) and of the file
+/// [`VerifyOptions::checkpoint_file`] names, if any (a pipeline's `checkpoint_file`), as
+/// [`verify_jsonl_with`](super::verify_jsonl_with) checks a JSONL log:
 ///
-/// - every checkpoint is signed by one of the keys and in place in the checkpoint chain;
+/// - every checkpoint is signed by one of the keys and in place in its checkpoint chain;
 /// - a row at a sequence number a checkpoint sealed has the hash sealed ([`ChainProblem::Rewritten`]): a
 ///   record rewritten with every later hash and the head recomputed fails here;
 /// - the table reaches the last record each stream's checkpoints seal, present or removed by retention
 ///   ([`ChainProblem::CutEnd`]);
-/// - every stream has a checkpoint ([`ChainProblem::Unsealed`]): streams written by [`write_in_tx`] have
-///   none, so verify those with [`verify_postgres`].
+/// - every stream has a checkpoint ([`ChainProblem::Unsealed`]): the streams written by [`write_in_tx`] get
+///   theirs from [`seal_postgres_streams`];
+/// - records are missing by policy only where a signed `retention` checkpoint of
+///   [`drop_partitions_before`] lists them ([`ChainProblem::Missing`] otherwise): the unsigned tables
+///   `audit_retention` and `audit_retention_stream` excuse nothing here, since whoever cut the records
+///   could have written them.
 ///
-/// The records that retention removed are accepted as missing through `audit_retention`, which is not
-/// signed. The counts of records sealed and not yet sealed are in the [`Verification`].
+/// The counts of records sealed and not yet sealed are in the [`Verification`]. Without keys in the
+/// options, this is [`verify_postgres`].
 ///
-/// Fails with [`sqlx::Error::Io`] when the checkpoint file cannot be read, or when keys are given without
-/// a checkpoint file.
+/// Fails with [`sqlx::Error::Io`] when the checkpoint file given cannot be read.
 pub async fn verify_postgres_with(
     pool: &PgPool,
     stream: &str,
@@ -994,7 +1016,9 @@ pub async fn verify_postgres_with(
 /// # async fn check(pool: &sqlx::PgPool, key: hardened::audit::AuditPublicKey) -> Result<(), sqlx::Error> {
 /// use hardened::audit::{VerifyOptions, verify_postgres_all_with};
 ///
-/// let options = VerifyOptions::new().public_key(key).checkpoint_file("/var/log/agent/audit.jsonl.checkpoints");
+/// // The checkpoints in the table `audit_checkpoint`; add `.checkpoint_file(path)` for a pipeline that wrote
+/// // its checkpoints to a file.
+/// let options = VerifyOptions::new().public_key(key);
 /// let verification = verify_postgres_all_with(pool, &options).await?;
 /// assert!(verification.is_intact(), "{:?}", verification.problem);
 /// # Ok(())
@@ -1176,12 +1200,8 @@ async fn removed_runs(
                 sqlx::Error::Decode(format!("audit_retention_stream: negative sequence number {value}").into())
             })
         };
-        let run = RemovedRun {
-            first_sequence: sequence(first)?,
-            first_prev_hash,
-            last_sequence: sequence(last)?,
-            last_hash,
-        };
+        let run =
+            RemovedRun { first_sequence: sequence(first)?, first_prev_hash, last_sequence: sequence(last)?, last_hash };
         removed.entry(stream).or_default().push(run);
     }
     Ok(removed)
@@ -1340,9 +1360,11 @@ impl StreamsCheck<'_> {
     }
 }
 
-/// A run of consecutive records of a stream that retention removed with the month partition that held them.
+/// A run of consecutive records of a stream that retention removed with the month partition that held them,
+/// as the table `audit_retention_stream` has it.
 ///
-/// A plain record, not signed yet: who may write the retention tables may also rewrite it.
+/// A plain record: who may write the retention tables may also rewrite it. The verification with keys reads
+/// the signed `retention` checkpoints instead.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemovedByPolicy {
     /// The stream.
@@ -1498,8 +1520,9 @@ async fn retention_seals(
     .fetch_all(&mut **transaction)
     .await?;
     let sequence = |value: i64| {
-        u64::try_from(value)
-            .map_err(|_| sqlx::Error::Decode(format!("audit_retention_stream: negative sequence number {value}").into()))
+        u64::try_from(value).map_err(|_| {
+            sqlx::Error::Decode(format!("audit_retention_stream: negative sequence number {value}").into())
+        })
     };
     let mut removed = BTreeMap::<i64, Vec<Removed>>::new();
     for (drop_id, stream, first, first_prev_hash, last, last_hash) in runs {
@@ -1509,9 +1532,7 @@ async fn retention_seals(
     }
     Ok(drops
         .into_iter()
-        .map(|drop_id| {
-            (String::new(), None, CheckpointReason::Retention, removed.remove(&drop_id).unwrap_or_default())
-        })
+        .map(|drop_id| (String::new(), None, CheckpointReason::Retention, removed.remove(&drop_id).unwrap_or_default()))
         .collect())
 }
 

@@ -398,12 +398,11 @@ impl Seals {
         *next = (index + 1, checkpoint.hash());
         self.count += 1;
         for removed in &checkpoint.removed {
-            match &removed.run {
-                Some(run) => self.runs.entry(removed.stream.clone()).or_default().push(run.clone()),
-                None => {
-                    let first_kept = self.first_kept.entry(removed.stream.clone()).or_insert(0);
-                    *first_kept = (*first_kept).max(removed.first_kept);
-                }
+            if let Some(run) = &removed.run {
+                self.runs.entry(removed.stream.clone()).or_default().push(run.clone());
+            } else {
+                let first_kept = self.first_kept.entry(removed.stream.clone()).or_insert(0);
+                *first_kept = (*first_kept).max(removed.first_kept);
             }
         }
         let Checkpoint { stream, sequence, hash, .. } = checkpoint;
