@@ -1,6 +1,8 @@
 //! The Postgres audit store against a real server: the sink's batches, idempotency, concurrency and outage,
 //! transactional writes, the append-only tables and the roles that write them, retention by month, the
-//! migration of a table of the first schema, and the verifier finding each kind of tampering.
+//! migration of a table of the first schema, signed checkpoints (in a file and in the table
+//! `audit_checkpoint`: the pipeline's, signed retention drops, sealed transactional streams), and the
+//! verifier finding each kind of tampering.
 //!
 //! Needs a server: `DATABASE_URL=postgres://... cargo test -p hardened-tests -- --include-ignored`. Without
 //! `--include-ignored` these tests are ignored; with it and without `DATABASE_URL` they fail. Each test
@@ -1326,7 +1328,7 @@ async fn records_sealed_then_removed_by_retention_verify_with_the_key() {
         .expect("it drops");
     assert_eq!(dropped.iter().map(|dropped| dropped.records).sum::<u64>(), 150);
 
-    // Record 99, sealed, is gone, and audit_retention accounts for it.
+    // Record 99, sealed, is gone, and the signed retention checkpoint accounts for it.
     let verification = verify_signed(&schema, &key, &checkpoints).await;
     assert!(verification.is_intact(), "{:?}", verification.problem);
     assert_eq!((verification.records, verification.sealed, verification.unsealed), (100, 100, 0));
