@@ -1587,3 +1587,73 @@ async fn transactional_streams_are_sealed_by_seal_postgres_streams() {
     let problem = verify_keyed(&schema, &key).await.problem.expect("the forgery is found");
     assert!(matches!(&problem, ChainProblem::Rewritten { sequence: 4, checkpoint: 0, .. }), "{problem:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: set DATABASE_URL and run with --include-ignored"]
+async fn table_checkpoints_ride_out_a_lost_connection_and_refused_inserts_without_a_hole() {
+    let schema = TestSchema::new().await;
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let key = AuditSigningKey::generate().expect("a new key");
+    let application = format!("{}_signed", schema.name);
+    let sink = PostgresSink::new(schema.options.clone().application_name(&application)).schema(&schema.name);
+    let auditor = Auditor::builder()
+        .sink(sink)
+        .stream("lost")
+        .spill_dir(directory.path().join("spill"))
+        .batch_size(5)
+        .signing_key(key.clone())
+        .checkpoint_every(10, std::time::Duration::from_hours(1))
+        .start()
+        .expect("the pipeline starts");
+    for event in tool_events(25) {
+        auditor.emit(event);
+    }
+    auditor.flush().await.expect("the records and their checkpoints are written");
+
+    // The checkpoint connection cut, and the table refusing inserts for a while.
+    let name = &schema.name;
+    let cut: i64 = sqlx::query_scalar(
+        "WITH target AS MATERIALIZED (SELECT pid FROM pg_stat_activity WHERE application_name = $1 \
+             AND pid <> pg_backend_pid() AND (query LIKE '%audit_checkpoint%' OR query LIKE '%txid_current%')) \
+         SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM target",
+    )
+    .bind(&application)
+    .fetch_one(&schema.pool)
+    .await
+    .expect("the connection is cut");
+    assert_eq!(cut, 1, "the checkpoint table's connection, and not the sink's");
+    schema
+        .execute(format!(
+            "CREATE FUNCTION {name}.refuse() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN RAISE EXCEPTION 'audit_checkpoint is down for the test'; END $$"
+        ))
+        .await;
+    schema
+        .execute(format!(
+            "CREATE TRIGGER outage BEFORE INSERT ON {name}.audit_checkpoint \
+             FOR EACH STATEMENT EXECUTE FUNCTION {name}.refuse()"
+        ))
+        .await;
+    for event in tool_events(25) {
+        auditor.emit(event);
+    }
+    let error = auditor.flush().await.expect_err("the checkpoints are not written");
+    assert!(error.to_string().contains("audit_checkpoint is down for the test"), "{error}");
+
+    // Back: the checkpoints queued meanwhile go in, in order, with the next ones.
+    schema.execute(format!("DROP TRIGGER outage ON {name}.audit_checkpoint")).await;
+    for event in tool_events(10) {
+        auditor.emit(event);
+    }
+    auditor.shutdown().await.expect("every event and checkpoint is written");
+
+    let indexes: Vec<i64> =
+        sqlx::query_scalar("SELECT checkpoint_index FROM audit_checkpoint WHERE chain = 'lost' ORDER BY 1")
+            .fetch_all(&schema.pool)
+            .await
+            .expect("the checkpoints are read");
+    assert_eq!(indexes, (0..i64::try_from(indexes.len()).expect("it fits")).collect::<Vec<_>>());
+    let verification = verify_keyed(&schema, &key).await;
+    assert!(verification.is_intact(), "{:?}", verification.problem);
+    assert_eq!((verification.records, verification.sealed, verification.unsealed), (60, 60, 0));
+}

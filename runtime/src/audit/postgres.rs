@@ -797,9 +797,9 @@ pub fn tx_stream() -> String {
 /// checkpoints of a pipeline writing to a [`PostgresSink`] (the chain is then the pipeline's stream).
 ///
 /// A thread of its own, with its own connection, inserts them, so that the audit writer never waits on the
-/// database for a checkpoint: [`write`](CheckpointSink::write) hands a checkpoint over, and
-/// [`sync`](CheckpointSink::sync) (at each flush) waits until every checkpoint handed over is committed, or
-/// says why one is not. A checkpoint that could not be inserted stays queued, in order, and goes with the
+/// database for a checkpoint: [`write`](CheckpointSink::write) hands a checkpoint over, and the thread
+/// commits it without waiting for the WAL flush; [`sync`](CheckpointSink::sync) (at each flush) waits until
+/// every checkpoint handed over is committed and durable, or says why one is not. A checkpoint that could not be inserted stays queued, in order, and goes with the
 /// next one, so the chain in the table never has a hole. The primary key `(chain, checkpoint_index)`
 /// refuses a second writer of the same chain.
 pub struct CheckpointTable {
@@ -834,7 +834,10 @@ impl CheckpointTable {
         CheckpointTable::with_connector(Connector::new(options), chain)
     }
 
-    fn with_connector(connector: Connector, chain: &str) -> CheckpointTable {
+    fn with_connector(mut connector: Connector, chain: &str) -> CheckpointTable {
+        // Committed without waiting for the WAL flush, and made durable together at `sync` (each flush), as
+        // a checkpoint file is fsynced: a checkpoint costs the server no flush of its own.
+        connector.options = connector.options.clone().options([("synchronous_commit", "off")]);
         CheckpointTable {
             name: format!("audit_checkpoint:{chain}"),
             chain: chain.to_owned(),
@@ -901,62 +904,111 @@ impl CheckpointSink for CheckpointTable {
     }
 }
 
+/// Makes the checkpoints committed on this connection durable: a commit that waits for the WAL flush, which
+/// flushes every commit before it.
+const DURABLE: &str = "BEGIN; SET LOCAL synchronous_commit = on; SELECT txid_current(); COMMIT";
+
+/// What the thread of a [`CheckpointTable`] holds.
+struct TableState {
+    connector: Connector,
+    /// Checkpoints handed over and not inserted yet, in order.
+    queued: Vec<Checkpoint>,
+    /// Checkpoints inserted (committed without waiting for the WAL flush) since the last durable flush.
+    unflushed: Vec<Checkpoint>,
+    /// Whether the connection failed since those were inserted: they may be lost with a server crash.
+    reconnected: bool,
+}
+
+impl TableState {
+    fn failed(&mut self, error: &str) -> String {
+        self.connector.reset();
+        self.reconnected = true;
+        error.to_owned()
+    }
+
+    /// Inserts the checkpoints queued, in one statement; on an error they stay queued. After a failure, the
+    /// checkpoints inserted but not yet durable that the table lacks (lost with a server crash) go first,
+    /// so that the chain in the table never has a hole.
+    async fn insert_queued(&mut self, chain: &str) -> Result<(), String> {
+        if self.queued.is_empty() {
+            return Ok(());
+        }
+        let inserted = async {
+            let connection = self.connector.connection().await?;
+            if self.reconnected {
+                let last = last_checkpoint(connection, chain).await.map_err(|error| error.to_string())?;
+                let last = last.map(|last| last.index);
+                self.unflushed.retain(|checkpoint| last.is_none_or(|last| checkpoint.index > last));
+                self.queued.splice(0..0, self.unflushed.drain(..));
+                self.reconnected = false;
+            }
+            let query = insert_checkpoints(chain, &self.queued)?;
+            query.execute(connection).await.map_err(|error| error.to_string())
+        }
+        .await;
+        match inserted {
+            Ok(_) => {
+                self.unflushed.append(&mut self.queued);
+                Ok(())
+            }
+            Err(error) => {
+                let error = self.failed(&error);
+                tracing::error!(chain, queued = self.queued.len(), %error, "audit checkpoints not inserted yet");
+                Err(format!("{} checkpoints of chain {chain} not inserted: {error}", self.queued.len()))
+            }
+        }
+    }
+
+    /// Inserts what is queued and makes every checkpoint inserted durable.
+    async fn sync(&mut self, chain: &str) -> Result<(), String> {
+        self.insert_queued(chain).await?;
+        if self.unflushed.is_empty() {
+            return Ok(());
+        }
+        let flushed = async {
+            let connection = self.connector.connection().await?;
+            sqlx::raw_sql(DURABLE).execute(connection).await.map_err(|error| error.to_string())
+        }
+        .await;
+        match flushed {
+            Ok(_) => {
+                self.unflushed.clear();
+                Ok(())
+            }
+            Err(error) => Err(format!("checkpoints of chain {chain} not made durable: {}", self.failed(&error))),
+        }
+    }
+}
+
 /// The thread of a [`CheckpointTable`]: runs its commands until the table is dropped, then inserts what
 /// is still queued.
 fn run_checkpoint_table(
     runtime: &tokio::runtime::Runtime,
-    mut connector: Connector,
+    connector: Connector,
     chain: &str,
     commands: &std::sync::mpsc::Receiver<TableCommand>,
 ) {
-    let mut queued: Vec<Checkpoint> = Vec::new();
+    let mut state = TableState { connector, queued: Vec::new(), unflushed: Vec::new(), reconnected: false };
     while let Ok(command) = commands.recv() {
         match command {
             TableCommand::Last(reply) => {
                 let last = runtime.block_on(async {
-                    let connection = connector.connection().await?;
+                    let connection = state.connector.connection().await?;
                     last_checkpoint(connection, chain).await.map_err(|error| error.to_string())
                 });
-                if last.is_err() {
-                    connector.reset();
-                }
-                let _ = reply.send(last);
+                let _ = reply.send(last.map_err(|error| state.failed(&error)));
             }
             TableCommand::Write(checkpoint) => {
-                queued.push(*checkpoint);
-                // Logged here; `sync` reports it to the writer.
-                let _ = runtime.block_on(insert_queued(&mut connector, chain, &mut queued));
+                state.queued.push(*checkpoint);
+                // Logged there; `sync` reports it to the writer.
+                let _ = runtime.block_on(state.insert_queued(chain));
             }
             TableCommand::Sync(reply) => {
-                let _ = reply.send(runtime.block_on(insert_queued(&mut connector, chain, &mut queued)));
+                let _ = reply.send(runtime.block_on(state.sync(chain)));
             }
         }
     }
-    let _ = runtime.block_on(insert_queued(&mut connector, chain, &mut queued));
-}
-
-/// Inserts the checkpoints queued, in one statement, and empties the queue; on an error they stay queued.
-async fn insert_queued(connector: &mut Connector, chain: &str, queued: &mut Vec<Checkpoint>) -> Result<(), String> {
-    if queued.is_empty() {
-        return Ok(());
-    }
-    let inserted = async {
-        let query = insert_checkpoints(chain, queued)?;
-        let connection = connector.connection().await?;
-        query.execute(connection).await.map_err(|error| error.to_string())
-    }
-    .await;
-    match inserted {
-        Ok(_) => {
-            queued.clear();
-            Ok(())
-        }
-        Err(error) => {
-            connector.reset();
-            tracing::error!(chain, queued = queued.len(), %error, "audit checkpoints not inserted yet");
-            Err(format!("{} checkpoints of chain {chain} not inserted: {error}", queued.len()))
-        }
-    }
+    let _ = runtime.block_on(state.sync(chain));
 }
 
 /// Verifies one stream of the audit table: every row intact, the sequence unbroken and linked by hash from
