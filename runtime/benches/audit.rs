@@ -11,7 +11,8 @@
 //! - `audit/checkpoint`: one checkpoint signed (Ed25519) and appended to a checkpoint file: what the
 //!   writer spends every 1,000 events.
 //! - With the `postgres` feature and `DATABASE_URL` set: `audit/postgres_batched` (the `PostgresSink`, one
-//!   multi-row insert per batch) against `audit/postgres_one_insert_per_event` (an INSERT per event, as a
+//!   multi-row insert per batch), `audit/postgres_signed` (the same with a signing key: its checkpoints
+//!   in the table `audit_checkpoint`, inserted by their own thread), against `audit/postgres_one_insert_per_event` (an INSERT per event, as a
 //!   straightforward sink does), and `audit/security_report_1m` (a `SecurityReport` over a window of
 //!   1,000,000 events in `PostgreSQL`).
 //!
@@ -142,7 +143,7 @@ mod postgres {
     use chrono::{TimeDelta, Utc};
     use criterion::{Criterion, Throughput};
     use hardened::audit::{
-        AuditEvent, Auditor, OneInsertPerEventSink, PostgresSink, ReportOptions, SecurityReport, Sink,
+        AuditEvent, AuditSigningKey, Auditor, OneInsertPerEventSink, PostgresSink, ReportOptions, SecurityReport, Sink,
         migrate_postgres, postgres_in_schema,
     };
     use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -183,7 +184,13 @@ mod postgres {
         pool
     }
 
-    fn throughput(c: &mut Criterion, name: &str, events: usize, sink: impl Fn() -> Box<dyn Sink> + Copy) {
+    fn throughput(
+        c: &mut Criterion,
+        name: &str,
+        events: usize,
+        key: Option<&AuditSigningKey>,
+        sink: impl Fn() -> Box<dyn Sink> + Copy,
+    ) {
         let runtime = super::runtime();
         let mut group = c.benchmark_group("audit");
         group.throughput(Throughput::Elements(events as u64)).sample_size(10);
@@ -192,13 +199,15 @@ mod postgres {
                 let mut total = Duration::ZERO;
                 for _ in 0..iterations {
                     let spill = tempfile::tempdir().expect("a temporary directory");
-                    let auditor = Auditor::builder()
+                    let mut builder = Auditor::builder()
                         .sink(BoxedSink(sink()))
                         .spill_dir(spill.path())
                         .queue_capacity(events + 1)
-                        .batch_size(1_000)
-                        .start()
-                        .expect("the pipeline starts");
+                        .batch_size(1_000);
+                    if let Some(key) = key {
+                        builder = builder.signing_key(key.clone());
+                    }
+                    let auditor = builder.start().expect("the pipeline starts");
                     // The first write connects and migrates: not part of the throughput.
                     auditor.emit(super::event(0));
                     runtime.block_on(auditor.flush()).expect("PostgreSQL takes the events");
@@ -231,6 +240,10 @@ mod postgres {
         ) -> hardened::audit::BoxFuture<'a, Result<(), hardened::audit::SinkError>> {
             self.0.write(events)
         }
+
+        fn default_checkpoint_sink(&self, stream: &str) -> Option<Box<dyn hardened::audit::CheckpointSink>> {
+            self.0.default_checkpoint_sink(stream)
+        }
     }
 
     pub(super) fn sinks(c: &mut Criterion) {
@@ -241,11 +254,16 @@ mod postgres {
         let runtime = super::runtime();
         runtime.block_on(schema(&options, "hardened_bench_batched", true));
         runtime.block_on(schema(&options, "hardened_bench_one_by_one", true));
-        throughput(c, "postgres_batched", BATCHED_EVENTS, || {
+        throughput(c, "postgres_batched", BATCHED_EVENTS, None, || {
             let options = database().expect("checked above");
             Box::new(PostgresSink::new(options).schema("hardened_bench_batched"))
         });
-        throughput(c, "postgres_one_insert_per_event", ONE_BY_ONE_EVENTS, || {
+        let key = AuditSigningKey::generate().expect("a new key");
+        throughput(c, "postgres_signed", BATCHED_EVENTS, Some(&key), || {
+            let options = database().expect("checked above");
+            Box::new(PostgresSink::new(options).schema("hardened_bench_batched"))
+        });
+        throughput(c, "postgres_one_insert_per_event", ONE_BY_ONE_EVENTS, None, || {
             let options = database().expect("checked above");
             Box::new(OneInsertPerEventSink::new(options, Some("hardened_bench_one_by_one")))
         });

@@ -1,6 +1,8 @@
 //! The Postgres audit store against a real server: the sink's batches, idempotency, concurrency and outage,
 //! transactional writes, the append-only tables and the roles that write them, retention by month, the
-//! migration of a table of the first schema, and the verifier finding each kind of tampering.
+//! migration of a table of the first schema, signed checkpoints (in a file and in the table
+//! `audit_checkpoint`: the pipeline's, signed retention drops, sealed transactional streams), and the
+//! verifier finding each kind of tampering.
 //!
 //! Needs a server: `DATABASE_URL=postgres://... cargo test -p hardened-tests -- --include-ignored`. Without
 //! `--include-ignored` these tests are ignored; with it and without `DATABASE_URL` they fail. Each test
@@ -13,8 +15,8 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use hardened::audit::{
     AuditEvent, AuditOutcome, AuditSigningKey, Auditor, ChainProblem, EventType, GENESIS_HASH, PostgresSink,
     SealedEvent, Sink, Verification, VerifyOptions, drop_partitions_before, migrate_postgres, postgres_in_schema,
-    removed_by_policy, seal_stream, verify_postgres, verify_postgres_all, verify_postgres_all_with,
-    verify_postgres_with, write_in_tx, write_in_tx_to,
+    removed_by_policy, seal_postgres_streams, seal_stream, verify_postgres, verify_postgres_all,
+    verify_postgres_all_with, verify_postgres_with, write_in_tx, write_in_tx_to,
 };
 use hardened_tests::postgres::TestSchema;
 use serde_json::json;
@@ -202,9 +204,16 @@ async fn migrations_create_the_tables_and_indexes_in_the_schema_once() {
     .expect("the query runs");
     assert_eq!(
         tables,
-        ["_sqlx_migrations", "audit_log", "audit_retention", "audit_retention_stream", "audit_stream_head"]
+        [
+            "_sqlx_migrations",
+            "audit_checkpoint",
+            "audit_log",
+            "audit_retention",
+            "audit_retention_stream",
+            "audit_stream_head"
+        ]
     );
-    assert_eq!(schema.count("SELECT count(*) FROM _sqlx_migrations").await, 2);
+    assert_eq!(schema.count("SELECT count(*) FROM _sqlx_migrations").await, 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -794,6 +803,10 @@ async fn a_writer_role_with_the_documented_grants_writes_but_cannot_rewrite() {
     let verification = verify_postgres_all(&pool).await.expect("the writer verifies");
     assert!(verification.is_intact(), "{:?}", verification.problem);
     assert_eq!(verification.records, 6);
+    // It seals its transactional stream into the checkpoint table, and verifies with the key.
+    let key = AuditSigningKey::generate().expect("a new key");
+    let sealed = seal_postgres_streams(&pool, &key, &["app/tx"]).await.expect("the writer seals");
+    assert_eq!(sealed.len(), 1);
 
     let january = "audit_log_2026_01";
     for (sql, expected) in [
@@ -817,6 +830,9 @@ async fn a_writer_role_with_the_documented_grants_writes_but_cannot_rewrite() {
         ),
         ("UPDATE audit_stream_head SET sequence = 0 WHERE stream = 'app'", "cannot move back from record 4 to 0"),
         ("DELETE FROM audit_stream_head", "permission denied for table audit_stream_head"),
+        ("UPDATE audit_checkpoint SET checkpoint = '{}'", "permission denied for table audit_checkpoint"),
+        ("DELETE FROM audit_checkpoint", "permission denied for table audit_checkpoint"),
+        ("TRUNCATE audit_checkpoint", "permission denied for table audit_checkpoint"),
     ] {
         let error = refused(&pool, sql).await;
         assert!(error.contains(expected), "{sql}: {error}");
@@ -826,6 +842,9 @@ async fn a_writer_role_with_the_documented_grants_writes_but_cannot_rewrite() {
     // The reader verifies, and writes nothing.
     let pool = reader.pool(&schema).await;
     assert!(verify_postgres_all(&pool).await.expect("the reader verifies").is_intact());
+    let keyed = VerifyOptions::new().public_key(key.public_key());
+    let verification = verify_postgres_with(&pool, "app/tx", &keyed).await.expect("the reader verifies with the key");
+    assert!(verification.is_intact() && verification.sealed == 1, "{verification:?}");
     let error = refused(&pool, "INSERT INTO audit_stream_head VALUES ('x', 0, 'x')").await;
     assert!(error.contains("permission denied for table audit_stream_head"), "{error}");
     pool.close().await;
@@ -843,14 +862,17 @@ async fn retention_drops_whole_months_and_verification_accepts_what_it_recorded(
     write(&mut sink, &kept).await;
     write(&mut sink, &gone).await;
 
-    let error =
-        drop_partitions_before(&schema.pool, Utc::now(), "too early").await.expect_err("this month has not ended");
+    let error = drop_partitions_before(&schema.pool, Utc::now(), "too early", None)
+        .await
+        .expect_err("this month has not ended");
     assert!(error.to_string().contains("retention drops only months that have ended"), "{error}");
-    let error = drop_partitions_before(&schema.pool, start_of(2026, 3), " ").await.expect_err("a reason is needed");
+    let error =
+        drop_partitions_before(&schema.pool, start_of(2026, 3), " ", None).await.expect_err("a reason is needed");
     assert!(error.to_string().contains("a retention drop needs a reason"), "{error}");
 
-    let dropped =
-        drop_partitions_before(&schema.pool, start_of(2026, 3), "policy: keep from March").await.expect("it drops");
+    let dropped = drop_partitions_before(&schema.pool, start_of(2026, 3), "policy: keep from March", None)
+        .await
+        .expect("it drops");
     let dropped: Vec<(String, u64)> = dropped.into_iter().map(|dropped| (dropped.partition, dropped.records)).collect();
     assert_eq!(dropped, [("audit_log_2026_01".to_owned(), 3), ("audit_log_2026_02".to_owned(), 4)]);
     assert_eq!(schema.count("SELECT count(*) FROM audit_log").await, 3);
@@ -911,7 +933,7 @@ async fn records_cut_without_the_retention_function_fail_verification() {
     assert!(message.contains("stream s is missing records 0..2 before this one"), "{message}");
 
     // The next month dropped by policy: records 2 and 3 are accounted for, records 0 and 1 still are not.
-    drop_partitions_before(&schema.pool, start_of(2026, 3), "policy").await.expect("it drops");
+    drop_partitions_before(&schema.pool, start_of(2026, 3), "policy", None).await.expect("it drops");
     let problem = verify_postgres_all(&schema.pool).await.expect("the verification runs").problem;
     assert!(missing(0, 4)(&problem), "{problem:?}");
 }
@@ -921,7 +943,7 @@ async fn records_cut_without_the_retention_function_fail_verification() {
 async fn records_deleted_by_hand_next_to_a_retention_drop_fail_verification() {
     let schema = TestSchema::new().await;
     write(&mut schema.sink(), &events_in_months("s", &[1, 1, 2, 2, 3, 3, 4, 4])).await;
-    drop_partitions_before(&schema.pool, start_of(2026, 2), "policy").await.expect("it drops");
+    drop_partitions_before(&schema.pool, start_of(2026, 2), "policy", None).await.expect("it drops");
     assert!(verify_postgres(&schema.pool, "s").await.expect("the verification runs").is_intact());
 
     // Records 2 and 3 deleted by a superuser with the triggers off: not what retention removed.
@@ -1062,11 +1084,12 @@ async fn a_month_made_again_by_a_late_record_is_dropped_again() {
     let sealed = events_in_months("s", &[1, 2, 2, 1, 2]);
     let mut sink = schema.sink();
     write(&mut sink, &sealed[..3]).await;
-    drop_partitions_before(&schema.pool, start_of(2026, 2), "policy").await.expect("it drops");
+    drop_partitions_before(&schema.pool, start_of(2026, 2), "policy", None).await.expect("it drops");
     write(&mut schema.sink(), &sealed[3..]).await;
     assert!(verify_postgres(&schema.pool, "s").await.expect("the verification runs").is_intact());
 
-    let dropped = drop_partitions_before(&schema.pool, start_of(2026, 2), "policy").await.expect("it drops again");
+    let dropped =
+        drop_partitions_before(&schema.pool, start_of(2026, 2), "policy", None).await.expect("it drops again");
     assert_eq!(
         dropped.iter().map(|dropped| (dropped.partition.as_str(), dropped.records)).collect::<Vec<_>>(),
         [("audit_log_2026_01", 1)]
@@ -1209,14 +1232,14 @@ async fn a_signed_table_verifies_with_its_public_key_and_every_record_is_sealed(
     let unkeyed = verify_postgres_all_with(&schema.pool, &VerifyOptions::new()).await.expect("it runs");
     assert!(unkeyed.is_intact() && unkeyed.checkpoints == 0 && unkeyed.sealed == 0, "{unkeyed:?}");
 
-    // Another key, or no checkpoint file given, is an error.
+    // Another key is an error; without the file, only the table is read, which has none of these checkpoints.
     let other = AuditSigningKey::generate().expect("a new key");
     let wrong = verify_signed(&schema, &other, &checkpoints).await;
     assert!(matches!(wrong.problem, Some(ChainProblem::Checkpoint { .. })), "{wrong:?}");
-    let error = verify_postgres_all_with(&schema.pool, &VerifyOptions::new().public_key(key.public_key()))
+    let table_only = verify_postgres_all_with(&schema.pool, &VerifyOptions::new().public_key(key.public_key()))
         .await
-        .expect_err("keys without a checkpoint file");
-    assert!(error.to_string().contains("VerifyOptions::checkpoint_file"), "{error}");
+        .expect("it runs");
+    assert!(matches!(table_only.problem, Some(ChainProblem::Unsealed { .. })), "{table_only:?}");
 }
 
 #[tokio::test]
@@ -1300,11 +1323,12 @@ async fn records_sealed_then_removed_by_retention_verify_with_the_key() {
     });
     let checkpoints = write_signed(&schema, directory.path(), &key, events).await;
 
-    let dropped =
-        drop_partitions_before(&schema.pool, start_of(2026, 4), "policy: keep from April").await.expect("it drops");
+    let dropped = drop_partitions_before(&schema.pool, start_of(2026, 4), "policy: keep from April", Some(&key))
+        .await
+        .expect("it drops");
     assert_eq!(dropped.iter().map(|dropped| dropped.records).sum::<u64>(), 150);
 
-    // Record 99, sealed, is gone, and audit_retention accounts for it.
+    // Record 99, sealed, is gone, and the signed retention checkpoint accounts for it.
     let verification = verify_signed(&schema, &key, &checkpoints).await;
     assert!(verification.is_intact(), "{:?}", verification.problem);
     assert_eq!((verification.records, verification.sealed, verification.unsealed), (100, 100, 0));
@@ -1320,4 +1344,316 @@ async fn records_sealed_then_removed_by_retention_verify_with_the_key() {
     assert!(verify_postgres_all(&schema.pool).await.expect("it runs").is_intact());
     let cut = verify_signed(&schema, &key, &checkpoints).await;
     assert!(matches!(cut.problem, Some(ChainProblem::CutEnd { last: 199, sealed: 249, .. })), "{cut:?}");
+}
+
+// Checkpoints in the table `audit_checkpoint`: the PostgreSQL sink's default, where retention drops and
+// transactional streams are sealed too.
+
+/// A pipeline signing with `key` has written `events` to `stream`, with its checkpoints (one every 100
+/// events, and one at shutdown) where the sink puts them by default: the table.
+async fn write_signed_to_table(
+    schema: &TestSchema,
+    directory: &std::path::Path,
+    key: &AuditSigningKey,
+    stream: &str,
+    events: impl IntoIterator<Item = AuditEvent>,
+) {
+    let auditor = Auditor::builder()
+        .sink(schema.sink())
+        .stream(stream)
+        .spill_dir(directory.join("spill"))
+        .batch_size(64)
+        .signing_key(key.clone())
+        .checkpoint_every(100, std::time::Duration::from_hours(1))
+        .start()
+        .expect("the pipeline starts");
+    for event in events {
+        auditor.emit(event);
+    }
+    auditor.shutdown().await.expect("every event is written");
+}
+
+/// The table checked with `key`, and no checkpoint file.
+async fn verify_keyed(schema: &TestSchema, key: &AuditSigningKey) -> Verification {
+    verify_postgres_all_with(&schema.pool, &VerifyOptions::new().public_key(key.public_key()))
+        .await
+        .expect("the verification runs")
+}
+
+/// Tool events, the first 100 in February 2026, the next 100 in March 2026, the rest now.
+fn events_from_february(count: usize) -> impl Iterator<Item = AuditEvent> {
+    tool_events(count).enumerate().map(|(n, mut event)| {
+        let second = i64::try_from(n).expect("it fits");
+        if n < 100 {
+            event.timestamp = start_of(2026, 2) + TimeDelta::seconds(second);
+        } else if n < 200 {
+            event.timestamp = start_of(2026, 3) + TimeDelta::seconds(second);
+        }
+        event
+    })
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: set DATABASE_URL and run with --include-ignored"]
+async fn checkpoints_in_the_table_seal_every_record_and_catch_a_rewritten_one() {
+    let schema = TestSchema::new().await;
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let key = AuditSigningKey::generate().expect("a new key");
+    write_signed_to_table(&schema, directory.path(), &key, "table", tool_events(250)).await;
+
+    // Start, records 99 and 199, shutdown at 249: in the chain named after the stream.
+    let rows: Vec<(i64, String, Option<i64>)> = sqlx::query_as(
+        "SELECT checkpoint_index, stream, sequence FROM audit_checkpoint WHERE chain = 'table' ORDER BY 1",
+    )
+    .fetch_all(&schema.pool)
+    .await
+    .expect("the checkpoints are read");
+    let sealed: Vec<Option<i64>> = rows.iter().map(|row| row.2).collect();
+    assert_eq!(sealed, [None, Some(99), Some(199), Some(249)]);
+    assert!(rows.iter().all(|row| row.1 == "table"), "{rows:?}");
+
+    let verification = verify_keyed(&schema, &key).await;
+    assert!(verification.is_intact(), "{:?}", verification.problem);
+    assert_eq!((verification.records, verification.sealed, verification.checkpoints), (250, 250, 4));
+    let one = verify_postgres_with(&schema.pool, "table", &VerifyOptions::new().public_key(key.public_key()))
+        .await
+        .expect("it runs");
+    assert!(one.is_intact() && one.sealed == 250, "{one:?}");
+
+    forge_user_id(&schema, "table", 10, "mallory").await;
+    assert!(verify_postgres_all(&schema.pool).await.expect("it runs").is_intact(), "the chain alone cannot tell");
+    let problem = verify_keyed(&schema, &key).await.problem.expect("the forgery is found");
+    assert!(matches!(&problem, ChainProblem::Rewritten { sequence: 99, checkpoint: 1, .. }), "{problem:?}");
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: set DATABASE_URL and run with --include-ignored"]
+async fn a_checkpoint_edited_or_removed_in_the_table_fails_with_the_key() {
+    let key = AuditSigningKey::generate().expect("a new key");
+    let directory = tempfile::tempdir().expect("a temporary directory");
+
+    let edited = TestSchema::new().await;
+    write_signed_to_table(&edited, directory.path(), &key, "table", tool_events(250)).await;
+    // The checkpoint of record 99 made to seal the record's forged hash.
+    tamper(
+        &edited,
+        "UPDATE audit_checkpoint SET checkpoint = regexp_replace(checkpoint, '\"hash\":\"[0-9a-f]+\"', \
+         '\"hash\":\"00\"') WHERE chain = 'table' AND checkpoint_index = 1",
+    )
+    .await;
+    let problem = verify_keyed(&edited, &key).await.problem.expect("the edit is found");
+    let message = problem.to_string();
+    assert!(matches!(problem, ChainProblem::Checkpoint { .. }), "{message}");
+    assert!(message.contains("audit_checkpoint, chain table, checkpoint #1"), "{message}");
+    assert!(message.contains("does not verify"), "{message}");
+
+    let removed = TestSchema::new().await;
+    let spill = tempfile::tempdir().expect("a temporary directory");
+    write_signed_to_table(&removed, spill.path(), &key, "table", tool_events(250)).await;
+    tamper(&removed, "DELETE FROM audit_checkpoint WHERE chain = 'table' AND checkpoint_index = 2").await;
+    let message = verify_keyed(&removed, &key).await.problem.expect("the removal is found").to_string();
+    assert!(message.contains("checkpoint #3 where #2 should come next"), "{message}");
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: set DATABASE_URL and run with --include-ignored"]
+async fn a_signed_retention_drop_verifies_with_the_key() {
+    let schema = TestSchema::new().await;
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let key = AuditSigningKey::generate().expect("a new key");
+    write_signed_to_table(&schema, directory.path(), &key, "kept", events_from_february(250)).await;
+
+    let dropped = drop_partitions_before(&schema.pool, start_of(2026, 4), "policy: keep from April", Some(&key))
+        .await
+        .expect("it drops");
+    assert_eq!(dropped.iter().map(|dropped| dropped.records).collect::<Vec<_>>(), [100, 100]);
+
+    // One signed checkpoint per month dropped, listing the run it removed and the hashes around it.
+    let retention: Vec<String> = sqlx::query_scalar(
+        "SELECT checkpoint FROM audit_checkpoint WHERE chain = 'retention' ORDER BY checkpoint_index",
+    )
+    .fetch_all(&schema.pool)
+    .await
+    .expect("the checkpoints are read");
+    assert_eq!(retention.len(), 2);
+    let march: hardened::audit::Checkpoint = serde_json::from_str(&retention[1]).expect("a checkpoint");
+    assert!(march.is_signed_by(&key.public_key()));
+    assert_eq!(march.reason, hardened::audit::CheckpointReason::Retention);
+    let run = march.removed[0].run.as_ref().expect("a run");
+    assert_eq!((march.removed[0].stream.as_str(), run.first_sequence, run.last_sequence), ("kept", 100, 199));
+
+    let verification = verify_keyed(&schema, &key).await;
+    assert!(verification.is_intact(), "{:?}", verification.problem);
+    assert_eq!((verification.records, verification.sealed, verification.unsealed), (50, 50, 0));
+    assert!(verify_postgres_all(&schema.pool).await.expect("it runs").is_intact());
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: set DATABASE_URL and run with --include-ignored"]
+async fn an_insider_who_cuts_a_month_and_records_it_as_retention_by_hand_is_caught_with_the_key() {
+    let schema = TestSchema::new().await;
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let key = AuditSigningKey::generate().expect("a new key");
+    write_signed_to_table(&schema, directory.path(), &key, "kept", events_from_february(250)).await;
+    // February leaves by policy, signed.
+    drop_partitions_before(&schema.pool, start_of(2026, 3), "policy", Some(&key)).await.expect("it drops");
+    assert!(verify_keyed(&schema, &key).await.is_intact());
+
+    // March cut by an owner of the tables, with the rows a drop would have written, unsigned.
+    let before = events_of(&schema, "kept").await;
+    let (first, last) = (&before[0], &before[99]);
+    assert_eq!((first.sequence, last.sequence), (100, 199));
+    tamper(
+        &schema,
+        &format!(
+            "DROP TABLE audit_log_2026_03; \
+             WITH made_up AS (INSERT INTO audit_retention (partition, range_from, range_to, records, reason) \
+                 VALUES ('audit_log_2026_03', '2026-03-01', '2026-04-01', 100, 'policy') RETURNING drop_id) \
+             INSERT INTO audit_retention_stream \
+                 (stream, first_sequence, first_prev_hash, last_sequence, last_hash, first_kept, drop_id) \
+             SELECT 'kept', 100, '{}', 199, '{}', 200, drop_id FROM made_up",
+            first.prev_hash, last.hash
+        ),
+    )
+    .await;
+
+    // The unsigned record excuses the cut to a verification without keys, not to one with them.
+    assert!(verify_postgres_all(&schema.pool).await.expect("it runs").is_intact());
+    let problem = verify_keyed(&schema, &key).await.problem.expect("the cut is found");
+    assert!(
+        matches!(&problem, ChainProblem::Missing { stream, expected: 100, found: 200, .. } if stream == "kept"),
+        "{problem:?}"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: set DATABASE_URL and run with --include-ignored"]
+async fn a_drop_through_the_sql_function_without_the_key_is_a_cut_to_the_key() {
+    let schema = TestSchema::new().await;
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let key = AuditSigningKey::generate().expect("a new key");
+    write_signed_to_table(&schema, directory.path(), &key, "kept", events_from_february(250)).await;
+
+    // Whoever owns the tables can call the function, but cannot sign what it did.
+    schema.execute("SELECT * FROM audit_log_drop_partitions_before('2026-03-01', 'routine')".to_owned()).await;
+    assert!(verify_postgres_all(&schema.pool).await.expect("it runs").is_intact());
+    let problem = verify_keyed(&schema, &key).await.problem.expect("the cut is found");
+    assert!(matches!(&problem, ChainProblem::Missing { expected: 0, found: 100, .. }), "{problem:?}");
+    // The same through the library without a key.
+    let other = TestSchema::new().await;
+    let spill = tempfile::tempdir().expect("a temporary directory");
+    write_signed_to_table(&other, spill.path(), &key, "kept", events_from_february(250)).await;
+    drop_partitions_before(&other.pool, start_of(2026, 3), "policy", None).await.expect("it drops");
+    let problem = verify_keyed(&other, &key).await.problem.expect("the cut is found");
+    assert!(matches!(&problem, ChainProblem::Missing { expected: 0, found: 100, .. }), "{problem:?}");
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: set DATABASE_URL and run with --include-ignored"]
+async fn transactional_streams_are_sealed_by_seal_postgres_streams() {
+    let schema = TestSchema::new().await;
+    let key = AuditSigningKey::generate().expect("a new key");
+    let write_some = async |count: usize| {
+        for n in 0..count {
+            let mut transaction = schema.pool.begin().await.expect("a transaction begins");
+            let event = AuditEvent::new(EventType::Custom("Transfer".into())).user_id("ada").detail("n", n);
+            write_in_tx_to(&mut transaction, "bank/tx", event).await.expect("it writes");
+            transaction.commit().await.expect("it commits");
+        }
+    };
+    write_some(5).await;
+    let verification = verify_keyed(&schema, &key).await;
+    assert!(
+        matches!(&verification.problem, Some(ChainProblem::Unsealed { stream, records: 5 }) if stream == "bank/tx"),
+        "{verification:?}"
+    );
+
+    let signed = seal_postgres_streams(&schema.pool, &key, &["bank/tx", "other/tx"]).await.expect("it seals");
+    assert_eq!(signed.iter().map(|c| (c.stream.as_str(), c.sequence)).collect::<Vec<_>>(), [("bank/tx", Some(4))]);
+    assert!(seal_postgres_streams(&schema.pool, &key, &["bank/tx"]).await.expect("it runs").is_empty());
+    let verification = verify_keyed(&schema, &key).await;
+    assert!(verification.is_intact(), "{:?}", verification.problem);
+    assert_eq!((verification.sealed, verification.unsealed), (5, 0));
+
+    // Records after the last seal are reported as not sealed, until the next one.
+    write_some(2).await;
+    let verification = verify_keyed(&schema, &key).await;
+    assert!(verification.is_intact() && (verification.sealed, verification.unsealed) == (5, 2), "{verification:?}");
+    let signed = seal_postgres_streams(&schema.pool, &key, &["bank/tx"]).await.expect("it seals");
+    assert_eq!((signed[0].index, signed[0].sequence), (1, Some(6)));
+
+    forge_user_id(&schema, "bank/tx", 1, "mallory").await;
+    assert!(verify_postgres_all(&schema.pool).await.expect("it runs").is_intact());
+    let problem = verify_keyed(&schema, &key).await.problem.expect("the forgery is found");
+    assert!(matches!(&problem, ChainProblem::Rewritten { sequence: 4, checkpoint: 0, .. }), "{problem:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: set DATABASE_URL and run with --include-ignored"]
+async fn table_checkpoints_ride_out_a_lost_connection_and_refused_inserts_without_a_hole() {
+    let schema = TestSchema::new().await;
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let key = AuditSigningKey::generate().expect("a new key");
+    let application = format!("{}_signed", schema.name);
+    let sink = PostgresSink::new(schema.options.clone().application_name(&application)).schema(&schema.name);
+    let auditor = Auditor::builder()
+        .sink(sink)
+        .stream("lost")
+        .spill_dir(directory.path().join("spill"))
+        .batch_size(5)
+        .signing_key(key.clone())
+        .checkpoint_every(10, std::time::Duration::from_hours(1))
+        .start()
+        .expect("the pipeline starts");
+    for event in tool_events(25) {
+        auditor.emit(event);
+    }
+    auditor.flush().await.expect("the records and their checkpoints are written");
+
+    // The checkpoint connection cut, and the table refusing inserts for a while.
+    let name = &schema.name;
+    let cut: i64 = sqlx::query_scalar(
+        "WITH target AS MATERIALIZED (SELECT pid FROM pg_stat_activity WHERE application_name = $1 \
+             AND pid <> pg_backend_pid() AND (query LIKE '%audit_checkpoint%' OR query LIKE '%txid_current%')) \
+         SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM target",
+    )
+    .bind(&application)
+    .fetch_one(&schema.pool)
+    .await
+    .expect("the connection is cut");
+    assert_eq!(cut, 1, "the checkpoint table's connection, and not the sink's");
+    schema
+        .execute(format!(
+            "CREATE FUNCTION {name}.refuse() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN RAISE EXCEPTION 'audit_checkpoint is down for the test'; END $$"
+        ))
+        .await;
+    schema
+        .execute(format!(
+            "CREATE TRIGGER outage BEFORE INSERT ON {name}.audit_checkpoint \
+             FOR EACH STATEMENT EXECUTE FUNCTION {name}.refuse()"
+        ))
+        .await;
+    for event in tool_events(25) {
+        auditor.emit(event);
+    }
+    let error = auditor.flush().await.expect_err("the checkpoints are not written");
+    assert!(error.to_string().contains("audit_checkpoint is down for the test"), "{error}");
+
+    // Back: the checkpoints queued meanwhile go in, in order, with the next ones.
+    schema.execute(format!("DROP TRIGGER outage ON {name}.audit_checkpoint")).await;
+    for event in tool_events(10) {
+        auditor.emit(event);
+    }
+    auditor.shutdown().await.expect("every event and checkpoint is written");
+
+    let indexes: Vec<i64> =
+        sqlx::query_scalar("SELECT checkpoint_index FROM audit_checkpoint WHERE chain = 'lost' ORDER BY 1")
+            .fetch_all(&schema.pool)
+            .await
+            .expect("the checkpoints are read");
+    assert_eq!(indexes, (0..i64::try_from(indexes.len()).expect("it fits")).collect::<Vec<_>>());
+    let verification = verify_keyed(&schema, &key).await;
+    assert!(verification.is_intact(), "{:?}", verification.problem);
+    assert_eq!((verification.records, verification.sealed, verification.unsealed), (60, 60, 0));
 }

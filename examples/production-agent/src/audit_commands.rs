@@ -90,14 +90,20 @@ pub(crate) async fn verify(
     checkpoints: Option<&Path>,
 ) -> Result<(), Box<dyn Error>> {
     let keys = public_keys(settings, given_keys)?;
-    // The server signs the checkpoints of its streams into `<log>.checkpoints` whichever sink it writes to.
     let path = &settings.agent.audit.path;
-    let mut options =
-        VerifyOptions::new().checkpoint_file(checkpoints.map_or_else(|| checkpoint_file(path), Path::to_path_buf));
+    let mut options = VerifyOptions::new();
     for key in &keys {
         options = options.public_key(key.clone());
     }
-    let (verification, source): (Verification, String) = if let Some(url) = database() {
+    let database = database();
+    // The server signs the checkpoints of a JSONL log into `<log>.checkpoints`, and those of PostgreSQL
+    // into its table `audit_checkpoint`, which the verifier reads; a file given is read as well.
+    if let Some(file) = checkpoints {
+        options = options.checkpoint_file(file);
+    } else if database.is_none() {
+        options = options.checkpoint_file(checkpoint_file(path));
+    }
+    let (verification, source): (Verification, String) = if let Some(url) = database {
         (audit::verify_postgres_all_with(&pool(&url, settings).await?, &options).await?, "PostgreSQL".to_owned())
     } else {
         (audit::verify_jsonl_with(path, &options)?, path.display().to_string())

@@ -49,7 +49,8 @@ pub(crate) enum AuditCommand {
         /// replaced. Without one, those of `[audit] public_key_files`.
         #[arg(long = "public-key", value_name = "FILE")]
         public_keys: Vec<PathBuf>,
-        /// The checkpoint file (default: the log's path with `.checkpoints` appended).
+        /// The checkpoint file (default: the log's path with `.checkpoints` appended; with `DATABASE_URL`,
+        /// none: the table `audit_checkpoint` is read, and this file too when given).
         #[arg(long, value_name = "FILE")]
         checkpoints: Option<PathBuf>,
     },

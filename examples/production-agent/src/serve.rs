@@ -134,7 +134,12 @@ fn start_audit(settings: &Settings, database: Option<&str>, instance: &str) -> R
         .checkpoints_to_tracing(audit_settings.checkpoints_to_log);
     if let Some(key) = signing_key {
         tracing::info!(key_id = key.key_id(), "audit checkpoints are signed");
-        builder = builder.signing_key(key).checkpoint_file(crate::audit_commands::checkpoint_file(path));
+        // To `<path>.checkpoints` beside the JSONL log; with PostgreSQL, to its table `audit_checkpoint`
+        // (the sink's default), beside the records, where retention drops are signed too.
+        builder = builder.signing_key(key);
+        if database.is_none() {
+            builder = builder.checkpoint_file(crate::audit_commands::checkpoint_file(path));
+        }
     }
     let builder = if let Some(url) = database {
         let mut sink = PostgresSink::from_url(url)?;

@@ -6,8 +6,9 @@
 //! the writer signs (Ed25519) the stream's last record (sequence and hash), the time, the reason, what
 //! the policy removed, and the hash of the checkpoint before, so checkpoints form a chain of their own.
 //! They go to [`CheckpointSink`]s: a file of their own ([`CheckpointFile`], by default
-//! `<log>.checkpoints`) and, optionally, the tracing log ([`TracingCheckpoints`]) so that a copy
-//! leaves the host.
+//! `<log>.checkpoints`) or, for the `PostgreSQL` sink, the table `audit_checkpoint` (`CheckpointTable`,
+//! its default), and, optionally, the tracing log ([`TracingCheckpoints`]) so that a copy leaves the
+//! host.
 
 use std::fs::File;
 use std::io::{self, BufReader, Write as _};
@@ -44,14 +45,34 @@ pub enum CheckpointReason {
     Shutdown,
 }
 
-/// Records of a stream removed by policy: every record before `first_kept`.
+/// Records of a stream removed by policy: every record before `first_kept` (a JSONL file deleted), or,
+/// with a `run`, the records of that run only (a `PostgreSQL` month partition dropped).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Removed {
     /// The stream.
     pub stream: String,
-    /// The first sequence number still kept; every record before it was removed.
+    /// Without a `run`, the first sequence number still kept: every record before it was removed. With
+    /// one, the record after the run.
     pub first_kept: u64,
+    /// The consecutive records removed, where they need not be the start of the stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RemovedRun>,
+}
+
+/// A run of consecutive records of a stream removed by policy, with the hashes that link it to the
+/// records kept on either side.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemovedRun {
+    /// The first record removed.
+    pub first_sequence: u64,
+    /// The `prev_hash` of the first record removed: the hash of the record before it.
+    pub first_prev_hash: String,
+    /// The last record removed.
+    pub last_sequence: u64,
+    /// The hash of the last record removed, which the record after it links to.
+    pub last_hash: String,
 }
 
 /// A signed checkpoint, as one line of JSON.
@@ -128,6 +149,40 @@ impl Checkpoint {
         hex(&Sha256::digest(self.json().as_bytes()))
     }
 
+    /// Signs the checkpoint at `index` of a checkpoint chain whose last checkpoint hashes to `prev`
+    /// ([`GENESIS_HASH`] for the first).
+    pub(crate) fn sign(
+        key: &AuditSigningKey,
+        (index, prev): (u64, String),
+        stream: &str,
+        head: Option<CheckpointHead<'_>>,
+        reason: CheckpointReason,
+        removed: Vec<Removed>,
+    ) -> Checkpoint {
+        let mut checkpoint = Checkpoint {
+            index,
+            stream: stream.to_owned(),
+            sequence: head.map(|head| head.sequence),
+            hash: head.map(|head| head.hash.to_owned()),
+            time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            reason,
+            removed,
+            prev_checkpoint: prev,
+            key_id: key.key_id().to_owned(),
+            signature: String::new(),
+        };
+        checkpoint.signature = key.sign(&checkpoint.signed_message());
+        checkpoint
+    }
+
+    /// Where the checkpoint after this one goes in its chain: its index and `prev_checkpoint`.
+    pub(crate) fn next_place(last: Option<&Checkpoint>) -> (u64, String) {
+        match last {
+            Some(last) => (last.index + 1, last.hash()),
+            None => (0, GENESIS_HASH.to_owned()),
+        }
+    }
+
     /// Whether `key` signed it: its key id is the checkpoint's, and the signature verifies.
     #[must_use]
     pub fn is_signed_by(&self, key: &AuditPublicKey) -> bool {
@@ -139,8 +194,7 @@ impl Checkpoint {
 /// checkpoint at a time, in the chain's order; it should put the checkpoint on its way (into the kernel,
 /// onto a socket) and leave durability to `sync`, which runs at each flush.
 ///
-/// A `PostgreSQL` checkpoint table is one more implementation: a row per checkpoint, inserted in the
-/// transaction that drops a partition when the checkpoint records that retention.
+/// The `PostgreSQL` checkpoint table (`CheckpointTable`, feature `postgres`) is another implementation.
 pub trait CheckpointSink: Send + 'static {
     /// A name for logs.
     fn name(&self) -> &str;
@@ -318,10 +372,7 @@ impl Checkpoints {
             Some(sink) => sink.last().map_err(|source| CheckpointError { sink: sink.name().to_owned(), source })?,
             None => None,
         };
-        let (next_index, prev) = match last {
-            Some(last) => (last.index + 1, last.hash()),
-            None => (0, GENESIS_HASH.to_owned()),
-        };
+        let (next_index, prev) = Checkpoint::next_place(last.as_ref());
         Ok(Checkpoints { shared: Arc::new(Mutex::new(Signer { key, sinks, next_index, prev })) })
     }
 
@@ -340,19 +391,8 @@ impl Checkpoints {
         removed: Vec<Removed>,
     ) -> Result<Checkpoint, CheckpointError> {
         let mut signer = self.signer();
-        let mut checkpoint = Checkpoint {
-            index: signer.next_index,
-            stream: stream.to_owned(),
-            sequence: head.map(|head| head.sequence),
-            hash: head.map(|head| head.hash.to_owned()),
-            time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-            reason,
-            removed,
-            prev_checkpoint: signer.prev.clone(),
-            key_id: signer.key.key_id().to_owned(),
-            signature: String::new(),
-        };
-        checkpoint.signature = signer.key.sign(&checkpoint.signed_message());
+        let place = (signer.next_index, signer.prev.clone());
+        let checkpoint = Checkpoint::sign(&signer.key, place, stream, head, reason, removed);
         for (position, sink) in signer.sinks.iter_mut().enumerate() {
             if let Err(source) = sink.write(&checkpoint) {
                 tracing::error!(sink = sink.name(), error = %source, "audit checkpoint not written");

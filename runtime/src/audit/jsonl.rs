@@ -229,7 +229,7 @@ impl JsonlSink {
                 _ => last_sequences(&deleted)?,
             };
             let mut removed: Vec<Removed> =
-                streams.into_iter().map(|(stream, last)| Removed { stream, first_kept: last + 1 }).collect();
+                streams.into_iter().map(|(stream, last)| Removed { stream, first_kept: last + 1, run: None }).collect();
             removed.sort_by(|a, b| a.stream.cmp(&b.stream));
             (CheckpointReason::Retention, removed)
         } else {

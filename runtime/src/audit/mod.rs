@@ -53,7 +53,7 @@ pub use self::chain::seal_stream;
 pub use self::chain::{ChainProblem, GENESIS_HASH, Location, SealedEvent, Verification};
 pub use self::checkpoint::{
     Checkpoint, CheckpointError, CheckpointFile, CheckpointHead, CheckpointReason, CheckpointSink, Checkpoints,
-    Removed, TracingCheckpoints,
+    Removed, RemovedRun, TracingCheckpoints,
 };
 #[cfg(feature = "http")]
 pub(crate) use self::context::scoped;
@@ -69,12 +69,13 @@ pub use self::pipeline::{AuditError, Auditor, AuditorBuilder, AuditorStatus, Pen
 #[doc(hidden)]
 pub use self::postgres::OneInsertPerEventSink;
 #[cfg(feature = "postgres")]
-pub use self::postgres::{DroppedPartition, RemovedByPolicy, drop_partitions_before, removed_by_policy};
-#[cfg(feature = "postgres")]
 pub use self::postgres::{
-    PostgresSink, migrate_postgres, postgres_in_schema, verify_postgres, verify_postgres_all, verify_postgres_all_with,
+    CheckpointTable, PostgresSink, RETENTION_CHAIN, STREAMS_CHAIN, migrate_postgres, postgres_in_schema,
+    seal_postgres_streams, tx_stream, verify_postgres, verify_postgres_all, verify_postgres_all_with,
     verify_postgres_with, write_in_tx, write_in_tx_to,
 };
+#[cfg(feature = "postgres")]
+pub use self::postgres::{DroppedPartition, RemovedByPolicy, drop_partitions_before, removed_by_policy};
 pub use self::report::{
     ATTEMPTS_DETAIL, AuthenticationBurst, FailingTool, MAX_ATTEMPTS, ReportError, ReportOptions, SecurityReport,
     Subject,

@@ -173,8 +173,9 @@ impl AuditorBuilder {
         self
     }
 
-    /// Where checkpoints go (default: the first sink's default, `<log>.checkpoints` for the JSONL sink;
-    /// a pipeline with a signing key and no sink that has one needs this).
+    /// Checkpoints go to this file (default: the first sink's default: `<log>.checkpoints` for the JSONL
+    /// sink, the table `audit_checkpoint` for the `PostgreSQL` sink; a pipeline with a signing key and no
+    /// sink that has one needs this).
     pub fn checkpoint_file(mut self, path: impl Into<PathBuf>) -> AuditorBuilder {
         self.checkpoint_file = Some(path.into());
         self
@@ -234,20 +235,23 @@ impl AuditorBuilder {
         let checkpoints = match signing_key {
             None => None,
             Some(key) => {
-                let path = checkpoint_file.or_else(|| sinks.iter().find_map(|sink| sink.default_checkpoint_file()));
-                let Some(path) = path else {
+                let first = match checkpoint_file {
+                    Some(path) => Some(Box::new(CheckpointFile::new(path)) as Box<dyn CheckpointSink>),
+                    None => sinks.iter().find_map(|sink| sink.default_checkpoint_sink(&stream)),
+                };
+                let Some(first) = first else {
                     return Err(AuditError::Start(
                         "a signing key needs a checkpoint file: none of the sinks has a default one; set it with \
                          AuditorBuilder::checkpoint_file"
                             .to_owned(),
                     ));
                 };
-                let mut checkpoint_sinks: Vec<Box<dyn CheckpointSink>> = vec![Box::new(CheckpointFile::new(path))];
+                let mut checkpoint_sinks: Vec<Box<dyn CheckpointSink>> = vec![first];
                 if checkpoints_to_tracing {
                     checkpoint_sinks.push(Box::new(TracingCheckpoints));
                 }
                 let checkpoints = Checkpoints::open(key, checkpoint_sinks)
-                    .map_err(|error| start_error("the checkpoint file", &error))?;
+                    .map_err(|error| start_error("the checkpoint sink", &error))?;
                 checkpoints
                     .seal(&stream, None, CheckpointReason::Start, Vec::new())
                     .and_then(|_| checkpoints.sync())

@@ -12,8 +12,16 @@
 //! stream's head only move forward. `audit_log` is partitioned by month of `timestamp` (in UTC), one
 //! partition per month, which writers create ahead as they need them (`audit_log_create_partitions`, which
 //! runs with its owner's rights). Records leave only with a whole month, through [`drop_partitions_before`],
-//! which records what each drop removed; the verifier accepts a stream that starts after record 0, or has a
-//! gap, only where such a record covers the records missing.
+//! which records what each drop removed, and given the signing key signs that record as a `retention`
+//! checkpoint; the verifier accepts a stream that starts after record 0, or has a gap, only where such a
+//! record covers the records missing (with keys, only a signed one).
+//!
+//! # Signed checkpoints
+//!
+//! The table `audit_checkpoint` holds signed checkpoints, one chain per signer: a pipeline's
+//! ([`CheckpointTable`], the default destination of a [`PostgresSink`]'s checkpoints), the retention drops'
+//! ([`RETENTION_CHAIN`]) and the transactional streams' ([`seal_postgres_streams`], [`STREAMS_CHAIN`]).
+//! [`verify_postgres_with`] reads them all, and a checkpoint file too when given.
 //!
 //! # Schema
 //!
@@ -59,9 +67,11 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgRow};
 use sqlx::{Connection as _, PgPool, Postgres, Row as _, Transaction};
 
 use super::chain::{Chain, ChainProblem, ChainVerifier, GENESIS_HASH, Location, SealedEvent, Verification};
+use super::checkpoint::{Checkpoint, CheckpointHead, CheckpointReason, CheckpointSink, Removed, RemovedRun};
 use super::event::{AuditEvent, AuditOutcome, EventType};
+use super::keys::AuditSigningKey;
 use super::sink::{Sink, SinkError};
-use super::verify::{SealCheck, VerifyOptions};
+use super::verify::{SealCheck, Seals, VerifyOptions};
 use crate::support::BoxFuture;
 
 /// The columns of `audit_log`, in insert order.
@@ -425,6 +435,13 @@ impl Sink for PostgresSink {
     fn write<'a>(&'a mut self, events: &'a [SealedEvent]) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move { self.write_batch(events).await.map_err(|message| SinkError::new(&self.name, message)) })
     }
+
+    /// The table `audit_checkpoint` beside the records, in the chain `stream` (see [`CheckpointTable`]).
+    fn default_checkpoint_sink(&self, stream: &str) -> Option<Box<dyn CheckpointSink>> {
+        let mut connector = Connector::new(self.connector.options.clone());
+        connector.schema.clone_from(&self.connector.schema);
+        Some(Box::new(CheckpointTable::with_connector(connector, stream)))
+    }
 }
 
 /// A baseline for benchmarks, not for use: writes each event with its own `INSERT`, autocommitted, as a
@@ -599,7 +616,7 @@ pub async fn write_in_tx(
     transaction: &mut Transaction<'_, Postgres>,
     event: AuditEvent,
 ) -> Result<SealedEvent, sqlx::Error> {
-    write_in_tx_to(transaction, &format!("{}/tx", super::service_name()), event).await
+    write_in_tx_to(transaction, &tx_stream(), event).await
 }
 
 /// Writes `event` in the application's transaction, chained in `stream`, and returns it sealed.
@@ -611,6 +628,11 @@ pub async fn write_in_tx(
 /// whole, as usual at those levels.
 ///
 /// Keep the stream for transactional writes only: the pipeline's streams are written by its own sinks.
+///
+/// No checkpoint is signed here (no work per record): the application seals its transactional streams with
+/// [`seal_postgres_streams`], on an interval and at shutdown. Until a stream's first seal, a verification
+/// with keys reports it as [`ChainProblem::Unsealed`]; the records after its last seal are counted as not
+/// sealed ([`Verification::unsealed`]).
 pub async fn write_in_tx_to(
     transaction: &mut Transaction<'_, Postgres>,
     stream: &str,
@@ -633,6 +655,360 @@ pub async fn write_in_tx_to(
         .execute(&mut **transaction)
         .await?;
     Ok(sealed)
+}
+
+// Signed checkpoints in the table `audit_checkpoint` (see the migration `20261207000000_audit_checkpoint`).
+
+/// The chain of the checkpoints that [`drop_partitions_before`] signs.
+pub const RETENTION_CHAIN: &str = "retention";
+
+/// The chain of the checkpoints that [`seal_postgres_streams`] signs.
+pub const STREAMS_CHAIN: &str = "streams";
+
+/// Inserts checkpoints of one chain (`$1`), from arrays of their index, stream, sequence number and JSON.
+const INSERT_CHECKPOINTS: &str = "INSERT INTO audit_checkpoint (chain, checkpoint_index, stream, sequence, checkpoint) \
+     SELECT $1, * FROM UNNEST($2::int8[], $3::text[], $4::int8[], $5::text[])";
+
+/// The last checkpoint of a chain (`$1`).
+const LAST_CHECKPOINT: &str =
+    "SELECT checkpoint FROM audit_checkpoint WHERE chain = $1 ORDER BY checkpoint_index DESC LIMIT 1";
+
+/// The statement inserting `checkpoints` into `chain`.
+fn insert_checkpoints<'q>(chain: &'q str, checkpoints: &[Checkpoint]) -> Result<PgQuery<'q>, String> {
+    let mut columns = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for checkpoint in checkpoints {
+        let index = i64::try_from(checkpoint.index).map_err(|_| "checkpoint index out of range".to_owned())?;
+        let sequence = checkpoint.sequence.map(i64::try_from).transpose().map_err(|_| "sequence out of range")?;
+        columns.0.push(index);
+        columns.1.push(checkpoint.stream.clone());
+        columns.2.push(sequence);
+        columns.3.push(checkpoint.json());
+    }
+    Ok(sqlx::query(INSERT_CHECKPOINTS).bind(chain).bind(columns.0).bind(columns.1).bind(columns.2).bind(columns.3))
+}
+
+/// The last checkpoint of `chain` in the table.
+async fn last_checkpoint(connection: &mut PgConnection, chain: &str) -> Result<Option<Checkpoint>, sqlx::Error> {
+    let json: Option<String> = sqlx::query_scalar(LAST_CHECKPOINT).bind(chain).fetch_optional(&mut *connection).await?;
+    json.map(|json| {
+        serde_json::from_str(&json)
+            .map_err(|error| sqlx::Error::Decode(format!("audit_checkpoint, chain {chain}: {error}").into()))
+    })
+    .transpose()
+}
+
+/// What a checkpoint signed in a transaction seals: a stream and its head, why, what policy removed.
+type ToSeal = (String, Option<(u64, String)>, CheckpointReason, Vec<Removed>);
+
+/// Signs a checkpoint for each of `seals`, in order, as the next ones of `chain`, and inserts them in
+/// `transaction`: they commit with what they record, or not at all. The chain is locked first (an advisory
+/// lock, held until the transaction ends), so that signers sharing it, in any process, take turns.
+async fn append_signed(
+    transaction: &mut PgConnection,
+    key: &AuditSigningKey,
+    chain: &str,
+    seals: Vec<ToSeal>,
+) -> Result<Vec<Checkpoint>, sqlx::Error> {
+    lock_chain(transaction, chain).await?;
+    let mut place = Checkpoint::next_place(last_checkpoint(transaction, chain).await?.as_ref());
+    let mut signed = Vec::with_capacity(seals.len());
+    for (stream, head, reason, removed) in seals {
+        let head = head.as_ref().map(|(sequence, hash)| CheckpointHead { stream: &stream, sequence: *sequence, hash });
+        let checkpoint = Checkpoint::sign(key, place, &stream, head, reason, removed);
+        place = (checkpoint.index + 1, checkpoint.hash());
+        signed.push(checkpoint);
+    }
+    if !signed.is_empty() {
+        insert_checkpoints(chain, &signed)
+            .map_err(|message| sqlx::Error::Encode(message.into()))?
+            .execute(&mut *transaction)
+            .await?;
+    }
+    Ok(signed)
+}
+
+/// Locks `chain` until the transaction ends.
+async fn lock_chain(transaction: &mut PgConnection, chain: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('hardened audit checkpoint chain ' || $1, 0))")
+        .bind(chain)
+        .execute(&mut *transaction)
+        .await
+        .map(drop)
+}
+
+/// Signs a checkpoint of the head of each of `streams` that moved since the last checkpoint sealing it,
+/// into the chain [`STREAMS_CHAIN`] of the table `audit_checkpoint`, and returns them: how the streams of
+/// [`write_in_tx`] and [`write_in_tx_to`], which the pipeline does not write, are sealed.
+///
+/// Call it as the pipeline signs its own streams: every N records or T seconds (a task on an interval),
+/// and at shutdown; the records of a stream written after its last checkpoint are the ones a verifier
+/// reports as not sealed, and could be cut or rewritten undetected. It reads each head as the table holds
+/// it, so it seals what was committed: a record rewritten before it runs is sealed as rewritten. One
+/// transaction, one round trip per query, no work per record; callers in several processes take turns.
+/// Needs `SELECT` on `audit_stream_head` and `SELECT, INSERT` on `audit_checkpoint` (the writer's grants).
+///
+/// ```no_run
+/// # async fn seal(pool: &sqlx::PgPool, key: &hardened::audit::AuditSigningKey) -> Result<(), sqlx::Error> {
+/// use hardened::audit::{seal_postgres_streams, tx_stream};
+///
+/// let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+/// loop {
+///     every.tick().await;
+///     seal_postgres_streams(pool, key, &[&tx_stream()]).await?;
+/// }
+/// # }
+/// ```
+pub async fn seal_postgres_streams(
+    pool: &PgPool,
+    key: &AuditSigningKey,
+    streams: &[&str],
+) -> Result<Vec<Checkpoint>, sqlx::Error> {
+    let mut transaction = pool.begin().await?;
+    // Locked before the heads are read, so that callers at once do not both sign the same head.
+    lock_chain(&mut transaction, STREAMS_CHAIN).await?;
+    let heads: Vec<(String, i64, String)> = sqlx::query_as(
+        "SELECT head.stream, head.sequence, head.hash FROM audit_stream_head AS head \
+         WHERE head.stream = ANY($1) AND head.sequence >= 0 AND NOT EXISTS (SELECT 1 FROM audit_checkpoint AS sealed \
+             WHERE sealed.stream = head.stream AND sealed.sequence >= head.sequence) \
+         ORDER BY head.stream",
+    )
+    .bind(streams)
+    .fetch_all(&mut *transaction)
+    .await?;
+    let seals = heads
+        .into_iter()
+        .filter_map(|(stream, sequence, hash)| {
+            let sequence = u64::try_from(sequence).ok()?;
+            Some((stream, Some((sequence, hash)), CheckpointReason::Flush, Vec::new()))
+        })
+        .collect();
+    let signed = append_signed(&mut transaction, key, STREAMS_CHAIN, seals).await?;
+    transaction.commit().await?;
+    Ok(signed)
+}
+
+/// The stream [`write_in_tx`] writes to: `<service name>/tx`.
+#[must_use]
+pub fn tx_stream() -> String {
+    format!("{}/tx", super::service_name())
+}
+
+/// Checkpoints in the table `audit_checkpoint`, in a chain of their own: the default destination of the
+/// checkpoints of a pipeline writing to a [`PostgresSink`] (the chain is then the pipeline's stream).
+///
+/// A thread of its own, with its own connection, inserts them, so that the audit writer never waits on the
+/// database for a checkpoint: [`write`](CheckpointSink::write) hands a checkpoint over, and the thread
+/// commits it without waiting for the WAL flush; [`sync`](CheckpointSink::sync) (at each flush) waits until
+/// every checkpoint handed over is committed and durable, or says why one is not. A checkpoint that could not be inserted stays queued, in order, and goes with the
+/// next one, so the chain in the table never has a hole. The primary key `(chain, checkpoint_index)`
+/// refuses a second writer of the same chain.
+pub struct CheckpointTable {
+    name: String,
+    chain: String,
+    /// Where it connects, until its thread takes it.
+    connector: Option<Connector>,
+    commands: Option<std::sync::mpsc::Sender<TableCommand>>,
+}
+
+impl fmt::Debug for CheckpointTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CheckpointTable")
+            .field("name", &self.name)
+            .field("chain", &self.chain)
+            .field("connector", &self.connector)
+            .field("started", &self.commands.is_some())
+            .finish()
+    }
+}
+
+enum TableCommand {
+    Last(std::sync::mpsc::Sender<Result<Option<Checkpoint>, String>>),
+    Write(Box<Checkpoint>),
+    Sync(std::sync::mpsc::Sender<Result<(), String>>),
+}
+
+impl CheckpointTable {
+    /// Checkpoints in the chain `chain` of the table, connecting with `options` (on first use).
+    #[must_use]
+    pub fn new(options: PgConnectOptions, chain: &str) -> CheckpointTable {
+        CheckpointTable::with_connector(Connector::new(options), chain)
+    }
+
+    fn with_connector(mut connector: Connector, chain: &str) -> CheckpointTable {
+        // Committed without waiting for the WAL flush, and made durable together at `sync` (each flush), as
+        // a checkpoint file is fsynced: a checkpoint costs the server no flush of its own.
+        connector.options = connector.options.clone().options([("synchronous_commit", "off")]);
+        CheckpointTable {
+            name: format!("audit_checkpoint:{chain}"),
+            chain: chain.to_owned(),
+            connector: Some(connector),
+            commands: None,
+        }
+    }
+
+    /// Finds the table in `schema` (see [`postgres_in_schema`]), created if missing.
+    #[must_use]
+    pub fn schema(mut self, schema: &str) -> CheckpointTable {
+        if let Some(connector) = &mut self.connector {
+            connector.schema(schema);
+        }
+        self
+    }
+
+    /// Sends `command` to the thread, started on first use.
+    fn send(&mut self, command: TableCommand) -> std::io::Result<()> {
+        if self.commands.is_none() {
+            let connector =
+                self.connector.take().ok_or_else(|| std::io::Error::other("the checkpoint thread stopped"))?;
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let (sender, receiver) = std::sync::mpsc::channel();
+            let chain = self.chain.clone();
+            std::thread::Builder::new()
+                .name("hardened-audit-checkpoints".to_owned())
+                .spawn(move || run_checkpoint_table(&runtime, connector, &chain, &receiver))?;
+            self.commands = Some(sender);
+        }
+        let commands = self.commands.as_ref().expect("started above");
+        commands.send(command).map_err(|_| std::io::Error::other("the checkpoint thread stopped"))
+    }
+
+    /// Sends a command that answers, and waits for its answer.
+    fn ask<T>(
+        &mut self,
+        command: impl FnOnce(std::sync::mpsc::Sender<Result<T, String>>) -> TableCommand,
+    ) -> std::io::Result<T> {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        self.send(command(sender))?;
+        receiver
+            .recv()
+            .map_err(|_| std::io::Error::other("the checkpoint thread stopped"))?
+            .map_err(std::io::Error::other)
+    }
+}
+
+impl CheckpointSink for CheckpointTable {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn last(&mut self) -> std::io::Result<Option<Checkpoint>> {
+        self.ask(TableCommand::Last)
+    }
+
+    fn write(&mut self, checkpoint: &Checkpoint) -> std::io::Result<()> {
+        self.send(TableCommand::Write(Box::new(checkpoint.clone())))
+    }
+
+    fn sync(&mut self) -> std::io::Result<()> {
+        self.ask(TableCommand::Sync)
+    }
+}
+
+/// Makes the checkpoints committed on this connection durable: a commit that waits for the WAL flush, which
+/// flushes every commit before it.
+const DURABLE: &str = "BEGIN; SET LOCAL synchronous_commit = on; SELECT txid_current(); COMMIT";
+
+/// What the thread of a [`CheckpointTable`] holds.
+struct TableState {
+    connector: Connector,
+    /// Checkpoints handed over and not inserted yet, in order.
+    queued: Vec<Checkpoint>,
+    /// Checkpoints inserted (committed without waiting for the WAL flush) since the last durable flush.
+    unflushed: Vec<Checkpoint>,
+    /// Whether the connection failed since those were inserted: they may be lost with a server crash.
+    reconnected: bool,
+}
+
+impl TableState {
+    fn failed(&mut self, error: &str) -> String {
+        self.connector.reset();
+        self.reconnected = true;
+        error.to_owned()
+    }
+
+    /// Inserts the checkpoints queued, in one statement; on an error they stay queued. After a failure, the
+    /// checkpoints inserted but not yet durable that the table lacks (lost with a server crash) go first,
+    /// so that the chain in the table never has a hole.
+    async fn insert_queued(&mut self, chain: &str) -> Result<(), String> {
+        if self.queued.is_empty() {
+            return Ok(());
+        }
+        let inserted = async {
+            let connection = self.connector.connection().await?;
+            if self.reconnected {
+                let last = last_checkpoint(connection, chain).await.map_err(|error| error.to_string())?;
+                let last = last.map(|last| last.index);
+                self.unflushed.retain(|checkpoint| last.is_none_or(|last| checkpoint.index > last));
+                self.queued.splice(0..0, self.unflushed.drain(..));
+                self.reconnected = false;
+            }
+            let query = insert_checkpoints(chain, &self.queued)?;
+            query.execute(connection).await.map_err(|error| error.to_string())
+        }
+        .await;
+        match inserted {
+            Ok(_) => {
+                self.unflushed.append(&mut self.queued);
+                Ok(())
+            }
+            Err(error) => {
+                let error = self.failed(&error);
+                tracing::error!(chain, queued = self.queued.len(), %error, "audit checkpoints not inserted yet");
+                Err(format!("{} checkpoints of chain {chain} not inserted: {error}", self.queued.len()))
+            }
+        }
+    }
+
+    /// Inserts what is queued and makes every checkpoint inserted durable.
+    async fn sync(&mut self, chain: &str) -> Result<(), String> {
+        self.insert_queued(chain).await?;
+        if self.unflushed.is_empty() {
+            return Ok(());
+        }
+        let flushed = async {
+            let connection = self.connector.connection().await?;
+            sqlx::raw_sql(DURABLE).execute(connection).await.map_err(|error| error.to_string())
+        }
+        .await;
+        match flushed {
+            Ok(_) => {
+                self.unflushed.clear();
+                Ok(())
+            }
+            Err(error) => Err(format!("checkpoints of chain {chain} not made durable: {}", self.failed(&error))),
+        }
+    }
+}
+
+/// The thread of a [`CheckpointTable`]: runs its commands until the table is dropped, then inserts what
+/// is still queued.
+fn run_checkpoint_table(
+    runtime: &tokio::runtime::Runtime,
+    connector: Connector,
+    chain: &str,
+    commands: &std::sync::mpsc::Receiver<TableCommand>,
+) {
+    let mut state = TableState { connector, queued: Vec::new(), unflushed: Vec::new(), reconnected: false };
+    while let Ok(command) = commands.recv() {
+        match command {
+            TableCommand::Last(reply) => {
+                let last = runtime.block_on(async {
+                    let connection = state.connector.connection().await?;
+                    last_checkpoint(connection, chain).await.map_err(|error| error.to_string())
+                });
+                let _ = reply.send(last.map_err(|error| state.failed(&error)));
+            }
+            TableCommand::Write(checkpoint) => {
+                state.queued.push(*checkpoint);
+                // Logged there; `sync` reports it to the writer.
+                let _ = runtime.block_on(state.insert_queued(chain));
+            }
+            TableCommand::Sync(reply) => {
+                let _ = reply.send(runtime.block_on(state.sync(chain)));
+            }
+        }
+    }
+    let _ = runtime.block_on(state.sync(chain));
 }
 
 /// Verifies one stream of the audit table: every row intact, the sequence unbroken and linked by hash from
@@ -658,23 +1034,26 @@ pub async fn verify_postgres_all(pool: &PgPool) -> Result<Verification, sqlx::Er
 }
 
 /// Verifies one stream of the audit table as [`verify_postgres`] does and, given public keys, against the
-/// signed checkpoints of the file [`VerifyOptions::checkpoint_file`] names (the `checkpoint_file` of the
-/// pipeline that wrote the table; there is no default), as [`verify_jsonl_with`](super::verify_jsonl_with)
-/// checks a JSONL log:
+/// signed checkpoints of the table `audit_checkpoint` (every chain in it) and of the file
+/// [`VerifyOptions::checkpoint_file`] names, if any (a pipeline's `checkpoint_file`), as
+/// [`verify_jsonl_with`](super::verify_jsonl_with) checks a JSONL log:
 ///
-/// - every checkpoint is signed by one of the keys and in place in the checkpoint chain;
+/// - every checkpoint is signed by one of the keys and in place in its checkpoint chain;
 /// - a row at a sequence number a checkpoint sealed has the hash sealed ([`ChainProblem::Rewritten`]): a
 ///   record rewritten with every later hash and the head recomputed fails here;
 /// - the table reaches the last record each stream's checkpoints seal, present or removed by retention
 ///   ([`ChainProblem::CutEnd`]);
-/// - every stream has a checkpoint ([`ChainProblem::Unsealed`]): streams written by [`write_in_tx`] have
-///   none, so verify those with [`verify_postgres`].
+/// - every stream has a checkpoint ([`ChainProblem::Unsealed`]): the streams written by [`write_in_tx`] get
+///   theirs from [`seal_postgres_streams`];
+/// - records are missing by policy only where a signed `retention` checkpoint of
+///   [`drop_partitions_before`] lists them ([`ChainProblem::Missing`] otherwise): the unsigned tables
+///   `audit_retention` and `audit_retention_stream` excuse nothing here, since whoever cut the records
+///   could have written them.
 ///
-/// The records that retention removed are accepted as missing through `audit_retention`, which is not
-/// signed. The counts of records sealed and not yet sealed are in the [`Verification`].
+/// The counts of records sealed and not yet sealed are in the [`Verification`]. Without keys in the
+/// options, this is [`verify_postgres`].
 ///
-/// Fails with [`sqlx::Error::Io`] when the checkpoint file cannot be read, or when keys are given without
-/// a checkpoint file.
+/// Fails with [`sqlx::Error::Io`] when the checkpoint file given cannot be read.
 pub async fn verify_postgres_with(
     pool: &PgPool,
     stream: &str,
@@ -689,7 +1068,9 @@ pub async fn verify_postgres_with(
 /// # async fn check(pool: &sqlx::PgPool, key: hardened::audit::AuditPublicKey) -> Result<(), sqlx::Error> {
 /// use hardened::audit::{VerifyOptions, verify_postgres_all_with};
 ///
-/// let options = VerifyOptions::new().public_key(key).checkpoint_file("/var/log/agent/audit.jsonl.checkpoints");
+/// // The checkpoints in the table `audit_checkpoint`; add `.checkpoint_file(path)` for a pipeline that wrote
+/// // its checkpoints to a file.
+/// let options = VerifyOptions::new().public_key(key);
 /// let verification = verify_postgres_all_with(pool, &options).await?;
 /// assert!(verification.is_intact(), "{:?}", verification.problem);
 /// # Ok(())
@@ -704,16 +1085,69 @@ async fn verify_sealed(
     only: Option<&str>,
     options: &VerifyOptions,
 ) -> Result<Verification, sqlx::Error> {
-    match SealCheck::of_options(options, || None)? {
-        None => verify(pool, only, None).await,
-        Some(Ok(seals)) => verify(pool, only, Some(seals)).await,
-        Some(Err(problem)) => Ok(ChainVerifier::default().finish(Some(problem), None)),
-    }
+    verify(pool, only, Some(options).filter(|options| !options.public_keys().is_empty())).await
 }
 
-async fn verify(pool: &PgPool, only: Option<&str>, seals: Option<SealCheck>) -> Result<Verification, sqlx::Error> {
+/// The signed checkpoints of `options`' file, if it names one, and of the table `audit_checkpoint`, each
+/// verified with `options`' keys: the check, or what is wrong with a checkpoint.
+async fn read_seals(
+    transaction: &mut Transaction<'_, Postgres>,
+    options: &VerifyOptions,
+) -> Result<Result<SealCheck, ChainProblem>, sqlx::Error> {
+    let keys = options.public_keys();
+    let mut seals = Seals::default();
+    if let Some(file) = options.given_checkpoint_file()
+        && let Err(problem) = seals.read(file, keys)?
+    {
+        return Ok(Err(problem));
+    }
+    let table: Option<String> =
+        sqlx::query_scalar("SELECT to_regclass('audit_checkpoint')::text").fetch_one(&mut **transaction).await?;
+    if table.is_some() {
+        let mut after = (String::new(), -1_i64);
+        loop {
+            let rows: Vec<(String, i64, String)> = sqlx::query_as(
+                "SELECT chain, checkpoint_index, checkpoint FROM audit_checkpoint \
+                 WHERE (chain, checkpoint_index) > ($1, $2) ORDER BY chain, checkpoint_index LIMIT $3",
+            )
+            .bind(&after.0)
+            .bind(after.1)
+            .bind(PAGE)
+            .fetch_all(&mut **transaction)
+            .await?;
+            let full = rows.len() == usize::try_from(PAGE).unwrap_or(usize::MAX);
+            for (chain, index, json) in rows {
+                let location = format!("audit_checkpoint, chain {chain}, checkpoint #{index}");
+                let added = serde_json::from_str::<Checkpoint>(&json)
+                    .map_err(|error| format!("not a checkpoint: {error}"))
+                    .and_then(|checkpoint| seals.add(&chain, checkpoint, keys));
+                if let Err(reason) = added {
+                    return Ok(Err(ChainProblem::Checkpoint { location, reason }));
+                }
+                after = (chain, index);
+            }
+            if !full {
+                break;
+            }
+        }
+    }
+    Ok(Ok(SealCheck::new(seals)))
+}
+
+async fn verify(pool: &PgPool, only: Option<&str>, keyed: Option<&VerifyOptions>) -> Result<Verification, sqlx::Error> {
     let mut transaction = pool.begin_with(BEGIN_SNAPSHOT).await?;
-    let removed = removed_runs(&mut transaction, only).await?;
+    let (removed, seals) = match keyed {
+        None => (removed_runs(&mut transaction, only).await?, None),
+        Some(options) => match read_seals(&mut transaction, options).await? {
+            // With keys, records are missing by policy only where a signed retention checkpoint says so: the
+            // unsigned `audit_retention` tables could have been written by whoever cut them.
+            Ok(mut seals) => (seals.take_removed_runs(), Some(seals)),
+            Err(problem) => {
+                transaction.rollback().await?;
+                return Ok(ChainVerifier::default().finish(Some(problem), None));
+            }
+        },
+    };
     let mut streams = StreamsCheck::new(&removed, seals);
     let mut after = (only.unwrap_or_default().to_owned(), -1_i64);
     loop {
@@ -768,16 +1202,6 @@ async fn verify(pool: &PgPool, only: Option<&str>, seals: Option<SealCheck>) -> 
     Ok(streams.finish(problem))
 }
 
-/// A run of consecutive records of a stream that retention removed, as `audit_retention_stream` has it.
-#[derive(Debug)]
-struct RemovedRun {
-    first: u64,
-    /// The `prev_hash` of the first record removed: the hash of the record before the run.
-    first_prev_hash: String,
-    last: u64,
-    last_hash: String,
-}
-
 /// Records removed by policy from `from` on: the last one of the runs that follow each other from `from`,
 /// linked by hash, with the hash before the first and the hash of the last.
 struct Covered<'a> {
@@ -788,21 +1212,23 @@ struct Covered<'a> {
 
 fn covered(runs: Option<&[RemovedRun]>, from: u64) -> Option<Covered<'_>> {
     let runs = runs?;
-    let start = runs.iter().position(|run| run.first == from)?;
+    let start = runs.iter().position(|run| run.first_sequence == from)?;
+    let first = &runs[start];
     let mut covered =
-        Covered { through: runs[start].last, before: &runs[start].first_prev_hash, last_hash: &runs[start].last_hash };
+        Covered { through: first.last_sequence, before: &first.first_prev_hash, last_hash: &first.last_hash };
     for run in &runs[start + 1..] {
-        if Some(run.first) != covered.through.checked_add(1) || run.first_prev_hash != covered.last_hash {
+        if Some(run.first_sequence) != covered.through.checked_add(1) || run.first_prev_hash != covered.last_hash {
             break;
         }
-        covered.through = run.last;
+        covered.through = run.last_sequence;
         covered.last_hash = &run.last_hash;
     }
     Some(covered)
 }
 
-/// The runs of records removed by policy, by stream, in sequence order (none before the migration that
-/// introduced retention).
+/// The runs of records removed by policy as the unsigned table `audit_retention_stream` has them, by
+/// stream, in sequence order (none before the migration that introduced retention): what a verification
+/// without keys accepts as missing.
 async fn removed_runs(
     transaction: &mut Transaction<'_, Postgres>,
     only: Option<&str>,
@@ -826,7 +1252,8 @@ async fn removed_runs(
                 sqlx::Error::Decode(format!("audit_retention_stream: negative sequence number {value}").into())
             })
         };
-        let run = RemovedRun { first: sequence(first)?, first_prev_hash, last: sequence(last)?, last_hash };
+        let run =
+            RemovedRun { first_sequence: sequence(first)?, first_prev_hash, last_sequence: sequence(last)?, last_hash };
         removed.entry(stream).or_default().push(run);
     }
     Ok(removed)
@@ -985,9 +1412,11 @@ impl StreamsCheck<'_> {
     }
 }
 
-/// A run of consecutive records of a stream that retention removed with the month partition that held them.
+/// A run of consecutive records of a stream that retention removed with the month partition that held them,
+/// as the table `audit_retention_stream` has it.
 ///
-/// A plain record, not signed yet: who may write the retention tables may also rewrite it.
+/// A plain record: who may write the retention tables may also rewrite it. The verification with keys reads
+/// the signed `retention` checkpoints instead.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemovedByPolicy {
     /// The stream.
@@ -1065,6 +1494,13 @@ pub struct DroppedPartition {
 /// and the first record kept), which [`verify_postgres`] reads to accept those records, and only those, as
 /// missing.
 ///
+/// With `signing_key` (the audit signing key, as the pipeline's), each drop is also a signed `retention`
+/// checkpoint listing those runs ([`Removed`] with a [`RemovedRun`]), in the chain [`RETENTION_CHAIN`] of
+/// the table `audit_checkpoint`, inserted in the same transaction: the verification with keys
+/// ([`verify_postgres_with`]) accepts records as missing only where such a checkpoint says so, since the
+/// unsigned tables can be written by whoever cut the records. Without a key, a verification with keys
+/// reports the records dropped as cut.
+///
 /// Run it as the role that owns the audit tables: dropping a partition takes its ownership, which the
 /// writer's role does not have. Writers wait while it runs (it locks `audit_log`). Refused for a month that
 /// has not ended (`before` after the start of the current month in UTC) and without a reason.
@@ -1075,7 +1511,9 @@ pub struct DroppedPartition {
 ///
 /// // Keep thirteen months.
 /// let before = Utc::now().checked_sub_months(Months::new(13)).expect("a representable date");
-/// for dropped in hardened::audit::drop_partitions_before(pool, before, "retention policy: 13 months").await? {
+/// let key = hardened::audit::AuditSigningKey::read_pem_file("/run/secrets/audit-signing.pem").expect("the key");
+/// let reason = "retention policy: 13 months";
+/// for dropped in hardened::audit::drop_partitions_before(pool, before, reason, Some(&key)).await? {
 ///     println!("{}: {} records", dropped.partition, dropped.records);
 /// }
 /// # Ok(())
@@ -1085,14 +1523,27 @@ pub async fn drop_partitions_before(
     pool: &PgPool,
     before: DateTime<Utc>,
     reason: &str,
+    signing_key: Option<&AuditSigningKey>,
 ) -> Result<Vec<DroppedPartition>, sqlx::Error> {
     let mut transaction = pool.begin().await?;
+    let mut last_drop = 0_i64;
+    if signing_key.is_some() {
+        // Locked as the function locks it, but before looking at the drops made so far: none commits between.
+        sqlx::query("LOCK TABLE audit_log IN ACCESS EXCLUSIVE MODE").execute(&mut *transaction).await?;
+        last_drop = sqlx::query_scalar("SELECT coalesce(max(drop_id), 0) FROM audit_retention")
+            .fetch_one(&mut *transaction)
+            .await?;
+    }
     let rows: Vec<(String, DateTime<Utc>, DateTime<Utc>, i64)> =
         sqlx::query_as("SELECT * FROM audit_log_drop_partitions_before($1, $2)")
             .bind(before)
             .bind(reason)
             .fetch_all(&mut *transaction)
             .await?;
+    if let Some(key) = signing_key {
+        let seals = retention_seals(&mut transaction, last_drop).await?;
+        append_signed(&mut transaction, key, RETENTION_CHAIN, seals).await?;
+    }
     transaction.commit().await?;
     Ok(rows
         .into_iter()
@@ -1101,6 +1552,39 @@ pub async fn drop_partitions_before(
             month: from..to,
             records: u64::try_from(records).unwrap_or_default(),
         })
+        .collect())
+}
+
+/// What each drop after `last_drop` removed, as the `retention` checkpoint that records it: one per drop.
+async fn retention_seals(
+    transaction: &mut Transaction<'_, Postgres>,
+    last_drop: i64,
+) -> Result<Vec<ToSeal>, sqlx::Error> {
+    let drops: Vec<i64> = sqlx::query_scalar("SELECT drop_id FROM audit_retention WHERE drop_id > $1 ORDER BY drop_id")
+        .bind(last_drop)
+        .fetch_all(&mut **transaction)
+        .await?;
+    let runs: Vec<(i64, String, i64, String, i64, String)> = sqlx::query_as(
+        "SELECT drop_id, stream, first_sequence, first_prev_hash, last_sequence, last_hash \
+         FROM audit_retention_stream WHERE drop_id > $1 ORDER BY drop_id, stream, first_sequence",
+    )
+    .bind(last_drop)
+    .fetch_all(&mut **transaction)
+    .await?;
+    let sequence = |value: i64| {
+        u64::try_from(value).map_err(|_| {
+            sqlx::Error::Decode(format!("audit_retention_stream: negative sequence number {value}").into())
+        })
+    };
+    let mut removed = BTreeMap::<i64, Vec<Removed>>::new();
+    for (drop_id, stream, first, first_prev_hash, last, last_hash) in runs {
+        let (first_sequence, last_sequence) = (sequence(first)?, sequence(last)?);
+        let run = RemovedRun { first_sequence, first_prev_hash, last_sequence, last_hash };
+        removed.entry(drop_id).or_default().push(Removed { stream, first_kept: last_sequence + 1, run: Some(run) });
+    }
+    Ok(drops
+        .into_iter()
+        .map(|drop_id| (String::new(), None, CheckpointReason::Retention, removed.remove(&drop_id).unwrap_or_default()))
         .collect())
 }
 

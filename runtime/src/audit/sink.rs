@@ -5,7 +5,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 
 use super::chain::SealedEvent;
-use super::checkpoint::Checkpoints;
+use super::checkpoint::{CheckpointFile, CheckpointSink, Checkpoints};
 use crate::support::BoxFuture;
 
 /// Why a sink could not take a batch. The pipeline retries it, then keeps the batch in the sink's spill
@@ -47,6 +47,14 @@ pub trait Sink: Send + 'static {
     /// (the JSONL sink: `<log>.checkpoints`).
     fn default_checkpoint_file(&self) -> Option<PathBuf> {
         None
+    }
+
+    /// Where this sink's checkpoints go when the pipeline signs them and no checkpoint file is given:
+    /// by default a [`CheckpointFile`] at [`Sink::default_checkpoint_file`]; the `PostgreSQL` sink's
+    /// is the table `audit_checkpoint`, in a chain named after the pipeline's `stream`.
+    fn default_checkpoint_sink(&self, stream: &str) -> Option<Box<dyn CheckpointSink>> {
+        let _ = stream;
+        self.default_checkpoint_file().map(|path| Box::new(CheckpointFile::new(path)) as Box<dyn CheckpointSink>)
     }
 
     /// Hands the sink the pipeline's checkpoint signer, when it has a signing key: a sink that rotates or

@@ -13,7 +13,7 @@ use std::io::{self, BufReader};
 use std::path::{Path, PathBuf};
 
 use super::chain::{ChainProblem, ChainVerifier, GENESIS_HASH, Location, Verification};
-use super::checkpoint::Checkpoint;
+use super::checkpoint::{Checkpoint, RemovedRun};
 use super::event::AuditEvent;
 use super::files::{self, Line};
 use super::jsonl::{Head, JsonlLocation, JsonlRecord, read_head, read_jsonl, sibling};
@@ -41,8 +41,20 @@ impl VerifyOptions {
         self
     }
 
-    /// The checkpoint file (for a JSONL log, default `<log>.checkpoints`; for the `PostgreSQL` table, no
-    /// default: the `checkpoint_file` of the pipeline that wrote it).
+    /// The public keys given.
+    #[cfg(feature = "postgres")]
+    pub(super) fn public_keys(&self) -> &[AuditPublicKey] {
+        &self.public_keys
+    }
+
+    /// The checkpoint file given, if any.
+    #[cfg(feature = "postgres")]
+    pub(super) fn given_checkpoint_file(&self) -> Option<&Path> {
+        self.checkpoint_file.as_deref()
+    }
+
+    /// The checkpoint file (for a JSONL log, default `<log>.checkpoints`; for the `PostgreSQL` table, none:
+    /// its verifier reads the table `audit_checkpoint`, and this file too when given).
     #[must_use]
     pub fn checkpoint_file(mut self, path: impl Into<PathBuf>) -> VerifyOptions {
         self.checkpoint_file = Some(path.into());
@@ -77,7 +89,7 @@ impl VerifyOptions {
 pub fn verify_jsonl_with(path: impl AsRef<Path>, options: &VerifyOptions) -> io::Result<Verification> {
     let path = path.as_ref();
     let head = read_head(path)?;
-    let seals = match SealCheck::of_options(options, || Some(sibling(path, "checkpoints")))? {
+    let seals = match SealCheck::of_options(options, || sibling(path, "checkpoints"))? {
         None => None,
         Some(Ok(seals)) => Some(seals),
         Some(Err(problem)) => return Ok(ChainVerifier::default().finish(Some(problem), None)),
@@ -187,24 +199,35 @@ pub(super) struct SealCheck {
 impl SealCheck {
     /// Reads and verifies the checkpoint file with `keys`: the check, or what is wrong with the file.
     pub(super) fn read(path: &Path, keys: &[AuditPublicKey]) -> io::Result<Result<SealCheck, ChainProblem>> {
-        Ok(Seals::read(path, keys)?.map(|seals| SealCheck { seals, sealed: 0, unsealed: 0, records: HashMap::new() }))
+        let mut seals = Seals::default();
+        Ok(seals.read(path, keys)?.map(|()| SealCheck::new(seals)))
     }
 
-    /// The checkpoint file and public keys of `options`, if it names any key; `None` without one.
+    /// The check of the checkpoints in `seals`, once every one is added.
+    pub(super) fn new(mut seals: Seals) -> SealCheck {
+        for runs in seals.runs.values_mut() {
+            runs.sort_by_key(|run| run.first_sequence);
+        }
+        SealCheck { seals, sealed: 0, unsealed: 0, records: HashMap::new() }
+    }
+
+    /// The runs of records removed by policy that signed `retention` checkpoints record, per stream, in
+    /// sequence order.
+    #[cfg(feature = "postgres")]
+    pub(super) fn take_removed_runs(&mut self) -> HashMap<String, Vec<RemovedRun>> {
+        std::mem::take(&mut self.seals.runs)
+    }
+
+    /// The checkpoint file of `options` (`default_file` unless it names one) read with its public keys, if
+    /// it names any key; `None` without one.
     pub(super) fn of_options(
         options: &VerifyOptions,
-        default_file: impl FnOnce() -> Option<PathBuf>,
+        default_file: impl FnOnce() -> PathBuf,
     ) -> io::Result<Option<Result<SealCheck, ChainProblem>>> {
         if options.public_keys.is_empty() {
             return Ok(None);
         }
-        let Some(file) = options.checkpoint_file.clone().or_else(default_file) else {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "verifying against signed checkpoints needs their file: give it with VerifyOptions::checkpoint_file \
-                 (the `checkpoint_file` of the pipeline that wrote the records)",
-            ));
-        };
+        let file = options.checkpoint_file.clone().unwrap_or_else(default_file);
         SealCheck::read(&file, &options.public_keys).map(Some)
     }
 
@@ -282,9 +305,14 @@ impl SealCheck {
 
 /// What the signed checkpoints say, once each is verified.
 #[derive(Debug, Default)]
-struct Seals {
+pub(super) struct Seals {
     /// Checkpoints read.
     count: u64,
+    /// For each checkpoint chain read (a file is one, a table holds one per signer), the index and the
+    /// `prev_checkpoint` of the checkpoint that comes next.
+    chains: HashMap<String, (u64, String)>,
+    /// The runs of records removed by policy from within a stream (a month partition dropped).
+    runs: HashMap<String, Vec<RemovedRun>>,
     /// The hash sealed for a stream's sequence number, and the checkpoint that sealed it.
     at: HashMap<String, HashMap<u64, (String, u64)>>,
     /// The last sequence number sealed per stream, and its checkpoint.
@@ -296,24 +324,23 @@ struct Seals {
 }
 
 impl Seals {
-    /// Reads and verifies the checkpoint file; a missing file holds no checkpoint.
-    fn read(path: &Path, keys: &[AuditPublicKey]) -> io::Result<Result<Seals, ChainProblem>> {
+    /// Reads and verifies the checkpoint file, one chain; a missing file holds no checkpoint.
+    pub(super) fn read(&mut self, path: &Path, keys: &[AuditPublicKey]) -> io::Result<Result<(), ChainProblem>> {
         let file = match File::open(path) {
             Ok(file) => file,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Ok(Seals::default())),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Ok(())),
             Err(error) => return Err(error),
         };
         let mut reader = BufReader::new(file);
         let mut buffer = Vec::new();
-        let mut seals = Seals::default();
-        let mut prev = GENESIS_HASH.to_owned();
+        let chain = format!("file {}", path.display());
         let mut line_number = 0_u64;
         loop {
             let line = files::read_line(&mut reader, &mut buffer, files::MAX_LINE_BYTES)?;
             line_number += 1;
             let location = || format!("{}:{line_number}", path.display());
             let complete = match line {
-                Line::End => return Ok(Ok(seals)),
+                Line::End => return Ok(Ok(())),
                 Line::TooLong(length) => {
                     return Ok(Err(ChainProblem::Checkpoint {
                         location: location(),
@@ -325,7 +352,7 @@ impl Seals {
             let checkpoint: Checkpoint = match serde_json::from_slice(buffer.trim_ascii_end()) {
                 Ok(checkpoint) => checkpoint,
                 // A last line cut short by a crash was never a checkpoint; the writer sets it aside.
-                Err(_) if !complete => return Ok(Ok(seals)),
+                Err(_) if !complete => return Ok(Ok(())),
                 Err(error) => {
                     return Ok(Err(ChainProblem::Checkpoint {
                         location: location(),
@@ -333,19 +360,20 @@ impl Seals {
                     }));
                 }
             };
-            if let Err(reason) = seals.add(checkpoint, &mut prev, keys) {
+            if let Err(reason) = self.add(&chain, checkpoint, keys) {
                 return Ok(Err(ChainProblem::Checkpoint { location: location(), reason }));
             }
         }
     }
 
-    /// Verifies the next checkpoint and takes in what it seals.
-    fn add(&mut self, checkpoint: Checkpoint, prev: &mut String, keys: &[AuditPublicKey]) -> Result<(), String> {
+    /// Verifies the next checkpoint of `chain` and takes in what it seals.
+    pub(super) fn add(&mut self, chain: &str, checkpoint: Checkpoint, keys: &[AuditPublicKey]) -> Result<(), String> {
         let index = checkpoint.index;
-        if index != self.count {
+        let next = self.chains.entry(chain.to_owned()).or_insert_with(|| (0, GENESIS_HASH.to_owned()));
+        if index != next.0 {
             return Err(format!(
                 "checkpoint #{index} where #{} should come next: checkpoints were removed, inserted or reordered",
-                self.count
+                next.0
             ));
         }
         let Some(key) = keys.iter().find(|key| key.key_id() == checkpoint.key_id) else {
@@ -362,16 +390,20 @@ impl Seals {
                 checkpoint.key_id
             ));
         }
-        if checkpoint.prev_checkpoint != *prev {
+        if checkpoint.prev_checkpoint != next.1 {
             return Err(format!(
                 "checkpoint #{index} does not follow the checkpoint before it: the checkpoint chain was broken"
             ));
         }
-        *prev = checkpoint.hash();
+        *next = (index + 1, checkpoint.hash());
         self.count += 1;
         for removed in &checkpoint.removed {
-            let first_kept = self.first_kept.entry(removed.stream.clone()).or_insert(0);
-            *first_kept = (*first_kept).max(removed.first_kept);
+            if let Some(run) = &removed.run {
+                self.runs.entry(removed.stream.clone()).or_default().push(run.clone());
+            } else {
+                let first_kept = self.first_kept.entry(removed.stream.clone()).or_insert(0);
+                *first_kept = (*first_kept).max(removed.first_kept);
+            }
         }
         let Checkpoint { stream, sequence, hash, .. } = checkpoint;
         if stream.is_empty() {
