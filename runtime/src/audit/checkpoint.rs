@@ -242,7 +242,7 @@ impl CheckpointSink for CheckpointFile {
 
     fn last(&mut self) -> io::Result<Option<Checkpoint>> {
         // A line cut short by a crash is no checkpoint: set it aside, as the log does its own.
-        super::jsonl::set_aside_torn_tail(&self.path)?;
+        super::files::set_aside_torn_tail(&self.path)?;
         let file = match File::open(&self.path) {
             Ok(file) => file,
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),

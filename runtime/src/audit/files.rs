@@ -2,8 +2,8 @@
 //! read back a line at a time with a bound on the line's length.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead};
-use std::path::Path;
+use std::io::{self, BufRead, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
 
 /// The longest line of an audit file read back (log, rotated files, checkpoints, spill files): 1 MiB. A
 /// longer line is reported as not a record, and skipped without being held in memory.
@@ -96,6 +96,60 @@ pub(crate) fn read_line(reader: &mut impl BufRead, buffer: &mut Vec<u8>, max: us
             });
         }
     }
+}
+
+/// Moves a last line without its newline out of the log, into `<path>.torn`.
+pub(crate) fn set_aside_torn_tail(path: &Path) -> io::Result<()> {
+    let Ok(mut file) = OpenOptions::new().read(true).write(true).open(path) else {
+        return Ok(());
+    };
+    let size = file.metadata()?.len();
+    if size == 0 {
+        return Ok(());
+    }
+    let mut last = [0];
+    file.seek(SeekFrom::Start(size - 1))?;
+    file.read_exact(&mut last)?;
+    if last[0] == b'\n' {
+        return Ok(());
+    }
+    // Find where the last line starts, reading backwards in blocks.
+    let mut start = size;
+    let mut block = vec![0; 64 * 1024];
+    'search: while start > 0 {
+        let from = start.saturating_sub(block.len() as u64);
+        let length = usize::try_from(start - from).unwrap_or(block.len());
+        file.seek(SeekFrom::Start(from))?;
+        file.read_exact(&mut block[..length])?;
+        if let Some(newline) = block[..length].iter().rposition(|byte| *byte == b'\n') {
+            start = from + newline as u64 + 1;
+            break 'search;
+        }
+        start = from;
+    }
+    let mut torn = Vec::new();
+    file.seek(SeekFrom::Start(start))?;
+    file.read_to_end(&mut torn)?;
+    let mut aside = open_append_private(&sibling(path, "torn"))?;
+    aside.write_all(&torn)?;
+    aside.write_all(b"\n")?;
+    aside.sync_all()?;
+    file.set_len(start)?;
+    file.sync_all()?;
+    tracing::warn!(
+        path = %path.display(),
+        bytes = torn.len(),
+        "the audit log ended in a line cut short; moved it to the .torn file next to the log"
+    );
+    Ok(())
+}
+
+/// `<path>.<suffix>`.
+pub(crate) fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".");
+    name.push(suffix);
+    PathBuf::from(name)
 }
 
 #[cfg(test)]

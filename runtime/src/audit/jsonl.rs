@@ -10,16 +10,16 @@
 //! Files are created 0600 and folders 0700.
 
 use std::collections::{HashMap, VecDeque};
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::fs::{self, File};
+use std::io::{self, BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::chain::{SealedEvent, Verification};
+use super::chain::SealedEvent;
 use super::checkpoint::{CheckpointReason, Checkpoints, Removed};
 use super::event::AuditEvent;
-use super::files::{self, Line};
+use super::files::{self, Line, set_aside_torn_tail, sibling};
 use super::sink::{Sink, SinkError};
 use crate::support::BoxFuture;
 
@@ -317,65 +317,11 @@ fn rotated(path: &Path, index: usize) -> PathBuf {
     sibling(path, &index.to_string())
 }
 
-/// `<path>.<suffix>`.
-pub(crate) fn sibling(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(".");
-    name.push(suffix);
-    PathBuf::from(name)
-}
-
 fn sync_directory(path: &Path) -> io::Result<()> {
     match path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
         Some(parent) => File::open(parent)?.sync_all(),
         None => File::open(".")?.sync_all(),
     }
-}
-
-/// Moves a last line without its newline out of the log, into `<path>.torn`.
-pub(crate) fn set_aside_torn_tail(path: &Path) -> io::Result<()> {
-    let Ok(mut file) = OpenOptions::new().read(true).write(true).open(path) else {
-        return Ok(());
-    };
-    let size = file.metadata()?.len();
-    if size == 0 {
-        return Ok(());
-    }
-    let mut last = [0];
-    file.seek(SeekFrom::Start(size - 1))?;
-    file.read_exact(&mut last)?;
-    if last[0] == b'\n' {
-        return Ok(());
-    }
-    // Find where the last line starts, reading backwards in blocks.
-    let mut start = size;
-    let mut block = vec![0; 64 * 1024];
-    'search: while start > 0 {
-        let from = start.saturating_sub(block.len() as u64);
-        let length = usize::try_from(start - from).unwrap_or(block.len());
-        file.seek(SeekFrom::Start(from))?;
-        file.read_exact(&mut block[..length])?;
-        if let Some(newline) = block[..length].iter().rposition(|byte| *byte == b'\n') {
-            start = from + newline as u64 + 1;
-            break 'search;
-        }
-        start = from;
-    }
-    let mut torn = Vec::new();
-    file.seek(SeekFrom::Start(start))?;
-    file.read_to_end(&mut torn)?;
-    let mut aside = files::open_append_private(&sibling(path, "torn"))?;
-    aside.write_all(&torn)?;
-    aside.write_all(b"\n")?;
-    aside.sync_all()?;
-    file.set_len(start)?;
-    file.sync_all()?;
-    tracing::warn!(
-        path = %path.display(),
-        bytes = torn.len(),
-        "the audit log ended in a line cut short; moved it to the .torn file next to the log"
-    );
-    Ok(())
 }
 
 /// The files of a rotation set, oldest first: `<path>.<keep>` .. `<path>.1`, then `<path>`.
@@ -489,27 +435,6 @@ impl Iterator for LinesOf {
             }
         }
     }
-}
-
-/// Verifies a JSONL audit log and its rotated files: every record intact, every stream's sequence
-/// unbroken and linked by hash, and the log reaching the last record its writer recorded in
-/// `<path>.head`, with the hash recorded there.
-///
-/// Without public keys, a stream may begin past record 0 in the oldest rotated file kept, whose
-/// predecessors were rotated out (with `keep(0)`, nothing is kept to tell); anywhere else, a stream
-/// begins with record 0. This proves the log consistent, not authentic: whoever can write the files can
-/// rewrite them whole. [`verify_jsonl_with`](super::verify_jsonl_with) and public keys check the signed
-/// checkpoints too. A torn last line is reported in [`Verification::torn_tail`].
-///
-/// ```
-/// # let directory = tempfile::tempdir().unwrap();
-/// # let path = directory.path().join("audit.jsonl");
-/// let verification = hardened::audit::verify_jsonl(&path)?;
-/// assert!(verification.is_intact());
-/// # Ok::<(), std::io::Error>(())
-/// ```
-pub fn verify_jsonl(path: impl AsRef<Path>) -> io::Result<Verification> {
-    super::verify::verify_jsonl_with(path, &super::verify::VerifyOptions::default())
 }
 
 /// The head file next to the log at `path`, if there is one.

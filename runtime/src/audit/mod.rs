@@ -60,9 +60,7 @@ pub(crate) use self::context::scoped;
 pub use self::context::{AuditContext, current as current_context, scope, sync_scope};
 pub use self::event::{AuditEvent, AuditOutcome, Details, EventType};
 pub use self::files::MAX_LINE_BYTES;
-pub use self::jsonl::{
-    DEFAULT_KEEP, DEFAULT_MAX_BYTES, JsonlLocation, JsonlRecord, JsonlSink, read_jsonl, verify_jsonl,
-};
+pub use self::jsonl::{DEFAULT_KEEP, DEFAULT_MAX_BYTES, JsonlLocation, JsonlRecord, JsonlSink, read_jsonl};
 pub use self::keys::{AuditPublicKey, AuditSigningKey, KeyError};
 pub use self::pipeline::{AuditError, Auditor, AuditorBuilder, AuditorStatus, PendingSink};
 #[cfg(feature = "postgres")]
@@ -84,7 +82,7 @@ pub use self::report::{
 pub use self::sink::MemorySink;
 pub use self::sink::{Sink, SinkError, StdoutSink};
 pub use self::trace::{TraceIds, set_trace_source};
-pub use self::verify::{VerifyOptions, verify_jsonl_with};
+pub use self::verify::{VerifyOptions, verify_jsonl, verify_jsonl_with};
 pub use crate::support::{BoxFuture, service_name, set_service_name};
 
 static GLOBAL: OnceLock<Auditor> = OnceLock::new();

@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 use super::chain::{ChainProblem, ChainVerifier, GENESIS_HASH, Location, Verification};
 use super::checkpoint::{Checkpoint, RemovedRun};
 use super::event::AuditEvent;
+use super::files::sibling;
 use super::files::{self, Line};
-use super::jsonl::{Head, JsonlLocation, JsonlRecord, read_head, read_jsonl, sibling};
+use super::jsonl::{Head, JsonlLocation, JsonlRecord, read_head, read_jsonl};
 use super::keys::AuditPublicKey;
 
 /// What [`verify_jsonl_with`] checks the log against.
@@ -60,6 +61,27 @@ impl VerifyOptions {
         self.checkpoint_file = Some(path.into());
         self
     }
+}
+
+/// Verifies a JSONL audit log and its rotated files: every record intact, every stream's sequence
+/// unbroken and linked by hash, and the log reaching the last record its writer recorded in
+/// `<path>.head`, with the hash recorded there.
+///
+/// Without public keys, a stream may begin past record 0 in the oldest rotated file kept, whose
+/// predecessors were rotated out (with `keep(0)`, nothing is kept to tell); anywhere else, a stream
+/// begins with record 0. This proves the log consistent, not authentic: whoever can write the files can
+/// rewrite them whole. [`verify_jsonl_with`](super::verify_jsonl_with) and public keys check the signed
+/// checkpoints too. A torn last line is reported in [`Verification::torn_tail`].
+///
+/// ```
+/// # let directory = tempfile::tempdir().unwrap();
+/// # let path = directory.path().join("audit.jsonl");
+/// let verification = hardened::audit::verify_jsonl(&path)?;
+/// assert!(verification.is_intact());
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn verify_jsonl(path: impl AsRef<Path>) -> io::Result<Verification> {
+    verify_jsonl_with(path, &VerifyOptions::default())
 }
 
 /// Verifies a JSONL audit log as [`verify_jsonl`](super::verify_jsonl) does and, given public keys,
