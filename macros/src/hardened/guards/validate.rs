@@ -188,7 +188,8 @@ fn check_rate(
     match burst {
         Some((_, burst)) if rate.burst.is_none() => rate.burst = Some(burst),
         Some((key, _)) => {
-            errors.at(key, format!("`{}` is given both here and inside `rate(..)`; keep one of them", burst_key.name()))
+            errors
+                .at(key, format!("`{}` is given both here and inside `rate(..)`; keep one of them", burst_key.name()));
         }
         None => {}
     }
@@ -262,10 +263,10 @@ pub(super) fn peel(ty: &Type) -> &Type {
 }
 
 fn check_breaker(breaker: &BreakerArgs, errors: &mut Errors) {
+    use breaker::Key;
     if let Some((key, name)) = &breaker.name {
         label_value(key, name, errors);
     }
-    use breaker::Key;
     for (key, value) in [
         (Key::FailureRate, &breaker.failure_rate),
         (Key::SlowRate, &breaker.slow_rate),
@@ -431,6 +432,32 @@ mod tests {
             ["`breaker` may contain only ASCII letters, digits, `_`, `.`, `:` and `-`, found a space in `llm api`"]
         );
         assert_eq!(errors(quote!(rate(name = "", per_second = 1)), &sync_fn()), ["`name` cannot be empty"]);
+    }
+
+    /// Each whole-number key of `K` the attribute accepts, written just outside the schema's range, is
+    /// refused naming the bound it crosses; its largest value is accepted. `rest` completes the guard.
+    fn walk_ranges<K: SchemaKey>(kind: &str, rest: &str) {
+        for key in K::ALL.iter().copied().filter(|key| key.spec().accepted.in_attribute()) {
+            let hardened_schema::Value::Whole { min, max } = key.spec().value else { continue };
+            let written = |value: u64| -> TokenStream {
+                format!("{kind}({rest}{} = {value})", key.name()).parse().expect("tokens")
+            };
+            for (outside, bound) in [(min - 1, min), (max + 1, max)] {
+                let found = errors(written(outside), &async_fn());
+                let [message] = found.as_slice() else { panic!("{kind}.{} = {outside}: {found:?}", key.name()) };
+                assert!(message.starts_with(&format!("`{}` must be", key.name())), "{message}");
+                assert!(message.contains(&format!(" {bound}")), "{message} names {bound}");
+            }
+            assert!(check(written(max), &async_fn()).is_ok(), "{kind}.{} = {max}", key.name());
+        }
+    }
+
+    #[test]
+    fn whole_numbers_outside_the_schemas_range_are_refused() {
+        walk_ranges::<breaker::Key>("breaker", "");
+        walk_ranges::<rate::Key>("rate", "per_second = 10, ");
+        walk_ranges::<bulkhead::Key>("bulkhead", "");
+        walk_ranges::<retry::Key>("retry", "");
     }
 
     #[test]
