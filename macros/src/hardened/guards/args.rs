@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use darling::ast::NestedMeta;
-use hardened_schema::{Spec, Value, breaker, bulkhead, rate, retry};
+use hardened_schema::{Accepted, Spec, Value, breaker, bulkhead, rate, retry};
 use proc_macro2::Span;
 use syn::spanned::Spanned as _;
 use syn::{Expr, Lit, Meta, Path};
@@ -235,9 +235,14 @@ fn settings<K: SchemaKey>(
         let Some(setting) =
             K::ALL.iter().copied().find(|setting| setting.spec().accepted.in_attribute() && setting.name() == written)
         else {
-            let message = match suggest::closest(&written, &accepted) {
-                Some(candidate) => format!("unknown `{guard}` setting `{written}`; did you mean `{candidate}`?"),
-                None => {
+            let configured = K::ALL.iter().find(|setting| setting.name() == written).map(|setting| setting.spec());
+            let message = match (configured, suggest::closest(&written, &accepted)) {
+                (Some(Spec { accepted: Accepted::ConfigOnly(why), .. }), _) => format!(
+                    "unknown `{guard}` setting `{written}`; it is set in the configuration only, under \
+                     `[{guard}.<name>]` ({why})"
+                ),
+                (_, Some(candidate)) => format!("unknown `{guard}` setting `{written}`; did you mean `{candidate}`?"),
+                (_, None) => {
                     format!("unknown `{guard}` setting `{written}`; expected one of {}", suggest::one_of(&accepted))
                 }
             };
@@ -500,8 +505,6 @@ impl GuardArgs {
 
 #[cfg(test)]
 mod tests {
-    use hardened_schema::Accepted;
-
     use super::*;
 
     /// Reads `kind(key = example)` with `reader`, for every key of the kind in the schema: a key the
@@ -515,10 +518,11 @@ mod tests {
                 Accepted::Both | Accepted::AttributeOnly(_) => {
                     assert!(read.is_ok(), "{written}: {:?}", read.err().map(|error| error.to_string()));
                 }
-                Accepted::ConfigOnly(_) => {
+                Accepted::ConfigOnly(why) => {
                     let error = read.err().unwrap_or_else(|| panic!("{written} is accepted")).to_string();
                     let unknown = format!("unknown `{kind}` setting `{}`", key.name());
                     assert!(error.starts_with(&unknown), "{written}: {error}");
+                    assert!(error.contains(&format!("`[{kind}.<name>]` ({why})")), "{written}: {error}");
                 }
             }
         }
@@ -539,14 +543,16 @@ mod tests {
             <retry::Key as SchemaKey>::in_attribute(),
             ["name", "attempts", "backoff", "max_backoff", "jitter", "when"]
         );
-        let meta: Meta = syn::parse_quote!(retry(budget_ratio = 0.1));
+        let message = |meta: Meta| retry(&meta).err().map(|error| error.to_string()).unwrap_or_default();
         assert_eq!(
-            retry(&meta).err().map(|error| error.to_string()),
-            Some(
-                "unknown `retry` setting `budget_ratio`; expected one of `name`, `attempts`, `backoff`, \
-                 `max_backoff`, `jitter` or `when`"
-                    .to_owned()
-            )
+            message(syn::parse_quote!(retry(budget = 0.1))),
+            "unknown `retry` setting `budget`; expected one of `name`, `attempts`, `backoff`, `max_backoff`, \
+             `jitter` or `when`"
+        );
+        assert_eq!(
+            message(syn::parse_quote!(retry(budget_ratio = 0.1))),
+            "unknown `retry` setting `budget_ratio`; it is set in the configuration only, under `[retry.<name>]` \
+             (the retry budget protects the dependency under load: an operations choice)"
         );
     }
 
