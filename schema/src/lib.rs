@@ -187,14 +187,17 @@ macro_rules! kind {
 }
 
 /// The name every kind accepts in the attribute: configuration names a guard by its section instead.
-const NAME: Spec = Spec {
-    name: "name",
-    value: Value::Name,
-    default: None,
-    example: "\"llm\"",
-    doc: "the name of a guard shared by every function that gives it; without one, the function's own",
-    accepted: Accepted::AttributeOnly("the configuration names a guard by its section, [kind.<name>]"),
-};
+/// Each kind shows its own `example`, a name such a guard would have.
+const fn name(example: &'static str) -> Spec {
+    Spec {
+        name: "name",
+        value: Value::Name,
+        default: None,
+        example,
+        doc: "the name of a guard shared by every function that gives it; without one, the function's own",
+        accepted: Accepted::AttributeOnly("the configuration names a guard by its section, [kind.<name>]"),
+    }
+}
 
 /// Why the keys of a global limiter's Redis are configuration only.
 const DEPLOYMENT: &str =
@@ -205,7 +208,7 @@ kind! {
     breaker, "breaker", "breaker",
     {
         /// `name`.
-        Name => super::NAME,
+        Name => super::name("\"llm\""),
         /// `failure_rate`.
         FailureRate => Spec {
             name: "failure_rate",
@@ -304,7 +307,7 @@ kind! {
     rate, "rate", "rate limiter",
     {
         /// `name`.
-        Name => super::NAME,
+        Name => super::name("\"anthropic\""),
         /// `per_second`.
         PerSecond => Spec {
             name: "per_second",
@@ -385,7 +388,7 @@ kind! {
     bulkhead, "bulkhead", "bulkhead",
     {
         /// `name`.
-        Name => super::NAME,
+        Name => super::name("\"orchestrator\""),
         /// `max`.
         Max => Spec {
             name: "max",
@@ -400,7 +403,7 @@ kind! {
             name: "wait",
             value: Value::Duration,
             default: None,
-            example: "\"1s\"",
+            example: "\"2s\"",
             doc: "how long a call may wait for a permit; unset, it is refused at once",
             accepted: Accepted::Both,
         },
@@ -412,7 +415,7 @@ kind! {
     retry, "retry", "retry policy",
     {
         /// `name`.
-        Name => super::NAME,
+        Name => super::name("\"llm\""),
         /// `attempts`.
         Attempts => Spec {
             name: "attempts",

@@ -11,7 +11,7 @@ use syn::spanned::Spanned as _;
 use syn::{Expr, Ident, Lit, Meta, Path};
 
 use super::audit::AuditArg;
-use super::guards::{GUARD_ARGUMENTS, GuardArgs};
+use super::guards::{BURST, GUARD_ARGUMENTS, GuardArgs};
 use crate::common::errors::Errors;
 use crate::common::meta::{Spanned, boolean, key, path, string, value};
 use crate::common::suggest;
@@ -20,7 +20,7 @@ use crate::common::tokens::{path_name, written};
 /// Every argument `#[hardened]` accepts, in the order the reference documents them.
 pub(crate) const ARGUMENTS: &[&str] = &[
     "name", "kind", "level", "fields", "ok_if", "error_if", "span", "metrics", "buckets", "crate", "skip", "breaker",
-    "rate", "burst", "bulkhead", "timeout", "retry", "fallback", "audit",
+    "rate", BURST, "bulkhead", "timeout", "retry", "fallback", "audit",
 ];
 
 /// One entry of `fields(...)`: `key` alone records the argument of that name, `key = expr` an expression.

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use darling::ast::NestedMeta;
+use hardened_schema::{Accepted, Spec, Value, breaker, bulkhead, rate, retry};
 use proc_macro2::Span;
 use syn::spanned::Spanned as _;
 use syn::{Expr, Lit, Meta, Path};
@@ -13,33 +14,86 @@ use crate::common::suggest;
 use crate::common::tokens::written;
 
 /// Arguments that configure a guard.
-pub(crate) const GUARD_ARGUMENTS: &[&str] = &["breaker", "rate", "burst", "bulkhead", "timeout", "retry", "fallback"];
+pub(crate) const GUARD_ARGUMENTS: &[&str] = &["breaker", "rate", BURST, "bulkhead", "timeout", "retry", "fallback"];
 
-const BREAKER_SETTINGS: &[&str] = &[
-    "name",
-    "failure_rate",
-    "slow_rate",
-    "slow_call",
-    "window",
-    "window_kind",
-    "min_calls",
-    "open_for",
-    "half_open_calls",
-    "consecutive_failures",
-];
-const RATE_SETTINGS: &[&str] = &["name", "per_second", "burst", "wait", "scope"];
+/// `burst`, which may also be written beside `rate = ..` rather than inside `rate(..)`.
+pub(crate) const BURST: &str = rate::Key::Burst.name();
 
-/// Where a rate limiter's bucket may live.
-pub(super) const SCOPES: &[&str] = &["local", "global"];
-const BULKHEAD_SETTINGS: &[&str] = &["name", "max", "wait"];
-const RETRY_SETTINGS: &[&str] = &["name", "attempts", "backoff", "max_backoff", "jitter", "when"];
+/// The `Key` enum of one kind of guard in the schema, so that one reader of `kind(..)` serves them all.
+pub(super) trait SchemaKey: Copy + PartialEq + 'static {
+    /// Every key of the kind, in the schema's order.
+    const ALL: &'static [Self];
 
-/// Largest breaker window the runtime accepts (calls or seconds).
-pub(super) const MAX_WINDOW: u64 = 1 << 20;
+    /// The kind's `name`.
+    const NAME: Self;
+
+    /// What the schema says of the key.
+    fn spec(self) -> &'static Spec;
+
+    /// The key as written.
+    fn name(self) -> &'static str {
+        self.spec().name
+    }
+
+    /// `key = example`, as messages show a setting.
+    fn example(self) -> String {
+        format!("{} = {}", self.name(), self.spec().example)
+    }
+
+    /// The names the attribute accepts, in the schema's order; configuration-only keys are not among them.
+    fn in_attribute() -> Vec<&'static str> {
+        Self::ALL.iter().filter(|key| key.spec().accepted.in_attribute()).map(|key| key.name()).collect()
+    }
+}
+
+macro_rules! schema_key {
+    ($($kind:ident),+) => {$(
+        impl SchemaKey for $kind::Key {
+            const ALL: &'static [Self] = $kind::Key::ALL;
+            const NAME: Self = $kind::Key::Name;
+
+            fn spec(self) -> &'static Spec {
+                $kind::Key::spec(self)
+            }
+        }
+    )+};
+}
+
+schema_key!(breaker, rate, bulkhead, retry);
+
+/// The range of a whole-number key, as the schema gives it.
+pub(super) fn whole(key: impl SchemaKey) -> (u64, u64) {
+    match key.spec().value {
+        Value::Whole { min, max } => (min, max),
+        other => unreachable!("`{}` is {other}, not a whole number", key.name()),
+    }
+}
+
+/// The words a key given as one of a few words accepts, as the schema gives them.
+pub(super) fn words(key: impl SchemaKey) -> &'static [&'static str] {
+    match key.spec().value {
+        Value::OneOf(words) => words,
+        other => unreachable!("`{}` is {other}, not one of a few words", key.name()),
+    }
+}
 
 /// Breaker settings that judge failure and slow-call rates over a window, which a breaker with
 /// `consecutive_failures` does not do.
-pub(super) const RATE_JUDGING: &[&str] = &["failure_rate", "slow_rate", "window", "window_kind", "min_calls"];
+pub(super) fn judges_rates(key: breaker::Key) -> bool {
+    match key {
+        breaker::Key::FailureRate
+        | breaker::Key::SlowRate
+        | breaker::Key::Window
+        | breaker::Key::WindowKind
+        | breaker::Key::MinCalls => true,
+        breaker::Key::Name
+        | breaker::Key::SlowCall
+        | breaker::Key::OpenFor
+        | breaker::Key::HalfOpenCalls
+        | breaker::Key::ConsecutiveFailures
+        | breaker::Key::ExtendOpenOnFailure => false,
+    }
+}
 
 /// `breaker = "name"` or `breaker(..)`.
 #[derive(Clone, Default)]
@@ -56,7 +110,7 @@ pub(crate) struct BreakerArgs {
     pub(super) half_open_calls: Option<Spanned<u64>>,
     pub(super) consecutive_failures: Option<Spanned<u64>>,
     /// Each setting's key and its span, in the order written.
-    pub(super) keys: Vec<(&'static str, Span)>,
+    pub(super) keys: Vec<(breaker::Key, Span)>,
 }
 
 /// `rate = 10`, `rate = "100/min"` or `rate(..)`.
@@ -72,10 +126,16 @@ pub(crate) struct RateArgs {
     pub(super) scope: Option<(Span, Spanned<String>)>,
 }
 
+/// The scope whose bucket lives in Redis, one of the schema's words for `scope`.
+pub(super) const GLOBAL: &str = "global";
+/// The window kinds, the schema's words for `window_kind`: a window of calls, or of seconds.
+pub(super) const COUNT: &str = "count";
+pub(super) const TIME: &str = "time";
+
 impl RateArgs {
     /// Whether the bucket lives in Redis: `scope = "global"`.
     pub(super) fn global(&self) -> bool {
-        self.scope.as_ref().is_some_and(|(_, scope)| scope.value == "global")
+        self.scope.as_ref().is_some_and(|(_, scope)| scope.value == GLOBAL)
     }
 }
 
@@ -121,7 +181,7 @@ impl GuardArgs {
         match key {
             "breaker" => self.breaker = Some(Spanned { value: breaker(meta)?, span: at }),
             "rate" => self.rate = Some(Spanned { value: rate(meta)?, span: at }),
-            "burst" => self.burst = Some((at, integer(meta, "burst = 20")?)),
+            BURST => self.burst = Some((at, integer(meta, &rate::Key::Burst.example())?)),
             "bulkhead" => self.bulkhead = Some(Spanned { value: bulkhead(meta)?, span: at }),
             "timeout" => self.timeout = Some(Spanned { value: duration(meta, "timeout = \"30s\"")?.value, span: at }),
             "retry" => self.retry = Some(Spanned { value: retry(meta)?, span: at }),
@@ -154,34 +214,43 @@ impl GuardArgs {
     }
 }
 
-/// Reads `guard(key = value, ..)`, checking each key against `settings`; returns the keys read, each
-/// with its span, in the order written.
-fn settings(
+/// Reads `guard(key = value, ..)`, checking each key against those of `K` the attribute accepts; returns
+/// the keys read, each with its span, in the order written.
+fn settings<K: SchemaKey>(
     meta: &Meta,
     guard: &str,
-    settings: &[&'static str],
-    mut read: impl FnMut(&'static str, &Meta) -> syn::Result<()>,
-) -> syn::Result<Vec<(&'static str, Span)>> {
+    mut read: impl FnMut(K, &Meta) -> syn::Result<()>,
+) -> syn::Result<Vec<(K, Span)>> {
     let Meta::List(list) = meta else { unreachable!("only lists have settings") };
+    let accepted = K::in_attribute();
     let mut errors = Errors::default();
-    let mut seen: Vec<(&'static str, Span)> = Vec::new();
+    let mut seen: Vec<(K, Span)> = Vec::new();
     for item in NestedMeta::parse_meta_list(list.tokens.clone())? {
         let NestedMeta::Meta(inner) = &item else {
-            errors.over(&item, format!("expected a `{guard}` setting such as `name = \"...\"`"));
+            errors.over(&item, format!("expected a `{guard}` setting such as `{} = \"...\"`", K::NAME.name()));
             continue;
         };
         let written = key(inner);
         let at = inner.path().span();
-        let Some(setting) = settings.iter().copied().find(|setting| *setting == written) else {
-            let message = match suggest::closest(&written, settings) {
-                Some(candidate) => format!("unknown `{guard}` setting `{written}`; did you mean `{candidate}`?"),
-                None => format!("unknown `{guard}` setting `{written}`; expected one of {}", suggest::one_of(settings)),
+        let Some(setting) =
+            K::ALL.iter().copied().find(|setting| setting.spec().accepted.in_attribute() && setting.name() == written)
+        else {
+            let configured = K::ALL.iter().find(|setting| setting.name() == written).map(|setting| setting.spec());
+            let message = match (configured, suggest::closest(&written, &accepted)) {
+                (Some(Spec { accepted: Accepted::ConfigOnly(why), .. }), _) => format!(
+                    "unknown `{guard}` setting `{written}`; it is set in the configuration only, under \
+                     `[{guard}.<name>]` ({why})"
+                ),
+                (_, Some(candidate)) => format!("unknown `{guard}` setting `{written}`; did you mean `{candidate}`?"),
+                (_, None) => {
+                    format!("unknown `{guard}` setting `{written}`; expected one of {}", suggest::one_of(&accepted))
+                }
             };
             errors.at(at, message);
             continue;
         };
         if seen.iter().any(|(key, _)| *key == setting) {
-            errors.at(at, format!("`{setting}` is given more than once in `{guard}(..)`"));
+            errors.at(at, format!("`{}` is given more than once in `{guard}(..)`", setting.name()));
             continue;
         }
         seen.push((setting, at));
@@ -192,24 +261,32 @@ fn settings(
     errors.finish().map(|()| seen)
 }
 
+/// A configuration-only key, which [`settings`] refuses before any reader sees it.
+fn config_only(key: impl SchemaKey) -> ! {
+    unreachable!("`{}` is configuration only and refused as unknown", key.name())
+}
+
 fn breaker(meta: &Meta) -> syn::Result<BreakerArgs> {
+    use breaker::Key;
     let mut args = BreakerArgs::default();
     match meta {
         Meta::Path(_) => {}
         Meta::NameValue(_) => args.name = Some(("breaker", string(meta, "breaker = \"llm\"")?)),
         Meta::List(_) => {
-            args.keys = settings(meta, "breaker", BREAKER_SETTINGS, |setting, inner| {
+            args.keys = settings(meta, "breaker", |setting: Key, inner| {
+                let example = setting.example();
                 match setting {
-                    "name" => args.name = Some(("name", string(inner, "name = \"llm\"")?)),
-                    "failure_rate" => args.failure_rate = Some(integer(inner, "failure_rate = 50")?),
-                    "slow_rate" => args.slow_rate = Some(integer(inner, "slow_rate = 100")?),
-                    "slow_call" => args.slow_call = Some(duration(inner, "slow_call = \"2s\"")?),
-                    "window" => args.window = Some(integer(inner, "window = 100")?),
-                    "window_kind" => args.window_kind = Some(string(inner, "window_kind = \"count\"")?),
-                    "min_calls" => args.min_calls = Some(integer(inner, "min_calls = 10")?),
-                    "open_for" => args.open_for = Some(duration(inner, "open_for = \"30s\"")?),
-                    "half_open_calls" => args.half_open_calls = Some(integer(inner, "half_open_calls = 3")?),
-                    _ => args.consecutive_failures = Some(integer(inner, "consecutive_failures = 5")?),
+                    Key::Name => args.name = Some((setting.name(), string(inner, &example)?)),
+                    Key::FailureRate => args.failure_rate = Some(integer(inner, &example)?),
+                    Key::SlowRate => args.slow_rate = Some(integer(inner, &example)?),
+                    Key::SlowCall => args.slow_call = Some(duration(inner, &example)?),
+                    Key::Window => args.window = Some(integer(inner, &example)?),
+                    Key::WindowKind => args.window_kind = Some(string(inner, &example)?),
+                    Key::MinCalls => args.min_calls = Some(integer(inner, &example)?),
+                    Key::OpenFor => args.open_for = Some(duration(inner, &example)?),
+                    Key::HalfOpenCalls => args.half_open_calls = Some(integer(inner, &example)?),
+                    Key::ConsecutiveFailures => args.consecutive_failures = Some(integer(inner, &example)?),
+                    Key::ExtendOpenOnFailure => config_only(setting),
                 }
                 Ok(())
             })?;
@@ -219,6 +296,7 @@ fn breaker(meta: &Meta) -> syn::Result<BreakerArgs> {
 }
 
 fn rate(meta: &Meta) -> syn::Result<RateArgs> {
+    use rate::Key;
     let mut args = RateArgs::default();
     match meta {
         Meta::Path(path) => {
@@ -229,13 +307,15 @@ fn rate(meta: &Meta) -> syn::Result<RateArgs> {
         }
         Meta::NameValue(_) => args.per = Some(per(meta)?),
         Meta::List(_) => {
-            settings(meta, "rate", RATE_SETTINGS, |setting, inner| {
+            settings(meta, "rate", |setting: Key, inner| {
+                let example = setting.example();
                 match setting {
-                    "name" => args.name = Some(string(inner, "name = \"anthropic\"")?),
-                    "per_second" => args.per = Some(per(inner)?),
-                    "burst" => args.burst = Some(integer(inner, "burst = 20")?),
-                    "wait" => args.wait = Some(keyed(inner, duration(inner, "wait = \"1s\"")?)),
-                    _ => args.scope = Some((inner.path().span(), string(inner, "scope = \"global\"")?)),
+                    Key::Name => args.name = Some(string(inner, &example)?),
+                    Key::PerSecond => args.per = Some(per(inner)?),
+                    Key::Burst => args.burst = Some(integer(inner, &example)?),
+                    Key::Wait => args.wait = Some(keyed(inner, duration(inner, &example)?)),
+                    Key::Scope => args.scope = Some((inner.path().span(), string(inner, &example)?)),
+                    Key::RedisUrl | Key::OnUnavailable | Key::RedisTimeout | Key::Replicas => config_only(setting),
                 }
                 Ok(())
             })?;
@@ -245,6 +325,7 @@ fn rate(meta: &Meta) -> syn::Result<RateArgs> {
 }
 
 fn bulkhead(meta: &Meta) -> syn::Result<BulkheadArgs> {
+    use bulkhead::Key;
     let mut args = BulkheadArgs::default();
     match meta {
         Meta::Path(path) => {
@@ -252,11 +333,12 @@ fn bulkhead(meta: &Meta) -> syn::Result<BulkheadArgs> {
         }
         Meta::NameValue(_) => args.max = Some(("bulkhead", integer(meta, "bulkhead = 5")?)),
         Meta::List(_) => {
-            settings(meta, "bulkhead", BULKHEAD_SETTINGS, |setting, inner| {
+            settings(meta, "bulkhead", |setting: Key, inner| {
+                let example = setting.example();
                 match setting {
-                    "name" => args.name = Some(string(inner, "name = \"orchestrator\"")?),
-                    "max" => args.max = Some(("max", integer(inner, "max = 5")?)),
-                    _ => args.wait = Some(keyed(inner, duration(inner, "wait = \"2s\"")?)),
+                    Key::Name => args.name = Some(string(inner, &example)?),
+                    Key::Max => args.max = Some((setting.name(), integer(inner, &example)?)),
+                    Key::Wait => args.wait = Some(keyed(inner, duration(inner, &example)?)),
                 }
                 Ok(())
             })?;
@@ -266,19 +348,22 @@ fn bulkhead(meta: &Meta) -> syn::Result<BulkheadArgs> {
 }
 
 fn retry(meta: &Meta) -> syn::Result<RetryArgs> {
+    use retry::Key;
     let mut args = RetryArgs::default();
     match meta {
         Meta::Path(_) => {}
         Meta::NameValue(_) => args.attempts = Some(("retry", integer(meta, "retry = 3")?)),
         Meta::List(_) => {
-            settings(meta, "retry", RETRY_SETTINGS, |setting, inner| {
+            settings(meta, "retry", |setting: Key, inner| {
+                let example = setting.example();
                 match setting {
-                    "name" => args.name = Some(string(inner, "name = \"llm\"")?),
-                    "attempts" => args.attempts = Some(("attempts", integer(inner, "attempts = 3")?)),
-                    "backoff" => args.backoff = Some(duration(inner, "backoff = \"100ms\"")?),
-                    "max_backoff" => args.max_backoff = Some(duration(inner, "max_backoff = \"5s\"")?),
-                    "jitter" => args.jitter = Some(boolean(inner)?),
-                    _ => args.when = Some(function(inner, "when = is_transient")?),
+                    Key::Name => args.name = Some(string(inner, &example)?),
+                    Key::Attempts => args.attempts = Some((setting.name(), integer(inner, &example)?)),
+                    Key::Backoff => args.backoff = Some(duration(inner, &example)?),
+                    Key::MaxBackoff => args.max_backoff = Some(duration(inner, &example)?),
+                    Key::Jitter => args.jitter = Some(boolean(inner)?),
+                    Key::When => args.when = Some(function(inner, &example)?),
+                    Key::BudgetRatio | Key::BudgetReserve => config_only(setting),
                 }
                 Ok(())
             })?;
@@ -355,7 +440,7 @@ const PERIODS: &[(&str, u64)] =
 
 /// A rate: `10` (per second), `2.5` (per second) or `"100/min"`.
 fn per(meta: &Meta) -> syn::Result<Spanned<(u64, Duration)>> {
-    let example = format!("{} = 10", key(meta));
+    let example = format!("{} = {}", key(meta), rate::Key::PerSecond.spec().example);
     let expr = value(meta, &example)?;
     let bad = |span: Span| {
         syn::Error::new(
@@ -415,5 +500,66 @@ impl GuardArgs {
             }
         }
         guards
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads `kind(key = example)` with `reader`, for every key of the kind in the schema: a key the
+    /// attribute accepts is read, a configuration-only key is refused as unknown.
+    fn walk<K: SchemaKey, T>(kind: &str, reader: fn(&Meta) -> syn::Result<T>) {
+        for key in K::ALL.iter().copied() {
+            let written = format!("{kind}({})", key.example());
+            let meta: Meta = syn::parse_str(&written).unwrap_or_else(|error| panic!("{written}: {error}"));
+            let read = reader(&meta);
+            match key.spec().accepted {
+                Accepted::Both | Accepted::AttributeOnly(_) => {
+                    assert!(read.is_ok(), "{written}: {:?}", read.err().map(|error| error.to_string()));
+                }
+                Accepted::ConfigOnly(why) => {
+                    let error = read.err().unwrap_or_else(|| panic!("{written} is accepted")).to_string();
+                    let unknown = format!("unknown `{kind}` setting `{}`", key.name());
+                    assert!(error.starts_with(&unknown), "{written}: {error}");
+                    assert!(error.contains(&format!("`[{kind}.<name>]` ({why})")), "{written}: {error}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_key_of_the_schema_is_read_or_refused_as_configuration_only() {
+        walk::<breaker::Key, _>("breaker", breaker);
+        walk::<rate::Key, _>("rate", rate);
+        walk::<bulkhead::Key, _>("bulkhead", bulkhead);
+        walk::<retry::Key, _>("retry", retry);
+    }
+
+    #[test]
+    fn unknown_settings_list_only_what_the_attribute_accepts() {
+        assert_eq!(retry::Key::ALL.len(), 8);
+        assert_eq!(
+            <retry::Key as SchemaKey>::in_attribute(),
+            ["name", "attempts", "backoff", "max_backoff", "jitter", "when"]
+        );
+        let message = |meta: Meta| retry(&meta).err().map(|error| error.to_string()).unwrap_or_default();
+        assert_eq!(
+            message(syn::parse_quote!(retry(budget = 0.1))),
+            "unknown `retry` setting `budget`; expected one of `name`, `attempts`, `backoff`, `max_backoff`, \
+             `jitter` or `when`"
+        );
+        assert_eq!(
+            message(syn::parse_quote!(retry(budget_ratio = 0.1))),
+            "unknown `retry` setting `budget_ratio`; it is set in the configuration only, under `[retry.<name>]` \
+             (the retry budget protects the dependency under load: an operations choice)"
+        );
+    }
+
+    #[test]
+    fn the_words_the_expansion_maps_are_the_schemas() {
+        assert_eq!(words(breaker::Key::WindowKind), [COUNT, TIME]);
+        assert!(words(rate::Key::Scope).contains(&GLOBAL));
+        assert_eq!(whole(breaker::Key::Window), (1, 1 << 20));
     }
 }

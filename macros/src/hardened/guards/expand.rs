@@ -8,6 +8,7 @@ use syn::spanned::Spanned as _;
 use syn::visit_mut::{self, VisitMut};
 use syn::{Expr, GenericArgument, Path, PathArguments, ReturnType, Type, parse_quote};
 
+use super::args::TIME;
 use super::validate::{GuardPlan, peel};
 use crate::common::meta::Spanned;
 use crate::common::tokens::respanned;
@@ -47,7 +48,7 @@ pub(crate) fn guards_static(plan: &GuardPlan, krate: &Path) -> TokenStream {
         let slow_call = duration(breaker.slow_call.as_ref());
         let window = some_count::<u32>(breaker.window.as_ref());
         let window_kind = some_u64(breaker.window_kind.as_ref().map(|kind| {
-            if kind.value == "time" { quote!(#private::WindowKind::Time) } else { quote!(#private::WindowKind::Count) }
+            if kind.value == TIME { quote!(#private::WindowKind::Time) } else { quote!(#private::WindowKind::Count) }
         }));
         let min_calls = some_count::<u32>(breaker.min_calls.as_ref());
         let open_for = duration(breaker.open_for.as_ref());

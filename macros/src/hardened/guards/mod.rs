@@ -7,6 +7,6 @@ mod args;
 mod expand;
 mod validate;
 
-pub(crate) use self::args::{GUARD_ARGUMENTS, GuardArgs};
+pub(crate) use self::args::{BURST, GUARD_ARGUMENTS, GuardArgs};
 pub(crate) use self::expand::{async_call, guards_static, single_pass_call, sync_call};
 pub(crate) use self::validate::{GuardPlan, plan};

@@ -2,11 +2,14 @@
 
 use std::time::Duration;
 
+use hardened_schema::{breaker, bulkhead, rate, retry};
 use proc_macro2::Span;
 use syn::{Path, ReturnType, Signature, Type};
 
 use super::super::labels::label_value;
-use super::args::{BreakerArgs, BulkheadArgs, GuardArgs, MAX_WINDOW, RATE_JUDGING, RateArgs, RetryArgs, SCOPES};
+use super::args::{
+    BreakerArgs, BulkheadArgs, COUNT, GLOBAL, GuardArgs, RateArgs, RetryArgs, SchemaKey, judges_rates, whole, words,
+};
 use crate::common::errors::Errors;
 use crate::common::meta::Spanned;
 use crate::common::signature::{Analysis, Execution, Returns};
@@ -59,9 +62,11 @@ impl GuardPlan {
     }
 }
 
-/// Checks that a written number is within `min..=max`; wide ranges are described by the bound crossed.
-fn in_range(setting: &str, value: Option<&Spanned<u64>>, min: u64, max: u64, errors: &mut Errors) {
+/// Checks that a number written under `setting` is within the range the schema gives `key`; wide ranges
+/// are described by the bound crossed.
+fn in_range(setting: &str, key: impl SchemaKey, value: Option<&Spanned<u64>>, errors: &mut Errors) {
     let Some(value) = value else { return };
+    let (min, max) = whole(key);
     let found = value.value;
     let message = if (min..=max).contains(&found) {
         return;
@@ -99,26 +104,36 @@ pub(crate) fn plan(args: GuardArgs, sig: &Signature, analysis: &Analysis, errors
     .into_iter()
     .flatten()
     {
-        label_value("name", name, errors);
+        label_value(rate::Key::Name.name(), name, errors);
     }
     if let Some(wait) = args.rate.as_ref().and_then(|rate| rate.value.wait.as_ref()) {
-        needs_async("wait", wait.span, errors);
+        needs_async(rate::Key::Wait.name(), wait.span, errors);
     }
     if let Some(rate) = &args.rate
         && let Some((key, _)) = &rate.value.scope
         && rate.value.global()
     {
         // A synchronous call cannot wait for Redis's answer.
-        needs_async("scope = \"global\"", *key, errors);
+        needs_async(&format!("{} = \"{GLOBAL}\"", rate::Key::Scope.name()), *key, errors);
     }
     let rate = check_rate(args.rate, args.burst, errors);
     if let Some(bulkhead) = &args.bulkhead {
         match &bulkhead.value.max {
-            None => errors.at(bulkhead.span, "`bulkhead(..)` needs `max`, such as `bulkhead(name = \"db\", max = 5)`"),
-            Some((key, max)) => in_range(key, Some(max), 1, u64::from(u32::MAX), errors),
+            None => {
+                let (name, max) = (bulkhead::Key::Name.name(), bulkhead::Key::Max);
+                errors.at(
+                    bulkhead.span,
+                    format!(
+                        "`bulkhead(..)` needs `{}`, such as `bulkhead({name} = \"db\", {})`",
+                        max.name(),
+                        max.example()
+                    ),
+                );
+            }
+            Some((key, max)) => in_range(key, bulkhead::Key::Max, Some(max), errors),
         }
         if let Some(wait) = &bulkhead.value.wait {
-            needs_async("wait", wait.span, errors);
+            needs_async(bulkhead::Key::Wait.name(), wait.span, errors);
         }
     }
     if let Some(timeout) = &args.timeout {
@@ -155,35 +170,44 @@ fn check_rate(
     burst: Option<(Span, Spanned<u64>)>,
     errors: &mut Errors,
 ) -> Option<RateArgs> {
+    let (per_second, burst_key) = (rate::Key::PerSecond, rate::Key::Burst);
     let Some(Spanned { value: mut rate, span }) = rate else {
         if let Some((key, _)) = burst {
             errors.at(
                 key,
-                "`burst` sizes a rate limiter, but there is no `rate`; add one, such as `rate(per_second = 10, burst = 20)`",
+                format!(
+                    "`{}` sizes a rate limiter, but there is no `rate`; add one, such as `rate({}, {})`",
+                    burst_key.name(),
+                    per_second.example(),
+                    burst_key.example()
+                ),
             );
         }
         return None;
     };
     match burst {
         Some((_, burst)) if rate.burst.is_none() => rate.burst = Some(burst),
-        Some((key, _)) => errors.at(key, "`burst` is given both here and inside `rate(..)`; keep one of them"),
+        Some((key, _)) => {
+            errors
+                .at(key, format!("`{}` is given both here and inside `rate(..)`; keep one of them", burst_key.name()));
+        }
         None => {}
     }
     if rate.per.is_none() {
-        errors.at(span, "`rate(..)` needs `per_second`, such as `rate(name = \"api\", per_second = 10)`");
-    }
-    if let Some((_, scope)) = &rate.scope
-        && !SCOPES.contains(&scope.value.as_str())
-    {
-        let suggestion = suggest::closest(&scope.value, SCOPES)
-            .map(|scope| format!("; did you mean `{scope}`?"))
-            .unwrap_or_default();
         errors.at(
-            scope.span,
-            format!("`scope` must be `local` or `global`, found `{}`{suggestion}", scope.value.escape_debug()),
+            span,
+            format!(
+                "`rate(..)` needs `{}`, such as `rate({} = \"api\", {})`",
+                per_second.name(),
+                rate::Key::Name.name(),
+                per_second.example()
+            ),
         );
     }
-    in_range("burst", rate.burst.as_ref(), 1, u64::from(u32::MAX), errors);
+    if let Some((_, scope)) = &rate.scope {
+        one_of(rate::Key::Scope, scope, errors);
+    }
+    in_range(burst_key.name(), burst_key, rate.burst.as_ref(), errors);
     if let Some(per) = &rate.per
         && per.value.0 > u64::from(u32::MAX)
     {
@@ -194,7 +218,7 @@ fn check_rate(
 
 fn check_retry(retry: &RetryArgs, errors: &mut Errors) {
     if let Some((key, attempts)) = &retry.attempts {
-        in_range(key, Some(attempts), 1, 100, errors);
+        in_range(key, retry::Key::Attempts, Some(attempts), errors);
     }
     if let (Some(backoff), Some(max_backoff)) = (&retry.backoff, &retry.max_backoff)
         && max_backoff.value < backoff.value
@@ -202,7 +226,9 @@ fn check_retry(retry: &RetryArgs, errors: &mut Errors) {
         errors.at(
             max_backoff.span,
             format!(
-                "`max_backoff` must be at least `backoff` ({}), found {}",
+                "`{}` must be at least `{}` ({}), found {}",
+                retry::Key::MaxBackoff.name(),
+                retry::Key::Backoff.name(),
                 humantime::format_duration(backoff.value),
                 humantime::format_duration(max_backoff.value)
             ),
@@ -237,27 +263,22 @@ pub(super) fn peel(ty: &Type) -> &Type {
 }
 
 fn check_breaker(breaker: &BreakerArgs, errors: &mut Errors) {
+    use breaker::Key;
     if let Some((key, name)) = &breaker.name {
         label_value(key, name, errors);
     }
-    in_range("failure_rate", breaker.failure_rate.as_ref(), 1, 100, errors);
-    in_range("slow_rate", breaker.slow_rate.as_ref(), 1, 100, errors);
-    in_range("window", breaker.window.as_ref(), 1, MAX_WINDOW, errors);
-    in_range("min_calls", breaker.min_calls.as_ref(), 1, u64::from(u32::MAX), errors);
-    in_range("half_open_calls", breaker.half_open_calls.as_ref(), 1, u64::from(u32::MAX), errors);
-    in_range("consecutive_failures", breaker.consecutive_failures.as_ref(), 1, u64::from(u32::MAX), errors);
+    for (key, value) in [
+        (Key::FailureRate, &breaker.failure_rate),
+        (Key::SlowRate, &breaker.slow_rate),
+        (Key::Window, &breaker.window),
+        (Key::MinCalls, &breaker.min_calls),
+        (Key::HalfOpenCalls, &breaker.half_open_calls),
+        (Key::ConsecutiveFailures, &breaker.consecutive_failures),
+    ] {
+        in_range(key.name(), key, value.as_ref(), errors);
+    }
     let counts_calls = match &breaker.window_kind {
-        Some(kind) if !["count", "time"].contains(&kind.value.as_str()) => {
-            let suggestion = suggest::closest(&kind.value, &["count", "time"])
-                .map(|kind| format!("; did you mean `{kind}`?"))
-                .unwrap_or_default();
-            errors.at(
-                kind.span,
-                format!("`window_kind` must be `count` or `time`, found `{}`{suggestion}", kind.value.escape_debug()),
-            );
-            false
-        }
-        Some(kind) => kind.value == "count",
+        Some(kind) => one_of(Key::WindowKind, kind, errors) && kind.value == COUNT,
         None => true,
     };
     if let (Some(window), Some(min_calls)) = (&breaker.window, &breaker.min_calls)
@@ -268,22 +289,48 @@ fn check_breaker(breaker: &BreakerArgs, errors: &mut Errors) {
         errors.at(
             min_calls.span,
             format!(
-                "`min_calls` must be at most `window` ({}), found {}; a count window never holds more calls",
-                window.value, min_calls.value
+                "`{}` must be at most `{}` ({}), found {}; a count window never holds more calls",
+                Key::MinCalls.name(),
+                Key::Window.name(),
+                window.value,
+                min_calls.value
             ),
         );
     }
     if breaker.consecutive_failures.is_some() {
-        for (key, at) in breaker.keys.iter().filter(|(key, _)| RATE_JUDGING.contains(key)) {
+        for (key, at) in breaker.keys.iter().filter(|(key, _)| judges_rates(*key)) {
             errors.at(
                 *at,
                 format!(
-                    "`{key}` has no effect with `consecutive_failures`, which opens the breaker after failures in a \
-                     row instead of judging rates; remove one of them"
+                    "`{}` has no effect with `{}`, which opens the breaker after failures in a row instead of \
+                     judging rates; remove one of them",
+                    key.name(),
+                    Key::ConsecutiveFailures.name()
                 ),
             );
         }
     }
+}
+
+/// Checks that a word written under `key` is one of the schema's words for it, suggesting a near miss;
+/// returns whether it is.
+fn one_of(key: impl SchemaKey, word: &Spanned<String>, errors: &mut Errors) -> bool {
+    let allowed = words(key);
+    if allowed.contains(&word.value.as_str()) {
+        return true;
+    }
+    let suggestion =
+        suggest::closest(&word.value, allowed).map(|word| format!("; did you mean `{word}`?")).unwrap_or_default();
+    errors.at(
+        word.span,
+        format!(
+            "`{}` must be {}, found `{}`{suggestion}",
+            key.name(),
+            suggest::one_of(allowed),
+            word.value.escape_debug()
+        ),
+    );
+    false
 }
 
 #[cfg(test)]
@@ -385,6 +432,32 @@ mod tests {
             ["`breaker` may contain only ASCII letters, digits, `_`, `.`, `:` and `-`, found a space in `llm api`"]
         );
         assert_eq!(errors(quote!(rate(name = "", per_second = 1)), &sync_fn()), ["`name` cannot be empty"]);
+    }
+
+    /// Each whole-number key of `K` the attribute accepts, written just outside the schema's range, is
+    /// refused naming the bound it crosses; its largest value is accepted. `rest` completes the guard.
+    fn walk_ranges<K: SchemaKey>(kind: &str, rest: &str) {
+        for key in K::ALL.iter().copied().filter(|key| key.spec().accepted.in_attribute()) {
+            let hardened_schema::Value::Whole { min, max } = key.spec().value else { continue };
+            let written = |value: u64| -> TokenStream {
+                format!("{kind}({rest}{} = {value})", key.name()).parse().expect("tokens")
+            };
+            for (outside, bound) in [(min - 1, min), (max + 1, max)] {
+                let found = errors(written(outside), &async_fn());
+                let [message] = found.as_slice() else { panic!("{kind}.{} = {outside}: {found:?}", key.name()) };
+                assert!(message.starts_with(&format!("`{}` must be", key.name())), "{message}");
+                assert!(message.contains(&format!(" {bound}")), "{message} names {bound}");
+            }
+            assert!(check(written(max), &async_fn()).is_ok(), "{kind}.{} = {max}", key.name());
+        }
+    }
+
+    #[test]
+    fn whole_numbers_outside_the_schemas_range_are_refused() {
+        walk_ranges::<breaker::Key>("breaker", "");
+        walk_ranges::<rate::Key>("rate", "per_second = 10, ");
+        walk_ranges::<bulkhead::Key>("bulkhead", "");
+        walk_ranges::<retry::Key>("retry", "");
     }
 
     #[test]

@@ -1,0 +1,83 @@
+//! Every key of every guard kind that the attribute accepts, as the schema lists them, written once on a
+//! function of the kind it suits; the settings reach the guards they name.
+use std::time::Duration;
+
+use hardened::breaker::WindowKind;
+use hardened::{Rejected, hardened};
+
+#[derive(Debug, PartialEq, thiserror::Error)]
+enum ServiceError {
+    #[error(transparent)]
+    Refused(#[from] Rejected),
+    #[error("the upstream timed out")]
+    Timeout,
+}
+
+fn is_transient(error: &ServiceError) -> bool {
+    matches!(error, ServiceError::Timeout)
+}
+
+// The rate-judging keys of a breaker.
+#[hardened(breaker(
+    name = "search",
+    failure_rate = 60,
+    slow_rate = 90,
+    slow_call = "3s",
+    window = 40,
+    window_kind = "time",
+    min_calls = 8,
+    open_for = "45s",
+    half_open_calls = 4,
+))]
+fn search(query: &str) -> Result<usize, ServiceError> {
+    Ok(query.len())
+}
+
+// `consecutive_failures`, which replaces the rate-judging keys.
+#[hardened(breaker(name = "payments", consecutive_failures = 3, slow_call = "1s", open_for = "10s"))]
+fn charge(cents: u64) -> Result<u64, ServiceError> {
+    Ok(cents)
+}
+
+#[hardened(rate(name = "geocoder", per_second = "60/min", burst = 5, wait = "2s", scope = "local"))]
+async fn geocode(address: &str) -> Result<usize, ServiceError> {
+    Ok(address.len())
+}
+
+#[hardened(bulkhead(name = "renderer", max = 2, wait = "500ms"))]
+async fn render(page: u32) -> Result<u32, ServiceError> {
+    Ok(page)
+}
+
+#[hardened(retry(name = "inventory", attempts = 2, backoff = "1ms", max_backoff = "4ms", jitter = false, when = is_transient))]
+async fn stock(sku: &str) -> Result<usize, ServiceError> {
+    Ok(sku.len())
+}
+
+fn main() {
+    assert_eq!(search("rust"), Ok(4));
+    let config = hardened::breaker("search").config();
+    assert_eq!((config.failure_rate, config.slow_rate, config.slow_call), (60, 90, Duration::from_secs(3)));
+    assert_eq!((config.window, config.window_kind, config.min_calls), (40, WindowKind::Time, 8));
+    assert_eq!((config.open_for, config.half_open_calls), (Duration::from_secs(45), 4));
+
+    assert_eq!(charge(250), Ok(250));
+    let config = hardened::breaker("payments").config();
+    assert_eq!(config.consecutive_failures, Some(3));
+    assert_eq!((config.slow_call, config.open_for), (Duration::from_secs(1), Duration::from_secs(10)));
+
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a runtime");
+    runtime.block_on(async {
+        assert_eq!(geocode("1 Main St").await, Ok(9));
+        assert_eq!(render(3).await, Ok(3));
+        assert_eq!(stock("A-1").await, Ok(3));
+    });
+    let config = hardened::rate_limiter("geocoder").config();
+    assert_eq!((config.calls, config.period, config.burst), (60, Duration::from_secs(60), 5));
+    assert_eq!(config.wait, Some(Duration::from_secs(2)));
+    let config = hardened::bulkhead("renderer").config();
+    assert_eq!((config.max, config.wait), (2, Some(Duration::from_millis(500))));
+    let config = hardened::retry_policy("inventory").config();
+    assert_eq!((config.attempts, config.backoff), (2, Duration::from_millis(1)));
+    assert_eq!((config.max_backoff, config.jitter), (Duration::from_millis(4), false));
+}
