@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::clock::{Clock, duration_nanos};
+use crate::kind::{Family, REJECTIONS, Report};
+use crate::redact;
 use crate::rejected::Rejected;
 
 #[cfg(feature = "redis")]
@@ -66,8 +68,9 @@ impl OnUnavailable {
 /// How long a global limiter waits for Redis by default before its `on_unavailable` policy decides.
 pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(50);
 
-/// Settings of one rate limiter.
-#[derive(Debug, Clone, PartialEq)]
+/// Settings of one rate limiter. Its `Debug` masks the secrets of `redis_url` as
+/// [`redact::urls`](crate::redact::urls) does.
+#[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub struct RateConfig {
     /// Calls admitted per `period`.
@@ -90,6 +93,24 @@ pub struct RateConfig {
     /// How many replicas share a global limiter's quota: each one's share, used while Redis is
     /// unavailable, is `1 / replicas` of the rate and of the burst.
     pub replicas: u32,
+}
+
+impl fmt::Debug for RateConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Taken apart, so that a new field is a compile error here rather than missing from the output.
+        let RateConfig { calls, period, burst, wait, scope, redis_url, on_unavailable, redis_timeout, replicas } = self;
+        f.debug_struct("RateConfig")
+            .field("calls", calls)
+            .field("period", period)
+            .field("burst", burst)
+            .field("wait", wait)
+            .field("scope", scope)
+            .field("redis_url", &redis_url.as_deref().map(redact::urls))
+            .field("on_unavailable", on_unavailable)
+            .field("redis_timeout", redis_timeout)
+            .field("replicas", replicas)
+            .finish()
+    }
 }
 
 impl RateConfig {
@@ -441,8 +462,6 @@ impl RateLimiter {
         Rejected::RateLimited { name: self.name, retry_after: Duration::from_nanos(retry_after) }
     }
 }
-
-use crate::kind::{Family, REJECTIONS, Report};
 
 impl crate::kind::GuardKind for RateLimiter {
     type Config = RateConfig;

@@ -148,3 +148,30 @@ async fn a_secret_in_a_global_limiters_redis_url_reaches_no_log_line() {
     assert_free_of_secrets("the log lines", &channels.lines.text());
     assert_free_of_secrets("the metrics", &hardened::metrics::render());
 }
+
+#[test]
+fn a_secret_in_a_configured_url_reaches_no_debug_output() {
+    use hardened::config::{RateSettings, TelemetrySettings};
+    use hardened::rate_limit::RateConfig;
+    use hardened::telemetry::TelemetryConfig;
+
+    let url = secret_url();
+    let mut rate = RateConfig::default();
+    rate.redis_url = Some(url.clone());
+    let rate_settings = RateSettings { redis_url: Some(url.clone()), ..RateSettings::default() };
+    let telemetry = TelemetryConfig {
+        otlp_endpoint: Some(url.clone()),
+        otlp_traces_endpoint: Some(url.clone()),
+        ..TelemetryConfig::default()
+    };
+    let telemetry_settings = TelemetrySettings { endpoint: Some(url), ..TelemetrySettings::default() };
+    for (what, debug) in [
+        ("RateConfig", format!("{rate:?}")),
+        ("RateSettings", format!("{rate_settings:?}")),
+        ("TelemetryConfig", format!("{telemetry:?}")),
+        ("TelemetrySettings", format!("{telemetry_settings:?}")),
+    ] {
+        assert_free_of_secrets(what, &debug);
+        assert!(debug.contains("127.0.0.1:9"), "{what} still shows where the URL points: {debug}");
+    }
+}

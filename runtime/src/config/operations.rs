@@ -2,6 +2,7 @@
 //! and `[server]`. Like the guards' sections, each key is optional and only the keys written change
 //! anything.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -28,8 +29,9 @@ pub const OTLP_PROTOCOLS: &[&str] = &["grpc", "http/protobuf"];
 /// The formats `[telemetry] log_format` accepts.
 pub const LOG_FORMATS: &[&str] = &["readable", "json"];
 
-/// The settings of the `[telemetry]` section; the standard `OTEL_*` variables override them.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// The settings of the `[telemetry]` section; the standard `OTEL_*` variables override them. Its `Debug`
+/// masks the secrets of `endpoint` as [`redact::urls`](crate::redact::urls) does.
+#[derive(Clone, Default, PartialEq)]
 pub struct TelemetrySettings {
     /// `service_name`: the `service.name` resource attribute.
     pub service_name: Option<String>,
@@ -47,6 +49,32 @@ pub struct TelemetrySettings {
     pub log_format: Option<String>,
     /// `log_filter`: which events and spans are kept, in `RUST_LOG`'s syntax; `RUST_LOG` overrides it.
     pub log_filter: Option<String>,
+}
+
+impl fmt::Debug for TelemetrySettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Taken apart, so that a new field is a compile error here rather than missing from the output.
+        let TelemetrySettings {
+            service_name,
+            service_version,
+            environment,
+            endpoint,
+            protocol,
+            sample_ratio,
+            log_format,
+            log_filter,
+        } = self;
+        f.debug_struct("TelemetrySettings")
+            .field("service_name", service_name)
+            .field("service_version", service_version)
+            .field("environment", environment)
+            .field("endpoint", &endpoint.as_deref().map(crate::redact::urls))
+            .field("protocol", protocol)
+            .field("sample_ratio", sample_ratio)
+            .field("log_format", log_format)
+            .field("log_filter", log_filter)
+            .finish()
+    }
 }
 
 /// The settings of the `[health]` section.

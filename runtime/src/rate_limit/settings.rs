@@ -1,5 +1,6 @@
 //! The settings of a `[rate.<name>]` section: each key optional, only those written change a limiter.
 
+use std::fmt;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -10,8 +11,9 @@ use crate::keys::value::{self, Problem, Raw, text_of};
 use crate::keys::{Keys, config_keys, int, not_a_config_key, push};
 use crate::support::overlay;
 
-/// The settings of a `[rate.<name>]` section.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The settings of a `[rate.<name>]` section. Its `Debug` masks the secrets of `redis_url` as
+/// [`redact::urls`](crate::redact::urls) does.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct RateSettings {
     /// `per_second`: calls admitted per period, and the period.
     pub per_second: Option<(u32, Duration)>,
@@ -29,6 +31,23 @@ pub struct RateSettings {
     pub redis_timeout: Option<Duration>,
     /// `replicas`: how many replicas share a global limiter's quota.
     pub replicas: Option<u32>,
+}
+
+impl fmt::Debug for RateSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Taken apart, so that a new field is a compile error here rather than missing from the output.
+        let RateSettings { per_second, burst, wait, scope, redis_url, on_unavailable, redis_timeout, replicas } = self;
+        f.debug_struct("RateSettings")
+            .field("per_second", per_second)
+            .field("burst", burst)
+            .field("wait", wait)
+            .field("scope", scope)
+            .field("redis_url", &redis_url.as_deref().map(crate::redact::urls))
+            .field("on_unavailable", on_unavailable)
+            .field("redis_timeout", redis_timeout)
+            .field("replicas", replicas)
+            .finish()
+    }
 }
 
 impl RateSettings {

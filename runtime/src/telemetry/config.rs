@@ -27,7 +27,9 @@ use super::TelemetryError;
 /// };
 /// assert_eq!(config.log_filter, "info");
 /// ```
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Its `Debug` masks the secrets of the endpoints as [`redact::urls`](crate::redact::urls) does.
+#[derive(Clone, PartialEq)]
 pub struct TelemetryConfig {
     /// `service.name`. Default: `unknown_service:<executable name>`, as the OpenTelemetry specification
     /// says; `OTEL_SERVICE_NAME` overrides it.
@@ -71,6 +73,48 @@ pub struct TelemetryConfig {
     /// Further resource attributes, such as `k8s.pod.name`. Default: none. Keys set by the fields above
     /// (`service.name`, ...) are taken from the fields.
     pub resource_attributes: BTreeMap<String, String>,
+}
+
+impl fmt::Debug for TelemetryConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Taken apart, so that a new field is a compile error here rather than missing from the output.
+        let TelemetryConfig {
+            service_name,
+            service_version,
+            environment,
+            instance_id,
+            otlp_endpoint,
+            otlp_traces_endpoint,
+            protocol,
+            sampler,
+            sample_ratio,
+            log_format,
+            log_filter,
+            export_timeout,
+            batch_delay,
+            max_queue_size,
+            flush_timeout,
+            resource_attributes,
+        } = self;
+        f.debug_struct("TelemetryConfig")
+            .field("service_name", service_name)
+            .field("service_version", service_version)
+            .field("environment", environment)
+            .field("instance_id", instance_id)
+            .field("otlp_endpoint", &otlp_endpoint.as_deref().map(crate::redact::urls))
+            .field("otlp_traces_endpoint", &otlp_traces_endpoint.as_deref().map(crate::redact::urls))
+            .field("protocol", protocol)
+            .field("sampler", sampler)
+            .field("sample_ratio", sample_ratio)
+            .field("log_format", log_format)
+            .field("log_filter", log_filter)
+            .field("export_timeout", export_timeout)
+            .field("batch_delay", batch_delay)
+            .field("max_queue_size", max_queue_size)
+            .field("flush_timeout", flush_timeout)
+            .field("resource_attributes", resource_attributes)
+            .finish()
+    }
 }
 
 impl Default for TelemetryConfig {
