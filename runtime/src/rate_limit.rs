@@ -69,7 +69,7 @@ impl OnUnavailable {
 pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(50);
 
 /// Settings of one rate limiter. Its `Debug` masks the secrets of `redis_url` as
-/// [`redact::urls`](crate::redact::urls) does.
+/// [`redact::urls`] does.
 #[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub struct RateConfig {
