@@ -251,8 +251,26 @@ fn a_writer_killed_mid_run_leaves_a_log_that_verifies_and_a_torn_line_is_set_asi
     assert!(verification.is_intact(), "{:?}", verification.problem);
     assert!(verification.records > 0);
 
-    // Whatever the kill left, cut the last line in half: a crash in the middle of a write.
+    // A crash may land between a write and the head file that records it: lines past the head are
+    // unflushed, and losing them (even half of one) is a crash, not tampering.
+    let head: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&head).expect("the head is readable")).expect("the head is JSON");
+    let hash = head["hash"].as_str().expect("the head names a hash");
     let mut bytes = fs::read(&path).expect("the file is readable");
+    let flushed_end = line_end_holding(&bytes, hash);
+    if flushed_end < bytes.len() {
+        let unflushed_start = flushed_end;
+        let mut torn_unflushed = bytes.clone();
+        let next_line_end = torn_unflushed[unflushed_start..].iter().position(|byte| *byte == b'\n').unwrap() + 1;
+        torn_unflushed.truncate(unflushed_start + next_line_end / 2);
+        fs::write(&path, &torn_unflushed).expect("the file is writable");
+        let torn = verify_jsonl(&path).expect("the log is readable");
+        assert!(torn.torn_tail.is_some(), "the cut line is reported as torn");
+        assert!(torn.is_intact(), "a torn unflushed line is a crash: {:?}", torn.problem);
+    }
+
+    // Cut the last line the head records in half: a record the writer flushed is gone.
+    bytes.truncate(flushed_end);
     let last_line_start = bytes[..bytes.len() - 1].iter().rposition(|byte| *byte == b'\n').map_or(0, |at| at + 1);
     bytes.truncate(last_line_start + (bytes.len() - last_line_start) / 2);
     fs::write(&path, &bytes).expect("the file is writable");
@@ -266,6 +284,19 @@ fn a_writer_killed_mid_run_leaves_a_log_that_verifies_and_a_torn_line_is_set_asi
     let aside = fs::read_to_string(format!("{}.torn", path.display())).expect("the torn line is set aside");
     assert_eq!(aside.trim_end().len(), bytes.len() - last_line_start);
     assert!(verify_jsonl(&path).expect("the log is readable").torn_tail.is_none());
+}
+
+/// The end (past its newline) of the line of `log` that holds the record whose hash is `hash`.
+fn line_end_holding(log: &[u8], hash: &str) -> usize {
+    let needle = format!("\"hash\":\"{hash}\"");
+    let mut start = 0;
+    for line in log.split_inclusive(|byte| *byte == b'\n') {
+        start += line.len();
+        if line.windows(needle.len()).any(|window| window == needle.as_bytes()) {
+            return start;
+        }
+    }
+    panic!("no line holds the head's record {hash}")
 }
 
 #[tokio::test]
