@@ -7,7 +7,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Duration;
 
 use crate::breaker::{BreakerPermit, CircuitBreaker, Verdict};
 use crate::bulkhead::{Bulkhead, BulkheadPermit};
@@ -141,12 +140,19 @@ pub(crate) fn breaker_permit(guards: Resolved, now: u64) -> Result<Option<Breake
     }
 }
 
-/// A call refused by a guard inside the breaker: the breaker's permit goes back uncounted.
+/// A call refused by a guard inside the breaker: the breaker's permit goes back uncounted, since the
+/// refusal says nothing about the dependency. The one place that rule is written.
 #[cold]
-fn refused_inside(breaker: Option<BreakerPermit<'static>>, refusal: Refusal) -> Refusal {
+pub(crate) fn release(breaker: Option<BreakerPermit<'static>>) {
     if let Some(permit) = breaker {
         permit.release();
     }
+}
+
+/// [`release`], passing the refusal on.
+#[cold]
+fn refused_inside(breaker: Option<BreakerPermit<'static>>, refusal: Refusal) -> Refusal {
+    release(breaker);
     refusal
 }
 
@@ -276,8 +282,13 @@ fn refused<R: GuardedReturn>(call: Call, refusal: Refusal) -> (R, Outcome) {
 }
 
 /// Runs one attempt of an asynchronous call through the breaker, rate limiter, timeout and bulkhead:
-/// the path of a call that retries or has a timeout (the others run as one `GuardedInstrumented`).
-pub async fn attempt<R, Fut>(guards: &'static SiteGuards, body: Fut, is_failure: impl Fn(&R) -> bool) -> Guarded<R>
+/// the path of a call that retries or has a timeout (the others run as one `GuardedInstrumented`), whose
+/// attempts [`Retrying`](super::retrying::Retrying) makes.
+pub(crate) async fn attempt<R, Fut>(
+    guards: &'static SiteGuards,
+    body: Fut,
+    is_failure: impl Fn(&R) -> bool,
+) -> Guarded<R>
 where
     R: GuardedReturn,
     Fut: Future<Output = R>,
@@ -291,9 +302,7 @@ where
     if let Some(limiter) = resolved.rate
         && let Err(rejected) = limiter.acquire_at(now).await
     {
-        if let Some(permit) = breaker {
-            permit.release();
-        }
+        release(breaker);
         return (R::refused(rejected), Some(Outcome::Rejected));
     }
     // The timeout covers the wait for the bulkhead and the body.
@@ -319,7 +328,7 @@ where
         let failed = match imposed {
             Some(Outcome::Timeout) => true,
             Some(_) => {
-                permit.release();
+                release(Some(permit));
                 return (value, imposed);
             }
             None => is_failure(&value),
@@ -330,64 +339,6 @@ where
         }
     }
     (value, imposed)
-}
-
-/// Opens a call's account with its retry policy (each call adds its share to the budget).
-#[inline]
-pub fn retry_start(guards: &'static SiteGuards) {
-    if let Some(policy) = guards.retry() {
-        policy.deposit();
-    }
-}
-
-/// Whether attempt number `retries + 1` should follow, and after how long.
-///
-/// Refusals by the breaker, the rate limiter and the bulkhead are never retried; timeouts are; other
-/// failures are when `retry_when` agrees.
-pub fn retry_delay<R: GuardedReturn>(
-    guards: &'static SiteGuards,
-    value: &R,
-    imposed: Option<Outcome>,
-    retries: u32,
-    is_failure: impl Fn(&R) -> bool,
-    retry_when: impl Fn(&R) -> bool,
-) -> Option<Duration> {
-    let policy = guards.retry()?;
-    let retryable = match imposed {
-        Some(Outcome::Timeout) => true,
-        Some(_) => false,
-        None => value.error().is_some() && is_failure(value) && retry_when(value),
-    };
-    if !retryable {
-        return None;
-    }
-    let delay = policy.next_delay(retries, None)?;
-    shards::record_retry(guards.site());
-    Some(delay)
-}
-
-/// Waits between two attempts.
-pub async fn backoff(delay: Duration) {
-    tokio::time::sleep(delay).await;
-}
-
-/// A function that says whether an error is worth retrying (`retry(when = path)`).
-#[diagnostic::on_unimplemented(
-    message = "`retry(when = ..)` needs a function `fn(&{E}) -> bool`",
-    label = "this is not a `fn(&{E}) -> bool`",
-    note = "the function receives the error of a failed attempt and says whether to try again"
-)]
-pub trait RetryPredicate<E> {
-    /// Whether to retry after `error`.
-    fn holds(&self, error: &E) -> bool;
-}
-
-#[diagnostic::do_not_recommend]
-impl<E, F: Fn(&E) -> bool> RetryPredicate<E> for F {
-    #[inline]
-    fn holds(&self, error: &E) -> bool {
-        self(error)
-    }
 }
 
 /// Replaces a failed call's error by what its `fallback` returns.

@@ -15,7 +15,7 @@ use crate::clock::{self, SystemClock};
 use crate::guards::SiteGuards;
 use crate::guards::call::Call;
 use crate::guards::guarded::{
-    Admission, GuardedReturn, Permits, Waiting, admission_time, admit_rest, breaker_permit, take_free,
+    Admission, GuardedReturn, Permits, Waiting, admission_time, admit_rest, breaker_permit, release, take_free,
 };
 use crate::guards::site::Site;
 use crate::outcome::Outcome;
@@ -179,9 +179,7 @@ fn wait<S>(mut flight: InFlight, mut waiting: Waiting, stage: &mut Stage<S>, cx:
         }
         Poll::Ready(Err(rejected)) => {
             let InFlight { call, permits, .. } = flight;
-            if let Some(permit) = permits.breaker {
-                permit.release();
-            }
+            release(permits.breaker);
             Waited::Refused(call, rejected)
         }
     }

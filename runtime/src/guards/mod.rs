@@ -11,6 +11,7 @@ pub(crate) mod instrument;
 mod kinds;
 mod names;
 mod registry;
+pub(crate) mod retrying;
 mod sections;
 pub(crate) mod shards;
 pub(crate) mod site;

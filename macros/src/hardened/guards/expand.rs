@@ -239,8 +239,11 @@ pub(crate) fn single_pass_call(
     )
 }
 
-/// The future of an asynchronous guarded call: attempts through the guards, retried as the policy allows.
-/// `attempt` is a non-`move` async block re-created for each attempt, borrowing the arguments.
+/// The future of an asynchronous guarded call with a timeout or retries: its attempts, each through the
+/// guards, while [`retrying`] says another follows. `attempt` is a non-`move` async block re-created for
+/// each attempt, borrowing the arguments, which is why the loop itself is generated.
+///
+/// [`retrying`]: ../../../../hardened/__private/fn.retrying.html
 pub(crate) fn async_call(
     plan: &GuardPlan,
     krate: &Path,
@@ -250,17 +253,7 @@ pub(crate) fn async_call(
     let private = quote!(#krate::__private);
     let output = plan.output.as_ref();
     let is_failure = qualified(is_failure, output);
-    let run_attempt = guarded_call(
-        &quote!(#private::attempt),
-        output,
-        &quote!(, _),
-        &quote!(&__HARDENED_GUARDS, #attempt, |__hardened_ret| #is_failure),
-        true,
-    );
-    let Some(retry) = &plan.retry else {
-        return quote!(async move { #run_attempt });
-    };
-    let retry_when = retry.when.as_ref().map_or_else(
+    let retry_when = plan.retry.as_ref().and_then(|retry| retry.when.as_ref()).map_or_else(
         || quote!(true),
         |when| {
             // The whole call points at the path, so that every note of an unmet bound underlines only it.
@@ -278,32 +271,26 @@ pub(crate) fn async_call(
             quote!(#error.is_some_and(|__hardened_error| #predicate #error_type #holds))
         },
     );
-    let retry_delay = guarded_call(
-        &quote!(#private::retry_delay),
+    let start = guarded_call(
+        &quote!(#private::retrying),
         output,
-        &TokenStream::new(),
-        &quote! {
-            &__HARDENED_GUARDS,
-            &__hardened_value,
-            __hardened_imposed,
-            __hardened_retries,
-            |__hardened_ret| #is_failure,
-            |__hardened_ret| #retry_when,
-        },
+        &quote!(, _, _),
+        &quote!(&__HARDENED_GUARDS, |__hardened_ret| #is_failure, |__hardened_ret| #retry_when),
         false,
+    );
+    let next_attempt = guarded_call(
+        &quote!(#private::next_attempt),
+        output,
+        &quote!(, _, _, _),
+        &quote!(&mut __hardened_retrying, #attempt),
+        true,
     );
     quote! {
         async move {
-            #private::retry_start(&__HARDENED_GUARDS);
-            let mut __hardened_retries = 0u32;
+            let mut __hardened_retrying = #start;
             loop {
-                let (__hardened_value, __hardened_imposed) = #run_attempt;
-                match #retry_delay {
-                    ::core::option::Option::Some(__hardened_delay) => {
-                        #private::backoff(__hardened_delay).await;
-                        __hardened_retries += 1;
-                    }
-                    ::core::option::Option::None => break (__hardened_value, __hardened_imposed),
+                if let ::core::option::Option::Some(__hardened_done) = #next_attempt {
+                    break __hardened_done;
                 }
             }
         }
