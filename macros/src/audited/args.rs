@@ -2,16 +2,17 @@
 //! and nothing more.
 //!
 //! Every key is read wherever it is written; whether it belongs there, and how keys combine, is for
-//! `validate`.
+//! `validate`. So one reader serves every place, rather than a darling derive per place (`FromField`,
+//! `FromVariant`), which would refuse `event` on a field as an unknown field where `validate` says
+//! where it belongs; the list itself is read by `common::meta::read_keys`, which says why it is not
+//! a `FromMeta` derive either.
 
-use darling::ast::NestedMeta;
 use proc_macro2::Span;
 use quote::ToTokens;
-use syn::spanned::Spanned as _;
-use syn::{Attribute, Meta, Path};
+use syn::{Attribute, Lit, Meta, Path};
 
 use crate::common::errors::Errors;
-use crate::common::meta::{self, Spanned};
+use crate::common::meta::{self, AttributeKeys, Spanned, read_keys};
 use crate::common::suggest;
 use crate::common::tokens::path_name;
 
@@ -62,77 +63,60 @@ pub(crate) struct Args {
     pub(crate) keys: Vec<(&'static str, Span)>,
 }
 
-impl Args {
-    /// Reads every `#[audited(..)]` among `attrs`, recording each problem in `errors` and keeping what
-    /// was valid. `place` only guides the did-you-mean of an unknown key.
-    pub(crate) fn parse(attrs: &[Attribute], place: Place, errors: &mut Errors) -> Args {
-        let mut args = Args::default();
-        for attr in attrs.iter().filter(|attr| attr.path().is_ident("audited")) {
-            let tokens = match &attr.meta {
-                Meta::List(list) if !list.tokens.is_empty() => list.tokens.clone(),
-                other => {
-                    let example = place.keys().first().map_or("skip", |key| example(key));
-                    errors.over(other, format!("expected keys in parentheses, such as `#[audited({example})]`"));
-                    continue;
-                }
-            };
-            match NestedMeta::parse_meta_list(tokens) {
-                Ok(items) => {
-                    for item in &items {
-                        args.read_item(item, place, errors);
-                    }
-                }
-                Err(error) => errors.push(error),
-            }
+impl AttributeKeys for Place {
+    const KEYS: &'static [&'static str] = KEYS;
+    const VALUE: &'static str = "a string";
+
+    /// Suggests the keys that belong here first, then every key.
+    fn unknown(&self, key: &str) -> String {
+        let here = self.keys();
+        match suggest::closest(key, here).or_else(|| suggest::closest(key, KEYS)) {
+            Some(candidate) => format!("unknown key `{key}`; did you mean `{candidate}`?"),
+            None if here.len() == 1 => format!("unknown key `{key}`; expected `{}`", here[0]),
+            None => format!("unknown key `{key}`; expected {}", suggest::one_of(here)),
         }
-        args
     }
 
-    fn read_item(&mut self, item: &NestedMeta, place: Place, errors: &mut Errors) {
-        let meta = match item {
-            NestedMeta::Meta(meta) => meta,
-            NestedMeta::Lit(lit) => {
-                let example = place.keys().first().map_or("skip", |key| example(key));
-                errors.over(lit, format!("expected a key such as `{example}`, found `{}`", lit.to_token_stream()));
-                return;
-            }
-            NestedMeta::NameValueInvalidExpr(invalid) => {
-                let key = path_name(&invalid.path);
-                if !KEYS.contains(&key.as_str()) {
-                    errors.at(invalid.path.span(), unknown_key(&key, place));
-                } else if invalid.value.is_empty() {
-                    errors.over(invalid.eq_token, format!("`{key}` needs a value after `=`"));
-                } else {
-                    errors.over(&invalid.value, format!("expected a string for `{key}`, found `{}`", invalid.value));
+    fn literal(&self, lit: &Lit) -> String {
+        format!("expected a key such as `{}`, found `{}`", self.example(), lit.to_token_stream())
+    }
+}
+
+impl Place {
+    /// How the first key that belongs here is written.
+    fn example(self) -> &'static str {
+        self.keys().first().map_or("skip", |key| example(key))
+    }
+}
+
+impl Args {
+    /// Reads every `#[audited(..)]` among `attrs`, recording each problem in `errors` and keeping what
+    /// was valid. `place` only guides the messages about a key that is not one.
+    pub(crate) fn parse(attrs: &[Attribute], place: Place, errors: &mut Errors) -> Args {
+        let mut args = Args::default();
+        let mut keys = Vec::new();
+        for attr in attrs.iter().filter(|attr| attr.path().is_ident("audited")) {
+            match &attr.meta {
+                Meta::List(list) if !list.tokens.is_empty() => {
+                    read_keys(&place, list.tokens.clone(), &mut keys, errors, |key, meta| args.read(key, meta));
                 }
-                return;
+                other => errors
+                    .over(other, format!("expected keys in parentheses, such as `#[audited({})]`", place.example())),
             }
-        };
-        let key = path_name(meta.path());
-        let key_span = meta.path().span();
-        let Some(known) = KEYS.iter().find(|known| **known == key) else {
-            errors.at(key_span, unknown_key(&key, place));
-            return;
-        };
-        if self.key_span(known).is_some() {
-            errors.at(key_span, format!("`{key}` is given more than once"));
-            return;
         }
-        self.keys.push((known, key_span));
-        if let Err(error) = self.read(known, meta) {
-            errors.push(error);
-        }
+        args.keys = keys;
+        args
     }
 
     fn read(&mut self, key: &str, meta: &Meta) -> syn::Result<()> {
         match key {
             "event" => self.event = Some(string(meta)?),
-            "crate" => self.krate = Some(crate_path(meta)?),
-            "skip" => self.skip = Some(word(meta)?),
+            "crate" => self.krate = Some(meta::crate_path(meta)?),
+            "skip" => self.skip = Some(meta::word(meta, "audited")?),
             "redact" => self.redact = Some(redaction(meta)?),
-            "user_id" => self.user_id = Some(word(meta)?),
-            "session_id" => self.session_id = Some(word(meta)?),
-            "ip" => self.ip = Some(word(meta)?),
+            "user_id" => self.user_id = Some(meta::word(meta, "audited")?),
+            "session_id" => self.session_id = Some(meta::word(meta, "audited")?),
+            "ip" => self.ip = Some(meta::word(meta, "audited")?),
             _ => unreachable!("`{key}` is listed in KEYS but has no reader"),
         }
         Ok(())
@@ -140,7 +124,7 @@ impl Args {
 
     /// Where the key `key` was written, if it was.
     pub(crate) fn key_span(&self, key: &str) -> Option<Span> {
-        self.keys.iter().find(|(written, _)| *written == key).map(|(_, span)| *span)
+        meta::key_span(&self.keys, key)
     }
 }
 
@@ -157,36 +141,9 @@ fn example(key: &str) -> &'static str {
     }
 }
 
-fn unknown_key(key: &str, place: Place) -> String {
-    let here = place.keys();
-    match suggest::closest(key, here).or_else(|| suggest::closest(key, KEYS)) {
-        Some(candidate) => format!("unknown key `{key}`; did you mean `{candidate}`?"),
-        None if here.len() == 1 => format!("unknown key `{key}`; expected `{}`", here[0]),
-        None => format!("unknown key `{key}`; expected {}", suggest::one_of(here)),
-    }
-}
-
-/// A key that takes no value: its span when written alone, an error when given a value.
-fn word(meta: &Meta) -> syn::Result<Span> {
-    match meta {
-        Meta::Path(path) => Ok(path.span()),
-        other => {
-            let key = path_name(other.path());
-            Err(syn::Error::new_spanned(other, format!("`{key}` takes no value; write `#[audited({key})]`")))
-        }
-    }
-}
-
 /// A string, with the example that shows how its key is written.
 fn string(meta: &Meta) -> syn::Result<Spanned<String>> {
     meta::string(meta, example(&path_name(meta.path())))
-}
-
-fn crate_path(meta: &Meta) -> syn::Result<Path> {
-    let text = string(meta)?;
-    syn::parse_str::<Path>(&text.value).map_err(|_| {
-        syn::Error::new(text.span, format!("`crate` expects a path such as `::hardened`, found `{}`", text.value))
-    })
 }
 
 fn redaction(meta: &Meta) -> syn::Result<Redaction> {

@@ -1,8 +1,10 @@
 //! What the user wrote inside `#[hardened(...)]`, with spans, and nothing more.
 //!
-//! Each argument is read by a small typed reader (`common::meta`, and `guards::args` for the guards) so
-//! that a value of the wrong type gets a message naming the argument and showing what would be right.
-//! Rules that look at more than one argument, or at the function, live in `validate`.
+//! The list is read by `common::meta::read_keys`, and each argument by a small typed reader
+//! (`common::meta`, and `guards::args` for the guards) so that a value of the wrong type gets a message
+//! naming the argument and showing what would be right; `common::meta` says why these are not a
+//! `darling::FromMeta` derive. Rules that look at more than one argument, or at the function, live in
+//! `validate`.
 
 use darling::ast::NestedMeta;
 use proc_macro2::{Span, TokenStream, TokenTree};
@@ -13,9 +15,11 @@ use syn::{Expr, Ident, Lit, Meta, Path};
 use super::audit::AuditArg;
 use super::guards::{BURST, GUARD_ARGUMENTS, GuardArgs};
 use crate::common::errors::Errors;
-use crate::common::meta::{Spanned, boolean, key, path, string, value};
+use crate::common::meta::{
+    AttributeKeys, Spanned, boolean, crate_path, key_span, path, read_keys, string, value, word,
+};
 use crate::common::suggest;
-use crate::common::tokens::{path_name, written};
+use crate::common::tokens::written;
 
 /// Every argument `#[hardened]` accepts, in the order the reference documents them.
 pub(crate) const ARGUMENTS: &[&str] = &[
@@ -53,51 +57,39 @@ pub(crate) struct Args {
     pub(crate) written: String,
 }
 
+/// `#[hardened(..)]`'s keys and the messages that name them.
+struct Hardened;
+
+impl AttributeKeys for Hardened {
+    const KEYS: &'static [&'static str] = ARGUMENTS;
+    const VALUE: &'static str = "a value";
+
+    fn unknown(&self, key: &str) -> String {
+        match suggest::closest(key, ARGUMENTS) {
+            Some(candidate) => format!("unknown argument `{key}`; did you mean `{candidate}`?"),
+            None => format!("unknown argument `{key}`; expected one of {}", suggest::one_of(ARGUMENTS)),
+        }
+    }
+
+    /// `#[hardened("search")]`: a value without its key; a string most likely meant the name.
+    fn literal(&self, lit: &Lit) -> String {
+        let written = lit.to_token_stream();
+        match lit {
+            Lit::Str(_) => {
+                format!("expected an argument, found the string `{written}`; did you mean `name = {written}`?")
+            }
+            _ => format!("expected an argument such as `kind = \"tool\"`, found `{written}`"),
+        }
+    }
+}
+
 impl Args {
     /// Reads the attribute's tokens, recording every problem in `errors` and keeping what was valid.
     pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> Args {
         let mut args = Args { written: tokens.to_string(), ..Args::default() };
-        let items = match NestedMeta::parse_meta_list(tokens) {
-            Ok(items) => items,
-            Err(error) => {
-                errors.push(error);
-                return args;
-            }
-        };
-        for item in &items {
-            let meta = match item {
-                NestedMeta::Meta(meta) => meta,
-                NestedMeta::Lit(lit) => {
-                    errors.over(lit, bare_literal(lit));
-                    continue;
-                }
-                NestedMeta::NameValueInvalidExpr(invalid) => {
-                    let key = path_name(&invalid.path);
-                    if !ARGUMENTS.contains(&key.as_str()) {
-                        errors.at(invalid.path.span(), unknown_argument(&key));
-                    } else if invalid.value.is_empty() {
-                        errors.over(invalid.eq_token, format!("`{key}` needs a value after `=`"));
-                    } else {
-                        errors.over(&invalid.value, format!("expected a value for `{key}`, found `{}`", invalid.value));
-                    }
-                    continue;
-                }
-            };
-            let key = path_name(meta.path());
-            let key_span = meta.path().span();
-            let Some(known) = ARGUMENTS.iter().find(|argument| **argument == key) else {
-                errors.at(key_span, unknown_argument(&key));
-                continue;
-            };
-            if args.key_span(known).is_some() {
-                errors.at(key_span, format!("`{key}` is given more than once"));
-                continue;
-            }
-            args.keys.push((*known, key_span));
-            if let Err(error) = args.read(&key, meta) {
-                errors.push(error);
-            }
-        }
+        let mut keys = Vec::new();
+        read_keys(&Hardened, tokens, &mut keys, errors, |key, meta| args.read(key, meta));
+        args.keys = keys;
         args
     }
 
@@ -113,7 +105,7 @@ impl Args {
             "metrics" => self.metrics = Some(boolean(meta)?),
             "buckets" => self.buckets = Some(buckets(meta)?),
             "crate" => self.krate = Some(crate_path(meta)?),
-            "skip" => self.skip = Some(word(meta)?),
+            "skip" => self.skip = Some(word(meta, "hardened")?),
             "audit" => self.audit = Some(super::audit::read(meta)?),
             guard if GUARD_ARGUMENTS.contains(&guard) => self.guards.read(guard, meta)?,
             _ => unreachable!("`{key}` is listed in ARGUMENTS but has no reader"),
@@ -123,7 +115,7 @@ impl Args {
 
     /// Where the argument `key` was written, if it was.
     pub(crate) fn key_span(&self, key: &str) -> Option<Span> {
-        self.keys.iter().find(|(written, _)| *written == key).map(|(_, span)| *span)
+        key_span(&self.keys, key)
     }
 
     /// Arguments set here take the place of those in `outer` (a method's own attribute inside an
@@ -158,39 +150,6 @@ impl Args {
                 .join(", "),
         }
     }
-}
-
-fn unknown_argument(key: &str) -> String {
-    match suggest::closest(key, ARGUMENTS) {
-        Some(candidate) => format!("unknown argument `{key}`; did you mean `{candidate}`?"),
-        None => format!("unknown argument `{key}`; expected one of {}", suggest::one_of(ARGUMENTS)),
-    }
-}
-
-/// `#[hardened("search")]`: a value without its key; a string most likely meant the name.
-fn bare_literal(lit: &Lit) -> String {
-    let written = lit.to_token_stream();
-    match lit {
-        Lit::Str(_) => format!("expected an argument, found the string `{written}`; did you mean `name = {written}`?"),
-        _ => format!("expected an argument such as `kind = \"tool\"`, found `{written}`"),
-    }
-}
-
-fn word(meta: &Meta) -> syn::Result<Span> {
-    match meta {
-        Meta::Path(path) => Ok(path.span()),
-        other => Err(syn::Error::new_spanned(
-            other,
-            format!("`{}` takes no value; write `#[hardened({})]`", key(other), key(other)),
-        )),
-    }
-}
-
-fn crate_path(meta: &Meta) -> syn::Result<Path> {
-    let text = string(meta, "crate = \"my_framework::hardened\"")?;
-    syn::parse_str::<Path>(&text.value).map_err(|_| {
-        syn::Error::new(text.span, format!("`crate` expects a path such as `::hardened`, found `{}`", text.value))
-    })
 }
 
 fn fields(meta: &Meta) -> syn::Result<Spanned<Vec<Field>>> {

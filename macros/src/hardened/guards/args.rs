@@ -216,6 +216,10 @@ impl GuardArgs {
 
 /// Reads `guard(key = value, ..)`, checking each key against those of `K` the attribute accepts; returns
 /// the keys read, each with its span, in the order written.
+///
+/// Table-driven rather than a `darling::FromMeta` derive: the schema is the one place a guard key's name
+/// is written, and a derive's fields would be a second copy of every key, knowing nothing of the keys
+/// set in the configuration only, with darling's worse messages besides (see `common::meta`).
 fn settings<K: SchemaKey>(
     meta: &Meta,
     guard: &str,
