@@ -39,6 +39,7 @@ impl GlobalScope for ThisBuild {}
 pub const fn global_scope<B: GlobalScope>() {}
 pub use crate::guards::instrument::{Instrumented, instrument};
 pub use crate::guards::site::{SITES, SiteMeta};
+pub use crate::guards::span_site::{FIELDS, SpanSite, TOOL_FIELDS, field_names, span_metadata};
 pub use crate::outcome::{
     AsResultViaResult, AsResultViaValue, ErrorMessage, ErrorViaDebug, ErrorViaDisplay, ErrorViaName, FieldValue,
     FieldViaDebug, FieldViaDisplay, FieldViaValue, OutcomePredicate, Returned, record_failure,

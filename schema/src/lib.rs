@@ -482,6 +482,10 @@ kind! {
     }
 }
 
+/// The most values `fields(..)` adds to a call's span, besides those every span has: the attribute
+/// refuses more, and the runtime keeps room for this many.
+pub const MAX_SPAN_FIELDS: usize = 32;
+
 /// Every kind of guard with keys, in the order they are documented.
 pub const KINDS: &[Kind] = &[breaker::KIND, rate::KIND, bulkhead::KIND, retry::KIND];
 

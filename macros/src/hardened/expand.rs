@@ -21,7 +21,7 @@ pub(crate) fn body(plan: &Plan, sig: &mut Signature, mut block: Block, may_retur
     let guarded = plan.guards.guards_call();
     let site = site_static(plan, sig);
     let guards_static = guarded.then(|| guards::guards_static(&plan.guards, krate));
-    let span = span_expr(plan, sig);
+    let span = span_expr(plan);
     let audit_start = plan.audit.as_ref().map(|audit| audit::start(audit, krate, &plan.name));
     let tokens = match &plan.analysis.execution {
         Execution::Sync => {
@@ -147,11 +147,14 @@ fn seconds_to_nanos(seconds: f64) -> u64 {
     (seconds * 1e9).round() as u64
 }
 
-/// The span for one call, or a disabled span when `span = false`.
-fn span_expr(plan: &Plan, sig: &Signature) -> TokenStream {
+/// The span for one call, or a disabled span when `span = false`: the statics of its callsite, and a call
+/// of the runtime that makes the span (the fields every span has are the runtime's; only those of
+/// `fields(..)` are written here, evaluated only when the span is enabled).
+fn span_expr(plan: &Plan) -> TokenStream {
     let krate = &plan.krate;
+    let private = quote!(#krate::__private);
     if !plan.span {
-        return quote!(#krate::__private::tracing::Span::none());
+        return quote!(#private::tracing::Span::none());
     }
     let level = match plan.level {
         Level::Trace => quote!(TRACE),
@@ -160,35 +163,52 @@ fn span_expr(plan: &Plan, sig: &Signature) -> TokenStream {
         Level::Warn => quote!(WARN),
         Level::Error => quote!(ERROR),
     };
-    let Plan { name, kind, .. } = plan;
-    let function = sig.ident.to_string();
-    let function = function.strip_prefix("r#").unwrap_or(&function);
-    // Field values go straight into the span, which evaluates them only when it is enabled; each is
-    // recorded as a tracing value, else by `Display`, else by `Debug` (the traits imported below).
-    let fields = plan.fields.iter().map(|field| {
-        let key = &field.key;
-        let value = field.value.as_ref().map_or_else(|| key.to_token_stream(), ToTokens::to_token_stream);
-        let at = field.value.as_ref().map_or_else(|| key.span(), Spanned::span);
-        quote_spanned!(at=> #key = (&&&#krate::__private::FieldValue(&(#value))).field_value())
-    });
+    let name = &plan.name;
     // A tool call is an OpenTelemetry GenAI `execute_tool` operation; decided here, once, from the kind.
-    let gen_ai = (kind == "tool").then(|| quote!(gen_ai.operation.name = "execute_tool", gen_ai.tool.name = #name,));
+    let fixed = if plan.kind == "tool" { quote!(#private::TOOL_FIELDS) } else { quote!(#private::FIELDS) };
+    let (names, make) = if plan.fields.is_empty() {
+        (quote!(&#fixed), quote!(__HARDENED_SPAN.span()))
+    } else {
+        let count = plan.fields.len();
+        let extra = plan.fields.iter().map(|field| {
+            let key = field.key.to_string();
+            key.strip_prefix("r#").unwrap_or(&key).to_owned()
+        });
+        // Field values go straight into the span, which evaluates them only when it is enabled; each is
+        // recorded as a tracing value, else by `Display`, else by `Debug` (the traits imported below).
+        let values = plan.fields.iter().map(|field| {
+            let key = &field.key;
+            let value = field.value.as_ref().map_or_else(|| key.to_token_stream(), ToTokens::to_token_stream);
+            let at = field.value.as_ref().map_or_else(|| key.span(), Spanned::span);
+            quote_spanned!(at=> ::core::option::Option::Some(
+                &(&&&#private::FieldValue(&(#value))).field_value() as &dyn #private::tracing::Value
+            ))
+        });
+        let names = quote! {{
+            static __HARDENED_SPAN_FIELDS: [&str; #fixed.len() + #count] = #private::field_names(&#fixed, &[#(#extra),*]);
+            &__HARDENED_SPAN_FIELDS
+        }};
+        let make = quote! {
+            __HARDENED_SPAN.span_with(|__hardened_record| {
+                #[allow(unused_imports)]
+                use #private::{FieldViaDebug as _, FieldViaDisplay as _, FieldViaValue as _};
+                __hardened_record(&[#(#values),*]);
+            })
+        };
+        (names, make)
+    };
     quote! {{
-        #[allow(unused_imports)]
-        use #krate::__private::{FieldViaDebug as _, FieldViaDisplay as _, FieldViaValue as _};
-        #krate::__private::tracing::span!(
-            target: ::core::module_path!(),
-            #krate::__private::tracing::Level::#level,
+        static __HARDENED_SPAN: #private::SpanSite = #private::SpanSite::new(&__HARDENED_SPAN_METADATA, &__HARDENED_SITE);
+        static __HARDENED_SPAN_METADATA: #private::tracing::Metadata<'static> = #private::span_metadata(
             #name,
-            code.function = #function,
-            code.namespace = ::core::module_path!(),
-            hardened.kind = #kind,
-            otel.kind = "internal",
-            otel.status_code = #krate::__private::tracing::field::Empty,
-            error.message = #krate::__private::tracing::field::Empty,
-            #gen_ai
-            #(#fields,)*
-        )
+            ::core::module_path!(),
+            #private::tracing::Level::#level,
+            ::core::file!(),
+            ::core::line!(),
+            #names,
+            &__HARDENED_SPAN,
+        );
+        #make
     }}
 }
 
@@ -392,21 +412,26 @@ fn classify(plan: &Plan, ret: &TokenStream, span: &TokenStream) -> TokenStream {
         use #krate::__private::{AsResultViaResult as _, AsResultViaValue as _};
         (&&#krate::__private::Returned(#ret)).as_result()
     }};
+    let record = quote! {
+        #[allow(unused_imports)]
+        use #krate::__private::{ErrorViaDebug as _, ErrorViaDisplay as _, ErrorViaName as _};
+        (&&&#krate::__private::ErrorMessage(__hardened_error)).record_on(#span);
+    };
     let failed = quote! {{
         match #as_result {
-            ::core::option::Option::Some(::core::result::Result::Err(__hardened_error)) => {
-                #[allow(unused_imports)]
-                use #krate::__private::{ErrorViaDebug as _, ErrorViaDisplay as _, ErrorViaName as _};
-                (&&&#krate::__private::ErrorMessage(__hardened_error)).record_on(#span);
-            }
+            ::core::option::Option::Some(::core::result::Result::Err(__hardened_error)) => { #record }
             _ => #krate::__private::record_failure(#span),
         }
         #krate::Outcome::Error
     }};
     match &plan.predicate {
+        // The usual rule: one test of the value, which records the error it finds.
         None => quote! {
             match #as_result {
-                ::core::option::Option::Some(::core::result::Result::Err(_)) => #failed,
+                ::core::option::Option::Some(::core::result::Result::Err(__hardened_error)) => {
+                    #record
+                    #krate::Outcome::Error
+                }
                 _ => #krate::Outcome::Ok,
             }
         },

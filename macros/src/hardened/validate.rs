@@ -171,6 +171,10 @@ fn check_fields(fields: Vec<Field>, sig: &Signature, errors: &mut Errors) -> Vec
     let argument_list: Vec<String> = arguments.iter().map(ToString::to_string).collect();
     let argument_refs: Vec<&str> = argument_list.iter().map(String::as_str).collect();
     let mut seen: Vec<String> = Vec::new();
+    if let Some(extra) = fields.get(hardened_schema::MAX_SPAN_FIELDS) {
+        let most = hardened_schema::MAX_SPAN_FIELDS;
+        errors.over(&extra.key, format!("`fields` records at most {most} values; this is one more"));
+    }
     for field in &fields {
         let key = field.key.to_string();
         if seen.contains(&key) {

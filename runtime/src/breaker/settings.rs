@@ -36,6 +36,20 @@ pub struct BreakerSettings {
 }
 
 impl BreakerSettings {
+    /// A section that sets nothing: what the attribute's settings start from (`..BreakerSettings::UNSET`).
+    pub const UNSET: BreakerSettings = BreakerSettings {
+        failure_rate: None,
+        slow_rate: None,
+        slow_call: None,
+        window: None,
+        window_kind: None,
+        min_calls: None,
+        open_for: None,
+        half_open_calls: None,
+        consecutive_failures: None,
+        extend_open_on_failure: None,
+    };
+
     /// Every setting of `config`, as a section that sets them all.
     #[must_use]
     pub fn of(config: &BreakerConfig) -> BreakerSettings {

@@ -20,6 +20,9 @@ pub struct BulkheadSettings {
 }
 
 impl BulkheadSettings {
+    /// A section that sets nothing: what the attribute's settings start from (`..BulkheadSettings::UNSET`).
+    pub const UNSET: BulkheadSettings = BulkheadSettings { max: None, wait: None };
+
     /// Every setting of `config`, as a section that sets them all.
     #[must_use]
     pub fn of(config: &BulkheadConfig) -> BulkheadSettings {

@@ -15,6 +15,7 @@ pub(crate) mod retrying;
 mod sections;
 pub(crate) mod shards;
 pub(crate) mod site;
+pub(crate) mod span_site;
 
 pub(crate) use self::kinds::guard_kinds;
 pub use self::names::DeclaredNames;

@@ -51,6 +51,18 @@ impl fmt::Debug for RateSettings {
 }
 
 impl RateSettings {
+    /// A section that sets nothing: what the attribute's settings start from (`..RateSettings::UNSET`).
+    pub const UNSET: RateSettings = RateSettings {
+        per_second: None,
+        burst: None,
+        wait: None,
+        scope: None,
+        redis_url: None,
+        on_unavailable: None,
+        redis_timeout: None,
+        replicas: None,
+    };
+
     /// Every setting of `config`, as a section that sets them all; the settings of a global limiter's
     /// Redis only for a global one, with the secrets of its URL [masked](crate::redact::urls).
     #[must_use]

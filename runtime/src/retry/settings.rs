@@ -28,6 +28,16 @@ pub struct RetrySettings {
 }
 
 impl RetrySettings {
+    /// A section that sets nothing: what the attribute's settings start from (`..RetrySettings::UNSET`).
+    pub const UNSET: RetrySettings = RetrySettings {
+        attempts: None,
+        backoff: None,
+        max_backoff: None,
+        jitter: None,
+        budget_ratio: None,
+        budget_reserve: None,
+    };
+
     /// Every setting of `config`, as a section that sets them all.
     #[must_use]
     pub fn of(config: &RetryConfig) -> RetrySettings {

@@ -8,7 +8,9 @@ use syn::spanned::Spanned as _;
 use syn::visit_mut::{self, VisitMut};
 use syn::{Expr, GenericArgument, Path, PathArguments, ReturnType, Type, parse_quote};
 
-use super::args::TIME;
+use hardened_schema::{breaker, bulkhead, rate, retry};
+
+use super::args::{SchemaKey, TIME};
 use super::validate::{GuardPlan, peel};
 use crate::common::meta::Spanned;
 use crate::common::tokens::respanned;
@@ -21,70 +23,74 @@ fn some_u64<T: ToTokens>(value: Option<T>) -> TokenStream {
     value.map_or_else(|| quote!(::core::option::Option::None), |value| quote!(::core::option::Option::Some(#value)))
 }
 
-fn some_count<T: TryFrom<u64> + ToTokens>(value: Option<&Spanned<u64>>) -> TokenStream {
-    some_u64(value.and_then(|value| T::try_from(value.value).ok()))
-}
-
 fn some_str(value: Option<&Spanned<String>>) -> TokenStream {
     some_u64(value.map(|value| value.value.clone()))
+}
+
+/// `field: Some(value)` for each setting written, so that the settings name only those and take the
+/// rest from `UNSET`; a setting's field is named as its key.
+fn set_fields<K: SchemaKey>(fields: impl IntoIterator<Item = (K, Option<TokenStream>)>) -> TokenStream {
+    let written = fields.into_iter().filter_map(|(key, value)| {
+        let field = proc_macro2::Ident::new(key.spec().name, Span::call_site());
+        value.map(|value| quote!(#field: ::core::option::Option::Some(#value),))
+    });
+    quote!(#(#written)*)
+}
+
+fn count<T: TryFrom<u64> + ToTokens>(value: Option<&Spanned<u64>>) -> Option<TokenStream> {
+    value.and_then(|value| T::try_from(value.value).ok()).map(|value| value.to_token_stream())
 }
 
 /// `static __HARDENED_GUARDS`, the site's guards resolved on first use, with the settings written here.
 pub(crate) fn guards_static(plan: &GuardPlan, krate: &Path) -> TokenStream {
     let private = quote!(#krate::__private);
     let duration = |value: Option<&Spanned<Duration>>| {
-        some_u64(value.map(|duration| {
+        value.map(|duration| {
             let nanos = nanos(duration.value);
             quote!(#private::Duration::from_nanos(#nanos))
-        }))
+        })
     };
     let declared = |name: Option<&Spanned<String>>, settings: TokenStream| {
         let name = some_str(name);
         quote!(#private::Declared { name: #name, settings: #settings })
     };
     let breaker = some_u64(plan.breaker.as_ref().map(|breaker| {
-        let failure_rate = some_count::<u8>(breaker.failure_rate.as_ref());
-        let slow_rate = some_count::<u8>(breaker.slow_rate.as_ref());
-        let slow_call = duration(breaker.slow_call.as_ref());
-        let window = some_count::<u32>(breaker.window.as_ref());
-        let window_kind = some_u64(breaker.window_kind.as_ref().map(|kind| {
+        let window_kind = breaker.window_kind.as_ref().map(|kind| {
             if kind.value == TIME { quote!(#private::WindowKind::Time) } else { quote!(#private::WindowKind::Count) }
-        }));
-        let min_calls = some_count::<u32>(breaker.min_calls.as_ref());
-        let open_for = duration(breaker.open_for.as_ref());
-        let half_open_calls = some_count::<u32>(breaker.half_open_calls.as_ref());
-        let consecutive_failures = some_count::<u32>(breaker.consecutive_failures.as_ref());
+        });
+        let set = set_fields([
+            (breaker::Key::FailureRate, count::<u8>(breaker.failure_rate.as_ref())),
+            (breaker::Key::SlowRate, count::<u8>(breaker.slow_rate.as_ref())),
+            (breaker::Key::SlowCall, duration(breaker.slow_call.as_ref())),
+            (breaker::Key::Window, count::<u32>(breaker.window.as_ref())),
+            (breaker::Key::WindowKind, window_kind),
+            (breaker::Key::MinCalls, count::<u32>(breaker.min_calls.as_ref())),
+            (breaker::Key::OpenFor, duration(breaker.open_for.as_ref())),
+            (breaker::Key::HalfOpenCalls, count::<u32>(breaker.half_open_calls.as_ref())),
+            (breaker::Key::ConsecutiveFailures, count::<u32>(breaker.consecutive_failures.as_ref())),
+        ]);
         declared(
             breaker.name.as_ref().map(|(_, name)| name),
-            quote!(#private::BreakerSettings {
-                failure_rate: #failure_rate, slow_rate: #slow_rate, slow_call: #slow_call, window: #window,
-                window_kind: #window_kind, min_calls: #min_calls, open_for: #open_for,
-                half_open_calls: #half_open_calls, consecutive_failures: #consecutive_failures,
-                extend_open_on_failure: ::core::option::Option::None,
-            }),
+            quote!(#private::BreakerSettings { #set ..#private::BreakerSettings::UNSET }),
         )
     }));
     let rate = some_u64(plan.rate.as_ref().map(|rate| {
-        let per_second = some_u64(rate.per.as_ref().and_then(|per| {
+        let per_second = rate.per.as_ref().and_then(|per| {
             let calls = u32::try_from(per.value.0).ok()?;
             let period = nanos(per.value.1);
             Some(quote!((#calls, #private::Duration::from_nanos(#period))))
-        }));
-        let burst = some_count::<u32>(rate.burst.as_ref());
-        let wait = duration(rate.wait.as_ref());
-        let scope = some_u64(
-            rate.scope
-                .as_ref()
-                .map(|_| if rate.global() { quote!(#private::Scope::Global) } else { quote!(#private::Scope::Local) }),
-        );
-        let none = quote!(::core::option::Option::None);
-        declared(
-            rate.name.as_ref(),
-            quote!(#private::RateSettings {
-                per_second: #per_second, burst: #burst, wait: #wait, scope: #scope, redis_url: #none,
-                on_unavailable: #none, redis_timeout: #none, replicas: #none,
-            }),
-        )
+        });
+        let scope = rate
+            .scope
+            .as_ref()
+            .map(|_| if rate.global() { quote!(#private::Scope::Global) } else { quote!(#private::Scope::Local) });
+        let set = set_fields([
+            (rate::Key::PerSecond, per_second),
+            (rate::Key::Burst, count::<u32>(rate.burst.as_ref())),
+            (rate::Key::Wait, duration(rate.wait.as_ref())),
+            (rate::Key::Scope, scope),
+        ]);
+        declared(rate.name.as_ref(), quote!(#private::RateSettings { #set ..#private::RateSettings::UNSET }))
     }));
     // A global bucket lives in Redis: without the `redis` feature, the type checker says so at `"global"`.
     let needs_redis =
@@ -93,22 +99,23 @@ pub(crate) fn guards_static(plan: &GuardPlan, krate: &Path) -> TokenStream {
             quote!(const _: () = #check;)
         });
     let bulkhead = some_u64(plan.bulkhead.as_ref().map(|bulkhead| {
-        let max = some_count::<u32>(bulkhead.max.as_ref().map(|(_, max)| max));
-        let wait = duration(bulkhead.wait.as_ref());
-        declared(bulkhead.name.as_ref(), quote!(#private::BulkheadSettings { max: #max, wait: #wait }))
+        let set = set_fields([
+            (bulkhead::Key::Max, count::<u32>(bulkhead.max.as_ref().map(|(_, max)| max))),
+            (bulkhead::Key::Wait, duration(bulkhead.wait.as_ref())),
+        ]);
+        declared(
+            bulkhead.name.as_ref(),
+            quote!(#private::BulkheadSettings { #set ..#private::BulkheadSettings::UNSET }),
+        )
     }));
     let retry = some_u64(plan.retry.as_ref().map(|retry| {
-        let attempts = some_count::<u32>(retry.attempts.as_ref().map(|(_, attempts)| attempts));
-        let backoff = duration(retry.backoff.as_ref());
-        let max_backoff = duration(retry.max_backoff.as_ref());
-        let jitter = some_u64(retry.jitter.as_ref().map(|jitter| jitter.value));
-        declared(
-            retry.name.as_ref(),
-            quote!(#private::RetrySettings {
-                attempts: #attempts, backoff: #backoff, max_backoff: #max_backoff, jitter: #jitter,
-                budget_ratio: ::core::option::Option::None, budget_reserve: ::core::option::Option::None,
-            }),
-        )
+        let set = set_fields([
+            (retry::Key::Attempts, count::<u32>(retry.attempts.as_ref().map(|(_, attempts)| attempts))),
+            (retry::Key::Backoff, duration(retry.backoff.as_ref())),
+            (retry::Key::MaxBackoff, duration(retry.max_backoff.as_ref())),
+            (retry::Key::Jitter, retry.jitter.as_ref().map(|jitter| jitter.value.to_token_stream())),
+        ]);
+        declared(retry.name.as_ref(), quote!(#private::RetrySettings { #set ..#private::RetrySettings::UNSET }))
     }));
     let timeout = some_u64(plan.timeout.map(|timeout| {
         let nanos = nanos(timeout);
