@@ -14,9 +14,9 @@ use super::{audit, guards};
 use crate::common::signature::{self, Execution};
 use crate::common::tokens::respanned;
 
-/// The function's new body. An `async fn` whose guards run once, and which [`returns_future`] allows,
+/// The function's new body, inside its braces. An `async fn` whose guards run once, and which [`returns_future`] allows,
 /// becomes a plain `fn` returning the guarded call's future: `sig` is rewritten to say so.
-pub(crate) fn body(plan: &Plan, sig: &mut Signature, mut block: Block, may_return_future: bool) -> Block {
+pub(crate) fn body(plan: &Plan, sig: &mut Signature, mut block: Block, may_return_future: bool) -> TokenStream {
     let krate = &plan.krate;
     let guarded = plan.guards.guards_call();
     let site = site_static(plan, sig);
@@ -81,12 +81,12 @@ pub(crate) fn body(plan: &Plan, sig: &mut Signature, mut block: Block, may_retur
             quote!(let __hardened_span = #span; #(#statements)*)
         }
     };
-    let tokens = quote! {{
+    // Handed to rustc as tokens: parsing the body again would cost as much as the rest of the expansion.
+    quote! {
         #site
         #guards_static
         #tokens
-    }};
-    syn::parse2(tokens).unwrap_or_else(|error| panic!("generated body does not parse: {error}"))
+    }
 }
 
 /// Splits an `#[async_trait]` body into the leading `let x = x;` rebindings of its arguments, which run
@@ -225,7 +225,8 @@ fn sync_body(plan: &Plan, span: &TokenStream, block: &Block) -> TokenStream {
     // With guards, the chain starts and finishes the call itself, sharing its clock readings.
     let run = if plan.guards.guards_call() {
         let classify = classify(plan, &quote!(__hardened_ret), &quote!(&__hardened_span));
-        let run = guards::sync_call(krate, &body, &is_failure(plan), &quote!(|__hardened_ret| #classify));
+        let output = plan.analysis.annotation.as_ref();
+        let run = guards::sync_call(krate, output, &body, &is_failure(plan), &quote!(|__hardened_ret| #classify));
         quote!(let (__hardened_ret, __hardened_outcome) = #run;)
     } else {
         let classify = classify(plan, &quote!(&__hardened_ret), &quote!(&__hardened_span));

@@ -9,7 +9,7 @@ mod validate;
 
 use proc_macro2::TokenStream;
 use quote::{ToTokens, quote};
-use syn::{Attribute, ImplItem, Item, ItemFn, ItemImpl, Meta};
+use syn::{AttrStyle, Attribute, ImplItem, Item, ItemFn, ItemImpl, Meta, Signature, Token, Visibility};
 
 use self::args::Args;
 use self::validate::Placement;
@@ -41,12 +41,25 @@ pub(crate) fn attribute(args: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
-fn expand_function(args: Args, mut function: ItemFn, errors: &mut Errors) -> Option<TokenStream> {
+fn expand_function(args: Args, function: ItemFn, errors: &mut Errors) -> Option<TokenStream> {
     let plan = validate::plan(args, &function.sig, &function.block, Placement::Function, errors)?;
-    let block = std::mem::replace(&mut *function.block, syn::parse_quote!({}));
-    let may_return_future = expand::may_return_future(&function.attrs);
-    *function.block = expand::body(&plan, &mut function.sig, block, may_return_future);
-    Some(function.into_token_stream())
+    let ItemFn { attrs, vis, mut sig, block, .. } = function;
+    let may_return_future = expand::may_return_future(&attrs);
+    let body = expand::body(&plan, &mut sig, *block, may_return_future);
+    Some(function_tokens(&attrs, &vis, None, &sig, &body))
+}
+
+/// A function or method written out with its new body: the item's tokens without parsing the body again.
+fn function_tokens(
+    attrs: &[Attribute],
+    vis: &Visibility,
+    defaultness: Option<&Token![default]>,
+    sig: &Signature,
+    body: &TokenStream,
+) -> TokenStream {
+    let (outer, inner): (Vec<&Attribute>, Vec<&Attribute>) =
+        attrs.iter().partition(|attr| matches!(attr.style, AttrStyle::Outer));
+    quote!(#(#outer)* #vis #defaultness #sig { #(#inner)* #body })
 }
 
 /// Applies the attribute to every method; a method's own `#[hardened(..)]` refines the block's
@@ -76,9 +89,11 @@ fn expand_impl(args: &Args, mut block: ItemImpl, errors: &mut Errors) -> Option<
         let Some(plan) = validate::plan(merged, &method.sig, &method.block, Placement::ImplMethod, errors) else {
             continue;
         };
-        let body = std::mem::replace(&mut method.block, syn::parse_quote!({}));
         let may_return_future = !async_trait_follows && expand::may_return_future(&method.attrs);
-        method.block = expand::body(&plan, &mut method.sig, body, may_return_future);
+        let body = std::mem::replace(&mut method.block, syn::parse_quote!({}));
+        let body = expand::body(&plan, &mut method.sig, body, may_return_future);
+        let defaultness = method.modifiers.defaultness.as_ref();
+        *item = ImplItem::Verbatim(function_tokens(&method.attrs, &method.vis, defaultness, &method.sig, &body));
     }
     errors.is_empty().then(|| block.into_token_stream())
 }

@@ -6,7 +6,7 @@ use proc_macro2::{Delimiter, Group, Span, TokenStream};
 use quote::{ToTokens, quote};
 use syn::spanned::Spanned as _;
 use syn::visit_mut::{self, VisitMut};
-use syn::{Expr, GenericArgument, Path, PathArguments, ReturnType, Type, parse_quote};
+use syn::{Expr, GenericArgument, Path, PathArguments, Type, parse_quote};
 
 use hardened_schema::{breaker, bulkhead, rate, retry};
 
@@ -194,14 +194,6 @@ fn qualified(expr: &TokenStream, ty: Option<&Type>) -> TokenStream {
     parsed.into_token_stream()
 }
 
-/// The type written in a closure `move || -> T { .. }`, if it is written.
-fn closure_output(body: &TokenStream) -> Option<Type> {
-    match syn::parse2::<syn::ExprClosure>(body.clone()).ok()?.output {
-        ReturnType::Type(_, ty) => Some(*ty),
-        ReturnType::Default => None,
-    }
-}
-
 /// A synchronous guarded call: the guard chain around the user's closure, which starts and records the
 /// call and yields its value and outcome; `classify` is the outcome rule, a closure over the value.
 ///
@@ -209,15 +201,15 @@ fn closure_output(body: &TokenStream) -> Option<Type> {
 /// cannot carry a refusal is reported at the attribute.
 pub(crate) fn sync_call(
     krate: &Path,
+    output: Option<&Type>,
     body: &TokenStream,
     is_failure: &TokenStream,
     classify: &TokenStream,
 ) -> TokenStream {
-    let output = closure_output(body);
-    let is_failure = qualified(is_failure, output.as_ref());
+    let is_failure = qualified(is_failure, output);
     guarded_call(
         &quote!(#krate::__private::run_sync),
-        output.as_ref(),
+        output,
         &TokenStream::new(),
         &quote!(&__HARDENED_GUARDS, #body, |__hardened_ret| #is_failure, #classify),
         false,
