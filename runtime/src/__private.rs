@@ -15,7 +15,7 @@ pub fn call_once<R>(body: impl FnOnce() -> R) -> R {
 pub use crate::audit::call::{AuditCall, AuditSite, audit_record};
 pub use crate::breaker::WindowKind;
 pub use crate::config::{BreakerSettings, BulkheadSettings, RateSettings, RetrySettings};
-pub use crate::guards::guarded::{Fallback, FromRejection, Guarded, GuardedReturn, apply_fallback, run_sync};
+pub use crate::guards::guarded::{Fallback, FromRejection, Guarded, GuardedReturn, apply_fallback, attempt, run_sync};
 pub use crate::guards::retrying::{RetryPredicate, Retrying, next_attempt, retrying};
 pub use crate::guards::{Declared, SiteGuards};
 pub use crate::rate_limit::Scope;

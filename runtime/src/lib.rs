@@ -60,30 +60,53 @@
 //! Everything else (the macro, metrics, guards, configuration, audit to JSONL, health checks, the
 //! shutdown sequence) is always on. Building with `--cfg hardened_disabled` (in `RUSTFLAGS`) compiles
 //! every `#[hardened]` out, to measure what the instrumentation costs; never in production.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub mod audit;
-pub mod breaker;
-pub mod bulkhead;
-pub mod clock;
 pub mod config;
-mod guards;
 pub mod health;
 #[cfg(feature = "http")]
 pub mod http;
-mod keys;
-mod kind;
-pub mod metrics;
-mod outcome;
 #[cfg(feature = "telemetry")]
 pub mod propagation;
-pub mod rate_limit;
-pub mod redact;
-mod rejected;
-pub mod retry;
-pub mod shutdown;
-mod support;
 #[cfg(feature = "telemetry")]
 pub mod telemetry;
+
+// The layers below, re-exported at the paths they have always had. The crates are split so that Cargo
+// keeps the graph one-way: `hardened-schema`, then `hardened-core`, then `hardened-audit`, then this one.
+// `audit` is a module with a glob rather than `pub use hardened_audit as audit`, so that compile errors
+// name its items `hardened::audit::..`, not by the crate's own name.
+pub mod audit {
+    //! The audit trail: typed events of who did what, when and with what outcome, written by a background
+    //! pipeline that never loses one, into hash chains that prove the log complete and untouched, sealed by
+    //! signed checkpoints (with [`AuditorBuilder::signing_key`]) that prove it authentic.
+    //!
+    //! ```
+    //! use hardened::audit::{AuditEvent, AuditOutcome, Auditor, EventType, JsonlSink};
+    //!
+    //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    //! # let directory = tempfile::tempdir().unwrap();
+    //! let path = directory.path().join("audit.jsonl");
+    //! let auditor = Auditor::builder()
+    //!     .sink(JsonlSink::open(&path)?)
+    //!     .spill_dir(directory.path().join("spill"))
+    //!     .start()?;
+    //!
+    //! auditor.emit(AuditEvent::new(EventType::AuthorizationCheck).user_id("ada").outcome(AuditOutcome::Denied));
+    //! auditor.flush().await?;
+    //!
+    //! assert!(hardened::audit::verify_jsonl(&path)?.is_intact());
+    //! # Ok::<(), Box<dyn std::error::Error>>(())
+    //! # }).unwrap();
+    //! ```
+    //!
+    //! The items are those of the crate `hardened-audit`, the audit layer.
+
+    #[doc(inline)]
+    pub use hardened_audit::*;
+}
+pub use hardened_core::{breaker, bulkhead, clock, metrics, rate_limit, redact, retry, shutdown};
+// The core's internal layers, for the operations here (not re-exported).
+use hardened_core::{guards, keys, kind, outcome, support};
 
 #[doc(hidden)]
 pub mod __private;
@@ -111,16 +134,13 @@ mod guide_examples {
     struct HealthAndShutdown;
 }
 
-pub use crate::breaker::{BreakerState, CircuitBreaker};
-pub use crate::bulkhead::Bulkhead;
-pub use crate::guards::site::{Site, sites};
-pub use crate::guards::{
-    breaker, breakers, bulkhead, bulkheads, rate_limiter, rate_limiters, retry_policies, retry_policy,
+// `breaker` and `bulkhead` are the modules above and, in the value namespace, the functions.
+pub use hardened_core::rate_limit::RateLimiter;
+pub use hardened_core::retry::RetryPolicy;
+pub use hardened_core::{
+    BreakerState, Bulkhead, CircuitBreaker, Outcome, Rejected, Site, breakers, bulkheads, rate_limiter, rate_limiters,
+    retry_policies, retry_policy, sites,
 };
-pub use crate::outcome::Outcome;
-pub use crate::rate_limit::RateLimiter;
-pub use crate::rejected::Rejected;
-pub use crate::retry::RetryPolicy;
 
 /// Wraps a function, method or `impl` block with a span, metrics and a place in the call-site registry.
 ///

@@ -261,7 +261,9 @@ fn a_writer_killed_mid_run_leaves_a_log_that_verifies_and_a_torn_line_is_set_asi
     if flushed_end < bytes.len() {
         let unflushed_start = flushed_end;
         let mut torn_unflushed = bytes.clone();
-        let next_line_end = torn_unflushed[unflushed_start..].iter().position(|byte| *byte == b'\n').unwrap() + 1;
+        let next_line_end =
+            torn_unflushed[unflushed_start..].iter().position(|byte| *byte == b'\n').expect("an unflushed line ends")
+                + 1;
         torn_unflushed.truncate(unflushed_start + next_line_end / 2);
         fs::write(&path, &torn_unflushed).expect("the file is writable");
         let torn = verify_jsonl(&path).expect("the log is readable");

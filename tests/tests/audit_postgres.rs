@@ -969,7 +969,7 @@ async fn a_table_of_the_first_migration_is_partitioned_with_its_rows_intact() {
     // Only the first migration, as a database of an earlier version has it.
     let first = tempfile::tempdir().expect("a temporary directory");
     let name = "20261101000000_audit_log.sql";
-    std::fs::copy(format!("{}/../runtime/migrations/{name}", env!("CARGO_MANIFEST_DIR")), first.path().join(name))
+    std::fs::copy(format!("{}/../audit/migrations/{name}", env!("CARGO_MANIFEST_DIR")), first.path().join(name))
         .expect("the first migration is copied");
     sqlx::migrate::Migrator::new(first.path())
         .await

@@ -238,9 +238,10 @@ pub(crate) fn single_pass_call(
     )
 }
 
-/// The future of an asynchronous guarded call with a timeout or retries: its attempts, each through the
-/// guards, while [`retrying`] says another follows. `attempt` is a non-`move` async block re-created for
-/// each attempt, borrowing the arguments, which is why the loop itself is generated.
+/// The future of an asynchronous guarded call with a timeout or retries: one attempt through the guards
+/// without retries, else its attempts while [`retrying`] says another follows. `attempt` is a non-`move`
+/// async block, re-created for each attempt and borrowing the arguments, which is why the loop itself is
+/// generated; a single attempt may move them.
 ///
 /// [`retrying`]: ../../../../hardened/__private/fn.retrying.html
 pub(crate) fn async_call(
@@ -252,7 +253,18 @@ pub(crate) fn async_call(
     let private = quote!(#krate::__private);
     let output = plan.output.as_ref();
     let is_failure = qualified(is_failure, output);
-    let retry_when = plan.retry.as_ref().and_then(|retry| retry.when.as_ref()).map_or_else(
+    let Some(retry) = &plan.retry else {
+        // One attempt, which may move the arguments (no loop around it).
+        let attempt = guarded_call(
+            &quote!(#private::attempt),
+            output,
+            &quote!(, _),
+            &quote!(&__HARDENED_GUARDS, #attempt, |__hardened_ret| #is_failure),
+            true,
+        );
+        return quote!(async move { #attempt });
+    };
+    let retry_when = retry.when.as_ref().map_or_else(
         || quote!(true),
         |when| {
             // The whole call points at the path, so that every note of an unmet bound underlines only it.

@@ -1,0 +1,498 @@
+//! Hash chains: each record carries the SHA-256 of its canonical JSON, which covers the previous
+//! record's hash, so an edit, a deletion or a reordering breaks the chain where it happened.
+//!
+//! The canonical JSON of a record is its JSON object without `hash`: the fields in declaration order,
+//! compact, with the keys of every object inside `details` sorted, and the timestamp with six fractional
+//! digits. It is what the JSONL sink writes (then `hash` appended as the last key), and what a verifier
+//! rebuilds from a record read back from a file or from `PostgreSQL`.
+
+use std::fmt::Write as _;
+
+use serde::ser::{SerializeMap, SerializeStruct};
+use serde::{Serialize, Serializer};
+use sha2::{Digest, Sha256};
+
+use super::event::{AuditEvent, timestamp};
+use hardened_core::support::hex;
+
+/// The `prev_hash` of a stream's first record.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// An event placed in its stream: sequence, previous hash and hash filled in, with its JSON line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SealedEvent {
+    event: AuditEvent,
+    json: String,
+}
+
+impl SealedEvent {
+    /// The event, with `stream`, `sequence`, `prev_hash` and `hash` set.
+    #[must_use]
+    pub fn event(&self) -> &AuditEvent {
+        &self.event
+    }
+
+    /// The event as one line of JSON (no newline): its canonical JSON with `hash` as the last key.
+    #[must_use]
+    pub fn json(&self) -> &str {
+        &self.json
+    }
+
+    /// A record and its JSON line as written, trusted as they are (read back from a spill file).
+    pub(crate) fn from_parts(event: AuditEvent, json: String) -> SealedEvent {
+        SealedEvent { event, json }
+    }
+
+    /// Takes a record read back whole: checks that its hash is the hash of its canonical JSON, or says it
+    /// was altered, at `location`.
+    pub(crate) fn verified(
+        event: AuditEvent,
+        location: impl FnOnce() -> Location,
+    ) -> Result<SealedEvent, ChainProblem> {
+        let (hash, json) = seal_json(&event);
+        if hash == event.hash {
+            Ok(SealedEvent { event, json })
+        } else {
+            Err(ChainProblem::Altered { location: location(), stream: event.stream, sequence: event.sequence })
+        }
+    }
+}
+
+/// The position of a writer in its stream.
+#[derive(Debug, Clone)]
+pub(crate) struct Chain {
+    stream: String,
+    next_sequence: u64,
+    prev_hash: String,
+}
+
+impl Chain {
+    /// A new stream.
+    pub(crate) fn new(stream: String) -> Chain {
+        Chain { stream, next_sequence: 0, prev_hash: GENESIS_HASH.to_owned() }
+    }
+
+    /// A stream that goes on after record `last_sequence`, whose hash is `last_hash`.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code, reason = "transactional writes resume a stream"))]
+    pub(crate) fn resume(stream: String, last_sequence: u64, last_hash: String) -> Chain {
+        Chain { stream, next_sequence: last_sequence + 1, prev_hash: last_hash }
+    }
+
+    /// The stream's name.
+    pub(crate) fn stream(&self) -> &str {
+        &self.stream
+    }
+
+    /// The last record placed: its sequence number and hash.
+    pub(crate) fn head(&self) -> Option<(u64, &str)> {
+        self.next_sequence.checked_sub(1).map(|sequence| (sequence, self.prev_hash.as_str()))
+    }
+
+    /// Places `event` next in the stream.
+    pub(crate) fn seal(&mut self, mut event: AuditEvent) -> SealedEvent {
+        // Here every path into the trail meets: fields set directly are bounded too.
+        event.bound();
+        event.stream.clone_from(&self.stream);
+        event.sequence = self.next_sequence;
+        event.prev_hash = std::mem::take(&mut self.prev_hash);
+        let (hash, json) = seal_json(&event);
+        self.prev_hash.clone_from(&hash);
+        self.next_sequence += 1;
+        event.hash = hash;
+        SealedEvent { event, json }
+    }
+}
+
+/// Seals `events` as records 0, 1, ... of a new stream, as the pipeline's writer would: for tests and
+/// benchmarks of sinks, which take sealed events.
+#[cfg(feature = "testing")]
+pub fn seal_stream(stream: &str, events: impl IntoIterator<Item = AuditEvent>) -> Vec<SealedEvent> {
+    let mut chain = Chain::new(stream.to_owned());
+    events.into_iter().map(|event| chain.seal(event)).collect()
+}
+
+/// The hash of `event` (ignoring its `hash` field) and its JSON line with that hash.
+fn seal_json(event: &AuditEvent) -> (String, String) {
+    // Room for a typical record and its hash, so that the line is not copied as it grows.
+    let mut buffer = Vec::with_capacity(1024);
+    serde_json::to_writer(&mut buffer, &Canonical(event)).expect("an audit event always serializes");
+    let mut json = String::from_utf8(buffer).expect("serde_json writes UTF-8");
+    let hash = hex(&Sha256::digest(json.as_bytes()));
+    json.pop(); // the closing brace
+    let _ = write!(json, r#","hash":"{hash}"}}"#);
+    (hash, json)
+}
+
+/// An event serialized canonically, without its hash.
+struct Canonical<'a>(&'a AuditEvent);
+
+impl Serialize for Canonical<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let event = self.0;
+        let mut record = serializer.serialize_struct("AuditEvent", 16)?;
+        record.serialize_field("id", &event.id)?;
+        record.serialize_field("timestamp", &Timestamp(&event.timestamp))?;
+        record.serialize_field("event_type", &event.event_type)?;
+        record.serialize_field("service", &event.service)?;
+        record.serialize_field("user_id", &event.user_id)?;
+        record.serialize_field("session_id", &event.session_id)?;
+        record.serialize_field("ip_address", &event.ip_address)?;
+        record.serialize_field("resource", &event.resource)?;
+        record.serialize_field("details", &Sorted::Object(&event.details))?;
+        record.serialize_field("outcome", &event.outcome)?;
+        record.serialize_field("outcome_details", &event.outcome_details)?;
+        record.serialize_field("trace_id", &event.trace_id)?;
+        record.serialize_field("span_id", &event.span_id)?;
+        record.serialize_field("stream", &event.stream)?;
+        record.serialize_field("sequence", &event.sequence)?;
+        record.serialize_field("prev_hash", &event.prev_hash)?;
+        record.end()
+    }
+}
+
+struct Timestamp<'a>(&'a chrono::DateTime<chrono::Utc>);
+
+impl Serialize for Timestamp<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        timestamp::serialize(self.0, serializer)
+    }
+}
+
+/// JSON with the keys of every object sorted, whatever order the map keeps them in.
+enum Sorted<'a> {
+    Object(&'a serde_json::Map<String, serde_json::Value>),
+    Value(&'a serde_json::Value),
+}
+
+impl Serialize for Sorted<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            // A map that keeps its keys sorted (serde_json's default) is written as it is.
+            Sorted::Object(object) if object.keys().is_sorted() => {
+                serializer.collect_map(object.iter().map(|(key, value)| (key, Sorted::Value(value))))
+            }
+            Sorted::Object(object) => {
+                let mut entries: Vec<_> = object.iter().collect();
+                entries.sort_unstable_by_key(|(key, _)| *key);
+                let mut map = serializer.serialize_map(Some(entries.len()))?;
+                for (key, value) in entries {
+                    map.serialize_entry(key, &Sorted::Value(value))?;
+                }
+                map.end()
+            }
+            Sorted::Value(serde_json::Value::Object(object)) => Sorted::Object(object).serialize(serializer),
+            Sorted::Value(serde_json::Value::Array(items)) => serializer.collect_seq(items.iter().map(Sorted::Value)),
+            Sorted::Value(serde_json::Value::Number(number)) => match number.as_f64() {
+                // A whole float is written as the integer it equals, as PostgreSQL's jsonb gives it back
+                // (`2.0`, `1e16` and `-0.0` read back as `2`, `10000000000000000` and `0`).
+                Some(float) if !number.is_i64() && !number.is_u64() && float.fract() == 0.0 => match whole(float) {
+                    Some(whole) => whole.serialize(serializer),
+                    None => number.serialize(serializer),
+                },
+                _ => number.serialize(serializer),
+            },
+            Sorted::Value(value) => value.serialize(serializer),
+        }
+    }
+}
+
+/// A whole float as an integer, when one can hold it exactly.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "the range is checked first")]
+fn whole(float: f64) -> Option<serde_json::Number> {
+    const TWO_TO_THE_64: f64 = 18_446_744_073_709_551_616.0;
+    if float < 0.0 && float >= i64::MIN as f64 {
+        Some((float as i64).into())
+    } else if (0.0..TWO_TO_THE_64).contains(&float) || float == 0.0 {
+        Some((float as u64).into())
+    } else {
+        None
+    }
+}
+
+/// Where a record was read from, for reports: a file and line, or a database row.
+pub type Location = String;
+
+/// The first thing wrong with a log, as a verifier finds it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChainProblem {
+    /// A record could not be read as an audit event.
+    #[error("{location}: not an audit record: {reason}")]
+    Malformed {
+        /// Where.
+        location: Location,
+        /// What the parser said.
+        reason: String,
+    },
+    /// A record's content does not match its hash: it was edited.
+    #[error("{location}: record {sequence} of stream {stream} was altered: its hash does not match its content")]
+    Altered {
+        /// Where.
+        location: Location,
+        /// The stream.
+        stream: String,
+        /// Its sequence number as written.
+        sequence: u64,
+    },
+    /// Records are missing before this one: its sequence number skips ahead.
+    #[error("{location}: stream {stream} is missing records {expected}..{found} before this one")]
+    Missing {
+        /// Where.
+        location: Location,
+        /// The stream.
+        stream: String,
+        /// The sequence number that should have come next.
+        expected: u64,
+        /// The sequence number found.
+        found: u64,
+    },
+    /// A record is out of order: its sequence number goes back, or repeats.
+    #[error("{location}: stream {stream} is out of order: record {found} where {expected} should come next")]
+    Reordered {
+        /// Where.
+        location: Location,
+        /// The stream.
+        stream: String,
+        /// The sequence number that should have come next.
+        expected: u64,
+        /// The sequence number found.
+        found: u64,
+    },
+    /// A record's `prev_hash` is not the hash of the record before it.
+    #[error("{location}: record {sequence} of stream {stream} does not follow the record before it")]
+    BrokenLink {
+        /// Where.
+        location: Location,
+        /// The stream.
+        stream: String,
+        /// Its sequence number.
+        sequence: u64,
+    },
+    /// The log ends before the last record its writer recorded as written.
+    #[error("stream {stream} ends at record {last}, but its writer recorded {head} as written: the end was removed")]
+    Truncated {
+        /// The stream.
+        stream: String,
+        /// The last sequence number present, if any record of the stream is.
+        last: i128,
+        /// The last sequence number the writer recorded.
+        head: u64,
+    },
+    /// A record is not the one the head file names: same sequence number, another hash.
+    #[error(
+        "{location}: record {sequence} of stream {stream} is not the record the head file names (their hashes \
+         differ): the log was rewritten"
+    )]
+    HeadMismatch {
+        /// Where.
+        location: Location,
+        /// The stream.
+        stream: String,
+        /// Its sequence number.
+        sequence: u64,
+    },
+    /// A checkpoint is malformed, not signed by any of the public keys given, or out of the checkpoint
+    /// chain.
+    #[error("{location}: {reason}")]
+    Checkpoint {
+        /// Where: the checkpoint file and line.
+        location: Location,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A record is not the one a signed checkpoint sealed: it, or a record before it, was rewritten and
+    /// the hashes after it recomputed.
+    #[error(
+        "{location}: record {sequence} of stream {stream} is not the record signed checkpoint #{checkpoint} \
+         sealed (their hashes differ): it or a record before it was rewritten and the later hashes recomputed"
+    )]
+    Rewritten {
+        /// Where.
+        location: Location,
+        /// The stream.
+        stream: String,
+        /// Its sequence number.
+        sequence: u64,
+        /// The checkpoint that sealed it.
+        checkpoint: u64,
+    },
+    /// A stream begins past the records its signed checkpoints say were removed by policy.
+    #[error(
+        "{location}: stream {stream} begins at record {found}, but no signed checkpoint records the removal of \
+         records {expected}..{found} by policy (rotation or retention): they were cut"
+    )]
+    Cut {
+        /// Where.
+        location: Location,
+        /// The stream.
+        stream: String,
+        /// The first record the checkpoints allow to be missing no more: 0, or the first kept by policy.
+        expected: u64,
+        /// The sequence number of its first record.
+        found: u64,
+    },
+    /// The log ends before a record a signed checkpoint sealed.
+    #[error(
+        "stream {stream} ends at record {last}, but signed checkpoint #{checkpoint} seals record {sealed}: the end \
+         was removed"
+    )]
+    CutEnd {
+        /// The stream.
+        stream: String,
+        /// The last sequence number present (-1 when no record of the stream is).
+        last: i128,
+        /// The sequence number sealed.
+        sealed: u64,
+        /// The checkpoint.
+        checkpoint: u64,
+    },
+    /// A stream has records and no signed checkpoint at all, not even the one its writer signs at start.
+    #[error(
+        "stream {stream} has {records} records but no signed checkpoint: its checkpoints were removed, or it was \
+         not written with a signing key"
+    )]
+    Unsealed {
+        /// The stream.
+        stream: String,
+        /// Its records in the log.
+        records: u64,
+    },
+}
+
+/// What a verification found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verification {
+    /// Records read.
+    pub records: u64,
+    /// Streams seen.
+    pub streams: usize,
+    /// The first problem, if any; `None` means every record is intact and in place.
+    pub problem: Option<ChainProblem>,
+    /// A last line cut short (a writer stopped mid-write): reported, not counted as a problem, since the
+    /// record on it was never acknowledged as written.
+    pub torn_tail: Option<Location>,
+    /// Signed checkpoints verified (0 without public keys).
+    pub checkpoints: u64,
+    /// Records sealed by a signed checkpoint: at or before the last record of their stream a checkpoint
+    /// sealed.
+    pub sealed: u64,
+    /// Records after the last checkpoint of their stream: intact as a chain, but a forger could have cut
+    /// or rewritten them (at most the checkpoint interval's N records or T seconds per stream).
+    pub unsealed: u64,
+}
+
+impl Verification {
+    /// Whether the log verified.
+    #[must_use]
+    pub fn is_intact(&self) -> bool {
+        self.problem.is_none()
+    }
+}
+
+/// The state of a streaming verification: feed records in log order.
+#[derive(Debug, Default)]
+pub(crate) struct ChainVerifier {
+    streams: std::collections::HashMap<String, (u64, String)>,
+    records: u64,
+    /// A stream that skipped ahead: the records skipped are missing, unless the stream's next record is
+    /// one of them, which makes the skip a reordering.
+    gap: Option<ChainProblem>,
+}
+
+impl ChainVerifier {
+    /// Checks the next record. `may_start_late` allows a stream's first record here to have a sequence
+    /// number past 0 (its earlier records rotated out of the files kept).
+    pub(crate) fn push(
+        &mut self,
+        event: AuditEvent,
+        location: impl Fn() -> Location,
+        may_start_late: bool,
+    ) -> Result<SealedEvent, ChainProblem> {
+        self.records += 1;
+        if let Some(ChainProblem::Missing { location: gap_at, stream, expected, found }) = self.gap.take() {
+            if stream != event.stream {
+                self.gap = Some(ChainProblem::Missing { location: gap_at, stream, expected, found });
+            } else if event.sequence < found {
+                return Err(ChainProblem::Reordered { location: gap_at, stream, expected, found });
+            } else {
+                return Err(ChainProblem::Missing { location: gap_at, stream, expected, found });
+            }
+        }
+        let sealed = SealedEvent::verified(event, &location)?;
+        let event = sealed.event();
+        match self.streams.get_mut(&event.stream) {
+            None => {
+                let anchored = event.sequence == 0 && event.prev_hash == GENESIS_HASH;
+                if !anchored && !may_start_late {
+                    return Err(if event.sequence == 0 {
+                        ChainProblem::BrokenLink { location: location(), stream: event.stream.clone(), sequence: 0 }
+                    } else {
+                        ChainProblem::Missing {
+                            location: location(),
+                            stream: event.stream.clone(),
+                            expected: 0,
+                            found: event.sequence,
+                        }
+                    });
+                }
+                self.streams.insert(event.stream.clone(), (event.sequence + 1, event.hash.clone()));
+            }
+            Some((next, prev_hash)) => {
+                let (expected, found) = (*next, event.sequence);
+                let stream = || event.stream.clone();
+                if found > expected {
+                    self.gap = Some(ChainProblem::Missing { location: location(), stream: stream(), expected, found });
+                    *next = found + 1;
+                    prev_hash.clone_from(&event.hash);
+                    return Ok(sealed);
+                }
+                if found < expected {
+                    return Err(ChainProblem::Reordered { location: location(), stream: stream(), expected, found });
+                }
+                if event.prev_hash != *prev_hash {
+                    return Err(ChainProblem::BrokenLink { location: location(), stream: stream(), sequence: found });
+                }
+                *next = found + 1;
+                prev_hash.clone_from(&event.hash);
+            }
+        }
+        Ok(sealed)
+    }
+
+    /// Whether a record of `stream` was seen.
+    pub(crate) fn knows(&self, stream: &str) -> bool {
+        self.streams.contains_key(stream)
+    }
+
+    /// Every stream seen, with the sequence number of its last record.
+    pub(crate) fn last_records(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.streams.iter().map(|(stream, (next, _))| (stream.as_str(), next - 1))
+    }
+
+    /// The end of the log: a skip that no later record explained is a gap.
+    pub(crate) fn end(&mut self) -> Result<(), ChainProblem> {
+        self.gap.take().map_or(Ok(()), Err)
+    }
+
+    /// Checks that `stream` reaches at least record `head`, as its writer recorded.
+    pub(crate) fn check_head(&self, stream: &str, head: u64) -> Result<(), ChainProblem> {
+        let last = self.streams.get(stream).map_or(-1, |(next, _)| i128::from(*next) - 1);
+        if last < i128::from(head) {
+            return Err(ChainProblem::Truncated { stream: stream.to_owned(), last, head });
+        }
+        Ok(())
+    }
+
+    /// The verification so far.
+    pub(crate) fn finish(&self, problem: Option<ChainProblem>, torn_tail: Option<Location>) -> Verification {
+        Verification {
+            records: self.records,
+            streams: self.streams.len(),
+            problem,
+            torn_tail,
+            checkpoints: 0,
+            sealed: 0,
+            unsealed: 0,
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! The actor of the events recorded inside a task: who, in which session, from where.
+
+use std::future::Future;
+use std::net::IpAddr;
+
+tokio::task_local! {
+    static ACTOR: AuditContext;
+}
+
+/// Who is acting: set per request by the HTTP layer, or by the application with [`scope`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditContext {
+    /// The authenticated user.
+    pub user_id: Option<String>,
+    /// The user's session.
+    pub session_id: Option<String>,
+    /// The client's address.
+    pub ip_address: Option<IpAddr>,
+}
+
+impl AuditContext {
+    /// A context for `user_id`.
+    #[must_use]
+    pub fn user(user_id: impl Into<String>) -> AuditContext {
+        AuditContext { user_id: Some(user_id.into()), ..AuditContext::default() }
+    }
+
+    /// Sets the session.
+    #[must_use]
+    pub fn session(mut self, session_id: impl Into<String>) -> AuditContext {
+        self.session_id = Some(session_id.into());
+        self
+    }
+
+    /// Sets the client's address.
+    #[must_use]
+    pub fn ip(mut self, ip_address: IpAddr) -> AuditContext {
+        self.ip_address = Some(ip_address);
+        self
+    }
+}
+
+/// Runs `future` with `context` as the actor of every event created inside it (by
+/// [`AuditEvent::new`](super::AuditEvent::new), and so by `#[hardened(audit)]`).
+///
+/// ```
+/// use hardened::audit::{AuditContext, AuditEvent, EventType};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let event = hardened::audit::scope(AuditContext::user("ada").session("s-1"), async {
+///     AuditEvent::new(EventType::UserMessage)
+/// })
+/// .await;
+/// assert_eq!(event.user_id.as_deref(), Some("ada"));
+/// assert_eq!(event.session_id.as_deref(), Some("s-1"));
+/// # });
+/// ```
+pub async fn scope<F: Future>(context: AuditContext, future: F) -> F::Output {
+    ACTOR.scope(context, future).await
+}
+
+/// `future` with `context` as its actor, as a future whose type a tower service can name.
+pub fn scoped<F: Future>(context: AuditContext, future: F) -> tokio::task::futures::TaskLocalFuture<AuditContext, F> {
+    ACTOR.scope(context, future)
+}
+
+/// Runs `body` with `context` as the actor, for synchronous code.
+pub fn sync_scope<R>(context: AuditContext, body: impl FnOnce() -> R) -> R {
+    ACTOR.sync_scope(context, body)
+}
+
+/// The actor of the current scope, if there is one.
+#[must_use]
+pub fn current() -> Option<AuditContext> {
+    with_current(Clone::clone)
+}
+
+/// `read` applied to the actor of the current scope, if there is one, without copying the actor.
+pub(crate) fn with_current<R>(read: impl FnOnce(&AuditContext) -> R) -> Option<R> {
+    ACTOR.try_with(read).ok()
+}

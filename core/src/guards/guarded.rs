@@ -1,0 +1,369 @@
+//! The guard chain around one call, in the documented order:
+//! retry, then circuit breaker, then rate limiter, then timeout, then bulkhead, then the body.
+//!
+//! A refusal by an inner guard (rate limiter, bulkhead) gives the breaker's permit back uncounted: it says
+//! nothing about the dependency. A timeout counts as a failure. Retries never repeat a refusal by the
+//! breaker or the bulkhead.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::breaker::{BreakerPermit, CircuitBreaker, Verdict};
+use crate::bulkhead::{Bulkhead, BulkheadPermit};
+use crate::clock::{self, SystemClock, system_nanos};
+use crate::guards::call::Call;
+use crate::guards::shards;
+use crate::guards::site::{Resolved, SiteGuards};
+use crate::outcome::Outcome;
+use crate::rate_limit::RateLimiter;
+use crate::rejected::Rejected;
+
+/// The error half of a guarded function's `Result`, which a refusal converts into.
+#[diagnostic::on_unimplemented(
+    message = "a function with guards must return `Result<T, E>` where `E: From<hardened::Rejected>`; `{Self}` has no `From<hardened::Rejected>`",
+    label = "this error type cannot hold a refusal by a guard",
+    note = "add `impl From<hardened::Rejected> for {Self}` (or a `#[from] Rejected` variant with thiserror)"
+)]
+pub trait FromRejection {
+    /// The error standing for a refusal.
+    fn from_rejection(rejected: Rejected) -> Self;
+}
+
+#[diagnostic::do_not_recommend]
+impl<E: From<Rejected>> FromRejection for E {
+    #[inline]
+    fn from_rejection(rejected: Rejected) -> Self {
+        E::from(rejected)
+    }
+}
+
+/// Return types a guard can refuse into: `Result<T, E>` with `E: From<hardened::Rejected>`.
+#[diagnostic::on_unimplemented(
+    message = "a function with guards must return `Result<T, E>` where `E: From<hardened::Rejected>`, not `{Self}`",
+    label = "a guard has no way to refuse a call returning this",
+    note = "a refusal (open breaker, exhausted rate limit, full bulkhead, timeout) is returned as `Err(E::from(hardened::Rejected))`"
+)]
+pub trait GuardedReturn: Sized {
+    /// The error type.
+    type Error;
+    /// The value standing for a refusal.
+    fn refused(rejected: Rejected) -> Self;
+    /// The error, if this is one.
+    fn error(&self) -> Option<&Self::Error>;
+}
+
+impl<T, E: FromRejection> GuardedReturn for Result<T, E> {
+    type Error = E;
+
+    #[inline]
+    fn refused(rejected: Rejected) -> Self {
+        Err(E::from_rejection(rejected))
+    }
+
+    #[inline]
+    fn error(&self) -> Option<&E> {
+        self.as_ref().err()
+    }
+}
+
+/// A value, and the outcome a guard imposed on it (refused, timed out), if any.
+pub type Guarded<R> = (R, Option<Outcome>);
+
+/// Waiting for a rate limiter's token or a bulkhead's permit, then taking the permit: the rare path of an
+/// admission, boxed so that the future of every call does not carry its state.
+pub type Waiting = Pin<Box<dyn Future<Output = Result<Option<BulkheadPermit<'static>>, Rejected>> + Send + Sync>>;
+
+/// The permits an admitted call holds until it ends.
+#[derive(Debug, Default)]
+pub struct Permits {
+    pub breaker: Option<BreakerPermit<'static>>,
+    pub bulkhead: Option<BulkheadPermit<'static>>,
+}
+
+impl Permits {
+    /// Reports a call that took `elapsed` nanoseconds to the breaker (from the time its permit was
+    /// taken at), and gives the bulkhead's permit back; returns the breaker and the result it saw, for
+    /// the call to count.
+    #[inline(always)]
+    #[allow(clippy::inline_always, reason = "measured: out of line, the permits went through memory")]
+    #[must_use]
+    pub fn settle(self, failed: bool, elapsed: u64) -> Option<(&'static CircuitBreaker, Verdict)> {
+        let counted = BreakerPermit::settle_held(self.breaker, failed, elapsed);
+        drop(self.bulkhead);
+        counted
+    }
+}
+
+/// How the guards took an asynchronous call.
+pub(crate) enum Admission {
+    /// Admitted at once.
+    Now(Permits),
+    /// Admitted by the breaker; the rate limiter or the bulkhead makes the call wait (`wait = ..`).
+    Wait(Option<BreakerPermit<'static>>, Waiting),
+    /// Refused by the rate limiter or the bulkhead; the breaker's permit went back uncounted.
+    Refused(Refusal),
+}
+
+/// A refusal as the admission returns it: which guard refused, small enough to stay in registers on the
+/// path that admits, and spelled out as a [`Rejected`] only when it is reported. The guard has counted it.
+#[derive(Debug, Clone, Copy)]
+pub enum Refusal {
+    /// The breaker is open, or has no probe left.
+    Breaker(&'static CircuitBreaker),
+    /// The limiter has no token for this many nanoseconds.
+    Rate(&'static RateLimiter, u64),
+    /// The bulkhead is full (its refusal is counted when it is spelled out).
+    Bulkhead(&'static Bulkhead),
+}
+
+impl Refusal {
+    /// What the caller receives.
+    #[cold]
+    #[must_use]
+    pub fn rejected(self) -> Rejected {
+        match self {
+            Refusal::Breaker(breaker) => breaker.open_refusal(),
+            Refusal::Rate(limiter, retry_after) => limiter.refusal(retry_after),
+            Refusal::Bulkhead(bulkhead) => bulkhead.refusal(),
+        }
+    }
+}
+
+/// The breaker's permit, if the site has a breaker.
+#[inline]
+pub fn breaker_permit(guards: Resolved, now: u64) -> Result<Option<BreakerPermit<'static>>, Refusal> {
+    match guards.breaker {
+        Some(breaker) => match breaker.admit_at(now) {
+            Some(permit) => Ok(Some(permit)),
+            None => Err(Refusal::Breaker(breaker)),
+        },
+        None => Ok(None),
+    }
+}
+
+/// A call refused by a guard inside the breaker: the breaker's permit goes back uncounted, since the
+/// refusal says nothing about the dependency. The one place that rule is written.
+#[cold]
+pub fn release(breaker: Option<BreakerPermit<'static>>) {
+    if let Some(permit) = breaker {
+        permit.release();
+    }
+}
+
+/// [`release`], passing the refusal on.
+#[cold]
+fn refused_inside(breaker: Option<BreakerPermit<'static>>, refusal: Refusal) -> Refusal {
+    release(breaker);
+    refusal
+}
+
+/// Admits a call at `now` (as [`crate::clock::system_nanos`] reads time) through its breaker, rate
+/// limiter and bulkhead, in that order, refusing at once when one has nothing free.
+#[inline]
+pub fn admit_at_once(guards: Resolved, now: u64) -> Result<Permits, Refusal> {
+    let breaker = breaker_permit(guards, now)?;
+    if let Some(limiter) = guards.rate
+        && let Err(retry_after) = limiter.admit_at(now)
+    {
+        return Err(refused_inside(breaker, Refusal::Rate(limiter, retry_after)));
+    }
+    let bulkhead = match guards.bulkhead {
+        None => None,
+        Some(bulkhead) => match bulkhead.take() {
+            Some(permit) => Some(permit),
+            None => return Err(refused_inside(breaker, Refusal::Bulkhead(bulkhead))),
+        },
+    };
+    Ok(Permits { breaker, bulkhead })
+}
+
+/// The limiter's token and the bulkhead's permit of an asynchronous call, when both are free at once;
+/// otherwise whether the token was taken (`Err(rated)`), for [`admit_rest`] to wait or refuse.
+#[inline(always)]
+#[allow(clippy::inline_always, reason = "the first poll's fast path, kept in registers")]
+pub fn take_free(guards: Resolved, now: u64) -> Result<Option<BulkheadPermit<'static>>, bool> {
+    if let Some(limiter) = guards.rate
+        && !limiter.take_now(now)
+    {
+        return Err(false);
+    }
+    match guards.bulkhead {
+        None => Ok(None),
+        Some(bulkhead) => bulkhead.take().map(Some).ok_or(true),
+    }
+}
+
+/// The rest of an asynchronous admission that the breaker granted (`breaker`) and that found no token
+/// (`rated` false) or, with its token, no bulkhead permit at once: a limiter or bulkhead configured to
+/// wait hands back the wait to do instead of refusing. The path that finds everything free stays inline
+/// in the call's future.
+#[cold]
+pub(crate) fn admit_rest(
+    guards: Resolved,
+    now: u64,
+    breaker: Option<BreakerPermit<'static>>,
+    rated: bool,
+) -> Admission {
+    if !rated && let Some(limiter) = guards.rate {
+        if limiter.waits() {
+            return Admission::Wait(breaker, Box::pin(wait_and_take(Some(limiter), guards.bulkhead, now)));
+        }
+        if let Err(retry_after) = limiter.admit_at(now) {
+            return Admission::Refused(refused_inside(breaker, Refusal::Rate(limiter, retry_after)));
+        }
+    }
+    let bulkhead = match guards.bulkhead {
+        None => None,
+        Some(bulkhead) => match bulkhead.take() {
+            Some(permit) => Some(permit),
+            None if bulkhead.waits() => {
+                return Admission::Wait(breaker, Box::pin(wait_and_take(None, Some(bulkhead), now)));
+            }
+            None => return Admission::Refused(refused_inside(breaker, Refusal::Bulkhead(bulkhead))),
+        },
+    };
+    Admission::Now(Permits { breaker, bulkhead })
+}
+
+/// Waits for the limiter's token (asked for at `now`), then for the bulkhead's permit.
+async fn wait_and_take(
+    limiter: Option<&'static RateLimiter>,
+    bulkhead: Option<&'static Bulkhead>,
+    now: u64,
+) -> Result<Option<BulkheadPermit<'static>>, Rejected> {
+    if let Some(limiter) = limiter {
+        limiter.acquire_at(now).await?;
+    }
+    match bulkhead {
+        Some(bulkhead) => bulkhead.acquire().await.map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The time the breaker and the rate limiter share for one call, from the call's own first reading of
+/// the clock (guards made by the registry read the system clock); not converted when neither is there.
+#[inline]
+#[must_use]
+pub fn admission_time(guards: Resolved, call: &Call, clock: &SystemClock) -> u64 {
+    if guards.breaker.is_some() || guards.rate.is_some() { call.started_nanos(clock) } else { 0 }
+}
+
+/// Runs a synchronous call of `guards`' site through its breaker, rate limiter (refusing at once) and
+/// bulkhead (never waiting), and records it: one reading of the clock at each end serves the metrics
+/// and the guards. Returns the value and its outcome: `classify`'s verdict, or `rejected`.
+#[inline]
+pub fn run_sync<R: GuardedReturn>(
+    guards: &'static SiteGuards,
+    body: impl FnOnce() -> R,
+    is_failure: impl Fn(&R) -> bool,
+    classify: impl FnOnce(&R) -> Outcome,
+) -> (R, Outcome) {
+    let clock = clock::system();
+    let call = Call::start_timed(guards.site(), clock);
+    let resolved = guards.resolved();
+    let now = admission_time(resolved, &call, clock);
+    let permits = match admit_at_once(resolved, now) {
+        Ok(permits) => permits,
+        Err(refusal) => return refused(call, refusal),
+    };
+    let value = body();
+    let elapsed = call.elapsed_nanos(clock);
+    let counted = permits.settle(is_failure(&value), elapsed);
+    let outcome = classify(&value);
+    call.finish_after(outcome, elapsed, counted);
+    (value, outcome)
+}
+
+/// A refused call, recorded.
+#[cold]
+fn refused<R: GuardedReturn>(call: Call, refusal: Refusal) -> (R, Outcome) {
+    let rejected = refusal.rejected();
+    let elapsed = call.elapsed_nanos(clock::system());
+    call.finish_after(Outcome::Rejected, elapsed, None);
+    (R::refused(rejected), Outcome::Rejected)
+}
+
+/// Runs one attempt of an asynchronous call through the breaker, rate limiter, timeout and bulkhead:
+/// the path of a call that retries or has a timeout (the others run as one `GuardedInstrumented`). A call
+/// with a timeout and no retries is one attempt, which may move the function's arguments; a retried
+/// call's attempts are made by [`next_attempt`](super::retrying::next_attempt).
+pub async fn attempt<R, Fut>(guards: &'static SiteGuards, body: Fut, is_failure: impl Fn(&R) -> bool) -> Guarded<R>
+where
+    R: GuardedReturn,
+    Fut: Future<Output = R>,
+{
+    let resolved = guards.resolved();
+    let now = if resolved.breaker.is_some() || resolved.rate.is_some() { system_nanos() } else { 0 };
+    let breaker = match breaker_permit(resolved, now) {
+        Ok(breaker) => breaker,
+        Err(refusal) => return (R::refused(refusal.rejected()), Some(Outcome::Rejected)),
+    };
+    if let Some(limiter) = resolved.rate
+        && let Err(rejected) = limiter.acquire_at(now).await
+    {
+        release(breaker);
+        return (R::refused(rejected), Some(Outcome::Rejected));
+    }
+    // The timeout covers the wait for the bulkhead and the body.
+    let bounded = async {
+        let _bulkhead = match resolved.bulkhead {
+            Some(bulkhead) => match bulkhead.acquire().await {
+                Ok(held) => Some(held),
+                Err(rejected) => return (R::refused(rejected), Some(Outcome::Rejected)),
+            },
+            None => None,
+        };
+        (body.await, None)
+    };
+    let (value, imposed) = if let Some(after) = guards.timeout() {
+        tokio::time::timeout(after, bounded).await.unwrap_or_else(|_| {
+            shards::record_timeout(guards.site());
+            (R::refused(Rejected::TimedOut { after }), Some(Outcome::Timeout))
+        })
+    } else {
+        bounded.await
+    };
+    if let Some(permit) = breaker {
+        let failed = match imposed {
+            Some(Outcome::Timeout) => true,
+            Some(_) => {
+                release(Some(permit));
+                return (value, imposed);
+            }
+            None => is_failure(&value),
+        };
+        let (breaker, elapsed) = (permit.breaker(), system_nanos().saturating_sub(now));
+        if let Some(result) = permit.settle(failed, elapsed, now.saturating_add(elapsed)) {
+            breaker.count_shared(result);
+        }
+    }
+    (value, imposed)
+}
+
+/// Replaces a failed call's error by what its `fallback` returns.
+#[inline]
+pub fn apply_fallback<T, E, F: Fallback<T, E>>(value: Result<T, E>, fallback: &F) -> Result<T, E> {
+    match value {
+        Ok(value) => Ok(value),
+        Err(error) => fallback.recover(error),
+    }
+}
+
+/// A function that turns a failed call's error into the call's result (`fallback = path`).
+#[diagnostic::on_unimplemented(
+    message = "`fallback` needs a function `fn({E}) -> Result<{T}, {E}>`",
+    label = "this is not a `fn({E}) -> Result<{T}, {E}>`",
+    note = "the fallback receives the error of a failed or refused call and returns what the caller gets instead"
+)]
+pub trait Fallback<T, E> {
+    /// The result to return instead of `error`.
+    fn recover(&self, error: E) -> Result<T, E>;
+}
+
+#[diagnostic::do_not_recommend]
+impl<T, E, F: Fn(E) -> Result<T, E>> Fallback<T, E> for F {
+    #[inline]
+    fn recover(&self, error: E) -> Result<T, E> {
+        self(error)
+    }
+}

@@ -1,0 +1,27 @@
+//! Named guards, shared process-wide: every function that says `breaker = "llm"` uses one breaker.
+//!
+//! A call site resolves its guards once, on its first call, into the static the macro generated; after
+//! that no call looks anything up. Guards without a name belong to their function and are registered under
+//! `module::function`. Configuration layers over the settings a function wrote, and retunes running
+//! guards when it is reloaded.
+
+pub mod call;
+pub mod guarded;
+pub mod instrument;
+pub mod kinds;
+pub mod names;
+pub mod registry;
+pub mod retrying;
+pub mod sections;
+pub mod shards;
+pub mod site;
+pub mod span_site;
+
+pub use self::kinds::guard_kinds;
+pub use self::names::DeclaredNames;
+pub use self::registry::{
+    breaker, breakers, bulkhead, bulkheads, rate_limiter, rate_limiters, retry_policies, retry_policy,
+};
+pub use self::registry::{configure, declared_names, effective, resolve_declared};
+pub use self::sections::GuardSections;
+pub use self::site::{Declared, SiteGuards};

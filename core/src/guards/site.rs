@@ -1,0 +1,265 @@
+//! The call-site registry: every `#[hardened]` function, known at link time.
+//!
+//! Each annotated function places one [`Site`] in a distributed slice, so the whole list exists before
+//! `main` runs: metric series are present at zero before a function's first call, and configuration that
+//! names a guard no function uses can be reported at startup.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use super::kinds::guard_kinds;
+use crate::outcome::Outcome;
+
+/// `Site::slot` before the metric layout is computed.
+pub const UNRESOLVED: u32 = u32::MAX;
+/// `Site::slot` of a site whose metrics are turned off (`metrics = false`).
+pub const DETACHED: u32 = u32::MAX - 1;
+
+/// The default histogram bounds, in nanoseconds: from 5 µs (a reducer) to 5 minutes (a long LLM call).
+pub const DEFAULT_BUCKETS_NANOS: &[u64] = &[
+    5_000,
+    10_000,
+    25_000,
+    50_000,
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    5_000_000_000,
+    10_000_000_000,
+    30_000_000_000,
+    60_000_000_000,
+    120_000_000_000,
+    300_000_000_000,
+];
+
+/// What the macro knows about a call site at compile time.
+#[doc(hidden)]
+#[derive(Debug)]
+#[allow(clippy::struct_excessive_bools, reason = "written by the macro as literals, read as flags")]
+pub struct SiteMeta {
+    pub name: &'static str,
+    pub function: &'static str,
+    pub module: &'static str,
+    pub kind: &'static str,
+    pub file: &'static str,
+    pub line: u32,
+    pub options: &'static str,
+    pub metrics: bool,
+    pub buckets: Option<&'static [u64]>,
+    /// Whether a guard can refuse the call (breaker, rate limiter or bulkhead).
+    pub refusable: bool,
+    /// Whether the call has a timeout.
+    pub timeout: bool,
+    /// Whether the call retries.
+    pub retries: bool,
+    /// The site's guards, when it has any.
+    pub guards: Option<&'static crate::guards::site::SiteGuards>,
+}
+
+/// One `#[hardened]` function.
+///
+/// Sites are created by the macro as statics; list them with [`sites()`].
+#[derive(Debug)]
+pub struct Site {
+    meta: SiteMeta,
+    /// Offset of this site's cells in every thread's metric shard, assigned once for all sites.
+    slot: AtomicU32,
+}
+
+impl Site {
+    #[doc(hidden)]
+    #[must_use]
+    pub const fn __new(meta: SiteMeta) -> Site {
+        let slot = if meta.metrics { UNRESOLVED } else { DETACHED };
+        Site { meta, slot: AtomicU32::new(slot) }
+    }
+
+    /// The name used for the span and the `function` label (`name = ".."`, or the function's name).
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        self.meta.name
+    }
+
+    /// The Rust name of the function.
+    #[must_use]
+    pub fn function(&self) -> &'static str {
+        self.meta.function
+    }
+
+    /// The module path, the `module` label and the span's `code.namespace`.
+    #[must_use]
+    pub fn module(&self) -> &'static str {
+        self.meta.module
+    }
+
+    /// The `kind` label (`"function"` unless set).
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        self.meta.kind
+    }
+
+    /// The source file of the function.
+    #[must_use]
+    pub fn file(&self) -> &'static str {
+        self.meta.file
+    }
+
+    /// The line of the function's name in [`Site::file`].
+    #[must_use]
+    pub fn line(&self) -> u32 {
+        self.meta.line
+    }
+
+    /// The attribute's arguments as written, e.g. `kind = "tool", level = "debug"`.
+    #[must_use]
+    pub fn options(&self) -> &'static str {
+        self.meta.options
+    }
+
+    /// Whether the site records metrics (`metrics = false` turns them off).
+    #[must_use]
+    pub fn metrics_enabled(&self) -> bool {
+        self.meta.metrics
+    }
+
+    /// Upper bounds of the duration histogram's buckets.
+    pub fn buckets(&self) -> impl ExactSizeIterator<Item = Duration> + use<> {
+        self.bucket_nanos().iter().map(|nanos| Duration::from_nanos(*nanos))
+    }
+
+    /// The outcomes this site can end with: `rejected` only with a refusing guard, `timeout` only with a
+    /// timeout.
+    pub fn outcomes(&self) -> impl Iterator<Item = Outcome> + use<'_> {
+        Outcome::ALL.into_iter().filter(|outcome| match outcome {
+            Outcome::Rejected => self.meta.refusable,
+            Outcome::Timeout => self.meta.timeout,
+            _ => true,
+        })
+    }
+
+    /// The guards the site declares, if any.
+    #[must_use]
+    pub fn guards(&self) -> Option<&'static crate::guards::site::SiteGuards> {
+        self.meta.guards
+    }
+
+    /// Whether the call retries failed attempts.
+    #[must_use]
+    pub fn retries(&self) -> bool {
+        self.meta.retries
+    }
+
+    /// Per-site timeouts, for `hardened_rejections_total{guard="timeout"}`.
+    pub fn has_timeout(&self) -> bool {
+        self.meta.timeout
+    }
+
+    pub fn bucket_nanos(&self) -> &'static [u64] {
+        self.meta.buckets.unwrap_or(DEFAULT_BUCKETS_NANOS)
+    }
+
+    #[inline]
+    pub fn slot(&self) -> u32 {
+        self.slot.load(Ordering::Relaxed)
+    }
+
+    pub fn assign_slot(&self, slot: u32) {
+        self.slot.store(slot, Ordering::Relaxed);
+    }
+}
+
+/// Every `#[hardened]` function linked into this program, in no particular order.
+#[must_use]
+pub fn sites() -> &'static [Site] {
+    &SITES
+}
+
+// `distributed_slice` places the sites in a linker section, which needs `unsafe` link attributes; the
+// section holds only `Site` values, and linkme checks the element type of every entry at compile time.
+#[allow(unsafe_code)]
+mod section {
+    use super::Site;
+
+    /// The linker section every `#[hardened]` function adds its [`Site`] to.
+    #[linkme::distributed_slice]
+    pub static SITES: [Site];
+}
+
+#[doc(hidden)]
+pub use section::SITES;
+
+/// A guard as a function declares it: its name (none for the function's own) and its literal settings.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Declared<S> {
+    pub name: Option<&'static str>,
+    pub settings: S,
+}
+
+macro_rules! site_guards {
+    ($($field:ident: $guard:ty, $settings:ty, $on_site:ident, $one:ident, $all:ident;)*) => {
+        /// The guards of one call site, as written, and as resolved on the first call.
+        #[doc(hidden)]
+        #[derive(Debug)]
+        pub struct SiteGuards {
+            pub site: &'static Site,
+            pub declared: Declarations,
+            pub timeout: Option<Duration>,
+            pub resolved: OnceLock<Resolved>,
+        }
+
+        /// What a call site declares, by kind.
+        #[derive(Debug)]
+        pub struct Declarations {
+            $( pub $field: Option<Declared<$settings>>, )*
+        }
+
+        /// The guards of a site, looked up once together: one check per call instead of one per guard.
+        #[derive(Debug, Clone, Copy)]
+        pub struct Resolved {
+            $( pub $field: Option<&'static $guard>, )*
+        }
+
+        impl SiteGuards {
+            /// The guards of `site`: one declaration (or none) per kind, in the order of the list of kinds,
+            /// then the timeout.
+            #[must_use]
+            pub const fn new(
+                site: &'static Site,
+                $( $field: Option<Declared<$settings>>, )*
+                timeout: Option<Duration>,
+            ) -> SiteGuards {
+                SiteGuards { site, declared: Declarations { $( $field, )* }, timeout, resolved: OnceLock::new() }
+            }
+        }
+    };
+}
+
+guard_kinds!(site_guards);
+
+impl SiteGuards {
+    /// The call site these guards belong to.
+    #[must_use]
+    pub fn site(&self) -> &'static Site {
+        self.site
+    }
+
+    /// The site's timeout.
+    #[inline]
+    #[must_use]
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+}

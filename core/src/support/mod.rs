@@ -1,0 +1,11 @@
+//! Small helpers every layer uses, kept below all of them so that none has to reach into another for one.
+
+mod boxed;
+mod hex;
+mod overlay;
+mod service;
+
+pub use self::boxed::BoxFuture;
+pub use self::hex::hex;
+pub use self::overlay::overlay;
+pub use self::service::{service_name, set_service_name};

@@ -1,8 +1,0 @@
-//! Layering optional settings over a configuration.
-
-/// Sets `target` to `value` when there is one: a setting written over a default.
-pub(crate) fn overlay<T>(target: &mut T, value: Option<T>) {
-    if let Some(value) = value {
-        *target = value;
-    }
-}
