@@ -210,7 +210,7 @@ impl RateLimiter {
     /// A limiter with its own clock; named limiters used by `#[hardened]` are made by the registry.
     ///
     /// A [`Scope::Global`] limiter registers a check called `rate_limiter.<name>` with the process-wide
-    /// [health registry](crate::health::registry), degraded while Redis does not answer.
+    /// health registry (`hardened::health::registry`), degraded while Redis does not answer.
     ///
     /// # Panics
     ///

@@ -157,7 +157,7 @@ fn refused_inside(breaker: Option<BreakerPermit<'static>>, refusal: Refusal) -> 
     refusal
 }
 
-/// Admits a call at `now` (as [`crate::clock::system_nanos`] reads time) through its breaker, rate
+/// Admits a call at `now` (as `clock::system_nanos` reads time) through its breaker, rate
 /// limiter and bulkhead, in that order, refusing at once when one has nothing free.
 #[inline]
 pub fn admit_at_once(guards: Resolved, now: u64) -> Result<Permits, Refusal> {
@@ -178,7 +178,7 @@ pub fn admit_at_once(guards: Resolved, now: u64) -> Result<Permits, Refusal> {
 }
 
 /// The limiter's token and the bulkhead's permit of an asynchronous call, when both are free at once;
-/// otherwise whether the token was taken (`Err(rated)`), for [`admit_rest`] to wait or refuse.
+/// otherwise whether the token was taken (`Err(rated)`), for `admit_rest` to wait or refuse.
 #[inline(always)]
 #[allow(clippy::inline_always, reason = "the first poll's fast path, kept in registers")]
 pub fn take_free(guards: Resolved, now: u64) -> Result<Option<BulkheadPermit<'static>>, bool> {

@@ -13,7 +13,7 @@ use tracing::{Level, Metadata, Span};
 
 use crate::guards::site::Site;
 
-/// The fields of every call's span, in the order of [`SpanSite::fixed_values`].
+/// The fields of every call's span, in the order `SpanSite` gives their values.
 pub const FIELDS: [&str; 6] =
     ["code.function", "code.namespace", "hardened.kind", "otel.kind", "otel.status_code", "error.message"];
 

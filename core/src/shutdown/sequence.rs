@@ -41,7 +41,7 @@ impl Default for ShutdownConfig {
 static CONFIGURED: RwLock<Option<ShutdownConfig>> = RwLock::new(None);
 
 impl ShutdownConfig {
-    /// The defaults with the [`[shutdown]` section](crate::config::ShutdownSettings) of the configuration
+    /// The defaults with the `[shutdown]` section (`hardened::config::ShutdownSettings`) of the configuration
     /// in force applied.
     #[must_use]
     pub fn configured() -> ShutdownConfig {
