@@ -921,12 +921,6 @@ impl<'a> BreakerPermit<'a> {
         counted
     }
 
-    /// The breaker that granted the permit.
-    #[inline]
-    pub(crate) fn breaker(&self) -> &'a CircuitBreaker {
-        self.breaker
-    }
-
     /// Gives the permit back without counting the call (an inner guard refused it).
     pub fn release(self) {
         self.breaker.release(self.admission, self.epoch);

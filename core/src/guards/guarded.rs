@@ -323,17 +323,19 @@ where
     } else {
         bounded.await
     };
-    if let Some(permit) = breaker {
+    if breaker.is_some() {
         let failed = match imposed {
             Some(Outcome::Timeout) => true,
             Some(_) => {
-                release(Some(permit));
+                release(breaker);
                 return (value, imposed);
             }
             None => is_failure(&value),
         };
-        let (breaker, elapsed) = (permit.breaker(), system_nanos().saturating_sub(now));
-        if let Some(result) = permit.settle(failed, elapsed, now.saturating_add(elapsed)) {
+        // Settled as every call is; the bulkhead's permit went back with the bounded future. With no
+        // `Call` of its own to count it with, the breaker counts the result in its shared cells.
+        let permits = Permits { breaker, bulkhead: None };
+        if let Some((breaker, result)) = permits.settle(failed, system_nanos().saturating_sub(now)) {
             breaker.count_shared(result);
         }
     }
