@@ -36,7 +36,7 @@ impl Call {
     /// Counts a call of a site with guards as started. The clock is read even when the site's metrics
     /// are off: the guards time the call with the same readings.
     #[inline]
-    pub fn start_timed(site: &'static Site, clock: &SystemClock) -> Call {
+    pub(crate) fn start_timed(site: &'static Site, clock: &SystemClock) -> Call {
         let slot = shards::slot_of(site);
         if slot != DETACHED {
             shards::record_start(slot);
@@ -47,14 +47,14 @@ impl Call {
     /// The start of the call as [`clock::system_nanos`] reads time (a [`Call::start_timed`] call).
     #[inline]
     #[must_use]
-    pub fn started_nanos(&self, clock: &SystemClock) -> u64 {
+    pub(crate) fn started_nanos(&self, clock: &SystemClock) -> u64 {
         clock.nanos_at(self.started_at)
     }
 
     /// Nanoseconds since the call started (a [`Call::start_timed`] call).
     #[inline]
     #[must_use]
-    pub fn elapsed_nanos(&self, clock: &SystemClock) -> u64 {
+    pub(crate) fn elapsed_nanos(&self, clock: &SystemClock) -> u64 {
         clock.nanos_between(self.started_at, clock.ticks())
     }
 
@@ -73,7 +73,7 @@ impl Call {
     /// the result its breaker saw, if any (counted with the call's own metrics, in the same shard).
     #[inline(always)]
     #[allow(clippy::inline_always, reason = "as `finish`, which this is with the duration already read")]
-    pub fn finish_after(self, outcome: Outcome, nanos: u64, breaker: Option<(&CircuitBreaker, Verdict)>) {
+    pub(crate) fn finish_after(self, outcome: Outcome, nanos: u64, breaker: Option<(&CircuitBreaker, Verdict)>) {
         let slot = self.site.slot();
         if slot == DETACHED {
             if let Some((breaker, result)) = breaker {

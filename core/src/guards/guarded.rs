@@ -75,9 +75,9 @@ pub type Waiting = Pin<Box<dyn Future<Output = Result<Option<BulkheadPermit<'sta
 
 /// The permits an admitted call holds until it ends.
 #[derive(Debug, Default)]
-pub struct Permits {
-    pub breaker: Option<BreakerPermit<'static>>,
-    pub bulkhead: Option<BulkheadPermit<'static>>,
+pub(crate) struct Permits {
+    pub(crate) breaker: Option<BreakerPermit<'static>>,
+    pub(crate) bulkhead: Option<BulkheadPermit<'static>>,
 }
 
 impl Permits {
@@ -87,7 +87,7 @@ impl Permits {
     #[inline(always)]
     #[allow(clippy::inline_always, reason = "measured: out of line, the permits went through memory")]
     #[must_use]
-    pub fn settle(self, failed: bool, elapsed: u64) -> Option<(&'static CircuitBreaker, Verdict)> {
+    pub(crate) fn settle(self, failed: bool, elapsed: u64) -> Option<(&'static CircuitBreaker, Verdict)> {
         let counted = BreakerPermit::settle_held(self.breaker, failed, elapsed);
         drop(self.bulkhead);
         counted
@@ -107,7 +107,7 @@ pub(crate) enum Admission {
 /// A refusal as the admission returns it: which guard refused, small enough to stay in registers on the
 /// path that admits, and spelled out as a [`Rejected`] only when it is reported. The guard has counted it.
 #[derive(Debug, Clone, Copy)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// The breaker is open, or has no probe left.
     Breaker(&'static CircuitBreaker),
     /// The limiter has no token for this many nanoseconds.
@@ -120,7 +120,7 @@ impl Refusal {
     /// What the caller receives.
     #[cold]
     #[must_use]
-    pub fn rejected(self) -> Rejected {
+    pub(crate) fn rejected(self) -> Rejected {
         match self {
             Refusal::Breaker(breaker) => breaker.open_refusal(),
             Refusal::Rate(limiter, retry_after) => limiter.refusal(retry_after),
@@ -131,7 +131,7 @@ impl Refusal {
 
 /// The breaker's permit, if the site has a breaker.
 #[inline]
-pub fn breaker_permit(guards: Resolved, now: u64) -> Result<Option<BreakerPermit<'static>>, Refusal> {
+pub(crate) fn breaker_permit(guards: Resolved, now: u64) -> Result<Option<BreakerPermit<'static>>, Refusal> {
     match guards.breaker {
         Some(breaker) => match breaker.admit_at(now) {
             Some(permit) => Ok(Some(permit)),
@@ -144,7 +144,7 @@ pub fn breaker_permit(guards: Resolved, now: u64) -> Result<Option<BreakerPermit
 /// A call refused by a guard inside the breaker: the breaker's permit goes back uncounted, since the
 /// refusal says nothing about the dependency. The one place that rule is written.
 #[cold]
-pub fn release(breaker: Option<BreakerPermit<'static>>) {
+pub(crate) fn release(breaker: Option<BreakerPermit<'static>>) {
     if let Some(permit) = breaker {
         permit.release();
     }
@@ -160,7 +160,7 @@ fn refused_inside(breaker: Option<BreakerPermit<'static>>, refusal: Refusal) -> 
 /// Admits a call at `now` (as `clock::system_nanos` reads time) through its breaker, rate
 /// limiter and bulkhead, in that order, refusing at once when one has nothing free.
 #[inline]
-pub fn admit_at_once(guards: Resolved, now: u64) -> Result<Permits, Refusal> {
+pub(crate) fn admit_at_once(guards: Resolved, now: u64) -> Result<Permits, Refusal> {
     let breaker = breaker_permit(guards, now)?;
     if let Some(limiter) = guards.rate
         && let Err(retry_after) = limiter.admit_at(now)
@@ -181,7 +181,7 @@ pub fn admit_at_once(guards: Resolved, now: u64) -> Result<Permits, Refusal> {
 /// otherwise whether the token was taken (`Err(rated)`), for `admit_rest` to wait or refuse.
 #[inline(always)]
 #[allow(clippy::inline_always, reason = "the first poll's fast path, kept in registers")]
-pub fn take_free(guards: Resolved, now: u64) -> Result<Option<BulkheadPermit<'static>>, bool> {
+pub(crate) fn take_free(guards: Resolved, now: u64) -> Result<Option<BulkheadPermit<'static>>, bool> {
     if let Some(limiter) = guards.rate
         && !limiter.take_now(now)
     {
@@ -244,7 +244,7 @@ async fn wait_and_take(
 /// the clock (guards made by the registry read the system clock); not converted when neither is there.
 #[inline]
 #[must_use]
-pub fn admission_time(guards: Resolved, call: &Call, clock: &SystemClock) -> u64 {
+pub(crate) fn admission_time(guards: Resolved, call: &Call, clock: &SystemClock) -> u64 {
     if guards.breaker.is_some() || guards.rate.is_some() { call.started_nanos(clock) } else { 0 }
 }
 

@@ -106,7 +106,7 @@ pin_project! {
     /// a panic inside a poll drops the state as it unwinds, recording `panic` and, as for a synchronous
     /// call, a failure with the breaker.
     #[must_use = "futures do nothing unless polled"]
-    pub struct GuardedInstrumented<S, F, P, C> {
+    pub(crate) struct GuardedInstrumented<S, F, P, C> {
         #[pin]
         future: Option<F>,
         span: Span,

@@ -13,7 +13,7 @@ pub mod names;
 pub mod registry;
 pub mod retrying;
 pub mod sections;
-pub mod shards;
+pub(crate) mod shards;
 pub mod site;
 pub mod span_site;
 

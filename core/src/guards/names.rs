@@ -15,7 +15,7 @@ macro_rules! declared_names {
 
         impl DeclaredNames {
             /// Every kind's names, sorted and without repeats.
-            pub fn sort(&mut self) {
+            pub(super) fn sort(&mut self) {
                 $(
                     self.$field.sort();
                     self.$field.dedup();

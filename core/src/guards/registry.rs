@@ -10,7 +10,7 @@ use super::site::{Declared, Resolved, Site, SiteGuards, sites};
 use crate::kind::GuardKind;
 
 /// A kind of guard in the list of kinds: where its registry, its declarations and its sections are.
-pub trait Listed: GuardKind {
+pub(crate) trait Listed: GuardKind {
     /// The registered guards of this kind.
     fn registry() -> &'static Registry<Self>;
     /// What a call site declares for this kind of guard.
@@ -47,7 +47,7 @@ struct Entry<K: 'static + GuardKind> {
 }
 
 /// Registered guards of one kind, by name.
-pub struct Registry<K: 'static + GuardKind> {
+pub(crate) struct Registry<K: 'static + GuardKind> {
     guards: RwLock<BTreeMap<&'static str, Entry<K>>>,
 }
 
@@ -147,7 +147,7 @@ macro_rules! registries {
         impl SiteGuards {
             /// Every guard of the site, made on first use.
             #[inline]
-            pub fn resolved(&'static self) -> Resolved {
+            pub(crate) fn resolved(&'static self) -> Resolved {
                 *self.resolved.get_or_init(|| {
                     let resolved = Resolved { $( $field: self.make(self.declared.$field.as_ref()), )* };
                     // A breaker's verdicts are counted in the metric cells of the sites that use it.

@@ -24,12 +24,12 @@ guard_kinds!(guard_sections);
 static INSTALLED: LazyLock<RwLock<Arc<GuardSections>>> = LazyLock::new(RwLock::default);
 
 /// The sections in force: none before the configuration installs any.
-pub fn installed() -> Arc<GuardSections> {
+pub(super) fn installed() -> Arc<GuardSections> {
     Arc::clone(&INSTALLED.read().unwrap_or_else(PoisonError::into_inner))
 }
 
 /// Makes `sections` the ones in force, for the guards made from now on (running ones are retuned by the
 /// caller).
-pub fn install(sections: GuardSections) {
+pub(super) fn install(sections: GuardSections) {
     *INSTALLED.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(sections);
 }

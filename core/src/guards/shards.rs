@@ -29,7 +29,7 @@ const TIMEOUTS: usize = RETRIES + 1;
 /// instruction.
 const BREAKER: usize = TIMEOUTS + 1;
 /// Outcomes a breaker counts per call: success, failure and slow.
-pub const BREAKER_RESULTS: usize = Verdict::COUNT;
+pub(crate) const BREAKER_RESULTS: usize = Verdict::COUNT;
 /// First of the histogram cells: one per bucket bound, then one for `+Inf`. Counts are not cumulative.
 const BUCKETS: usize = BREAKER + BREAKER_RESULTS;
 
@@ -59,7 +59,7 @@ fn shard_len() -> usize {
 
 /// The slot of a site, resolving the layout on first use. `DETACHED` for sites not in the registry.
 #[inline]
-pub fn slot_of(site: &Site) -> u32 {
+pub(crate) fn slot_of(site: &Site) -> u32 {
     let slot = site.slot();
     if slot != crate::guards::site::UNRESOLVED {
         return slot;
@@ -165,7 +165,7 @@ fn add(cell: &AtomicU64, amount: u64) {
 
 /// Counts a started call.
 #[inline]
-pub fn record_start(slot: u32) {
+pub(crate) fn record_start(slot: u32) {
     add_at(slot as usize + STARTED, 1);
 }
 
@@ -173,7 +173,7 @@ pub fn record_start(slot: u32) {
 /// circuit breaker saw, if any.
 #[inline(always)]
 #[allow(clippy::inline_always, reason = "measured: left to the optimiser, a guarded call kept it out of line")]
-pub fn record_finish(site: &Site, slot: u32, outcome: Outcome, nanos: u64, breaker: Option<Verdict>) {
+pub(crate) fn record_finish(site: &Site, slot: u32, outcome: Outcome, nanos: u64, breaker: Option<Verdict>) {
     // The cells before the histogram as an array: one length check instead of one per index, which only
     // a thread without a shard yet fails, the layout being fixed before the first shard is made.
     match site_cells(attached_shard(), slot) {
@@ -219,7 +219,7 @@ fn count_finish(
 
 /// Counts a retry of a call of `site`.
 #[inline]
-pub fn record_retry(site: &Site) {
+pub(crate) fn record_retry(site: &Site) {
     let slot = slot_of(site);
     if slot < DETACHED {
         add_at(slot as usize + RETRIES, 1);
@@ -228,7 +228,7 @@ pub fn record_retry(site: &Site) {
 
 /// Counts an attempt of a call of `site` cut by its timeout.
 #[inline]
-pub fn record_timeout(site: &Site) {
+pub(crate) fn record_timeout(site: &Site) {
     let slot = slot_of(site);
     if slot < DETACHED {
         add_at(slot as usize + TIMEOUTS, 1);
@@ -242,7 +242,7 @@ impl VerdictCounts for Site {
 }
 
 /// The outcomes the breaker of `site` counted in the shards, summed over every thread.
-pub fn breaker_totals(site: &Site) -> [u64; BREAKER_RESULTS] {
+pub(crate) fn breaker_totals(site: &Site) -> [u64; BREAKER_RESULTS] {
     let mut totals = [0; BREAKER_RESULTS];
     let slot = site.slot();
     if slot >= DETACHED {
@@ -258,31 +258,31 @@ pub fn breaker_totals(site: &Site) -> [u64; BREAKER_RESULTS] {
 
 /// Totals of one site over all threads.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SiteTotals {
-    pub started: u64,
-    pub outcomes: [u64; Outcome::COUNT],
-    pub sum_nanos: u64,
-    pub retries: u64,
-    pub timeouts: u64,
+pub(crate) struct SiteTotals {
+    pub(crate) started: u64,
+    pub(crate) outcomes: [u64; Outcome::COUNT],
+    pub(crate) sum_nanos: u64,
+    pub(crate) retries: u64,
+    pub(crate) timeouts: u64,
     /// Per bucket, not cumulative; the last is `+Inf`.
-    pub buckets: Vec<u64>,
+    pub(crate) buckets: Vec<u64>,
 }
 
 impl SiteTotals {
     #[must_use]
-    pub fn finished(&self) -> u64 {
+    pub(crate) fn finished(&self) -> u64 {
         self.outcomes.iter().fold(0u64, |sum, count| sum.wrapping_add(*count))
     }
 
     /// Calls started and not yet finished; a call may start on one thread and finish on another, so
     /// only the sum over all shards is meaningful.
     #[must_use]
-    pub fn in_flight(&self) -> u64 {
+    pub(crate) fn in_flight(&self) -> u64 {
         self.started.wrapping_sub(self.finished())
     }
 
     /// Adds another site's counts of calls, but not its durations.
-    pub fn merge_counts(&mut self, other: &SiteTotals) {
+    pub(crate) fn merge_counts(&mut self, other: &SiteTotals) {
         self.started = self.started.wrapping_add(other.started);
         for (mine, theirs) in self.outcomes.iter_mut().zip(other.outcomes) {
             *mine = mine.wrapping_add(theirs);
@@ -292,7 +292,7 @@ impl SiteTotals {
     }
 
     /// Adds another site's counts and durations; both sites have the same bucket bounds.
-    pub fn merge(&mut self, other: &SiteTotals) {
+    pub(crate) fn merge(&mut self, other: &SiteTotals) {
         self.merge_counts(other);
         self.sum_nanos = self.sum_nanos.wrapping_add(other.sum_nanos);
         for (mine, theirs) in self.buckets.iter_mut().zip(&other.buckets) {
@@ -302,7 +302,7 @@ impl SiteTotals {
 }
 
 /// Sums a site's cells over every shard.
-pub fn totals(site: &Site) -> SiteTotals {
+pub(crate) fn totals(site: &Site) -> SiteTotals {
     let mut totals = SiteTotals { buckets: vec![0; site.bucket_nanos().len() + 1], ..SiteTotals::default() };
     let slot = slot_of(site);
     if slot >= DETACHED {

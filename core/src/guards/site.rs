@@ -12,12 +12,12 @@ use super::kinds::guard_kinds;
 use crate::outcome::Outcome;
 
 /// `Site::slot` before the metric layout is computed.
-pub const UNRESOLVED: u32 = u32::MAX;
+pub(crate) const UNRESOLVED: u32 = u32::MAX;
 /// `Site::slot` of a site whose metrics are turned off (`metrics = false`).
-pub const DETACHED: u32 = u32::MAX - 1;
+pub(crate) const DETACHED: u32 = u32::MAX - 1;
 
 /// The default histogram bounds, in nanoseconds: from 5 µs (a reducer) to 5 minutes (a long LLM call).
-pub const DEFAULT_BUCKETS_NANOS: &[u64] = &[
+pub(crate) const DEFAULT_BUCKETS_NANOS: &[u64] = &[
     5_000,
     10_000,
     25_000,
@@ -162,20 +162,20 @@ impl Site {
     }
 
     /// Per-site timeouts, for `hardened_rejections_total{guard="timeout"}`.
-    pub fn has_timeout(&self) -> bool {
+    pub(crate) fn has_timeout(&self) -> bool {
         self.meta.timeout
     }
 
-    pub fn bucket_nanos(&self) -> &'static [u64] {
+    pub(crate) fn bucket_nanos(&self) -> &'static [u64] {
         self.meta.buckets.unwrap_or(DEFAULT_BUCKETS_NANOS)
     }
 
     #[inline]
-    pub fn slot(&self) -> u32 {
+    pub(crate) fn slot(&self) -> u32 {
         self.slot.load(Ordering::Relaxed)
     }
 
-    pub fn assign_slot(&self, slot: u32) {
+    pub(crate) fn assign_slot(&self, slot: u32) {
         self.slot.store(slot, Ordering::Relaxed);
     }
 }
@@ -214,22 +214,22 @@ macro_rules! site_guards {
         #[doc(hidden)]
         #[derive(Debug)]
         pub struct SiteGuards {
-            pub site: &'static Site,
-            pub declared: Declarations,
-            pub timeout: Option<Duration>,
-            pub resolved: OnceLock<Resolved>,
+            pub(super) site: &'static Site,
+            pub(super) declared: Declarations,
+            pub(super) timeout: Option<Duration>,
+            pub(super) resolved: OnceLock<Resolved>,
         }
 
         /// What a call site declares, by kind.
         #[derive(Debug)]
-        pub struct Declarations {
-            $( pub $field: Option<Declared<$settings>>, )*
+        pub(super) struct Declarations {
+            $( pub(super) $field: Option<Declared<$settings>>, )*
         }
 
         /// The guards of a site, looked up once together: one check per call instead of one per guard.
         #[derive(Debug, Clone, Copy)]
-        pub struct Resolved {
-            $( pub $field: Option<&'static $guard>, )*
+        pub(crate) struct Resolved {
+            $( pub(crate) $field: Option<&'static $guard>, )*
         }
 
         impl SiteGuards {
