@@ -1,10 +1,10 @@
 //! The keys of hardened's guards, in one table that the `#[hardened]` attribute and the configuration
 //! file both read.
 //!
-//! Each kind of guard is a module ([`breaker`], [`rate`], [`bulkhead`], [`retry`]) with a `Key` enum: one
-//! variant per key, whose [`Spec`] gives its name, its [`Value`] type and range, its default, an example,
-//! and whether the attribute, the configuration or both accept it ([`Accepted`]). Readers match on the
-//! enum, so a key added here is a compile error in every reader until it handles it.
+//! Each kind of guard is a module ([`breaker`], [`rate`], [`concurrency`], [`bulkhead`], [`retry`]) with a
+//! `Key` enum: one variant per key, whose [`Spec`] gives its name, its [`Value`] type and range, its
+//! default, an example, and whether the attribute, the configuration or both accept it ([`Accepted`]).
+//! Readers match on the enum, so a key added here is a compile error in every reader until it handles it.
 //!
 //! ```
 //! use hardened_schema::{Accepted, breaker};
@@ -121,7 +121,8 @@ pub struct Spec {
 /// One kind of guard: its section, what messages call one, and its keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Kind {
-    /// The attribute's argument and the configuration's table: `breaker`, `rate`, `bulkhead`, `retry`.
+    /// The attribute's argument and the configuration's table: `breaker`, `rate`, `concurrency`, `bulkhead`,
+    /// `retry`.
     pub name: &'static str,
     /// What messages call one guard of the kind: `breaker`, `rate limiter`, `bulkhead`, `retry policy`.
     pub noun: &'static str,
@@ -384,6 +385,34 @@ kind! {
 }
 
 kind! {
+    /// `concurrency(..)` and `[concurrency.<name>]`: a limit of calls in flight that queues the calls
+    /// over it, each up to a deadline.
+    concurrency, "concurrency", "concurrency limit",
+    {
+        /// `name`.
+        Name => super::name("\"llm\""),
+        /// `limit`.
+        Limit => Spec {
+            name: "limit",
+            value: Value::Whole { min: 1, max: u32::MAX as u64 },
+            default: Some("10"),
+            example: "8",
+            doc: "calls in flight at once; the calls over it queue",
+            accepted: Accepted::Both,
+        },
+        /// `wait`.
+        Wait => Spec {
+            name: "wait",
+            value: Value::Duration,
+            default: Some("30s"),
+            example: "\"5s\"",
+            doc: "how long a call may queue for its turn before it is refused",
+            accepted: Accepted::Both,
+        },
+    }
+}
+
+kind! {
     /// `bulkhead(..)` and `[bulkhead.<name>]`: a limit of calls at once.
     bulkhead, "bulkhead", "bulkhead",
     {
@@ -487,7 +516,7 @@ kind! {
 pub const MAX_SPAN_FIELDS: usize = 32;
 
 /// Every kind of guard with keys, in the order they are documented.
-pub const KINDS: &[Kind] = &[breaker::KIND, rate::KIND, bulkhead::KIND, retry::KIND];
+pub const KINDS: &[Kind] = &[breaker::KIND, rate::KIND, concurrency::KIND, bulkhead::KIND, retry::KIND];
 
 #[cfg(test)]
 extern crate std;
