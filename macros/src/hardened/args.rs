@@ -23,8 +23,26 @@ use crate::common::tokens::written;
 
 /// Every argument `#[hardened]` accepts, in the order the reference documents them.
 pub(crate) const ARGUMENTS: &[&str] = &[
-    "name", "kind", "level", "fields", "ok_if", "error_if", "span", "metrics", "buckets", "crate", "skip", "breaker",
-    "rate", BURST, "bulkhead", "timeout", "retry", "fallback", "audit",
+    "name",
+    "kind",
+    "level",
+    "fields",
+    "ok_if",
+    "error_if",
+    "span",
+    "metrics",
+    "buckets",
+    "crate",
+    "skip",
+    "breaker",
+    "rate",
+    BURST,
+    "concurrency",
+    "bulkhead",
+    "timeout",
+    "retry",
+    "fallback",
+    "audit",
 ];
 
 /// One entry of `fields(...)`: `key` alone records the argument of that name, `key = expr` an expression.
@@ -309,7 +327,7 @@ mod tests {
         assert_eq!(
             errors,
             [
-                "unknown argument `colour`; expected one of `name`, `kind`, `level`, `fields`, `ok_if`, `error_if`, `span`, `metrics`, `buckets`, `crate`, `skip`, `breaker`, `rate`, `burst`, `bulkhead`, `timeout`, `retry`, `fallback` or `audit`",
+                "unknown argument `colour`; expected one of `name`, `kind`, `level`, `fields`, `ok_if`, `error_if`, `span`, `metrics`, `buckets`, `crate`, `skip`, `breaker`, `rate`, `burst`, `concurrency`, `bulkhead`, `timeout`, `retry`, `fallback` or `audit`",
                 "expected an argument, found the string `\"search\"`; did you mean `name = \"search\"`?",
                 "expected an argument such as `kind = \"tool\"`, found `5`",
             ]

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use darling::ast::NestedMeta;
-use hardened_schema::{Accepted, Spec, Value, breaker, bulkhead, rate, retry};
+use hardened_schema::{Accepted, Spec, Value, breaker, bulkhead, concurrency, rate, retry};
 use proc_macro2::Span;
 use syn::spanned::Spanned as _;
 use syn::{Expr, Lit, Meta, Path};
@@ -14,7 +14,8 @@ use crate::common::suggest;
 use crate::common::tokens::written;
 
 /// Arguments that configure a guard.
-pub(crate) const GUARD_ARGUMENTS: &[&str] = &["breaker", "rate", BURST, "bulkhead", "timeout", "retry", "fallback"];
+pub(crate) const GUARD_ARGUMENTS: &[&str] =
+    &["breaker", "rate", BURST, "concurrency", "bulkhead", "timeout", "retry", "fallback"];
 
 /// `burst`, which may also be written beside `rate = ..` rather than inside `rate(..)`.
 pub(crate) const BURST: &str = rate::Key::Burst.name();
@@ -59,7 +60,7 @@ macro_rules! schema_key {
     )+};
 }
 
-schema_key!(breaker, rate, bulkhead, retry);
+schema_key!(breaker, rate, concurrency, bulkhead, retry);
 
 /// The range of a whole-number key, as the schema gives it.
 pub(super) fn whole(key: impl SchemaKey) -> (u64, u64) {
@@ -139,6 +140,16 @@ impl RateArgs {
     }
 }
 
+/// `concurrency = 8` or `concurrency(..)`.
+#[derive(Clone, Default)]
+pub(crate) struct ConcurrencyArgs {
+    pub(super) name: Option<Spanned<String>>,
+    /// The limit, and the key it was written under (`concurrency` or `limit`).
+    pub(super) limit: Option<(&'static str, Spanned<u64>)>,
+    /// With its value's span: the guard as a whole needs an `async fn`, so no error points at this key.
+    pub(super) wait: Option<Spanned<Duration>>,
+}
+
 /// `bulkhead = 5` or `bulkhead(..)`.
 #[derive(Clone, Default)]
 pub(crate) struct BulkheadArgs {
@@ -168,6 +179,7 @@ pub(crate) struct GuardArgs {
     pub(super) rate: Option<Spanned<RateArgs>>,
     /// The span of the key, and the value with its own span.
     pub(super) burst: Option<(Span, Spanned<u64>)>,
+    pub(super) concurrency: Option<Spanned<ConcurrencyArgs>>,
     pub(super) bulkhead: Option<Spanned<BulkheadArgs>>,
     pub(super) timeout: Option<Spanned<Duration>>,
     pub(super) retry: Option<Spanned<RetryArgs>>,
@@ -182,6 +194,7 @@ impl GuardArgs {
             "breaker" => self.breaker = Some(Spanned { value: breaker(meta)?, span: at }),
             "rate" => self.rate = Some(Spanned { value: rate(meta)?, span: at }),
             BURST => self.burst = Some((at, integer(meta, &rate::Key::Burst.example())?)),
+            "concurrency" => self.concurrency = Some(Spanned { value: concurrency(meta)?, span: at }),
             "bulkhead" => self.bulkhead = Some(Spanned { value: bulkhead(meta)?, span: at }),
             "timeout" => self.timeout = Some(Spanned { value: duration(meta, "timeout = \"30s\"")?.value, span: at }),
             "retry" => self.retry = Some(Spanned { value: retry(meta)?, span: at }),
@@ -197,6 +210,7 @@ impl GuardArgs {
             breaker: self.breaker.or(outer.breaker),
             rate: self.rate.or(outer.rate),
             burst: self.burst.or(outer.burst),
+            concurrency: self.concurrency.or(outer.concurrency),
             bulkhead: self.bulkhead.or(outer.bulkhead),
             timeout: self.timeout.or(outer.timeout),
             retry: self.retry.or(outer.retry),
@@ -208,6 +222,7 @@ impl GuardArgs {
     pub(super) fn guards_call(&self) -> bool {
         self.breaker.is_some()
             || self.rate.is_some()
+            || self.concurrency.is_some()
             || self.bulkhead.is_some()
             || self.retry.is_some()
             || self.timeout.is_some()
@@ -320,6 +335,29 @@ fn rate(meta: &Meta) -> syn::Result<RateArgs> {
                     Key::Wait => args.wait = Some(keyed(inner, duration(inner, &example)?)),
                     Key::Scope => args.scope = Some((inner.path().span(), string(inner, &example)?)),
                     Key::RedisUrl | Key::OnUnavailable | Key::RedisTimeout | Key::Replicas => config_only(setting),
+                }
+                Ok(())
+            })?;
+        }
+    }
+    Ok(args)
+}
+
+fn concurrency(meta: &Meta) -> syn::Result<ConcurrencyArgs> {
+    use concurrency::Key;
+    let mut args = ConcurrencyArgs::default();
+    match meta {
+        Meta::Path(path) => {
+            return Err(syn::Error::new_spanned(path, "`concurrency` needs a value, such as `concurrency = 8`"));
+        }
+        Meta::NameValue(_) => args.limit = Some(("concurrency", integer(meta, "concurrency = 8")?)),
+        Meta::List(_) => {
+            settings(meta, "concurrency", |setting: Key, inner| {
+                let example = setting.example();
+                match setting {
+                    Key::Name => args.name = Some(string(inner, &example)?),
+                    Key::Limit => args.limit = Some((setting.name(), integer(inner, &example)?)),
+                    Key::Wait => args.wait = Some(duration(inner, &example)?),
                 }
                 Ok(())
             })?;
@@ -536,6 +574,7 @@ mod tests {
     fn every_key_of_the_schema_is_read_or_refused_as_configuration_only() {
         walk::<breaker::Key, _>("breaker", breaker);
         walk::<rate::Key, _>("rate", rate);
+        walk::<concurrency::Key, _>("concurrency", concurrency);
         walk::<bulkhead::Key, _>("bulkhead", bulkhead);
         walk::<retry::Key, _>("retry", retry);
     }

@@ -8,7 +8,7 @@ use syn::spanned::Spanned as _;
 use syn::visit_mut::{self, VisitMut};
 use syn::{Expr, GenericArgument, Path, PathArguments, Type, parse_quote};
 
-use hardened_schema::{breaker, bulkhead, rate, retry};
+use hardened_schema::{breaker, bulkhead, concurrency, rate, retry};
 
 use super::args::{SchemaKey, TIME};
 use super::validate::{GuardPlan, peel};
@@ -98,6 +98,16 @@ pub(crate) fn guards_static(plan: &GuardPlan, krate: &Path) -> TokenStream {
             let check = respanned(quote!(#private::global_scope::<#private::ThisBuild>()), scope.span);
             quote!(const _: () = #check;)
         });
+    let concurrency = some_u64(plan.concurrency.as_ref().map(|concurrency| {
+        let set = set_fields([
+            (concurrency::Key::Limit, count::<u32>(concurrency.limit.as_ref().map(|(_, limit)| limit))),
+            (concurrency::Key::Wait, duration(concurrency.wait.as_ref())),
+        ]);
+        declared(
+            concurrency.name.as_ref(),
+            quote!(#private::ConcurrencySettings { #set ..#private::ConcurrencySettings::UNSET }),
+        )
+    }));
     let bulkhead = some_u64(plan.bulkhead.as_ref().map(|bulkhead| {
         let set = set_fields([
             (bulkhead::Key::Max, count::<u32>(bulkhead.max.as_ref().map(|(_, max)| max))),
@@ -124,7 +134,7 @@ pub(crate) fn guards_static(plan: &GuardPlan, krate: &Path) -> TokenStream {
     quote! {
         #needs_redis
         static __HARDENED_GUARDS: #private::SiteGuards =
-            #private::SiteGuards::new(&__HARDENED_SITE, #breaker, #rate, #bulkhead, #retry, #timeout);
+            #private::SiteGuards::new(&__HARDENED_SITE, #breaker, #rate, #concurrency, #bulkhead, #retry, #timeout);
     }
 }
 
@@ -349,6 +359,23 @@ mod tests {
         // A predicate's own call is left alone.
         let predicate = quote!(!::hardened::__private::OutcomePredicate::<u8>::holds(&ok, ret));
         assert_eq!(text(&qualified(&predicate, Some(&ty))), text(&predicate));
+    }
+
+    #[test]
+    fn the_concurrency_limit_is_declared_between_rate_and_bulkhead() {
+        let plan = plan_of(quote!(rate = 10, concurrency(name = "llm", limit = 8, wait = "5s"), bulkhead = 2));
+        let expanded = text(&guards_static(&plan, &parse_quote!(::hardened)));
+        let settings = "::hardened::__private::ConcurrencySettings{\
+                        limit:::core::option::Option::Some(8u32),\
+                        wait:::core::option::Option::Some(::hardened::__private::Duration::from_nanos(5000000000u64)),\
+                        ..::hardened::__private::ConcurrencySettings::UNSET}";
+        assert!(expanded.contains(settings), "{expanded}");
+        let at = |settings: &str| expanded.find(settings).unwrap_or_else(|| panic!("{settings} in {expanded}"));
+        let (rate, concurrency, bulkhead) = (at("RateSettings{"), at("ConcurrencySettings{"), at("BulkheadSettings{"));
+        assert!(rate < concurrency && concurrency < bulkhead, "{expanded}");
+        // The short form sets only the limit.
+        let short = text(&guards_static(&plan_of(quote!(concurrency = 3)), &parse_quote!(::hardened)));
+        assert!(short.contains("ConcurrencySettings{limit:::core::option::Option::Some(3u32),..::hardened"), "{short}");
     }
 
     #[test]

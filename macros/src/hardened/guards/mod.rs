@@ -1,7 +1,8 @@
-//! The resilience guards of `#[hardened]`: `breaker`, `rate` (with `burst`), `bulkhead`, `timeout`,
-//! `retry` and `fallback`, from what the user wrote to the code that runs them, in three stages that
-//! depend one way: `args` reads them, `validate` checks them into a [`GuardPlan`], `expand` writes the
-//! guard static and the guarded body. The rest of the macro forwards to what is re-exported here.
+//! The resilience guards of `#[hardened]`: `breaker`, `rate` (with `burst`), `concurrency`, `bulkhead`,
+//! `timeout`, `retry` and `fallback`, from what the user wrote to the code that runs them, in three
+//! stages that depend one way: `args` reads them, `validate` checks them into a [`GuardPlan`], `expand`
+//! writes the guard static and the guarded body. The rest of the macro forwards to what is re-exported
+//! here.
 
 mod args;
 mod expand;

@@ -2,13 +2,14 @@
 
 use std::time::Duration;
 
-use hardened_schema::{breaker, bulkhead, rate, retry};
+use hardened_schema::{breaker, bulkhead, concurrency, rate, retry};
 use proc_macro2::Span;
 use syn::{Path, ReturnType, Signature, Type};
 
 use super::super::labels::label_value;
 use super::args::{
-    BreakerArgs, BulkheadArgs, COUNT, GLOBAL, GuardArgs, RateArgs, RetryArgs, SchemaKey, judges_rates, whole, words,
+    BreakerArgs, BulkheadArgs, COUNT, ConcurrencyArgs, GLOBAL, GuardArgs, RateArgs, RetryArgs, SchemaKey, judges_rates,
+    whole, words,
 };
 use crate::common::errors::Errors;
 use crate::common::meta::Spanned;
@@ -20,6 +21,7 @@ use crate::common::tokens::written;
 pub(crate) struct GuardPlan {
     pub(super) breaker: Option<BreakerArgs>,
     pub(super) rate: Option<RateArgs>,
+    pub(super) concurrency: Option<ConcurrencyArgs>,
     pub(super) bulkhead: Option<BulkheadArgs>,
     pub(super) retry: Option<RetryArgs>,
     pub(super) timeout: Option<Duration>,
@@ -33,6 +35,7 @@ impl GuardPlan {
     pub(crate) fn guards_call(&self) -> bool {
         self.breaker.is_some()
             || self.rate.is_some()
+            || self.concurrency.is_some()
             || self.bulkhead.is_some()
             || self.retry.is_some()
             || self.timeout.is_some()
@@ -46,7 +49,7 @@ impl GuardPlan {
 
     /// Whether a guard can refuse a call.
     pub(crate) fn refusable(&self) -> bool {
-        self.breaker.is_some() || self.rate.is_some() || self.bulkhead.is_some()
+        self.breaker.is_some() || self.rate.is_some() || self.concurrency.is_some() || self.bulkhead.is_some()
     }
 
     pub(crate) fn has_timeout(&self) -> bool {
@@ -98,6 +101,7 @@ pub(crate) fn plan(args: GuardArgs, sig: &Signature, analysis: &Analysis, errors
     }
     for name in [
         args.rate.as_ref().and_then(|rate| rate.value.name.as_ref()),
+        args.concurrency.as_ref().and_then(|concurrency| concurrency.value.name.as_ref()),
         args.bulkhead.as_ref().and_then(|bulkhead| bulkhead.value.name.as_ref()),
         args.retry.as_ref().and_then(|retry| retry.value.name.as_ref()),
     ]
@@ -117,6 +121,25 @@ pub(crate) fn plan(args: GuardArgs, sig: &Signature, analysis: &Analysis, errors
         needs_async(&format!("{} = \"{GLOBAL}\"", rate::Key::Scope.name()), *key, errors);
     }
     let rate = check_rate(args.rate, args.burst, errors);
+    if let Some(concurrency) = &args.concurrency {
+        match &concurrency.value.limit {
+            None => {
+                let (name, limit) = (concurrency::Key::Name, concurrency::Key::Limit);
+                errors.at(
+                    concurrency.span,
+                    format!(
+                        "`concurrency(..)` needs `{}`, such as `concurrency({}, {})`",
+                        limit.name(),
+                        name.example(),
+                        limit.example()
+                    ),
+                );
+            }
+            Some((key, limit)) => in_range(key, concurrency::Key::Limit, Some(limit), errors),
+        }
+        // Calls over the limit queue for their turn, which only a future can do.
+        needs_async("concurrency", concurrency.span, errors);
+    }
     if let Some(bulkhead) = &args.bulkhead {
         match &bulkhead.value.max {
             None => {
@@ -156,6 +179,7 @@ pub(crate) fn plan(args: GuardArgs, sig: &Signature, analysis: &Analysis, errors
     GuardPlan {
         breaker: args.breaker.map(|breaker| breaker.value),
         rate,
+        concurrency: args.concurrency.map(|concurrency| concurrency.value),
         bulkhead: args.bulkhead.map(|bulkhead| bulkhead.value),
         retry: args.retry.map(|retry| retry.value),
         timeout: args.timeout.map(|timeout| timeout.value),
@@ -372,6 +396,7 @@ mod tests {
                 breaker(name = "llm", failure_rate = 40, slow_rate = 80, slow_call = "2s", window = 20,
                         window_kind = "count", min_calls = 5, open_for = "1m", half_open_calls = 2),
                 rate(name = "api", per_second = 10, burst = 20, wait = "1s"),
+                concurrency(name = "llm", limit = 8, wait = "5s"),
                 bulkhead(name = "db", max = 5, wait = "2s"),
                 retry(name = "llm", attempts = 3, backoff = "100ms", max_backoff = "5s", jitter = false, when = ok),
                 timeout = "30s", fallback = cached
@@ -384,6 +409,9 @@ mod tests {
         assert_eq!(rate.per.map(|per| per.value), Some((10, Duration::from_secs(1))));
         assert_eq!(rate.burst.map(|burst| burst.value), Some(20));
         assert_eq!(plan.timeout, Some(Duration::from_secs(30)));
+        let concurrency = plan.concurrency.expect("a concurrency limit");
+        assert_eq!(concurrency.limit.map(|(key, limit)| (key, limit.value)), Some(("limit", 8)));
+        assert_eq!(concurrency.wait.map(|wait| wait.value), Some(Duration::from_secs(5)));
 
         for short in [
             quote!(breaker = "llm"),
@@ -395,9 +423,14 @@ mod tests {
         ] {
             assert!(check(short.clone(), &sync_fn()).is_ok(), "{short}");
         }
-        for short in [quote!(timeout = "30s"), quote!(retry = 2), quote!(retry)] {
+        for short in [quote!(timeout = "30s"), quote!(retry = 2), quote!(retry), quote!(concurrency = 8)] {
             assert!(check(short.clone(), &async_fn()).is_ok(), "{short}");
         }
+        let plan = check(quote!(concurrency = 8), &async_fn()).unwrap_or_else(|errors| panic!("{errors:?}"));
+        assert!(plan.guards_call() && plan.refusable() && plan.single_pass());
+        let concurrency = plan.concurrency.expect("a concurrency limit");
+        assert_eq!(concurrency.limit.map(|(key, limit)| (key, limit.value)), Some(("concurrency", 8)));
+        assert!(concurrency.name.is_none() && concurrency.wait.is_none());
         let plan = check(quote!(rate = 2.5), &sync_fn()).unwrap_or_else(|errors| panic!("{errors:?}"));
         assert_eq!(plan.rate.and_then(|rate| rate.per).map(|per| per.value), Some((1, Duration::from_millis(400))));
     }
@@ -427,6 +460,12 @@ mod tests {
             ["`attempts` must be between 1 and 100, found 101"]
         );
         assert_eq!(errors(quote!(bulkhead = 0), &sync_fn()), ["`bulkhead` must be at least 1, found 0"]);
+        assert_eq!(errors(quote!(concurrency = 0), &async_fn()), ["`concurrency` must be at least 1, found 0"]);
+        assert_eq!(errors(quote!(concurrency(limit = 0)), &async_fn()), ["`limit` must be at least 1, found 0"]);
+        assert_eq!(
+            errors(quote!(concurrency(name = "llm pool", limit = 2)), &async_fn()),
+            ["`name` may contain only ASCII letters, digits, `_`, `.`, `:` and `-`, found a space in `llm pool`"]
+        );
         assert_eq!(
             errors(quote!(breaker = "llm api"), &sync_fn()),
             ["`breaker` may contain only ASCII letters, digits, `_`, `.`, `:` and `-`, found a space in `llm api`"]
@@ -456,6 +495,7 @@ mod tests {
     fn whole_numbers_outside_the_schemas_range_are_refused() {
         walk_ranges::<breaker::Key>("breaker", "");
         walk_ranges::<rate::Key>("rate", "per_second = 10, ");
+        walk_ranges::<concurrency::Key>("concurrency", "");
         walk_ranges::<bulkhead::Key>("bulkhead", "");
         walk_ranges::<retry::Key>("retry", "");
     }
@@ -540,6 +580,31 @@ mod tests {
     }
 
     #[test]
+    fn concurrency_needs_an_async_fn_and_a_limit() {
+        assert_eq!(
+            errors(quote!(concurrency = 8), &sync_fn()),
+            ["`concurrency` needs an `async fn`; `poll_upstream` is synchronous"]
+        );
+        // One error for the guard, none for its `wait`.
+        assert_eq!(
+            errors(quote!(concurrency(limit = 8, wait = "5s")), &sync_fn()),
+            ["`concurrency` needs an `async fn`; `poll_upstream` is synchronous"]
+        );
+        assert_eq!(
+            errors(quote!(concurrency(name = "llm", wait = "5s")), &async_fn()),
+            ["`concurrency(..)` needs `limit`, such as `concurrency(name = \"llm\", limit = 8)`"]
+        );
+        assert_eq!(
+            errors(quote!(concurrency), &async_fn()),
+            ["`concurrency` needs a value, such as `concurrency = 8`"]
+        );
+        assert_eq!(
+            errors(quote!(concurrency(limit = 8, wait = "0s")), &async_fn()),
+            ["`wait` must be longer than zero, found `\"0s\"`"]
+        );
+    }
+
+    #[test]
     fn checks_durations_and_rates() {
         assert_eq!(errors(quote!(timeout = "0s"), &async_fn()), ["`timeout` must be longer than zero, found `\"0s\"`"]);
         assert_eq!(
@@ -590,6 +655,14 @@ mod tests {
         assert_eq!(
             errors(quote!(bulkhead(limit = 5)), &sync_fn()),
             ["unknown `bulkhead` setting `limit`; expected one of `name`, `max` or `wait`"]
+        );
+        assert_eq!(
+            errors(quote!(concurrency(limt = 5)), &async_fn()),
+            ["unknown `concurrency` setting `limt`; did you mean `limit`?"]
+        );
+        assert_eq!(
+            errors(quote!(concurrency(max = 5)), &async_fn()),
+            ["unknown `concurrency` setting `max`; expected one of `name`, `limit` or `wait`"]
         );
         assert_eq!(
             errors(quote!(breaker(window = 10, window = 20)), &sync_fn()),
