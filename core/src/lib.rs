@@ -22,6 +22,7 @@ pub mod redact;
 pub mod rejected;
 pub mod retry;
 pub mod shutdown;
+pub mod slots;
 #[doc(hidden)]
 pub mod support;
 

@@ -772,8 +772,8 @@ fn sections_naming_no_declared_guard_are_reported_with_a_suggestion() {
     let declared = DeclaredNames {
         breaker: vec!["llm".to_owned()],
         rate: vec!["search_api".to_owned()],
-        bulkhead: Vec::new(),
         retry: vec!["llm".to_owned()],
+        ..DeclaredNames::default()
     };
     let unused = config::unused_names(&config, &declared);
     assert_eq!(
