@@ -124,7 +124,7 @@ pub(crate) fn guards_static(plan: &GuardPlan, krate: &Path) -> TokenStream {
     quote! {
         #needs_redis
         static __HARDENED_GUARDS: #private::SiteGuards =
-            #private::SiteGuards::new(&__HARDENED_SITE, #breaker, #rate, #bulkhead, #retry, #timeout);
+            #private::SiteGuards::new(&__HARDENED_SITE, #breaker, #rate, ::core::option::Option::None, #bulkhead, #retry, #timeout);
     }
 }
 
