@@ -7,6 +7,7 @@ use std::fmt::Debug;
 use hardened_schema::Kind;
 
 use crate::keys::Keys;
+use crate::slots::Slots;
 
 /// One kind of named guard. Configuration layers over it: the built-in default ([`GuardKind::Config`]'s
 /// `Default`), then the file's `[kind.default]`, then the literal of the function that made it, then the
@@ -33,6 +34,15 @@ pub trait GuardKind: Sized + Send + Sync + 'static {
     /// Every setting the guard runs with, as a section that sets them all.
     fn settings(&self) -> Self::Settings;
 
+    /// Whether the guard holds a permit of its [`Slots`] for the length of each call: its part of the
+    /// admission. The chain takes the permits of such kinds in the order of the list of kinds.
+    const HOLDS: bool = false;
+
+    /// The slots a call takes a permit of, for a kind that [`holds`](GuardKind::HOLDS) one.
+    fn slots(&self) -> Option<&Slots> {
+        None
+    }
+
     /// The metric families the kind reports, besides [`REJECTIONS`].
     const FAMILIES: &'static [&'static Family];
 
@@ -56,7 +66,7 @@ pub struct Family {
 /// Calls refused by a guard, which every kind that refuses reports under its own `guard` label.
 pub static REJECTIONS: Family = Family {
     name: "hardened_rejections_total",
-    help: "Calls refused by a guard: breaker, rate_limiter, bulkhead or timeout.",
+    help: "Calls refused by a guard: breaker, rate_limiter, concurrency, bulkhead or timeout.",
     counter: true,
     labels: &["guard", "name"],
 };

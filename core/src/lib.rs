@@ -7,6 +7,7 @@
 pub mod breaker;
 pub mod bulkhead;
 pub mod clock;
+pub mod concurrency;
 #[doc(hidden)]
 pub mod guards;
 #[doc(hidden)]
@@ -22,14 +23,17 @@ pub mod redact;
 pub mod rejected;
 pub mod retry;
 pub mod shutdown;
+pub mod slots;
 #[doc(hidden)]
 pub mod support;
 
 pub use crate::breaker::{BreakerState, CircuitBreaker};
 pub use crate::bulkhead::Bulkhead;
+pub use crate::concurrency::ConcurrencyLimit;
 pub use crate::guards::site::{Site, sites};
 pub use crate::guards::{
-    breaker, breakers, bulkhead, bulkheads, rate_limiter, rate_limiters, retry_policies, retry_policy,
+    breaker, breakers, bulkhead, bulkheads, concurrency_limit, concurrency_limits, rate_limiter, rate_limiters,
+    retry_policies, retry_policy,
 };
 pub use crate::outcome::Outcome;
 pub use crate::rejected::Rejected;

@@ -20,7 +20,8 @@ pub enum Outcome {
     Cancelled,
     /// The call panicked; the panic propagated unchanged.
     Panic,
-    /// A guard refused the call (open breaker, exhausted rate limit, full bulkhead).
+    /// A guard refused the call (open breaker, exhausted rate limit, no turn of a concurrency limit, full
+    /// bulkhead).
     Rejected,
     /// The call took longer than its timeout.
     Timeout,

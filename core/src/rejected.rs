@@ -4,7 +4,7 @@ use std::time::Duration;
 
 /// A call refused by a guard before (or instead of) running the function's body.
 ///
-/// A function guarded by `breaker`, `rate`, `bulkhead` or `timeout` returns `Result<T, E>` with
+/// A function guarded by `breaker`, `rate`, `concurrency`, `bulkhead` or `timeout` returns `Result<T, E>` with
 /// `E: From<Rejected>`, so a refusal reaches the caller as an ordinary error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -23,6 +23,12 @@ pub enum Rejected {
         /// How long until a call would be admitted.
         retry_after: Duration,
     },
+    /// The concurrency limit gave the call no turn within its wait.
+    #[error("concurrency limit `{name}` gave no turn within its wait")]
+    ConcurrencyLimited {
+        /// The concurrency limit's name.
+        name: &'static str,
+    },
     /// The bulkhead had no free permit (within its wait, if it has one).
     #[error("bulkhead `{name}` is full")]
     BulkheadFull {
@@ -38,12 +44,14 @@ pub enum Rejected {
 }
 
 impl Rejected {
-    /// The guard that refused: `breaker`, `rate_limiter`, `bulkhead` or `timeout` (the `guard` metric label).
+    /// The guard that refused: `breaker`, `rate_limiter`, `concurrency`, `bulkhead` or `timeout` (the `guard`
+    /// metric label).
     #[must_use]
     pub fn guard(&self) -> &'static str {
         match self {
             Rejected::CircuitOpen { .. } => "breaker",
             Rejected::RateLimited { .. } => "rate_limiter",
+            Rejected::ConcurrencyLimited { .. } => "concurrency",
             Rejected::BulkheadFull { .. } => "bulkhead",
             Rejected::TimedOut { .. } => "timeout",
         }
@@ -53,9 +61,10 @@ impl Rejected {
     #[must_use]
     pub fn name(&self) -> &'static str {
         match self {
-            Rejected::CircuitOpen { name } | Rejected::RateLimited { name, .. } | Rejected::BulkheadFull { name } => {
-                name
-            }
+            Rejected::CircuitOpen { name }
+            | Rejected::RateLimited { name, .. }
+            | Rejected::ConcurrencyLimited { name }
+            | Rejected::BulkheadFull { name } => name,
             Rejected::TimedOut { .. } => "",
         }
     }

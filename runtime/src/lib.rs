@@ -104,7 +104,7 @@ pub mod audit {
     #[doc(inline)]
     pub use hardened_audit::*;
 }
-pub use hardened_core::{breaker, bulkhead, clock, metrics, rate_limit, redact, retry, shutdown};
+pub use hardened_core::{breaker, bulkhead, clock, concurrency, metrics, rate_limit, redact, retry, shutdown, slots};
 // The core's internal layers, for the operations here (not re-exported).
 use hardened_core::{guards, keys, kind, outcome, support};
 
@@ -138,8 +138,8 @@ mod guide_examples {
 pub use hardened_core::rate_limit::RateLimiter;
 pub use hardened_core::retry::RetryPolicy;
 pub use hardened_core::{
-    BreakerState, Bulkhead, CircuitBreaker, Outcome, Rejected, Site, breakers, bulkheads, rate_limiter, rate_limiters,
-    retry_policies, retry_policy, sites,
+    BreakerState, Bulkhead, CircuitBreaker, ConcurrencyLimit, Outcome, Rejected, Site, breakers, bulkheads,
+    concurrency_limit, concurrency_limits, rate_limiter, rate_limiters, retry_policies, retry_policy, sites,
 };
 
 /// Wraps a function, method or `impl` block with a span, metrics and a place in the call-site registry.

@@ -557,8 +557,8 @@ fn unknown_keys_and_sections_are_rejected_with_a_suggestion() {
     );
     assert_eq!(
         parse_error("[breakers.llm]\nfailure_rate = 50\n"),
-        "hardened.toml: unknown section breakers; did you mean breaker? allowed sections: breaker, rate, bulkhead, \
-         retry, telemetry, health, shutdown, server"
+        "hardened.toml: unknown section breakers; did you mean breaker? allowed sections: breaker, rate, \
+         concurrency, bulkhead, retry, telemetry, health, shutdown, server"
     );
     assert_eq!(
         env_error(Config::default(), &[("HARDENED_BREAKER__LLM__FAILUR_RATE", "50")]),
@@ -570,7 +570,7 @@ fn unknown_keys_and_sections_are_rejected_with_a_suggestion() {
     assert_eq!(
         env_error(Config::default(), &[("HARDENED_BULKHEADS__DB__MAX", "5")]),
         "HARDENED_BULKHEADS__DB__MAX: unknown section bulkheads; did you mean bulkhead? allowed sections: breaker, \
-         rate, bulkhead, retry, telemetry, health, shutdown, server"
+         rate, concurrency, bulkhead, retry, telemetry, health, shutdown, server"
     );
     assert_eq!(
         env_error(Config::default(), &[("HARDENED_BREAKER__FAILURE_RATE", "50")]),
@@ -772,8 +772,8 @@ fn sections_naming_no_declared_guard_are_reported_with_a_suggestion() {
     let declared = DeclaredNames {
         breaker: vec!["llm".to_owned()],
         rate: vec!["search_api".to_owned()],
-        bulkhead: Vec::new(),
         retry: vec!["llm".to_owned()],
+        ..DeclaredNames::default()
     };
     let unused = config::unused_names(&config, &declared);
     assert_eq!(

@@ -8,7 +8,7 @@ use hardened::config::{self, Config, ConfigError};
 use proptest::prelude::*;
 
 /// Sections of one guard each, written `[kind.name]`.
-const KINDS: &[&str] = &["breaker", "rate", "bulkhead", "retry"];
+const KINDS: &[&str] = &["breaker", "rate", "concurrency", "bulkhead", "retry"];
 /// Sections of their own, written `[section]`.
 const SINGLES: &[&str] = &["telemetry", "health", "shutdown", "server"];
 

@@ -5,7 +5,10 @@ use std::fmt::Write as _;
 
 use hardened::breaker::BreakerConfig;
 use hardened::bulkhead::BulkheadConfig;
-use hardened::config::{self, BreakerSettings, BulkheadSettings, Config, RateSettings, RetrySettings};
+use hardened::concurrency::ConcurrencyConfig;
+use hardened::config::{
+    self, BreakerSettings, BulkheadSettings, ConcurrencySettings, Config, RateSettings, RetrySettings,
+};
 use hardened::rate_limit::{RateConfig, Scope};
 use hardened::retry::RetryConfig;
 use hardened_schema::{KINDS, Spec, Value};
@@ -67,6 +70,7 @@ fn the_built_in_defaults_are_the_schemas() {
     defaults.breaker.insert("breaker".into(), BreakerSettings::of(&BreakerConfig::default()));
     defaults.rate.insert("local".into(), RateSettings::of(&RateConfig::default()));
     defaults.rate.insert("global".into(), RateSettings::of(&global));
+    defaults.concurrency.insert("concurrency".into(), ConcurrencySettings::of(&ConcurrencyConfig::default()));
     defaults.bulkhead.insert("bulkhead".into(), BulkheadSettings::of(&BulkheadConfig::default()));
     defaults.retry.insert("retry".into(), RetrySettings::of(&RetryConfig::default()));
     let rendered = config::render(&defaults);

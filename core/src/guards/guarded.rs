@@ -1,22 +1,26 @@
 //! The guard chain around one call, in the documented order:
-//! retry, then circuit breaker, then rate limiter, then timeout, then bulkhead, then the body.
+//! retry, then circuit breaker, then rate limiter, then timeout, then the guards that hold a permit for
+//! the call (concurrency limit, then bulkhead: the kinds whose [`GuardKind::HOLDS`] is true, in the order
+//! of the list of kinds), then the body.
 //!
-//! A refusal by an inner guard (rate limiter, bulkhead) gives the breaker's permit back uncounted: it says
-//! nothing about the dependency. A timeout counts as a failure. Retries never repeat a refusal by the
-//! breaker or the bulkhead.
+//! A refusal by an inner guard (rate limiter, concurrency limit, bulkhead) gives the breaker's permit back
+//! uncounted: it says nothing about the dependency. A timeout counts as a failure. Retries never repeat a
+//! refusal by the breaker, the concurrency limit or the bulkhead.
+//!
+//! [`GuardKind::HOLDS`]: crate::kind::GuardKind::HOLDS
 
 use std::future::Future;
 use std::pin::Pin;
 
 use crate::breaker::{BreakerPermit, CircuitBreaker, Verdict};
-use crate::bulkhead::{Bulkhead, BulkheadPermit};
 use crate::clock::{self, SystemClock, system_nanos};
 use crate::guards::call::Call;
 use crate::guards::shards;
-use crate::guards::site::{Resolved, SiteGuards};
+use crate::guards::site::{HELD, Held, Resolved, SiteGuards};
 use crate::outcome::Outcome;
 use crate::rate_limit::RateLimiter;
 use crate::rejected::Rejected;
+use crate::slots::{Permit, Slots};
 
 /// The error half of a guarded function's `Result`, which a refusal converts into.
 #[diagnostic::on_unimplemented(
@@ -69,27 +73,30 @@ impl<T, E: FromRejection> GuardedReturn for Result<T, E> {
 /// A value, and the outcome a guard imposed on it (refused, timed out), if any.
 pub type Guarded<R> = (R, Option<Outcome>);
 
-/// Waiting for a rate limiter's token or a bulkhead's permit, then taking the permit: the rare path of an
-/// admission, boxed so that the future of every call does not carry its state.
-pub type Waiting = Pin<Box<dyn Future<Output = Result<Option<BulkheadPermit<'static>>, Rejected>> + Send + Sync>>;
+/// The permits of [`Held`] slots a call holds, in the same order.
+pub(crate) type HeldPermits = [Option<Permit<'static>>; HELD];
+
+/// Waiting for a rate limiter's token or a held guard's permit, then taking the permits: the rare path of
+/// an admission, boxed so that the future of every call does not carry its state.
+pub type Waiting = Pin<Box<dyn Future<Output = Result<HeldPermits, Rejected>> + Send + Sync>>;
 
 /// The permits an admitted call holds until it ends.
 #[derive(Debug, Default)]
 pub(crate) struct Permits {
     pub(crate) breaker: Option<BreakerPermit<'static>>,
-    pub(crate) bulkhead: Option<BulkheadPermit<'static>>,
+    pub(crate) held: HeldPermits,
 }
 
 impl Permits {
     /// Reports a call that took `elapsed` nanoseconds to the breaker (from the time its permit was
-    /// taken at), and gives the bulkhead's permit back; returns the breaker and the result it saw, for
+    /// taken at), and gives the held permits back; returns the breaker and the result it saw, for
     /// the call to count.
     #[inline(always)]
     #[allow(clippy::inline_always, reason = "measured: out of line, the permits went through memory")]
     #[must_use]
     pub(crate) fn settle(self, failed: bool, elapsed: u64) -> Option<(&'static CircuitBreaker, Verdict)> {
         let counted = BreakerPermit::settle_held(self.breaker, failed, elapsed);
-        drop(self.bulkhead);
+        drop(self.held);
         counted
     }
 }
@@ -98,9 +105,9 @@ impl Permits {
 pub(crate) enum Admission {
     /// Admitted at once.
     Now(Permits),
-    /// Admitted by the breaker; the rate limiter or the bulkhead makes the call wait (`wait = ..`).
+    /// Admitted by the breaker; the rate limiter or a held guard makes the call wait (`wait = ..`).
     Wait(Option<BreakerPermit<'static>>, Waiting),
-    /// Refused by the rate limiter or the bulkhead; the breaker's permit went back uncounted.
+    /// Refused by the rate limiter or a held guard; the breaker's permit went back uncounted.
     Refused(Refusal),
 }
 
@@ -112,8 +119,9 @@ pub(crate) enum Refusal {
     Breaker(&'static CircuitBreaker),
     /// The limiter has no token for this many nanoseconds.
     Rate(&'static RateLimiter, u64),
-    /// The bulkhead is full (its refusal is counted when it is spelled out).
-    Bulkhead(&'static Bulkhead),
+    /// The slots of a held guard (concurrency limit, bulkhead) are full; the refusal is counted when it
+    /// is spelled out.
+    Full(&'static Slots),
 }
 
 impl Refusal {
@@ -124,7 +132,7 @@ impl Refusal {
         match self {
             Refusal::Breaker(breaker) => breaker.open_refusal(),
             Refusal::Rate(limiter, retry_after) => limiter.refusal(retry_after),
-            Refusal::Bulkhead(bulkhead) => bulkhead.refusal(),
+            Refusal::Full(slots) => slots.refusal(),
         }
     }
 }
@@ -157,8 +165,21 @@ fn refused_inside(breaker: Option<BreakerPermit<'static>>, refusal: Refusal) -> 
     refusal
 }
 
-/// Admits a call at `now` (as `clock::system_nanos` reads time) through its breaker, rate
-/// limiter and bulkhead, in that order, refusing at once when one has nothing free.
+/// A permit of each held guard, when all are free at once; otherwise the first that is full, the
+/// permits taken before it given back.
+#[inline(always)]
+#[allow(clippy::inline_always, reason = "on the fast path of every admission, kept in registers")]
+fn take_held(held: &Held) -> Result<HeldPermits, &'static Slots> {
+    let mut permits = HeldPermits::default();
+    for (slots, permit) in held.iter().zip(&mut permits) {
+        let Some(slots) = *slots else { break };
+        *permit = Some(slots.take().ok_or(slots)?);
+    }
+    Ok(permits)
+}
+
+/// Admits a call at `now` (as `clock::system_nanos` reads time) through its breaker, rate limiter and
+/// held guards, in that order, refusing at once when one has nothing free.
 #[inline]
 pub(crate) fn admit_at_once(guards: Resolved, now: u64) -> Result<Permits, Refusal> {
     let breaker = breaker_permit(guards, now)?;
@@ -167,36 +188,29 @@ pub(crate) fn admit_at_once(guards: Resolved, now: u64) -> Result<Permits, Refus
     {
         return Err(refused_inside(breaker, Refusal::Rate(limiter, retry_after)));
     }
-    let bulkhead = match guards.bulkhead {
-        None => None,
-        Some(bulkhead) => match bulkhead.take() {
-            Some(permit) => Some(permit),
-            None => return Err(refused_inside(breaker, Refusal::Bulkhead(bulkhead))),
-        },
-    };
-    Ok(Permits { breaker, bulkhead })
+    match take_held(&guards.held) {
+        Ok(held) => Ok(Permits { breaker, held }),
+        Err(full) => Err(refused_inside(breaker, Refusal::Full(full))),
+    }
 }
 
-/// The limiter's token and the bulkhead's permit of an asynchronous call, when both are free at once;
+/// The limiter's token and the held guards' permits of an asynchronous call, when all are free at once;
 /// otherwise whether the token was taken (`Err(rated)`), for `admit_rest` to wait or refuse.
 #[inline(always)]
 #[allow(clippy::inline_always, reason = "the first poll's fast path, kept in registers")]
-pub(crate) fn take_free(guards: Resolved, now: u64) -> Result<Option<BulkheadPermit<'static>>, bool> {
+pub(crate) fn take_free(guards: Resolved, now: u64) -> Result<HeldPermits, bool> {
     if let Some(limiter) = guards.rate
         && !limiter.take_now(now)
     {
         return Err(false);
     }
-    match guards.bulkhead {
-        None => Ok(None),
-        Some(bulkhead) => bulkhead.take().map(Some).ok_or(true),
-    }
+    take_held(&guards.held).map_err(|_| true)
 }
 
 /// The rest of an asynchronous admission that the breaker granted (`breaker`) and that found no token
-/// (`rated` false) or, with its token, no bulkhead permit at once: a limiter or bulkhead configured to
-/// wait hands back the wait to do instead of refusing. The path that finds everything free stays inline
-/// in the call's future.
+/// (`rated` false) or, with its token, not every held guard's permit at once: a limiter or held guard
+/// configured to wait hands back the wait to do instead of refusing. The path that finds everything free
+/// stays inline in the call's future.
 #[cold]
 pub(crate) fn admit_rest(
     guards: Resolved,
@@ -206,38 +220,37 @@ pub(crate) fn admit_rest(
 ) -> Admission {
     if !rated && let Some(limiter) = guards.rate {
         if limiter.waits() {
-            return Admission::Wait(breaker, Box::pin(wait_and_take(Some(limiter), guards.bulkhead, now)));
+            return Admission::Wait(breaker, Box::pin(wait_and_take(Some(limiter), guards.held, now)));
         }
         if let Err(retry_after) = limiter.admit_at(now) {
             return Admission::Refused(refused_inside(breaker, Refusal::Rate(limiter, retry_after)));
         }
     }
-    let bulkhead = match guards.bulkhead {
-        None => None,
-        Some(bulkhead) => match bulkhead.take() {
-            Some(permit) => Some(permit),
-            None if bulkhead.waits() => {
-                return Admission::Wait(breaker, Box::pin(wait_and_take(None, Some(bulkhead), now)));
-            }
-            None => return Admission::Refused(refused_inside(breaker, Refusal::Bulkhead(bulkhead))),
-        },
-    };
-    Admission::Now(Permits { breaker, bulkhead })
+    match take_held(&guards.held) {
+        Ok(held) => Admission::Now(Permits { breaker, held }),
+        Err(full) if full.waits() => Admission::Wait(breaker, Box::pin(wait_and_take(None, guards.held, now))),
+        Err(full) => Admission::Refused(refused_inside(breaker, Refusal::Full(full))),
+    }
 }
 
-/// Waits for the limiter's token (asked for at `now`), then for the bulkhead's permit.
-async fn wait_and_take(
-    limiter: Option<&'static RateLimiter>,
-    bulkhead: Option<&'static Bulkhead>,
-    now: u64,
-) -> Result<Option<BulkheadPermit<'static>>, Rejected> {
+/// Waits for the limiter's token (asked for at `now`), if `limiter` is given, then for each held guard's
+/// permit in order, each up to its own wait.
+async fn wait_and_take(limiter: Option<&'static RateLimiter>, held: Held, now: u64) -> Result<HeldPermits, Rejected> {
     if let Some(limiter) = limiter {
         limiter.acquire_at(now).await?;
     }
-    match bulkhead {
-        Some(bulkhead) => bulkhead.acquire().await.map(Some),
-        None => Ok(None),
+    acquire_held(&held).await
+}
+
+/// A permit of each held guard, in order, each waited for up to the guard's own wait (or refused at once
+/// by a guard that does not wait); the permits taken before a refusal go back.
+async fn acquire_held(held: &Held) -> Result<HeldPermits, Rejected> {
+    let mut permits = HeldPermits::default();
+    for (slots, permit) in held.iter().zip(&mut permits) {
+        let Some(slots) = *slots else { break };
+        *permit = Some(slots.acquire().await?);
     }
+    Ok(permits)
 }
 
 /// The time the breaker and the rate limiter share for one call, from the call's own first reading of
@@ -249,7 +262,7 @@ pub(crate) fn admission_time(guards: Resolved, call: &Call, clock: &SystemClock)
 }
 
 /// Runs a synchronous call of `guards`' site through its breaker, rate limiter (refusing at once) and
-/// bulkhead (never waiting), and records it: one reading of the clock at each end serves the metrics
+/// held guards (never waiting), and records it: one reading of the clock at each end serves the metrics
 /// and the guards. Returns the value and its outcome: `classify`'s verdict, or `rejected`.
 #[inline]
 pub fn run_sync<R: GuardedReturn>(
@@ -283,7 +296,7 @@ fn refused<R: GuardedReturn>(call: Call, refusal: Refusal) -> (R, Outcome) {
     (R::refused(rejected), Outcome::Rejected)
 }
 
-/// Runs one attempt of an asynchronous call through the breaker, rate limiter, timeout and bulkhead:
+/// Runs one attempt of an asynchronous call through the breaker, rate limiter, timeout and held guards:
 /// the path of a call that retries or has a timeout (the others run as one `GuardedInstrumented`). A call
 /// with a timeout and no retries is one attempt, which may move the function's arguments; a retried
 /// call's attempts are made by [`next_attempt`](super::retrying::next_attempt).
@@ -304,14 +317,11 @@ where
         release(breaker);
         return (R::refused(rejected), Some(Outcome::Rejected));
     }
-    // The timeout covers the wait for the bulkhead and the body.
+    // The timeout covers the wait for the held guards' permits and the body.
     let bounded = async {
-        let _bulkhead = match resolved.bulkhead {
-            Some(bulkhead) => match bulkhead.acquire().await {
-                Ok(held) => Some(held),
-                Err(rejected) => return (R::refused(rejected), Some(Outcome::Rejected)),
-            },
-            None => None,
+        let _held = match acquire_held(&resolved.held).await {
+            Ok(held) => held,
+            Err(rejected) => return (R::refused(rejected), Some(Outcome::Rejected)),
         };
         (body.await, None)
     };
@@ -332,9 +342,9 @@ where
             }
             None => is_failure(&value),
         };
-        // Settled as every call is; the bulkhead's permit went back with the bounded future. With no
-        // `Call` of its own to count it with, the breaker counts the result in its shared cells.
-        let permits = Permits { breaker, bulkhead: None };
+        // Settled as every call is; the held permits went back with the bounded future. With no `Call` of
+        // its own to count it with, the breaker counts the result in its shared cells.
+        let permits = Permits { breaker, held: HeldPermits::default() };
         if let Some((breaker, result)) = permits.settle(failed, system_nanos().saturating_sub(now)) {
             breaker.count_shared(result);
         }

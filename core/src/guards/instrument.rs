@@ -15,7 +15,8 @@ use crate::clock::{self, SystemClock};
 use crate::guards::SiteGuards;
 use crate::guards::call::Call;
 use crate::guards::guarded::{
-    Admission, GuardedReturn, Permits, Waiting, admission_time, admit_rest, breaker_permit, release, take_free,
+    Admission, GuardedReturn, HeldPermits, Permits, Waiting, admission_time, admit_rest, breaker_permit, release,
+    take_free,
 };
 use crate::guards::site::Site;
 use crate::outcome::Outcome;
@@ -91,9 +92,9 @@ where
 }
 
 pin_project! {
-    /// An async `#[hardened]` call with a breaker, rate limiter or bulkhead and neither retries nor a
-    /// timeout: the guards are taken at the first poll, without a future of their own unless one must
-    /// wait, and the call's two readings of the clock serve its metrics and its guards alike.
+    /// An async `#[hardened]` call with a breaker, rate limiter, concurrency limit or bulkhead and
+    /// neither retries nor a timeout: the guards are taken at the first poll, without a future of their
+    /// own unless one must wait, and the call's two readings of the clock serve its metrics and its guards alike.
     ///
     /// The span and the body's future are made at the first poll too, by the closure the call starts
     /// as, so that the span's parent is the span current where the call is first polled, as it is for
@@ -145,7 +146,7 @@ enum Stage<S> {
     Unstarted(S),
     /// Admitted; the body is pending.
     Running(InFlight),
-    /// Admitted by the breaker; waiting for a token or a bulkhead permit (`wait = ..`).
+    /// Admitted by the breaker; waiting for a token or a held guard's permit (`wait = ..`).
     Waiting(InFlight, Waiting),
     /// Finished, refused, or being polled.
     Done,
@@ -173,8 +174,8 @@ fn wait<S>(mut flight: InFlight, mut waiting: Waiting, stage: &mut Stage<S>, cx:
             *stage = Stage::Waiting(flight, waiting);
             Waited::Pending
         }
-        Poll::Ready(Ok(bulkhead)) => {
-            flight.permits.bulkhead = bulkhead;
+        Poll::Ready(Ok(held)) => {
+            flight.permits.held = held;
             Waited::Admitted(flight)
         }
         Poll::Ready(Err(rejected)) => {
@@ -185,7 +186,7 @@ fn wait<S>(mut flight: InFlight, mut waiting: Waiting, stage: &mut Stage<S>, cx:
     }
 }
 
-/// An asynchronous call of the site of `guards`, which has a breaker, a rate limiter or a bulkhead but
+/// An asynchronous call of the site of `guards`, which has a breaker, a rate limiter or a held guard but
 /// neither retries nor a timeout, as one future: at its first poll, `start` makes the span and the body's
 /// future, and the guards are taken, without a future of their own unless one must wait; its two readings
 /// of the clock serve its metrics and its guards alike. `is_failure` is the outcome rule as the breaker's
@@ -243,15 +244,15 @@ where
                     Ok(breaker) => breaker,
                     Err(refusal) => return Poll::Ready(refuse(call, refusal.rejected(), this.classify, this.span)),
                 };
-                let bulkhead = match take_free(guards, now) {
-                    Ok(bulkhead) => bulkhead,
+                let held = match take_free(guards, now) {
+                    Ok(held) => held,
                     Err(rated) => {
                         let polled = Polled::new(this.future, stage, this.is_failure, this.classify, this.span);
                         return polled.start_slowly(call, now, breaker, rated, this.guards, cx);
                     }
                 };
                 let polled = Polled::new(this.future, stage, this.is_failure, this.classify, this.span);
-                polled.run(call, clock, Permits { breaker, bulkhead }, cx)
+                polled.run(call, clock, Permits { breaker, held }, cx)
             }
             Stage::Running(InFlight { call, permits }) => {
                 let _entered = this.span.enter();
@@ -299,7 +300,7 @@ where
     }
 
     /// The first poll of a call that the breaker admitted and that found no token (`rated` false) or no
-    /// bulkhead permit at once: it waits, or is refused, or is admitted after all.
+    /// held guard's permit at once: it waits, or is refused, or is admitted after all.
     #[cold]
     fn start_slowly(
         self,
@@ -313,7 +314,7 @@ where
         match admit_rest(guards.resolved(), now, breaker, rated) {
             Admission::Now(permits) => self.run(call, clock::system(), permits, cx),
             Admission::Wait(breaker, waiting) => {
-                let flight = InFlight { call, permits: Permits { breaker, bulkhead: None } };
+                let flight = InFlight { call, permits: Permits { breaker, held: HeldPermits::default() } };
                 self.wait_then_run(flight, waiting, cx)
             }
             Admission::Refused(refusal) => Poll::Ready(refuse(call, refusal.rejected(), self.classify, self.span)),

@@ -14,6 +14,7 @@ macro_rules! guard_kinds {
         $callback! {
             breaker: $crate::breaker::CircuitBreaker, $crate::breaker::BreakerSettings, breaker, breaker, breakers;
             rate: $crate::rate_limit::RateLimiter, $crate::rate_limit::RateSettings, rate_limiter, rate_limiter, rate_limiters;
+            concurrency: $crate::concurrency::ConcurrencyLimit, $crate::concurrency::ConcurrencySettings, concurrency, concurrency_limit, concurrency_limits;
             bulkhead: $crate::bulkhead::Bulkhead, $crate::bulkhead::BulkheadSettings, bulkhead, bulkhead, bulkheads;
             retry: $crate::retry::RetryPolicy, $crate::retry::RetrySettings, retry, retry_policy, retry_policies;
         }

@@ -19,9 +19,7 @@ pub mod span_site;
 
 pub use self::kinds::guard_kinds;
 pub use self::names::DeclaredNames;
-pub use self::registry::{
-    breaker, breakers, bulkhead, bulkheads, rate_limiter, rate_limiters, retry_policies, retry_policy,
-};
-pub use self::registry::{configure, declared_names, effective, resolve_declared};
+// Every kind's lookups by name (`breaker`, `breakers`, ...), made from the list of kinds.
+pub use self::registry::*;
 pub use self::sections::GuardSections;
 pub use self::site::{Declared, SiteGuards};

@@ -6,7 +6,7 @@ use std::sync::{PoisonError, RwLock};
 use super::kinds::guard_kinds;
 use super::names::DeclaredNames;
 use super::sections::{self, GuardSections};
-use super::site::{Declared, Resolved, Site, SiteGuards, sites};
+use super::site::{Declared, HELD, Resolved, Site, SiteGuards, sites};
 use crate::kind::GuardKind;
 
 /// A kind of guard in the list of kinds: where its registry, its declarations and its sections are.
@@ -149,7 +149,17 @@ macro_rules! registries {
             #[inline]
             pub(crate) fn resolved(&'static self) -> Resolved {
                 *self.resolved.get_or_init(|| {
-                    let resolved = Resolved { $( $field: self.make(self.declared.$field.as_ref()), )* };
+                    let mut resolved = Resolved {
+                        $( $field: self.make(self.declared.$field.as_ref()), )*
+                        held: [None; HELD],
+                    };
+                    let mut held = resolved.held.iter_mut();
+                    $(
+                        if let Some(slots) = resolved.$field.and_then(|guard| guard.slots()) {
+                            *held.next().expect("every kind whose guards have slots says it holds them") =
+                                Some(slots);
+                        }
+                    )*
                     // A breaker's verdicts are counted in the metric cells of the sites that use it.
                     if let Some(breaker) = resolved.breaker {
                         breaker.count_in(self.site);

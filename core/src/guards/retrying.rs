@@ -75,8 +75,8 @@ where
 {
     /// Whether another attempt should follow this one, and after how long.
     ///
-    /// Refusals by the breaker, the rate limiter and the bulkhead are never retried; timeouts are; other
-    /// failures are when `retry_when` agrees and the budget allows.
+    /// Refusals by the breaker, the rate limiter, the concurrency limit and the bulkhead are never retried;
+    /// timeouts are; other failures are when `retry_when` agrees and the budget allows.
     fn delay(&self, value: &R, imposed: Option<Outcome>) -> Option<Duration> {
         let policy = self.guards.retry()?;
         let retryable = match imposed {

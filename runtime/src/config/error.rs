@@ -109,7 +109,7 @@ pub enum ConfigError {
         /// The keys this kind of section has.
         allowed: &'static [&'static str],
     },
-    /// A top-level section other than `breaker`, `rate`, `bulkhead` and `retry`.
+    /// A top-level section that is no kind of guard (`breaker`, `rate`, ...) and no other section.
     #[error(
         "{origin}: unknown section {section}; {}allowed sections: {}",
         did_you_mean(*.suggestion),

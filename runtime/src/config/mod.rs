@@ -29,9 +29,9 @@
 //!
 //! The file named by `HARDENED_CONFIG`, which must then exist; else `hardened.toml` in the current
 //! directory, if there is one; else none, which is no error. It holds `[breaker.<name>]`,
-//! `[rate.<name>]`, `[bulkhead.<name>]` and `[retry.<name>]` sections; a section named `default` applies
-//! to every guard of its kind. Names are matched exactly as written; quote those with `.` or `:`
-//! (`[breaker."app::fetch"]`).
+//! `[rate.<name>]`, `[concurrency.<name>]`, `[bulkhead.<name>]` and `[retry.<name>]` sections; a section
+//! named `default` applies to every guard of its kind. Names are matched exactly as written; quote those
+//! with `.` or `:` (`[breaker."app::fetch"]`).
 //!
 //! # The environment
 //!
@@ -79,6 +79,7 @@ pub use self::operations::{
 pub use self::render::render;
 pub use crate::breaker::BreakerSettings;
 pub use crate::bulkhead::BulkheadSettings;
+pub use crate::concurrency::ConcurrencySettings;
 pub use crate::rate_limit::RateSettings;
 pub use crate::retry::RetrySettings;
 

@@ -15,7 +15,7 @@ pub(super) const DEFAULT: &str = "default";
 /// Displays as ``[breaker.lm] names no breaker used by any function; did you mean `llm`?``.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnusedName {
-    /// `breaker`, `rate`, `bulkhead` or `retry`.
+    /// A kind of guard: `breaker`, `rate`, ...
     pub kind: &'static str,
     /// The name of the section.
     pub name: String,

@@ -8,9 +8,10 @@ use super::operations::{HealthSettings, ServerSettings, ShutdownSettings, Single
 use super::settings::{EachKind, Section, each_kind};
 use crate::keys::Keys;
 
-/// The TOML text of `config`: sections in the order breaker, rate, bulkhead, retry (each kind sorted by
-/// name), then telemetry, health, shutdown and server when they set anything; keys in their documented order, durations as humantime strings (`"1m 30s"`), rates as `10` (per
-/// second), `"100/min"`, `"5/h"` or `"N/<duration>"`.
+/// The TOML text of `config`: sections in the order of the list of kinds (each kind sorted by name),
+/// then telemetry, health, shutdown and server when they set anything; keys in their documented order,
+/// durations as humantime strings (`"1m 30s"`), rates as `10` (per second), `"100/min"`, `"5/h"` or
+/// `"N/<duration>"`.
 ///
 /// [`parse`](super::parse) reads the text back to a `Config` equal to `config` (apart from `source`, which
 /// is not part of the text, and the secrets of URLs, which are [masked](crate::redact::urls): a URL's user

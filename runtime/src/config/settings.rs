@@ -15,9 +15,9 @@ use crate::kind::GuardKind;
 pub(super) trait Section: Keys {
     /// The kind of guard, as the schema describes it.
     const SCHEMA: &'static Kind;
-    /// The top-level table: `breaker`, `rate`, `bulkhead` or `retry`.
+    /// The top-level table, a kind of guard: `breaker`, `rate`, ...
     const KIND: &'static str = Self::SCHEMA.name;
-    /// What a section names, for messages: `breaker`, `rate limiter`, `bulkhead`, `retry policy`.
+    /// What a section names, for messages: `breaker`, `rate limiter`, ...
     const NOUN: &'static str = Self::SCHEMA.noun;
 
     /// The names functions declare for guards of this kind.
