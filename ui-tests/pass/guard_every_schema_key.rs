@@ -44,6 +44,11 @@ async fn geocode(address: &str) -> Result<usize, ServiceError> {
     Ok(address.len())
 }
 
+#[hardened(concurrency(name = "completions", limit = 3, wait = "750ms"))]
+async fn complete(prompt: &str) -> Result<usize, ServiceError> {
+    Ok(prompt.len())
+}
+
 #[hardened(bulkhead(name = "renderer", max = 2, wait = "500ms"))]
 async fn render(page: u32) -> Result<u32, ServiceError> {
     Ok(page)
@@ -69,12 +74,15 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a runtime");
     runtime.block_on(async {
         assert_eq!(geocode("1 Main St").await, Ok(9));
+        assert_eq!(complete("hello").await, Ok(5));
         assert_eq!(render(3).await, Ok(3));
         assert_eq!(stock("A-1").await, Ok(3));
     });
     let config = hardened::rate_limiter("geocoder").config();
     assert_eq!((config.calls, config.period, config.burst), (60, Duration::from_secs(60), 5));
     assert_eq!(config.wait, Some(Duration::from_secs(2)));
+    let config = hardened::concurrency_limit("completions").config();
+    assert_eq!((config.limit, config.wait), (3, Duration::from_millis(750)));
     let config = hardened::bulkhead("renderer").config();
     assert_eq!((config.max, config.wait), (2, Some(Duration::from_millis(500))));
     let config = hardened::retry_policy("inventory").config();

@@ -1,5 +1,6 @@
-//! `rate(..)`, `bulkhead(..)` and `retry(..)` with every setting, on `async fn`s: a limiter and a
-//! bulkhead that wait, one that refuses, and retries that ask `when` whether an error is worth it.
+//! `rate(..)`, `concurrency(..)`, `bulkhead(..)` and `retry(..)` with every setting, on `async fn`s: a
+//! limiter, a concurrency limit and a bulkhead that wait, a concurrency limit whose wait runs out, a
+//! bulkhead that refuses, and retries that ask `when` whether an error is worth it.
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -23,6 +24,18 @@ fn is_transient(error: &ApiError) -> bool {
 #[hardened(rate(name = "anthropic", per_second = 100, burst = 1, wait = "1s"))]
 async fn ask(question: &str) -> Result<usize, ApiError> {
     Ok(question.len())
+}
+
+#[hardened(concurrency(name = "completions", limit = 1, wait = "1s"))]
+async fn complete(hold: Duration) -> Result<Duration, ApiError> {
+    tokio::time::sleep(hold).await;
+    Ok(hold)
+}
+
+#[hardened(concurrency(name = "impatient", limit = 1, wait = "5ms"))]
+async fn complete_soon(hold: Duration) -> Result<Duration, ApiError> {
+    tokio::time::sleep(hold).await;
+    Ok(hold)
 }
 
 #[hardened(bulkhead(name = "orchestrator", max = 1, wait = "1s"))]
@@ -51,6 +64,15 @@ fn main() {
         let config = hardened::rate_limiter("anthropic").config();
         assert_eq!((config.calls, config.period, config.burst), (100, Duration::from_secs(1), 1));
         assert_eq!(config.wait, Some(Duration::from_secs(1)));
+
+        let (first, second) = tokio::join!(complete(Duration::from_millis(5)), complete(Duration::ZERO));
+        assert_eq!((first, second), (Ok(Duration::from_millis(5)), Ok(Duration::ZERO)), "the second call queues");
+        let config = hardened::concurrency_limit("completions").config();
+        assert_eq!((config.limit, config.wait), (1, Duration::from_secs(1)));
+
+        let (first, second) = tokio::join!(complete_soon(Duration::from_millis(100)), complete_soon(Duration::ZERO));
+        assert_eq!(first, Ok(Duration::from_millis(100)));
+        assert_eq!(second, Err(ApiError::Refused(Rejected::ConcurrencyLimited { name: "impatient" })));
 
         let (first, second) = tokio::join!(orchestrate(Duration::from_millis(5)), orchestrate(Duration::ZERO));
         assert_eq!((first, second), (Ok(Duration::from_millis(5)), Ok(Duration::ZERO)), "the second call waits");

@@ -41,6 +41,11 @@ fn five_at_once() -> Result<(), ApiError> {
     Ok(())
 }
 
+#[hardened(concurrency = 8)]
+async fn eight_in_flight() -> Result<u32, ApiError> {
+    Ok(5)
+}
+
 #[hardened(timeout = "30s")]
 async fn with_timeout() -> Result<u32, ApiError> {
     tokio::task::yield_now().await;
@@ -90,7 +95,13 @@ fn main() {
     runtime.block_on(async {
         assert_eq!(with_timeout().await, Ok(3));
         assert_eq!(with_retries().await, Ok(4));
+        assert_eq!(eight_in_flight().await, Ok(5));
     });
+    let limit = site("eight_in_flight").guards().and_then(|guards| guards.concurrency()).expect("a concurrency limit");
+    assert_eq!((limit.config().limit, limit.config().wait), (8, Duration::from_secs(30)));
+    assert!(limit.name().ends_with("::eight_in_flight"), "an unnamed limit belongs to its function: {}", limit.name());
+    // A call still queued when its wait runs out is refused.
+    assert!(site("eight_in_flight").outcomes().any(|outcome| outcome == hardened::Outcome::Rejected));
     assert_eq!(site("with_timeout").guards().and_then(|guards| guards.timeout()), Some(Duration::from_secs(30)));
     let policy = site("with_retries").guards().and_then(|guards| guards.retry()).expect("a retry policy");
     assert_eq!(policy.config().attempts, 2);
