@@ -119,3 +119,16 @@ async fn concurrent_calls_never_exceed_the_limit_and_none_is_refused() {
     assert_eq!(peak.load(Ordering::SeqCst), 3);
     assert_eq!((limit.in_flight(), limit.refused()), (0, 0));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_queued_call_leaves_the_queue() {
+    let limit = leaked(ConcurrencyConfig::new(1));
+    let held = limit.acquire().await.expect("a free turn");
+    let queued = tokio::spawn(async move { limit.acquire().await.map(drop) });
+    until(|| limit.queued() == 1).await;
+    queued.abort();
+    assert!(queued.await.expect_err("aborted").is_cancelled());
+    assert_eq!(limit.queued(), 0, "counted as queued no longer");
+    drop(held);
+    assert_eq!((limit.in_flight(), limit.refused()), (0, 0));
+}

@@ -319,7 +319,7 @@ impl Slots {
         let wait = Duration::from_nanos(wait);
         // Sequentially consistent with the release's count and its look at `waiting`: either the release
         // sees this waiter, or the retry below sees the release.
-        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let queued = Queued::join(&self.waiting);
         let waited = tokio::time::timeout(wait, async {
             loop {
                 let freed = self.freed.notified();
@@ -333,7 +333,7 @@ impl Slots {
             }
         })
         .await;
-        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        drop(queued);
         waited.map_err(|_| self.refusal())
     }
 
@@ -343,12 +343,37 @@ impl Slots {
         (self.refuse)(self.name)
     }
 
+    /// A permit taken earlier and forgotten, to hold or to give back by dropping it: for a call holding
+    /// the permits of several slots as one value.
+    #[inline]
+    pub(crate) fn reclaim(&self) -> Permit<'_> {
+        Permit { slots: self }
+    }
+
     #[inline]
     fn release(&self) {
         self.pockets.0[pocket()].fetch_add(1, Ordering::SeqCst);
         if self.waiting.load(Ordering::SeqCst) > 0 {
             self.freed.notify_one();
         }
+    }
+}
+
+/// A caller counted among the waiting until it leaves the queue: with a permit, at the end of its wait,
+/// or cancelled (its caller's timeout, a dropped request), which would otherwise leave it counted for
+/// ever, and every release waking nobody.
+struct Queued<'a>(&'a AtomicU32);
+
+impl<'a> Queued<'a> {
+    fn join(waiting: &'a AtomicU32) -> Queued<'a> {
+        waiting.fetch_add(1, Ordering::SeqCst);
+        Queued(waiting)
+    }
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
