@@ -15,12 +15,13 @@ use std::pin::Pin;
 use crate::breaker::{BreakerPermit, CircuitBreaker, Verdict};
 use crate::clock::{self, SystemClock, system_nanos};
 use crate::guards::call::Call;
+use crate::guards::held::HeldPermits;
 use crate::guards::shards;
-use crate::guards::site::{HELD, Held, Resolved, SiteGuards};
+use crate::guards::site::{Held, Resolved, SiteGuards};
 use crate::outcome::Outcome;
 use crate::rate_limit::RateLimiter;
 use crate::rejected::Rejected;
-use crate::slots::{Permit, Slots};
+use crate::slots::Slots;
 
 /// The error half of a guarded function's `Result`, which a refusal converts into.
 #[diagnostic::on_unimplemented(
@@ -73,15 +74,12 @@ impl<T, E: FromRejection> GuardedReturn for Result<T, E> {
 /// A value, and the outcome a guard imposed on it (refused, timed out), if any.
 pub type Guarded<R> = (R, Option<Outcome>);
 
-/// The permits of [`Held`] slots a call holds, in the same order.
-pub(crate) type HeldPermits = [Option<Permit<'static>>; HELD];
-
 /// Waiting for a rate limiter's token or a held guard's permit, then taking the permits: the rare path of
 /// an admission, boxed so that the future of every call does not carry its state.
-pub type Waiting = Pin<Box<dyn Future<Output = Result<HeldPermits, Rejected>> + Send + Sync>>;
+pub(crate) type Waiting = Pin<Box<dyn Future<Output = Result<HeldPermits, Rejected>> + Send + Sync>>;
 
 /// The permits an admitted call holds until it ends.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Permits {
     pub(crate) breaker: Option<BreakerPermit<'static>>,
     pub(crate) held: HeldPermits,
@@ -139,7 +137,7 @@ impl Refusal {
 
 /// The breaker's permit, if the site has a breaker.
 #[inline]
-pub(crate) fn breaker_permit(guards: Resolved, now: u64) -> Result<Option<BreakerPermit<'static>>, Refusal> {
+pub(crate) fn breaker_permit(guards: &'static Resolved, now: u64) -> Result<Option<BreakerPermit<'static>>, Refusal> {
     match guards.breaker {
         Some(breaker) => match breaker.admit_at(now) {
             Some(permit) => Ok(Some(permit)),
@@ -165,30 +163,17 @@ fn refused_inside(breaker: Option<BreakerPermit<'static>>, refusal: Refusal) -> 
     refusal
 }
 
-/// A permit of each held guard, when all are free at once; otherwise the first that is full, the
-/// permits taken before it given back.
-#[inline(always)]
-#[allow(clippy::inline_always, reason = "on the fast path of every admission, kept in registers")]
-fn take_held(held: &Held) -> Result<HeldPermits, &'static Slots> {
-    let mut permits = HeldPermits::default();
-    for (slots, permit) in held.iter().zip(&mut permits) {
-        let Some(slots) = *slots else { break };
-        *permit = Some(slots.take().ok_or(slots)?);
-    }
-    Ok(permits)
-}
-
 /// Admits a call at `now` (as `clock::system_nanos` reads time) through its breaker, rate limiter and
 /// held guards, in that order, refusing at once when one has nothing free.
 #[inline]
-pub(crate) fn admit_at_once(guards: Resolved, now: u64) -> Result<Permits, Refusal> {
+pub(crate) fn admit_at_once(guards: &'static Resolved, now: u64) -> Result<Permits, Refusal> {
     let breaker = breaker_permit(guards, now)?;
     if let Some(limiter) = guards.rate
         && let Err(retry_after) = limiter.admit_at(now)
     {
         return Err(refused_inside(breaker, Refusal::Rate(limiter, retry_after)));
     }
-    match take_held(&guards.held) {
+    match HeldPermits::take(&guards.held) {
         Ok(held) => Ok(Permits { breaker, held }),
         Err(full) => Err(refused_inside(breaker, Refusal::Full(full))),
     }
@@ -198,13 +183,13 @@ pub(crate) fn admit_at_once(guards: Resolved, now: u64) -> Result<Permits, Refus
 /// otherwise whether the token was taken (`Err(rated)`), for `admit_rest` to wait or refuse.
 #[inline(always)]
 #[allow(clippy::inline_always, reason = "the first poll's fast path, kept in registers")]
-pub(crate) fn take_free(guards: Resolved, now: u64) -> Result<HeldPermits, bool> {
+pub(crate) fn take_free(guards: &'static Resolved, now: u64) -> Result<HeldPermits, bool> {
     if let Some(limiter) = guards.rate
         && !limiter.take_now(now)
     {
         return Err(false);
     }
-    take_held(&guards.held).map_err(|_| true)
+    HeldPermits::take(&guards.held).map_err(|_| true)
 }
 
 /// The rest of an asynchronous admission that the breaker granted (`breaker`) and that found no token
@@ -213,52 +198,46 @@ pub(crate) fn take_free(guards: Resolved, now: u64) -> Result<HeldPermits, bool>
 /// stays inline in the call's future.
 #[cold]
 pub(crate) fn admit_rest(
-    guards: Resolved,
+    guards: &'static Resolved,
     now: u64,
     breaker: Option<BreakerPermit<'static>>,
     rated: bool,
 ) -> Admission {
     if !rated && let Some(limiter) = guards.rate {
         if limiter.waits() {
-            return Admission::Wait(breaker, Box::pin(wait_and_take(Some(limiter), guards.held, now)));
+            return Admission::Wait(breaker, Box::pin(wait_and_take(Some(limiter), &guards.held, now)));
         }
         if let Err(retry_after) = limiter.admit_at(now) {
             return Admission::Refused(refused_inside(breaker, Refusal::Rate(limiter, retry_after)));
         }
     }
-    match take_held(&guards.held) {
+    match HeldPermits::take(&guards.held) {
         Ok(held) => Admission::Now(Permits { breaker, held }),
-        Err(full) if full.waits() => Admission::Wait(breaker, Box::pin(wait_and_take(None, guards.held, now))),
+        Err(full) if full.waits() => Admission::Wait(breaker, Box::pin(wait_and_take(None, &guards.held, now))),
         Err(full) => Admission::Refused(refused_inside(breaker, Refusal::Full(full))),
     }
 }
 
 /// Waits for the limiter's token (asked for at `now`), if `limiter` is given, then for each held guard's
 /// permit in order, each up to its own wait.
-async fn wait_and_take(limiter: Option<&'static RateLimiter>, held: Held, now: u64) -> Result<HeldPermits, Rejected> {
+async fn wait_and_take(
+    limiter: Option<&'static RateLimiter>,
+    held: &'static Held,
+    now: u64,
+) -> Result<HeldPermits, Rejected> {
     if let Some(limiter) = limiter {
         limiter.acquire_at(now).await?;
     }
-    acquire_held(&held).await
-}
-
-/// A permit of each held guard, in order, each waited for up to the guard's own wait (or refused at once
-/// by a guard that does not wait); the permits taken before a refusal go back.
-async fn acquire_held(held: &Held) -> Result<HeldPermits, Rejected> {
-    let mut permits = HeldPermits::default();
-    for (slots, permit) in held.iter().zip(&mut permits) {
-        let Some(slots) = *slots else { break };
-        *permit = Some(slots.acquire().await?);
-    }
-    Ok(permits)
+    HeldPermits::acquire(held).await
 }
 
 /// The time the breaker and the rate limiter share for one call, from the call's own first reading of
-/// the clock (guards made by the registry read the system clock); not converted when neither is there.
+/// the clock (guards made by the registry read the system clock). Converted whichever guards the site
+/// has: a test for the two that read it would cost about as much as the conversion.
 #[inline]
 #[must_use]
-pub(crate) fn admission_time(guards: Resolved, call: &Call, clock: &SystemClock) -> u64 {
-    if guards.breaker.is_some() || guards.rate.is_some() { call.started_nanos(clock) } else { 0 }
+pub(crate) fn admission_time(call: &Call, clock: &SystemClock) -> u64 {
+    call.started_nanos(clock)
 }
 
 /// Runs a synchronous call of `guards`' site through its breaker, rate limiter (refusing at once) and
@@ -274,7 +253,7 @@ pub fn run_sync<R: GuardedReturn>(
     let clock = clock::system();
     let call = Call::start_timed(guards.site(), clock);
     let resolved = guards.resolved();
-    let now = admission_time(resolved, &call, clock);
+    let now = admission_time(&call, clock);
     let permits = match admit_at_once(resolved, now) {
         Ok(permits) => permits,
         Err(refusal) => return refused(call, refusal),
@@ -319,7 +298,7 @@ where
     }
     // The timeout covers the wait for the held guards' permits and the body.
     let bounded = async {
-        let _held = match acquire_held(&resolved.held).await {
+        let _held = match HeldPermits::acquire(&resolved.held).await {
             Ok(held) => held,
             Err(rejected) => return (R::refused(rejected), Some(Outcome::Rejected)),
         };
@@ -344,7 +323,7 @@ where
         };
         // Settled as every call is; the held permits went back with the bounded future. With no `Call` of
         // its own to count it with, the breaker counts the result in its shared cells.
-        let permits = Permits { breaker, held: HeldPermits::default() };
+        let permits = Permits { breaker, held: HeldPermits::none() };
         if let Some((breaker, result)) = permits.settle(failed, system_nanos().saturating_sub(now)) {
             breaker.count_shared(result);
         }

@@ -15,9 +15,9 @@ use crate::clock::{self, SystemClock};
 use crate::guards::SiteGuards;
 use crate::guards::call::Call;
 use crate::guards::guarded::{
-    Admission, GuardedReturn, HeldPermits, Permits, Waiting, admission_time, admit_rest, breaker_permit, release,
-    take_free,
+    Admission, GuardedReturn, Permits, Waiting, admission_time, admit_rest, breaker_permit, release, take_free,
 };
+use crate::guards::held::HeldPermits;
 use crate::guards::site::Site;
 use crate::outcome::Outcome;
 use crate::rejected::Rejected;
@@ -239,7 +239,7 @@ where
                 let clock = clock::system();
                 let call = Call::start_timed(this.guards.site(), clock);
                 let guards = this.guards.resolved();
-                let now = admission_time(guards, &call, clock);
+                let now = admission_time(&call, clock);
                 let breaker = match breaker_permit(guards, now) {
                     Ok(breaker) => breaker,
                     Err(refusal) => return Poll::Ready(refuse(call, refusal.rejected(), this.classify, this.span)),
@@ -314,7 +314,7 @@ where
         match admit_rest(guards.resolved(), now, breaker, rated) {
             Admission::Now(permits) => self.run(call, clock::system(), permits, cx),
             Admission::Wait(breaker, waiting) => {
-                let flight = InFlight { call, permits: Permits { breaker, held: HeldPermits::default() } };
+                let flight = InFlight { call, permits: Permits { breaker, held: HeldPermits::none() } };
                 self.wait_then_run(flight, waiting, cx)
             }
             Admission::Refused(refusal) => Poll::Ready(refuse(call, refusal.rejected(), self.classify, self.span)),

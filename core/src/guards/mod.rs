@@ -7,6 +7,7 @@
 
 pub mod call;
 pub mod guarded;
+pub(crate) mod held;
 pub mod instrument;
 pub mod kinds;
 pub mod names;

@@ -147,8 +147,8 @@ macro_rules! registries {
         impl SiteGuards {
             /// Every guard of the site, made on first use.
             #[inline]
-            pub(crate) fn resolved(&'static self) -> Resolved {
-                *self.resolved.get_or_init(|| {
+            pub(crate) fn resolved(&'static self) -> &'static Resolved {
+                self.resolved.get_or_init(|| {
                     let mut resolved = Resolved {
                         $( $field: self.make(self.declared.$field.as_ref()), )*
                         held: [None; HELD],
