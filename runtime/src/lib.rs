@@ -160,9 +160,9 @@ pub use hardened_core::{
 /// methods. On an `impl` block it applies to every method; `#[hardened(skip)]` opts one out and a
 /// method's own `#[hardened(..)]` refines the block's arguments.
 ///
-/// An `async fn` with a `breaker`, `rate` or `bulkhead`, and neither `retry`, `timeout` nor `audit`,
-/// becomes a plain `fn` returning `impl Future<Output = T>`: the guarded call's future itself, which
-/// an `async fn` would hold and move. Callers see no difference: the arguments live in the future, and
+/// An `async fn` with a `breaker`, `rate`, `concurrency` or `bulkhead`, and neither `retry`, `timeout`
+/// nor `audit`, becomes a plain `fn` returning `impl Future<Output = T>`: the guarded call's future
+/// itself, which an `async fn` would hold and move. Callers see no difference: the arguments live in the future, and
 /// the span, the metrics and the guards start at its first poll. It stays an `async fn` when an argument
 /// is a pattern or `self` by value, or when another attribute macro follows (`#[async_trait]` on the
 /// `impl` block, a test runner's attribute).

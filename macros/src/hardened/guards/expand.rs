@@ -133,6 +133,8 @@ pub(crate) fn guards_static(plan: &GuardPlan, krate: &Path) -> TokenStream {
     }));
     quote! {
         #needs_redis
+        // A guard whose every setting is written still ends in `..UNSET`: one form for all.
+        #[allow(clippy::needless_update)]
         static __HARDENED_GUARDS: #private::SiteGuards =
             #private::SiteGuards::new(&__HARDENED_SITE, #breaker, #rate, #concurrency, #bulkhead, #retry, #timeout);
     }
