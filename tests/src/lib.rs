@@ -227,3 +227,19 @@ pub fn redis_url() -> String {
         panic!("REDIS_URL is not set: this test needs a Redis server, e.g. REDIS_URL=redis://127.0.0.1:6379")
     })
 }
+
+/// Lets spawned tasks run until `done` holds: on a current-thread runtime they run only while the caller
+/// yields, so this is how a test waits for them to reach a state, without sleeping.
+///
+/// # Panics
+///
+/// When `done` still does not hold after 10,000 yields.
+pub async fn until(mut done: impl FnMut() -> bool) {
+    for _ in 0..10_000 {
+        if done() {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("the tasks did not get there");
+}

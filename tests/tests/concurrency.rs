@@ -5,22 +5,11 @@ use std::time::Duration;
 
 use hardened::Rejected;
 use hardened::concurrency::{ConcurrencyConfig, ConcurrencyLimit};
+use hardened_tests::until;
 use tokio::time::Instant;
 
 fn leaked(config: ConcurrencyConfig) -> &'static ConcurrencyLimit {
     Box::leak(Box::new(ConcurrencyLimit::new("test", config)))
-}
-
-/// Lets spawned tasks run until `done` holds, on a current-thread runtime (where they run only while
-/// this task yields).
-async fn until(mut done: impl FnMut() -> bool) {
-    for _ in 0..10_000 {
-        if done() {
-            return;
-        }
-        tokio::task::yield_now().await;
-    }
-    panic!("the tasks did not get there");
 }
 
 #[test]

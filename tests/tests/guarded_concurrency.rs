@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use hardened::{Rejected, hardened};
-use hardened_tests::{calls, sample};
+use hardened_tests::{calls, sample, until};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -15,17 +15,6 @@ use tokio::time::Instant;
 enum AppError {
     #[error("refused: {0}")]
     Refused(#[from] Rejected),
-}
-
-/// Lets spawned tasks run until `done` holds, on a current-thread runtime.
-async fn until(mut done: impl FnMut() -> bool) {
-    for _ in 0..10_000 {
-        if done() {
-            return;
-        }
-        tokio::task::yield_now().await;
-    }
-    panic!("the tasks did not get there");
 }
 
 /// Calls queued and in flight under the limit called `name`.

@@ -133,13 +133,15 @@ impl Client {
     }
 }
 
-/// Every model call: a breaker shared under the name `llm`, the provider's rate limit, a timeout, and
-/// retries of transient failures within a retry budget.
+/// Every model call: a breaker shared under the name `llm`, the provider's rate limit, the provider's
+/// limit of concurrent requests (calls over it queue for their turn), a timeout, and retries of transient
+/// failures within a retry budget.
 #[hardened(
     kind = "llm",
     fields(model = model.name()),
     breaker = "llm",
     rate(name = "llm", per_second = 50, burst = 100),
+    concurrency(name = "llm", limit = 64, wait = "10s"),
     timeout = "30s",
     retry(attempts = 2, backoff = "200ms", max_backoff = "2s", when = ModelError::is_transient)
 )]
