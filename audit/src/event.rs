@@ -37,6 +37,8 @@ pub enum EventType {
     AuthorizationCheck,
     /// The configuration changed.
     ConfigurationChange,
+    /// A guard changed state on its own: a circuit breaker opened, half-opened or closed.
+    GuardTransition,
     /// Something failed.
     Error,
     /// An event type of the application's own.
@@ -45,7 +47,7 @@ pub enum EventType {
 
 impl EventType {
     /// Every built-in event type.
-    pub const BUILT_IN: [EventType; 9] = [
+    pub const BUILT_IN: [EventType; 10] = [
         EventType::SessionStart,
         EventType::SessionEnd,
         EventType::UserMessage,
@@ -54,6 +56,7 @@ impl EventType {
         EventType::AuthenticationAttempt,
         EventType::AuthorizationCheck,
         EventType::ConfigurationChange,
+        EventType::GuardTransition,
         EventType::Error,
     ];
 
@@ -78,6 +81,7 @@ impl EventType {
             EventType::AuthenticationAttempt => "AuthenticationAttempt",
             EventType::AuthorizationCheck => "AuthorizationCheck",
             EventType::ConfigurationChange => "ConfigurationChange",
+            EventType::GuardTransition => "GuardTransition",
             EventType::Error => "Error",
             EventType::Custom(name) => name,
         }

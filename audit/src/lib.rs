@@ -75,7 +75,24 @@ static GLOBAL: OnceLock<Auditor> = OnceLock::new();
 pub fn install(auditor: Auditor) -> Result<(), Auditor> {
     GLOBAL.set(auditor)?;
     register_flush_at_shutdown();
+    record_guard_transitions();
     Ok(())
+}
+
+/// Records every circuit breaker's change of state as a [`EventType::GuardTransition`] event on the
+/// process-wide pipeline, from the moment there is one: `resource` is `breaker/<name>`, the details
+/// `from` and `to`.
+fn record_guard_transitions() {
+    hardened_core::events::observe_transitions(|name, from, to| {
+        if let Some(auditor) = GLOBAL.get() {
+            auditor.emit(
+                AuditEvent::new(EventType::GuardTransition)
+                    .resource(format!("breaker/{name}"))
+                    .detail("from", from)
+                    .detail("to", to),
+            );
+        }
+    });
 }
 
 /// Registers [`flush`] as a [shutdown handler](hardened_core::shutdown), once.
@@ -102,6 +119,7 @@ fn register_flush_at_shutdown() {
 pub fn global() -> &'static Auditor {
     GLOBAL.get_or_init(|| {
         register_flush_at_shutdown();
+        record_guard_transitions();
         let path = std::env::var_os("HARDENED_AUDIT_PATH")
             .map_or_else(|| std::path::PathBuf::from("audit/audit.jsonl"), std::path::PathBuf::from);
         let spill_dir = path.parent().unwrap_or_else(|| std::path::Path::new(".")).join("spill");

@@ -8,6 +8,7 @@ pub mod breaker;
 pub mod bulkhead;
 pub mod clock;
 pub mod concurrency;
+pub mod events;
 #[doc(hidden)]
 pub mod guards;
 #[doc(hidden)]
@@ -30,6 +31,7 @@ pub mod support;
 pub use crate::breaker::{BreakerState, CircuitBreaker};
 pub use crate::bulkhead::Bulkhead;
 pub use crate::concurrency::ConcurrencyLimit;
+pub use crate::events::subscribe as events;
 pub use crate::guards::site::{Site, sites};
 pub use crate::guards::{
     breaker, breakers, bulkhead, bulkheads, concurrency_limit, concurrency_limits, rate_limiter, rate_limiters,

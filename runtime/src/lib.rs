@@ -104,7 +104,9 @@ pub mod audit {
     #[doc(inline)]
     pub use hardened_audit::*;
 }
-pub use hardened_core::{breaker, bulkhead, clock, concurrency, metrics, rate_limit, redact, retry, shutdown, slots};
+pub use hardened_core::{
+    breaker, bulkhead, clock, concurrency, events, metrics, rate_limit, redact, retry, shutdown, slots,
+};
 // The core's internal layers, for the operations here (not re-exported).
 use hardened_core::{guards, keys, kind, outcome, support};
 
@@ -134,7 +136,7 @@ mod guide_examples {
     struct HealthAndShutdown;
 }
 
-// `breaker` and `bulkhead` are the modules above and, in the value namespace, the functions.
+// `breaker`, `bulkhead` and `events` are the modules above and, in the value namespace, the functions.
 pub use hardened_core::rate_limit::RateLimiter;
 pub use hardened_core::retry::RetryPolicy;
 pub use hardened_core::{

@@ -276,3 +276,18 @@ async fn the_installed_pipeline_flushes_at_shutdown() {
     let written = sink().events().iter().filter(|sealed| sealed.event().resource.as_deref() == Some("archive")).count();
     assert_eq!(written, 1, "written by the shutdown handler, before any other flush");
 }
+
+#[tokio::test]
+async fn a_breaker_that_changes_state_is_an_audit_event() {
+    sink();
+    let breaker = hardened::breaker("audited_breaker");
+    breaker.force_open();
+    breaker.close();
+    let seen: Vec<(EventType, String, String)> = events_of("breaker/audited_breaker")
+        .await
+        .into_iter()
+        .map(|event| (event.event_type, event.details["from"].to_string(), event.details["to"].to_string()))
+        .collect();
+    let transition = |from: &str, to: &str| (EventType::GuardTransition, format!("\"{from}\""), format!("\"{to}\""));
+    assert_eq!(seen, [transition("closed", "forced_open"), transition("forced_open", "closed")]);
+}

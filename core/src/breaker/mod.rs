@@ -711,6 +711,7 @@ impl CircuitBreaker {
             }
         }
         self.transitions.count(from, to);
+        crate::events::transition(self.name, from.as_str(), to.as_str());
         tracing::info!(
             target: "hardened::breaker",
             breaker = self.name,

@@ -33,6 +33,12 @@ impl Call {
         Call { site, started_at: clock::ticks() }
     }
 
+    /// The call site.
+    #[inline]
+    pub(crate) fn site(&self) -> &'static Site {
+        self.site
+    }
+
     /// Counts a call of a site with guards as started. The clock is read even when the site's metrics
     /// are off: the guards time the call with the same readings.
     #[inline]

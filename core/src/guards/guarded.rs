@@ -14,10 +14,11 @@ use std::pin::Pin;
 
 use crate::breaker::{BreakerPermit, CircuitBreaker, Verdict};
 use crate::clock::{self, SystemClock, system_nanos};
+use crate::events;
 use crate::guards::call::Call;
-use crate::guards::held::HeldPermits;
+use crate::guards::held::{self, Held, HeldPermit, HeldPermits};
 use crate::guards::shards;
-use crate::guards::site::{Held, Resolved, SiteGuards};
+use crate::guards::site::{Resolved, Site, SiteGuards};
 use crate::outcome::Outcome;
 use crate::rate_limit::RateLimiter;
 use crate::rejected::Rejected;
@@ -76,13 +77,13 @@ pub type Guarded<R> = (R, Option<Outcome>);
 
 /// Waiting for a rate limiter's token or a held guard's permit, then taking the permits: the rare path of
 /// an admission, boxed so that the future of every call does not carry its state.
-pub(crate) type Waiting = Pin<Box<dyn Future<Output = Result<HeldPermits, Rejected>> + Send + Sync>>;
+pub(crate) type Waiting = Pin<Box<dyn Future<Output = Result<HeldPermit, Rejected>> + Send + Sync>>;
 
 /// The permits an admitted call holds until it ends.
 #[derive(Debug)]
 pub(crate) struct Permits {
     pub(crate) breaker: Option<BreakerPermit<'static>>,
-    pub(crate) held: HeldPermits,
+    pub(crate) held: HeldPermit,
 }
 
 impl Permits {
@@ -173,23 +174,23 @@ pub(crate) fn admit_at_once(guards: &'static Resolved, now: u64) -> Result<Permi
     {
         return Err(refused_inside(breaker, Refusal::Rate(limiter, retry_after)));
     }
-    match HeldPermits::take(&guards.held) {
+    match held::take_one(&guards.held) {
         Ok(held) => Ok(Permits { breaker, held }),
         Err(full) => Err(refused_inside(breaker, Refusal::Full(full))),
     }
 }
 
-/// The limiter's token and the held guards' permits of an asynchronous call, when all are free at once;
+/// The limiter's token and the held guard's permit of an asynchronous call, when both are free at once;
 /// otherwise whether the token was taken (`Err(rated)`), for `admit_rest` to wait or refuse.
 #[inline(always)]
 #[allow(clippy::inline_always, reason = "the first poll's fast path, kept in registers")]
-pub(crate) fn take_free(guards: &'static Resolved, now: u64) -> Result<HeldPermits, bool> {
+pub(crate) fn take_free(guards: &'static Resolved, now: u64) -> Result<HeldPermit, bool> {
     if let Some(limiter) = guards.rate
         && !limiter.take_now(now)
     {
         return Err(false);
     }
-    HeldPermits::take(&guards.held).map_err(|_| true)
+    held::take_one(&guards.held).map_err(|_| true)
 }
 
 /// The rest of an asynchronous admission that the breaker granted (`breaker`) and that found no token
@@ -211,24 +212,24 @@ pub(crate) fn admit_rest(
             return Admission::Refused(refused_inside(breaker, Refusal::Rate(limiter, retry_after)));
         }
     }
-    match HeldPermits::take(&guards.held) {
+    match held::take_one(&guards.held) {
         Ok(held) => Admission::Now(Permits { breaker, held }),
         Err(full) if full.waits() => Admission::Wait(breaker, Box::pin(wait_and_take(None, &guards.held, now))),
         Err(full) => Admission::Refused(refused_inside(breaker, Refusal::Full(full))),
     }
 }
 
-/// Waits for the limiter's token (asked for at `now`), if `limiter` is given, then for each held guard's
-/// permit in order, each up to its own wait.
+/// Waits for the limiter's token (asked for at `now`), if `limiter` is given, then for the held guard's
+/// permit, up to its wait.
 async fn wait_and_take(
     limiter: Option<&'static RateLimiter>,
     held: &'static Held,
     now: u64,
-) -> Result<HeldPermits, Rejected> {
+) -> Result<HeldPermit, Rejected> {
     if let Some(limiter) = limiter {
         limiter.acquire_at(now).await?;
     }
-    HeldPermits::acquire(held).await
+    held::acquire_one(held).await
 }
 
 /// The time the breaker and the rate limiter share for one call, from the call's own first reading of
@@ -270,9 +271,18 @@ pub fn run_sync<R: GuardedReturn>(
 #[cold]
 fn refused<R: GuardedReturn>(call: Call, refusal: Refusal) -> (R, Outcome) {
     let rejected = refusal.rejected();
+    events::refused(call.site().name(), &rejected);
     let elapsed = call.elapsed_nanos(clock::system());
     call.finish_after(Outcome::Rejected, elapsed, None);
     (R::refused(rejected), Outcome::Rejected)
+}
+
+/// What the caller of an attempt of `site` that a guard refused (or its timeout abandoned) receives, with
+/// `outcome` imposed; told to the guard events.
+#[cold]
+fn imposed<R: GuardedReturn>(site: &'static Site, rejected: Rejected, outcome: Outcome) -> Guarded<R> {
+    events::refused(site.name(), &rejected);
+    (R::refused(rejected), Some(outcome))
 }
 
 /// Runs one attempt of an asynchronous call through the breaker, rate limiter, timeout and held guards:
@@ -288,26 +298,26 @@ where
     let now = if resolved.breaker.is_some() || resolved.rate.is_some() { system_nanos() } else { 0 };
     let breaker = match breaker_permit(resolved, now) {
         Ok(breaker) => breaker,
-        Err(refusal) => return (R::refused(refusal.rejected()), Some(Outcome::Rejected)),
+        Err(refusal) => return imposed(guards.site(), refusal.rejected(), Outcome::Rejected),
     };
     if let Some(limiter) = resolved.rate
         && let Err(rejected) = limiter.acquire_at(now).await
     {
         release(breaker);
-        return (R::refused(rejected), Some(Outcome::Rejected));
+        return imposed(guards.site(), rejected, Outcome::Rejected);
     }
     // The timeout covers the wait for the held guards' permits and the body.
     let bounded = async {
         let _held = match HeldPermits::acquire(&resolved.held).await {
             Ok(held) => held,
-            Err(rejected) => return (R::refused(rejected), Some(Outcome::Rejected)),
+            Err(rejected) => return imposed(guards.site(), rejected, Outcome::Rejected),
         };
         (body.await, None)
     };
     let (value, imposed) = if let Some(after) = guards.timeout() {
         tokio::time::timeout(after, bounded).await.unwrap_or_else(|_| {
             shards::record_timeout(guards.site());
-            (R::refused(Rejected::TimedOut { after }), Some(Outcome::Timeout))
+            imposed(guards.site(), Rejected::TimedOut { after }, Outcome::Timeout)
         })
     } else {
         bounded.await
@@ -323,7 +333,7 @@ where
         };
         // Settled as every call is; the held permits went back with the bounded future. With no `Call` of
         // its own to count it with, the breaker counts the result in its shared cells.
-        let permits = Permits { breaker, held: HeldPermits::none() };
+        let permits = Permits { breaker, held: None };
         if let Some((breaker, result)) = permits.settle(failed, system_nanos().saturating_sub(now)) {
             breaker.count_shared(result);
         }

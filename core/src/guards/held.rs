@@ -1,95 +1,78 @@
-//! The permits a call holds of its held guards (concurrency limit, bulkhead): one of each slot of its
-//! site's [`Held`] list, taken together and given back together.
+//! The guards a call holds a permit of for its whole length (concurrency limit, bulkhead), and the
+//! permits it holds.
 //!
-//! An admitted call holds a permit of every slot in the list, so its permits are the list itself, or its
-//! one slot when it has one: most sites have one held guard, and take and give back its permit without a
-//! loop (measured: the loop cost seven instructions a call).
+//! On the paths that admit a call at once (a synchronous call, an asynchronous one without a timeout or
+//! retries) a site has one held guard at most, and its call holds one [`HeldPermit`], as a call held its
+//! bulkhead's permit before there were several held kinds: the attribute sends a function that declares
+//! two (a concurrency limit and a bulkhead) through attempts, which take [`HeldPermits`] of each. Measured:
+//! a list walked by every call cost about ten instructions a call.
 
-use crate::guards::site::{HELD, Held};
+use crate::guards::kinds::guard_kinds;
 use crate::rejected::Rejected;
 use crate::slots::{Permit, Slots};
 
-/// One permit of each slot of a [`Held`] list, given back when dropped: on completion, error,
-/// cancellation or panic alike.
-#[derive(Debug)]
-#[must_use = "the permits are given back as soon as they are dropped"]
-pub(crate) enum HeldPermits {
-    /// No permits.
-    None,
-    /// A permit of the list's one slot, which is all most sites have: no loop to take or give it back.
-    One(&'static Slots),
-    /// A permit of each slot of the list.
-    Many(&'static Held),
+macro_rules! held_kinds {
+    ($($field:ident: $guard:ty, $settings:ty, $on_site:ident, $one:ident, $all:ident;)*) => {
+        /// How many kinds of guard hold a permit for the length of a call: the most a site can have.
+        pub(crate) const HELD: usize = 0 $( + <$guard as crate::kind::GuardKind>::HOLDS as usize )*;
+    };
 }
 
+guard_kinds!(held_kinds);
+
+/// The slots a call takes a permit of, in the order of the list of kinds; the first `None` ends it.
+pub(crate) type Held = [Option<&'static Slots>; HELD];
+
+/// The permit of the one held guard of a call admitted at once, if its site has one.
+pub(crate) type HeldPermit = Option<Permit<'static>>;
+
+/// The permit of the one held guard of `held` (a site that admits its calls at once has no second one),
+/// when it is free at once; otherwise that guard's slots.
+#[inline(always)]
+#[allow(clippy::inline_always, reason = "on the fast path of every admission, kept in registers")]
+pub(crate) fn take_one(held: &Held) -> Result<HeldPermit, &'static Slots> {
+    debug_assert!(held.iter().skip(1).all(Option::is_none), "a site admitted at once has one held guard at most");
+    match held[0] {
+        None => Ok(None),
+        Some(slots) => slots.take().map(Some).ok_or(slots),
+    }
+}
+
+/// The permit of the one held guard of `held`, waited for up to its wait.
+pub(crate) async fn acquire_one(held: &Held) -> Result<HeldPermit, Rejected> {
+    match held[0] {
+        None => Ok(None),
+        Some(slots) => slots.acquire().await.map(Some),
+    }
+}
+
+/// One permit of each held guard of a [`Held`] list, given back when dropped: on completion, error,
+/// cancellation or panic alike. What an attempt holds.
+#[derive(Debug)]
+#[must_use = "the permits are given back as soon as they are dropped"]
+pub(crate) struct HeldPermits(&'static Held);
+
 impl HeldPermits {
-    /// No permits.
-    pub(crate) fn none() -> HeldPermits {
-        HeldPermits::None
-    }
-
-    /// A permit of each slot of `held`, when all are free at once; otherwise the first that is full, the
-    /// permits taken before it given back.
-    #[inline(always)]
-    #[allow(clippy::inline_always, reason = "on the fast path of every admission, kept in registers")]
-    pub(crate) fn take(held: &'static Held) -> Result<HeldPermits, &'static Slots> {
-        match held {
-            [None, ..] => Ok(HeldPermits::None),
-            [Some(only), rest @ ..] if rest.first().is_none_or(Option::is_none) => {
-                let Some(permit) = only.take() else { return Err(only) };
-                // Given back by this value's drop.
-                std::mem::forget(permit);
-                Ok(HeldPermits::One(only))
-            }
-            _ => HeldPermits::take_each(held),
-        }
-    }
-
-    /// [`HeldPermits::take`] for a list of more than one slot.
-    #[cold]
-    fn take_each(held: &'static Held) -> Result<HeldPermits, &'static Slots> {
-        for (index, slots) in held.iter().enumerate() {
-            let Some(slots) = *slots else { break };
-            let Some(permit) = slots.take() else {
-                give_back(&held[..index]);
-                return Err(slots);
-            };
-            std::mem::forget(permit);
-        }
-        Ok(HeldPermits::Many(held))
-    }
-
-    /// A permit of each slot of `held`, in order, each waited for up to its guard's own wait (or refused
-    /// at once by a guard that does not wait); the permits taken before a refusal, or before the wait is
-    /// cancelled, go back.
+    /// A permit of each held guard of `held`, in order, each waited for up to its guard's own wait (or
+    /// refused at once by a guard that does not wait); the permits taken before a refusal, or before the
+    /// wait is cancelled, go back.
     pub(crate) async fn acquire(held: &'static Held) -> Result<HeldPermits, Rejected> {
-        let mut permits: [Option<Permit<'static>>; HELD] = [const { None }; HELD];
+        let mut permits: [HeldPermit; HELD] = [const { None }; HELD];
         for (slots, permit) in held.iter().zip(&mut permits) {
             let Some(slots) = *slots else { break };
             *permit = Some(slots.acquire().await?);
         }
         // Given back by the returned value's drop.
         permits.into_iter().flatten().for_each(std::mem::forget);
-        Ok(HeldPermits::Many(held))
+        Ok(HeldPermits(held))
     }
 }
 
 impl Drop for HeldPermits {
-    #[inline]
     fn drop(&mut self) {
-        match *self {
-            HeldPermits::None => {}
-            HeldPermits::One(only) => drop(only.reclaim()),
-            HeldPermits::Many(held) => give_back(held),
+        for slots in self.0 {
+            let Some(slots) = slots else { break };
+            drop(slots.reclaim());
         }
-    }
-}
-
-/// Gives back a permit of each slot of `held`, which ends at its first `None`.
-#[inline]
-fn give_back(held: &[Option<&'static Slots>]) {
-    for slots in held {
-        let Some(slots) = slots else { break };
-        drop(slots.reclaim());
     }
 }

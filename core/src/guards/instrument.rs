@@ -17,7 +17,6 @@ use crate::guards::call::Call;
 use crate::guards::guarded::{
     Admission, GuardedReturn, Permits, Waiting, admission_time, admit_rest, breaker_permit, release, take_free,
 };
-use crate::guards::held::HeldPermits;
 use crate::guards::site::Site;
 use crate::outcome::Outcome;
 use crate::rejected::Rejected;
@@ -314,7 +313,7 @@ where
         match admit_rest(guards.resolved(), now, breaker, rated) {
             Admission::Now(permits) => self.run(call, clock::system(), permits, cx),
             Admission::Wait(breaker, waiting) => {
-                let flight = InFlight { call, permits: Permits { breaker, held: HeldPermits::none() } };
+                let flight = InFlight { call, permits: Permits { breaker, held: None } };
                 self.wait_then_run(flight, waiting, cx)
             }
             Admission::Refused(refusal) => Poll::Ready(refuse(call, refusal.rejected(), self.classify, self.span)),
@@ -359,6 +358,7 @@ fn refuse<R: GuardedReturn, T>(
     classify: &mut impl FnMut((R, Option<Outcome>), &Span) -> (T, Outcome),
     span: &Span,
 ) -> T {
+    crate::events::refused(call.site().name(), &rejected);
     let (value, outcome) = classify((R::refused(rejected), Some(Outcome::Rejected)), span);
     let elapsed = call.elapsed_nanos(clock::system());
     call.finish_after(outcome, elapsed, None);

@@ -3,10 +3,11 @@
 use std::collections::BTreeMap;
 use std::sync::{PoisonError, RwLock};
 
+use super::held::HELD;
 use super::kinds::guard_kinds;
 use super::names::DeclaredNames;
 use super::sections::{self, GuardSections};
-use super::site::{Declared, HELD, Resolved, Site, SiteGuards, sites};
+use super::site::{Declared, Resolved, Site, SiteGuards, sites};
 use crate::kind::GuardKind;
 
 /// A kind of guard in the list of kinds: where its registry, its declarations and its sections are.
@@ -153,10 +154,10 @@ macro_rules! registries {
                         $( $field: self.make(self.declared.$field.as_ref()), )*
                         held: [None; HELD],
                     };
-                    let mut held = resolved.held.iter_mut();
+                    let mut next = resolved.held.iter_mut();
                     $(
                         if let Some(slots) = resolved.$field.and_then(|guard| guard.slots()) {
-                            *held.next().expect("every kind whose guards have slots says it holds them") =
+                            *next.next().expect("every kind whose guards have slots says it holds them") =
                                 Some(slots);
                         }
                     )*

@@ -89,6 +89,7 @@ where
         }
         let delay = policy.next_delay(self.retries, None)?;
         shards::record_retry(self.guards.site());
+        crate::events::retry(self.guards.site().name(), policy.name(), self.retries + 1, delay);
         Some(delay)
     }
 }

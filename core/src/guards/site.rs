@@ -8,9 +8,9 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use super::held::Held;
 use super::kinds::guard_kinds;
 use crate::outcome::Outcome;
-use crate::slots::Slots;
 
 /// `Site::slot` before the metric layout is computed.
 pub(crate) const UNRESOLVED: u32 = u32::MAX;
@@ -201,9 +201,6 @@ mod section {
 #[doc(hidden)]
 pub use section::SITES;
 
-/// The slots a call takes a permit of, in order; the first `None` ends the list.
-pub(crate) type Held = [Option<&'static Slots>; HELD];
-
 /// A guard as a function declares it: its name (none for the function's own) and its literal settings.
 #[doc(hidden)]
 #[derive(Debug)]
@@ -230,16 +227,12 @@ macro_rules! site_guards {
             $( pub(super) $field: Option<Declared<$settings>>, )*
         }
 
-        /// How many kinds of guard hold a permit for the length of a call: the length of a call's list of
-        /// held permits.
-        pub(crate) const HELD: usize = 0 $( + <$guard as crate::kind::GuardKind>::HOLDS as usize )*;
-
         /// The guards of a site, looked up once together: one check per call instead of one per guard.
         #[derive(Debug, Clone, Copy)]
         pub(crate) struct Resolved {
             $( pub(crate) $field: Option<&'static $guard>, )*
-            /// The slots of the guards that hold a permit for the call, in the order of the list of
-            /// kinds, those the site has first.
+            /// The slots of the guards that hold a permit for the length of the call, in the order of
+            /// the list of kinds, those the site has first.
             pub(crate) held: Held,
         }
 

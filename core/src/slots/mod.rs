@@ -159,7 +159,9 @@ impl Slots {
     /// Sets the limit and the wait. Permits already out stay out: lowering `max` below the calls in
     /// flight refuses (or queues) new calls until enough of them finish.
     pub(crate) fn retune(&self, max: u32, wait: Option<Duration>) {
-        self.max.store(max, Ordering::SeqCst);
+        let before = self.max.swap(max, Ordering::SeqCst);
+        // The kind of guard, as its refusals name it.
+        crate::events::limit_changed((self.refuse)(self.name).guard(), self.name, before, max);
         self.wait.store(wait.map_or(0, crate::clock::duration_nanos), Ordering::Relaxed);
         if self.taken.out.load(Ordering::SeqCst) > max {
             self.close_pockets();

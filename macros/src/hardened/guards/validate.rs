@@ -42,9 +42,14 @@ impl GuardPlan {
     }
 
     /// Whether the guards of an asynchronous call run once around it, with neither retries nor a
-    /// timeout: such a call runs as one future that admits it at its first poll.
+    /// timeout, and one held guard at most: such a call runs as one future that admits it at its first
+    /// poll, holding one permit. A call held by both a concurrency limit and a bulkhead runs as an attempt,
+    /// which takes a permit of each.
     pub(crate) fn single_pass(&self) -> bool {
-        self.guards_call() && self.retry.is_none() && self.timeout.is_none()
+        self.guards_call()
+            && self.retry.is_none()
+            && self.timeout.is_none()
+            && !(self.concurrency.is_some() && self.bulkhead.is_some())
     }
 
     /// Whether a guard can refuse a call.
@@ -431,6 +436,10 @@ mod tests {
         let concurrency = plan.concurrency.expect("a concurrency limit");
         assert_eq!(concurrency.limit.map(|(key, limit)| (key, limit.value)), Some(("concurrency", 8)));
         assert!(concurrency.name.is_none() && concurrency.wait.is_none());
+        // Held by two guards, a call runs as an attempt, which takes a permit of each.
+        let both =
+            check(quote!(concurrency = 8, bulkhead = 2), &async_fn()).unwrap_or_else(|errors| panic!("{errors:?}"));
+        assert!(both.guards_call() && !both.single_pass());
         let plan = check(quote!(rate = 2.5), &sync_fn()).unwrap_or_else(|errors| panic!("{errors:?}"));
         assert_eq!(plan.rate.and_then(|rate| rate.per).map(|per| per.value), Some((1, Duration::from_millis(400))));
     }
