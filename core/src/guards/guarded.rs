@@ -11,6 +11,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use crate::breaker::{BreakerPermit, CircuitBreaker, Verdict};
 use crate::clock::{self, SystemClock, system_nanos};
@@ -284,7 +285,23 @@ where
     R: GuardedReturn,
     Fut: Future<Output = R>,
 {
-    let resolved = guards.resolved();
+    let site = guards.site();
+    attempt_through(guards.resolved(), guards.timeout(), || shards::record_timeout(site), body, is_failure).await
+}
+
+/// [`attempt`] through `resolved` and `timeout`, guards that need no call site (a tower layer's):
+/// `on_timeout` counts a timeout where its owner keeps count.
+pub(crate) async fn attempt_through<R, Fut>(
+    resolved: &'static Resolved,
+    timeout: Option<Duration>,
+    on_timeout: impl FnOnce(),
+    body: Fut,
+    is_failure: impl Fn(&R) -> bool,
+) -> Guarded<R>
+where
+    R: GuardedReturn,
+    Fut: Future<Output = R>,
+{
     let now = if resolved.breaker.is_some() || resolved.rate.is_some() { system_nanos() } else { 0 };
     let breaker = match breaker_permit(resolved, now) {
         Ok(breaker) => breaker,
@@ -304,9 +321,9 @@ where
         };
         (body.await, None)
     };
-    let (value, imposed) = if let Some(after) = guards.timeout() {
+    let (value, imposed) = if let Some(after) = timeout {
         tokio::time::timeout(after, bounded).await.unwrap_or_else(|_| {
-            shards::record_timeout(guards.site());
+            on_timeout();
             (R::refused(Rejected::TimedOut { after }), Some(Outcome::Timeout))
         })
     } else {
