@@ -208,13 +208,13 @@ async fn serve(app: Router) -> std::net::SocketAddr {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_http_each_refusal_has_its_status() {
-    let (entered, hold) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
-    let (entering, held) = (entered.clone(), hold.clone());
+    let (started, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let (starting, released) = (started.clone(), release.clone());
     let wait = move || {
-        let (entering, held) = (entering.clone(), held.clone());
+        let (starting, released) = (starting.clone(), released.clone());
         async move {
-            entering.notify_one();
-            held.notified().await;
+            starting.notify_one();
+            released.notified().await;
             "done"
         }
     };
@@ -233,7 +233,7 @@ async fn over_http_each_refusal_has_its_status() {
         )
         .route(
             "/slow",
-            get(|| std::future::pending::<&'static str>())
+            get(std::future::pending::<&'static str>)
                 .route_layer(GuardLayer::new().timeout(Duration::from_millis(50)).refusals_as_responses()),
         );
     // Installed after the layers made their guards: the configuration retunes them.
@@ -256,11 +256,11 @@ async fn over_http_each_refusal_has_its_status() {
 
     let first = tokio::spawn(get("/full"));
     // The handler runs inside the bulkhead: once it has started, the one permit is held.
-    entered.notified().await;
+    started.notified().await;
     let full = get("/full").await.expect("an answer");
     assert_eq!(full.status(), 503);
     assert!(full.headers().contains_key("retry-after"));
-    hold.notify_one();
+    release.notify_one();
     assert_eq!(first.await.expect("finished").expect("an answer").status(), 200);
 
     let slow = get("/slow").await.expect("an answer");

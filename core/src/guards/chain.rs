@@ -1,6 +1,6 @@
 //! The guard chain without a call site: guards chosen by name at run time (a tower layer's), around any
 //! future, with the same order and rules as a `#[hardened]` function's, through the same pieces
-//! ([`attempt_through`], [`retry_delay`]).
+//! (`guarded::attempt_through`, `retrying::retry_delay`).
 //!
 //! A call through it has no call site, so no `hardened_calls_total` or span of its own: the guards count
 //! it as they count every call (breaker verdicts in the breaker's shared cells, refusals by each guard,
@@ -104,14 +104,12 @@ impl GuardChain {
     #[must_use]
     pub fn new(names: &GuardNames, timeout: Option<Duration>) -> GuardChain {
         let mut chains = CHAINS.lock().unwrap_or_else(PoisonError::into_inner);
-        let resolved = match chains.iter().find(|(known, _)| known == names) {
-            Some((_, resolved)) => *resolved,
-            None => {
-                let resolved: &'static Resolved = Box::leak(Box::new(names.resolve()));
-                chains.push((names.clone(), resolved));
-                resolved
-            }
-        };
+        let known = chains.iter().find_map(|(known, resolved)| (known == names).then_some(*resolved));
+        let resolved = known.unwrap_or_else(|| {
+            let resolved: &'static Resolved = Box::leak(Box::new(names.resolve()));
+            chains.push((names.clone(), resolved));
+            resolved
+        });
         GuardChain { resolved, timeout }
     }
 
