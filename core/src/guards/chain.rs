@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use super::guarded::attempt_through;
 use super::kinds::guard_kinds;
-use super::names::DeclaredNames;
+use super::names::{DeclaredNames, record_chain_names};
 use super::registry;
 use super::retrying::retry_delay;
 use super::site::Resolved;
@@ -80,16 +80,8 @@ macro_rules! guard_names {
 
 guard_kinds!(guard_names);
 
-/// The chains made so far, each resolved once however many layers name the same guards; their names
-/// count as declared for the configuration's unused-name check.
+/// The chains made so far, each resolved once however many layers name the same guards.
 static CHAINS: Mutex<Vec<(GuardNames, &'static Resolved)>> = Mutex::new(Vec::new());
-
-/// Adds the names of the guards chains go through to `declared`.
-pub(super) fn declare_chain_names(declared: &mut DeclaredNames) {
-    for (names, _) in CHAINS.lock().unwrap_or_else(PoisonError::into_inner).iter() {
-        names.declare(declared);
-    }
-}
 
 /// Guards chosen by name, resolved once, and a timeout: what a call goes through without a call site.
 #[derive(Debug, Clone, Copy)]
@@ -108,6 +100,8 @@ impl GuardChain {
         let resolved = known.unwrap_or_else(|| {
             let resolved: &'static Resolved = Box::leak(Box::new(names.resolve()));
             chains.push((names.clone(), resolved));
+            // Counted as declared, for the configuration's unused-name check.
+            record_chain_names(|declared| names.declare(declared));
             resolved
         });
         GuardChain { resolved, timeout }

@@ -217,7 +217,7 @@ pub fn declared_names() -> DeclaredNames {
     for guards in sites().iter().filter_map(Site::guards) {
         guards.declare(&mut declared);
     }
-    super::chain::declare_chain_names(&mut declared);
+    super::names::add_chain_names(&mut declared);
     declared.sort();
     declared
 }
