@@ -189,12 +189,12 @@ async fn a_failure_verdict_can_be_the_callers() {
     // Odd answers are failures, for the breaker: one opens it.
     let calls = Arc::new(AtomicU32::new(0));
     let service = GuardLayer::new()
-        .breaker("tl_timeout_judged")
+        .breaker("tl_judged")
         .failure_if(|result: &Result<u32, AppError>| result.as_ref().map_or(true, |answer| answer % 2 == 1))
         .layer(answering(calls));
     assert_eq!(service.clone().oneshot(2).await, Ok(2));
     assert_eq!(service.oneshot(3).await, Ok(3), "the answer is the service's; the verdict is the breaker's");
-    let counts = hardened::breaker("tl_timeout_judged").counts();
+    let counts = hardened::breaker("tl_judged").counts();
     assert_eq!((counts.success, counts.failure), (1, 1));
 }
 
@@ -269,4 +269,38 @@ async fn over_http_each_refusal_has_its_status() {
     let slow = get("/slow").await.expect("an answer");
     assert_eq!(slow.status(), 504);
     assert!(!slow.headers().contains_key("retry-after"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timeout_is_retried() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let counted = calls.clone();
+    // Hangs on the first attempt, answers on the second.
+    let hanging_once = tower::service_fn(move |request: u32| {
+        let attempt = counted.fetch_add(1, Ordering::SeqCst);
+        async move {
+            if attempt == 0 {
+                std::future::pending::<()>().await;
+            }
+            Ok::<_, AppError>(request)
+        }
+    });
+    let service = GuardLayer::new().timeout(Duration::from_secs(1)).retry("tl_retry_timeout").layer(hanging_once);
+    assert_eq!(service.oneshot(5).await, Ok(5));
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "the timed-out attempt was retried");
+}
+
+#[tokio::test]
+async fn server_errors_are_failures_for_the_breaker() {
+    let statuses = tower::service_fn(|status: u16| async move {
+        let response = http::Response::builder().status(status).body(()).expect("a response");
+        Ok::<_, AppError>(response)
+    });
+    let service =
+        GuardLayer::new().breaker("tl_server_errors").failure_if(hardened::tower::ServerErrors).layer(statuses);
+    assert_eq!(service.clone().oneshot(200).await.expect("a response").status(), 200);
+    assert_eq!(service.clone().oneshot(404).await.expect("a response").status(), 404);
+    assert_eq!(service.oneshot(503).await.expect("a response").status(), 503, "the response is still the caller's");
+    let counts = hardened::breaker("tl_server_errors").counts();
+    assert_eq!((counts.success, counts.failure), (2, 1), "a 4xx is the client's; a 5xx is a failure");
 }
