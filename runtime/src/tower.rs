@@ -74,7 +74,8 @@ use std::time::Duration;
 use ::tower::{Layer, Service};
 
 use crate::Rejected;
-use crate::guards::{GuardChain, GuardNames};
+/// The names a layer chose, by kind, and the guards they resolve to.
+pub use crate::guards::{GuardChain, GuardNames};
 
 /// Named guards around a [`tower::Service`], in the attribute's order; see the [module](self) docs.
 ///
