@@ -160,18 +160,18 @@ pub(crate) fn transition(name: &'static str, from: &'static str, to: &'static st
     });
 }
 
-/// A call of `function` was refused with `rejected`.
+/// A call (of `function`, when it has one: a tower layer's calls have none) was refused with `rejected`.
 #[cold]
 #[inline(never)]
-pub(crate) fn refused(function: &'static str, rejected: &Rejected) {
+pub(crate) fn refused(function: Option<&'static str>, rejected: &Rejected) {
     publish(|| GuardEvent {
         at: SystemTime::now(),
         guard: rejected.guard(),
         name: match rejected.name() {
-            "" => function,
+            "" => function.unwrap_or_default(),
             name => name,
         },
-        function: Some(function),
+        function,
         kind: GuardEventKind::Refused { rejected: rejected.clone() },
     });
 }

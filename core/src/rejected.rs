@@ -78,3 +78,34 @@ impl Rejected {
         }
     }
 }
+
+/// A refusal as an HTTP answer: 429 with `Retry-After` for a rate limit, 503 with `Retry-After` for an
+/// open breaker, a concurrency limit or a bulkhead, 504 for a timeout; the body is JSON,
+/// `{"error": "<the refusal>", "guard": "rate_limiter", "name": "llm"}`.
+///
+/// `Retry-After` is the rate limiter's exact wait rounded up to whole seconds; the other guards cannot
+/// know when a permit frees, and say one second.
+#[cfg(feature = "axum")]
+impl axum::response::IntoResponse for Rejected {
+    fn into_response(self) -> axum::response::Response {
+        use axum::http::{HeaderValue, StatusCode, header};
+
+        let status = match self {
+            Rejected::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Rejected::TimedOut { .. } => StatusCode::GATEWAY_TIMEOUT,
+            Rejected::CircuitOpen { .. } | Rejected::ConcurrencyLimited { .. } | Rejected::BulkheadFull { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        };
+        let retry_after = match self {
+            Rejected::TimedOut { .. } => None,
+            _ => Some(self.retry_after().map_or(1, |wait| wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)),
+        };
+        let body = serde_json::json!({ "error": self.to_string(), "guard": self.guard(), "name": self.name() });
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Some(seconds) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}

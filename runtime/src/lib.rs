@@ -51,7 +51,8 @@
 //! | feature | what it adds |
 //! | --- | --- |
 //! | `telemetry` | `telemetry::init`: a subscriber with OTLP export; `propagation` of W3C trace context |
-//! | `http` | (with `telemetry`) `http`: the ops router, the request and trace layers for axum, a server with the graceful shutdown |
+//! | `http` | (with `telemetry` and `tower`) `http`: the ops router, the request and trace layers for axum, a server with the graceful shutdown; `Rejected` as an axum response (429, 503, 504) |
+//! | `tower` | [`tower::GuardLayer`]: the guards, chosen by name, around any tower service (docs/resilience.md, "Without the macro") |
 //! | `reqwest` | (with `telemetry`) trace context injected into outbound `reqwest` requests |
 //! | `postgres` | the `PostgreSQL` audit sink, verifier and report, and a health check of a `sqlx` pool |
 //! | `redis` | rate limiters with `scope = "global"`: one bucket in Redis shared by every replica ([`rate_limit::Scope`]) |
@@ -70,6 +71,8 @@ pub mod http;
 pub mod propagation;
 #[cfg(feature = "telemetry")]
 pub mod telemetry;
+#[cfg(feature = "tower")]
+pub mod tower;
 
 // The layers below, re-exported at the paths they have always had. The crates are split so that Cargo
 // keeps the graph one-way: `hardened-schema`, then `hardened-core`, then `hardened-audit`, then this one.

@@ -11,6 +11,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use crate::breaker::{BreakerPermit, CircuitBreaker, Verdict};
 use crate::clock::{self, SystemClock, system_nanos};
@@ -271,17 +272,17 @@ pub fn run_sync<R: GuardedReturn>(
 #[cold]
 fn refused<R: GuardedReturn>(call: Call, refusal: Refusal) -> (R, Outcome) {
     let rejected = refusal.rejected();
-    events::refused(call.site().name(), &rejected);
+    events::refused(Some(call.site().name()), &rejected);
     let elapsed = call.elapsed_nanos(clock::system());
     call.finish_after(Outcome::Rejected, elapsed, None);
     (R::refused(rejected), Outcome::Rejected)
 }
 
-/// What the caller of an attempt of `site` that a guard refused (or its timeout abandoned) receives, with
-/// `outcome` imposed; told to the guard events.
+/// What the caller of an attempt (of `site`, if it has one) that a guard refused or its timeout abandoned
+/// receives, with `outcome` imposed; told to the guard events.
 #[cold]
-fn imposed<R: GuardedReturn>(site: &'static Site, rejected: Rejected, outcome: Outcome) -> Guarded<R> {
-    events::refused(site.name(), &rejected);
+fn imposed<R: GuardedReturn>(site: Option<&'static Site>, rejected: Rejected, outcome: Outcome) -> Guarded<R> {
+    events::refused(site.map(Site::name), &rejected);
     (R::refused(rejected), Some(outcome))
 }
 
@@ -294,30 +295,47 @@ where
     R: GuardedReturn,
     Fut: Future<Output = R>,
 {
-    let resolved = guards.resolved();
+    attempt_through(guards.resolved(), guards.timeout(), Some(guards.site()), body, is_failure).await
+}
+
+/// [`attempt`] through `resolved` and `timeout`, for the call site `site` (which counts its timeouts and
+/// names the function in guard events) or for guards that have none (a tower layer's).
+pub(crate) async fn attempt_through<R, Fut>(
+    resolved: &'static Resolved,
+    timeout: Option<Duration>,
+    site: Option<&'static Site>,
+    body: Fut,
+    is_failure: impl Fn(&R) -> bool,
+) -> Guarded<R>
+where
+    R: GuardedReturn,
+    Fut: Future<Output = R>,
+{
     let now = if resolved.breaker.is_some() || resolved.rate.is_some() { system_nanos() } else { 0 };
     let breaker = match breaker_permit(resolved, now) {
         Ok(breaker) => breaker,
-        Err(refusal) => return imposed(guards.site(), refusal.rejected(), Outcome::Rejected),
+        Err(refusal) => return imposed(site, refusal.rejected(), Outcome::Rejected),
     };
     if let Some(limiter) = resolved.rate
         && let Err(rejected) = limiter.acquire_at(now).await
     {
         release(breaker);
-        return imposed(guards.site(), rejected, Outcome::Rejected);
+        return imposed(site, rejected, Outcome::Rejected);
     }
     // The timeout covers the wait for the held guards' permits and the body.
     let bounded = async {
         let _held = match HeldPermits::acquire(&resolved.held).await {
             Ok(held) => held,
-            Err(rejected) => return imposed(guards.site(), rejected, Outcome::Rejected),
+            Err(rejected) => return imposed(site, rejected, Outcome::Rejected),
         };
         (body.await, None)
     };
-    let (value, imposed) = if let Some(after) = guards.timeout() {
+    let (value, imposed) = if let Some(after) = timeout {
         tokio::time::timeout(after, bounded).await.unwrap_or_else(|_| {
-            shards::record_timeout(guards.site());
-            imposed(guards.site(), Rejected::TimedOut { after }, Outcome::Timeout)
+            if let Some(site) = site {
+                shards::record_timeout(site);
+            }
+            imposed(site, Rejected::TimedOut { after }, Outcome::Timeout)
         })
     } else {
         bounded.await

@@ -358,7 +358,7 @@ fn refuse<R: GuardedReturn, T>(
     classify: &mut impl FnMut((R, Option<Outcome>), &Span) -> (T, Outcome),
     span: &Span,
 ) -> T {
-    crate::events::refused(call.site().name(), &rejected);
+    crate::events::refused(Some(call.site().name()), &rejected);
     let (value, outcome) = classify((R::refused(rejected), Some(Outcome::Rejected)), span);
     let elapsed = call.elapsed_nanos(clock::system());
     call.finish_after(outcome, elapsed, None);

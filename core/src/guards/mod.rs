@@ -6,6 +6,7 @@
 //! guards when it is reloaded.
 
 pub mod call;
+pub mod chain;
 pub mod guarded;
 pub(crate) mod held;
 pub mod instrument;
@@ -18,6 +19,7 @@ pub(crate) mod shards;
 pub mod site;
 pub mod span_site;
 
+pub use self::chain::{GuardChain, GuardNames};
 pub use self::kinds::guard_kinds;
 pub use self::names::DeclaredNames;
 // Every kind's lookups by name (`breaker`, `breakers`, ...), made from the list of kinds.

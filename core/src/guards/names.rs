@@ -1,4 +1,7 @@
-//! The names of the guards that functions declare.
+//! The names of the guards that functions declare, and those that guard chains without a call site (tower
+//! layers) name at run time.
+
+use std::sync::{Mutex, PoisonError};
 
 use super::kinds::guard_kinds;
 
@@ -14,6 +17,11 @@ macro_rules! declared_names {
         }
 
         impl DeclaredNames {
+            /// Adds `other`'s names.
+            pub(super) fn extend(&mut self, other: &DeclaredNames) {
+                $( self.$field.extend(other.$field.iter().cloned()); )*
+            }
+
             /// Every kind's names, sorted and without repeats.
             pub(super) fn sort(&mut self) {
                 $(
@@ -26,3 +34,18 @@ macro_rules! declared_names {
 }
 
 guard_kinds!(declared_names);
+
+/// The names guard chains without a call site go through, added as each chain is made.
+static CHAIN_NAMES: Mutex<Option<DeclaredNames>> = Mutex::new(None);
+
+/// Records the names a chain goes through, as `record` adds them.
+pub(super) fn record_chain_names(record: impl FnOnce(&mut DeclaredNames)) {
+    record(CHAIN_NAMES.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert_with(DeclaredNames::default));
+}
+
+/// Adds the names guard chains go through to `declared`.
+pub(super) fn add_chain_names(declared: &mut DeclaredNames) {
+    if let Some(names) = CHAIN_NAMES.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
+        declared.extend(names);
+    }
+}

@@ -145,22 +145,27 @@ macro_rules! registries {
             GuardSections { $( $field: <$guard as Listed>::registry().effective(), )* }
         }
 
+        impl Resolved {
+            /// The guards given, one or none per kind, with the slots of those that hold a permit for the
+            /// length of a call listed in the order of the list of kinds.
+            pub(crate) fn of($( $field: Option<&'static $guard>, )*) -> Resolved {
+                let mut resolved = Resolved { $( $field, )* held: [None; HELD] };
+                let mut held = resolved.held.iter_mut();
+                $(
+                    if let Some(slots) = resolved.$field.and_then(|guard| guard.slots()) {
+                        *held.next().expect("every kind whose guards have slots says it holds them") = Some(slots);
+                    }
+                )*
+                resolved
+            }
+        }
+
         impl SiteGuards {
             /// Every guard of the site, made on first use.
             #[inline]
             pub(crate) fn resolved(&'static self) -> &'static Resolved {
                 self.resolved.get_or_init(|| {
-                    let mut resolved = Resolved {
-                        $( $field: self.make(self.declared.$field.as_ref()), )*
-                        held: [None; HELD],
-                    };
-                    let mut next = resolved.held.iter_mut();
-                    $(
-                        if let Some(slots) = resolved.$field.and_then(|guard| guard.slots()) {
-                            *next.next().expect("every kind whose guards have slots says it holds them") =
-                                Some(slots);
-                        }
-                    )*
+                    let resolved = Resolved::of($( self.make(self.declared.$field.as_ref()), )*);
                     // A breaker's verdicts are counted in the metric cells of the sites that use it.
                     if let Some(breaker) = resolved.breaker {
                         breaker.count_in(self.site);
@@ -213,6 +218,7 @@ pub fn declared_names() -> DeclaredNames {
     for guards in sites().iter().filter_map(Site::guards) {
         guards.declare(&mut declared);
     }
+    super::names::add_chain_names(&mut declared);
     declared.sort();
     declared
 }

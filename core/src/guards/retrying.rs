@@ -13,6 +13,7 @@ use crate::guards::SiteGuards;
 use crate::guards::guarded::{Guarded, GuardedReturn, attempt};
 use crate::guards::shards;
 use crate::outcome::Outcome;
+use crate::retry::RetryPolicy;
 
 /// An asynchronous call with a timeout or retries, between its attempts.
 ///
@@ -79,19 +80,30 @@ where
     /// timeouts are; other failures are when `retry_when` agrees and the budget allows.
     fn delay(&self, value: &R, imposed: Option<Outcome>) -> Option<Duration> {
         let policy = self.guards.retry()?;
-        let retryable = match imposed {
-            Some(Outcome::Timeout) => true,
-            Some(_) => false,
-            None => value.error().is_some() && (self.is_failure)(value) && (self.retry_when)(value),
-        };
-        if !retryable {
-            return None;
-        }
-        let delay = policy.next_delay(self.retries, None)?;
+        let delay = retry_delay(policy, self.retries, imposed, || {
+            value.error().is_some() && (self.is_failure)(value) && (self.retry_when)(value)
+        })?;
         shards::record_retry(self.guards.site());
         crate::events::retry(self.guards.site().name(), policy.name(), self.retries + 1, delay);
         Some(delay)
     }
+}
+
+/// Whether an attempt that `imposed` ended (or that ran to its end, when `None`) is followed by retry
+/// number `retries` (0 for the first) under `policy`, and after how long: refusals never, timeouts
+/// always, other results when `retryable` says so; each within the attempts and the budget.
+pub(crate) fn retry_delay(
+    policy: &RetryPolicy,
+    retries: u32,
+    imposed: Option<Outcome>,
+    retryable: impl FnOnce() -> bool,
+) -> Option<Duration> {
+    let retry = match imposed {
+        Some(Outcome::Timeout) => true,
+        Some(_) => false,
+        None => retryable(),
+    };
+    if retry { policy.next_delay(retries, None) } else { None }
 }
 
 impl<R, P, W> std::fmt::Debug for Retrying<R, P, W> {

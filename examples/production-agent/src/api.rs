@@ -43,11 +43,20 @@ pub(crate) fn routes(app: Arc<App>, auth: Arc<Authenticator>) -> Router {
     Router::new()
         .route("/v1/sessions", post(open_session))
         .route("/v1/sessions/{id}", get(read_session).delete(close_session))
-        .route("/v1/sessions/{id}/messages", post(send_message).layer(message_body))
+        .route("/v1/sessions/{id}/messages", post(send_message).layer(message_body).route_layer(messages_limit()))
         .route("/v1/admin/faults", put(set_faults).get(read_faults))
         .layer(DefaultBodyLimit::max(SMALL_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(auth, authenticate))
         .with_state(app)
+}
+
+/// The guards of `POST /v1/sessions/{id}/messages`, configured under `messages` (`[concurrency.messages]`):
+/// messages in flight at once, over every key, the rest queueing for their turn and answered 503 with
+/// `Retry-After` when their wait runs out. A message holds its place for all its model and tool calls, so
+/// this bounds the work in flight where the model's own limit (`[concurrency.llm]`) bounds one call. A
+/// limit per API key, so that one caller cannot take every place, is planned.
+fn messages_limit() -> hardened::tower::GuardLayer<hardened::tower::Once, hardened::tower::AsResponse> {
+    hardened::tower::GuardLayer::named("messages").refusals_as_responses()
 }
 
 /// An error answered as JSON with its status.
