@@ -37,10 +37,9 @@
 //! [`GuardLayer::named`] takes, under one name, each kind among the breaker, the rate limiter, the
 //! concurrency limit and the bulkhead that the configuration in force has a section for
 //! (`[breaker.llm]`, `[rate.llm]`, ...) or that a `#[hardened]` function (or a layer made before) uses
-//! under that name; it
-//! reads them when it is called, so make it after `hardened::config::load`. A retry is never implied: it
-//! needs a request it can send again (`Clone`), so it is chosen with [`GuardLayer::retry`], as is the
-//! timeout, which has no name, with [`GuardLayer::timeout`]. The other builder methods choose or replace
+//! under that name; it reads them when it is called, so make it after `hardened::config::load`. A retry
+//! is never implied: it needs a request it can send again (`Clone`), so it is chosen with
+//! [`GuardLayer::retry`], as is the timeout, which has no name, with [`GuardLayer::timeout`]. The other builder methods choose or replace
 //! one kind's guard by name. The guards are those of the registries (`hardened::breaker(name)`, ...):
 //! shared with every function and layer naming them, made from the configuration in force, retuned when
 //! it is reloaded, counted in their own metrics.
