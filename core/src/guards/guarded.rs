@@ -87,14 +87,14 @@ pub(crate) struct Permits {
 
 impl Permits {
     /// Reports a call that took `elapsed` nanoseconds to the breaker (from the time its permit was
-    /// taken at), and gives the held permits back; returns the breaker and the result it saw, for
+    /// taken at), and gives the held permits back, telling adaptive limits of the round trip; returns the breaker and the result it saw, for
     /// the call to count.
     #[inline(always)]
     #[allow(clippy::inline_always, reason = "measured: out of line, the permits went through memory")]
     #[must_use]
     pub(crate) fn settle(self, failed: bool, elapsed: u64) -> Option<(&'static CircuitBreaker, Verdict)> {
         let counted = BreakerPermit::settle_held(self.breaker, failed, elapsed);
-        drop(self.held);
+        self.held.give_back_after(elapsed);
         counted
     }
 }
@@ -297,16 +297,25 @@ where
         return (R::refused(rejected), Some(Outcome::Rejected));
     }
     // The timeout covers the wait for the held guards' permits and the body.
+    // Whether the timeout, if it fires, finds the call holding its permits. An atomic: the future is `Send`.
+    let holding = std::sync::atomic::AtomicBool::new(false);
     let bounded = async {
-        let _held = match HeldPermits::acquire(&resolved.held).await {
+        let held = match HeldPermits::acquire(&resolved.held).await {
             Ok(held) => held,
             Err(rejected) => return (R::refused(rejected), Some(Outcome::Rejected)),
         };
-        (body.await, None)
+        holding.store(true, std::sync::atomic::Ordering::Relaxed);
+        let value = body.await;
+        // Permits granted after `acquire`: the round trip is counted from their grant.
+        held.give_back_after(0);
+        (value, None)
     };
     let (value, imposed) = if let Some(after) = guards.timeout() {
         tokio::time::timeout(after, bounded).await.unwrap_or_else(|_| {
             shards::record_timeout(guards.site());
+            if holding.load(std::sync::atomic::Ordering::Relaxed) {
+                dropped_while_held(&resolved.held, after);
+            }
             (R::refused(Rejected::TimedOut { after }), Some(Outcome::Timeout))
         })
     } else {
@@ -329,6 +338,15 @@ where
         }
     }
     (value, imposed)
+}
+
+/// Tells the adaptive limits among `held` that a call holding their permits timed out after `after`:
+/// a dropped call, which lowers them.
+#[cold]
+fn dropped_while_held(held: &Held, after: std::time::Duration) {
+    for slots in held.iter().map_while(|slots| *slots) {
+        slots.observe(clock::duration_nanos(after), true);
+    }
 }
 
 /// Replaces a failed call's error by what its `fallback` returns.

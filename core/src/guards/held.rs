@@ -20,6 +20,9 @@ pub(crate) enum HeldPermits {
     One(&'static Slots),
     /// A permit of each slot of the list.
     Many(&'static Held),
+    /// A permit of each slot of the list, granted after a wait at this time (as `clock::system_nanos`
+    /// reads it): a call's round trip is counted from there, not from its start.
+    Waited(&'static Held, u64),
 }
 
 impl HeldPermits {
@@ -70,7 +73,37 @@ impl HeldPermits {
         }
         // Given back by the returned value's drop.
         permits.into_iter().flatten().for_each(std::mem::forget);
-        Ok(HeldPermits::Many(held))
+        // The time of the grant only for limits that learn from round trips.
+        if held.iter().map_while(|slots| *slots).any(Slots::observed) {
+            Ok(HeldPermits::Waited(held, crate::clock::system_nanos()))
+        } else {
+            Ok(HeldPermits::Many(held))
+        }
+    }
+
+    /// Gives the permits back after a call that held them `elapsed` nanoseconds (since it started, for
+    /// permits taken at once), telling adaptive limits of its round trip.
+    #[inline(always)]
+    #[allow(clippy::inline_always, reason = "on the fast path of every call, kept in registers")]
+    pub(crate) fn give_back_after(self, elapsed: u64) {
+        let permits = std::mem::ManuallyDrop::new(self);
+        match *permits {
+            HeldPermits::None => {}
+            HeldPermits::One(only) => only.give_back_after(elapsed),
+            HeldPermits::Many(held) => give_back_each_after(held, elapsed),
+            HeldPermits::Waited(held, granted) => {
+                give_back_each_after(held, crate::clock::system_nanos().saturating_sub(granted));
+            }
+        }
+    }
+}
+
+/// Gives back a permit of each slot of `held`, held `elapsed` nanoseconds.
+#[cold]
+fn give_back_each_after(held: &[Option<&'static Slots>], elapsed: u64) {
+    for slots in held {
+        let Some(slots) = slots else { break };
+        slots.give_back_after(elapsed);
     }
 }
 
@@ -80,7 +113,7 @@ impl Drop for HeldPermits {
         match *self {
             HeldPermits::None => {}
             HeldPermits::One(only) => drop(only.reclaim()),
-            HeldPermits::Many(held) => give_back(held),
+            HeldPermits::Many(held) | HeldPermits::Waited(held, _) => give_back(held),
         }
     }
 }

@@ -15,6 +15,7 @@
 use std::cell::Cell;
 use std::fmt;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -87,6 +88,13 @@ fn claim_pocket() {
     });
 }
 
+/// What a limit learns from each call that held one of its permits: an adaptive concurrency limit sets
+/// itself from the calls' round trips.
+pub(crate) trait Observe: Send + Sync + fmt::Debug {
+    /// A call held a permit of `slots` for `rtt_nanos`, and was dropped (timed out) or not.
+    fn observe(&self, slots: &Slots, rtt_nanos: u64, dropped: bool);
+}
+
 /// A limit of calls in flight: the permits of one bulkhead or one concurrency limit.
 pub struct Slots {
     taken: Taken,
@@ -101,6 +109,9 @@ pub struct Slots {
     pockets: Pockets,
     /// What a refusal is: which kind of guard refused.
     refuse: fn(&'static str) -> Rejected,
+    /// Told of each call's round trip, once set: only for an adaptive limit, so that the others pay
+    /// one load and branch per call.
+    observer: OnceLock<Arc<dyn Observe>>,
 }
 
 impl fmt::Debug for Slots {
@@ -134,6 +145,7 @@ impl Slots {
             refused: AtomicU64::new(0),
             pockets: Pockets::default(),
             refuse,
+            observer: OnceLock::new(),
         }
     }
 
@@ -165,6 +177,40 @@ impl Slots {
             self.close_pockets();
         }
         self.freed.notify_waiters();
+    }
+
+    /// Sets the limit, keeping the wait: an adaptive limit's new estimate.
+    pub(crate) fn set_max(&self, max: u32) {
+        self.retune(max, self.wait());
+    }
+
+    /// Tells `observer` of every call's round trip from now on; a limit has one observer, the first set.
+    pub(crate) fn watch(&self, observer: Arc<dyn Observe>) {
+        // A second observer of the same limit would be its own estimate again: the first one stays.
+        let _ = self.observer.set(observer);
+    }
+
+    /// Whether the limit learns from its calls' round trips.
+    #[inline]
+    pub(crate) fn observed(&self) -> bool {
+        self.observer.get().is_some()
+    }
+
+    /// Tells the observer, if any, of a call that held a permit for `rtt_nanos` (dropped or not), without
+    /// giving the permit back.
+    #[inline]
+    pub(crate) fn observe(&self, rtt_nanos: u64, dropped: bool) {
+        if let Some(observer) = self.observer.get() {
+            observer.observe(self, rtt_nanos, dropped);
+        }
+    }
+
+    /// Gives back a permit taken earlier and forgotten, held by a call for `rtt_nanos`, and tells the
+    /// observer, if any.
+    #[inline]
+    pub(crate) fn give_back_after(&self, rtt_nanos: u64) {
+        self.release();
+        self.observe(rtt_nanos, false);
     }
 
     /// Permits free now.
