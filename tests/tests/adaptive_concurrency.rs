@@ -204,3 +204,49 @@ fn the_limit_and_its_round_trip_are_gauges() {
     assert_eq!(limit.limit(), 7);
     assert!(!hardened::metrics::render().contains("hardened_concurrency_rtt_seconds{name=\"adaptive_gauges\"}"));
 }
+
+#[test]
+fn the_configuration_reads_an_algorithm_and_its_bounds() {
+    use hardened::config::{self, ConcurrencySettings};
+    let toml = r#"
+        [concurrency.llm]
+        limit = "gradient"
+        min = 2
+        max = 200
+
+        [concurrency.db]
+        limit = 8
+    "#;
+    let config = config::parse(toml, "hardened.toml").expect("a valid file");
+    assert_eq!(
+        config.concurrency["llm"],
+        ConcurrencySettings {
+            limit: Some(Limit::Adaptive(Algorithm::Gradient)),
+            min: Some(2),
+            max: Some(200),
+            ..ConcurrencySettings::default()
+        }
+    );
+    assert_eq!(config.concurrency["db"].limit, Some(Limit::Fixed(8)));
+    let rendered = config::render(&config);
+    assert!(rendered.contains("limit = \"gradient\""), "{rendered}");
+
+    let error = |toml: &str| config::parse(toml, "hardened.toml").expect_err("refused").to_string();
+    let unknown = error("[concurrency.llm]\nlimit = \"gradiant\"\n");
+    assert!(
+        unknown.contains(
+            "concurrency.llm.limit = \"gradiant\" is not a number nor an algorithm; allowed: a whole number from 1 to \
+             4294967295, or \"aimd\", \"vegas\" or \"gradient\""
+        ),
+        "{unknown}"
+    );
+    let zero = error("[concurrency.llm]\nlimit = 0\n");
+    assert!(zero.contains("concurrency.llm.limit = 0 is out of range"), "{zero}");
+    let crossed = error("[concurrency.llm]\nlimit = \"aimd\"\nmin = 10\nmax = 5\n");
+    assert!(crossed.contains("concurrency.llm.max = 5 is below min (10)"), "{crossed}");
+    let fixed = error("[concurrency.llm]\nlimit = 8\nmin = 2\n");
+    assert!(
+        fixed.contains("concurrency.llm.min = 2 is set beside a fixed limit (8), which it does not change"),
+        "{fixed}"
+    );
+}

@@ -343,8 +343,20 @@ fn check_breaker(breaker: &BreakerArgs, errors: &mut Errors) {
 /// An adaptive limit's algorithm and its bounds: a known word, `min` ≤ `max`, and no bounds on a fixed limit.
 fn check_adaptive(concurrency: &ConcurrencyArgs, errors: &mut Errors) {
     use concurrency::Key;
-    if let Some(algorithm) = &concurrency.algorithm {
-        one_of(Key::Limit, algorithm, errors);
+    if let Some(algorithm) = &concurrency.algorithm
+        && !words(Key::Limit).contains(&algorithm.value.as_str())
+    {
+        let suggestion = suggest::closest(&algorithm.value, words(Key::Limit))
+            .map(|word| format!("; did you mean `{word}`?"))
+            .unwrap_or_default();
+        errors.at(
+            algorithm.span,
+            format!(
+                "`limit` must be a whole number or an algorithm, {}, found `{}`{suggestion}",
+                suggest::one_of(words(Key::Limit)),
+                algorithm.value.escape_debug()
+            ),
+        );
     }
     in_range(Key::Min.name(), Key::Min, concurrency.min.as_ref(), errors);
     in_range(Key::Max.name(), Key::Max, concurrency.max.as_ref(), errors);
@@ -542,7 +554,10 @@ mod tests {
         }
         assert_eq!(
             errors(quote!(concurrency(limit = "gradiant")), &async_fn()),
-            ["`limit` must be `aimd`, `vegas` or `gradient`, found `gradiant`; did you mean `gradient`?"]
+            [
+                "`limit` must be a whole number or an algorithm, `aimd`, `vegas` or `gradient`, found `gradiant`; did you \
+              mean `gradient`?"
+            ]
         );
         assert_eq!(
             errors(quote!(concurrency(limit = "aimd", min = 10, max = 5)), &async_fn()),
