@@ -106,7 +106,10 @@ fn simulate(
                 waiting.pop();
                 let took = latency(base, limit.in_flight(), capacity);
                 started_at[caller] = clock.now_nanos();
-                completions.push(Reverse((clock.now_nanos() + took.as_nanos() as u64, caller)));
+                completions.push(Reverse((
+                    clock.now_nanos() + u64::try_from(took.as_nanos()).expect("under 584 years"),
+                    caller,
+                )));
                 permits.insert(caller, permit);
             }
             let Reverse((at, caller)) = completions.pop().expect("a call in flight");
@@ -121,7 +124,8 @@ fn simulate(
             }
         }
         let mean_limit = limits.iter().sum::<f64>() / limits.len() as f64;
-        let mean_latency = latencies.iter().sum::<Duration>() / latencies.len() as u32;
+        let mean_latency =
+            latencies.iter().sum::<Duration>() / u32::try_from(latencies.len()).expect("fewer than 2^32 calls");
         phases.push(Phase { capacity, mean_limit, mean_latency });
     }
     phases
@@ -177,7 +181,7 @@ fn a_vegas_limit_finds_the_capacity_and_keeps_the_latency_low() {
 #[test]
 fn a_fixed_limit_over_the_capacity_lets_the_latency_climb() {
     let phases = run(ConcurrencyConfig::new(200));
-    assert_eq!(phases[0].mean_limit, 200.0);
+    assert!(phases.iter().all(|phase| (phase.mean_limit - 200.0).abs() < f64::EPSILON));
     // 200 calls at once where 50 are served in 100 ms: 400 ms each, then 800 ms.
     assert_eq!(phases[0].mean_latency, Duration::from_millis(400));
     assert_eq!(phases[1].mean_latency, Duration::from_millis(800));

@@ -14,6 +14,7 @@
 
 use std::cell::Cell;
 use std::fmt;
+use std::panic::{RefUnwindSafe, UnwindSafe};
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -90,7 +91,7 @@ fn claim_pocket() {
 
 /// What a limit learns from each call that held one of its permits: an adaptive concurrency limit sets
 /// itself from the calls' round trips.
-pub(crate) trait Observe: Send + Sync + fmt::Debug {
+pub(crate) trait Observe: Send + Sync + RefUnwindSafe + UnwindSafe + fmt::Debug {
     /// A call held a permit of `slots` for `rtt_nanos`, and was dropped (timed out) or not.
     fn observe(&self, slots: &Slots, rtt_nanos: u64, dropped: bool);
 }
