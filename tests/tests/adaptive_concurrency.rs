@@ -239,7 +239,7 @@ fn the_configuration_reads_an_algorithm_and_its_bounds() {
     let unknown = error("[concurrency.llm]\nlimit = \"gradiant\"\n");
     assert!(
         unknown.contains(
-            "concurrency.llm.limit = \"gradiant\" is not a number nor an algorithm; allowed: a whole number from 1 to \
+            "concurrency.llm.limit = \"gradiant\" is neither a whole number nor a word it takes; allowed: a whole number from 1 to \
              4294967295, or \"aimd\", \"vegas\" or \"gradient\""
         ),
         "{unknown}"

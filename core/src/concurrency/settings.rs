@@ -103,22 +103,12 @@ impl Keys for ConcurrencySettings {
 
 /// `limit`: a whole number in the schema's range, or the word of an algorithm.
 fn limit(raw: Raw<'_>, spec: &schema::Spec) -> Result<Limit, Problem> {
-    let Value::WholeOrOneOf { min, max, .. } = spec.value else {
-        unreachable!("`limit` is a whole number or a word in the schema")
-    };
-    let word = match raw {
-        Raw::Toml(toml::Value::String(word)) => word.as_str(),
-        Raw::Env(text) if !text.trim().bytes().all(|byte| byte.is_ascii_digit() || byte == b'-') => text,
-        Raw::Toml(_) | Raw::Env(_) => {
-            let max = u32::try_from(max).unwrap_or(u32::MAX);
-            return value::whole_from(raw, min, max)
-                .map(Limit::Fixed)
-                .map_err(|problem| Problem::new(problem.problem, spec.value.to_string()));
-        }
-    };
-    Algorithm::from_word(word.trim())
-        .map(Limit::Adaptive)
-        .ok_or_else(|| Problem::new("is not a number nor an algorithm", spec.value.to_string()))
+    Ok(match value::whole_or_word(raw, spec)? {
+        Ok(fixed) => Limit::Fixed(fixed),
+        Err(word) => Limit::Adaptive(
+            Algorithm::from_word(word).unwrap_or_else(|| unreachable!("`{word}` is an algorithm of the schema")),
+        ),
+    })
 }
 
 fn limit_value(limit: Limit) -> toml::Value {
