@@ -381,6 +381,16 @@ mod tests {
     }
 
     #[test]
+    fn every_algorithm_of_the_schema_is_expanded() {
+        for word in hardened_schema::CONCURRENCY_ALGORITHMS {
+            let plan = plan_of(format!("concurrency(limit = \"{word}\")").parse().expect("tokens"));
+            let concurrency = plan.concurrency.expect("a concurrency limit");
+            let expanded = concurrency_limit(&concurrency, &quote!(p)).map(|tokens| text(&tokens));
+            assert!(expanded.is_some_and(|tokens| tokens.starts_with("p::Limit::Adaptive(p::Algorithm::")), "{word}");
+        }
+    }
+
+    #[test]
     fn the_concurrency_limit_is_declared_between_rate_and_bulkhead() {
         let plan = plan_of(quote!(rate = 10, concurrency(name = "llm", limit = 8, wait = "5s"), bulkhead = 2));
         let expanded = text(&guards_static(&plan, &parse_quote!(::hardened)));
