@@ -254,3 +254,30 @@ fn the_configuration_reads_an_algorithm_and_its_bounds() {
         "{fixed}"
     );
 }
+
+#[derive(Debug)]
+struct Refused;
+
+impl From<hardened::Rejected> for Refused {
+    fn from(_: hardened::Rejected) -> Self {
+        Refused
+    }
+}
+
+#[hardened::hardened(concurrency(name = "adaptive_calls", limit = "aimd", min = 1, max = 50))]
+async fn adaptive_call(n: u32) -> Result<u32, Refused> {
+    Ok(n)
+}
+
+#[tokio::test]
+async fn each_call_of_a_guarded_function_feeds_its_round_trip_to_the_limit() {
+    for n in 0..64 {
+        assert_eq!(adaptive_call(n).await.expect("admitted"), n);
+    }
+    let limit = hardened::concurrency_limit("adaptive_calls");
+    let estimate = limit.estimate().expect("an adaptive limit");
+    assert_eq!(estimate.algorithm(), Algorithm::Aimd);
+    assert!(estimate.baseline() > 0, "windows of calls were taken in");
+    // One call at a time is far under the limit: no reason to raise it.
+    assert_eq!(limit.limit(), 10);
+}

@@ -229,6 +229,13 @@ impl Adaptive {
 }
 
 impl Observe for Adaptive {
+    fn queued(&self, queued_nanos: u64) {
+        if self.active.load(Ordering::Relaxed) {
+            // Wrapping: taken off before the call's round trip adds it back, maybe in the next window.
+            self.rtt_sum.fetch_sub(queued_nanos, Ordering::Relaxed);
+        }
+    }
+
     fn observe(&self, slots: &Slots, rtt_nanos: u64, dropped: bool) {
         if !self.active.load(Ordering::Relaxed) {
             return;
@@ -250,7 +257,10 @@ impl Observe for Adaptive {
         if samples == 0 {
             return;
         }
-        let rtt = rtt_sum / u64::from(samples);
+        // The sum is of round trips less the waits of calls still in flight (see `queued`): below zero
+        // only in a window that ended between a wait and its call's end.
+        #[allow(clippy::cast_possible_wrap, clippy::cast_sign_loss, reason = "a wrapping sum read as signed")]
+        let rtt = (rtt_sum as i64).max(0) as u64 / u64::from(samples);
         self.rtt.store(rtt, Ordering::Relaxed);
         if let Some(estimator) = estimator.as_mut() {
             let limit = estimator.update(rtt, dropped, slots.in_use());

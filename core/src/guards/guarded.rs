@@ -305,9 +305,11 @@ where
             Err(rejected) => return (R::refused(rejected), Some(Outcome::Rejected)),
         };
         holding.store(true, std::sync::atomic::Ordering::Relaxed);
+        // The clock is read for limits that learn from round trips only.
+        let observed = resolved.held.iter().map_while(|slots| *slots).any(Slots::observed);
+        let granted = if observed { system_nanos() } else { 0 };
         let value = body.await;
-        // Permits granted after `acquire`: the round trip is counted from their grant.
-        held.give_back_after(0);
+        held.give_back_after(if observed { system_nanos().saturating_sub(granted) } else { 0 });
         (value, None)
     };
     let (value, imposed) = if let Some(after) = guards.timeout() {

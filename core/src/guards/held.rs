@@ -20,9 +20,6 @@ pub(crate) enum HeldPermits {
     One(&'static Slots),
     /// A permit of each slot of the list.
     Many(&'static Held),
-    /// A permit of each slot of the list, granted after a wait at this time (as `clock::system_nanos`
-    /// reads it): a call's round trip is counted from there, not from its start.
-    Waited(&'static Held, u64),
 }
 
 impl HeldPermits {
@@ -73,16 +70,24 @@ impl HeldPermits {
         }
         // Given back by the returned value's drop.
         permits.into_iter().flatten().for_each(std::mem::forget);
-        // The time of the grant only for limits that learn from round trips.
-        if held.iter().map_while(|slots| *slots).any(Slots::observed) {
-            Ok(HeldPermits::Waited(held, crate::clock::system_nanos()))
-        } else {
-            Ok(HeldPermits::Many(held))
+        Ok(HeldPermits::Many(held))
+    }
+
+    /// Tells adaptive limits among the slots of these permits that the call holding them waited
+    /// `queued_nanos` for them: the part of the round trip it reports at its end that was not the
+    /// dependency's.
+    #[cold]
+    pub(crate) fn waited(&self, queued_nanos: u64) {
+        if let HeldPermits::Many(held) = *self {
+            for slots in held.iter().map_while(|slots| *slots) {
+                slots.queued(queued_nanos);
+            }
         }
     }
 
-    /// Gives the permits back after a call that held them `elapsed` nanoseconds (since it started, for
-    /// permits taken at once), telling adaptive limits of its round trip.
+    /// Gives the permits back after a call that held them `elapsed` nanoseconds, telling adaptive limits
+    /// of its round trip. A call that waited for its permits counts from its start, and told them of its
+    /// wait when it ended ([`HeldPermits::waited`]).
     #[inline(always)]
     #[allow(clippy::inline_always, reason = "on the fast path of every call, kept in registers")]
     pub(crate) fn give_back_after(self, elapsed: u64) {
@@ -91,9 +96,6 @@ impl HeldPermits {
             HeldPermits::None => {}
             HeldPermits::One(only) => only.give_back_after(elapsed),
             HeldPermits::Many(held) => give_back_each_after(held, elapsed),
-            HeldPermits::Waited(held, granted) => {
-                give_back_each_after(held, crate::clock::system_nanos().saturating_sub(granted));
-            }
         }
     }
 }
@@ -113,7 +115,7 @@ impl Drop for HeldPermits {
         match *self {
             HeldPermits::None => {}
             HeldPermits::One(only) => drop(only.reclaim()),
-            HeldPermits::Many(held) | HeldPermits::Waited(held, _) => give_back(held),
+            HeldPermits::Many(held) => give_back(held),
         }
     }
 }

@@ -175,6 +175,9 @@ fn wait<S>(mut flight: InFlight, mut waiting: Waiting, stage: &mut Stage<S>, cx:
             Waited::Pending
         }
         Poll::Ready(Ok(held)) => {
+            // The round trip the call reports at its end counts from its start: its wait is not the
+            // dependency's.
+            held.waited(flight.call.elapsed_nanos(clock::system()));
             flight.permits.held = held;
             Waited::Admitted(flight)
         }

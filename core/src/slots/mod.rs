@@ -94,6 +94,9 @@ fn claim_pocket() {
 pub(crate) trait Observe: Send + Sync + RefUnwindSafe + UnwindSafe + fmt::Debug {
     /// A call held a permit of `slots` for `rtt_nanos`, and was dropped (timed out) or not.
     fn observe(&self, slots: &Slots, rtt_nanos: u64, dropped: bool);
+
+    /// A call waited `queued_nanos` for a permit, which the round trip it reports will include.
+    fn queued(&self, queued_nanos: u64);
 }
 
 /// A limit of calls in flight: the permits of one bulkhead or one concurrency limit.
@@ -203,6 +206,14 @@ impl Slots {
     pub(crate) fn observe(&self, rtt_nanos: u64, dropped: bool) {
         if let Some(observer) = self.observer.get() {
             observer.observe(self, rtt_nanos, dropped);
+        }
+    }
+
+    /// Tells the observer, if any, that a call waited `queued_nanos` for its permit, time that the round
+    /// trip it reports at its end includes.
+    pub(crate) fn queued(&self, queued_nanos: u64) {
+        if let Some(observer) = self.observer.get() {
+            observer.queued(queued_nanos);
         }
     }
 
