@@ -14,6 +14,7 @@ pub fn call_once<R>(body: impl FnOnce() -> R) -> R {
 }
 pub use crate::audit::call::{AuditCall, AuditSite, audit_record};
 pub use crate::breaker::WindowKind;
+pub use crate::concurrency::{Algorithm, Limit};
 pub use crate::config::{BreakerSettings, BulkheadSettings, ConcurrencySettings, RateSettings, RetrySettings};
 pub use crate::guards::guarded::{Fallback, FromRejection, Guarded, GuardedReturn, apply_fallback, attempt, run_sync};
 pub use crate::guards::retrying::{RetryPredicate, Retrying, next_attempt, retrying};

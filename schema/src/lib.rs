@@ -38,6 +38,16 @@ pub enum Value {
     Fraction,
     /// One of these words.
     OneOf(&'static [&'static str]),
+    /// A whole number from `min` to `max`, or one of these words: a fixed setting, or one worked out
+    /// at run time (a concurrency limit of 8, or `"gradient"`).
+    WholeOrOneOf {
+        /// The smallest number allowed.
+        min: u64,
+        /// The largest number allowed.
+        max: u64,
+        /// The words allowed instead of a number.
+        words: &'static [&'static str],
+    },
     /// A Redis URL: `redis://`, `rediss://` (TLS) or `unix://`.
     RedisUrl,
     /// The name of a guard shared by every function that gives it.
@@ -57,22 +67,29 @@ impl fmt::Display for Value {
             ),
             Value::Bool => f.write_str("true or false"),
             Value::Fraction => f.write_str("a number from 0.0 to 1.0"),
-            Value::OneOf(words) => {
-                for (index, word) in words.iter().enumerate() {
-                    let separator = match index {
-                        0 => "",
-                        _ if index + 1 == words.len() => " or ",
-                        _ => ", ",
-                    };
-                    write!(f, "{separator}\"{word}\"")?;
-                }
-                Ok(())
+            Value::OneOf(words) => one_of(f, words),
+            Value::WholeOrOneOf { min, max, words } => {
+                write!(f, "a whole number from {min} to {max}, or ")?;
+                one_of(f, words)
             }
             Value::RedisUrl => f.write_str("a URL starting redis://, rediss:// (TLS) or unix://"),
             Value::Name => f.write_str("a name"),
             Value::Function => f.write_str("a function"),
         }
     }
+}
+
+/// `"a", "b" or "c"`.
+fn one_of(f: &mut fmt::Formatter<'_>, words: &[&str]) -> fmt::Result {
+    for (index, word) in words.iter().enumerate() {
+        let separator = match index {
+            0 => "",
+            _ if index + 1 == words.len() => " or ",
+            _ => ", ",
+        };
+        write!(f, "{separator}\"{word}\"")?;
+    }
+    Ok(())
 }
 
 /// Where a key may be written, and why only there when it is one of the two.
@@ -394,10 +411,11 @@ kind! {
         /// `limit`.
         Limit => Spec {
             name: "limit",
-            value: Value::Whole { min: 1, max: u32::MAX as u64 },
+            value: Value::WholeOrOneOf { min: 1, max: u32::MAX as u64, words: super::CONCURRENCY_ALGORITHMS },
             default: Some("10"),
             example: "8",
-            doc: "calls in flight at once; the calls over it queue",
+            doc: "calls in flight at once, the calls over it queuing; or the algorithm that adapts it to the \
+                  dependency's latency, between `min` and `max`",
             accepted: Accepted::Both,
         },
         /// `wait`.
@@ -407,6 +425,24 @@ kind! {
             default: Some("30s"),
             example: "\"5s\"",
             doc: "how long a call may queue for its turn before it is refused",
+            accepted: Accepted::Both,
+        },
+        /// `min`.
+        Min => Spec {
+            name: "min",
+            value: Value::Whole { min: 1, max: u32::MAX as u64 },
+            default: Some("1"),
+            example: "2",
+            doc: "the lowest an adaptive limit goes",
+            accepted: Accepted::Both,
+        },
+        /// `max`.
+        Max => Spec {
+            name: "max",
+            value: Value::Whole { min: 1, max: u32::MAX as u64 },
+            default: Some("1000"),
+            example: "200",
+            doc: "the highest an adaptive limit goes",
             accepted: Accepted::Both,
         },
     }
@@ -511,6 +547,11 @@ kind! {
     }
 }
 
+/// The words a concurrency limit's `limit` takes instead of a number, each an algorithm that adapts the
+/// limit to the dependency's latency: additive increase and multiplicative decrease, TCP Vegas's estimate
+/// of the calls queued, and the gradient of unloaded to current latency.
+pub const CONCURRENCY_ALGORITHMS: &[&str] = &["aimd", "vegas", "gradient"];
+
 /// The most values `fields(..)` adds to a call's span, besides those every span has: the attribute
 /// refuses more, and the runtime keeps room for this many.
 pub const MAX_SPAN_FIELDS: usize = 32;
@@ -547,5 +588,9 @@ mod tests {
         assert_eq!(breaker::Key::WindowKind.spec().value.to_string(), "\"count\" or \"time\"");
         assert_eq!(Value::OneOf(&["a", "b", "c"]).to_string(), "\"a\", \"b\" or \"c\"");
         assert_eq!(retry::Key::Attempts.spec().value.to_string(), "a whole number from 1 to 100");
+        assert_eq!(
+            concurrency::Key::Limit.spec().value.to_string(),
+            "a whole number from 1 to 4294967295, or \"aimd\", \"vegas\" or \"gradient\""
+        );
     }
 }

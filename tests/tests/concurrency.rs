@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use hardened::Rejected;
-use hardened::concurrency::{ConcurrencyConfig, ConcurrencyLimit};
+use hardened::concurrency::{ConcurrencyConfig, ConcurrencyLimit, Limit};
 use hardened_tests::until;
 use tokio::time::Instant;
 
@@ -15,8 +15,8 @@ fn leaked(config: ConcurrencyConfig) -> &'static ConcurrencyLimit {
 #[test]
 fn calls_queue_for_thirty_seconds_unless_told_otherwise() {
     let config = ConcurrencyConfig::new(4);
-    assert_eq!((config.limit, config.wait), (4, Duration::from_secs(30)));
-    assert_eq!(ConcurrencyConfig::default().limit, 10);
+    assert_eq!((config.limit, config.wait), (Limit::Fixed(4), Duration::from_secs(30)));
+    assert_eq!(ConcurrencyConfig::default().limit, Limit::Fixed(10));
     let limit = leaked(config.with_wait(Duration::from_secs(5)));
     assert_eq!(limit.config().wait, Duration::from_secs(5));
 }
@@ -66,7 +66,7 @@ async fn raising_the_limit_lets_queued_calls_in_at_once() {
     for call in queued {
         call.await.expect("task finished").expect("let in by the higher limit");
     }
-    assert_eq!(limit.config().limit, 3);
+    assert_eq!(limit.config().limit, Limit::Fixed(3));
 }
 
 #[tokio::test(start_paused = true)]

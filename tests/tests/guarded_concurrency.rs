@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use hardened::concurrency::Limit;
 use hardened::{Rejected, hardened};
 use hardened_tests::{calls, sample, until};
 use tokio::sync::Notify;
@@ -131,11 +132,11 @@ async fn configured() -> Result<(), AppError> {
 fn configuration_retunes_a_running_limit() {
     let _ = configured;
     // Made from the literal of the function that declares it.
-    assert_eq!(hardened::concurrency_limit("configured").config().limit, 1);
+    assert_eq!(hardened::concurrency_limit("configured").config().limit, Limit::Fixed(1));
     let file = "[concurrency.configured]\nlimit = 4\nwait = \"5s\"\n";
     hardened::config::install(hardened::config::parse(file, "hardened.toml").expect("a valid file"));
     let config = hardened::concurrency_limit("configured").config();
-    assert_eq!((config.limit, config.wait), (4, Duration::from_secs(5)));
+    assert_eq!((config.limit, config.wait), (Limit::Fixed(4), Duration::from_secs(5)));
     let effective = hardened::config::effective();
     assert!(effective.contains("[concurrency.configured]\nlimit = 4\nwait = \"5s\"\n"), "{effective}");
 }

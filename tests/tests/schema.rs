@@ -40,7 +40,7 @@ fn the_configuration_accepts_exactly_the_keys_the_schema_gives_it() {
 fn a_whole_number_out_of_the_schemas_range_is_refused_in_the_schemas_words() {
     for kind in KINDS {
         for spec in kind.keys.iter().filter(|spec| spec.accepted.in_config()) {
-            let Value::Whole { min, max } = spec.value else { continue };
+            let (Value::Whole { min, max } | Value::WholeOrOneOf { min, max, .. }) = spec.value else { continue };
             for outside in [min - 1, max + 1] {
                 let error = section(kind.name, spec.name, &outside.to_string()).expect_err("out of range").to_string();
                 let expected = format!(

@@ -49,6 +49,11 @@ async fn complete(prompt: &str) -> Result<usize, ServiceError> {
     Ok(prompt.len())
 }
 
+#[hardened(concurrency(name = "embeddings", limit = "gradient", wait = "2s", min = 2, max = 40))]
+async fn embed(text: &str) -> Result<usize, ServiceError> {
+    Ok(text.len())
+}
+
 #[hardened(bulkhead(name = "renderer", max = 2, wait = "500ms"))]
 async fn render(page: u32) -> Result<u32, ServiceError> {
     Ok(page)
@@ -75,6 +80,7 @@ fn main() {
     runtime.block_on(async {
         assert_eq!(geocode("1 Main St").await, Ok(9));
         assert_eq!(complete("hello").await, Ok(5));
+        assert_eq!(embed("hello").await, Ok(5));
         assert_eq!(render(3).await, Ok(3));
         assert_eq!(stock("A-1").await, Ok(3));
     });
@@ -82,7 +88,10 @@ fn main() {
     assert_eq!((config.calls, config.period, config.burst), (60, Duration::from_secs(60), 5));
     assert_eq!(config.wait, Some(Duration::from_secs(2)));
     let config = hardened::concurrency_limit("completions").config();
-    assert_eq!((config.limit, config.wait), (3, Duration::from_millis(750)));
+    assert_eq!((config.limit, config.wait), (hardened::concurrency::Limit::Fixed(3), Duration::from_millis(750)));
+    let config = hardened::concurrency_limit("embeddings").config();
+    let gradient = hardened::concurrency::Limit::Adaptive(hardened::concurrency::Algorithm::Gradient);
+    assert_eq!((config.limit, config.wait, config.min, config.max), (gradient, Duration::from_secs(2), 2, 40));
     let config = hardened::bulkhead("renderer").config();
     assert_eq!((config.max, config.wait), (2, Some(Duration::from_millis(500))));
     let config = hardened::retry_policy("inventory").config();

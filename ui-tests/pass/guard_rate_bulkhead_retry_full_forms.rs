@@ -68,7 +68,7 @@ fn main() {
         let (first, second) = tokio::join!(complete(Duration::from_millis(5)), complete(Duration::ZERO));
         assert_eq!((first, second), (Ok(Duration::from_millis(5)), Ok(Duration::ZERO)), "the second call queues");
         let config = hardened::concurrency_limit("completions").config();
-        assert_eq!((config.limit, config.wait), (1, Duration::from_secs(1)));
+        assert_eq!((config.limit, config.wait), (hardened::concurrency::Limit::Fixed(1), Duration::from_secs(1)));
 
         let (first, second) = tokio::join!(complete_soon(Duration::from_millis(100)), complete_soon(Duration::ZERO));
         assert_eq!(first, Ok(Duration::from_millis(100)));

@@ -98,7 +98,7 @@ fn main() {
         assert_eq!(eight_in_flight().await, Ok(5));
     });
     let limit = site("eight_in_flight").guards().and_then(|guards| guards.concurrency()).expect("a concurrency limit");
-    assert_eq!((limit.config().limit, limit.config().wait), (8, Duration::from_secs(30)));
+    assert_eq!((limit.config().limit, limit.config().wait), (hardened::concurrency::Limit::Fixed(8), Duration::from_secs(30)));
     assert!(limit.name().ends_with("::eight_in_flight"), "an unnamed limit belongs to its function: {}", limit.name());
     // A call still queued when its wait runs out is refused.
     assert!(site("eight_in_flight").outcomes().any(|outcome| outcome == hardened::Outcome::Rejected));

@@ -89,14 +89,14 @@ pub(crate) struct Permits {
 
 impl Permits {
     /// Reports a call that took `elapsed` nanoseconds to the breaker (from the time its permit was
-    /// taken at), and gives the held permits back; returns the breaker and the result it saw, for
-    /// the call to count.
+    /// taken at), and gives the held permit back, telling an adaptive limit of the round trip; returns the
+    /// breaker and the result it saw, for the call to count.
     #[inline(always)]
     #[allow(clippy::inline_always, reason = "measured: out of line, the permits went through memory")]
     #[must_use]
     pub(crate) fn settle(self, failed: bool, elapsed: u64) -> Option<(&'static CircuitBreaker, Verdict)> {
         let counted = BreakerPermit::settle_held(self.breaker, failed, elapsed);
-        drop(self.held);
+        held::give_back_after(self.held, elapsed);
         counted
     }
 }
@@ -323,17 +323,28 @@ where
         return imposed(site, rejected, Outcome::Rejected);
     }
     // The timeout covers the wait for the held guards' permits and the body.
+    // Whether the timeout, if it fires, finds the call holding its permits. An atomic: the future is `Send`.
+    let holding = std::sync::atomic::AtomicBool::new(false);
     let bounded = async {
-        let _held = match HeldPermits::acquire(&resolved.held).await {
+        let held = match HeldPermits::acquire(&resolved.held).await {
             Ok(held) => held,
             Err(rejected) => return imposed(site, rejected, Outcome::Rejected),
         };
-        (body.await, None)
+        holding.store(true, std::sync::atomic::Ordering::Relaxed);
+        // The clock is read for limits that learn from round trips only.
+        let observed = resolved.held.iter().map_while(|slots| *slots).any(Slots::observed);
+        let granted = if observed { system_nanos() } else { 0 };
+        let value = body.await;
+        held.give_back_after(if observed { system_nanos().saturating_sub(granted) } else { 0 });
+        (value, None)
     };
     let (value, imposed) = if let Some(after) = timeout {
         tokio::time::timeout(after, bounded).await.unwrap_or_else(|_| {
             if let Some(site) = site {
                 shards::record_timeout(site);
+            }
+            if holding.load(std::sync::atomic::Ordering::Relaxed) {
+                dropped_while_held(&resolved.held, after);
             }
             imposed(site, Rejected::TimedOut { after }, Outcome::Timeout)
         })
@@ -357,6 +368,15 @@ where
         }
     }
     (value, imposed)
+}
+
+/// Tells the adaptive limits among `held` that a call holding their permits timed out after `after`:
+/// a dropped call, which lowers them.
+#[cold]
+fn dropped_while_held(held: &Held, after: std::time::Duration) {
+    for slots in held.iter().map_while(|slots| *slots) {
+        slots.observe(clock::duration_nanos(after), true);
+    }
 }
 
 /// Replaces a failed call's error by what its `fallback` returns.

@@ -66,6 +66,34 @@ impl HeldPermits {
         permits.into_iter().flatten().for_each(std::mem::forget);
         Ok(HeldPermits(held))
     }
+
+    /// Gives the permits back after an attempt that held them `elapsed` nanoseconds, telling adaptive
+    /// limits of its round trip.
+    pub(crate) fn give_back_after(self, elapsed: u64) {
+        let held = std::mem::ManuallyDrop::new(self).0;
+        for slots in held.iter().map_while(|slots| *slots) {
+            slots.give_back_after(elapsed);
+        }
+    }
+}
+
+/// Tells the adaptive limit among `held`, if its permit is one, that the call holding it waited
+/// `queued_nanos` for it: the part of the round trip it reports at its end that was not the dependency's.
+#[cold]
+pub(crate) fn waited(held: &HeldPermit, queued_nanos: u64) {
+    if let Some(permit) = held {
+        permit.slots().queued(queued_nanos);
+    }
+}
+
+/// Gives back the permit of a call admitted at once after it held it `elapsed` nanoseconds, telling an
+/// adaptive limit of its round trip.
+#[inline(always)]
+#[allow(clippy::inline_always, reason = "on the fast path of every call, kept in registers")]
+pub(crate) fn give_back_after(held: HeldPermit, elapsed: u64) {
+    if let Some(permit) = held {
+        permit.give_back_after(elapsed);
+    }
 }
 
 impl Drop for HeldPermits {

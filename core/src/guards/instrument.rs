@@ -17,6 +17,7 @@ use crate::guards::call::Call;
 use crate::guards::guarded::{
     Admission, GuardedReturn, Permits, Waiting, admission_time, admit_rest, breaker_permit, release, take_free,
 };
+use crate::guards::held;
 use crate::guards::site::Site;
 use crate::outcome::Outcome;
 use crate::rejected::Rejected;
@@ -174,6 +175,9 @@ fn wait<S>(mut flight: InFlight, mut waiting: Waiting, stage: &mut Stage<S>, cx:
             Waited::Pending
         }
         Poll::Ready(Ok(held)) => {
+            // The round trip the call reports at its end counts from its start: its wait is not the
+            // dependency's.
+            held::waited(&held, flight.call.elapsed_nanos(clock::system()));
             flight.permits.held = held;
             Waited::Admitted(flight)
         }

@@ -55,6 +55,28 @@ where
     whole_from(raw, min, max)
 }
 
+/// A number or a word (`Value::WholeOrOneOf`): a whole number in the range the schema gives `spec`, or
+/// one of its words, as the word the schema writes.
+pub fn whole_or_word(raw: Raw<'_>, spec: &Spec) -> Result<Result<u32, &'static str>, Problem> {
+    let Value::WholeOrOneOf { min, max, words } = spec.value else {
+        unreachable!("`{}` is not a number or a word in the schema", spec.name)
+    };
+    let allowed = || spec.value.to_string();
+    let word = match raw {
+        Raw::Toml(toml::Value::String(word)) => word.as_str(),
+        Raw::Env(text) if !text.trim().bytes().all(|byte| byte.is_ascii_digit() || byte == b'-') => text,
+        Raw::Toml(_) | Raw::Env(_) => {
+            let max = u32::try_from(max).unwrap_or(u32::MAX);
+            return whole_from(raw, min, max).map(Ok).map_err(|problem| Problem::new(problem.problem, allowed()));
+        }
+    };
+    words
+        .iter()
+        .find(|known| **known == word.trim())
+        .map(|known| Err(*known))
+        .ok_or_else(|| Problem::new("is neither a whole number nor a word it takes", allowed()))
+}
+
 /// A whole number from `min` to `max`.
 pub fn whole_from<T>(raw: Raw<'_>, min: u64, max: T) -> Result<T, Problem>
 where

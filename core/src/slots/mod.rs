@@ -14,7 +14,9 @@
 
 use std::cell::Cell;
 use std::fmt;
+use std::panic::{RefUnwindSafe, UnwindSafe};
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -87,6 +89,16 @@ fn claim_pocket() {
     });
 }
 
+/// What a limit learns from each call that held one of its permits: an adaptive concurrency limit sets
+/// itself from the calls' round trips.
+pub(crate) trait Observe: Send + Sync + RefUnwindSafe + UnwindSafe + fmt::Debug {
+    /// A call held a permit of `slots` for `rtt_nanos`, and was dropped (timed out) or not.
+    fn observe(&self, slots: &Slots, rtt_nanos: u64, dropped: bool);
+
+    /// A call waited `queued_nanos` for a permit, which the round trip it reports will include.
+    fn queued(&self, queued_nanos: u64);
+}
+
 /// A limit of calls in flight: the permits of one bulkhead or one concurrency limit.
 pub struct Slots {
     taken: Taken,
@@ -101,6 +113,9 @@ pub struct Slots {
     pockets: Pockets,
     /// What a refusal is: which kind of guard refused.
     refuse: fn(&'static str) -> Rejected,
+    /// Told of each call's round trip, once set: only for an adaptive limit, so that the others pay
+    /// one load and branch per call.
+    observer: OnceLock<Arc<dyn Observe>>,
 }
 
 impl fmt::Debug for Slots {
@@ -134,6 +149,7 @@ impl Slots {
             refused: AtomicU64::new(0),
             pockets: Pockets::default(),
             refuse,
+            observer: OnceLock::new(),
         }
     }
 
@@ -167,6 +183,48 @@ impl Slots {
             self.close_pockets();
         }
         self.freed.notify_waiters();
+    }
+
+    /// Sets the limit, keeping the wait: an adaptive limit's new estimate.
+    pub(crate) fn set_max(&self, max: u32) {
+        self.retune(max, self.wait());
+    }
+
+    /// Tells `observer` of every call's round trip from now on; a limit has one observer, the first set.
+    pub(crate) fn watch(&self, observer: Arc<dyn Observe>) {
+        // A second observer of the same limit would be its own estimate again: the first one stays.
+        let _ = self.observer.set(observer);
+    }
+
+    /// Whether the limit learns from its calls' round trips.
+    #[inline]
+    pub(crate) fn observed(&self) -> bool {
+        self.observer.get().is_some()
+    }
+
+    /// Tells the observer, if any, of a call that held a permit for `rtt_nanos` (dropped or not), without
+    /// giving the permit back.
+    #[inline]
+    pub(crate) fn observe(&self, rtt_nanos: u64, dropped: bool) {
+        if let Some(observer) = self.observer.get() {
+            observer.observe(self, rtt_nanos, dropped);
+        }
+    }
+
+    /// Tells the observer, if any, that a call waited `queued_nanos` for its permit, time that the round
+    /// trip it reports at its end includes.
+    pub(crate) fn queued(&self, queued_nanos: u64) {
+        if let Some(observer) = self.observer.get() {
+            observer.queued(queued_nanos);
+        }
+    }
+
+    /// Gives back a permit taken earlier and forgotten, held by a call for `rtt_nanos`, and tells the
+    /// observer, if any.
+    #[inline]
+    pub(crate) fn give_back_after(&self, rtt_nanos: u64) {
+        self.release();
+        self.observe(rtt_nanos, false);
     }
 
     /// Permits free now.
@@ -384,6 +442,21 @@ impl Drop for Queued<'_> {
 #[must_use = "the permit is released as soon as it is dropped"]
 pub struct Permit<'a> {
     slots: &'a Slots,
+}
+
+impl Permit<'_> {
+    /// The slots the permit is of.
+    pub(crate) fn slots(&self) -> &Slots {
+        self.slots
+    }
+
+    /// Gives the permit back after a call that held it `rtt_nanos`, telling the slots' observer, if any.
+    #[inline]
+    pub(crate) fn give_back_after(self, rtt_nanos: u64) {
+        let slots = self.slots;
+        std::mem::forget(self);
+        slots.give_back_after(rtt_nanos);
+    }
 }
 
 impl Drop for Permit<'_> {

@@ -65,7 +65,7 @@ schema_key!(breaker, rate, concurrency, bulkhead, retry);
 /// The range of a whole-number key, as the schema gives it.
 pub(super) fn whole(key: impl SchemaKey) -> (u64, u64) {
     match key.spec().value {
-        Value::Whole { min, max } => (min, max),
+        Value::Whole { min, max } | Value::WholeOrOneOf { min, max, .. } => (min, max),
         other => unreachable!("`{}` is {other}, not a whole number", key.name()),
     }
 }
@@ -73,7 +73,7 @@ pub(super) fn whole(key: impl SchemaKey) -> (u64, u64) {
 /// The words a key given as one of a few words accepts, as the schema gives them.
 pub(super) fn words(key: impl SchemaKey) -> &'static [&'static str] {
     match key.spec().value {
-        Value::OneOf(words) => words,
+        Value::OneOf(words) | Value::WholeOrOneOf { words, .. } => words,
         other => unreachable!("`{}` is {other}, not one of a few words", key.name()),
     }
 }
@@ -146,8 +146,14 @@ pub(crate) struct ConcurrencyArgs {
     pub(super) name: Option<Spanned<String>>,
     /// The limit, and the key it was written under (`concurrency` or `limit`).
     pub(super) limit: Option<(&'static str, Spanned<u64>)>,
+    /// The word given to `limit` instead of a number: the algorithm of an adaptive limit.
+    pub(super) algorithm: Option<Spanned<String>>,
     /// With its value's span: the guard as a whole needs an `async fn`, so no error points at this key.
     pub(super) wait: Option<Spanned<Duration>>,
+    pub(super) min: Option<Spanned<u64>>,
+    pub(super) max: Option<Spanned<u64>>,
+    /// Each setting's key and its span, in the order written.
+    pub(super) keys: Vec<(concurrency::Key, Span)>,
 }
 
 /// `bulkhead = 5` or `bulkhead(..)`.
@@ -352,12 +358,15 @@ fn concurrency(meta: &Meta) -> syn::Result<ConcurrencyArgs> {
         }
         Meta::NameValue(_) => args.limit = Some(("concurrency", integer(meta, "concurrency = 8")?)),
         Meta::List(_) => {
-            settings(meta, "concurrency", |setting: Key, inner| {
+            args.keys = settings(meta, "concurrency", |setting: Key, inner| {
                 let example = setting.example();
                 match setting {
                     Key::Name => args.name = Some(string(inner, &example)?),
+                    Key::Limit if is_string(inner) => args.algorithm = Some(string(inner, &example)?),
                     Key::Limit => args.limit = Some((setting.name(), integer(inner, &example)?)),
                     Key::Wait => args.wait = Some(duration(inner, &example)?),
+                    Key::Min => args.min = Some(integer(inner, &example)?),
+                    Key::Max => args.max = Some(integer(inner, &example)?),
                 }
                 Ok(())
             })?;
@@ -420,6 +429,11 @@ fn keyed<T>(meta: &Meta, value: Spanned<T>) -> Spanned<T> {
 }
 
 /// A whole number, such as `window = 100`.
+/// Whether the value of `key = value` is a string literal.
+fn is_string(meta: &Meta) -> bool {
+    matches!(meta, Meta::NameValue(name_value) if matches!(&name_value.value, Expr::Lit(syn::ExprLit { lit: Lit::Str(_), .. })))
+}
+
 fn integer(meta: &Meta, example: &str) -> syn::Result<Spanned<u64>> {
     let expr = value(meta, example)?;
     let not_a_number = || {

@@ -10,7 +10,7 @@ use syn::{Expr, GenericArgument, Path, PathArguments, Type, parse_quote};
 
 use hardened_schema::{breaker, bulkhead, concurrency, rate, retry};
 
-use super::args::{SchemaKey, TIME};
+use super::args::{ConcurrencyArgs, SchemaKey, TIME};
 use super::validate::{GuardPlan, peel};
 use crate::common::meta::Spanned;
 use crate::common::tokens::respanned;
@@ -39,6 +39,21 @@ fn set_fields<K: SchemaKey>(fields: impl IntoIterator<Item = (K, Option<TokenStr
 
 fn count<T: TryFrom<u64> + ToTokens>(value: Option<&Spanned<u64>>) -> Option<TokenStream> {
     value.and_then(|value| T::try_from(value.value).ok()).map(|value| value.to_token_stream())
+}
+
+/// A concurrency limit's `limit`: `Limit::Fixed(n)`, or `Limit::Adaptive(algorithm)` for the word written.
+fn concurrency_limit(concurrency: &ConcurrencyArgs, private: &TokenStream) -> Option<TokenStream> {
+    if let Some(fixed) = count::<u32>(concurrency.limit.as_ref().map(|(_, limit)| limit)) {
+        return Some(quote!(#private::Limit::Fixed(#fixed)));
+    }
+    let algorithm = match concurrency.algorithm.as_ref()?.value.as_str() {
+        "aimd" => quote!(Aimd),
+        "vegas" => quote!(Vegas),
+        "gradient" => quote!(Gradient),
+        // Refused by the checks before the expansion.
+        _ => return None,
+    };
+    Some(quote!(#private::Limit::Adaptive(#private::Algorithm::#algorithm)))
 }
 
 /// `static __HARDENED_GUARDS`, the site's guards resolved on first use, with the settings written here.
@@ -100,8 +115,10 @@ pub(crate) fn guards_static(plan: &GuardPlan, krate: &Path) -> TokenStream {
         });
     let concurrency = some_u64(plan.concurrency.as_ref().map(|concurrency| {
         let set = set_fields([
-            (concurrency::Key::Limit, count::<u32>(concurrency.limit.as_ref().map(|(_, limit)| limit))),
+            (concurrency::Key::Limit, concurrency_limit(concurrency, &private)),
             (concurrency::Key::Wait, duration(concurrency.wait.as_ref())),
+            (concurrency::Key::Min, count::<u32>(concurrency.min.as_ref())),
+            (concurrency::Key::Max, count::<u32>(concurrency.max.as_ref())),
         ]);
         declared(
             concurrency.name.as_ref(),
@@ -364,20 +381,36 @@ mod tests {
     }
 
     #[test]
+    fn every_algorithm_of_the_schema_is_expanded() {
+        for word in hardened_schema::CONCURRENCY_ALGORITHMS {
+            let plan = plan_of(format!("concurrency(limit = \"{word}\")").parse().expect("tokens"));
+            let concurrency = plan.concurrency.expect("a concurrency limit");
+            let expanded = concurrency_limit(&concurrency, &quote!(p)).map(|tokens| text(&tokens));
+            assert!(expanded.is_some_and(|tokens| tokens.starts_with("p::Limit::Adaptive(p::Algorithm::")), "{word}");
+        }
+    }
+
+    #[test]
     fn the_concurrency_limit_is_declared_between_rate_and_bulkhead() {
         let plan = plan_of(quote!(rate = 10, concurrency(name = "llm", limit = 8, wait = "5s"), bulkhead = 2));
         let expanded = text(&guards_static(&plan, &parse_quote!(::hardened)));
         let settings = "::hardened::__private::ConcurrencySettings{\
-                        limit:::core::option::Option::Some(8u32),\
+                        limit:::core::option::Option::Some(::hardened::__private::Limit::Fixed(8u32)),\
                         wait:::core::option::Option::Some(::hardened::__private::Duration::from_nanos(5000000000u64)),\
                         ..::hardened::__private::ConcurrencySettings::UNSET}";
         assert!(expanded.contains(settings), "{expanded}");
         let at = |settings: &str| expanded.find(settings).unwrap_or_else(|| panic!("{settings} in {expanded}"));
         let (rate, concurrency, bulkhead) = (at("RateSettings{"), at("ConcurrencySettings{"), at("BulkheadSettings{"));
         assert!(rate < concurrency && concurrency < bulkhead, "{expanded}");
+        let adaptive = plan_of(quote!(concurrency(limit = "gradient", min = 2, max = 200)));
+        let adaptive = text(&guards_static(&adaptive, &parse_quote!(::hardened)));
+        let settings = "limit:::core::option::Option::Some(::hardened::__private::Limit::Adaptive(\
+                        ::hardened::__private::Algorithm::Gradient)),\
+                        min:::core::option::Option::Some(2u32),max:::core::option::Option::Some(200u32),";
+        assert!(adaptive.contains(settings), "{adaptive}");
         // The short form sets only the limit.
         let short = text(&guards_static(&plan_of(quote!(concurrency = 3)), &parse_quote!(::hardened)));
-        assert!(short.contains("ConcurrencySettings{limit:::core::option::Option::Some(3u32),..::hardened"), "{short}");
+        assert!(short.contains("ConcurrencySettings{limit:::core::option::Option::Some(::hardened::__private::Limit::Fixed(3u32)),..::hardened"), "{short}");
     }
 
     #[test]

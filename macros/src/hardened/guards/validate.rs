@@ -128,6 +128,7 @@ pub(crate) fn plan(args: GuardArgs, sig: &Signature, analysis: &Analysis, errors
     let rate = check_rate(args.rate, args.burst, errors);
     if let Some(concurrency) = &args.concurrency {
         match &concurrency.value.limit {
+            None if concurrency.value.algorithm.is_some() => {}
             None => {
                 let (name, limit) = (concurrency::Key::Name, concurrency::Key::Limit);
                 errors.at(
@@ -142,6 +143,7 @@ pub(crate) fn plan(args: GuardArgs, sig: &Signature, analysis: &Analysis, errors
             }
             Some((key, limit)) => in_range(key, concurrency::Key::Limit, Some(limit), errors),
         }
+        check_adaptive(&concurrency.value, errors);
         // Calls over the limit queue for their turn, which only a future can do.
         needs_async("concurrency", concurrency.span, errors);
     }
@@ -343,6 +345,47 @@ fn check_breaker(breaker: &BreakerArgs, errors: &mut Errors) {
 
 /// Checks that a word written under `key` is one of the schema's words for it, suggesting a near miss;
 /// returns whether it is.
+/// An adaptive limit's algorithm and its bounds: a known word, `min` ≤ `max`, and no bounds on a fixed limit.
+fn check_adaptive(concurrency: &ConcurrencyArgs, errors: &mut Errors) {
+    use concurrency::Key;
+    if let Some(algorithm) = &concurrency.algorithm
+        && !words(Key::Limit).contains(&algorithm.value.as_str())
+    {
+        let suggestion = suggest::closest(&algorithm.value, words(Key::Limit))
+            .map(|word| format!("; did you mean `{word}`?"))
+            .unwrap_or_default();
+        errors.at(
+            algorithm.span,
+            format!(
+                "`limit` must be a whole number or an algorithm, {}, found `{}`{suggestion}",
+                suggest::one_of(words(Key::Limit)),
+                algorithm.value.escape_debug()
+            ),
+        );
+    }
+    in_range(Key::Min.name(), Key::Min, concurrency.min.as_ref(), errors);
+    in_range(Key::Max.name(), Key::Max, concurrency.max.as_ref(), errors);
+    if let Some((_, limit)) = &concurrency.limit {
+        for (key, at) in concurrency.keys.iter().filter(|(key, _)| matches!(key, Key::Min | Key::Max)) {
+            errors.at(
+                *at,
+                format!(
+                    "`{key}` bounds an adaptive limit, but `limit = {}` is fixed; set `limit` to {} to adapt \
+                     it, or remove `{key}`",
+                    limit.value,
+                    suggest::one_of(words(Key::Limit)),
+                    key = key.name(),
+                ),
+            );
+        }
+    }
+    if let (Some(min), Some(max)) = (&concurrency.min, &concurrency.max)
+        && min.value > max.value
+    {
+        errors.at(min.span, format!("`min` must be at most `max` ({}), found {}", max.value, min.value));
+    }
+}
+
 fn one_of(key: impl SchemaKey, word: &Spanned<String>, errors: &mut Errors) -> bool {
     let allowed = words(key);
     if allowed.contains(&word.value.as_str()) {
@@ -483,10 +526,18 @@ mod tests {
     }
 
     /// Each whole-number key of `K` the attribute accepts, written just outside the schema's range, is
-    /// refused naming the bound it crosses; its largest value is accepted. `rest` completes the guard.
-    fn walk_ranges<K: SchemaKey>(kind: &str, rest: &str) {
+    /// refused naming the bound it crosses; its largest value is accepted. `rest` completes the guard; a
+    /// key it writes is not walked, nor are those of `skip`.
+    fn walk_ranges<K: SchemaKey>(kind: &str, rest: &str, skip: &[&str]) {
         for key in K::ALL.iter().copied().filter(|key| key.spec().accepted.in_attribute()) {
-            let hardened_schema::Value::Whole { min, max } = key.spec().value else { continue };
+            let (hardened_schema::Value::Whole { min, max } | hardened_schema::Value::WholeOrOneOf { min, max, .. }) =
+                key.spec().value
+            else {
+                continue;
+            };
+            if rest.contains(&format!("{} =", key.name())) || skip.contains(&key.name()) {
+                continue;
+            }
             let written = |value: u64| -> TokenStream {
                 format!("{kind}({rest}{} = {value})", key.name()).parse().expect("tokens")
             };
@@ -501,12 +552,42 @@ mod tests {
     }
 
     #[test]
+    fn adaptive_limits_name_a_known_algorithm_and_bounds_in_order() {
+        for algorithm in hardened_schema::CONCURRENCY_ALGORITHMS {
+            let written: TokenStream =
+                format!("concurrency(limit = \"{algorithm}\", min = 2, max = 200)").parse().expect("tokens");
+            let plan = check(written, &async_fn()).unwrap_or_else(|errors| panic!("{errors:?}"));
+            let concurrency = plan.concurrency.expect("a concurrency limit");
+            assert_eq!(concurrency.algorithm.map(|word| word.value).as_deref(), Some(*algorithm));
+            assert!(concurrency.limit.is_none());
+        }
+        assert_eq!(
+            errors(quote!(concurrency(limit = "gradiant")), &async_fn()),
+            [
+                "`limit` must be a whole number or an algorithm, `aimd`, `vegas` or `gradient`, found `gradiant`; did you \
+              mean `gradient`?"
+            ]
+        );
+        assert_eq!(
+            errors(quote!(concurrency(limit = "aimd", min = 10, max = 5)), &async_fn()),
+            ["`min` must be at most `max` (5), found 10"]
+        );
+        assert_eq!(
+            errors(quote!(concurrency(limit = 8, min = 2)), &async_fn()),
+            ["`min` bounds an adaptive limit, but `limit = 8` is fixed; set `limit` to `aimd`, `vegas` or `gradient` \
+              to adapt it, or remove `min`"]
+        );
+    }
+
+    #[test]
     fn whole_numbers_outside_the_schemas_range_are_refused() {
-        walk_ranges::<breaker::Key>("breaker", "");
-        walk_ranges::<rate::Key>("rate", "per_second = 10, ");
-        walk_ranges::<concurrency::Key>("concurrency", "");
-        walk_ranges::<bulkhead::Key>("bulkhead", "");
-        walk_ranges::<retry::Key>("retry", "");
+        walk_ranges::<breaker::Key>("breaker", "", &[]);
+        walk_ranges::<rate::Key>("rate", "per_second = 10, ", &[]);
+        // `min` and `max` bound an adaptive limit only.
+        walk_ranges::<concurrency::Key>("concurrency", "", &["min", "max"]);
+        walk_ranges::<concurrency::Key>("concurrency", "limit = \"gradient\", ", &[]);
+        walk_ranges::<bulkhead::Key>("bulkhead", "", &[]);
+        walk_ranges::<retry::Key>("retry", "", &[]);
     }
 
     #[test]
@@ -670,8 +751,8 @@ mod tests {
             ["unknown `concurrency` setting `limt`; did you mean `limit`?"]
         );
         assert_eq!(
-            errors(quote!(concurrency(max = 5)), &async_fn()),
-            ["unknown `concurrency` setting `max`; expected one of `name`, `limit` or `wait`"]
+            errors(quote!(concurrency(capacity = 5)), &async_fn()),
+            ["unknown `concurrency` setting `capacity`; expected one of `name`, `limit`, `wait`, `min` or `max`"]
         );
         assert_eq!(
             errors(quote!(breaker(window = 10, window = 20)), &sync_fn()),
