@@ -255,6 +255,32 @@ fn the_configuration_reads_an_algorithm_and_its_bounds() {
     );
 }
 
+#[test]
+fn the_environment_sets_an_algorithm_and_refuses_an_unknown_one() {
+    use hardened::config::{self, Config};
+    let vars = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())).collect()
+    };
+    let config = config::with_env(
+        Config::default(),
+        vars(&[("HARDENED_CONCURRENCY__LLM__LIMIT", "gradient"), ("HARDENED_CONCURRENCY__LLM__MAX", "64")]),
+    )
+    .expect("valid overrides");
+    assert_eq!(config.concurrency["llm"].limit, Some(Limit::Adaptive(Algorithm::Gradient)));
+    assert_eq!(config.concurrency["llm"].max, Some(64));
+    let fixed = config::with_env(Config::default(), vars(&[("HARDENED_CONCURRENCY__DB__LIMIT", "12")]))
+        .expect("a number is a fixed limit");
+    assert_eq!(fixed.concurrency["db"].limit, Some(Limit::Fixed(12)));
+    let unknown = config::with_env(Config::default(), vars(&[("HARDENED_CONCURRENCY__LLM__LIMIT", "fast")]))
+        .expect_err("not an algorithm")
+        .to_string();
+    assert_eq!(
+        unknown,
+        "HARDENED_CONCURRENCY__LLM__LIMIT=fast (concurrency.llm.limit) is neither a whole number nor a word it \
+         takes; allowed: a whole number from 1 to 4294967295, or \"aimd\", \"vegas\" or \"gradient\""
+    );
+}
+
 #[derive(Debug)]
 struct Refused;
 

@@ -141,8 +141,19 @@ async fn a_full_bulkhead_refuses_at_once() {
     let service = GuardLayer::new().bulkhead("tl_bulkhead").layer(holding(hold.clone()));
     let first = tokio::spawn(service.clone().oneshot(1));
     until(|| hardened::bulkhead("tl_bulkhead").available() == 0).await;
+    let mut events = hardened::events();
     let second = service.clone().oneshot(2).await;
-    assert_eq!(second, Err(AppError::Refused(Rejected::BulkheadFull { name: "tl_bulkhead" })));
+    let refusal = Rejected::BulkheadFull { name: "tl_bulkhead" };
+    assert_eq!(second, Err(AppError::Refused(refusal.clone())));
+    // A guard event like any refusal's, with no function: a layer's call has no call site.
+    let event = loop {
+        let event = events.recv().await.expect("nothing missed");
+        if event.name == "tl_bulkhead" {
+            break event;
+        }
+    };
+    assert_eq!((event.guard, event.function), ("bulkhead", None));
+    assert_eq!(event.kind, hardened::events::GuardEventKind::Refused { rejected: refusal });
     hold.notify_one();
     assert_eq!(first.await.expect("finished"), Ok(1));
     assert_eq!(hardened::bulkhead("tl_bulkhead").available(), 1);
