@@ -91,13 +91,16 @@ async fn concurrent_calls_never_exceed_the_limit_and_none_is_refused() {
 
     let limit = leaked(ConcurrencyConfig::new(3));
     let (running, peak) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
-    let tasks: Vec<_> = (0..200)
+    // The holders of the three turns meet before giving them back, so the limit is reached for certain
+    // however the tasks are scheduled; only holders arrive, so each meeting is three calls at once.
+    let meeting = Arc::new(tokio::sync::Barrier::new(3));
+    let tasks: Vec<_> = (0..201)
         .map(|_| {
-            let (running, peak) = (Arc::clone(&running), Arc::clone(&peak));
+            let (running, peak, meeting) = (Arc::clone(&running), Arc::clone(&peak), Arc::clone(&meeting));
             tokio::spawn(async move {
                 let _turn = limit.acquire().await.expect("within thirty seconds");
                 peak.fetch_max(running.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
-                tokio::task::yield_now().await;
+                meeting.wait().await;
                 running.fetch_sub(1, Ordering::SeqCst);
             })
         })
