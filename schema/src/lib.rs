@@ -441,9 +441,9 @@ kind! {
         Cost => Spec {
             name: "cost",
             value: Value::Expression,
-            default: Some("1"),
+            default: None,
             example: "estimate_tokens(&request)",
-            doc: "the tokens a call takes, an unsigned integer expression over the arguments",
+            doc: "the tokens a call takes, an unsigned integer expression over the arguments; unset, 1",
             accepted: Accepted::AttributeOnly("it is an expression over the function's arguments"),
         },
         /// `settle`.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use hardened::clock::Clock;
 use hardened::health::HealthStatus;
-use hardened::rate_limit::{RateLimiter, Scope};
+use hardened::rate_limit::{Demand, RateLimiter, Scope};
 use hardened::{Rejected, hardened};
 use hardened_tests::redis::{RedisServer, connection, global_config, global_limiter, key, service, unique_name};
 use hardened_tests::{redis_url, sample};
@@ -88,6 +88,78 @@ async fn three_processes_share_one_bucket_and_admit_exactly_the_burst() {
 
     let here = RateLimiter::new(name, global_config(30, HOUR, 30, Some(url)), Clock::system());
     assert!(here.acquire().await.is_err(), "a fourth replica finds the bucket empty too");
+}
+
+#[tokio::test]
+#[ignore = "needs Redis: set REDIS_URL and run with --include-ignored"]
+async fn three_processes_share_one_tenants_token_budget_and_admit_exactly_its_tokens() {
+    let url = redis_url();
+    let name = unique_name("tenant-budget");
+    // 300 tokens an hour for each tenant; each call takes 7: 42 calls fit (294 tokens), not 43.
+    let peers = (0..3).map(|_| {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_rate_limit_peer"))
+            .env("REDIS_URL", &url)
+            .env("OTEL_SERVICE_NAME", service())
+            .env("LIMITER", name)
+            .env("BURST", "300")
+            .env("ATTEMPTS", "25")
+            .env("TENANT", "acme")
+            .env("COST", "7")
+            .output()
+    });
+    let mut admitted = 0;
+    for output in futures::future::join_all(peers).await {
+        let output = output.expect("the peer runs");
+        let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        assert!(output.status.success(), "the peer failed: {stderr}");
+        admitted += stdout
+            .trim()
+            .strip_prefix("admitted ")
+            .and_then(|count| count.parse::<u32>().ok())
+            .unwrap_or_else(|| panic!("the peer printed {stdout:?}"));
+    }
+    assert_eq!(admitted, 42, "75 calls of 7 tokens from three processes, a budget of 300");
+
+    let here = RateLimiter::new(name, global_config(300, HOUR, 300, Some(url.clone())), Clock::system());
+    let left = here.take(Demand::keyed(&"acme", 7_u32)).await.expect_err("a fourth replica finds acme's budget spent");
+    assert!(matches!(left, Rejected::RateLimited { .. }), "{left:?}");
+    assert!(here.take(Demand::keyed(&"acme", 6_u32)).await.is_ok(), "6 tokens were left");
+    assert!(here.take(Demand::keyed(&"globex", 300_u32)).await.is_ok(), "another tenant has its own budget");
+    assert_eq!(
+        here.take(Demand::keyed(&"globex", 301_u32)).await,
+        Err(Rejected::CostOverBurst { name, cost: 301, burst: 300 })
+    );
+
+    // Each tenant's bucket is a key of its own, tagged for Redis Cluster, expiring when it is full again.
+    let mut connection = connection(&url).await;
+    let keys: Vec<String> = connection.keys(format!("{}:{{*}}", key(name))).await.expect("KEYS");
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    for tenant_key in &keys {
+        let tag = tenant_key.rsplit_once(":{").map(|(_, tag)| tag).expect("a hash tag");
+        assert!(tag.len() == 33 && tag.ends_with('}'), "{tenant_key}");
+        let ttl: i64 = connection.pttl(tenant_key).await.expect("PTTL");
+        assert!(ttl > 0 && u128::try_from(ttl).unwrap() <= HOUR.as_millis(), "{tenant_key}: {ttl} ms");
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs Redis: set REDIS_URL and run with --include-ignored"]
+async fn a_global_token_budget_is_settled_in_redis_with_what_the_call_used() {
+    let limiter = global_limiter("settled", global_config(300, HOUR, 300, Some(redis_url())));
+    let ticket = limiter.take(Demand::keyed(&"acme", 100_u32)).await.expect("a full budget");
+    // 100 estimated, 10 used: 90 come back.
+    limiter.settle(ticket, 10).await;
+    let ticket = limiter.take(Demand::keyed(&"acme", 290_u32)).await.expect("290 tokens are left");
+    assert!(limiter.take(Demand::keyed(&"acme", 1_u32)).await.is_err(), "and no more");
+    // 290 estimated, 300 used: 10 more are charged, so acme is 10 in debt.
+    limiter.settle(ticket, 300).await;
+    let refused = limiter.take(Demand::keyed(&"acme", 1_u32)).await.expect_err("in debt");
+    let retry_after = refused.retry_after().expect("a rate limit");
+    // 11 tokens at 12 s each.
+    assert!(retry_after > Duration::from_secs(131) && retry_after <= Duration::from_secs(132), "{retry_after:?}");
+    assert_eq!(limiter.backend_errors(), 0);
+    let top = limiter.top_refused(1);
+    assert_eq!((top[0].key.as_str(), top[0].refused), ("\"acme\"", 2));
 }
 
 #[tokio::test]

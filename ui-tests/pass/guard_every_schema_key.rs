@@ -44,6 +44,33 @@ async fn geocode(address: &str) -> Result<usize, ServiceError> {
     Ok(address.len())
 }
 
+#[derive(Debug, PartialEq)]
+struct Reply {
+    tokens: u64,
+}
+
+fn tokens_used(reply: &Reply) -> u64 {
+    reply.tokens
+}
+
+// A keyed, weighted limit, settled from the reply.
+#[hardened(rate(
+    name = "tenant_tokens",
+    per_minute = 600,
+    key = tenant,
+    max_keys = 500,
+    cost = prompt.len(),
+    settle = tokens_used
+))]
+async fn answer(tenant: u32, prompt: &str) -> Result<Reply, ServiceError> {
+    Ok(Reply { tokens: u64::from(tenant) + prompt.len() as u64 })
+}
+
+#[hardened(rate(name = "hourly", per_hour = 100))]
+fn hourly(n: u32) -> Result<u32, ServiceError> {
+    Ok(n)
+}
+
 #[hardened(concurrency(name = "completions", limit = 3, wait = "750ms"))]
 async fn complete(prompt: &str) -> Result<usize, ServiceError> {
     Ok(prompt.len())
@@ -76,9 +103,14 @@ fn main() {
     assert_eq!(config.consecutive_failures, Some(3));
     assert_eq!((config.slow_call, config.open_for), (Duration::from_secs(1), Duration::from_secs(10)));
 
+    assert_eq!(hourly(1), Ok(1));
+    let config = hardened::rate_limiter("hourly").config();
+    assert_eq!((config.calls, config.period), (100, Duration::from_secs(3_600)));
+
     let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a runtime");
     runtime.block_on(async {
         assert_eq!(geocode("1 Main St").await, Ok(9));
+        assert_eq!(answer(7, "hello").await, Ok(Reply { tokens: 12 }));
         assert_eq!(complete("hello").await, Ok(5));
         assert_eq!(embed("hello").await, Ok(5));
         assert_eq!(render(3).await, Ok(3));
@@ -87,6 +119,11 @@ fn main() {
     let config = hardened::rate_limiter("geocoder").config();
     assert_eq!((config.calls, config.period, config.burst), (60, Duration::from_secs(60), 5));
     assert_eq!(config.wait, Some(Duration::from_secs(2)));
+    let limiter = hardened::rate_limiter("tenant_tokens");
+    let config = limiter.config();
+    assert_eq!((config.calls, config.period, config.max_keys), (600, Duration::from_secs(60), 500));
+    // 5 tokens estimated, 12 used: the tenant's bucket was charged 7 more.
+    assert_eq!(limiter.keys(), 1);
     let config = hardened::concurrency_limit("completions").config();
     assert_eq!((config.limit, config.wait), (hardened::concurrency::Limit::Fixed(3), Duration::from_millis(750)));
     let config = hardened::concurrency_limit("embeddings").config();

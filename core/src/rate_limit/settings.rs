@@ -15,7 +15,8 @@ use crate::support::overlay;
 /// [`redact::urls`](crate::redact::urls) does.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct RateSettings {
-    /// `per_second`: calls admitted per period, and the period (also set by `per_minute` and `per_hour`).
+    /// `per_second`: calls admitted per period, and the period (also set by `per_minute` and `per_hour`:
+    /// the three are one setting, and the one set last, such as the environment's over the file's, holds).
     pub per_second: Option<(u32, Duration)>,
     /// `burst`: calls admitted at once after a quiet spell.
     pub burst: Option<u32>,
@@ -128,13 +129,6 @@ impl Keys for RateSettings {
         use schema::rate::Key;
         let Some(found) = Key::from_name(key) else { not_a_config_key(&schema::rate::KIND, key) };
         let spec = found.spec();
-        let rate_key = matches!(found, Key::PerSecond | Key::PerMinute | Key::PerHour);
-        if rate_key && self.per_second.is_some() {
-            return Err(Problem::new(
-                "sets the rate a second time",
-                "one of `per_second`, `per_minute` or `per_hour` in a section",
-            ));
-        }
         match found {
             Key::PerSecond => self.per_second = Some(value::rate(raw)?),
             Key::PerMinute => self.per_second = Some((value::whole(raw, spec)?, Duration::from_secs(60))),

@@ -104,12 +104,14 @@ pub(crate) struct Agent {
 }
 
 impl Agent {
-    /// Answers `content` in `session`: runs the reducer's effects until it responds. `allowed` says
-    /// which tools the caller's key may use.
+    /// Answers `content` in `session` for the caller whose API key is `key_name`, within that key's
+    /// token budget: runs the reducer's effects until it responds. `allowed` says which tools the key may
+    /// use.
     pub(crate) async fn respond(
         &self,
         session: &mut Session,
         content: String,
+        key_name: &str,
         allowed: &(dyn Fn(&str) -> bool + Sync),
     ) -> Result<Reply, ModelError> {
         let id = session.id;
@@ -119,7 +121,7 @@ impl Agent {
         loop {
             effect = match effect {
                 Effect::CallModel => {
-                    let answer = self.model.complete(session.conversation.context(), self.max_tokens).await?;
+                    let answer = self.model.complete(key_name, session.conversation.context(), self.max_tokens).await?;
                     reply.input_tokens += answer.input_tokens;
                     reply.output_tokens += answer.output_tokens;
                     let tool = match &answer.turn {

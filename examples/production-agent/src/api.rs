@@ -98,8 +98,14 @@ impl From<ModelError> for ApiError {
             ModelError::Refused(Rejected::RateLimited { retry_after, .. }) => ApiError {
                 status: StatusCode::TOO_MANY_REQUESTS,
                 message,
-                retry_after: Some(retry_after.as_secs().max(1)),
+                // Whole seconds, rounded up: a client that waits as told finds the tokens there.
+                retry_after: Some(
+                    retry_after.as_secs().saturating_add(u64::from(retry_after.subsec_nanos() > 0)).max(1),
+                ),
             },
+            ModelError::Refused(Rejected::CostOverBurst { .. }) => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, message)
+            }
             ModelError::Refused(Rejected::TimedOut { .. }) => ApiError::new(StatusCode::GATEWAY_TIMEOUT, message),
             ModelError::Refused(_) => {
                 ApiError { status: StatusCode::SERVICE_UNAVAILABLE, message, retry_after: Some(1) }
@@ -236,7 +242,7 @@ async fn send_message(
     let mut session = open.session.lock().await;
     let key = Arc::clone(&principal.0);
     let scope = hardened::audit::current_context().map(|context| context.session(id.to_string()));
-    let answer = async { app.agent.respond(&mut session, message.content, &|tool| key.allows(tool)).await };
+    let answer = async { app.agent.respond(&mut session, message.content, &key.name, &|tool| key.allows(tool)).await };
     let reply = match scope {
         Some(scope) => audit::scope(scope, answer).await,
         None => answer.await,

@@ -12,6 +12,18 @@ pub(crate) enum Message {
     ToolResult { id: String, tool: String, ok: bool, output: String },
 }
 
+impl Message {
+    /// About how many bytes of text the model reads for this message.
+    #[cfg_attr(hardened_disabled, expect(dead_code, reason = "only the token budget's estimate asks"))]
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Message::User { content } | Message::Assistant { content } => content.len(),
+            Message::ToolCall { tool, input, .. } => tool.len() + input.to_string().len(),
+            Message::ToolResult { tool, output, .. } => tool.len() + output.len(),
+        }
+    }
+}
+
 /// A conversation: the transcript and how many model calls the current message may still take.
 #[derive(Debug, Clone, Default, Serialize)]
 pub(crate) struct Conversation {

@@ -2,12 +2,13 @@
 //!
 //! It makes the global limiter `LIMITER` (a burst of `BURST` calls per hour, so nothing refills while it
 //! runs) at `REDIS_URL`, in the namespace of `OTEL_SERVICE_NAME`, tries `ATTEMPTS` calls from four
-//! concurrent tasks, and prints `admitted <count>`. It fails if Redis did not answer every decision.
+//! concurrent tasks, and prints `admitted <count>`. It fails if Redis did not answer every decision. With
+//! `TENANT`, each call takes `COST` tokens (1 unless set) from that key's bucket instead.
 
 use std::time::Duration;
 
 use hardened::clock::Clock;
-use hardened::rate_limit::{RateConfig, RateLimiter, Scope};
+use hardened::rate_limit::{Demand, RateConfig, RateLimiter, Scope};
 
 fn number(variable: &str) -> u32 {
     std::env::var(variable)
@@ -20,6 +21,8 @@ fn number(variable: &str) -> u32 {
 async fn main() {
     let name = std::env::var("LIMITER").expect("LIMITER names the limiter");
     let (burst, attempts) = (number("BURST"), number("ATTEMPTS"));
+    let tenant: &'static Option<String> = Box::leak(Box::new(std::env::var("TENANT").ok()));
+    let cost = std::env::var("COST").map_or(1, |_| number("COST"));
     let mut config = RateConfig::per_second(burst);
     config.period = Duration::from_hours(1);
     config.scope = Scope::Global;
@@ -31,7 +34,11 @@ async fn main() {
         tasks.spawn(async move {
             let mut admitted = 0_u32;
             for _ in (task..attempts).step_by(4) {
-                admitted += u32::from(limiter.acquire().await.is_ok());
+                let taken = match tenant {
+                    Some(tenant) => limiter.take(Demand::keyed(tenant, cost)).await.map(drop),
+                    None => limiter.acquire().await,
+                };
+                admitted += u32::from(taken.is_ok());
             }
             admitted
         });

@@ -35,6 +35,22 @@ pub(crate) struct ModelAnswer {
     pub(crate) output_tokens: u64,
 }
 
+impl ModelAnswer {
+    /// The tokens the provider counts for this answer: what it read and what it wrote.
+    #[cfg_attr(hardened_disabled, expect(dead_code, reason = "only the token budget of `spend_tokens` asks"))]
+    pub(crate) fn tokens(&self) -> u64 {
+        self.input_tokens.saturating_add(self.output_tokens)
+    }
+}
+
+/// The tokens a call of the model may use, before it is made: its context at about four bytes a token
+/// (rounded up), and the most it may write. Settled with what the provider reports once it answers.
+#[cfg_attr(hardened_disabled, expect(dead_code, reason = "only the token budget of `spend_tokens` asks"))]
+pub(crate) fn estimate_tokens(messages: &[Message], max_tokens: u32) -> u64 {
+    let bytes: usize = messages.iter().map(Message::len).sum();
+    u64::try_from(bytes.div_ceil(4)).unwrap_or(u64::MAX).saturating_add(u64::from(max_tokens))
+}
+
 /// Why a model call failed.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ModelError {
@@ -124,13 +140,42 @@ impl Client {
         self.model.name()
     }
 
-    /// The next turn, through the guards of [`call_model`], with its tokens counted.
-    pub(crate) async fn complete(&self, messages: &[Message], max_tokens: u32) -> Result<ModelAnswer, ModelError> {
-        let answer = call_model(self.model.as_ref(), messages, max_tokens).await?;
+    /// The next turn for the caller whose API key is `key_name`, within that key's token budget
+    /// ([`spend_tokens`]) and through the guards of [`call_model`], with its tokens counted.
+    pub(crate) async fn complete(
+        &self,
+        key_name: &str,
+        messages: &[Message],
+        max_tokens: u32,
+    ) -> Result<ModelAnswer, ModelError> {
+        let answer = spend_tokens(key_name, self.model.as_ref(), messages, max_tokens).await?;
         self.input_tokens.inc_by(answer.input_tokens);
         self.output_tokens.inc_by(answer.output_tokens);
         Ok(answer)
     }
+}
+
+/// Every model call, within the token budget of the API key it is made for: tokens per minute, one bucket
+/// per key (at most `max_keys`), taken by estimate before the call and settled with the tokens the provider
+/// reported. A caller over its budget is answered 429 with `Retry-After` from its bucket; one whose single
+/// request is larger than the whole budget, 413.
+#[hardened(
+    kind = "llm",
+    rate(
+        name = "tenant_tokens",
+        per_minute = 100_000,
+        key = key_name,
+        cost = estimate_tokens(messages, max_tokens),
+        settle = ModelAnswer::tokens
+    )
+)]
+async fn spend_tokens(
+    key_name: &str,
+    model: &dyn Model,
+    messages: &[Message],
+    max_tokens: u32,
+) -> Result<ModelAnswer, ModelError> {
+    call_model(model, messages, max_tokens).await
 }
 
 /// Every model call: a breaker shared under the name `llm`, the provider's rate limit, the provider's

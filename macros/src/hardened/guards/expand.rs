@@ -257,16 +257,19 @@ pub(crate) fn sync_call(
         &quote!(&__HARDENED_GUARDS, #demand),
         false,
     );
-    let settle = settle(rate, &private);
+    let settle = settle_call(
+        rate,
+        &private,
+        quote!(settle_tokens_now),
+        quote!(&__HARDENED_GUARDS, __hardened_ticket, &__hardened_done.0, __hardened_done.1),
+    );
     // The demand borrows the arguments only while the tokens are taken: the body may then move them.
     quote! {{
         let __hardened_taken = #take;
         match __hardened_taken {
             ::core::result::Result::Ok(__hardened_ticket) => {
                 let __hardened_done = #run;
-                #private::settle_tokens_now(
-                    &__HARDENED_GUARDS, __hardened_ticket, &__hardened_done.0, __hardened_done.1, &#settle,
-                );
+                #settle;
                 __hardened_done
             }
             ::core::result::Result::Err(__hardened_refused) => __hardened_refused,
@@ -280,17 +283,24 @@ fn demand(rate: &RateArgs, private: &TokenStream) -> TokenStream {
     let cost = rate.cost.as_ref().map_or_else(|| quote!(1u32), |(_, cost)| cost.to_token_stream());
     match &rate.key {
         Some((_, key)) => {
-            let head = respanned(quote!(#private::Demand::keyed), key.span());
-            quote!(#head(&(#key), #cost))
+            // The borrow and its parentheses too: rustc underlines the whole argument of an unmet bound.
+            let at = key.span();
+            let head = respanned(quote!(#private::Demand::keyed), at);
+            let borrow = respanned(quote!(&), at);
+            let mut key = Group::new(Delimiter::Parenthesis, key.to_token_stream());
+            key.set_span(at);
+            quote!(#head(#borrow #key, #cost))
         }
         None if rate.cost.is_some() => quote!(#private::Demand::tokens(#cost)),
         None => quote!(#private::Demand::ONE),
     }
 }
 
-/// The `settle = path` of a rate limiter, or `KeepCost`.
-fn settle(rate: &RateArgs, private: &TokenStream) -> TokenStream {
-    rate.settle.as_ref().map_or_else(|| quote!(#private::KeepCost), ToTokens::to_token_stream)
+/// `path(args)` settling a call's tokens with `settle = ..` (or `KeepCost`), the whole call spanned at the
+/// path written, so that a function of the wrong type is reported there.
+fn settle_call(rate: &RateArgs, private: &TokenStream, path: TokenStream, args: TokenStream) -> TokenStream {
+    let Some(settle) = &rate.settle else { return quote!(#private::#path(#args, &#private::KeepCost)) };
+    respanned(quote!(#private::#path(#args, &#settle)), settle.span())
 }
 
 /// The future of a call whose tokens are taken before its attempts (`inner`) and settled after them.
@@ -304,7 +314,12 @@ fn taking_tokens(plan: &GuardPlan, private: &TokenStream, inner: TokenStream) ->
         &quote!(&__HARDENED_GUARDS, #demand),
         true,
     );
-    let settle = settle(rate, private);
+    let settle = settle_call(
+        rate,
+        private,
+        quote!(settle_tokens),
+        quote!(&__HARDENED_GUARDS, __hardened_ticket, &__hardened_done),
+    );
     // The demand borrows the arguments only while the tokens are taken: the attempts may then move them.
     quote! {
         async move {
@@ -314,7 +329,7 @@ fn taking_tokens(plan: &GuardPlan, private: &TokenStream, inner: TokenStream) ->
                 ::core::result::Result::Err(__hardened_refused) => return __hardened_refused,
             };
             let __hardened_done = #inner.await;
-            #private::settle_tokens(&__HARDENED_GUARDS, __hardened_ticket, &__hardened_done, &#settle).await;
+            #settle.await;
             __hardened_done
         }
     }

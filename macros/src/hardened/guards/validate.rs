@@ -268,9 +268,8 @@ fn check_rate(
             errors.at(
                 max_keys.span,
                 format!(
-                    "`{}` bounds the buckets of a keyed rate limiter, but this one has no `{}`; add one, such as `{} = {}`",
+                    "`{}` bounds the buckets of a keyed rate limiter, but this one has no `{}`; add one, such as `{}`",
                     rate::Key::MaxKeys.name(),
-                    rate::Key::Key.name(),
                     rate::Key::Key.name(),
                     rate::Key::Key.example()
                 ),

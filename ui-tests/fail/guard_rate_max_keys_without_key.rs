@@ -1,0 +1,19 @@
+use hardened::hardened;
+
+#[derive(Debug)]
+struct Unavailable;
+
+impl From<hardened::Rejected> for Unavailable {
+    fn from(_: hardened::Rejected) -> Self {
+        Unavailable
+    }
+}
+
+#[hardened(rate(name = "per_user", per_second = 5, max_keys = 100))]
+fn lookup(user: u64) -> Result<u64, Unavailable> {
+    Ok(user)
+}
+
+fn main() {
+    let _ = lookup(1);
+}
