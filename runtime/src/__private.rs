@@ -17,6 +17,7 @@ pub use crate::breaker::WindowKind;
 pub use crate::concurrency::{Algorithm, Limit};
 pub use crate::config::{BreakerSettings, BulkheadSettings, ConcurrencySettings, RateSettings, RetrySettings};
 pub use crate::guards::guarded::{Fallback, FromRejection, Guarded, GuardedReturn, apply_fallback, attempt, run_sync};
+pub use crate::guards::keyed_held::{enter_keyed, hashed_key, try_enter_keyed};
 pub use crate::guards::retrying::{RetryPredicate, Retrying, next_attempt, retrying};
 pub use crate::guards::tokens::{KeepCost, Settle, settle_tokens, settle_tokens_now, take_tokens, try_take_tokens};
 pub use crate::guards::{Declared, SiteGuards};

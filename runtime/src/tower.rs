@@ -75,6 +75,7 @@ use ::tower::{Layer, Service};
 use crate::Rejected;
 /// The names a layer chose, by kind, and the guards they resolve to.
 pub use crate::guards::{GuardChain, GuardNames};
+use crate::rate_limit::LimitKey;
 
 /// Named guards around a [`tower::Service`], in the attribute's order; see the [module](self) docs.
 ///
@@ -83,10 +84,11 @@ pub use crate::guards::{GuardChain, GuardNames};
 /// which results the breaker counts as failures ([`ErrIsFailure`] unless [`GuardLayer::failure_if`]).
 #[derive(Debug, Clone)]
 #[must_use = "a layer guards nothing until it wraps a service"]
-pub struct GuardLayer<Retry = Once, Refuse = AsError, Judge = ErrIsFailure> {
+pub struct GuardLayer<Retry = Once, Refuse = AsError, Judge = ErrIsFailure, Key = Unkeyed> {
     names: GuardNames,
     timeout: Option<Duration>,
     judge: Judge,
+    key: Key,
     marker: PhantomData<fn() -> (Retry, Refuse)>,
 }
 
@@ -101,7 +103,13 @@ pub struct Retried;
 impl GuardLayer {
     /// A layer with no guards yet; choose them with the builder methods.
     pub fn new() -> GuardLayer {
-        GuardLayer { names: GuardNames::default(), timeout: None, judge: ErrIsFailure, marker: PhantomData }
+        GuardLayer {
+            names: GuardNames::default(),
+            timeout: None,
+            judge: ErrIsFailure,
+            key: Unkeyed,
+            marker: PhantomData,
+        }
     }
 
     /// The breaker, rate limiter, concurrency limit and bulkhead called `name` that the configuration in
@@ -127,7 +135,7 @@ impl Default for GuardLayer {
     }
 }
 
-impl<Retry, Refuse, Judge> GuardLayer<Retry, Refuse, Judge> {
+impl<Retry, Refuse, Judge, Key> GuardLayer<Retry, Refuse, Judge, Key> {
     /// The circuit breaker called `name` (`hardened::breaker(name)`).
     pub fn breaker(mut self, name: &str) -> Self {
         self.names.breaker = Some(name.to_owned());
@@ -161,22 +169,30 @@ impl<Retry, Refuse, Judge> GuardLayer<Retry, Refuse, Judge> {
 
     /// Retries under the policy called `name` (`hardened::retry_policy(name)`: attempts, backoff, budget),
     /// sending a clone of the request each time: the service then needs a `Clone` request.
-    pub fn retry(mut self, name: &str) -> GuardLayer<Retried, Refuse, Judge> {
+    pub fn retry(mut self, name: &str) -> GuardLayer<Retried, Refuse, Judge, Key> {
         self.names.retry = Some(name.to_owned());
-        GuardLayer { names: self.names, timeout: self.timeout, judge: self.judge, marker: PhantomData }
+        GuardLayer { names: self.names, timeout: self.timeout, judge: self.judge, key: self.key, marker: PhantomData }
     }
 
     /// Judges which results are failures, for the breaker and the retries, with `judge` (a
     /// `Fn(&Result<Response, Error>) -> bool`, or [`ServerErrors`]) instead of every `Err`.
-    pub fn failure_if<J>(self, judge: J) -> GuardLayer<Retry, Refuse, J> {
-        GuardLayer { names: self.names, timeout: self.timeout, judge, marker: PhantomData }
+    pub fn failure_if<J>(self, judge: J) -> GuardLayer<Retry, Refuse, J, Key> {
+        GuardLayer { names: self.names, timeout: self.timeout, judge, key: self.key, marker: PhantomData }
+    }
+
+    /// Keys each request with `key_of` (a `Fn(&Request) -> Option<K>`: the caller's tenant, user or API
+    /// key): the rate limiter then takes the request's token from the key's bucket, and the bulkhead
+    /// bounds the key's requests in flight, as `rate(key = ..)` and `bulkhead(key = ..)` do; a request
+    /// without a key goes through the guards as a whole. See [`GuardChain::call_keyed`].
+    pub fn keyed_by<F>(self, key_of: F) -> GuardLayer<Retry, Refuse, Judge, F> {
+        GuardLayer { names: self.names, timeout: self.timeout, judge: self.judge, key: key_of, marker: PhantomData }
     }
 
     /// Answers a refusal with [`Rejected`]'s response (429, 503, 504) rather than an error: for axum
     /// routes, whose error is `Infallible`.
     #[cfg(feature = "http")]
-    pub fn refusals_as_responses(self) -> GuardLayer<Retry, AsResponse, Judge> {
-        GuardLayer { names: self.names, timeout: self.timeout, judge: self.judge, marker: PhantomData }
+    pub fn refusals_as_responses(self) -> GuardLayer<Retry, AsResponse, Judge, Key> {
+        GuardLayer { names: self.names, timeout: self.timeout, judge: self.judge, key: self.key, marker: PhantomData }
     }
 
     /// The names of the guards the layer puts around a service.
@@ -186,8 +202,8 @@ impl<Retry, Refuse, Judge> GuardLayer<Retry, Refuse, Judge> {
     }
 }
 
-impl<S, Retry, Refuse, Judge: Clone> Layer<S> for GuardLayer<Retry, Refuse, Judge> {
-    type Service = GuardService<S, Retry, Refuse, Judge>;
+impl<S, Retry, Refuse, Judge: Clone, Key: Clone> Layer<S> for GuardLayer<Retry, Refuse, Judge, Key> {
+    type Service = GuardService<S, Retry, Refuse, Judge, Key>;
 
     /// Wraps `inner`; the guards are looked up (or made) here, once per distinct set of names.
     fn layer(&self, inner: S) -> Self::Service {
@@ -195,27 +211,80 @@ impl<S, Retry, Refuse, Judge: Clone> Layer<S> for GuardLayer<Retry, Refuse, Judg
             inner,
             chain: GuardChain::new(&self.names, self.timeout),
             judge: self.judge.clone(),
+            key: self.key.clone(),
             marker: PhantomData,
         }
     }
 }
 
-/// A service behind a [`GuardLayer`].
-#[derive(Debug)]
-pub struct GuardService<S, Retry = Once, Refuse = AsError, Judge = ErrIsFailure> {
-    inner: S,
-    chain: GuardChain,
-    judge: Judge,
-    marker: PhantomData<fn() -> (Retry, Refuse)>,
+/// Requests have no key: each goes through the guards as a whole.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Unkeyed;
+
+/// The key of a request, for a layer [keyed](GuardLayer::keyed_by) by it.
+pub trait KeyOf<Req> {
+    /// The key's type.
+    type Key: LimitKey + Send + 'static;
+    /// The request's key, if it has one.
+    fn key_of(&self, request: &Req) -> Option<Self::Key>;
 }
 
-impl<S: Clone, Retry, Refuse, Judge: Clone> Clone for GuardService<S, Retry, Refuse, Judge> {
-    fn clone(&self) -> Self {
-        GuardService { inner: self.inner.clone(), chain: self.chain, judge: self.judge.clone(), marker: PhantomData }
+impl<Req> KeyOf<Req> for Unkeyed {
+    type Key = ();
+
+    fn key_of(&self, _: &Req) -> Option<()> {
+        None
     }
 }
 
-impl<S, Retry, Refuse, Judge> GuardService<S, Retry, Refuse, Judge> {
+impl<Req, K: LimitKey + Send + 'static, F: Fn(&Req) -> Option<K>> KeyOf<Req> for F {
+    type Key = K;
+
+    fn key_of(&self, request: &Req) -> Option<K> {
+        self(request)
+    }
+}
+
+/// Runs `attempt` through `chain`, by `key` when the request has one.
+async fn through<K: LimitKey, T, E, F, Fut>(
+    chain: GuardChain,
+    key: Option<K>,
+    attempt: F,
+    is_failure: impl Fn(&Result<T, E>) -> bool,
+) -> Result<Result<T, E>, Rejected>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    match key {
+        Some(key) => chain.call_keyed(&key, attempt, is_failure).await,
+        None => chain.call(attempt, is_failure).await,
+    }
+}
+
+/// A service behind a [`GuardLayer`].
+#[derive(Debug)]
+pub struct GuardService<S, Retry = Once, Refuse = AsError, Judge = ErrIsFailure, Key = Unkeyed> {
+    inner: S,
+    chain: GuardChain,
+    judge: Judge,
+    key: Key,
+    marker: PhantomData<fn() -> (Retry, Refuse)>,
+}
+
+impl<S: Clone, Retry, Refuse, Judge: Clone, Key: Clone> Clone for GuardService<S, Retry, Refuse, Judge, Key> {
+    fn clone(&self) -> Self {
+        GuardService {
+            inner: self.inner.clone(),
+            chain: self.chain,
+            judge: self.judge.clone(),
+            key: self.key.clone(),
+            marker: PhantomData,
+        }
+    }
+}
+
+impl<S, Retry, Refuse, Judge, Key> GuardService<S, Retry, Refuse, Judge, Key> {
     /// The guards the service goes through.
     #[must_use]
     pub fn chain(&self) -> &GuardChain {
@@ -235,8 +304,9 @@ impl<S, Retry, Refuse, Judge> GuardService<S, Retry, Refuse, Judge> {
 /// The future of a call through a [`GuardService`].
 pub type GuardFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
 
-impl<S, Req, Refuse, Judge> Service<Req> for GuardService<S, Once, Refuse, Judge>
+impl<S, Req, Refuse, Judge, Key> Service<Req> for GuardService<S, Once, Refuse, Judge, Key>
 where
+    Key: KeyOf<Req>,
     S: Service<Req> + Clone + Send + 'static,
     S::Future: Send,
     S::Response: Send + 'static,
@@ -254,6 +324,7 @@ where
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
+        let key = self.key.key_of(&request);
         let mut ready = Some((self.take_ready(), request));
         let (chain, judge) = (self.chain, self.judge.clone());
         Box::pin(async move {
@@ -264,7 +335,7 @@ where
                     service.call(request).await
                 }
             };
-            match chain.call(attempt, |result| judge.is_failure(result)).await {
+            match through(chain, key, attempt, |result| judge.is_failure(result)).await {
                 Ok(result) => result,
                 Err(rejected) => Refuse::refused(rejected),
             }
@@ -272,8 +343,9 @@ where
     }
 }
 
-impl<S, Req, Refuse, Judge> Service<Req> for GuardService<S, Retried, Refuse, Judge>
+impl<S, Req, Refuse, Judge, Key> Service<Req> for GuardService<S, Retried, Refuse, Judge, Key>
 where
+    Key: KeyOf<Req>,
     S: Service<Req> + Clone + Send + 'static,
     S::Future: Send,
     S::Response: Send + 'static,
@@ -291,6 +363,7 @@ where
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
+        let key = self.key.key_of(&request);
         let fresh = self.inner.clone();
         let mut ready = Some(self.take_ready());
         let (chain, judge) = (self.chain, self.judge.clone());
@@ -309,7 +382,7 @@ where
                     service.call(request).await
                 }
             };
-            match chain.call(attempt, |result| judge.is_failure(result)).await {
+            match through(chain, key, attempt, |result| judge.is_failure(result)).await {
                 Ok(result) => result,
                 Err(rejected) => Refuse::refused(rejected),
             }

@@ -529,6 +529,15 @@ kind! {
             doc: "how long a call may wait for a permit; unset, it is refused at once",
             accepted: Accepted::Both,
         },
+        /// `key`.
+        Key => Spec {
+            name: "key",
+            value: Value::Expression,
+            default: None,
+            example: "tenant",
+            doc: "`max` calls at once for each value of this argument or expression (a tenant, user or API key)",
+            accepted: Accepted::AttributeOnly("it is an expression over the function's arguments"),
+        },
     }
 }
 

@@ -315,3 +315,46 @@ async fn server_errors_are_failures_for_the_breaker() {
     let counts = hardened::breaker("tl_server_errors").counts();
     assert_eq!((counts.success, counts.failure), (2, 1), "a 4xx is the client's; a 5xx is a failure");
 }
+
+/// Declares the keyed layer's guards: a token a minute for each key, one request in flight for each key.
+#[allow(dead_code, reason = "it declares guards for the layers, and is never called")]
+#[hardened(rate(name = "tl_keyed", per_minute = 2, burst = 2), bulkhead(name = "tl_keyed", max = 1))]
+async fn declares_keyed_guards() -> Result<(), AppError> {
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_keyed_layer_gives_each_key_its_own_bucket_and_places() {
+    // Requests are `(tenant, hold)`: a held request waits for the notification.
+    let release = Arc::new(Notify::new());
+    let upstream = tower::service_fn({
+        let release = Arc::clone(&release);
+        move |(_, hold): (String, bool)| {
+            let release = Arc::clone(&release);
+            async move {
+                if hold {
+                    release.notified().await;
+                }
+                Ok::<_, AppError>(())
+            }
+        }
+    });
+    let layer = GuardLayer::named("tl_keyed").keyed_by(|(tenant, _): &(String, bool)| Some(tenant.clone()));
+    let service = layer.layer(upstream);
+    let call = |tenant: &str, hold: bool| service.clone().oneshot((tenant.to_owned(), hold));
+
+    let held = tokio::spawn(call("acme", true));
+    until(|| hardened::bulkhead("tl_keyed").keys_in_flight() == 1).await;
+    assert_eq!(call("acme", false).await, Err(AppError::Refused(Rejected::BulkheadFull { name: "tl_keyed" })));
+    assert_eq!(call("globex", false).await, Ok(()), "another tenant has its own place");
+    release.notify_one();
+    assert_eq!(held.await.expect("the call ends"), Ok(()));
+
+    // The refused call gave its token back: acme has one left, then none.
+    assert_eq!(call("acme", false).await, Ok(()));
+    let limited = call("acme", false).await;
+    assert!(matches!(limited, Err(AppError::Refused(Rejected::RateLimited { name: "tl_keyed", .. }))), "{limited:?}");
+    assert_eq!(call("globex", false).await, Ok(()));
+    assert_eq!(hardened::rate_limiter("tl_keyed").keys(), 2);
+    assert_eq!(hardened::rate_limiter("tl_keyed").available(), 2, "the limiter's own bucket is untouched");
+}

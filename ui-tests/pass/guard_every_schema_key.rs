@@ -86,6 +86,12 @@ async fn render(page: u32) -> Result<u32, ServiceError> {
     Ok(page)
 }
 
+// Two calls in flight for each tenant.
+#[hardened(bulkhead(name = "per_tenant", max = 2, key = tenant))]
+fn export(tenant: &str) -> Result<usize, ServiceError> {
+    Ok(tenant.len())
+}
+
 #[hardened(retry(name = "inventory", attempts = 2, backoff = "1ms", max_backoff = "4ms", jitter = false, when = is_transient))]
 async fn stock(sku: &str) -> Result<usize, ServiceError> {
     Ok(sku.len())
@@ -104,6 +110,8 @@ fn main() {
     assert_eq!((config.slow_call, config.open_for), (Duration::from_secs(1), Duration::from_secs(10)));
 
     assert_eq!(hourly(1), Ok(1));
+    assert_eq!(export("acme"), Ok(4));
+    assert_eq!(hardened::bulkhead("per_tenant").config().max, 2);
     let config = hardened::rate_limiter("hourly").config();
     assert_eq!((config.calls, config.period), (100, Duration::from_secs(3_600)));
 

@@ -10,8 +10,10 @@ pub use self::settings::BulkheadSettings;
 use std::fmt;
 use std::time::Duration;
 
+use crate::rate_limit::LimitKey;
 use crate::rejected::Rejected;
-use crate::slots::{Permit, Slots};
+use crate::slots::{KeyedPermit, Permit, Slots};
+use crate::support::key_hash::key_hash;
 
 /// Settings of one bulkhead.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,6 +105,31 @@ impl Bulkhead {
     pub async fn acquire(&self) -> Result<BulkheadPermit<'_>, Rejected> {
         self.slots.acquire().await
     }
+
+    /// Takes a permit of `key` if it has fewer than `max` calls in flight: a limit for each key (a
+    /// tenant, a user), apart from the bulkhead's own permits.
+    ///
+    /// # Errors
+    ///
+    /// [`Rejected::BulkheadFull`] when the key has `max` calls in flight.
+    pub fn try_acquire_keyed<K: LimitKey>(&self, key: &K) -> Result<KeyedPermit<'_>, Rejected> {
+        self.slots.try_acquire_keyed(key_hash(key))
+    }
+
+    /// Takes a permit of `key`, waiting up to the configured `wait` for one.
+    ///
+    /// # Errors
+    ///
+    /// [`Rejected::BulkheadFull`] when the key still has `max` calls in flight after the wait.
+    pub async fn acquire_keyed<K: LimitKey>(&self, key: &K) -> Result<KeyedPermit<'_>, Rejected> {
+        self.slots.acquire_keyed(key_hash(key)).await
+    }
+
+    /// Keys with calls in flight under keyed permits (`hardened_bulkhead_keys`).
+    #[must_use]
+    pub fn keys_in_flight(&self) -> usize {
+        self.slots.keys_in_flight()
+    }
 }
 
 use crate::kind::{Family, REJECTIONS, Report};
@@ -129,7 +156,7 @@ impl crate::kind::GuardKind for Bulkhead {
         BulkheadSettings::of(&self.config())
     }
 
-    const FAMILIES: &'static [&'static Family] = &[&AVAILABLE_FAMILY, &MAX_FAMILY];
+    const FAMILIES: &'static [&'static Family] = &[&AVAILABLE_FAMILY, &MAX_FAMILY, &KEYS_FAMILY];
 
     const HOLDS: bool = true;
 
@@ -142,12 +169,20 @@ impl crate::kind::GuardKind for Bulkhead {
         report.push(&AVAILABLE_FAMILY, [name], f64::from(self.available()));
         report.push(&MAX_FAMILY, [name], f64::from(self.config().max));
         report.push(&REJECTIONS, ["bulkhead", name], self.refused() as f64);
+        report.push(&KEYS_FAMILY, [name], self.keys_in_flight() as f64);
     }
 }
 
 static AVAILABLE_FAMILY: Family = Family {
     name: "hardened_bulkhead_available_permits",
     help: "Free permits of a bulkhead.",
+    counter: false,
+    labels: &["name"],
+};
+
+static KEYS_FAMILY: Family = Family {
+    name: "hardened_bulkhead_keys",
+    help: "Keys with calls in flight under a keyed bulkhead (0 for one without a key).",
     counter: false,
     labels: &["name"],
 };

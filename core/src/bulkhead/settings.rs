@@ -50,7 +50,7 @@ impl Keys for BulkheadSettings {
         match found {
             Key::Max => self.max = Some(value::whole(raw, found.spec())?),
             Key::Wait => self.wait = Some(value::duration(raw)?),
-            Key::Name => not_a_config_key(&schema::bulkhead::KIND, key),
+            Key::Name | Key::Key => not_a_config_key(&schema::bulkhead::KIND, key),
         }
         Ok(())
     }

@@ -17,7 +17,10 @@ use super::names::{DeclaredNames, record_chain_names};
 use super::registry;
 use super::retrying::retry_delay;
 use super::site::Resolved;
+use crate::events;
+use crate::rate_limit::{Demand, LimitKey};
 use crate::rejected::Rejected;
+use crate::support::key_hash::key_hash;
 
 macro_rules! guard_names {
     ($($field:ident: $guard:ty, $settings:ty, $on_site:ident, $one:ident, $all:ident;)*) => {
@@ -80,13 +83,16 @@ macro_rules! guard_names {
 
 guard_kinds!(guard_names);
 
-/// The chains made so far, each resolved once however many layers name the same guards.
-static CHAINS: Mutex<Vec<(GuardNames, &'static Resolved)>> = Mutex::new(Vec::new());
+/// The chains made so far, each resolved once however many layers name the same guards: for unkeyed
+/// calls, and for keyed ones.
+static CHAINS: Mutex<Vec<(GuardNames, &'static Resolved, &'static Resolved)>> = Mutex::new(Vec::new());
 
 /// Guards chosen by name, resolved once, and a timeout: what a call goes through without a call site.
 #[derive(Debug, Clone, Copy)]
 pub struct GuardChain {
     resolved: &'static Resolved,
+    /// The same guards for a keyed call: the rate limiter and the bulkhead taken by key, before the rest.
+    per_key: &'static Resolved,
     timeout: Option<Duration>,
 }
 
@@ -96,15 +102,18 @@ impl GuardChain {
     #[must_use]
     pub fn new(names: &GuardNames, timeout: Option<Duration>) -> GuardChain {
         let mut chains = CHAINS.lock().unwrap_or_else(PoisonError::into_inner);
-        let known = chains.iter().find_map(|(known, resolved)| (known == names).then_some(*resolved));
-        let resolved = known.unwrap_or_else(|| {
-            let resolved: &'static Resolved = Box::leak(Box::new(names.resolve()));
-            chains.push((names.clone(), resolved));
+        let known =
+            chains.iter().find_map(|(known, resolved, per_key)| (known == names).then_some((*resolved, *per_key)));
+        let (resolved, per_key) = known.unwrap_or_else(|| {
+            let resolved = names.resolve();
+            let (resolved, per_key): (&'static Resolved, &'static Resolved) =
+                (Box::leak(Box::new(resolved)), Box::leak(Box::new(resolved.per_key(true, true))));
+            chains.push((names.clone(), resolved, per_key));
             // Counted as declared, for the configuration's unused-name check.
             record_chain_names(|declared| names.declare(declared));
-            resolved
+            (resolved, per_key)
         });
-        GuardChain { resolved, timeout }
+        GuardChain { resolved, per_key, timeout }
     }
 
     /// The timeout around each attempt.
@@ -121,27 +130,91 @@ impl GuardChain {
     /// `attempt` is called once per attempt: once when the chain has no retry policy.
     pub async fn call<T, E, F, Fut>(
         self,
-        mut attempt: F,
+        attempt: F,
         is_failure: impl Fn(&Result<T, E>) -> bool,
     ) -> Result<Result<T, E>, Rejected>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let retry = self.resolved.retry;
-        if let Some(policy) = retry {
-            policy.deposit();
+        attempts(self.resolved, self.timeout, attempt, is_failure).await
+    }
+
+    /// [`GuardChain::call`] for a call of `key` (a tenant, user or API key): the rate limiter takes its
+    /// token from the key's bucket and the bulkhead bounds the key's calls in flight, each once per call,
+    /// before the breaker and the attempts, as `rate(key = ..)` and `bulkhead(key = ..)` do. A call
+    /// refused inside gives its token back; one that timed out keeps it.
+    pub async fn call_keyed<K, T, E, F, Fut>(
+        self,
+        key: &K,
+        attempt: F,
+        is_failure: impl Fn(&Result<T, E>) -> bool,
+    ) -> Result<Result<T, E>, Rejected>
+    where
+        K: LimitKey,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let per_key = self.per_key;
+        let ticket = match per_key.tokens {
+            Some(limiter) => Some((limiter, limiter.take(Demand::keyed(key, 1_u32)).await.map_err(refused)?)),
+            None => None,
+        };
+        let permit = match per_key.keyed.map(|slots| slots.acquire_keyed(key_hash(key))) {
+            Some(entering) => match entering.await {
+                Ok(permit) => Some(permit),
+                Err(rejected) => {
+                    if let Some((limiter, ticket)) = ticket {
+                        limiter.settle(ticket, 0).await;
+                    }
+                    return Err(refused(rejected));
+                }
+            },
+            None => None,
+        };
+        let value = attempts(per_key, self.timeout, attempt, is_failure).await;
+        drop(permit);
+        if let Some((limiter, ticket)) = ticket {
+            let used = match &value {
+                Err(Rejected::TimedOut { .. }) | Ok(_) => ticket.cost(),
+                Err(_) => 0,
+            };
+            limiter.settle(ticket, used).await;
         }
-        let judged = |value: &Result<Result<T, E>, Rejected>| value.as_ref().is_ok_and(&is_failure);
-        let mut retries = 0;
-        loop {
-            let body = attempt();
-            let (value, imposed) =
-                attempt_through(self.resolved, self.timeout, None, async { Ok(body.await) }, judged).await;
-            let Some(policy) = retry else { return value };
-            let Some(delay) = retry_delay(policy, retries, imposed, || judged(&value)) else { return value };
-            tokio::time::sleep(delay).await;
-            retries += 1;
-        }
+        value
+    }
+}
+
+/// A refusal before the attempts, told to the guard events.
+#[cold]
+fn refused(rejected: Rejected) -> Rejected {
+    events::refused(None, &rejected);
+    rejected
+}
+
+/// The attempts of a call through `resolved`, each within `timeout`, retried as its policy allows.
+async fn attempts<T, E, F, Fut>(
+    resolved: &'static Resolved,
+    timeout: Option<Duration>,
+    mut attempt: F,
+    is_failure: impl Fn(&Result<T, E>) -> bool,
+) -> Result<Result<T, E>, Rejected>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let retry = resolved.retry;
+    if let Some(policy) = retry {
+        policy.deposit();
+    }
+    let judged = |value: &Result<Result<T, E>, Rejected>| value.as_ref().is_ok_and(&is_failure);
+    let mut retries = 0;
+    loop {
+        let body = attempt();
+        let (value, imposed) = attempt_through(resolved, timeout, None, async { Ok(body.await) }, judged).await;
+        let Some(policy) = retry else { return value };
+        let Some(delay) = retry_delay(policy, retries, imposed, || judged(&value)) else { return value };
+        tokio::time::sleep(delay).await;
+        retries += 1;
     }
 }

@@ -23,6 +23,15 @@ guard_kinds!(held_kinds);
 /// The slots a call takes a permit of, in the order of the list of kinds; the first `None` ends it.
 pub(crate) type Held = [Option<&'static Slots>; HELD];
 
+/// `held` without `slots` (a guard whose permits the call takes by key instead), the others in order.
+pub(crate) fn without(held: Held, slots: &Slots) -> Held {
+    let mut kept = [None; HELD];
+    for (at, other) in held.into_iter().flatten().filter(|other| !std::ptr::eq(*other, slots)).enumerate() {
+        kept[at] = Some(other);
+    }
+    kept
+}
+
 /// The permit of the one held guard of a call admitted at once, if its site has one.
 pub(crate) type HeldPermit = Option<Permit<'static>>;
 

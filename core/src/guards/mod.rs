@@ -10,6 +10,7 @@ pub mod chain;
 pub mod guarded;
 pub(crate) mod held;
 pub mod instrument;
+pub mod keyed_held;
 pub mod kinds;
 pub mod names;
 pub mod registry;

@@ -222,6 +222,9 @@ macro_rules! site_guards {
             /// Whether calls take their rate limiter's tokens by key or cost, once per call, before the
             /// chain (which then runs without the rate limiter).
             pub(super) takes_tokens: bool,
+            /// Whether calls take their bulkhead's permit by key, once per call, before the chain (which
+            /// then runs without the bulkhead).
+            pub(super) keyed_bulkhead: bool,
         }
 
         /// What a call site declares, by kind.
@@ -239,6 +242,8 @@ macro_rules! site_guards {
             pub(crate) held: Held,
             /// The rate limiter of a site whose calls take tokens by key or cost, outside the chain.
             pub(crate) tokens: Option<&'static $crate::rate_limit::RateLimiter>,
+            /// The slots of a guard whose permits a site's calls take by key, outside the chain.
+            pub(crate) keyed: Option<&'static $crate::slots::Slots>,
         }
 
         impl SiteGuards {
@@ -256,6 +261,7 @@ macro_rules! site_guards {
                     timeout,
                     resolved: OnceLock::new(),
                     takes_tokens: false,
+                    keyed_bulkhead: false,
                 }
             }
 
@@ -266,11 +272,36 @@ macro_rules! site_guards {
                 self.takes_tokens = true;
                 self
             }
+
+            /// These guards, with calls that take their bulkhead's permit by key, once per call, before
+            /// the rest of the chain (`bulkhead(key = ..)`).
+            #[must_use]
+            pub const fn keyed_bulkhead(mut self) -> SiteGuards {
+                self.keyed_bulkhead = true;
+                self
+            }
         }
     };
 }
 
 guard_kinds!(site_guards);
+
+impl Resolved {
+    /// These guards, with the rate limiter's tokens taken per call (by key or cost) when `tokens`, and the
+    /// bulkhead's permits taken by key when `keyed_bulkhead`: both outside the chain, which then runs
+    /// without them.
+    pub(crate) fn per_key(mut self, tokens: bool, keyed_bulkhead: bool) -> Resolved {
+        use crate::kind::GuardKind as _;
+        if tokens {
+            self.tokens = self.rate.take();
+        }
+        if keyed_bulkhead && let Some(slots) = self.bulkhead.take().and_then(|bulkhead| bulkhead.slots()) {
+            self.held = super::held::without(self.held, slots);
+            self.keyed = Some(slots);
+        }
+        self
+    }
+}
 
 impl SiteGuards {
     /// The call site these guards belong to.

@@ -49,15 +49,14 @@ pub fn try_take_tokens<R: GuardedReturn>(
     guards: &'static SiteGuards,
     demand: Demand<'_>,
 ) -> Result<Ticket, (R, Outcome)> {
-    guards.token_limiter().try_take(demand).map_err(|rejected| refused_call(guards, rejected))
+    guards.token_limiter().try_take(demand).map_err(|rejected| refused_before(guards, rejected))
 }
 
-/// A synchronous call refused before it started, recorded with its outcome.
+/// A synchronous call refused before its chain started (by its tokens or its keyed permit), recorded with
+/// its outcome.
 #[cold]
-fn refused_call<R: GuardedReturn>(guards: &'static SiteGuards, rejected: Rejected) -> (R, Outcome) {
-    let clock = clock::system();
-    let call = Call::start_timed(guards.site(), clock);
-    crate::guards::guarded::refused(call, rejected)
+pub(crate) fn refused_before<R: GuardedReturn>(guards: &'static SiteGuards, rejected: Rejected) -> (R, Outcome) {
+    crate::guards::guarded::refused(Call::start_timed(guards.site(), clock::system()), rejected)
 }
 
 /// Settles the ticket of an asynchronous call that ended as `done`: see [`used`].

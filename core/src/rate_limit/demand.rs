@@ -2,22 +2,20 @@
 //! it gets back ([`Ticket`]), with which the tokens it really used are settled after the call.
 
 use std::fmt;
-use std::hash::{BuildHasher, Hash};
-use std::sync::LazyLock;
+use std::hash::Hash;
 
-/// The seed of the keys' hashes: random per process, so that nobody outside can choose keys that share a
-/// bucket.
-static KEY_HASHER: LazyLock<foldhash::fast::RandomState> = LazyLock::new(foldhash::fast::RandomState::default);
+use crate::support::key_hash::key_hash;
 
-/// A value that selects a keyed limiter's bucket: a tenant, user or API key (`rate(key = user_id)`).
+/// A value that selects a keyed guard's share: a tenant, user or API key (`rate(key = user_id)`,
+/// `bulkhead(key = tenant)`).
 ///
-/// Two calls whose keys are equal share a bucket. The key is shown by `Debug` only in
+/// Two calls whose keys are equal share a bucket (or places). The key is shown by `Debug` only in
 /// [`RateLimiter::top_refused`](super::RateLimiter::top_refused), so a secret (an API key) is better
 /// replaced by what identifies it (its id or tenant).
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot select a rate limiter's bucket: a `key` needs `Hash + Eq + Debug + Sync`",
+    message = "`{Self}` cannot be a guard's key: a `key` needs `Hash + Eq + Debug + Sync`",
     label = "this key's type lacks `Hash`, `Eq`, `Debug` or `Sync`",
-    note = "each distinct key gets its own bucket: equal keys must hash alike, and an operator's list of the keys refused most shows them with `Debug`; key by an id, a `String` or a number"
+    note = "each distinct key gets its own bucket or places: equal keys must hash alike, and an operator's list of the keys refused most shows them with `Debug`; key by an id, a `String` or a number"
 )]
 pub trait LimitKey: Hash + Eq + fmt::Debug + Sync {}
 
@@ -83,7 +81,7 @@ impl Demand<'static> {
 impl<'a> Demand<'a> {
     /// `cost` tokens from the bucket of `key`.
     pub fn keyed<K: LimitKey>(key: &'a K, cost: impl Tokens) -> Demand<'a> {
-        Demand { key: Some(CallKey { hash: KEY_HASHER.hash_one(key), shown: key }), cost: cost.tokens() }
+        Demand { key: Some(CallKey { hash: key_hash(key), shown: key }), cost: cost.tokens() }
     }
 
     /// The tokens asked for.

@@ -6,10 +6,10 @@
 //! is full again (its TAT has passed: such a bucket is indistinguishable from a new one, so dropping it
 //! changes no decision), and if none is, the bucket used least recently.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
+
+use crate::support::key_hash::{ByKeyHash, shard_of};
 
 /// Keys per shard below which a limiter keeps one shard: with one shard, eviction is exactly "least
 /// recently used"; with more, it is per shard.
@@ -28,7 +28,7 @@ pub(super) struct KeyedBuckets {
 /// One shard's buckets, by the hash of their key.
 #[derive(Default)]
 struct Shard {
-    buckets: HashMap<u64, Bucket, BuildHasherDefault<KeyHash>>,
+    buckets: ByKeyHash<Bucket>,
 }
 
 /// One key's bucket.
@@ -38,27 +38,6 @@ struct Bucket {
     arrival: u64,
     /// When a call last took from it.
     used: u64,
-}
-
-/// The hash of a bucket's key, already a well-mixed 64-bit value: the map takes it as it is.
-#[derive(Default)]
-struct KeyHash(u64);
-
-impl Hasher for KeyHash {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u64` is called, with the key's hash; any other input is folded in for completeness.
-        for byte in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
-        }
-    }
-
-    fn write_u64(&mut self, hash: u64) {
-        self.0 = hash;
-    }
 }
 
 impl KeyedBuckets {
@@ -102,10 +81,7 @@ impl KeyedBuckets {
     /// Runs `decide` on the TAT of the bucket of `hash` at `now` (a new bucket's TAT is 0: full), and keeps
     /// what it returns as the bucket's new TAT, if anything.
     pub(super) fn update<T>(&self, hash: u64, now: u64, decide: impl FnOnce(u64) -> (T, Option<u64>)) -> T {
-        // The low bits choose the shard; the map's own buckets use them again, which is harmless: a shard
-        // holds only keys that share them, and the map's control bytes come from the high bits.
-        let index = usize::try_from(hash.rotate_right(32)).unwrap_or(0) & (self.shards.len() - 1);
-        let mut shard = self.shards[index].lock().unwrap_or_else(PoisonError::into_inner);
+        let mut shard = self.shards[shard_of(hash, self.shards.len())].lock().unwrap_or_else(PoisonError::into_inner);
         let arrival = shard.buckets.get(&hash).map_or(0, |bucket| bucket.arrival);
         let (result, kept) = decide(arrival);
         match kept {

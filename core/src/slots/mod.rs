@@ -23,6 +23,11 @@ use tokio::sync::Notify;
 
 use crate::rejected::Rejected;
 
+mod keyed;
+
+pub use self::keyed::KeyedPermit;
+use self::keyed::KeyedSlots;
+
 /// The shared count of permits out, on a cache line of its own.
 #[derive(Debug, Default)]
 #[repr(C, align(64))]
@@ -116,6 +121,8 @@ pub struct Slots {
     /// Told of each call's round trip, once set: only for an adaptive limit, so that the others pay
     /// one load and branch per call.
     observer: OnceLock<Arc<dyn Observe>>,
+    /// The calls in flight of each key, made by the first keyed call: an unkeyed limit has none.
+    keyed: OnceLock<KeyedSlots>,
 }
 
 impl fmt::Debug for Slots {
@@ -150,6 +157,7 @@ impl Slots {
             pockets: Pockets::default(),
             refuse,
             observer: OnceLock::new(),
+            keyed: OnceLock::new(),
         }
     }
 

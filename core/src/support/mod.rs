@@ -2,6 +2,7 @@
 
 mod boxed;
 mod hex;
+pub(crate) mod key_hash;
 mod overlay;
 mod service;
 

@@ -50,13 +50,28 @@ pub(crate) fn routes(app: Arc<App>, auth: Arc<Authenticator>) -> Router {
         .with_state(app)
 }
 
-/// The guards of `POST /v1/sessions/{id}/messages`, configured under `messages` (`[concurrency.messages]`):
-/// messages in flight at once, over every key, the rest queueing for their turn and answered 503 with
-/// `Retry-After` when their wait runs out. A message holds its place for all its model and tool calls, so
-/// this bounds the work in flight where the model's own limit (`[concurrency.llm]`) bounds one call. A
-/// limit per API key, so that one caller cannot take every place, is planned.
-fn messages_limit() -> hardened::tower::GuardLayer<hardened::tower::Once, hardened::tower::AsResponse> {
-    hardened::tower::GuardLayer::named("messages").refusals_as_responses()
+/// The guards of `POST /v1/sessions/{id}/messages`: the messages in flight at once over every key
+/// (`[concurrency.messages]`), the rest queueing for their turn, and the messages in flight of each API key
+/// (`[bulkhead.messages_per_key]`, keyed by the key's name), so that one caller cannot take every place;
+/// either answers 503 with `Retry-After` when its wait runs out. A message holds its places for all its
+/// model and tool calls, so this bounds the work in flight where the model's own limit
+/// (`[concurrency.llm]`) bounds one call.
+fn messages_limit() -> hardened::tower::GuardLayer<
+    hardened::tower::Once,
+    hardened::tower::AsResponse,
+    hardened::tower::ErrIsFailure,
+    fn(&Request) -> Option<String>,
+> {
+    hardened::tower::GuardLayer::named("messages")
+        .bulkhead("messages_per_key")
+        .keyed_by(key_name as fn(&Request) -> Option<String>)
+        .refusals_as_responses()
+}
+
+/// The name of the API key a request was authenticated with, which authentication, the outer layer, put
+/// in its extensions.
+fn key_name(request: &Request) -> Option<String> {
+    request.extensions().get::<Principal>().map(|principal| principal.0.name.clone())
 }
 
 /// An error answered as JSON with its status.

@@ -179,6 +179,8 @@ pub(crate) struct BulkheadArgs {
     pub(super) max: Option<(&'static str, Spanned<u64>)>,
     /// With the span of its key.
     pub(super) wait: Option<Spanned<Duration>>,
+    /// `key = expr`: the value whose calls `max` bounds, with the span of its key.
+    pub(super) key: Option<(Span, Expr)>,
 }
 
 /// `retry`, `retry = 3` or `retry(..)`.
@@ -412,6 +414,7 @@ fn bulkhead(meta: &Meta) -> syn::Result<BulkheadArgs> {
                     Key::Name => args.name = Some(string(inner, &example)?),
                     Key::Max => args.max = Some((setting.name(), integer(inner, &example)?)),
                     Key::Wait => args.wait = Some(keyed(inner, duration(inner, &example)?)),
+                    Key::Key => args.key = Some((inner.path().span(), value(inner, &example)?.clone())),
                 }
                 Ok(())
             })?;

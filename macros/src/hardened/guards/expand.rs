@@ -10,7 +10,7 @@ use syn::{Expr, GenericArgument, Path, PathArguments, Type, parse_quote};
 
 use hardened_schema::{breaker, bulkhead, concurrency, rate, retry};
 
-use super::args::{ConcurrencyArgs, RateArgs, SchemaKey, TIME};
+use super::args::{ConcurrencyArgs, SchemaKey, TIME};
 use super::validate::{GuardPlan, peel};
 use crate::common::meta::Spanned;
 use crate::common::tokens::respanned;
@@ -150,13 +150,14 @@ pub(crate) fn guards_static(plan: &GuardPlan, krate: &Path) -> TokenStream {
         quote!(#private::Duration::from_nanos(#nanos))
     }));
     let taking_tokens = plan.takes_tokens().then(|| quote!(.taking_tokens()));
+    let keyed_bulkhead = plan.keyed_bulkhead().then(|| quote!(.keyed_bulkhead()));
     quote! {
         #needs_redis
         // A guard whose every setting is written still ends in `..UNSET`: one form for all.
         #[allow(clippy::needless_update)]
         static __HARDENED_GUARDS: #private::SiteGuards =
             #private::SiteGuards::new(&__HARDENED_SITE, #breaker, #rate, #concurrency, #bulkhead, #retry, #timeout)
-                #taking_tokens;
+                #taking_tokens #keyed_bulkhead;
     }
 }
 
@@ -182,7 +183,7 @@ fn blame(ty: &Type) -> Span {
 /// Everything but the arguments is spanned at the token [`blame`] picks, the explicit type included.
 /// rustc reports an unmet bound of such a call at the type argument, at the call and at its `.await`, the
 /// latter after type checking; all at one token, these are one diagnostic, reported once.
-fn guarded_call(
+pub(super) fn guarded_call(
     path: &TokenStream,
     ty: Option<&Type>,
     more: &TokenStream,
@@ -247,92 +248,7 @@ pub(crate) fn sync_call(
         &quote!(&__HARDENED_GUARDS, #body, |__hardened_ret| #is_failure, #classify),
         false,
     );
-    let Some(rate) = plan.rate.as_ref().filter(|rate| rate.per_call()) else { return run };
-    let private = quote!(#krate::__private);
-    let demand = demand(rate, &private);
-    let take = guarded_call(
-        &quote!(#private::try_take_tokens),
-        output,
-        &TokenStream::new(),
-        &quote!(&__HARDENED_GUARDS, #demand),
-        false,
-    );
-    let settle = settle_call(
-        rate,
-        &private,
-        quote!(settle_tokens_now),
-        quote!(&__HARDENED_GUARDS, __hardened_ticket, &__hardened_done.0, __hardened_done.1),
-    );
-    // The demand borrows the arguments only while the tokens are taken: the body may then move them.
-    quote! {{
-        let __hardened_taken = #take;
-        match __hardened_taken {
-            ::core::result::Result::Ok(__hardened_ticket) => {
-                let __hardened_done = #run;
-                #settle;
-                __hardened_done
-            }
-            ::core::result::Result::Err(__hardened_refused) => __hardened_refused,
-        }
-    }}
-}
-
-/// What a call of a keyed or weighted limiter takes: `Demand::keyed(&(key), cost)`, spanned at the key so
-/// that a key that cannot select a bucket is reported there, or `Demand::tokens(cost)`.
-fn demand(rate: &RateArgs, private: &TokenStream) -> TokenStream {
-    let cost = rate.cost.as_ref().map_or_else(|| quote!(1u32), |(_, cost)| cost.to_token_stream());
-    match &rate.key {
-        Some((_, key)) => {
-            // The borrow and its parentheses too: rustc underlines the whole argument of an unmet bound.
-            let at = key.span();
-            let head = respanned(quote!(#private::Demand::keyed), at);
-            let borrow = respanned(quote!(&), at);
-            let mut key = Group::new(Delimiter::Parenthesis, key.to_token_stream());
-            key.set_span(at);
-            quote!(#head(#borrow #key, #cost))
-        }
-        None if rate.cost.is_some() => quote!(#private::Demand::tokens(#cost)),
-        None => quote!(#private::Demand::ONE),
-    }
-}
-
-/// `path(args)` settling a call's tokens with `settle = ..` (or `KeepCost`), the whole call spanned at the
-/// path written, so that a function of the wrong type is reported there.
-fn settle_call(rate: &RateArgs, private: &TokenStream, path: TokenStream, args: TokenStream) -> TokenStream {
-    let Some(settle) = &rate.settle else { return quote!(#private::#path(#args, &#private::KeepCost)) };
-    respanned(quote!(#private::#path(#args, &#settle)), settle.span())
-}
-
-/// The future of a call whose tokens are taken before its attempts (`inner`) and settled after them.
-fn taking_tokens(plan: &GuardPlan, private: &TokenStream, inner: TokenStream) -> TokenStream {
-    let Some(rate) = plan.rate.as_ref().filter(|rate| rate.per_call()) else { return inner };
-    let demand = demand(rate, private);
-    let take = guarded_call(
-        &quote!(#private::take_tokens),
-        plan.output.as_ref(),
-        &TokenStream::new(),
-        &quote!(&__HARDENED_GUARDS, #demand),
-        true,
-    );
-    let settle = settle_call(
-        rate,
-        private,
-        quote!(settle_tokens),
-        quote!(&__HARDENED_GUARDS, __hardened_ticket, &__hardened_done),
-    );
-    // The demand borrows the arguments only while the tokens are taken: the attempts may then move them.
-    quote! {
-        async move {
-            let __hardened_taken = #take;
-            let __hardened_ticket = match __hardened_taken {
-                ::core::result::Result::Ok(__hardened_ticket) => __hardened_ticket,
-                ::core::result::Result::Err(__hardened_refused) => return __hardened_refused,
-            };
-            let __hardened_done = #inner.await;
-            #settle.await;
-            __hardened_done
-        }
-    }
+    super::per_call::sync_steps(plan, krate, output, run)
 }
 
 /// An asynchronous call whose guards run once around it ([`GuardPlan::single_pass`]), awaited when
@@ -381,7 +297,7 @@ pub(crate) fn async_call(
             &quote!(&__HARDENED_GUARDS, #attempt, |__hardened_ret| #is_failure),
             true,
         );
-        return taking_tokens(plan, &private, quote!(async move { #attempt }));
+        return super::per_call::async_steps(plan, &private, quote!(async move { #attempt }));
     };
     let retry_when = retry.when.as_ref().map_or_else(
         || quote!(true),
@@ -425,7 +341,7 @@ pub(crate) fn async_call(
             }
         }
     };
-    taking_tokens(plan, &private, attempts)
+    super::per_call::async_steps(plan, &private, attempts)
 }
 
 #[cfg(test)]

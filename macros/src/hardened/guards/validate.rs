@@ -51,6 +51,12 @@ impl GuardPlan {
             && self.timeout.is_none()
             && !(self.concurrency.is_some() && self.bulkhead.is_some())
             && !self.takes_tokens()
+            && !self.keyed_bulkhead()
+    }
+
+    /// Whether a call takes its bulkhead's permit by key, once, before the rest of the chain.
+    pub(crate) fn keyed_bulkhead(&self) -> bool {
+        self.bulkhead.as_ref().is_some_and(|bulkhead| bulkhead.key.is_some())
     }
 
     /// Whether a call takes its rate limiter's tokens by key or cost, once, before the rest of the chain.

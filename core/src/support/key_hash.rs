@@ -1,0 +1,48 @@
+//! The hash of a guard's key (a tenant, a user, an API key), and maps that find a key's state by it.
+//!
+//! A key is hashed once per call with a per-process random seed, so nobody outside can pick keys that
+//! share a bucket; the maps take the hash as it is instead of hashing it again.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
+use std::sync::LazyLock;
+
+/// The seed of the keys' hashes, random per process.
+static KEY_HASHER: LazyLock<foldhash::fast::RandomState> = LazyLock::new(foldhash::fast::RandomState::default);
+
+/// The hash of `key`, the same for equal keys within this process.
+#[inline]
+pub(crate) fn key_hash<K: Hash + ?Sized>(key: &K) -> u64 {
+    KEY_HASHER.hash_one(key)
+}
+
+/// A map from a key's hash to its state.
+pub(crate) type ByKeyHash<V> = HashMap<u64, V, BuildHasherDefault<Prehashed>>;
+
+/// The hasher of [`ByKeyHash`]: a key's hash is already well mixed, and is taken as it is.
+#[derive(Default)]
+pub(crate) struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is called, with the key's hash; any other input is folded in for completeness.
+        for byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
+        }
+    }
+
+    fn write_u64(&mut self, hash: u64) {
+        self.0 = hash;
+    }
+}
+
+/// The shard of `shards` (a power of two) that holds the key of `hash`: from the hash's middle bits, which
+/// the map's own slots (its low bits) and control bytes (its high bits) use least.
+#[inline]
+pub(crate) fn shard_of(hash: u64, shards: usize) -> usize {
+    usize::try_from(hash.rotate_right(32)).unwrap_or(0) & (shards - 1)
+}
