@@ -53,6 +53,13 @@
 //! failure; [`GuardLayer::failure_if`] judges results otherwise (a 5xx response, with
 //! [`ServerErrors`]).
 //!
+//! # Keys
+//!
+//! [`GuardLayer::keyed_by`] keys each request (its caller's tenant, user or API key): the rate limiter
+//! then takes the request's token from the key's bucket, and the bulkhead bounds the key's requests in
+//! flight, once per request before the breaker, as `rate(key = ..)` and `bulkhead(key = ..)` do; the
+//! breaker and the concurrency limit stay shared.
+//!
 //! # Refusals
 //!
 //! A refusal arrives as the inner service's error, `E::from(Rejected)`. Services that cannot fail, such

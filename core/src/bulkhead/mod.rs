@@ -169,7 +169,10 @@ impl crate::kind::GuardKind for Bulkhead {
         report.push(&AVAILABLE_FAMILY, [name], f64::from(self.available()));
         report.push(&MAX_FAMILY, [name], f64::from(self.config().max));
         report.push(&REJECTIONS, ["bulkhead", name], self.refused() as f64);
-        report.push(&KEYS_FAMILY, [name], self.keys_in_flight() as f64);
+        // Only for a keyed bulkhead: the series says the bulkhead is keyed (which the alerts ask).
+        if self.slots.is_keyed() {
+            report.push(&KEYS_FAMILY, [name], self.keys_in_flight() as f64);
+        }
     }
 }
 

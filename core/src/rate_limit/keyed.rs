@@ -20,9 +20,21 @@ const MAX_SHARDS: usize = 64;
 
 /// The buckets of one keyed limiter.
 pub(super) struct KeyedBuckets {
-    shards: Box<[Mutex<Shard>]>,
+    shards: Box<[Padded<Mutex<Shard>>]>,
     /// Buckets each shard may hold: `max_keys` over the shards, rounded down, so the total never exceeds it.
     per_shard: AtomicUsize,
+}
+
+/// A shard on cache lines of its own, so that threads on different shards do not share one.
+#[repr(align(128))]
+struct Padded<T>(T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
 }
 
 /// One shard's buckets, by the hash of their key.
@@ -46,7 +58,7 @@ impl KeyedBuckets {
         let max_keys = usize::try_from(max_keys.max(1)).unwrap_or(usize::MAX);
         let shards = (max_keys / KEYS_PER_SHARD).clamp(1, MAX_SHARDS).next_power_of_two().min(MAX_SHARDS);
         let buckets = KeyedBuckets {
-            shards: (0..shards).map(|_| Mutex::new(Shard::default())).collect(),
+            shards: (0..shards).map(|_| Padded(Mutex::new(Shard::default()))).collect(),
             per_shard: AtomicUsize::new(1),
         };
         buckets.resize(u32::try_from(max_keys).unwrap_or(u32::MAX));

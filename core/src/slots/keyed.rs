@@ -24,7 +24,9 @@ pub(super) struct KeyedSlots {
     shards: [Shard; SHARDS],
 }
 
+/// On cache lines of its own, so that threads on different shards do not share one.
 #[derive(Default)]
+#[repr(align(128))]
 struct Shard {
     in_flight: Mutex<ByKeyHash<u32>>,
     freed: Notify,
@@ -121,6 +123,12 @@ impl Slots {
         })
         .await;
         waited.map_err(|_| self.refusal())
+    }
+
+    /// Whether a keyed call has used these slots.
+    #[must_use]
+    pub fn is_keyed(&self) -> bool {
+        self.keyed.get().is_some()
     }
 
     /// Keys with calls in flight, for a keyed limit.
