@@ -15,10 +15,14 @@ pub fn call_once<R>(body: impl FnOnce() -> R) -> R {
 pub use crate::audit::call::{AuditCall, AuditSite, audit_record};
 pub use crate::breaker::WindowKind;
 pub use crate::concurrency::{Algorithm, Limit};
-pub use crate::config::{BreakerSettings, BulkheadSettings, ConcurrencySettings, RateSettings, RetrySettings};
+pub use crate::config::{
+    BreakerSettings, BulkheadSettings, ConcurrencySettings, HedgeSettings, RateSettings, RetrySettings,
+};
 pub use crate::guards::guarded::{Fallback, FromRejection, Guarded, GuardedReturn, apply_fallback, attempt, run_sync};
+pub use crate::guards::hedging::{Hedging, hedging, next_hedge};
 pub use crate::guards::retrying::{RetryPredicate, Retrying, next_attempt, retrying};
 pub use crate::guards::{Declared, SiteGuards};
+pub use crate::hedge::After;
 pub use crate::rate_limit::Scope;
 
 /// Implemented by [`ThisBuild`] when it has the `redis` feature, which `scope = "global"` needs.

@@ -2,14 +2,14 @@
 
 use std::time::Duration;
 
-use hardened_schema::{breaker, bulkhead, concurrency, rate, retry};
+use hardened_schema::{breaker, bulkhead, concurrency, hedge, rate, retry};
 use proc_macro2::Span;
 use syn::{Path, ReturnType, Signature, Type};
 
 use super::super::labels::label_value;
 use super::args::{
-    BreakerArgs, BulkheadArgs, COUNT, ConcurrencyArgs, GLOBAL, GuardArgs, RateArgs, RetryArgs, SchemaKey, judges_rates,
-    whole, words,
+    BreakerArgs, BulkheadArgs, COUNT, ConcurrencyArgs, GLOBAL, GuardArgs, HedgeArgs, RateArgs, RetryArgs, SchemaKey,
+    judges_rates, whole, words,
 };
 use crate::common::errors::Errors;
 use crate::common::meta::Spanned;
@@ -24,6 +24,7 @@ pub(crate) struct GuardPlan {
     pub(super) concurrency: Option<ConcurrencyArgs>,
     pub(super) bulkhead: Option<BulkheadArgs>,
     pub(super) retry: Option<RetryArgs>,
+    pub(super) hedge: Option<HedgeArgs>,
     pub(super) timeout: Option<Duration>,
     pub(super) fallback: Option<Path>,
     /// The type the caller receives, as generated code can name it (`impl Trait` as `_`).
@@ -38,16 +39,18 @@ impl GuardPlan {
             || self.concurrency.is_some()
             || self.bulkhead.is_some()
             || self.retry.is_some()
+            || self.hedge.is_some()
             || self.timeout.is_some()
     }
 
-    /// Whether the guards of an asynchronous call run once around it, with neither retries nor a
+    /// Whether the guards of an asynchronous call run once around it, with neither retries, hedges nor a
     /// timeout, and one held guard at most: such a call runs as one future that admits it at its first
     /// poll, holding one permit. A call held by both a concurrency limit and a bulkhead runs as an attempt,
     /// which takes a permit of each.
     pub(crate) fn single_pass(&self) -> bool {
         self.guards_call()
             && self.retry.is_none()
+            && self.hedge.is_none()
             && self.timeout.is_none()
             && !(self.concurrency.is_some() && self.bulkhead.is_some())
     }
@@ -63,6 +66,12 @@ impl GuardPlan {
 
     pub(crate) fn retries(&self) -> bool {
         self.retry.is_some()
+    }
+
+    /// Whether a hedged call may run the body more than once at a time without the author having said
+    /// that is harmless (`hedge(.., idempotent)`).
+    pub(crate) fn hedges_unmarked(&self) -> bool {
+        self.hedge.as_ref().is_some_and(|hedge| !hedge.idempotent.as_ref().is_some_and(|flag| flag.value))
     }
 
     pub(crate) fn fallback(&self) -> Option<&Path> {
@@ -109,6 +118,7 @@ pub(crate) fn plan(args: GuardArgs, sig: &Signature, analysis: &Analysis, errors
         args.concurrency.as_ref().and_then(|concurrency| concurrency.value.name.as_ref()),
         args.bulkhead.as_ref().and_then(|bulkhead| bulkhead.value.name.as_ref()),
         args.retry.as_ref().and_then(|retry| retry.value.name.as_ref()),
+        args.hedge.as_ref().and_then(|hedge| hedge.value.name.as_ref()),
     ]
     .into_iter()
     .flatten()
@@ -173,6 +183,11 @@ pub(crate) fn plan(args: GuardArgs, sig: &Signature, analysis: &Analysis, errors
         needs_async("retry", retry.span, errors);
         check_retry(&retry.value, errors);
     }
+    if let Some(hedge) = &args.hedge {
+        // Attempts race each other, which only futures can do.
+        needs_async("hedge", hedge.span, errors);
+        in_range(hedge::Key::Max.name(), hedge::Key::Max, hedge.value.max.as_ref(), errors);
+    }
     if let Some(fallback) = &args.fallback
         && analysis.returns != Returns::Result
         && !output_refused
@@ -189,6 +204,7 @@ pub(crate) fn plan(args: GuardArgs, sig: &Signature, analysis: &Analysis, errors
         concurrency: args.concurrency.map(|concurrency| concurrency.value),
         bulkhead: args.bulkhead.map(|bulkhead| bulkhead.value),
         retry: args.retry.map(|retry| retry.value),
+        hedge: args.hedge.map(|hedge| hedge.value),
         timeout: args.timeout.map(|timeout| timeout.value),
         fallback: args.fallback,
         output: analysis.annotation.clone(),
