@@ -27,7 +27,10 @@ const BUCKETS: usize = SUB + OCTAVES * SUB;
 #[must_use]
 pub const fn min_samples(permille: u32) -> u64 {
     let above = 1000u64.saturating_sub(permille as u64);
-    let needed = if above == 0 { u64::MAX } else { 10_000 / above };
+    let needed = match 10_000u64.checked_div(above) {
+        Some(needed) => needed,
+        None => u64::MAX,
+    };
     if needed < 100 { 100 } else { needed }
 }
 
@@ -44,7 +47,7 @@ fn bucket(nanos: u64) -> usize {
         // `units` is below 8 here.
         return usize::try_from(units).unwrap_or(0);
     }
-    let octave = 63 - units.leading_zeros();
+    let octave = units.ilog2();
     let sub = usize::try_from((units >> (octave - SUB_BITS)) & (SUB as u64 - 1)).unwrap_or(0);
     let index = (octave - SUB_BITS + 1) as usize * SUB + sub;
     index.min(BUCKETS - 1)
@@ -205,10 +208,9 @@ mod tests {
         // Latencies 1 ms to 100 ms, evenly: p50 is 50 ms, p95 is 95 ms, p99 is 99 ms.
         for (permille, expected) in [(500u32, 50_000_000u64), (950, 95_000_000), (990, 99_000_000)] {
             let latencies = Latencies::new();
-            for round in 0..20 {
+            for _ in 0..20 {
+                // Interleaved so that each recompute sees the whole spread.
                 for millis in 1..=100u64 {
-                    // Interleaved so that each recompute sees the whole spread.
-                    let _ = round;
                     latencies.record(millis * 1_000_000, permille);
                 }
             }
@@ -231,7 +233,7 @@ mod tests {
             latencies.record(100_000_000, 950);
         }
         let after = latencies.threshold().expect("enough samples");
-        assert!(after >= 100_000_000 && after < 115_000_000, "{after}");
+        assert!((100_000_000..115_000_000).contains(&after), "{after}");
     }
 
     #[test]

@@ -144,17 +144,7 @@ pub(crate) fn guards_static(plan: &GuardPlan, krate: &Path) -> TokenStream {
         ]);
         declared(retry.name.as_ref(), quote!(#private::RetrySettings { #set ..#private::RetrySettings::UNSET }))
     }));
-    let hedge = some_u64(plan.hedge.as_ref().map(|hedge| {
-        let after = hedge.after.as_ref().map(|after| match after.value {
-            HedgeAfter::Percentile(permille) => quote!(#private::After::Percentile(#permille)),
-            HedgeAfter::Fixed(duration) => {
-                let nanos = nanos(duration);
-                quote!(#private::After::Fixed(#private::Duration::from_nanos(#nanos)))
-            }
-        });
-        let set = set_fields([(hedge::Key::After, after), (hedge::Key::Max, count::<u32>(hedge.max.as_ref()))]);
-        declared(hedge.name.as_ref(), quote!(#private::HedgeSettings { #set ..#private::HedgeSettings::UNSET }))
-    }));
+    let hedge = some_u64(plan.hedge.as_ref().map(|hedge| hedge_declared(hedge, &private)));
     let timeout = some_u64(plan.timeout.map(|timeout| {
         let nanos = nanos(timeout);
         quote!(#private::Duration::from_nanos(#nanos))
@@ -166,6 +156,20 @@ pub(crate) fn guards_static(plan: &GuardPlan, krate: &Path) -> TokenStream {
         static __HARDENED_GUARDS: #private::SiteGuards =
             #private::SiteGuards::new(&__HARDENED_SITE, #breaker, #rate, #concurrency, #bulkhead, #retry, #hedge, #timeout);
     }
+}
+
+/// A hedging policy's declaration: its name and the settings written.
+fn hedge_declared(hedge: &super::args::HedgeArgs, private: &TokenStream) -> TokenStream {
+    let after = hedge.after.as_ref().map(|after| match after.value {
+        HedgeAfter::Percentile(permille) => quote!(#private::After::Percentile(#permille)),
+        HedgeAfter::Fixed(duration) => {
+            let nanos = nanos(duration);
+            quote!(#private::After::Fixed(#private::Duration::from_nanos(#nanos)))
+        }
+    });
+    let set = set_fields([(hedge::Key::After, after), (hedge::Key::Max, count::<u32>(hedge.max.as_ref()))]);
+    let name = some_str(hedge.name.as_ref());
+    quote!(#private::Declared { name: #name, settings: #private::HedgeSettings { #set ..#private::HedgeSettings::UNSET } })
 }
 
 /// The token at fault when a return type cannot carry a refusal: the error type of a `Result<T, E>` by

@@ -183,11 +183,7 @@ pub(crate) fn plan(args: GuardArgs, sig: &Signature, analysis: &Analysis, errors
         needs_async("retry", retry.span, errors);
         check_retry(&retry.value, errors);
     }
-    if let Some(hedge) = &args.hedge {
-        // Attempts race each other, which only futures can do.
-        needs_async("hedge", hedge.span, errors);
-        in_range(hedge::Key::Max.name(), hedge::Key::Max, hedge.value.max.as_ref(), errors);
-    }
+    check_hedge(args.hedge.as_ref(), sig, synchronous, errors);
     if let Some(fallback) = &args.fallback
         && analysis.returns != Returns::Result
         && !output_refused
@@ -261,6 +257,15 @@ fn check_rate(
         errors.at(per.span, format!("a rate may admit at most {} calls per period", u32::MAX));
     }
     Some(rate)
+}
+
+/// `hedge`: an `async fn` (attempts race each other, which only futures can do), and `max` in range.
+fn check_hedge(hedge: Option<&Spanned<HedgeArgs>>, sig: &Signature, synchronous: bool, errors: &mut Errors) {
+    let Some(hedge) = hedge else { return };
+    if synchronous {
+        errors.at(hedge.span, format!("`hedge` needs an `async fn`; `{}` is synchronous", sig.ident));
+    }
+    in_range(hedge::Key::Max.name(), hedge::Key::Max, hedge.value.max.as_ref(), errors);
 }
 
 fn check_retry(retry: &RetryArgs, errors: &mut Errors) {
