@@ -7,8 +7,14 @@
 //!
 //! A limiter with [`Scope::Global`] (feature `redis`) keeps the same bucket in Redis instead, shared by
 //! every replica of the service; see [`RateConfig::scope`].
+//!
+//! A call may also take more than one token ([`Demand::tokens`]: a weighted limit, such as a budget of
+//! LLM tokens) and take them from the bucket of its key ([`Demand::keyed`]: one bucket per tenant, at most
+//! [`RateConfig::max_keys`] of them); what it really used is settled afterwards with
+//! [`RateLimiter::settle`].
 
 use std::fmt;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -17,11 +23,20 @@ use crate::kind::{Family, REJECTIONS, Report};
 use crate::redact;
 use crate::rejected::Rejected;
 
+mod demand;
+mod keyed;
 #[cfg(feature = "redis")]
 mod redis;
+mod refused_keys;
 mod settings;
 
+pub use self::demand::{Demand, LimitKey, Ticket, Tokens};
+pub use self::refused_keys::RefusedKey;
 pub use self::settings::RateSettings;
+
+use self::demand::{CallKey, Taken};
+use self::keyed::KeyedBuckets;
+use self::refused_keys::RefusedKeys;
 
 /// Where a limiter's bucket lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -68,6 +83,9 @@ impl OnUnavailable {
 /// How long a global limiter waits for Redis by default before its `on_unavailable` policy decides.
 pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(50);
 
+/// How many keys' buckets a keyed limiter holds by default.
+pub const DEFAULT_MAX_KEYS: u32 = 10_000;
+
 /// Settings of one rate limiter. Its `Debug` masks the secrets of `redis_url` as
 /// [`redact::urls`] does.
 #[derive(Clone, PartialEq)]
@@ -93,12 +111,26 @@ pub struct RateConfig {
     /// How many replicas share a global limiter's quota: each one's share, used while Redis is
     /// unavailable, is `1 / replicas` of the rate and of the burst.
     pub replicas: u32,
+    /// How many keys' buckets a keyed limiter holds at most: past it, a bucket that is full again is
+    /// dropped first, else the one used least recently.
+    pub max_keys: u32,
 }
 
 impl fmt::Debug for RateConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Taken apart, so that a new field is a compile error here rather than missing from the output.
-        let RateConfig { calls, period, burst, wait, scope, redis_url, on_unavailable, redis_timeout, replicas } = self;
+        let RateConfig {
+            calls,
+            period,
+            burst,
+            wait,
+            scope,
+            redis_url,
+            on_unavailable,
+            redis_timeout,
+            replicas,
+            max_keys,
+        } = self;
         f.debug_struct("RateConfig")
             .field("calls", calls)
             .field("period", period)
@@ -109,6 +141,7 @@ impl fmt::Debug for RateConfig {
             .field("on_unavailable", on_unavailable)
             .field("redis_timeout", redis_timeout)
             .field("replicas", replicas)
+            .field("max_keys", max_keys)
             .finish()
     }
 }
@@ -127,6 +160,7 @@ impl RateConfig {
             on_unavailable: OnUnavailable::Local,
             redis_timeout: DEFAULT_REDIS_TIMEOUT,
             replicas: 1,
+            max_keys: DEFAULT_MAX_KEYS,
         }
     }
 
@@ -171,6 +205,11 @@ pub struct RateLimiter {
     /// Theoretical arrival time of the next call, in the clock's nanoseconds.
     arrival: AtomicU64,
     refused: AtomicU64,
+    /// The buckets of the keys of keyed calls, made by the first one: an unkeyed limiter has none.
+    keyed: OnceLock<KeyedBuckets>,
+    max_keys: AtomicU32,
+    /// The keys refused most, counted only when a keyed call is refused.
+    refused_keys: RefusedKeys,
     /// The bucket in Redis of a global limiter, chosen when the limiter is made; a local limiter's hot
     /// path tests it once, and never without the `redis` feature.
     #[cfg(feature = "redis")]
@@ -235,6 +274,9 @@ impl RateLimiter {
             // The origin of the clock: the bucket starts full, whatever time the first caller read.
             arrival: AtomicU64::new(0),
             refused: AtomicU64::new(0),
+            keyed: OnceLock::new(),
+            max_keys: AtomicU32::new(config.max_keys),
+            refused_keys: RefusedKeys::default(),
             #[cfg(feature = "redis")]
             shared: (config.scope == Scope::Global)
                 .then(|| Box::new(redis::SharedBucket::new(name, &config, clock.clone()))),
@@ -255,6 +297,10 @@ impl RateLimiter {
         self.wait.store(config.wait.map_or(0, duration_nanos), Ordering::Relaxed);
         self.interval.store(interval, Ordering::Relaxed);
         self.tolerance.store(interval.saturating_mul(u64::from(config.burst.max(1) - 1)), Ordering::Relaxed);
+        self.max_keys.store(config.max_keys.max(1), Ordering::Relaxed);
+        if let Some(keyed) = self.keyed.get() {
+            keyed.resize(config.max_keys);
+        }
         #[cfg(feature = "redis")]
         if let Some(shared) = &self.shared {
             return shared.retune(config);
@@ -278,6 +324,7 @@ impl RateLimiter {
             period: Duration::from_nanos(self.period.load(Ordering::Relaxed)),
             burst: self.burst.load(Ordering::Relaxed),
             wait: (wait > 0).then(|| Duration::from_nanos(wait)),
+            max_keys: self.max_keys.load(Ordering::Relaxed),
             ..RateConfig::default()
         };
         #[cfg(feature = "redis")]
@@ -352,22 +399,198 @@ impl RateLimiter {
         refused
     }
 
-    fn decide(&self, may_wait: u64, now: u64) -> Decision {
-        let (interval, tolerance) = (self.interval.load(Ordering::Relaxed), self.tolerance.load(Ordering::Relaxed));
+    /// The interval between tokens and how far the TAT may run ahead of now, in force now.
+    fn spacing(&self) -> (u64, u64) {
+        (self.interval.load(Ordering::Relaxed), self.tolerance.load(Ordering::Relaxed))
+    }
+
+    /// Decides a call of `cost` tokens on the single bucket at `now`, counting a refusal.
+    fn decide(&self, cost: u64, may_wait: u64, now: u64) -> Decision {
+        let (interval, tolerance) = self.spacing();
         let mut arrival = self.arrival.load(Ordering::Acquire);
         loop {
-            let start = arrival.max(now);
-            let ahead = start - now;
-            let decision = Decision::for_delay(ahead.saturating_sub(tolerance), may_wait);
-            if let Decision::Refuse { .. } = decision {
-                self.refused.fetch_add(1, Ordering::Relaxed);
+            let (decision, next) = gcra(arrival, now, cost, interval, tolerance, may_wait);
+            let Some(next) = next else {
+                if let Decision::Refuse { .. } = decision {
+                    self.refused.fetch_add(1, Ordering::Relaxed);
+                }
                 return decision;
-            }
-            match self.arrival.compare_exchange_weak(arrival, start + interval, Ordering::AcqRel, Ordering::Acquire) {
+            };
+            match self.arrival.compare_exchange_weak(arrival, next, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => return decision,
                 Err(actual) => arrival = actual,
             }
         }
+    }
+
+    /// Decides `demand` on this limiter's own buckets (its single one, or its key's) at `now`, counting a
+    /// refusal.
+    fn decide_here(&self, demand: Demand<'_>, may_wait: u64, now: u64) -> Decision {
+        let Some(key) = demand.key else { return self.decide(demand.cost, may_wait, now) };
+        let (interval, tolerance) = self.spacing();
+        let decision = self
+            .buckets()
+            .update(key.hash, now, |arrival| gcra(arrival, now, demand.cost, interval, tolerance, may_wait));
+        if let Decision::Refuse { .. } = decision {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+        }
+        decision
+    }
+
+    /// The buckets of keyed calls, made by the first.
+    fn buckets(&self) -> &KeyedBuckets {
+        self.keyed.get_or_init(|| KeyedBuckets::new(self.max_keys.load(Ordering::Relaxed)))
+    }
+
+    /// Refunds (`used` below the ticket's cost) or charges (above it) the difference on this limiter's own
+    /// bucket the ticket's tokens came from: the single one, or the key's of `hash`.
+    fn settle_here(&self, hash: Option<u64>, cost: u64, used: u64, now: u64) {
+        if used == cost {
+            return;
+        }
+        let interval = self.spacing().0;
+        let adjusted = |arrival: u64| {
+            if used > cost {
+                // A charge takes tokens as a call would: from the bucket's level now.
+                arrival.max(now).saturating_add((used - cost).saturating_mul(interval))
+            } else {
+                // A refund beyond a full bucket is lost, as tokens over the burst are.
+                arrival.saturating_sub((cost - used).saturating_mul(interval))
+            }
+        };
+        match hash {
+            None => {
+                let _ =
+                    self.arrival.fetch_update(Ordering::AcqRel, Ordering::Acquire, |arrival| Some(adjusted(arrival)));
+            }
+            Some(hash) => self.buckets().update(hash, now, |arrival| ((), Some(adjusted(arrival)))),
+        }
+    }
+
+    /// Takes `demand`'s tokens now, or refuses with the time until they are there (or, for a cost over the
+    /// burst, at once). It never waits, and a global limiter does not ask Redis: it decides with this
+    /// replica's share of the quota, as when Redis is down.
+    ///
+    /// # Errors
+    ///
+    /// [`Rejected::RateLimited`] when the bucket lacks the tokens, [`Rejected::CostOverBurst`] when it can
+    /// never hold them.
+    pub fn try_take(&self, demand: Demand<'_>) -> Result<Ticket, Rejected> {
+        let now = self.clock.now_nanos();
+        self.check_cost(demand, now)?;
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.shared {
+            let key = demand.key.map(|key| key.hash);
+            return match shared.replica_share().decide_here(demand, 0, now) {
+                Decision::Refuse { retry_after } => Err(self.refused_demand(demand, retry_after, now)),
+                _ => Ok(Ticket { cost: demand.cost, bucket: Taken::Share(key) }),
+            };
+        }
+        match self.decide_here(demand, 0, now) {
+            Decision::Refuse { retry_after } => Err(self.refused_demand(demand, retry_after, now)),
+            _ => Ok(Ticket { cost: demand.cost, bucket: Taken::Here(demand.key.map(|key| key.hash)) }),
+        }
+    }
+
+    /// Takes `demand`'s tokens, waiting up to the configured `wait` for them; a global limiter asks Redis,
+    /// within `redis_timeout`.
+    ///
+    /// # Errors
+    ///
+    /// As [`RateLimiter::try_take`], when the tokens are not there within the wait.
+    pub async fn take(&self, demand: Demand<'_>) -> Result<Ticket, Rejected> {
+        let now = self.clock.now_nanos();
+        self.check_cost(demand, now)?;
+        let may_wait = self.wait.load(Ordering::Relaxed);
+        #[cfg(feature = "redis")]
+        let (decision, bucket) = match &self.shared {
+            Some(shared) => shared.decide(self, demand, may_wait, now).await,
+            None => (self.decide_here(demand, may_wait, now), Taken::Here(demand.key.map(|key| key.hash))),
+        };
+        #[cfg(not(feature = "redis"))]
+        let (decision, bucket) = (self.decide_here(demand, may_wait, now), Taken::Here(demand.key.map(|key| key.hash)));
+        match decision {
+            Decision::Admit => {}
+            Decision::AdmitAfter(delay) => tokio::time::sleep(Duration::from_nanos(delay)).await,
+            Decision::Refuse { retry_after } => return Err(self.refused_demand(demand, retry_after, now)),
+        }
+        Ok(Ticket { cost: demand.cost, bucket })
+    }
+
+    /// Settles a ticket of this limiter with the tokens the call really used: the difference is refunded
+    /// to its bucket, or charged to it, so that the bucket tracks what was spent (such as the tokens an LLM
+    /// provider reports). A ticket from Redis costs one more round trip, and only when `used` differs from
+    /// its cost; if Redis does not answer within `redis_timeout`, the difference is lost.
+    pub async fn settle(&self, ticket: Ticket, used: u64) {
+        #[cfg(feature = "redis")]
+        if let (Taken::Shared(key), Some(shared)) = (&ticket.bucket, &self.shared) {
+            if used != ticket.cost {
+                shared.settle(self, key, ticket.cost, used).await;
+            }
+            return;
+        }
+        self.settle_now(ticket, used);
+    }
+
+    /// [`RateLimiter::settle`] without waiting: a ticket from Redis is settled by a task on the current
+    /// tokio runtime (outside one, its difference is lost); every other ticket at once.
+    pub fn settle_now(&self, ticket: Ticket, used: u64) {
+        let now = self.clock.now_nanos();
+        match ticket.bucket {
+            Taken::Here(hash) => self.settle_here(hash, ticket.cost, used, now),
+            #[cfg(feature = "redis")]
+            Taken::Share(hash) => {
+                if let Some(shared) = &self.shared {
+                    shared.replica_share().settle_here(hash, ticket.cost, used, now);
+                }
+            }
+            #[cfg(feature = "redis")]
+            Taken::Shared(key) => {
+                if let (Some(shared), Ok(runtime)) = (&self.shared, tokio::runtime::Handle::try_current())
+                    && used != ticket.cost
+                {
+                    let settlement = shared.settlement(self, key, ticket.cost, used);
+                    runtime.spawn(settlement);
+                }
+            }
+        }
+    }
+
+    /// Refuses a demand of more tokens than the bucket holds: it could never be admitted.
+    fn check_cost(&self, demand: Demand<'_>, now: u64) -> Result<(), Rejected> {
+        let burst = self.burst.load(Ordering::Relaxed);
+        if demand.cost <= u64::from(burst) {
+            return Ok(());
+        }
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        if let Some(key) = demand.key {
+            self.refused_keys.count(key.hash, key.shown, now);
+        }
+        Err(Rejected::CostOverBurst { name: self.name, cost: demand.cost, burst })
+    }
+
+    /// The refusal of `demand`, its key counted among those refused.
+    #[cold]
+    fn refused_demand(&self, demand: Demand<'_>, retry_after: u64, now: u64) -> Rejected {
+        if let Some(CallKey { hash, shown }) = demand.key {
+            self.refused_keys.count(hash, shown, now);
+        }
+        self.refusal(retry_after)
+    }
+
+    /// The keys this limiter refused most in the last one to two minutes, most first, at most `n`: for an
+    /// operator who wants to know which tenant is being held back. Approximate past the 64 keys it counts
+    /// (each entry says by how much it may be over).
+    #[must_use]
+    pub fn top_refused(&self, n: usize) -> Vec<RefusedKey> {
+        self.refused_keys.top(n, self.clock.now_nanos())
+    }
+
+    /// How many keys' buckets the limiter holds now (`hardened_rate_limiter_keys`); 0 for a limiter no
+    /// keyed call has used. A key whose bucket is full again may be dropped, and is then not counted.
+    #[must_use]
+    pub fn keys(&self) -> usize {
+        self.keyed.get().map_or(0, KeyedBuckets::len)
     }
 
     /// Takes a token now, or refuses with the time until one is available. A global limiter cannot ask
@@ -415,7 +638,7 @@ impl RateLimiter {
         if let Some(shared) = &self.shared {
             return shared.replica_share().admit_at(now);
         }
-        match self.decide(0, now) {
+        match self.decide(1, 0, now) {
             Decision::Admit | Decision::AdmitAfter(_) => Ok(()),
             Decision::Refuse { retry_after } => Err(retry_after),
         }
@@ -442,11 +665,11 @@ impl RateLimiter {
         let may_wait = self.wait.load(Ordering::Relaxed);
         #[cfg(feature = "redis")]
         let decision = match &self.shared {
-            Some(shared) => shared.decide(self, may_wait, now).await,
-            None => self.decide(may_wait, now),
+            Some(shared) => shared.decide(self, Demand::ONE, may_wait, now).await.0,
+            None => self.decide(1, may_wait, now),
         };
         #[cfg(not(feature = "redis"))]
-        let decision = self.decide(may_wait, now);
+        let decision = self.decide(1, may_wait, now);
         match decision {
             Decision::Admit => Ok(()),
             Decision::AdmitAfter(delay) => {
@@ -461,6 +684,23 @@ impl RateLimiter {
     #[cold]
     pub(crate) fn refusal(&self, retry_after: u64) -> Rejected {
         Rejected::RateLimited { name: self.name, retry_after: Duration::from_nanos(retry_after) }
+    }
+}
+
+/// The GCRA rule for a call of `cost` tokens arriving at `now` at a bucket whose theoretical arrival time
+/// is `arrival`: its decision, and the bucket's new TAT when it takes the tokens. A call of no tokens is
+/// admitted and changes nothing.
+fn gcra(arrival: u64, now: u64, cost: u64, interval: u64, tolerance: u64, may_wait: u64) -> (Decision, Option<u64>) {
+    if cost == 0 {
+        return (Decision::Admit, None);
+    }
+    let start = arrival.max(now);
+    // The call's last token is the one that must fit: the others are taken ahead of it.
+    let last = start.saturating_add(interval.saturating_mul(cost - 1));
+    let decision = Decision::for_delay((last - now).saturating_sub(tolerance), may_wait);
+    match decision {
+        Decision::Refuse { .. } => (decision, None),
+        _ => (decision, Some(last.saturating_add(interval))),
     }
 }
 
@@ -491,7 +731,7 @@ impl crate::kind::GuardKind for RateLimiter {
         RateSettings::of(&self.config())
     }
 
-    const FAMILIES: &'static [&'static Family] = &[&TOKENS_FAMILY, &BACKEND_ERRORS_FAMILY];
+    const FAMILIES: &'static [&'static Family] = &[&TOKENS_FAMILY, &BACKEND_ERRORS_FAMILY, &KEYS_FAMILY];
 
     fn report(&self, report: &mut Report) {
         let name = self.name;
@@ -499,6 +739,9 @@ impl crate::kind::GuardKind for RateLimiter {
         report.push(&REJECTIONS, ["rate_limiter", name], self.refused() as f64);
         if self.backend_available().is_some() {
             report.push(&BACKEND_ERRORS_FAMILY, [name], self.backend_errors() as f64);
+        }
+        if self.keyed.get().is_some() {
+            report.push(&KEYS_FAMILY, [name], self.keys() as f64);
         }
     }
 }
@@ -514,5 +757,12 @@ static BACKEND_ERRORS_FAMILY: Family = Family {
     name: "hardened_rate_limiter_backend_errors_total",
     help: "Questions of a global rate limiter to Redis that failed or timed out.",
     counter: true,
+    labels: &["name"],
+};
+
+static KEYS_FAMILY: Family = Family {
+    name: "hardened_rate_limiter_keys",
+    help: "Buckets a keyed rate limiter holds, one per key it has seen recently (at most max_keys).",
+    counter: false,
     labels: &["name"],
 };

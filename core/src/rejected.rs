@@ -23,6 +23,17 @@ pub enum Rejected {
         /// How long until a call would be admitted.
         retry_after: Duration,
     },
+    /// The call asked a weighted rate limiter for more tokens than its bucket holds (its burst): it could
+    /// never be admitted, and is refused at once instead of waiting for ever.
+    #[error("rate limiter `{name}` cannot grant {cost} tokens at once; its burst is {burst}")]
+    CostOverBurst {
+        /// The limiter's name.
+        name: &'static str,
+        /// The tokens the call asked for.
+        cost: u64,
+        /// The most tokens the bucket holds.
+        burst: u32,
+    },
     /// The concurrency limit gave the call no turn within its wait.
     #[error("concurrency limit `{name}` gave no turn within its wait")]
     ConcurrencyLimited {
@@ -50,7 +61,7 @@ impl Rejected {
     pub fn guard(&self) -> &'static str {
         match self {
             Rejected::CircuitOpen { .. } => "breaker",
-            Rejected::RateLimited { .. } => "rate_limiter",
+            Rejected::RateLimited { .. } | Rejected::CostOverBurst { .. } => "rate_limiter",
             Rejected::ConcurrencyLimited { .. } => "concurrency",
             Rejected::BulkheadFull { .. } => "bulkhead",
             Rejected::TimedOut { .. } => "timeout",
@@ -63,6 +74,7 @@ impl Rejected {
         match self {
             Rejected::CircuitOpen { name }
             | Rejected::RateLimited { name, .. }
+            | Rejected::CostOverBurst { name, .. }
             | Rejected::ConcurrencyLimited { name }
             | Rejected::BulkheadFull { name } => name,
             Rejected::TimedOut { .. } => "",
@@ -80,7 +92,8 @@ impl Rejected {
 }
 
 /// A refusal as an HTTP answer: 429 with `Retry-After` for a rate limit, 503 with `Retry-After` for an
-/// open breaker, a concurrency limit or a bulkhead, 504 for a timeout; the body is JSON,
+/// open breaker, a concurrency limit or a bulkhead, 504 for a timeout, and 413 (no `Retry-After`: trying
+/// again cannot help) for a cost over a weighted limiter's burst; the body is JSON,
 /// `{"error": "<the refusal>", "guard": "rate_limiter", "name": "llm"}`.
 ///
 /// `Retry-After` is the rate limiter's exact wait rounded up to whole seconds; the other guards cannot
@@ -93,12 +106,13 @@ impl axum::response::IntoResponse for Rejected {
         let status = match self {
             Rejected::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Rejected::TimedOut { .. } => StatusCode::GATEWAY_TIMEOUT,
+            Rejected::CostOverBurst { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Rejected::CircuitOpen { .. } | Rejected::ConcurrencyLimited { .. } | Rejected::BulkheadFull { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
         };
         let retry_after = match self {
-            Rejected::TimedOut { .. } => None,
+            Rejected::TimedOut { .. } | Rejected::CostOverBurst { .. } => None,
             _ => Some(self.retry_after().map_or(1, |wait| wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)),
         };
         let body = serde_json::json!({ "error": self.to_string(), "guard": self.guard(), "name": self.name() });

@@ -21,9 +21,10 @@ pub use crate::config::{
 pub use crate::guards::guarded::{Fallback, FromRejection, Guarded, GuardedReturn, apply_fallback, attempt, run_sync};
 pub use crate::guards::hedging::{Hedging, hedging, next_hedge};
 pub use crate::guards::retrying::{RetryPredicate, Retrying, next_attempt, retrying};
+pub use crate::guards::tokens::{KeepCost, Settle, settle_tokens, settle_tokens_now, take_tokens, try_take_tokens};
 pub use crate::guards::{Declared, SiteGuards};
 pub use crate::hedge::After;
-pub use crate::rate_limit::Scope;
+pub use crate::rate_limit::{Demand, Scope};
 
 /// Implemented by [`ThisBuild`] when it has the `redis` feature, which `scope = "global"` needs.
 #[diagnostic::on_unimplemented(

@@ -54,6 +54,8 @@ pub enum Value {
     Name,
     /// A function of the program, such as `retry(when = is_transient)`.
     Function,
+    /// An expression over the function's arguments, such as `rate(key = user_id)`.
+    Expression,
     /// A delay: a duration longer than zero (`"200ms"`), or a percentile of the latency observed,
     /// from `"p50"` to `"p99.9"`.
     Latency,
@@ -78,6 +80,7 @@ impl fmt::Display for Value {
             Value::RedisUrl => f.write_str("a URL starting redis://, rediss:// (TLS) or unix://"),
             Value::Name => f.write_str("a name"),
             Value::Function => f.write_str("a function"),
+            Value::Expression => f.write_str("an expression over the function's arguments"),
             Value::Latency => f.write_str(
                 "a duration longer than zero, such as \"200ms\", or a percentile of the observed latency from \"p50\" to \"p99.9\"",
             ),
@@ -341,6 +344,24 @@ kind! {
             doc: "calls admitted per period, and the period",
             accepted: Accepted::Both,
         },
+        /// `per_minute`.
+        PerMinute => Spec {
+            name: "per_minute",
+            value: Value::Whole { min: 1, max: u32::MAX as u64 },
+            default: None,
+            example: "400_000",
+            doc: "calls (or tokens, with `cost`) admitted per minute, instead of `per_second`",
+            accepted: Accepted::Both,
+        },
+        /// `per_hour`.
+        PerHour => Spec {
+            name: "per_hour",
+            value: Value::Whole { min: 1, max: u32::MAX as u64 },
+            default: None,
+            example: "100_000",
+            doc: "calls (or tokens, with `cost`) admitted per hour, instead of `per_second`",
+            accepted: Accepted::Both,
+        },
         /// `burst`.
         Burst => Spec {
             name: "burst",
@@ -403,6 +424,42 @@ kind! {
             example: "3",
             doc: "how many replicas share a global limiter's quota",
             accepted: Accepted::ConfigOnly(super::DEPLOYMENT),
+        },
+        /// `key`.
+        Key => Spec {
+            name: "key",
+            value: Value::Expression,
+            default: None,
+            example: "user_id",
+            doc: "one bucket per value of this argument or expression (a tenant, user or API key)",
+            accepted: Accepted::AttributeOnly("it is an expression over the function's arguments"),
+        },
+        /// `max_keys`.
+        MaxKeys => Spec {
+            name: "max_keys",
+            value: Value::Whole { min: 1, max: 100_000_000 },
+            default: Some("10000"),
+            example: "50_000",
+            doc: "the most keys' buckets held at once; past it, full buckets go first, then the least recently used",
+            accepted: Accepted::Both,
+        },
+        /// `cost`.
+        Cost => Spec {
+            name: "cost",
+            value: Value::Expression,
+            default: Some("1"),
+            example: "estimate_tokens(&request)",
+            doc: "the tokens a call takes, an unsigned integer expression over the arguments",
+            accepted: Accepted::AttributeOnly("it is an expression over the function's arguments"),
+        },
+        /// `settle`.
+        Settle => Spec {
+            name: "settle",
+            value: Value::Function,
+            default: None,
+            example: "tokens_used",
+            doc: "the tokens a call really used, from its `Ok` value: the difference from `cost` is refunded or charged",
+            accepted: Accepted::AttributeOnly("a function of the program cannot be written in configuration"),
         },
     }
 }

@@ -258,7 +258,7 @@ pub fn run_sync<R: GuardedReturn>(
     let now = admission_time(&call, clock);
     let permits = match admit_at_once(resolved, now) {
         Ok(permits) => permits,
-        Err(refusal) => return refused(call, refusal),
+        Err(refusal) => return refused(call, refusal.rejected()),
     };
     let value = body();
     let elapsed = call.elapsed_nanos(clock);
@@ -270,8 +270,7 @@ pub fn run_sync<R: GuardedReturn>(
 
 /// A refused call, recorded.
 #[cold]
-fn refused<R: GuardedReturn>(call: Call, refusal: Refusal) -> (R, Outcome) {
-    let rejected = refusal.rejected();
+pub(crate) fn refused<R: GuardedReturn>(call: Call, rejected: Rejected) -> (R, Outcome) {
     events::refused(Some(call.site().name()), &rejected);
     let elapsed = call.elapsed_nanos(clock::system());
     call.finish_after(Outcome::Rejected, elapsed, None);
@@ -281,7 +280,11 @@ fn refused<R: GuardedReturn>(call: Call, refusal: Refusal) -> (R, Outcome) {
 /// What the caller of an attempt (of `site`, if it has one) that a guard refused or its timeout abandoned
 /// receives, with `outcome` imposed; told to the guard events.
 #[cold]
-fn imposed<R: GuardedReturn>(site: Option<&'static Site>, rejected: Rejected, outcome: Outcome) -> Guarded<R> {
+pub(crate) fn imposed<R: GuardedReturn>(
+    site: Option<&'static Site>,
+    rejected: Rejected,
+    outcome: Outcome,
+) -> Guarded<R> {
     events::refused(site.map(Site::name), &rejected);
     (R::refused(rejected), Some(outcome))
 }

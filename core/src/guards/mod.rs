@@ -19,6 +19,7 @@ pub mod sections;
 pub(crate) mod shards;
 pub mod site;
 pub mod span_site;
+pub mod tokens;
 
 pub use self::chain::{GuardChain, GuardNames};
 pub use self::kinds::guard_kinds;

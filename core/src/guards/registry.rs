@@ -149,7 +149,7 @@ macro_rules! registries {
             /// The guards given, one or none per kind, with the slots of those that hold a permit for the
             /// length of a call listed in the order of the list of kinds.
             pub(crate) fn of($( $field: Option<&'static $guard>, )*) -> Resolved {
-                let mut resolved = Resolved { $( $field, )* held: [None; HELD] };
+                let mut resolved = Resolved { $( $field, )* held: [None; HELD], tokens: None };
                 let mut held = resolved.held.iter_mut();
                 $(
                     if let Some(slots) = resolved.$field.and_then(|guard| guard.slots()) {
@@ -165,7 +165,10 @@ macro_rules! registries {
             #[inline]
             pub(crate) fn resolved(&'static self) -> &'static Resolved {
                 self.resolved.get_or_init(|| {
-                    let resolved = Resolved::of($( self.make(self.declared.$field.as_ref()), )*);
+                    let mut resolved = Resolved::of($( self.make(self.declared.$field.as_ref()), )*);
+                    if self.takes_tokens {
+                        resolved.tokens = resolved.rate.take();
+                    }
                     // A breaker's verdicts are counted in the metric cells of the sites that use it.
                     if let Some(breaker) = resolved.breaker {
                         breaker.count_in(self.site);

@@ -219,6 +219,9 @@ macro_rules! site_guards {
             pub(super) declared: Declarations,
             pub(super) timeout: Option<Duration>,
             pub(super) resolved: OnceLock<Resolved>,
+            /// Whether calls take their rate limiter's tokens by key or cost, once per call, before the
+            /// chain (which then runs without the rate limiter).
+            pub(super) takes_tokens: bool,
         }
 
         /// What a call site declares, by kind.
@@ -234,6 +237,8 @@ macro_rules! site_guards {
             /// The slots of the guards that hold a permit for the length of the call, in the order of
             /// the list of kinds, those the site has first.
             pub(crate) held: Held,
+            /// The rate limiter of a site whose calls take tokens by key or cost, outside the chain.
+            pub(crate) tokens: Option<&'static $crate::rate_limit::RateLimiter>,
         }
 
         impl SiteGuards {
@@ -246,7 +251,21 @@ macro_rules! site_guards {
                 $( $field: Option<Declared<$settings>>, )*
                 timeout: Option<Duration>,
             ) -> SiteGuards {
-                SiteGuards { site, declared: Declarations { $( $field, )* }, timeout, resolved: OnceLock::new() }
+                SiteGuards {
+                    site,
+                    declared: Declarations { $( $field, )* },
+                    timeout,
+                    resolved: OnceLock::new(),
+                    takes_tokens: false,
+                }
+            }
+
+            /// These guards, with calls that take their rate limiter's tokens by key or cost, once per
+            /// call, before the rest of the chain (`rate(key = .., cost = .., settle = ..)`).
+            #[must_use]
+            pub const fn taking_tokens(mut self) -> SiteGuards {
+                self.takes_tokens = true;
+                self
             }
         }
     };

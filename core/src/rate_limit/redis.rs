@@ -1,9 +1,13 @@
 //! The bucket of a global rate limiter, kept in Redis and shared by every replica of the service.
 //!
-//! One key per limiter, `hardened:rate:<service>:<name>`, holds the bucket's theoretical arrival time. A
-//! Lua script applies the local limiter's GCRA arithmetic to it on the server, atomically and in one
-//! round trip, reading the server's own clock (`TIME`) so that the replicas' clocks do not matter. The
-//! key expires when the bucket would be full again, so an idle limiter leaves nothing behind.
+//! One key per bucket holds its theoretical arrival time: `hardened:rate:<service>:<name>` for the
+//! limiter's single bucket, and `hardened:rate:<service>:<name>:{<fingerprint>}` for the bucket of a key,
+//! where the fingerprint is the first 128 bits of the SHA-256 of the key's `Debug` (the same in every
+//! replica, and no key's text in Redis). The braces are a Redis Cluster hash tag: each bucket stays on
+//! one shard, and different keys' buckets spread over the shards. A Lua script applies the local
+//! limiter's GCRA arithmetic to a bucket on the server, for a call of any number of tokens, atomically and
+//! in one round trip, reading the server's own clock (`TIME`) so that the replicas' clocks do not matter.
+//! A key expires when its bucket would be full again, so an idle limiter or tenant leaves nothing behind.
 //!
 //! A decision waits at most `redis_timeout` for Redis. When Redis fails or does not answer in time, the
 //! limiter stops asking it for a while (from 50 ms, doubling to 2 s, then one probing call at a time)
@@ -22,7 +26,8 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use super::{Decision, OnUnavailable, RateConfig, RateLimiter, Scope};
+use super::demand::Taken;
+use super::{Decision, Demand, OnUnavailable, RateConfig, RateLimiter, Scope};
 use crate::clock::{Clock, duration_nanos};
 
 /// One decision of the shared bucket: the arithmetic of [`RateLimiter::decide`], in microseconds of the
@@ -30,25 +35,54 @@ use crate::clock::{Clock, duration_nanos};
 const GCRA_SCRIPT: &str = r"
 -- KEYS[1]: the bucket, holding its theoretical arrival time (TAT); absent when the bucket is full.
 -- ARGV[1]: the interval between calls at the sustained rate; ARGV[2]: how far the TAT may run ahead of
--- now, (burst - 1) intervals; ARGV[3]: how long this call may wait for its slot.
+-- now, (burst - 1) intervals; ARGV[3]: how long this call may wait for its slot; ARGV[4]: the tokens it
+-- takes (at least 1).
 -- Returns {admitted (1 or 0), delay until the call's slot (or retry_after), tokens left}.
 local interval = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
 local may_wait = tonumber(ARGV[3])
+local cost = tonumber(ARGV[4])
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local start = math.max(tonumber(redis.call('GET', KEYS[1])) or now, now)
-local delay = math.max(start - now - tolerance, 0)
+-- The call's last token is the one that must fit: the others are taken ahead of it.
+local last = start + (cost - 1) * interval
+local delay = math.max(last - now - tolerance, 0)
 if delay > may_wait then
   return {0, delay, 0}
 end
-local arrival = start + interval
+local arrival = last + interval
 -- Expire the key when the bucket is full again: the moment now reaches the new TAT.
 redis.call('SET', KEYS[1], string.format('%.0f', arrival), 'PX', math.ceil((arrival - now) / 1000))
 return {1, delay, math.max(math.floor((now + tolerance + interval - arrival) / interval), 0)}
 ";
 
 static SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(GCRA_SCRIPT));
+
+/// The settlement of a call's tokens: the bucket's TAT moved by the difference between what the call used
+/// and what it took.
+const SETTLE_SCRIPT: &str = r"
+-- KEYS[1]: the bucket. ARGV[1]: microseconds to move its TAT, later for a charge, earlier for a refund.
+local change = tonumber(ARGV[1])
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local tat = tonumber(redis.call('GET', KEYS[1])) or now
+local arrival
+if change > 0 then
+  -- A charge takes tokens as a call would: from the bucket's level now.
+  arrival = math.max(tat, now) + change
+else
+  arrival = tat + change
+end
+if arrival <= now then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('SET', KEYS[1], string.format('%.0f', arrival), 'PX', math.ceil((arrival - now) / 1000))
+end
+return 1
+";
+
+static SETTLE: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(SETTLE_SCRIPT));
 
 /// How long background connection attempts may take; each decision is bounded by `redis_timeout` anyway.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -141,19 +175,30 @@ impl SharedBucket {
         &self.backend
     }
 
-    /// Decides a call of `limiter` that may wait `may_wait` nanoseconds and arrived at `now`: in Redis
-    /// when it answers within the timeout, else by the `on_unavailable` policy.
-    pub(super) async fn decide(&self, limiter: &RateLimiter, may_wait: u64, now: u64) -> Decision {
+    /// Decides `demand`, a call of `limiter` that may wait `may_wait` nanoseconds and arrived at `now`: in
+    /// Redis when it answers within the timeout, else by the `on_unavailable` policy. Returns the decision
+    /// and the bucket that made it.
+    pub(super) async fn decide(
+        &self,
+        limiter: &RateLimiter,
+        demand: Demand<'_>,
+        may_wait: u64,
+        now: u64,
+    ) -> (Decision, Taken) {
         let timeout = Duration::from_nanos(self.timeout.load(Ordering::Relaxed));
         if self.backend.may_ask(self.clock.now_nanos(), timeout) {
-            match tokio::time::timeout(timeout, self.ask(limiter, may_wait)).await {
+            let key = self.bucket_key(demand);
+            match tokio::time::timeout(timeout, self.ask(limiter, &key, demand.cost, may_wait)).await {
                 Ok(Ok((decision, tokens))) => {
                     self.backend.answered(self.name);
-                    self.tokens.store(tokens, Ordering::Relaxed);
+                    // The limiter's level is its single bucket's; a key's bucket says nothing of it.
+                    if demand.key.is_none() {
+                        self.tokens.store(tokens, Ordering::Relaxed);
+                    }
                     if let Decision::Refuse { .. } = decision {
                         limiter.refused.fetch_add(1, Ordering::Relaxed);
                     }
-                    return decision;
+                    return (decision, Taken::Shared(key));
                 }
                 Ok(Err(error)) => self.backend.failed(self.name, error, self.clock.now_nanos()),
                 Err(_) => self.backend.failed(
@@ -163,31 +208,57 @@ impl SharedBucket {
                 ),
             }
         }
+        let key = demand.key.map(|key| key.hash);
         if self.backend.reject.load(Ordering::Relaxed) {
             limiter.refused.fetch_add(1, Ordering::Relaxed);
             let until_next_attempt = self.backend.retry_at().saturating_sub(self.clock.now_nanos());
-            return Decision::Refuse { retry_after: until_next_attempt.max(duration_nanos(timeout)) };
+            let refusal = Decision::Refuse { retry_after: until_next_attempt.max(duration_nanos(timeout)) };
+            return (refusal, Taken::Share(key));
         }
-        self.share.decide(may_wait, now)
+        (self.share.decide_here(demand, may_wait, now), Taken::Share(key))
     }
 
-    /// One round trip: the script's decision and the tokens it leaves.
-    async fn ask(&self, limiter: &RateLimiter, may_wait: u64) -> Result<(Decision, u32), String> {
+    /// The Redis key of `demand`'s bucket: the limiter's, or its key's.
+    fn bucket_key(&self, demand: Demand<'_>) -> String {
+        use sha2::Digest as _;
+        use std::fmt::Write as _;
+
+        let Some(key) = demand.key else { return self.key.clone() };
+        let digest = sha2::Sha256::digest(format!("{:?}", key.shown).as_bytes());
+        let mut bucket = format!("{}:{{", self.key);
+        for byte in &digest[..16] {
+            let _ = write!(bucket, "{byte:02x}");
+        }
+        bucket.push('}');
+        bucket
+    }
+
+    /// The connection to Redis, made by the first question.
+    fn connection(&self) -> Result<ConnectionManager, String> {
         let client = self.client.as_ref().map_err(Clone::clone)?;
-        let mut connection = if let Some(connection) = self.connection.get() {
-            connection.clone()
-        } else {
-            let config = ConnectionManagerConfig::new().set_connection_timeout(Some(CONNECT_TIMEOUT));
-            let made =
-                ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(|error| error.to_string())?;
-            self.connection.get_or_init(|| made).clone()
-        };
-        // The limiter's own interval, rounded up to whole microseconds so the shared bucket never admits
-        // more than the rate.
-        let interval = limiter.interval.load(Ordering::Relaxed).div_ceil(1000);
+        if let Some(connection) = self.connection.get() {
+            return Ok(connection.clone());
+        }
+        let config = ConnectionManagerConfig::new().set_connection_timeout(Some(CONNECT_TIMEOUT));
+        let made =
+            ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(|error| error.to_string())?;
+        Ok(self.connection.get_or_init(|| made).clone())
+    }
+
+    /// The limiter's interval in whole microseconds, rounded up so the shared bucket never admits more
+    /// than the rate.
+    fn interval_micros(limiter: &RateLimiter) -> u64 {
+        limiter.interval.load(Ordering::Relaxed).div_ceil(1000)
+    }
+
+    /// One round trip: the script's decision on the bucket `key` for a call of `cost` tokens, and the
+    /// tokens it leaves.
+    async fn ask(&self, limiter: &RateLimiter, key: &str, cost: u64, may_wait: u64) -> Result<(Decision, u32), String> {
+        let mut connection = self.connection()?;
+        let interval = Self::interval_micros(limiter);
         let tolerance = interval.saturating_mul(u64::from(limiter.burst.load(Ordering::Relaxed).max(1) - 1));
-        let mut invocation = SCRIPT.key(&self.key);
-        invocation.arg(interval).arg(tolerance).arg(may_wait / 1000);
+        let mut invocation = SCRIPT.key(key);
+        invocation.arg(interval).arg(tolerance).arg(may_wait / 1000).arg(cost.max(1));
         let (admitted, delay, tokens): (u8, u64, u32) =
             SyncFuture::new(invocation.invoke_async(&mut connection)).await.map_err(|error| error.to_string())?;
         let delay = delay.saturating_mul(1000);
@@ -195,6 +266,67 @@ impl SharedBucket {
             if admitted == 1 { Decision::for_delay(delay, u64::MAX) } else { Decision::Refuse { retry_after: delay } };
         Ok((decision, tokens))
     }
+
+    /// Settles a ticket of `cost` tokens that used `used`, on the bucket `key`, within `redis_timeout`;
+    /// a failure is counted and logged like a decision's, and the difference is lost.
+    pub(super) async fn settle(&self, limiter: &RateLimiter, key: &str, cost: u64, used: u64) {
+        let timeout = Duration::from_nanos(self.timeout.load(Ordering::Relaxed));
+        let outcome = match self.connection() {
+            Ok(connection) => {
+                tokio::time::timeout(timeout, settle_bucket(connection, key.to_owned(), change(limiter, cost, used)))
+                    .await
+                    .unwrap_or_else(|_| Err(format!("no answer within {}", humantime::format_duration(timeout))))
+            }
+            Err(error) => Err(error),
+        };
+        match outcome {
+            Ok(()) => self.backend.answered(self.name),
+            Err(error) => self.backend.failed(self.name, error, self.clock.now_nanos()),
+        }
+    }
+
+    /// [`SharedBucket::settle`] as a task of its own, owning what it needs; a failure is logged.
+    pub(super) fn settlement(
+        &self,
+        limiter: &RateLimiter,
+        key: String,
+        cost: u64,
+        used: u64,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let (name, timeout) = (self.name, Duration::from_nanos(self.timeout.load(Ordering::Relaxed)));
+        let (connection, change) = (self.connection(), change(limiter, cost, used));
+        async move {
+            let outcome = match connection {
+                Ok(connection) => tokio::time::timeout(timeout, settle_bucket(connection, key, change))
+                    .await
+                    .unwrap_or_else(|_| Err("no answer in time".to_owned())),
+                Err(error) => Err(error),
+            };
+            if let Err(error) = outcome {
+                tracing::warn!(
+                    target: "hardened::rate_limit",
+                    limiter = name,
+                    error = %crate::redact::urls(&error),
+                    "a global rate limiter could not settle a call's tokens in Redis; the difference is lost"
+                );
+            }
+        }
+    }
+}
+
+/// How far a settlement moves a bucket's TAT, in microseconds: the tokens used over those taken (negative
+/// for a refund), at the limiter's interval.
+fn change(limiter: &RateLimiter, cost: u64, used: u64) -> i64 {
+    let interval = i64::try_from(SharedBucket::interval_micros(limiter)).unwrap_or(i64::MAX);
+    let tokens = |count: u64| i64::try_from(count).unwrap_or(i64::MAX);
+    tokens(used).saturating_sub(tokens(cost)).saturating_mul(interval)
+}
+
+/// One round trip of the settlement script.
+async fn settle_bucket(mut connection: ConnectionManager, key: String, change: i64) -> Result<(), String> {
+    let mut invocation = SETTLE.key(key);
+    invocation.arg(change);
+    SyncFuture::new(invocation.invoke_async::<i64>(&mut connection)).await.map(drop).map_err(|error| error.to_string())
 }
 
 /// A `Send` future made `Sync`, for the guard chain's waiting future must be `Sync` and redis' futures

@@ -15,7 +15,7 @@ use crate::support::overlay;
 /// [`redact::urls`](crate::redact::urls) does.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct RateSettings {
-    /// `per_second`: calls admitted per period, and the period.
+    /// `per_second`: calls admitted per period, and the period (also set by `per_minute` and `per_hour`).
     pub per_second: Option<(u32, Duration)>,
     /// `burst`: calls admitted at once after a quiet spell.
     pub burst: Option<u32>,
@@ -31,12 +31,24 @@ pub struct RateSettings {
     pub redis_timeout: Option<Duration>,
     /// `replicas`: how many replicas share a global limiter's quota.
     pub replicas: Option<u32>,
+    /// `max_keys`: the most keys' buckets a keyed limiter holds.
+    pub max_keys: Option<u32>,
 }
 
 impl fmt::Debug for RateSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Taken apart, so that a new field is a compile error here rather than missing from the output.
-        let RateSettings { per_second, burst, wait, scope, redis_url, on_unavailable, redis_timeout, replicas } = self;
+        let RateSettings {
+            per_second,
+            burst,
+            wait,
+            scope,
+            redis_url,
+            on_unavailable,
+            redis_timeout,
+            replicas,
+            max_keys,
+        } = self;
         f.debug_struct("RateSettings")
             .field("per_second", per_second)
             .field("burst", burst)
@@ -46,6 +58,7 @@ impl fmt::Debug for RateSettings {
             .field("on_unavailable", on_unavailable)
             .field("redis_timeout", redis_timeout)
             .field("replicas", replicas)
+            .field("max_keys", max_keys)
             .finish()
     }
 }
@@ -61,6 +74,7 @@ impl RateSettings {
         on_unavailable: None,
         redis_timeout: None,
         replicas: None,
+        max_keys: None,
     };
 
     /// Every setting of `config`, as a section that sets them all; the settings of a global limiter's
@@ -77,6 +91,7 @@ impl RateSettings {
             on_unavailable: global.then_some(config.on_unavailable),
             redis_timeout: global.then_some(config.redis_timeout),
             replicas: global.then_some(config.replicas),
+            max_keys: Some(config.max_keys),
         }
     }
 
@@ -99,6 +114,7 @@ impl RateSettings {
         overlay(&mut config.on_unavailable, self.on_unavailable);
         overlay(&mut config.redis_timeout, self.redis_timeout);
         overlay(&mut config.replicas, self.replicas);
+        overlay(&mut config.max_keys, self.max_keys);
     }
 }
 
@@ -112,8 +128,17 @@ impl Keys for RateSettings {
         use schema::rate::Key;
         let Some(found) = Key::from_name(key) else { not_a_config_key(&schema::rate::KIND, key) };
         let spec = found.spec();
+        let rate_key = matches!(found, Key::PerSecond | Key::PerMinute | Key::PerHour);
+        if rate_key && self.per_second.is_some() {
+            return Err(Problem::new(
+                "sets the rate a second time",
+                "one of `per_second`, `per_minute` or `per_hour` in a section",
+            ));
+        }
         match found {
             Key::PerSecond => self.per_second = Some(value::rate(raw)?),
+            Key::PerMinute => self.per_second = Some((value::whole(raw, spec)?, Duration::from_secs(60))),
+            Key::PerHour => self.per_second = Some((value::whole(raw, spec)?, Duration::from_secs(3_600))),
             Key::Burst => self.burst = Some(value::whole(raw, spec)?),
             Key::Wait => self.wait = Some(value::duration(raw)?),
             Key::Scope => self.scope = Some(scope(raw, spec)?),
@@ -121,7 +146,8 @@ impl Keys for RateSettings {
             Key::OnUnavailable => self.on_unavailable = Some(on_unavailable(raw, spec)?),
             Key::RedisTimeout => self.redis_timeout = Some(value::duration(raw)?),
             Key::Replicas => self.replicas = Some(value::whole(raw, spec)?),
-            Key::Name => not_a_config_key(&schema::rate::KIND, key),
+            Key::MaxKeys => self.max_keys = Some(value::whole(raw, spec)?),
+            Key::Name | Key::Key | Key::Cost | Key::Settle => not_a_config_key(&schema::rate::KIND, key),
         }
         Ok(())
     }
@@ -138,6 +164,7 @@ impl Keys for RateSettings {
         push(&mut entries, Key::OnUnavailable.name(), self.on_unavailable, |policy| text(policy.as_str()));
         push(&mut entries, Key::RedisTimeout.name(), self.redis_timeout, value::duration_value);
         push(&mut entries, Key::Replicas.name(), self.replicas, int);
+        push(&mut entries, Key::MaxKeys.name(), self.max_keys, int);
         entries
     }
 }

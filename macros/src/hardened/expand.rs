@@ -226,7 +226,14 @@ fn sync_body(plan: &Plan, span: &TokenStream, block: &Block) -> TokenStream {
     let run = if plan.guards.guards_call() {
         let classify = classify(plan, &quote!(__hardened_ret), &quote!(&__hardened_span));
         let output = plan.analysis.annotation.as_ref();
-        let run = guards::sync_call(krate, output, &body, &is_failure(plan), &quote!(|__hardened_ret| #classify));
+        let run = guards::sync_call(
+            &plan.guards,
+            krate,
+            output,
+            &body,
+            &is_failure(plan),
+            &quote!(|__hardened_ret| #classify),
+        );
         quote!(let (__hardened_ret, __hardened_outcome) = #run;)
     } else {
         let classify = classify(plan, &quote!(&__hardened_ret), &quote!(&__hardened_span));

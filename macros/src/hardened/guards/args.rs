@@ -125,6 +125,15 @@ pub(crate) struct RateArgs {
     pub(super) wait: Option<Spanned<Duration>>,
     /// The span of the key, and the value with its own span.
     pub(super) scope: Option<(Span, Spanned<String>)>,
+    pub(super) max_keys: Option<Spanned<u64>>,
+    /// `key = expr`: the value that selects the bucket, with the span of its key.
+    pub(super) key: Option<(Span, Expr)>,
+    /// `cost = expr`: the tokens a call takes, with the span of its key.
+    pub(super) cost: Option<(Span, Expr)>,
+    /// `settle = path`: the tokens a call used, from its `Ok` value.
+    pub(super) settle: Option<Path>,
+    /// Each setting's key and its span, in the order written.
+    pub(super) keys: Vec<(rate::Key, Span)>,
 }
 
 /// The scope whose bucket lives in Redis, one of the schema's words for `scope`.
@@ -134,6 +143,12 @@ pub(super) const COUNT: &str = "count";
 pub(super) const TIME: &str = "time";
 
 impl RateArgs {
+    /// Whether a call takes something other than one token from the single bucket: a keyed or weighted
+    /// limit, whose tokens are taken once per call before its attempts, and settled after it.
+    pub(super) fn per_call(&self) -> bool {
+        self.key.is_some() || self.cost.is_some() || self.settle.is_some()
+    }
+
     /// Whether the bucket lives in Redis: `scope = "global"`.
     pub(super) fn global(&self) -> bool {
         self.scope.as_ref().is_some_and(|(_, scope)| scope.value == GLOBAL)
@@ -355,14 +370,21 @@ fn rate(meta: &Meta) -> syn::Result<RateArgs> {
         }
         Meta::NameValue(_) => args.per = Some(per(meta)?),
         Meta::List(_) => {
-            settings(meta, "rate", |setting: Key, inner| {
+            args.keys = settings(meta, "rate", |setting: Key, inner| {
                 let example = setting.example();
+                let at = inner.path().span();
                 match setting {
                     Key::Name => args.name = Some(string(inner, &example)?),
                     Key::PerSecond => args.per = Some(per(inner)?),
+                    Key::PerMinute => args.per = Some(per_period(inner, &example, 60)?),
+                    Key::PerHour => args.per = Some(per_period(inner, &example, 3_600)?),
                     Key::Burst => args.burst = Some(integer(inner, &example)?),
                     Key::Wait => args.wait = Some(keyed(inner, duration(inner, &example)?)),
-                    Key::Scope => args.scope = Some((inner.path().span(), string(inner, &example)?)),
+                    Key::Scope => args.scope = Some((at, string(inner, &example)?)),
+                    Key::MaxKeys => args.max_keys = Some(integer(inner, &example)?),
+                    Key::Key => args.key = Some((at, value(inner, &example)?.clone())),
+                    Key::Cost => args.cost = Some((at, value(inner, &example)?.clone())),
+                    Key::Settle => args.settle = Some(function(inner, &example)?),
                     Key::RedisUrl | Key::OnUnavailable | Key::RedisTimeout | Key::Replicas => config_only(setting),
                 }
                 Ok(())
@@ -569,6 +591,12 @@ fn duration(meta: &Meta, example: &str) -> syn::Result<Spanned<Duration>> {
         ));
     }
     Ok(Spanned { value: parsed, span: text.span })
+}
+
+/// `per_minute = 400_000` or `per_hour = 100_000`: a whole number of calls per `seconds`.
+fn per_period(meta: &Meta, example: &str, seconds: u64) -> syn::Result<Spanned<(u64, Duration)>> {
+    let calls = integer(meta, example)?;
+    Ok(Spanned { value: (calls.value, Duration::from_secs(seconds)), span: calls.span })
 }
 
 /// The periods a rate may be given per, and their length in seconds.

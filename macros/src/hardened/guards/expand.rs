@@ -10,7 +10,7 @@ use syn::{Expr, GenericArgument, Path, PathArguments, Type, parse_quote};
 
 use hardened_schema::{breaker, bulkhead, concurrency, hedge, rate, retry};
 
-use super::args::{ConcurrencyArgs, HedgeAfter, SchemaKey, TIME};
+use super::args::{ConcurrencyArgs, HedgeAfter, RateArgs, SchemaKey, TIME};
 use super::validate::{GuardPlan, peel};
 use crate::common::meta::Spanned;
 use crate::common::tokens::respanned;
@@ -104,6 +104,7 @@ pub(crate) fn guards_static(plan: &GuardPlan, krate: &Path) -> TokenStream {
             (rate::Key::Burst, count::<u32>(rate.burst.as_ref())),
             (rate::Key::Wait, duration(rate.wait.as_ref())),
             (rate::Key::Scope, scope),
+            (rate::Key::MaxKeys, count::<u32>(rate.max_keys.as_ref())),
         ]);
         declared(rate.name.as_ref(), quote!(#private::RateSettings { #set ..#private::RateSettings::UNSET }))
     }));
@@ -149,12 +150,14 @@ pub(crate) fn guards_static(plan: &GuardPlan, krate: &Path) -> TokenStream {
         let nanos = nanos(timeout);
         quote!(#private::Duration::from_nanos(#nanos))
     }));
+    let taking_tokens = plan.takes_tokens().then(|| quote!(.taking_tokens()));
     quote! {
         #needs_redis
         // A guard whose every setting is written still ends in `..UNSET`: one form for all.
         #[allow(clippy::needless_update)]
         static __HARDENED_GUARDS: #private::SiteGuards =
-            #private::SiteGuards::new(&__HARDENED_SITE, #breaker, #rate, #concurrency, #bulkhead, #retry, #hedge, #timeout);
+            #private::SiteGuards::new(&__HARDENED_SITE, #breaker, #rate, #concurrency, #bulkhead, #retry, #hedge, #timeout)
+                #taking_tokens;
     }
 }
 
@@ -244,6 +247,7 @@ fn qualified(expr: &TokenStream, ty: Option<&Type>) -> TokenStream {
 /// The closure names the return type unless it is opaque; then `run_sync` infers it, and a type that
 /// cannot carry a refusal is reported at the attribute.
 pub(crate) fn sync_call(
+    plan: &GuardPlan,
     krate: &Path,
     output: Option<&Type>,
     body: &TokenStream,
@@ -251,13 +255,84 @@ pub(crate) fn sync_call(
     classify: &TokenStream,
 ) -> TokenStream {
     let is_failure = qualified(is_failure, output);
-    guarded_call(
+    let run = guarded_call(
         &quote!(#krate::__private::run_sync),
         output,
         &TokenStream::new(),
         &quote!(&__HARDENED_GUARDS, #body, |__hardened_ret| #is_failure, #classify),
         false,
-    )
+    );
+    let Some(rate) = plan.rate.as_ref().filter(|rate| rate.per_call()) else { return run };
+    let private = quote!(#krate::__private);
+    let demand = demand(rate, &private);
+    let take = guarded_call(
+        &quote!(#private::try_take_tokens),
+        output,
+        &TokenStream::new(),
+        &quote!(&__HARDENED_GUARDS, #demand),
+        false,
+    );
+    let settle = settle(rate, &private);
+    // The demand borrows the arguments only while the tokens are taken: the body may then move them.
+    quote! {{
+        let __hardened_taken = #take;
+        match __hardened_taken {
+            ::core::result::Result::Ok(__hardened_ticket) => {
+                let __hardened_done = #run;
+                #private::settle_tokens_now(
+                    &__HARDENED_GUARDS, __hardened_ticket, &__hardened_done.0, __hardened_done.1, &#settle,
+                );
+                __hardened_done
+            }
+            ::core::result::Result::Err(__hardened_refused) => __hardened_refused,
+        }
+    }}
+}
+
+/// What a call of a keyed or weighted limiter takes: `Demand::keyed(&(key), cost)`, spanned at the key so
+/// that a key that cannot select a bucket is reported there, or `Demand::tokens(cost)`.
+fn demand(rate: &RateArgs, private: &TokenStream) -> TokenStream {
+    let cost = rate.cost.as_ref().map_or_else(|| quote!(1u32), |(_, cost)| cost.to_token_stream());
+    match &rate.key {
+        Some((_, key)) => {
+            let head = respanned(quote!(#private::Demand::keyed), key.span());
+            quote!(#head(&(#key), #cost))
+        }
+        None if rate.cost.is_some() => quote!(#private::Demand::tokens(#cost)),
+        None => quote!(#private::Demand::ONE),
+    }
+}
+
+/// The `settle = path` of a rate limiter, or `KeepCost`.
+fn settle(rate: &RateArgs, private: &TokenStream) -> TokenStream {
+    rate.settle.as_ref().map_or_else(|| quote!(#private::KeepCost), ToTokens::to_token_stream)
+}
+
+/// The future of a call whose tokens are taken before its attempts (`inner`) and settled after them.
+fn taking_tokens(plan: &GuardPlan, private: &TokenStream, inner: TokenStream) -> TokenStream {
+    let Some(rate) = plan.rate.as_ref().filter(|rate| rate.per_call()) else { return inner };
+    let demand = demand(rate, private);
+    let take = guarded_call(
+        &quote!(#private::take_tokens),
+        plan.output.as_ref(),
+        &TokenStream::new(),
+        &quote!(&__HARDENED_GUARDS, #demand),
+        true,
+    );
+    let settle = settle(rate, private);
+    // The demand borrows the arguments only while the tokens are taken: the attempts may then move them.
+    quote! {
+        async move {
+            let __hardened_taken = #take;
+            let __hardened_ticket = match __hardened_taken {
+                ::core::result::Result::Ok(__hardened_ticket) => __hardened_ticket,
+                ::core::result::Result::Err(__hardened_refused) => return __hardened_refused,
+            };
+            let __hardened_done = #inner.await;
+            #private::settle_tokens(&__HARDENED_GUARDS, __hardened_ticket, &__hardened_done, &#settle).await;
+            __hardened_done
+        }
+    }
 }
 
 /// An asynchronous call whose guards run once around it ([`GuardPlan::single_pass`]), awaited when
@@ -309,7 +384,7 @@ pub(crate) fn async_call(
             &quote!(&__HARDENED_GUARDS, #attempt, |__hardened_ret| #is_failure),
             true,
         );
-        return quote!(async move { #attempt });
+        return taking_tokens(plan, &private, quote!(async move { #attempt }));
     };
     let retry_when = retry_when(retry, output, &private);
     let start = guarded_call(
@@ -326,7 +401,7 @@ pub(crate) fn async_call(
         &quote!(&mut __hardened_retrying, #attempt),
         true,
     );
-    quote! {
+    let attempts = quote! {
         async move {
             let mut __hardened_retrying = #start;
             loop {
@@ -335,7 +410,8 @@ pub(crate) fn async_call(
                 }
             }
         }
-    }
+    };
+    taking_tokens(plan, &private, attempts)
 }
 
 /// The future of a hedged call: its attempts made when [`next_hedge`] asks for one (the first at once,
@@ -362,7 +438,7 @@ fn hedged_call(plan: &GuardPlan, krate: &Path, attempt: &TokenStream, is_failure
         &quote!(&__HARDENED_GUARDS, #attempt, |__hardened_ret| #is_failure),
         false,
     );
-    quote! {
+    let attempts = quote! {
         async move {
             let mut __hardened_hedging = #start;
             loop {
@@ -372,7 +448,8 @@ fn hedged_call(plan: &GuardPlan, krate: &Path, attempt: &TokenStream, is_failure
                 }
             }
         }
-    }
+    };
+    taking_tokens(plan, &private, attempts)
 }
 
 /// `retry(when = ..)` as a test of a failed result, `true` without it.

@@ -53,6 +53,12 @@ impl GuardPlan {
             && self.hedge.is_none()
             && self.timeout.is_none()
             && !(self.concurrency.is_some() && self.bulkhead.is_some())
+            && !self.takes_tokens()
+    }
+
+    /// Whether a call takes its rate limiter's tokens by key or cost, once, before the rest of the chain.
+    pub(crate) fn takes_tokens(&self) -> bool {
+        self.rate.as_ref().is_some_and(RateArgs::per_call)
     }
 
     /// Whether a guard can refuse a call.
@@ -183,6 +189,17 @@ pub(crate) fn plan(args: GuardArgs, sig: &Signature, analysis: &Analysis, errors
         needs_async("retry", retry.span, errors);
         check_retry(&retry.value, errors);
     }
+    if let Some(settle) = rate.as_ref().and_then(|rate| rate.settle.as_ref())
+        && analysis.returns != Returns::Result
+        && !output_refused
+    {
+        let message = format!(
+            "`{} = {}` reads the `Ok` value of a `Result`, but the function does not return one",
+            rate::Key::Settle.name(),
+            written(settle)
+        );
+        errors.over(settle, message);
+    }
     check_hedge(args.hedge.as_ref(), sig, synchronous, errors);
     if let Some(fallback) = &args.fallback
         && analysis.returns != Returns::Result
@@ -240,12 +257,37 @@ fn check_rate(
         errors.at(
             span,
             format!(
-                "`rate(..)` needs `{}`, such as `rate({} = \"api\", {})`",
+                "`rate(..)` needs `{}` (or `{}` or `{}`), such as `rate({} = \"api\", {})`",
                 per_second.name(),
+                rate::Key::PerMinute.name(),
+                rate::Key::PerHour.name(),
                 rate::Key::Name.name(),
                 per_second.example()
             ),
         );
+    }
+    let periods: Vec<&(rate::Key, Span)> = rate
+        .keys
+        .iter()
+        .filter(|(key, _)| matches!(key, rate::Key::PerSecond | rate::Key::PerMinute | rate::Key::PerHour))
+        .collect();
+    if let [(first, _), (second, at), ..] = periods.as_slice() {
+        errors.at(*at, format!("`{}` and `{}` both set the rate; keep one of them", first.name(), second.name()));
+    }
+    if let Some(max_keys) = &rate.max_keys {
+        in_range(rate::Key::MaxKeys.name(), rate::Key::MaxKeys, Some(max_keys), errors);
+        if rate.key.is_none() {
+            errors.at(
+                max_keys.span,
+                format!(
+                    "`{}` bounds the buckets of a keyed rate limiter, but this one has no `{}`; add one, such as `{} = {}`",
+                    rate::Key::MaxKeys.name(),
+                    rate::Key::Key.name(),
+                    rate::Key::Key.name(),
+                    rate::Key::Key.example()
+                ),
+            );
+        }
     }
     if let Some((_, scope)) = &rate.scope {
         one_of(rate::Key::Scope, scope, errors);
