@@ -197,9 +197,11 @@ where
     /// the time it had run (which it took at least), and its hedges counted as won or lost.
     fn end_round(&mut self, hedge_won: bool) {
         for cancelled in self.running.drain(..) {
+            let ran = cancelled.started.elapsed();
             if cancelled.hedge == 0 {
-                self.policy.observe(nanos(cancelled.started.elapsed()));
+                self.policy.observe(nanos(ran));
             }
+            cancelled_attempt(cancelled.hedge, ran);
         }
         self.timer = None;
         self.round = None;
@@ -209,6 +211,17 @@ where
         }
         self.hedges = 0;
     }
+}
+
+/// Records, on the call's span, an attempt dropped because another finished first: outcome `cancelled`.
+#[cold]
+fn cancelled_attempt(hedge: u32, ran: Duration) {
+    tracing::debug!(
+        hedge,
+        ran_ms = nanos(ran) / 1_000_000,
+        outcome = "cancelled",
+        "hedged attempt cancelled: another attempt finished first"
+    );
 }
 
 fn nanos(duration: Duration) -> u64 {
