@@ -136,6 +136,33 @@ async fn the_loser_is_dropped_and_counted() {
     assert_eq!(sample("hardened_hedges_total", &[("function", "race"), ("result", "lost")]), Some(1));
 }
 
+static ABANDONED_DROPS: AtomicU64 = AtomicU64::new(0);
+
+/// Counts its drops.
+struct CountDrop;
+
+impl Drop for CountDrop {
+    fn drop(&mut self) {
+        ABANDONED_DROPS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Every attempt takes a minute.
+#[hardened(hedge(after = "50ms"))]
+async fn abandoned() -> Result<(), AppError> {
+    let _count = CountDrop;
+    sleep(Duration::from_secs(60)).await;
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_caller_that_gives_up_drops_every_attempt() {
+    // The caller waits 80 ms, after the hedge started at 50 ms.
+    assert!(tokio::time::timeout(Duration::from_millis(80), abandoned()).await.is_err());
+    assert_eq!(ABANDONED_DROPS.load(Ordering::Relaxed), 2, "the first attempt and the hedge were dropped");
+    assert_eq!(hardened::hedge_policy("hedge::abandoned").counts("abandoned"), (0, 1), "its hedge lost");
+}
+
 static OUTAGE_ATTEMPTS: AtomicU64 = AtomicU64::new(0);
 
 /// Every attempt is slow: an outage, in which hedges would double the load.

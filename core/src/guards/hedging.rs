@@ -241,6 +241,16 @@ where
     std::future::poll_fn(|context| hedging.poll_step(context)).await
 }
 
+impl<R, P, W, A> Drop for Hedging<R, P, W, A> {
+    /// A call dropped in the middle of a round (its caller gave up) drops its attempts: the hedges it
+    /// started lost.
+    fn drop(&mut self) {
+        if self.hedges > 0 {
+            self.policy.count(self.guards.site().name(), 0, u64::from(self.hedges));
+        }
+    }
+}
+
 impl<R, P, W, A> std::fmt::Debug for Hedging<R, P, W, A> {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter

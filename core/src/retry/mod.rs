@@ -152,7 +152,7 @@ impl RetryPolicy {
         }
     }
 
-    /// Retries made, and retries the budget refused.
+    /// Retries made, and retries (or hedges, which spend the same budget) the budget refused.
     #[must_use]
     pub fn counts(&self) -> (u64, u64) {
         (self.retried.load(Ordering::Relaxed), self.denied.load(Ordering::Relaxed))
