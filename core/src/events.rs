@@ -1,5 +1,5 @@
 //! Guard events: what the guards do, as a stream of typed events for whoever subscribes. A circuit
-//! breaker that changes state, a call refused by any guard, a retry, a limit that changes.
+//! breaker that changes state, a call refused by any guard, a retry, a hedge, a limit that changes.
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -14,7 +14,7 @@
 //!
 //! The stream is bounded: a subscriber that falls more than [`CAPACITY`] events behind loses the oldest
 //! and is told how many ([`Missed`]); it never slows a call down. Events are published on the paths that
-//! are rare by nature (a refusal, a retry, a transition, a retune), and only while someone subscribes: the
+//! are rare by nature (a refusal, a retry, a hedge, a transition, a retune), and only while someone subscribes: the
 //! path of an admitted call has nothing to publish.
 
 use std::time::{Duration, SystemTime};
@@ -32,8 +32,8 @@ pub const CAPACITY: usize = 1024;
 pub struct GuardEvent {
     /// When it happened.
     pub at: SystemTime,
-    /// The kind of guard: `breaker`, `rate_limiter`, `concurrency`, `bulkhead`, `timeout` or `retry`,
-    /// as the `guard` label of `hardened_rejections_total` says it.
+    /// The kind of guard: `breaker`, `rate_limiter`, `concurrency`, `bulkhead`, `timeout`, `retry` or
+    /// `hedge`, as the `guard` label of `hardened_rejections_total` says it.
     pub guard: &'static str,
     /// The guard's name; a timeout's and a retry's are their function's.
     pub name: &'static str,
@@ -66,6 +66,13 @@ pub enum GuardEventKind {
         retry: u32,
         /// The backoff before it.
         delay: Duration,
+    },
+    /// A call's first attempt ran longer than `after`, and hedge number `hedge` started beside it.
+    Hedge {
+        /// The hedge's number: 1 for the first extra attempt.
+        hedge: u32,
+        /// How long the call had run when it started.
+        after: Duration,
     },
     /// A limit of calls in flight changed (configuration, or an adaptive limit).
     LimitChanged {
@@ -186,6 +193,19 @@ pub(crate) fn retry(function: &'static str, name: &'static str, retry: u32, dela
         name,
         function: Some(function),
         kind: GuardEventKind::Retry { retry, delay },
+    });
+}
+
+/// A call of `function` started hedge number `hedge` after `after`, under the hedging policy `name`.
+#[cold]
+#[inline(never)]
+pub(crate) fn hedge(function: &'static str, name: &'static str, hedge: u32, after: Duration) {
+    publish(|| GuardEvent {
+        at: SystemTime::now(),
+        guard: "hedge",
+        name,
+        function: Some(function),
+        kind: GuardEventKind::Hedge { hedge, after },
     });
 }
 

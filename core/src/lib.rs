@@ -11,6 +11,7 @@ pub mod concurrency;
 pub mod events;
 #[doc(hidden)]
 pub mod guards;
+pub mod hedge;
 #[doc(hidden)]
 pub mod keys;
 #[doc(hidden)]
@@ -34,8 +35,9 @@ pub use crate::concurrency::ConcurrencyLimit;
 pub use crate::events::subscribe as events;
 pub use crate::guards::site::{Site, sites};
 pub use crate::guards::{
-    breaker, breakers, bulkhead, bulkheads, concurrency_limit, concurrency_limits, rate_limiter, rate_limiters,
-    retry_policies, retry_policy,
+    breaker, breakers, bulkhead, bulkheads, concurrency_limit, concurrency_limits, hedge_policies, hedge_policy,
+    rate_limiter, rate_limiters, retry_policies, retry_policy,
 };
+pub use crate::hedge::HedgePolicy;
 pub use crate::outcome::Outcome;
 pub use crate::rejected::Rejected;

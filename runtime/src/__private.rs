@@ -15,12 +15,16 @@ pub fn call_once<R>(body: impl FnOnce() -> R) -> R {
 pub use crate::audit::call::{AuditCall, AuditSite, audit_record};
 pub use crate::breaker::WindowKind;
 pub use crate::concurrency::{Algorithm, Limit};
-pub use crate::config::{BreakerSettings, BulkheadSettings, ConcurrencySettings, RateSettings, RetrySettings};
+pub use crate::config::{
+    BreakerSettings, BulkheadSettings, ConcurrencySettings, HedgeSettings, RateSettings, RetrySettings,
+};
 pub use crate::guards::guarded::{Fallback, FromRejection, Guarded, GuardedReturn, apply_fallback, attempt, run_sync};
+pub use crate::guards::hedging::{Hedging, hedging, next_hedge};
 pub use crate::guards::keyed_held::{enter_keyed, hashed_key, try_enter_keyed};
 pub use crate::guards::retrying::{RetryPredicate, Retrying, next_attempt, retrying};
 pub use crate::guards::tokens::{KeepCost, Settle, settle_tokens, settle_tokens_now, take_tokens, try_take_tokens};
 pub use crate::guards::{Declared, SiteGuards};
+pub use crate::hedge::After;
 pub use crate::rate_limit::{Demand, Scope};
 
 /// Implemented by [`ThisBuild`] when it has the `redis` feature, which `scope = "global"` needs.

@@ -108,7 +108,7 @@ pub mod audit {
     pub use hardened_audit::*;
 }
 pub use hardened_core::{
-    breaker, bulkhead, clock, concurrency, events, metrics, rate_limit, redact, retry, shutdown, slots,
+    breaker, bulkhead, clock, concurrency, events, hedge, metrics, rate_limit, redact, retry, shutdown, slots,
 };
 // The core's internal layers, for the operations here (not re-exported).
 use hardened_core::{guards, keys, kind, outcome, support};
@@ -143,8 +143,9 @@ mod guide_examples {
 pub use hardened_core::rate_limit::RateLimiter;
 pub use hardened_core::retry::RetryPolicy;
 pub use hardened_core::{
-    BreakerState, Bulkhead, CircuitBreaker, ConcurrencyLimit, Outcome, Rejected, Site, breakers, bulkheads,
-    concurrency_limit, concurrency_limits, rate_limiter, rate_limiters, retry_policies, retry_policy, sites,
+    BreakerState, Bulkhead, CircuitBreaker, ConcurrencyLimit, HedgePolicy, Outcome, Rejected, Site, breakers,
+    bulkheads, concurrency_limit, concurrency_limits, hedge_policies, hedge_policy, rate_limiter, rate_limiters,
+    retry_policies, retry_policy, sites,
 };
 
 /// Wraps a function, method or `impl` block with a span, metrics and a place in the call-site registry.

@@ -56,6 +56,9 @@ pub enum Value {
     Function,
     /// An expression over the function's arguments, such as `rate(key = user_id)`.
     Expression,
+    /// A delay: a duration longer than zero (`"200ms"`), or a percentile of the latency observed,
+    /// from `"p50"` to `"p99.9"`.
+    Latency,
 }
 
 impl fmt::Display for Value {
@@ -78,6 +81,9 @@ impl fmt::Display for Value {
             Value::Name => f.write_str("a name"),
             Value::Function => f.write_str("a function"),
             Value::Expression => f.write_str("an expression over the function's arguments"),
+            Value::Latency => f.write_str(
+                "a duration longer than zero, such as \"200ms\", or a percentile of the observed latency from \"p50\" to \"p99.9\"",
+            ),
         }
     }
 }
@@ -613,6 +619,81 @@ kind! {
     }
 }
 
+kind! {
+    /// `hedge(..)` and `[hedge.<name>]`: hedged requests, one more attempt started when the first is slow.
+    hedge, "hedge", "hedging policy",
+    {
+        /// `name`.
+        Name => super::name("\"search\""),
+        /// `after`.
+        After => Spec {
+            name: "after",
+            value: Value::Latency,
+            default: Some("p95"),
+            example: "\"p95\"",
+            doc: "how long the first attempt runs before another starts: a percentile of the function's observed \
+                  latency, or a fixed duration",
+            accepted: Accepted::Both,
+        },
+        /// `max`.
+        Max => Spec {
+            name: "max",
+            value: Value::Whole { min: 1, max: 3 },
+            default: Some("1"),
+            example: "1",
+            doc: "extra attempts a call may start",
+            accepted: Accepted::Both,
+        },
+        /// `idempotent`.
+        Idempotent => Spec {
+            name: "idempotent",
+            value: Value::Bool,
+            default: None,
+            example: "true",
+            doc: "the author's word that running the body twice is harmless, which `audit` asks for",
+            accepted: Accepted::AttributeOnly("a fact of the code, which the author states beside it"),
+        },
+        /// `budget_ratio`.
+        BudgetRatio => Spec {
+            name: "budget_ratio",
+            value: Value::Fraction,
+            default: Some("0.1"),
+            example: "0.05",
+            doc: "the share of a hedge each call adds to the budget, when the function has no retry budget to share",
+            accepted: Accepted::ConfigOnly("the hedging budget protects the dependency under load: an operations choice"),
+        },
+        /// `budget_reserve`.
+        BudgetReserve => Spec {
+            name: "budget_reserve",
+            value: Value::Whole { min: 1, max: u32::MAX as u64 },
+            default: Some("10"),
+            example: "10",
+            doc: "hedges the budget allows before any call has added to it",
+            accepted: Accepted::ConfigOnly("the hedging budget protects the dependency under load: an operations choice"),
+        },
+    }
+}
+
+/// The percentiles `hedge(after = ..)` accepts, in thousandths: from `"p50"` to `"p99.9"`.
+pub const HEDGE_PERCENTILES: (u32, u32) = (500, 999);
+
+/// A percentile written as `"p95"` or `"p99.9"`, in thousandths (950, 999), if `written` is one with at
+/// most one decimal; the range is the caller's to check against [`HEDGE_PERCENTILES`].
+#[must_use]
+pub fn percentile(written: &str) -> Option<u32> {
+    let number = written.strip_prefix('p')?;
+    let (whole, tenths) = match number.split_once('.') {
+        Some((whole, tenths)) if tenths.len() == 1 => (whole, tenths),
+        Some(_) => return None,
+        None => (number, "0"),
+    };
+    if whole.is_empty() || whole.len() > 2 || !whole.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (whole, tenths): (u32, u32) = (whole.parse().ok()?, tenths.parse().ok()?);
+    Some(whole * 10 + tenths)
+}
+
 /// The words a concurrency limit's `limit` takes instead of a number, each an algorithm that adapts the
 /// limit to the dependency's latency: additive increase and multiplicative decrease, TCP Vegas's estimate
 /// of the calls queued, and the gradient of unloaded to current latency.
@@ -623,7 +704,7 @@ pub const CONCURRENCY_ALGORITHMS: &[&str] = &["aimd", "vegas", "gradient"];
 pub const MAX_SPAN_FIELDS: usize = 32;
 
 /// Every kind of guard with keys, in the order they are documented.
-pub const KINDS: &[Kind] = &[breaker::KIND, rate::KIND, concurrency::KIND, bulkhead::KIND, retry::KIND];
+pub const KINDS: &[Kind] = &[breaker::KIND, rate::KIND, concurrency::KIND, bulkhead::KIND, retry::KIND, hedge::KIND];
 
 #[cfg(test)]
 extern crate std;
@@ -646,6 +727,17 @@ mod tests {
         assert_eq!(rate::Key::Replicas.spec().name, "replicas");
         assert_eq!(retry::Key::When.spec().name, "when");
         assert_eq!(bulkhead::Key::Wait.spec().name, "wait");
+        assert_eq!(hedge::Key::Idempotent.spec().name, "idempotent");
+    }
+
+    #[test]
+    fn percentiles_are_read_in_thousandths() {
+        assert_eq!(percentile("p95"), Some(950));
+        assert_eq!(percentile("p99.9"), Some(999));
+        assert_eq!(percentile("p50"), Some(500));
+        for bad in ["95", "p", "p9.99", "p-1", "p100.5x", "p.5", "p123"] {
+            assert_eq!(percentile(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -956,16 +956,21 @@ fn rate_settings() -> impl Strategy<Value = RateSettings> {
         proptest::option::of(duration()),
         proptest::option::of(1u32..),
     );
-    (proptest::option::of(per_second), proptest::option::of(1u32..), proptest::option::of(duration()), redis).prop_map(
-        |(per_second, burst, wait, (scope, redis_url, on_unavailable, redis_timeout, replicas))| RateSettings {
-            per_second,
-            burst,
-            wait,
-            scope,
-            redis_url,
-            on_unavailable,
-            redis_timeout,
-            replicas,
+    let limits =
+        (proptest::option::of(1u32..), proptest::option::of(duration()), proptest::option::of(1u32..100_000_000));
+    (proptest::option::of(per_second), limits, redis).prop_map(
+        |(per_second, (burst, wait, max_keys), (scope, redis_url, on_unavailable, redis_timeout, replicas))| {
+            RateSettings {
+                per_second,
+                burst,
+                wait,
+                scope,
+                redis_url,
+                on_unavailable,
+                redis_timeout,
+                replicas,
+                max_keys,
+            }
         },
     )
 }

@@ -72,7 +72,7 @@ fn settling_refunds_or_charges_the_difference() {
     time.advance(Duration::from_millis(700));
     assert!(limiter.try_take(Demand::keyed(&7_u64, 1_u32)).is_ok());
     // A refund never fills a bucket beyond its burst.
-    time.advance(Duration::from_secs(60));
+    time.advance(Duration::from_mins(1));
     let ticket = limiter.try_take(Demand::tokens(10_u32)).expect("full");
     limiter.settle_now(ticket, 0);
     for _ in 0..10 {
@@ -249,7 +249,7 @@ proptest! {
                             }
                         }
                         (Err(Rejected::RateLimited { retry_after, .. }), Some(expected)) => {
-                            prop_assert_eq!(u64::try_from(retry_after.as_nanos()).unwrap(), expected);
+                            prop_assert_eq!(u64::try_from(retry_after.as_nanos()).expect("within u64"), expected);
                         }
                         (taken, expected) => prop_assert!(false, "limiter {taken:?}, model {expected:?} at {now}"),
                     }
@@ -320,7 +320,7 @@ async fn a_token_budget_is_taken_by_estimate_and_settled_by_what_was_used() {
     limiter.settle_now(ticket, 0);
     // A failed call keeps what it took: 90 estimated, and 0 left after it.
     assert_eq!(complete(key(), "x".repeat(90), 0, true).await, Err(AppError::Failed));
-    let refused = complete(key(), "x".repeat(1), 0, false).await.expect_err("the budget is spent");
+    let refused = complete(key(), "x".to_owned(), 0, false).await.expect_err("the budget is spent");
     assert!(matches!(refused, AppError::Refused(Rejected::RateLimited { name: "model_tpm", .. })), "{refused:?}");
     // Another key has its own budget, and a prompt larger than the whole budget is refused at once.
     assert!(complete("key-2".to_owned(), "x".repeat(100), 1, false).await.is_ok());

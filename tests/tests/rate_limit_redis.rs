@@ -138,7 +138,7 @@ async fn three_processes_share_one_tenants_token_budget_and_admit_exactly_its_to
         let tag = tenant_key.rsplit_once(":{").map(|(_, tag)| tag).expect("a hash tag");
         assert!(tag.len() == 33 && tag.ends_with('}'), "{tenant_key}");
         let ttl: i64 = connection.pttl(tenant_key).await.expect("PTTL");
-        assert!(ttl > 0 && u128::try_from(ttl).unwrap() <= HOUR.as_millis(), "{tenant_key}: {ttl} ms");
+        assert!(ttl > 0 && u128::try_from(ttl).expect("positive") <= HOUR.as_millis(), "{tenant_key}: {ttl} ms");
     }
 }
 

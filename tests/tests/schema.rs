@@ -7,8 +7,9 @@ use hardened::breaker::BreakerConfig;
 use hardened::bulkhead::BulkheadConfig;
 use hardened::concurrency::ConcurrencyConfig;
 use hardened::config::{
-    self, BreakerSettings, BulkheadSettings, ConcurrencySettings, Config, RateSettings, RetrySettings,
+    self, BreakerSettings, BulkheadSettings, ConcurrencySettings, Config, HedgeSettings, RateSettings, RetrySettings,
 };
+use hardened::hedge::HedgeConfig;
 use hardened::rate_limit::{RateConfig, Scope};
 use hardened::retry::RetryConfig;
 use hardened_schema::{KINDS, Spec, Value};
@@ -57,7 +58,9 @@ fn a_whole_number_out_of_the_schemas_range_is_refused_in_the_schemas_words() {
 /// `key = default` as the configuration writes the value.
 fn written(spec: &Spec, default: &str) -> String {
     match spec.value {
-        Value::Duration | Value::OneOf(_) | Value::RedisUrl => format!("{} = \"{default}\"", spec.name),
+        Value::Duration | Value::OneOf(_) | Value::RedisUrl | Value::Latency => {
+            format!("{} = \"{default}\"", spec.name)
+        }
         _ => format!("{} = {default}", spec.name),
     }
 }
@@ -73,6 +76,7 @@ fn the_built_in_defaults_are_the_schemas() {
     defaults.concurrency.insert("concurrency".into(), ConcurrencySettings::of(&ConcurrencyConfig::default()));
     defaults.bulkhead.insert("bulkhead".into(), BulkheadSettings::of(&BulkheadConfig::default()));
     defaults.retry.insert("retry".into(), RetrySettings::of(&RetryConfig::default()));
+    defaults.hedge.insert("hedge".into(), HedgeSettings::of(&HedgeConfig::default()));
     let rendered = config::render(&defaults);
     let lines: Vec<&str> = rendered.lines().map(str::trim).collect();
     let mut checked = 0;

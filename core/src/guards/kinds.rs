@@ -17,6 +17,7 @@ macro_rules! guard_kinds {
             concurrency: $crate::concurrency::ConcurrencyLimit, $crate::concurrency::ConcurrencySettings, concurrency, concurrency_limit, concurrency_limits;
             bulkhead: $crate::bulkhead::Bulkhead, $crate::bulkhead::BulkheadSettings, bulkhead, bulkhead, bulkheads;
             retry: $crate::retry::RetryPolicy, $crate::retry::RetrySettings, retry, retry_policy, retry_policies;
+            hedge: $crate::hedge::HedgePolicy, $crate::hedge::HedgeSettings, hedge, hedge_policy, hedge_policies;
         }
     };
 }

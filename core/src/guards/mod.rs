@@ -8,6 +8,7 @@
 pub mod call;
 pub mod chain;
 pub mod guarded;
+pub mod hedging;
 pub(crate) mod held;
 pub mod instrument;
 pub mod keyed_held;

@@ -171,6 +171,10 @@ macro_rules! registries {
                     if let Some(breaker) = resolved.breaker {
                         breaker.count_in(self.site);
                     }
+                    // A hedged function's series exist, at zero, from the first scrape.
+                    if let Some(hedge) = resolved.hedge {
+                        hedge.count_for(self.site.name());
+                    }
                     resolved
                 })
             }

@@ -68,6 +68,18 @@ where
     None
 }
 
+impl<R, P, W> Retrying<R, P, W> {
+    /// Counts a retry made after [`Retrying::delay`] granted it (a hedged call's, which waits itself).
+    pub(crate) fn retried(&mut self) {
+        self.retries += 1;
+    }
+
+    /// The outcome rule as the breaker's verdict.
+    pub(crate) fn is_failure(&self) -> &P {
+        &self.is_failure
+    }
+}
+
 impl<R, P, W> Retrying<R, P, W>
 where
     R: GuardedReturn,
@@ -78,7 +90,7 @@ where
     ///
     /// Refusals by the breaker, the rate limiter, the concurrency limit and the bulkhead are never retried;
     /// timeouts are; other failures are when `retry_when` agrees and the budget allows.
-    fn delay(&self, value: &R, imposed: Option<Outcome>) -> Option<Duration> {
+    pub(crate) fn delay(&self, value: &R, imposed: Option<Outcome>) -> Option<Duration> {
         let policy = self.guards.retry()?;
         let delay = retry_delay(policy, self.retries, imposed, || {
             value.error().is_some() && (self.is_failure)(value) && (self.retry_when)(value)

@@ -250,6 +250,7 @@ macro_rules! site_guards {
             /// The guards of `site`: one declaration (or none) per kind, in the order of the list of kinds,
             /// then the timeout.
             #[must_use]
+            #[allow(clippy::too_many_arguments, reason = "one per kind in the list of kinds, written by the macro")]
             pub const fn new(
                 site: &'static Site,
                 $( $field: Option<Declared<$settings>>, )*

@@ -11,7 +11,7 @@ use std::time::Duration;
 /// Counters per window: the sketch's whole memory.
 const COUNTERS: usize = 64;
 /// How long one window lasts; [`RefusedKeys::top`] reports the window in progress and the one before.
-pub(super) const WINDOW: Duration = Duration::from_secs(60);
+pub(super) const WINDOW: Duration = Duration::from_mins(1);
 /// The longest a key is shown, in characters, so that a huge key does not fill the report.
 const SHOWN_CHARS: usize = 120;
 
@@ -76,15 +76,12 @@ impl RefusedKeys {
         let mut merged: Vec<RefusedKey> = Vec::new();
         let mut hashes: Vec<u64> = Vec::new();
         for counter in windows.previous.iter().chain(&windows.current) {
-            match hashes.iter().position(|hash| *hash == counter.hash) {
-                Some(at) => {
-                    merged[at].refused += counter.count;
-                    merged[at].error += counter.error;
-                }
-                None => {
-                    hashes.push(counter.hash);
-                    merged.push(RefusedKey { key: counter.key.clone(), refused: counter.count, error: counter.error });
-                }
+            if let Some(at) = hashes.iter().position(|hash| *hash == counter.hash) {
+                merged[at].refused += counter.count;
+                merged[at].error += counter.error;
+            } else {
+                hashes.push(counter.hash);
+                merged.push(RefusedKey { key: counter.key.clone(), refused: counter.count, error: counter.error });
             }
         }
         merged.sort_by(|a, b| b.refused.cmp(&a.refused).then_with(|| a.key.cmp(&b.key)));

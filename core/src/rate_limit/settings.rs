@@ -131,8 +131,8 @@ impl Keys for RateSettings {
         let spec = found.spec();
         match found {
             Key::PerSecond => self.per_second = Some(value::rate(raw)?),
-            Key::PerMinute => self.per_second = Some((value::whole(raw, spec)?, Duration::from_secs(60))),
-            Key::PerHour => self.per_second = Some((value::whole(raw, spec)?, Duration::from_secs(3_600))),
+            Key::PerMinute => self.per_second = Some((value::whole(raw, spec)?, Duration::from_mins(1))),
+            Key::PerHour => self.per_second = Some((value::whole(raw, spec)?, Duration::from_hours(1))),
             Key::Burst => self.burst = Some(value::whole(raw, spec)?),
             Key::Wait => self.wait = Some(value::duration(raw)?),
             Key::Scope => self.scope = Some(scope(raw, spec)?),

@@ -152,7 +152,7 @@ impl RetryPolicy {
         }
     }
 
-    /// Retries made, and retries the budget refused.
+    /// Retries made, and retries (or hedges, which spend the same budget) the budget refused.
     #[must_use]
     pub fn counts(&self) -> (u64, u64) {
         (self.retried.load(Ordering::Relaxed), self.denied.load(Ordering::Relaxed))
@@ -174,16 +174,22 @@ impl RetryPolicy {
         }
     }
 
+    /// Takes one token of the budget, for a retry or for a hedge (which a function with both spends from
+    /// this budget too); `false`, counted as denied, when it holds less than one.
+    pub fn withdraw(&self) -> bool {
+        if self.budget.fetch_sub(MILLI, Ordering::AcqRel) < MILLI {
+            self.budget.fetch_add(MILLI, Ordering::AcqRel);
+            self.denied.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
     /// The delay before retry number `retry` (0 for the first), or `None` when attempts are used up or
     /// the budget refuses. `at_least` is a delay the refusing guard asked for (a rate limiter's
     /// `retry_after`).
     pub fn next_delay(&self, retry: u32, at_least: Option<Duration>) -> Option<Duration> {
-        if retry >= self.attempts.load(Ordering::Relaxed) {
-            return None;
-        }
-        if self.budget.fetch_sub(MILLI, Ordering::AcqRel) < MILLI {
-            self.budget.fetch_add(MILLI, Ordering::AcqRel);
-            self.denied.fetch_add(1, Ordering::Relaxed);
+        if retry >= self.attempts.load(Ordering::Relaxed) || !self.withdraw() {
             return None;
         }
         self.retried.fetch_add(1, Ordering::Relaxed);

@@ -56,17 +56,23 @@ pub(crate) fn routes(app: Arc<App>, auth: Arc<Authenticator>) -> Router {
 /// either answers 503 with `Retry-After` when its wait runs out. A message holds its places for all its
 /// model and tool calls, so this bounds the work in flight where the model's own limit
 /// (`[concurrency.llm]`) bounds one call.
-fn messages_limit() -> hardened::tower::GuardLayer<
+fn messages_limit() -> MessagesLimit {
+    hardened::tower::GuardLayer::named("messages")
+        .bulkhead("messages_per_key")
+        .keyed_by(key_name as KeyOfRequest)
+        .refusals_as_responses()
+}
+
+/// How a request's key is found: [`key_name`].
+type KeyOfRequest = fn(&Request) -> Option<String>;
+
+/// The layer of [`messages_limit`]: one attempt, refusals as responses, keyed by [`key_name`].
+type MessagesLimit = hardened::tower::GuardLayer<
     hardened::tower::Once,
     hardened::tower::AsResponse,
     hardened::tower::ErrIsFailure,
-    fn(&Request) -> Option<String>,
-> {
-    hardened::tower::GuardLayer::named("messages")
-        .bulkhead("messages_per_key")
-        .keyed_by(key_name as fn(&Request) -> Option<String>)
-        .refusals_as_responses()
-}
+    KeyOfRequest,
+>;
 
 /// The name of the API key a request was authenticated with, which authentication, the outer layer, put
 /// in its extensions.

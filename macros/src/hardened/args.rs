@@ -41,6 +41,7 @@ pub(crate) const ARGUMENTS: &[&str] = &[
     "bulkhead",
     "timeout",
     "retry",
+    "hedge",
     "fallback",
     "audit",
 ];
@@ -327,7 +328,7 @@ mod tests {
         assert_eq!(
             errors,
             [
-                "unknown argument `colour`; expected one of `name`, `kind`, `level`, `fields`, `ok_if`, `error_if`, `span`, `metrics`, `buckets`, `crate`, `skip`, `breaker`, `rate`, `burst`, `concurrency`, `bulkhead`, `timeout`, `retry`, `fallback` or `audit`",
+                "unknown argument `colour`; expected one of `name`, `kind`, `level`, `fields`, `ok_if`, `error_if`, `span`, `metrics`, `buckets`, `crate`, `skip`, `breaker`, `rate`, `burst`, `concurrency`, `bulkhead`, `timeout`, `retry`, `hedge`, `fallback` or `audit`",
                 "expected an argument, found the string `\"search\"`; did you mean `name = \"search\"`?",
                 "expected an argument such as `kind = \"tool\"`, found `5`",
             ]

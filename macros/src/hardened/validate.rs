@@ -9,7 +9,7 @@ use super::audit::{self, AuditPlan};
 use super::guards::{self, GuardPlan};
 use super::labels::label_value;
 use crate::common::errors::Errors;
-use crate::common::meta::Spanned;
+use crate::common::meta::{Spanned, key_span};
 use crate::common::signature::{self, Analysis};
 use crate::common::suggest;
 
@@ -99,7 +99,19 @@ pub(crate) fn plan(
     let fields = args.fields.map(|fields| check_fields(fields.value, sig, errors)).unwrap_or_default();
     let buckets = args.buckets.map(|buckets| check_buckets(&buckets, errors));
     let analysis = signature::analyse(sig, block);
+    let (hedge_at, audited) = (key_span(&args.keys, "hedge"), args.audit.is_some());
     let guards = guards::plan(args.guards, sig, &analysis, errors);
+    if audited && guards.hedges_unmarked() {
+        errors.at(
+            hedge_at.unwrap_or_else(Span::call_site),
+            format!(
+                "`hedge` on an audited function needs its author's word that the body may run twice; write \
+                 `hedge(.., idempotent)` if `{}` is safe to repeat\n  = note: a hedged call starts a second \
+                 attempt while the first still runs, so the audited action can happen twice",
+                sig.ident
+            ),
+        );
+    }
     let audit = audit::plan(args.audit, &kind, sig, errors);
     if !(before && errors.is_empty()) {
         return None;

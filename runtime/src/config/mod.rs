@@ -29,7 +29,7 @@
 //!
 //! The file named by `HARDENED_CONFIG`, which must then exist; else `hardened.toml` in the current
 //! directory, if there is one; else none, which is no error. It holds `[breaker.<name>]`,
-//! `[rate.<name>]`, `[concurrency.<name>]`, `[bulkhead.<name>]` and `[retry.<name>]` sections; a section
+//! `[rate.<name>]`, `[concurrency.<name>]`, `[bulkhead.<name>]`, `[retry.<name>]` and `[hedge.<name>]` sections; a section
 //! named `default` applies to every guard of its kind. Names are matched exactly as written; quote those
 //! with `.` or `:` (`[breaker."app::fetch"]`).
 //!
@@ -80,6 +80,7 @@ pub use self::render::render;
 pub use crate::breaker::BreakerSettings;
 pub use crate::bulkhead::BulkheadSettings;
 pub use crate::concurrency::ConcurrencySettings;
+pub use crate::hedge::HedgeSettings;
 pub use crate::rate_limit::RateSettings;
 pub use crate::retry::RetrySettings;
 

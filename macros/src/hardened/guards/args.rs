@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use darling::ast::NestedMeta;
-use hardened_schema::{Accepted, Spec, Value, breaker, bulkhead, concurrency, rate, retry};
+use hardened_schema::{Accepted, Spec, Value, breaker, bulkhead, concurrency, hedge, rate, retry};
 use proc_macro2::Span;
 use syn::spanned::Spanned as _;
 use syn::{Expr, Lit, Meta, Path};
@@ -15,7 +15,7 @@ use crate::common::tokens::written;
 
 /// Arguments that configure a guard.
 pub(crate) const GUARD_ARGUMENTS: &[&str] =
-    &["breaker", "rate", BURST, "concurrency", "bulkhead", "timeout", "retry", "fallback"];
+    &["breaker", "rate", BURST, "concurrency", "bulkhead", "timeout", "retry", "hedge", "fallback"];
 
 /// `burst`, which may also be written beside `rate = ..` rather than inside `rate(..)`.
 pub(crate) const BURST: &str = rate::Key::Burst.name();
@@ -60,7 +60,7 @@ macro_rules! schema_key {
     )+};
 }
 
-schema_key!(breaker, rate, concurrency, bulkhead, retry);
+schema_key!(breaker, rate, concurrency, bulkhead, retry, hedge);
 
 /// The range of a whole-number key, as the schema gives it.
 pub(super) fn whole(key: impl SchemaKey) -> (u64, u64) {
@@ -195,6 +195,25 @@ pub(crate) struct RetryArgs {
     pub(super) when: Option<Path>,
 }
 
+/// When a hedge starts, as written.
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub(crate) enum HedgeAfter {
+    /// A percentile of the observed latency, in thousandths.
+    Percentile(u32),
+    /// A fixed delay.
+    Fixed(Duration),
+}
+
+/// `hedge`, or `hedge(..)`.
+#[derive(Clone, Default)]
+pub(crate) struct HedgeArgs {
+    pub(super) name: Option<Spanned<String>>,
+    pub(super) after: Option<Spanned<HedgeAfter>>,
+    pub(super) max: Option<Spanned<u64>>,
+    /// The author's word that the body may run twice, with the span of the key.
+    pub(super) idempotent: Option<Spanned<bool>>,
+}
+
 /// The guard arguments of one attribute, as written; each with the span of its key.
 #[derive(Clone, Default)]
 pub(crate) struct GuardArgs {
@@ -206,6 +225,7 @@ pub(crate) struct GuardArgs {
     pub(super) bulkhead: Option<Spanned<BulkheadArgs>>,
     pub(super) timeout: Option<Spanned<Duration>>,
     pub(super) retry: Option<Spanned<RetryArgs>>,
+    pub(super) hedge: Option<Spanned<HedgeArgs>>,
     pub(super) fallback: Option<Path>,
 }
 
@@ -221,6 +241,7 @@ impl GuardArgs {
             "bulkhead" => self.bulkhead = Some(Spanned { value: bulkhead(meta)?, span: at }),
             "timeout" => self.timeout = Some(Spanned { value: duration(meta, "timeout = \"30s\"")?.value, span: at }),
             "retry" => self.retry = Some(Spanned { value: retry(meta)?, span: at }),
+            "hedge" => self.hedge = Some(Spanned { value: hedge_args(meta)?, span: at }),
             "fallback" => self.fallback = Some(function(meta, "fallback = cached_answer")?),
             _ => unreachable!("`{key}` is not a guard argument"),
         }
@@ -237,6 +258,7 @@ impl GuardArgs {
             bulkhead: self.bulkhead.or(outer.bulkhead),
             timeout: self.timeout.or(outer.timeout),
             retry: self.retry.or(outer.retry),
+            hedge: self.hedge.or(outer.hedge),
             fallback: self.fallback.or(outer.fallback),
         }
     }
@@ -248,6 +270,7 @@ impl GuardArgs {
             || self.concurrency.is_some()
             || self.bulkhead.is_some()
             || self.retry.is_some()
+            || self.hedge.is_some()
             || self.timeout.is_some()
     }
 }
@@ -448,6 +471,64 @@ fn retry(meta: &Meta) -> syn::Result<RetryArgs> {
     Ok(args)
 }
 
+fn hedge_args(meta: &Meta) -> syn::Result<HedgeArgs> {
+    use hedge::Key;
+    let mut args = HedgeArgs::default();
+    match meta {
+        Meta::Path(_) => {}
+        Meta::NameValue(_) => args.name = Some(string(meta, "hedge = \"search\"")?),
+        Meta::List(_) => {
+            settings(meta, "hedge", |setting: Key, inner| {
+                let example = setting.example();
+                match setting {
+                    Key::Name => args.name = Some(string(inner, &example)?),
+                    Key::After => args.after = Some(after(inner)?),
+                    Key::Max => args.max = Some(integer(inner, &example)?),
+                    Key::Idempotent => {
+                        let value = if matches!(inner, Meta::Path(_)) { true } else { boolean(inner)?.value };
+                        args.idempotent = Some(keyed(inner, Spanned { value, span: inner.path().span() }));
+                    }
+                    Key::BudgetRatio | Key::BudgetReserve => config_only(setting),
+                }
+                Ok(())
+            })?;
+        }
+    }
+    Ok(args)
+}
+
+/// `after = "p95"` (a percentile from p50 to p99.9) or `after = "200ms"` (a duration).
+fn after(meta: &Meta) -> syn::Result<Spanned<HedgeAfter>> {
+    let text = string(meta, "after = \"p95\"")?;
+    let (low, high) = hardened_schema::HEDGE_PERCENTILES;
+    let expected = |found: &str| {
+        syn::Error::new(
+            text.span,
+            format!(
+                "`after` expects a percentile from `\"p50\"` to `\"p99.9\"` or a duration such as `\"200ms\"`, \
+                 found `\"{}\"`",
+                found.escape_debug()
+            ),
+        )
+    };
+    if text.value.starts_with('p') {
+        return match hardened_schema::percentile(&text.value) {
+            Some(permille) if (low..=high).contains(&permille) => {
+                Ok(Spanned { value: HedgeAfter::Percentile(permille), span: text.span })
+            }
+            _ => Err(expected(&text.value)),
+        };
+    }
+    match humantime::parse_duration(&text.value) {
+        Ok(duration) if !duration.is_zero() => Ok(Spanned { value: HedgeAfter::Fixed(duration), span: text.span }),
+        Ok(_) => Err(syn::Error::new(
+            text.span,
+            format!("`after` must be longer than zero, found `\"{}\"`", text.value.escape_debug()),
+        )),
+        Err(_) => Err(expected(&text.value)),
+    }
+}
+
 /// `value` with the span of `meta`'s key instead of its own, for errors about the setting being there.
 fn keyed<T>(meta: &Meta, value: Spanned<T>) -> Spanned<T> {
     Spanned { value: value.value, span: meta.path().span() }
@@ -622,6 +703,22 @@ mod tests {
         walk::<concurrency::Key, _>("concurrency", concurrency);
         walk::<bulkhead::Key, _>("bulkhead", bulkhead);
         walk::<retry::Key, _>("retry", retry);
+        walk::<hedge::Key, _>("hedge", hedge_args);
+    }
+
+    #[test]
+    fn hedge_reads_percentiles_durations_and_the_idempotent_flag() {
+        let read = |meta: Meta| hedge_args(&meta).map_err(|error| error.to_string());
+        let args = read(syn::parse_quote!(hedge(after = "p99.9", max = 2, idempotent))).expect("valid");
+        assert_eq!(args.after.map(|after| after.value), Some(HedgeAfter::Percentile(999)));
+        assert_eq!(args.idempotent.map(|flag| flag.value), Some(true));
+        let args = read(syn::parse_quote!(hedge(after = "200ms"))).expect("valid");
+        assert_eq!(args.after.map(|after| after.value), Some(HedgeAfter::Fixed(Duration::from_millis(200))));
+        for bad in ["p40", "p100", "soon", "p95.55"] {
+            let meta: Meta = syn::parse_str(&format!("hedge(after = \"{bad}\")")).expect("tokens");
+            let error = read(meta).err().unwrap_or_else(|| panic!("{bad} is accepted"));
+            assert!(error.starts_with("`after` expects a percentile from `\"p50\"` to `\"p99.9\"`"), "{error}");
+        }
     }
 
     #[test]

@@ -8,9 +8,9 @@ use syn::spanned::Spanned as _;
 use syn::visit_mut::{self, VisitMut};
 use syn::{Expr, GenericArgument, Path, PathArguments, Type, parse_quote};
 
-use hardened_schema::{breaker, bulkhead, concurrency, rate, retry};
+use hardened_schema::{breaker, bulkhead, concurrency, hedge, rate, retry};
 
-use super::args::{ConcurrencyArgs, SchemaKey, TIME};
+use super::args::{ConcurrencyArgs, HedgeAfter, SchemaKey, TIME};
 use super::validate::{GuardPlan, peel};
 use crate::common::meta::Spanned;
 use crate::common::tokens::respanned;
@@ -145,6 +145,7 @@ pub(crate) fn guards_static(plan: &GuardPlan, krate: &Path) -> TokenStream {
         ]);
         declared(retry.name.as_ref(), quote!(#private::RetrySettings { #set ..#private::RetrySettings::UNSET }))
     }));
+    let hedge = some_u64(plan.hedge.as_ref().map(|hedge| hedge_declared(hedge, &private)));
     let timeout = some_u64(plan.timeout.map(|timeout| {
         let nanos = nanos(timeout);
         quote!(#private::Duration::from_nanos(#nanos))
@@ -156,9 +157,23 @@ pub(crate) fn guards_static(plan: &GuardPlan, krate: &Path) -> TokenStream {
         // A guard whose every setting is written still ends in `..UNSET`: one form for all.
         #[allow(clippy::needless_update)]
         static __HARDENED_GUARDS: #private::SiteGuards =
-            #private::SiteGuards::new(&__HARDENED_SITE, #breaker, #rate, #concurrency, #bulkhead, #retry, #timeout)
+            #private::SiteGuards::new(&__HARDENED_SITE, #breaker, #rate, #concurrency, #bulkhead, #retry, #hedge, #timeout)
                 #taking_tokens #keyed_bulkhead;
     }
+}
+
+/// A hedging policy's declaration: its name and the settings written.
+fn hedge_declared(hedge: &super::args::HedgeArgs, private: &TokenStream) -> TokenStream {
+    let after = hedge.after.as_ref().map(|after| match after.value {
+        HedgeAfter::Percentile(permille) => quote!(#private::After::Percentile(#permille)),
+        HedgeAfter::Fixed(duration) => {
+            let nanos = nanos(duration);
+            quote!(#private::After::Fixed(#private::Duration::from_nanos(#nanos)))
+        }
+    });
+    let set = set_fields([(hedge::Key::After, after), (hedge::Key::Max, count::<u32>(hedge.max.as_ref()))]);
+    let name = some_str(hedge.name.as_ref());
+    quote!(#private::Declared { name: #name, settings: #private::HedgeSettings { #set ..#private::HedgeSettings::UNSET } })
 }
 
 /// The token at fault when a return type cannot carry a refusal: the error type of a `Result<T, E>` by
@@ -288,6 +303,9 @@ pub(crate) fn async_call(
     let private = quote!(#krate::__private);
     let output = plan.output.as_ref();
     let is_failure = qualified(is_failure, output);
+    if plan.hedge.is_some() {
+        return hedged_call(plan, krate, attempt, &is_failure);
+    }
     let Some(retry) = &plan.retry else {
         // One attempt, which may move the arguments (no loop around it).
         let attempt = guarded_call(
@@ -299,24 +317,7 @@ pub(crate) fn async_call(
         );
         return super::per_call::async_steps(plan, &private, quote!(async move { #attempt }));
     };
-    let retry_when = retry.when.as_ref().map_or_else(
-        || quote!(true),
-        |when| {
-            // The whole call points at the path, so that every note of an unmet bound underlines only it.
-            let at = when.span();
-            // The error type is named, so that a mismatch shows it; a return type that has none is
-            // reported where the other calls report it.
-            let error_type = output.map(|ty| {
-                let error = respanned(quote!(<#ty as #private::GuardedReturn>::Error), blame(ty));
-                let (open, close) = (respanned(quote!(::<), at), respanned(quote!(>), at));
-                quote!(#open #error #close)
-            });
-            let predicate = respanned(quote!(#private::RetryPredicate), at);
-            let holds = respanned(quote!(::holds(&#when, __hardened_error)), at);
-            let error = qualified(&quote!(#private::GuardedReturn::error(__hardened_ret)), output);
-            quote!(#error.is_some_and(|__hardened_error| #predicate #error_type #holds))
-        },
-    );
+    let retry_when = retry_when(retry, output, &private);
     let start = guarded_call(
         &quote!(#private::retrying),
         output,
@@ -342,6 +343,66 @@ pub(crate) fn async_call(
         }
     };
     super::per_call::async_steps(plan, &private, attempts)
+}
+
+/// The future of a hedged call: its attempts made when [`next_hedge`] asks for one (the first at once,
+/// hedges when the first is slow), each borrowing the arguments as a retried call's do.
+///
+/// [`next_hedge`]: ../../../../hardened/__private/fn.next_hedge.html
+fn hedged_call(plan: &GuardPlan, krate: &Path, attempt: &TokenStream, is_failure: &TokenStream) -> TokenStream {
+    let private = quote!(#krate::__private);
+    let output = plan.output.as_ref();
+    let retry_when = plan.retry.as_ref().map_or_else(|| quote!(true), |retry| retry_when(retry, output, &private));
+    let start = guarded_call(
+        &quote!(#private::hedging),
+        output,
+        &quote!(, _, _, _),
+        &quote!(&__HARDENED_GUARDS, |__hardened_ret| #is_failure, |__hardened_ret| #retry_when),
+        false,
+    );
+    let next_hedge =
+        guarded_call(&quote!(#private::next_hedge), output, &quote!(, _, _, _), &quote!(&mut __hardened_hedging), true);
+    let one = guarded_call(
+        &quote!(#private::attempt),
+        output,
+        &quote!(, _),
+        &quote!(&__HARDENED_GUARDS, #attempt, |__hardened_ret| #is_failure),
+        false,
+    );
+    let attempts = quote! {
+        async move {
+            let mut __hardened_hedging = #start;
+            loop {
+                match #next_hedge {
+                    ::core::option::Option::Some(__hardened_done) => break __hardened_done,
+                    ::core::option::Option::None => __hardened_hedging.start(#one),
+                }
+            }
+        }
+    };
+    super::per_call::async_steps(plan, &private, attempts)
+}
+
+/// `retry(when = ..)` as a test of a failed result, `true` without it.
+fn retry_when(retry: &super::args::RetryArgs, output: Option<&Type>, private: &TokenStream) -> TokenStream {
+    retry.when.as_ref().map_or_else(
+        || quote!(true),
+        |when| {
+            // The whole call points at the path, so that every note of an unmet bound underlines only it.
+            let at = when.span();
+            // The error type is named, so that a mismatch shows it; a return type that has none is
+            // reported where the other calls report it.
+            let error_type = output.map(|ty| {
+                let error = respanned(quote!(<#ty as #private::GuardedReturn>::Error), blame(ty));
+                let (open, close) = (respanned(quote!(::<), at), respanned(quote!(>), at));
+                quote!(#open #error #close)
+            });
+            let predicate = respanned(quote!(#private::RetryPredicate), at);
+            let holds = respanned(quote!(::holds(&#when, __hardened_error)), at);
+            let error = qualified(&quote!(#private::GuardedReturn::error(__hardened_ret)), output);
+            quote!(#error.is_some_and(|__hardened_error| #predicate #error_type #holds))
+        },
+    )
 }
 
 #[cfg(test)]

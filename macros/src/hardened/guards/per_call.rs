@@ -47,7 +47,7 @@ fn demand(rate: &RateArgs, private: &TokenStream) -> TokenStream {
 
 /// `path(args)` settling a call's tokens with `settle = ..` (or `KeepCost`), the whole call spanned at the
 /// path written, so that a function of the wrong type is reported there.
-fn settle_call(rate: &RateArgs, private: &TokenStream, path: TokenStream, args: TokenStream) -> TokenStream {
+fn settle_call(rate: &RateArgs, private: &TokenStream, path: &TokenStream, args: &TokenStream) -> TokenStream {
     let Some(settle) = &rate.settle else { return quote!(#private::#path(#args, &#private::KeepCost)) };
     respanned(quote!(#private::#path(#args, &#settle)), settle.span())
 }
@@ -73,7 +73,7 @@ pub(super) fn sync_steps(plan: &GuardPlan, krate: &Path, output: Option<&Type>, 
     let settle = |value: TokenStream| {
         rate.map(|rate| {
             let args = quote!(&__HARDENED_GUARDS, __hardened_ticket, &#value.0, #value.1);
-            let call = settle_call(rate, &private, quote!(settle_tokens_now), args);
+            let call = settle_call(rate, &private, &quote!(settle_tokens_now), &args);
             quote!(#call;)
         })
     };
@@ -140,7 +140,7 @@ pub(super) fn async_steps(plan: &GuardPlan, private: &TokenStream, inner: TokenS
     let settle = |value: TokenStream| {
         rate.map(|rate| {
             let args = quote!(&__HARDENED_GUARDS, __hardened_ticket, &#value);
-            let call = settle_call(rate, private, quote!(settle_tokens), args);
+            let call = settle_call(rate, private, &quote!(settle_tokens), &args);
             quote!(#call.await;)
         })
     };

@@ -2,14 +2,14 @@
 
 use std::time::Duration;
 
-use hardened_schema::{breaker, bulkhead, concurrency, rate, retry};
+use hardened_schema::{breaker, bulkhead, concurrency, hedge, rate, retry};
 use proc_macro2::Span;
 use syn::{Path, ReturnType, Signature, Type};
 
 use super::super::labels::label_value;
 use super::args::{
-    BreakerArgs, BulkheadArgs, COUNT, ConcurrencyArgs, GLOBAL, GuardArgs, RateArgs, RetryArgs, SchemaKey, judges_rates,
-    whole, words,
+    BreakerArgs, BulkheadArgs, COUNT, ConcurrencyArgs, GLOBAL, GuardArgs, HedgeArgs, RateArgs, RetryArgs, SchemaKey,
+    judges_rates, whole, words,
 };
 use crate::common::errors::Errors;
 use crate::common::meta::Spanned;
@@ -24,6 +24,7 @@ pub(crate) struct GuardPlan {
     pub(super) concurrency: Option<ConcurrencyArgs>,
     pub(super) bulkhead: Option<BulkheadArgs>,
     pub(super) retry: Option<RetryArgs>,
+    pub(super) hedge: Option<HedgeArgs>,
     pub(super) timeout: Option<Duration>,
     pub(super) fallback: Option<Path>,
     /// The type the caller receives, as generated code can name it (`impl Trait` as `_`).
@@ -38,16 +39,18 @@ impl GuardPlan {
             || self.concurrency.is_some()
             || self.bulkhead.is_some()
             || self.retry.is_some()
+            || self.hedge.is_some()
             || self.timeout.is_some()
     }
 
-    /// Whether the guards of an asynchronous call run once around it, with neither retries nor a
+    /// Whether the guards of an asynchronous call run once around it, with neither retries, hedges nor a
     /// timeout, and one held guard at most: such a call runs as one future that admits it at its first
     /// poll, holding one permit. A call held by both a concurrency limit and a bulkhead runs as an attempt,
     /// which takes a permit of each.
     pub(crate) fn single_pass(&self) -> bool {
         self.guards_call()
             && self.retry.is_none()
+            && self.hedge.is_none()
             && self.timeout.is_none()
             && !(self.concurrency.is_some() && self.bulkhead.is_some())
             && !self.takes_tokens()
@@ -75,6 +78,12 @@ impl GuardPlan {
 
     pub(crate) fn retries(&self) -> bool {
         self.retry.is_some()
+    }
+
+    /// Whether a hedged call may run the body more than once at a time without the author having said
+    /// that is harmless (`hedge(.., idempotent)`).
+    pub(crate) fn hedges_unmarked(&self) -> bool {
+        self.hedge.as_ref().is_some_and(|hedge| !hedge.idempotent.as_ref().is_some_and(|flag| flag.value))
     }
 
     pub(crate) fn fallback(&self) -> Option<&Path> {
@@ -116,17 +125,7 @@ pub(crate) fn plan(args: GuardArgs, sig: &Signature, analysis: &Analysis, errors
     if let Some(breaker) = &args.breaker {
         check_breaker(&breaker.value, errors);
     }
-    for name in [
-        args.rate.as_ref().and_then(|rate| rate.value.name.as_ref()),
-        args.concurrency.as_ref().and_then(|concurrency| concurrency.value.name.as_ref()),
-        args.bulkhead.as_ref().and_then(|bulkhead| bulkhead.value.name.as_ref()),
-        args.retry.as_ref().and_then(|retry| retry.value.name.as_ref()),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        label_value(rate::Key::Name.name(), name, errors);
-    }
+    check_names(&args, errors);
     if let Some(wait) = args.rate.as_ref().and_then(|rate| rate.value.wait.as_ref()) {
         needs_async(rate::Key::Wait.name(), wait.span, errors);
     }
@@ -137,7 +136,9 @@ pub(crate) fn plan(args: GuardArgs, sig: &Signature, analysis: &Analysis, errors
         // A synchronous call cannot wait for Redis's answer.
         needs_async(&format!("{} = \"{GLOBAL}\"", rate::Key::Scope.name()), *key, errors);
     }
-    let rate = check_rate(args.rate, args.burst, errors);
+    // A result the guards refuse into is reported already; any other non-`Result` has no `Ok` to settle.
+    let returns_result = analysis.returns == Returns::Result || output_refused;
+    let rate = check_rate(args.rate, args.burst, returns_result, errors);
     if let Some(concurrency) = &args.concurrency {
         match &concurrency.value.limit {
             None if concurrency.value.algorithm.is_some() => {}
@@ -185,17 +186,7 @@ pub(crate) fn plan(args: GuardArgs, sig: &Signature, analysis: &Analysis, errors
         needs_async("retry", retry.span, errors);
         check_retry(&retry.value, errors);
     }
-    if let Some(settle) = rate.as_ref().and_then(|rate| rate.settle.as_ref())
-        && analysis.returns != Returns::Result
-        && !output_refused
-    {
-        let message = format!(
-            "`{} = {}` reads the `Ok` value of a `Result`, but the function does not return one",
-            rate::Key::Settle.name(),
-            written(settle)
-        );
-        errors.over(settle, message);
-    }
+    check_hedge(args.hedge.as_ref(), sig, synchronous, errors);
     if let Some(fallback) = &args.fallback
         && analysis.returns != Returns::Result
         && !output_refused
@@ -212,9 +203,26 @@ pub(crate) fn plan(args: GuardArgs, sig: &Signature, analysis: &Analysis, errors
         concurrency: args.concurrency.map(|concurrency| concurrency.value),
         bulkhead: args.bulkhead.map(|bulkhead| bulkhead.value),
         retry: args.retry.map(|retry| retry.value),
+        hedge: args.hedge.map(|hedge| hedge.value),
         timeout: args.timeout.map(|timeout| timeout.value),
         fallback: args.fallback,
         output: analysis.annotation.clone(),
+    }
+}
+
+/// Checks the guards' names, which become metric label values.
+fn check_names(args: &GuardArgs, errors: &mut Errors) {
+    for name in [
+        args.rate.as_ref().and_then(|rate| rate.value.name.as_ref()),
+        args.concurrency.as_ref().and_then(|concurrency| concurrency.value.name.as_ref()),
+        args.bulkhead.as_ref().and_then(|bulkhead| bulkhead.value.name.as_ref()),
+        args.retry.as_ref().and_then(|retry| retry.value.name.as_ref()),
+        args.hedge.as_ref().and_then(|hedge| hedge.value.name.as_ref()),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        label_value(rate::Key::Name.name(), name, errors);
     }
 }
 
@@ -222,6 +230,7 @@ pub(crate) fn plan(args: GuardArgs, sig: &Signature, analysis: &Analysis, errors
 fn check_rate(
     rate: Option<Spanned<RateArgs>>,
     burst: Option<(Span, Spanned<u64>)>,
+    returns_result: bool,
     errors: &mut Errors,
 ) -> Option<RateArgs> {
     let (per_second, burst_key) = (rate::Key::PerSecond, rate::Key::Burst);
@@ -268,6 +277,14 @@ fn check_rate(
     if let [(first, _), (second, at), ..] = periods.as_slice() {
         errors.at(*at, format!("`{}` and `{}` both set the rate; keep one of them", first.name(), second.name()));
     }
+    if let Some(settle) = rate.settle.as_ref().filter(|_| !returns_result) {
+        let message = format!(
+            "`{} = {}` reads the `Ok` value of a `Result`, but the function does not return one",
+            rate::Key::Settle.name(),
+            written(settle)
+        );
+        errors.over(settle, message);
+    }
     if let Some(max_keys) = &rate.max_keys {
         in_range(rate::Key::MaxKeys.name(), rate::Key::MaxKeys, Some(max_keys), errors);
         if rate.key.is_none() {
@@ -292,6 +309,15 @@ fn check_rate(
         errors.at(per.span, format!("a rate may admit at most {} calls per period", u32::MAX));
     }
     Some(rate)
+}
+
+/// `hedge`: an `async fn` (attempts race each other, which only futures can do), and `max` in range.
+fn check_hedge(hedge: Option<&Spanned<HedgeArgs>>, sig: &Signature, synchronous: bool, errors: &mut Errors) {
+    let Some(hedge) = hedge else { return };
+    if synchronous {
+        errors.at(hedge.span, format!("`hedge` needs an `async fn`; `{}` is synchronous", sig.ident));
+    }
+    in_range(hedge::Key::Max.name(), hedge::Key::Max, hedge.value.max.as_ref(), errors);
 }
 
 fn check_retry(retry: &RetryArgs, errors: &mut Errors) {

@@ -1,0 +1,19 @@
+use hardened::hardened;
+
+#[derive(Debug)]
+struct Unavailable;
+
+impl From<hardened::Rejected> for Unavailable {
+    fn from(_: hardened::Rejected) -> Self {
+        Unavailable
+    }
+}
+
+#[hardened(hedge(after = "200ms", max = 4))]
+async fn search(query: &str) -> Result<usize, Unavailable> {
+    Ok(query.len())
+}
+
+fn main() {
+    let _ = search("a");
+}
