@@ -10,10 +10,9 @@ pub use self::settings::BulkheadSettings;
 use std::fmt;
 use std::time::Duration;
 
-use crate::rate_limit::LimitKey;
 use crate::rejected::Rejected;
 use crate::slots::{KeyedPermit, Permit, Slots};
-use crate::support::key_hash::key_hash;
+use crate::support::key_hash::{LimitKey, key_hash};
 
 /// Settings of one bulkhead.
 #[derive(Debug, Clone, PartialEq, Eq)]

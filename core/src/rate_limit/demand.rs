@@ -2,25 +2,9 @@
 //! it gets back ([`Ticket`]), with which the tokens it really used are settled after the call.
 
 use std::fmt;
-use std::hash::Hash;
 
+pub use crate::support::key_hash::LimitKey;
 use crate::support::key_hash::key_hash;
-
-/// A value that selects a keyed guard's share: a tenant, user or API key (`rate(key = user_id)`,
-/// `bulkhead(key = tenant)`).
-///
-/// Two calls whose keys are equal share a bucket (or places). The key is shown by `Debug` only in
-/// [`RateLimiter::top_refused`](super::RateLimiter::top_refused), so a secret (an API key) is better
-/// replaced by what identifies it (its id or tenant).
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be a guard's key: a `key` needs `Hash + Eq + Debug + Sync`",
-    label = "this key's type lacks `Hash`, `Eq`, `Debug` or `Sync`",
-    note = "each distinct key gets its own bucket or places: equal keys must hash alike, and an operator's list of the keys refused most shows them with `Debug`; key by an id, a `String` or a number"
-)]
-pub trait LimitKey: Hash + Eq + fmt::Debug + Sync {}
-
-#[diagnostic::do_not_recommend]
-impl<K: Hash + Eq + fmt::Debug + Sync> LimitKey for K {}
 
 /// A number of tokens a call takes (`rate(cost = ..)`): any unsigned integer.
 #[diagnostic::on_unimplemented(

@@ -10,6 +10,22 @@ use std::sync::LazyLock;
 /// The seed of the keys' hashes, random per process.
 static KEY_HASHER: LazyLock<foldhash::fast::RandomState> = LazyLock::new(foldhash::fast::RandomState::default);
 
+/// A value that selects a keyed guard's share: a tenant, user or API key (`rate(key = user_id)`,
+/// `bulkhead(key = tenant)`).
+///
+/// Two calls whose keys are equal share a bucket (or places). The key is shown by `Debug` only in
+/// [`RateLimiter::top_refused`](crate::rate_limit::RateLimiter::top_refused), so a secret (an API key) is better
+/// replaced by what identifies it (its id or tenant).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a guard's key: a `key` needs `Hash + Eq + Debug + Sync`",
+    label = "this key's type lacks `Hash`, `Eq`, `Debug` or `Sync`",
+    note = "each distinct key gets its own bucket or places: equal keys must hash alike, and an operator's list of the keys refused most shows them with `Debug`; key by an id, a `String` or a number"
+)]
+pub trait LimitKey: Hash + Eq + std::fmt::Debug + Sync {}
+
+#[diagnostic::do_not_recommend]
+impl<K: Hash + Eq + std::fmt::Debug + Sync> LimitKey for K {}
+
 /// The hash of `key`, the same for equal keys within this process.
 #[inline]
 pub(crate) fn key_hash<K: Hash + ?Sized>(key: &K) -> u64 {

@@ -2,16 +2,17 @@
 
 use std::time::Duration;
 
-use proc_macro2::{Delimiter, Group, Span, TokenStream};
+use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, quote};
 use syn::spanned::Spanned as _;
 use syn::visit_mut::{self, VisitMut};
-use syn::{Expr, GenericArgument, Path, PathArguments, Type, parse_quote};
+use syn::{Expr, Path, Type, parse_quote};
 
 use hardened_schema::{breaker, bulkhead, concurrency, hedge, rate, retry};
 
 use super::args::{ConcurrencyArgs, HedgeAfter, SchemaKey, TIME};
-use super::validate::{GuardPlan, peel};
+use super::typed_call::{blame, guarded_call};
+use super::validate::GuardPlan;
 use crate::common::meta::Spanned;
 use crate::common::tokens::respanned;
 
@@ -174,47 +175,6 @@ fn hedge_declared(hedge: &super::args::HedgeArgs, private: &TokenStream) -> Toke
     let set = set_fields([(hedge::Key::After, after), (hedge::Key::Max, count::<u32>(hedge.max.as_ref()))]);
     let name = some_str(hedge.name.as_ref());
     quote!(#private::Declared { name: #name, settings: #private::HedgeSettings { #set ..#private::HedgeSettings::UNSET } })
-}
-
-/// The token at fault when a return type cannot carry a refusal: the error type of a `Result<T, E>` by
-/// its name (`LookupError`, `Error` of `io::Error`), otherwise the type's name (`u32`, `Option`).
-fn blame(ty: &Type) -> Span {
-    let Type::Path(path) = peel(ty) else {
-        return ty.to_token_stream().into_iter().next().map_or_else(Span::call_site, |token| token.span());
-    };
-    let Some(last) = path.path.segments.last() else { return ty.span() };
-    if last.ident == "Result"
-        && let PathArguments::AngleBracketed(arguments) = &last.arguments
-        && let [_, GenericArgument::Type(error)] = arguments.args.iter().collect::<Vec<_>>().as_slice()
-    {
-        return blame(error);
-    }
-    last.ident.span()
-}
-
-/// A call of a runtime function that needs the return type to carry a refusal: `path::<ty more>(args)`,
-/// followed by `.await` when `awaited`; `path(args)` when the type is left to inference.
-///
-/// Everything but the arguments is spanned at the token [`blame`] picks, the explicit type included.
-/// rustc reports an unmet bound of such a call at the type argument, at the call and at its `.await`, the
-/// latter after type checking; all at one token, these are one diagnostic, reported once.
-pub(super) fn guarded_call(
-    path: &TokenStream,
-    ty: Option<&Type>,
-    more: &TokenStream,
-    args: &TokenStream,
-    awaited: bool,
-) -> TokenStream {
-    let Some(ty) = ty else {
-        let awaited = awaited.then(|| quote!(.await));
-        return quote!(#path(#args) #awaited);
-    };
-    let at = blame(ty);
-    let head = respanned(quote!(#path::<#ty #more>), at);
-    let mut args = Group::new(Delimiter::Parenthesis, args.clone());
-    args.set_span(at);
-    let awaited = awaited.then(|| respanned(quote!(.await), at));
-    quote!(#head #args #awaited)
 }
 
 /// `expr` with each call `path::GuardedReturn::error(..)` written `<ty as path::GuardedReturn>::error(..)`

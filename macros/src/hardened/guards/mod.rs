@@ -7,6 +7,7 @@
 mod args;
 mod expand;
 mod per_call;
+mod typed_call;
 mod validate;
 
 pub(crate) use self::args::{BURST, GUARD_ARGUMENTS, GuardArgs};

@@ -9,7 +9,7 @@ use syn::spanned::Spanned as _;
 use syn::{Expr, Path, Type};
 
 use super::args::RateArgs;
-use super::expand::guarded_call;
+use super::typed_call::guarded_call;
 use super::validate::GuardPlan;
 use crate::common::tokens::respanned;
 

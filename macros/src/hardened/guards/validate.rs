@@ -303,10 +303,16 @@ fn check_rate(
         one_of(rate::Key::Scope, scope, errors);
     }
     in_range(burst_key.name(), burst_key, rate.burst.as_ref(), errors);
-    if let Some(per) = &rate.per
-        && per.value.0 > u64::from(u32::MAX)
-    {
-        errors.at(per.span, format!("a rate may admit at most {} calls per period", u32::MAX));
+    let period = periods.last().map(|(key, _)| *key);
+    match (&rate.per, period) {
+        // A whole number per minute or hour, in the schema's range.
+        (Some(per), Some(key @ (rate::Key::PerMinute | rate::Key::PerHour))) => {
+            in_range(key.name(), key, Some(&Spanned { value: per.value.0, span: per.span }), errors);
+        }
+        (Some(per), _) if per.value.0 > u64::from(u32::MAX) => {
+            errors.at(per.span, format!("a rate may admit at most {} calls per period", u32::MAX));
+        }
+        _ => {}
     }
     Some(rate)
 }
@@ -655,7 +661,9 @@ mod tests {
     #[test]
     fn whole_numbers_outside_the_schemas_range_are_refused() {
         walk_ranges::<breaker::Key>("breaker", "", &[]);
-        walk_ranges::<rate::Key>("rate", "per_second = 10, ", &[]);
+        walk_ranges::<rate::Key>("rate", "per_second = 10, key = user, ", &["per_minute", "per_hour"]);
+        // Each of the other periods alone sets the rate.
+        walk_ranges::<rate::Key>("rate", "key = user, burst = 5, max_keys = 9, ", &[]);
         // `min` and `max` bound an adaptive limit only.
         walk_ranges::<concurrency::Key>("concurrency", "", &["min", "max"]);
         walk_ranges::<concurrency::Key>("concurrency", "limit = \"gradient\", ", &[]);
@@ -817,7 +825,7 @@ mod tests {
         );
         assert_eq!(
             errors(quote!(bulkhead(limit = 5)), &sync_fn()),
-            ["unknown `bulkhead` setting `limit`; expected one of `name`, `max` or `wait`"]
+            ["unknown `bulkhead` setting `limit`; expected one of `name`, `max`, `wait` or `key`"]
         );
         assert_eq!(
             errors(quote!(concurrency(limt = 5)), &async_fn()),
