@@ -175,11 +175,14 @@ fn clock() -> Result<String, ToolError> {
 }
 
 /// Fails and lags as the operator sets it (`PUT /v1/admin/faults`), behind a breaker that opens at half
-/// its calls failing, so that the breaker can be watched opening and closing.
+/// its calls failing, so that the breaker can be watched opening and closing, and a concurrency limit
+/// (`[concurrency.faulty]`; `limit = "gradient"` makes it follow the latency, as `scripts/adaptive.sh`
+/// shows).
 #[hardened(
     kind = "tool",
     audit,
     breaker(name = "faulty", failure_rate = 50, window = 20, min_calls = 10, open_for = "5s", half_open_calls = 3),
+    concurrency(name = "faulty", limit = 64, wait = "5s"),
     timeout = "5s"
 )]
 async fn faulty(faults: &Faults) -> Result<String, ToolError> {
