@@ -57,8 +57,8 @@ pub use self::postgres::{
 #[cfg(feature = "postgres")]
 pub use self::postgres::{DroppedPartition, RemovedByPolicy, drop_partitions_before, removed_by_policy};
 pub use self::report::{
-    ATTEMPTS_DETAIL, AuthenticationBurst, FailingTool, MAX_ATTEMPTS, ReportError, ReportOptions, SecurityReport,
-    Subject,
+    ATTEMPTS_DETAIL, AuthenticationBurst, FailingTool, GuardTransition, MAX_ATTEMPTS, MAX_GUARD_TRANSITIONS,
+    ReportError, ReportOptions, SecurityReport, Subject,
 };
 #[cfg(feature = "testing")]
 pub use self::sink::MemorySink;

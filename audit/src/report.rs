@@ -185,6 +185,24 @@ pub struct AuthenticationBurst {
     pub failures_in_window: u64,
 }
 
+/// The most guard transitions a report lists: the latest in the window (all are counted in
+/// [`SecurityReport::by_event_type`]).
+pub const MAX_GUARD_TRANSITIONS: usize = 1_000;
+
+/// A guard's change of state in the window, such as the LLM breaker opening (a `GuardTransition` event).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GuardTransition {
+    /// When it changed.
+    #[serde(with = "timestamp")]
+    pub at: DateTime<Utc>,
+    /// The guard, as the event's resource: `breaker/<name>`.
+    pub guard: String,
+    /// The state it left: `closed`, `open`, `half_open`, ...
+    pub from: String,
+    /// The state it entered.
+    pub to: String,
+}
+
 /// A tool failing often, or more often than before (see [`SecurityReport`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FailingTool {
@@ -288,6 +306,9 @@ pub struct SecurityReport {
     pub authentication_bursts: Vec<AuthenticationBurst>,
     /// Tools failing often or more often than before, by name.
     pub failing_tools: Vec<FailingTool>,
+    /// The guards' changes of state (a breaker opening, closing), in time order: the latest
+    /// [`MAX_GUARD_TRANSITIONS`] of the window.
+    pub guard_transitions: Vec<GuardTransition>,
 }
 
 impl SecurityReport {
@@ -331,6 +352,7 @@ impl SecurityReport {
             denied_authorizations: 0,
             authentication_bursts: Vec::new(),
             failing_tools: Vec::new(),
+            guard_transitions: Vec::new(),
         }
     }
 
@@ -428,11 +450,19 @@ struct Tally {
     report: SecurityReport,
     bursts: HashMap<Subject, Failures>,
     tools: HashMap<String, ToolCounts>,
+    /// The latest transitions seen, at most [`MAX_GUARD_TRANSITIONS`].
+    transitions: VecDeque<GuardTransition>,
 }
 
 impl Tally {
     fn new(bounds: Bounds, options: &ReportOptions) -> Tally {
-        Tally { report: SecurityReport::empty(&bounds, options), bounds, bursts: HashMap::new(), tools: HashMap::new() }
+        Tally {
+            report: SecurityReport::empty(&bounds, options),
+            bounds,
+            bursts: HashMap::new(),
+            tools: HashMap::new(),
+            transitions: VecDeque::new(),
+        }
     }
 
     fn add(&mut self, event: &AuditEvent) {
@@ -459,6 +489,19 @@ impl Tally {
             return;
         }
         self.report.count(event.event_type.as_str(), event.outcome.as_str(), 1);
+        if event.event_type == EventType::GuardTransition {
+            let detail =
+                |key: &str| event.details.get(key).and_then(serde_json::Value::as_str).unwrap_or_default().to_owned();
+            if self.transitions.len() == MAX_GUARD_TRANSITIONS {
+                self.transitions.pop_front();
+            }
+            self.transitions.push_back(GuardTransition {
+                at: timestamp,
+                guard: event.resource.clone().unwrap_or_default(),
+                from: detail("from"),
+                to: detail("to"),
+            });
+        }
         if event.event_type == EventType::AuthenticationAttempt && event.outcome == AuditOutcome::Failure {
             let attempts = attempts(&event.details);
             self.report.failed_authentications = self.report.failed_authentications.saturating_add(attempts);
@@ -470,7 +513,8 @@ impl Tally {
     }
 
     fn finish(self) -> SecurityReport {
-        let Tally { mut report, bursts, tools, .. } = self;
+        let Tally { mut report, bursts, tools, transitions, .. } = self;
+        report.guard_transitions = transitions.into();
         report.authentication_bursts = bursts_of(bursts, report.options.burst_failures);
         report.failing_tools =
             tools.into_iter().filter_map(|(tool, counts)| counts.judge(tool, &report.options)).collect();
@@ -500,6 +544,7 @@ impl SecurityReport {
     fn sort(&mut self) {
         self.authentication_bursts.sort_by(|left, right| left.subject.cmp(&right.subject));
         self.failing_tools.sort_by(|left, right| left.resource.cmp(&right.resource));
+        self.guard_transitions.sort_by(|left, right| left.at.cmp(&right.at).then_with(|| left.guard.cmp(&right.guard)));
     }
 }
 
@@ -666,6 +711,24 @@ impl fmt::Display for SecurityReport {
                 )?;
             }
         }
+        writeln!(f)?;
+        let transitions = self.by_event_type.get(EventType::GuardTransition.as_str()).copied().unwrap_or_default();
+        writeln!(f, "Guard transitions: {transitions}")?;
+        if u64::try_from(self.guard_transitions.len()).unwrap_or(u64::MAX) < transitions {
+            writeln!(f, "  the latest {}:", self.guard_transitions.len())?;
+        }
+        let width =
+            self.guard_transitions.iter().map(|transition| transition.guard.len()).chain([5]).max().unwrap_or(5);
+        for transition in &self.guard_transitions {
+            writeln!(
+                f,
+                "  {}  {:<width$}  {} -> {}",
+                time(&transition.at),
+                transition.guard,
+                transition.from,
+                transition.to
+            )?;
+        }
         Ok(())
     }
 }
@@ -679,9 +742,16 @@ mod sql {
     use sqlx::PgPool;
 
     use super::{
-        ATTEMPTS_DETAIL, Bounds, Failures, MAX_ATTEMPTS, ReportError, ReportOptions, SecurityReport, Subject,
-        ToolCounts, bursts_of,
+        ATTEMPTS_DETAIL, Bounds, Failures, GuardTransition, MAX_ATTEMPTS, MAX_GUARD_TRANSITIONS, ReportError,
+        ReportOptions, SecurityReport, Subject, ToolCounts, bursts_of,
     };
+
+    /// The latest guard transitions of the window, latest first: a scan of `audit_log_event_type`, reading
+    /// the details of at most `$3` rows.
+    const TRANSITIONS: &str = "SELECT \"timestamp\", coalesce(resource, ''), \
+             coalesce(details ->> 'from', ''), coalesce(details ->> 'to', '') FROM audit_log \
+         WHERE event_type = 'GuardTransition' AND \"timestamp\" >= $1 AND \"timestamp\" < $2 \
+         ORDER BY \"timestamp\" DESC LIMIT $3";
 
     /// Events by type and outcome: an index-only scan of `audit_log_timestamp`.
     const COUNTS: &str = "SELECT event_type, outcome, count(*) FROM audit_log \
@@ -799,6 +869,15 @@ mod sql {
                 }
             }
             report.authentication_bursts = bursts_of(bursts, options.burst_failures);
+
+            let transitions: Vec<(DateTime<Utc>, String, String, String)> = sqlx::query_as(TRANSITIONS)
+                .bind(bounds.from)
+                .bind(bounds.to)
+                .bind(i64::try_from(MAX_GUARD_TRANSITIONS).unwrap_or(i64::MAX))
+                .fetch_all(&mut *transaction)
+                .await?;
+            report.guard_transitions =
+                transitions.into_iter().map(|(at, guard, from, to)| GuardTransition { at, guard, from, to }).collect();
 
             let tools: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(TOOLS)
                 .bind(bounds.baseline_from)

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use hardened::audit::{
-    ATTEMPTS_DETAIL, AuditEvent, AuditOutcome, AuthenticationBurst, EventType, FailingTool, JsonlSink, MAX_ATTEMPTS,
-    ReportError, ReportOptions, SecurityReport, Sink, Subject, seal_stream,
+    ATTEMPTS_DETAIL, AuditEvent, AuditOutcome, AuthenticationBurst, EventType, FailingTool, GuardTransition, JsonlSink,
+    MAX_ATTEMPTS, ReportError, ReportOptions, SecurityReport, Sink, Subject, seal_stream,
 };
 use hardened_tests::postgres::TestSchema;
 use serde_json::{Value, json};
@@ -52,6 +52,15 @@ fn event(event_type: EventType, outcome: AuditOutcome, timestamp: DateTime<Utc>)
     event.user_id = None;
     event.session_id = None;
     event.ip_address = None;
+    event
+}
+
+/// A breaker's change of state, as the audit layer records it.
+fn transition(breaker: &str, from: &str, to: &str, timestamp: DateTime<Utc>) -> AuditEvent {
+    let mut event = event(EventType::GuardTransition, Success, timestamp);
+    event.resource = Some(format!("breaker/{breaker}"));
+    event.details.insert("from".to_owned(), json!(from));
+    event.details.insert("to".to_owned(), json!(to));
     event
 }
 
@@ -127,6 +136,10 @@ fn fixture() -> Vec<AuditEvent> {
         event(EventType::SessionStart, Success, at(401, 0)),
         event(EventType::SessionStart, Success, at(3601, 0)),
         event(EventType::Custom("Transfer".into()), Success, at(402, 0)),
+        transition("llm", "open", "half_open", at(-60, 0)),
+        transition("llm", "closed", "open", at(600, 0)),
+        transition("llm", "open", "half_open", at(630, 0)),
+        transition("llm", "half_open", "closed", at(631, 500)),
     ];
     for outcome in outcomes(0, 2, 3) {
         events.push(event(EventType::AuthorizationCheck, outcome, at(500, 0)));
@@ -251,15 +264,16 @@ fn expected_report() -> SecurityReport {
         from: t0(),
         to: at(3600, 0),
         options: options(),
-        total_events: 57,
+        total_events: 60,
         by_event_type: counts(&[
             ("AuthenticationAttempt", 17),
             ("AuthorizationCheck", 5),
+            ("GuardTransition", 3),
             ("SessionStart", 2),
             ("ToolExecution", 32),
             ("Transfer", 1),
         ]),
-        by_outcome: counts(&[("Denied", 6), ("Failure", 28), ("Success", 23)]),
+        by_outcome: counts(&[("Denied", 6), ("Failure", 28), ("Success", 26)]),
         failed_authentications: 13,
         denied_authorizations: 2,
         authentication_bursts: vec![
@@ -295,7 +309,18 @@ fn expected_report() -> SecurityReport {
             // Exactly 50% with exactly the minimum of calls.
             FailingTool { high_failure_rate: true, ..tool("upload", (4, 2), (0, 0)) },
         ],
+        // The LLM breaker opened at 600 s and closed again after one probe; the transition before the
+        // window is not listed.
+        guard_transitions: vec![
+            guard_transition("closed", "open", at(600, 0)),
+            guard_transition("open", "half_open", at(630, 0)),
+            guard_transition("half_open", "closed", at(631, 500)),
+        ],
     }
+}
+
+fn guard_transition(from: &str, to: &str, at: DateTime<Utc>) -> GuardTransition {
+    GuardTransition { at, guard: "breaker/llm".to_owned(), from: from.to_owned(), to: to.to_owned() }
 }
 
 async fn write_jsonl(path: &Path, events: Vec<AuditEvent>) {
@@ -471,7 +496,7 @@ async fn the_report_renders_as_json_and_as_a_table() {
     assert!(table.lines().all(|line| line == line.trim_end()), "trailing spaces in\n{table}");
     for line in [
         "Security report from 2026-01-01T00:00:00.000000Z to 2026-01-01T01:00:00.000000Z",
-        "Events                          57",
+        "Events                          60",
         "  Failure                       28",
         "By event type",
         "  AuthorizationCheck             5",
@@ -483,6 +508,9 @@ async fn the_report_renders_as_json_and_as_a_table() {
         "  fetch          4         1    25.0%         0.0% of 4  spike",
         "  search        10         5    50.0%       50.0% of 10  high rate",
         "  upload         4         2    50.0%                 -  high rate",
+        "Guard transitions: 3",
+        "  2026-01-01T00:10:00.000000Z  breaker/llm  closed -> open",
+        "  2026-01-01T00:10:31.000500Z  breaker/llm  half_open -> closed",
     ] {
         assert!(table.lines().any(|candidate| candidate == line), "no line {line:?} in\n{table}");
     }
