@@ -711,6 +711,14 @@ impl fmt::Display for SecurityReport {
                 )?;
             }
         }
+        self.fmt_transitions(f)
+    }
+}
+
+impl SecurityReport {
+    /// The "Guard transitions" section of the table.
+    fn fmt_transitions(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let time = |timestamp: &DateTime<Utc>| timestamp.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
         writeln!(f)?;
         let transitions = self.by_event_type.get(EventType::GuardTransition.as_str()).copied().unwrap_or_default();
         writeln!(f, "Guard transitions: {transitions}")?;
