@@ -104,3 +104,50 @@ fn a_call_refused_by_its_keyed_bulkhead_gets_its_tokens_back() {
     assert_eq!(budgeted("acme", 1), Err(AppError::Refused(Rejected::BulkheadFull { name: "refund_places" })));
     assert_eq!(hardened::rate_limiter("keyed_refund").available(), 6);
 }
+
+#[derive(Debug, Clone)]
+enum Step {
+    /// Take a place for this key.
+    Enter(u8),
+    /// Give back the permit held at this position (modulo those held), if any.
+    Leave(usize),
+}
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    prop_oneof![(0..4_u8).prop_map(Step::Enter), any::<usize>().prop_map(Step::Leave)]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, ..proptest::prelude::ProptestConfig::default() })]
+
+    /// Against a model of counts per key: a key is let in exactly while it has fewer than `max` calls in
+    /// flight, whatever the others hold, and a key without calls in flight is not kept.
+    #[test]
+    fn keyed_places_follow_the_model(max in 1_u32..4, steps in proptest::collection::vec(step(), 1..120)) {
+        let bulkhead = Bulkhead::new("keyed_model", BulkheadConfig::new(max));
+        let mut held = Vec::new();
+        let mut model = std::collections::BTreeMap::<u8, u32>::new();
+        for step in steps {
+            match step {
+                Step::Enter(key) => {
+                    let entered = bulkhead.try_acquire_keyed(&key);
+                    let in_flight = model.entry(key).or_default();
+                    proptest::prop_assert_eq!(entered.is_ok(), *in_flight < max, "key {} with {} in flight", key, in_flight);
+                    if let Ok(permit) = entered {
+                        *in_flight += 1;
+                        held.push((key, permit));
+                    }
+                }
+                Step::Leave(at) if !held.is_empty() => {
+                    let (key, permit) = held.swap_remove(at % held.len());
+                    drop(permit);
+                    *model.get_mut(&key).expect("a key with a call in flight") -= 1;
+                }
+                Step::Leave(_) => {}
+            }
+            model.retain(|_, in_flight| *in_flight > 0);
+            proptest::prop_assert_eq!(bulkhead.keys_in_flight(), model.len());
+        }
+    }
+}

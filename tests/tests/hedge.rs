@@ -202,3 +202,38 @@ fn hedged_functions_have_their_series_at_zero() {
     assert_eq!(policy.max(), 2);
     assert_eq!(policy.delay(), None, "p99 waits for its samples");
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, ..proptest::prelude::ProptestConfig::default() })]
+
+    /// Against the exact percentile of the samples (nearest rank): the estimate is never below it, and at
+    /// most an eighth above it (the buckets' width), plus the microsecond of the smallest buckets; with
+    /// fewer samples than the percentile needs, there is none. Between 200 (p95's minimum) and 800 (its
+    /// window, where counts halve) samples, every one is held.
+    #[test]
+    fn the_percentile_follows_the_samples_within_a_bucket(
+        samples in proptest::collection::vec(1_000_u64..2_000_000_000, 1..800),
+        permille in proptest::prop_oneof![proptest::strategy::Just(500_u32), proptest::strategy::Just(900), proptest::strategy::Just(950)],
+    ) {
+        // Fewer than the window of the percentile (four times its minimum), where counts would halve.
+        let window = usize::try_from(4 * hardened::hedge::min_samples(permille)).expect("a window");
+        let samples = &samples[..samples.len().min(window - 1)];
+        let latencies = hardened::hedge::Latencies::new();
+        for nanos in samples {
+            latencies.record(*nanos, permille);
+        }
+        latencies.recompute(permille);
+        let count = u64::try_from(samples.len()).expect("a few samples");
+        if count < hardened::hedge::min_samples(permille) {
+            proptest::prop_assert_eq!(latencies.threshold(), None);
+        } else {
+            let mut sorted = samples.to_vec();
+            sorted.sort_unstable();
+            let rank = usize::try_from((count * u64::from(permille)).div_ceil(1000).max(1)).expect("a rank");
+            let exact = sorted[rank - 1];
+            let estimate = latencies.threshold().expect("enough samples");
+            proptest::prop_assert!(estimate >= exact, "estimate {} under the exact {}", estimate, exact);
+            proptest::prop_assert!(estimate <= exact + exact / 8 + 1_024, "estimate {} over the exact {}", estimate, exact);
+        }
+    }
+}
