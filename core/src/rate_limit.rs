@@ -521,6 +521,10 @@ impl RateLimiter {
     /// to its bucket, or charged to it, so that the bucket tracks what was spent (such as the tokens an LLM
     /// provider reports). A ticket from Redis costs one more round trip, and only when `used` differs from
     /// its cost; if Redis does not answer within `redis_timeout`, the difference is lost.
+    #[cfg_attr(
+        not(feature = "redis"),
+        allow(clippy::unused_async, reason = "a ticket from Redis awaits its round trip")
+    )]
     pub async fn settle(&self, ticket: Ticket, used: u64) {
         #[cfg(feature = "redis")]
         if let (Taken::Shared(key), Some(shared)) = (&ticket.bucket, &self.shared) {
@@ -534,6 +538,10 @@ impl RateLimiter {
 
     /// [`RateLimiter::settle`] without waiting: a ticket from Redis is settled by a task on the current
     /// tokio runtime (outside one, its difference is lost); every other ticket at once.
+    #[cfg_attr(
+        not(feature = "redis"),
+        allow(clippy::needless_pass_by_value, reason = "a ticket from Redis moves its key into the settling task")
+    )]
     pub fn settle_now(&self, ticket: Ticket, used: u64) {
         let now = self.clock.now_nanos();
         match ticket.bucket {

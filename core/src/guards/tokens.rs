@@ -70,16 +70,15 @@ pub async fn settle_tokens<R, S: Settle<R>>(
     guards.token_limiter().settle(ticket, used).await;
 }
 
-/// Settles the ticket of a synchronous call that ended as `value` with `outcome`: see [`used`].
+/// Settles the ticket of a synchronous call that ended as `done`, its value and outcome: see [`used`].
 pub fn settle_tokens_now<R, S: Settle<R>>(
     guards: &'static SiteGuards,
     ticket: Ticket,
-    value: &R,
-    outcome: Outcome,
+    done: &(R, Outcome),
     settle: &S,
 ) {
-    let imposed = (outcome == Outcome::Rejected).then_some(outcome);
-    let used = used(&ticket, value, imposed, settle);
+    let imposed = (done.1 == Outcome::Rejected).then_some(done.1);
+    let used = used(&ticket, &done.0, imposed, settle);
     guards.token_limiter().settle_now(ticket, used);
 }
 

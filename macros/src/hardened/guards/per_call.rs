@@ -62,113 +62,114 @@ fn bulkhead_key(plan: &GuardPlan) -> Option<&Expr> {
     plan.bulkhead.as_ref().and_then(|bulkhead| bulkhead.key.as_ref()).map(|(_, key)| key)
 }
 
+/// The runtime functions a call's steps go through, synchronous or asynchronous.
+struct Flavour {
+    take: TokenStream,
+    enter: TokenStream,
+    settle: TokenStream,
+    /// Whether each call is awaited.
+    awaited: bool,
+}
+
 /// A synchronous call, `run` (the chain, yielding the value and its outcome), within its steps: a refusal
 /// by one of them is the call's value and outcome.
 pub(super) fn sync_steps(plan: &GuardPlan, krate: &Path, output: Option<&Type>, run: TokenStream) -> TokenStream {
-    let (rate, key) = (token_rate(plan), bulkhead_key(plan));
-    if rate.is_none() && key.is_none() {
+    if !has_steps(plan) {
         return run;
     }
     let private = quote!(#krate::__private);
-    let settle = |value: TokenStream| {
-        rate.map(|rate| {
-            let args = quote!(&__HARDENED_GUARDS, __hardened_ticket, &#value.0, #value.1);
-            let call = settle_call(rate, &private, &quote!(settle_tokens_now), &args);
-            quote!(#call;)
-        })
+    let flavour = Flavour {
+        take: quote!(#private::try_take_tokens),
+        enter: quote!(#private::try_enter_keyed),
+        settle: quote!(settle_tokens_now),
+        awaited: false,
     };
-    let take = rate.map(|rate| {
-        let demand = demand(rate, &private);
-        let take = guarded_call(
-            &quote!(#private::try_take_tokens),
-            output,
-            &TokenStream::new(),
-            &quote!(&__HARDENED_GUARDS, #demand),
-            false,
-        );
-        quote! {
-            let __hardened_taken = #take;
-            let __hardened_ticket = match __hardened_taken {
-                ::core::result::Result::Ok(__hardened_ticket) => __hardened_ticket,
-                ::core::result::Result::Err(__hardened_refused) => break '__hardened_steps __hardened_refused,
-            };
-        }
-    });
-    let enter = key.map(|key| {
-        let key = hashed_key(key, &private);
-        let enter = guarded_call(
-            &quote!(#private::try_enter_keyed),
-            output,
-            &TokenStream::new(),
-            &quote!(&__HARDENED_GUARDS, #key),
-            false,
-        );
-        let settle_refused = settle(quote!(__hardened_refused));
-        quote! {
-            let __hardened_entered = #enter;
-            let __hardened_keyed = match __hardened_entered {
-                ::core::result::Result::Ok(__hardened_keyed) => __hardened_keyed,
-                ::core::result::Result::Err(__hardened_refused) => {
-                    #settle_refused
-                    break '__hardened_steps __hardened_refused;
-                }
-            };
-        }
-    });
-    let give_back = key.map(|_| quote!(::core::mem::drop(__hardened_keyed);));
-    let settle_done = settle(quote!(__hardened_done));
-    quote! {
-        '__hardened_steps: {
-            #take
-            #enter
-            let __hardened_done = #run;
-            #give_back
-            #settle_done
-            __hardened_done
-        }
-    }
+    steps(
+        plan,
+        &private,
+        output,
+        &flavour,
+        &run,
+        |refused| quote!(break '__hardened_steps #refused),
+        |body| quote!('__hardened_steps: { #body }),
+    )
 }
 
 /// The future of an asynchronous call whose attempts (`inner`, a future) run within its steps: a refusal
 /// by one of them is the call's value, with the outcome it imposed.
 pub(super) fn async_steps(plan: &GuardPlan, private: &TokenStream, inner: TokenStream) -> TokenStream {
-    let (rate, key) = (token_rate(plan), bulkhead_key(plan));
-    if rate.is_none() && key.is_none() {
+    if !has_steps(plan) {
         return inner;
     }
+    let flavour = Flavour {
+        take: quote!(#private::take_tokens),
+        enter: quote!(#private::enter_keyed),
+        settle: quote!(settle_tokens),
+        awaited: true,
+    };
     let output = plan.output.as_ref();
+    steps(
+        plan,
+        private,
+        output,
+        &flavour,
+        &quote!(#inner.await),
+        |refused| quote!(return #refused),
+        |body| quote!(async move { #body }),
+    )
+}
+
+/// Whether a call takes tokens or a keyed permit before its chain.
+fn has_steps(plan: &GuardPlan) -> bool {
+    token_rate(plan).is_some() || bulkhead_key(plan).is_some()
+}
+
+/// `run` within the steps the plan asks for (it has some), in `wrap` (a block or a future), leaving it by
+/// `exit` with a refusal.
+fn steps(
+    plan: &GuardPlan,
+    private: &TokenStream,
+    output: Option<&Type>,
+    flavour: &Flavour,
+    run: &TokenStream,
+    exit: impl Fn(TokenStream) -> TokenStream,
+    wrap: impl FnOnce(TokenStream) -> TokenStream,
+) -> TokenStream {
+    let (rate, key) = (token_rate(plan), bulkhead_key(plan));
+    let awaited = flavour.awaited.then(|| quote!(.await));
     let settle = |value: TokenStream| {
         rate.map(|rate| {
-            let args = quote!(&__HARDENED_GUARDS, __hardened_ticket, &#value);
-            let call = settle_call(rate, private, &quote!(settle_tokens), &args);
-            quote!(#call.await;)
+            let call =
+                settle_call(rate, private, &flavour.settle, &quote!(&__HARDENED_GUARDS, __hardened_ticket, &#value));
+            quote!(#call #awaited;)
         })
     };
+    let refused = exit(quote!(__hardened_refused));
     let take = rate.map(|rate| {
         let demand = demand(rate, private);
         let take = guarded_call(
-            &quote!(#private::take_tokens),
+            &flavour.take,
             output,
             &TokenStream::new(),
             &quote!(&__HARDENED_GUARDS, #demand),
-            true,
+            flavour.awaited,
         );
         quote! {
             let __hardened_taken = #take;
             let __hardened_ticket = match __hardened_taken {
                 ::core::result::Result::Ok(__hardened_ticket) => __hardened_ticket,
-                ::core::result::Result::Err(__hardened_refused) => return __hardened_refused,
+                ::core::result::Result::Err(__hardened_refused) => #refused,
             };
         }
     });
     let enter = key.map(|key| {
         let key = hashed_key(key, private);
         let enter = guarded_call(
-            &quote!(#private::enter_keyed),
+            &flavour.enter,
             output,
             &TokenStream::new(),
             &quote!(&__HARDENED_GUARDS, #key),
-            true,
+            flavour.awaited,
         );
         let settle_refused = settle(quote!(__hardened_refused));
         quote! {
@@ -177,21 +178,19 @@ pub(super) fn async_steps(plan: &GuardPlan, private: &TokenStream, inner: TokenS
                 ::core::result::Result::Ok(__hardened_keyed) => __hardened_keyed,
                 ::core::result::Result::Err(__hardened_refused) => {
                     #settle_refused
-                    return __hardened_refused;
+                    #refused;
                 }
             };
         }
     });
     let give_back = key.map(|_| quote!(::core::mem::drop(__hardened_keyed);));
     let settle_done = settle(quote!(__hardened_done));
-    quote! {
-        async move {
-            #take
-            #enter
-            let __hardened_done = #inner.await;
-            #give_back
-            #settle_done
-            __hardened_done
-        }
-    }
+    wrap(quote! {
+        #take
+        #enter
+        let __hardened_done = #run;
+        #give_back
+        #settle_done
+        __hardened_done
+    })
 }
