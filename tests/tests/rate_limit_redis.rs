@@ -57,33 +57,41 @@ async fn concurrent_tasks_share_one_bucket_and_admit_exactly_the_burst() {
     assert_eq!((limiter.available(), limiter.backend_errors()), (0, 0));
 }
 
+/// Runs three `rate_limit_peer` processes at once on the limiter `name` of this run's service, with `env`
+/// added; each one's admitted calls.
+async fn run_peers(url: &str, name: &str, env: &[(&str, &str)]) -> Vec<u32> {
+    let peers = (0..3).map(|_| {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_rate_limit_peer"))
+            .env("REDIS_URL", url)
+            .env("OTEL_SERVICE_NAME", service())
+            .env("LIMITER", name)
+            .envs(env.iter().copied())
+            .output()
+    });
+    let mut admitted = Vec::new();
+    for output in futures::future::join_all(peers).await {
+        let output = output.expect("the peer runs");
+        let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        assert!(output.status.success(), "the peer failed: {stderr}");
+        admitted.push(
+            stdout
+                .trim()
+                .strip_prefix("admitted ")
+                .and_then(|count| count.parse().ok())
+                .unwrap_or_else(|| panic!("the peer printed {stdout:?}")),
+        );
+    }
+    admitted
+}
+
 #[tokio::test]
 #[ignore = "needs Redis: set REDIS_URL and run with --include-ignored"]
 async fn three_processes_share_one_bucket_and_admit_exactly_the_burst() {
     let url = redis_url();
     let name = unique_name("processes");
-    let peers = (0..3).map(|_| {
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_rate_limit_peer"))
-            .env("REDIS_URL", &url)
-            .env("OTEL_SERVICE_NAME", service())
-            .env("LIMITER", name)
-            .env("BURST", "30")
-            .env("ATTEMPTS", "25")
-            .output()
-    });
-    let mut admitted = 0;
-    for output in futures::future::join_all(peers).await {
-        let output = output.expect("the peer runs");
-        let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-        assert!(output.status.success(), "the peer failed: {stderr}");
-        let count: u32 = stdout
-            .trim()
-            .strip_prefix("admitted ")
-            .and_then(|count| count.parse().ok())
-            .unwrap_or_else(|| panic!("the peer printed {stdout:?}"));
-        assert!(count <= 25);
-        admitted += count;
-    }
+    let admitted = run_peers(&url, name, &[("BURST", "30"), ("ATTEMPTS", "25")]).await;
+    assert!(admitted.iter().all(|count| *count <= 25));
+    let admitted: u32 = admitted.iter().sum();
     assert_eq!(admitted, 30, "75 calls from three processes, a burst of 30");
 
     let here = RateLimiter::new(name, global_config(30, HOUR, 30, Some(url)), Clock::system());
@@ -96,28 +104,8 @@ async fn three_processes_share_one_tenants_token_budget_and_admit_exactly_its_to
     let url = redis_url();
     let name = unique_name("tenant-budget");
     // 300 tokens an hour for each tenant; each call takes 7: 42 calls fit (294 tokens), not 43.
-    let peers = (0..3).map(|_| {
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_rate_limit_peer"))
-            .env("REDIS_URL", &url)
-            .env("OTEL_SERVICE_NAME", service())
-            .env("LIMITER", name)
-            .env("BURST", "300")
-            .env("ATTEMPTS", "25")
-            .env("TENANT", "acme")
-            .env("COST", "7")
-            .output()
-    });
-    let mut admitted = 0;
-    for output in futures::future::join_all(peers).await {
-        let output = output.expect("the peer runs");
-        let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-        assert!(output.status.success(), "the peer failed: {stderr}");
-        admitted += stdout
-            .trim()
-            .strip_prefix("admitted ")
-            .and_then(|count| count.parse::<u32>().ok())
-            .unwrap_or_else(|| panic!("the peer printed {stdout:?}"));
-    }
+    let env = [("BURST", "300"), ("ATTEMPTS", "25"), ("TENANT", "acme"), ("COST", "7")];
+    let admitted: u32 = run_peers(&url, name, &env).await.iter().sum();
     assert_eq!(admitted, 42, "75 calls of 7 tokens from three processes, a budget of 300");
 
     let here = RateLimiter::new(name, global_config(300, HOUR, 300, Some(url.clone())), Clock::system());
