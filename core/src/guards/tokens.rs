@@ -59,7 +59,7 @@ pub(crate) fn refused_before<R: GuardedReturn>(guards: &'static SiteGuards, reje
     crate::guards::guarded::refused(Call::start_timed(guards.site(), clock::system()), rejected)
 }
 
-/// Settles the ticket of an asynchronous call that ended as `done`: see [`used`].
+/// Settles the ticket of an asynchronous call that ended as `done`, by the rule of the module docs.
 pub async fn settle_tokens<R, S: Settle<R>>(
     guards: &'static SiteGuards,
     ticket: Ticket,
@@ -70,7 +70,8 @@ pub async fn settle_tokens<R, S: Settle<R>>(
     guards.token_limiter().settle(ticket, used).await;
 }
 
-/// Settles the ticket of a synchronous call that ended as `done`, its value and outcome: see [`used`].
+/// Settles the ticket of a synchronous call that ended as `done` (its value and outcome), by the rule of
+/// the module docs.
 pub fn settle_tokens_now<R, S: Settle<R>>(
     guards: &'static SiteGuards,
     ticket: Ticket,
