@@ -126,7 +126,22 @@ async fn a_cancelled_waiter_and_a_cancelled_holder_leave_nothing_behind() {
 async fn concurrent_calls_never_exceed_the_limit() {
     let bulkhead = leaked(3, Some(Duration::from_secs(30)));
     let concurrency = Arc::new(Concurrency::default());
-    for task in concurrency.spawn_callers(bulkhead, 200, 1) {
+    // The holders of the three permits meet before giving them back, so the limit is reached for certain
+    // however the tasks are scheduled; only holders arrive, so each meeting is three calls at once.
+    let meeting = Arc::new(tokio::sync::Barrier::new(3));
+    let tasks: Vec<_> = (0..201)
+        .map(|_| {
+            let (concurrency, meeting) = (Arc::clone(&concurrency), Arc::clone(&meeting));
+            tokio::spawn(async move {
+                let _permit = bulkhead.acquire().await.expect("within the wait");
+                let now = concurrency.running.fetch_add(1, Ordering::SeqCst) + 1;
+                concurrency.peak.fetch_max(now, Ordering::SeqCst);
+                meeting.wait().await;
+                concurrency.running.fetch_sub(1, Ordering::SeqCst);
+            })
+        })
+        .collect();
+    for task in tasks {
         task.await.expect("task finished");
     }
     assert_eq!(concurrency.peak(), 3);
