@@ -499,7 +499,11 @@ impl RateLimiter {
     ///
     /// As [`RateLimiter::try_take`], when the tokens are not there within the wait.
     pub async fn take(&self, demand: Demand<'_>) -> Result<Ticket, Rejected> {
-        let now = self.clock.now_nanos();
+        self.take_at(demand, self.clock.now_nanos()).await
+    }
+
+    /// [`RateLimiter::take`] at a time the caller read from this limiter's clock.
+    async fn take_at(&self, demand: Demand<'_>, now: u64) -> Result<Ticket, Rejected> {
         self.check_cost(demand, now)?;
         let may_wait = self.wait.load(Ordering::Relaxed);
         #[cfg(feature = "redis")]
@@ -670,22 +674,7 @@ impl RateLimiter {
 
     /// [`RateLimiter::acquire`] at a time the caller read from this limiter's clock.
     pub(crate) async fn acquire_at(&self, now: u64) -> Result<(), Rejected> {
-        let may_wait = self.wait.load(Ordering::Relaxed);
-        #[cfg(feature = "redis")]
-        let decision = match &self.shared {
-            Some(shared) => shared.decide(self, Demand::ONE, may_wait, now).await.0,
-            None => self.decide(1, may_wait, now),
-        };
-        #[cfg(not(feature = "redis"))]
-        let decision = self.decide(1, may_wait, now);
-        match decision {
-            Decision::Admit => Ok(()),
-            Decision::AdmitAfter(delay) => {
-                tokio::time::sleep(Duration::from_nanos(delay)).await;
-                Ok(())
-            }
-            Decision::Refuse { retry_after } => Err(self.refusal(retry_after)),
-        }
+        self.take_at(Demand::ONE, now).await.map(drop)
     }
 
     /// What a refusal with `retry_after` nanoseconds to wait reports.

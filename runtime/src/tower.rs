@@ -252,21 +252,24 @@ impl<Req, K: LimitKey + Send + 'static, F: Fn(&Req) -> Option<K>> KeyOf<Req> for
     }
 }
 
-/// Runs `attempt` through `chain`, by `key` when the request has one.
-async fn through<K: LimitKey, T, E, F, Fut>(
+/// Runs `attempt` through `chain`, by `key` when the request has one; a refusal arrives as `Refuse` says.
+async fn through<Refuse, K, T, E, F, Fut>(
     chain: GuardChain,
     key: Option<K>,
     attempt: F,
     is_failure: impl Fn(&Result<T, E>) -> bool,
-) -> Result<Result<T, E>, Rejected>
+) -> Result<T, E>
 where
+    Refuse: Refusals<T, E>,
+    K: LimitKey,
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
-    match key {
+    let guarded = match key {
         Some(key) => chain.call_keyed(&key, attempt, is_failure).await,
         None => chain.call(attempt, is_failure).await,
-    }
+    };
+    guarded.unwrap_or_else(Refuse::refused)
 }
 
 /// A service behind a [`GuardLayer`].
@@ -342,10 +345,7 @@ where
                     service.call(request).await
                 }
             };
-            match through(chain, key, attempt, |result| judge.is_failure(result)).await {
-                Ok(result) => result,
-                Err(rejected) => Refuse::refused(rejected),
-            }
+            through::<Refuse, _, _, _, _, _>(chain, key, attempt, |result| judge.is_failure(result)).await
         })
     }
 }
@@ -389,10 +389,7 @@ where
                     service.call(request).await
                 }
             };
-            match through(chain, key, attempt, |result| judge.is_failure(result)).await {
-                Ok(result) => result,
-                Err(rejected) => Refuse::refused(rejected),
-            }
+            through::<Refuse, _, _, _, _, _>(chain, key, attempt, |result| judge.is_failure(result)).await
         })
     }
 }

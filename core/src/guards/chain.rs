@@ -17,7 +17,9 @@ use super::names::{DeclaredNames, record_chain_names};
 use super::registry;
 use super::retrying::retry_delay;
 use super::site::Resolved;
+use super::tokens::{self, KeepCost};
 use crate::events;
+use crate::outcome::Outcome;
 use crate::rate_limit::{Demand, LimitKey};
 use crate::rejected::Rejected;
 use crate::support::key_hash::key_hash;
@@ -175,10 +177,13 @@ impl GuardChain {
         let value = attempts(per_key, self.timeout, attempt, is_failure).await;
         drop(permit);
         if let Some((limiter, ticket)) = ticket {
-            let used = match &value {
-                Err(Rejected::TimedOut { .. }) | Ok(_) => ticket.cost(),
-                Err(_) => 0,
+            // The rule of the attribute's calls: what a guard imposed on the call, and no `settle`.
+            let imposed = match &value {
+                Ok(_) => None,
+                Err(Rejected::TimedOut { .. }) => Some(Outcome::Timeout),
+                Err(_) => Some(Outcome::Rejected),
             };
+            let used = tokens::used(&ticket, &value, imposed, &KeepCost);
             limiter.settle(ticket, used).await;
         }
         value

@@ -85,7 +85,7 @@ pub fn settle_tokens_now<R, S: Settle<R>>(
 
 /// The tokens a call used: none when a guard refused it, what `settle` says of a success, and what it
 /// took otherwise.
-fn used<R, S: Settle<R>>(ticket: &Ticket, value: &R, imposed: Option<Outcome>, settle: &S) -> u64 {
+pub(crate) fn used<R, S: Settle<R>>(ticket: &Ticket, value: &R, imposed: Option<Outcome>, settle: &S) -> u64 {
     match imposed {
         Some(Outcome::Rejected) => 0,
         Some(_) => ticket.cost(),

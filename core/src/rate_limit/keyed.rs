@@ -9,7 +9,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use crate::support::key_hash::{ByKeyHash, shard_of};
+use crate::support::key_hash::{ByKeyHash, KeyShards};
 
 /// Keys per shard below which a limiter keeps one shard: with one shard, eviction is exactly "least
 /// recently used"; with more, it is per shard.
@@ -20,21 +20,9 @@ const MAX_SHARDS: usize = 64;
 
 /// The buckets of one keyed limiter.
 pub(super) struct KeyedBuckets {
-    shards: Box<[Padded<Mutex<Shard>>]>,
+    shards: KeyShards<Mutex<Shard>>,
     /// Buckets each shard may hold: `max_keys` over the shards, rounded down, so the total never exceeds it.
     per_shard: AtomicUsize,
-}
-
-/// A shard on cache lines of its own, so that threads on different shards do not share one.
-#[repr(align(128))]
-struct Padded<T>(T);
-
-impl<T> std::ops::Deref for Padded<T> {
-    type Target = T;
-
-    fn deref(&self) -> &T {
-        &self.0
-    }
 }
 
 /// One shard's buckets, by the hash of their key.
@@ -57,10 +45,7 @@ impl KeyedBuckets {
     pub(super) fn new(max_keys: u32) -> KeyedBuckets {
         let max_keys = usize::try_from(max_keys.max(1)).unwrap_or(usize::MAX);
         let shards = (max_keys / KEYS_PER_SHARD).clamp(1, MAX_SHARDS).next_power_of_two().min(MAX_SHARDS);
-        let buckets = KeyedBuckets {
-            shards: (0..shards).map(|_| Padded(Mutex::new(Shard::default()))).collect(),
-            per_shard: AtomicUsize::new(1),
-        };
+        let buckets = KeyedBuckets { shards: KeyShards::new(shards), per_shard: AtomicUsize::new(1) };
         buckets.resize(u32::try_from(max_keys).unwrap_or(u32::MAX));
         buckets
     }
@@ -71,7 +56,7 @@ impl KeyedBuckets {
         let max_keys = usize::try_from(max_keys.max(1)).unwrap_or(usize::MAX);
         let per_shard = (max_keys / self.shards.len()).max(1);
         self.per_shard.store(per_shard, Ordering::Relaxed);
-        for shard in &self.shards {
+        for shard in self.shards.iter() {
             let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
             while shard.buckets.len() > per_shard {
                 shard.evict_one(u64::MAX);
@@ -93,7 +78,7 @@ impl KeyedBuckets {
     /// Runs `decide` on the TAT of the bucket of `hash` at `now` (a new bucket's TAT is 0: full), and keeps
     /// what it returns as the bucket's new TAT, if anything.
     pub(super) fn update<T>(&self, hash: u64, now: u64, decide: impl FnOnce(u64) -> (T, Option<u64>)) -> T {
-        let mut shard = self.shards[shard_of(hash, self.shards.len())].lock().unwrap_or_else(PoisonError::into_inner);
+        let mut shard = self.shards.of(hash).lock().unwrap_or_else(PoisonError::into_inner);
         let arrival = shard.buckets.get(&hash).map_or(0, |bucket| bucket.arrival);
         let (result, kept) = decide(arrival);
         match kept {

@@ -13,20 +13,23 @@ use tokio::sync::Notify;
 
 use super::Slots;
 use crate::rejected::Rejected;
-use crate::support::key_hash::{ByKeyHash, shard_of};
+use crate::support::key_hash::{ByKeyHash, KeyShards};
 
 /// Shards of the counts: enough that calls for different keys rarely share a lock.
 const SHARDS: usize = 16;
 
 /// The calls in flight of each key of one limit.
-#[derive(Default)]
 pub(super) struct KeyedSlots {
-    shards: [Shard; SHARDS],
+    shards: KeyShards<Shard>,
 }
 
-/// On cache lines of its own, so that threads on different shards do not share one.
+impl Default for KeyedSlots {
+    fn default() -> Self {
+        KeyedSlots { shards: KeyShards::new(SHARDS) }
+    }
+}
+
 #[derive(Default)]
-#[repr(align(128))]
 struct Shard {
     in_flight: Mutex<ByKeyHash<u32>>,
     freed: Notify,
@@ -65,7 +68,7 @@ impl KeyedSlots {
     }
 
     fn shard(&self, hash: u64) -> &Shard {
-        &self.shards[shard_of(hash, SHARDS)]
+        self.shards.of(hash)
     }
 }
 

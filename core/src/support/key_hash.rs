@@ -56,9 +56,39 @@ impl Hasher for Prehashed {
     }
 }
 
-/// The shard of `shards` (a power of two) that holds the key of `hash`: from the hash's middle bits, which
-/// the map's own slots (its low bits) and control bytes (its high bits) use least.
-#[inline]
-pub(crate) fn shard_of(hash: u64, shards: usize) -> usize {
-    usize::try_from(hash.rotate_right(32)).unwrap_or(0) & (shards - 1)
+/// State kept per key, split over shards by the key's hash, so that calls for different keys rarely meet.
+pub(crate) struct KeyShards<T> {
+    shards: Box<[Padded<T>]>,
+}
+
+/// A shard on cache lines of its own, so that threads on different shards do not share one.
+#[repr(align(128))]
+struct Padded<T>(T);
+
+impl<T: Default> KeyShards<T> {
+    /// `count` shards, a power of two.
+    pub(crate) fn new(count: usize) -> KeyShards<T> {
+        debug_assert!(count.is_power_of_two(), "a power of two, so that a mask picks the shard");
+        KeyShards { shards: (0..count).map(|_| Padded(T::default())).collect() }
+    }
+}
+
+impl<T> KeyShards<T> {
+    /// The shard that holds the key of `hash`: from the hash's middle bits, which a map's own slots (its
+    /// low bits) and control bytes (its high bits) use least.
+    #[inline]
+    pub(crate) fn of(&self, hash: u64) -> &T {
+        let index = usize::try_from(hash.rotate_right(32)).unwrap_or(0) & (self.shards.len() - 1);
+        &self.shards[index].0
+    }
+
+    /// Every shard.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
+        self.shards.iter().map(|shard| &shard.0)
+    }
+
+    /// How many shards there are.
+    pub(crate) fn len(&self) -> usize {
+        self.shards.len()
+    }
 }
