@@ -74,7 +74,8 @@ pub use self::error::{ConfigError, Origin, Setting};
 pub use self::file::parse;
 pub use self::names::{DeclaredNames, UnusedName, env_name, env_var, unused_names};
 pub use self::operations::{
-    HealthSettings, LOG_FORMATS, OTLP_PROTOCOLS, ServerSettings, ShutdownSettings, TelemetrySettings,
+    HealthSettings, LOG_FORMATS, METRICS_EXPORTERS, METRICS_TEMPORALITIES, OTLP_PROTOCOLS, ServerSettings,
+    ShutdownSettings, TelemetrySettings,
 };
 pub use self::render::render;
 pub use crate::breaker::BreakerSettings;

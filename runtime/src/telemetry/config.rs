@@ -634,7 +634,7 @@ fn parse_millis(variable: &str, value: &str) -> Result<Duration, TelemetryError>
 /// The entries of `OTEL_RESOURCE_ATTRIBUTES`: `key=value` pairs separated by commas, both sides
 /// percent-decoded and trimmed. An entry without `=`, with an empty key or with a broken escape is skipped
 /// with a warning; the later of two equal keys wins.
-fn parse_resource_attributes(text: &str, warnings: &mut Vec<String>) -> Vec<(String, String)> {
+pub(super) fn parse_resource_attributes(text: &str, warnings: &mut Vec<String>) -> Vec<(String, String)> {
     let mut attributes = Vec::new();
     for entry in text.split(',').map(str::trim).filter(|entry| !entry.is_empty()) {
         let Some((key, value)) = entry.split_once('=') else {

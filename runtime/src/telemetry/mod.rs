@@ -336,7 +336,10 @@ pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> 
     crate::shutdown::register(
         "telemetry",
         crate::shutdown::priority::TELEMETRY,
-        config.flush_timeout + Duration::from_secs(1),
+        // The spans' flush, then the last metrics export, each bounded by its timeout.
+        config.flush_timeout
+            + if config.metrics_url().is_some() { config.metric_export_timeout } else { Duration::ZERO }
+            + Duration::from_secs(1),
         move || {
             let flusher = Arc::clone(&handler_flusher);
             async move {

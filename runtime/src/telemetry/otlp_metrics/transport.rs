@@ -16,8 +16,29 @@ const PROTOBUF: &str = "application/x-protobuf";
 /// A connection to the collector's metrics endpoint.
 #[derive(Debug)]
 pub(super) enum Transport {
-    Http { client: reqwest::Client, url: String },
-    Grpc { client: MetricsServiceClient<Channel> },
+    Http { client: reqwest::Client, url: String, headers: Vec<(String, String)> },
+    Grpc { client: MetricsServiceClient<Channel>, headers: Vec<(String, String)> },
+}
+
+/// The headers every export carries, for a collector that wants an API key: `OTEL_EXPORTER_OTLP_HEADERS`
+/// and `OTEL_EXPORTER_OTLP_METRICS_HEADERS` (which wins for a header both name), `key=value` pairs
+/// separated by commas and percent-decoded, as the OTLP exporter of spans reads them. Malformed entries
+/// are skipped with a warning.
+fn headers_from(var: impl Fn(&str) -> Option<String>) -> Vec<(String, String)> {
+    let mut headers: Vec<(String, String)> = Vec::new();
+    for variable in ["OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_METRICS_HEADERS"] {
+        let Some(text) = var(variable) else { continue };
+        let mut warnings = Vec::new();
+        for (name, value) in crate::telemetry::config::parse_resource_attributes(&text, &mut warnings) {
+            let name = name.to_ascii_lowercase();
+            headers.retain(|(known, _)| *known != name);
+            headers.push((name, value));
+        }
+        for warning in warnings {
+            tracing::warn!(target: "hardened::telemetry", "{}", warning.replace("OTEL_RESOURCE_ATTRIBUTES", variable));
+        }
+    }
+    headers
 }
 
 impl Transport {
@@ -32,7 +53,11 @@ impl Transport {
         match protocol {
             Protocol::HttpProtobuf => {
                 let client = reqwest::Client::builder().timeout(timeout).build().map_err(|_| invalid())?;
-                Ok(Transport::Http { client, url: url.to_owned() })
+                Ok(Transport::Http {
+                    client,
+                    url: url.to_owned(),
+                    headers: headers_from(|name| std::env::var(name).ok()),
+                })
             }
             Protocol::Grpc => {
                 let channel = Channel::from_shared(url.to_owned())
@@ -40,7 +65,8 @@ impl Transport {
                     .timeout(timeout)
                     .connect_timeout(timeout)
                     .connect_lazy();
-                Ok(Transport::Grpc { client: MetricsServiceClient::new(channel) })
+                let headers = headers_from(|name| std::env::var(name).ok());
+                Ok(Transport::Grpc { client: MetricsServiceClient::new(channel), headers })
             }
         }
     }
@@ -48,18 +74,24 @@ impl Transport {
     /// Sends `request`; an error says why the collector did not take it.
     pub(super) async fn send(&mut self, request: ExportMetricsServiceRequest) -> Result<(), String> {
         match self {
-            Transport::Http { client, url } => {
-                let response = client
-                    .post(url.as_str())
-                    .header(reqwest::header::CONTENT_TYPE, PROTOBUF)
-                    .body(request.encode_to_vec())
-                    .send()
-                    .await
-                    .map_err(|error| error.without_url().to_string())?;
+            Transport::Http { client, url, headers } => {
+                let mut post = client.post(url.as_str()).header(reqwest::header::CONTENT_TYPE, PROTOBUF);
+                for (name, value) in headers.iter() {
+                    post = post.header(name.as_str(), value.as_str());
+                }
+                let response =
+                    post.body(request.encode_to_vec()).send().await.map_err(|error| error.without_url().to_string())?;
                 let status = response.status();
                 if status.is_success() { Ok(()) } else { Err(format!("the collector answered {status}")) }
             }
-            Transport::Grpc { client } => {
+            Transport::Grpc { client, headers } => {
+                let mut request = tonic::Request::new(request);
+                for (name, value) in headers.iter() {
+                    let name = tonic::metadata::MetadataKey::from_bytes(name.as_bytes());
+                    if let (Ok(name), Ok(value)) = (name, value.parse()) {
+                        request.metadata_mut().insert(name, value);
+                    }
+                }
                 let response = client.export(request).await.map_err(|status| status.to_string())?;
                 match response.into_inner().partial_success {
                     Some(partial) if partial.rejected_data_points > 0 => Err(format!(
@@ -70,5 +102,24 @@ impl Transport {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_come_from_both_variables_and_the_metrics_one_wins() {
+        let headers = headers_from(|name| match name {
+            "OTEL_EXPORTER_OTLP_HEADERS" => Some("api-key=general,x-team=pay%20ments".to_owned()),
+            "OTEL_EXPORTER_OTLP_METRICS_HEADERS" => Some("API-Key=metrics,broken".to_owned()),
+            _ => None,
+        });
+        assert_eq!(
+            headers,
+            [("x-team".to_owned(), "pay ments".to_owned()), ("api-key".to_owned(), "metrics".to_owned())]
+        );
+        assert!(headers_from(|_| None).is_empty());
     }
 }
