@@ -4,7 +4,8 @@
 //! OpenTelemetry [`Context`], to set as the parent of the span that serves the request (the server layer
 //! `hardened::http::ServerTraceLayer`, with the `http` feature, does it for axum). [`inject`] writes the
 //! current span's context into the headers of an outbound request; with the `reqwest` feature,
-//! `TracedRequest::traced` does it for a `reqwest` request.
+//! `TracedRequest::traced` sends a `reqwest` request inside a client span whose context its headers carry,
+//! and measures it.
 //!
 //! ```
 //! use hardened::propagation;
@@ -31,7 +32,12 @@
 //! the SDK's stricter check refuses, such as a multi-tenant key of the maximum length, are passed
 //! on all the same. A header that fails the check never panics: the request starts a new trace.
 
+#[cfg(feature = "reqwest")]
+mod client;
 mod tracestate;
+
+#[cfg(feature = "reqwest")]
+pub use client::{TracedRequest, TracedRequestBuilder};
 
 use std::sync::LazyLock;
 
@@ -106,23 +112,8 @@ pub fn inject_context(context: &Context, headers: &mut HeaderMap) {
     }
 }
 
-/// Outbound propagation for `reqwest`: `client.get(url).traced().send()`.
-#[cfg(feature = "reqwest")]
-pub trait TracedRequest {
-    /// The request with the current span's context in its headers (see [`inject`]).
-    #[must_use]
-    fn traced(self) -> Self;
-}
-
-#[cfg(feature = "reqwest")]
-impl TracedRequest for reqwest::RequestBuilder {
-    fn traced(self) -> Self {
-        inject_reqwest(self)
-    }
-}
-
-/// `builder` with the current span's context in its headers (see [`inject`]); the same as
-/// [`TracedRequest::traced`].
+/// `builder` with the current span's context in its headers (see [`inject`]): the headers only, without
+/// the client span and the duration metric that [`TracedRequest::traced`] adds.
 #[cfg(feature = "reqwest")]
 pub fn inject_reqwest(builder: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
     let mut headers = HeaderMap::new();
