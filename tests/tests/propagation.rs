@@ -40,19 +40,20 @@ fn valid_traceparent() -> impl Strategy<Value = (String, String, String, u8)> {
 /// keys the SDK's Level 1 check refuses (several `@`, a long system part), and keys of 256 characters.
 fn level_2_key() -> impl Strategy<Value = String> {
     let pattern = |pattern: &str| proptest::string::string_regex(pattern).expect("a valid pattern");
+    // Long keys are rarer: generating them is what these tests spend their time on.
     prop_oneof![
-        pattern("[a-z0-9][a-z0-9_*/@-]{0,12}"),
-        pattern("[a-z0-9][a-z0-9_*/-]{0,240}@[a-z][a-z0-9_*/-]{0,13}"),
-        pattern("[a-z0-9][a-z0-9_*/-]{0,20}@[a-z0-9_*/@-]{14,30}"),
-        pattern("[a-z0-9][a-z0-9_*/@-]{255}"),
+        6 => pattern("[a-z0-9][a-z0-9_*/@-]{0,12}"),
+        1 => pattern("[a-z0-9][a-z0-9_*/-]{0,240}@[a-z][a-z0-9_*/-]{0,13}"),
+        2 => pattern("[a-z0-9][a-z0-9_*/-]{0,20}@[a-z0-9_*/@-]{14,30}"),
+        1 => pattern("[a-z0-9][a-z0-9_*/@-]{255}"),
     ]
 }
 
 /// A valid `tracestate` value: printable ASCII without `,` or `=`, not ending in a space, up to 256.
 fn valid_value() -> impl Strategy<Value = String> {
     prop_oneof![
-        proptest::string::string_regex("[ -+--<>-~]{0,15}[!-+--<>-~]").expect("a valid pattern"),
-        proptest::string::string_regex("[ -+--<>-~]{255}[!-+--<>-~]").expect("a valid pattern"),
+        9 => proptest::string::string_regex("[ -+--<>-~]{0,15}[!-+--<>-~]").expect("a valid pattern"),
+        1 => proptest::string::string_regex("[ -+--<>-~]{255}[!-+--<>-~]").expect("a valid pattern"),
     ]
 }
 
@@ -150,50 +151,6 @@ proptest! {
     }
 
     #[test]
-    fn a_repeated_key_is_passed_on_once_with_its_first_value(
-        (traceparent, ..) in valid_traceparent(),
-        members in valid_tracestate().prop_filter("a member to repeat", |members| !members.is_empty()),
-        repeated in any::<proptest::sample::Index>(),
-        value in valid_value(),
-        position in any::<proptest::sample::Index>(),
-    ) {
-        let mut received = members.clone();
-        let key = members[repeated.index(members.len())].0.clone();
-        let first = received.iter().position(|(seen, _)| *seen == key).expect("the key is there");
-        // The repeat goes after the first occurrence: that one is kept.
-        let at = first + 1 + position.index(received.len() - first);
-        received.insert(at, (key, value));
-        prop_assert_eq!(passed_on(&traceparent, &joined(&received)), joined(&members));
-    }
-
-    #[test]
-    fn the_longest_multi_tenant_key_is_passed_on_among_others(
-        (traceparent, ..) in valid_traceparent(),
-        members in valid_tracestate(),
-        tenant in "[a-z0-9][a-z0-9_*/-]{240}", system in "[a-z][a-z0-9_*/-]{13}",
-        value in valid_value(), position in any::<proptest::sample::Index>(),
-    ) {
-        let key = format!("{tenant}@{system}");
-        prop_assume!(members.iter().all(|(seen, _)| *seen != key));
-        let mut received = members.clone();
-        received.insert(position.index(received.len() + 1), (key, value));
-        prop_assert_eq!(passed_on(&traceparent, &joined(&received)), joined(&received));
-    }
-
-    #[test]
-    fn a_key_off_the_grammar_drops_the_tracestate_and_keeps_the_traceparent(
-        (traceparent, trace_id, ..) in valid_traceparent(),
-        members in valid_tracestate(),
-        key in invalid_key(), value in valid_value(), position in any::<proptest::sample::Index>(),
-    ) {
-        let mut received = members.clone();
-        received.insert(position.index(received.len() + 1), (key, value));
-        let incoming = headers(Some(&traceparent), Some(&joined(&received)));
-        prop_assert_eq!(remote(&incoming).trace_id().to_string(), trace_id);
-        prop_assert_eq!(passed_on(&traceparent, &joined(&received)), "");
-    }
-
-    #[test]
     fn a_foreign_character_anywhere_starts_a_new_trace(
         (traceparent, ..) in valid_traceparent(),
         position in 0..55usize, replacement in foreign_char()
@@ -270,6 +227,51 @@ fn round_trip_in_bounded_time(headers: &HeaderMap) -> HeaderMap {
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    #[test]
+    fn a_repeated_key_is_passed_on_once_with_its_first_value(
+        (traceparent, ..) in valid_traceparent(),
+        members in valid_tracestate().prop_filter("a member to repeat", |members| !members.is_empty()),
+        repeated in any::<proptest::sample::Index>(),
+        value in valid_value(),
+        position in any::<proptest::sample::Index>(),
+    ) {
+        let mut received = members.clone();
+        let key = members[repeated.index(members.len())].0.clone();
+        let first = received.iter().position(|(seen, _)| *seen == key).expect("the key is there");
+        // The repeat goes after the first occurrence: that one is kept.
+        let at = first + 1 + position.index(received.len() - first);
+        received.insert(at, (key, value));
+        prop_assert_eq!(passed_on(&traceparent, &joined(&received)), joined(&members));
+    }
+
+    #[test]
+    fn the_longest_multi_tenant_key_is_passed_on_among_others(
+        (traceparent, ..) in valid_traceparent(),
+        members in valid_tracestate(),
+        tenant in "[a-z0-9][a-z0-9_*/-]{240}", system in "[a-z][a-z0-9_*/-]{13}",
+        value in valid_value(), position in any::<proptest::sample::Index>(),
+    ) {
+        let key = format!("{tenant}@{system}");
+        prop_assume!(members.iter().all(|(seen, _)| *seen != key));
+        let mut received = members.clone();
+        received.insert(position.index(received.len() + 1), (key, value));
+        prop_assert_eq!(passed_on(&traceparent, &joined(&received)), joined(&received));
+    }
+
+    #[test]
+    fn a_key_off_the_grammar_drops_the_tracestate_and_keeps_the_traceparent(
+        (traceparent, trace_id, ..) in valid_traceparent(),
+        members in valid_tracestate(),
+        key in invalid_key(), value in valid_value(), position in any::<proptest::sample::Index>(),
+    ) {
+        let mut received = members.clone();
+        received.insert(position.index(received.len() + 1), (key, value));
+        let incoming = headers(Some(&traceparent), Some(&joined(&received)));
+        prop_assert_eq!(remote(&incoming).trace_id().to_string(), trace_id);
+        prop_assert_eq!(passed_on(&traceparent, &joined(&received)), "");
+    }
+
 
     #[test]
     fn large_arbitrary_header_bytes_never_panic_and_take_bounded_time(

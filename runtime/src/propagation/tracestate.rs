@@ -93,10 +93,11 @@ impl ReceivedTraceState {
             return (join(&mut members.iter()), None);
         }
         let held = join(&mut members.iter().filter(|(key, value)| sdk_holds(key, value)));
+        // The trace and what the SDK made of `held` are known once the context is extracted (`attach`).
         let received = ReceivedTraceState {
             trace_id: TraceId::INVALID,
             members: members.iter().map(|(key, value)| ((*key).to_owned(), (*value).to_owned())).collect(),
-            held_by_sdk: held.parse().unwrap_or_default(),
+            held_by_sdk: TraceState::NONE,
         };
         (held, Some(received))
     }
