@@ -22,6 +22,10 @@ impl OtlpName {
 const HTTP_SERVER: &[(&str, &str)] =
     &[("method", "http.request.method"), ("route", "http.route"), ("status", "http.response.status_code")];
 
+/// The labels of the HTTP client family, as the HTTP semantic conventions name them.
+const HTTP_CLIENT: &[(&str, &str)] =
+    &[("method", "http.request.method"), ("server_address", "server.address"), ("status", "http.response.status_code")];
+
 /// The families with an OpenTelemetry name of their own: `(Prometheus name, OTLP name, unit, labels)`.
 /// docs/metrics.md has this table for people.
 pub(super) const KNOWN: &[(&str, &str, &str, &[(&str, &str)])] = &[
@@ -31,6 +35,7 @@ pub(super) const KNOWN: &[(&str, &str, &str, &[(&str, &str)])] = &[
     ("hardened_http_request_duration_seconds", "http.server.request.duration", "s", HTTP_SERVER),
     ("hardened_http_requests_in_flight", "http.server.active_requests", "{request}", HTTP_SERVER),
     ("hardened_http_requests_total", "hardened.http.server.requests", "{request}", HTTP_SERVER),
+    ("hardened_http_client_request_duration_seconds", "http.client.request.duration", "s", HTTP_CLIENT),
     ("process_cpu_seconds_total", "process.cpu.time", "s", &[]),
     ("process_resident_memory_bytes", "process.memory.usage", "By", &[]),
     ("process_virtual_memory_bytes", "process.memory.virtual", "By", &[]),
