@@ -54,8 +54,7 @@ fn points_of<'a>(points: &'a [ReceivedPoint], transport: &str, name: &str, funct
 fn call_count(points: &[ReceivedPoint], transport: &str, function: &str, outcome: &str) -> Option<f64> {
     points_of(points, transport, "hardened.calls", function)
         .into_iter()
-        .filter(|point| point.attribute("outcome") == Some(outcome))
-        .next_back()
+        .rfind(|point| point.attribute("outcome") == Some(outcome))
         .and_then(ReceivedPoint::value)
 }
 
@@ -90,7 +89,7 @@ fn grpc_export_carries_every_call_and_its_duration() {
     assert_eq!(duration.count(), Some(9), "one duration per call");
     assert_eq!(duration.line["explicit_bounds"], serde_json::json!([0.001, 1.0]));
     let buckets: u64 =
-        duration.line["bucket_counts"].as_array().expect("buckets").iter().filter_map(|count| count.as_u64()).sum();
+        duration.line["bucket_counts"].as_array().expect("buckets").iter().filter_map(serde_json::Value::as_u64).sum();
     assert_eq!(buckets, 9, "the buckets hold every call once");
 
     // Families beyond the calls travel too, under their convention names.
@@ -143,7 +142,7 @@ fn delta_exports_carry_the_calls_since_the_last_one() {
     let windows: Vec<(u64, u64)> = points_of(&points, "grpc", "hardened.calls", "count_in_deltas")
         .into_iter()
         .filter(|point| point.attribute("outcome") == Some("ok"))
-        .map(|point| (point.line["start"].as_u64().unwrap(), point.line["time"].as_u64().unwrap()))
+        .map(|point| (point.line["start"].as_u64().expect("a start"), point.line["time"].as_u64().expect("a time")))
         .collect();
     assert_eq!(windows[1].0, windows[0].1, "the second delta starts where the first ended");
     exporter.shutdown().expect("stopped");

@@ -382,7 +382,7 @@ named_enum! {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MetricsExporters {
-    /// `/metrics` answers with the Prometheus (or OpenMetrics) text.
+    /// `/metrics` answers with the Prometheus text exposition.
     pub prometheus: bool,
     /// Metrics are pushed to the OTLP collector every [`TelemetryConfig::metric_export_interval`].
     pub otlp: bool,

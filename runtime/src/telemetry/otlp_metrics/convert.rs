@@ -259,13 +259,14 @@ mod tests {
 
     fn registry() -> (Registry, IntCounterVec, prometheus::Histogram) {
         let registry = Registry::new();
-        let calls = IntCounterVec::new(Opts::new("hardened_calls_total", "Calls."), &["function", "outcome"]).unwrap();
+        let calls =
+            IntCounterVec::new(Opts::new("hardened_calls_total", "Calls."), &["function", "outcome"]).expect("present");
         let duration = prometheus::Histogram::with_opts(
             HistogramOpts::new("hardened_call_duration_seconds", "Durations.").buckets(vec![0.1, 1.0]),
         )
-        .unwrap();
-        registry.register(Box::new(calls.clone())).unwrap();
-        registry.register(Box::new(duration.clone())).unwrap();
+        .expect("present");
+        registry.register(Box::new(calls.clone())).expect("present");
+        registry.register(Box::new(duration.clone())).expect("present");
         (registry, calls, duration)
     }
 
@@ -296,10 +297,10 @@ mod tests {
 
         let metric = converted.metrics.iter().find(|metric| metric.name == "hardened.calls").expect("calls");
         assert_eq!(metric.unit, "{call}");
-        let metric::Data::Sum(sum) = metric.data.as_ref().unwrap() else { panic!("a sum") };
+        let metric::Data::Sum(sum) = metric.data.as_ref().expect("present") else { panic!("a sum") };
         assert!(sum.is_monotonic);
         assert_eq!(sum.aggregation_temporality, AggregationTemporality::Cumulative as i32);
-        assert_eq!(sum_values(metric.data.as_ref().unwrap()), [3.0]);
+        assert_eq!(sum_values(metric.data.as_ref().expect("present")), [3.0]);
         let point = &sum.data_points[0];
         assert_eq!((point.start_time_unix_nano, point.time_unix_nano), (10, 20));
         let keys: Vec<_> = point.attributes.iter().map(|pair| pair.key.as_str()).collect();
@@ -312,7 +313,7 @@ mod tests {
         assert_eq!(point.explicit_bounds, [0.1, 1.0]);
         assert_eq!(point.bucket_counts, [1, 2, 1], "per bucket, not cumulative, with the overflow bucket");
         assert_eq!(point.count, 4);
-        assert!((point.sum.unwrap() - 6.25).abs() < 1e-9);
+        assert!((point.sum.expect("present") - 6.25).abs() < 1e-9);
         assert!(converted.totals.series.is_empty(), "cumulative exports remember nothing");
     }
 
@@ -334,7 +335,7 @@ mod tests {
         assert_eq!(histogram.aggregation_temporality, AggregationTemporality::Delta as i32);
         let point = &histogram.data_points[0];
         assert_eq!((point.count, point.bucket_counts.as_slice()), (2, &[1, 0, 1][..]));
-        assert!((point.sum.unwrap() - 5.05).abs() < 1e-9);
+        assert!((point.sum.expect("present") - 5.05).abs() < 1e-9);
 
         // An export the collector did not take is not remembered: the next delta covers both intervals.
         calls.with_label_values(&["ask", "ok"]).inc();
@@ -347,8 +348,8 @@ mod tests {
         let mut delivered = Delivered::default();
         delivered.series.insert(series_key("hardened_calls_total", &[]), Totals::Counter(10.0));
         let registry = Registry::new();
-        let counter = prometheus::IntCounter::new("hardened_calls_total", "Calls.").unwrap();
-        registry.register(Box::new(counter.clone())).unwrap();
+        let counter = prometheus::IntCounter::new("hardened_calls_total", "Calls.").expect("present");
+        registry.register(Box::new(counter.clone())).expect("present");
         counter.inc_by(4);
         let converted =
             convert(&registry.gather(), Window { start: 0, now: 1 }, MetricsTemporality::LowMemory, &delivered);
@@ -360,8 +361,8 @@ mod tests {
         let registry = Registry::new();
         let requests =
             IntCounterVec::new(Opts::new("hardened_http_requests_total", "Requests."), &["method", "route", "status"])
-                .unwrap();
-        registry.register(Box::new(requests.clone())).unwrap();
+                .expect("present");
+        registry.register(Box::new(requests.clone())).expect("present");
         requests.with_label_values(&["GET", "/v1/sessions", "200"]).inc();
         let converted = convert(
             &registry.gather(),

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 pub(super) struct OtlpName {
     pub(super) name: Cow<'static, str>,
     pub(super) unit: &'static str,
-    attributes: &'static [(&'static str, &'static str)],
+    attributes: Renames,
 }
 
 impl OtlpName {
@@ -19,16 +19,19 @@ impl OtlpName {
 }
 
 /// The labels of the HTTP server families, as the HTTP semantic conventions name them.
-const HTTP_SERVER: &[(&str, &str)] =
+const HTTP_SERVER: Renames =
     &[("method", "http.request.method"), ("route", "http.route"), ("status", "http.response.status_code")];
 
 /// The labels of the HTTP client family, as the HTTP semantic conventions name them.
-const HTTP_CLIENT: &[(&str, &str)] =
+const HTTP_CLIENT: Renames =
     &[("method", "http.request.method"), ("server_address", "server.address"), ("status", "http.response.status_code")];
+
+/// Label renames: `(Prometheus label, OTLP attribute)`.
+type Renames = &'static [(&'static str, &'static str)];
 
 /// The families with an OpenTelemetry name of their own: `(Prometheus name, OTLP name, unit, labels)`.
 /// docs/metrics.md has this table for people.
-pub(super) const KNOWN: &[(&str, &str, &str, &[(&str, &str)])] = &[
+pub(super) const KNOWN: &[(&str, &str, &str, Renames)] = &[
     ("hardened_calls_total", "hardened.calls", "{call}", &[]),
     ("hardened_call_duration_seconds", "hardened.call.duration", "s", &[]),
     ("hardened_in_flight", "hardened.calls.active", "{call}", &[]),
