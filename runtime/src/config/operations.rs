@@ -49,6 +49,8 @@ pub struct TelemetrySettings {
     pub log_format: Option<String>,
     /// `log_filter`: which events and spans are kept, in `RUST_LOG`'s syntax; `RUST_LOG` overrides it.
     pub log_filter: Option<String>,
+    /// `exemplars`: whether the call duration histogram keeps the trace of a sampled call per bucket.
+    pub exemplars: Option<bool>,
 }
 
 impl fmt::Debug for TelemetrySettings {
@@ -63,6 +65,7 @@ impl fmt::Debug for TelemetrySettings {
             sample_ratio,
             log_format,
             log_filter,
+            exemplars,
         } = self;
         f.debug_struct("TelemetrySettings")
             .field("service_name", service_name)
@@ -73,6 +76,7 @@ impl fmt::Debug for TelemetrySettings {
             .field("sample_ratio", sample_ratio)
             .field("log_format", log_format)
             .field("log_filter", log_filter)
+            .field("exemplars", exemplars)
             .finish()
     }
 }
@@ -148,6 +152,7 @@ impl TelemetrySettings {
         set(&mut config.log_format, self.log_format.as_deref().and_then(|format| format.parse().ok()));
         set(&mut config.sample_ratio, self.sample_ratio);
         set(&mut config.log_filter, self.log_filter.clone());
+        set(&mut config.exemplars, self.exemplars);
     }
 }
 
@@ -239,6 +244,7 @@ impl Keys for TelemetrySettings {
             "sample_ratio",
             "log_format",
             "log_filter",
+            "exemplars",
         ]
     }
 
@@ -252,6 +258,7 @@ impl Keys for TelemetrySettings {
             "sample_ratio" => self.sample_ratio = Some(value::fraction(raw)?),
             "log_format" => self.log_format = Some(one_of(raw, LOG_FORMATS)?),
             "log_filter" => self.log_filter = Some(string(raw)?),
+            "exemplars" => self.exemplars = Some(value::boolean(raw)?),
             _ => unreachable!("`{key}` is not a telemetry key"),
         }
         Ok(())
@@ -267,6 +274,7 @@ impl Keys for TelemetrySettings {
         push(&mut entries, "sample_ratio", self.sample_ratio, toml::Value::Float);
         push(&mut entries, "log_format", self.log_format.as_deref(), text_value);
         push(&mut entries, "log_filter", self.log_filter.as_deref(), text_value);
+        push(&mut entries, "exemplars", self.exemplars, toml::Value::Boolean);
         entries
     }
 }

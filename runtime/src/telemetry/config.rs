@@ -73,6 +73,10 @@ pub struct TelemetryConfig {
     /// Further resource attributes, such as `k8s.pod.name`. Default: none. Keys set by the fields above
     /// (`service.name`, ...) are taken from the fields.
     pub resource_attributes: BTreeMap<String, String>,
+    /// Whether each bucket of the call duration histogram keeps the trace of its latest sampled call as
+    /// an exemplar (see [`metrics::exemplars`](crate::metrics::exemplars)). Kept only when the sampler
+    /// can sample at all. Default: on; `OTEL_METRICS_EXEMPLAR_FILTER=always_off` turns it off.
+    pub exemplars: bool,
 }
 
 impl fmt::Debug for TelemetryConfig {
@@ -95,6 +99,7 @@ impl fmt::Debug for TelemetryConfig {
             max_queue_size,
             flush_timeout,
             resource_attributes,
+            exemplars,
         } = self;
         f.debug_struct("TelemetryConfig")
             .field("service_name", service_name)
@@ -113,6 +118,7 @@ impl fmt::Debug for TelemetryConfig {
             .field("max_queue_size", max_queue_size)
             .field("flush_timeout", flush_timeout)
             .field("resource_attributes", resource_attributes)
+            .field("exemplars", exemplars)
             .finish()
     }
 }
@@ -136,6 +142,7 @@ impl Default for TelemetryConfig {
             max_queue_size: 2048,
             flush_timeout: Duration::from_secs(5),
             resource_attributes: BTreeMap::new(),
+            exemplars: true,
         }
     }
 }
@@ -166,6 +173,18 @@ impl TelemetryConfig {
             Protocol::Grpc => base.to_owned(),
             Protocol::HttpProtobuf => format!("{}/v1/traces", base.trim_end_matches('/')),
         })
+    }
+
+    /// Whether exemplars are kept: asked for, and under a sampler that can sample a call (a parent-based
+    /// sampler can, from a sampled caller, whatever its own ratio).
+    #[must_use]
+    pub fn keeps_exemplars(&self) -> bool {
+        self.exemplars
+            && match self.sampler {
+                TraceSampler::AlwaysOff => false,
+                TraceSampler::TraceIdRatio => self.sample_ratio > 0.0,
+                _ => true,
+            }
     }
 
     /// Checks the values no type can rule out: the ratio's range and a non-empty service name.
@@ -318,6 +337,7 @@ pub struct Resolved {
 /// | `OTEL_BSP_MAX_QUEUE_SIZE` | `max_queue_size` |
 /// | `OTEL_TRACES_EXPORTER` | `none` turns export off; `otlp` is the only exporter |
 /// | `OTEL_SDK_DISABLED` | `true` turns export off |
+/// | `OTEL_METRICS_EXEMPLAR_FILTER` | `exemplars`: `always_off` turns them off; `trace_based` and `always_on` keep them (of sampled calls only, as an exemplar without a trace leads nowhere) |
 /// | `RUST_LOG` | `log_filter` |
 ///
 /// A value that cannot be used is an error naming the variable, the value and what is allowed. A
@@ -421,6 +441,19 @@ pub fn resolve_env(
     if exporter_off || sdk_off {
         config.otlp_endpoint = None;
         config.otlp_traces_endpoint = None;
+    }
+    if let Some(value) = get("OTEL_METRICS_EXEMPLAR_FILTER") {
+        config.exemplars = match value.to_ascii_lowercase().as_str() {
+            "always_off" => false,
+            "trace_based" | "always_on" => true,
+            _ => {
+                return Err(invalid(
+                    "OTEL_METRICS_EXEMPLAR_FILTER",
+                    value,
+                    "`always_on`, `always_off` or `trace_based`",
+                ));
+            }
+        };
     }
     if let Some(filter) = get("RUST_LOG") {
         filter.clone_into(&mut config.log_filter);
