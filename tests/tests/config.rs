@@ -592,6 +592,7 @@ fn the_service_sections_are_read_from_the_file_and_the_environment() {
         sample_ratio = 0.1
         log_format = "json"
         log_filter = "info,hyper=warn"
+        exemplars = false
 
         [health]
         cache_ttl = "2s"
@@ -622,6 +623,7 @@ fn the_service_sections_are_read_from_the_file_and_the_environment() {
             sample_ratio: Some(0.1),
             log_format: Some("json".to_owned()),
             log_filter: Some("info,hyper=warn".to_owned()),
+            exemplars: Some(false),
         }
     );
     assert_eq!(

@@ -1,5 +1,5 @@
 //! Exemplars: a call inside a sampled trace leaves its trace id on its duration bucket, on every finish
-//! path (sync and async, with and without guards), and `/metrics` shows it in OpenMetrics to a scraper
+//! path (sync and async, with and without guards), and `/metrics` shows it in `OpenMetrics` to a scraper
 //! that asks; an unsampled call leaves none, and the Prometheus text format is unchanged.
 
 use std::time::Duration;

@@ -130,9 +130,9 @@ fn store() -> &'static [OnceLock<Slots>] {
 /// The index of `site` in [`sites()`]; `None` for a site outside it (a platform without linker sections).
 fn index_of(site: &Site) -> Option<usize> {
     let all = sites();
-    let size = std::mem::size_of::<Site>();
+    let stride = std::mem::size_of::<Site>();
     let offset = (std::ptr::from_ref(site) as usize).checked_sub(all.as_ptr() as usize)?;
-    (offset % size == 0).then_some(offset / size).filter(|index| *index < all.len())
+    (offset % stride == 0).then_some(offset / stride).filter(|index| *index < all.len())
 }
 
 fn slots_of(site: &Site) -> Option<&'static Slots> {
@@ -152,7 +152,7 @@ pub fn exemplars(site: &Site) -> Vec<Option<Exemplar>> {
 /// Forgets every exemplar kept so far (the slots stay allocated).
 pub fn clear() {
     for slots in store().iter().filter_map(OnceLock::get) {
-        for slot in slots.iter() {
+        for slot in slots {
             *slot.lock().unwrap_or_else(PoisonError::into_inner) = None;
         }
     }

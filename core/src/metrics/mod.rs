@@ -1,7 +1,7 @@
 //! Prometheus metrics: one registry of hardened's own, holding the call metrics of every site, process
 //! metrics and `hardened_build_info`.
 //!
-//! [`render`] writes the Prometheus text format; [`render_openmetrics`] writes OpenMetrics, with the
+//! [`render`] writes the Prometheus text format; [`render_openmetrics`] writes `OpenMetrics`, with the
 //! [exemplars] of the call duration histogram: the trace of a recent call in each bucket.
 //!
 //! The registry is not the prometheus crate's default one, so it never collides with an application's

@@ -1,8 +1,8 @@
-//! The OpenMetrics 1.0 text format, which carries exemplars: what `/metrics` answers a scraper that asks
+//! The `OpenMetrics` 1.0 text format, which carries exemplars: what `/metrics` answers a scraper that asks
 //! for `application/openmetrics-text` (Prometheus with exemplar storage on does).
 //!
 //! Families are written from the registry's gathered protobufs as the Prometheus text format writes them,
-//! with OpenMetrics' differences: a counter's family is named without `_total` and its sample with it,
+//! with `OpenMetrics`' differences: a counter's family is named without `_total` and its sample with it,
 //! an untyped family is `unknown`, a histogram has its `+Inf` bucket, `HELP` escapes quotes, timestamps
 //! are in seconds, and the exposition ends with `# EOF`. The buckets of `hardened_call_duration_seconds`
 //! carry their [exemplars](super::exemplars).
@@ -15,17 +15,17 @@ use prometheus::proto::{LabelPair, Metric, MetricFamily, MetricType};
 use super::calls::{CALL_DURATION, SeriesLabels, duration_exemplars};
 use super::exemplars::Exemplar;
 
-/// The content type of the OpenMetrics text format, version 1.0.0.
+/// The content type of the `OpenMetrics` text format, version 1.0.0.
 pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// The registry's metrics in the OpenMetrics text format, with the exemplars kept for the buckets of the
+/// The registry's metrics in the `OpenMetrics` text format, with the exemplars kept for the buckets of the
 /// call duration histogram.
 #[must_use]
 pub fn render_openmetrics() -> String {
     encode(&super::registry().gather(), &duration_exemplars())
 }
 
-/// `families` in the OpenMetrics text format; `exemplars` are those of the call duration series.
+/// `families` in the `OpenMetrics` text format; `exemplars` are those of the call duration series.
 pub(crate) fn encode(families: &[MetricFamily], exemplars: &BTreeMap<SeriesLabels, Vec<Option<Exemplar>>>) -> String {
     let mut out = String::new();
     for family in families {
@@ -169,7 +169,7 @@ fn sample(
     out.push('\n');
 }
 
-/// A number as OpenMetrics writes it: `+Inf`, `-Inf`, `NaN`, or Rust's shortest exact decimal.
+/// A number as `OpenMetrics` writes it: `+Inf`, `-Inf`, `NaN`, or Rust's shortest exact decimal.
 fn number(value: f64) -> String {
     if value == f64::INFINITY {
         "+Inf".to_owned()
@@ -213,7 +213,8 @@ mod tests {
 
     #[test]
     fn a_counter_family_is_named_without_total_and_its_sample_with_it() {
-        let counter = IntCounterVec::new(Opts::new("jobs_total", "Jobs \"done\".\nAll."), &["queue"]).unwrap();
+        let counter =
+            IntCounterVec::new(Opts::new("jobs_total", "Jobs \"done\".\nAll."), &["queue"]).expect("a valid counter");
         counter.with_label_values(&["a\\b"]).inc_by(3);
         let text = encode(&gathered(&counter), &BTreeMap::new());
         assert_eq!(
@@ -224,7 +225,7 @@ mod tests {
 
     #[test]
     fn a_gauge_is_written_as_is() {
-        let gauge = IntGauge::new("sessions", "Open sessions.").unwrap();
+        let gauge = IntGauge::new("sessions", "Open sessions.").expect("a valid gauge");
         gauge.set(-2);
         let text = encode(&gathered(&gauge), &BTreeMap::new());
         assert_eq!(text, "# TYPE sessions gauge\n# HELP sessions Open sessions.\nsessions -2\n# EOF\n");
@@ -232,8 +233,8 @@ mod tests {
 
     #[test]
     fn a_histogram_has_its_inf_bucket_count_and_sum() {
-        let histogram =
-            Histogram::with_opts(HistogramOpts::new("wait_seconds", "Wait.").buckets(vec![0.5, 1.0])).unwrap();
+        let histogram = Histogram::with_opts(HistogramOpts::new("wait_seconds", "Wait.").buckets(vec![0.5, 1.0]))
+            .expect("a valid histogram");
         histogram.observe(0.25);
         histogram.observe(2.0);
         let text = encode(&gathered(&histogram), &BTreeMap::new());

@@ -22,7 +22,7 @@ pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=ut
 /// | `/health/ready`, `/readyz` | readiness probe: 503 at once once the shutdown has begun |
 /// | `/health/startup` | startup probe: 503 until [`startup_complete`](crate::health::startup_complete) |
 /// | `/health` | every check in detail (503 when any probe fails) |
-/// | `/metrics` | the Prometheus text exposition; OpenMetrics, with exemplars, to a scraper whose `Accept` asks for `application/openmetrics-text` |
+/// | `/metrics` | the Prometheus text exposition; `OpenMetrics`, with exemplars, to a scraper whose `Accept` asks for `application/openmetrics-text` |
 ///
 /// Mount it on the application's router (`app.merge(ops_router())`), or serve it alone on an admin port
 /// that the outside world cannot reach, with [`Server::admin`](super::Server::admin) or `axum::serve`.
