@@ -78,8 +78,9 @@ impl Call {
         let slot = self.site.slot();
         if slot != DETACHED {
             let nanos = clock::nanos_since(self.started_at);
-            shards::record_finish(self.site, slot, outcome, nanos, None);
+            // Before the count, so that the span is not needed after it.
             exemplars::offer_if_on(self.site, nanos, span);
+            shards::record_finish(self.site, slot, outcome, nanos, None);
         }
         mem::forget(self);
     }
@@ -102,8 +103,8 @@ impl Call {
                 breaker.count_shared(result);
             }
         } else {
-            shards::record_finish(self.site, slot, outcome, nanos, breaker.map(|(_, result)| result));
             exemplars::offer_if_on(self.site, nanos, span);
+            shards::record_finish(self.site, slot, outcome, nanos, breaker.map(|(_, result)| result));
         }
         mem::forget(self);
     }
