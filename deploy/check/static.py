@@ -200,6 +200,14 @@ expect(targets == [f"agent-server:{ops_port}"], f"prometheus.yml does not scrape
 provisioned = yaml.safe_load((DEPLOY / "grafana/provisioning/datasources/prometheus.yml").read_text())["datasources"]
 expect(any(ds["type"] == "prometheus" and ds["url"] == "http://prometheus:9090" for ds in provisioned),
        "the provisioned datasource is not the compose Prometheus")
+traces = [ds for ds in provisioned if ds["type"] in ("jaeger", "tempo")]
+expect(any(ds["url"] == "http://jaeger:16686" for ds in traces), "no provisioned trace datasource for the compose Jaeger")
+destinations = [destination for ds in provisioned if ds["type"] == "prometheus"
+                for destination in ds.get("jsonData", {}).get("exemplarTraceIdDestinations", [])]
+expect(any(d["name"] == "trace_id" and d["datasourceUid"] in {ds["uid"] for ds in traces} for d in destinations),
+       "the Prometheus datasource does not link an exemplar's trace_id to the trace datasource")
+expect("--enable-feature=exemplar-storage" in services_["prometheus"]["command"],
+       "the compose Prometheus does not store exemplars")
 provider = yaml.safe_load((DEPLOY / "grafana/provisioning/dashboards/hardened.yml").read_text())["providers"][0]
 grafana_mounts = dict(volume.split(":")[:2] for volume in services_["grafana"]["volumes"])
 expect(grafana_mounts.get("../grafana/dashboards") == provider["options"]["path"],
@@ -220,6 +228,9 @@ for path in sorted((DEPLOY / "grafana/dashboards").glob("*.json")):
         for target in panel["targets"]:
             expect(target.get("datasource", {}).get("uid") == "${datasource}",
                    f"{path.name}: panel {panel['title']!r} does not use the datasource variable")
+            if "hardened_call_duration_seconds_bucket" in target["expr"]:
+                expect(target.get("exemplar") is True,
+                       f"{path.name}: latency panel {panel['title']!r} does not show exemplars")
             for used in re.findall(r"\$\{?(\w+)\}?", target["expr"]):
                 expect(used.startswith("__") or used in variables,
                        f"{path.name}: panel {panel['title']!r} uses ${used}, which is not a variable")

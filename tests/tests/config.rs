@@ -597,6 +597,7 @@ fn the_service_sections_are_read_from_the_file_and_the_environment() {
         metrics_protocol = "http/protobuf"
         metric_export_interval = "15s"
         metrics_temporality = "delta"
+        exemplars = false
 
         [health]
         cache_ttl = "2s"
@@ -632,6 +633,7 @@ fn the_service_sections_are_read_from_the_file_and_the_environment() {
             metrics_protocol: Some("http/protobuf".to_owned()),
             metric_export_interval: Some(secs(15)),
             metrics_temporality: Some("delta".to_owned()),
+            exemplars: Some(false),
         }
     );
     let mut telemetry = hardened::telemetry::TelemetryConfig::default();

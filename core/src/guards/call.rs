@@ -3,10 +3,13 @@
 
 use std::mem;
 
+use tracing::Span;
+
 use crate::breaker::{CircuitBreaker, Verdict};
 use crate::clock::{self, SystemClock};
 use crate::guards::shards;
 use crate::guards::site::{DETACHED, Site};
+use crate::metrics::exemplars;
 use crate::outcome::Outcome;
 
 /// A call of a `#[hardened]` function, from start to outcome.
@@ -64,30 +67,52 @@ impl Call {
         clock.nanos_between(self.started_at, clock.ticks())
     }
 
-    /// Records the call's outcome and duration.
+    /// Records the call's outcome and duration; the call's `span`, when its trace is sampled, becomes the
+    /// exemplar of the duration's bucket (see [`exemplars`]).
     #[inline(always)]
     #[allow(
         clippy::inline_always,
         reason = "measured: out of line, moving the call and saving registers cost more than the work"
     )]
-    pub fn finish(self, outcome: Outcome) {
-        self.record(outcome);
+    pub fn finish(self, outcome: Outcome, span: &Span) {
+        let slot = self.site.slot();
+        if slot != DETACHED {
+            let nanos = clock::nanos_since(self.started_at);
+            // Before the count, so that the span is not needed after it.
+            exemplars::offer_if_on(self.site, nanos, span);
+            shards::record_finish(self.site, slot, outcome, nanos, None);
+        }
         mem::forget(self);
     }
 
     /// Records the call's outcome with a duration the caller measured from [`Call::elapsed_nanos`], and
-    /// the result its breaker saw, if any (counted with the call's own metrics, in the same shard).
+    /// the result its breaker saw, if any (counted with the call's own metrics, in the same shard); `span`
+    /// as for [`Call::finish`].
     #[inline(always)]
     #[allow(clippy::inline_always, reason = "as `finish`, which this is with the duration already read")]
-    pub(crate) fn finish_after(self, outcome: Outcome, nanos: u64, breaker: Option<(&CircuitBreaker, Verdict)>) {
+    pub(crate) fn finish_after(
+        self,
+        outcome: Outcome,
+        nanos: u64,
+        breaker: Option<(&CircuitBreaker, Verdict)>,
+        span: &Span,
+    ) {
         let slot = self.site.slot();
         if slot == DETACHED {
             if let Some((breaker, result)) = breaker {
                 breaker.count_shared(result);
             }
         } else {
+            exemplars::offer_if_on(self.site, nanos, span);
             shards::record_finish(self.site, slot, outcome, nanos, breaker.map(|(_, result)| result));
         }
+        mem::forget(self);
+    }
+
+    /// Records a call that ended without a value to classify (refused, panicked): no exemplar.
+    #[inline]
+    pub(crate) fn finish_unobserved(self, outcome: Outcome) {
+        self.record(outcome);
         mem::forget(self);
     }
 

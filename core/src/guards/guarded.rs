@@ -13,6 +13,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+use tracing::Span;
+
 use crate::breaker::{BreakerPermit, CircuitBreaker, Verdict};
 use crate::clock::{self, SystemClock, system_nanos};
 use crate::events;
@@ -244,13 +246,15 @@ pub(crate) fn admission_time(call: &Call, clock: &SystemClock) -> u64 {
 
 /// Runs a synchronous call of `guards`' site through its breaker, rate limiter (refusing at once) and
 /// held guards (never waiting), and records it: one reading of the clock at each end serves the metrics
-/// and the guards. Returns the value and its outcome: `classify`'s verdict, or `rejected`.
+/// and the guards. Returns the value and its outcome: `classify`'s verdict, or `rejected`. The call's
+/// `span`, when its trace is sampled, becomes an exemplar of the call's duration.
 #[inline]
 pub fn run_sync<R: GuardedReturn>(
     guards: &'static SiteGuards,
     body: impl FnOnce() -> R,
     is_failure: impl Fn(&R) -> bool,
     classify: impl FnOnce(&R) -> Outcome,
+    span: &Span,
 ) -> (R, Outcome) {
     let clock = clock::system();
     let call = Call::start_timed(guards.site(), clock);
@@ -264,7 +268,7 @@ pub fn run_sync<R: GuardedReturn>(
     let elapsed = call.elapsed_nanos(clock);
     let counted = permits.settle(is_failure(&value), elapsed);
     let outcome = classify(&value);
-    call.finish_after(outcome, elapsed, counted);
+    call.finish_after(outcome, elapsed, counted, span);
     (value, outcome)
 }
 
@@ -273,7 +277,7 @@ pub fn run_sync<R: GuardedReturn>(
 pub(crate) fn refused<R: GuardedReturn>(call: Call, rejected: Rejected) -> (R, Outcome) {
     events::refused(Some(call.site().name()), &rejected);
     let elapsed = call.elapsed_nanos(clock::system());
-    call.finish_after(Outcome::Rejected, elapsed, None);
+    call.finish_after(Outcome::Rejected, elapsed, None, &Span::none());
     (R::refused(rejected), Outcome::Rejected)
 }
 

@@ -47,7 +47,7 @@ impl Drop for UnwindGuard<'_> {
     #[cold]
     fn drop(&mut self) {
         if let Some(call) = self.0.take() {
-            call.finish(Outcome::Panic);
+            call.finish_unobserved(Outcome::Panic);
         }
     }
 }
@@ -85,7 +85,7 @@ where
         let Poll::Ready(output) = poll else { return Poll::Pending };
         let (value, outcome) = (this.classify)(output, this.span);
         if let Some(call) = this.call.take() {
-            call.finish(outcome);
+            call.finish(outcome, this.span);
         }
         Poll::Ready(value)
     }
@@ -349,7 +349,7 @@ where
         let failed = (self.is_failure)(&output);
         let counted = permits.settle(failed, elapsed);
         let (value, outcome) = (self.classify)((output, None), self.span);
-        call.finish_after(outcome, elapsed, counted);
+        call.finish_after(outcome, elapsed, counted, self.span);
         Poll::Ready(value)
     }
 }
@@ -365,6 +365,6 @@ fn refuse<R: GuardedReturn, T>(
     crate::events::refused(Some(call.site().name()), &rejected);
     let (value, outcome) = classify((R::refused(rejected), Some(Outcome::Rejected)), span);
     let elapsed = call.elapsed_nanos(clock::system());
-    call.finish_after(outcome, elapsed, None);
+    call.finish_after(outcome, elapsed, None, span);
     value
 }

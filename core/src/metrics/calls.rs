@@ -9,6 +9,7 @@ use prometheus::proto::{Bucket, Counter, Gauge, Histogram, LabelPair, Metric, Me
 
 use crate::guards::shards::{self, SiteTotals};
 use crate::guards::site::{Site, sites};
+use crate::metrics::exemplars::{self, Exemplar};
 use crate::outcome::Outcome;
 
 pub(crate) const CALLS_TOTAL: &str = "hardened_calls_total";
@@ -100,6 +101,39 @@ fn series() -> BTreeMap<SeriesKey, Series> {
         }
     }
     series
+}
+
+/// The labels of a duration series: `function`, `module` and `kind`.
+pub(crate) type SeriesLabels = (&'static str, &'static str, &'static str);
+
+/// The exemplars of every duration series that has one, per bucket (the last for `+Inf`): of the sites
+/// behind one series, the latest exemplar of each bucket.
+pub(crate) fn duration_exemplars() -> BTreeMap<SeriesLabels, Vec<Option<Exemplar>>> {
+    let mut series: BTreeMap<SeriesLabels, (&'static [u64], Vec<Option<Exemplar>>)> = BTreeMap::new();
+    for site in sites().iter().filter(|site| site.metrics_enabled()) {
+        let kept = exemplars::exemplars(site);
+        let key = (site.name(), site.module(), site.kind());
+        match series.get_mut(&key) {
+            // The histogram of a series whose sites disagree on buckets has the first site's (see `series`).
+            Some((bounds, existing)) if *bounds == site.bucket_nanos() => {
+                existing.resize(site.bucket_nanos().len() + 1, None);
+                for (mine, theirs) in existing.iter_mut().zip(kept) {
+                    if theirs.is_some_and(|theirs| mine.is_none_or(|mine| theirs.unix_nanos > mine.unix_nanos)) {
+                        *mine = theirs;
+                    }
+                }
+            }
+            Some(_) => {}
+            None => {
+                series.insert(key, (site.bucket_nanos(), kept));
+            }
+        }
+    }
+    series
+        .into_iter()
+        .filter(|(_, (_, kept))| kept.iter().any(Option::is_some))
+        .map(|(key, (_, kept))| (key, kept))
+        .collect()
 }
 
 fn warn_bucket_conflict(site: &Site) {

@@ -1,6 +1,9 @@
 //! Prometheus metrics: one registry of hardened's own, holding the call metrics of every site, process
 //! metrics and `hardened_build_info`.
 //!
+//! [`render`] writes the Prometheus text format; [`render_openmetrics`] writes `OpenMetrics`, with the
+//! [exemplars] of the call duration histogram: the trace of a recent call in each bucket.
+//!
 //! The registry is not the prometheus crate's default one, so it never collides with an application's
 //! metrics. Render it alone with [`render`], or register the application's collectors in it:
 //!
@@ -12,12 +15,15 @@
 //! ```
 
 mod calls;
+pub mod exemplars;
 mod guards;
+mod openmetrics;
 
 use std::sync::OnceLock;
 
 use prometheus::{Encoder, IntGaugeVec, Opts, Registry, TextEncoder};
 
+pub use self::openmetrics::{OPENMETRICS_CONTENT_TYPE, render_openmetrics};
 pub use crate::guards::shards::in_flight;
 
 /// The registry holding every metric hardened records.

@@ -241,7 +241,7 @@ fn sync_body(plan: &Plan, span: &TokenStream, block: &Block) -> TokenStream {
             let __hardened_call = #krate::__private::Call::start(&__HARDENED_SITE);
             let __hardened_ret = #krate::__private::call_once(#body);
             let __hardened_outcome = { #classify };
-            __hardened_call.finish(__hardened_outcome);
+            __hardened_call.finish(__hardened_outcome, &__hardened_span);
         }
     };
     let audit_finish = audit_finish(plan, &quote!(&__hardened_ret));

@@ -66,6 +66,8 @@ pub struct TelemetrySettings {
     pub metric_export_interval: Option<Duration>,
     /// `metrics_temporality`: one of [`METRICS_TEMPORALITIES`].
     pub metrics_temporality: Option<String>,
+    /// `exemplars`: whether the call duration histogram keeps the trace of a sampled call per bucket.
+    pub exemplars: Option<bool>,
 }
 
 impl fmt::Debug for TelemetrySettings {
@@ -85,6 +87,7 @@ impl fmt::Debug for TelemetrySettings {
             metrics_protocol,
             metric_export_interval,
             metrics_temporality,
+            exemplars,
         } = self;
         f.debug_struct("TelemetrySettings")
             .field("service_name", service_name)
@@ -100,6 +103,7 @@ impl fmt::Debug for TelemetrySettings {
             .field("metrics_protocol", metrics_protocol)
             .field("metric_export_interval", metric_export_interval)
             .field("metrics_temporality", metrics_temporality)
+            .field("exemplars", exemplars)
             .finish()
     }
 }
@@ -188,6 +192,7 @@ impl TelemetrySettings {
             &mut config.metrics_temporality,
             self.metrics_temporality.as_deref().and_then(|temporality| temporality.parse().ok()),
         );
+        set(&mut config.exemplars, self.exemplars);
     }
 }
 
@@ -296,6 +301,7 @@ impl Keys for TelemetrySettings {
             "metrics_protocol",
             "metric_export_interval",
             "metrics_temporality",
+            "exemplars",
         ]
     }
 
@@ -314,6 +320,7 @@ impl Keys for TelemetrySettings {
             "metrics_protocol" => self.metrics_protocol = Some(one_of(raw, OTLP_PROTOCOLS)?),
             "metric_export_interval" => self.metric_export_interval = Some(value::duration(raw)?),
             "metrics_temporality" => self.metrics_temporality = Some(one_of(raw, METRICS_TEMPORALITIES)?),
+            "exemplars" => self.exemplars = Some(value::boolean(raw)?),
             _ => unreachable!("`{key}` is not a telemetry key"),
         }
         Ok(())
@@ -336,6 +343,7 @@ impl Keys for TelemetrySettings {
         push(&mut entries, "metrics_protocol", self.metrics_protocol.as_deref(), text_value);
         push(&mut entries, "metric_export_interval", self.metric_export_interval, value::duration_value);
         push(&mut entries, "metrics_temporality", self.metrics_temporality.as_deref(), text_value);
+        push(&mut entries, "exemplars", self.exemplars, toml::Value::Boolean);
         entries
     }
 }

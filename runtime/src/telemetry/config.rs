@@ -89,6 +89,10 @@ pub struct TelemetryConfig {
     /// Whether counters and histograms are exported as totals since the start or as the change since the
     /// last export. Default: [`MetricsTemporality::Cumulative`].
     pub metrics_temporality: MetricsTemporality,
+    /// Whether each bucket of the call duration histogram keeps the trace of its latest sampled call as
+    /// an exemplar (see [`metrics::exemplars`](crate::metrics::exemplars)). Kept only when the sampler
+    /// can sample at all. Default: on; `OTEL_METRICS_EXEMPLAR_FILTER=always_off` turns it off.
+    pub exemplars: bool,
 }
 
 impl fmt::Debug for TelemetryConfig {
@@ -117,6 +121,7 @@ impl fmt::Debug for TelemetryConfig {
             metric_export_interval,
             metric_export_timeout,
             metrics_temporality,
+            exemplars,
         } = self;
         f.debug_struct("TelemetryConfig")
             .field("service_name", service_name)
@@ -141,6 +146,7 @@ impl fmt::Debug for TelemetryConfig {
             .field("metric_export_interval", metric_export_interval)
             .field("metric_export_timeout", metric_export_timeout)
             .field("metrics_temporality", metrics_temporality)
+            .field("exemplars", exemplars)
             .finish()
     }
 }
@@ -170,6 +176,7 @@ impl Default for TelemetryConfig {
             metric_export_interval: Duration::from_mins(1),
             metric_export_timeout: Duration::from_secs(30),
             metrics_temporality: MetricsTemporality::Cumulative,
+            exemplars: true,
         }
     }
 }
@@ -223,6 +230,18 @@ impl TelemetryConfig {
     #[must_use]
     pub fn metrics_protocol(&self) -> Protocol {
         self.metrics_protocol.unwrap_or(self.protocol)
+    }
+
+    /// Whether exemplars are kept: asked for, and under a sampler that can sample a call (a parent-based
+    /// sampler can, from a sampled caller, whatever its own ratio).
+    #[must_use]
+    pub fn keeps_exemplars(&self) -> bool {
+        self.exemplars
+            && match self.sampler {
+                TraceSampler::AlwaysOff => false,
+                TraceSampler::TraceIdRatio => self.sample_ratio > 0.0,
+                _ => true,
+            }
     }
 
     /// Checks the values no type can rule out: the ratio's range and a non-empty service name.
@@ -456,6 +475,7 @@ pub struct Resolved {
 /// | `OTEL_BSP_MAX_QUEUE_SIZE` | `max_queue_size` |
 /// | `OTEL_TRACES_EXPORTER` | `none` turns export off; `otlp` is the only exporter |
 /// | `OTEL_SDK_DISABLED` | `true` turns export off |
+/// | `OTEL_METRICS_EXEMPLAR_FILTER` | `exemplars`: `always_off` turns them off; `trace_based` and `always_on` keep them (of sampled calls only, as an exemplar without a trace leads nowhere) |
 /// | `RUST_LOG` | `log_filter` |
 /// | `OTEL_METRICS_EXPORTER` | `metrics_exporters`: `prometheus`, `otlp`, both comma-separated, or `none` |
 /// | `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` | `otlp_metrics_endpoint` |
@@ -573,6 +593,19 @@ pub fn resolve_env(
     }
     if sdk_off {
         config.metrics_exporters.otlp = false;
+    }
+    if let Some(value) = get("OTEL_METRICS_EXEMPLAR_FILTER") {
+        config.exemplars = match value.to_ascii_lowercase().as_str() {
+            "always_off" => false,
+            "trace_based" | "always_on" => true,
+            _ => {
+                return Err(invalid(
+                    "OTEL_METRICS_EXEMPLAR_FILTER",
+                    value,
+                    "`always_on`, `always_off` or `trace_based`",
+                ));
+            }
+        };
     }
     if let Some(filter) = get("RUST_LOG") {
         filter.clone_into(&mut config.log_filter);

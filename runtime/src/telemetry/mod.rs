@@ -45,6 +45,7 @@
 //! ```
 
 mod config;
+mod exemplars;
 mod export;
 mod log_fields;
 mod log_trace_ids;
@@ -74,6 +75,7 @@ pub use self::config::{
     LogFormat, MetricsExporters, MetricsTemporality, Protocol, Resolved, TelemetryConfig, TraceSampler, UnknownValue,
     resolve_env,
 };
+pub use self::exemplars::{install_exemplars, sampled_span};
 pub use self::export::CountingExporter;
 pub use self::otlp_metrics::MetricsExporter;
 use crate::audit::TraceIds;
@@ -326,6 +328,7 @@ pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> 
     opentelemetry::global::set_tracer_provider(provider.clone());
     opentelemetry::global::set_text_map_propagator(crate::propagation::propagator());
     crate::audit::set_trace_source(current_trace_ids);
+    install_exemplars(&config);
     crate::telemetry::export::spans_dropped();
     for warning in &warnings {
         tracing::warn!(target: "hardened::telemetry", "{warning}");

@@ -203,7 +203,8 @@ fn qualified(expr: &TokenStream, ty: Option<&Type>) -> TokenStream {
 }
 
 /// A synchronous guarded call: the guard chain around the user's closure, which starts and records the
-/// call and yields its value and outcome; `classify` is the outcome rule, a closure over the value.
+/// call and yields its value and outcome; `classify` is the outcome rule, a closure over the value. The
+/// call's span, `__hardened_span`, goes along for the duration's exemplar.
 ///
 /// The closure names the return type unless it is opaque; then `run_sync` infers it, and a type that
 /// cannot carry a refusal is reported at the attribute.
@@ -220,7 +221,7 @@ pub(crate) fn sync_call(
         &quote!(#krate::__private::run_sync),
         output,
         &TokenStream::new(),
-        &quote!(&__HARDENED_GUARDS, #body, |__hardened_ret| #is_failure, #classify),
+        &quote!(&__HARDENED_GUARDS, #body, |__hardened_ret| #is_failure, #classify, &__hardened_span),
         false,
     );
     super::per_call::sync_steps(plan, krate, output, run)
