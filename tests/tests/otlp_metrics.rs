@@ -27,6 +27,9 @@ fn count_over_http() {}
 #[hardened]
 fn count_in_deltas() {}
 
+#[hardened]
+fn traced_over_otlp() {}
+
 fn config(protocol: Protocol, endpoint: String, temporality: MetricsTemporality) -> TelemetryConfig {
     TelemetryConfig {
         service_name: "metrics-test".into(),
@@ -74,8 +77,11 @@ fn grpc_export_carries_every_call_and_its_duration() {
     exporter.export_now().expect("the receiver takes the metrics");
 
     let points = sink.points_when(Duration::from_secs(10), |points| {
+        // Families arrive in the order of their names, all in one request: wait for the last one looked at.
         call_count(points, "grpc", "count_over_grpc", "error").is_some()
             && !points_of(points, "grpc", "hardened.call.duration", "count_over_grpc").is_empty()
+            && points.iter().any(|point| point.name == "hardened.calls.active")
+            && (cfg!(not(target_os = "linux")) || points.iter().any(|point| point.name == "process.cpu.time"))
     });
     assert_eq!(call_count(&points, "grpc", "count_over_grpc", "ok"), Some(7.0), "{points:#?}");
     assert_eq!(call_count(&points, "grpc", "count_over_grpc", "error"), Some(2.0));
@@ -166,4 +172,33 @@ fn a_collector_that_is_down_is_counted_and_does_not_block() {
     let error = exporter.export_now().expect_err("nobody listens");
     assert!(!error.to_string().is_empty());
     assert_eq!(failed(), before + 1);
+}
+
+#[test]
+fn duration_points_carry_the_trace_of_a_sampled_call_as_an_exemplar() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    let sink = OtelSink::start();
+    let config = config(Protocol::Grpc, sink.grpc_endpoint(), MetricsTemporality::Cumulative);
+    hardened::telemetry::install_exemplars(&config);
+    let exporter = MetricsExporter::start(&config).expect("valid configuration").expect("OTLP metrics are on");
+    // Every trace sampled: the default sampler at ratio 1.0.
+    let provider = hardened::telemetry::tracer_provider(&TelemetryConfig::default()).expect("no exporter");
+    let subscriber = tracing_subscriber::registry().with(hardened::telemetry::otel_layer(&provider));
+    let trace_id = tracing::subscriber::with_default(subscriber, || {
+        let _request = tracing::info_span!("request").entered();
+        traced_over_otlp();
+        hardened::telemetry::current_trace_ids().expect("the request span has ids").trace_id
+    });
+    exporter.export_now().expect("the receiver takes the metrics");
+
+    let points = sink.points_when(Duration::from_secs(10), |points| {
+        !points_of(points, "grpc", "hardened.call.duration", "traced_over_otlp").is_empty()
+    });
+    let duration = points_of(&points, "grpc", "hardened.call.duration", "traced_over_otlp")[0];
+    let exemplars = duration.line["exemplars"].as_array().expect("a list");
+    assert_eq!(exemplars.len(), 1, "{duration:#?}");
+    assert_eq!(exemplars[0]["trace_id"], trace_id.as_str(), "the exemplar leads to the call's trace");
+    assert!(exemplars[0]["value"].as_f64().expect("seconds") >= 0.0);
+    exporter.shutdown().expect("stopped");
 }

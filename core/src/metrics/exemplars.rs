@@ -154,6 +154,14 @@ pub fn exemplars(site: &Site) -> Vec<Option<Exemplar>> {
     slots.iter().map(|slot| *slot.lock().unwrap_or_else(PoisonError::into_inner)).collect()
 }
 
+/// The exemplars of every series of `hardened_call_duration_seconds` that has kept one, by its `function`,
+/// `module` and `kind` labels, bucket by bucket as [`exemplars`] gives them (of the sites behind one series,
+/// the latest of each bucket): what an exporter other than `/metrics` sends.
+#[must_use]
+pub fn by_series() -> std::collections::BTreeMap<(&'static str, &'static str, &'static str), Vec<Option<Exemplar>>> {
+    super::calls::duration_exemplars()
+}
+
 /// Forgets every exemplar kept so far (the slots stay allocated).
 pub fn clear() {
     for slots in store().iter().filter_map(OnceLock::get) {

@@ -6,10 +6,12 @@ use std::collections::HashMap;
 
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::{
-    AggregationTemporality, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint, Sum, Summary,
-    SummaryDataPoint, metric, number_data_point, summary_data_point::ValueAtQuantile,
+    AggregationTemporality, Exemplar as OtlpExemplar, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
+    Sum, Summary, SummaryDataPoint, metric, number_data_point, summary_data_point::ValueAtQuantile,
 };
 use prometheus::proto::{MetricFamily, MetricType};
+
+use crate::metrics::exemplars::Exemplar;
 
 use super::names::{OtlpName, otlp_name};
 use crate::telemetry::MetricsTemporality;
@@ -37,6 +39,14 @@ enum Totals {
     Histogram { count: u64, sum: f64, buckets: Vec<u64> },
 }
 
+/// The exemplars of the duration histogram's series, by `function`, `module` and `kind`
+/// ([`crate::metrics::exemplars::by_series`]).
+pub(super) type Exemplars =
+    std::collections::BTreeMap<(&'static str, &'static str, &'static str), Vec<Option<Exemplar>>>;
+
+/// The family whose buckets keep exemplars.
+const CALL_DURATION: &str = "hardened_call_duration_seconds";
+
 /// One export's metrics, and the totals to remember once the collector has taken them.
 #[derive(Debug)]
 pub(super) struct Converted {
@@ -51,6 +61,7 @@ pub(super) fn convert(
     window: Window,
     temporality: MetricsTemporality,
     delivered: &Delivered,
+    exemplars: &Exemplars,
 ) -> Converted {
     let delta = temporality != MetricsTemporality::Cumulative;
     let temporality = if delta { AggregationTemporality::Delta } else { AggregationTemporality::Cumulative } as i32;
@@ -83,7 +94,10 @@ pub(super) fn convert(
                     .iter()
                     .map(|metric| {
                         let key = series_key(family.name(), metric.get_label());
-                        let point = histogram_point(&name, metric, window);
+                        let mut point = histogram_point(&name, metric, window);
+                        if family.name() == CALL_DURATION {
+                            point.exemplars = series_exemplars(metric.get_label(), exemplars, window, delta);
+                        }
                         let current = Totals::Histogram {
                             count: point.count,
                             sum: point.sum.unwrap_or_default(),
@@ -148,6 +162,36 @@ pub(super) fn convert(
         totals = Delivered::default();
     }
     Converted { metrics, totals }
+}
+
+/// The exemplars of the duration series labelled `labels`, as OTLP carries them (the value in seconds);
+/// in a delta export, only those of calls that ended within its window.
+fn series_exemplars(
+    labels: &[prometheus::proto::LabelPair],
+    exemplars: &Exemplars,
+    window: Window,
+    delta: bool,
+) -> Vec<OtlpExemplar> {
+    let label = |name: &str| labels.iter().find(|pair| pair.name() == name).map_or("", |pair| pair.value());
+    let Some((_, kept)) = exemplars.iter().find(|((function, module, kind), _)| {
+        *function == label("function") && *module == label("module") && *kind == label("kind")
+    }) else {
+        return Vec::new();
+    };
+    kept.iter()
+        .flatten()
+        .filter(|exemplar| !delta || exemplar.unix_nanos > window.start)
+        .map(|exemplar| OtlpExemplar {
+            filtered_attributes: Vec::new(),
+            time_unix_nano: exemplar.unix_nanos,
+            span_id: exemplar.span_id.to_vec(),
+            trace_id: exemplar.trace_id.to_vec(),
+            #[allow(clippy::cast_precision_loss, reason = "a duration in nanoseconds, far below 2^52")]
+            value: Some(opentelemetry_proto::tonic::metrics::v1::exemplar::Value::AsDouble(
+                exemplar.value_nanos as f64 / 1e9,
+            )),
+        })
+        .collect()
 }
 
 /// A gauge's value, or an untyped one's (which only an application's own collector can register).
@@ -293,7 +337,13 @@ mod tests {
             duration.observe(seconds);
         }
         let window = Window { start: 10, now: 20 };
-        let converted = convert(&registry.gather(), window, MetricsTemporality::Cumulative, &Delivered::default());
+        let converted = convert(
+            &registry.gather(),
+            window,
+            MetricsTemporality::Cumulative,
+            &Delivered::default(),
+            &Exemplars::new(),
+        );
 
         let metric = converted.metrics.iter().find(|metric| metric.name == "hardened.calls").expect("calls");
         assert_eq!(metric.unit, "{call}");
@@ -322,14 +372,25 @@ mod tests {
         let (registry, calls, duration) = registry();
         calls.with_label_values(&["ask", "ok"]).inc_by(3);
         duration.observe(0.5);
-        let first =
-            convert(&registry.gather(), Window { start: 0, now: 1 }, MetricsTemporality::Delta, &Delivered::default());
+        let first = convert(
+            &registry.gather(),
+            Window { start: 0, now: 1 },
+            MetricsTemporality::Delta,
+            &Delivered::default(),
+            &Exemplars::new(),
+        );
         assert_eq!(sum_values(find(&first.metrics, "hardened.calls")), [3.0]);
 
         calls.with_label_values(&["ask", "ok"]).inc_by(2);
         duration.observe(5.0);
         duration.observe(0.05);
-        let second = convert(&registry.gather(), Window { start: 1, now: 2 }, MetricsTemporality::Delta, &first.totals);
+        let second = convert(
+            &registry.gather(),
+            Window { start: 1, now: 2 },
+            MetricsTemporality::Delta,
+            &first.totals,
+            &Exemplars::new(),
+        );
         assert_eq!(sum_values(find(&second.metrics, "hardened.calls")), [2.0]);
         let metric::Data::Histogram(histogram) = find(&second.metrics, "hardened.call.duration") else { panic!() };
         assert_eq!(histogram.aggregation_temporality, AggregationTemporality::Delta as i32);
@@ -339,8 +400,54 @@ mod tests {
 
         // An export the collector did not take is not remembered: the next delta covers both intervals.
         calls.with_label_values(&["ask", "ok"]).inc();
-        let third = convert(&registry.gather(), Window { start: 1, now: 3 }, MetricsTemporality::Delta, &first.totals);
+        let third = convert(
+            &registry.gather(),
+            Window { start: 1, now: 3 },
+            MetricsTemporality::Delta,
+            &first.totals,
+            &Exemplars::new(),
+        );
         assert_eq!(sum_values(find(&third.metrics, "hardened.calls")), [3.0]);
+    }
+
+    #[test]
+    fn duration_points_carry_the_exemplars_of_their_series() {
+        let registry = Registry::new();
+        let duration = prometheus::HistogramVec::new(
+            HistogramOpts::new(CALL_DURATION, "Durations.").buckets(vec![0.1, 1.0]),
+            &["function", "kind", "module"],
+        )
+        .expect("valid");
+        registry.register(Box::new(duration.clone())).expect("registered");
+        duration.with_label_values(&["ask", "function", "agent"]).observe(0.5);
+        let exemplar =
+            |unix_nanos| Exemplar { trace_id: [7; 16], span_id: [9; 8], value_nanos: 500_000_000, unix_nanos };
+        let exemplars: Exemplars = [(("ask", "agent", "function"), vec![None, Some(exemplar(50)), None])].into();
+
+        let converted = convert(
+            &registry.gather(),
+            Window { start: 10, now: 100 },
+            MetricsTemporality::Cumulative,
+            &Delivered::default(),
+            &exemplars,
+        );
+        let metric::Data::Histogram(histogram) = find(&converted.metrics, "hardened.call.duration") else { panic!() };
+        let kept = &histogram.data_points[0].exemplars;
+        assert_eq!(kept.len(), 1);
+        assert_eq!((kept[0].trace_id.as_slice(), kept[0].span_id.as_slice()), (&[7; 16][..], &[9; 8][..]));
+        assert_eq!(kept[0].time_unix_nano, 50);
+        assert_eq!(kept[0].value, Some(opentelemetry_proto::tonic::metrics::v1::exemplar::Value::AsDouble(0.5)));
+
+        // A delta export sends only the exemplars of its own window.
+        let converted = convert(
+            &registry.gather(),
+            Window { start: 60, now: 100 },
+            MetricsTemporality::Delta,
+            &Delivered::default(),
+            &exemplars,
+        );
+        let metric::Data::Histogram(histogram) = find(&converted.metrics, "hardened.call.duration") else { panic!() };
+        assert!(histogram.data_points[0].exemplars.is_empty());
     }
 
     #[test]
@@ -351,8 +458,13 @@ mod tests {
         let counter = prometheus::IntCounter::new("hardened_calls_total", "Calls.").expect("present");
         registry.register(Box::new(counter.clone())).expect("present");
         counter.inc_by(4);
-        let converted =
-            convert(&registry.gather(), Window { start: 0, now: 1 }, MetricsTemporality::LowMemory, &delivered);
+        let converted = convert(
+            &registry.gather(),
+            Window { start: 0, now: 1 },
+            MetricsTemporality::LowMemory,
+            &delivered,
+            &Exemplars::new(),
+        );
         assert_eq!(sum_values(find(&converted.metrics, "hardened.calls")), [4.0]);
     }
 
@@ -369,6 +481,7 @@ mod tests {
             Window { start: 0, now: 1 },
             MetricsTemporality::Cumulative,
             &Delivered::default(),
+            &Exemplars::new(),
         );
         let metric::Data::Sum(sum) = find(&converted.metrics, "hardened.http.server.requests") else { panic!() };
         let attributes: Vec<_> = sum.data_points[0]

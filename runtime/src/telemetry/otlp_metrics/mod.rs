@@ -219,8 +219,13 @@ impl Export {
             MetricsTemporality::Cumulative => self.started,
             MetricsTemporality::Delta | MetricsTemporality::LowMemory => self.delivered_at.unwrap_or(self.started),
         };
-        let converted =
-            convert(&crate::metrics::registry().gather(), Window { start, now }, self.temporality, &self.delivered);
+        let converted = convert(
+            &crate::metrics::registry().gather(),
+            Window { start, now },
+            self.temporality,
+            &self.delivered,
+            &crate::metrics::exemplars::by_series(),
+        );
         let request = ExportMetricsServiceRequest {
             resource_metrics: vec![ResourceMetrics {
                 resource: Some(self.resource.clone()),
