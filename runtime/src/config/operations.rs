@@ -104,13 +104,20 @@ pub struct ShutdownSettings {
     pub deadline: Option<Duration>,
 }
 
-/// The settings of the `[server]` section.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The settings of the `[server]` section. Its `Debug` and [`render`](super::render) write `admin_token`
+/// as `***`.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct ServerSettings {
     /// `address`: where the application listens, such as `"0.0.0.0:8080"`.
     pub address: Option<SocketAddr>,
     /// `admin_address`: where the ops endpoints listen, when apart from the application.
     pub admin_address: Option<SocketAddr>,
+    /// `admin_token`: the bearer token the admin listener's operations endpoints (`/guards`, `/config`,
+    /// `/loggers`) require; best given as `HARDENED_SERVER__ADMIN_TOKEN` rather than written in a file.
+    pub admin_token: Option<String>,
+    /// `admin_unauthenticated`: whether, without an `admin_token`, the operations endpoints answer on an
+    /// admin address that is not a loopback one (they do not by default).
+    pub admin_unauthenticated: Option<bool>,
     /// `trust_forwarded_for`: whether the client address is read from `X-Forwarded-For`, as it should
     /// only be behind a proxy that sets it.
     pub trust_forwarded_for: Option<bool>,
@@ -127,6 +134,36 @@ pub struct ServerSettings {
     pub max_connections: Option<u32>,
     /// `body_limit`: the largest request body, in bytes.
     pub body_limit: Option<u64>,
+}
+
+impl fmt::Debug for ServerSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Taken apart, so that a new field is a compile error here rather than missing from the output.
+        let ServerSettings {
+            address,
+            admin_address,
+            admin_token,
+            admin_unauthenticated,
+            trust_forwarded_for,
+            trust_incoming_trace,
+            header_read_timeout,
+            request_timeout,
+            max_connections,
+            body_limit,
+        } = self;
+        f.debug_struct("ServerSettings")
+            .field("address", address)
+            .field("admin_address", admin_address)
+            .field("admin_token", &admin_token.as_ref().map(|_| crate::redact::MASK))
+            .field("admin_unauthenticated", admin_unauthenticated)
+            .field("trust_forwarded_for", trust_forwarded_for)
+            .field("trust_incoming_trace", trust_incoming_trace)
+            .field("header_read_timeout", header_read_timeout)
+            .field("request_timeout", request_timeout)
+            .field("max_connections", max_connections)
+            .field("body_limit", body_limit)
+            .finish()
+    }
 }
 
 #[cfg(feature = "telemetry")]
@@ -382,6 +419,8 @@ impl Keys for ServerSettings {
         &[
             "address",
             "admin_address",
+            "admin_token",
+            "admin_unauthenticated",
             "trust_forwarded_for",
             "trust_incoming_trace",
             "header_read_timeout",
@@ -395,6 +434,8 @@ impl Keys for ServerSettings {
         match key {
             "address" => self.address = Some(address(raw)?),
             "admin_address" => self.admin_address = Some(address(raw)?),
+            "admin_token" => self.admin_token = Some(string(raw)?),
+            "admin_unauthenticated" => self.admin_unauthenticated = Some(value::boolean(raw)?),
             "trust_forwarded_for" => self.trust_forwarded_for = Some(value::boolean(raw)?),
             "trust_incoming_trace" => self.trust_incoming_trace = Some(value::boolean(raw)?),
             "header_read_timeout" => self.header_read_timeout = Some(value::duration(raw)?),
@@ -411,6 +452,8 @@ impl Keys for ServerSettings {
         let mut entries = Vec::new();
         push(&mut entries, "address", self.address, address_value);
         push(&mut entries, "admin_address", self.admin_address, address_value);
+        push(&mut entries, "admin_token", self.admin_token.as_deref(), |_| text_value(crate::redact::MASK));
+        push(&mut entries, "admin_unauthenticated", self.admin_unauthenticated, toml::Value::Boolean);
         push(&mut entries, "trust_forwarded_for", self.trust_forwarded_for, toml::Value::Boolean);
         push(&mut entries, "trust_incoming_trace", self.trust_incoming_trace, toml::Value::Boolean);
         push(&mut entries, "header_read_timeout", self.header_read_timeout, value::duration_value);
