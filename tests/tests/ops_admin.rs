@@ -60,11 +60,11 @@ async fn guards_lists_every_kind_by_name_with_its_state() {
         breaker.try_acquire().expect("closed").record(true);
     }
     let limiter = hardened::rate_limiter("ops_tenants");
-    limiter.try_take(Demand::keyed(&"tenant-a", 1_u32)).expect("tenant-a's first token");
+    let _ticket = limiter.try_take(Demand::keyed(&"tenant-a", 1_u32)).expect("tenant-a's first token");
     for _ in 0..3 {
         limiter.try_take(Demand::keyed(&"tenant-a", 1_u32)).expect_err("tenant-a spent its burst");
     }
-    limiter.try_take(Demand::keyed(&"tenant-b", 1_u32)).expect("tenant-b's own bucket");
+    let _ticket = limiter.try_take(Demand::keyed(&"tenant-b", 1_u32)).expect("tenant-b's own bucket");
     let concurrency = hardened::concurrency_limit("ops_model");
     let _turn = concurrency.try_acquire().expect("a turn");
     let bulkhead = hardened::bulkhead("ops_tools");

@@ -47,8 +47,10 @@ pub struct TelemetrySettings {
     pub sample_ratio: Option<f64>,
     /// `log_format`: one of [`LOG_FORMATS`].
     pub log_format: Option<String>,
-    /// `log_filter`: which events and spans are kept, in `RUST_LOG`'s syntax; `RUST_LOG` overrides it.
+    /// `log_filter`: which events and spans are logged, in `RUST_LOG`'s syntax; `RUST_LOG` overrides it.
     pub log_filter: Option<String>,
+    /// `trace_filter`: which spans are traced (given ids, propagated, exported), in the same syntax.
+    pub trace_filter: Option<String>,
 }
 
 impl fmt::Debug for TelemetrySettings {
@@ -63,6 +65,7 @@ impl fmt::Debug for TelemetrySettings {
             sample_ratio,
             log_format,
             log_filter,
+            trace_filter,
         } = self;
         f.debug_struct("TelemetrySettings")
             .field("service_name", service_name)
@@ -73,6 +76,7 @@ impl fmt::Debug for TelemetrySettings {
             .field("sample_ratio", sample_ratio)
             .field("log_format", log_format)
             .field("log_filter", log_filter)
+            .field("trace_filter", trace_filter)
             .finish()
     }
 }
@@ -185,6 +189,7 @@ impl TelemetrySettings {
         set(&mut config.log_format, self.log_format.as_deref().and_then(|format| format.parse().ok()));
         set(&mut config.sample_ratio, self.sample_ratio);
         set(&mut config.log_filter, self.log_filter.clone());
+        set(&mut config.trace_filter, self.trace_filter.clone());
     }
 }
 
@@ -276,6 +281,7 @@ impl Keys for TelemetrySettings {
             "sample_ratio",
             "log_format",
             "log_filter",
+            "trace_filter",
         ]
     }
 
@@ -289,6 +295,7 @@ impl Keys for TelemetrySettings {
             "sample_ratio" => self.sample_ratio = Some(value::fraction(raw)?),
             "log_format" => self.log_format = Some(one_of(raw, LOG_FORMATS)?),
             "log_filter" => self.log_filter = Some(string(raw)?),
+            "trace_filter" => self.trace_filter = Some(string(raw)?),
             _ => unreachable!("`{key}` is not a telemetry key"),
         }
         Ok(())
@@ -304,6 +311,7 @@ impl Keys for TelemetrySettings {
         push(&mut entries, "sample_ratio", self.sample_ratio, toml::Value::Float);
         push(&mut entries, "log_format", self.log_format.as_deref(), text_value);
         push(&mut entries, "log_filter", self.log_filter.as_deref(), text_value);
+        push(&mut entries, "trace_filter", self.trace_filter.as_deref(), text_value);
         entries
     }
 }

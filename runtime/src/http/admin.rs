@@ -3,6 +3,7 @@
 
 mod access;
 mod guards;
+mod loggers;
 
 use std::net::SocketAddr;
 
@@ -44,6 +45,7 @@ pub use self::access::AdminAccess;
 pub fn admin_router(access: AdminAccess, address: SocketAddr) -> Router {
     let operations = Router::new()
         .route("/guards", get(guards::guards))
+        .route("/loggers", get(loggers::loggers).put(loggers::set_loggers))
         .layer(axum::middleware::from_fn_with_state(access.decide(address), access::check));
     super::ops_router().merge(operations)
 }
