@@ -2,13 +2,14 @@
 //! operations endpoints that show and change the process's internals, behind an optional bearer token.
 
 mod access;
+mod config;
 mod guards;
 mod loggers;
 
 use std::net::SocketAddr;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 pub use self::access::AdminAccess;
 
@@ -45,6 +46,8 @@ pub use self::access::AdminAccess;
 pub fn admin_router(access: AdminAccess, address: SocketAddr) -> Router {
     let operations = Router::new()
         .route("/guards", get(guards::guards))
+        .route("/config", get(config::config))
+        .route("/config/reload", post(config::reload))
         .route("/loggers", get(loggers::loggers).put(loggers::set_loggers))
         .layer(axum::middleware::from_fn_with_state(access.decide(address), access::check));
     super::ops_router().merge(operations)
