@@ -106,6 +106,8 @@ pub(crate) async fn serve(settings: Settings) -> Result<(), Box<dyn Error>> {
         tracing::info!(address = %admin_address, token = access.has_token(), "ops endpoints listening");
         server = server.admin(admin, hardened::http::admin_router(access, admin_address));
     }
+    // `SIGHUP` reads hardened.toml again and retunes the guards; a bad file is logged, audited and refused.
+    hardened::config::reload_on_hangup();
     health::startup_complete();
     tracing::info!(%address, "agent-server listening");
     let summary = server.run(listener).await?;
