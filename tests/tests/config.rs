@@ -592,6 +592,7 @@ fn the_service_sections_are_read_from_the_file_and_the_environment() {
         sample_ratio = 0.1
         log_format = "json"
         log_filter = "info,hyper=warn"
+        trace_filter = "debug"
 
         [health]
         cache_ttl = "2s"
@@ -608,6 +609,8 @@ fn the_service_sections_are_read_from_the_file_and_the_environment() {
         [server]
         address = "0.0.0.0:8080"
         admin_address = "127.0.0.1:9090"
+        admin_token = "s3cret"
+        admin_unauthenticated = false
         trust_forwarded_for = true
     "#;
     let config = config::parse(file, "hardened.toml").expect("the file is valid");
@@ -622,6 +625,7 @@ fn the_service_sections_are_read_from_the_file_and_the_environment() {
             sample_ratio: Some(0.1),
             log_format: Some("json".to_owned()),
             log_filter: Some("info,hyper=warn".to_owned()),
+            trace_filter: Some("debug".to_owned()),
         }
     );
     assert_eq!(
@@ -643,6 +647,10 @@ fn the_service_sections_are_read_from_the_file_and_the_environment() {
     assert_eq!(config.server.address, Some(([0, 0, 0, 0], 8080).into()));
     assert_eq!(config.server.admin_address, Some(([127, 0, 0, 1], 9090).into()));
     assert_eq!(config.server.trust_forwarded_for, Some(true));
+    assert_eq!(config.server.admin_token.as_deref(), Some("s3cret"));
+    assert_eq!(config.server.admin_unauthenticated, Some(false));
+    assert!(!format!("{:?}", config.server).contains("s3cret"), "the token is masked in Debug");
+    assert!(!config::render(&config).contains("s3cret"), "and when rendered");
 
     let config = config::with_env(
         config,

@@ -143,17 +143,14 @@ fn read_tracked(
         .rev()
         .find(|(variable, value)| variable == file::CONFIG_VARIABLE && !value.is_empty())
         .map(|(_, value)| value.as_str());
-    match file::locate(dir, named)? {
-        Some((path, text)) => {
-            let (mut config, provenance) = read_text(&text, &path.display().to_string(), vars, declared)?;
-            config.source = Some(path);
-            Ok((config, provenance))
-        }
-        None => {
-            let (config, errors, env) = env::apply(Config::default(), vars, declared);
-            ConfigError::gather(errors)?;
-            Ok((config, Provenance { env, ..Provenance::default() }))
-        }
+    if let Some((path, text)) = file::locate(dir, named)? {
+        let (mut config, provenance) = read_text(&text, &path.display().to_string(), vars, declared)?;
+        config.source = Some(path);
+        Ok((config, provenance))
+    } else {
+        let (config, errors, env) = env::apply(Config::default(), vars, declared);
+        ConfigError::gather(errors)?;
+        Ok((config, Provenance { env, ..Provenance::default() }))
     }
 }
 
@@ -262,6 +259,7 @@ static CURRENT: LazyLock<RwLock<Arc<Config>>> = LazyLock::new(|| RwLock::new(Arc
 /// Makes `config` the current configuration and applies it to every guard already running, for programs
 /// that build their own configuration and for tests. Its values are shown as the program's
 /// (`installed`) by [`effective_config`].
+#[allow(clippy::must_use_candidate, reason = "installing is the point; the `Config` returned is for convenience")]
 pub fn install(config: Config) -> Arc<Config> {
     let config = install_config(config);
     provenance::set(Provenance { installed: true, ..Provenance::default() });
