@@ -78,7 +78,8 @@ pub use self::error::{ConfigError, Origin, Setting};
 pub use self::file::parse;
 pub use self::names::{DeclaredNames, UnusedName, env_name, env_var, unused_names};
 pub use self::operations::{
-    HealthSettings, LOG_FORMATS, OTLP_PROTOCOLS, ServerSettings, ShutdownSettings, TelemetrySettings,
+    HealthSettings, LOG_FORMATS, METRICS_EXPORTERS, METRICS_TEMPORALITIES, OTLP_PROTOCOLS, ServerSettings,
+    ShutdownSettings, TelemetrySettings,
 };
 pub use self::provenance::{EffectiveConfig, EffectiveValue, effective_config};
 pub use self::reload::{Change, Reloaded, reload_and_audit, reload_on_hangup, reload_with_changes};
