@@ -82,9 +82,9 @@ pub fn reload_with_changes() -> Result<Reloaded, ConfigError> {
         .collect::<Vec<_>>();
     #[cfg(feature = "telemetry")]
     apply_filters(&config, &changes);
-    let file = super::provenance::origin();
+    // Read only to apply the filters, with the `telemetry` feature.
     drop(config);
-    Ok(Reloaded { file, changes })
+    Ok(Reloaded { file: super::provenance::origin(), changes })
 }
 
 /// A reload that changed `[telemetry] log_filter` or `trace_filter` changes the running filters, unless
