@@ -64,6 +64,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod config;
+pub mod guard_states;
 pub mod health;
 #[cfg(feature = "http")]
 pub mod http;

@@ -592,6 +592,7 @@ fn the_service_sections_are_read_from_the_file_and_the_environment() {
         sample_ratio = 0.1
         log_format = "json"
         log_filter = "info,hyper=warn"
+        trace_filter = "debug"
         metrics_exporter = "prometheus, otlp"
         metrics_endpoint = "http://collector:4318/v1/metrics"
         metrics_protocol = "http/protobuf"
@@ -614,6 +615,8 @@ fn the_service_sections_are_read_from_the_file_and_the_environment() {
         [server]
         address = "0.0.0.0:8080"
         admin_address = "127.0.0.1:9090"
+        admin_token = "s3cret"
+        admin_unauthenticated = false
         trust_forwarded_for = true
     "#;
     let config = config::parse(file, "hardened.toml").expect("the file is valid");
@@ -628,6 +631,7 @@ fn the_service_sections_are_read_from_the_file_and_the_environment() {
             sample_ratio: Some(0.1),
             log_format: Some("json".to_owned()),
             log_filter: Some("info,hyper=warn".to_owned()),
+            trace_filter: Some("debug".to_owned()),
             metrics_exporter: Some("prometheus,otlp".to_owned()),
             metrics_endpoint: Some("http://collector:4318/v1/metrics".to_owned()),
             metrics_protocol: Some("http/protobuf".to_owned()),
@@ -662,6 +666,10 @@ fn the_service_sections_are_read_from_the_file_and_the_environment() {
     assert_eq!(config.server.address, Some(([0, 0, 0, 0], 8080).into()));
     assert_eq!(config.server.admin_address, Some(([127, 0, 0, 1], 9090).into()));
     assert_eq!(config.server.trust_forwarded_for, Some(true));
+    assert_eq!(config.server.admin_token.as_deref(), Some("s3cret"));
+    assert_eq!(config.server.admin_unauthenticated, Some(false));
+    assert!(!format!("{:?}", config.server).contains("s3cret"), "the token is masked in Debug");
+    assert!(!config::render(&config).contains("s3cret"), "and when rendered");
 
     let config = config::with_env(
         config,

@@ -596,6 +596,19 @@ impl CircuitBreaker {
         self.counts.shared[verdict.index()].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// How long an open breaker stays open before the next call probes it: `None` unless the state is
+    /// [`BreakerState::Open`], zero once `open_for` has passed and no call has probed it yet. Read for
+    /// operators, off the call path.
+    #[must_use]
+    pub fn open_remaining(&self) -> Option<Duration> {
+        if self.state() != BreakerState::Open {
+            return None;
+        }
+        let reopens_at =
+            self.hot.opened_at.load(Ordering::Acquire).saturating_add(self.settings.open_for.load(Ordering::Relaxed));
+        Some(Duration::from_nanos(reopens_at.saturating_sub(self.clock.now_nanos())))
+    }
+
     /// What the sliding window holds now.
     #[must_use]
     pub fn window_totals(&self) -> WindowTotals {

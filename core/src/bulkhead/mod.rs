@@ -94,6 +94,18 @@ impl Bulkhead {
         self.slots.refused()
     }
 
+    /// Permits held now: calls in flight through the bulkhead.
+    #[must_use]
+    pub fn in_use(&self) -> u32 {
+        self.slots.in_use()
+    }
+
+    /// Calls waiting for a permit now (only with a `wait`).
+    #[must_use]
+    pub fn waiting(&self) -> u32 {
+        self.slots.waiting()
+    }
+
     /// Takes a permit if one is free.
     #[inline]
     pub fn try_acquire(&self) -> Result<BulkheadPermit<'_>, Rejected> {

@@ -93,6 +93,16 @@ impl<K: Listed> Registry<K> {
         }
     }
 
+    /// The settings the functions wrote for the guards of this kind that have some, as sections.
+    fn literals(&self) -> BTreeMap<String, K::Settings> {
+        self.guards
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter_map(|(name, entry)| Some(((*name).to_owned(), entry.literal?.clone())))
+            .collect()
+    }
+
     /// The settings every guard of this kind runs with, as configuration sections.
     fn effective(&self) -> BTreeMap<String, K::Settings> {
         self.guards
@@ -143,6 +153,13 @@ macro_rules! registries {
         pub fn effective() -> GuardSections {
             resolve_declared();
             GuardSections { $( $field: <$guard as Listed>::registry().effective(), )* }
+        }
+
+        /// The settings the functions wrote in their attributes, for the guards made so far, as
+        /// configuration sections: where a value [`effective`] shows came from, when it is a literal.
+        pub fn literals() -> GuardSections {
+            resolve_declared();
+            GuardSections { $( $field: <$guard as Listed>::registry().literals(), )* }
         }
 
         impl Resolved {

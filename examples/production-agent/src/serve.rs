@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use hardened::audit::{self, AuditEvent, AuditSigningKey, Auditor, EventType, JsonlSink, PostgresSink};
 use hardened::health::{self, Component, HealthConfig, PostgresCheck};
-use hardened::http::{RequestLayer, Server, ServerLimits, ServerTraceLayer};
+use hardened::http::{AdminAccess, RequestLayer, Server, ServerLimits, ServerTraceLayer};
 use hardened::shutdown::ShutdownConfig;
 use hardened::telemetry::TelemetryConfig;
 
@@ -101,9 +101,13 @@ pub(crate) async fn serve(settings: Settings) -> Result<(), Box<dyn Error>> {
     settings.hardened.server.apply_to(&mut limits);
     let mut server = Server::new(router).limits(limits).shutdown(ShutdownConfig::configured());
     if let Some(admin) = admin {
-        tracing::info!(address = %admin.local_addr()?, "ops endpoints listening");
-        server = server.admin(admin, hardened::http::ops_router());
+        let admin_address = admin.local_addr()?;
+        let access = AdminAccess::configured();
+        tracing::info!(address = %admin_address, token = access.has_token(), "ops endpoints listening");
+        server = server.admin(admin, hardened::http::admin_router(access, admin_address));
     }
+    // `SIGHUP` reads hardened.toml again and retunes the guards; a bad file is logged, audited and refused.
+    hardened::config::reload_on_hangup();
     health::startup_complete();
     tracing::info!(%address, "agent-server listening");
     let summary = server.run(listener).await?;

@@ -414,8 +414,10 @@ impl AuditSettings {
 impl Settings {
     /// Reads `hardened.toml` and `agent.toml` from `dir`, or the embedded defaults, with the environment
     /// over them, and installs the `hardened` part as the configuration in force.
+    /// `hardened.toml` is loaded so that a reload (`SIGHUP`, `POST /config/reload` on the admin listener)
+    /// reads it again from the same place.
     pub(crate) fn load(dir: Option<&Path>) -> Result<Settings, SettingsError> {
-        let (hardened_text, hardened_origin, agent_text, agent_origin) = match dir {
+        let (hardened, agent_text, agent_origin) = match dir {
             Some(dir) => {
                 let read = |file: &str| {
                     let path = dir.join(file);
@@ -423,18 +425,18 @@ impl Settings {
                         .map(|text| (text, path.display().to_string()))
                         .map_err(|source| SettingsError::Read { path: path.display().to_string(), source })
                 };
-                let (hardened_text, hardened_origin) = read("hardened.toml")?;
+                // Read first for the same error as `agent.toml`'s when it is missing or unreadable.
+                read("hardened.toml")?;
+                let hardened = hardened::config::load_file(dir.join("hardened.toml"))?;
                 let (agent_text, agent_origin) = read("agent.toml")?;
-                (hardened_text, hardened_origin, agent_text, agent_origin)
+                (hardened, agent_text, agent_origin)
             }
             None => (
-                EMBEDDED_HARDENED.to_owned(),
-                "embedded config/development/hardened.toml".to_owned(),
+                hardened::config::load_text(EMBEDDED_HARDENED, "embedded config/development/hardened.toml")?,
                 EMBEDDED_AGENT.to_owned(),
                 "embedded config/development/agent.toml".to_owned(),
             ),
         };
-        let hardened = hardened::config::load_text(&hardened_text, &hardened_origin)?;
         let mut agent: AgentSettings = toml::from_str(&agent_text)
             .map_err(|error| SettingsError::Invalid { path: agent_origin.clone(), message: error.to_string() })?;
         agent

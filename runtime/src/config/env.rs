@@ -36,7 +36,7 @@ pub fn with_env_for(
     vars: impl IntoIterator<Item = (String, String)>,
     declared: &DeclaredNames,
 ) -> Result<Config, ConfigError> {
-    let (config, errors) = apply(config, vars, declared);
+    let (config, errors, _) = apply(config, vars, declared);
     ConfigError::gather(errors)?;
     Ok(config)
 }
@@ -49,13 +49,17 @@ struct Override {
     key: String,
 }
 
-/// Applies what can be applied and returns the errors of the rest.
+/// The key paths overrides wrote (`breaker.llm.failure_rate`), each with the variable that wrote it.
+pub(super) type Written = BTreeMap<String, String>;
+
+/// Applies what can be applied and returns the errors of the rest, and the keys written.
 pub(super) fn apply(
     mut config: Config,
     vars: impl IntoIterator<Item = (String, String)>,
     declared: &DeclaredNames,
-) -> (Config, Vec<ConfigError>) {
+) -> (Config, Vec<ConfigError>, Written) {
     let mut errors = Vec::new();
+    let mut written = Written::new();
     let mut by_kind: BTreeMap<&'static str, Vec<Override>> = BTreeMap::new();
     let mut by_single: BTreeMap<&'static str, Vec<Override>> = BTreeMap::new();
     let mut vars: Vec<(String, String)> = vars.into_iter().collect();
@@ -90,16 +94,23 @@ pub(super) fn apply(
             _ => errors.push(ConfigError::Malformed { variable }),
         }
     }
-    each_kind(&mut ApplyOverrides { by_kind, config: &mut config, declared, errors: &mut errors });
+    each_kind(&mut ApplyOverrides {
+        by_kind,
+        config: &mut config,
+        declared,
+        errors: &mut errors,
+        written: &mut written,
+    });
     for (section, overrides) in by_single {
+        let (config, errors, written) = (&mut config, &mut errors, &mut written);
         match section {
-            TelemetrySettings::SECTION => apply_single::<TelemetrySettings>(&mut config, overrides, &mut errors),
-            HealthSettings::SECTION => apply_single::<HealthSettings>(&mut config, overrides, &mut errors),
-            ShutdownSettings::SECTION => apply_single::<ShutdownSettings>(&mut config, overrides, &mut errors),
-            _ => apply_single::<ServerSettings>(&mut config, overrides, &mut errors),
+            TelemetrySettings::SECTION => apply_single::<TelemetrySettings>(config, overrides, errors, written),
+            HealthSettings::SECTION => apply_single::<HealthSettings>(config, overrides, errors, written),
+            ShutdownSettings::SECTION => apply_single::<ShutdownSettings>(config, overrides, errors, written),
+            _ => apply_single::<ServerSettings>(config, overrides, errors, written),
         }
     }
-    (config, errors)
+    (config, errors, written)
 }
 
 /// Applies the overrides of every guard kind, kind by kind.
@@ -108,12 +119,13 @@ struct ApplyOverrides<'a> {
     config: &'a mut Config,
     declared: &'a DeclaredNames,
     errors: &'a mut Vec<ConfigError>,
+    written: &'a mut Written,
 }
 
 impl EachKind for ApplyOverrides<'_> {
     fn kind<S: Section>(&mut self) {
         if let Some(overrides) = self.by_kind.remove(S::KIND) {
-            apply_kind::<S>(self.config, overrides, self.declared, self.errors);
+            apply_kind::<S>(self.config, overrides, self.declared, self.errors, self.written);
         }
     }
 }
@@ -123,6 +135,7 @@ fn apply_kind<S: Section>(
     overrides: Vec<Override>,
     declared: &DeclaredNames,
     errors: &mut Vec<ConfigError>,
+    written: &mut Written,
 ) {
     // The names the environment could mean, taken before any override adds a section.
     let known: BTreeSet<String> =
@@ -151,15 +164,22 @@ fn apply_kind<S: Section>(
     }
     for (name, overrides) in by_name {
         let settings = S::of(config).get(&name).cloned().unwrap_or_default();
-        if let Some(settings) = apply_keys(settings, overrides, &|key| key_path(S::KIND, &name, key), errors) {
+        let path_of = |key: &str| key_path(S::KIND, &name, key);
+        if let Some(settings) = apply_keys(settings, overrides, &path_of, errors, written) {
             S::of_mut(config).insert(name, settings);
         }
     }
 }
 
-fn apply_single<S: Single>(config: &mut Config, overrides: Vec<Override>, errors: &mut Vec<ConfigError>) {
+fn apply_single<S: Single>(
+    config: &mut Config,
+    overrides: Vec<Override>,
+    errors: &mut Vec<ConfigError>,
+    written: &mut Written,
+) {
     let settings = S::of(config).clone();
-    if let Some(settings) = apply_keys(settings, overrides, &|key| format!("{}.{key}", S::SECTION), errors) {
+    let path_of = |key: &str| format!("{}.{key}", S::SECTION);
+    if let Some(settings) = apply_keys(settings, overrides, &path_of, errors, written) {
         *S::of_mut(config) = settings;
     }
 }
@@ -170,6 +190,7 @@ fn apply_keys<K: Keys>(
     overrides: Vec<Override>,
     path_of: &dyn Fn(&str) -> String,
     errors: &mut Vec<ConfigError>,
+    paths_written: &mut Written,
 ) -> Option<K> {
     // Every override of one key, so that two spellings of it are caught.
     let mut by_key: BTreeMap<&'static str, Vec<Override>> = BTreeMap::new();
@@ -210,6 +231,7 @@ fn apply_keys<K: Keys>(
     {
         errors.push(invalid(path_of(key), found.variable.clone(), &found.value, problem));
     }
+    paths_written.extend(written.into_iter().map(|(key, found)| (path_of(key), found.variable)));
     Some(settings)
 }
 

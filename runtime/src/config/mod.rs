@@ -62,12 +62,16 @@ mod error;
 mod file;
 mod names;
 mod operations;
+mod provenance;
+mod reload;
 mod render;
 mod settings;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, PoisonError, RwLock};
+
+use self::provenance::Provenance;
 
 pub use self::env::{with_env, with_env_for};
 pub use self::error::{ConfigError, Origin, Setting};
@@ -77,6 +81,8 @@ pub use self::operations::{
     HealthSettings, LOG_FORMATS, METRICS_EXPORTERS, METRICS_TEMPORALITIES, OTLP_PROTOCOLS, ServerSettings,
     ShutdownSettings, TelemetrySettings,
 };
+pub use self::provenance::{EffectiveConfig, EffectiveValue, effective_config};
+pub use self::reload::{Change, Reloaded, reload_and_audit, reload_on_hangup, reload_with_changes};
 pub use self::render::render;
 pub use crate::breaker::BreakerSettings;
 pub use crate::bulkhead::BulkheadSettings;
@@ -123,19 +129,29 @@ pub fn read(
     vars: impl IntoIterator<Item = (String, String)>,
     declared: &DeclaredNames,
 ) -> Result<Config, ConfigError> {
+    read_tracked(dir, vars, declared).map(|(config, _)| config)
+}
+
+/// [`read`], with where each key came from.
+fn read_tracked(
+    dir: &Path,
+    vars: impl IntoIterator<Item = (String, String)>,
+    declared: &DeclaredNames,
+) -> Result<(Config, Provenance), ConfigError> {
     let vars: Vec<(String, String)> = vars.into_iter().collect();
     let named = vars
         .iter()
         .rev()
         .find(|(variable, value)| variable == file::CONFIG_VARIABLE && !value.is_empty())
         .map(|(_, value)| value.as_str());
-    match file::locate(dir, named)? {
-        Some((path, text)) => {
-            let mut config = read_text(&text, &path.display().to_string(), vars, declared)?;
-            config.source = Some(path);
-            Ok(config)
-        }
-        None => with_env_for(Config::default(), vars, declared),
+    if let Some((path, text)) = file::locate(dir, named)? {
+        let (mut config, provenance) = read_text(&text, &path.display().to_string(), vars, declared)?;
+        config.source = Some(path);
+        Ok((config, provenance))
+    } else {
+        let (config, errors, env) = env::apply(Config::default(), vars, declared);
+        ConfigError::gather(errors)?;
+        Ok((config, Provenance { env, ..Provenance::default() }))
     }
 }
 
@@ -145,12 +161,13 @@ fn read_text(
     origin: &str,
     vars: impl IntoIterator<Item = (String, String)>,
     declared: &DeclaredNames,
-) -> Result<Config, ConfigError> {
+) -> Result<(Config, Provenance), ConfigError> {
     let (config, mut errors) = file::parse_gathering(text, origin)?;
-    let (config, env_errors) = env::apply(config, vars, declared);
+    let file = provenance::entries(&config).into_keys().collect();
+    let (config, env_errors, env) = env::apply(config, vars, declared);
     errors.extend(env_errors);
     ConfigError::gather(errors)?;
-    Ok(config)
+    Ok((config, Provenance { origin: Some(origin.to_owned()), file, env, installed: false }))
 }
 
 /// Reads the file (`HARDENED_CONFIG`, else `./hardened.toml`, else none) and the process environment,
@@ -160,16 +177,40 @@ fn read_text(
 /// Name parts of overrides are resolved against the file's sections and the guard names functions
 /// declare; see [`read`].
 pub fn load() -> Result<Arc<Config>, ConfigError> {
-    let declared = crate::guards::declared_names();
-    Ok(finish_load(read(Path::new(""), process_overrides(), &declared)?, &declared))
+    reload::load_from(reload::Source::Discovered)
+}
+
+/// [`load`], with the file at `path` instead of the one `HARDENED_CONFIG` names or `hardened.toml`: for a
+/// service that finds its configuration itself (in a directory given on its command line, say).
+/// [`reload`] and `SIGHUP` ([`reload_on_hangup`]) read this file again.
+pub fn load_file(path: impl Into<PathBuf>) -> Result<Arc<Config>, ConfigError> {
+    reload::load_from(reload::Source::File(path.into()))
 }
 
 /// [`load`], with `text` as the file instead of the one `HARDENED_CONFIG` names or `hardened.toml`:
 /// for configuration embedded in the binary, or read from somewhere else. `origin` names it in errors.
-/// The `HARDENED_*` overrides of the process environment still apply.
+/// The `HARDENED_*` overrides of the process environment still apply; [`reload`] reads them again over
+/// the same text.
 pub fn load_text(text: &str, origin: &str) -> Result<Arc<Config>, ConfigError> {
-    let declared = crate::guards::declared_names();
-    Ok(finish_load(read_text(text, origin, process_overrides(), &declared)?, &declared))
+    reload::load_from(reload::Source::Text { text: Arc::from(text), origin: origin.to_owned() })
+}
+
+/// Reads the configuration from `source`, without installing it.
+fn read_from(source: &reload::Source, declared: &DeclaredNames) -> Result<(Config, Provenance), ConfigError> {
+    match source {
+        reload::Source::Discovered => read_tracked(Path::new(""), process_overrides(), declared),
+        reload::Source::File(path) => {
+            let text = std::fs::read_to_string(path).map_err(|error| match error.kind() {
+                std::io::ErrorKind::NotFound => ConfigError::Missing { path: path.clone() },
+                _ => ConfigError::Read { path: path.clone(), source: error },
+            })?;
+            let (mut config, provenance) =
+                read_text(&text, &path.display().to_string(), process_overrides(), declared)?;
+            config.source = Some(path.clone());
+            Ok((config, provenance))
+        }
+        reload::Source::Text { text, origin } => read_text(text, origin, process_overrides(), declared),
+    }
 }
 
 fn process_overrides() -> impl Iterator<Item = (String, String)> {
@@ -179,21 +220,25 @@ fn process_overrides() -> impl Iterator<Item = (String, String)> {
     })
 }
 
-fn finish_load(config: Config, declared: &DeclaredNames) -> Arc<Config> {
-    let config = install(config);
+fn finish_load(config: Config, provenance: Provenance, declared: &DeclaredNames) -> Arc<Config> {
+    let config = install_config(config);
+    provenance::set(provenance);
     for unused in unused_names(&config, declared) {
         tracing::warn!(target: "hardened::config", "{unused}");
     }
     config
 }
 
-/// Reads the file and the environment again and retunes every running guard, keeping breaker states,
-/// bucket levels, retry budgets and the permits of calls in flight. On an error nothing changes.
+/// Reads the configuration again from where it was loaded ([`load`]'s file, [`load_file`]'s, or
+/// [`load_text`]'s text, with the environment of now over it) and retunes every running guard, keeping
+/// breaker states, bucket levels, retry budgets and the permits of calls in flight. On an error nothing
+/// changes. Before any load, it is [`load`].
 ///
 /// The size and kind of a breaker's window shape its storage: a change to them is reported and takes
-/// effect at the next start.
+/// effect at the next start. [`reload_with_changes`] also tells what changed; [`reload_and_audit`]
+/// logs and audits it too.
 pub fn reload() -> Result<Arc<Config>, ConfigError> {
-    load()
+    reload::load_from(reload::source())
 }
 
 /// The settings every guard runs with, as TOML: built-in defaults, the functions' literals and the
@@ -213,8 +258,16 @@ pub fn unused() -> Vec<UnusedName> {
 static CURRENT: LazyLock<RwLock<Arc<Config>>> = LazyLock::new(|| RwLock::new(Arc::new(Config::default())));
 
 /// Makes `config` the current configuration and applies it to every guard already running, for programs
-/// that build their own configuration and for tests.
+/// that build their own configuration and for tests. Its values are shown as the program's
+/// (`installed`) by [`effective_config`].
+#[allow(clippy::must_use_candidate, reason = "installing is the point; the `Config` returned is for convenience")]
 pub fn install(config: Config) -> Arc<Config> {
+    let config = install_config(config);
+    provenance::set(Provenance { installed: true, ..Provenance::default() });
+    config
+}
+
+fn install_config(config: Config) -> Arc<Config> {
     let config = Arc::new(config);
     *CURRENT.write().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&config);
     let mut shutdown = crate::shutdown::ShutdownConfig::default();

@@ -54,8 +54,10 @@ pub struct TelemetrySettings {
     pub sample_ratio: Option<f64>,
     /// `log_format`: one of [`LOG_FORMATS`].
     pub log_format: Option<String>,
-    /// `log_filter`: which events and spans are kept, in `RUST_LOG`'s syntax; `RUST_LOG` overrides it.
+    /// `log_filter`: which events and spans are logged, in `RUST_LOG`'s syntax; `RUST_LOG` overrides it.
     pub log_filter: Option<String>,
+    /// `trace_filter`: which spans are traced (given ids, propagated, exported), in the same syntax.
+    pub trace_filter: Option<String>,
     /// `metrics_exporter`: where metrics go, a comma-separated list of [`METRICS_EXPORTERS`].
     pub metrics_exporter: Option<String>,
     /// `metrics_endpoint`: the full URL of the collector's metrics endpoint, ahead of `endpoint`.
@@ -82,6 +84,7 @@ impl fmt::Debug for TelemetrySettings {
             sample_ratio,
             log_format,
             log_filter,
+            trace_filter,
             metrics_exporter,
             metrics_endpoint,
             metrics_protocol,
@@ -98,6 +101,7 @@ impl fmt::Debug for TelemetrySettings {
             .field("sample_ratio", sample_ratio)
             .field("log_format", log_format)
             .field("log_filter", log_filter)
+            .field("trace_filter", trace_filter)
             .field("metrics_exporter", metrics_exporter)
             .field("metrics_endpoint", &metrics_endpoint.as_deref().map(crate::redact::urls))
             .field("metrics_protocol", metrics_protocol)
@@ -135,13 +139,20 @@ pub struct ShutdownSettings {
     pub deadline: Option<Duration>,
 }
 
-/// The settings of the `[server]` section.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The settings of the `[server]` section. Its `Debug` and [`render`](super::render) write `admin_token`
+/// as `***`.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct ServerSettings {
     /// `address`: where the application listens, such as `"0.0.0.0:8080"`.
     pub address: Option<SocketAddr>,
     /// `admin_address`: where the ops endpoints listen, when apart from the application.
     pub admin_address: Option<SocketAddr>,
+    /// `admin_token`: the bearer token the admin listener's operations endpoints (`/guards`, `/config`,
+    /// `/loggers`) require; best given as `HARDENED_SERVER__ADMIN_TOKEN` rather than written in a file.
+    pub admin_token: Option<String>,
+    /// `admin_unauthenticated`: whether, without an `admin_token`, the operations endpoints answer on an
+    /// admin address that is not a loopback one (they do not by default).
+    pub admin_unauthenticated: Option<bool>,
     /// `trust_forwarded_for`: whether the client address is read from `X-Forwarded-For`, as it should
     /// only be behind a proxy that sets it.
     pub trust_forwarded_for: Option<bool>,
@@ -158,6 +169,36 @@ pub struct ServerSettings {
     pub max_connections: Option<u32>,
     /// `body_limit`: the largest request body, in bytes.
     pub body_limit: Option<u64>,
+}
+
+impl fmt::Debug for ServerSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Taken apart, so that a new field is a compile error here rather than missing from the output.
+        let ServerSettings {
+            address,
+            admin_address,
+            admin_token,
+            admin_unauthenticated,
+            trust_forwarded_for,
+            trust_incoming_trace,
+            header_read_timeout,
+            request_timeout,
+            max_connections,
+            body_limit,
+        } = self;
+        f.debug_struct("ServerSettings")
+            .field("address", address)
+            .field("admin_address", admin_address)
+            .field("admin_token", &admin_token.as_ref().map(|_| crate::redact::MASK))
+            .field("admin_unauthenticated", admin_unauthenticated)
+            .field("trust_forwarded_for", trust_forwarded_for)
+            .field("trust_incoming_trace", trust_incoming_trace)
+            .field("header_read_timeout", header_read_timeout)
+            .field("request_timeout", request_timeout)
+            .field("max_connections", max_connections)
+            .field("body_limit", body_limit)
+            .finish()
+    }
 }
 
 #[cfg(feature = "telemetry")]
@@ -179,6 +220,7 @@ impl TelemetrySettings {
         set(&mut config.log_format, self.log_format.as_deref().and_then(|format| format.parse().ok()));
         set(&mut config.sample_ratio, self.sample_ratio);
         set(&mut config.log_filter, self.log_filter.clone());
+        set(&mut config.trace_filter, self.trace_filter.clone());
         // The names were checked when they were read.
         set(&mut config.metrics_exporters, self.metrics_exporter.as_deref().and_then(|list| list.parse().ok()));
         if self.metrics_endpoint.is_some() {
@@ -296,6 +338,7 @@ impl Keys for TelemetrySettings {
             "sample_ratio",
             "log_format",
             "log_filter",
+            "trace_filter",
             "metrics_exporter",
             "metrics_endpoint",
             "metrics_protocol",
@@ -315,6 +358,7 @@ impl Keys for TelemetrySettings {
             "sample_ratio" => self.sample_ratio = Some(value::fraction(raw)?),
             "log_format" => self.log_format = Some(one_of(raw, LOG_FORMATS)?),
             "log_filter" => self.log_filter = Some(string(raw)?),
+            "trace_filter" => self.trace_filter = Some(string(raw)?),
             "metrics_exporter" => self.metrics_exporter = Some(list_of(raw, METRICS_EXPORTERS)?),
             "metrics_endpoint" => self.metrics_endpoint = Some(string(raw)?),
             "metrics_protocol" => self.metrics_protocol = Some(one_of(raw, OTLP_PROTOCOLS)?),
@@ -336,6 +380,7 @@ impl Keys for TelemetrySettings {
         push(&mut entries, "sample_ratio", self.sample_ratio, toml::Value::Float);
         push(&mut entries, "log_format", self.log_format.as_deref(), text_value);
         push(&mut entries, "log_filter", self.log_filter.as_deref(), text_value);
+        push(&mut entries, "trace_filter", self.trace_filter.as_deref(), text_value);
         push(&mut entries, "metrics_exporter", self.metrics_exporter.as_deref(), text_value);
         push(&mut entries, "metrics_endpoint", self.metrics_endpoint.as_deref(), |url| {
             text_value(&crate::redact::urls(url))
@@ -459,6 +504,8 @@ impl Keys for ServerSettings {
         &[
             "address",
             "admin_address",
+            "admin_token",
+            "admin_unauthenticated",
             "trust_forwarded_for",
             "trust_incoming_trace",
             "header_read_timeout",
@@ -472,6 +519,8 @@ impl Keys for ServerSettings {
         match key {
             "address" => self.address = Some(address(raw)?),
             "admin_address" => self.admin_address = Some(address(raw)?),
+            "admin_token" => self.admin_token = Some(string(raw)?),
+            "admin_unauthenticated" => self.admin_unauthenticated = Some(value::boolean(raw)?),
             "trust_forwarded_for" => self.trust_forwarded_for = Some(value::boolean(raw)?),
             "trust_incoming_trace" => self.trust_incoming_trace = Some(value::boolean(raw)?),
             "header_read_timeout" => self.header_read_timeout = Some(value::duration(raw)?),
@@ -488,6 +537,8 @@ impl Keys for ServerSettings {
         let mut entries = Vec::new();
         push(&mut entries, "address", self.address, address_value);
         push(&mut entries, "admin_address", self.admin_address, address_value);
+        push(&mut entries, "admin_token", self.admin_token.as_deref(), |_| text_value(crate::redact::MASK));
+        push(&mut entries, "admin_unauthenticated", self.admin_unauthenticated, toml::Value::Boolean);
         push(&mut entries, "trust_forwarded_for", self.trust_forwarded_for, toml::Value::Boolean);
         push(&mut entries, "trust_incoming_trace", self.trust_incoming_trace, toml::Value::Boolean);
         push(&mut entries, "header_read_timeout", self.header_read_timeout, value::duration_value);

@@ -59,9 +59,14 @@ pub struct TelemetryConfig {
     pub sample_ratio: f64,
     /// How log lines are written to standard output. Default: [`LogFormat::Readable`].
     pub log_format: LogFormat,
-    /// Which spans and events are logged and traced, in `EnvFilter` syntax (`info`,
-    /// `info,my_service=debug`). Default: `info`; `RUST_LOG` overrides it.
+    /// Which events and spans are written to the log, in `EnvFilter` syntax (`info`,
+    /// `info,my_service=debug`). Default: `info`; `RUST_LOG` overrides it. It does not decide what is
+    /// traced: quieting the log (`warn`) keeps spans, their ids and their propagation.
     pub log_filter: String,
+    /// Which spans (and the events recorded in them) are traced: given ids, propagated to outbound calls
+    /// and exported, in `EnvFilter` syntax. Default: `info`; `HARDENED_TELEMETRY__TRACE_FILTER` overrides
+    /// it. Both filters can be changed at run time ([`set_filters`](super::set_filters)).
+    pub trace_filter: String,
     /// How long one export may take before it is abandoned and its spans dropped. Default: 10 seconds.
     pub export_timeout: Duration,
     /// How long finished spans wait to be exported together. Default: 5 seconds.
@@ -110,6 +115,7 @@ impl fmt::Debug for TelemetryConfig {
             sample_ratio,
             log_format,
             log_filter,
+            trace_filter,
             export_timeout,
             batch_delay,
             max_queue_size,
@@ -135,6 +141,7 @@ impl fmt::Debug for TelemetryConfig {
             .field("sample_ratio", sample_ratio)
             .field("log_format", log_format)
             .field("log_filter", log_filter)
+            .field("trace_filter", trace_filter)
             .field("export_timeout", export_timeout)
             .field("batch_delay", batch_delay)
             .field("max_queue_size", max_queue_size)
@@ -165,6 +172,7 @@ impl Default for TelemetryConfig {
             sample_ratio: 1.0,
             log_format: LogFormat::Readable,
             log_filter: "info".to_owned(),
+            trace_filter: "info".to_owned(),
             export_timeout: Duration::from_secs(10),
             batch_delay: Duration::from_secs(5),
             max_queue_size: 2048,
@@ -477,6 +485,7 @@ pub struct Resolved {
 /// | `OTEL_SDK_DISABLED` | `true` turns export off |
 /// | `OTEL_METRICS_EXEMPLAR_FILTER` | `exemplars`: `always_off` turns them off; `trace_based` and `always_on` keep them (of sampled calls only, as an exemplar without a trace leads nowhere) |
 /// | `RUST_LOG` | `log_filter` |
+/// | `HARDENED_TELEMETRY__TRACE_FILTER` | `trace_filter` (the configuration's own variable for `[telemetry] trace_filter`) |
 /// | `OTEL_METRICS_EXPORTER` | `metrics_exporters`: `prometheus`, `otlp`, both comma-separated, or `none` |
 /// | `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` | `otlp_metrics_endpoint` |
 /// | `OTEL_EXPORTER_OTLP_METRICS_PROTOCOL` | `metrics_protocol` |
@@ -610,9 +619,14 @@ pub fn resolve_env(
     if let Some(filter) = get("RUST_LOG") {
         filter.clone_into(&mut config.log_filter);
     }
+    if let Some(filter) = get(TRACE_FILTER_VARIABLE) {
+        filter.clone_into(&mut config.trace_filter);
+    }
     Ok(Resolved { config, warnings })
 }
 
+/// The variable that sets the trace filter: the configuration's for `[telemetry] trace_filter`.
+const TRACE_FILTER_VARIABLE: &str = "HARDENED_TELEMETRY__TRACE_FILTER";
 /// The `OTEL_*` variables of metrics export.
 fn apply_metrics_env<'a>(
     config: &mut TelemetryConfig,
@@ -642,7 +656,7 @@ fn apply_metrics_env<'a>(
 }
 
 fn is_relevant(name: &str) -> bool {
-    name.starts_with("OTEL_") || name == "RUST_LOG"
+    name.starts_with("OTEL_") || name == "RUST_LOG" || name == TRACE_FILTER_VARIABLE
 }
 
 fn invalid(variable: &str, value: &str, allowed: &str) -> TelemetryError {

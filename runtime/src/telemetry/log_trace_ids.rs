@@ -57,12 +57,14 @@ where
     F: FormatEvent<S, N>,
 {
     fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
-        let ids = ctx.lookup_current().and_then(|span| {
-            let context = tracing::dispatcher::get_default(|dispatch| {
-                tracing_opentelemetry::get_otel_context(&span.id(), dispatch)
-            });
-            context.as_ref().and_then(super::trace_ids_of)
-        });
+        // The subscriber's current span, not the log filter's: a line the log keeps inside a span only the
+        // trace filter lets through still names its trace.
+        let ids = tracing::dispatcher::get_default(|dispatch| {
+            let span = dispatch.current_span().id().cloned().or_else(|| ctx.lookup_current().map(|span| span.id()))?;
+            tracing_opentelemetry::get_otel_context(&span, dispatch)
+        })
+        .as_ref()
+        .and_then(super::trace_ids_of);
         let Some(ids) = ids else {
             return self.inner.format_event(ctx, writer, event);
         };

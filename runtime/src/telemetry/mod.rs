@@ -47,6 +47,7 @@
 mod config;
 mod exemplars;
 mod export;
+mod filters;
 mod log_fields;
 mod log_trace_ids;
 mod otlp_metrics;
@@ -65,7 +66,7 @@ use opentelemetry_sdk::trace::{
     BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider, TracerProviderBuilder,
 };
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-use tracing_subscriber::filter::{EnvFilter, filter_fn};
+use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::registry::LookupSpan;
@@ -77,6 +78,7 @@ pub use self::config::{
 };
 pub use self::exemplars::{install_exemplars, sampled_span};
 pub use self::export::CountingExporter;
+pub use self::filters::{Filters, filters, set_filters};
 pub use self::otlp_metrics::MetricsExporter;
 use crate::audit::TraceIds;
 
@@ -112,6 +114,20 @@ pub enum TelemetryError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The trace filter does not parse.
+    #[error("invalid trace filter `{filter}`: {reason}")]
+    TraceFilter {
+        /// The filter, from [`TelemetryConfig::trace_filter`] or `HARDENED_TELEMETRY__TRACE_FILTER`.
+        filter: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The filters cannot be changed: [`init`] has not installed them.
+    #[error("the log and trace filters are not installed: `telemetry::init` was not called")]
+    NotInitialised,
+    /// A filter could not be replaced (the subscriber is gone).
+    #[error("the filter could not be replaced: {0}")]
+    Reload(String),
     /// The OTLP exporter rejected its configuration (a malformed endpoint, say).
     #[error("the OTLP exporter could not be built: {0}")]
     Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
@@ -296,8 +312,10 @@ fn trace_ids_of(context: &opentelemetry::Context) -> Option<TraceIds> {
 /// Installs the global subscriber `config` describes, with the `OTEL_*` variables and `RUST_LOG` of the
 /// process applied over it (see [`resolve_env`]).
 ///
-/// It filters with [`TelemetryConfig::log_filter`], writes logs to standard output (readable or JSON),
-/// turns spans into OpenTelemetry spans exported over OTLP when an endpoint is set, makes W3C Trace
+/// It writes logs to standard output (readable or JSON) as [`TelemetryConfig::log_filter`] lets through,
+/// traces the spans [`TelemetryConfig::trace_filter`] lets through (two filters, each replaceable at run
+/// time with [`set_filters`]), turns spans into OpenTelemetry spans exported over OTLP when an endpoint
+/// is set, makes W3C Trace
 /// Context and Baggage the global propagator, lets audit events carry the current trace, and registers a
 /// [shutdown handler](crate::shutdown::register) that flushes the exporter.
 ///
@@ -307,8 +325,8 @@ pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> 
         .map(|(name, value)| (name.to_string_lossy().into_owned(), value.to_string_lossy().into_owned()));
     let Resolved { config, warnings } = resolve_env(config.clone(), vars)?;
     config.validate()?;
-    let filter = EnvFilter::try_new(&config.log_filter)
-        .map_err(|error| TelemetryError::LogFilter { filter: config.log_filter.clone(), reason: error.to_string() })?;
+    let (log_filter, log_reload) = filters::reloadable(filters::Which::Log, &config.log_filter)?;
+    let (trace_filter, trace_reload) = filters::reloadable(filters::Which::Trace, &config.trace_filter)?;
     let provider = tracer_provider(&config)?;
     let metrics = MetricsExporter::start(&config)?;
     PROMETHEUS_ENDPOINT.store(config.metrics_exporters.prometheus, Ordering::Relaxed);
@@ -321,9 +339,13 @@ pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> 
     } else {
         Box::new(trace_ids_layer(&config))
     };
-    let subscriber =
-        Registry::default().with(filter).with(log_layer_with(config.log_format, std::io::stdout, colours)).with(spans);
+    // A filter of each layer's own: the log's decides the lines, the trace's the spans, so that a quiet
+    // log still traces and propagates.
+    let subscriber = Registry::default()
+        .with(log_layer_with(config.log_format, std::io::stdout, colours).with_filter(log_filter))
+        .with(spans.with_filter(trace_filter));
     tracing::subscriber::set_global_default(subscriber).map_err(|_| TelemetryError::AlreadyInstalled)?;
+    filters::install(log_reload, trace_reload);
 
     opentelemetry::global::set_tracer_provider(provider.clone());
     opentelemetry::global::set_text_map_propagator(crate::propagation::propagator());

@@ -16,6 +16,9 @@ pub(crate) const PATIENCE: Duration = Duration::from_secs(30);
 /// The development `hardened.toml`, for a configuration directory that changes only `agent.toml`.
 pub(crate) const DEVELOPMENT_HARDENED: &str = include_str!("../../config/development/hardened.toml");
 
+/// The development `agent.toml`, for a configuration directory that changes only `hardened.toml`.
+pub(crate) const DEVELOPMENT_AGENT: &str = include_str!("../../config/development/agent.toml");
+
 /// A running `agent-server`, killed when dropped.
 pub(crate) struct Server {
     child: Child,
@@ -29,6 +32,7 @@ pub(crate) struct Server {
 pub(crate) struct Launch {
     env: Vec<(String, String)>,
     agent_toml: Option<String>,
+    hardened_toml: Option<String>,
 }
 
 impl Launch {
@@ -40,6 +44,13 @@ impl Launch {
     /// Runs with a configuration directory holding the development `hardened.toml` and this `agent.toml`.
     pub(crate) fn agent_toml(mut self, text: &str) -> Launch {
         self.agent_toml = Some(text.to_owned());
+        self
+    }
+
+    /// Runs with a configuration directory holding this `hardened.toml` (and the development `agent.toml`
+    /// unless [`agent_toml`](Self::agent_toml) says otherwise).
+    pub(crate) fn hardened_toml(mut self, text: &str) -> Launch {
+        self.hardened_toml = Some(text.to_owned());
         self
     }
 
@@ -57,10 +68,12 @@ impl Launch {
             .env_remove("AGENT_API_KEYS")
             .env_remove("AGENT_ENV")
             .env_remove("AGENT_CONFIG_DIR");
-        if let Some(agent_toml) = &self.agent_toml {
+        if self.agent_toml.is_some() || self.hardened_toml.is_some() {
             let config = directory.join("config");
+            let hardened_toml = self.hardened_toml.as_deref().unwrap_or(DEVELOPMENT_HARDENED);
+            let agent_toml = self.agent_toml.as_deref().unwrap_or(DEVELOPMENT_AGENT);
             std::fs::create_dir_all(&config).expect("a configuration directory");
-            std::fs::write(config.join("hardened.toml"), DEVELOPMENT_HARDENED).expect("hardened.toml written");
+            std::fs::write(config.join("hardened.toml"), hardened_toml).expect("hardened.toml written");
             std::fs::write(config.join("agent.toml"), agent_toml).expect("agent.toml written");
             command.arg("--config").arg(&config);
         }
@@ -182,6 +195,17 @@ impl Server {
             assert!(started.elapsed() < PATIENCE, "the server exits after SIGTERM");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Sends the process `signal` (`HUP`, `TERM`, ...) with `kill`.
+    pub(crate) fn signal(&self, signal: &str) {
+        let status = Command::new("kill").arg(format!("-{signal}")).arg(self.child.id().to_string()).status();
+        assert!(status.expect("kill runs").success(), "SIG{signal} sent");
+    }
+
+    /// The configuration directory of a server started with one (`config` in its working directory).
+    pub(crate) fn config_dir(&self) -> PathBuf {
+        self.directory.path().join("config")
     }
 
     /// Whether the process is still running.
