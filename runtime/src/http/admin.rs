@@ -2,6 +2,7 @@
 //! operations endpoints that show and change the process's internals, behind an optional bearer token.
 
 mod access;
+mod calls;
 mod config;
 mod guards;
 mod loggers;
@@ -23,6 +24,7 @@ pub use self::access::AdminAccess;
 /// | method and path | answer |
 /// | --- | --- |
 /// | `GET /guards` | every guard and its state: [`guard_states`](crate::guard_states) as JSON |
+/// | `GET /calls` | every call site's totals (calls by outcome, duration histogram, in flight) as JSON |
 /// | `GET /config` | the effective configuration, each value with its source, secrets redacted |
 /// | `POST /config/reload` | reads the configuration again from where it was loaded; 200 with what changed, or 422 with the errors (nothing changes) |
 /// | `GET /loggers` | the log filter and the trace filter in force |
@@ -46,6 +48,7 @@ pub use self::access::AdminAccess;
 pub fn admin_router(access: AdminAccess, address: SocketAddr) -> Router {
     let operations = Router::new()
         .route("/guards", get(guards::guards))
+        .route("/calls", get(calls::calls))
         .route("/config", get(config::config))
         .route("/config/reload", post(config::reload))
         .route("/loggers", get(loggers::loggers).put(loggers::set_loggers))
