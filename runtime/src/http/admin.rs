@@ -6,6 +6,7 @@ mod calls;
 mod config;
 mod guards;
 mod loggers;
+mod page;
 
 use std::net::SocketAddr;
 
@@ -30,6 +31,11 @@ pub use self::access::AdminAccess;
 /// | `GET /loggers` | the log filter and the trace filter in force |
 /// | `PUT /loggers` | `{"log": "..", "trace": ".."}` (either or both) replaces a filter: 200 with the filters now in force, or 400 with the parse error (nothing changes) |
 ///
+/// and `GET /hardened`, the live page: one self-contained HTML page that polls `/calls` and `/guards`
+/// every second and shows each call site's rate, error ratio, p50, p99 and calls in flight, and each
+/// guard's state. The page itself is open (it holds no data); the operator gives it the token in the
+/// URL's fragment, `/hardened#token=<token>` (never sent to the server), or types it into the page.
+///
 /// Who may call the operations endpoints is [`AdminAccess`]'s decision: with a token, those presenting
 /// it as `Authorization: Bearer <token>` (others get `401` with `WWW-Authenticate: Bearer`); without one,
 /// anyone when the listener's `address` is a loopback address (or the operator allowed it explicitly),
@@ -53,5 +59,7 @@ pub fn admin_router(access: AdminAccess, address: SocketAddr) -> Router {
         .route("/config/reload", post(config::reload))
         .route("/loggers", get(loggers::loggers).put(loggers::set_loggers))
         .layer(axum::middleware::from_fn_with_state(access.decide(address), access::check));
-    super::ops_router().merge(operations)
+    // The page holds no data and a browser cannot send a token with a navigation: it is open, and its
+    // fetches of /calls and /guards carry the token.
+    super::ops_router().route("/hardened", get(page::page)).merge(operations)
 }
