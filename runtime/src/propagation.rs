@@ -4,7 +4,8 @@
 //! OpenTelemetry [`Context`], to set as the parent of the span that serves the request (the server layer
 //! `hardened::http::ServerTraceLayer`, with the `http` feature, does it for axum). [`inject`] writes the
 //! current span's context into the headers of an outbound request; with the `reqwest` feature,
-//! `TracedRequest::traced` does it for a `reqwest` request.
+//! `TracedRequest::traced` sends a `reqwest` request inside a client span whose context its headers carry,
+//! and measures it.
 //!
 //! ```
 //! use hardened::propagation;
@@ -25,16 +26,25 @@
 //! characters, every field of exactly its length in lowercase hex (no sign, no upper case), the trace and
 //! parent ids not all zeros, version `ff` is invalid, and a later version is read by its first four fields
 //! (anything after must follow a `-`). More than one `traceparent` header is invalid. `tracestate` headers
-//! are joined, and dropped, leaving the `traceparent`, when a member is malformed, a key repeats or there
-//! are more than 32 members. A header that fails the check never panics: the request starts a new trace.
+//! are joined and checked against Level 2's grammar (a key of up to 256 lowercase letters, digits, `_`,
+//! `-`, `*`, `/` and `@`, beginning with a letter or a digit), and dropped, leaving the `traceparent`, when
+//! a member is malformed or there are more than 32 members; a key that repeats keeps its first value. Keys
+//! the SDK's stricter check refuses, such as a multi-tenant key of the maximum length, are passed
+//! on all the same. A header that fails the check never panics: the request starts a new trace.
 
-use std::collections::HashSet;
+#[cfg(feature = "reqwest")]
+mod client;
+mod tracestate;
+
+#[cfg(feature = "reqwest")]
+pub use client::{TracedRequest, TracedRequestBuilder};
+
 use std::sync::LazyLock;
 
 use http::HeaderMap;
 use opentelemetry::Context;
 use opentelemetry::propagation::{Extractor, TextMapCompositePropagator, TextMapPropagator as _};
-use opentelemetry::trace::{TraceContextExt as _, TraceState};
+use opentelemetry::trace::TraceContextExt as _;
 use opentelemetry_http::HeaderInjector;
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
@@ -45,8 +55,6 @@ const BAGGAGE: &str = "baggage";
 
 /// The length of a `traceparent` of version `00`: `vv-` + 32 + `-` + 16 + `-` + `ff`.
 const TRACEPARENT_LEN: usize = 55;
-/// The most list members a `tracestate` may hold.
-const MAX_TRACESTATE_MEMBERS: usize = 32;
 
 /// W3C Trace Context then W3C Baggage, the propagator [`telemetry::init`](crate::telemetry::init) makes
 /// global.
@@ -66,12 +74,16 @@ fn shared_propagator() -> &'static TextMapCompositePropagator {
 /// starts a new trace.
 #[must_use]
 pub fn extract(headers: &HeaderMap) -> Context {
-    let checked = CheckedHeaders::new(headers);
+    let mut checked = CheckedHeaders::new(headers);
     if checked.traceparent.is_none() && checked.baggage.is_none() {
         // Most requests: nothing to read, so no propagator to run.
         return Context::new();
     }
-    shared_propagator().extract_with_context(&Context::new(), &checked)
+    let context = shared_propagator().extract_with_context(&Context::new(), &checked);
+    match checked.kept_aside.take() {
+        Some(received) => received.attach(context),
+        None => context,
+    }
 }
 
 /// Writes the current tracing span's context (its trace and span id, sampling decision, trace state and
@@ -90,29 +102,18 @@ pub fn inject(headers: &mut HeaderMap) {
 /// `baggage` when it has baggage.
 pub fn inject_context(context: &Context, headers: &mut HeaderMap) {
     shared_propagator().inject_context(context, &mut HeaderInjector(headers));
+    let received = tracestate::header_to_send(context, context.span().span_context());
+    if let Some(value) = received.and_then(|state| http::HeaderValue::from_str(&state).ok()) {
+        headers.insert(TRACESTATE, value);
+    }
     // The SDK writes an empty `tracestate` for a span without one; the header is optional, so leave it out.
     if headers.get(TRACESTATE).is_some_and(|value| value.as_bytes().iter().all(u8::is_ascii_whitespace)) {
         headers.remove(TRACESTATE);
     }
 }
 
-/// Outbound propagation for `reqwest`: `client.get(url).traced().send()`.
-#[cfg(feature = "reqwest")]
-pub trait TracedRequest {
-    /// The request with the current span's context in its headers (see [`inject`]).
-    #[must_use]
-    fn traced(self) -> Self;
-}
-
-#[cfg(feature = "reqwest")]
-impl TracedRequest for reqwest::RequestBuilder {
-    fn traced(self) -> Self {
-        inject_reqwest(self)
-    }
-}
-
-/// `builder` with the current span's context in its headers (see [`inject`]); the same as
-/// [`TracedRequest::traced`].
+/// `builder` with the current span's context in its headers (see [`inject`]): the headers only, without
+/// the client span and the duration metric that [`TracedRequest::traced`] adds.
 #[cfg(feature = "reqwest")]
 pub fn inject_reqwest(builder: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
     let mut headers = HeaderMap::new();
@@ -123,7 +124,10 @@ pub fn inject_reqwest(builder: reqwest::RequestBuilder) -> reqwest::RequestBuild
 /// The propagation headers of a request, checked against the specification and normalised for the SDK.
 struct CheckedHeaders {
     traceparent: Option<String>,
+    /// The members of the `tracestate` the SDK can hold.
     tracestate: Option<String>,
+    /// The whole `tracestate`, when it holds members the SDK cannot.
+    kept_aside: Option<tracestate::ReceivedTraceState>,
     baggage: Option<String>,
 }
 
@@ -131,12 +135,17 @@ impl CheckedHeaders {
     fn new(headers: &HeaderMap) -> Self {
         let traceparent = single_value(headers, TRACEPARENT).and_then(normalise_traceparent);
         // A `tracestate` is read only along with a valid `traceparent`.
-        let tracestate = traceparent
-            .as_ref()
-            .and_then(|_| joined_values(headers, TRACESTATE))
-            .filter(|state| is_valid_tracestate(state));
+        let joined = traceparent.as_ref().and_then(|_| joined_values(headers, TRACESTATE));
+        let members = joined.as_deref().and_then(tracestate::members);
+        let (tracestate, kept_aside) = match members {
+            Some(members) => {
+                let (for_sdk, kept_aside) = tracestate::ReceivedTraceState::split(&members);
+                (Some(for_sdk), kept_aside)
+            }
+            None => (None, None),
+        };
         let baggage = joined_values(headers, BAGGAGE);
-        CheckedHeaders { traceparent, tracestate, baggage }
+        CheckedHeaders { traceparent, tracestate, kept_aside, baggage }
     }
 }
 
@@ -204,30 +213,6 @@ fn is_lower_hex(field: &str) -> bool {
 
 fn is_all_zeros(field: &str) -> bool {
     field.bytes().all(|byte| byte == b'0')
-}
-
-/// Whether a (joined) `tracestate` is one the specification accepts: at most 32 members, each `key=value`
-/// with a valid key and a value of printable ASCII without `,` or `=` and not ending in a space, no key
-/// twice. Empty members are allowed.
-fn is_valid_tracestate(state: &str) -> bool {
-    let members: Vec<&str> =
-        state.split(',').map(|member| member.trim_matches([' ', '\t'])).filter(|member| !member.is_empty()).collect();
-    if members.len() > MAX_TRACESTATE_MEMBERS {
-        return false;
-    }
-    let mut keys = HashSet::with_capacity(members.len());
-    let members_valid = members.iter().all(|member| {
-        let Some((key, value)) = member.split_once('=') else {
-            return false;
-        };
-        let value_valid = !value.is_empty()
-            && value.len() <= 256
-            && value.bytes().all(|byte| (0x20..=0x7e).contains(&byte) && byte != b',' && byte != b'=')
-            && !value.ends_with(' ');
-        !key.is_empty() && value_valid && keys.insert(key)
-    });
-    // The keys' grammar is the SDK's to check.
-    members_valid && state.parse::<TraceState>().is_ok()
 }
 
 #[cfg(test)]
@@ -319,8 +304,8 @@ mod tests {
             .3;
         assert_eq!(state, "a=1,b=2,c=3");
         for bad in [
-            "a=1,a=2",
             "A=1",
+            "@a=1",
             "a=1,=2",
             "a=1,novalue",
             "a=\u{7f}",
@@ -335,6 +320,51 @@ mod tests {
             assert!(span.span_context().is_valid(), "the traceparent stays: {bad:?}");
             assert_eq!(span.span_context().trace_state().header(), "", "{bad:?} must be dropped");
         }
+    }
+
+    #[test]
+    fn a_repeated_tracestate_key_keeps_its_first_value() {
+        let parent = format!("00-{TRACE_ID}-{SPAN_ID}-01");
+        let state = remote_span(&[("traceparent", &parent), ("tracestate", "a=1,b=2"), ("tracestate", "a=3")])
+            .expect("valid")
+            .3;
+        assert_eq!(state, "a=1,b=2");
+    }
+
+    /// The `tracestate` that `extract` then `inject_context` pass on for `received`.
+    fn passed_on(received: &str) -> Option<String> {
+        let parent = format!("00-{TRACE_ID}-{SPAN_ID}-01");
+        let mut out = HeaderMap::new();
+        inject_context(&extract(&headers(&[("traceparent", &parent), ("tracestate", received)])), &mut out);
+        out.get("tracestate").map(|value| value.to_str().expect("ASCII").to_owned())
+    }
+
+    #[test]
+    fn level_2_keys_the_sdk_refuses_are_passed_on_in_order() {
+        let longest_multi_tenant = format!("{}@{}", "t".repeat(241), "v".repeat(14));
+        let received = format!("a=1,{longest_multi_tenant}=2,foo@bar@baz=3,t@{}=4,b=5", "v".repeat(15));
+        assert_eq!(passed_on(&received).as_deref(), Some(received.as_str()));
+        // With a repeat, the first value, once.
+        let received = format!("{longest_multi_tenant}=1,a=2,{longest_multi_tenant}=3");
+        assert_eq!(passed_on(&received), Some(format!("{longest_multi_tenant}=1,a=2")));
+    }
+
+    #[test]
+    fn a_received_tracestate_is_not_sent_with_another_trace() {
+        use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+        let parent = format!("00-{TRACE_ID}-{SPAN_ID}-01");
+        let extracted = extract(&headers(&[("traceparent", &parent), ("tracestate", "foo@bar@baz=1")]));
+        let other_trace = SpanContext::new(
+            TraceId::from(7_u128),
+            SpanId::from(9_u64),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::default(),
+        );
+        let mut out = HeaderMap::new();
+        inject_context(&extracted.with_remote_span_context(other_trace), &mut out);
+        assert!(out.contains_key("traceparent"));
+        assert!(!out.contains_key("tracestate"), "{out:?}");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! A real OTLP receiver on loopback: `otelsink` of the `oteltest` Python package, listening for gRPC and
-//! HTTP/protobuf on free ports and reporting every span it receives.
+//! HTTP/protobuf on free ports and reporting every span and metric data point it receives.
 //!
 //! The receiver runs as a child process of the test; it is installed with pip when missing and killed
 //! when the [`OtelSink`] is dropped.
@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 /// Runs oteltest's gRPC and HTTP sinks on the ports given as arguments, with a handler that prints one
-/// JSON line per span received, ids in hex, then `ready` once both ports accept connections.
+/// JSON line per span and per metric data point received, ids in hex, then `ready` once both ports accept
+/// connections.
 const SINK_SCRIPT: &str = r#"
 import http.server, json, logging, socket, sys, threading, time
 from oteltest.sink import GrpcSink, HttpSink
@@ -40,7 +41,40 @@ class Printer(RequestHandler):
     def handle_logs(self, request, headers):
         pass
     def handle_metrics(self, request, headers):
-        pass
+        for resource_metrics in request.resource_metrics:
+            resource = {kv.key: plain(kv.value) for kv in resource_metrics.resource.attributes}
+            for scope_metrics in resource_metrics.scope_metrics:
+                for metric in scope_metrics.metrics:
+                    kind = metric.WhichOneof("data")
+                    data = getattr(metric, kind)
+                    for point in data.data_points:
+                        line = {
+                            "signal": "metric",
+                            "transport": self.transport,
+                            "scope": scope_metrics.scope.name,
+                            "resource": resource,
+                            "name": metric.name,
+                            "unit": metric.unit,
+                            "kind": kind,
+                            "temporality": getattr(data, "aggregation_temporality", 0),
+                            "monotonic": getattr(data, "is_monotonic", False),
+                            "attributes": {kv.key: plain(kv.value) for kv in point.attributes},
+                            "start": point.start_time_unix_nano,
+                            "time": point.time_unix_nano,
+                            "exemplars": [
+                                {"trace_id": e.trace_id.hex(), "span_id": e.span_id.hex(), "value": getattr(e, e.WhichOneof("value")) if e.WhichOneof("value") else None}
+                                for e in getattr(point, "exemplars", [])
+                            ],
+                        }
+                        if kind in ("sum", "gauge"):
+                            line["value"] = getattr(point, point.WhichOneof("value"))
+                        elif kind == "histogram":
+                            line["count"] = point.count
+                            line["sum"] = point.sum
+                            line["bucket_counts"] = list(point.bucket_counts)
+                            line["explicit_bounds"] = list(point.explicit_bounds)
+                        with lock:
+                            print(json.dumps(line), flush=True)
     def handle_trace(self, request, headers):
         for resource_spans in request.resource_spans:
             resource = {kv.key: plain(kv.value) for kv in resource_spans.resource.attributes}
@@ -147,9 +181,77 @@ impl ReceivedSpan {
     }
 }
 
+/// One metric data point as the receiver decoded it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReceivedPoint {
+    /// `grpc` or `http`: the port it arrived on.
+    pub transport: String,
+    /// The metric's name.
+    pub name: String,
+    /// The metric's unit.
+    pub unit: String,
+    /// `sum`, `gauge`, `histogram` or `summary`.
+    pub kind: String,
+    /// The OTLP aggregation temporality: 1 delta, 2 cumulative (0 for gauges).
+    pub temporality: i64,
+    /// The resource's attributes.
+    pub resource: BTreeMap<String, Value>,
+    /// The point's attributes.
+    pub attributes: BTreeMap<String, Value>,
+    /// The whole line: `value` of sums and gauges, `count`, `sum`, `bucket_counts`, `explicit_bounds` and
+    /// `exemplars` of histograms.
+    pub line: Value,
+}
+
+impl ReceivedPoint {
+    /// A string attribute of the point.
+    #[must_use]
+    pub fn attribute(&self, key: &str) -> Option<&str> {
+        self.attributes.get(key).and_then(Value::as_str)
+    }
+
+    /// The value of a sum or gauge point.
+    #[must_use]
+    pub fn value(&self) -> Option<f64> {
+        self.line.get("value").and_then(Value::as_f64)
+    }
+
+    /// The count of a histogram point.
+    #[must_use]
+    pub fn count(&self) -> Option<u64> {
+        self.line.get("count").and_then(Value::as_u64)
+    }
+
+    fn from_json(line: &str) -> Option<Self> {
+        let value: Value = serde_json::from_str(line).ok()?;
+        if value.get("signal").and_then(Value::as_str) != Some("metric") {
+            return None;
+        }
+        let text = |key: &str| value.get(key).and_then(Value::as_str).map(str::to_owned);
+        let map = |key: &str| {
+            value
+                .get(key)
+                .and_then(Value::as_object)
+                .map(|object| object.clone().into_iter().collect())
+                .unwrap_or_default()
+        };
+        Some(ReceivedPoint {
+            transport: text("transport")?,
+            name: text("name")?,
+            unit: text("unit")?,
+            kind: text("kind")?,
+            temporality: value.get("temporality").and_then(Value::as_i64)?,
+            resource: map("resource"),
+            attributes: map("attributes"),
+            line: value,
+        })
+    }
+}
+
 #[derive(Debug, Default)]
 struct Received {
     spans: Vec<ReceivedSpan>,
+    points: Vec<ReceivedPoint>,
     ready: bool,
     closed: bool,
 }
@@ -219,6 +321,20 @@ impl OtelSink {
         self.spans()
     }
 
+    /// Every metric data point received so far.
+    #[must_use]
+    pub fn points(&self) -> Vec<ReceivedPoint> {
+        self.lock().points.clone()
+    }
+
+    /// The metric data points received once `enough` holds of them, or all received when `within` has
+    /// passed.
+    #[must_use]
+    pub fn points_when(&self, within: Duration, enough: impl Fn(&[ReceivedPoint]) -> bool) -> Vec<ReceivedPoint> {
+        self.wait_until(within, |received| enough(&received.points));
+        self.points()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Received> {
         self.received.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -255,6 +371,8 @@ fn read_in_background(stdout: ChildStdout, received: Arc<(Mutex<Received>, Condv
             let mut state = lock.lock().unwrap_or_else(PoisonError::into_inner);
             if line.trim() == "ready" {
                 state.ready = true;
+            } else if let Some(point) = ReceivedPoint::from_json(&line) {
+                state.points.push(point);
             } else if let Some(span) = ReceivedSpan::from_json(&line) {
                 state.spans.push(span);
             }

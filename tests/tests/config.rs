@@ -592,6 +592,12 @@ fn the_service_sections_are_read_from_the_file_and_the_environment() {
         sample_ratio = 0.1
         log_format = "json"
         log_filter = "info,hyper=warn"
+        trace_filter = "debug"
+        metrics_exporter = "prometheus, otlp"
+        metrics_endpoint = "http://collector:4318/v1/metrics"
+        metrics_protocol = "http/protobuf"
+        metric_export_interval = "15s"
+        metrics_temporality = "delta"
 
         [health]
         cache_ttl = "2s"
@@ -608,6 +614,8 @@ fn the_service_sections_are_read_from_the_file_and_the_environment() {
         [server]
         address = "0.0.0.0:8080"
         admin_address = "127.0.0.1:9090"
+        admin_token = "s3cret"
+        admin_unauthenticated = false
         trust_forwarded_for = true
     "#;
     let config = config::parse(file, "hardened.toml").expect("the file is valid");
@@ -622,8 +630,21 @@ fn the_service_sections_are_read_from_the_file_and_the_environment() {
             sample_ratio: Some(0.1),
             log_format: Some("json".to_owned()),
             log_filter: Some("info,hyper=warn".to_owned()),
+            trace_filter: Some("debug".to_owned()),
+            metrics_exporter: Some("prometheus,otlp".to_owned()),
+            metrics_endpoint: Some("http://collector:4318/v1/metrics".to_owned()),
+            metrics_protocol: Some("http/protobuf".to_owned()),
+            metric_export_interval: Some(secs(15)),
+            metrics_temporality: Some("delta".to_owned()),
         }
     );
+    let mut telemetry = hardened::telemetry::TelemetryConfig::default();
+    config.telemetry.apply_to(&mut telemetry);
+    assert_eq!(telemetry.metrics_exporters, hardened::telemetry::MetricsExporters::BOTH);
+    assert_eq!(telemetry.metrics_url().as_deref(), Some("http://collector:4318/v1/metrics"));
+    assert_eq!(telemetry.metrics_protocol(), hardened::telemetry::Protocol::HttpProtobuf);
+    assert_eq!(telemetry.metric_export_interval, secs(15));
+    assert_eq!(telemetry.metrics_temporality, hardened::telemetry::MetricsTemporality::Delta);
     assert_eq!(
         config.health,
         HealthSettings {
@@ -643,6 +664,10 @@ fn the_service_sections_are_read_from_the_file_and_the_environment() {
     assert_eq!(config.server.address, Some(([0, 0, 0, 0], 8080).into()));
     assert_eq!(config.server.admin_address, Some(([127, 0, 0, 1], 9090).into()));
     assert_eq!(config.server.trust_forwarded_for, Some(true));
+    assert_eq!(config.server.admin_token.as_deref(), Some("s3cret"));
+    assert_eq!(config.server.admin_unauthenticated, Some(false));
+    assert!(!format!("{:?}", config.server).contains("s3cret"), "the token is masked in Debug");
+    assert!(!config::render(&config).contains("s3cret"), "and when rendered");
 
     let config = config::with_env(
         config,
@@ -664,6 +689,10 @@ fn invalid_service_settings_name_the_key_the_value_and_what_is_allowed() {
     assert_eq!(
         parse_error("[telemetry]\nprotocol = \"http\"\n"),
         r#"hardened.toml: telemetry.protocol = "http" is not one of the choices; allowed: one of "grpc", "http/protobuf""#
+    );
+    assert_eq!(
+        parse_error("[telemetry]\nmetrics_exporter = \"otlp,console\"\n"),
+        r#"hardened.toml: telemetry.metrics_exporter = "otlp,console" names an exporter it does not know; allowed: a comma-separated list of "prometheus", "otlp", "none""#
     );
     assert_eq!(
         parse_error("[telemetry]\nsample_ratio = 1.5\n"),

@@ -68,7 +68,7 @@ async fn guards_lists_every_kind_by_name_with_its_state() {
     let concurrency = hardened::concurrency_limit("ops_model");
     let _turn = concurrency.try_acquire().expect("a turn");
     let bulkhead = hardened::bulkhead("ops_tools");
-    let _permits = [bulkhead.try_acquire().expect("a permit"), bulkhead.try_acquire().expect("a permit")];
+    let permits = [bulkhead.try_acquire().expect("a permit"), bulkhead.try_acquire().expect("a permit")];
     let _ = hardened::retry_policy("ops_retry");
     let _ = hardened::hedge_policy("ops_hedge");
 
@@ -118,7 +118,7 @@ async fn guards_lists_every_kind_by_name_with_its_state() {
     assert_eq!(guards["hedge"]["ops_hedge"]["delay_seconds"], 0.25);
     assert_eq!(guards["hedge"]["ops_hedge"]["max"], 2);
 
-    drop(_permits);
+    drop(permits);
     let guards: Value = get(&base, "/guards", None).await.json().await.expect("JSON");
     assert_eq!(guards["bulkhead"]["ops_tools"]["in_use"], 0, "read again at each request");
 }

@@ -1,6 +1,6 @@
 //! W3C `traceparent` and `tracestate`, checked with generated headers: nothing panics, malformed headers
-//! start a new trace, valid ones survive extract and inject unchanged, and large or garbled ones take
-//! bounded time.
+//! start a new trace, valid ones (with Trace Context Level 2's keys) survive extract and inject unchanged,
+//! a repeated `tracestate` key is passed on once, and large or garbled headers take bounded time.
 
 use hardened::propagation::{extract, inject_context};
 use http::{HeaderMap, HeaderValue};
@@ -35,11 +35,56 @@ fn valid_traceparent() -> impl Strategy<Value = (String, String, String, u8)> {
     })
 }
 
-/// A valid `tracestate`: distinct keys, values of printable ASCII without `,` or `=`, not ending in a space.
+/// A `tracestate` key of W3C Trace Context Level 2: `( lcalpha / DIGIT ) 0*255 ( keychar )`, `keychar` being
+/// `[a-z0-9_*/@-]`. Short keys, multi-tenant keys up to the longest (241 of tenant, `@`, 14 of system),
+/// keys the SDK's Level 1 check refuses (several `@`, a long system part), and keys of 256 characters.
+fn level_2_key() -> impl Strategy<Value = String> {
+    let pattern = |pattern: &str| proptest::string::string_regex(pattern).expect("a valid pattern");
+    // Long keys are rarer: generating them is what these tests spend their time on.
+    prop_oneof![
+        6 => pattern("[a-z0-9][a-z0-9_*/@-]{0,12}"),
+        1 => pattern("[a-z0-9][a-z0-9_*/-]{0,240}@[a-z][a-z0-9_*/-]{0,13}"),
+        2 => pattern("[a-z0-9][a-z0-9_*/-]{0,20}@[a-z0-9_*/@-]{14,30}"),
+        1 => pattern("[a-z0-9][a-z0-9_*/@-]{255}"),
+    ]
+}
+
+/// A valid `tracestate` value: printable ASCII without `,` or `=`, not ending in a space, up to 256.
+fn valid_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        9 => proptest::string::string_regex("[ -+--<>-~]{0,15}[!-+--<>-~]").expect("a valid pattern"),
+        1 => proptest::string::string_regex("[ -+--<>-~]{255}[!-+--<>-~]").expect("a valid pattern"),
+    ]
+}
+
+/// A valid `tracestate`: distinct Level 2 keys and valid values, in no particular order.
 fn valid_tracestate() -> impl Strategy<Value = Vec<(String, String)>> {
-    let key = proptest::string::string_regex("[a-z][a-z0-9_*/-]{0,12}").expect("a valid pattern");
-    let value = proptest::string::string_regex("[ -+--<>-~]{0,15}[!-+--<>-~]").expect("a valid pattern");
-    proptest::collection::btree_map(key, value, 0..8).prop_map(|members| members.into_iter().collect())
+    proptest::collection::btree_map(level_2_key(), valid_value(), 0..8)
+        .prop_map(|members| members.into_iter().collect())
+        .prop_shuffle()
+}
+
+/// `members` as a `tracestate` header value.
+fn joined(members: &[(String, String)]) -> String {
+    members.iter().map(|(key, value)| format!("{key}={value}")).collect::<Vec<_>>().join(",")
+}
+
+/// The `tracestate` extract then inject pass on for `traceparent` and `tracestate`.
+fn passed_on(traceparent: &str, tracestate: &str) -> String {
+    let mut outgoing = HeaderMap::new();
+    inject_context(&extract(&headers(Some(traceparent), Some(tracestate))), &mut outgoing);
+    outgoing.get("tracestate").map_or(String::new(), |value| value.to_str().expect("ASCII").to_owned())
+}
+
+/// A key off Level 2's grammar: a first character that is not a lowercase letter or digit, an upper-case
+/// or foreign character, or 257 characters.
+fn invalid_key() -> impl Strategy<Value = String> {
+    let pattern = |pattern: &str| proptest::string::string_regex(pattern).expect("a valid pattern");
+    prop_oneof![
+        pattern("[@_*/-][a-z0-9@]{0,12}"),
+        pattern("[a-z][a-z0-9]{0,6}[A-Z.:;!~][a-z0-9@]{0,6}"),
+        pattern("[a-z0-9][a-z0-9_*/@-]{256}"),
+    ]
 }
 
 /// Characters that make any field of a `traceparent` malformed where they replace a character.
@@ -88,7 +133,7 @@ proptest! {
         (traceparent, trace_id, span_id, flags) in valid_traceparent(),
         members in valid_tracestate()
     ) {
-        let tracestate = members.iter().map(|(key, value)| format!("{key}={value}")).collect::<Vec<_>>().join(",");
+        let tracestate = joined(&members);
         let incoming = headers(Some(&traceparent), Some(tracestate.as_str()).filter(|state| !state.is_empty()));
         let span = remote(&incoming);
         prop_assert!(span.is_valid() && span.is_remote());
@@ -182,6 +227,51 @@ fn round_trip_in_bounded_time(headers: &HeaderMap) -> HeaderMap {
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    #[test]
+    fn a_repeated_key_is_passed_on_once_with_its_first_value(
+        (traceparent, ..) in valid_traceparent(),
+        members in valid_tracestate().prop_filter("a member to repeat", |members| !members.is_empty()),
+        repeated in any::<proptest::sample::Index>(),
+        value in valid_value(),
+        position in any::<proptest::sample::Index>(),
+    ) {
+        let mut received = members.clone();
+        let key = members[repeated.index(members.len())].0.clone();
+        let first = received.iter().position(|(seen, _)| *seen == key).expect("the key is there");
+        // The repeat goes after the first occurrence: that one is kept.
+        let at = first + 1 + position.index(received.len() - first);
+        received.insert(at, (key, value));
+        prop_assert_eq!(passed_on(&traceparent, &joined(&received)), joined(&members));
+    }
+
+    #[test]
+    fn the_longest_multi_tenant_key_is_passed_on_among_others(
+        (traceparent, ..) in valid_traceparent(),
+        members in valid_tracestate(),
+        tenant in "[a-z0-9][a-z0-9_*/-]{240}", system in "[a-z][a-z0-9_*/-]{13}",
+        value in valid_value(), position in any::<proptest::sample::Index>(),
+    ) {
+        let key = format!("{tenant}@{system}");
+        prop_assume!(members.iter().all(|(seen, _)| *seen != key));
+        let mut received = members.clone();
+        received.insert(position.index(received.len() + 1), (key, value));
+        prop_assert_eq!(passed_on(&traceparent, &joined(&received)), joined(&received));
+    }
+
+    #[test]
+    fn a_key_off_the_grammar_drops_the_tracestate_and_keeps_the_traceparent(
+        (traceparent, trace_id, ..) in valid_traceparent(),
+        members in valid_tracestate(),
+        key in invalid_key(), value in valid_value(), position in any::<proptest::sample::Index>(),
+    ) {
+        let mut received = members.clone();
+        received.insert(position.index(received.len() + 1), (key, value));
+        let incoming = headers(Some(&traceparent), Some(&joined(&received)));
+        prop_assert_eq!(remote(&incoming).trace_id().to_string(), trace_id);
+        prop_assert_eq!(passed_on(&traceparent, &joined(&received)), "");
+    }
+
 
     #[test]
     fn large_arbitrary_header_bytes_never_panic_and_take_bounded_time(

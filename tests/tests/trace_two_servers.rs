@@ -1,5 +1,6 @@
 //! Two axum servers on loopback, both behind the server trace layer: a request to A, whose handler calls B
-//! with the reqwest helper, makes one trace across both, as the in-memory exporter sees it.
+//! with the reqwest helper, makes one trace across both (A's server span, the handler, its client span, B's
+//! server span), as the in-memory exporter sees it.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -119,7 +120,11 @@ async fn a_request_through_two_servers_is_one_trace() {
     assert!([handler, server_b].iter().all(|span| span.span_context.trace_id() == trace), "one trace");
     assert_eq!(server_a.parent_span_id, SpanId::INVALID, "A starts the trace: the client sent none");
     assert_eq!(handler.parent_span_id, server_a.span_context.span_id(), "the handler runs inside A's span");
-    assert_eq!(server_b.parent_span_id, handler.span_context.span_id(), "B continues from A's handler");
+    let client = spans
+        .iter()
+        .find(|span| span.span_kind == SpanKind::Client && span.parent_span_id == handler.span_context.span_id())
+        .expect("the client span of A's call to B");
+    assert_eq!(server_b.parent_span_id, client.span_context.span_id(), "B continues from A's call to it");
     assert!(server_b.parent_span_is_remote);
 
     for (span, route, path) in [(server_a, "/orders/{id}", "/orders/7"), (server_b, "/items/{id}", "/items/7")] {

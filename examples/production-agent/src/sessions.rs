@@ -1,12 +1,13 @@
 //! Sessions: a conversation and a memory per session, owned by the key that opened it, held in memory
 //! until they have been idle for the configured time. Memory is bounded: sessions per key and in total,
-//! and the bytes and messages of each transcript.
+//! and the bytes and messages of each transcript. `agent_sessions_active` is how many are open.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use prometheus::IntGauge;
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -94,10 +95,37 @@ impl SessionLimit {
 
 /// Every open session. A session's messages are handled one at a time, under its own lock; the map's lock
 /// is held only to find, add or end one.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Sessions {
     limits: SessionLimits,
     open: RwLock<Open>,
+    /// How many sessions are open, set under the map's lock at each change, so it is always the map's size.
+    active: IntGauge,
+}
+
+impl Default for Sessions {
+    /// Sessions with the default limits and a gauge of their own, in no registry.
+    fn default() -> Self {
+        Sessions::with_gauge(SessionLimits::default(), detached_gauge())
+    }
+}
+
+/// `agent_sessions_active`, registered once in hardened's registry so `/metrics` serves it from the start.
+fn active_sessions_gauge() -> IntGauge {
+    static GAUGE: std::sync::OnceLock<IntGauge> = std::sync::OnceLock::new();
+    GAUGE
+        .get_or_init(|| {
+            let gauge = detached_gauge();
+            // Registered once per process, so it cannot collide.
+            let _ = hardened::metrics::registry().register(Box::new(gauge.clone()));
+            gauge
+        })
+        .clone()
+}
+
+fn detached_gauge() -> IntGauge {
+    IntGauge::new("agent_sessions_active", "Agent sessions open: opened and not yet closed or ended for being idle.")
+        .expect("a valid metric definition")
 }
 
 #[derive(Debug, Default)]
@@ -120,8 +148,19 @@ impl Open {
 }
 
 impl Sessions {
+    /// Sessions within `limits`, counted in `agent_sessions_active` of hardened's registry.
     pub(crate) fn new(limits: SessionLimits) -> Sessions {
-        Sessions { limits, open: RwLock::default() }
+        Sessions::with_gauge(limits, active_sessions_gauge())
+    }
+
+    fn with_gauge(limits: SessionLimits, active: IntGauge) -> Sessions {
+        active.set(0);
+        Sessions { limits, open: RwLock::default(), active }
+    }
+
+    /// Sets the gauge to the number of open sessions; called with the map's write lock held.
+    fn count(&self, open: &Open) {
+        self.active.set(i64::try_from(open.by_id.len()).unwrap_or(i64::MAX));
     }
 
     pub(crate) fn limits(&self) -> &SessionLimits {
@@ -150,6 +189,7 @@ impl Sessions {
         let entry = OpenSession { owner: owner.to_owned(), session: tokio::sync::Mutex::new(session) };
         open.by_id.insert(id, Arc::new(entry));
         *open.per_owner.entry(owner.to_owned()).or_default() += 1;
+        self.count(&open);
         Ok(id)
     }
 
@@ -165,6 +205,7 @@ impl Sessions {
         let closed = open.by_id.remove(&id)?;
         let ended = Ended { id, owner: closed.owner.clone() };
         open.release(&ended.owner);
+        self.count(&open);
         Some(ended)
     }
 
@@ -185,6 +226,7 @@ impl Sessions {
         for gone in &ended {
             open.release(&gone.owner);
         }
+        self.count(&open);
         ended
     }
 
@@ -275,6 +317,26 @@ mod tests {
         assert!(sessions.end_idle(now, HOUR).is_empty());
         drop(guard);
         assert_eq!(sessions.end_idle(now, HOUR).len(), 1);
+    }
+
+    #[test]
+    fn the_gauge_is_the_number_of_open_sessions_through_open_close_and_idle_expiry() {
+        let sessions = Sessions::with_gauge(limited(2, 3).limits, detached_gauge());
+        let active = || sessions.active.get();
+        assert_eq!(active(), 0);
+        let first = sessions.open("alice").expect("opened");
+        sessions.open("alice").expect("opened");
+        sessions.open("bob").expect("opened");
+        assert_eq!(active(), 3);
+        assert!(sessions.open("carol").is_err());
+        assert_eq!(active(), 3, "a refused session is not counted");
+        sessions.close(first).expect("open");
+        assert_eq!((active(), sessions.close(first)), (2, None), "a session closes once");
+        assert!(sessions.end_idle(Utc::now(), HOUR).is_empty());
+        assert_eq!(active(), 2, "none idle yet");
+        let later = Utc::now() + chrono::TimeDelta::hours(2);
+        assert_eq!(sessions.end_idle(later, HOUR).len(), 2);
+        assert_eq!(active(), 0);
     }
 
     fn limited(per_key: usize, total: usize) -> Sessions {

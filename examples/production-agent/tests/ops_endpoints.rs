@@ -83,9 +83,9 @@ async fn sighup_reloads_hardened_toml_and_a_bad_file_leaves_the_old_limits() {
     assert_eq!(changes.len(), 2, "{changes:#?}");
     assert_eq!(changes[0]["outcome"], "Success");
     assert_eq!(changes[0]["details"]["trigger"], "SIGHUP");
-    let changed = &changes[0]["details"]["changes"][0];
+    let first = &changes[0]["details"]["changes"][0];
     assert_eq!(
-        (changed["key"].as_str(), changed["from"].as_i64(), changed["to"].as_i64()),
+        (first["key"].as_str(), first["from"].as_i64(), first["to"].as_i64()),
         (Some("rate.llm.per_second"), Some(5000), Some(4000))
     );
     assert_eq!(changes[1]["outcome"], "Failure");

@@ -78,7 +78,8 @@ pub use self::error::{ConfigError, Origin, Setting};
 pub use self::file::parse;
 pub use self::names::{DeclaredNames, UnusedName, env_name, env_var, unused_names};
 pub use self::operations::{
-    HealthSettings, LOG_FORMATS, OTLP_PROTOCOLS, ServerSettings, ShutdownSettings, TelemetrySettings,
+    HealthSettings, LOG_FORMATS, METRICS_EXPORTERS, METRICS_TEMPORALITIES, OTLP_PROTOCOLS, ServerSettings,
+    ShutdownSettings, TelemetrySettings,
 };
 pub use self::provenance::{EffectiveConfig, EffectiveValue, effective_config};
 pub use self::reload::{Change, Reloaded, reload_and_audit, reload_on_hangup, reload_with_changes};
@@ -143,17 +144,14 @@ fn read_tracked(
         .rev()
         .find(|(variable, value)| variable == file::CONFIG_VARIABLE && !value.is_empty())
         .map(|(_, value)| value.as_str());
-    match file::locate(dir, named)? {
-        Some((path, text)) => {
-            let (mut config, provenance) = read_text(&text, &path.display().to_string(), vars, declared)?;
-            config.source = Some(path);
-            Ok((config, provenance))
-        }
-        None => {
-            let (config, errors, env) = env::apply(Config::default(), vars, declared);
-            ConfigError::gather(errors)?;
-            Ok((config, Provenance { env, ..Provenance::default() }))
-        }
+    if let Some((path, text)) = file::locate(dir, named)? {
+        let (mut config, provenance) = read_text(&text, &path.display().to_string(), vars, declared)?;
+        config.source = Some(path);
+        Ok((config, provenance))
+    } else {
+        let (config, errors, env) = env::apply(Config::default(), vars, declared);
+        ConfigError::gather(errors)?;
+        Ok((config, Provenance { env, ..Provenance::default() }))
     }
 }
 
@@ -262,6 +260,7 @@ static CURRENT: LazyLock<RwLock<Arc<Config>>> = LazyLock::new(|| RwLock::new(Arc
 /// Makes `config` the current configuration and applies it to every guard already running, for programs
 /// that build their own configuration and for tests. Its values are shown as the program's
 /// (`installed`) by [`effective_config`].
+#[allow(clippy::must_use_candidate, reason = "installing is the point; the `Config` returned is for convenience")]
 pub fn install(config: Config) -> Arc<Config> {
     let config = install_config(config);
     provenance::set(Provenance { installed: true, ..Provenance::default() });

@@ -26,6 +26,13 @@ pub(super) trait Single: Keys {
 /// them.
 pub const OTLP_PROTOCOLS: &[&str] = &["grpc", "http/protobuf"];
 
+/// The names `[telemetry] metrics_exporter` lists, as OpenTelemetry's `OTEL_METRICS_EXPORTER` spells them.
+pub const METRICS_EXPORTERS: &[&str] = &["prometheus", "otlp", "none"];
+
+/// The temporalities `[telemetry] metrics_temporality` accepts, as
+/// `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` spells them.
+pub const METRICS_TEMPORALITIES: &[&str] = &["cumulative", "delta", "lowmemory"];
+
 /// The formats `[telemetry] log_format` accepts.
 pub const LOG_FORMATS: &[&str] = &["readable", "json"];
 
@@ -51,6 +58,16 @@ pub struct TelemetrySettings {
     pub log_filter: Option<String>,
     /// `trace_filter`: which spans are traced (given ids, propagated, exported), in the same syntax.
     pub trace_filter: Option<String>,
+    /// `metrics_exporter`: where metrics go, a comma-separated list of [`METRICS_EXPORTERS`].
+    pub metrics_exporter: Option<String>,
+    /// `metrics_endpoint`: the full URL of the collector's metrics endpoint, ahead of `endpoint`.
+    pub metrics_endpoint: Option<String>,
+    /// `metrics_protocol`: one of [`OTLP_PROTOCOLS`], when metrics travel apart from spans.
+    pub metrics_protocol: Option<String>,
+    /// `metric_export_interval`: how often metrics are pushed over OTLP.
+    pub metric_export_interval: Option<Duration>,
+    /// `metrics_temporality`: one of [`METRICS_TEMPORALITIES`].
+    pub metrics_temporality: Option<String>,
 }
 
 impl fmt::Debug for TelemetrySettings {
@@ -66,6 +83,11 @@ impl fmt::Debug for TelemetrySettings {
             log_format,
             log_filter,
             trace_filter,
+            metrics_exporter,
+            metrics_endpoint,
+            metrics_protocol,
+            metric_export_interval,
+            metrics_temporality,
         } = self;
         f.debug_struct("TelemetrySettings")
             .field("service_name", service_name)
@@ -77,6 +99,11 @@ impl fmt::Debug for TelemetrySettings {
             .field("log_format", log_format)
             .field("log_filter", log_filter)
             .field("trace_filter", trace_filter)
+            .field("metrics_exporter", metrics_exporter)
+            .field("metrics_endpoint", &metrics_endpoint.as_deref().map(crate::redact::urls))
+            .field("metrics_protocol", metrics_protocol)
+            .field("metric_export_interval", metric_export_interval)
+            .field("metrics_temporality", metrics_temporality)
             .finish()
     }
 }
@@ -190,6 +217,19 @@ impl TelemetrySettings {
         set(&mut config.sample_ratio, self.sample_ratio);
         set(&mut config.log_filter, self.log_filter.clone());
         set(&mut config.trace_filter, self.trace_filter.clone());
+        // The names were checked when they were read.
+        set(&mut config.metrics_exporters, self.metrics_exporter.as_deref().and_then(|list| list.parse().ok()));
+        if self.metrics_endpoint.is_some() {
+            config.otlp_metrics_endpoint.clone_from(&self.metrics_endpoint);
+        }
+        if let Some(protocol) = self.metrics_protocol.as_deref().and_then(|protocol| protocol.parse().ok()) {
+            config.metrics_protocol = Some(protocol);
+        }
+        set(&mut config.metric_export_interval, self.metric_export_interval);
+        set(
+            &mut config.metrics_temporality,
+            self.metrics_temporality.as_deref().and_then(|temporality| temporality.parse().ok()),
+        );
     }
 }
 
@@ -245,6 +285,18 @@ fn one_of(raw: Raw<'_>, allowed: &[&str]) -> Result<String, Problem> {
     }
 }
 
+/// A comma-separated list of names from `allowed`, as `OTEL_METRICS_EXPORTER` is written.
+fn list_of(raw: Raw<'_>, allowed: &[&str]) -> Result<String, Problem> {
+    let text = string(raw)?;
+    let names: Vec<&str> = text.split(',').map(str::trim).collect();
+    if names.iter().all(|name| allowed.contains(name)) {
+        Ok(names.join(","))
+    } else {
+        let list = allowed.iter().map(|choice| format!("\"{choice}\"")).collect::<Vec<_>>().join(", ");
+        Err(Problem::new("names an exporter it does not know", format!("a comma-separated list of {list}")))
+    }
+}
+
 fn address(raw: Raw<'_>) -> Result<SocketAddr, Problem> {
     const ALLOWED: &str = "an IP address and port, such as \"0.0.0.0:8080\" or \"[::1]:9090\"";
     string(raw)?.trim().parse().map_err(|_| Problem::new("is not an address", ALLOWED))
@@ -282,6 +334,11 @@ impl Keys for TelemetrySettings {
             "log_format",
             "log_filter",
             "trace_filter",
+            "metrics_exporter",
+            "metrics_endpoint",
+            "metrics_protocol",
+            "metric_export_interval",
+            "metrics_temporality",
         ]
     }
 
@@ -296,6 +353,11 @@ impl Keys for TelemetrySettings {
             "log_format" => self.log_format = Some(one_of(raw, LOG_FORMATS)?),
             "log_filter" => self.log_filter = Some(string(raw)?),
             "trace_filter" => self.trace_filter = Some(string(raw)?),
+            "metrics_exporter" => self.metrics_exporter = Some(list_of(raw, METRICS_EXPORTERS)?),
+            "metrics_endpoint" => self.metrics_endpoint = Some(string(raw)?),
+            "metrics_protocol" => self.metrics_protocol = Some(one_of(raw, OTLP_PROTOCOLS)?),
+            "metric_export_interval" => self.metric_export_interval = Some(value::duration(raw)?),
+            "metrics_temporality" => self.metrics_temporality = Some(one_of(raw, METRICS_TEMPORALITIES)?),
             _ => unreachable!("`{key}` is not a telemetry key"),
         }
         Ok(())
@@ -312,6 +374,13 @@ impl Keys for TelemetrySettings {
         push(&mut entries, "log_format", self.log_format.as_deref(), text_value);
         push(&mut entries, "log_filter", self.log_filter.as_deref(), text_value);
         push(&mut entries, "trace_filter", self.trace_filter.as_deref(), text_value);
+        push(&mut entries, "metrics_exporter", self.metrics_exporter.as_deref(), text_value);
+        push(&mut entries, "metrics_endpoint", self.metrics_endpoint.as_deref(), |url| {
+            text_value(&crate::redact::urls(url))
+        });
+        push(&mut entries, "metrics_protocol", self.metrics_protocol.as_deref(), text_value);
+        push(&mut entries, "metric_export_interval", self.metric_export_interval, value::duration_value);
+        push(&mut entries, "metrics_temporality", self.metrics_temporality.as_deref(), text_value);
         entries
     }
 }
@@ -474,12 +543,14 @@ impl Keys for ServerSettings {
 
 #[cfg(all(test, feature = "telemetry"))]
 mod telemetry_names {
-    use crate::telemetry::{LogFormat, Protocol};
+    use crate::telemetry::{LogFormat, MetricsExporters, MetricsTemporality, Protocol};
 
     #[test]
     fn the_configuration_file_accepts_exactly_the_names_telemetry_knows() {
         // `[telemetry]` is read without that feature, so this module keeps its own lists of the names.
         assert_eq!(super::OTLP_PROTOCOLS, Protocol::ALLOWED);
         assert_eq!(super::LOG_FORMATS, LogFormat::ALLOWED);
+        assert_eq!(super::METRICS_EXPORTERS, MetricsExporters::ALLOWED);
+        assert_eq!(super::METRICS_TEMPORALITIES, MetricsTemporality::ALLOWED);
     }
 }

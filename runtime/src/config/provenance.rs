@@ -133,7 +133,7 @@ pub fn effective_config() -> EffectiveConfig {
         settings: &mut settings,
     });
     for (path, value) in entries(&current).into_iter().filter(|(path, _)| is_single(path)) {
-        let sourced = provenance.source_of(&path, value);
+        let sourced = provenance.source_of(&path, &value);
         settings.insert(path, sourced);
     }
     for (path, sourced) in &mut settings {
@@ -179,13 +179,13 @@ impl EachKind for GuardSources<'_> {
             for (key, value) in settings.entries() {
                 let path = key_path(S::KIND, name, key);
                 let sourced = if written(name, key) {
-                    self.provenance.source_of(&self.written_path(S::KIND, name, key, sections), value)
+                    self.provenance.source_of(&written_path(S::KIND, name, key, sections), &value)
                 } else if literal.iter().any(|set| same_key(S::KIND, key, set)) {
-                    EffectiveValue::of(value, "literal")
+                    EffectiveValue::of(&value, "literal")
                 } else if written(DEFAULT, key) {
-                    self.provenance.source_of(&self.written_path(S::KIND, DEFAULT, key, sections), value)
+                    self.provenance.source_of(&written_path(S::KIND, DEFAULT, key, sections), &value)
                 } else {
-                    EffectiveValue::of(value, "default")
+                    EffectiveValue::of(&value, "default")
                 };
                 self.settings.insert(path, sourced);
             }
@@ -193,16 +193,14 @@ impl EachKind for GuardSources<'_> {
     }
 }
 
-impl GuardSources<'_> {
-    /// The path a section wrote `key` under: itself, or the spelling of the same setting it used
-    /// (`per_minute` for a rate shown as `per_second`).
-    fn written_path<S: Keys>(&self, kind: &str, name: &str, key: &str, sections: &BTreeMap<String, S>) -> String {
-        let spelled = sections
-            .get(name)
-            .and_then(|section| written_keys(section).into_iter().find(|set| same_key(kind, key, set)))
-            .unwrap_or(key);
-        key_path(kind, name, spelled)
-    }
+/// The path a section wrote `key` under: itself, or the spelling of the same setting it used
+/// (`per_minute` for a rate shown as `per_second`).
+fn written_path<S: Keys>(kind: &str, name: &str, key: &str, sections: &BTreeMap<String, S>) -> String {
+    let spelled = sections
+        .get(name)
+        .and_then(|section| written_keys(section).into_iter().find(|set| same_key(kind, key, set)))
+        .unwrap_or(key);
+    key_path(kind, name, spelled)
 }
 
 fn written_keys<S: Keys>(settings: &S) -> Vec<&'static str> {
@@ -217,7 +215,7 @@ fn same_key(kind: &str, shown: &str, written: &str) -> bool {
 
 impl Provenance {
     /// The source of the value at `path`, which the file, the environment or the program wrote.
-    fn source_of(&self, path: &str, value: toml::Value) -> EffectiveValue {
+    fn source_of(&self, path: &str, value: &toml::Value) -> EffectiveValue {
         if let Some(variable) = self.env.get(path) {
             return EffectiveValue { variable: Some(variable.clone()), ..EffectiveValue::of(value, "env") };
         }
@@ -229,8 +227,8 @@ impl Provenance {
 }
 
 impl EffectiveValue {
-    fn of(value: toml::Value, source: &'static str) -> EffectiveValue {
-        EffectiveValue { value: json(&value), source, file: None, variable: None }
+    fn of(value: &toml::Value, source: &'static str) -> EffectiveValue {
+        EffectiveValue { value: json(value), source, file: None, variable: None }
     }
 }
 

@@ -91,10 +91,10 @@ pub fn reload_with_changes() -> Result<Reloaded, ConfigError> {
 /// `RUST_LOG` holds the log filter (it wins over the file, as at startup).
 #[cfg(feature = "telemetry")]
 fn apply_filters(config: &Config, changes: &[Change]) {
-    let changed = |key: &str| changes.iter().any(|change| change.key == key);
-    let log = config.telemetry.log_filter.as_deref().filter(|_| changed("telemetry.log_filter"));
+    let key_changed = |key: &str| changes.iter().any(|change| change.key == key);
+    let log = config.telemetry.log_filter.as_deref().filter(|_| key_changed("telemetry.log_filter"));
     let log = log.filter(|_| std::env::var_os("RUST_LOG").is_none_or(|value| value.is_empty()));
-    let trace = config.telemetry.trace_filter.as_deref().filter(|_| changed("telemetry.trace_filter"));
+    let trace = config.telemetry.trace_filter.as_deref().filter(|_| key_changed("telemetry.trace_filter"));
     if (log.is_some() || trace.is_some())
         && let Err(error) = crate::telemetry::set_filters(log, trace)
     {

@@ -22,7 +22,7 @@ pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=ut
 /// | `/health/ready`, `/readyz` | readiness probe: 503 at once once the shutdown has begun |
 /// | `/health/startup` | startup probe: 503 until [`startup_complete`](crate::health::startup_complete) |
 /// | `/health` | every check in detail (503 when any probe fails) |
-/// | `/metrics` | the Prometheus text exposition |
+/// | `/metrics` | the Prometheus text exposition; 404 when [`init`](crate::telemetry::init) was told to export metrics over OTLP only |
 ///
 /// Mount it on the application's router (`app.merge(ops_router())`), or serve it alone on an admin port
 /// that the outside world cannot reach, with [`Server::admin`](super::Server::admin) or `axum::serve`.
@@ -73,6 +73,10 @@ async fn detailed(State(registry): State<HealthRegistry>) -> Response {
 }
 
 async fn metrics() -> Response {
+    if !crate::telemetry::prometheus_endpoint_enabled() {
+        return (StatusCode::NOT_FOUND, "metrics are exported over OTLP only (OTEL_METRICS_EXPORTER=otlp)\n")
+            .into_response();
+    }
     ([(header::CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)], crate::metrics::render()).into_response()
 }
 

@@ -78,6 +78,22 @@ pub struct TelemetryConfig {
     /// Further resource attributes, such as `k8s.pod.name`. Default: none. Keys set by the fields above
     /// (`service.name`, ...) are taken from the fields.
     pub resource_attributes: BTreeMap<String, String>,
+    /// Where metrics go: `/metrics` for Prometheus to scrape, OTLP, both or neither. Default: Prometheus
+    /// only; `OTEL_METRICS_EXPORTER` overrides it.
+    pub metrics_exporters: MetricsExporters,
+    /// The full URL for metrics, like `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`: used as it is for both
+    /// protocols, ahead of [`otlp_endpoint`](Self::otlp_endpoint) (to which HTTP/protobuf appends
+    /// `/v1/metrics`). Default: none.
+    pub otlp_metrics_endpoint: Option<String>,
+    /// How metrics travel to the collector. Default: none, the [`protocol`](Self::protocol) of spans.
+    pub metrics_protocol: Option<Protocol>,
+    /// How often metrics are exported over OTLP. Default: 60 seconds, as the OpenTelemetry SDKs.
+    pub metric_export_interval: Duration,
+    /// How long one metrics export may take before it is abandoned. Default: 30 seconds.
+    pub metric_export_timeout: Duration,
+    /// Whether counters and histograms are exported as totals since the start or as the change since the
+    /// last export. Default: [`MetricsTemporality::Cumulative`].
+    pub metrics_temporality: MetricsTemporality,
 }
 
 impl fmt::Debug for TelemetryConfig {
@@ -101,6 +117,12 @@ impl fmt::Debug for TelemetryConfig {
             max_queue_size,
             flush_timeout,
             resource_attributes,
+            metrics_exporters,
+            otlp_metrics_endpoint,
+            metrics_protocol,
+            metric_export_interval,
+            metric_export_timeout,
+            metrics_temporality,
         } = self;
         f.debug_struct("TelemetryConfig")
             .field("service_name", service_name)
@@ -120,6 +142,12 @@ impl fmt::Debug for TelemetryConfig {
             .field("max_queue_size", max_queue_size)
             .field("flush_timeout", flush_timeout)
             .field("resource_attributes", resource_attributes)
+            .field("metrics_exporters", metrics_exporters)
+            .field("otlp_metrics_endpoint", &otlp_metrics_endpoint.as_deref().map(crate::redact::urls))
+            .field("metrics_protocol", metrics_protocol)
+            .field("metric_export_interval", metric_export_interval)
+            .field("metric_export_timeout", metric_export_timeout)
+            .field("metrics_temporality", metrics_temporality)
             .finish()
     }
 }
@@ -144,6 +172,12 @@ impl Default for TelemetryConfig {
             max_queue_size: 2048,
             flush_timeout: Duration::from_secs(5),
             resource_attributes: BTreeMap::new(),
+            metrics_exporters: MetricsExporters::PROMETHEUS,
+            otlp_metrics_endpoint: None,
+            metrics_protocol: None,
+            metric_export_interval: Duration::from_mins(1),
+            metric_export_timeout: Duration::from_secs(30),
+            metrics_temporality: MetricsTemporality::Cumulative,
         }
     }
 }
@@ -176,6 +210,29 @@ impl TelemetryConfig {
         })
     }
 
+    /// The URL metrics are sent to over OTLP, if that export is on: the metrics endpoint as it is, else
+    /// the base endpoint (with `/v1/metrics` appended for HTTP/protobuf).
+    #[must_use]
+    pub fn metrics_url(&self) -> Option<String> {
+        if !self.metrics_exporters.otlp {
+            return None;
+        }
+        if let Some(url) = non_empty(self.otlp_metrics_endpoint.as_deref()) {
+            return Some(url.to_owned());
+        }
+        let base = non_empty(self.otlp_endpoint.as_deref())?;
+        Some(match self.metrics_protocol() {
+            Protocol::Grpc => base.to_owned(),
+            Protocol::HttpProtobuf => format!("{}/v1/metrics", base.trim_end_matches('/')),
+        })
+    }
+
+    /// The protocol of metrics: [`metrics_protocol`](Self::metrics_protocol), else that of spans.
+    #[must_use]
+    pub fn metrics_protocol(&self) -> Protocol {
+        self.metrics_protocol.unwrap_or(self.protocol)
+    }
+
     /// Checks the values no type can rule out: the ratio's range and a non-empty service name.
     pub fn validate(&self) -> Result<(), TelemetryError> {
         if !(0.0..=1.0).contains(&self.sample_ratio) {
@@ -190,6 +247,13 @@ impl TelemetryConfig {
                 setting: "service_name",
                 value: String::new(),
                 allowed: "a non-empty name",
+            });
+        }
+        if self.metric_export_interval.is_zero() {
+            return Err(TelemetryError::InvalidSetting {
+                setting: "metric_export_interval",
+                value: "0".to_owned(),
+                allowed: "a positive duration",
             });
         }
         if self.max_queue_size == 0 {
@@ -299,6 +363,80 @@ named_enum! {
     }
 }
 
+named_enum! {
+    /// What OTLP metrics carry for counters and histograms, as
+    /// `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` names it. Gauges are always their value now.
+    MetricsTemporality {
+        /// Totals since the process started: what Prometheus and most collectors expect.
+        Cumulative = "cumulative",
+        /// The change since the last export: what some backends (Datadog, Dynatrace) prefer.
+        Delta = "delta",
+        /// As `delta` for counters and histograms, the only instruments of which this makes a difference.
+        LowMemory = "lowmemory",
+    }
+}
+
+/// Where metrics are exported, as `OTEL_METRICS_EXPORTER` lists them: `prometheus`, `otlp`, both
+/// (`prometheus,otlp`) or `none`.
+///
+/// ```
+/// use hardened::telemetry::MetricsExporters;
+///
+/// let both: MetricsExporters = "otlp, prometheus".parse()?;
+/// assert!(both.otlp && both.prometheus);
+/// assert_eq!("none".parse::<MetricsExporters>()?, MetricsExporters::NONE);
+/// assert!("console".parse::<MetricsExporters>().is_err());
+/// # Ok::<(), hardened::telemetry::UnknownValue>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MetricsExporters {
+    /// `/metrics` answers with the Prometheus text exposition.
+    pub prometheus: bool,
+    /// Metrics are pushed to the OTLP collector every [`TelemetryConfig::metric_export_interval`].
+    pub otlp: bool,
+}
+
+impl MetricsExporters {
+    /// The names allowed in the list.
+    pub const ALLOWED: &'static [&'static str] = &["prometheus", "otlp", "none"];
+    /// `/metrics` only.
+    pub const PROMETHEUS: MetricsExporters = MetricsExporters { prometheus: true, otlp: false };
+    /// OTLP only.
+    pub const OTLP: MetricsExporters = MetricsExporters { prometheus: false, otlp: true };
+    /// Both.
+    pub const BOTH: MetricsExporters = MetricsExporters { prometheus: true, otlp: true };
+    /// Neither.
+    pub const NONE: MetricsExporters = MetricsExporters { prometheus: false, otlp: false };
+}
+
+impl FromStr for MetricsExporters {
+    type Err = UnknownValue;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        let mut exporters = MetricsExporters::NONE;
+        for name in value.split(',').map(|name| name.trim().to_ascii_lowercase()) {
+            match name.as_str() {
+                "prometheus" => exporters.prometheus = true,
+                "otlp" => exporters.otlp = true,
+                "none" => {}
+                _ => return Err(UnknownValue { value: value.to_owned(), allowed: Self::ALLOWED }),
+            }
+        }
+        Ok(exporters)
+    }
+}
+
+impl fmt::Display for MetricsExporters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match (self.prometheus, self.otlp) {
+            (true, true) => "prometheus,otlp",
+            (true, false) => "prometheus",
+            (false, true) => "otlp",
+            (false, false) => "none",
+        })
+    }
+}
+
 /// A configuration with the environment applied, and what was skipped on the way.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Resolved {
@@ -328,6 +466,12 @@ pub struct Resolved {
 /// | `OTEL_SDK_DISABLED` | `true` turns export off |
 /// | `RUST_LOG` | `log_filter` |
 /// | `HARDENED_TELEMETRY__TRACE_FILTER` | `trace_filter` (the configuration's own variable for `[telemetry] trace_filter`) |
+/// | `OTEL_METRICS_EXPORTER` | `metrics_exporters`: `prometheus`, `otlp`, both comma-separated, or `none` |
+/// | `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` | `otlp_metrics_endpoint` |
+/// | `OTEL_EXPORTER_OTLP_METRICS_PROTOCOL` | `metrics_protocol` |
+/// | `OTEL_METRIC_EXPORT_INTERVAL` | `metric_export_interval`, in milliseconds |
+/// | `OTEL_METRIC_EXPORT_TIMEOUT`, `OTEL_EXPORTER_OTLP_METRICS_TIMEOUT` | `metric_export_timeout`, in milliseconds |
+/// | `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` | `metrics_temporality`: `cumulative`, `delta` or `lowmemory` |
 ///
 /// A value that cannot be used is an error naming the variable, the value and what is allowed. A
 /// malformed entry of `OTEL_RESOURCE_ATTRIBUTES` is skipped and reported in [`Resolved::warnings`], as the
@@ -427,9 +571,17 @@ pub fn resolve_env(
             _ => return Err(invalid("OTEL_SDK_DISABLED", value, "`true` or `false`")),
         },
     };
+    apply_metrics_env(&mut config, &get)?;
+    if exporter_off && !sdk_off {
+        // Spans only: metrics keep the base endpoint they would have used.
+        config.otlp_metrics_endpoint = config.metrics_url().or(config.otlp_metrics_endpoint);
+    }
     if exporter_off || sdk_off {
         config.otlp_endpoint = None;
         config.otlp_traces_endpoint = None;
+    }
+    if sdk_off {
+        config.metrics_exporters.otlp = false;
     }
     if let Some(filter) = get("RUST_LOG") {
         filter.clone_into(&mut config.log_filter);
@@ -442,6 +594,33 @@ pub fn resolve_env(
 
 /// The variable that sets the trace filter: the configuration's for `[telemetry] trace_filter`.
 const TRACE_FILTER_VARIABLE: &str = "HARDENED_TELEMETRY__TRACE_FILTER";
+/// The `OTEL_*` variables of metrics export.
+fn apply_metrics_env<'a>(
+    config: &mut TelemetryConfig,
+    get: &impl Fn(&str) -> Option<&'a str>,
+) -> Result<(), TelemetryError> {
+    if let Some(value) = get("OTEL_METRICS_EXPORTER") {
+        config.metrics_exporters = parse_named("OTEL_METRICS_EXPORTER", value)?;
+    }
+    if let Some(endpoint) = get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") {
+        config.otlp_metrics_endpoint = Some(endpoint.to_owned());
+    }
+    if let Some(value) = get("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL") {
+        config.metrics_protocol = Some(parse_named("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", value)?);
+    }
+    if let Some(value) = get("OTEL_METRIC_EXPORT_INTERVAL") {
+        config.metric_export_interval = parse_millis("OTEL_METRIC_EXPORT_INTERVAL", value)?;
+    }
+    for variable in ["OTEL_METRIC_EXPORT_TIMEOUT", "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT"] {
+        if let Some(value) = get(variable) {
+            config.metric_export_timeout = parse_millis(variable, value)?;
+        }
+    }
+    if let Some(value) = get("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE") {
+        config.metrics_temporality = parse_named("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", value)?;
+    }
+    Ok(())
+}
 
 fn is_relevant(name: &str) -> bool {
     name.starts_with("OTEL_") || name == "RUST_LOG" || name == TRACE_FILTER_VARIABLE
@@ -469,7 +648,7 @@ fn parse_millis(variable: &str, value: &str) -> Result<Duration, TelemetryError>
 /// The entries of `OTEL_RESOURCE_ATTRIBUTES`: `key=value` pairs separated by commas, both sides
 /// percent-decoded and trimmed. An entry without `=`, with an empty key or with a broken escape is skipped
 /// with a warning; the later of two equal keys wins.
-fn parse_resource_attributes(text: &str, warnings: &mut Vec<String>) -> Vec<(String, String)> {
+pub(super) fn parse_resource_attributes(text: &str, warnings: &mut Vec<String>) -> Vec<(String, String)> {
     let mut attributes = Vec::new();
     for entry in text.split(',').map(str::trim).filter(|entry| !entry.is_empty()) {
         let Some((key, value)) = entry.split_once('=') else {
@@ -653,6 +832,56 @@ mod tests {
         assert_eq!("GRPC".parse::<Protocol>(), Ok(Protocol::Grpc));
         let error = "xml".parse::<LogFormat>().expect_err("unknown");
         assert_eq!(error.to_string(), "`xml` is not one of `readable`, `json`");
+    }
+
+    #[test]
+    fn metrics_export_follows_the_standard_variables() {
+        let base = [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+        ];
+        let resolved = resolve(&base).expect("valid");
+        assert_eq!(resolved.config.metrics_url(), None, "Prometheus only unless asked");
+
+        let resolved = resolve(&[base[0], base[1], ("OTEL_METRICS_EXPORTER", "otlp,prometheus")]).expect("valid");
+        assert_eq!(resolved.config.metrics_exporters, MetricsExporters::BOTH);
+        assert_eq!(resolved.config.metrics_url().as_deref(), Some("http://collector:4318/v1/metrics"));
+
+        let resolved = resolve(&[
+            base[0],
+            ("OTEL_METRICS_EXPORTER", "otlp"),
+            ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://metrics:4317"),
+            ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "grpc"),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "5000"),
+            ("OTEL_METRIC_EXPORT_TIMEOUT", "2000"),
+            ("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "delta"),
+        ])
+        .expect("valid");
+        let config = resolved.config;
+        assert_eq!(config.metrics_exporters, MetricsExporters::OTLP);
+        assert_eq!(config.metrics_url().as_deref(), Some("http://metrics:4317"));
+        assert_eq!(config.metrics_protocol(), Protocol::Grpc);
+        assert_eq!(config.metric_export_interval, Duration::from_secs(5));
+        assert_eq!(config.metric_export_timeout, Duration::from_secs(2));
+        assert_eq!(config.metrics_temporality, MetricsTemporality::Delta);
+
+        // Spans off keeps metrics on the base endpoint; the SDK off turns both off.
+        let otlp = ("OTEL_METRICS_EXPORTER", "otlp");
+        let resolved = resolve(&[base[0], base[1], otlp, ("OTEL_TRACES_EXPORTER", "none")]).expect("valid");
+        assert_eq!(resolved.config.traces_url(), None);
+        assert_eq!(resolved.config.metrics_url().as_deref(), Some("http://collector:4318/v1/metrics"));
+        let resolved = resolve(&[base[0], otlp, ("OTEL_SDK_DISABLED", "true")]).expect("valid");
+        assert_eq!(resolved.config.metrics_url(), None);
+
+        let error = resolve(&[("OTEL_METRICS_EXPORTER", "console")]).expect_err("unsupported");
+        let message = error.to_string();
+        assert!(
+            message.contains("OTEL_METRICS_EXPORTER") && message.contains("`prometheus`, `otlp`, `none`"),
+            "{message}"
+        );
+        let error =
+            resolve(&[("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "sometimes")]).expect_err("unknown");
+        assert!(error.to_string().contains("`cumulative`, `delta`, `lowmemory`"), "{error}");
     }
 
     #[test]

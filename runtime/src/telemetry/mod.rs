@@ -49,6 +49,7 @@ mod export;
 mod filters;
 mod log_fields;
 mod log_trace_ids;
+mod otlp_metrics;
 mod trace_ids;
 
 use std::io::IsTerminal as _;
@@ -70,9 +71,13 @@ use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{Layer, Registry};
 
-pub use self::config::{LogFormat, Protocol, Resolved, TelemetryConfig, TraceSampler, UnknownValue, resolve_env};
+pub use self::config::{
+    LogFormat, MetricsExporters, MetricsTemporality, Protocol, Resolved, TelemetryConfig, TraceSampler, UnknownValue,
+    resolve_env,
+};
 pub use self::export::CountingExporter;
 pub use self::filters::{Filters, filters, set_filters};
+pub use self::otlp_metrics::MetricsExporter;
 use crate::audit::TraceIds;
 
 /// Why telemetry could not be set up.
@@ -321,6 +326,8 @@ pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> 
     let (log_filter, log_reload) = filters::reloadable(filters::Which::Log, &config.log_filter)?;
     let (trace_filter, trace_reload) = filters::reloadable(filters::Which::Trace, &config.trace_filter)?;
     let provider = tracer_provider(&config)?;
+    let metrics = MetricsExporter::start(&config)?;
+    PROMETHEUS_ENDPOINT.store(config.metrics_exporters.prometheus, Ordering::Relaxed);
 
     let colours = log_colours(std::io::stdout().is_terminal(), |name| std::env::var_os(name));
     // Without an exporter, spans need their ids only: the SDK's spans would record attributes and events
@@ -346,12 +353,15 @@ pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> 
         tracing::warn!(target: "hardened::telemetry", "{warning}");
     }
 
-    let flusher = Arc::new(Flusher::new(provider, config.flush_timeout));
+    let flusher = Arc::new(Flusher::new(provider, config.flush_timeout).with_metrics(metrics));
     let handler_flusher = Arc::clone(&flusher);
     crate::shutdown::register(
         "telemetry",
         crate::shutdown::priority::TELEMETRY,
-        config.flush_timeout + Duration::from_secs(1),
+        // The spans' flush, then the last metrics export, each bounded by its timeout.
+        config.flush_timeout
+            + if config.metrics_url().is_some() { config.metric_export_timeout } else { Duration::ZERO }
+            + Duration::from_secs(1),
         move || {
             let flusher = Arc::clone(&handler_flusher);
             async move {
@@ -367,6 +377,7 @@ pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> 
         target: "hardened::telemetry",
         service = %config.service_name,
         export = config.traces_url().as_deref().unwrap_or("off"),
+        metrics = %config.metrics_exporters,
         protocol = %config.protocol,
         sampler = %config.sampler,
         ratio = config.sample_ratio,
@@ -375,17 +386,33 @@ pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> 
     Ok(TelemetryGuard { flusher })
 }
 
-/// Flushes and shuts the tracer provider down once, however many times it is asked to.
+/// Whether `/metrics` answers: the configuration's [`MetricsExporters::prometheus`], as [`init`] found it.
+static PROMETHEUS_ENDPOINT: AtomicBool = AtomicBool::new(true);
+
+/// Whether the Prometheus endpoint is on: true unless [`init`] was told to export metrics over OTLP only
+/// (or not at all), in which case the ops router's `/metrics` answers 404.
+#[must_use]
+pub fn prometheus_endpoint_enabled() -> bool {
+    PROMETHEUS_ENDPOINT.load(Ordering::Relaxed)
+}
+
+/// Flushes and shuts the tracer provider (and the OTLP metrics export, if any) down once, however many
+/// times it is asked to.
 #[derive(Debug)]
 struct Flusher {
     provider: Mutex<Option<SdkTracerProvider>>,
+    metrics: Option<MetricsExporter>,
     timeout: Duration,
     done: AtomicBool,
 }
 
 impl Flusher {
     fn new(provider: SdkTracerProvider, timeout: Duration) -> Self {
-        Flusher { provider: Mutex::new(Some(provider)), timeout, done: AtomicBool::new(false) }
+        Flusher { provider: Mutex::new(Some(provider)), metrics: None, timeout, done: AtomicBool::new(false) }
+    }
+
+    fn with_metrics(self, metrics: Option<MetricsExporter>) -> Self {
+        Flusher { metrics, ..self }
     }
 
     fn provider(&self) -> Option<SdkTracerProvider> {
@@ -393,21 +420,28 @@ impl Flusher {
     }
 
     fn flush(&self) -> Result<(), TelemetryError> {
-        match self.provider() {
+        let spans = match self.provider() {
             Some(provider) => provider.force_flush().map_err(|error| TelemetryError::Flush(error.to_string())),
             None => Ok(()),
-        }
+        };
+        let metrics = self.metrics.as_ref().map_or(Ok(()), MetricsExporter::export_now);
+        spans.and(metrics)
     }
 
     fn shutdown(&self) -> Result<(), TelemetryError> {
         if self.done.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        let Some(provider) = self.provider.lock().unwrap_or_else(PoisonError::into_inner).take() else {
-            return Ok(());
+        let spans = match self.provider.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            // Shutting down exports what is queued; a flush first would only export it in two steps.
+            Some(provider) => {
+                provider.shutdown_with_timeout(self.timeout).map_err(|error| TelemetryError::Flush(error.to_string()))
+            }
+            None => Ok(()),
         };
-        // Shutting down exports what is queued; a flush first would only export it in two steps.
-        provider.shutdown_with_timeout(self.timeout).map_err(|error| TelemetryError::Flush(error.to_string()))
+        // After the spans: the last metrics export counts the spans that could not be delivered.
+        let metrics = self.metrics.as_ref().map_or(Ok(()), MetricsExporter::shutdown);
+        spans.and(metrics)
     }
 }
 

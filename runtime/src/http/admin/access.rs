@@ -76,9 +76,9 @@ impl AdminAccess {
     }
 
     /// The rule for a listener on `address`.
-    pub(super) fn decide(&self, address: SocketAddr) -> Rule {
-        match &self.token {
-            Some(token) => Rule::Bearer(Arc::clone(token)),
+    pub(super) fn decide(self, address: SocketAddr) -> Rule {
+        match self.token {
+            Some(token) => Rule::Bearer(token),
             None if address.ip().is_loopback() || self.unauthenticated => Rule::Open,
             None => {
                 tracing::warn!(
