@@ -133,14 +133,15 @@ mod tests {
     fn each_site_gathers_its_outcomes_histogram_and_in_flight_under_its_labels() {
         let labels = ["function", "module", "kind"];
         let outcome_labels = ["function", "module", "kind", "outcome"];
-        let calls = CounterVec::new(Opts::new("hardened_calls_total", "calls"), &outcome_labels).unwrap();
-        let in_flight = IntGaugeVec::new(Opts::new("hardened_in_flight", "in flight"), &labels).unwrap();
+        let calls =
+            CounterVec::new(Opts::new("hardened_calls_total", "calls"), &outcome_labels).expect("a valid counter");
+        let in_flight = IntGaugeVec::new(Opts::new("hardened_in_flight", "in flight"), &labels).expect("a valid gauge");
         let duration = HistogramVec::new(
             HistogramOpts::new("hardened_call_duration_seconds", "duration").buckets(vec![0.1, 1.0]),
             &labels,
         )
-        .unwrap();
-        let other = IntGaugeVec::new(Opts::new("hardened_build_info", "build"), &["version"]).unwrap();
+        .expect("a valid histogram");
+        let other = IntGaugeVec::new(Opts::new("hardened_build_info", "build"), &["version"]).expect("a valid gauge");
         calls.with_label_values(&["call_model", "agent::model", "llm", "ok"]).inc_by(3.0);
         calls.with_label_values(&["call_model", "agent::model", "llm", "error"]).inc_by(2.0);
         calls.with_label_values(&["clock", "agent::tools", "tool", "ok"]).inc();
@@ -152,7 +153,7 @@ mod tests {
         let families: Vec<_> =
             [calls.collect(), in_flight.collect(), duration.collect(), other.collect()].into_iter().flatten().collect();
 
-        let sites = serde_json::to_value(from_families(&families)).unwrap();
+        let sites = serde_json::to_value(from_families(&families)).expect("serializable");
 
         let model = &sites[0];
         assert_eq!((&model["function"], &model["kind"]), (&json!("call_model"), &json!("llm")));
