@@ -266,9 +266,9 @@ pub fn run_sync<R: GuardedReturn>(
     };
     let value = body();
     let elapsed = call.elapsed_nanos(clock);
-    crate::metrics::exemplars::offer_if_on(guards.site(), elapsed, span);
     let counted = permits.settle(is_failure(&value), elapsed);
     let outcome = classify(&value);
+    crate::metrics::exemplars::offer_if_on(guards.site(), elapsed, span);
     call.finish_after(outcome, elapsed, counted);
     (value, outcome)
 }

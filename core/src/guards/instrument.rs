@@ -346,10 +346,10 @@ where
             return Poll::Pending;
         };
         let elapsed = call.elapsed_nanos(clock);
-        crate::metrics::exemplars::offer_if_on(call.site(), elapsed, self.span);
         let failed = (self.is_failure)(&output);
         let counted = permits.settle(failed, elapsed);
         let (value, outcome) = (self.classify)((output, None), self.span);
+        crate::metrics::exemplars::offer_if_on(call.site(), elapsed, self.span);
         call.finish_after(outcome, elapsed, counted);
         Poll::Ready(value)
     }
