@@ -86,24 +86,17 @@ impl Call {
     }
 
     /// Records the call's outcome with a duration the caller measured from [`Call::elapsed_nanos`], and
-    /// the result its breaker saw, if any (counted with the call's own metrics, in the same shard); `span`
-    /// as for [`Call::finish`].
+    /// the result its breaker saw, if any (counted with the call's own metrics, in the same shard). The
+    /// guarded paths that call it offer the exemplar themselves, where the span is at hand anyway.
     #[inline(always)]
     #[allow(clippy::inline_always, reason = "as `finish`, which this is with the duration already read")]
-    pub(crate) fn finish_after(
-        self,
-        outcome: Outcome,
-        nanos: u64,
-        breaker: Option<(&CircuitBreaker, Verdict)>,
-        span: &Span,
-    ) {
+    pub(crate) fn finish_after(self, outcome: Outcome, nanos: u64, breaker: Option<(&CircuitBreaker, Verdict)>) {
         let slot = self.site.slot();
         if slot == DETACHED {
             if let Some((breaker, result)) = breaker {
                 breaker.count_shared(result);
             }
         } else {
-            exemplars::offer_if_on(self.site, nanos, span);
             shards::record_finish(self.site, slot, outcome, nanos, breaker.map(|(_, result)| result));
         }
         mem::forget(self);

@@ -268,7 +268,8 @@ pub fn run_sync<R: GuardedReturn>(
     let elapsed = call.elapsed_nanos(clock);
     let counted = permits.settle(is_failure(&value), elapsed);
     let outcome = classify(&value);
-    call.finish_after(outcome, elapsed, counted, span);
+    crate::metrics::exemplars::offer_if_on(guards.site(), elapsed, span);
+    call.finish_after(outcome, elapsed, counted);
     (value, outcome)
 }
 
@@ -277,7 +278,7 @@ pub fn run_sync<R: GuardedReturn>(
 pub(crate) fn refused<R: GuardedReturn>(call: Call, rejected: Rejected) -> (R, Outcome) {
     events::refused(Some(call.site().name()), &rejected);
     let elapsed = call.elapsed_nanos(clock::system());
-    call.finish_after(Outcome::Rejected, elapsed, None, &Span::none());
+    call.finish_after(Outcome::Rejected, elapsed, None);
     (R::refused(rejected), Outcome::Rejected)
 }
 

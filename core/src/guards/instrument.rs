@@ -349,7 +349,8 @@ where
         let failed = (self.is_failure)(&output);
         let counted = permits.settle(failed, elapsed);
         let (value, outcome) = (self.classify)((output, None), self.span);
-        call.finish_after(outcome, elapsed, counted, self.span);
+        crate::metrics::exemplars::offer_if_on(call.site(), elapsed, self.span);
+        call.finish_after(outcome, elapsed, counted);
         Poll::Ready(value)
     }
 }
@@ -365,6 +366,6 @@ fn refuse<R: GuardedReturn, T>(
     crate::events::refused(Some(call.site().name()), &rejected);
     let (value, outcome) = classify((R::refused(rejected), Some(Outcome::Rejected)), span);
     let elapsed = call.elapsed_nanos(clock::system());
-    call.finish_after(outcome, elapsed, None, span);
+    call.finish_after(outcome, elapsed, None);
     value
 }
