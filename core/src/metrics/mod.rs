@@ -13,6 +13,7 @@
 
 mod calls;
 mod guards;
+mod slo;
 
 use std::sync::OnceLock;
 
@@ -28,6 +29,8 @@ pub fn registry() -> &'static Registry {
         let registered = calls::CallMetrics::new()
             .and_then(|collector| registry.register(Box::new(collector)))
             .and_then(|()| guards::GuardMetrics::new())
+            .and_then(|collector| registry.register(Box::new(collector)))
+            .and_then(|()| slo::SloInfo::new())
             .and_then(|collector| registry.register(Box::new(collector)))
             .and_then(|()| build_info())
             .and_then(|collector| registry.register(Box::new(collector)))
