@@ -30,7 +30,8 @@
 //! The file named by `HARDENED_CONFIG`, which must then exist; else `hardened.toml` in the current
 //! directory, if there is one; else none, which is no error. It holds `[breaker.<name>]`,
 //! `[rate.<name>]`, `[concurrency.<name>]`, `[bulkhead.<name>]`, `[retry.<name>]` and `[hedge.<name>]` sections; a section
-//! named `default` applies to every guard of its kind. Names are matched exactly as written; quote those
+//! named `default` applies to every guard of its kind. `[slo.<name>]` sections give the numbers of service
+//! level objectives (see [`crate::slo`]). Names are matched exactly as written; quote those
 //! with `.` or `:` (`[breaker."app::fetch"]`).
 //!
 //! # The environment
@@ -83,6 +84,7 @@ pub use crate::concurrency::ConcurrencySettings;
 pub use crate::hedge::HedgeSettings;
 pub use crate::rate_limit::RateSettings;
 pub use crate::retry::RetrySettings;
+pub use hardened_core::slo::SloSettings;
 
 macro_rules! config {
     ($($field:ident: $guard:ty, $settings:ty, $on_site:ident, $one:ident, $all:ident;)*) => {
@@ -95,6 +97,8 @@ macro_rules! config {
                 #[doc = concat!("`[", stringify!($field), ".<name>]` sections.")]
                 pub $field: BTreeMap<String, $settings>,
             )*
+            /// `[slo.<name>]` sections: the numbers of service level objectives.
+            pub slo: BTreeMap<String, SloSettings>,
             /// The `[telemetry]` section.
             pub telemetry: TelemetrySettings,
             /// The `[health]` section.
@@ -160,7 +164,9 @@ fn read_text(
 /// declare; see [`read`].
 pub fn load() -> Result<Arc<Config>, ConfigError> {
     let declared = crate::guards::declared_names();
-    Ok(finish_load(read(Path::new(""), process_overrides(), &declared)?, &declared))
+    let config = read(Path::new(""), process_overrides(), &declared)?;
+    crate::slo::check(&config)?;
+    Ok(finish_load(config, &declared))
 }
 
 /// [`load`], with `text` as the file instead of the one `HARDENED_CONFIG` names or `hardened.toml`:
@@ -168,7 +174,9 @@ pub fn load() -> Result<Arc<Config>, ConfigError> {
 /// The `HARDENED_*` overrides of the process environment still apply.
 pub fn load_text(text: &str, origin: &str) -> Result<Arc<Config>, ConfigError> {
     let declared = crate::guards::declared_names();
-    Ok(finish_load(read_text(text, origin, process_overrides(), &declared)?, &declared))
+    let config = read_text(text, origin, process_overrides(), &declared)?;
+    crate::slo::check(&config)?;
+    Ok(finish_load(config, &declared))
 }
 
 fn process_overrides() -> impl Iterator<Item = (String, String)> {
