@@ -6,7 +6,7 @@
 //! burn significant (14.4x for an hour spends 2% of the budget), and over a short window a twelfth as
 //! long, which proves it still going on, so that the alert stops soon after the burn does.
 
-/// A window of the rules, as PromQL writes it, and in seconds.
+/// A window of the rules, as `PromQL` writes it, and in seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Window {
     /// `5m`, `1h`, `3d`.

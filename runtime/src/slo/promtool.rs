@@ -54,8 +54,7 @@ impl Burn<'_> {
         let before = self.samples_before();
         let at_start = first * before as f64;
         format!(
-            "{}+{}x{before} {}+{}x{}",
-            0,
+            "0+{}x{before} {}+{}x{}",
             number(first),
             number(at_start + during),
             number(during),
@@ -135,7 +134,10 @@ fn condition_tests(out: &mut String, objective: &Objective, sli: Sli, alert: &Bu
     let budget = budget(sli.target(objective).unwrap_or_default());
     let interval = interval(alert);
     let start = alert.conditions.iter().map(|condition| condition.long.seconds).max().unwrap_or_default();
+    // Whole samples: the crossing times are positive and at most days long.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "positive, at most days")]
     let floor = |seconds: f64| (seconds / interval as f64).floor() as u64 * interval;
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "positive, at most days")]
     let ceil = |seconds: f64| (seconds / interval as f64).ceil() as u64 * interval;
     for (factor, above) in [(ABOVE, true), (BELOW, false)] {
         let ratio = condition.factor * budget * factor;
