@@ -111,7 +111,8 @@ fn latency_records(out: &mut String, objective: &Objective) {
         let all = joined("hardened_call_duration_seconds_count", window, &info);
         let expr =
             format!("1 - (\n  sum by (job, slo) (\n    {within}\n  )\n  /\n  sum by (job, slo) (\n    {all}\n  )\n)");
-        record(out, &Sli::Latency.ratio(window), &expr, &[]);
+        // The label the expression gives anyway, written so that rules of one name differ by their labels.
+        record(out, &Sli::Latency.ratio(window), &expr, &[("slo", &quoted(&objective.name))]);
     }
 }
 
@@ -147,6 +148,7 @@ fn alert_rule(out: &mut String, objective: &Objective, sli: Sli, alert: &BurnAle
         let _ = writeln!(out, "          {line}");
     }
     let _ = writeln!(out, "        labels:");
+    let _ = writeln!(out, "          slo: {}", quoted(&objective.name));
     let _ = writeln!(out, "          severity: {}", alert.severity);
     let _ = writeln!(out, "          sli: {}", sli.label());
     let _ = writeln!(out, "        annotations:");
