@@ -43,8 +43,9 @@ pub(crate) enum Command {
 pub(crate) enum SloCommand {
     /// Prints the Prometheus rules of the objectives: recording rules and burn-rate alerts. With `--out`,
     /// writes them with their promtool tests and the Grafana dashboard under a deploy directory
-    /// (prometheus/slo.yml, prometheus/slo_page_test.yml and slo_ticket_test.yml, grafana/dashboards/slo.json); with `--check`,
-    /// compares those files instead and fails when one differs.
+    /// (`prometheus/slo.yml`, `prometheus/slo_page_test.yml` and `slo_ticket_test.yml`,
+    /// `grafana/dashboards/slo.json`); with `--check`, compares those files instead and fails when one
+    /// differs.
     Rules {
         /// The deploy directory to write the files under, such as `deploy`.
         #[arg(long, value_name = "DIR", conflicts_with = "check")]

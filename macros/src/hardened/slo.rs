@@ -207,25 +207,20 @@ pub(crate) fn plan(
     })
 }
 
-fn some_f64(value: Option<f64>) -> TokenStream {
-    match value {
-        Some(value) => quote!(::core::option::Option::Some(#value)),
-        None => quote!(::core::option::Option::None),
-    }
+/// `Some(value)` or `None`, as the expansion writes an optional setting.
+fn optional(value: Option<TokenStream>) -> TokenStream {
+    value.map_or_else(|| quote!(::core::option::Option::None), |value| quote!(::core::option::Option::Some(#value)))
 }
 
 /// `static __HARDENED_SLO`: the function's place among its objective's members, beside its call site.
 pub(crate) fn member_static(plan: &SloPlan, krate: &Path) -> TokenStream {
     let name = &plan.name;
-    let success = some_f64(plan.success);
-    let target = some_f64(plan.latency_target);
-    let latency = match plan.latency {
-        Some(latency) => {
-            let nanos = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
-            quote!(::core::option::Option::Some(#krate::__private::Duration::from_nanos(#nanos)))
-        }
-        None => quote!(::core::option::Option::None),
-    };
+    let success = optional(plan.success.map(|success| quote!(#success)));
+    let target = optional(plan.latency_target.map(|target| quote!(#target)));
+    let latency = optional(plan.latency.map(|latency| {
+        let nanos = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
+        quote!(#krate::__private::Duration::from_nanos(#nanos))
+    }));
     quote! {
         #[#krate::__private::linkme::distributed_slice(#krate::__private::SLO_MEMBERS)]
         #[linkme(crate = #krate::__private::linkme)]

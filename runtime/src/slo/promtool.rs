@@ -76,22 +76,14 @@ impl Burn<'_> {
         };
         input(format!("hardened_slo_info{{{site},slo=\"{}\"}}", self.objective.name), format!("1x{samples}"));
         let good = self.counter(CALLS, CALLS - self.bad, samples);
-        match (self.sli, self.objective.latency) {
-            (Sli::Latency, Some(latency)) => {
-                let le = latency.threshold.as_secs_f64().to_string();
-                input(format!("hardened_call_duration_seconds_bucket{{{site},le=\"{le}\"}}"), good);
-                input(
-                    format!("hardened_call_duration_seconds_count{{{site}}}"),
-                    format!("0+{}x{samples}", number(CALLS)),
-                );
-            }
-            _ => {
-                input(format!("hardened_calls_total{{{site},outcome=\"ok\"}}"), good);
-                input(
-                    format!("hardened_calls_total{{{site},outcome=\"error\"}}"),
-                    self.counter(0.0, self.bad, samples),
-                );
-            }
+        if let (Sli::Latency, Some(latency)) = (self.sli, self.objective.latency) {
+            let le = latency.threshold.as_secs_f64().to_string();
+            input(format!("hardened_call_duration_seconds_bucket{{{site},le=\"{le}\"}}"), good);
+            input(format!("hardened_call_duration_seconds_count{{{site}}}"), format!("0+{}x{samples}", number(CALLS)));
+        } else {
+            input(format!("hardened_calls_total{{{site},outcome=\"ok\"}}"), good);
+            let bad = self.counter(0.0, self.bad, samples);
+            input(format!("hardened_calls_total{{{site},outcome=\"error\"}}"), bad);
         }
     }
 }
