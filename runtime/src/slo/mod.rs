@@ -15,20 +15,21 @@
 //!     }
 //! }
 //!
-//! #[hardened(slo(name = "chat", success = 99.9, latency = "2.5s", latency_target = 99))]
+//! #[hardened(slo(name = "faq", success = 99.9, latency = "2.5s", latency_target = 99))]
 //! async fn answer(question: &str) -> Result<String, ChatError> {
 //!     Ok(question.to_uppercase())
 //! }
 //!
-//! #[hardened(slo = "chat")]
+//! #[hardened(slo = "faq")]
 //! async fn follow_up(question: &str) -> Result<String, ChatError> {
 //!     Ok(question.to_lowercase())
 //! }
 //!
 //! let objectives = hardened::slo::objectives()?;
-//! let chat = objectives.iter().find(|objective| objective.name == "chat").unwrap();
-//! assert_eq!(chat.success, Some(99.9));
-//! assert_eq!(chat.members.len(), 2);
+//! let faq = objectives.iter().find(|objective| objective.name == "faq").unwrap();
+//! assert_eq!(faq.success, Some(99.9));
+//! let functions: Vec<&str> = faq.members.iter().map(|member| member.function).collect();
+//! assert_eq!(functions, ["answer", "follow_up"]);
 //! let rules = hardened::slo::rules()?;
 //! assert!(rules.contains("alert: HardenedSLOFastBurn"));
 //! # Ok::<(), hardened::slo::SloErrors>(())
