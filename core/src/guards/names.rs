@@ -15,7 +15,7 @@ macro_rules! declared_names {
                 pub $field: Vec<String>,
             )*
             /// The names of the service level objectives functions count towards (not a guard, but
-            /// named and configured as one).
+            /// named and configured as one); filled by the configuration, which reads them apart.
             pub slo: Vec<String>,
         }
 

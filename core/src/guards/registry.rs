@@ -224,7 +224,6 @@ pub fn declared_names() -> DeclaredNames {
         guards.declare(&mut declared);
     }
     super::names::add_chain_names(&mut declared);
-    declared.slo.extend(crate::slo::members().iter().map(|member| member.name.to_owned()));
     declared.sort();
     declared
 }

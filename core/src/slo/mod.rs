@@ -7,8 +7,10 @@
 //! `hardened::slo::rules()` judge those series. The numbers are layered as a guard's are: the
 //! configuration's `[slo.<name>]` over the functions' literals.
 
+mod objective;
 mod settings;
 
+pub use self::objective::{LatencyObjective, Member, Objective, SloError, SloErrors, resolve};
 pub use self::settings::SloSettings;
 use crate::guards::site::Site;
 

@@ -163,9 +163,9 @@ fn read_text(
 /// Name parts of overrides are resolved against the file's sections and the guard names functions
 /// declare; see [`read`].
 pub fn load() -> Result<Arc<Config>, ConfigError> {
-    let declared = crate::guards::declared_names();
+    let declared = declared_names();
     let config = read(Path::new(""), process_overrides(), &declared)?;
-    crate::slo::check(&config)?;
+    hardened_core::slo::resolve(hardened_core::slo::members(), &config.slo)?;
     Ok(finish_load(config, &declared))
 }
 
@@ -173,10 +173,19 @@ pub fn load() -> Result<Arc<Config>, ConfigError> {
 /// for configuration embedded in the binary, or read from somewhere else. `origin` names it in errors.
 /// The `HARDENED_*` overrides of the process environment still apply.
 pub fn load_text(text: &str, origin: &str) -> Result<Arc<Config>, ConfigError> {
-    let declared = crate::guards::declared_names();
+    let declared = declared_names();
     let config = read_text(text, origin, process_overrides(), &declared)?;
-    crate::slo::check(&config)?;
+    hardened_core::slo::resolve(hardened_core::slo::members(), &config.slo)?;
     Ok(finish_load(config, &declared))
+}
+
+/// The names functions declare: their guards', and the objectives they count towards.
+fn declared_names() -> DeclaredNames {
+    let mut declared = crate::guards::declared_names();
+    declared.slo = hardened_core::slo::members().iter().map(|member| member.name.to_owned()).collect();
+    declared.slo.sort();
+    declared.slo.dedup();
+    declared
 }
 
 fn process_overrides() -> impl Iterator<Item = (String, String)> {
@@ -214,7 +223,7 @@ pub fn effective() -> String {
 /// closest declared name when there is one.
 #[must_use]
 pub fn unused() -> Vec<UnusedName> {
-    unused_names(&current(), &crate::guards::declared_names())
+    unused_names(&current(), &declared_names())
 }
 
 static CURRENT: LazyLock<RwLock<Arc<Config>>> = LazyLock::new(|| RwLock::new(Arc::new(Config::default())));

@@ -52,7 +52,6 @@
 
 mod burn;
 mod dashboard;
-mod objective;
 mod promtool;
 mod rules;
 mod sli;
@@ -60,8 +59,8 @@ mod sli;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use self::objective::{LatencyObjective, Member, Objective, SloError, SloErrors};
 pub use crate::config::SloSettings;
+pub use hardened_core::slo::{LatencyObjective, Member, Objective, SloError, SloErrors};
 
 /// Where [`files()`] puts the rule file, under a deploy directory.
 pub const RULES_FILE: &str = "prometheus/slo.yml";
@@ -82,8 +81,8 @@ pub fn objectives() -> Result<Vec<Objective>, SloErrors> {
 }
 
 /// The objectives `config`'s `[slo.<name>]` sections make of the functions' declarations.
-pub(crate) fn check(config: &crate::config::Config) -> Result<Vec<Objective>, SloErrors> {
-    objective::resolve(hardened_core::slo::members(), &config.slo)
+fn check(config: &crate::config::Config) -> Result<Vec<Objective>, SloErrors> {
+    hardened_core::slo::resolve(hardened_core::slo::members(), &config.slo)
 }
 
 /// The Prometheus rule file of [`objectives()`]: the recording rules and the burn-rate alerts.

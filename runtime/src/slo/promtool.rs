@@ -10,8 +10,8 @@
 
 use std::fmt::Write as _;
 
+use super::Objective;
 use super::burn::{ALERTS, BurnAlert, Condition};
-use super::objective::Objective;
 use super::rules::{ALERTS_GROUP, RECORDING_GROUP, annotations, quoted};
 use super::sli::{Sli, budget, number};
 

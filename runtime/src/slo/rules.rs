@@ -3,8 +3,8 @@
 
 use std::fmt::Write as _;
 
+use super::Objective;
 use super::burn::{ALERTS, BurnAlert, Condition, PERIOD, WINDOWS, Window};
-use super::objective::Objective;
 use super::sli::{BAD_OUTCOMES, Sli, budget, le_pattern, number};
 
 /// The join of a call series to its objective: the labels of one site on one instance.

@@ -1,7 +1,7 @@
 //! The two indicators an objective can have, the series that record them, and the numbers rules write.
 
+use super::Objective;
 use super::burn::Window;
-use super::objective::Objective;
 
 /// An indicator: which calls are bad.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

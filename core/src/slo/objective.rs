@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use hardened_core::slo::{SloMember, SloSettings};
+use super::{SloMember, SloSettings};
 
 /// A function whose calls count towards an objective: the labels of its call series.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -175,10 +175,7 @@ fn declared(name: &str, members: &[&SloMember], configured: &SloSettings, errors
 
 /// The objectives `members` count towards, with the numbers of `sections` (`[slo.<name>]`) over the
 /// functions' literals, sorted by name; or every error found.
-pub(crate) fn resolve(
-    members: &[SloMember],
-    sections: &BTreeMap<String, SloSettings>,
-) -> Result<Vec<Objective>, SloErrors> {
+pub fn resolve(members: &[SloMember], sections: &BTreeMap<String, SloSettings>) -> Result<Vec<Objective>, SloErrors> {
     let mut by_name: BTreeMap<&str, Vec<&SloMember>> = BTreeMap::new();
     for member in members {
         by_name.entry(member.name).or_default().push(member);
