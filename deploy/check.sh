@@ -89,10 +89,20 @@ promtool --version | head -n 1
 prometheus --version | head -n 1
 shellcheck --version | sed -n 2p
 
+# ------------------------------------------------------------------------------------- agent-server
+# Built first: it generates the objectives' rules, checked just below, and it is the live server later.
+step "agent-server (release build)"
+binary="${AGENT_SERVER_BIN:-}"
+if [[ -z "$binary" ]]; then
+    cargo build --release -p production-agent --bin agent-server
+    binary="$(cargo metadata --format-version 1 --no-deps | "$python" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/release/agent-server"
+fi
+[[ -x "$binary" ]] || { echo "no agent-server binary at $binary" >&2; exit 1; }
+
 # ------------------------------------------------------------------------------------- generated files
 step "generated files are up to date (deploy/scripts/generate.sh --check)"
-deploy/scripts/generate.sh --check
-pass "k8s config copies and the PrometheusRule match their sources"
+AGENT_SERVER_BIN="$binary" deploy/scripts/generate.sh --check
+pass "k8s config copies, the objectives' rules, tests and dashboard, and the PrometheusRule match their sources"
 
 # ------------------------------------------------------------------------------------------- Docker
 step "hadolint deploy/docker/Dockerfile"
@@ -141,9 +151,12 @@ pass "Prometheus Operator resources"
 # --------------------------------------------------------------------------------------- Prometheus
 step "promtool check config, check rules, test rules"
 promtool check config deploy/prometheus/prometheus.yml
-promtool check rules deploy/prometheus/alerts.yml
+promtool check rules deploy/prometheus/alerts.yml deploy/prometheus/slo.yml
 (cd deploy/prometheus && promtool test rules alerts_test.yml)
-pass "prometheus.yml, alerts.yml and their unit tests"
+# The objectives' burn-rate alerts, against series that burn each budget just above and just below each
+# alert's rate: each fires when it should and not before, and never below its rate.
+(cd deploy/prometheus && promtool test rules slo_page_test.yml slo_ticket_test.yml)
+pass "prometheus.yml, alerts.yml and slo.yml and their unit tests"
 
 # ------------------------------------------------------------------------------------------ scripts
 step "shellcheck, and each script's --dry-run"
@@ -169,13 +182,6 @@ step "consistency across deploy/ (ports, probes, grace period, ConfigMap, alerts
 pass "consistency"
 
 # ------------------------------------------------------------------------------------ live server
-step "agent-server (release build)"
-binary="${AGENT_SERVER_BIN:-}"
-if [[ -z "$binary" ]]; then
-    cargo build --release -p production-agent --bin agent-server
-    binary="$(cargo metadata --format-version 1 --no-deps | "$python" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/release/agent-server"
-fi
-[[ -x "$binary" ]] || { echo "no agent-server binary at $binary" >&2; exit 1; }
 
 api_port="$(free_port)"
 ops_port="$(free_port)"
@@ -231,13 +237,14 @@ echo "$(grep -c '^# TYPE' "$work/metrics.txt") metric families"
 pass "promtool check metrics on /metrics"
 
 mkdir -p "$work/prometheus/data"
-cp deploy/prometheus/alerts.yml "$work/prometheus/alerts.yml"
+cp deploy/prometheus/alerts.yml deploy/prometheus/slo.yml "$work/prometheus/"
 cat >"$work/prometheus/prometheus.yml" <<YAML
 global:
   scrape_interval: 2s
   evaluation_interval: 2s
 rule_files:
   - alerts.yml
+  - slo.yml
 scrape_configs:
   - job_name: agent-server
     static_configs:

@@ -25,6 +25,7 @@ pub mod redact;
 pub mod rejected;
 pub mod retry;
 pub mod shutdown;
+pub mod slo;
 pub mod slots;
 #[doc(hidden)]
 pub mod support;

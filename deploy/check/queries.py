@@ -5,7 +5,7 @@ deploy/check.sh. Fails (exit 1) when:
   prometheus-adapter rule, Grafana variable queries);
 - a dashboard panel's expression returns no series (a panel that would show nothing);
 - an expression names a metric that the server does not export;
-- a rule that Prometheus loaded from alerts.yml reports an evaluation error;
+- a rule that Prometheus loaded from alerts.yml or slo.yml reports an evaluation error;
 - the fault burst did not make HardenedCircuitBreakerOpen fire, or the breaker did not close again.
 
 usage: queries.py PROMETHEUS_URL DEPLOY_DIR
@@ -39,12 +39,16 @@ def query(expr):
 
 
 names = set(api("/api/v1/label/__name__/values")["data"])
+# The hand-written rules and the objectives' generated ones.
+RULE_FILES = ["alerts.yml", "slo.yml"]
+groups = [(rules, group) for rules in RULE_FILES
+          for group in yaml.safe_load((DEPLOY / "prometheus" / rules).read_text())["groups"]]
 recorded = set()
-for group in yaml.safe_load((DEPLOY / "prometheus/alerts.yml").read_text())["groups"]:
+for _, group in groups:
     recorded.update(rule["record"] for rule in group["rules"] if "record" in rule)
 
 # The metrics of deploy/ all come from hardened's registry (hardened_*, process_*) or are recorded by
-# alerts.yml (hardened:*).
+# alerts.yml and slo.yml (hardened:*).
 METRIC = re.compile(r"(?<![\w:])(hardened_[a-zA-Z0-9_]+|process_[a-zA-Z0-9_]+|hardened:[a-zA-Z0-9_:]+)")
 
 
@@ -105,14 +109,14 @@ for path in sorted((DEPLOY / "grafana/dashboards").glob("*.json")):
             check_names(where, target["expr"])
 
 # ---------------------------------------------------------------- rules
-for group in yaml.safe_load((DEPLOY / "prometheus/alerts.yml").read_text())["groups"]:
+for rules, group in groups:
     for rule in group["rules"]:
         checked += 1
         name = rule.get("alert") or rule.get("record")
         answer = query(rule["expr"])
         if answer.get("status") != "success":
-            failures.append(f"alerts.yml: {name}: {answer.get('error')}")
-        check_names(f"alerts.yml: {name}", rule["expr"])
+            failures.append(f"{rules}: {name}: {answer.get('error')}")
+        check_names(f"{rules}: {name}", rule["expr"])
 
 rules = api("/api/v1/rules")["data"]["groups"]
 loaded = 0
@@ -122,7 +126,7 @@ for group in rules:
         if rule.get("health") != "ok":
             failures.append(f"Prometheus evaluates {rule['name']} with health {rule.get('health')}: {rule.get('lastError')}")
 if loaded == 0:
-    failures.append("Prometheus loaded no rule from alerts.yml")
+    failures.append("Prometheus loaded no rule from alerts.yml and slo.yml")
 
 # ---------------------------------------------------------------- prometheus-adapter
 adapter = yaml.safe_load((DEPLOY / "k8s/prometheus-adapter/values.yaml").read_text())

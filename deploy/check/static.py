@@ -37,23 +37,32 @@ pre_stop_delay = seconds(hardened["shutdown"]["pre_stop_delay"])
 data_dir = "/var/lib/agent-server"
 expect(agent["audit"]["path"].startswith(data_dir + "/"), f"the audit path {agent['audit']['path']} is outside {data_dir}")
 
-# ---------------------------------------------------------------- the PrometheusRule is alerts.yml
-alerts = yaml.safe_load((DEPLOY / "prometheus/alerts.yml").read_text())
+# ------------------------------------------------- the PrometheusRule is alerts.yml and slo.yml
+# The hand-written rules, then the objectives' generated ones; each file with its unit tests.
+RULE_FILES = [("alerts.yml", ["alerts_test.yml"]), ("slo.yml", ["slo_page_test.yml", "slo_ticket_test.yml"])]
+alerts = {"groups": [group for rules, _ in RULE_FILES
+                     for group in yaml.safe_load((DEPLOY / "prometheus" / rules).read_text())["groups"]]}
 rule = yaml.safe_load((DEPLOY / "k8s/monitoring/prometheusrule.yaml").read_text())
-expect(rule["spec"]["groups"] == alerts["groups"], "prometheusrule.yaml does not hold the groups of alerts.yml")
+expect(rule["spec"]["groups"] == alerts["groups"],
+       "prometheusrule.yaml does not hold the groups of alerts.yml and slo.yml")
+expect(len({group["name"] for group in alerts["groups"]}) == len(alerts["groups"]),
+       "alerts.yml and slo.yml repeat a group name")
 
 # ---------------------------------------------------------------- every alert: tests and a playbook
-tests = yaml.safe_load((DEPLOY / "prometheus/alerts_test.yml").read_text())["tests"]
 runbook = (ROOT / "docs/runbook.md").read_text()
 headings = {line.lstrip("#").strip() for line in runbook.splitlines() if line.startswith("#")}
-for group in alerts["groups"]:
-    for rule_ in group["rules"]:
+for rules, tests_files in RULE_FILES:
+    tests = [test for tests_file in tests_files
+             for test in yaml.safe_load((DEPLOY / "prometheus" / tests_file).read_text())["tests"]]
+    tests_file = " and ".join(tests_files)
+    for rule_ in (rule_ for group in yaml.safe_load((DEPLOY / "prometheus" / rules).read_text())["groups"]
+                  for rule_ in group["rules"]):
         if "alert" not in rule_:
             continue
         name = rule_["alert"]
         cases = [case for test in tests for case in test["alert_rule_test"] if case["alertname"] == name]
-        expect(any(case["exp_alerts"] for case in cases), f"alerts_test.yml has no firing case for {name}")
-        expect(any(not case["exp_alerts"] for case in cases), f"alerts_test.yml has no quiet case for {name}")
+        expect(any(case["exp_alerts"] for case in cases), f"{tests_file} has no firing case for {name}")
+        expect(any(not case["exp_alerts"] for case in cases), f"{tests_file} has no quiet case for {name}")
         expect(name in headings, f"docs/runbook.md has no heading {name}")
         expect(rule_["annotations"].get("runbook") == f"docs/runbook.md#{name.lower()}",
                f"{name}: the runbook annotation is not docs/runbook.md#{name.lower()}")

@@ -52,3 +52,4 @@ pub use crate::outcome::{
     FieldViaDebug, FieldViaDisplay, FieldViaValue, OutcomePredicate, Returned, record_failure,
 };
 pub use core::time::Duration;
+pub use hardened_core::slo::{SLO_MEMBERS, SloMember, SloSettings};

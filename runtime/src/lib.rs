@@ -70,6 +70,7 @@ pub mod health;
 pub mod http;
 #[cfg(feature = "telemetry")]
 pub mod propagation;
+pub mod slo;
 #[cfg(feature = "telemetry")]
 pub mod telemetry;
 #[cfg(feature = "tower")]
@@ -222,6 +223,11 @@ pub use hardened_core::{
 /// `Failure` otherwise) and the function as its resource: `ToolExecution` for `audit` on a function of
 /// `kind = "tool"`, the named type for `audit(event = "..")`, or the event the argument `arg` describes
 /// through [`Audited`](macro@Audited). See the [`audit`] module.
+///
+/// ## `slo(name = "..", success = .., latency = "..", latency_target = ..)`, `slo = ".."`
+/// The calls count towards a service level objective: `success` percent succeed, `latency_target`
+/// percent finish within `latency` (a bound of the function's buckets). Nothing runs in the call; see the
+/// [`slo`] module for the rules and alerts that judge it.
 ///
 /// ## `rate(.., scope = "global")`
 /// Where a rate limiter's bucket lives: `"local"` (the default: each process admits the whole rate) or

@@ -59,6 +59,8 @@ pub enum Value {
     /// A delay: a duration longer than zero (`"200ms"`), or a percentile of the latency observed,
     /// from `"p50"` to `"p99.9"`.
     Latency,
+    /// A percentage above 0 and below 100, such as `99.9`: the share of calls an objective promises.
+    Percent,
 }
 
 impl fmt::Display for Value {
@@ -84,6 +86,7 @@ impl fmt::Display for Value {
             Value::Latency => f.write_str(
                 "a duration longer than zero, such as \"200ms\", or a percentile of the observed latency from \"p50\" to \"p99.9\"",
             ),
+            Value::Percent => f.write_str("a percentage above 0 and below 100, such as 99.9"),
         }
     }
 }
@@ -674,6 +677,86 @@ kind! {
     }
 }
 
+kind! {
+    /// `slo(..)` and `[slo.<name>]`: a service level objective that the calls of every function naming it
+    /// count towards. Not a guard: nothing runs in the call; Prometheus rules judge the calls' series.
+    slo, "slo", "service level objective",
+    {
+        /// `name`.
+        Name => Spec {
+            name: "name",
+            value: Value::Name,
+            default: None,
+            example: "\"chat\"",
+            doc: "the objective's name, shared by every function whose calls count towards it",
+            accepted: Accepted::AttributeOnly("the configuration names an objective by its section, [slo.<name>]"),
+        },
+        /// `success`.
+        Success => Spec {
+            name: "success",
+            value: Value::Percent,
+            default: None,
+            example: "99.9",
+            doc: "the percentage of calls that must succeed (end neither in error, panic, timeout nor rejection)",
+            accepted: Accepted::Both,
+        },
+        /// `latency`.
+        Latency => Spec {
+            name: "latency",
+            value: Value::Duration,
+            default: None,
+            example: "\"2s\"",
+            doc: "the latency threshold: a bound of every member function's duration histogram",
+            accepted: Accepted::Both,
+        },
+        /// `latency_target`.
+        LatencyTarget => Spec {
+            name: "latency_target",
+            value: Value::Percent,
+            default: None,
+            example: "99",
+            doc: "the percentage of calls that must finish within `latency`",
+            accepted: Accepted::Both,
+        },
+    }
+}
+
+/// The default bounds of a call's duration histogram, in nanoseconds: from 5 µs (a reducer) to 5 minutes
+/// (a long LLM call). Here, so that the attribute can check an objective's latency against them.
+pub const DEFAULT_BUCKETS_NANOS: &[u64] = &[
+    5_000,
+    10_000,
+    25_000,
+    50_000,
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    5_000_000_000,
+    10_000_000_000,
+    30_000_000_000,
+    60_000_000_000,
+    120_000_000_000,
+    300_000_000_000,
+];
+
+/// Whether `percent` is a percentage an objective can promise: above 0 and below 100 (100 leaves no
+/// error budget).
+#[must_use]
+pub fn is_objective_percent(percent: f64) -> bool {
+    percent > 0.0 && percent < 100.0
+}
+
 /// The percentiles `hedge(after = ..)` accepts, in thousandths: from `"p50"` to `"p99.9"`.
 pub const HEDGE_PERCENTILES: (u32, u32) = (500, 999);
 
@@ -703,8 +786,9 @@ pub const CONCURRENCY_ALGORITHMS: &[&str] = &["aimd", "vegas", "gradient"];
 /// refuses more, and the runtime keeps room for this many.
 pub const MAX_SPAN_FIELDS: usize = 32;
 
-/// Every kind of guard with keys, in the order they are documented.
-pub const KINDS: &[Kind] = &[breaker::KIND, rate::KIND, concurrency::KIND, bulkhead::KIND, retry::KIND, hedge::KIND];
+/// Every kind with keys, in the order they are documented: the guards, then service level objectives.
+pub const KINDS: &[Kind] =
+    &[breaker::KIND, rate::KIND, concurrency::KIND, bulkhead::KIND, retry::KIND, hedge::KIND, slo::KIND];
 
 #[cfg(test)]
 extern crate std;
@@ -728,6 +812,7 @@ mod tests {
         assert_eq!(retry::Key::When.spec().name, "when");
         assert_eq!(bulkhead::Key::Wait.spec().name, "wait");
         assert_eq!(hedge::Key::Idempotent.spec().name, "idempotent");
+        assert_eq!(slo::Key::LatencyTarget.spec().name, "latency_target");
     }
 
     #[test]

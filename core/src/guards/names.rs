@@ -14,12 +14,16 @@ macro_rules! declared_names {
                 #[doc = concat!("The names of `", stringify!($field), "` guards.")]
                 pub $field: Vec<String>,
             )*
+            /// The names of the service level objectives functions count towards (not a guard, but
+            /// named and configured as one); filled by the configuration, which reads them apart.
+            pub slo: Vec<String>,
         }
 
         impl DeclaredNames {
             /// Adds `other`'s names.
             pub(super) fn extend(&mut self, other: &DeclaredNames) {
                 $( self.$field.extend(other.$field.iter().cloned()); )*
+                self.slo.extend(other.slo.iter().cloned());
             }
 
             /// Every kind's names, sorted and without repeats.
@@ -28,6 +32,8 @@ macro_rules! declared_names {
                     self.$field.sort();
                     self.$field.dedup();
                 )*
+                self.slo.sort();
+                self.slo.dedup();
             }
         }
     };

@@ -18,32 +18,7 @@ pub(crate) const UNRESOLVED: u32 = u32::MAX;
 pub(crate) const DETACHED: u32 = u32::MAX - 1;
 
 /// The default histogram bounds, in nanoseconds: from 5 µs (a reducer) to 5 minutes (a long LLM call).
-pub(crate) const DEFAULT_BUCKETS_NANOS: &[u64] = &[
-    5_000,
-    10_000,
-    25_000,
-    50_000,
-    100_000,
-    250_000,
-    500_000,
-    1_000_000,
-    2_500_000,
-    5_000_000,
-    10_000_000,
-    25_000_000,
-    50_000_000,
-    100_000_000,
-    250_000_000,
-    500_000_000,
-    1_000_000_000,
-    2_500_000_000,
-    5_000_000_000,
-    10_000_000_000,
-    30_000_000_000,
-    60_000_000_000,
-    120_000_000_000,
-    300_000_000_000,
-];
+pub(crate) const DEFAULT_BUCKETS_NANOS: &[u64] = hardened_schema::DEFAULT_BUCKETS_NANOS;
 
 /// What the macro knows about a call site at compile time.
 #[doc(hidden)]

@@ -162,6 +162,25 @@ pub fn fraction(raw: Raw<'_>) -> Result<f64, Problem> {
     Ok(number)
 }
 
+/// A percentage above 0 and below 100, such as `99.9`; whole numbers are accepted too.
+pub fn percent(raw: Raw<'_>) -> Result<f64, Problem> {
+    let allowed = Value::Percent.to_string();
+    #[allow(clippy::cast_precision_loss, reason = "any integer of 100 or more is out of range anyway")]
+    let number = match raw {
+        Raw::Toml(toml::Value::Float(number)) => *number,
+        Raw::Toml(toml::Value::Integer(number)) => *number as f64,
+        Raw::Toml(_) => return Err(Problem::new("is not a number", allowed)),
+        Raw::Env(text) => text.trim().parse::<f64>().map_err(|_| Problem::new("is not a number", allowed.clone()))?,
+    };
+    if number.is_nan() {
+        return Err(Problem::new("is not a number", allowed));
+    }
+    if !hardened_schema::is_objective_percent(number) {
+        return Err(Problem::new(OUT_OF_RANGE, allowed));
+    }
+    Ok(number)
+}
+
 /// The URL of a Redis server: `redis://`, `rediss://` (TLS) or `unix://` (a socket).
 pub fn redis_url(raw: Raw<'_>) -> Result<String, Problem> {
     let wrong = || {

@@ -18,6 +18,7 @@ mod calls;
 pub mod exemplars;
 mod guards;
 mod openmetrics;
+mod slo;
 
 use std::sync::OnceLock;
 
@@ -34,6 +35,8 @@ pub fn registry() -> &'static Registry {
         let registered = calls::CallMetrics::new()
             .and_then(|collector| registry.register(Box::new(collector)))
             .and_then(|()| guards::GuardMetrics::new())
+            .and_then(|collector| registry.register(Box::new(collector)))
+            .and_then(|()| slo::SloInfo::new())
             .and_then(|collector| registry.register(Box::new(collector)))
             .and_then(|()| build_info())
             .and_then(|collector| registry.register(Box::new(collector)))

@@ -107,6 +107,10 @@ impl Agent {
     /// Answers `content` in `session` for the caller whose API key is `key_name`, within that key's
     /// token budget: runs the reducer's effects until it responds. `allowed` says which tools the key may
     /// use.
+    ///
+    /// The work of the message route (`POST /v1/sessions/{id}/messages`), and its objective: 99.5% of
+    /// messages answered, 99% within 10 s (the model and the tools included), over 30 days.
+    #[hardened(kind = "route", slo(name = "messages", success = 99.5, latency = "10s", latency_target = 99))]
     pub(crate) async fn respond(
         &self,
         session: &mut Session,

@@ -1,5 +1,5 @@
-//! The command line: `serve` (the default), `config check`, `audit verify`, `audit report` and
-//! `audit keygen`.
+//! The command line: `serve` (the default), `config check`, `audit verify`, `audit report`,
+//! `audit keygen` and `slo rules`.
 
 use std::path::PathBuf;
 
@@ -31,6 +31,28 @@ pub(crate) enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// The service level objectives the functions declare.
+    Slo {
+        #[command(subcommand)]
+        command: SloCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SloCommand {
+    /// Prints the Prometheus rules of the objectives: recording rules and burn-rate alerts. With `--out`,
+    /// writes them with their promtool tests and the Grafana dashboard under a deploy directory
+    /// (`prometheus/slo.yml`, `prometheus/slo_page_test.yml` and `slo_ticket_test.yml`,
+    /// `grafana/dashboards/slo.json`); with `--check`, compares those files instead and fails when one
+    /// differs.
+    Rules {
+        /// The deploy directory to write the files under, such as `deploy`.
+        #[arg(long, value_name = "DIR", conflicts_with = "check")]
+        out: Option<PathBuf>,
+        /// The deploy directory whose files to compare.
+        #[arg(long, value_name = "DIR")]
+        check: Option<PathBuf>,
     },
 }
 

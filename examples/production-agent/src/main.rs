@@ -12,6 +12,7 @@ mod model;
 mod serve;
 mod sessions;
 mod settings;
+mod slo_rules;
 mod tool_names;
 mod tools;
 mod trail;
@@ -20,7 +21,7 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 
-use crate::cli::{AuditCommand, Cli, Command, ConfigCommand};
+use crate::cli::{AuditCommand, Cli, Command, ConfigCommand, SloCommand};
 
 /// Every request allocates across threads (audit events are made on the request's thread and freed on the
 /// audit writer's), which mimalloc's per-thread free lists serve far faster than the system allocator.
@@ -61,6 +62,9 @@ fn main() -> ExitCode {
             Command::Audit { command: AuditCommand::Keygen { out } } => audit_commands::keygen(&out),
             Command::Audit { command: AuditCommand::Report { since, json } } => {
                 audit_commands::report(&settings, since.into(), json).await
+            }
+            Command::Slo { command: SloCommand::Rules { out, check } } => {
+                slo_rules::run(out.as_deref(), check.as_deref())
             }
         }
     });

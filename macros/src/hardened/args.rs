@@ -44,6 +44,7 @@ pub(crate) const ARGUMENTS: &[&str] = &[
     "hedge",
     "fallback",
     "audit",
+    "slo",
 ];
 
 /// One entry of `fields(...)`: `key` alone records the argument of that name, `key = expr` an expression.
@@ -69,6 +70,7 @@ pub(crate) struct Args {
     pub(crate) skip: Option<Span>,
     pub(crate) guards: GuardArgs,
     pub(crate) audit: Option<Spanned<AuditArg>>,
+    pub(crate) slo: Option<super::slo::SloArgs>,
     /// Each argument's key and its span, in the order written (a method's own before its block's), for
     /// errors about an argument being there at all.
     pub(crate) keys: Vec<(&'static str, Span)>,
@@ -126,6 +128,7 @@ impl Args {
             "crate" => self.krate = Some(crate_path(meta)?),
             "skip" => self.skip = Some(word(meta, "hardened")?),
             "audit" => self.audit = Some(super::audit::read(meta)?),
+            "slo" => self.slo = Some(super::slo::read(meta)?),
             guard if GUARD_ARGUMENTS.contains(&guard) => self.guards.read(guard, meta)?,
             _ => unreachable!("`{key}` is listed in ARGUMENTS but has no reader"),
         }
@@ -161,6 +164,7 @@ impl Args {
             skip: self.skip,
             guards: self.guards.over(outer.guards),
             audit: self.audit.or(outer.audit),
+            slo: self.slo.or(outer.slo),
             keys: self.keys.into_iter().chain(outer.keys).collect(),
             written: [outer.written, self.written]
                 .into_iter()
@@ -328,7 +332,7 @@ mod tests {
         assert_eq!(
             errors,
             [
-                "unknown argument `colour`; expected one of `name`, `kind`, `level`, `fields`, `ok_if`, `error_if`, `span`, `metrics`, `buckets`, `crate`, `skip`, `breaker`, `rate`, `burst`, `concurrency`, `bulkhead`, `timeout`, `retry`, `hedge`, `fallback` or `audit`",
+                "unknown argument `colour`; expected one of `name`, `kind`, `level`, `fields`, `ok_if`, `error_if`, `span`, `metrics`, `buckets`, `crate`, `skip`, `breaker`, `rate`, `burst`, `concurrency`, `bulkhead`, `timeout`, `retry`, `hedge`, `fallback`, `audit` or `slo`",
                 "expected an argument, found the string `\"search\"`; did you mean `name = \"search\"`?",
                 "expected an argument such as `kind = \"tool\"`, found `5`",
             ]

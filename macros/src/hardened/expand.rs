@@ -20,6 +20,7 @@ pub(crate) fn body(plan: &Plan, sig: &mut Signature, mut block: Block, may_retur
     let krate = &plan.krate;
     let guarded = plan.guards.guards_call();
     let site = site_static(plan, sig);
+    let slo = plan.slo.as_ref().map(|slo| super::slo::member_static(slo, krate));
     let guards_static = guarded.then(|| guards::guards_static(&plan.guards, krate));
     let span = span_expr(plan);
     let audit_start = plan.audit.as_ref().map(|audit| audit::start(audit, krate, &plan.name));
@@ -84,6 +85,7 @@ pub(crate) fn body(plan: &Plan, sig: &mut Signature, mut block: Block, may_retur
     // Handed to rustc as tokens: parsing the body again would cost as much as the rest of the expansion.
     quote! {
         #site
+        #slo
         #guards_static
         #tokens
     }

@@ -5,6 +5,7 @@ mod audit;
 mod expand;
 mod guards;
 mod labels;
+mod slo;
 mod validate;
 
 use proc_macro2::TokenStream;

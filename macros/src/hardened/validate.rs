@@ -61,6 +61,8 @@ pub(crate) struct Plan {
     pub(crate) analysis: Analysis,
     pub(crate) guards: GuardPlan,
     pub(crate) audit: Option<AuditPlan>,
+    /// The objective the calls count towards, if any.
+    pub(crate) slo: Option<super::slo::SloPlan>,
 }
 
 /// Checks `args` for the function with signature `sig` and body `block`; `None` when any error was found.
@@ -98,6 +100,7 @@ pub(crate) fn plan(
     };
     let fields = args.fields.map(|fields| check_fields(fields.value, sig, errors)).unwrap_or_default();
     let buckets = args.buckets.map(|buckets| check_buckets(&buckets, errors));
+    let slo = args.slo.and_then(|slo| super::slo::plan(slo, buckets.as_deref(), args.metrics.as_ref(), errors));
     let analysis = signature::analyse(sig, block);
     let (hedge_at, audited) = (key_span(&args.keys, "hedge"), args.audit.is_some());
     let guards = guards::plan(args.guards, sig, &analysis, errors);
@@ -130,6 +133,7 @@ pub(crate) fn plan(
         analysis,
         guards,
         audit,
+        slo,
     })
 }
 

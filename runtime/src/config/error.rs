@@ -87,6 +87,9 @@ pub enum ConfigError {
         /// The parser's message, which shows the line and points at the column.
         message: String,
     },
+    /// The service level objectives cannot be judged with these numbers (see `hardened::slo`).
+    #[error("{0}")]
+    Objectives(#[from] hardened_core::slo::SloErrors),
     /// A value that is of the wrong type or out of range.
     #[error("{setting} {problem}; allowed: {allowed}")]
     Invalid {

@@ -30,7 +30,8 @@
 //! The file named by `HARDENED_CONFIG`, which must then exist; else `hardened.toml` in the current
 //! directory, if there is one; else none, which is no error. It holds `[breaker.<name>]`,
 //! `[rate.<name>]`, `[concurrency.<name>]`, `[bulkhead.<name>]`, `[retry.<name>]` and `[hedge.<name>]` sections; a section
-//! named `default` applies to every guard of its kind. Names are matched exactly as written; quote those
+//! named `default` applies to every guard of its kind. `[slo.<name>]` sections give the numbers of service
+//! level objectives (see [`crate::slo`]). Names are matched exactly as written; quote those
 //! with `.` or `:` (`[breaker."app::fetch"]`).
 //!
 //! # The environment
@@ -90,6 +91,7 @@ pub use crate::concurrency::ConcurrencySettings;
 pub use crate::hedge::HedgeSettings;
 pub use crate::rate_limit::RateSettings;
 pub use crate::retry::RetrySettings;
+pub use hardened_core::slo::SloSettings;
 
 macro_rules! config {
     ($($field:ident: $guard:ty, $settings:ty, $on_site:ident, $one:ident, $all:ident;)*) => {
@@ -102,6 +104,8 @@ macro_rules! config {
                 #[doc = concat!("`[", stringify!($field), ".<name>]` sections.")]
                 pub $field: BTreeMap<String, $settings>,
             )*
+            /// `[slo.<name>]` sections: the numbers of service level objectives.
+            pub slo: BTreeMap<String, SloSettings>,
             /// The `[telemetry]` section.
             pub telemetry: TelemetrySettings,
             /// The `[health]` section.
@@ -197,7 +201,7 @@ pub fn load_text(text: &str, origin: &str) -> Result<Arc<Config>, ConfigError> {
 
 /// Reads the configuration from `source`, without installing it.
 fn read_from(source: &reload::Source, declared: &DeclaredNames) -> Result<(Config, Provenance), ConfigError> {
-    match source {
+    let (config, provenance) = match source {
         reload::Source::Discovered => read_tracked(Path::new(""), process_overrides(), declared),
         reload::Source::File(path) => {
             let text = std::fs::read_to_string(path).map_err(|error| match error.kind() {
@@ -210,7 +214,20 @@ fn read_from(source: &reload::Source, declared: &DeclaredNames) -> Result<(Confi
             Ok((config, provenance))
         }
         reload::Source::Text { text, origin } => read_text(text, origin, process_overrides(), declared),
-    }
+    }?;
+    // Objectives are checked against the functions that count towards them: a bad one refuses the whole
+    // configuration, at load and at reload alike.
+    hardened_core::slo::resolve(hardened_core::slo::members(), &config.slo)?;
+    Ok((config, provenance))
+}
+
+/// The names functions declare: their guards', and the objectives they count towards.
+pub(super) fn declared_names() -> DeclaredNames {
+    let mut declared = crate::guards::declared_names();
+    declared.slo = hardened_core::slo::members().iter().map(|member| member.name.to_owned()).collect();
+    declared.slo.sort();
+    declared.slo.dedup();
+    declared
 }
 
 fn process_overrides() -> impl Iterator<Item = (String, String)> {
@@ -252,7 +269,7 @@ pub fn effective() -> String {
 /// closest declared name when there is one.
 #[must_use]
 pub fn unused() -> Vec<UnusedName> {
-    unused_names(&current(), &crate::guards::declared_names())
+    unused_names(&current(), &declared_names())
 }
 
 static CURRENT: LazyLock<RwLock<Arc<Config>>> = LazyLock::new(|| RwLock::new(Arc::new(Config::default())));

@@ -35,7 +35,7 @@ pub(super) fn source() -> Source {
 /// Reads the configuration from `source`, installs it and remembers `source` for the next reload; on an
 /// error nothing changes.
 pub(super) fn load_from(source: Source) -> Result<Arc<Config>, ConfigError> {
-    let declared = crate::guards::declared_names();
+    let declared = super::declared_names();
     let (config, provenance) = super::read_from(&source, &declared)?;
     *SOURCE.write().unwrap_or_else(PoisonError::into_inner) = Some(source);
     Ok(super::finish_load(config, provenance, &declared))

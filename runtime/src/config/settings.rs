@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use hardened_schema::Kind;
 
 use super::operations::{HealthSettings, ServerSettings, ShutdownSettings, Single, TelemetrySettings};
-use super::{Config, DeclaredNames};
+use super::{Config, DeclaredNames, SloSettings};
 use crate::guards::{GuardSections, guard_kinds};
 use crate::keys::Keys;
 use crate::kind::GuardKind;
@@ -57,14 +57,16 @@ macro_rules! sections {
             }
         )*
 
-        /// Calls `visitor` with every kind of guard section.
+        /// Calls `visitor` with every kind of named section: the guards', then the objectives'.
         pub(super) fn each_kind(visitor: &mut impl EachKind) {
             $( visitor.kind::<$settings>(); )*
+            visitor.kind::<SloSettings>();
         }
 
-        /// Every top-level table: the guard kinds', then the service's own sections.
+        /// Every top-level table: the guard kinds', the objectives', then the service's own sections.
         pub(super) const SECTIONS: &[&str] = &[
             $( <$settings as Section>::KIND, )*
+            <SloSettings as Section>::KIND,
             TelemetrySettings::SECTION,
             HealthSettings::SECTION,
             ShutdownSettings::SECTION,
@@ -86,3 +88,20 @@ macro_rules! sections {
 }
 
 guard_kinds!(sections);
+
+/// `[slo.<name>]`: named and layered as a guard's section is, though an objective is not a guard.
+impl Section for SloSettings {
+    const SCHEMA: &'static Kind = &hardened_schema::slo::KIND;
+
+    fn declared(names: &DeclaredNames) -> &[String] {
+        &names.slo
+    }
+
+    fn of(config: &Config) -> &BTreeMap<String, Self> {
+        &config.slo
+    }
+
+    fn of_mut(config: &mut Config) -> &mut BTreeMap<String, Self> {
+        &mut config.slo
+    }
+}

@@ -180,10 +180,12 @@ async fn spend_tokens(
 
 /// Every model call: a breaker shared under the name `llm`, the provider's rate limit, the provider's
 /// limit of concurrent requests (calls over it queue for their turn), a timeout, and retries of transient
-/// failures within a retry budget.
+/// failures within a retry budget. Its objective: 99% of calls answered (a refusal by a guard counts
+/// against it), 95% within 5 s, over 30 days.
 #[hardened(
     kind = "llm",
     fields(model = model.name()),
+    slo(name = "model", success = 99, latency = "5s", latency_target = 95),
     breaker = "llm",
     rate(name = "llm", per_second = 50, burst = 100),
     concurrency(name = "llm", limit = 64, wait = "10s"),

@@ -1,0 +1,13 @@
+use hardened::hardened;
+
+#[derive(Debug)]
+struct ChatError;
+
+#[hardened(slo(success = 99.9))]
+async fn answer(question: &str) -> Result<usize, ChatError> {
+    Ok(question.len())
+}
+
+fn main() {
+    let _ = answer("a");
+}
