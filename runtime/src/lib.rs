@@ -67,6 +67,8 @@ pub mod config;
 pub mod guard_states;
 pub mod health;
 #[cfg(feature = "http")]
+pub mod admin;
+#[cfg(feature = "http")]
 pub mod http;
 #[cfg(feature = "telemetry")]
 pub mod propagation;

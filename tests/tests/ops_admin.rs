@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use hardened::http::{AdminAccess, admin_router};
+use hardened::admin::{AdminAccess, admin_router};
 use hardened::rate_limit::Demand;
 use serde_json::Value;
 

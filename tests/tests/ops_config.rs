@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::OnceLock;
 
 use hardened::audit::{Auditor, EventType, MemorySink};
-use hardened::http::{AdminAccess, admin_router};
+use hardened::admin::{AdminAccess, admin_router};
 use hardened::{Rejected, hardened};
 use serde_json::{Value, json};
 

@@ -9,7 +9,7 @@ use crate::breaker::{CircuitBreaker, Verdict};
 use crate::clock::{self, SystemClock};
 use crate::guards::shards;
 use crate::guards::site::{DETACHED, Site};
-use crate::metrics::exemplars;
+use crate::guards::exemplars;
 use crate::outcome::Outcome;
 
 /// A call of a `#[hardened]` function, from start to outcome.

@@ -268,7 +268,7 @@ pub fn run_sync<R: GuardedReturn>(
     let elapsed = call.elapsed_nanos(clock);
     let counted = permits.settle(is_failure(&value), elapsed);
     let outcome = classify(&value);
-    crate::metrics::exemplars::offer_if_on(guards.site(), elapsed, span);
+    crate::guards::exemplars::offer_if_on(guards.site(), elapsed, span);
     call.finish_after(outcome, elapsed, counted);
     (value, outcome)
 }

@@ -349,7 +349,7 @@ where
         let failed = (self.is_failure)(&output);
         let counted = permits.settle(failed, elapsed);
         let (value, outcome) = (self.classify)((output, None), self.span);
-        crate::metrics::exemplars::offer_if_on(call.site(), elapsed, self.span);
+        crate::guards::exemplars::offer_if_on(call.site(), elapsed, self.span);
         call.finish_after(outcome, elapsed, counted);
         Poll::Ready(value)
     }

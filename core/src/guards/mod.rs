@@ -7,6 +7,7 @@
 
 pub mod call;
 pub mod chain;
+pub(crate) mod exemplars;
 pub mod guarded;
 pub mod hedging;
 pub(crate) mod held;

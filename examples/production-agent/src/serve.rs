@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use hardened::audit::{self, AuditEvent, AuditSigningKey, Auditor, EventType, JsonlSink, PostgresSink};
 use hardened::health::{self, Component, HealthConfig, PostgresCheck};
-use hardened::http::{AdminAccess, RequestLayer, Server, ServerLimits, ServerTraceLayer};
+use hardened::admin::AdminAccess;
+use hardened::http::{RequestLayer, Server, ServerLimits, ServerTraceLayer};
 use hardened::shutdown::ShutdownConfig;
 use hardened::telemetry::TelemetryConfig;
 
@@ -104,7 +105,7 @@ pub(crate) async fn serve(settings: Settings) -> Result<(), Box<dyn Error>> {
         let admin_address = admin.local_addr()?;
         let access = AdminAccess::configured();
         tracing::info!(address = %admin_address, token = access.has_token(), "ops endpoints listening");
-        server = server.admin(admin, hardened::http::admin_router(access, admin_address));
+        server = server.admin(admin, hardened::admin::admin_router(access, admin_address));
     }
     // `SIGHUP` reads hardened.toml again and retunes the guards; a bad file is logged, audited and refused.
     hardened::config::reload_on_hangup();

@@ -1,7 +1,6 @@
 //! HTTP for axum services: the server (graceful shutdown and limits on every client), the ops router
 //! (probes and metrics) and the layers that trace and measure requests.
 
-mod admin;
 mod body;
 mod connections;
 mod labels;
@@ -14,7 +13,6 @@ mod requests;
 mod serve;
 mod trace;
 
-pub use self::admin::{AdminAccess, admin_router};
 pub use self::labels::{OTHER_METHOD, UNMATCHED_ROUTE};
 pub use self::limits::ServerLimits;
 pub use self::ops::{PROMETHEUS_CONTENT_TYPE, ops_router, ops_router_with};

@@ -1,4 +1,4 @@
-//! The admin router: the public-safe ops endpoints of [`ops_router`](super::ops_router), plus the
+//! The admin router: the public-safe ops endpoints of [`ops_router`](crate::http::ops_router), plus the
 //! operations endpoints that show and change the process's internals, behind an optional bearer token.
 
 mod access;
@@ -15,10 +15,10 @@ use axum::routing::{get, post};
 
 pub use self::access::AdminAccess;
 
-/// The admin endpoints, for a listener of their own ([`Server::admin`](super::Server::admin)); never for
+/// The admin endpoints, for a listener of their own ([`Server::admin`](crate::http::Server::admin)); never for
 /// the application's listener.
 ///
-/// Besides every endpoint of [`ops_router`](super::ops_router) (probes and `/metrics`, which stay open to
+/// Besides every endpoint of [`ops_router`](crate::http::ops_router) (probes and `/metrics`, which stay open to
 /// anyone who can reach the listener, as orchestrators and scrapers expect), it serves the operations
 /// endpoints:
 ///
@@ -61,5 +61,5 @@ pub fn admin_router(access: AdminAccess, address: SocketAddr) -> Router {
         .layer(axum::middleware::from_fn_with_state(access.decide(address), access::check));
     // The page holds no data and a browser cannot send a token with a navigation: it is open, and its
     // fetches of /calls and /guards carry the token.
-    super::ops_router().route("/hardened", get(page::page)).merge(operations)
+    crate::http::ops_router().route("/hardened", get(page::page)).merge(operations)
 }

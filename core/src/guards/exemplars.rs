@@ -1,0 +1,180 @@
+//! Exemplars: for each bucket of a site's duration histogram, the latest call that fell in it inside a
+//! sampled trace, with that trace's id, so that a latency spike on a dashboard leads to a trace.
+//!
+//! Core has no OpenTelemetry dependency: the runtime registers a [`set_source`] that reads a span's
+//! trace and span ids when its trace is sampled, and turns exemplars on with [`set_enabled`] when its
+//! sampler can sample. A call pays for exemplars only when both are on and its span is enabled; then the
+//! cold [`offer`] asks the source and, for a sampled span, writes the bucket's one slot. The slots of a
+//! site are allocated at its first exemplar; a slot that another thread is writing is skipped, never
+//! waited for.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock, PoisonError, TryLockError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tracing::Span;
+
+use crate::guards::site::{Site, sites};
+
+/// The ids of a span in a sampled trace, as the [`set_source`] reads them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SampledSpan {
+    /// The W3C trace id.
+    pub trace_id: [u8; 16],
+    /// The W3C span id.
+    pub span_id: [u8; 8],
+}
+
+/// One call kept as an exemplar of a histogram bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Exemplar {
+    /// The trace the call was part of.
+    pub trace_id: [u8; 16],
+    /// The call's span.
+    pub span_id: [u8; 8],
+    /// The call's duration, in nanoseconds.
+    pub value_nanos: u64,
+    /// When the call ended, in nanoseconds since the Unix epoch.
+    pub unix_nanos: u64,
+}
+
+impl Exemplar {
+    /// The trace id in lowercase hex, as W3C Trace Context, Prometheus and Tempo write it.
+    #[must_use]
+    pub fn trace_id_hex(&self) -> String {
+        hex(&self.trace_id)
+    }
+
+    /// The span id in lowercase hex.
+    #[must_use]
+    pub fn span_id_hex(&self) -> String {
+        hex(&self.span_id)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    bytes
+        .iter()
+        .flat_map(|byte| [DIGITS[usize::from(byte >> 4)], DIGITS[usize::from(byte & 0xf)]])
+        .map(char::from)
+        .collect()
+}
+
+/// Reads the ids of a span whose trace is sampled; `None` for any other span.
+pub type Source = fn(&Span) -> Option<SampledSpan>;
+
+static ENABLED: AtomicBool = AtomicBool::new(false);
+static SOURCE: OnceLock<Source> = OnceLock::new();
+
+/// Registers the function that reads a span's ids; the first registration wins (`false` after it).
+///
+/// Nothing is kept until [`set_enabled`] turns exemplars on as well.
+pub fn set_source(source: Source) -> bool {
+    SOURCE.set(source).is_ok()
+}
+
+/// Turns keeping exemplars on or off. Off, a call pays one relaxed load for them.
+pub fn set_enabled(enabled: bool) {
+    ENABLED.store(enabled, Ordering::Relaxed);
+}
+
+/// Whether exemplars are kept: turned on and with a source registered.
+#[must_use]
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed) && SOURCE.get().is_some()
+}
+
+/// Offers a finished call of `site` that took `nanos` as an exemplar, if its `span` is enabled and
+/// exemplars are on. Called right after the call's outcome is recorded on its span, which has read the
+/// same `span` already: the test below reuses that reading, and nothing else is on the call's path.
+#[inline(always)]
+#[allow(clippy::inline_always, reason = "on every call's path: one test, then a call kept out of line")]
+pub(crate) fn offer_if_on(site: &'static Site, nanos: u64, span: &Span) {
+    if !span.is_disabled() {
+        offer(site, nanos, span);
+    }
+}
+
+/// Keeps the call as its bucket's exemplar when its span's trace is sampled.
+#[cold]
+#[inline(never)]
+fn offer(site: &'static Site, nanos: u64, span: &Span) {
+    if !ENABLED.load(Ordering::Relaxed) {
+        return;
+    }
+    let Some(sampled) = SOURCE.get().and_then(|source| source(span)) else { return };
+    let Some(slots) = slots_of(site) else { return };
+    let bounds = site.bucket_nanos();
+    let bucket = bounds.iter().position(|bound| nanos <= *bound).unwrap_or(bounds.len());
+    let Some(slot) = slots.get(bucket) else { return };
+    let exemplar =
+        Exemplar { trace_id: sampled.trace_id, span_id: sampled.span_id, value_nanos: nanos, unix_nanos: unix_nanos() };
+    match slot.try_lock() {
+        Ok(mut kept) => *kept = Some(exemplar),
+        Err(TryLockError::Poisoned(poisoned)) => *poisoned.into_inner() = Some(exemplar),
+        // Another call of the same bucket is writing its own: one of the two is enough.
+        Err(TryLockError::WouldBlock) => {}
+    }
+}
+
+fn unix_nanos() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| u64::try_from(since.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// One slot per bucket, the last for `+Inf`.
+type Slots = Box<[Mutex<Option<Exemplar>>]>;
+
+/// The slots of every site, by the site's index in [`sites()`], each allocated at its first exemplar.
+fn store() -> &'static [OnceLock<Slots>] {
+    static STORE: OnceLock<Box<[OnceLock<Slots>]>> = OnceLock::new();
+    STORE.get_or_init(|| sites().iter().map(|_| OnceLock::new()).collect())
+}
+
+/// The index of `site` in [`sites()`]; `None` for a site outside it (a platform without linker sections).
+fn index_of(site: &Site) -> Option<usize> {
+    let all = sites();
+    let stride = std::mem::size_of::<Site>();
+    let offset = (std::ptr::from_ref(site) as usize).checked_sub(all.as_ptr() as usize)?;
+    (offset % stride == 0).then_some(offset / stride).filter(|index| *index < all.len())
+}
+
+fn slots_of(site: &Site) -> Option<&'static Slots> {
+    let index = index_of(site)?;
+    let slots = store().get(index)?;
+    Some(slots.get_or_init(|| (0..=site.bucket_nanos().len()).map(|_| Mutex::new(None)).collect()))
+}
+
+/// The exemplar of each bucket of `site`'s duration histogram, in the order of its bounds, the last for
+/// `+Inf`: `None` for a bucket without one. Empty for a site that has kept none.
+#[must_use]
+pub fn exemplars(site: &Site) -> Vec<Option<Exemplar>> {
+    let Some(slots) = index_of(site).and_then(|index| store().get(index)?.get()) else { return Vec::new() };
+    slots.iter().map(|slot| *slot.lock().unwrap_or_else(PoisonError::into_inner)).collect()
+}
+
+/// Forgets every exemplar kept so far (the slots stay allocated).
+pub fn clear() {
+    for slots in store().iter().filter_map(OnceLock::get) {
+        for slot in slots {
+            *slot.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_written_in_lowercase_hex() {
+        let exemplar = Exemplar {
+            trace_id: [0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36],
+            span_id: [0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7],
+            value_nanos: 1,
+            unix_nanos: 2,
+        };
+        assert_eq!(exemplar.trace_id_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(exemplar.span_id_hex(), "00f067aa0ba902b7");
+    }
+}
