@@ -43,7 +43,7 @@ pub use self::access::AdminAccess;
 ///
 /// ```
 /// use std::net::SocketAddr;
-/// use hardened::http::{AdminAccess, admin_router};
+/// use hardened::admin::{AdminAccess, admin_router};
 ///
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// let address: SocketAddr = "127.0.0.1:9090".parse().unwrap();

@@ -63,11 +63,11 @@
 //! every `#[hardened]` out, to measure what the instrumentation costs; never in production.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "http")]
+pub mod admin;
 pub mod config;
 pub mod guard_states;
 pub mod health;
-#[cfg(feature = "http")]
-pub mod admin;
 #[cfg(feature = "http")]
 pub mod http;
 #[cfg(feature = "telemetry")]

@@ -1,6 +1,6 @@
 //! Behaviour tests of `#[hardened]`; the tests live in `tests/`, this library holds what they share:
 //! a subscriber layer that captures spans as data, log lines written to memory, audit log files read and
-//! rewritten, and readers of the real metrics registry.
+//! rewritten, readers of the real metrics registry, and a global subscriber exporting spans to memory.
 
 pub mod log_files;
 pub mod log_lines;
@@ -9,7 +9,7 @@ pub mod postgres;
 pub mod redis;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use prometheus::proto::MetricType;
 use tracing::field::{Field, Visit};
@@ -242,4 +242,20 @@ pub async fn until(mut done: impl FnMut() -> bool) {
         tokio::task::yield_now().await;
     }
     panic!("the tasks did not get there");
+}
+
+/// The in-memory exporter behind a global subscriber of `hardened::telemetry::otel_layer`, installed on
+/// first use with the default sampler (every trace kept): for a test binary whose spans are made on any
+/// worker thread. It must be the binary's only global subscriber.
+pub fn global_span_exporter() -> &'static opentelemetry_sdk::trace::InMemorySpanExporter {
+    static EXPORTER: OnceLock<opentelemetry_sdk::trace::InMemorySpanExporter> = OnceLock::new();
+    EXPORTER.get_or_init(|| {
+        let exporter = opentelemetry_sdk::trace::InMemorySpanExporter::default();
+        let provider = hardened::telemetry::tracer_provider_builder(&hardened::telemetry::TelemetryConfig::default())
+            .with_simple_exporter(exporter.clone())
+            .build();
+        let subscriber = tracing_subscriber::registry().with(hardened::telemetry::otel_layer(&provider));
+        tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber of this binary");
+        exporter
+    })
 }

@@ -158,14 +158,7 @@ impl ReceivedSpan {
 
     fn from_json(line: &str) -> Option<Self> {
         let value: Value = serde_json::from_str(line).ok()?;
-        let text = |key: &str| value.get(key).and_then(Value::as_str).map(str::to_owned);
-        let map = |key: &str| {
-            value
-                .get(key)
-                .and_then(Value::as_object)
-                .map(|object| object.clone().into_iter().collect())
-                .unwrap_or_default()
-        };
+        let (text, map) = (|key: &str| text_field(&value, key), |key: &str| object_field(&value, key));
         Some(ReceivedSpan {
             transport: text("transport")?,
             scope: text("scope")?,
@@ -227,14 +220,7 @@ impl ReceivedPoint {
         if value.get("signal").and_then(Value::as_str) != Some("metric") {
             return None;
         }
-        let text = |key: &str| value.get(key).and_then(Value::as_str).map(str::to_owned);
-        let map = |key: &str| {
-            value
-                .get(key)
-                .and_then(Value::as_object)
-                .map(|object| object.clone().into_iter().collect())
-                .unwrap_or_default()
-        };
+        let (text, map) = (|key: &str| text_field(&value, key), |key: &str| object_field(&value, key));
         Some(ReceivedPoint {
             transport: text("transport")?,
             name: text("name")?,
@@ -246,6 +232,16 @@ impl ReceivedPoint {
             line: value,
         })
     }
+}
+
+/// A string field of a line the receiver printed.
+fn text_field(line: &Value, key: &str) -> Option<String> {
+    line.get(key).and_then(Value::as_str).map(str::to_owned)
+}
+
+/// An object field of a line the receiver printed (attributes), empty when absent.
+fn object_field(line: &Value, key: &str) -> BTreeMap<String, Value> {
+    line.get(key).and_then(Value::as_object).map(|object| object.clone().into_iter().collect()).unwrap_or_default()
 }
 
 #[derive(Debug, Default)]

@@ -5,8 +5,8 @@
 use std::net::SocketAddr;
 use std::sync::OnceLock;
 
-use hardened::audit::{Auditor, EventType, MemorySink};
 use hardened::admin::{AdminAccess, admin_router};
+use hardened::audit::{Auditor, EventType, MemorySink};
 use hardened::{Rejected, hardened};
 use serde_json::{Value, json};
 

@@ -19,16 +19,7 @@ use tracing_subscriber::layer::SubscriberExt as _;
 
 /// The exporter behind this binary's global subscriber: the servers' tasks run on any worker thread.
 fn exporter() -> &'static InMemorySpanExporter {
-    static EXPORTER: OnceLock<InMemorySpanExporter> = OnceLock::new();
-    EXPORTER.get_or_init(|| {
-        let exporter = InMemorySpanExporter::default();
-        let provider = telemetry::tracer_provider_builder(&TelemetryConfig::default())
-            .with_simple_exporter(exporter.clone())
-            .build();
-        let subscriber = tracing_subscriber::registry().with(telemetry::otel_layer(&provider));
-        tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber of this binary");
-        exporter
-    })
+    hardened_tests::global_span_exporter()
 }
 
 #[derive(Debug)]

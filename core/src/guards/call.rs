@@ -7,9 +7,9 @@ use tracing::Span;
 
 use crate::breaker::{CircuitBreaker, Verdict};
 use crate::clock::{self, SystemClock};
+use crate::guards::exemplars;
 use crate::guards::shards;
 use crate::guards::site::{DETACHED, Site};
-use crate::guards::exemplars;
 use crate::outcome::Outcome;
 
 /// A call of a `#[hardened]` function, from start to outcome.

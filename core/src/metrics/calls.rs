@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType};
 
+use crate::guards::exemplars::{self, Exemplar};
 use crate::guards::shards::{self, SiteTotals};
 use crate::guards::site::{Site, sites};
-use crate::guards::exemplars::{self, Exemplar};
 use crate::outcome::Outcome;
 
 pub(crate) const CALLS_TOTAL: &str = "hardened_calls_total";

@@ -4,9 +4,7 @@
 //! The calls keep them as they finish (see the guards' exemplar store); this module reads them, per site
 //! or per series of `hardened_call_duration_seconds`, for `/metrics` and other exporters.
 
-pub use crate::guards::exemplars::{
-    Exemplar, SampledSpan, Source, clear, enabled, exemplars, set_enabled, set_source,
-};
+pub use crate::guards::exemplars::{Exemplar, SampledSpan, Source, clear, enabled, exemplars, set_enabled, set_source};
 
 /// The exemplars of every series of `hardened_call_duration_seconds` that has kept one, by its `function`,
 /// `module` and `kind` labels, bucket by bucket as [`exemplars`] gives them (of the sites behind one series,

@@ -6,9 +6,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hardened::admin::AdminAccess;
 use hardened::audit::{self, AuditEvent, AuditSigningKey, Auditor, EventType, JsonlSink, PostgresSink};
 use hardened::health::{self, Component, HealthConfig, PostgresCheck};
-use hardened::admin::AdminAccess;
 use hardened::http::{RequestLayer, Server, ServerLimits, ServerTraceLayer};
 use hardened::shutdown::ShutdownConfig;
 use hardened::telemetry::TelemetryConfig;

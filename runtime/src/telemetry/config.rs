@@ -603,19 +603,6 @@ pub fn resolve_env(
     if sdk_off {
         config.metrics_exporters.otlp = false;
     }
-    if let Some(value) = get("OTEL_METRICS_EXEMPLAR_FILTER") {
-        config.exemplars = match value.to_ascii_lowercase().as_str() {
-            "always_off" => false,
-            "trace_based" | "always_on" => true,
-            _ => {
-                return Err(invalid(
-                    "OTEL_METRICS_EXEMPLAR_FILTER",
-                    value,
-                    "`always_on`, `always_off` or `trace_based`",
-                ));
-            }
-        };
-    }
     if let Some(filter) = get("RUST_LOG") {
         filter.clone_into(&mut config.log_filter);
     }
@@ -651,6 +638,19 @@ fn apply_metrics_env<'a>(
     }
     if let Some(value) = get("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE") {
         config.metrics_temporality = parse_named("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", value)?;
+    }
+    if let Some(value) = get("OTEL_METRICS_EXEMPLAR_FILTER") {
+        config.exemplars = match value.to_ascii_lowercase().as_str() {
+            "always_off" => false,
+            "trace_based" | "always_on" => true,
+            _ => {
+                return Err(invalid(
+                    "OTEL_METRICS_EXEMPLAR_FILTER",
+                    value,
+                    "`always_on`, `always_off` or `trace_based`",
+                ));
+            }
+        };
     }
     Ok(())
 }

@@ -21,16 +21,21 @@ const WARNING_INTERVAL: Duration = Duration::from_secs(30);
 pub(crate) fn spans_dropped() -> &'static IntCounter {
     static COUNTER: OnceLock<IntCounter> = OnceLock::new();
     COUNTER.get_or_init(|| {
-        let counter = IntCounter::new(
+        registered_counter(
             "hardened_telemetry_spans_dropped_total",
             "Finished spans that were not exported: the collector refused them, was unreachable or too slow.",
         )
-        .expect("the metric's name and help are valid");
-        if let Err(error) = crate::metrics::registry().register(Box::new(counter.clone())) {
-            tracing::error!(%error, "`hardened_telemetry_spans_dropped_total` could not be registered");
-        }
-        counter
     })
+}
+
+/// A counter of the export's own, registered in [`crate::metrics::registry()`]; a registration that fails
+/// is logged, and the counter still counts.
+pub(crate) fn registered_counter(name: &'static str, help: &'static str) -> IntCounter {
+    let counter = IntCounter::new(name, help).expect("the metric's name and help are valid");
+    if let Err(error) = crate::metrics::registry().register(Box::new(counter.clone())) {
+        tracing::error!(%error, metric = name, "an export metric could not be registered");
+    }
+    counter
 }
 
 /// Builds the OTLP exporter for `config`'s protocol and URL, counting what it fails to deliver.

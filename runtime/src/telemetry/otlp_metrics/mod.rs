@@ -40,15 +40,10 @@ const WARNING_INTERVAL: Duration = Duration::from_secs(30);
 fn exports_failed() -> &'static IntCounter {
     static COUNTER: OnceLock<IntCounter> = OnceLock::new();
     COUNTER.get_or_init(|| {
-        let counter = IntCounter::new(
+        super::export::registered_counter(
             "hardened_telemetry_metric_exports_failed_total",
             "OTLP metric exports the collector did not take: refused, unreachable or too slow.",
         )
-        .expect("the metric's name and help are valid");
-        if let Err(error) = crate::metrics::registry().register(Box::new(counter.clone())) {
-            tracing::error!(%error, "`hardened_telemetry_metric_exports_failed_total` could not be registered");
-        }
-        counter
     })
 }
 
