@@ -246,7 +246,11 @@ pub async fn until(mut done: impl FnMut() -> bool) {
 
 /// The in-memory exporter behind a global subscriber of `hardened::telemetry::otel_layer`, installed on
 /// first use with the default sampler (every trace kept): for a test binary whose spans are made on any
-/// worker thread. It must be the binary's only global subscriber.
+/// worker thread.
+///
+/// # Panics
+///
+/// When another global subscriber was installed first: it must be the binary's only one.
 pub fn global_span_exporter() -> &'static opentelemetry_sdk::trace::InMemorySpanExporter {
     static EXPORTER: OnceLock<opentelemetry_sdk::trace::InMemorySpanExporter> = OnceLock::new();
     EXPORTER.get_or_init(|| {

@@ -2,19 +2,16 @@
 //! span, a child of the caller's span, whose id the `traceparent` the server receives carries, with the
 //! HTTP client attributes, and each is counted in the client duration histogram.
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::any;
 use hardened::propagation::TracedRequest as _;
-use hardened::telemetry::{self, TelemetryConfig};
 use opentelemetry::trace::{SpanKind, Status};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
 use tracing::Instrument as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-use tracing_subscriber::layer::SubscriberExt as _;
 
 /// The exporter behind this binary's global subscriber: the servers' tasks run on any worker thread.
 fn exporter() -> &'static InMemorySpanExporter {

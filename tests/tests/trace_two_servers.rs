@@ -2,7 +2,6 @@
 //! with the reqwest helper, makes one trace across both (A's server span, the handler, its client span, B's
 //! server span), as the in-memory exporter sees it.
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use axum::Router;
@@ -12,10 +11,8 @@ use axum::routing::get;
 use hardened::hardened;
 use hardened::http::ServerTraceLayer;
 use hardened::propagation::TracedRequest as _;
-use hardened::telemetry::{self, TelemetryConfig};
 use opentelemetry::trace::{SpanId, SpanKind, Status};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
-use tracing_subscriber::layer::SubscriberExt as _;
 
 /// The exporter behind this binary's global subscriber: the servers' tasks run on any worker thread.
 fn exporter() -> &'static InMemorySpanExporter {
