@@ -42,23 +42,14 @@ impl Exemplar {
     /// The trace id in lowercase hex, as W3C Trace Context, Prometheus and Tempo write it.
     #[must_use]
     pub fn trace_id_hex(&self) -> String {
-        hex(&self.trace_id)
+        crate::support::hex(&self.trace_id)
     }
 
     /// The span id in lowercase hex.
     #[must_use]
     pub fn span_id_hex(&self) -> String {
-        hex(&self.span_id)
+        crate::support::hex(&self.span_id)
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    bytes
-        .iter()
-        .flat_map(|byte| [DIGITS[usize::from(byte >> 4)], DIGITS[usize::from(byte & 0xf)]])
-        .map(char::from)
-        .collect()
 }
 
 /// Reads the ids of a span whose trace is sampled; `None` for any other span.

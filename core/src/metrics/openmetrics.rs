@@ -89,7 +89,7 @@ fn write_metric(
         }
         MetricType::HISTOGRAM => {
             let histogram = metric.get_histogram();
-            let kept = exemplars.and_then(|exemplars| exemplars_of(labels, exemplars));
+            let kept = exemplars.and_then(|exemplars| super::exemplars::of_series(labels, exemplars));
             let exemplar = |index: usize| kept.and_then(|kept| kept.get(index).copied().flatten());
             let bucket_name = format!("{name}_bucket");
             let buckets = histogram.get_bucket();
@@ -109,17 +109,6 @@ fn write_metric(
             sample(out, &format!("{name}_sum"), labels, None, histogram.get_sample_sum(), timestamp, None);
         }
     }
-}
-
-/// The exemplars of the call duration series labelled `labels`, if it has any.
-fn exemplars_of<'a>(
-    labels: &[LabelPair],
-    exemplars: &'a BTreeMap<SeriesLabels, Vec<Option<Exemplar>>>,
-) -> Option<&'a Vec<Option<Exemplar>>> {
-    let value = |name: &str| labels.iter().find(|pair| pair.name() == name).map(LabelPair::value);
-    let wanted = (value("function")?, value("module")?, value("kind")?);
-    // Few series have exemplars, and a scrape is not a call's path: a walk over them is enough.
-    exemplars.iter().find(|((function, module, kind), _)| (*function, *module, *kind) == wanted).map(|(_, kept)| kept)
 }
 
 fn sample(

@@ -11,8 +11,6 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 use prometheus::proto::{MetricFamily, MetricType};
 
-use crate::metrics::exemplars::Exemplar;
-
 use super::names::{OtlpName, otlp_name};
 use crate::telemetry::MetricsTemporality;
 
@@ -39,10 +37,8 @@ enum Totals {
     Histogram { count: u64, sum: f64, buckets: Vec<u64> },
 }
 
-/// The exemplars of the duration histogram's series, by `function`, `module` and `kind`
-/// ([`crate::metrics::exemplars::by_series`]).
-pub(super) type Exemplars =
-    std::collections::BTreeMap<(&'static str, &'static str, &'static str), Vec<Option<Exemplar>>>;
+/// The exemplars of the duration histogram's series, by `function`, `module` and `kind`.
+pub(super) type Exemplars = crate::metrics::exemplars::BySeries;
 
 /// The family whose buckets keep exemplars.
 const CALL_DURATION: &str = "hardened_call_duration_seconds";
@@ -172,10 +168,7 @@ fn series_exemplars(
     window: Window,
     delta: bool,
 ) -> Vec<OtlpExemplar> {
-    let label = |name: &str| labels.iter().find(|pair| pair.name() == name).map_or("", |pair| pair.value());
-    let Some((_, kept)) = exemplars.iter().find(|((function, module, kind), _)| {
-        *function == label("function") && *module == label("module") && *kind == label("kind")
-    }) else {
+    let Some(kept) = crate::metrics::exemplars::of_series(labels, exemplars) else {
         return Vec::new();
     };
     kept.iter()
@@ -300,6 +293,7 @@ mod tests {
     use prometheus::{HistogramOpts, IntCounterVec, Opts, Registry};
 
     use super::*;
+    use crate::metrics::exemplars::Exemplar;
 
     fn registry() -> (Registry, IntCounterVec, prometheus::Histogram) {
         let registry = Registry::new();
