@@ -21,13 +21,17 @@ bare call and the ratio to the hand-wired version, and exits 1 when a target is 
   #[hardened(fields(n), breaker, rate, bulkhead)] (guards),
   overhead over bare on the allowed path:                    <= 250 per sync call, <= 300 per async call
 
+  exemplars on, over exemplars off, for a call whose span is enabled
+  and not sampled (the runtime's ids-only span layer):          <= 10 per call, with and without guards
+
 The guarded function is compared with the same guards wired by hand (failsafe breaker, governor rate
 limiter, tokio semaphore, on top of the hand-wired tracing and prometheus). Every call of every case must
 succeed (for the guards: be admitted); a case where one did not fails the run.
 
 Also measured, for information: plain #[tracing::instrument]; #[hardened] taken apart (span = false:
-the metrics alone, metrics = false: the span alone) with no subscriber; and #[hardened] against
-#[tracing::instrument] under a subscriber that records spans.
+the metrics alone, metrics = false: the span alone) with no subscriber; #[hardened] against
+#[tracing::instrument] under a subscriber that records spans; and the exemplars' cost under the exporting
+span layer (the SDK's tracer, whose random ids move its counts by a few dozen from run to run).
 
 options:
   --small N          iterations of the first run (default 10000)
@@ -35,7 +39,8 @@ options:
   --keep DIR         keep the callgrind output files in DIR
   --annotate CASE    profile one case (e.g. sync/no_subscriber/hardened_guards) with callgrind_annotate,
                      by function and by source line, and exit; CASE is
-                     {sync,async}/{no_subscriber,span_disabled,noop_layer,recording}/{bare,hardened,
+                     {sync,async}/{no_subscriber,span_disabled,noop_layer,recording,
+                     {otel,ids}_unsampled[_exemplars]}/{bare,hardened,
                      instrument,hand_wired,hardened_metrics_only,hardened_span_only,hardened_guards,
                      hand_wired_guards}
   -h, --help         this text
@@ -84,7 +89,7 @@ fi
 cd "$(dirname "$0")/.."
 
 # The benchmark binary, built in the bench profile (optimised, with debug info for annotation).
-build_args=(bench -p hardened --bench overhead --no-run --message-format=json-render-diagnostics)
+build_args=(bench -p hardened --bench overhead --features telemetry --no-run --message-format=json-render-diagnostics)
 echo "building the overhead benchmark..." >&2
 artifacts="$(cargo "${build_args[@]}")"
 binary="$(printf '%s\n' "$artifacts" |
@@ -170,10 +175,11 @@ if [[ -n "$annotate" ]]; then
     exit 0
 fi
 
-# Instructions per call of one case, as a decimal.
+# Instructions per call of one case, as a decimal; optionally with other iteration counts than the
+# defaults (the subscriber setups that make OpenTelemetry spans cost some 5,000 to 10,000 per call).
 declare -A per_call
 measure() {
-    local case_id="$1" first second
+    local case_id="$1" small="${2:-$small}" large="${3:-$large}" first second
     first="$(collect "$case_id" "$small")"
     second="$(collect "$case_id" "$large")"
     per_call["$case_id"]="$(awk -v a="$first" -v b="$second" -v n="$small" -v m="$large" \
@@ -181,6 +187,9 @@ measure() {
 }
 
 gated_setups=(no_subscriber span_disabled)
+unsampled_setups=(ids_unsampled ids_unsampled_exemplars otel_unsampled otel_unsampled_exemplars)
+unsampled_small=2000
+unsampled_large=12000
 gated_functions=(bare hardened instrument hand_wired hardened_guards hand_wired_guards)
 modes=(sync async)
 
@@ -200,6 +209,12 @@ for mode in "${modes[@]}"; do
     for function in bare instrument hardened; do
         echo "  $mode/recording/$function" >&2
         measure "$mode/recording/$function"
+    done
+    for setup in "${unsampled_setups[@]}"; do
+        for function in hardened hardened_guards; do
+            echo "  $mode/$setup/$function" >&2
+            measure "$mode/$setup/$function" "$unsampled_small" "$unsampled_large"
+        done
     done
 done
 
@@ -272,6 +287,18 @@ for mode in "${modes[@]}"; do
         printf '%-42s %12s %12s %14s\n' "$mode/recording/$function" "$value" "$over" ""
     done
     echo "  $mode/recording: #[hardened] costs $(minus "${per_call[$mode/recording/hardened]}" "$instrument") instructions more than #[tracing::instrument] (information only)"
+    for spans in ids otel; do
+        for function in hardened hardened_guards; do
+            off="${per_call[$mode/${spans}_unsampled/$function]}"
+            on="${per_call[$mode/${spans}_unsampled_exemplars/$function]}"
+            printf '%-42s %12s %12s %14s\n' "$mode/${spans}_unsampled/$function" "$off" "" ""
+            printf '%-42s %12s %12s %14s\n' "$mode/${spans}_unsampled_exemplars/$function" "$on" "" ""
+            echo "  $mode/${spans}_unsampled/$function: exemplars on cost $(minus "$on" "$off") instructions over off"
+            if [[ "$spans" == ids ]] && above "$(minus "$on" "$off")" 10; then
+                miss "$mode/ids_unsampled/$function: exemplars on cost $(minus "$on" "$off") instructions over off for an unsampled span, target <= 10"
+            fi
+        done
+    done
 done
 
 echo
@@ -281,4 +308,5 @@ if ((${#missed[@]} > 0)); then
     exit 1
 fi
 echo "all targets met: #[hardened] <= 150 (sync) / 200 (async) instructions over bare and >= 3x cheaper than"
-echo "hand-wired; with breaker, rate and bulkhead <= 250 (sync) / 300 (async) over bare"
+echo "hand-wired; with breaker, rate and bulkhead <= 250 (sync) / 300 (async) over bare; exemplars on <= 10"
+echo "over off for an unsampled span"

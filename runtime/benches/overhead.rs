@@ -365,6 +365,10 @@ impl Function {
     /// The guarded functions, measured with the span disabled (or no subscriber) only.
     const GUARDED: [Function; 2] = [Function::HardenedGuards, Function::HandWiredGuards];
 
+    /// The functions measured under OpenTelemetry with nothing sampled, exemplars off and on.
+    #[cfg(feature = "telemetry")]
+    const UNSAMPLED: [Function; 3] = [Function::Bare, Function::Hardened, Function::HardenedGuards];
+
     /// The functions run on two threads at once, in the setups of [`Setup::GATED`].
     const TWO_THREADS: [Function; 5] =
         [Function::Bare, Function::Hardened, Function::HandWired, Function::HardenedGuards, Function::HandWiredGuards];
@@ -396,9 +400,15 @@ impl Function {
 
     /// The functions measured on one thread in `setup`.
     fn measured_in(setup: Setup) -> impl Iterator<Item = Function> {
+        #[cfg(feature = "telemetry")]
+        if setup.unsampled() {
+            return Function::UNSAMPLED.to_vec().into_iter();
+        }
         let parts: &[Function] = if setup == Setup::NoSubscriber { &Function::PARTS } else { &[] };
         let guarded: &[Function] = if setup.gated() { &Function::GUARDED } else { &[] };
-        Function::COMPARED.into_iter().chain(parts.iter().copied()).chain(guarded.iter().copied())
+        let measured: Vec<Function> =
+            Function::COMPARED.into_iter().chain(parts.iter().copied()).chain(guarded.iter().copied()).collect();
+        measured.into_iter()
     }
 
     /// The function, sync or polled to completion.
@@ -468,11 +478,32 @@ enum Setup {
     SpanDisabled,
     NoopLayer,
     Recording,
+    /// The runtime's OpenTelemetry layer with a sampler that samples no root span: every span enabled,
+    /// none sampled; exporting (the SDK's tracer, `otel_layer`) or ids only (`trace_ids_layer`); with
+    /// exemplars on or off, for what a call pays for them when its trace is not sampled.
+    #[cfg(feature = "telemetry")]
+    Unsampled {
+        export: bool,
+        exemplars: bool,
+    },
 }
 
 impl Setup {
     /// In the order they run: `NoSubscriber` first, before any dispatcher has ever been set.
-    const ALL: [Setup; 4] = [Setup::NoSubscriber, Setup::SpanDisabled, Setup::NoopLayer, Setup::Recording];
+    const ALL: &[Setup] = &[
+        Setup::NoSubscriber,
+        Setup::SpanDisabled,
+        Setup::NoopLayer,
+        Setup::Recording,
+        #[cfg(feature = "telemetry")]
+        Setup::Unsampled { export: true, exemplars: false },
+        #[cfg(feature = "telemetry")]
+        Setup::Unsampled { export: true, exemplars: true },
+        #[cfg(feature = "telemetry")]
+        Setup::Unsampled { export: false, exemplars: false },
+        #[cfg(feature = "telemetry")]
+        Setup::Unsampled { export: false, exemplars: true },
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -480,6 +511,13 @@ impl Setup {
             Setup::SpanDisabled => "span_disabled",
             Setup::NoopLayer => "noop_layer",
             Setup::Recording => "recording",
+            #[cfg(feature = "telemetry")]
+            Setup::Unsampled { export, exemplars } => match (export, exemplars) {
+                (true, false) => "otel_unsampled",
+                (true, true) => "otel_unsampled_exemplars",
+                (false, false) => "ids_unsampled",
+                (false, true) => "ids_unsampled_exemplars",
+            },
         }
     }
 
@@ -495,7 +533,21 @@ impl Setup {
             )),
             Setup::NoopLayer => Some(Dispatch::new(tracing_subscriber::registry().with(NoopLayer))),
             Setup::Recording => Some(Dispatch::new(tracing_subscriber::registry().with(RecordingLayer))),
+            #[cfg(feature = "telemetry")]
+            Setup::Unsampled { export, .. } => Some(unsampled::dispatch(export)),
         }
+    }
+
+    /// Whether the setup samples nothing, for the exemplars' cost.
+    #[cfg(feature = "telemetry")]
+    fn unsampled(self) -> bool {
+        matches!(self, Setup::Unsampled { .. })
+    }
+
+    /// Turns exemplars on for the setups that keep them, off for every other.
+    fn keep_exemplars(self) {
+        #[cfg(feature = "telemetry")]
+        unsampled::keep_exemplars(matches!(self, Setup::Unsampled { exemplars: true, .. }));
     }
 
     /// The setups the targets are about: metrics on, span disabled.
@@ -503,6 +555,37 @@ impl Setup {
 
     fn gated(self) -> bool {
         Setup::GATED.contains(&self)
+    }
+}
+
+/// The OpenTelemetry setups: the runtime's span layers and exemplar source as `hardened::telemetry::init`
+/// installs them, with a parent-based sampler that samples no root span (the functions' spans are roots).
+#[cfg(feature = "telemetry")]
+mod unsampled {
+    use tracing::Dispatch;
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    use hardened::metrics::exemplars;
+    use hardened::telemetry::{self, TelemetryConfig, TraceSampler};
+
+    fn config(exemplars: bool) -> TelemetryConfig {
+        TelemetryConfig { sampler: TraceSampler::ParentBasedAlwaysOff, exemplars, ..TelemetryConfig::default() }
+    }
+
+    /// `otel_layer` over the SDK's tracer (`export`, the provider without a processor) or `trace_ids_layer`.
+    pub(super) fn dispatch(export: bool) -> Dispatch {
+        let config = config(true);
+        if export {
+            let provider = telemetry::tracer_provider_builder(&config).build();
+            Dispatch::new(tracing_subscriber::registry().with(telemetry::otel_layer(&provider)))
+        } else {
+            Dispatch::new(tracing_subscriber::registry().with(telemetry::trace_ids_layer(&config)))
+        }
+    }
+
+    pub(super) fn keep_exemplars(on: bool) {
+        telemetry::install_exemplars(&config(on));
+        assert_eq!(exemplars::enabled(), on, "exemplars should be {}", if on { "on" } else { "off" });
     }
 }
 
@@ -519,8 +602,9 @@ fn within<T>(dispatch: Option<&Dispatch>, body: impl FnOnce() -> T) -> T {
 // Wall clock, with criterion.
 
 fn wall_clock(criterion: &mut Criterion) {
-    for setup in Setup::ALL {
+    for &setup in Setup::ALL {
         let dispatch = setup.dispatch();
+        setup.keep_exemplars();
         within(dispatch.as_ref(), || {
             for asynchronous in [false, true] {
                 let mode = if asynchronous { "async" } else { "sync" };
@@ -734,7 +818,7 @@ fn case(id: &str) -> Option<(Setup, Case)> {
         _ => return None,
     };
     let setup_name = parts.next()?;
-    let setup = Setup::ALL.into_iter().find(|setup| setup.name() == setup_name)?;
+    let setup = Setup::ALL.iter().copied().find(|setup| setup.name() == setup_name)?;
     let function_name = parts.next()?;
     let function = Function::ALL.into_iter().find(|function| function.name() == function_name)?;
     parts.next().is_none().then(|| (setup, function.call(asynchronous)))
@@ -760,6 +844,7 @@ fn instructions(args: &[String]) -> ExitCode {
         Ok(case) => case,
         Err(code) => return code,
     };
+    setup.keep_exemplars();
     within(setup.dispatch().as_ref(), || {
         // Lazy initialisation (metric layout, thread shard, clock calibration, callsite registration,
         // label series, guards) happens here, outside the collected function.

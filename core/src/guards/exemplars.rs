@@ -2,17 +2,19 @@
 //! sampled trace, with that trace's id, so that a latency spike on a dashboard leads to a trace.
 //!
 //! Core has no OpenTelemetry dependency: the runtime registers a [`set_source`] that reads a span's
-//! trace and span ids when its trace is sampled, and turns exemplars on with [`set_enabled`] when its
-//! sampler can sample. A call pays for exemplars only when both are on and its span is enabled; then the
-//! cold [`offer`] asks the source and, for a sampled span, writes the bucket's one slot. The slots of a
-//! site are allocated at its first exemplar; a slot that another thread is writing is skipped, never
-//! waited for.
+//! trace and span ids when its trace is sampled, turns exemplars on with [`set_enabled`] when its
+//! sampler can sample, and, as each span's trace is found sampled, notes the span with
+//! [`note_sampled`]. A call tests its span against those notes with one load; only a noted span takes
+//! the cold [`offer`], which asks the source and writes the bucket's one slot. So a call whose trace is
+//! not sampled pays the same with exemplars on as off. The slots of a site are allocated at its first
+//! exemplar; a slot that another thread is writing is skipped, never waited for.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError, TryLockError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing::Span;
+use tracing::span::Id;
 
 use crate::guards::site::{Site, sites};
 
@@ -52,7 +54,8 @@ impl Exemplar {
     }
 }
 
-/// Reads the ids of a span whose trace is sampled; `None` for any other span.
+/// Reads the ids of a span whose trace is sampled; `None` for any other span. A call asks it while the
+/// span is entered, right after the call's outcome was recorded on it.
 pub type Source = fn(&Span) -> Option<SampledSpan>;
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
@@ -76,9 +79,35 @@ pub fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed) && SOURCE.get().is_some()
 }
 
-/// Offers a finished call of `site` that took `nanos` as an exemplar, if its `span` is enabled and
-/// exemplars are on. Called right after the call's outcome is recorded on its span, which has read the
-/// same `span` already: the test below reuses that reading, and nothing else is on the call's path.
+/// The spans noted by [`note_sampled`], one per entry, by a multiplicative hash of their id: a later
+/// note for another span of the same entry replaces it, which costs that span its exemplar, never a wrong
+/// one (the source is asked before anything is kept).
+static SAMPLED_SPANS: [AtomicU64; SAMPLED_ENTRIES] = [const { AtomicU64::new(0) }; SAMPLED_ENTRIES];
+
+/// Entries of [`SAMPLED_SPANS`]: room for the sampled spans of many concurrent calls.
+const SAMPLED_ENTRIES: usize = 256;
+
+/// The entry of the span with id `id` (the top bits of a Fibonacci hash, so that the ids of different
+/// threads, which differ in their middle bits, spread).
+#[inline(always)]
+#[allow(clippy::inline_always, reason = "two instructions, on every call's path")]
+fn sampled_entry(id: u64) -> &'static AtomicU64 {
+    #[allow(clippy::cast_possible_truncation, reason = "the top 8 bits, an index below 256")]
+    let index = (id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize;
+    &SAMPLED_SPANS[index]
+}
+
+/// Notes that the span with tracing id `span` is part of a sampled trace: the runtime calls it when the
+/// span's OpenTelemetry context starts (the span is entered) with a sampled flag, so that the span's call
+/// offers its exemplar. Nothing else makes a call offer one.
+pub fn note_sampled(span: &Id) {
+    let id = span.into_u64();
+    sampled_entry(id).store(id, Ordering::Relaxed);
+}
+
+/// Offers a finished call of `site` that took `nanos` as an exemplar, if its `span` is enabled. Called
+/// right after the call's outcome is recorded on its span, which has read the same `span` already: the
+/// test below reuses that reading, and nothing else is on the path of a call whose span is disabled.
 #[inline(always)]
 #[allow(clippy::inline_always, reason = "on every call's path: one test, then a call kept out of line")]
 pub(crate) fn offer_if_on(site: &'static Site, nanos: u64, span: &Span) {
@@ -87,10 +116,18 @@ pub(crate) fn offer_if_on(site: &'static Site, nanos: u64, span: &Span) {
     }
 }
 
-/// Keeps the call as its bucket's exemplar when its span's trace is sampled.
+/// Keeps the call as its bucket's exemplar when its span was noted as sampled ([`note_sampled`]) and its
+/// trace is. For a span not noted, a load and a comparison, exemplars on or off.
 #[cold]
 #[inline(never)]
 fn offer(site: &'static Site, nanos: u64, span: &Span) {
+    let Some(id) = span.id().map(|id| id.into_u64()) else { return };
+    let noted = sampled_entry(id);
+    if noted.load(Ordering::Relaxed) != id {
+        return;
+    }
+    // The note is used up: a span's call offers once, and a later span given the same id is noted anew.
+    let _ = noted.compare_exchange(id, 0, Ordering::Relaxed, Ordering::Relaxed);
     if !ENABLED.load(Ordering::Relaxed) {
         return;
     }

@@ -4,7 +4,9 @@
 //! The calls keep them as they finish (see the guards' exemplar store); this module reads them, per site
 //! or per series of `hardened_call_duration_seconds`, for `/metrics` and other exporters.
 
-pub use crate::guards::exemplars::{Exemplar, SampledSpan, Source, clear, enabled, exemplars, set_enabled, set_source};
+pub use crate::guards::exemplars::{
+    Exemplar, SampledSpan, Source, clear, enabled, exemplars, note_sampled, set_enabled, set_source,
+};
 
 use prometheus::proto::LabelPair;
 

@@ -8,6 +8,10 @@ use crate::metrics::exemplars::{self, SampledSpan};
 
 /// Registers [`sampled_span`] as the exemplars' source and turns them on when `config` keeps them
 /// ([`TelemetryConfig::keeps_exemplars`]), off otherwise.
+///
+/// A call offers its exemplar only when its span was noted as sampled as its context started, which
+/// [`otel_layer`](super::otel_layer) and [`trace_ids_layer`](super::trace_ids_layer) do: under a
+/// `tracing-opentelemetry` layer built by hand, no call keeps an exemplar.
 pub fn install_exemplars(config: &TelemetryConfig) {
     exemplars::set_source(sampled_span);
     exemplars::set_enabled(config.keeps_exemplars());

@@ -51,6 +51,7 @@ mod filters;
 mod log_fields;
 mod log_trace_ids;
 mod otlp_metrics;
+mod sampled_spans;
 mod trace_ids;
 
 use std::io::IsTerminal as _;
@@ -215,8 +216,8 @@ where
     S: tracing::Subscriber + for<'span> LookupSpan<'span> + Send + Sync,
 {
     let scope = InstrumentationScope::builder(SCOPE).with_version(env!("CARGO_PKG_VERSION")).build();
-    tracing_opentelemetry::layer()
-        .with_tracer(provider.tracer_with_scope(scope))
+    let tracer = sampled_spans::NotingTracer::new(provider.tracer_with_scope(scope));
+    sampled_spans::NotesEntered::new(tracing_opentelemetry::layer().with_tracer(tracer))
         .with_filter(filter_fn(|metadata| !is_export_stack(metadata.target())))
 }
 
@@ -233,7 +234,8 @@ pub fn trace_ids_layer<S>(config: &TelemetryConfig) -> impl Layer<S> + Send + Sy
 where
     S: tracing::Subscriber + for<'span> LookupSpan<'span> + Send + Sync,
 {
-    trace_ids::IdsOnlyLayer::new(sampler(config)).with_filter(filter_fn(|metadata| !is_export_stack(metadata.target())))
+    sampled_spans::NotesEntered::new(trace_ids::IdsOnlyLayer::new(sampler(config)))
+        .with_filter(filter_fn(|metadata| !is_export_stack(metadata.target())))
 }
 
 /// The layer writing log lines to `writer`, readable or JSON (without colours).

@@ -22,6 +22,8 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context as LayerContext;
 use tracing_subscriber::registry::LookupSpan;
 
+use super::sampled_spans::note_if_sampled;
+
 /// A tracer whose spans carry a span context and nothing else.
 #[derive(Debug, Clone)]
 pub(crate) struct IdsOnlyTracer {
@@ -65,7 +67,10 @@ impl opentelemetry::trace::Tracer for IdsOnlyTracer {
             SamplingDecision::RecordOnly => parent_flags.with_sampled(false),
             SamplingDecision::Drop => TraceFlags::default(),
         };
-        IdsOnlySpan { span_context: SpanContext::new(trace_id, span_id, flags, false, sampling.trace_state) }
+        let span =
+            IdsOnlySpan { span_context: SpanContext::new(trace_id, span_id, flags, false, sampling.trace_state) };
+        note_if_sampled(&span.span_context);
+        span
     }
 }
 
