@@ -4,7 +4,7 @@ set -euo pipefail
 
 usage() {
     cat <<'EOF'
-usage: examples/production-agent/scripts/all.sh [--full] [--keep-going] [--max-cost P]
+usage: examples/production-agent/scripts/all.sh [--full] [--keep-going] [--max-added-us N]
 
 Builds agent-server once (release, normal and --cfg hardened_disabled), then runs load.sh,
 overhead.sh, shutdown-under-load.sh, chaos.sh and replicas.sh in turn with --quick (short durations),
@@ -13,7 +13,7 @@ prints each one's outcome and time, and exits 1 when any failed.
 options:
   --full          the scripts' full durations instead of --quick
   --keep-going    run every script even after one failed (the default stops at the first failure)
-  --max-cost P    passed to overhead.sh: the throughput cost of hardened allowed, in percent (default 5)
+  --max-added-us N  passed to overhead.sh: the server CPU hardened may add per message, in µs (default 35, 45 quick)
   -h, --help      this text
 
 Needs what the scripts need: hey (installed with apt-get when missing), the PostgreSQL client and server
@@ -27,12 +27,12 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 mode=(--quick)
 keep_going=0
-max_cost=()
+max_added_us=()
 while (($# > 0)); do
     case "$1" in
         --full) mode=(); shift ;;
         --keep-going) keep_going=1; shift ;;
-        --max-cost) max_cost=(--max-cost "${2:?--max-cost needs a percentage}"); shift 2 ;;
+        --max-added-us) max_added_us=(--max-added-us "${2:?--max-added-us needs microseconds}"); shift 2 ;;
         -h | --help) usage; exit 0 ;;
         *) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
     esac
@@ -50,7 +50,7 @@ for script in "${scripts[@]}"; do
     log "running $script"
     begun=$SECONDS
     options=("${mode[@]}")
-    [[ "$script" == overhead.sh ]] && options+=("${max_cost[@]}")
+    [[ "$script" == overhead.sh ]] && options+=("${max_added_us[@]}")
     if "$SCRIPTS_DIR/$script" "${options[@]}"; then
         outcome[$script]=passed
     else
