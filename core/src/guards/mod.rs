@@ -10,6 +10,7 @@ pub mod chain;
 pub(crate) mod exemplars;
 pub mod guarded;
 pub mod hedging;
+pub mod histograms;
 pub(crate) mod held;
 pub mod instrument;
 pub mod keyed_held;

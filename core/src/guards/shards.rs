@@ -30,21 +30,24 @@ const TIMEOUTS: usize = RETRIES + 1;
 const BREAKER: usize = TIMEOUTS + 1;
 /// Outcomes a breaker counts per call: success, failure and slow.
 pub(crate) const BREAKER_RESULTS: usize = Verdict::COUNT;
-/// First of the histogram cells: one per bucket bound, then one for `+Inf`. Counts are not cumulative.
+/// First of the histogram cells: one per bucket bound, then one for `+Inf`, or none for a site without
+/// a histogram. Counts are not cumulative.
 const BUCKETS: usize = BREAKER + BREAKER_RESULTS;
 
 type Shard = &'static [AtomicU64];
 
 fn cells_of(site: &Site) -> usize {
-    BUCKETS + site.bucket_nanos().len() + 1
+    BUCKETS + site.histogram_cells().len()
 }
 
-/// Assigns every site its offset, once; returns the number of cells in a shard.
+/// Assigns every site its offset, once, after fixing its histogram; returns the number of cells in a
+/// shard.
 fn shard_len() -> usize {
     static LEN: OnceLock<usize> = OnceLock::new();
     *LEN.get_or_init(|| {
         // From the first call on, the shutdown drain waits for calls in flight.
         crate::shutdown::wait_for_in_flight(in_flight);
+        super::histograms::fix_all();
         let mut next = 0usize;
         for site in sites() {
             if site.metrics_enabled() {
@@ -212,9 +215,11 @@ fn count_finish(
         add(&cells[BREAKER + result.index()], 1);
     }
     add(&cells[SUM_NANOS], nanos);
-    let bounds = site.bucket_nanos();
-    let bucket = bounds.iter().position(|bound| nanos <= *bound).unwrap_or(bounds.len());
-    add(&histogram[bucket], 1);
+    // The last cell's bound is `u64::MAX` (`+Inf`), so a site with a histogram finds its cell; one
+    // without has no cells, and finds none.
+    if let Some(bucket) = site.histogram_cells().iter().position(|bound| nanos <= *bound) {
+        add(&histogram[bucket], 1);
+    }
 }
 
 /// Counts a retry of a call of `site`.
@@ -264,7 +269,7 @@ pub(crate) struct SiteTotals {
     pub(crate) sum_nanos: u64,
     pub(crate) retries: u64,
     pub(crate) timeouts: u64,
-    /// Per bucket, not cumulative; the last is `+Inf`.
+    /// Per bucket, not cumulative; the last is `+Inf`. Empty for a site without a histogram.
     pub(crate) buckets: Vec<u64>,
 }
 
@@ -303,8 +308,8 @@ impl SiteTotals {
 
 /// Sums a site's cells over every shard.
 pub(crate) fn totals(site: &Site) -> SiteTotals {
-    let mut totals = SiteTotals { buckets: vec![0; site.bucket_nanos().len() + 1], ..SiteTotals::default() };
     let slot = slot_of(site);
+    let mut totals = SiteTotals { buckets: vec![0; site.histogram_cells().len()], ..SiteTotals::default() };
     if slot >= DETACHED {
         return totals;
     }
