@@ -76,9 +76,9 @@ fn possible_outcomes(site: &Site) -> [bool; Outcome::COUNT] {
 
 fn series() -> BTreeMap<SeriesKey, Series> {
     let mut series: BTreeMap<SeriesKey, Series> = BTreeMap::new();
-    for site in sites().iter().filter(|site| site.metrics_enabled()) {
+    let all = sites().iter().zip(shards::all_totals());
+    for (site, totals) in all.filter(|(site, _)| site.metrics_enabled()) {
         let key = SeriesKey { function: site.name(), module: site.module(), kind: site.kind() };
-        let totals = shards::totals(site);
         let outcomes = possible_outcomes(site);
         let retries = site.retries();
         match series.get_mut(&key) {
