@@ -109,11 +109,8 @@ fn report(layout: &str) {
     let functions = functions().count();
     let ours: Vec<&str> = text.lines().filter(|line| line.contains("::service_")).collect();
     let ours_bytes: usize = ours.iter().map(|line| line.len() + 1).sum();
-    let durations: usize = ours
-        .iter()
-        .filter(|line| line.starts_with("hardened_call_duration_seconds"))
-        .map(|line| line.len() + 1)
-        .sum();
+    let durations: usize =
+        ours.iter().filter(|line| line.starts_with("hardened_call_duration_seconds")).map(|line| line.len() + 1).sum();
     let openmetrics = hardened::metrics::render_openmetrics();
     println!(
         "metrics_scale/{layout}: {functions} functions x {THREADS} threads: Prometheus text {} bytes ({} per \

@@ -847,16 +847,8 @@ pub const MAX_SPAN_FIELDS: usize = 32;
 
 /// Every kind with keys, in the order they are documented: the guards, then service level objectives,
 /// then the duration histograms.
-pub const KINDS: &[Kind] = &[
-    breaker::KIND,
-    rate::KIND,
-    concurrency::KIND,
-    bulkhead::KIND,
-    retry::KIND,
-    hedge::KIND,
-    slo::KIND,
-    metrics::KIND,
-];
+pub const KINDS: &[Kind] =
+    &[breaker::KIND, rate::KIND, concurrency::KIND, bulkhead::KIND, retry::KIND, hedge::KIND, slo::KIND, metrics::KIND];
 
 #[cfg(test)]
 extern crate std;

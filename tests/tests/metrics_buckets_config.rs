@@ -179,7 +179,10 @@ fn bounds_that_are_no_histogram_are_refused_naming_the_file_the_key_and_what_is_
     let error = config::parse(&format!("[metrics.llm]\nbuckets = [{many}]\n"), "hardened.toml").expect_err("65");
     assert!(error.to_string().contains("has 65 bounds, more than 64; allowed: "), "{error}");
     let error = config::parse("[metrics.llm]\nhistogram = \"no\"\n", "hardened.toml").expect_err("not a bool");
-    assert_eq!(error.to_string(), "hardened.toml: metrics.llm.histogram = \"no\" is not true or false; allowed: true or false");
+    assert_eq!(
+        error.to_string(),
+        "hardened.toml: metrics.llm.histogram = \"no\" is not true or false; allowed: true or false"
+    );
     let error = config::parse("[metrics.llm]\nbucket = [1]\n", "hardened.toml").expect_err("unknown key");
     assert!(error.to_string().contains("unknown key metrics.llm.bucket; did you mean buckets?"), "{error}");
 
@@ -187,7 +190,9 @@ fn bounds_that_are_no_histogram_are_refused_naming_the_file_the_key_and_what_is_
     let error = config::with_env(config::Config::default(), vars).expect_err("not a number").to_string();
     assert_eq!(
         error,
-        format!("HARDENED_METRICS__LLM__BUCKETS=0.5, x (metrics.llm.buckets) holds \"x\", which is not a number; {allowed}")
+        format!(
+            "HARDENED_METRICS__LLM__BUCKETS=0.5, x (metrics.llm.buckets) holds \"x\", which is not a number; {allowed}"
+        )
     );
     let vars = [("HARDENED_METRICS__LLM__BUCKETS".to_owned(), "0.5, 1,2".to_owned())];
     let read = config::with_env(config::Config::default(), vars).expect("valid bounds");
@@ -199,7 +204,10 @@ fn bounds_that_are_no_histogram_are_refused_naming_the_file_the_key_and_what_is_
     let bad = CONFIG.replace("buckets = [0.05, 0.25]", "buckets = [0.25, 0.05]");
     let error = config::load_text(&bad, "hardened.toml").expect_err("refused");
     assert!(error.to_string().contains("metrics.\"metrics_buckets_config::answer_quickly\".buckets"), "{error}");
-    assert_eq!(config::current().metrics["metrics_buckets_config::answer_quickly"].buckets.as_ref().map(Vec::len), Some(2));
+    assert_eq!(
+        config::current().metrics["metrics_buckets_config::answer_quickly"].buckets.as_ref().map(Vec::len),
+        Some(2)
+    );
 }
 
 #[test]

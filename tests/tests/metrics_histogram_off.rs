@@ -140,7 +140,8 @@ async fn calls_shows_no_latency_for_it() {
     timed_too();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
     let base = format!("http://{}", listener.local_addr().expect("a bound address"));
-    let router = hardened::admin::admin_router(hardened::admin::AdminAccess::new(), SocketAddr::from(([127, 0, 0, 1], 9090)));
+    let router =
+        hardened::admin::admin_router(hardened::admin::AdminAccess::new(), SocketAddr::from(([127, 0, 0, 1], 9090)));
     tokio::spawn(async move { axum::serve(listener, router).await });
     let snapshot: serde_json::Value =
         reqwest::get(format!("{base}/calls")).await.expect("an answer").json().await.expect("JSON");

@@ -46,10 +46,7 @@ impl MetricsSettings {
     /// These settings with what `over` sets in place of theirs.
     #[must_use]
     pub fn layered(self, over: &MetricsSettings) -> MetricsSettings {
-        MetricsSettings {
-            buckets: over.buckets.clone().or(self.buckets),
-            histogram: over.histogram.or(self.histogram),
-        }
+        MetricsSettings { buckets: over.buckets.clone().or(self.buckets), histogram: over.histogram.or(self.histogram) }
     }
 }
 
@@ -100,16 +97,18 @@ fn buckets(raw: Raw<'_>) -> Result<Vec<Duration>, Problem> {
             .collect(),
         Raw::Toml(_) => return Err(Problem::new("is not a list of numbers of seconds", allowed())),
         Raw::Env(text) if text.trim().is_empty() => Vec::new(),
-        Raw::Env(text) => text
-            .split(',')
-            .map(|part| part.trim().parse::<f64>().map_err(|_| format!("\"{}\"", part.trim())))
-            .collect(),
+        Raw::Env(text) => {
+            text.split(',').map(|part| part.trim().parse::<f64>().map_err(|_| format!("\"{}\"", part.trim()))).collect()
+        }
     };
     if written.is_empty() {
         return Err(Problem::new("has no bound", allowed()));
     }
     if written.len() > schema::MAX_BUCKETS {
-        return Err(Problem::new(format!("has {} bounds, more than {}", written.len(), schema::MAX_BUCKETS), allowed()));
+        return Err(Problem::new(
+            format!("has {} bounds, more than {}", written.len(), schema::MAX_BUCKETS),
+            allowed(),
+        ));
     }
     let mut bounds: Vec<u64> = Vec::with_capacity(written.len());
     for bound in written {
@@ -220,15 +219,13 @@ pub(crate) fn fix_all() {
     let mut layouts: Vec<&'static [u64]> = Vec::new();
     for site in sites().iter().filter(|site| site.metrics_enabled()) {
         let wanted = cells(planned(site, &sections).as_deref());
-        let fixed = match layouts.iter().find(|layout| **layout == wanted.as_slice()) {
-            Some(layout) => *layout,
-            None => {
-                let layout: &'static [u64] = Box::leak(wanted.into_boxed_slice());
-                layouts.push(layout);
-                layout
-            }
-        };
-        site.fix_histogram(fixed);
+        if let Some(layout) = layouts.iter().find(|layout| **layout == wanted.as_slice()) {
+            site.fix_histogram(layout);
+        } else {
+            let layout: &'static [u64] = Box::leak(wanted.into_boxed_slice());
+            layouts.push(layout);
+            site.fix_histogram(layout);
+        }
     }
     FIXED.store(true, Ordering::Release);
 }
@@ -306,8 +303,10 @@ mod tests {
 
     #[test]
     fn settings_render_as_the_configuration_writes_them() {
-        let settings =
-            MetricsSettings { buckets: Some(vec![Duration::from_millis(500), Duration::from_secs(2)]), histogram: None };
+        let settings = MetricsSettings {
+            buckets: Some(vec![Duration::from_millis(500), Duration::from_secs(2)]),
+            histogram: None,
+        };
         let rendered: Vec<String> =
             settings.entries().into_iter().map(|(key, value)| format!("{key} = {value}")).collect();
         assert_eq!(rendered, ["buckets = [0.5, 2.0]"]);

@@ -105,8 +105,7 @@ pub(crate) fn plan(
     let buckets = args.buckets.as_ref().map(|buckets| check_buckets(buckets, errors));
     let metrics_off = args.metrics.as_ref().filter(|metrics| !metrics.value);
     let histogram_off = args.histogram.as_ref().filter(|histogram| !histogram.value);
-    let slo =
-        args.slo.and_then(|slo| super::slo::plan(slo, buckets.as_deref(), metrics_off, histogram_off, errors));
+    let slo = args.slo.and_then(|slo| super::slo::plan(slo, buckets.as_deref(), metrics_off, histogram_off, errors));
     let analysis = signature::analyse(sig, block);
     let (hedge_at, audited) = (key_span(&args.keys, "hedge"), args.audit.is_some());
     let guards = guards::plan(args.guards, sig, &analysis, errors);
@@ -268,10 +267,7 @@ fn check_buckets(buckets: &Spanned<Vec<Spanned<f64>>>, errors: &mut Errors) -> V
         } else if hardened_schema::bucket_nanos(bound.value).is_none() {
             errors.at(
                 bound.span,
-                format!(
-                    "bucket bounds must be from 1 ns (0.000000001) to 1000000000 seconds, found `{}`",
-                    bound.value
-                ),
+                format!("bucket bounds must be from 1 ns (0.000000001) to 1000000000 seconds, found `{}`", bound.value),
             );
         }
     }
@@ -371,7 +367,9 @@ mod tests {
         let errors = check(quote! { metrics = false, histogram = false }, &item).err().expect("invalid");
         assert_eq!(
             errors,
-            ["`metrics = false` turns off every metric of the function, its histogram with them; remove `histogram = false`"]
+            [
+                "`metrics = false` turns off every metric of the function, its histogram with them; remove `histogram = false`"
+            ]
         );
         assert!(check(quote! { histogram = true, buckets = [1.0] }, &item).is_ok());
     }
@@ -379,12 +377,10 @@ mod tests {
     #[test]
     fn an_objectives_latency_needs_the_histogram() {
         let item: ItemFn = parse_quote! { fn f() {} };
-        let errors = check(
-            quote! { histogram = false, slo(name = "chat", latency = "1s", latency_target = 99) },
-            &item,
-        )
-        .err()
-        .expect("invalid");
+        let errors =
+            check(quote! { histogram = false, slo(name = "chat", latency = "1s", latency_target = 99) }, &item)
+                .err()
+                .expect("invalid");
         assert_eq!(
             errors,
             [

@@ -234,9 +234,8 @@ pub(super) fn declared_names() -> DeclaredNames {
     declared.slo.sort();
     declared.slo.dedup();
     let metered = crate::sites().iter().filter(|site| site.metrics_enabled());
-    declared.metrics = metered
-        .flat_map(|site| [site.kind().to_owned(), crate::guards::histograms::function_path(site)])
-        .collect();
+    declared.metrics =
+        metered.flat_map(|site| [site.kind().to_owned(), crate::guards::histograms::function_path(site)]).collect();
     declared.metrics.sort();
     declared.metrics.dedup();
     declared
