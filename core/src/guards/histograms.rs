@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use hardened_schema as schema;
 
-use super::site::{Site, sites};
+use super::site::{Bounds, Site, sites};
 use crate::keys::value::{Problem, Raw};
 use crate::keys::{Keys, config_keys, push};
 
@@ -139,7 +139,16 @@ fn installed() -> Arc<MetricsSections> {
 /// every site's histogram; after it, the histograms stay as they are until the next start, and the sites
 /// whose histogram `sections` would change are logged and returned (as [`pending`] returns them).
 pub fn configure(sections: MetricsSections) -> Vec<&'static Site> {
-    *INSTALLED.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(sections);
+    let fixed = {
+        // Under the lock the layout holds while it fixes the histograms: either it reads these sections,
+        // or it has fixed every histogram before they are in force.
+        let mut installed = INSTALLED.write().unwrap_or_else(PoisonError::into_inner);
+        *installed = Arc::new(sections);
+        FIXED.load(Ordering::Acquire)
+    };
+    if !fixed {
+        return Vec::new();
+    }
     let waiting = pending();
     if !waiting.is_empty() {
         let functions: Vec<String> = waiting.iter().map(|site| function_path(site)).collect();
@@ -164,7 +173,7 @@ pub fn pending() -> Vec<&'static Site> {
     let sections = installed();
     sites()
         .iter()
-        .filter(|site| site.metrics_enabled() && site.histogram_fixed())
+        .filter(|site| site.metrics_enabled())
         .filter(|site| cells(planned(site, &sections).as_deref()) != site.histogram_cells())
         .collect()
 }
@@ -215,14 +224,20 @@ fn cells(bounds: Option<&[u64]>) -> Vec<u64> {
 /// Fixes every site's histogram cells under the sections in force; the metric layout calls it once,
 /// before it lays the cells out. Sites with one layout share one copy of its bounds.
 pub(crate) fn fix_all() {
-    let sections = installed();
-    let mut layouts: Vec<&'static [u64]> = Vec::new();
+    // Held until every histogram is fixed: see `configure`.
+    let sections = INSTALLED.read().unwrap_or_else(PoisonError::into_inner);
+    let mut layouts: Vec<&'static Bounds> = Vec::new();
     for site in sites().iter().filter(|site| site.metrics_enabled()) {
-        let wanted = cells(planned(site, &sections).as_deref());
-        if let Some(layout) = layouts.iter().find(|layout| **layout == wanted.as_slice()) {
+        let Some(bounds) = planned(site, &sections) else { continue };
+        let mut wanted: Bounds = [u64::MAX; schema::MAX_BUCKETS + 1];
+        // Both the attribute and the configuration keep to the maximum; the `+Inf` bound stays either way.
+        for (kept, bound) in wanted.iter_mut().zip(bounds.iter().take(schema::MAX_BUCKETS)) {
+            *kept = *bound;
+        }
+        if let Some(layout) = layouts.iter().find(|layout| ***layout == wanted) {
             site.fix_histogram(layout);
         } else {
-            let layout: &'static [u64] = Box::leak(wanted.into_boxed_slice());
+            let layout: &'static Bounds = Box::leak(Box::new(wanted));
             layouts.push(layout);
             site.fix_histogram(layout);
         }
@@ -232,24 +247,28 @@ pub(crate) fn fix_all() {
 
 impl Site {
     /// Whether calls of this site are timed into `hardened_call_duration_seconds`: as the metric layout
-    /// fixed it at the first call or scrape, or, before that, as the configuration in force would.
+    /// fixed it at the first call or scrape, or, before that, as the configuration in force would. Never
+    /// with `metrics = false`.
     #[must_use]
     pub fn has_histogram(&self) -> bool {
-        if self.histogram_fixed() {
-            return !self.histogram_cells().is_empty();
-        }
-        planned(self, &installed()).is_some()
+        self.buckets_in_force().is_some()
     }
 
     /// Upper bounds of the duration histogram's buckets (none without a histogram): as the metric layout
     /// fixed them at the first call or scrape, or, before that, as the configuration in force would.
     pub fn buckets(&self) -> impl ExactSizeIterator<Item = Duration> + use<> {
-        let nanos = if self.histogram_fixed() {
-            self.bucket_nanos().to_vec()
+        self.buckets_in_force().unwrap_or_default().into_iter().map(Duration::from_nanos)
+    }
+
+    /// The bounds of the histogram in force, in nanoseconds, or `None` without one.
+    fn buckets_in_force(&self) -> Option<Vec<u64>> {
+        if !self.metrics_enabled() {
+            None
+        } else if FIXED.load(Ordering::Acquire) {
+            (!self.histogram_cells().is_empty()).then(|| self.bucket_nanos().to_vec())
         } else {
-            planned(self, &installed()).unwrap_or_default()
-        };
-        nanos.into_iter().map(Duration::from_nanos)
+            planned(self, &installed())
+        }
     }
 }
 

@@ -215,9 +215,11 @@ fn count_finish(
         add(&cells[BREAKER + result.index()], 1);
     }
     add(&cells[SUM_NANOS], nanos);
-    // The last cell's bound is `u64::MAX` (`+Inf`), so a site with a histogram finds its cell; one
-    // without has no cells, and finds none.
-    if let Some(bucket) = site.histogram_cells().iter().position(|bound| nanos <= *bound) {
+    // A site with a histogram finds its cell at the latest at the `+Inf` bound, `u64::MAX`; one without
+    // has neither bounds nor cells. The layout is fixed before a call is counted.
+    if let Some(bounds) = site.histogram_bounds()
+        && let Some(bucket) = bounds.iter().position(|bound| nanos <= *bound)
+    {
         add(&histogram[bucket], 1);
     }
 }

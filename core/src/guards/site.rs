@@ -52,10 +52,15 @@ pub struct Site {
     meta: SiteMeta,
     /// Offset of this site's cells in every thread's metric shard, assigned once for all sites.
     slot: AtomicU32,
-    /// The duration histogram's bounds in nanoseconds, then `u64::MAX` for `+Inf`: one per cell of the
-    /// histogram; empty for a site without one. Fixed with the metric layout (see `histograms`).
-    histogram: OnceLock<&'static [u64]>,
+    /// The duration histogram's bounds, fixed with the metric layout (see `histograms`); never set for a
+    /// site without a histogram.
+    histogram: OnceLock<&'static Bounds>,
 }
+
+/// A histogram's bounds as the metric layout keeps them: the bounds in nanoseconds, then `u64::MAX` to
+/// the end, the first of which is the `+Inf` cell. Of a fixed size, so that finding a call's bucket
+/// reads no length and tests no emptiness: the `+Inf` bound is always found.
+pub(crate) type Bounds = [u64; hardened_schema::MAX_BUCKETS + 1];
 
 impl Site {
     #[doc(hidden)]
@@ -150,21 +155,24 @@ impl Site {
         self.meta.histogram
     }
 
-    /// The bounds of the histogram's cells, `u64::MAX` (`+Inf`) last, as the metric layout fixed them:
-    /// empty for a site without a histogram, and before the layout is fixed.
+    /// The histogram's bounds as the metric layout fixed them: `None` for a site without a histogram,
+    /// and before the layout is fixed.
     #[inline]
+    pub(crate) fn histogram_bounds(&self) -> Option<&'static Bounds> {
+        self.histogram.get().copied()
+    }
+
+    /// The bounds of the histogram's cells, one per cell, `u64::MAX` (`+Inf`) last: empty for a site
+    /// without a histogram, and before the layout is fixed.
     pub(crate) fn histogram_cells(&self) -> &'static [u64] {
-        self.histogram.get().copied().unwrap_or(&[])
+        let Some(bounds) = self.histogram_bounds() else { return &[] };
+        let cells = bounds.iter().position(|bound| *bound == u64::MAX).map_or(bounds.len(), |infinite| infinite + 1);
+        &bounds[..cells]
     }
 
-    /// Whether the metric layout has fixed this site's histogram.
-    pub(crate) fn histogram_fixed(&self) -> bool {
-        self.histogram.get().is_some()
-    }
-
-    /// Fixes the site's histogram cells (see [`Site::histogram_cells`]), once.
-    pub(crate) fn fix_histogram(&self, cells: &'static [u64]) {
-        let _ = self.histogram.set(cells);
+    /// Fixes the site's histogram (see [`Bounds`]), once.
+    pub(crate) fn fix_histogram(&self, bounds: &'static Bounds) {
+        let _ = self.histogram.set(bounds);
     }
 
     /// The finite bounds of the histogram in force, in nanoseconds: empty without one, and before the

@@ -132,12 +132,14 @@ pub fn reload_and_audit(trigger: &str) -> Result<Reloaded, ConfigError> {
                 "configuration reloaded"
             );
             let changes = serde_json::to_value(&reloaded.changes).unwrap_or_default();
-            crate::audit::emit(
-                event
-                    .outcome(AuditOutcome::Success)
-                    .detail("file", reloaded.file.clone().unwrap_or_default())
-                    .detail("changes", changes),
-            );
+            let mut event = event
+                .outcome(AuditOutcome::Success)
+                .detail("file", reloaded.file.clone().unwrap_or_default())
+                .detail("changes", changes);
+            if !reloaded.histograms_at_next_start.is_empty() {
+                event = event.detail("histograms_at_next_start", reloaded.histograms_at_next_start.clone());
+            }
+            crate::audit::emit(event);
         }
         Err(error) => {
             tracing::error!(
