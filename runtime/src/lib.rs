@@ -212,7 +212,21 @@ pub use hardened_core::{
 /// Turn off the span or the metrics of one function.
 ///
 /// ## `buckets = [..]`
-/// Histogram bounds in seconds for this function, replacing the defaults (5 µs to 5 minutes).
+/// Histogram bounds in seconds for this function, replacing the defaults (5 µs to 5 minutes); the
+/// configuration's `[metrics.<name>]` can replace them by kind or function.
+///
+/// ## `histogram = false`
+/// No duration histogram for this function: its call counters (by outcome, in flight) and its guards'
+/// metrics stay, `hardened_call_duration_seconds` and its exemplars go.
+///
+/// ```
+/// # use hardened::hardened;
+/// #[hardened(kind = "reducer", histogram = false)]
+/// fn step(state: &mut Vec<u32>, action: u32) {
+///     state.push(action);
+/// }
+/// # step(&mut Vec::new(), 1);
+/// ```
 ///
 /// ## `crate = ".."`
 /// The path to this crate, for frameworks that re-export it.

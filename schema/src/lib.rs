@@ -5,6 +5,8 @@
 //! `Key` enum: one variant per key, whose [`Spec`] gives its name, its [`Value`] type and range, its
 //! default, an example, and whether the attribute, the configuration or both accept it ([`Accepted`]).
 //! Readers match on the enum, so a key added here is a compile error in every reader until it handles it.
+//! Two kinds are no guards but are configured as one: service level objectives ([`slo`]) and the duration
+//! histograms of the functions ([`metrics`]).
 //!
 //! ```
 //! use hardened_schema::{Accepted, breaker};
@@ -61,6 +63,9 @@ pub enum Value {
     Latency,
     /// A percentage above 0 and below 100, such as `99.9`: the share of calls an objective promises.
     Percent,
+    /// The bounds of a duration histogram: from 1 to [`MAX_BUCKETS`] numbers of seconds, each above zero
+    /// and larger than the one before, such as `[0.1, 0.5, 1, 5]`.
+    Buckets,
 }
 
 impl fmt::Display for Value {
@@ -87,6 +92,11 @@ impl fmt::Display for Value {
                 "a duration longer than zero, such as \"200ms\", or a percentile of the observed latency from \"p50\" to \"p99.9\"",
             ),
             Value::Percent => f.write_str("a percentage above 0 and below 100, such as 99.9"),
+            Value::Buckets => write!(
+                f,
+                "a list of 1 to {MAX_BUCKETS} numbers of seconds, each at least 1 ns (0.000000001) and larger than the \
+                 one before, such as [0.1, 0.5, 1, 5]"
+            ),
         }
     }
 }
@@ -721,6 +731,55 @@ kind! {
     }
 }
 
+kind! {
+    /// `[metrics.<name>]`: the duration histogram of the functions a section names, by their kind
+    /// (`[metrics.llm]`), by their `module::function` (`[metrics."app::chat::complete"]`), or all of them
+    /// (`[metrics.default]`). Not a guard: the attribute writes these keys as `buckets = [..]` and
+    /// `histogram = false`, at its top level.
+    metrics, "metrics", "histogram",
+    {
+        /// `buckets`.
+        Buckets => Spec {
+            name: "buckets",
+            value: Value::Buckets,
+            default: None,
+            example: "[0.5, 1, 2, 5, 10, 30]",
+            doc: "the bounds of `hardened_call_duration_seconds`, in seconds; unset, the attribute's `buckets = [..]`, \
+                  else 24 bounds from 5 µs to 5 min",
+            accepted: Accepted::Both,
+        },
+        /// `histogram`.
+        Histogram => Spec {
+            name: "histogram",
+            value: Value::Bool,
+            default: Some("true"),
+            example: "false",
+            doc: "whether calls are timed into `hardened_call_duration_seconds`; `false` keeps their counters only",
+            accepted: Accepted::Both,
+        },
+    }
+}
+
+/// The most bounds one duration histogram may have, in the attribute and in the configuration alike.
+pub const MAX_BUCKETS: usize = 64;
+
+/// The largest bucket bound, in nanoseconds: about 31 years, far above any call, and far below the 584
+/// years a `u64` of nanoseconds holds.
+pub const MAX_BUCKET_NANOS: u64 = 1_000_000_000 * 1_000_000_000;
+
+/// A bucket bound written in seconds, in nanoseconds (rounded to the nearest), if it is one: a finite
+/// number of at least 1 ns and at most [`MAX_BUCKET_NANOS`]. Whether bounds increase is the caller's to
+/// check, on the nanoseconds, so that two bounds that round to one are refused too.
+#[must_use]
+pub fn bucket_nanos(seconds: f64) -> Option<u64> {
+    #[allow(clippy::cast_precision_loss, reason = "the largest bound is exact in an f64")]
+    let max = MAX_BUCKET_NANOS as f64;
+    let nanos = seconds * 1e9;
+    // Rounded half up, by hand: `f64::round` needs `std`. In range, the cast truncates a positive number.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "checked to be in range just before")]
+    (nanos.is_finite() && (0.5..=max).contains(&nanos)).then(|| ((nanos + 0.5) as u64).min(MAX_BUCKET_NANOS))
+}
+
 /// The default bounds of a call's duration histogram, in nanoseconds: from 5 µs (a reducer) to 5 minutes
 /// (a long LLM call). Here, so that the attribute can check an objective's latency against them.
 pub const DEFAULT_BUCKETS_NANOS: &[u64] = &[
@@ -786,9 +845,10 @@ pub const CONCURRENCY_ALGORITHMS: &[&str] = &["aimd", "vegas", "gradient"];
 /// refuses more, and the runtime keeps room for this many.
 pub const MAX_SPAN_FIELDS: usize = 32;
 
-/// Every kind with keys, in the order they are documented: the guards, then service level objectives.
+/// Every kind with keys, in the order they are documented: the guards, then service level objectives,
+/// then the duration histograms.
 pub const KINDS: &[Kind] =
-    &[breaker::KIND, rate::KIND, concurrency::KIND, bulkhead::KIND, retry::KIND, hedge::KIND, slo::KIND];
+    &[breaker::KIND, rate::KIND, concurrency::KIND, bulkhead::KIND, retry::KIND, hedge::KIND, slo::KIND, metrics::KIND];
 
 #[cfg(test)]
 extern crate std;
@@ -813,6 +873,18 @@ mod tests {
         assert_eq!(bulkhead::Key::Wait.spec().name, "wait");
         assert_eq!(hedge::Key::Idempotent.spec().name, "idempotent");
         assert_eq!(slo::Key::LatencyTarget.spec().name, "latency_target");
+        assert_eq!(metrics::Key::Histogram.spec().name, "histogram");
+    }
+
+    #[test]
+    fn bucket_bounds_are_read_in_whole_nanoseconds_from_one_to_thirty_years() {
+        assert_eq!(bucket_nanos(0.5), Some(500_000_000));
+        assert_eq!(bucket_nanos(0.000_000_001), Some(1));
+        assert_eq!(bucket_nanos(300.0), Some(300_000_000_000));
+        assert_eq!(bucket_nanos(1e9), Some(MAX_BUCKET_NANOS));
+        for bad in [0.0, -1.0, 0.000_000_000_4, 1e9 + 1.0, f64::NAN, f64::INFINITY] {
+            assert_eq!(bucket_nanos(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -558,7 +558,7 @@ fn unknown_keys_and_sections_are_rejected_with_a_suggestion() {
     assert_eq!(
         parse_error("[breakers.llm]\nfailure_rate = 50\n"),
         "hardened.toml: unknown section breakers; did you mean breaker? allowed sections: breaker, rate, \
-         concurrency, bulkhead, retry, hedge, slo, telemetry, health, shutdown, server"
+         concurrency, bulkhead, retry, hedge, slo, metrics, telemetry, health, shutdown, server"
     );
     assert_eq!(
         env_error(Config::default(), &[("HARDENED_BREAKER__LLM__FAILUR_RATE", "50")]),
@@ -570,7 +570,7 @@ fn unknown_keys_and_sections_are_rejected_with_a_suggestion() {
     assert_eq!(
         env_error(Config::default(), &[("HARDENED_BULKHEADS__DB__MAX", "5")]),
         "HARDENED_BULKHEADS__DB__MAX: unknown section bulkheads; did you mean bulkhead? allowed sections: breaker, \
-         rate, concurrency, bulkhead, retry, hedge, slo, telemetry, health, shutdown, server"
+         rate, concurrency, bulkhead, retry, hedge, slo, metrics, telemetry, health, shutdown, server"
     );
     assert_eq!(
         env_error(Config::default(), &[("HARDENED_BREAKER__FAILURE_RATE", "50")]),

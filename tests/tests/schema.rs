@@ -7,7 +7,8 @@ use hardened::breaker::BreakerConfig;
 use hardened::bulkhead::BulkheadConfig;
 use hardened::concurrency::ConcurrencyConfig;
 use hardened::config::{
-    self, BreakerSettings, BulkheadSettings, ConcurrencySettings, Config, HedgeSettings, RateSettings, RetrySettings,
+    self, BreakerSettings, BulkheadSettings, ConcurrencySettings, Config, HedgeSettings, MetricsSettings, RateSettings,
+    RetrySettings,
 };
 use hardened::hedge::HedgeConfig;
 use hardened::rate_limit::{RateConfig, Scope};
@@ -77,6 +78,7 @@ fn the_built_in_defaults_are_the_schemas() {
     defaults.bulkhead.insert("bulkhead".into(), BulkheadSettings::of(&BulkheadConfig::default()));
     defaults.retry.insert("retry".into(), RetrySettings::of(&RetryConfig::default()));
     defaults.hedge.insert("hedge".into(), HedgeSettings::of(&HedgeConfig::default()));
+    defaults.metrics.insert("metrics".into(), MetricsSettings::built_in());
     let rendered = config::render(&defaults);
     let lines: Vec<&str> = rendered.lines().map(str::trim).collect();
     let mut checked = 0;

@@ -11,6 +11,7 @@ pub(crate) mod exemplars;
 pub mod guarded;
 pub mod hedging;
 pub(crate) mod held;
+pub mod histograms;
 pub mod instrument;
 pub mod keyed_held;
 pub mod kinds;

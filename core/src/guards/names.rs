@@ -17,6 +17,9 @@ macro_rules! declared_names {
             /// The names of the service level objectives functions count towards (not a guard, but
             /// named and configured as one); filled by the configuration, which reads them apart.
             pub slo: Vec<String>,
+            /// What `[metrics.<name>]` sections may name: the functions' kinds, and the functions as
+            /// `module::function`; filled by the configuration, which reads them apart.
+            pub metrics: Vec<String>,
         }
 
         impl DeclaredNames {
@@ -24,6 +27,7 @@ macro_rules! declared_names {
             pub(super) fn extend(&mut self, other: &DeclaredNames) {
                 $( self.$field.extend(other.$field.iter().cloned()); )*
                 self.slo.extend(other.slo.iter().cloned());
+                self.metrics.extend(other.metrics.iter().cloned());
             }
 
             /// Every kind's names, sorted and without repeats.
@@ -34,6 +38,8 @@ macro_rules! declared_names {
                 )*
                 self.slo.sort();
                 self.slo.dedup();
+                self.metrics.sort();
+                self.metrics.dedup();
             }
         }
     };

@@ -17,9 +17,6 @@ pub(crate) const UNRESOLVED: u32 = u32::MAX;
 /// `Site::slot` of a site whose metrics are turned off (`metrics = false`).
 pub(crate) const DETACHED: u32 = u32::MAX - 1;
 
-/// The default histogram bounds, in nanoseconds: from 5 µs (a reducer) to 5 minutes (a long LLM call).
-pub(crate) const DEFAULT_BUCKETS_NANOS: &[u64] = hardened_schema::DEFAULT_BUCKETS_NANOS;
-
 /// What the macro knows about a call site at compile time.
 #[doc(hidden)]
 #[derive(Debug)]
@@ -33,7 +30,10 @@ pub struct SiteMeta {
     pub line: u32,
     pub options: &'static str,
     pub metrics: bool,
+    /// `buckets = [..]`, in nanoseconds.
     pub buckets: Option<&'static [u64]>,
+    /// `histogram = ..`, when written.
+    pub histogram: Option<bool>,
     /// Whether a guard can refuse the call (breaker, rate limiter or bulkhead).
     pub refusable: bool,
     /// Whether the call has a timeout.
@@ -52,14 +52,22 @@ pub struct Site {
     meta: SiteMeta,
     /// Offset of this site's cells in every thread's metric shard, assigned once for all sites.
     slot: AtomicU32,
+    /// The duration histogram's bounds, fixed with the metric layout (see `histograms`); never set for a
+    /// site without a histogram.
+    histogram: OnceLock<&'static Bounds>,
 }
+
+/// A histogram's bounds as the metric layout keeps them: the bounds in nanoseconds, then `u64::MAX` to
+/// the end, the first of which is the `+Inf` cell. Of a fixed size, so that finding a call's bucket
+/// reads no length and tests no emptiness: the `+Inf` bound is always found.
+pub(crate) type Bounds = [u64; hardened_schema::MAX_BUCKETS + 1];
 
 impl Site {
     #[doc(hidden)]
     #[must_use]
     pub const fn __new(meta: SiteMeta) -> Site {
         let slot = if meta.metrics { UNRESOLVED } else { DETACHED };
-        Site { meta, slot: AtomicU32::new(slot) }
+        Site { meta, slot: AtomicU32::new(slot), histogram: OnceLock::new() }
     }
 
     /// The name used for the span and the `function` label (`name = ".."`, or the function's name).
@@ -110,11 +118,6 @@ impl Site {
         self.meta.metrics
     }
 
-    /// Upper bounds of the duration histogram's buckets.
-    pub fn buckets(&self) -> impl ExactSizeIterator<Item = Duration> + use<> {
-        self.bucket_nanos().iter().map(|nanos| Duration::from_nanos(*nanos))
-    }
-
     /// The outcomes this site can end with: `rejected` only with a refusing guard, `timeout` only with a
     /// timeout.
     pub fn outcomes(&self) -> impl Iterator<Item = Outcome> + use<'_> {
@@ -142,8 +145,41 @@ impl Site {
         self.meta.timeout
     }
 
+    /// The histogram bounds the attribute writes (`buckets = [..]`), in nanoseconds.
+    pub(crate) fn written_buckets(&self) -> Option<&'static [u64]> {
+        self.meta.buckets
+    }
+
+    /// `histogram = ..`, when the attribute writes it.
+    pub(crate) fn written_histogram(&self) -> Option<bool> {
+        self.meta.histogram
+    }
+
+    /// The histogram's bounds as the metric layout fixed them: `None` for a site without a histogram,
+    /// and before the layout is fixed.
+    #[inline]
+    pub(crate) fn histogram_bounds(&self) -> Option<&'static Bounds> {
+        self.histogram.get().copied()
+    }
+
+    /// The bounds of the histogram's cells, one per cell, `u64::MAX` (`+Inf`) last: empty for a site
+    /// without a histogram, and before the layout is fixed.
+    pub(crate) fn histogram_cells(&self) -> &'static [u64] {
+        let Some(bounds) = self.histogram_bounds() else { return &[] };
+        let cells = bounds.iter().position(|bound| *bound == u64::MAX).map_or(bounds.len(), |infinite| infinite + 1);
+        &bounds[..cells]
+    }
+
+    /// Fixes the site's histogram (see [`Bounds`]), once.
+    pub(crate) fn fix_histogram(&self, bounds: &'static Bounds) {
+        let _ = self.histogram.set(bounds);
+    }
+
+    /// The finite bounds of the histogram in force, in nanoseconds: empty without one, and before the
+    /// metric layout is fixed.
     pub(crate) fn bucket_nanos(&self) -> &'static [u64] {
-        self.meta.buckets.unwrap_or(DEFAULT_BUCKETS_NANOS)
+        let cells = self.histogram_cells();
+        &cells[..cells.len().saturating_sub(1)]
     }
 
     #[inline]

@@ -58,7 +58,8 @@ struct SeriesKey {
 }
 
 struct Series {
-    bounds: &'static [u64],
+    /// The histogram's cells' bounds, `+Inf` last; empty when the series has no histogram.
+    cells: &'static [u64],
     totals: SiteTotals,
     /// Which outcomes the sites behind this series can end with.
     outcomes: [bool; Outcome::COUNT],
@@ -75,9 +76,9 @@ fn possible_outcomes(site: &Site) -> [bool; Outcome::COUNT] {
 
 fn series() -> BTreeMap<SeriesKey, Series> {
     let mut series: BTreeMap<SeriesKey, Series> = BTreeMap::new();
-    for site in sites().iter().filter(|site| site.metrics_enabled()) {
+    let all = sites().iter().zip(shards::all_totals());
+    for (site, totals) in all.filter(|(site, _)| site.metrics_enabled()) {
         let key = SeriesKey { function: site.name(), module: site.module(), kind: site.kind() };
-        let totals = shards::totals(site);
         let outcomes = possible_outcomes(site);
         let retries = site.retries();
         match series.get_mut(&key) {
@@ -86,7 +87,7 @@ fn series() -> BTreeMap<SeriesKey, Series> {
                     *mine |= theirs;
                 }
                 existing.retries |= retries;
-                if existing.bounds == site.bucket_nanos() {
+                if existing.cells == site.histogram_cells() {
                     existing.totals.merge(&totals);
                 } else {
                     // Different bucket layouts cannot share a histogram: keep the counts, and say why
@@ -96,7 +97,7 @@ fn series() -> BTreeMap<SeriesKey, Series> {
                 }
             }
             None => {
-                series.insert(key, Series { bounds: site.bucket_nanos(), totals, outcomes, retries });
+                series.insert(key, Series { cells: site.histogram_cells(), totals, outcomes, retries });
             }
         }
     }
@@ -107,16 +108,16 @@ fn series() -> BTreeMap<SeriesKey, Series> {
 pub(crate) type SeriesLabels = (&'static str, &'static str, &'static str);
 
 /// The exemplars of every duration series that has one, per bucket (the last for `+Inf`): of the sites
-/// behind one series, the latest exemplar of each bucket.
+/// behind one series, the latest exemplar of each bucket. A site without a histogram has none to show.
 pub(crate) fn duration_exemplars() -> BTreeMap<SeriesLabels, Vec<Option<Exemplar>>> {
     let mut series: BTreeMap<SeriesLabels, (&'static [u64], Vec<Option<Exemplar>>)> = BTreeMap::new();
     for site in sites().iter().filter(|site| site.metrics_enabled()) {
-        let kept = exemplars::exemplars(site);
+        let kept = if site.histogram_cells().is_empty() { Vec::new() } else { exemplars::exemplars(site) };
         let key = (site.name(), site.module(), site.kind());
         match series.get_mut(&key) {
             // The histogram of a series whose sites disagree on buckets has the first site's (see `series`).
-            Some((bounds, existing)) if *bounds == site.bucket_nanos() => {
-                existing.resize(site.bucket_nanos().len() + 1, None);
+            Some((cells, existing)) if *cells == site.histogram_cells() => {
+                existing.resize(cells.len(), None);
                 for (mine, theirs) in existing.iter_mut().zip(kept) {
                     if theirs.is_some_and(|theirs| mine.is_none_or(|mine| theirs.unix_nanos > mine.unix_nanos)) {
                         *mine = theirs;
@@ -125,7 +126,7 @@ pub(crate) fn duration_exemplars() -> BTreeMap<SeriesLabels, Vec<Option<Exemplar
             }
             Some(_) => {}
             None => {
-                series.insert(key, (site.bucket_nanos(), kept));
+                series.insert(key, (site.histogram_cells(), kept));
             }
         }
     }
@@ -171,6 +172,28 @@ fn seconds(nanos: u64) -> f64 {
     nanos as f64 / 1e9
 }
 
+/// The duration histogram of the series `key`, with finite `bounds` (the `+Inf` bucket is its count).
+fn duration(key: &SeriesKey, bounds: &[u64], totals: &SiteTotals) -> Metric {
+    let mut histogram = Histogram::default();
+    let mut cumulative = 0u64;
+    let mut buckets = Vec::with_capacity(bounds.len());
+    for (bound, count) in bounds.iter().zip(&totals.buckets) {
+        cumulative = cumulative.wrapping_add(*count);
+        let mut bucket = Bucket::default();
+        bucket.set_upper_bound(seconds(*bound));
+        bucket.set_cumulative_count(cumulative);
+        buckets.push(bucket);
+    }
+    let count = totals.buckets.iter().fold(0u64, |sum, count| sum.wrapping_add(*count));
+    histogram.set_bucket(buckets);
+    histogram.set_sample_count(count);
+    histogram.set_sample_sum(seconds(totals.sum_nanos));
+    let mut metric = Metric::default();
+    metric.set_label(labels(key));
+    metric.set_histogram(histogram);
+    metric
+}
+
 impl Collector for CallMetrics {
     fn desc(&self) -> Vec<&Desc> {
         self.descs.iter().collect()
@@ -182,7 +205,7 @@ impl Collector for CallMetrics {
         let mut durations = Vec::with_capacity(series.len());
         let mut in_flight = Vec::with_capacity(series.len());
         let mut retries = Vec::new();
-        for (key, Series { bounds, totals, outcomes, retries: retried }) in &series {
+        for (key, Series { cells, totals, outcomes, retries: retried }) in &series {
             if *retried {
                 let mut counter = Counter::default();
                 counter.set_value(totals.retries as f64);
@@ -202,24 +225,10 @@ impl Collector for CallMetrics {
                 calls.push(metric);
             }
 
-            let mut histogram = Histogram::default();
-            let mut cumulative = 0u64;
-            let mut buckets = Vec::with_capacity(bounds.len());
-            for (bound, count) in bounds.iter().zip(&totals.buckets) {
-                cumulative = cumulative.wrapping_add(*count);
-                let mut bucket = Bucket::default();
-                bucket.set_upper_bound(seconds(*bound));
-                bucket.set_cumulative_count(cumulative);
-                buckets.push(bucket);
+            // A series without a histogram (`histogram = false`) keeps its counters only.
+            if let Some((_, bounds)) = cells.split_last() {
+                durations.push(duration(key, bounds, totals));
             }
-            let count = totals.buckets.iter().fold(0u64, |sum, count| sum.wrapping_add(*count));
-            histogram.set_bucket(buckets);
-            histogram.set_sample_count(count);
-            histogram.set_sample_sum(seconds(totals.sum_nanos));
-            let mut metric = Metric::default();
-            metric.set_label(labels(key));
-            metric.set_histogram(histogram);
-            durations.push(metric);
 
             let mut gauge = Gauge::default();
             // A scrape racing a call that starts on one thread and ends on another can see the end first.

@@ -4,6 +4,11 @@
 //! [`render`] writes the Prometheus text format; [`render_openmetrics`] writes `OpenMetrics`, with the
 //! [exemplars] of the call duration histogram: the trace of a recent call in each bucket.
 //!
+//! Each function's duration histogram has the built-in bounds, its attribute's (`buckets = [..]`), or
+//! none (`histogram = false`); the configuration's `[metrics.<name>]` sections
+//! ([`configure_histograms`]) override them by kind or function. They are fixed at the first call or
+//! scrape, for the life of the process.
+//!
 //! The registry is not the prometheus crate's default one, so it never collides with an application's
 //! metrics. Render it alone with [`render`], or register the application's collectors in it:
 //!
@@ -25,6 +30,9 @@ use std::sync::OnceLock;
 use prometheus::{Encoder, IntGaugeVec, Opts, Registry, TextEncoder};
 
 pub use self::openmetrics::{OPENMETRICS_CONTENT_TYPE, render_openmetrics};
+pub use crate::guards::histograms::{
+    MetricsSections, MetricsSettings, configure as configure_histograms, pending as histograms_pending,
+};
 pub use crate::guards::shards::in_flight;
 
 /// The registry holding every metric hardened records.

@@ -6,6 +6,7 @@ use std::fmt;
 use std::time::Duration;
 
 use super::{SloMember, SloSettings};
+use crate::guards::histograms::{MetricsSections, planned};
 
 /// A function whose calls count towards an objective: the labels of its call series.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -85,7 +86,8 @@ pub enum SloError {
     /// The latency threshold is not a bound of a member's histogram, so no series counts the calls within it.
     #[error(
         "objective `{slo}`: latency {latency} is not a bucket bound of `{site}`'s duration histogram; \
-         allowed: one of {bounds}, or add it to the function's `buckets = [..]`"
+         allowed: one of {bounds}, or add it to the function's buckets (`buckets = [..]` in its attribute, or \
+         `buckets` in [metrics.<name>])"
     )]
     NotABucket {
         /// The objective.
@@ -96,6 +98,19 @@ pub enum SloError {
         site: String,
         /// Its bounds, as durations.
         bounds: String,
+    },
+    /// A member of a latency objective has no duration histogram, so no series counts its calls by
+    /// duration.
+    #[error(
+        "objective `{slo}`: `{site}` has no duration histogram (`histogram = false` in its attribute or in \
+         [metrics.<name>]), so its latency cannot be judged; allowed: a histogram for every function of a \
+         latency objective, or an objective of `success` only"
+    )]
+    NoHistogram {
+        /// The objective.
+        slo: String,
+        /// The function, as `module::function`.
+        site: String,
     },
 }
 
@@ -174,8 +189,13 @@ fn declared(name: &str, members: &[&SloMember], configured: &SloSettings, errors
 }
 
 /// The objectives `members` count towards, with the numbers of `sections` (`[slo.<name>]`) over the
-/// functions' literals, sorted by name; or every error found.
-pub fn resolve(members: &[SloMember], sections: &BTreeMap<String, SloSettings>) -> Result<Vec<Objective>, SloErrors> {
+/// functions' literals, sorted by name; or every error found. A latency threshold is checked against the
+/// histograms the members have under `histograms` (`[metrics.<name>]`).
+pub fn resolve(
+    members: &[SloMember],
+    sections: &BTreeMap<String, SloSettings>,
+    histograms: &MetricsSections,
+) -> Result<Vec<Objective>, SloErrors> {
     let mut by_name: BTreeMap<&str, Vec<&SloMember>> = BTreeMap::new();
     for member in members {
         by_name.entry(member.name).or_default().push(member);
@@ -203,16 +223,21 @@ pub fn resolve(members: &[SloMember], sections: &BTreeMap<String, SloSettings>) 
             errors.push(SloError::Empty { slo: name.to_owned() });
         }
         if let Some(latency) = latency {
+            let threshold = u64::try_from(latency.threshold.as_nanos()).unwrap_or(u64::MAX);
             for member in &of_objective {
-                let mut bounds = member.site.buckets();
-                if !bounds.any(|bound| bound == latency.threshold) {
-                    let bounds: Vec<String> = member.site.buckets().map(written).collect();
-                    errors.push(SloError::NotABucket {
-                        slo: name.to_owned(),
-                        latency: written(latency.threshold),
-                        site: site_of(member),
-                        bounds: bounds.join(", "),
-                    });
+                match planned(member.site, histograms) {
+                    None => errors.push(SloError::NoHistogram { slo: name.to_owned(), site: site_of(member) }),
+                    Some(bounds) if !bounds.contains(&threshold) => {
+                        let bounds: Vec<String> =
+                            bounds.iter().map(|bound| written(Duration::from_nanos(*bound))).collect();
+                        errors.push(SloError::NotABucket {
+                            slo: name.to_owned(),
+                            latency: written(latency.threshold),
+                            site: site_of(member),
+                            bounds: bounds.join(", "),
+                        });
+                    }
+                    Some(_) => {}
                 }
             }
         }

@@ -32,6 +32,7 @@ pub(crate) const ARGUMENTS: &[&str] = &[
     "span",
     "metrics",
     "buckets",
+    "histogram",
     "crate",
     "skip",
     "breaker",
@@ -66,6 +67,7 @@ pub(crate) struct Args {
     pub(crate) span: Option<Spanned<bool>>,
     pub(crate) metrics: Option<Spanned<bool>>,
     pub(crate) buckets: Option<Spanned<Vec<Spanned<f64>>>>,
+    pub(crate) histogram: Option<Spanned<bool>>,
     pub(crate) krate: Option<Path>,
     pub(crate) skip: Option<Span>,
     pub(crate) guards: GuardArgs,
@@ -125,6 +127,7 @@ impl Args {
             "span" => self.span = Some(boolean(meta)?),
             "metrics" => self.metrics = Some(boolean(meta)?),
             "buckets" => self.buckets = Some(buckets(meta)?),
+            "histogram" => self.histogram = Some(boolean(meta)?),
             "crate" => self.krate = Some(crate_path(meta)?),
             "skip" => self.skip = Some(word(meta, "hardened")?),
             "audit" => self.audit = Some(super::audit::read(meta)?),
@@ -160,6 +163,7 @@ impl Args {
             span: self.span.or(outer.span),
             metrics: self.metrics.or(outer.metrics),
             buckets: self.buckets.or(outer.buckets),
+            histogram: self.histogram.or(outer.histogram),
             krate: self.krate.or(outer.krate),
             skip: self.skip,
             guards: self.guards.over(outer.guards),
@@ -300,7 +304,7 @@ mod tests {
     fn reads_every_argument() {
         let (args, errors) = parse(quote! {
             name = "search", kind = "tool", level = "debug", fields(query, len = query.len()),
-            ok_if = is_ok, span = false, metrics, buckets = [0.5, 1], crate = "::hardened"
+            ok_if = is_ok, span = false, metrics, buckets = [0.5, 1], histogram, crate = "::hardened"
         });
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(args.name.map(|name| name.value).as_deref(), Some("search"));
@@ -310,6 +314,7 @@ mod tests {
         assert_eq!(args.metrics.map(|metrics| metrics.value), Some(true));
         let bounds: Vec<f64> = args.buckets.expect("buckets").value.iter().map(|bound| bound.value).collect();
         assert_eq!(bounds, [0.5, 1.0]);
+        assert_eq!(args.histogram.map(|histogram| histogram.value), Some(true));
     }
 
     #[test]
@@ -332,7 +337,7 @@ mod tests {
         assert_eq!(
             errors,
             [
-                "unknown argument `colour`; expected one of `name`, `kind`, `level`, `fields`, `ok_if`, `error_if`, `span`, `metrics`, `buckets`, `crate`, `skip`, `breaker`, `rate`, `burst`, `concurrency`, `bulkhead`, `timeout`, `retry`, `hedge`, `fallback`, `audit` or `slo`",
+                "unknown argument `colour`; expected one of `name`, `kind`, `level`, `fields`, `ok_if`, `error_if`, `span`, `metrics`, `buckets`, `histogram`, `crate`, `skip`, `breaker`, `rate`, `burst`, `concurrency`, `bulkhead`, `timeout`, `retry`, `hedge`, `fallback`, `audit` or `slo`",
                 "expected an argument, found the string `\"search\"`; did you mean `name = \"search\"`?",
                 "expected an argument such as `kind = \"tool\"`, found `5`",
             ]

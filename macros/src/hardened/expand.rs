@@ -107,6 +107,10 @@ fn split_rebindings(block: &Block) -> (Vec<&syn::Stmt>, Vec<&syn::Stmt>) {
 fn site_static(plan: &Plan, sig: &Signature) -> TokenStream {
     let krate = &plan.krate;
     let Plan { name, kind, written, metrics, .. } = plan;
+    let histogram = plan.histogram.map_or_else(
+        || quote!(::core::option::Option::None),
+        |histogram| quote!(::core::option::Option::Some(#histogram)),
+    );
     let function = sig.ident.to_string();
     let function = function.strip_prefix("r#").unwrap_or(&function);
     let line = quote_spanned!(sig.ident.span()=> ::core::line!());
@@ -136,6 +140,7 @@ fn site_static(plan: &Plan, sig: &Signature) -> TokenStream {
             options: #written,
             metrics: #metrics,
             buckets: #buckets,
+            histogram: #histogram,
             refusable: #refusable,
             timeout: #timeout,
             retries: #retries,

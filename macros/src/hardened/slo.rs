@@ -145,11 +145,13 @@ fn seconds(nanos: u64) -> String {
 }
 
 /// Checks `args` against the function: its histogram's bounds (`buckets`, in seconds, when it sets
-/// them) and whether it records metrics at all.
+/// them), and whether it records metrics (`metrics_off`, `metrics = false` when written) and a histogram
+/// (`histogram_off`, `histogram = false` when written) at all.
 pub(crate) fn plan(
     args: SloArgs,
     buckets: Option<&[f64]>,
-    metrics: Option<&Spanned<bool>>,
+    metrics_off: Option<&Spanned<bool>>,
+    histogram_off: Option<&Spanned<bool>>,
     errors: &mut Errors,
 ) -> Option<SloPlan> {
     let name = args.name?;
@@ -157,10 +159,17 @@ pub(crate) fn plan(
     if name.value.is_empty() {
         errors.at(name.span, "the objective's name is empty; name it, such as `slo = \"chat\"`");
     }
-    if let Some(metrics) = metrics.filter(|metrics| !metrics.value) {
+    if let Some(metrics) = metrics_off {
         errors.at(
             metrics.span,
             "`slo` judges the calls by their metrics, which `metrics = false` turns off; remove one of the two",
+        );
+    }
+    if let Some(histogram) = histogram_off.filter(|_| args.latency.is_some()) {
+        errors.at(
+            histogram.span,
+            "`slo(latency = ..)` judges the calls by their duration histogram, which `histogram = false` leaves \
+             out; remove one of the two",
         );
     }
     match (&args.latency, &args.latency_target) {
@@ -176,7 +185,7 @@ pub(crate) fn plan(
         ),
         _ => {}
     }
-    if let Some(latency) = &args.latency {
+    if let Some(latency) = args.latency.as_ref().filter(|_| histogram_off.is_none()) {
         let nanos = u64::try_from(latency.value.as_nanos()).unwrap_or(u64::MAX);
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "validated positive and finite")]
         let bounds: Vec<u64> = match buckets {

@@ -13,8 +13,8 @@ use crate::common::meta::{Spanned, key_span};
 use crate::common::signature::{self, Analysis};
 use crate::common::suggest;
 
-/// Most bucket bounds one histogram may have; the runtime reserves cells for this many.
-pub(crate) const MAX_BUCKETS: usize = 30;
+/// Most bucket bounds one histogram may have: the configuration's limit too.
+pub(crate) const MAX_BUCKETS: usize = hardened_schema::MAX_BUCKETS;
 
 const LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error"];
 
@@ -53,6 +53,8 @@ pub(crate) struct Plan {
     pub(crate) level: Level,
     pub(crate) span: bool,
     pub(crate) metrics: bool,
+    /// `histogram = ..`, when written: whether calls are timed into the duration histogram.
+    pub(crate) histogram: Option<bool>,
     pub(crate) fields: Vec<Field>,
     pub(crate) predicate: Option<Predicate>,
     /// Histogram bounds in seconds, when the function overrides the defaults.
@@ -86,6 +88,7 @@ pub(crate) fn plan(
     };
     let kind = args.kind.as_ref().map_or_else(|| "function".to_owned(), |kind| label_value("kind", kind, errors));
     let level = args.level.as_ref().map_or(Level::Info, |level| parse_level(level, errors));
+    let histogram = check_histogram(&args, errors);
     let predicate = match (args.ok_if, args.error_if) {
         (Some(_), Some(_)) => {
             errors.at(
@@ -99,8 +102,10 @@ pub(crate) fn plan(
         (None, None) => None,
     };
     let fields = args.fields.map(|fields| check_fields(fields.value, sig, errors)).unwrap_or_default();
-    let buckets = args.buckets.map(|buckets| check_buckets(&buckets, errors));
-    let slo = args.slo.and_then(|slo| super::slo::plan(slo, buckets.as_deref(), args.metrics.as_ref(), errors));
+    let buckets = args.buckets.as_ref().map(|buckets| check_buckets(buckets, errors));
+    let metrics_off = args.metrics.as_ref().filter(|metrics| !metrics.value);
+    let histogram_off = args.histogram.as_ref().filter(|histogram| !histogram.value);
+    let slo = args.slo.and_then(|slo| super::slo::plan(slo, buckets.as_deref(), metrics_off, histogram_off, errors));
     let analysis = signature::analyse(sig, block);
     let (hedge_at, audited) = (key_span(&args.keys, "hedge"), args.audit.is_some());
     let guards = guards::plan(args.guards, sig, &analysis, errors);
@@ -126,6 +131,7 @@ pub(crate) fn plan(
         level,
         span: args.span.is_none_or(|span| span.value),
         metrics: args.metrics.is_none_or(|metrics| metrics.value),
+        histogram,
         fields,
         predicate,
         buckets,
@@ -224,6 +230,28 @@ fn is_binding_like(ident: &Ident) -> bool {
     ident.to_string().starts_with(|c: char| c.is_lowercase() || c == '_')
 }
 
+/// `histogram = false` leaves the bounds nothing to bound, and is said already by `metrics = false`.
+fn check_histogram(args: &Args, errors: &mut Errors) -> Option<bool> {
+    let histogram = args.histogram.as_ref()?;
+    if !histogram.value {
+        if args.buckets.is_some() {
+            errors.at(
+                later_key(&args.keys, "buckets", "histogram"),
+                "`buckets` sets the bounds of the duration histogram, which `histogram = false` leaves out; remove \
+                 one of the two",
+            );
+        }
+        if args.metrics.as_ref().is_some_and(|metrics| !metrics.value) {
+            errors.at(
+                histogram.span,
+                "`metrics = false` turns off every metric of the function, its histogram with them; remove \
+                 `histogram = false`",
+            );
+        }
+    }
+    Some(histogram.value)
+}
+
 fn check_buckets(buckets: &Spanned<Vec<Spanned<f64>>>, errors: &mut Errors) -> Vec<f64> {
     let bounds = &buckets.value;
     if bounds.is_empty() {
@@ -236,11 +264,20 @@ fn check_buckets(buckets: &Spanned<Vec<Spanned<f64>>>, errors: &mut Errors) -> V
         if !is_positive(bound.value) {
             errors
                 .at(bound.span, format!("bucket bounds must be positive numbers of seconds, found `{}`", bound.value));
+        } else if hardened_schema::bucket_nanos(bound.value).is_none() {
+            errors.at(
+                bound.span,
+                format!("bucket bounds must be from 1 ns (0.000000001) to 1000000000 seconds, found `{}`", bound.value),
+            );
         }
     }
     for pair in bounds.windows(2) {
-        // A bound that is not positive has its own error already.
-        if pair[1].value <= pair[0].value && is_positive(pair[1].value) {
+        // A bound that is out of range has its own error already; bounds are compared as the nanoseconds
+        // they are kept in, so that two that round to one are refused too.
+        let [earlier, later] = [&pair[0], &pair[1]].map(|bound| hardened_schema::bucket_nanos(bound.value));
+        if let (Some(earlier), Some(later)) = (earlier, later)
+            && later <= earlier
+        {
             errors.at(
                 pair[1].span,
                 format!("bucket bounds must increase, but `{}` follows `{}`", pair[1].value, pair[0].value),
@@ -310,6 +347,58 @@ mod tests {
                 "`fields` names `query`, which is not an argument of `lookup`; its arguments are `key`",
                 "bucket bounds must be positive numbers of seconds, found `-1`",
                 "bucket bounds must increase, but `0.5` follows `1`",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_histogram_left_out_takes_no_buckets_and_says_nothing_that_metrics_off_does_not() {
+        let item: ItemFn = parse_quote! { fn f() {} };
+        let plan = check(quote! { histogram = false }, &item).expect("valid");
+        assert_eq!(plan.histogram, Some(false));
+        assert_eq!(check(quote! {}, &item).expect("valid").histogram, None);
+        let errors = check(quote! { histogram = false, buckets = [1.0] }, &item).err().expect("invalid");
+        assert_eq!(
+            errors,
+            [
+                "`buckets` sets the bounds of the duration histogram, which `histogram = false` leaves out; remove one of the two"
+            ]
+        );
+        let errors = check(quote! { metrics = false, histogram = false }, &item).err().expect("invalid");
+        assert_eq!(
+            errors,
+            [
+                "`metrics = false` turns off every metric of the function, its histogram with them; remove `histogram = false`"
+            ]
+        );
+        assert!(check(quote! { histogram = true, buckets = [1.0] }, &item).is_ok());
+    }
+
+    #[test]
+    fn an_objectives_latency_needs_the_histogram() {
+        let item: ItemFn = parse_quote! { fn f() {} };
+        let errors =
+            check(quote! { histogram = false, slo(name = "chat", latency = "1s", latency_target = 99) }, &item)
+                .err()
+                .expect("invalid");
+        assert_eq!(
+            errors,
+            [
+                "`slo(latency = ..)` judges the calls by their duration histogram, which `histogram = false` leaves out; remove one of the two"
+            ]
+        );
+        assert!(check(quote! { histogram = false, slo(name = "chat", success = 99.9) }, &item).is_ok());
+    }
+
+    #[test]
+    fn bucket_bounds_are_compared_in_the_nanoseconds_they_are_kept_in() {
+        let item: ItemFn = parse_quote! { fn f() {} };
+        let errors = check(quote! { buckets = [0.0000000001, 0.000000001, 0.0000000012] }, &item).err();
+        assert_eq!(
+            errors.expect("invalid"),
+            [
+                "bucket bounds must be from 1 ns (0.000000001) to 1000000000 seconds, found `0.0000000001`",
+                "bucket bounds must increase, but `0.0000000012` follows `0.000000001`",
             ]
         );
     }

@@ -31,7 +31,8 @@
 //! directory, if there is one; else none, which is no error. It holds `[breaker.<name>]`,
 //! `[rate.<name>]`, `[concurrency.<name>]`, `[bulkhead.<name>]`, `[retry.<name>]` and `[hedge.<name>]` sections; a section
 //! named `default` applies to every guard of its kind. `[slo.<name>]` sections give the numbers of service
-//! level objectives (see [`crate::slo`]). Names are matched exactly as written; quote those
+//! level objectives (see [`crate::slo`]), and `[metrics.<name>]` sections the duration histograms of the
+//! functions of a kind or of one function (`[metrics.llm]`, `[metrics."app::chat::complete"]`). Names are matched exactly as written; quote those
 //! with `.` or `:` (`[breaker."app::fetch"]`).
 //!
 //! # The environment
@@ -91,6 +92,7 @@ pub use crate::concurrency::ConcurrencySettings;
 pub use crate::hedge::HedgeSettings;
 pub use crate::rate_limit::RateSettings;
 pub use crate::retry::RetrySettings;
+pub use hardened_core::metrics::MetricsSettings;
 pub use hardened_core::slo::SloSettings;
 
 macro_rules! config {
@@ -106,6 +108,9 @@ macro_rules! config {
             )*
             /// `[slo.<name>]` sections: the numbers of service level objectives.
             pub slo: BTreeMap<String, SloSettings>,
+            /// `[metrics.<name>]` sections: the duration histograms of the functions of a kind, or of one
+            /// function (`module::function`); `default` applies to every function, under its attribute.
+            pub metrics: BTreeMap<String, MetricsSettings>,
             /// The `[telemetry]` section.
             pub telemetry: TelemetrySettings,
             /// The `[health]` section.
@@ -217,16 +222,22 @@ fn read_from(source: &reload::Source, declared: &DeclaredNames) -> Result<(Confi
     }?;
     // Objectives are checked against the functions that count towards them: a bad one refuses the whole
     // configuration, at load and at reload alike.
-    hardened_core::slo::resolve(hardened_core::slo::members(), &config.slo)?;
+    hardened_core::slo::resolve(hardened_core::slo::members(), &config.slo, &config.metrics)?;
     Ok((config, provenance))
 }
 
-/// The names functions declare: their guards', and the objectives they count towards.
+/// The names functions declare: their guards', the objectives they count towards, and the kinds and
+/// functions (`module::function`) a histogram section may name.
 pub(super) fn declared_names() -> DeclaredNames {
     let mut declared = crate::guards::declared_names();
     declared.slo = hardened_core::slo::members().iter().map(|member| member.name.to_owned()).collect();
     declared.slo.sort();
     declared.slo.dedup();
+    let metered = crate::sites().iter().filter(|site| site.metrics_enabled());
+    declared.metrics =
+        metered.flat_map(|site| [site.kind().to_owned(), crate::guards::histograms::function_path(site)]).collect();
+    declared.metrics.sort();
+    declared.metrics.dedup();
     declared
 }
 
@@ -297,6 +308,8 @@ fn install_config(config: Config) -> Arc<Config> {
         crate::http::ServerLimits::install(limits);
     }
     crate::guards::configure(config.guard_sections());
+    // Logs the functions whose histogram a change waits for the next start; `reload_with_changes` lists them.
+    let _ = crate::metrics::configure_histograms(config.metrics.clone());
     config
 }
 

@@ -25,9 +25,15 @@ pub struct UnusedName {
 
 impl fmt::Display for UnusedName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let noun =
-            hardened_schema::KINDS.iter().find(|kind| kind.name == self.kind).map_or(self.kind, |kind| kind.noun);
-        write!(f, "[{}] names no {noun} used by any function", section_path(self.kind, &self.name))?;
+        let section = section_path(self.kind, &self.name);
+        if self.kind == hardened_schema::metrics::KIND.name {
+            // A histogram section names functions, by their kind or their path, rather than a guard.
+            write!(f, "[{section}] names no kind of function nor function (`module::function`) with metrics")?;
+        } else {
+            let noun =
+                hardened_schema::KINDS.iter().find(|kind| kind.name == self.kind).map_or(self.kind, |kind| kind.noun);
+            write!(f, "[{section}] names no {noun} used by any function")?;
+        }
         if let Some(suggestion) = &self.suggestion {
             write!(f, "; did you mean `{suggestion}`?")?;
         }

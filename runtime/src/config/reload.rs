@@ -62,6 +62,10 @@ pub struct Reloaded {
     pub file: Option<String>,
     /// The keys whose values changed, in key order; empty when the configuration is as it was.
     pub changes: Vec<Change>,
+    /// The functions (`module::function`) whose duration histogram the configuration now in force
+    /// changes (`[metrics.<name>]`), and which keep the one they have until the next start: every
+    /// thread's metric cells are laid out by the histograms once calls start. Empty when none waits.
+    pub histograms_at_next_start: Vec<String>,
 }
 
 /// [`reload`](super::reload), and what changed.
@@ -84,7 +88,10 @@ pub fn reload_with_changes() -> Result<Reloaded, ConfigError> {
     apply_filters(&config, &changes);
     // Read only to apply the filters, with the `telemetry` feature.
     drop(config);
-    Ok(Reloaded { file: super::provenance::origin(), changes })
+    let mut histograms_at_next_start: Vec<String> =
+        crate::metrics::histograms_pending().into_iter().map(crate::guards::histograms::function_path).collect();
+    histograms_at_next_start.sort();
+    Ok(Reloaded { file: super::provenance::origin(), changes, histograms_at_next_start })
 }
 
 /// A reload that changed `[telemetry] log_filter` or `trace_filter` changes the running filters, unless
@@ -121,15 +128,18 @@ pub fn reload_and_audit(trigger: &str) -> Result<Reloaded, ConfigError> {
                 trigger,
                 file = reloaded.file.as_deref().unwrap_or("none"),
                 changed = ?keys,
+                histograms_at_next_start = ?reloaded.histograms_at_next_start,
                 "configuration reloaded"
             );
             let changes = serde_json::to_value(&reloaded.changes).unwrap_or_default();
-            crate::audit::emit(
-                event
-                    .outcome(AuditOutcome::Success)
-                    .detail("file", reloaded.file.clone().unwrap_or_default())
-                    .detail("changes", changes),
-            );
+            let mut event = event
+                .outcome(AuditOutcome::Success)
+                .detail("file", reloaded.file.clone().unwrap_or_default())
+                .detail("changes", changes);
+            if !reloaded.histograms_at_next_start.is_empty() {
+                event = event.detail("histograms_at_next_start", reloaded.histograms_at_next_start.clone());
+            }
+            crate::audit::emit(event);
         }
         Err(error) => {
             tracing::error!(

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use hardened_schema::Kind;
 
 use super::operations::{HealthSettings, ServerSettings, ShutdownSettings, Single, TelemetrySettings};
-use super::{Config, DeclaredNames, SloSettings};
+use super::{Config, DeclaredNames, MetricsSettings, SloSettings};
 use crate::guards::{GuardSections, guard_kinds};
 use crate::keys::Keys;
 use crate::kind::GuardKind;
@@ -57,16 +57,20 @@ macro_rules! sections {
             }
         )*
 
-        /// Calls `visitor` with every kind of named section: the guards', then the objectives'.
+        /// Calls `visitor` with every kind of named section: the guards', the objectives', then the
+        /// histograms'.
         pub(super) fn each_kind(visitor: &mut impl EachKind) {
             $( visitor.kind::<$settings>(); )*
             visitor.kind::<SloSettings>();
+            visitor.kind::<MetricsSettings>();
         }
 
-        /// Every top-level table: the guard kinds', the objectives', then the service's own sections.
+        /// Every top-level table: the guard kinds', the objectives', the histograms', then the service's
+        /// own sections.
         pub(super) const SECTIONS: &[&str] = &[
             $( <$settings as Section>::KIND, )*
             <SloSettings as Section>::KIND,
+            <MetricsSettings as Section>::KIND,
             TelemetrySettings::SECTION,
             HealthSettings::SECTION,
             ShutdownSettings::SECTION,
@@ -103,5 +107,23 @@ impl Section for SloSettings {
 
     fn of_mut(config: &mut Config) -> &mut BTreeMap<String, Self> {
         &mut config.slo
+    }
+}
+
+/// `[metrics.<name>]`: named and layered as a guard's section is, by a kind or a function instead of a
+/// guard's name.
+impl Section for MetricsSettings {
+    const SCHEMA: &'static Kind = &hardened_schema::metrics::KIND;
+
+    fn declared(names: &DeclaredNames) -> &[String] {
+        &names.metrics
+    }
+
+    fn of(config: &Config) -> &BTreeMap<String, Self> {
+        &config.metrics
+    }
+
+    fn of_mut(config: &mut Config) -> &mut BTreeMap<String, Self> {
+        &mut config.metrics
     }
 }

@@ -82,7 +82,7 @@ pub fn objectives() -> Result<Vec<Objective>, SloErrors> {
 
 /// The objectives `config`'s `[slo.<name>]` sections make of the functions' declarations.
 fn check(config: &crate::config::Config) -> Result<Vec<Objective>, SloErrors> {
-    hardened_core::slo::resolve(hardened_core::slo::members(), &config.slo)
+    hardened_core::slo::resolve(hardened_core::slo::members(), &config.slo, &config.metrics)
 }
 
 /// The Prometheus rule file of [`objectives()`]: the recording rules and the burn-rate alerts.

@@ -1,0 +1,10 @@
+use hardened::hardened;
+
+#[hardened(histogram = "off")]
+fn lookup(id: u64) -> u64 {
+    id
+}
+
+fn main() {
+    lookup(1);
+}
