@@ -133,7 +133,6 @@ impl Application {
     }
 
     /// The API's routes, behind API-key authentication, without the ops endpoints or the request layers.
-    #[must_use]
     pub fn api_router(&self) -> Router {
         api::routes(Arc::clone(&self.app), Arc::clone(&self.auth))
     }
@@ -142,7 +141,6 @@ impl Application {
 /// `router` inside `hardened`'s request layers, as the server runs it: each request measured and given its
 /// audit context ([`RequestLayer`]) inside its server span ([`ServerTraceLayer`]). Without them in a build
 /// with `--cfg hardened_disabled`.
-#[must_use]
 pub fn with_request_layers(router: Router, settings: &Settings) -> Router {
     if cfg!(hardened_disabled) {
         return router;

@@ -9,12 +9,12 @@ use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
+use agent_server::Settings;
 use criterion::Criterion;
 use hardened::Audited;
 use hardened::audit::{
     self, AuditContext, AuditEvent, AuditOutcome, Audited as _, Auditor, EventType, JsonlSink, Sink as _,
 };
-use production_agent::Settings;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 use uuid::Uuid;

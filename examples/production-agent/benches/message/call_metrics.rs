@@ -4,9 +4,9 @@
 
 use std::hint::black_box;
 
+use agent_server::Settings;
 use criterion::Criterion;
 use hardened::hardened;
-use production_agent::Settings;
 
 use crate::allocations::{self, PerUnit};
 use crate::subscribers::Telemetry;

@@ -2,14 +2,14 @@
 //! its server span) around a handler that answers at once, against the same router without them, under
 //! the development telemetry. The difference includes one root span, the request's.
 
+use agent_server::Settings;
+use agent_server::serve;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::Request;
 use axum::routing::get;
 use criterion::Criterion;
-use production_agent::Settings;
-use production_agent::serve;
 use tower::ServiceExt as _;
 
 use crate::allocations::{self, PerUnit};

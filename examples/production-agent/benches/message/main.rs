@@ -56,8 +56,9 @@ fn main() {
     let measuring = std::env::args().any(|arg| arg == "--bench");
     let messages = std::env::var("MESSAGE_PROFILE_MESSAGES")
         .ok()
-        .map(|count| count.parse().expect("MESSAGE_PROFILE_MESSAGES is a number"))
-        .unwrap_or(if measuring { PROFILE_MESSAGES } else { 100 });
+        .map_or(if measuring { PROFILE_MESSAGES } else { 100 }, |count| {
+            count.parse().expect("MESSAGE_PROFILE_MESSAGES is a number")
+        });
     if messages > 0 {
         let profiles: Vec<_> =
             Telemetry::ALL.into_iter().map(|telemetry| profile::run(&agent, &runtime, telemetry, messages)).collect();
@@ -111,7 +112,7 @@ fn messages_bench(c: &mut Criterion, agent: &Agent, runtime: &tokio::runtime::Ru
                         agent.send_all(requests).await;
                         hardened::audit::flush().await.expect("the audit trail is writable");
                     });
-                    cpu::process() - before
+                    cpu::process().saturating_sub(before)
                 });
             });
         });

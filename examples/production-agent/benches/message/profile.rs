@@ -70,7 +70,8 @@ pub(crate) fn run(agent: &Agent, runtime: &tokio::runtime::Runtime, telemetry: T
             hardened::audit::flush().await.expect("the audit trail is writable");
         });
         Counting::stop();
-        let (process, thread) = (cpu::process() - process_before, cpu::thread() - thread_before);
+        let (process, thread) =
+            (cpu::process().saturating_sub(process_before), cpu::thread().saturating_sub(thread_before));
         let (all, this): (Allocations, Allocations) =
             (Counting::all_threads() - all_before, Counting::this_thread() - this_before);
         let counts = census.take();

@@ -5,12 +5,12 @@
 
 use std::net::SocketAddr;
 
+use agent_server::Settings;
+use agent_server::serve::{self, Application};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Method, Request, StatusCode, header};
-use production_agent::Settings;
-use production_agent::serve::{self, Application};
 use tower::ServiceExt as _;
 
 /// The messages of `scripts/lib.sh`'s `MESSAGE_MIX`: the calculator, the clock, the memory set and get,

@@ -5,11 +5,11 @@
 
 use std::hint::black_box;
 
+use agent_server::Settings;
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion};
 use hardened::hardened;
 use hardened::telemetry::LogFormat;
-use production_agent::Settings;
 use tracing::Subscriber;
 
 use crate::allocations::{self, PerUnit};

@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use agent_server::Settings;
+use agent_server::serve;
 use hardened::telemetry::{self, LogFormat, TelemetryConfig};
-use production_agent::Settings;
-use production_agent::serve;
 use tracing::span::{Attributes, Id};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::filter::{EnvFilter, FilterExt as _};
