@@ -18,10 +18,34 @@ impl Message {
     pub(crate) fn len(&self) -> usize {
         match self {
             Message::User { content } | Message::Assistant { content } => content.len(),
-            Message::ToolCall { tool, input, .. } => tool.len() + input.to_string().len(),
+            Message::ToolCall { tool, input, .. } => tool.len() + json_bytes(input),
             Message::ToolResult { tool, output, .. } => tool.len() + output.len(),
         }
     }
+}
+
+/// The length of `value` as compact JSON, counted as it is serialized rather than written to a string:
+/// the token budget's estimate of every model call's context counts each tool call of the context again,
+/// and the transcript's bound each message.
+pub(crate) fn json_bytes(value: &serde_json::Value) -> usize {
+    /// A writer that keeps only the count of bytes written.
+    struct Count(usize);
+
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    let mut count = Count(0);
+    // A `Value` always serializes, and the counter never fails.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
 }
 
 /// A conversation: the transcript and how many model calls the current message may still take.
@@ -66,5 +90,25 @@ impl Conversation {
     pub(crate) fn keep_latest(&mut self, max: usize) {
         let excess = self.messages.len().saturating_sub(max);
         self.messages.drain(..excess);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_tool_call_counts_the_bytes_of_its_input_as_compact_json() {
+        for input in [
+            json!({}),
+            json!({ "expression": "2 + 3 * 4" }),
+            json!({ "op": "set", "key": "colour", "value": "bleu \"clair\" \u{e9}\u{1}\n" }),
+            json!([1.5, -2, null, true, { "nested": ["a", "b"] }]),
+        ] {
+            let call = Message::ToolCall { id: "call_1".into(), tool: "memory".into(), input: input.clone() };
+            assert_eq!(call.len(), "memory".len() + input.to_string().len(), "{input}");
+        }
     }
 }

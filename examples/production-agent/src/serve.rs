@@ -1,11 +1,13 @@
 //! `agent-server serve`: telemetry, the audit trail, health checks, the API and the ops endpoints, served
-//! until a signal and shut down gracefully.
+//! until a signal and shut down gracefully; and the pieces it assembles the service from, which the
+//! benchmarks (`benches/message/`) put together the same way, in-process.
 
 use std::error::Error;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Router;
 use hardened::admin::AdminAccess;
 use hardened::audit::{self, AuditEvent, AuditSigningKey, Auditor, EventType, JsonlSink, PostgresSink};
 use hardened::health::{self, Component, HealthConfig, PostgresCheck};
@@ -25,14 +27,9 @@ use crate::trail;
 /// Where the server listens when the configuration does not say.
 const DEFAULT_ADDRESS: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8080);
 
-pub(crate) async fn serve(settings: Settings) -> Result<(), Box<dyn Error>> {
-    let mut telemetry = TelemetryConfig {
-        service_name: "agent-server".to_owned(),
-        service_version: Some(env!("CARGO_PKG_VERSION").to_owned()),
-        ..TelemetryConfig::default()
-    };
-    settings.hardened.telemetry.apply_to(&mut telemetry);
-    let _telemetry = hardened::telemetry::init(&telemetry)?;
+/// Serves the service `settings` describe until a signal, then shuts it down gracefully.
+pub async fn serve(settings: Settings) -> Result<(), Box<dyn Error>> {
+    let _telemetry = hardened::telemetry::init(&telemetry_config(&settings))?;
     audit::set_service_name("agent-server");
 
     let address = settings.hardened.server.address.unwrap_or(DEFAULT_ADDRESS);
@@ -56,20 +53,11 @@ pub(crate) async fn serve(settings: Settings) -> Result<(), Box<dyn Error>> {
         health::registry().register(Component::new("postgres", PostgresCheck::new(pool)).critical());
     }
 
-    let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).build()?;
-    let agent = Agent {
-        model: model::Client::from_settings(&settings.agent.model, &http)?,
-        tools: Tools::new(&settings.agent.fetch, &settings.agent.tools)?,
-        max_steps: settings.agent.model.max_steps,
-        max_tokens: settings.agent.model.max_tokens,
-    };
-    tracing::info!(model = agent.model.name(), %instance, "agent ready");
-    let sessions = Sessions::new(SessionLimits::from_settings(&settings.agent.sessions));
-    let app = Arc::new(App { agent, sessions });
-    tokio::spawn(end_idle_sessions(Arc::clone(&app), settings.agent.sessions.idle_timeout()?));
-    let auth = Arc::new(Authenticator::new(&settings.agent.keys, &settings.agent.auth)?);
-    tokio::spawn(Arc::clone(&auth).report_failures());
-    let at_shutdown = Arc::clone(&auth);
+    let application = Application::new(&settings)?;
+    tracing::info!(model = application.app.agent.model.name(), %instance, "agent ready");
+    tokio::spawn(end_idle_sessions(Arc::clone(&application.app), settings.agent.sessions.idle_timeout()?));
+    tokio::spawn(Arc::clone(&application.auth).report_failures());
+    let at_shutdown = Arc::clone(&application.auth);
     // Before the audit pipeline's own flush, so that the failures of the intervals in course are written.
     hardened::shutdown::register(
         "failed authentications",
@@ -81,22 +69,14 @@ pub(crate) async fn serve(settings: Settings) -> Result<(), Box<dyn Error>> {
         },
     );
 
-    let mut router = api::routes(app, auth);
+    let mut router = application.api_router();
     let admin = if let Some(admin_address) = settings.hardened.server.admin_address {
         Some(tokio::net::TcpListener::bind(admin_address).await?)
     } else {
         router = router.merge(hardened::http::ops_router());
         None
     };
-    if !cfg!(hardened_disabled) {
-        let trusted_proxies = usize::from(settings.hardened.server.trust_forwarded_for.unwrap_or(false));
-        // The public listener's callers do not choose the trace id or the sampling: unless configured to
-        // trust them, each request starts a trace of its own, linked to the caller's.
-        let trust_incoming_trace = settings.hardened.server.trust_incoming_trace.unwrap_or(false);
-        router = router
-            .layer(RequestLayer::new().trust_forwarded_for(trusted_proxies))
-            .layer(ServerTraceLayer::new().trust_incoming_trace(trust_incoming_trace));
-    }
+    let router = with_request_layers(router, &settings);
 
     let mut limits = ServerLimits::default();
     settings.hardened.server.apply_to(&mut limits);
@@ -118,10 +98,66 @@ pub(crate) async fn serve(settings: Settings) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-/// The audit trail: `PostgreSQL` when `DATABASE_URL` is set, else the JSONL file; spill files beside the
-/// JSONL file either way, so that no event is lost while a sink is down; checkpoints signed as
-/// `[audit] signing` says.
-fn start_audit(settings: &Settings, database: Option<&str>, instance: &str) -> Result<(), Box<dyn Error>> {
+/// The telemetry `settings` configure: the service's name and version, with `[telemetry]` over them.
+#[must_use]
+pub fn telemetry_config(settings: &Settings) -> TelemetryConfig {
+    let mut telemetry = TelemetryConfig {
+        service_name: "agent-server".to_owned(),
+        service_version: Some(env!("CARGO_PKG_VERSION").to_owned()),
+        ..TelemetryConfig::default()
+    };
+    settings.hardened.telemetry.apply_to(&mut telemetry);
+    telemetry
+}
+
+/// The service's own state: the agent (model and tools), the sessions and the API keys.
+#[derive(Debug)]
+pub struct Application {
+    app: Arc<App>,
+    auth: Arc<Authenticator>,
+}
+
+impl Application {
+    /// The agent, its sessions and its keys, as `settings` configure them; no task is started.
+    pub fn new(settings: &Settings) -> Result<Application, Box<dyn Error>> {
+        let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).build()?;
+        let agent = Agent {
+            model: model::Client::from_settings(&settings.agent.model, &http)?,
+            tools: Tools::new(&settings.agent.fetch, &settings.agent.tools)?,
+            max_steps: settings.agent.model.max_steps,
+            max_tokens: settings.agent.model.max_tokens,
+        };
+        let sessions = Sessions::new(SessionLimits::from_settings(&settings.agent.sessions));
+        let auth = Authenticator::new(&settings.agent.keys, &settings.agent.auth)?;
+        Ok(Application { app: Arc::new(App { agent, sessions }), auth: Arc::new(auth) })
+    }
+
+    /// The API's routes, behind API-key authentication, without the ops endpoints or the request layers.
+    pub fn api_router(&self) -> Router {
+        api::routes(Arc::clone(&self.app), Arc::clone(&self.auth))
+    }
+}
+
+/// `router` inside `hardened`'s request layers, as the server runs it: each request measured and given its
+/// audit context ([`RequestLayer`]) inside its server span ([`ServerTraceLayer`]). Without them in a build
+/// with `--cfg hardened_disabled`.
+pub fn with_request_layers(router: Router, settings: &Settings) -> Router {
+    if cfg!(hardened_disabled) {
+        return router;
+    }
+    let trusted_proxies = usize::from(settings.hardened.server.trust_forwarded_for.unwrap_or(false));
+    // The public listener's callers do not choose the trace id or the sampling: unless configured to
+    // trust them, each request starts a trace of its own, linked to the caller's.
+    let trust_incoming_trace = settings.hardened.server.trust_incoming_trace.unwrap_or(false);
+    router
+        .layer(RequestLayer::new().trust_forwarded_for(trusted_proxies))
+        .layer(ServerTraceLayer::new().trust_incoming_trace(trust_incoming_trace))
+}
+
+/// Installs the audit trail as the process's pipeline: `PostgreSQL` at `database` when given, else the
+/// JSONL file of `[audit] path`; spill files beside the JSONL file either way, so that no event is lost
+/// while a sink is down; checkpoints signed as `[audit] signing` says. `instance` names the stream.
+pub fn start_audit(settings: &Settings, database: Option<&str>, instance: &str) -> Result<(), Box<dyn Error>> {
     let audit_settings = &settings.agent.audit;
     let signing_key = signing_key(audit_settings)?;
     let path = &audit_settings.path;

@@ -11,7 +11,7 @@ use prometheus::IntGauge;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::conversation::{Conversation, Message};
+use crate::conversation::{Conversation, Message, json_bytes};
 use crate::settings::SessionSettings;
 
 /// One session.
@@ -257,23 +257,6 @@ fn message_bytes(message: &Message) -> usize {
         Message::ToolCall { id, tool, input } => id.len() + tool.len() + json_bytes(input),
         Message::ToolResult { id, tool, output, .. } => id.len() + tool.len() + output.len(),
     }
-}
-
-/// The length of `value` as JSON, counted without building the text.
-fn json_bytes(value: &serde_json::Value) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0 += bytes.len();
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut count = Count(0);
-    let _ = serde_json::to_writer(&mut count, value);
-    count.0
 }
 
 #[cfg(test)]

@@ -19,18 +19,31 @@ const EMBEDDED_AGENT: &str = include_str!("../config/development/agent.toml");
 
 /// Why the configuration could not be read.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum SettingsError {
+pub enum SettingsError {
+    /// `hardened.toml`, or the environment over it, is invalid.
     #[error(transparent)]
     Hardened(#[from] hardened::config::ConfigError),
+    /// A file of the configuration directory could not be read.
     #[error("{path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// `agent.toml`, or the environment over it, is invalid.
     #[error("{path}: {message}")]
-    Invalid { path: String, message: String },
+    Invalid {
+        /// The file, or the embedded defaults.
+        path: String,
+        /// What is wrong, and where.
+        message: String,
+    },
 }
 
 /// Everything the server runs with.
 #[derive(Debug, Clone)]
-pub(crate) struct Settings {
+pub struct Settings {
     pub(crate) hardened: Arc<hardened::config::Config>,
     pub(crate) agent: AgentSettings,
 }
@@ -416,7 +429,7 @@ impl Settings {
     /// over them, and installs the `hardened` part as the configuration in force.
     /// `hardened.toml` is loaded so that a reload (`SIGHUP`, `POST /config/reload` on the admin listener)
     /// reads it again from the same place.
-    pub(crate) fn load(dir: Option<&Path>) -> Result<Settings, SettingsError> {
+    pub fn load(dir: Option<&Path>) -> Result<Settings, SettingsError> {
         let (hardened, agent_text, agent_origin) = match dir {
             Some(dir) => {
                 let read = |file: &str| {

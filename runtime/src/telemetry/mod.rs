@@ -327,25 +327,15 @@ pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> 
         .map(|(name, value)| (name.to_string_lossy().into_owned(), value.to_string_lossy().into_owned()));
     let Resolved { config, warnings } = resolve_env(config.clone(), vars)?;
     config.validate()?;
-    let (log_filter, log_reload) = filters::reloadable(filters::Which::Log, &config.log_filter)?;
-    let (trace_filter, trace_reload) = filters::reloadable(filters::Which::Trace, &config.trace_filter)?;
+    // The filters are checked before anything starts, so that a bad one is reported first.
+    filters::parse(filters::Which::Log, &config.log_filter)?;
+    filters::parse(filters::Which::Trace, &config.trace_filter)?;
     let provider = tracer_provider(&config)?;
     let metrics = MetricsExporter::start(&config)?;
     PROMETHEUS_ENDPOINT.store(config.metrics_exporters.prometheus, Ordering::Relaxed);
 
     let colours = log_colours(std::io::stdout().is_terminal(), |name| std::env::var_os(name));
-    // Without an exporter, spans need their ids only: the SDK's spans would record attributes and events
-    // that nothing reads.
-    let spans: Box<dyn Layer<_> + Send + Sync> = if config.traces_url().is_some() {
-        Box::new(otel_layer(&provider))
-    } else {
-        Box::new(trace_ids_layer(&config))
-    };
-    // A filter of each layer's own: the log's decides the lines, the trace's the spans, so that a quiet
-    // log still traces and propagates.
-    let subscriber = Registry::default()
-        .with(log_layer_with(config.log_format, std::io::stdout, colours).with_filter(log_filter))
-        .with(spans.with_filter(trace_filter));
+    let (subscriber, log_reload, trace_reload) = layered(&config, &provider, std::io::stdout, colours)?;
     tracing::subscriber::set_global_default(subscriber).map_err(|_| TelemetryError::AlreadyInstalled)?;
     filters::install(log_reload, trace_reload);
 
@@ -393,6 +383,71 @@ pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> 
 
 /// Whether `/metrics` answers: the configuration's [`MetricsExporters::prometheus`], as [`init`] found it.
 static PROMETHEUS_ENDPOINT: AtomicBool = AtomicBool::new(true);
+
+/// The subscriber [`init`] installs for `config`, taken as it is (the `OTEL_*` variables and `RUST_LOG`
+/// are not read), with its log lines written to `writer` without colours, and its spans given to
+/// `provider` when `config` sets an OTLP endpoint, else given ids only ([`trace_ids_layer`]). Its two
+/// filters are `config`'s, fixed: [`set_filters`] changes those of the subscriber `init` installed.
+///
+/// For measuring what spans and log lines cost under the subscriber a service runs with, installed for a
+/// scope with [`tracing::subscriber::with_default`]:
+///
+/// ```
+/// use hardened::telemetry::{self, TelemetryConfig};
+///
+/// let config = TelemetryConfig::default();
+/// let provider = telemetry::tracer_provider(&config)?;
+/// let subscriber = telemetry::subscriber(&config, &provider, std::io::sink)?;
+/// tracing::subscriber::with_default(subscriber, || {
+///     let _span = tracing::info_span!("work").entered();
+///     assert!(telemetry::current_trace_ids().is_some());
+/// });
+/// # Ok::<(), telemetry::TelemetryError>(())
+/// ```
+pub fn subscriber<W>(
+    config: &TelemetryConfig,
+    provider: &SdkTracerProvider,
+    writer: W,
+) -> Result<impl tracing::Subscriber + for<'span> LookupSpan<'span> + Send + Sync + 'static + use<W>, TelemetryError>
+where
+    W: for<'writer> MakeWriter<'writer> + Send + Sync + 'static,
+{
+    config.validate()?;
+    let (subscriber, _, _) = layered(config, provider, writer, false)?;
+    Ok(subscriber)
+}
+
+/// The registry with the log layer and the spans' layer, each under its own filter, and what
+/// [`filters::install`] keeps to replace the two filters.
+fn layered<W>(
+    config: &TelemetryConfig,
+    provider: &SdkTracerProvider,
+    writer: W,
+    colours: bool,
+) -> Result<
+    (
+        impl tracing::Subscriber + for<'span> LookupSpan<'span> + Send + Sync + 'static + use<W>,
+        filters::ReloadableFilter,
+        filters::ReloadableFilter,
+    ),
+    TelemetryError,
+>
+where
+    W: for<'writer> MakeWriter<'writer> + Send + Sync + 'static,
+{
+    let (log_filter, log_reload) = filters::reloadable(filters::Which::Log, &config.log_filter)?;
+    let (trace_filter, trace_reload) = filters::reloadable(filters::Which::Trace, &config.trace_filter)?;
+    // Without an exporter, spans need their ids only: the SDK's spans would record attributes and events
+    // that nothing reads.
+    let spans: Box<dyn Layer<_> + Send + Sync> =
+        if config.traces_url().is_some() { Box::new(otel_layer(provider)) } else { Box::new(trace_ids_layer(config)) };
+    // A filter of each layer's own: the log's decides the lines, the trace's the spans, so that a quiet
+    // log still traces and propagates.
+    let subscriber = Registry::default()
+        .with(log_layer_with(config.log_format, writer, colours).with_filter(log_filter))
+        .with(spans.with_filter(trace_filter));
+    Ok((subscriber, log_reload, trace_reload))
+}
 
 /// Whether the Prometheus endpoint is on: true unless [`init`] was told to export metrics over OTLP only
 /// (or not at all), in which case the ops router's `/metrics` answers 404.
