@@ -216,11 +216,30 @@ row("audit events written to the JSONL file (writer)", ns("audit_event/write"), 
     allocations=calls("audit_event/write"))
 row("metrics of the `#[hardened]` calls", ns("metrics/call"), dev["calls_total"], None, prod["calls_total"],
     allocations=calls("metrics/call"))
+model_calls = dev["calls"].get("call_model", 0)
+row("guards of the model calls (token budget, breaker, rate, concurrency, timeout, retry)",
+    diff(ns("guards/model_call"), ns("guards/bare")), model_calls)
 print("| sum of the parts | | | %s | %s | %.0f |" % (us(parts["development"]), us(parts["production"]), parts["allocations"]))
-rest = {k: (None if total[k] is None else total[k] / 1000 - parts[k]) for k in ("development", "production")}
-print("| the rest: the service itself, the guards, routing | | | %s | %s | %.0f |" % (
-    us(rest["development"]), us(rest["production"]), dev["allocations"] - parts["allocations"]))
+whole = {k: None if total[k] is None else total[k] / 1000 for k in ("development", "production")}
+if bare_dir:
+    bare_us = {k: ns("message/" + k, bare_dir) for k in ("development", "production")}
+    bare_us = {k: None if v is None else v / 1000 for k, v in bare_us.items()}
+    bare_allocations = bare_profiles["development"]["allocations"]
+    print("| the service itself: the `hardened_disabled` build's message | | | %s | %s | %.0f |" % (
+        us(bare_us["development"]), us(bare_us["production"]), bare_allocations))
+    remainder = {k: None if whole[k] is None or bare_us[k] is None else whole[k] - bare_us[k] - parts[k] for k in whole}
+    print("| hardened's work that no part isolates (scopes, futures, exemplars, the writer's loop, frees, caches) | | | %s | %s | %.0f |" % (
+        us(remainder["development"]), us(remainder["production"]), dev["allocations"] - bare_allocations - parts["allocations"]))
+else:
+    rest = {k: None if whole[k] is None else whole[k] - parts[k] for k in whole}
+    print("| the rest: the service itself, and hardened's work that no part isolates | | | %s | %s | %.0f |" % (
+        us(rest["development"]), us(rest["production"]), dev["allocations"] - parts["allocations"]))
 print("| CPU per message, whole process (`message/*`) | | | %s | %s | %.0f |" % (
-    us(None if total["development"] is None else total["development"] / 1000),
-    us(None if total["production"] is None else total["production"] / 1000), dev["allocations"]))
+    us(whole["development"]), us(whole["production"]), dev["allocations"]))
+writer = dev["cpu_us"] - dev["request_thread_cpu_us"]
+sealed_written = sum(v or 0 for v in (ns("audit_event/seal"), ns("audit_event/write"))) * dev["audit_events_total"] / 1000
+print()
+print(f"The audit writer's thread: {writer:.1f} µs per message in the profile run, of which sealing and writing")
+print(f"account for {sealed_written:.1f} µs; the rest is its loop (gathering batches, waking), freeing the events")
+print("made on the request's thread, the metrics of each record, and a signed checkpoint every 1,000 events.")
 EOF_TABLE

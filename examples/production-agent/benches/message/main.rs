@@ -16,12 +16,14 @@
 //!   the production configuration's sampling and JSON logs; each sample ends with an audit flush, so
 //!   that the writer's work for its messages is in it.
 //! - The parts, each per unit: `span/*` (one span, by subscriber), `audit_event/*` (one event built,
-//!   queued, sealed, hashed, written), `http/*` (the request layers), `metrics/call` (one call's metrics).
+//!   queued, sealed, hashed, written), `http/*` (the request layers), `metrics/call` (one call's metrics),
+//!   `guards/*` (the guards of one model call).
 
 mod allocations;
 mod audit_events;
 mod call_metrics;
 mod cpu;
+mod guards;
 mod http_layers;
 mod profile;
 mod service;
@@ -93,6 +95,7 @@ fn main() {
     audit_events::bench(&mut criterion, &agent.settings, &runtime);
     http_layers::bench(&mut criterion, &agent.settings, &runtime);
     call_metrics::bench(&mut criterion, &agent.settings);
+    guards::bench(&mut criterion, &runtime);
     criterion.final_summary();
 }
 
@@ -100,7 +103,7 @@ fn main() {
 /// then the audit trail flushed (one fsync and one signed checkpoint per sample of thousands of messages).
 fn messages_bench(c: &mut Criterion, agent: &Agent, runtime: &tokio::runtime::Runtime) {
     let mut group = c.benchmark_group("message");
-    group.sample_size(10).measurement_time(Duration::from_secs(20));
+    group.sample_size(20).measurement_time(Duration::from_secs(30));
     for telemetry in Telemetry::ALL {
         tracing::subscriber::with_default(telemetry.subscriber(&agent.settings), || {
             group.bench_function(telemetry.name(), |b| {
