@@ -58,6 +58,7 @@ fn main() {
     let measuring = std::env::args().any(|arg| arg == "--bench");
     let messages = std::env::var("MESSAGE_PROFILE_MESSAGES")
         .ok()
+        .filter(|count| !count.is_empty())
         .map_or(if measuring { PROFILE_MESSAGES } else { 100 }, |count| {
             count.parse().expect("MESSAGE_PROFILE_MESSAGES is a number")
         });
