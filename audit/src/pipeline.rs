@@ -444,10 +444,20 @@ fn lock_spill_dir(spill_dir: &Path) -> Result<File, AuditError> {
     Ok(file)
 }
 
-/// How often the writer looks at the queue while it gathers a batch. Each look wakes the writer's thread,
-/// which costs more than the events it takes at moderate rates; at 400,000 events per second a tick's
-/// arrivals (2,000) still fit the default queue (16,384) many times over.
-const GATHER_TICK: Duration = Duration::from_millis(5);
+/// The rate of events the writer keeps up with without spilling: while it gathers a batch, it looks at the
+/// queue often enough that this many events a second fill at most half of it between two looks.
+const PEAK_EVENTS_PER_SECOND: u64 = 400_000;
+/// The shortest sleep between two looks at the queue, for a small queue.
+const MIN_GATHER_TICK: Duration = Duration::from_millis(1);
+
+/// How long the writer sleeps between two looks at a queue of `capacity` events while it gathers a batch:
+/// as long as [`PEAK_EVENTS_PER_SECOND`] takes to fill half of it (20 ms for the default 16,384). Each look
+/// wakes the writer's thread, which at moderate rates costs more than the events it takes, so the looks are
+/// as few as the queue allows.
+fn gather_tick(capacity: usize) -> Duration {
+    let half = u64::try_from(capacity / 2).unwrap_or(u64::MAX);
+    Duration::from_micros(half.saturating_mul(1_000_000) / PEAK_EVENTS_PER_SECOND).max(MIN_GATHER_TICK)
+}
 
 const OVERFLOW_FILE: &str = "overflow.jsonl";
 const REPLAY_SUFFIX: &str = ".replay";
@@ -844,6 +854,7 @@ impl Writer {
             // Gather the batch by taking what is queued and sleeping in short ticks between takes, rather
             // than waiting on the queue: a waiting receiver would make every `emit` wake this thread.
             let deadline = Instant::now() + self.settings.batch_interval;
+            let tick = gather_tick(self.settings.queue_capacity);
             loop {
                 while !stop && replies.is_empty() && batch.len() < self.settings.batch_size {
                     match self.receiver.try_recv() {
@@ -856,7 +867,7 @@ impl Writer {
                 if stop || !replies.is_empty() || batch.len() >= self.settings.batch_size || now >= deadline {
                     break;
                 }
-                tokio::time::sleep((deadline - now).min(GATHER_TICK)).await;
+                tokio::time::sleep((deadline - now).min(tick)).await;
             }
             if stop {
                 // From now on `emit` spills to the overflow file; what is already queued is written.
@@ -1024,6 +1035,38 @@ fn receive(
         Message::Shutdown(reply) => {
             replies.push(reply);
             *stop = true;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{MIN_GATHER_TICK, PEAK_EVENTS_PER_SECOND, gather_tick};
+
+    /// Events arriving at the peak rate during one tick.
+    fn arrivals_in(tick: Duration) -> u128 {
+        tick.as_micros() * u128::from(PEAK_EVENTS_PER_SECOND) / 1_000_000
+    }
+
+    #[test]
+    fn the_writer_looks_at_the_queue_before_the_peak_rate_fills_half_of_it() {
+        for capacity in [16_384, 1_000_000, 4_096, 2_000] {
+            let tick = gather_tick(capacity);
+            assert!(arrivals_in(tick) <= capacity as u128 / 2, "capacity {capacity}: a tick of {tick:?}");
+            assert!(
+                arrivals_in(tick + Duration::from_millis(1)) > capacity as u128 / 2,
+                "capacity {capacity}: {tick:?} is shorter than it needs"
+            );
+        }
+        assert_eq!(gather_tick(16_384), Duration::from_micros(20_480), "the default queue's tick");
+    }
+
+    #[test]
+    fn a_small_queue_is_looked_at_every_millisecond_at_most() {
+        for capacity in [1, 2, 100, 799] {
+            assert_eq!(gather_tick(capacity), MIN_GATHER_TICK, "capacity {capacity}");
         }
     }
 }
