@@ -185,8 +185,9 @@ pub struct AuditEvent {
     pub timestamp: DateTime<Utc>,
     /// What happened.
     pub event_type: EventType,
-    /// The service that recorded it.
-    pub service: String,
+    /// The service that recorded it: the process's [`service_name`](crate::service_name), shared by its
+    /// events rather than copied into each.
+    pub service: Cow<'static, str>,
     /// Who did it.
     pub user_id: Option<String>,
     /// The session it belongs to.
@@ -256,7 +257,7 @@ impl AuditEvent {
             id: Uuid::now_v7(),
             timestamp: Utc::now().trunc_subsecs(6),
             event_type,
-            service: super::service_name().to_owned(),
+            service: Cow::Borrowed(super::service_name()),
             user_id,
             session_id,
             ip_address,

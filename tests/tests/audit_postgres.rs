@@ -1164,7 +1164,7 @@ async fn events_of(schema: &TestSchema, stream: &str) -> Vec<AuditEvent> {
             let mut event = AuditEvent::new(EventType::named(row.get::<String, _>("event_type")));
             event.id = row.get("id");
             event.timestamp = row.get("timestamp");
-            event.service = row.get("service");
+            event.service = row.get::<String, _>("service").into();
             event.user_id = row.get("user_id");
             event.session_id = row.get("session_id");
             event.resource = row.get("resource");

@@ -66,7 +66,7 @@ pub(super) fn bound_event(event: &mut AuditEvent) {
     if let EventType::Custom(name) = &mut event.event_type {
         bound_cow(name, MAX_ID_BYTES);
     }
-    bound_string(&mut event.service, MAX_ID_BYTES);
+    bound_cow(&mut event.service, MAX_ID_BYTES);
     bound_option(&mut event.user_id, MAX_ID_BYTES);
     bound_option(&mut event.session_id, MAX_ID_BYTES);
     bound_option(&mut event.trace_id, MAX_ID_BYTES);
