@@ -6,6 +6,7 @@
 //! a line is ever written inside it, so leaving them out also saves that work on every call.
 
 use std::fmt;
+use std::io;
 
 use tracing::field::{Field, Visit};
 use tracing_subscriber::field::{RecordFields, VisitOutput};
@@ -202,15 +203,45 @@ impl Visit for JsonEntries<'_> {
     }
 }
 
-/// `value` as `serde_json` writes it.
+/// `value` as `serde_json` writes it, straight into `out`.
 fn write_json<T: serde::Serialize + ?Sized>(out: &mut dyn fmt::Write, value: &T) -> fmt::Result {
-    let text = serde_json::to_string(value).map_err(|_| fmt::Error)?;
-    out.write_str(&text)
+    serde_json::to_writer(TextWriter(out), value).map_err(|_| fmt::Error)
+}
+
+/// `serde_json`'s output into a [`fmt::Write`]. `serde_json` writes whole characters in each piece (it
+/// cuts a string only before a character it escapes, which is ASCII), so each piece is text.
+struct TextWriter<'out>(&'out mut dyn fmt::Write);
+
+impl io::Write for TextWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        let text = std::str::from_utf8(bytes).map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))?;
+        self.0.write_str(text).map_err(io::Error::other)?;
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_are_written_as_serde_json_writes_them() {
+        let texts = ["plain", "quote \" and backslash \\", "line\nbreak\ttab\u{1}", "héllo ✓ 𝄞 \u{7f}", ""];
+        for text in texts {
+            let mut out = String::new();
+            write_json(&mut out, text).expect("a string is written");
+            assert_eq!(out, serde_json::to_string(text).expect("serializes"), "{text:?}");
+        }
+        for number in [0.5, f64::NAN, f64::INFINITY, -1e300] {
+            let mut out = String::new();
+            write_json(&mut out, &number).expect("a number is written");
+            assert_eq!(out, serde_json::to_string(&number).expect("serializes"));
+        }
+    }
 
     #[test]
     fn trace_attributes_are_recognised_by_prefix() {
