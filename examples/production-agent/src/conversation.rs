@@ -14,7 +14,6 @@ pub(crate) enum Message {
 
 impl Message {
     /// About how many bytes of text the model reads for this message.
-    #[cfg_attr(hardened_disabled, expect(dead_code, reason = "only the token budget's estimate asks"))]
     pub(crate) fn len(&self) -> usize {
         match self {
             Message::User { content } | Message::Assistant { content } => content.len(),

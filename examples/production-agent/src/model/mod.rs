@@ -169,6 +169,7 @@ impl Client {
         settle = ModelAnswer::tokens
     )
 )]
+#[cfg_attr(hardened_disabled, expect(unused_variables, reason = "only the token budget's key reads it"))]
 async fn spend_tokens(
     key_name: &str,
     model: &dyn Model,
