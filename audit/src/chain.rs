@@ -6,9 +6,7 @@
 //! digits. It is what the JSONL sink writes (then `hash` appended as the last key), and what a verifier
 //! rebuilds from a record read back from a file or from `PostgreSQL`.
 
-use std::fmt::Write as _;
-
-use serde::ser::{SerializeMap, SerializeStruct};
+use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
@@ -114,39 +112,81 @@ pub fn seal_stream(stream: &str, events: impl IntoIterator<Item = AuditEvent>) -
 /// The hash of `event` (ignoring its `hash` field) and its JSON line with that hash.
 fn seal_json(event: &AuditEvent) -> (String, String) {
     // Room for a typical record and its hash, so that the line is not copied as it grows.
-    let mut buffer = Vec::with_capacity(1024);
-    serde_json::to_writer(&mut buffer, &Canonical(event)).expect("an audit event always serializes");
-    let mut json = String::from_utf8(buffer).expect("serde_json writes UTF-8");
-    let hash = hex(&Sha256::digest(json.as_bytes()));
-    json.pop(); // the closing brace
-    let _ = write!(json, r#","hash":"{hash}"}}"#);
+    let mut line = Vec::with_capacity(1024);
+    write_canonical(&mut line, event);
+    let hash = hex(&Sha256::digest(&line));
+    line.pop(); // the closing brace
+    line.extend_from_slice(br#","hash":""#);
+    line.extend_from_slice(hash.as_bytes());
+    line.extend_from_slice(br#""}"#);
+    let json = String::from_utf8(line).expect("the canonical form is UTF-8");
     (hash, json)
 }
 
-/// An event serialized canonically, without its hash.
-struct Canonical<'a>(&'a AuditEvent);
+/// Writes `event` in canonical form, without its hash, as `serde_json` writes the record's fields in
+/// declaration order. Written field by field: the identifiers and hashes that fill most of a record need
+/// no escaping, which [`write_str`] sees in one pass where `serde_json` looks at each byte in turn.
+fn write_canonical(out: &mut Vec<u8>, event: &AuditEvent) {
+    out.extend_from_slice(br#"{"id":""#);
+    out.extend_from_slice(event.id.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()).as_bytes());
+    out.extend_from_slice(br#"","timestamp":"#);
+    write_serialized(out, &Timestamp(&event.timestamp));
+    out.extend_from_slice(br#","event_type":"#);
+    write_str(out, event.event_type.as_str());
+    out.extend_from_slice(br#","service":"#);
+    write_str(out, &event.service);
+    out.extend_from_slice(br#","user_id":"#);
+    write_optional_str(out, event.user_id.as_deref());
+    out.extend_from_slice(br#","session_id":"#);
+    write_optional_str(out, event.session_id.as_deref());
+    out.extend_from_slice(br#","ip_address":"#);
+    write_serialized(out, &event.ip_address);
+    out.extend_from_slice(br#","resource":"#);
+    write_optional_str(out, event.resource.as_deref());
+    out.extend_from_slice(br#","details":"#);
+    write_serialized(out, &Sorted::Object(&event.details));
+    out.extend_from_slice(br#","outcome":"#);
+    write_str(out, event.outcome.as_str());
+    out.extend_from_slice(br#","outcome_details":"#);
+    write_optional_str(out, event.outcome_details.as_deref());
+    out.extend_from_slice(br#","trace_id":"#);
+    write_optional_str(out, event.trace_id.as_deref());
+    out.extend_from_slice(br#","span_id":"#);
+    write_optional_str(out, event.span_id.as_deref());
+    out.extend_from_slice(br#","stream":"#);
+    write_str(out, &event.stream);
+    out.extend_from_slice(br#","sequence":"#);
+    write_serialized(out, &event.sequence);
+    out.extend_from_slice(br#","prev_hash":"#);
+    write_str(out, &event.prev_hash);
+    out.push(b'}');
+}
 
-impl Serialize for Canonical<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let event = self.0;
-        let mut record = serializer.serialize_struct("AuditEvent", 16)?;
-        record.serialize_field("id", &event.id)?;
-        record.serialize_field("timestamp", &Timestamp(&event.timestamp))?;
-        record.serialize_field("event_type", &event.event_type)?;
-        record.serialize_field("service", &event.service)?;
-        record.serialize_field("user_id", &event.user_id)?;
-        record.serialize_field("session_id", &event.session_id)?;
-        record.serialize_field("ip_address", &event.ip_address)?;
-        record.serialize_field("resource", &event.resource)?;
-        record.serialize_field("details", &Sorted::Object(&event.details))?;
-        record.serialize_field("outcome", &event.outcome)?;
-        record.serialize_field("outcome_details", &event.outcome_details)?;
-        record.serialize_field("trace_id", &event.trace_id)?;
-        record.serialize_field("span_id", &event.span_id)?;
-        record.serialize_field("stream", &event.stream)?;
-        record.serialize_field("sequence", &event.sequence)?;
-        record.serialize_field("prev_hash", &event.prev_hash)?;
-        record.end()
+/// `value` as `serde_json` writes it.
+fn write_serialized<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    serde_json::to_writer(out, value).expect("an audit record's fields always serialize");
+}
+
+/// A string as `serde_json` writes it: as it is between quotes when no byte of it needs escaping (a
+/// control character, a quote, a backslash), else through `serde_json`.
+fn write_str(out: &mut Vec<u8>, text: &str) {
+    // A fold without an early exit, which the compiler turns into a vector loop.
+    let needs_escaping =
+        text.bytes().fold(false, |found, byte| found | (byte < 0x20) | (byte == b'"') | (byte == b'\\'));
+    if needs_escaping {
+        write_serialized(out, text);
+    } else {
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    }
+}
+
+/// An optional string as `serde_json` writes it: `null` or the string.
+fn write_optional_str(out: &mut Vec<u8>, text: Option<&str>) {
+    match text {
+        Some(text) => write_str(out, text),
+        None => out.extend_from_slice(b"null"),
     }
 }
 
@@ -493,6 +533,88 @@ impl ChainVerifier {
             checkpoints: 0,
             sealed: 0,
             unsealed: 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone as _, Utc};
+    use serde::ser::SerializeStruct as _;
+    use serde::{Serialize, Serializer};
+
+    use super::{AuditEvent, Sorted, Timestamp, write_canonical};
+    use crate::event::{AuditOutcome, EventType};
+
+    /// The canonical form as `serde_json` writes a struct of the record's fields without `hash`: what
+    /// `write_canonical` must write byte for byte, or every chain written before would stop verifying.
+    struct ThroughSerde<'a>(&'a AuditEvent);
+
+    impl Serialize for ThroughSerde<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            let event = self.0;
+            let mut record = serializer.serialize_struct("AuditEvent", 16)?;
+            record.serialize_field("id", &event.id)?;
+            record.serialize_field("timestamp", &Timestamp(&event.timestamp))?;
+            record.serialize_field("event_type", &event.event_type)?;
+            record.serialize_field("service", &event.service)?;
+            record.serialize_field("user_id", &event.user_id)?;
+            record.serialize_field("session_id", &event.session_id)?;
+            record.serialize_field("ip_address", &event.ip_address)?;
+            record.serialize_field("resource", &event.resource)?;
+            record.serialize_field("details", &Sorted::Object(&event.details))?;
+            record.serialize_field("outcome", &event.outcome)?;
+            record.serialize_field("outcome_details", &event.outcome_details)?;
+            record.serialize_field("trace_id", &event.trace_id)?;
+            record.serialize_field("span_id", &event.span_id)?;
+            record.serialize_field("stream", &event.stream)?;
+            record.serialize_field("sequence", &event.sequence)?;
+            record.serialize_field("prev_hash", &event.prev_hash)?;
+            record.end()
+        }
+    }
+
+    fn canonical(event: &AuditEvent) -> String {
+        let mut out = Vec::new();
+        write_canonical(&mut out, event);
+        String::from_utf8(out).expect("UTF-8")
+    }
+
+    #[test]
+    fn the_canonical_form_is_what_serde_json_writes() {
+        let texts = [
+            "",
+            "plain",
+            "quote \" backslash \\ slash /",
+            "line\nbreak\ttab\r\u{1}\u{1f}",
+            "héllo ✓ 𝄞 \u{7f} \u{2028}",
+        ];
+        let mut events = vec![AuditEvent::new(EventType::Error)];
+        for text in texts {
+            let mut event = AuditEvent::new(EventType::named(format!("Custom {text}")))
+                .user_id(text)
+                .session_id(text)
+                .resource(text)
+                .outcome_details(text)
+                .outcome(AuditOutcome::Denied)
+                .ip_address("2001:db8::1".parse().expect("an address"))
+                .detail(text, text)
+                .detail("number", 2.0)
+                .detail("nested", serde_json::json!({"z": [1, 2.5, null, {"b": text, "a": true}], "a": -0.0}));
+            event.service = text.to_owned().into();
+            event.trace_id = Some(text.to_owned());
+            event.span_id = Some(text.to_owned());
+            event.stream = text.to_owned();
+            event.prev_hash = text.to_owned();
+            event.sequence = u64::MAX;
+            events.push(event);
+        }
+        let mut event = AuditEvent::new(EventType::UserMessage).ip_address("203.0.113.9".parse().expect("an address"));
+        event.timestamp = Utc.with_ymd_and_hms(2026, 12, 7, 9, 5, 7).single().expect("a date");
+        events.push(event);
+        for event in &events {
+            let expected = serde_json::to_string(&ThroughSerde(event)).expect("serializes");
+            assert_eq!(canonical(event), expected);
         }
     }
 }
