@@ -47,7 +47,7 @@ impl AuditCall {
             Some(record) => record.into_event(audit_outcome),
             None => AuditEvent::new(EventType::named(self.site.event)).outcome(audit_outcome),
         };
-        event.resource = Some(self.site.function.to_owned());
+        event.resource = Some(Cow::Borrowed(self.site.function));
         let duration_ms = self.started.elapsed().as_secs_f64() * 1_000.0;
         // Looked up before inserting: `entry` would allocate its key even when the detail is there.
         if !event.details.contains_key("duration_ms") {

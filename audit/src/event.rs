@@ -194,8 +194,9 @@ pub struct AuditEvent {
     pub session_id: Option<String>,
     /// Where the request came from.
     pub ip_address: Option<IpAddr>,
-    /// The function or resource acted on.
-    pub resource: Option<String>,
+    /// The function or resource acted on: borrowed when it is a name known at compile time (an audited
+    /// function's), so that recording it copies nothing.
+    pub resource: Option<Cow<'static, str>>,
     /// Anything else worth recording, after redaction.
     pub details: Details,
     /// How it ended.
@@ -304,7 +305,7 @@ impl AuditEvent {
     pub fn resource(mut self, resource: impl Into<String>) -> Self {
         let mut resource = resource.into();
         bounds::bound_string(&mut resource, bounds::MAX_TEXT_BYTES);
-        self.resource = Some(resource);
+        self.resource = Some(Cow::Owned(resource));
         self
     }
 

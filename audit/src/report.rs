@@ -468,14 +468,14 @@ impl Tally {
     fn add(&mut self, event: &AuditEvent) {
         let timestamp = event.timestamp;
         if event.event_type == EventType::ToolExecution
-            && let Some(resource) = &event.resource
+            && let Some(resource) = event.resource.as_deref()
             && self.bounds.baseline_from <= timestamp
             && timestamp < self.bounds.to
         {
             let failed = u64::from(event.outcome == AuditOutcome::Failure);
             let counts = match self.tools.get_mut(resource) {
                 Some(counts) => counts,
-                None => self.tools.entry(resource.clone()).or_default(),
+                None => self.tools.entry(resource.to_owned()).or_default(),
             };
             if timestamp >= self.bounds.from {
                 counts.calls += 1;
@@ -497,7 +497,7 @@ impl Tally {
             }
             self.transitions.push_back(GuardTransition {
                 at: timestamp,
-                guard: event.resource.clone().unwrap_or_default(),
+                guard: event.resource.as_deref().unwrap_or_default().to_owned(),
                 from: detail("from"),
                 to: detail("to"),
             });

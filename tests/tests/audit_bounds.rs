@@ -76,7 +76,7 @@ async fn fields_set_directly_and_huge_details_are_bounded_when_sealed() {
         deep = json!([deep]);
     }
     let mut event = AuditEvent::new(EventType::named("Direct"));
-    event.resource = Some(format!("/direct{}", "é".repeat(30_000)));
+    event.resource = Some(format!("/direct{}", "é".repeat(30_000)).into());
     event.outcome_details = Some("x".repeat(1_000_000));
     event.session_id = Some("s".repeat(70_000));
     event.details.insert("deep".to_owned(), deep);

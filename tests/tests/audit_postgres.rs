@@ -132,7 +132,7 @@ async fn batches_are_written_as_rows_whose_every_column_round_trips() {
         assert_eq!(row.get::<Option<String>, _>("session_id"), event.session_id);
         let ip = row.get::<Option<String>, _>("ip").map(|ip| ip.parse::<IpAddr>().expect("a valid address"));
         assert_eq!(ip, event.ip_address);
-        assert_eq!(row.get::<Option<String>, _>("resource"), event.resource);
+        assert_eq!(row.get::<Option<String>, _>("resource").as_deref(), event.resource.as_deref());
         assert_eq!(row.get::<serde_json::Value, _>("details"), serde_json::Value::Object(event.details.clone()));
         assert_eq!(row.get::<String, _>("outcome"), event.outcome.as_str());
         assert_eq!(row.get::<Option<String>, _>("outcome_details"), event.outcome_details);

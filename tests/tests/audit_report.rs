@@ -58,7 +58,7 @@ fn event(event_type: EventType, outcome: AuditOutcome, timestamp: DateTime<Utc>)
 /// A breaker's change of state, as the audit layer records it.
 fn transition(breaker: &str, from: &str, to: &str, timestamp: DateTime<Utc>) -> AuditEvent {
     let mut event = event(EventType::GuardTransition, Success, timestamp);
-    event.resource = Some(format!("breaker/{breaker}"));
+    event.resource = Some(format!("breaker/{breaker}").into());
     event.details.insert("from".to_owned(), json!(from));
     event.details.insert("to".to_owned(), json!(to));
     event
@@ -77,7 +77,7 @@ fn tool_calls(tool: Option<&str>, start: DateTime<Utc>, outcomes: &[AuditOutcome
         .zip(outcomes)
         .map(|(index, outcome)| {
             let mut call = event(EventType::ToolExecution, *outcome, start + TimeDelta::seconds(index));
-            call.resource = tool.map(str::to_owned);
+            call.resource = tool.map(|tool| tool.to_owned().into());
             call
         })
         .collect()

@@ -71,7 +71,9 @@ pub(super) fn bound_event(event: &mut AuditEvent) {
     bound_option(&mut event.session_id, MAX_ID_BYTES);
     bound_option(&mut event.trace_id, MAX_ID_BYTES);
     bound_option(&mut event.span_id, MAX_ID_BYTES);
-    bound_option(&mut event.resource, MAX_TEXT_BYTES);
+    if let Some(resource) = &mut event.resource {
+        bound_cow(resource, MAX_TEXT_BYTES);
+    }
     bound_option(&mut event.outcome_details, MAX_TEXT_BYTES);
     bound_details(&mut event.details);
 }
