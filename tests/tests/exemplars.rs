@@ -24,6 +24,11 @@ fn exemplar_sync_plain() -> String {
     current_trace_id()
 }
 
+#[hardened]
+fn exemplar_called_twice() -> String {
+    current_trace_id()
+}
+
 #[hardened(rate = 1_000_000)]
 fn exemplar_sync_guarded() -> Result<String, Refused> {
     Ok(current_trace_id())
@@ -95,6 +100,11 @@ fn assert_one_exemplar(name: &str, trace_id: &str) -> Exemplar {
     *exemplar
 }
 
+fn unix_nanos() -> u64 {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970");
+    u64::try_from(since_epoch.as_nanos()).expect("in range")
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime")
 }
@@ -118,13 +128,29 @@ fn a_sampled_call_leaves_its_trace_on_its_bucket_on_every_finish_path() {
         let trace = runtime.block_on(exemplar_async_retried()).expect("admitted");
         assert_one_exemplar("exemplar_async_retried", &trace);
 
-        // A later call of the same bucket replaces the exemplar: the latest trace is kept.
-        let first = exemplar_sync_plain();
-        let second = exemplar_sync_plain();
+        // A bucket keeps its exemplar for `MIN_EXEMPLAR_AGE`; a later call of the bucket replaces it after
+        // that. Which of the two this run sees depends on how long the second call started after the first
+        // ended; either way, it must be the one the rule gives.
+        let first = exemplar_called_twice();
+        assert_one_exemplar("exemplar_called_twice", &first);
+        let [(first_bucket, first_kept)] = kept("exemplar_called_twice")[..] else { unreachable!("one exemplar") };
+        let second_started = unix_nanos();
+        let second = exemplar_called_twice();
+        let second_ended = unix_nanos();
         assert_ne!(first, second, "each call is a new trace");
-        let latest = kept("exemplar_sync_plain");
-        assert!(latest.iter().any(|(_, exemplar)| exemplar.trace_id_hex() == second), "{latest:?}");
-        assert!(latest.iter().all(|(_, exemplar)| exemplar.trace_id_hex() != first || latest.len() > 1));
+        let min_age = u64::try_from(exemplars::MIN_EXEMPLAR_AGE.as_nanos()).expect("in range");
+        let latest = kept("exemplar_called_twice");
+        match latest.iter().find(|(_, exemplar)| exemplar.trace_id_hex() == second) {
+            Some((bucket, _)) if *bucket == first_bucket => {
+                assert!(second_ended - first_kept.unix_nanos >= min_age, "replaced before the minimum age: {latest:?}");
+            }
+            // A call of another bucket fills that bucket and leaves this one's.
+            Some(_) => assert!(latest.contains(&(first_bucket, first_kept)), "{latest:?}"),
+            None => {
+                assert_eq!(latest, [(first_bucket, first_kept)]);
+                assert!(second_started - first_kept.unix_nanos < min_age, "kept past the minimum age: {latest:?}");
+            }
+        }
     });
 }
 

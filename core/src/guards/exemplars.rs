@@ -1,5 +1,6 @@
-//! Exemplars: for each bucket of a site's duration histogram, the latest call that fell in it inside a
-//! sampled trace, with that trace's id, so that a latency spike on a dashboard leads to a trace.
+//! Exemplars: for each bucket of a site's duration histogram, a recent call that fell in it inside a
+//! sampled trace (the latest, but that a bucket keeps an exemplar at least [`MIN_EXEMPLAR_AGE`]), with
+//! that trace's id, so that a latency spike on a dashboard leads to a trace.
 //!
 //! Core has no OpenTelemetry dependency: the runtime registers a [`set_source`] that reads a span's
 //! trace and span ids when its trace is sampled, turns exemplars on with [`set_enabled`] when its
@@ -11,7 +12,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError, TryLockError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tracing::Span;
 use tracing::span::Id;
@@ -131,19 +132,41 @@ fn offer(site: &'static Site, nanos: u64, span: &Span) {
     if !ENABLED.load(Ordering::Relaxed) {
         return;
     }
-    let Some(sampled) = SOURCE.get().and_then(|source| source(span)) else { return };
     let Some(slots) = slots_of(site) else { return };
     let bounds = site.bucket_nanos();
     let bucket = bounds.iter().position(|bound| nanos <= *bound).unwrap_or(bounds.len());
     let Some(slot) = slots.get(bucket) else { return };
+    let now = unix_nanos();
+    // Checked before the source is asked, which is most of an offer's cost: a bucket that has just kept an
+    // exemplar keeps it.
+    if let Ok(kept) = slot.try_lock()
+        && !replaces(kept.as_ref(), now)
+    {
+        return;
+    }
+    let Some(sampled) = SOURCE.get().and_then(|source| source(span)) else { return };
     let exemplar =
-        Exemplar { trace_id: sampled.trace_id, span_id: sampled.span_id, value_nanos: nanos, unix_nanos: unix_nanos() };
+        Exemplar { trace_id: sampled.trace_id, span_id: sampled.span_id, value_nanos: nanos, unix_nanos: now };
     match slot.try_lock() {
         Ok(mut kept) => *kept = Some(exemplar),
         Err(TryLockError::Poisoned(poisoned)) => *poisoned.into_inner() = Some(exemplar),
         // Another call of the same bucket is writing its own: one of the two is enough.
         Err(TryLockError::WouldBlock) => {}
     }
+}
+
+/// The shortest time a bucket keeps an exemplar before a later call of the bucket replaces it (as
+/// Prometheus' Java client samples them): a scrape every few seconds sees a recent exemplar either way, and
+/// a busy bucket asks the source for a span's ids about ten times a second instead of at every call.
+pub const MIN_EXEMPLAR_AGE: Duration = Duration::from_millis(90);
+
+/// Whether a call ending at `now` (nanoseconds since the Unix epoch) replaces a bucket's `kept` exemplar:
+/// when the bucket has none, or one at least [`MIN_EXEMPLAR_AGE`] old (or from a later time, the clock
+/// having been set back).
+fn replaces(kept: Option<&Exemplar>, now: u64) -> bool {
+    kept.is_none_or(|kept| {
+        now.checked_sub(kept.unix_nanos).is_none_or(|age| u128::from(age) >= MIN_EXEMPLAR_AGE.as_nanos())
+    })
 }
 
 fn unix_nanos() -> u64 {
@@ -204,5 +227,18 @@ mod tests {
         };
         assert_eq!(exemplar.trace_id_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
         assert_eq!(exemplar.span_id_hex(), "00f067aa0ba902b7");
+    }
+
+    #[test]
+    fn a_bucket_keeps_its_exemplar_for_the_minimum_age_then_takes_the_next_call() {
+        let kept_at = 1_000_000_000_000;
+        let kept = Exemplar { trace_id: [1; 16], span_id: [2; 8], value_nanos: 3, unix_nanos: kept_at };
+        let age = u64::try_from(MIN_EXEMPLAR_AGE.as_nanos()).expect("in range");
+        assert!(replaces(None, kept_at), "an empty bucket takes the first call");
+        assert!(!replaces(Some(&kept), kept_at), "a call at the same time");
+        assert!(!replaces(Some(&kept), kept_at + age - 1), "a call just before the minimum age");
+        assert!(replaces(Some(&kept), kept_at + age), "a call at the minimum age");
+        assert!(replaces(Some(&kept), kept_at + 10 * age), "a later call");
+        assert!(replaces(Some(&kept), kept_at - 1), "a clock set back");
     }
 }

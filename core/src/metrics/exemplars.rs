@@ -1,11 +1,12 @@
-//! Exemplars: for each bucket of a site's duration histogram, the latest call that fell in it inside a
-//! sampled trace, with that trace's id, so that a latency spike on a dashboard leads to a trace.
+//! Exemplars: for each bucket of a site's duration histogram, a recent call that fell in it inside a
+//! sampled trace (the latest, but that a bucket keeps an exemplar at least [`MIN_EXEMPLAR_AGE`]), with
+//! that trace's id, so that a latency spike on a dashboard leads to a trace.
 //!
 //! The calls keep them as they finish (see the guards' exemplar store); this module reads them, per site
 //! or per series of `hardened_call_duration_seconds`, for `/metrics` and other exporters.
 
 pub use crate::guards::exemplars::{
-    Exemplar, SampledSpan, Source, clear, enabled, exemplars, note_sampled, set_enabled, set_source,
+    Exemplar, MIN_EXEMPLAR_AGE, SampledSpan, Source, clear, enabled, exemplars, note_sampled, set_enabled, set_source,
 };
 
 use prometheus::proto::LabelPair;
