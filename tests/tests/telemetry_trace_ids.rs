@@ -141,6 +141,43 @@ fn audit_events_and_outbound_headers_carry_the_trace_without_an_exporter() {
 }
 
 #[test]
+fn an_event_inside_a_span_the_trace_filter_leaves_out_carries_the_traced_span_around_it() {
+    hardened::audit::set_trace_source(telemetry::current_trace_ids);
+    let traced_only = tracing_subscriber::filter::filter_fn(|metadata| metadata.target() != "untraced");
+    let layer = tracing_subscriber::Layer::with_filter(
+        telemetry::trace_ids_layer(&config(TraceSampler::ParentBasedTraceIdRatio, 1.0)),
+        traced_only,
+    );
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        let traced = tracing::info_span!("traced");
+        let _traced = traced.enter();
+        let expected = traced.context().span().span_context().clone();
+        let untraced = tracing::info_span!(target: "untraced", "untraced");
+        let event = untraced.in_scope(|| AuditEvent::new(EventType::ToolExecution));
+        assert_eq!(event.trace_id, Some(expected.trace_id().to_string()));
+        assert_eq!(event.span_id, Some(expected.span_id().to_string()));
+    });
+}
+
+#[test]
+fn events_carry_the_trace_under_a_layer_that_makes_no_context_current() {
+    hardened::audit::set_trace_source(telemetry::current_trace_ids);
+    let config = config(TraceSampler::ParentBasedTraceIdRatio, 1.0);
+    let provider = telemetry::tracer_provider(&config).expect("no exporter");
+    let tracer = opentelemetry::trace::TracerProvider::tracer(&provider, "hand-built");
+    let layer = tracing_opentelemetry::layer().with_tracer(tracer).with_context_activation(false);
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        let span = tracing::info_span!("handling");
+        let _entered = span.enter();
+        assert!(!opentelemetry::Context::map_current(|context| context.has_active_span()), "nothing made current");
+        let expected = span.context().span().span_context().clone();
+        let event = AuditEvent::new(EventType::ToolExecution);
+        assert_eq!(event.trace_id, Some(expected.trace_id().to_string()));
+        assert_eq!(event.span_id, Some(expected.span_id().to_string()));
+    });
+}
+
+#[test]
 fn a_request_continues_its_callers_trace_and_decision_without_an_exporter() {
     with_ids_only(&config(TraceSampler::ParentBasedTraceIdRatio, 1.0), || {
         for (flags, expected_flags) in [("01", "01"), ("00", "00")] {

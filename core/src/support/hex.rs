@@ -4,10 +4,25 @@
 #[must_use]
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut text = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    // Digits into bytes of the final length, then one check that they are text: pushing `char`s would check
+    // the capacity and encode each one.
+    let mut text = vec![0; bytes.len() * 2];
+    for (digits, byte) in text.chunks_exact_mut(2).zip(bytes) {
+        digits[0] = DIGITS[usize::from(byte >> 4)];
+        digits[1] = DIGITS[usize::from(byte & 0x0f)];
     }
-    text
+    String::from_utf8(text).expect("hex digits are ASCII")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hex;
+
+    #[test]
+    fn every_byte_is_written_as_two_lowercase_digits() {
+        let every_byte: Vec<u8> = (0..=255).collect();
+        let expected: String = every_byte.iter().map(|byte| format!("{byte:02x}")).collect();
+        assert_eq!(hex(&every_byte), expected);
+        assert_eq!(hex(&[]), "");
+    }
 }

@@ -295,9 +295,15 @@ fn is_export_stack(target: &str) -> bool {
 
 /// The trace and span ids of the current tracing span, if it has an OpenTelemetry context; for
 /// [`audit::set_trace_source`](crate::audit::set_trace_source).
+///
+/// Read from the OpenTelemetry context the layer made current when it entered the span (as
+/// [`otel_layer`] and [`trace_ids_layer`] do), in place: asking the span for its context instead looks
+/// the span up in the registry and clones its context, for each audit event. Under a layer that makes no
+/// context current, the span is asked. A span that the trace filter leaves out has no context of its own:
+/// events recorded inside it carry the trace and span of the traced span around it.
 #[must_use]
 pub fn current_trace_ids() -> Option<TraceIds> {
-    trace_ids_of(&tracing::Span::current().context())
+    opentelemetry::Context::map_current(trace_ids_of).or_else(|| trace_ids_of(&tracing::Span::current().context()))
 }
 
 /// The trace and span ids of an OpenTelemetry context, if it has a valid span context.
