@@ -10,7 +10,9 @@
 //!   the CPU they take (the process's and the request thread's), the spans, log lines, audit events and
 //!   `#[hardened]` calls they make, and what they allocate; printed, and written as JSON to
 //!   `$MESSAGE_PROFILE` when set, with what each part allocates per unit. `MESSAGE_PROFILE_MESSAGES` sets
-//!   how many messages (default 20,000; 0 skips it).
+//!   how many messages (default 20,000; 0 skips it). `MESSAGE_PROFILE_ONLY=development` (or `production`)
+//!   runs that profile alone and ends there: under `valgrind --tool=callgrind`, two runs of different
+//!   lengths give the instructions of one message, a figure that the machine's noise does not move.
 //! - `message/development`, `message/production`: the CPU of the whole process per message (the
 //!   request's thread and the audit writer's), with the development configuration's telemetry and with
 //!   the production configuration's sampling and JSON logs; each sample ends with an audit flush, so
@@ -62,6 +64,15 @@ fn main() {
         .map_or(if measuring { PROFILE_MESSAGES } else { 100 }, |count| {
             count.parse().expect("MESSAGE_PROFILE_MESSAGES is a number")
         });
+    let only = std::env::var("MESSAGE_PROFILE_ONLY").ok().filter(|only| !only.is_empty());
+    if let Some(only) = only {
+        let telemetry = Telemetry::ALL
+            .into_iter()
+            .find(|telemetry| telemetry.name() == only)
+            .expect("MESSAGE_PROFILE_ONLY is `development` or `production`");
+        println!("{}", profile::run(&agent, &runtime, telemetry, messages).report());
+        return;
+    }
     if messages > 0 {
         let profiles: Vec<_> =
             Telemetry::ALL.into_iter().map(|telemetry| profile::run(&agent, &runtime, telemetry, messages)).collect();
