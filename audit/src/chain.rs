@@ -170,9 +170,11 @@ fn write_serialized<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
 /// A string as `serde_json` writes it: as it is between quotes when no byte of it needs escaping (a
 /// control character, a quote, a backslash), else through `serde_json`.
 fn write_str(out: &mut Vec<u8>, text: &str) {
-    // A fold without an early exit, which the compiler turns into a vector loop.
-    let needs_escaping =
-        text.bytes().fold(false, |found, byte| found | (byte < 0x20) | (byte == b'"') | (byte == b'\\'));
+    // A fold without an early exit or a branch, which the compiler turns into a vector loop.
+    let needs_escaping = text
+        .bytes()
+        .fold(0_u8, |found, byte| found | u8::from(byte < 0x20) | u8::from(byte == b'"') | u8::from(byte == b'\\'))
+        != 0;
     if needs_escaping {
         write_serialized(out, text);
     } else {

@@ -5,7 +5,7 @@
 use hardened::audit::{AuditEvent, EventType};
 use hardened::hardened;
 use hardened::telemetry::{self, TelemetryConfig, TraceSampler};
-use opentelemetry::trace::{SpanContext, TraceContextExt as _, TraceFlags};
+use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags};
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -169,7 +169,7 @@ fn events_carry_the_trace_under_a_layer_that_makes_no_context_current() {
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
         let span = tracing::info_span!("handling");
         let _entered = span.enter();
-        assert!(!opentelemetry::Context::map_current(|context| context.has_active_span()), "nothing made current");
+        assert!(!opentelemetry::Context::map_current(TraceContextExt::has_active_span), "nothing made current");
         let expected = span.context().span().span_context().clone();
         let event = AuditEvent::new(EventType::ToolExecution);
         assert_eq!(event.trace_id, Some(expected.trace_id().to_string()));

@@ -16,12 +16,17 @@ pub fn hex(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::fmt::Write as _;
+
     use super::hex;
 
     #[test]
     fn every_byte_is_written_as_two_lowercase_digits() {
         let every_byte: Vec<u8> = (0..=255).collect();
-        let expected: String = every_byte.iter().map(|byte| format!("{byte:02x}")).collect();
+        let expected = every_byte.iter().fold(String::new(), |mut text, byte| {
+            write!(text, "{byte:02x}").expect("writing to a String succeeds");
+            text
+        });
         assert_eq!(hex(&every_byte), expected);
         assert_eq!(hex(&[]), "");
     }
