@@ -15,6 +15,7 @@ use std::time::SystemTime;
 use opentelemetry::trace::{SpanBuilder, SpanContext, SpanKind, Status, TraceContextExt as _, TraceFlags};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::{IdGenerator as _, RandomIdGenerator, Sampler, SamplingDecision, ShouldSample as _};
+use tracing::field::FieldSet;
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Subscriber};
 use tracing_opentelemetry::OpenTelemetryLayer;
@@ -127,12 +128,14 @@ where
     S: Subscriber + for<'span> LookupSpan<'span>,
 {
     pub(crate) fn new(sampler: Sampler) -> Self {
-        // Timings, thread and source location only add attributes, which this tracer drops.
+        // Timings, thread, source location, level and target only add attributes, which this tracer drops.
         let inner = tracing_opentelemetry::layer()
             .with_tracer(IdsOnlyTracer::new(sampler))
             .with_tracked_inactivity(false)
             .with_threads(false)
-            .with_location(false);
+            .with_location(false)
+            .with_level(false)
+            .with_target(false);
         IdsOnlyLayer { inner }
     }
 }
@@ -142,10 +145,13 @@ where
     S: Subscriber + for<'span> LookupSpan<'span>,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: LayerContext<'_, S>) {
-        // The same span without its field values: the parent is all the ids depend on.
+        // The same span without its fields: the parent is all the ids depend on. An empty field set, not
+        // the span's with no values, so that the layer, which sizes the span's attributes by its fields,
+        // allocates none.
         let metadata = attrs.metadata();
+        let no_fields = FieldSet::new(&[], metadata.callsite());
         let nothing: [(&tracing::field::Field, Option<&dyn tracing::Value>); 0] = [];
-        let no_values = metadata.fields().value_set(&nothing);
+        let no_values = no_fields.value_set(&nothing);
         let bare = if attrs.is_root() {
             Attributes::new_root(metadata, &no_values)
         } else if let Some(parent) = attrs.parent() {
