@@ -147,9 +147,10 @@ fn write_canonical(out: &mut Vec<u8>, event: &AuditEvent) {
         ("prev_hash", Field::Text(&event.prev_hash)),
     ];
     for (index, (name, value)) in fields.into_iter().enumerate() {
-        out.push(if index == 0 { b'{' } else { b',' });
-        write_str(out, name);
-        out.push(b':');
+        // The names are the struct's field names, which need no escaping.
+        out.extend_from_slice(if index == 0 { b"{\"" } else { b",\"" });
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\":");
         match value {
             Field::Text(text) | Field::OptionalText(Some(text)) => write_str(out, text),
             Field::OptionalText(None) => out.extend_from_slice(b"null"),
