@@ -127,50 +127,39 @@ fn seal_json(event: &AuditEvent) -> (String, String) {
 /// declaration order. Written field by field: the identifiers and hashes that fill most of a record need
 /// no escaping, which [`write_str`] sees in one pass where `serde_json` looks at each byte in turn.
 fn write_canonical(out: &mut Vec<u8>, event: &AuditEvent) {
-    let mut id = uuid::Uuid::encode_buffer();
-    let fields: [(&str, Field<'_>); 16] = [
-        ("id", Field::Text(event.id.hyphenated().encode_lower(&mut id))),
-        ("timestamp", Field::Timestamp(&event.timestamp)),
-        ("event_type", Field::Text(event.event_type.as_str())),
-        ("service", Field::Text(&event.service)),
-        ("user_id", Field::OptionalText(event.user_id.as_deref())),
-        ("session_id", Field::OptionalText(event.session_id.as_deref())),
-        ("ip_address", Field::Address(event.ip_address)),
-        ("resource", Field::OptionalText(event.resource.as_deref())),
-        ("details", Field::Details(&event.details)),
-        ("outcome", Field::Text(event.outcome.as_str())),
-        ("outcome_details", Field::OptionalText(event.outcome_details.as_deref())),
-        ("trace_id", Field::OptionalText(event.trace_id.as_deref())),
-        ("span_id", Field::OptionalText(event.span_id.as_deref())),
-        ("stream", Field::Text(&event.stream)),
-        ("sequence", Field::Number(event.sequence)),
-        ("prev_hash", Field::Text(&event.prev_hash)),
-    ];
-    for (index, (name, value)) in fields.into_iter().enumerate() {
-        // The names are the struct's field names, which need no escaping.
-        out.extend_from_slice(if index == 0 { b"{\"" } else { b",\"" });
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b"\":");
-        match value {
-            Field::Text(text) | Field::OptionalText(Some(text)) => write_str(out, text),
-            Field::OptionalText(None) => out.extend_from_slice(b"null"),
-            Field::Timestamp(timestamp) => write_serialized(out, &Timestamp(timestamp)),
-            Field::Address(address) => write_serialized(out, &address),
-            Field::Details(details) => write_serialized(out, &Sorted::Object(details)),
-            Field::Number(number) => write_serialized(out, &number),
-        }
-    }
+    out.extend_from_slice(br#"{"id":""#);
+    out.extend_from_slice(event.id.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()).as_bytes());
+    out.extend_from_slice(br#"","timestamp":"#);
+    write_serialized(out, &Timestamp(&event.timestamp));
+    out.extend_from_slice(br#","event_type":"#);
+    write_str(out, event.event_type.as_str());
+    out.extend_from_slice(br#","service":"#);
+    write_str(out, &event.service);
+    out.extend_from_slice(br#","user_id":"#);
+    write_optional_str(out, event.user_id.as_deref());
+    out.extend_from_slice(br#","session_id":"#);
+    write_optional_str(out, event.session_id.as_deref());
+    out.extend_from_slice(br#","ip_address":"#);
+    write_serialized(out, &event.ip_address);
+    out.extend_from_slice(br#","resource":"#);
+    write_optional_str(out, event.resource.as_deref());
+    out.extend_from_slice(br#","details":"#);
+    write_serialized(out, &Sorted::Object(&event.details));
+    out.extend_from_slice(br#","outcome":"#);
+    write_str(out, event.outcome.as_str());
+    out.extend_from_slice(br#","outcome_details":"#);
+    write_optional_str(out, event.outcome_details.as_deref());
+    out.extend_from_slice(br#","trace_id":"#);
+    write_optional_str(out, event.trace_id.as_deref());
+    out.extend_from_slice(br#","span_id":"#);
+    write_optional_str(out, event.span_id.as_deref());
+    out.extend_from_slice(br#","stream":"#);
+    write_str(out, &event.stream);
+    out.extend_from_slice(br#","sequence":"#);
+    write_serialized(out, &event.sequence);
+    out.extend_from_slice(br#","prev_hash":"#);
+    write_str(out, &event.prev_hash);
     out.push(b'}');
-}
-
-/// A field of a record, by how it is written.
-enum Field<'a> {
-    Text(&'a str),
-    OptionalText(Option<&'a str>),
-    Timestamp(&'a chrono::DateTime<chrono::Utc>),
-    Address(Option<std::net::IpAddr>),
-    Details(&'a crate::event::Details),
-    Number(u64),
 }
 
 /// `value` as `serde_json` writes it.
@@ -192,6 +181,14 @@ fn write_str(out: &mut Vec<u8>, text: &str) {
         out.push(b'"');
         out.extend_from_slice(text.as_bytes());
         out.push(b'"');
+    }
+}
+
+/// An optional string as `serde_json` writes it: `null` or the string.
+fn write_optional_str(out: &mut Vec<u8>, text: Option<&str>) {
+    match text {
+        Some(text) => write_str(out, text),
+        None => out.extend_from_slice(b"null"),
     }
 }
 

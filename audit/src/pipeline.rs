@@ -829,6 +829,7 @@ impl Writer {
         // Kept from batch to batch: a batch's worth of events is large enough that the allocator would
         // hand fresh pages back and forth on every batch.
         let mut batch = Vec::with_capacity(self.settings.batch_size.min(4096));
+        let tick = gather_tick(self.settings.queue_capacity);
         loop {
             let mut stop = false;
             let wake_at = match (self.next_retry(), self.schedule.as_ref().and_then(CheckpointSchedule::next_at)) {
@@ -854,7 +855,6 @@ impl Writer {
             // Gather the batch by taking what is queued and sleeping in short ticks between takes, rather
             // than waiting on the queue: a waiting receiver would make every `emit` wake this thread.
             let deadline = Instant::now() + self.settings.batch_interval;
-            let tick = gather_tick(self.settings.queue_capacity);
             loop {
                 while !stop && replies.is_empty() && batch.len() < self.settings.batch_size {
                     match self.receiver.try_recv() {
