@@ -55,8 +55,11 @@ impl AuditContext {
 /// assert_eq!(event.session_id.as_deref(), Some("s-1"));
 /// # });
 /// ```
-pub async fn scope<F: Future>(context: AuditContext, future: F) -> F::Output {
-    ACTOR.scope(context, future).await
+///
+/// The returned future holds `future` once: an `async fn` here would hold it twice (as its argument, then
+/// as what it awaits).
+pub fn scope<F: Future>(context: AuditContext, future: F) -> impl Future<Output = F::Output> {
+    ACTOR.scope(context, future)
 }
 
 /// `future` with `context` as its actor, as a future whose type a tower service can name.

@@ -298,25 +298,35 @@ pub(crate) fn imposed<R: GuardedReturn>(
 /// the path of a call that retries or has a timeout (the others run as one `GuardedInstrumented`). A call
 /// with a timeout and no retries is one attempt, which may move the function's arguments; a retried
 /// call's attempts are made by [`next_attempt`](super::retrying::next_attempt).
-pub async fn attempt<R, Fut>(guards: &'static SiteGuards, body: Fut, is_failure: impl Fn(&R) -> bool) -> Guarded<R>
+///
+/// `body` makes the attempt's future where it is awaited, so that the future is held once, inside the
+/// attempt's: a future handed in by value would be held twice (as the argument, then as what is awaited),
+/// and again by each guard wrapped around it.
+pub fn attempt<R, F, Fut>(
+    guards: &'static SiteGuards,
+    body: F,
+    is_failure: impl Fn(&R) -> bool,
+) -> impl Future<Output = Guarded<R>>
 where
     R: GuardedReturn,
+    F: FnOnce() -> Fut,
     Fut: Future<Output = R>,
 {
-    attempt_through(guards.resolved(), guards.timeout(), Some(guards.site()), body, is_failure).await
+    attempt_through(guards.resolved(), guards.timeout(), Some(guards.site()), body, is_failure)
 }
 
 /// [`attempt`] through `resolved` and `timeout`, for the call site `site` (which counts its timeouts and
 /// names the function in guard events) or for guards that have none (a tower layer's).
-pub(crate) async fn attempt_through<R, Fut>(
+pub(crate) async fn attempt_through<R, F, Fut>(
     resolved: &'static Resolved,
     timeout: Option<Duration>,
     site: Option<&'static Site>,
-    body: Fut,
+    body: F,
     is_failure: impl Fn(&R) -> bool,
 ) -> Guarded<R>
 where
     R: GuardedReturn,
+    F: FnOnce() -> Fut,
     Fut: Future<Output = R>,
 {
     let now = if resolved.breaker.is_some() || resolved.rate.is_some() { system_nanos() } else { 0 };
@@ -333,7 +343,9 @@ where
     // The timeout covers the wait for the held guards' permits and the body.
     // Whether the timeout, if it fires, finds the call holding its permits. An atomic: the future is `Send`.
     let holding = std::sync::atomic::AtomicBool::new(false);
-    let bounded = async {
+    // Made where it is awaited (a closure, not a future held in a variable), so that the attempt's future
+    // holds the body once.
+    let bounded = || async {
         let held = match HeldPermits::acquire(&resolved.held).await {
             Ok(held) => held,
             Err(rejected) => return imposed(site, rejected, Outcome::Rejected),
@@ -342,12 +354,12 @@ where
         // The clock is read for limits that learn from round trips only.
         let observed = resolved.held.iter().map_while(|slots| *slots).any(Slots::observed);
         let granted = if observed { system_nanos() } else { 0 };
-        let value = body.await;
+        let value = body().await;
         held.give_back_after(if observed { system_nanos().saturating_sub(granted) } else { 0 });
         (value, None)
     };
     let (value, imposed) = if let Some(after) = timeout {
-        tokio::time::timeout(after, bounded).await.unwrap_or_else(|_| {
+        tokio::time::timeout(after, bounded()).await.unwrap_or_else(|_| {
             if let Some(site) = site {
                 shards::record_timeout(site);
             }
@@ -357,7 +369,7 @@ where
             imposed(site, Rejected::TimedOut { after }, Outcome::Timeout)
         })
     } else {
-        bounded.await
+        bounded().await
     };
     if breaker.is_some() {
         let failed = match imposed {

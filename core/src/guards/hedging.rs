@@ -37,7 +37,7 @@ struct Running<A> {
 /// loop {
 ///     match next_hedge(&mut hedging).await {
 ///         Some(done) => break done,
-///         None => hedging.start(attempt(&GUARDS, async { body }, is_failure)),
+///         None => hedging.start(attempt(&GUARDS, || async { body }, is_failure)),
 ///     }
 /// }
 /// ```

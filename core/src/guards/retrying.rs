@@ -3,7 +3,9 @@
 //!
 //! The generated code only loops: an attempt borrows the function's arguments again, which a future the
 //! runtime made could not do (a closure returning a future that borrows from it is an `async` closure, and
-//! the future of an `async` closure over a borrowed argument cannot be proven `Send`).
+//! the future of an `async` closure over a borrowed argument cannot be proven `Send`). Each turn of the
+//! loop hands [`next_attempt`] a new closure, called once, that makes the attempt's future where the
+//! guards await it.
 
 use std::future::Future;
 use std::marker::PhantomData;
@@ -20,7 +22,7 @@ use crate::retry::RetryPolicy;
 /// ```ignore
 /// let mut retrying = retrying::<R, _, _>(&GUARDS, is_failure, retry_when);
 /// loop {
-///     if let Some(done) = next_attempt::<R, _, _, _>(&mut retrying, async { body }).await {
+///     if let Some(done) = next_attempt::<R, _, _, _, _>(&mut retrying, || async { body }).await {
 ///         break done;
 ///     }
 /// }
@@ -51,15 +53,17 @@ where
     Retrying { guards, is_failure, retry_when, retries: 0, value: PhantomData }
 }
 
-/// Runs one attempt of `retrying`'s call, `body`, through the chain: the call's result when it is the
-/// last one, or `None` after waiting out the backoff when another attempt follows. A function for the
-/// same reason as [`retrying`]: an unmet bound on the return type is then one error at one token.
-pub async fn next_attempt<R, P, W, F>(retrying: &mut Retrying<R, P, W>, body: F) -> Option<Guarded<R>>
+/// Runs one attempt of `retrying`'s call, the future `body` makes, through the chain: the call's result
+/// when it is the last one, or `None` after waiting out the backoff when another attempt follows. A
+/// function for the same reason as [`retrying`]: an unmet bound on the return type is then one error at
+/// one token. The body is made where it is awaited, as [`attempt`] says why.
+pub async fn next_attempt<R, P, W, F, Fut>(retrying: &mut Retrying<R, P, W>, body: F) -> Option<Guarded<R>>
 where
     R: GuardedReturn,
     P: Fn(&R) -> bool,
     W: Fn(&R) -> bool,
-    F: Future<Output = R>,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = R>,
 {
     let (value, imposed) = attempt(retrying.guards, body, &retrying.is_failure).await;
     let Some(delay) = retrying.delay(&value, imposed) else { return Some((value, imposed)) };

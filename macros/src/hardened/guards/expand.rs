@@ -252,7 +252,8 @@ pub(crate) fn single_pass_call(
 /// The future of an asynchronous guarded call with a timeout or retries: one attempt through the guards
 /// without retries, else its attempts while [`retrying`] says another follows. `attempt` is a non-`move`
 /// async block, re-created for each attempt and borrowing the arguments, which is why the loop itself is
-/// generated; a single attempt may move them.
+/// generated; a single attempt may move them. It is handed to the guards in a closure called once, so
+/// that they make the attempt's future where they await it and hold it once.
 ///
 /// [`retrying`]: ../../../../hardened/__private/fn.retrying.html
 pub(crate) fn async_call(
@@ -264,6 +265,8 @@ pub(crate) fn async_call(
     let private = quote!(#krate::__private);
     let output = plan.output.as_ref();
     let is_failure = qualified(is_failure, output);
+    // The attempt's future is made by the guards where they await it, so that it is held once.
+    let attempt = &quote!(|| #attempt);
     if plan.hedge.is_some() {
         return hedged_call(plan, krate, attempt, &is_failure);
     }
@@ -272,7 +275,7 @@ pub(crate) fn async_call(
         let attempt = guarded_call(
             &quote!(#private::attempt),
             output,
-            &quote!(, _),
+            &quote!(, _, _),
             &quote!(&__HARDENED_GUARDS, #attempt, |__hardened_ret| #is_failure),
             true,
         );
@@ -289,7 +292,7 @@ pub(crate) fn async_call(
     let next_attempt = guarded_call(
         &quote!(#private::next_attempt),
         output,
-        &quote!(, _, _, _),
+        &quote!(, _, _, _, _),
         &quote!(&mut __hardened_retrying, #attempt),
         true,
     );
@@ -326,7 +329,7 @@ fn hedged_call(plan: &GuardPlan, krate: &Path, attempt: &TokenStream, is_failure
     let one = guarded_call(
         &quote!(#private::attempt),
         output,
-        &quote!(, _),
+        &quote!(, _, _),
         &quote!(&__HARDENED_GUARDS, #attempt, |__hardened_ret| #is_failure),
         false,
     );
