@@ -36,6 +36,14 @@ impl SealedEvent {
         &self.json
     }
 
+    /// The JSON line's buffer, emptied, for the next record the writer seals: reused rather than freed,
+    /// so that sealing allocates no line at all once the writer has a batch's worth.
+    pub(crate) fn into_line_buffer(self) -> String {
+        let mut json = self.json;
+        json.clear();
+        json
+    }
+
     /// A record and its JSON line as written, trusted as they are (read back from a spill file).
     pub(crate) fn from_parts(event: AuditEvent, json: String) -> SealedEvent {
         SealedEvent { event, json }
@@ -47,7 +55,7 @@ impl SealedEvent {
         event: AuditEvent,
         location: impl FnOnce() -> Location,
     ) -> Result<SealedEvent, ChainProblem> {
-        let (hash, json) = seal_json(&event);
+        let (hash, json) = seal_json(&event, String::new());
         if hash == event.hash {
             Ok(SealedEvent { event, json })
         } else {
@@ -87,13 +95,19 @@ impl Chain {
     }
 
     /// Places `event` next in the stream.
-    pub(crate) fn seal(&mut self, mut event: AuditEvent) -> SealedEvent {
+    pub(crate) fn seal(&mut self, event: AuditEvent) -> SealedEvent {
+        self.seal_into(event, String::new())
+    }
+
+    /// Places `event` next in the stream, writing its JSON line into `line` (emptied), whose room is
+    /// reused.
+    pub(crate) fn seal_into(&mut self, mut event: AuditEvent, line: String) -> SealedEvent {
         // Here every path into the trail meets: fields set directly are bounded too.
         event.bound();
         event.stream.clone_from(&self.stream);
         event.sequence = self.next_sequence;
         event.prev_hash = std::mem::take(&mut self.prev_hash);
-        let (hash, json) = seal_json(&event);
+        let (hash, json) = seal_json(&event, line);
         self.prev_hash.clone_from(&hash);
         self.next_sequence += 1;
         event.hash = hash;
@@ -109,10 +123,13 @@ pub fn seal_stream(stream: &str, events: impl IntoIterator<Item = AuditEvent>) -
     events.into_iter().map(|event| chain.seal(event)).collect()
 }
 
-/// The hash of `event` (ignoring its `hash` field) and its JSON line with that hash.
-fn seal_json(event: &AuditEvent) -> (String, String) {
+/// The hash of `event` (ignoring its `hash` field) and its JSON line with that hash, written into `line`
+/// (emptied).
+fn seal_json(event: &AuditEvent, line: String) -> (String, String) {
+    let mut line = line.into_bytes();
+    line.clear();
     // Room for a typical record and its hash, so that the line is not copied as it grows.
-    let mut line = Vec::with_capacity(1024);
+    line.reserve(1024);
     write_canonical(&mut line, event);
     let hash = hex(&Sha256::digest(&line));
     line.pop(); // the closing brace
