@@ -45,8 +45,8 @@ pub(crate) fn routes(app: Arc<App>, auth: Arc<Authenticator>) -> Router {
         .route("/v1/sessions/{id}", get(read_session).delete(close_session))
         .route("/v1/sessions/{id}/messages", post(send_message).layer(message_body).route_layer(messages_limit()))
         .route("/v1/admin/faults", put(set_faults).get(read_faults))
-        .layer(DefaultBodyLimit::max(SMALL_BODY_BYTES))
-        .layer(axum::middleware::from_fn_with_state(auth, authenticate))
+        // One `layer` call for both, the first of the pair outside (as `with_request_layers` says why).
+        .layer((axum::middleware::from_fn_with_state(auth, authenticate), DefaultBodyLimit::max(SMALL_BODY_BYTES)))
         .with_state(app)
 }
 

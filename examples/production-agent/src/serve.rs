@@ -149,9 +149,13 @@ pub fn with_request_layers(router: Router, settings: &Settings) -> Router {
     // The public listener's callers do not choose the trace id or the sampling: unless configured to
     // trust them, each request starts a trace of its own, linked to the caller's.
     let trust_incoming_trace = settings.hardened.server.trust_incoming_trace.unwrap_or(false);
-    router
-        .layer(RequestLayer::new().trust_forwarded_for(trusted_proxies))
-        .layer(ServerTraceLayer::new().trust_incoming_trace(trust_incoming_trace))
+    // One `layer` call for both, the first of the pair outside: each call wraps every route in a boxed
+    // service again, which axum clones (an allocation a box) and calls through (a boxed future a box) on
+    // every request.
+    router.layer((
+        ServerTraceLayer::new().trust_incoming_trace(trust_incoming_trace),
+        RequestLayer::new().trust_forwarded_for(trusted_proxies),
+    ))
 }
 
 /// Installs the audit trail as the process's pipeline: `PostgreSQL` at `database` when given, else the
