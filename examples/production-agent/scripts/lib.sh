@@ -324,8 +324,10 @@ open_sessions() {
 
 # A metric's value from `/metrics` of server NAME: `metric NAME 'series{labels}'` (0 when absent).
 metric() {
+    # awk reads to the end: leaving at the first match would close the pipe under curl, which then fails
+    # (exit 23, a write error) and, with pipefail, takes the script with it when the page is long.
     curl -s --max-time 5 "$(url "$1" /metrics)" | awk -v series="$2" '
-        index($0, series) == 1 && substr($0, length(series) + 1, 1) == " " { print $2; found = 1; exit }
+        !found && index($0, series) == 1 && substr($0, length(series) + 1, 1) == " " { print $2; found = 1 }
         END { if (!found) print 0 }'
 }
 
