@@ -36,12 +36,10 @@ impl SealedEvent {
         &self.json
     }
 
-    /// The JSON line's buffer, emptied, for the next record the writer seals: reused rather than freed,
-    /// so that sealing allocates no line at all once the writer has a batch's worth.
+    /// The JSON line's buffer, for the next record the writer seals (which empties it first): reused
+    /// rather than freed, so that sealing allocates no line at all once the writer has a batch's worth.
     pub(crate) fn into_line_buffer(self) -> String {
-        let mut json = self.json;
-        json.clear();
-        json
+        self.json
     }
 
     /// A record and its JSON line as written, trusted as they are (read back from a spill file).

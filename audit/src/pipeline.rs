@@ -806,8 +806,8 @@ fn append_lines(path: &Path, events: &[SealedEvent]) -> io::Result<()> {
 /// A record's JSON line is about a kilobyte: allocated for each record and freed with its batch, lines
 /// empty whole pages of the allocator on every batch, which it hands back to the system and then faults
 /// in again (at 1,000 messages a second, a fifth of a page fault a message, all on this thread). Kept, the
-/// writer allocates no line in a steady stream. At most [`SpareLines::MAX_LINES`] buffers of at most
-/// [`SpareLines::MAX_BYTES`] each are kept: an unusually large record's line is freed.
+/// writer allocates no line in a steady stream. At most [`SpareLines::MAX_LINES`] buffers with room for at
+/// most [`SpareLines::MAX_BYTES`] each are kept: an unusually large record's line is freed.
 #[derive(Debug, Default)]
 struct SpareLines {
     lines: Vec<String>,
@@ -816,7 +816,7 @@ struct SpareLines {
 impl SpareLines {
     /// The most buffers kept: more than a batch holds at 10,000 events a second.
     const MAX_LINES: usize = 1024;
-    /// The largest buffer kept, in bytes.
+    /// The most bytes a kept buffer holds room for.
     const MAX_BYTES: usize = 4096;
 
     /// A buffer for the next record's line: a kept one, or a new one.
@@ -827,8 +827,9 @@ impl SpareLines {
     /// Keeps the line buffers of `delivered`, within the bounds.
     fn keep(&mut self, delivered: impl Iterator<Item = SealedEvent>) {
         for record in delivered {
-            if self.lines.len() < Self::MAX_LINES && record.json().len() <= Self::MAX_BYTES {
-                self.lines.push(record.into_line_buffer());
+            let line = record.into_line_buffer();
+            if self.lines.len() < Self::MAX_LINES && line.capacity() <= Self::MAX_BYTES {
+                self.lines.push(line);
             }
         }
     }

@@ -215,9 +215,7 @@ where
     let judged = |value: &Result<Result<T, E>, Rejected>| value.as_ref().is_ok_and(&is_failure);
     let mut retries = 0;
     loop {
-        let attempt = &mut attempt;
-        let body = move || async move { Ok(attempt().await) };
-        let (value, imposed) = attempt_through(resolved, timeout, None, body, judged).await;
+        let (value, imposed) = attempt_through(resolved, timeout, None, || async { Ok(attempt().await) }, judged).await;
         let Some(policy) = retry else { return value };
         let Some(delay) = retry_delay(policy, retries, imposed, || judged(&value)) else { return value };
         tokio::time::sleep(delay).await;
