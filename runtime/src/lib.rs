@@ -74,6 +74,10 @@ pub mod http;
 pub mod propagation;
 pub mod slo;
 #[cfg(feature = "telemetry")]
+mod span_context;
+#[cfg(feature = "telemetry")]
+mod span_ids;
+#[cfg(feature = "telemetry")]
 pub mod telemetry;
 #[cfg(feature = "tower")]
 pub mod tower;

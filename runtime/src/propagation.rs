@@ -47,7 +47,6 @@ use opentelemetry::propagation::{Extractor, TextMapCompositePropagator, TextMapP
 use opentelemetry::trace::TraceContextExt as _;
 use opentelemetry_http::HeaderInjector;
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 const TRACEPARENT: &str = "traceparent";
 const TRACESTATE: &str = "tracestate";
@@ -90,7 +89,7 @@ pub fn extract(headers: &HeaderMap) -> Context {
 /// baggage) into `headers`, replacing what they held under those names. Outside any span, nothing is
 /// written unless an OpenTelemetry context is current.
 pub fn inject(headers: &mut HeaderMap) {
-    let span_context = tracing::Span::current().context();
+    let span_context = crate::telemetry::otel_context(&tracing::Span::current());
     if span_context.has_active_span() {
         inject_context(&span_context, headers);
     } else {

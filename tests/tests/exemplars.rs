@@ -7,7 +7,6 @@ use std::time::Duration;
 use hardened::hardened;
 use hardened::metrics::exemplars::{self, Exemplar};
 use hardened::telemetry::{self, TelemetryConfig, TraceSampler};
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::layer::SubscriberExt as _;
 
 #[derive(Debug, thiserror::Error)]
@@ -161,7 +160,7 @@ fn a_call_in_an_unsampled_trace_leaves_no_exemplar() {
         let unsampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
         headers.insert("traceparent", unsampled.parse().expect("a valid header"));
         let parent = tracing::info_span!("request");
-        let _ = parent.set_parent(hardened::propagation::extract(&headers));
+        let _ = hardened::telemetry::set_parent(&parent, hardened::propagation::extract(&headers));
         let _entered = parent.enter();
         for _ in 0..10 {
             assert_eq!(exemplar_unsampled(), 7);

@@ -8,7 +8,6 @@ use hardened::hardened;
 use hardened::telemetry::{self, TelemetryConfig, TraceSampler};
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt as _, Tracer as _, TracerProvider as _};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::layer::SubscriberExt as _;
 
 #[derive(Debug)]
@@ -170,7 +169,7 @@ fn a_sampled_parent_makes_a_sampled_child_whatever_the_ratio() {
     let (provider, exporter) = in_memory(&config(TraceSampler::ParentBasedTraceIdRatio, 0.0));
     traced(&provider, || {
         let continued = tracing::info_span!("continued");
-        continued.set_parent(remote_parent("01")).expect("the span has not started");
+        hardened::telemetry::set_parent(&continued, remote_parent("01")).expect("the span has not started");
         continued.in_scope(|| weather("Oslo").ok());
         tracing::info_span!("new_root").in_scope(|| weather("Oslo").ok());
     });
@@ -190,7 +189,7 @@ fn an_unsampled_parent_makes_an_unsampled_child_whatever_the_ratio() {
     let (provider, exporter) = in_memory(&config(TraceSampler::ParentBasedTraceIdRatio, 1.0));
     traced(&provider, || {
         let continued = tracing::info_span!("continued");
-        continued.set_parent(remote_parent("00")).expect("the span has not started");
+        hardened::telemetry::set_parent(&continued, remote_parent("00")).expect("the span has not started");
         continued.in_scope(|| weather("Oslo").ok());
     });
     assert!(finished(&exporter).is_empty(), "the caller decided not to sample");
@@ -204,7 +203,7 @@ fn audit_events_and_outbound_headers_carry_the_current_span() {
         assert_eq!(telemetry::current_trace_ids(), None, "no span, no trace");
         let span = tracing::info_span!("handling");
         let _entered = span.enter();
-        let context = span.context();
+        let context = hardened::telemetry::otel_context(&span);
         let expected = context.span().span_context().clone();
 
         let event = AuditEvent::new(EventType::ToolExecution);

@@ -1,13 +1,12 @@
 //! `telemetry::trace_ids_layer`, what `telemetry::init` installs without an OTLP endpoint: spans get the
 //! trace ids, parents and sampling decisions the SDK-backed `otel_layer` gives them, so that audit events,
-//! outbound headers and `OpenTelemetrySpanExt` see the same trace either way.
+//! outbound headers and `telemetry::otel_context` see the same trace either way.
 
 use hardened::audit::{AuditEvent, EventType};
 use hardened::hardened;
 use hardened::telemetry::{self, TelemetryConfig, TraceSampler};
 use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags};
 use tracing::field::Empty;
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::layer::SubscriberExt as _;
 
 #[hardened(kind = "tool", fields(city))]
@@ -68,13 +67,13 @@ struct Observed {
 fn observe(parent: Option<opentelemetry::Context>) -> Observed {
     let root = tracing::info_span!("root", attempt = 1, result = Empty);
     if let Some(parent) = parent {
-        root.set_parent(parent).expect("the span has not started");
+        hardened::telemetry::set_parent(&root, parent).expect("the span has not started");
     }
     root.record("result", "done");
     let _entered = root.enter();
-    let root_context: SpanContext = root.context().span().span_context().clone();
+    let root_context: SpanContext = hardened::telemetry::otel_context(&root).span().span_context().clone();
     let child = tracing::info_span!("child");
-    let child_context: SpanContext = child.context().span().span_context().clone();
+    let child_context: SpanContext = hardened::telemetry::otel_context(&child).span().span_context().clone();
     assert!(root_context.is_valid() && child_context.is_valid());
     assert_eq!(root_context.trace_id(), child_context.trace_id(), "one trace");
     assert_ne!(root_context.span_id(), child_context.span_id(), "a span each");
@@ -123,7 +122,7 @@ fn audit_events_and_outbound_headers_carry_the_trace_without_an_exporter() {
 
         let span = tracing::info_span!("handling", user = "ada");
         let _entered = span.enter();
-        let expected = span.context().span().span_context().clone();
+        let expected = hardened::telemetry::otel_context(&span).span().span_context().clone();
         let (trace_id, span_id) = (expected.trace_id().to_string(), expected.span_id().to_string());
 
         let event = AuditEvent::new(EventType::ToolExecution);
@@ -151,7 +150,7 @@ fn an_event_inside_a_span_the_trace_filter_leaves_out_carries_the_traced_span_ar
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
         let traced = tracing::info_span!("traced");
         let _traced = traced.enter();
-        let expected = traced.context().span().span_context().clone();
+        let expected = hardened::telemetry::otel_context(&traced).span().span_context().clone();
         let untraced = tracing::info_span!(target: "untraced", "untraced");
         let event = untraced.in_scope(|| AuditEvent::new(EventType::ToolExecution));
         assert_eq!(event.trace_id, Some(expected.trace_id().to_string()));
@@ -170,7 +169,7 @@ fn events_carry_the_trace_under_a_layer_that_makes_no_context_current() {
         let span = tracing::info_span!("handling");
         let _entered = span.enter();
         assert!(!opentelemetry::Context::map_current(TraceContextExt::has_active_span), "nothing made current");
-        let expected = span.context().span().span_context().clone();
+        let expected = hardened::telemetry::otel_context(&span).span().span_context().clone();
         let event = AuditEvent::new(EventType::ToolExecution);
         assert_eq!(event.trace_id, Some(expected.trace_id().to_string()));
         assert_eq!(event.span_id, Some(expected.span_id().to_string()));
@@ -182,11 +181,39 @@ fn a_request_continues_its_callers_trace_and_decision_without_an_exporter() {
     with_ids_only(&config(TraceSampler::ParentBasedTraceIdRatio, 1.0), || {
         for (flags, expected_flags) in [("01", "01"), ("00", "00")] {
             let span = tracing::info_span!("request");
-            span.set_parent(remote_parent(flags)).expect("the span has not started");
+            hardened::telemetry::set_parent(&span, remote_parent(flags)).expect("the span has not started");
             let traceparent = span.in_scope(outbound_traceparent).expect("a traceparent");
             assert!(traceparent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"), "{traceparent}");
             assert!(!traceparent.contains("00f067aa0ba902b7"), "a span of its own: {traceparent}");
             assert!(traceparent.ends_with(&format!("-{expected_flags}")), "{traceparent}");
         }
     });
+}
+
+/// What `set_parent` answers for a span not yet used, then after each use of its context.
+fn parents_taken() -> Vec<Result<(), String>> {
+    let answer = |span: &tracing::Span| {
+        hardened::telemetry::set_parent(span, remote_parent("01")).map_err(|error| error.to_string())
+    };
+    let fresh = tracing::info_span!("fresh");
+    let entered = tracing::info_span!("entered");
+    entered.in_scope(|| {});
+    let read = tracing::info_span!("read");
+    let _ = hardened::telemetry::otel_context(&read);
+    let with_child = tracing::info_span!("with_child");
+    let _child = tracing::info_span!(parent: &with_child, "child");
+    let taken = answer(&fresh);
+    let continued = hardened::telemetry::otel_context(&fresh).span().span_context().trace_id().to_string();
+    assert_eq!(continued, "4bf92f3577b34da6a3ce929d0e0e4736", "the span continues its new parent's trace");
+    vec![taken, answer(&entered), answer(&read), answer(&with_child), answer(&tracing::Span::none())]
+}
+
+#[test]
+fn a_span_takes_a_parent_until_its_context_is_used_under_either_layer() {
+    let config = config(TraceSampler::ParentBasedAlwaysOn, 1.0);
+    let ids_only = with_ids_only(&config, parents_taken);
+    let started = Err("Span has already been started, cannot set parent".to_owned());
+    let disabled = Err("Span disabled".to_owned());
+    assert_eq!(ids_only, vec![Ok(()), started.clone(), started.clone(), started, disabled]);
+    assert_eq!(ids_only, with_sdk(&config, parents_taken), "as under the SDK-backed layer");
 }

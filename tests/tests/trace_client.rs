@@ -11,7 +11,6 @@ use hardened::propagation::TracedRequest as _;
 use opentelemetry::trace::{SpanKind, Status};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
 use tracing::Instrument as _;
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 /// The exporter behind this binary's global subscriber: the servers' tasks run on any worker thread.
 fn exporter() -> &'static InMemorySpanExporter {
@@ -134,7 +133,7 @@ async fn a_received_tracestate_with_level_2_keys_is_passed_on_by_a_traced_call()
     incoming.insert("tracestate", tracestate.parse().expect("valid"));
 
     let handler = tracing::info_span!("handler");
-    let _ = handler.set_parent(hardened::propagation::extract(&incoming));
+    let _ = hardened::telemetry::set_parent(&handler, hardened::propagation::extract(&incoming));
     let inner = tracing::info_span!(parent: &handler, "inner");
     // PUT: the other tests' counts, by method, stay theirs.
     let response =

@@ -15,7 +15,6 @@ use hardened::http::{Server, ServerLimits, ServerTraceLayer};
 use hardened::telemetry::{self, TelemetryConfig, TraceSampler};
 use opentelemetry::trace::{SpanId, TraceContextExt as _};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::layer::SubscriberExt as _;
 
 const CALLER_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
@@ -44,7 +43,7 @@ fn traced(ratio: f64) -> (InMemorySpanExporter, SdkTracerProvider, tracing::subs
 /// trace is sampled.
 async fn trace_seen() -> String {
     let trace_id = AuditEvent::new(EventType::named("TraceProbe")).trace_id.unwrap_or_default();
-    let sampled = tracing::Span::current().context().span().span_context().is_sampled();
+    let sampled = hardened::telemetry::otel_context(&tracing::Span::current()).span().span_context().is_sampled();
     format!("{trace_id} {sampled}")
 }
 

@@ -130,10 +130,10 @@ fn server_span<B>(request: &Request<B>, trust_incoming_trace: bool) -> Span {
     let incoming = crate::propagation::extract(request.headers());
     // The span is still a builder here, so the parent always takes; a disabled span has none to take.
     if trust_incoming_trace {
-        let _ = span.set_parent(incoming);
+        let _ = crate::telemetry::set_parent(&span, incoming);
     } else {
         // A root, whatever span is current: the sampler decides as for any new trace.
-        let _ = span.set_parent(opentelemetry::Context::new());
+        let _ = crate::telemetry::set_parent(&span, opentelemetry::Context::new());
         let caller = incoming.span().span_context().clone();
         if caller.is_valid() {
             span.add_link(caller);

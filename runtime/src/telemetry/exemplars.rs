@@ -1,7 +1,6 @@
 //! The exemplars' source: a call's span becomes an exemplar when its OpenTelemetry trace is sampled.
 
 use opentelemetry::trace::TraceContextExt as _;
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use super::TelemetryConfig;
 use crate::metrics::exemplars::{self, SampledSpan};
@@ -20,7 +19,7 @@ pub fn install_exemplars(config: &TelemetryConfig) {
 /// The trace and span ids of `span`, when it has a valid OpenTelemetry span context whose trace is sampled.
 #[must_use]
 pub fn sampled_span(span: &tracing::Span) -> Option<SampledSpan> {
-    let context = span.context();
+    let context = super::otel_context(span);
     let otel_span = context.span();
     let span_context = otel_span.span_context();
     (span_context.is_valid() && span_context.is_sampled()).then(|| SampledSpan {

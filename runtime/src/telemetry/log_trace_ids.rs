@@ -61,7 +61,7 @@ where
         // trace filter lets through still names its trace.
         let ids = tracing::dispatcher::get_default(|dispatch| {
             let span = dispatch.current_span().id().cloned().or_else(|| ctx.lookup_current().map(|span| span.id()))?;
-            tracing_opentelemetry::get_otel_context(&span, dispatch)
+            crate::span_context::context_of(&span, dispatch)
         })
         .as_ref()
         .and_then(super::trace_ids_of);

@@ -52,7 +52,6 @@ mod log_fields;
 mod log_trace_ids;
 mod otlp_metrics;
 mod sampled_spans;
-mod trace_ids;
 
 use std::io::IsTerminal as _;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -66,7 +65,6 @@ use opentelemetry_sdk::resource::TelemetryResourceDetector;
 use opentelemetry_sdk::trace::{
     BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider, TracerProviderBuilder,
 };
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -82,6 +80,7 @@ pub use self::export::CountingExporter;
 pub use self::filters::{Filters, filters, set_filters};
 pub use self::otlp_metrics::MetricsExporter;
 use crate::audit::TraceIds;
+pub use crate::span_context::{otel_context, set_parent};
 
 /// Why telemetry could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -225,16 +224,19 @@ where
 /// records nothing else: what [`init`] installs when no OTLP endpoint is set.
 ///
 /// Ids, sampling decisions and trace flags are those [`otel_layer`] would give under a provider with
-/// the same sampler, so [`current_trace_ids`], [`propagation`](crate::propagation) and
-/// [`OpenTelemetrySpanExt`](tracing_opentelemetry::OpenTelemetrySpanExt) work as they do with it; but
-/// the span's fields, events, timings and status, which only an exporter would read, are never turned
-/// into OpenTelemetry attributes. It leaves out the same crates as [`otel_layer`].
+/// the same sampler, so [`current_trace_ids`], [`propagation`](crate::propagation), [`set_parent`] and
+/// [`otel_context`] work as they do with it; but a span's fields, events, timings and status, which only
+/// an exporter would read, are never looked at: each span keeps its OpenTelemetry context and nothing
+/// else. `tracing-opentelemetry`'s own
+/// [`OpenTelemetrySpanExt`](tracing_opentelemetry::OpenTelemetrySpanExt) does not reach this layer (its
+/// `set_parent` answers `LayerNotFound`): call [`set_parent`] and [`otel_context`], which reach both. It
+/// leaves out the same crates as [`otel_layer`].
 #[must_use]
 pub fn trace_ids_layer<S>(config: &TelemetryConfig) -> impl Layer<S> + Send + Sync + 'static
 where
     S: tracing::Subscriber + for<'span> LookupSpan<'span> + Send + Sync,
 {
-    sampled_spans::NotesEntered::new(trace_ids::IdsOnlyLayer::new(sampler(config)))
+    crate::span_ids::SpanIdsLayer::new::<S>(sampler(config))
         .with_filter(filter_fn(|metadata| !is_export_stack(metadata.target())))
 }
 
@@ -303,7 +305,7 @@ fn is_export_stack(target: &str) -> bool {
 /// events recorded inside it carry the trace and span of the traced span around it.
 #[must_use]
 pub fn current_trace_ids() -> Option<TraceIds> {
-    opentelemetry::Context::map_current(trace_ids_of).or_else(|| trace_ids_of(&tracing::Span::current().context()))
+    opentelemetry::Context::map_current(trace_ids_of).or_else(|| trace_ids_of(&otel_context(&tracing::Span::current())))
 }
 
 /// The trace and span ids of an OpenTelemetry context, if it has a valid span context.
