@@ -59,26 +59,26 @@ pub(crate) enum Effect {
 pub(crate) fn reduce(conversation: &mut Conversation, action: Action, max_steps: u32) -> Effect {
     match action {
         Action::UserMessage { content, .. } => {
-            conversation.messages.push(Message::User { content });
+            conversation.push(Message::User { content });
             conversation.start_turn(max_steps);
             Effect::CallModel
         }
         Action::ModelReply { turn: ModelTurn::Text(content), .. } => {
-            conversation.messages.push(Message::Assistant { content: content.clone() });
+            conversation.push(Message::Assistant { content: content.clone() });
             Effect::Respond(content)
         }
         Action::ModelReply { turn: ModelTurn::ToolCall { id, tool, input }, .. } => {
-            conversation.messages.push(Message::ToolCall { id: id.clone(), tool: tool.clone(), input: input.clone() });
+            conversation.push(Message::ToolCall { id: id.clone(), tool: tool.clone(), input: input.clone() });
             Effect::CallTool(ToolCall { id, tool, input })
         }
         Action::ToolResult { id, tool, ok, output, .. } => {
-            conversation.messages.push(Message::ToolResult { id, tool, ok, output: output.clone() });
+            conversation.push(Message::ToolResult { id, tool, ok, output: output.clone() });
             if conversation.spend_step() {
                 Effect::CallModel
             } else {
                 // Out of steps: answer with what the last tool said rather than loop.
                 let content = format!("I could not finish within the step limit; the last tool said: {output}");
-                conversation.messages.push(Message::Assistant { content: content.clone() });
+                conversation.push(Message::Assistant { content: content.clone() });
                 Effect::Respond(content)
             }
         }
@@ -174,41 +174,37 @@ mod tests {
     fn the_context_is_the_latest_messages_from_a_users_message_on() {
         let mut conversation = Conversation::default();
         for n in 0..40 {
-            conversation.messages.push(user(n));
-            conversation.messages.push(Message::Assistant { content: format!("answer {n}") });
+            conversation.push(user(n));
+            conversation.push(Message::Assistant { content: format!("answer {n}") });
         }
         let context = conversation.context();
         assert_eq!(context.len(), CONTEXT_MESSAGES);
         assert_eq!(context[0], user(24), "a window starts at a user's message");
 
         let mut long_turn = Conversation::default();
-        long_turn.messages.push(user(0));
+        long_turn.push(user(0));
         for n in 0..40 {
             let id = format!("call_{n}");
-            long_turn.messages.push(Message::ToolCall {
-                id: id.clone(),
-                tool: "clock".into(),
-                input: serde_json::json!({}),
-            });
-            long_turn.messages.push(Message::ToolResult { id, tool: "clock".into(), ok: true, output: "now".into() });
+            long_turn.push(Message::ToolCall { id: id.clone(), tool: "clock".into(), input: serde_json::json!({}) });
+            long_turn.push(Message::ToolResult { id, tool: "clock".into(), ok: true, output: "now".into() });
         }
-        assert_eq!(long_turn.context().len(), long_turn.messages.len(), "the current turn is never cut");
+        assert_eq!(long_turn.context().len(), long_turn.messages().len(), "the current turn is never cut");
     }
 
     #[test]
     fn a_capped_transcript_keeps_the_latest_messages_and_the_same_context() {
         let mut conversation = Conversation::default();
         for n in 0..600 {
-            conversation.messages.push(user(n));
-            conversation.messages.push(Message::Assistant { content: format!("answer {n}") });
+            conversation.push(user(n));
+            conversation.push(Message::Assistant { content: format!("answer {n}") });
         }
         let context = conversation.context().to_vec();
         conversation.keep_latest(1_000);
-        assert_eq!(conversation.messages.len(), 1_000);
-        assert_eq!(conversation.messages[0], user(100), "the oldest went first");
+        assert_eq!(conversation.messages().len(), 1_000);
+        assert_eq!(conversation.messages()[0], user(100), "the oldest went first");
         assert_eq!(conversation.context(), context.as_slice());
         conversation.keep_latest(1_000);
-        assert_eq!(conversation.messages.len(), 1_000, "within the cap, nothing goes");
+        assert_eq!(conversation.messages().len(), 1_000, "within the cap, nothing goes");
     }
 
     #[test]
@@ -233,7 +229,7 @@ mod tests {
         assert_eq!(reduce(&mut conversation, result.clone(), 2), Effect::CallModel);
         let answer = Action::ModelReply { session, model: "m".into(), tool: None, turn: ModelTurn::Text("2".into()) };
         assert_eq!(reduce(&mut conversation, answer, 2), Effect::Respond("2".into()));
-        assert_eq!(conversation.messages.len(), 4);
+        assert_eq!(conversation.messages().len(), 4);
 
         // Out of steps: the reducer answers instead of calling the model again.
         let effect = reduce(&mut conversation, Action::UserMessage { session, content: "again".into() }, 1);

@@ -21,6 +21,16 @@ impl Message {
             Message::ToolResult { tool, output, .. } => tool.len() + output.len(),
         }
     }
+
+    /// What the message weighs against the transcript's bound (`max_transcript_bytes`): the bytes of its
+    /// text, its tool's name and input, and its call's id.
+    pub(crate) fn transcript_bytes(&self) -> usize {
+        match self {
+            Message::User { content } | Message::Assistant { content } => content.len(),
+            Message::ToolCall { id, tool, input } => id.len() + tool.len() + json_bytes(input),
+            Message::ToolResult { id, tool, output, .. } => id.len() + tool.len() + output.len(),
+        }
+    }
 }
 
 /// The length of `value` as compact JSON, counted as it is serialized rather than written to a string:
@@ -47,12 +57,27 @@ pub(crate) fn json_bytes(value: &serde_json::Value) -> usize {
     count.0
 }
 
-/// A conversation: the transcript and how many model calls the current message may still take.
+/// A conversation: the transcript, what it weighs, and how many model calls the current message may
+/// still take.
 #[derive(Debug, Clone, Default, Serialize)]
 pub(crate) struct Conversation {
-    pub(crate) messages: Vec<Message>,
+    messages: Vec<Message>,
+    /// The [`Message::transcript_bytes`] of the messages, kept as they come and go, so that bounding the
+    /// transcript looks at the messages that go, not at all of them on every message.
+    #[serde(skip)]
+    bytes: usize,
     #[serde(skip)]
     steps_left: u32,
+}
+
+impl FromIterator<Message> for Conversation {
+    fn from_iter<I: IntoIterator<Item = Message>>(messages: I) -> Self {
+        let mut conversation = Conversation::default();
+        for message in messages {
+            conversation.push(message);
+        }
+        conversation
+    }
 }
 
 /// How many of the latest messages the model sees at most: a context window, so that a long
@@ -60,6 +85,30 @@ pub(crate) struct Conversation {
 pub(crate) const CONTEXT_MESSAGES: usize = 32;
 
 impl Conversation {
+    /// The transcript, oldest first.
+    pub(crate) fn messages(&self) -> &[Message] {
+        &self.messages
+    }
+
+    /// What the transcript weighs: the [`Message::transcript_bytes`] of its messages.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Adds `message` at the end of the transcript.
+    pub(crate) fn push(&mut self, message: Message) {
+        self.bytes += message.transcript_bytes();
+        self.messages.push(message);
+    }
+
+    /// Forgets the `count` oldest messages.
+    pub(crate) fn forget_oldest(&mut self, count: usize) {
+        let count = count.min(self.messages.len());
+        for message in self.messages.drain(..count) {
+            self.bytes -= message.transcript_bytes();
+        }
+    }
+
     /// The messages the model sees: the latest ones, from a user's message on, at most
     /// [`CONTEXT_MESSAGES`] (more only when the current message's own turn is longer).
     pub(crate) fn context(&self) -> &[Message] {
@@ -87,8 +136,7 @@ impl Conversation {
     /// Forgets the oldest messages beyond the latest `max`: the transcript of a long session stays
     /// bounded, and the model's context, the latest [`CONTEXT_MESSAGES`], is unaffected.
     pub(crate) fn keep_latest(&mut self, max: usize) {
-        let excess = self.messages.len().saturating_sub(max);
-        self.messages.drain(..excess);
+        self.forget_oldest(self.messages.len().saturating_sub(max));
     }
 }
 
@@ -109,5 +157,28 @@ mod tests {
             let call = Message::ToolCall { id: "call_1".into(), tool: "memory".into(), input: input.clone() };
             assert_eq!(call.len(), "memory".len() + input.to_string().len(), "{input}");
         }
+    }
+
+    #[test]
+    fn the_transcript_weighs_what_its_messages_weigh_as_they_come_and_go() {
+        let weighed = |conversation: &Conversation| conversation.messages().iter().map(Message::transcript_bytes).sum();
+        let input = json!({ "expression": "1 + 2" });
+        let call = Message::ToolCall { id: "c".into(), tool: "calculator".into(), input: input.clone() };
+        assert_eq!(call.transcript_bytes(), 1 + "calculator".len() + input.to_string().len());
+        let mut conversation: Conversation = [
+            Message::User { content: "add".into() },
+            call,
+            Message::ToolResult { id: "c".into(), tool: "calculator".into(), ok: true, output: "3".into() },
+            Message::Assistant { content: "it is 3".into() },
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(conversation.bytes(), weighed(&conversation));
+        conversation.forget_oldest(2);
+        assert_eq!((conversation.messages().len(), conversation.bytes()), (2, weighed(&conversation)));
+        conversation.keep_latest(1);
+        assert_eq!(conversation.bytes(), "it is 3".len());
+        conversation.forget_oldest(5);
+        assert_eq!((conversation.messages().len(), conversation.bytes()), (0, 0));
     }
 }

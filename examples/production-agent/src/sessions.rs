@@ -11,7 +11,7 @@ use prometheus::IntGauge;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::conversation::{Conversation, Message, json_bytes};
+use crate::conversation::Conversation;
 use crate::settings::SessionSettings;
 
 /// One session.
@@ -235,33 +235,25 @@ impl Sessions {
     /// context, the latest messages, is the last to go.
     pub(crate) fn trim(&self, conversation: &mut Conversation) {
         conversation.keep_latest(self.limits.transcript_messages);
-        let messages = &conversation.messages;
-        let mut kept = 0;
-        let mut bytes = 0_usize;
-        for message in messages.iter().rev() {
-            bytes = bytes.saturating_add(message_bytes(message));
-            if kept > 0 && bytes > self.limits.transcript_bytes {
+        // The oldest go, one after the other, until the rest is within the bytes; the latest stays.
+        let mut over = conversation.bytes().saturating_sub(self.limits.transcript_bytes);
+        let mut excess = 0;
+        let older = conversation.messages().len().saturating_sub(1);
+        for message in &conversation.messages()[..older] {
+            if over == 0 {
                 break;
             }
-            kept += 1;
+            over = over.saturating_sub(message.transcript_bytes());
+            excess += 1;
         }
-        let excess = messages.len() - kept;
-        conversation.messages.drain(..excess);
-    }
-}
-
-/// What a message weighs against `max_transcript_bytes`: the bytes of its text and of its tool's input.
-fn message_bytes(message: &Message) -> usize {
-    match message {
-        Message::User { content } | Message::Assistant { content } => content.len(),
-        Message::ToolCall { id, tool, input } => id.len() + tool.len() + json_bytes(input),
-        Message::ToolResult { id, tool, output, .. } => id.len() + tool.len() + output.len(),
+        conversation.forget_oldest(excess);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conversation::Message;
 
     const HOUR: Duration = Duration::from_hours(1);
 
@@ -364,22 +356,18 @@ mod tests {
             transcript_messages: 50,
             ..SessionLimits::default()
         });
-        let mut conversation = Conversation::default();
-        conversation.messages = talk(20, 1_000);
+        let mut conversation: Conversation = talk(20, 1_000).into_iter().collect();
         sessions.trim(&mut conversation);
-        assert_eq!(conversation.messages.len(), 10, "10,000 bytes of 1,000-byte messages");
-        assert_eq!(conversation.messages.last(), talk(20, 1_000).last(), "the latest stay");
+        assert_eq!(conversation.messages().len(), 10, "10,000 bytes of 1,000-byte messages");
+        assert_eq!(conversation.messages().last(), talk(20, 1_000).last(), "the latest stay");
+        assert_eq!(conversation.bytes(), 10_000);
 
-        conversation.messages = talk(100, 10);
+        let mut conversation: Conversation = talk(100, 10).into_iter().collect();
         sessions.trim(&mut conversation);
-        assert_eq!(conversation.messages.len(), 50, "the count bounds short messages");
+        assert_eq!(conversation.messages().len(), 50, "the count bounds short messages");
 
-        conversation.messages = vec![Message::User { content: "x".repeat(20_000) }];
+        let mut conversation: Conversation = [Message::User { content: "x".repeat(20_000) }].into_iter().collect();
         sessions.trim(&mut conversation);
-        assert_eq!(conversation.messages.len(), 1, "the latest message always stays");
-
-        let input = serde_json::json!({ "expression": "1 + 2" });
-        let call = Message::ToolCall { id: "c".into(), tool: "calculator".into(), input: input.clone() };
-        assert_eq!(message_bytes(&call), 1 + "calculator".len() + input.to_string().len());
+        assert_eq!(conversation.messages().len(), 1, "the latest message always stays");
     }
 }
