@@ -27,13 +27,17 @@ use crate::span_ids::{SpanIdsHook, note_if_sampled};
 /// # Errors
 ///
 /// [`SetParentError::AlreadyStarted`] once the span's context has been used (the span entered, its
-/// context read, or a child span made under it), [`SetParentError::SpanDisabled`] for a span that is not
-/// recorded, and [`SetParentError::LayerNotFound`] under a subscriber without an OpenTelemetry layer.
+/// context read, or a child span made under it), [`SetParentError::SpanDisabled`] for a disabled span
+/// (no subscriber, or every layer's filter turned it away), and [`SetParentError::LayerNotFound`] under a
+/// subscriber without an OpenTelemetry layer. A span only the trace filter leaves out takes nothing and
+/// answers `Ok`, as under `tracing-opentelemetry`.
 pub fn set_parent(span: &Span, parent: Context) -> Result<(), SetParentError> {
     let mut outcome = None;
     span.with_subscriber(|(id, dispatch)| {
         let Some(hook) = dispatch.downcast_ref::<SpanIdsHook>() else { return };
-        outcome = Some(Err(SetParentError::SpanDisabled));
+        // A span the trace filter leaves out has no context to change: nothing to do, as under
+        // `tracing-opentelemetry`.
+        outcome = Some(Ok(()));
         hook.with_span(dispatch, id, &mut |metadata, ids| {
             if ids.started.load(std::sync::atomic::Ordering::Relaxed) {
                 outcome = Some(Err(SetParentError::AlreadyStarted));

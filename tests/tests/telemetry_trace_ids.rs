@@ -217,3 +217,33 @@ fn a_span_takes_a_parent_until_its_context_is_used_under_either_layer() {
     assert_eq!(ids_only, vec![Ok(()), started.clone(), started.clone(), started, disabled]);
     assert_eq!(ids_only, with_sdk(&config, parents_taken), "as under the SDK-backed layer");
 }
+
+/// What `set_parent` answers for a span that another layer records but the trace filter leaves out, and
+/// the trace id the span's context then has.
+fn untraced_parent_taken() -> (Result<(), String>, bool) {
+    let untraced = tracing::info_span!(target: "untraced", "untraced");
+    let answer = hardened::telemetry::set_parent(&untraced, remote_parent("01")).map_err(|error| error.to_string());
+    (answer, hardened::telemetry::otel_context(&untraced).span().span_context().is_valid())
+}
+
+#[test]
+fn a_span_the_trace_filter_leaves_out_takes_no_parent_and_answers_ok_under_either_layer() {
+    let config = config(TraceSampler::ParentBasedAlwaysOn, 1.0);
+    let traced_only = || tracing_subscriber::filter::filter_fn(|metadata| metadata.target() != "untraced");
+    let recorded = || tracing_subscriber::fmt::layer().with_writer(std::io::sink);
+    let ids_only = tracing::subscriber::with_default(
+        tracing_subscriber::registry()
+            .with(recorded())
+            .with(tracing_subscriber::Layer::with_filter(telemetry::trace_ids_layer(&config), traced_only())),
+        untraced_parent_taken,
+    );
+    assert_eq!(ids_only, (Ok(()), false));
+    let provider = telemetry::tracer_provider(&config).expect("no exporter");
+    let sdk = tracing::subscriber::with_default(
+        tracing_subscriber::registry()
+            .with(recorded())
+            .with(tracing_subscriber::Layer::with_filter(telemetry::otel_layer(&provider), traced_only())),
+        untraced_parent_taken,
+    );
+    assert_eq!(ids_only, sdk, "as under the SDK-backed layer");
+}
