@@ -6,6 +6,8 @@
 //! both, so that code continuing a trace or reading a span's ids works the same with and without an
 //! exporter.
 
+use std::sync::atomic::Ordering;
+
 use opentelemetry::Context;
 use opentelemetry::trace::TraceContextExt as _;
 use tracing::span::Id;
@@ -39,7 +41,7 @@ pub fn set_parent(span: &Span, parent: Context) -> Result<(), SetParentError> {
         // `tracing-opentelemetry`.
         outcome = Some(Ok(()));
         hook.with_span(dispatch, id, &mut |metadata, ids| {
-            if ids.started.load(std::sync::atomic::Ordering::Relaxed) {
+            if ids.started.load(Ordering::Relaxed) {
                 outcome = Some(Err(SetParentError::AlreadyStarted));
                 return;
             }
@@ -76,7 +78,7 @@ pub(crate) fn context_of(id: &Id, dispatch: &Dispatch) -> Option<Context> {
     };
     let mut context = None;
     hook.with_span(dispatch, id, &mut |_, ids| {
-        ids.started.store(true, std::sync::atomic::Ordering::Relaxed);
+        ids.started.store(true, Ordering::Relaxed);
         context = Some(ids.context.clone());
     });
     context

@@ -5,8 +5,8 @@
 //! [`SpanIdsLayer`] gives each span exactly those, as the SDK's tracer under `tracing-opentelemetry`
 //! would (same sampler, same random ids, same trace flags, the same parent), and keeps one small
 //! extension per span: its OpenTelemetry context, made current while the span is entered.
-//! [`set_parent`](crate::telemetry::set_parent) and [`otel_context`](crate::telemetry::otel_context) reach it through
-//! [`SpanIdsHook`].
+//! [`set_parent`](crate::telemetry::set_parent) and [`otel_context`](crate::telemetry::otel_context)
+//! reach it through [`SpanIdsHook`].
 
 use std::any::TypeId;
 use std::cell::RefCell;

@@ -3,9 +3,11 @@
 //! [`note_sampled`](crate::metrics::exemplars::note_sampled)).
 //!
 //! The `tracing-opentelemetry` layer starts a span's context (and asks the sampler) when the span is
-//! first entered. [`NotesEntered`] remembers, for the duration of each enter, which span is being entered;
-//! [`NotingTracer`] (or the ids-only tracer) notes that span when the span it builds is sampled. A context started elsewhere (asked
-//! of a span not yet entered) is not noted: that span keeps no exemplar, and nothing else changes.
+//! first entered. [`NotesEntered`] remembers, for the duration of each enter, which span is being
+//! entered; [`NotingTracer`] notes that span when the span it builds is sampled. A context started
+//! elsewhere (asked of a span not yet entered) is not noted: that span keeps no exemplar, and nothing
+//! else changes. (The ids-only layer, which decides a span's context when the span is created, notes it
+//! then.)
 
 use std::any::TypeId;
 use std::cell::Cell;
