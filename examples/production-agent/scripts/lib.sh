@@ -234,9 +234,10 @@ start_server() {
     log "$name: pid ${SERVER_PID[$name]}, port $port"
 }
 
-# Waits up to 30 s for `/health/ready` of server NAME to answer 200.
+# Waits up to 30 s (AGENT_READY_SECONDS) for `/health/ready` of server NAME to answer 200.
 wait_ready() {
-    local name="$1" deadline=$((SECONDS + 30))
+    local name="$1" wait_seconds="${AGENT_READY_SECONDS:-30}" deadline
+    deadline=$((SECONDS + wait_seconds))
     while ((SECONDS < deadline)); do
         if ! kill -0 "${SERVER_PID[$name]}" 2>/dev/null; then
             tail -20 "${SERVER_LOG[$name]}" >&2
@@ -248,7 +249,7 @@ wait_ready() {
         sleep 0.1
     done
     tail -20 "${SERVER_LOG[$name]}" >&2
-    die "$name was not ready within 30 s"
+    die "$name was not ready within $wait_seconds s"
 }
 
 # `stop_server NAME [SIGNAL]`: signals the server (TERM by default), waits for it, and sets STOP_STATUS
