@@ -166,7 +166,8 @@ fn hashed_fields_correlate_without_revealing_the_value() {
     assert_eq!(first.details["tags"], Value::String(audit::keyed_hash(&vec!["greeting"])));
     assert_eq!(first.details["length"], 5);
 
-    for secret in ["ada@example.com", "ada\"", "greeting"] {
+    // The author whole, quoted: a hash's hex digits may end in "ada".
+    for secret in ["ada@example.com", "\"ada\"", "greeting"] {
         assert!(!everything(&first).contains(secret), "{secret} in {first:?}");
     }
 }
