@@ -304,6 +304,7 @@ async fn each_call_of_a_guarded_function_feeds_its_round_trip_to_the_limit() {
     let estimate = limit.estimate().expect("an adaptive limit");
     assert_eq!(estimate.algorithm(), Algorithm::Aimd);
     assert!(estimate.baseline() > 0, "windows of calls were taken in");
-    // One call at a time is far under the limit: no reason to raise it.
-    assert_eq!(limit.limit(), 10);
+    // One call at a time is far under the limit: no reason to raise it. (The system clock's jitter
+    // may make a window slower than the fastest by more than the tolerance, which lowers it.)
+    assert!(limit.limit() <= 10, "raised to {} by calls one at a time", limit.limit());
 }
