@@ -65,7 +65,8 @@ use opentelemetry_sdk::resource::TelemetryResourceDetector;
 use opentelemetry_sdk::trace::{
     BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider, TracerProviderBuilder,
 };
-use tracing_subscriber::filter::filter_fn;
+use tracing::Metadata;
+use tracing_subscriber::filter::{FilterExt as _, FilterFn, LevelFilter, filter_fn};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::registry::LookupSpan;
@@ -214,10 +215,17 @@ pub fn otel_layer<S>(provider: &SdkTracerProvider) -> impl Layer<S> + Send + Syn
 where
     S: tracing::Subscriber + for<'span> LookupSpan<'span> + Send + Sync,
 {
+    otel_spans(provider).with_filter(outside_export_stack())
+}
+
+/// [`otel_layer`] without its filter.
+fn otel_spans<S>(provider: &SdkTracerProvider) -> impl Layer<S> + Send + Sync + 'static
+where
+    S: tracing::Subscriber + for<'span> LookupSpan<'span> + Send + Sync,
+{
     let scope = InstrumentationScope::builder(SCOPE).with_version(env!("CARGO_PKG_VERSION")).build();
     let tracer = sampled_spans::NotingTracer::new(provider.tracer_with_scope(scope));
     sampled_spans::NotesEntered::new(tracing_opentelemetry::layer().with_tracer(tracer))
-        .with_filter(filter_fn(|metadata| !is_export_stack(metadata.target())))
 }
 
 /// The tracing layer that gives spans OpenTelemetry trace and span ids, with `config`'s sampler, and
@@ -236,8 +244,15 @@ pub fn trace_ids_layer<S>(config: &TelemetryConfig) -> impl Layer<S> + Send + Sy
 where
     S: tracing::Subscriber + for<'span> LookupSpan<'span> + Send + Sync,
 {
+    span_ids(config).with_filter(outside_export_stack())
+}
+
+/// [`trace_ids_layer`] without its filter.
+fn span_ids<S>(config: &TelemetryConfig) -> impl Layer<S> + Send + Sync + 'static
+where
+    S: tracing::Subscriber + for<'span> LookupSpan<'span> + Send + Sync,
+{
     crate::span_ids::SpanIdsLayer::new::<S>(sampler(config))
-        .with_filter(filter_fn(|metadata| !is_export_stack(metadata.target())))
 }
 
 /// The layer writing log lines to `writer`, readable or JSON (without colours).
@@ -287,6 +302,14 @@ fn log_colours(is_terminal: bool, var: impl Fn(&str) -> Option<std::ffi::OsStrin
     let forced = var("CLICOLOR_FORCE").is_some_and(|value| !value.is_empty() && value != "0");
     let refused = var("NO_COLOR").is_some_and(|value| !value.is_empty());
     (is_terminal || forced) && !refused
+}
+
+/// The filter leaving out the spans and events of the crates that carry the export itself. It says so of
+/// each call site once, and sets no bound on the level: combined with another filter by
+/// [`FilterExt::and`](tracing_subscriber::filter::FilterExt::and), that filter's bound holds.
+fn outside_export_stack() -> FilterFn<fn(&Metadata<'_>) -> bool> {
+    let outside: fn(&Metadata<'_>) -> bool = |metadata| !is_export_stack(metadata.target());
+    filter_fn(outside).with_max_level_hint(LevelFilter::TRACE)
 }
 
 fn is_export_stack(target: &str) -> bool {
@@ -448,12 +471,14 @@ where
     // Without an exporter, spans need their ids only: the SDK's spans would record attributes and events
     // that nothing reads.
     let spans: Box<dyn Layer<_> + Send + Sync> =
-        if config.traces_url().is_some() { Box::new(otel_layer(provider)) } else { Box::new(trace_ids_layer(config)) };
+        if config.traces_url().is_some() { Box::new(otel_spans(provider)) } else { Box::new(span_ids(config)) };
     // A filter of each layer's own: the log's decides the lines, the trace's the spans, so that a quiet
-    // log still traces and propagates.
+    // log still traces and propagates. The spans' is one filter, the export stack's exclusion and the
+    // trace filter together: a per-layer filter looks each span up at each step of its life (entered,
+    // exited, closed), once a filter.
     let subscriber = Registry::default()
         .with(log_layer_with(config.log_format, writer, colours).with_filter(log_filter))
-        .with(spans.with_filter(trace_filter));
+        .with(spans.with_filter(outside_export_stack().and(trace_filter)));
     Ok((subscriber, log_reload, trace_reload))
 }
 
@@ -561,6 +586,34 @@ mod tests {
         for target in ["tower_http::trace", "my_service::tools", "hardened::telemetry", "hypertext"] {
             assert!(!is_export_stack(target), "{target}");
         }
+    }
+
+    #[test]
+    fn spans_are_traced_as_the_trace_filter_says_and_never_in_the_export_stack() {
+        use tracing::Subscriber as _;
+
+        let config = TelemetryConfig {
+            log_filter: "error".to_owned(),
+            trace_filter: "info,noisy=warn".to_owned(),
+            ..TelemetryConfig::default()
+        };
+        let provider = tracer_provider(&config).expect("a provider");
+        let subscriber = subscriber(&config, &provider, std::io::sink).expect("a subscriber");
+        // The level bound is the trace filter's, the more verbose of the two: the export stack's filter
+        // sets none of its own.
+        assert_eq!(subscriber.max_level_hint(), Some(LevelFilter::INFO));
+        tracing::subscriber::with_default(subscriber, || {
+            let traced = |span: tracing::Span| {
+                let _entered = span.enter();
+                current_trace_ids().is_some()
+            };
+            assert!(traced(tracing::info_span!(target: "my_service::tools", "call")));
+            assert!(!traced(tracing::info_span!(target: "hyper::proto", "connection")), "the export stack");
+            assert!(!traced(tracing::info_span!(target: "opentelemetry_sdk", "export")), "the export stack");
+            assert!(!traced(tracing::info_span!(target: "noisy", "step")), "below the trace filter's level");
+            assert!(traced(tracing::warn_span!(target: "noisy", "step")));
+            assert!(!traced(tracing::debug_span!(target: "my_service::tools", "detail")));
+        });
     }
 
     #[test]
