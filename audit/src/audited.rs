@@ -101,7 +101,7 @@ pub fn keyed_hash<T: Serialize + ?Sized>(value: &T) -> String {
     let digest = mac.0.finalize().into_bytes();
     let mut text = String::with_capacity(12 + 32);
     text.push_str("hmac-sha256:");
-    text.push_str(&hardened_core::support::hex(&digest[..16]));
+    hardened_core::support::push_hex(&mut text, &digest[..16]);
     text
 }
 

@@ -11,7 +11,7 @@ use serde::{Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
 use super::event::{AuditEvent, timestamp};
-use hardened_core::support::hex;
+use hardened_core::support::push_hex;
 
 /// The `prev_hash` of a stream's first record.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -36,10 +36,11 @@ impl SealedEvent {
         &self.json
     }
 
-    /// The JSON line's buffer, for the next record the writer seals (which empties it first): reused
-    /// rather than freed, so that sealing allocates no line at all once the writer has a batch's worth.
-    pub(crate) fn into_line_buffer(self) -> String {
-        self.json
+    /// The room of the record's strings, for the next record the writer seals: reused rather than freed,
+    /// so that sealing allocates nothing once the writer has a batch's worth.
+    pub(crate) fn into_room(self) -> RecordRoom {
+        let SealedEvent { event, json } = self;
+        RecordRoom { line: json, stream: event.stream, prev_hash: event.prev_hash, hash: event.hash }
     }
 
     /// A record and its JSON line as written, trusted as they are (read back from a spill file).
@@ -53,12 +54,30 @@ impl SealedEvent {
         event: AuditEvent,
         location: impl FnOnce() -> Location,
     ) -> Result<SealedEvent, ChainProblem> {
-        let (hash, json) = seal_json(&event, String::new());
+        let mut hash = String::new();
+        let json = seal_json(&event, String::new(), &mut hash);
         if hash == event.hash {
             Ok(SealedEvent { event, json })
         } else {
             Err(ChainProblem::Altered { location: location(), stream: event.stream, sequence: event.sequence })
         }
+    }
+}
+
+/// The strings a record gets when it is sealed (its JSON line, stream, previous hash and hash), emptied
+/// and refilled: the room of a delivered record, given to the next.
+#[derive(Debug, Default)]
+pub(crate) struct RecordRoom {
+    line: String,
+    stream: String,
+    prev_hash: String,
+    hash: String,
+}
+
+impl RecordRoom {
+    /// The bytes the record's JSON line has room for, the largest of its strings.
+    pub(crate) fn line_capacity(&self) -> usize {
+        self.line.capacity()
     }
 }
 
@@ -92,21 +111,23 @@ impl Chain {
         self.next_sequence.checked_sub(1).map(|sequence| (sequence, self.prev_hash.as_str()))
     }
 
-    /// Places `event` next in the stream. (The pipeline's writer seals into kept line buffers instead.)
+    /// Places `event` next in the stream. (The pipeline's writer seals into kept rooms instead.)
     #[cfg(any(test, feature = "postgres", feature = "testing"))]
     pub(crate) fn seal(&mut self, event: AuditEvent) -> SealedEvent {
-        self.seal_into(event, String::new())
+        self.seal_into(event, RecordRoom::default())
     }
 
-    /// Places `event` next in the stream, writing its JSON line into `line` (emptied), whose room is
-    /// reused.
-    pub(crate) fn seal_into(&mut self, mut event: AuditEvent, line: String) -> SealedEvent {
+    /// Places `event` next in the stream, writing its strings into `room`, whose allocations are reused.
+    pub(crate) fn seal_into(&mut self, mut event: AuditEvent, room: RecordRoom) -> SealedEvent {
+        let RecordRoom { line, mut stream, prev_hash: spare_hash, mut hash } = room;
         // Here every path into the trail meets: fields set directly are bounded too.
         event.bound();
-        event.stream.clone_from(&self.stream);
+        stream.clone_from(&self.stream);
+        event.stream = stream;
         event.sequence = self.next_sequence;
-        event.prev_hash = std::mem::take(&mut self.prev_hash);
-        let (hash, json) = seal_json(&event, line);
+        // The previous hash moves into the record; the chain keeps this one's in the spare room.
+        event.prev_hash = std::mem::replace(&mut self.prev_hash, spare_hash);
+        let json = seal_json(&event, line, &mut hash);
         self.prev_hash.clone_from(&hash);
         self.next_sequence += 1;
         event.hash = hash;
@@ -122,21 +143,21 @@ pub fn seal_stream(stream: &str, events: impl IntoIterator<Item = AuditEvent>) -
     events.into_iter().map(|event| chain.seal(event)).collect()
 }
 
-/// The hash of `event` (ignoring its `hash` field) and its JSON line with that hash, written into `line`
-/// (emptied).
-fn seal_json(event: &AuditEvent, line: String) -> (String, String) {
+/// The JSON line of `event` with its hash, written into `line` (emptied); the hash of `event` (ignoring
+/// its `hash` field) into `hash` (emptied).
+fn seal_json(event: &AuditEvent, line: String, hash: &mut String) -> String {
     let mut line = line.into_bytes();
     line.clear();
     // Room for a typical record and its hash, so that the line is not copied as it grows.
     line.reserve(1024);
     write_canonical(&mut line, event);
-    let hash = hex(&Sha256::digest(&line));
+    hash.clear();
+    push_hex(hash, &Sha256::digest(&line));
     line.pop(); // the closing brace
     line.extend_from_slice(br#","hash":""#);
     line.extend_from_slice(hash.as_bytes());
     line.extend_from_slice(br#""}"#);
-    let json = String::from_utf8(line).expect("the canonical form is UTF-8");
-    (hash, json)
+    String::from_utf8(line).expect("the canonical form is UTF-8")
 }
 
 /// Writes `event` in canonical form, without its hash, as `serde_json` writes the record's fields in
@@ -186,18 +207,31 @@ fn write_serialized<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
 /// A string as `serde_json` writes it: as it is between quotes when no byte of it needs escaping (a
 /// control character, a quote, a backslash), else through `serde_json`.
 fn write_str(out: &mut Vec<u8>, text: &str) {
-    // A fold without an early exit or a branch, which the compiler turns into a vector loop.
-    let needs_escaping = text
-        .bytes()
-        .fold(0_u8, |found, byte| found | u8::from(byte < 0x20) | u8::from(byte == b'"') | u8::from(byte == b'\\'))
-        != 0;
-    if needs_escaping {
+    if needs_escaping(text.as_bytes()) {
         write_serialized(out, text);
     } else {
         out.push(b'"');
         out.extend_from_slice(text.as_bytes());
         out.push(b'"');
     }
+}
+
+/// Whether a byte of `text` must be escaped in JSON: a control character, a quote or a backslash.
+///
+/// Eight bytes at a time: a loop over bytes costs some five instructions a byte, on the identifiers and
+/// hashes that fill most of a record and need no escaping.
+fn needs_escaping(text: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    // Not zero when a byte of `word` is below `bound` (at most 0x80): exact for whether one is.
+    let below = |word: u64, bound: u8| word.wrapping_sub(ONES * u64::from(bound)) & !word & HIGHS;
+    let equal = |word: u64, byte: u8| below(word ^ (ONES * u64::from(byte)), 1);
+    let mut words = text.chunks_exact(8);
+    let found = words.by_ref().any(|word| {
+        let word = u64::from_ne_bytes(word.try_into().expect("chunks of eight bytes"));
+        below(word, 0x20) | equal(word, b'"') | equal(word, b'\\') != 0
+    });
+    found || words.remainder().iter().any(|&byte| byte < 0x20 || byte == b'"' || byte == b'\\')
 }
 
 /// An optional string as `serde_json` writes it: `null` or the string.
@@ -561,7 +595,7 @@ mod tests {
     use serde::ser::SerializeStruct as _;
     use serde::{Serialize, Serializer};
 
-    use super::{AuditEvent, Sorted, Timestamp, write_canonical};
+    use super::{AuditEvent, Sorted, Timestamp, needs_escaping, write_canonical};
     use crate::event::{AuditOutcome, EventType};
 
     /// The canonical form as `serde_json` writes a struct of the record's fields without `hash`: what
@@ -634,5 +668,28 @@ mod tests {
             let expected = serde_json::to_string(&ThroughSerde(event)).expect("serializes");
             assert_eq!(canonical(event), expected);
         }
+    }
+
+    #[test]
+    fn a_byte_to_escape_is_found_wherever_it_is() {
+        let escaped = |byte: u8| byte < 0x20 || byte == b'"' || byte == b'\\';
+        // Every byte value, at every place of strings shorter and longer than a word, among bytes that
+        // need no escaping and among bytes next to the bounds (0x1f/0x20, 0x7f/0x80, 0xff).
+        for filler in [b'a', b' ', b'!', b'#', b'[', b']', 0x7f, 0x80, 0xff] {
+            for len in 1..=19 {
+                for at in 0..len {
+                    for byte in 0..=u8::MAX {
+                        let mut text = vec![filler; len];
+                        text[at] = byte;
+                        assert_eq!(
+                            needs_escaping(&text),
+                            escaped(byte) || escaped(filler),
+                            "byte {byte:#04x} at {at} of {len} among {filler:#04x}"
+                        );
+                    }
+                }
+            }
+        }
+        assert!(!needs_escaping(b""));
     }
 }

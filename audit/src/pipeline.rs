@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::chain::{Chain, SealedEvent};
+use super::chain::{Chain, RecordRoom, SealedEvent};
 use super::checkpoint::{CheckpointFile, CheckpointReason, CheckpointSink, Checkpoints, TracingCheckpoints};
 use super::event::AuditEvent;
 use super::files::{self, Line};
@@ -274,7 +274,7 @@ impl AuditorBuilder {
             overflow,
             chain: Chain::new(stream),
             sealed: Vec::new(),
-            spare_lines: SpareLines::default(),
+            spare_rooms: SpareRooms::default(),
             slots,
             settings,
             leftovers,
@@ -801,35 +801,37 @@ fn append_lines(path: &Path, events: &[SealedEvent]) -> io::Result<()> {
     file.into_inner().map_err(io::IntoInnerError::into_error)?.sync_data()
 }
 
-/// The line buffers of delivered records, kept for the records of the next batches.
+/// The rooms of delivered records (their JSON lines, streams and hashes), kept for the records of the
+/// next batches.
 ///
 /// A record's JSON line is about a kilobyte: allocated for each record and freed with its batch, lines
 /// empty whole pages of the allocator on every batch, which it hands back to the system and then faults
-/// in again (at 1,000 messages a second, a fifth of a page fault a message, all on this thread). Kept, the
-/// writer allocates no line in a steady stream. At most [`SpareLines::MAX_LINES`] buffers with room for at
-/// most [`SpareLines::MAX_BYTES`] each are kept: an unusually large record's line is freed.
+/// in again (at 1,000 messages a second, a fifth of a page fault a message, all on this thread); its
+/// stream and two hashes would be three more allocations a record. Kept, the writer allocates nothing for
+/// a record in a steady stream. At most [`SpareRooms::MAX_ROOMS`] rooms whose line has room for at most
+/// [`SpareRooms::MAX_BYTES`] each are kept: an unusually large record's room is freed.
 #[derive(Debug, Default)]
-struct SpareLines {
-    lines: Vec<String>,
+struct SpareRooms {
+    rooms: Vec<RecordRoom>,
 }
 
-impl SpareLines {
-    /// The most buffers kept: more than a batch holds at 10,000 events a second.
-    const MAX_LINES: usize = 1024;
-    /// The most bytes a kept buffer holds room for.
+impl SpareRooms {
+    /// The most rooms kept: more than a batch holds at 10,000 events a second.
+    const MAX_ROOMS: usize = 1024;
+    /// The most bytes a kept room's line holds room for.
     const MAX_BYTES: usize = 4096;
 
-    /// A buffer for the next record's line: a kept one, or a new one.
-    fn take(&mut self) -> String {
-        self.lines.pop().unwrap_or_default()
+    /// Room for the next record: a kept one, or a new one.
+    fn take(&mut self) -> RecordRoom {
+        self.rooms.pop().unwrap_or_default()
     }
 
-    /// Keeps the line buffers of `delivered`, within the bounds.
+    /// Keeps the rooms of `delivered`, within the bounds.
     fn keep(&mut self, delivered: impl Iterator<Item = SealedEvent>) {
         for record in delivered {
-            let line = record.into_line_buffer();
-            if self.lines.len() < Self::MAX_LINES && line.capacity() <= Self::MAX_BYTES {
-                self.lines.push(line);
+            let room = record.into_room();
+            if self.rooms.len() < Self::MAX_ROOMS && room.line_capacity() <= Self::MAX_BYTES {
+                self.rooms.push(room);
             }
         }
     }
@@ -842,8 +844,8 @@ struct Writer {
     chain: Chain,
     /// The sealed events of the batch being delivered; empty between batches, its room kept.
     sealed: Vec<SealedEvent>,
-    /// The JSON lines of delivered records, emptied, for the next batch's records (see [`SpareLines`]).
-    spare_lines: SpareLines,
+    /// The rooms of delivered records, for the next batch's records (see [`SpareRooms`]).
+    spare_rooms: SpareRooms,
     slots: Vec<Slot>,
     settings: Settings,
     /// Overflow files of an earlier pipeline, to write first.
@@ -946,7 +948,7 @@ impl Writer {
         let metrics = metrics();
         for event in batch.drain(..) {
             metrics.count_recorded(&event.event_type, event.outcome);
-            sealed.push(self.chain.seal_into(event, self.spare_lines.take()));
+            sealed.push(self.chain.seal_into(event, self.spare_rooms.take()));
             if let Some(schedule) = &mut self.schedule
                 && schedule.count_record()
             {
@@ -961,7 +963,7 @@ impl Writer {
                 schedule.seal_record(sealed[index].event(), CheckpointReason::Interval);
             }
         }
-        self.spare_lines.keep(sealed.drain(..));
+        self.spare_rooms.keep(sealed.drain(..));
         self.sealed = sealed;
         self.checkpoint_if_due();
     }
@@ -1080,39 +1082,46 @@ fn receive(
 mod tests {
     use std::time::Duration;
 
-    use super::{Chain, MIN_GATHER_TICK, PEAK_EVENTS_PER_SECOND, SpareLines, gather_tick};
+    use super::{Chain, MIN_GATHER_TICK, PEAK_EVENTS_PER_SECOND, SpareRooms, gather_tick};
     use crate::event::{AuditEvent, EventType};
 
     #[test]
-    fn a_record_sealed_into_a_kept_line_reuses_its_room_and_reads_the_same() {
-        let event = AuditEvent::new(EventType::UserMessage).detail("words", "a kept line");
+    fn a_record_sealed_into_a_kept_room_reuses_it_and_reads_the_same() {
+        let event = AuditEvent::new(EventType::UserMessage).detail("words", "a kept room");
         let mut reusing = Chain::new("stream".to_owned());
         let mut fresh = Chain::new("stream".to_owned());
-        let mut spare = SpareLines::default();
+        let mut spare = SpareRooms::default();
         let first = reusing.seal_into(event.clone(), spare.take());
         assert_eq!(first, fresh.seal(event.clone()));
-        let room = first.json().as_ptr();
+        let line = first.json().as_ptr();
+        let (stream, hash) = (first.event().stream.as_ptr(), first.event().hash.as_ptr());
         spare.keep(std::iter::once(first));
         let second = reusing.seal_into(event.clone(), spare.take());
-        assert_eq!(second.json().as_ptr(), room, "the second line is written where the first was");
-        assert_eq!(second, fresh.seal(event), "and is the line a new buffer would have held");
+        assert_eq!(second.json().as_ptr(), line, "the second line is written where the first was");
+        assert_eq!(second.event().stream.as_ptr(), stream, "and its stream");
+        assert_eq!(second.event().hash.as_ptr(), hash, "and its hash");
+        assert_eq!(second, fresh.seal(event.clone()), "and is the record a new room would have held");
+        // The first record's previous hash went to the chain; the third record takes it as its own.
+        spare.keep(std::iter::once(second));
+        let third = reusing.seal_into(event.clone(), spare.take());
+        assert_eq!(third, fresh.seal(event), "a third record, its previous hash moved from the chain");
     }
 
     #[test]
-    fn spare_lines_are_kept_within_their_bounds() {
+    fn spare_rooms_are_kept_within_their_bounds() {
         let mut chain = Chain::new("stream".to_owned());
-        let mut spare = SpareLines::default();
-        let small = (0..SpareLines::MAX_LINES + 100)
+        let mut spare = SpareRooms::default();
+        let small = (0..SpareRooms::MAX_ROOMS + 100)
             .map(|_| chain.seal(AuditEvent::new(EventType::UserMessage)))
             .collect::<Vec<_>>();
         spare.keep(small.into_iter());
-        assert_eq!(spare.lines.len(), SpareLines::MAX_LINES);
+        assert_eq!(spare.rooms.len(), SpareRooms::MAX_ROOMS);
 
-        let mut spare = SpareLines::default();
-        let large = AuditEvent::new(EventType::Error).outcome_details("x".repeat(SpareLines::MAX_BYTES));
+        let mut spare = SpareRooms::default();
+        let large = AuditEvent::new(EventType::Error).outcome_details("x".repeat(SpareRooms::MAX_BYTES));
         spare.keep(std::iter::once(chain.seal(large)));
-        assert!(spare.lines.is_empty(), "a line over {} bytes is freed", SpareLines::MAX_BYTES);
-        assert!(spare.take().is_empty(), "without a kept line, a new one");
+        assert!(spare.rooms.is_empty(), "a line over {} bytes is freed", SpareRooms::MAX_BYTES);
+        assert_eq!(spare.take().line_capacity(), 0, "without a kept room, a new one");
     }
 
     /// Events arriving at the peak rate during one tick.

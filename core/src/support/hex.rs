@@ -3,22 +3,26 @@
 /// Lowercase hex.
 #[must_use]
 pub fn hex(bytes: &[u8]) -> String {
+    let mut text = String::new();
+    push_hex(&mut text, bytes);
+    text
+}
+
+/// Appends `bytes` to `text` in lowercase hex: into room the caller keeps, where [`hex`] allocates.
+pub fn push_hex(text: &mut String, bytes: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    // Digits into bytes of the final length, then one check that they are text: pushing `char`s would check
-    // the capacity and encode each one.
-    let mut text = vec![0; bytes.len() * 2];
-    for (digits, byte) in text.chunks_exact_mut(2).zip(bytes) {
-        digits[0] = DIGITS[usize::from(byte >> 4)];
-        digits[1] = DIGITS[usize::from(byte & 0x0f)];
+    text.reserve(bytes.len() * 2);
+    for byte in bytes {
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
     }
-    String::from_utf8(text).expect("hex digits are ASCII")
 }
 
 #[cfg(test)]
 mod tests {
     use std::fmt::Write as _;
 
-    use super::hex;
+    use super::{hex, push_hex};
 
     #[test]
     fn every_byte_is_written_as_two_lowercase_digits() {
@@ -29,5 +33,8 @@ mod tests {
         });
         assert_eq!(hex(&every_byte), expected);
         assert_eq!(hex(&[]), "");
+        let mut text = String::from("sha256:");
+        push_hex(&mut text, &[0x0f, 0xa0]);
+        assert_eq!(text, "sha256:0fa0", "appended after what is there");
     }
 }

@@ -7,6 +7,6 @@ mod overlay;
 mod service;
 
 pub use self::boxed::BoxFuture;
-pub use self::hex::hex;
+pub use self::hex::{hex, push_hex};
 pub use self::overlay::overlay;
 pub use self::service::{service_name, set_service_name};
