@@ -136,15 +136,27 @@ impl JsonlSink {
 
     fn append_all(&mut self, events: &[SealedEvent]) -> io::Result<()> {
         let mut last = None;
+        // The last record written of the stream of the record before, looked up when the stream changes or
+        // a record is noted rather than for each record.
+        let mut written: Option<(&str, Option<u64>)> = None;
         for sealed in events {
             let event = sealed.event();
-            if self.written.get(event.stream.as_str()).is_some_and(|written| *written >= event.sequence) {
+            let stream_written = match written {
+                Some((stream, sequence)) if stream == event.stream => sequence,
+                _ => {
+                    let sequence = self.written.get(event.stream.as_str()).copied();
+                    written = Some((event.stream.as_str(), sequence));
+                    sequence
+                }
+            };
+            if stream_written.is_some_and(|written| written >= event.sequence) {
                 continue;
             }
             let line = sealed.json().len() as u64 + 1;
             let pending = self.size + self.buffer.len() as u64;
             if pending > 0 && pending + line > self.max_bytes {
                 self.note_written(last.take());
+                written = None;
                 self.write_buffer()?;
                 self.rotate()?;
             }
@@ -153,6 +165,7 @@ impl JsonlSink {
             // A batch is one stream but for replays after a restart: note a stream's last record once.
             if last.is_some_and(|previous: &AuditEvent| previous.stream != event.stream) {
                 self.note_written(last);
+                written = None;
             }
             last = Some(event);
         }
