@@ -1,6 +1,7 @@
 //! The server span of each request: a tower layer that continues the caller's trace, or for callers
 //! outside the system starts a new one linked to it.
 
+use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -111,14 +112,10 @@ where
 fn server_span<B>(request: &Request<B>, trust_incoming_trace: bool) -> Span {
     let method = method_name(request.method());
     let route = request.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
-    let name = match route {
-        Some(route) => format!("{method} {route}"),
-        None => method.to_owned(),
-    };
     let span = tracing::info_span!(
         target: "hardened::http",
         "http.server.request",
-        otel.name = %name,
+        otel.name = %SpanName { method, route },
         otel.kind = "server",
         http.request.method = method,
         http.route = route,
@@ -140,6 +137,22 @@ fn server_span<B>(request: &Request<B>, trust_incoming_trace: bool) -> Span {
         }
     }
     span
+}
+
+/// A server span's name as the HTTP semantic conventions make it, `{method} {route}` or the method alone:
+/// written out by the layer that reads it (an exporter's), rather than formatted for every request.
+struct SpanName<'a> {
+    method: &'static str,
+    route: Option<&'a str>,
+}
+
+impl fmt::Display for SpanName<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.route {
+            Some(route) => write!(f, "{} {route}", self.method),
+            None => f.write_str(self.method),
+        }
+    }
 }
 
 /// The method as the HTTP semantic conventions name it: a known method, or `_OTHER`.
@@ -231,5 +244,11 @@ mod tests {
     fn unknown_methods_are_named_other() {
         assert_eq!(method_name(&Method::GET), "GET");
         assert_eq!(method_name(&Method::from_bytes(b"PURGE").expect("a valid method")), "_OTHER");
+    }
+
+    #[test]
+    fn a_span_is_named_by_its_method_and_route_template_or_its_method_alone() {
+        assert_eq!(SpanName { method: "GET", route: Some("/orders/{id}") }.to_string(), "GET /orders/{id}");
+        assert_eq!(SpanName { method: "POST", route: None }.to_string(), "POST");
     }
 }
