@@ -1,6 +1,7 @@
 //! [`RequestLayer`]: request metrics by route template, requests in flight, and the audit actor of each
 //! request.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
@@ -349,16 +350,18 @@ struct MethodSeries {
 
 static ROUTES: LazyLock<RwLock<HashMap<Box<str>, &'static RouteSeries>>> = LazyLock::new(RwLock::default);
 
+thread_local! {
+    /// The routes this thread has answered: found by comparing a few strings, without the shared map's
+    /// lock (a cache line every request of every thread writes) or a hash of the route.
+    static KNOWN_ROUTES: RefCell<Vec<&'static RouteSeries>> = const { RefCell::new(Vec::new()) };
+}
+
 fn series(method: &Method, route: &str) -> &'static MethodSeries {
-    let known = ROUTES.read().unwrap_or_else(PoisonError::into_inner).get(route).copied();
+    let known = KNOWN_ROUTES.with_borrow(|known| known.iter().copied().find(|series| *series.route == *route));
     let route_series = known.unwrap_or_else(|| {
-        let mut routes = ROUTES.write().unwrap_or_else(PoisonError::into_inner);
-        *routes.entry(route.into()).or_insert_with(|| {
-            Box::leak(Box::new(RouteSeries {
-                route: route.into(),
-                by_method: std::array::from_fn(|_| OnceLock::new()),
-            }))
-        })
+        let series = shared_route_series(route);
+        KNOWN_ROUTES.with_borrow_mut(|known| known.push(series));
+        series
     });
     let index = method_label(method);
     route_series.by_method[index].get_or_init(|| {
@@ -369,6 +372,20 @@ fn series(method: &Method, route: &str) -> &'static MethodSeries {
             duration: metrics().duration.with_label_values(&[method, route]),
             by_status: RwLock::default(),
         }
+    })
+}
+
+/// The series of `route`, made on the first request of any thread to it.
+fn shared_route_series(route: &str) -> &'static RouteSeries {
+    let known = ROUTES.read().unwrap_or_else(PoisonError::into_inner).get(route).copied();
+    known.unwrap_or_else(|| {
+        let mut routes = ROUTES.write().unwrap_or_else(PoisonError::into_inner);
+        *routes.entry(route.into()).or_insert_with(|| {
+            Box::leak(Box::new(RouteSeries {
+                route: route.into(),
+                by_method: std::array::from_fn(|_| OnceLock::new()),
+            }))
+        })
     })
 }
 
@@ -395,5 +412,26 @@ impl MethodSeries {
         let counter = metrics().requests.with_label_values(&[self.method, self.route, label]);
         by_status.push((status, counter.clone()));
         counter
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_thread_finds_the_one_series_of_a_route_and_method() {
+        let here = |method: Method, route: &'static str| std::ptr::from_ref(series(&method, route)) as usize;
+        let elsewhere = |method: Method, route: &'static str| {
+            std::thread::spawn(move || std::ptr::from_ref(series(&method, route)) as usize).join().expect("joined")
+        };
+        let orders = elsewhere(Method::GET, "/series-test/orders/{id}");
+        assert_eq!(here(Method::GET, "/series-test/orders/{id}"), orders, "made on another thread, found here");
+        assert_eq!(here(Method::GET, "/series-test/orders/{id}"), orders, "and again, from this thread's routes");
+        assert_ne!(here(Method::POST, "/series-test/orders/{id}"), orders, "another method");
+        let items = here(Method::GET, "/series-test/items");
+        assert_ne!(items, orders, "another route");
+        assert_eq!(elsewhere(Method::GET, "/series-test/items"), items);
+        assert_eq!(series(&Method::GET, "/series-test/items").route, "/series-test/items");
     }
 }
