@@ -217,21 +217,11 @@ fn write_str(out: &mut Vec<u8>, text: &str) {
 }
 
 /// Whether a byte of `text` must be escaped in JSON: a control character, a quote or a backslash.
-///
-/// Eight bytes at a time: a loop over bytes costs some five instructions a byte, on the identifiers and
-/// hashes that fill most of a record and need no escaping.
 fn needs_escaping(text: &[u8]) -> bool {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-    // Not zero when a byte of `word` is below `bound` (at most 0x80): exact for whether one is.
-    let below = |word: u64, bound: u8| word.wrapping_sub(ONES * u64::from(bound)) & !word & HIGHS;
-    let equal = |word: u64, byte: u8| below(word ^ (ONES * u64::from(byte)), 1);
-    let mut words = text.chunks_exact(8);
-    let found = words.by_ref().any(|word| {
-        let word = u64::from_ne_bytes(word.try_into().expect("chunks of eight bytes"));
-        below(word, 0x20) | equal(word, b'"') | equal(word, b'\\') != 0
-    });
-    found || words.remainder().iter().any(|&byte| byte < 0x20 || byte == b'"' || byte == b'\\')
+    // A fold without an early exit or a branch, which the compiler turns into a vector loop.
+    text.iter()
+        .fold(0_u8, |found, &byte| found | u8::from(byte < 0x20) | u8::from(byte == b'"') | u8::from(byte == b'\\'))
+        != 0
 }
 
 /// An optional string as `serde_json` writes it: `null` or the string.
