@@ -6,8 +6,8 @@
 //! digits. It is what the JSONL sink writes (then `hash` appended as the last key), and what a verifier
 //! rebuilds from a record read back from a file or from `PostgreSQL`.
 
-use serde::ser::SerializeMap;
-use serde::{Serialize, Serializer};
+use std::fmt::Write as _;
+
 use sha2::{Digest, Sha256};
 
 use super::event::{AuditEvent, timestamp};
@@ -145,74 +145,76 @@ pub fn seal_stream(stream: &str, events: impl IntoIterator<Item = AuditEvent>) -
 
 /// The JSON line of `event` with its hash, written into `line` (emptied); the hash of `event` (ignoring
 /// its `hash` field) into `hash` (emptied).
-fn seal_json(event: &AuditEvent, line: String, hash: &mut String) -> String {
-    let mut line = line.into_bytes();
+fn seal_json(event: &AuditEvent, mut line: String, hash: &mut String) -> String {
     line.clear();
     // Room for a typical record and its hash, so that the line is not copied as it grows.
     line.reserve(1024);
     write_canonical(&mut line, event);
     hash.clear();
-    push_hex(hash, &Sha256::digest(&line));
+    push_hex(hash, &Sha256::digest(line.as_bytes()));
     line.pop(); // the closing brace
-    line.extend_from_slice(br#","hash":""#);
-    line.extend_from_slice(hash.as_bytes());
-    line.extend_from_slice(br#""}"#);
-    String::from_utf8(line).expect("the canonical form is UTF-8")
+    line.push_str(r#","hash":""#);
+    line.push_str(hash);
+    line.push_str(r#""}"#);
+    line
 }
 
 /// Writes `event` in canonical form, without its hash, as `serde_json` writes the record's fields in
-/// declaration order. Written field by field: the identifiers and hashes that fill most of a record need
-/// no escaping, which [`write_str`] sees in one pass where `serde_json` looks at each byte in turn.
-fn write_canonical(out: &mut Vec<u8>, event: &AuditEvent) {
-    out.extend_from_slice(br#"{"id":""#);
-    out.extend_from_slice(event.id.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()).as_bytes());
-    out.extend_from_slice(br#"","timestamp":"#);
-    write_serialized(out, &Timestamp(&event.timestamp));
-    out.extend_from_slice(br#","event_type":"#);
+/// declaration order (the tests hold the two equal byte for byte). Written field by field into a
+/// `String`: the identifiers and hashes that fill most of a record need no escaping, which [`write_str`]
+/// sees in one pass where `serde_json` looks at each byte in turn, and text written as text needs no
+/// check that the line is UTF-8 at the end.
+fn write_canonical(out: &mut String, event: &AuditEvent) {
+    out.push_str(r#"{"id":""#);
+    out.push_str(event.id.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()));
+    out.push_str(r#"","timestamp":""#);
+    timestamp::push_rfc3339(out, &event.timestamp);
+    out.push_str(r#"","event_type":"#);
     write_str(out, event.event_type.as_str());
-    out.extend_from_slice(br#","service":"#);
+    out.push_str(r#","service":"#);
     write_str(out, &event.service);
-    out.extend_from_slice(br#","user_id":"#);
+    out.push_str(r#","user_id":"#);
     write_optional_str(out, event.user_id.as_deref());
-    out.extend_from_slice(br#","session_id":"#);
+    out.push_str(r#","session_id":"#);
     write_optional_str(out, event.session_id.as_deref());
-    out.extend_from_slice(br#","ip_address":"#);
-    write_serialized(out, &event.ip_address);
-    out.extend_from_slice(br#","resource":"#);
+    out.push_str(r#","ip_address":"#);
+    match event.ip_address {
+        // As serde writes an address for a human-readable format: its `Display`, which needs no escaping.
+        Some(address) => {
+            let _ = write!(out, "\"{address}\"");
+        }
+        None => out.push_str("null"),
+    }
+    out.push_str(r#","resource":"#);
     write_optional_str(out, event.resource.as_deref());
-    out.extend_from_slice(br#","details":"#);
-    write_serialized(out, &Sorted::Object(&event.details));
-    out.extend_from_slice(br#","outcome":"#);
+    out.push_str(r#","details":"#);
+    write_object(out, &event.details);
+    out.push_str(r#","outcome":"#);
     write_str(out, event.outcome.as_str());
-    out.extend_from_slice(br#","outcome_details":"#);
+    out.push_str(r#","outcome_details":"#);
     write_optional_str(out, event.outcome_details.as_deref());
-    out.extend_from_slice(br#","trace_id":"#);
+    out.push_str(r#","trace_id":"#);
     write_optional_str(out, event.trace_id.as_deref());
-    out.extend_from_slice(br#","span_id":"#);
+    out.push_str(r#","span_id":"#);
     write_optional_str(out, event.span_id.as_deref());
-    out.extend_from_slice(br#","stream":"#);
+    out.push_str(r#","stream":"#);
     write_str(out, &event.stream);
-    out.extend_from_slice(br#","sequence":"#);
-    write_serialized(out, &event.sequence);
-    out.extend_from_slice(br#","prev_hash":"#);
+    out.push_str(r#","sequence":"#);
+    let _ = write!(out, "{}", event.sequence);
+    out.push_str(r#","prev_hash":"#);
     write_str(out, &event.prev_hash);
-    out.push(b'}');
-}
-
-/// `value` as `serde_json` writes it.
-fn write_serialized<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
-    serde_json::to_writer(out, value).expect("an audit record's fields always serialize");
+    out.push('}');
 }
 
 /// A string as `serde_json` writes it: as it is between quotes when no byte of it needs escaping (a
 /// control character, a quote, a backslash), else through `serde_json`.
-fn write_str(out: &mut Vec<u8>, text: &str) {
+fn write_str(out: &mut String, text: &str) {
     if needs_escaping(text.as_bytes()) {
-        write_serialized(out, text);
+        out.push_str(&serde_json::to_string(text).expect("a string always serializes"));
     } else {
-        out.push(b'"');
-        out.extend_from_slice(text.as_bytes());
-        out.push(b'"');
+        out.push('"');
+        out.push_str(text);
+        out.push('"');
     }
 }
 
@@ -225,56 +227,69 @@ fn needs_escaping(text: &[u8]) -> bool {
 }
 
 /// An optional string as `serde_json` writes it: `null` or the string.
-fn write_optional_str(out: &mut Vec<u8>, text: Option<&str>) {
+fn write_optional_str(out: &mut String, text: Option<&str>) {
     match text {
         Some(text) => write_str(out, text),
-        None => out.extend_from_slice(b"null"),
+        None => out.push_str("null"),
     }
 }
 
-struct Timestamp<'a>(&'a chrono::DateTime<chrono::Utc>);
-
-impl Serialize for Timestamp<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        timestamp::serialize(self.0, serializer)
-    }
-}
-
-/// JSON with the keys of every object sorted, whatever order the map keeps them in.
-enum Sorted<'a> {
-    Object(&'a serde_json::Map<String, serde_json::Value>),
-    Value(&'a serde_json::Value),
-}
-
-impl Serialize for Sorted<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            // A map that keeps its keys sorted (serde_json's default) is written as it is.
-            Sorted::Object(object) if object.keys().is_sorted() => {
-                serializer.collect_map(object.iter().map(|(key, value)| (key, Sorted::Value(value))))
-            }
-            Sorted::Object(object) => {
-                let mut entries: Vec<_> = object.iter().collect();
-                entries.sort_unstable_by_key(|(key, _)| *key);
-                let mut map = serializer.serialize_map(Some(entries.len()))?;
-                for (key, value) in entries {
-                    map.serialize_entry(key, &Sorted::Value(value))?;
-                }
-                map.end()
-            }
-            Sorted::Value(serde_json::Value::Object(object)) => Sorted::Object(object).serialize(serializer),
-            Sorted::Value(serde_json::Value::Array(items)) => serializer.collect_seq(items.iter().map(Sorted::Value)),
-            Sorted::Value(serde_json::Value::Number(number)) => match number.as_f64() {
-                // A whole float is written as the integer it equals, as PostgreSQL's jsonb gives it back
-                // (`2.0`, `1e16` and `-0.0` read back as `2`, `10000000000000000` and `0`).
-                Some(float) if !number.is_i64() && !number.is_u64() && float.fract() == 0.0 => match whole(float) {
-                    Some(whole) => whole.serialize(serializer),
-                    None => number.serialize(serializer),
-                },
-                _ => number.serialize(serializer),
-            },
-            Sorted::Value(value) => value.serialize(serializer),
+/// A JSON object with its keys sorted, whatever order the map keeps them in, and its values canonical.
+fn write_object(out: &mut String, object: &serde_json::Map<String, serde_json::Value>) {
+    out.push('{');
+    let mut write_entry = |index: usize, key: &str, value: &serde_json::Value| {
+        if index > 0 {
+            out.push(',');
         }
+        write_str(out, key);
+        out.push(':');
+        write_value(out, value);
+    };
+    // A map that keeps its keys sorted (serde_json's default) is written as it is.
+    if object.keys().is_sorted() {
+        for (index, (key, value)) in object.iter().enumerate() {
+            write_entry(index, key, value);
+        }
+    } else {
+        let mut entries: Vec<_> = object.iter().collect();
+        entries.sort_unstable_by_key(|(key, _)| *key);
+        for (index, (key, value)) in entries.into_iter().enumerate() {
+            write_entry(index, key, value);
+        }
+    }
+    out.push('}');
+}
+
+/// A JSON value as `serde_json` writes it, with the keys of its objects sorted and its whole floats
+/// written as integers.
+fn write_value(out: &mut String, value: &serde_json::Value) {
+    match value {
+        serde_json::Value::Null => out.push_str("null"),
+        serde_json::Value::Bool(true) => out.push_str("true"),
+        serde_json::Value::Bool(false) => out.push_str("false"),
+        serde_json::Value::Number(number) => match number.as_f64() {
+            // A whole float is written as the integer it equals, as PostgreSQL's jsonb gives it back
+            // (`2.0`, `1e16` and `-0.0` read back as `2`, `10000000000000000` and `0`).
+            Some(float) if !number.is_i64() && !number.is_u64() && float.fract() == 0.0 => {
+                let _ = write!(out, "{}", whole(float).as_ref().unwrap_or(number));
+            }
+            // A number's `Display` is what `serde_json` writes for it.
+            _ => {
+                let _ = write!(out, "{number}");
+            }
+        },
+        serde_json::Value::String(text) => write_str(out, text),
+        serde_json::Value::Array(items) => {
+            out.push('[');
+            for (index, item) in items.iter().enumerate() {
+                if index > 0 {
+                    out.push(',');
+                }
+                write_value(out, item);
+            }
+            out.push(']');
+        }
+        serde_json::Value::Object(object) => write_object(out, object),
     }
 }
 
@@ -582,11 +597,59 @@ impl ChainVerifier {
 #[cfg(test)]
 mod tests {
     use chrono::{TimeZone as _, Utc};
-    use serde::ser::SerializeStruct as _;
+    use serde::ser::{SerializeMap as _, SerializeStruct as _};
     use serde::{Serialize, Serializer};
 
-    use super::{AuditEvent, Sorted, Timestamp, needs_escaping, write_canonical};
-    use crate::event::{AuditOutcome, EventType};
+    use super::{AuditEvent, needs_escaping, whole, write_canonical};
+    use crate::event::{AuditOutcome, EventType, timestamp};
+
+    struct Timestamp<'a>(&'a chrono::DateTime<chrono::Utc>);
+
+    impl Serialize for Timestamp<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            timestamp::serialize(self.0, serializer)
+        }
+    }
+
+    /// JSON with the keys of every object sorted, whatever order the map keeps them in.
+    enum Sorted<'a> {
+        Object(&'a serde_json::Map<String, serde_json::Value>),
+        Value(&'a serde_json::Value),
+    }
+
+    impl Serialize for Sorted<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            match self {
+                // A map that keeps its keys sorted (serde_json's default) is written as it is.
+                Sorted::Object(object) if object.keys().is_sorted() => {
+                    serializer.collect_map(object.iter().map(|(key, value)| (key, Sorted::Value(value))))
+                }
+                Sorted::Object(object) => {
+                    let mut entries: Vec<_> = object.iter().collect();
+                    entries.sort_unstable_by_key(|(key, _)| *key);
+                    let mut map = serializer.serialize_map(Some(entries.len()))?;
+                    for (key, value) in entries {
+                        map.serialize_entry(key, &Sorted::Value(value))?;
+                    }
+                    map.end()
+                }
+                Sorted::Value(serde_json::Value::Object(object)) => Sorted::Object(object).serialize(serializer),
+                Sorted::Value(serde_json::Value::Array(items)) => {
+                    serializer.collect_seq(items.iter().map(Sorted::Value))
+                }
+                Sorted::Value(serde_json::Value::Number(number)) => match number.as_f64() {
+                    // A whole float is written as the integer it equals, as PostgreSQL's jsonb gives it back
+                    // (`2.0`, `1e16` and `-0.0` read back as `2`, `10000000000000000` and `0`).
+                    Some(float) if !number.is_i64() && !number.is_u64() && float.fract() == 0.0 => match whole(float) {
+                        Some(whole) => whole.serialize(serializer),
+                        None => number.serialize(serializer),
+                    },
+                    _ => number.serialize(serializer),
+                },
+                Sorted::Value(value) => value.serialize(serializer),
+            }
+        }
+    }
 
     /// The canonical form as `serde_json` writes a struct of the record's fields without `hash`: what
     /// `write_canonical` must write byte for byte, or every chain written before would stop verifying.
@@ -617,9 +680,9 @@ mod tests {
     }
 
     fn canonical(event: &AuditEvent) -> String {
-        let mut out = Vec::new();
+        let mut out = String::new();
         write_canonical(&mut out, event);
-        String::from_utf8(out).expect("UTF-8")
+        out
     }
 
     #[test]
@@ -642,7 +705,27 @@ mod tests {
                 .ip_address("2001:db8::1".parse().expect("an address"))
                 .detail(text, text)
                 .detail("number", 2.0)
-                .detail("nested", serde_json::json!({"z": [1, 2.5, null, {"b": text, "a": true}], "a": -0.0}));
+                .detail("nested", serde_json::json!({"z": [1, 2.5, null, {"b": text, "a": true}], "a": -0.0}))
+                .detail(
+                    "numbers",
+                    serde_json::json!([
+                        u64::MAX,
+                        i64::MIN,
+                        -7,
+                        1e16,
+                        1.5e300,
+                        0.1,
+                        -1.25e-7,
+                        18_446_744_073_709_551_616.0,
+                        -9.3e18,
+                        -1e19,
+                        123_456_789.0,
+                        f64::MAX,
+                        f64::MIN_POSITIVE,
+                        [[[false]]],
+                        {}
+                    ]),
+                );
             event.service = text.to_owned().into();
             event.trace_id = Some(text.to_owned());
             event.span_id = Some(text.to_owned());
@@ -681,5 +764,22 @@ mod tests {
             }
         }
         assert!(!needs_escaping(b""));
+    }
+
+    #[test]
+    fn records_written_before_the_canonical_form_was_written_by_hand_still_verify() {
+        // Written by the seal of the release before, which serialized the record through `serde_json`.
+        let lines = [
+            r#"{"id":"01a251c1-ce40-779d-9434-82f40a80f19a","timestamp":"2026-12-07T18:26:25.472893Z","event_type":"ToolExecution","service":"agent-server","user_id":"developer","session_id":"01a251c1-c4de-71c7-80b8-36be1a066ee1","ip_address":"127.0.0.1","resource":"clock","details":{"call_outcome":"ok","duration_ms":3.3166290000000003},"outcome":"Success","outcome_details":null,"trace_id":"095646342e4422d4aab0e5564ccc66f9","span_id":"ed23ca63e8f73b39","stream":"agent-server/vm:49081/01a251c1-c067-70e6-b07a-2652250360b6","sequence":101,"prev_hash":"3ef620f5a454073b801f1494540a1bb15dccfdc6aa22f26eb8a251d77e07fb57","hash":"6bd4b3aa31b51826ed7d8bee7c5a5ed336abd6d4488261e75121e3593b231b4d"}"#,
+            r#"{"id":"01a251c1-c39d-734d-a977-e1058d0feecd","timestamp":"2026-12-07T18:26:22.749459Z","event_type":"SessionStart","service":"agent-server","user_id":"developer","session_id":"01a251c1-c399-747e-9d35-4e0369e2e28a","ip_address":"127.0.0.1","resource":"session","details":{},"outcome":"Success","outcome_details":null,"trace_id":"4aa056f8cc30535530a9b3413262b2d6","span_id":"3f1d18d88fec0402","stream":"agent-server/vm:49081/01a251c1-c067-70e6-b07a-2652250360b6","sequence":1,"prev_hash":"76c748c9e6c3241f4ab016fe2b4c6818af12693ce33b2ec0320b3df9d9af5f36","hash":"e5437b4b34625493700b124ca67176856606bf89b2c0563618799039dfe43a39"}"#,
+        ];
+        for line in lines {
+            let event: AuditEvent = serde_json::from_str(line).expect("a record");
+            let sealed = super::SealedEvent::verified(event, || "line".to_owned()).expect("its hash verifies");
+            assert_eq!(sealed.json(), line, "and it is written again byte for byte");
+        }
+        let altered = lines[0].replace("3.3166290000000003", "3.316629");
+        let event: AuditEvent = serde_json::from_str(&altered).expect("a record");
+        assert!(super::SealedEvent::verified(event, || "line".to_owned()).is_err(), "an altered detail does not");
     }
 }

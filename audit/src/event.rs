@@ -360,6 +360,14 @@ pub(crate) mod timestamp {
         }
     }
 
+    /// Appends the timestamp as [`serialize`] writes it, without the quotes.
+    pub(crate) fn push_rfc3339(out: &mut String, timestamp: &DateTime<Utc>) {
+        match rfc3339_micros(timestamp) {
+            Some(text) => out.push_str(std::str::from_utf8(&text).unwrap_or_default()),
+            None => out.push_str(&timestamp.to_rfc3339_opts(SecondsFormat::Micros, true)),
+        }
+    }
+
     /// `YYYY-MM-DDTHH:MM:SS.ffffffZ` without allocating, for years 0 to 9999 (the rest go through
     /// chrono's formatter, which writes the same for these).
     fn rfc3339_micros(timestamp: &DateTime<Utc>) -> Option<[u8; 27]> {
