@@ -7,6 +7,7 @@
 //! rebuilds from a record read back from a file or from `PostgreSQL`.
 
 use std::fmt::Write as _;
+use std::net::IpAddr;
 
 use sha2::{Digest, Sha256};
 
@@ -179,8 +180,19 @@ fn write_canonical(out: &mut String, event: &AuditEvent) {
     write_optional_str(out, event.session_id.as_deref());
     out.push_str(r#","ip_address":"#);
     match event.ip_address {
-        // As serde writes an address for a human-readable format: its `Display`, which needs no escaping.
-        Some(address) => {
+        // As serde writes an address for a human-readable format: its `Display`, which needs no escaping;
+        // an IPv4 address's four numbers without `fmt`, which takes a `write!` a number.
+        Some(IpAddr::V4(address)) => {
+            out.push('"');
+            for (index, octet) in address.octets().iter().enumerate() {
+                if index > 0 {
+                    out.push('.');
+                }
+                write_number(out, octet);
+            }
+            out.push('"');
+        }
+        Some(address @ IpAddr::V6(_)) => {
             let _ = write!(out, "\"{address}\"");
         }
         None => out.push_str("null"),
@@ -765,6 +777,11 @@ mod tests {
             event.prev_hash = text.to_owned();
             event.sequence = u64::MAX;
             events.push(event);
+        }
+        for address in
+            ["0.0.0.0", "255.255.255.255", "10.200.3.45", "::", "::ffff:192.0.2.1", "2001:db8::8a2e:370:7334"]
+        {
+            events.push(AuditEvent::new(EventType::UserMessage).ip_address(address.parse().expect("an address")));
         }
         let mut event = AuditEvent::new(EventType::UserMessage).ip_address("203.0.113.9".parse().expect("an address"));
         event.timestamp = Utc.with_ymd_and_hms(2026, 12, 7, 9, 5, 7).single().expect("a date");
