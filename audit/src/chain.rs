@@ -179,24 +179,7 @@ fn write_canonical(out: &mut String, event: &AuditEvent) {
     out.push_str(r#","session_id":"#);
     write_optional_str(out, event.session_id.as_deref());
     out.push_str(r#","ip_address":"#);
-    match event.ip_address {
-        // As serde writes an address for a human-readable format: its `Display`, which needs no escaping;
-        // an IPv4 address's four numbers without `fmt`, which takes a `write!` a number.
-        Some(IpAddr::V4(address)) => {
-            out.push('"');
-            for (index, octet) in address.octets().iter().enumerate() {
-                if index > 0 {
-                    out.push('.');
-                }
-                write_number(out, octet);
-            }
-            out.push('"');
-        }
-        Some(address @ IpAddr::V6(_)) => {
-            let _ = write!(out, "\"{address}\"");
-        }
-        None => out.push_str("null"),
-    }
+    write_ip_address(out, event.ip_address);
     out.push_str(r#","resource":"#);
     write_optional_str(out, event.resource.as_deref());
     out.push_str(r#","details":"#);
@@ -216,6 +199,27 @@ fn write_canonical(out: &mut String, event: &AuditEvent) {
     out.push_str(r#","prev_hash":"#);
     write_str(out, &event.prev_hash);
     out.push('}');
+}
+
+/// An address as serde writes one for a human-readable format: its `Display`, which needs no escaping;
+/// an IPv4 address's four numbers without `fmt`, which takes a `write!` a number.
+fn write_ip_address(out: &mut String, address: Option<IpAddr>) {
+    match address {
+        Some(IpAddr::V4(address)) => {
+            out.push('"');
+            for (index, octet) in address.octets().iter().enumerate() {
+                if index > 0 {
+                    out.push('.');
+                }
+                write_number(out, octet);
+            }
+            out.push('"');
+        }
+        Some(address @ IpAddr::V6(_)) => {
+            let _ = write!(out, "\"{address}\"");
+        }
+        None => out.push_str("null"),
+    }
 }
 
 /// A string as `serde_json` writes it: as it is between quotes when no byte of it needs escaping (a

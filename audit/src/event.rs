@@ -354,17 +354,20 @@ pub(crate) mod timestamp {
     use serde::{Deserialize, Deserializer, Serializer, de::Error};
 
     pub(crate) fn serialize<S: Serializer>(timestamp: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
-        match rfc3339_micros(timestamp) {
-            Some(text) => serializer.serialize_str(std::str::from_utf8(&text).unwrap_or_default()),
-            None => serializer.collect_str(&timestamp.to_rfc3339_opts(SecondsFormat::Micros, true)),
-        }
+        with_text(timestamp, |text| serializer.serialize_str(text))
     }
 
     /// Appends the timestamp as [`serialize`] writes it, without the quotes.
     pub(crate) fn push_rfc3339(out: &mut String, timestamp: &DateTime<Utc>) {
+        with_text(timestamp, |text| out.push_str(text));
+    }
+
+    /// Calls `write` with the timestamp's text: from a buffer on the stack for the years
+    /// [`rfc3339_micros`] writes, from chrono's formatter for the rest.
+    fn with_text<R>(timestamp: &DateTime<Utc>, write: impl FnOnce(&str) -> R) -> R {
         match rfc3339_micros(timestamp) {
-            Some(text) => out.push_str(std::str::from_utf8(&text).unwrap_or_default()),
-            None => out.push_str(&timestamp.to_rfc3339_opts(SecondsFormat::Micros, true)),
+            Some(text) => write(std::str::from_utf8(&text).unwrap_or_default()),
+            None => write(&timestamp.to_rfc3339_opts(SecondsFormat::Micros, true)),
         }
     }
 

@@ -149,7 +149,7 @@ impl JsonlSink {
                     sequence
                 }
             };
-            if stream_written.is_some_and(|written| written >= event.sequence) {
+            if stream_written.is_some_and(|last_written| last_written >= event.sequence) {
                 continue;
             }
             let line = sealed.json().len() as u64 + 1;
