@@ -5,6 +5,7 @@
 //! target in a log line. The log layer formats a span's fields when the span is created, whether or not
 //! a line is ever written inside it, so leaving them out also saves that work on every call.
 
+use std::cell::Cell;
 use std::fmt;
 use std::io;
 
@@ -81,9 +82,11 @@ pub(super) struct ReadableFields;
 
 impl<'writer> FormatFields<'writer> for ReadableFields {
     fn format_fields<R: RecordFields>(&self, writer: Writer<'writer>, fields: R) -> fmt::Result {
-        let mut visitor = LogVisitor(DefaultVisitor::new(writer, true));
-        fields.record(&mut visitor);
-        visitor.finish()
+        written_at_once(writer, |writer| {
+            let mut visitor = LogVisitor(DefaultVisitor::new(writer, true));
+            fields.record(&mut visitor);
+            visitor.finish()
+        })
     }
 
     fn add_fields(
@@ -112,11 +115,13 @@ impl<'writer> FormatFields<'writer> for ReadableFields {
 pub(super) struct JsonFields;
 
 impl<'writer> FormatFields<'writer> for JsonFields {
-    fn format_fields<R: RecordFields>(&self, mut writer: Writer<'writer>, fields: R) -> fmt::Result {
-        // Always an object, `{}` when every field is left out: the JSON event format parses it.
-        writer.write_char('{')?;
-        write_json_entries(&mut writer, false, fields)?;
-        writer.write_char('}')
+    fn format_fields<R: RecordFields>(&self, writer: Writer<'writer>, fields: R) -> fmt::Result {
+        written_at_once(writer, |mut writer| {
+            // Always an object, `{}` when every field is left out: the JSON event format parses it.
+            writer.write_char('{')?;
+            write_json_entries(&mut writer, false, fields)?;
+            writer.write_char('}')
+        })
     }
 
     fn add_fields(
@@ -136,6 +141,33 @@ impl<'writer> FormatFields<'writer> for JsonFields {
         result
     }
 }
+
+thread_local! {
+    /// Where a span's fields are formatted before they are written out in one piece.
+    static SCRATCH: Cell<String> = const { Cell::new(String::new()) };
+}
+
+/// Calls `format` with a writer into this thread's scratch text, then writes that text into `writer` at
+/// once: the span's `String` is then allocated once, to its length, rather than grown field by field
+/// (three or four reallocations for a request's span). A writer with ANSI colours is written to
+/// directly, as a scratch writer has none. The text is taken out of its cell while in use, so a value
+/// whose `Debug` formats another span's fields gets a scratch of its own.
+fn written_at_once(mut writer: Writer<'_>, format: impl FnOnce(Writer<'_>) -> fmt::Result) -> fmt::Result {
+    if writer.has_ansi_escapes() {
+        return format(writer);
+    }
+    let mut text = SCRATCH.take();
+    text.clear();
+    let result = format(Writer::new(&mut text)).and_then(|()| writer.write_str(&text));
+    // A scratch grown by one huge value is not kept.
+    if text.capacity() <= MAX_SCRATCH {
+        SCRATCH.set(text);
+    }
+    result
+}
+
+/// The largest scratch text a thread keeps.
+const MAX_SCRATCH: usize = 4096;
 
 /// Writes `fields`, but the trace attributes, as `"name":value` entries separated by commas, the first
 /// preceded by a comma when `after_entries`.
@@ -241,6 +273,72 @@ mod tests {
             write_json(&mut out, &number).expect("a number is written");
             assert_eq!(out, serde_json::to_string(&number).expect("serializes"));
         }
+    }
+
+    /// The fields `format` stores for the span `make` creates, and the capacity of their `String`.
+    fn stored_fields<N>(format: N, make: impl FnOnce() -> tracing::Span) -> (String, usize)
+    where
+        N: for<'writer> FormatFields<'writer> + Send + Sync + 'static,
+    {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        use tracing_subscriber::registry::{LookupSpan as _, Registry};
+
+        let layer = tracing_subscriber::fmt::layer().with_ansi(false).fmt_fields(format).with_writer(io::sink);
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+            let span = make();
+            let id = span.id().expect("the span is enabled");
+            tracing::dispatcher::get_default(|dispatch| {
+                let registry = dispatch.downcast_ref::<Registry>().expect("a registry");
+                let span = registry.span(&id).expect("the span is open");
+                let extensions = span.extensions();
+                let fields = extensions.get::<FormattedFields<N>>().expect("the fields are formatted");
+                (fields.fields.clone(), fields.fields.capacity())
+            })
+        })
+    }
+
+    /// A value whose `Debug` creates a span of its own, as a value may while its span's fields are
+    /// being formatted.
+    struct OpensSpan;
+
+    impl fmt::Debug for OpensSpan {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            let _inner = tracing::info_span!("inner", note = "inside").entered();
+            f.write_str("outer value")
+        }
+    }
+
+    #[test]
+    fn span_fields_are_stored_in_one_allocation_of_their_length() {
+        let route = "/v1/sessions/{id}/messages";
+        let (json, capacity) = stored_fields(JsonFields, || {
+            tracing::info_span!(
+                "request",
+                otel.kind = "server",
+                http.route = route,
+                url.path = "/v1/sessions/7/messages"
+            )
+        });
+        assert_eq!(json, r#"{"http.route":"/v1/sessions/{id}/messages","url.path":"/v1/sessions/7/messages"}"#);
+        assert_eq!(capacity, json.len(), "written once, not grown field by field");
+
+        let (readable, capacity) = stored_fields(ReadableFields, || {
+            tracing::info_span!("request", otel.kind = "server", http.route = route, attempt = 2_u64)
+        });
+        assert_eq!(readable, "http.route=\"/v1/sessions/{id}/messages\" attempt=2");
+        assert_eq!(capacity, readable.len());
+
+        let (json, _) =
+            stored_fields(JsonFields, || tracing::info_span!("call", otel.kind = "internal", code.function = "f"));
+        assert_eq!(json, "{}", "a span whose fields are all trace attributes is still an object");
+    }
+
+    #[test]
+    fn a_value_that_opens_a_span_while_fields_are_formatted_gets_its_own_scratch() {
+        let (json, _) = stored_fields(JsonFields, || tracing::info_span!("outer", value = ?OpensSpan, after = 1_u64));
+        assert_eq!(json, r#"{"value":"outer value","after":1}"#);
+        let (readable, _) = stored_fields(ReadableFields, || tracing::info_span!("outer", value = ?OpensSpan));
+        assert_eq!(readable, "value=outer value");
     }
 
     #[test]
