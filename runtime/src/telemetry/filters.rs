@@ -109,6 +109,12 @@ impl<S> SpanFilter<S> {
     fn follows_spans(&self) -> bool {
         self.follows_spans.load(Ordering::Acquire)
     }
+
+    /// Set while the filter's directives name spans, when it needs to be told of every step of their
+    /// lives (see [`SpanLife`](super::span_life::SpanLife)).
+    pub(super) fn follows_spans_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.follows_spans)
+    }
 }
 
 impl<S: Subscriber> Filter<S> for SpanFilter<S> {

@@ -52,6 +52,7 @@ mod log_fields;
 mod log_trace_ids;
 mod otlp_metrics;
 mod sampled_spans;
+mod span_life;
 
 use std::io::IsTerminal as _;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -82,6 +83,7 @@ pub use self::filters::{Filters, filters, set_filters};
 pub use self::otlp_metrics::MetricsExporter;
 use crate::audit::TraceIds;
 pub use crate::span_context::{otel_context, set_parent};
+use span_life::{SpanLife, Steps};
 
 /// Why telemetry could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -468,17 +470,25 @@ where
 {
     let (log_filter, log_reload) = filters::reloadable(filters::Which::Log, &config.log_filter)?;
     let (trace_filter, trace_reload) = filters::reloadable(filters::Which::Trace, &config.trace_filter)?;
+    let (log_follows_spans, trace_follows_spans) = (log_filter.follows_spans_flag(), trace_filter.follows_spans_flag());
     // Without an exporter, spans need their ids only: the SDK's spans would record attributes and events
     // that nothing reads.
-    let spans: Box<dyn Layer<_> + Send + Sync> =
-        if config.traces_url().is_some() { Box::new(otel_spans(provider)) } else { Box::new(span_ids(config)) };
+    let (spans, span_steps): (Box<dyn Layer<_> + Send + Sync>, _) = if config.traces_url().is_some() {
+        (Box::new(otel_spans(provider)), Steps::All)
+    } else {
+        (Box::new(span_ids(config)), Steps::EnterExit)
+    };
     // A filter of each layer's own: the log's decides the lines, the trace's the spans, so that a quiet
     // log still traces and propagates. The spans' is one filter, the export stack's exclusion and the
     // trace filter together: a per-layer filter looks each span up at each step of its life (entered,
-    // exited, closed), once a filter.
-    let subscriber = Registry::default()
-        .with(log_layer_with(config.log_format, writer, colours).with_filter(log_filter))
-        .with(spans.with_filter(outside_export_stack().and(trace_filter)));
+    // exited, closed), once a filter, and each layer is told only of the steps it or its filter uses.
+    let log = log_layer_with(config.log_format, writer, colours).with_filter(log_filter);
+    let spans = spans.with_filter(outside_export_stack().and(trace_filter));
+    let subscriber = Registry::default().with(SpanLife::new(log, Steps::None, log_follows_spans)).with(SpanLife::new(
+        spans,
+        span_steps,
+        trace_follows_spans,
+    ));
     Ok((subscriber, log_reload, trace_reload))
 }
 
@@ -614,6 +624,53 @@ mod tests {
             assert!(traced(tracing::warn_span!(target: "noisy", "step")));
             assert!(!traced(tracing::debug_span!(target: "my_service::tools", "detail")));
         });
+    }
+
+    /// Log lines written into a shared buffer.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("not poisoned").extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn filters_naming_spans_decide_by_the_spans_entered_under_the_whole_subscriber() {
+        let config = TelemetryConfig {
+            log_filter: "warn,[wanted]=debug".to_owned(),
+            trace_filter: "warn,[traced]=debug".to_owned(),
+            ..TelemetryConfig::default()
+        };
+        let provider = tracer_provider(&config).expect("a provider");
+        let captured = Captured::default();
+        let writer = {
+            let captured = captured.clone();
+            move || captured.clone()
+        };
+        let subscriber = subscriber(&config, &provider, writer).expect("a subscriber");
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info_span!("wanted").in_scope(|| tracing::debug!("inside the wanted span"));
+            tracing::debug!("outside any span");
+            tracing::info_span!("other").in_scope(|| tracing::debug!("inside another span"));
+
+            let traced = |span: tracing::Span| {
+                let _entered = span.enter();
+                current_trace_ids().is_some()
+            };
+            assert!(tracing::warn_span!("traced").in_scope(|| traced(tracing::debug_span!("step"))));
+            assert!(!traced(tracing::debug_span!("step")), "outside the span the trace filter names");
+        });
+        let lines = String::from_utf8(captured.0.lock().expect("not poisoned").clone()).expect("text");
+        assert!(lines.contains("inside the wanted span"), "{lines}");
+        assert!(!lines.contains("outside any span"), "{lines}");
+        assert!(!lines.contains("inside another span"), "{lines}");
     }
 
     #[test]
