@@ -44,6 +44,7 @@
 //! # Ok::<(), telemetry::TelemetryError>(())
 //! ```
 
+mod around;
 mod config;
 mod exemplars;
 mod export;
@@ -83,6 +84,7 @@ pub use self::filters::{Filters, filters, set_filters};
 pub use self::otlp_metrics::MetricsExporter;
 use crate::audit::TraceIds;
 pub use crate::span_context::{otel_context, set_parent};
+use around::Around;
 use span_life::{SpanLife, Steps};
 
 /// Why telemetry could not be set up.
@@ -227,7 +229,7 @@ where
 {
     let scope = InstrumentationScope::builder(SCOPE).with_version(env!("CARGO_PKG_VERSION")).build();
     let tracer = sampled_spans::NotingTracer::new(provider.tracer_with_scope(scope));
-    sampled_spans::NotesEntered::new(tracing_opentelemetry::layer().with_tracer(tracer))
+    Around::new(tracing_opentelemetry::layer().with_tracer(tracer), sampled_spans::NotesEntered)
 }
 
 /// The tracing layer that gives spans OpenTelemetry trace and span ids, with `config`'s sampler, and
@@ -484,11 +486,9 @@ where
     // exited, closed), once a filter, and each layer is told only of the steps it or its filter uses.
     let log = log_layer_with(config.log_format, writer, colours).with_filter(log_filter);
     let spans = spans.with_filter(outside_export_stack().and(trace_filter));
-    let subscriber = Registry::default().with(SpanLife::new(log, Steps::None, log_follows_spans)).with(SpanLife::new(
-        spans,
-        span_steps,
-        trace_follows_spans,
-    ));
+    let log = Around::new(log, SpanLife::new(Steps::None, log_follows_spans));
+    let spans = Around::new(spans, SpanLife::new(span_steps, trace_follows_spans));
+    let subscriber = Registry::default().with(log).with(spans);
     Ok((subscriber, log_reload, trace_reload))
 }
 

@@ -8,15 +8,12 @@
 //! A filter with directives that name spans follows their lives ([`SpanFilter`](super::filters)), and is
 //! told of every step while it has such a directive.
 
-use std::any::TypeId;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use tracing::span::{Attributes, Id, Record};
-use tracing::subscriber::Interest;
-use tracing::{Dispatch, Event, Metadata, Subscriber};
-use tracing_subscriber::filter::LevelFilter;
-use tracing_subscriber::layer::{Context, Layer};
+use tracing::span::Id;
+
+use super::around::StepsAround;
 
 /// The steps of a span's life the wrapped layer itself acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,19 +26,19 @@ pub(super) enum Steps {
     All,
 }
 
-/// `layer`, a layer under a per-layer filter, told of the steps it acts on and, while its filter follows
-/// spans, of all of them.
-pub(super) struct SpanLife<L> {
-    layer: L,
+/// Passes on to a layer under a per-layer filter the steps it acts on and, while its filter follows
+/// spans, all of them (in an [`Around`](super::around::Around) the layer).
+#[derive(Debug)]
+pub(super) struct SpanLife {
     steps: Steps,
     filter_follows_spans: Arc<AtomicBool>,
 }
 
-impl<L> SpanLife<L> {
-    /// Wraps `layer`, which acts on `steps`, under a filter that follows spans while
-    /// `filter_follows_spans` is set.
-    pub(super) fn new(layer: L, steps: Steps, filter_follows_spans: Arc<AtomicBool>) -> Self {
-        SpanLife { layer, steps, filter_follows_spans }
+impl SpanLife {
+    /// For a layer that acts on `steps`, under a filter that follows spans while `filter_follows_spans`
+    /// is set.
+    pub(super) fn new(steps: Steps, filter_follows_spans: Arc<AtomicBool>) -> Self {
+        SpanLife { steps, filter_follows_spans }
     }
 
     fn filter_follows_spans(&self) -> bool {
@@ -59,77 +56,22 @@ impl<L> SpanLife<L> {
     }
 }
 
-impl<S: Subscriber, L: Layer<S>> Layer<S> for SpanLife<L> {
-    fn on_register_dispatch(&self, subscriber: &Dispatch) {
-        self.layer.on_register_dispatch(subscriber);
-    }
-
-    fn on_layer(&mut self, subscriber: &mut S) {
-        self.layer.on_layer(subscriber);
-    }
-
-    fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
-        self.layer.register_callsite(metadata)
-    }
-
-    fn enabled(&self, metadata: &Metadata<'_>, ctx: Context<'_, S>) -> bool {
-        self.layer.enabled(metadata, ctx)
-    }
-
-    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        self.layer.on_new_span(attrs, id, ctx);
-    }
-
-    fn max_level_hint(&self) -> Option<LevelFilter> {
-        self.layer.max_level_hint()
-    }
-
-    fn on_record(&self, span: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
-        self.layer.on_record(span, values, ctx);
-    }
-
-    fn on_follows_from(&self, span: &Id, follows: &Id, ctx: Context<'_, S>) {
-        self.layer.on_follows_from(span, follows, ctx);
-    }
-
-    fn event_enabled(&self, event: &Event<'_>, ctx: Context<'_, S>) -> bool {
-        self.layer.event_enabled(event, ctx)
-    }
-
-    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        self.layer.on_event(event, ctx);
-    }
-
-    fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+impl StepsAround for SpanLife {
+    fn on_enter(&self, _id: &Id, enter: impl FnOnce()) {
         if self.tells_entries() {
-            self.layer.on_enter(id, ctx);
+            enter();
         }
     }
 
-    fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
+    fn on_exit(&self, _id: &Id, exit: impl FnOnce()) {
         if self.tells_entries() {
-            self.layer.on_exit(id, ctx);
+            exit();
         }
     }
 
-    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+    fn on_close(&self, _id: &Id, close: impl FnOnce()) {
         if self.tells_close() {
-            self.layer.on_close(id, ctx);
-        }
-    }
-
-    fn on_id_change(&self, old: &Id, new: &Id, ctx: Context<'_, S>) {
-        self.layer.on_id_change(old, new, ctx);
-    }
-
-    // The registry finds the per-layer filter, and `set_parent` the ids layer's hook, by downcasting.
-    #[allow(unsafe_code, reason = "`downcast_raw` is an unsafe trait method")]
-    unsafe fn downcast_raw(&self, id: TypeId) -> Option<*const ()> {
-        if id == TypeId::of::<Self>() {
-            Some(std::ptr::from_ref(self).cast())
-        } else {
-            // SAFETY: the wrapped layer answers for its own types, as it would unwrapped.
-            unsafe { self.layer.downcast_raw(id) }
+            close();
         }
     }
 }
@@ -138,11 +80,14 @@ impl<S: Subscriber, L: Layer<S>> Layer<S> for SpanLife<L> {
 mod tests {
     use std::sync::Mutex;
 
-    use tracing_subscriber::Registry;
+    use tracing::span::Attributes;
+    use tracing::{Event, Subscriber};
     use tracing_subscriber::filter::filter_fn;
-    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::layer::{Context, SubscriberExt as _};
+    use tracing_subscriber::{Layer, Registry};
 
     use super::*;
+    use crate::telemetry::around::Around;
 
     /// The steps of spans' lives a layer was told of, by name.
     #[derive(Clone, Default)]
@@ -176,7 +121,7 @@ mod tests {
         let told = Told::default();
         let layer = told.clone().with_filter(filter_fn(|metadata| metadata.name() != "turned away"));
         let follows = Arc::new(AtomicBool::new(filter_follows_spans));
-        let subscriber = Registry::default().with(SpanLife::new(layer, steps, follows));
+        let subscriber = Registry::default().with(Around::new(layer, SpanLife::new(steps, follows)));
         tracing::subscriber::with_default(subscriber, || {
             tracing::info_span!("let in").in_scope(|| tracing::info!("inside"));
             tracing::info_span!("turned away").in_scope(|| {});
