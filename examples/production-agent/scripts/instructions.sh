@@ -69,16 +69,7 @@ fi
 ((small % sessions == 0 && large % sessions == 0)) || die "--small and --large must be multiples of --sessions"
 
 need_commands hey curl python3 valgrind
-if [[ -n "$normal_bin" ]]; then
-    AGENT_BIN="$normal_bin"
-else
-    build_server normal
-fi
-if [[ -n "$bare_bin" ]]; then
-    BARE_BIN="$bare_bin"
-else
-    build_server bare
-fi
+given_or_built_servers "$normal_bin" "$bare_bin"
 evidence_init
 
 errors=0

@@ -199,6 +199,21 @@ build_server() {
     fi
 }
 
+# `given_or_built_servers NORMAL BARE`: sets AGENT_BIN to NORMAL and BARE_BIN to BARE, building each that
+# is empty (`build_server`): for the scripts whose `--bin` and `--bare-bin` take other commits' binaries.
+given_or_built_servers() {
+    if [[ -n "$1" ]]; then
+        AGENT_BIN="$1"
+    else
+        build_server normal
+    fi
+    if [[ -n "$2" ]]; then
+        BARE_BIN="$2"
+    else
+        build_server bare
+    fi
+}
+
 # A TCP port nothing listens on now.
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'

@@ -70,16 +70,7 @@ while (($# > 0)); do
 done
 
 need_commands hey curl python3 perf
-if [[ -n "$normal_bin" ]]; then
-    AGENT_BIN="$normal_bin"
-else
-    build_server normal
-fi
-if [[ -n "$bare_bin" ]]; then
-    BARE_BIN="$bare_bin"
-else
-    build_server bare
-fi
+given_or_built_servers "$normal_bin" "$bare_bin"
 evidence_init
 
 # `thread_switches PID`: each thread's name and context switches (voluntary + involuntary), a line each.
