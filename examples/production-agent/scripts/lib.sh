@@ -360,6 +360,13 @@ cores() {
         'BEGIN { printf "%.2f", (after - before) / hz / seconds }'
 }
 
+# `us_per_message TICKS_BEFORE TICKS_AFTER MESSAGES`: the CPU used over a span per message, in microseconds
+# (0 when no message was answered).
+us_per_message() {
+    awk -v before="$1" -v after="$2" -v messages="$3" -v hz="$(getconf CLK_TCK)" \
+        'BEGIN { if (messages > 0) printf "%.1f", (after - before) / hz / messages * 1e6; else print 0 }'
+}
+
 # `peak_rss_mib PID`: the peak resident memory of a process (VmHWM), in MiB.
 peak_rss_mib() {
     awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"

@@ -124,8 +124,7 @@ for ((round = 1; round <= rounds; round++)); do
         cpu="$(cores "$ticks_before" "$ticks_after" "$elapsed")"
         # The server's CPU per request answered, in microseconds: what hardened adds to each request,
         # whatever else the machine runs.
-        us_per_request="$(awk -v before="$ticks_before" -v after="$ticks_after" -v hz="$(getconf CLK_TCK)" \
-            -v answered="$LOAD_OK" 'BEGIN { if (answered > 0) printf "%.1f", (after - before) / hz / answered * 1e6; else print 0 }')"
+        us_per_request="$(us_per_message "$ticks_before" "$ticks_after" "$LOAD_OK")"
         run_errors=$((run_errors + LOAD_ERRORS))
         errors=$((errors + run_errors))
         stop_server "$name"

@@ -99,8 +99,7 @@ for flavour in normal bare; do
     ticks_before="$(cpu_ticks "$pid")"
     sleep "$duration"
     ticks_after="$(cpu_ticks "$pid")"
-    awk -v before="$ticks_before" -v after="$ticks_after" -v hz="$(getconf CLK_TCK)" -v messages="$((rate * duration))" \
-        'BEGIN { printf "%.2f\n", (after - before) / hz / messages * 1e6 }' >"$WORK_DIR/$flavour.unprofiled-us"
+    us_per_message "$ticks_before" "$ticks_after" "$((rate * duration))" >"$WORK_DIR/$flavour.unprofiled-us"
     sleep 1
     thread_switches "$pid" >"$WORK_DIR/$flavour.switches-before"
     perf record -q -F "$freq" --call-graph dwarf,16384 -p "$pid" -o "$WORK_DIR/$flavour.perf.data" -- sleep "$duration" \

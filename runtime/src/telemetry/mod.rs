@@ -472,7 +472,6 @@ where
 {
     let (log_filter, log_reload) = filters::reloadable(filters::Which::Log, &config.log_filter)?;
     let (trace_filter, trace_reload) = filters::reloadable(filters::Which::Trace, &config.trace_filter)?;
-    let (log_follows_spans, trace_follows_spans) = (log_filter.follows_spans_flag(), trace_filter.follows_spans_flag());
     // Without an exporter, spans need their ids only: the SDK's spans would record attributes and events
     // that nothing reads.
     let (spans, span_steps): (Box<dyn Layer<_> + Send + Sync>, _) = if config.traces_url().is_some() {
@@ -484,10 +483,10 @@ where
     // log still traces and propagates. The spans' is one filter, the export stack's exclusion and the
     // trace filter together: a per-layer filter looks each span up at each step of its life (entered,
     // exited, closed), once a filter, and each layer is told only of the steps it or its filter uses.
-    let log = log_layer_with(config.log_format, writer, colours).with_filter(log_filter);
-    let spans = spans.with_filter(outside_export_stack().and(trace_filter));
-    let log = Around::new(log, SpanLife::new(Steps::None, log_follows_spans));
-    let spans = Around::new(spans, SpanLife::new(span_steps, trace_follows_spans));
+    let log_life = SpanLife::new(Steps::None, log_filter.follows_spans_flag());
+    let spans_life = SpanLife::new(span_steps, trace_filter.follows_spans_flag());
+    let log = Around::new(log_layer_with(config.log_format, writer, colours).with_filter(log_filter), log_life);
+    let spans = Around::new(spans.with_filter(outside_export_stack().and(trace_filter)), spans_life);
     let subscriber = Registry::default().with(log).with(spans);
     Ok((subscriber, log_reload, trace_reload))
 }
