@@ -2,9 +2,12 @@
 
 use std::future::Future;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 tokio::task_local! {
-    static ACTOR: AuditContext;
+    // Shared: a call's event holds the scope's actor until the audit writer's thread completes the event,
+    // rather than copying its strings on the request's thread.
+    static ACTOR: Arc<AuditContext>;
 }
 
 /// Who is acting: set per request by the HTTP layer, or by the application with [`scope`].
@@ -40,6 +43,25 @@ impl AuditContext {
     }
 }
 
+impl AuditContext {
+    /// Whether a field is unset, which the current scope would then fill.
+    pub(crate) fn lacks_any(&self) -> bool {
+        self.user_id.is_none() || self.session_id.is_none() || self.ip_address.is_none()
+    }
+
+    /// This actor with the fields it lacks taken from `scope`: only those are copied.
+    pub(crate) fn or_from(mut self, scope: &AuditContext) -> AuditContext {
+        if self.user_id.is_none() {
+            self.user_id.clone_from(&scope.user_id);
+        }
+        if self.session_id.is_none() {
+            self.session_id.clone_from(&scope.session_id);
+        }
+        self.ip_address = self.ip_address.or(scope.ip_address);
+        self
+    }
+}
+
 /// Runs `future` with `context` as the actor of every event created inside it (by
 /// [`AuditEvent::new`](super::AuditEvent::new), and so by `#[hardened(audit)]`).
 ///
@@ -59,26 +81,29 @@ impl AuditContext {
 /// The returned future holds `future` once: an `async fn` here would hold it twice (as its argument, then
 /// as what it awaits).
 pub fn scope<F: Future>(context: AuditContext, future: F) -> impl Future<Output = F::Output> {
-    ACTOR.scope(context, future)
+    ACTOR.scope(Arc::new(context), future)
 }
 
 /// `future` with `context` as its actor, as a future whose type a tower service can name.
-pub fn scoped<F: Future>(context: AuditContext, future: F) -> tokio::task::futures::TaskLocalFuture<AuditContext, F> {
-    ACTOR.scope(context, future)
+pub fn scoped<F: Future>(
+    context: AuditContext,
+    future: F,
+) -> tokio::task::futures::TaskLocalFuture<Arc<AuditContext>, F> {
+    ACTOR.scope(Arc::new(context), future)
 }
 
 /// Runs `body` with `context` as the actor, for synchronous code.
 pub fn sync_scope<R>(context: AuditContext, body: impl FnOnce() -> R) -> R {
-    ACTOR.sync_scope(context, body)
+    ACTOR.sync_scope(Arc::new(context), body)
 }
 
 /// The actor of the current scope, if there is one.
 #[must_use]
 pub fn current() -> Option<AuditContext> {
-    with_current(Clone::clone)
+    ACTOR.try_with(|actor| AuditContext::clone(actor)).ok()
 }
 
-/// `read` applied to the actor of the current scope, if there is one, without copying the actor.
-pub(crate) fn with_current<R>(read: impl FnOnce(&AuditContext) -> R) -> Option<R> {
-    ACTOR.try_with(read).ok()
+/// The actor of the current scope, shared rather than copied.
+pub(crate) fn shared() -> Option<Arc<AuditContext>> {
+    ACTOR.try_with(Arc::clone).ok()
 }

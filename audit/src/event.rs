@@ -217,6 +217,11 @@ pub struct AuditEvent {
     pub hash: String,
 }
 
+/// The time an event is made, to the microsecond its records keep.
+pub(crate) fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
 impl AuditEvent {
     /// The most bytes of an identifier: `user_id`, `session_id`, `service`, `trace_id`, `span_id`, a
     /// custom event type's name, and each key of the details (1 KiB).
@@ -240,23 +245,26 @@ impl AuditEvent {
     /// A new event as [`AuditEvent::new`] makes it, with the actor fields `actor` has, and those it lacks
     /// from the current scope: only those are copied from the scope.
     pub(crate) fn with_actor(event_type: EventType, actor: context::AuditContext) -> AuditEvent {
-        let context::AuditContext { mut user_id, mut session_id, mut ip_address } = actor;
-        if user_id.is_none() || session_id.is_none() || ip_address.is_none() {
-            context::with_current(|scope| {
-                if user_id.is_none() {
-                    user_id.clone_from(&scope.user_id);
-                }
-                if session_id.is_none() {
-                    session_id.clone_from(&scope.session_id);
-                }
-                ip_address = ip_address.or(scope.ip_address);
-            });
-        }
-        let (trace_id, span_id) =
-            super::trace::current().map_or((None, None), |ids| (Some(ids.trace_id), Some(ids.span_id)));
+        let actor = match context::shared() {
+            Some(scope) if actor.lacks_any() => actor.or_from(&scope),
+            _ => actor,
+        };
+        AuditEvent::made(Uuid::now_v7(), now(), event_type, actor, super::trace::current())
+    }
+
+    /// An event of `event_type` made at `timestamp` with `id`, `actor` and `trace`, outcome `Success`,
+    /// nothing else set: the one place the fields of a new event are chosen.
+    pub(crate) fn made(
+        id: Uuid,
+        timestamp: DateTime<Utc>,
+        event_type: EventType,
+        actor: context::AuditContext,
+        trace: Option<super::TraceIds>,
+    ) -> AuditEvent {
+        let context::AuditContext { user_id, session_id, ip_address } = actor;
         AuditEvent {
-            id: Uuid::now_v7(),
-            timestamp: Utc::now().trunc_subsecs(6),
+            id,
+            timestamp,
             event_type,
             service: Cow::Borrowed(super::service_name()),
             user_id,
@@ -266,8 +274,8 @@ impl AuditEvent {
             details: Details::new(),
             outcome: AuditOutcome::Success,
             outcome_details: None,
-            trace_id,
-            span_id,
+            trace_id: trace.as_ref().map(super::TraceIds::trace_id_hex),
+            span_id: trace.as_ref().map(super::TraceIds::span_id_hex),
             stream: String::new(),
             sequence: 0,
             prev_hash: String::new(),

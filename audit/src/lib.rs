@@ -149,6 +149,11 @@ pub fn emit(event: AuditEvent) {
     global().emit(event);
 }
 
+/// Queues a call's event on the process-wide pipeline, whose writer completes it.
+fn emit_call(event: call::CallEvent) {
+    global().emit_call(event);
+}
+
 /// Writes out every event emitted so far on the process-wide pipeline (if it was started); see
 /// [`Auditor::flush`]. Graceful shutdown calls it after draining in-flight calls.
 pub async fn flush() -> Result<(), AuditError> {

@@ -17,6 +17,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use super::call::CallEvent;
 use super::chain::{Chain, RecordRoom, SealedEvent};
 use super::checkpoint::{CheckpointFile, CheckpointReason, CheckpointSink, Checkpoints, TracingCheckpoints};
 use super::event::AuditEvent;
@@ -321,8 +322,21 @@ impl QueueDepth for Shared {
 #[allow(clippy::large_enum_variant, reason = "events are the traffic; boxing each would cost an allocation")]
 enum Message {
     Event(AuditEvent),
+    /// A call's event, completed by the writer.
+    Call(CallEvent),
     Flush(oneshot::Sender<Result<(), AuditError>>),
     Shutdown(oneshot::Sender<Result<(), AuditError>>),
+}
+
+impl Message {
+    /// The event this message carries, completed, if it carries one.
+    fn into_event(self) -> Option<AuditEvent> {
+        match self {
+            Message::Event(event) => Some(event),
+            Message::Call(call) => Some(call.into_event()),
+            Message::Flush(_) | Message::Shutdown(_) => None,
+        }
+    }
 }
 
 impl Auditor {
@@ -353,15 +367,20 @@ impl Auditor {
     /// Queues `event` for writing. Never blocks and never drops it: when the queue is full, or the
     /// writer has stopped, the event goes to the overflow spill file.
     pub fn emit(&self, event: AuditEvent) {
-        match self.shared.sender.try_send(Message::Event(event)) {
-            Ok(()) => {}
-            Err(
-                mpsc::error::TrySendError::Full(Message::Event(event))
-                | mpsc::error::TrySendError::Closed(Message::Event(event)),
-            ) => {
-                self.shared.overflow.spill(event);
-            }
-            Err(_) => unreachable!("only events are sent without waiting"),
+        self.queue(Message::Event(event));
+    }
+
+    /// Queues a call's event, which the writer completes; as [`Auditor::emit`] otherwise.
+    pub(crate) fn emit_call(&self, event: CallEvent) {
+        self.queue(Message::Call(event));
+    }
+
+    fn queue(&self, message: Message) {
+        if let Err(mpsc::error::TrySendError::Full(message) | mpsc::error::TrySendError::Closed(message)) =
+            self.shared.sender.try_send(message)
+        {
+            let Some(event) = message.into_event() else { unreachable!("only events are sent without waiting") };
+            self.shared.overflow.spill(event);
         }
     }
 
@@ -1070,6 +1089,7 @@ fn receive(
 ) {
     match message {
         Message::Event(event) => batch.push(event),
+        Message::Call(call) => batch.push(call.into_event()),
         Message::Flush(reply) => replies.push(reply),
         Message::Shutdown(reply) => {
             replies.push(reply);

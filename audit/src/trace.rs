@@ -3,13 +3,28 @@
 
 use std::sync::OnceLock;
 
-/// The current trace and span, as W3C hex ids.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The current trace and span, as the bytes of their W3C ids: an event writes them in hex when it is
+/// made, or, for a call's event, when the writer's thread completes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TraceIds {
-    /// 32 lowercase hex digits.
-    pub trace_id: String,
-    /// 16 lowercase hex digits.
-    pub span_id: String,
+    /// The trace id's 16 bytes.
+    pub trace_id: [u8; 16],
+    /// The span id's 8 bytes.
+    pub span_id: [u8; 8],
+}
+
+impl TraceIds {
+    /// The trace id as 32 lowercase hex digits, as an event records it.
+    #[must_use]
+    pub fn trace_id_hex(&self) -> String {
+        hardened_core::support::hex(&self.trace_id)
+    }
+
+    /// The span id as 16 lowercase hex digits, as an event records it.
+    #[must_use]
+    pub fn span_id_hex(&self) -> String {
+        hardened_core::support::hex(&self.span_id)
+    }
 }
 
 static SOURCE: OnceLock<fn() -> Option<TraceIds>> = OnceLock::new();

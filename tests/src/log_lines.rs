@@ -98,7 +98,7 @@ fn log_in_and_out_of_spans(lines: &Lines) -> (Vec<String>, TraceIds, TraceIds) {
 pub fn assert_json_lines_name_their_trace(lines: &Lines) {
     let (lines, outer, inner) = log_in_and_out_of_spans(lines);
     for (line, ids) in [(&lines[1], &outer), (&lines[2], &inner)] {
-        let first = format!(r#"{{"trace_id":"{}","span_id":"{}","#, ids.trace_id, ids.span_id);
+        let first = format!(r#"{{"trace_id":"{}","span_id":"{}","#, ids.trace_id_hex(), ids.span_id_hex());
         assert!(line.starts_with(&first), "{first} in {line}");
     }
     let inside: serde_json::Value = serde_json::from_str(&lines[1]).expect("JSON");
@@ -121,7 +121,7 @@ pub fn assert_json_lines_name_their_trace(lines: &Lines) {
 pub fn assert_readable_lines_name_their_trace(lines: &Lines) {
     let (lines, outer, inner) = log_in_and_out_of_spans(lines);
     for (line, ids, message) in [(&lines[1], &outer, "inside n=1"), (&lines[2], &inner, "nested")] {
-        let last = format!("{message} trace_id={} span_id={}", ids.trace_id, ids.span_id);
+        let last = format!("{message} trace_id={} span_id={}", ids.trace_id_hex(), ids.span_id_hex());
         assert!(line.ends_with(&last), "{last} at the end of {line}");
     }
     assert!(lines[2].contains(" request:tool: "), "the spans are still named: {}", lines[2]);

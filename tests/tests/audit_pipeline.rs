@@ -316,11 +316,13 @@ async fn recorded_events_are_counted_by_type_and_outcome_once_each() {
 #[test]
 fn events_name_the_trace_they_were_recorded_in() {
     // A source answers from whatever tracing integration the service has; this one from a fixed span.
-    static CURRENT: std::sync::Mutex<Option<(&str, &str)>> =
-        std::sync::Mutex::new(Some(("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7")));
+    static CURRENT: std::sync::Mutex<Option<hardened::audit::TraceIds>> =
+        std::sync::Mutex::new(Some(hardened::audit::TraceIds {
+            trace_id: 0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736_u128.to_be_bytes(),
+            span_id: 0x00f0_67aa_0ba9_02b7_u64.to_be_bytes(),
+        }));
     fn current_trace() -> Option<hardened::audit::TraceIds> {
-        let (trace_id, span_id) = (*CURRENT.lock().expect("not poisoned"))?;
-        Some(hardened::audit::TraceIds { trace_id: trace_id.to_owned(), span_id: span_id.to_owned() })
+        *CURRENT.lock().expect("not poisoned")
     }
     assert!(hardened::audit::set_trace_source(current_trace), "the first source registered");
     let event = AuditEvent::new(EventType::ToolExecution);

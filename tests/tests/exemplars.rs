@@ -15,7 +15,7 @@ struct Refused(#[from] hardened::Rejected);
 
 /// The trace id of the current span, as the call's body sees it.
 fn current_trace_id() -> String {
-    telemetry::current_trace_ids().expect("the call's span has ids").trace_id
+    telemetry::current_trace_ids().expect("the call's span has ids").trace_id_hex()
 }
 
 #[hardened]

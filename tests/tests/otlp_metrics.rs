@@ -188,7 +188,7 @@ fn duration_points_carry_the_trace_of_a_sampled_call_as_an_exemplar() {
     let trace_id = tracing::subscriber::with_default(subscriber, || {
         let _request = tracing::info_span!("request").entered();
         traced_over_otlp();
-        hardened::telemetry::current_trace_ids().expect("the request span has ids").trace_id
+        hardened::telemetry::current_trace_ids().expect("the request span has ids").trace_id_hex()
     });
     exporter.export_now().expect("the receiver takes the metrics");
 

@@ -134,8 +134,8 @@ fn audit_events_and_outbound_headers_carry_the_trace_without_an_exporter() {
         assert_eq!(weather("Oslo").expect("looks up"), 4);
         let inner = tracing::info_span!("inner");
         let inner_ids = inner.in_scope(telemetry::current_trace_ids).expect("a trace");
-        assert_eq!(inner_ids.trace_id, trace_id);
-        assert_ne!(inner_ids.span_id, span_id);
+        assert_eq!(inner_ids.trace_id_hex(), trace_id);
+        assert_ne!(inner_ids.span_id_hex(), span_id);
     });
 }
 

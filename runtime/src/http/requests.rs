@@ -208,7 +208,7 @@ pin_project_lite::pin_project! {
     /// a panic answered 500.
     pub struct RequestFuture<F> {
         #[pin]
-        inner: TaskLocalFuture<AuditContext, CatchPanic<F>>,
+        inner: TaskLocalFuture<Arc<AuditContext>, CatchPanic<F>>,
         measure: Measure,
         // Taken when the response head is ready; dropped with the future if it never is.
         in_flight: Option<InFlight>,

@@ -76,7 +76,7 @@ where
             };
             line.clear();
             self.inner.format_event(ctx, Writer::new(&mut *line), event)?;
-            let (trace_id, span_id) = (&ids.trace_id, &ids.span_id);
+            let (trace_id, span_id) = (ids.trace_id_hex(), ids.span_id_hex());
             match self.placement {
                 Placement::JsonFirst => match line.strip_prefix('{') {
                     Some(rest) => write!(writer, "{{\"trace_id\":\"{trace_id}\",\"span_id\":\"{span_id}\",{rest}"),

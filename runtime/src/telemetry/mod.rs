@@ -339,11 +339,11 @@ pub fn current_trace_ids() -> Option<TraceIds> {
 fn trace_ids_of(context: &opentelemetry::Context) -> Option<TraceIds> {
     let span = context.span();
     let span_context = span.span_context();
-    // Hex from the bytes, as `Display` writes it, without the formatting machinery: this runs per audit event.
-    span_context.is_valid().then(|| TraceIds {
-        trace_id: crate::support::hex(&span_context.trace_id().to_bytes()),
-        span_id: crate::support::hex(&span_context.span_id().to_bytes()),
-    })
+    // The bytes: an audit event writes them in hex where it is completed, which for a call's event is
+    // the audit writer's thread.
+    span_context
+        .is_valid()
+        .then(|| TraceIds { trace_id: span_context.trace_id().to_bytes(), span_id: span_context.span_id().to_bytes() })
 }
 
 /// Installs the global subscriber `config` describes, with the `OTEL_*` variables and `RUST_LOG` of the

@@ -13,5 +13,5 @@ fn main() {
         telemetry::current_trace_ids().expect("the span has ids")
     });
     tracing::info!("outside");
-    eprintln!("{} {}", ids.trace_id, ids.span_id);
+    eprintln!("{} {}", ids.trace_id_hex(), ids.span_id_hex());
 }
