@@ -40,6 +40,9 @@ options:
   --env VAR=value    also set VAR for both builds (repeatable), such as
                      HARDENED_TELEMETRY__SAMPLE_RATIO=0.1 (the production configuration's sampling;
                      the development configuration samples every trace)
+  --bin PATH         measure this agent-server as the normal build instead of building it
+  --bare-bin PATH    the same for the bare build; given an earlier normal build instead, the run
+                     compares two commits ("hardened adds" is then what the newer one adds)
   --quick            5 s measurements for CI; also EVIDENCE_QUICK=1
   --keep             keep the working directory
   -h, --help         this text
@@ -58,6 +61,8 @@ duration=20
 concurrency=50
 sessions=10
 rounds=2
+normal_bin=""
+bare_bin=""
 llm_rate=1000000
 quick="${EVIDENCE_QUICK:-0}"
 extra_env=()
@@ -72,6 +77,8 @@ while (($# > 0)); do
         --rounds) rounds="${2:?--rounds needs a number}"; shift 2 ;;
         --llm-rate) llm_rate="${2:?--llm-rate needs a number}"; shift 2 ;;
         --env) extra_env+=("${2:?--env needs VAR=value}"); shift 2 ;;
+        --bin) normal_bin="${2:?--bin needs a path}"; shift 2 ;;
+        --bare-bin) bare_bin="${2:?--bare-bin needs a path}"; shift 2 ;;
         *) common_option "$1"; shift ;;
     esac
 done
@@ -84,8 +91,7 @@ if [[ -z "$max_added_us" ]]; then
 fi
 
 need_commands hey curl python3
-build_server normal
-build_server bare
+given_or_built_servers "$normal_bin" "$bare_bin"
 evidence_init
 
 declare -A best_rps=([normal]=0 [bare]=0) best_p99=([normal]=999999 [bare]=999999) best_p50=() best_cpu=() best_us=()
