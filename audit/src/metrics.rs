@@ -129,7 +129,7 @@ impl AuditMetrics {
 
     /// Counts an event recorded in the hash chain.
     pub(crate) fn count_recorded(&self, event_type: &EventType, outcome: AuditOutcome) {
-        let built_in = EventType::BUILT_IN.iter().position(|each| each == event_type);
+        let built_in = event_type.built_in_index();
         let outcome_index = AuditOutcome::ALL.iter().position(|each| *each == outcome);
         match (built_in, outcome_index) {
             (Some(type_index), Some(outcome_index)) => self.recorded_built_in[type_index][outcome_index].inc(),
