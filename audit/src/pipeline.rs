@@ -1,7 +1,8 @@
 //! The pipeline between [`Auditor::emit`] and the sinks.
 //!
 //! `emit` puts the event on a bounded queue and returns: no I/O, no lock. A writer thread, with a
-//! runtime of its own, takes events in batches (by size, or after an interval), places them in the
+//! runtime of its own, takes events in batches (by size, or after an interval; it sleeps while it gathers
+//! one, woken by the event that makes a batch's worth queued or by a flush), places them in the
 //! pipeline's hash chain and hands each batch to every sink. When the queue is full, `emit` appends the
 //! event to the overflow spill file instead, which the writer takes up when it can. When a sink fails,
 //! the writer retries with backoff, then keeps that sink's batches, in order, in the sink's spill file
@@ -14,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::call::CallEvent;
@@ -268,10 +269,20 @@ impl AuditorBuilder {
         let overflow = Arc::new(OverflowSpill::new(&spill_dir, auth));
         let slots: Vec<Slot> = sinks.into_iter().map(|sink| Slot::new(sink, &spill_dir)).collect();
         let pending = slots.iter().map(|slot| (slot.label.clone(), Arc::clone(&slot.pending))).collect();
-        let shared = Arc::new(Shared { sender, overflow: Arc::clone(&overflow), stream: stream.clone(), pending });
+        let wake = Arc::new(Notify::new());
+        let wake_at_depth = settings.batch_size.min(settings.queue_capacity / 2).max(1);
+        let shared = Arc::new(Shared {
+            sender,
+            wake: Arc::clone(&wake),
+            wake_at_depth,
+            overflow: Arc::clone(&overflow),
+            stream: stream.clone(),
+            pending,
+        });
         metrics().add_queue(Arc::downgrade(&(Arc::clone(&shared) as Arc<dyn QueueDepth>)));
         let writer = Writer {
             receiver,
+            wake,
             overflow,
             chain: Chain::new(stream),
             sealed: Vec::new(),
@@ -306,6 +317,10 @@ pub struct Auditor {
 #[derive(Debug)]
 struct Shared {
     sender: mpsc::Sender<Message>,
+    /// Wakes the writer while it gathers a batch: when the queue holds a batch's worth, or a flush waits.
+    wake: Arc<Notify>,
+    /// The queue's depth at which an event wakes the writer: a batch's worth, at most half the queue.
+    wake_at_depth: usize,
     overflow: Arc<OverflowSpill>,
     stream: String,
     /// Each sink's events waiting in its spill file, as the writer last left them.
@@ -376,11 +391,17 @@ impl Auditor {
     }
 
     fn queue(&self, message: Message) {
-        if let Err(mpsc::error::TrySendError::Full(message) | mpsc::error::TrySendError::Closed(message)) =
-            self.shared.sender.try_send(message)
-        {
-            let Some(event) = message.into_event() else { unreachable!("only events are sent without waiting") };
-            self.shared.overflow.spill(event);
+        let shared = &*self.shared;
+        match shared.sender.try_send(message) {
+            Ok(()) => {
+                if shared.depth() >= shared.wake_at_depth {
+                    shared.wake.notify_one();
+                }
+            }
+            Err(mpsc::error::TrySendError::Full(message) | mpsc::error::TrySendError::Closed(message)) => {
+                let Some(event) = message.into_event() else { unreachable!("only events are sent without waiting") };
+                shared.overflow.spill(event);
+            }
         }
     }
 
@@ -403,6 +424,8 @@ impl Auditor {
     ) -> Result<(), AuditError> {
         let (reply, result) = oneshot::channel();
         self.shared.sender.send(message(reply)).await.map_err(|_| AuditError::Stopped)?;
+        // Answered when the writer next looks at the queue: now, rather than at the end of its batch.
+        self.shared.wake.notify_one();
         result.await.unwrap_or(Err(AuditError::Stopped))
     }
 
@@ -462,21 +485,6 @@ fn lock_spill_dir(spill_dir: &Path) -> Result<File, AuditError> {
         ))
     })?;
     Ok(file)
-}
-
-/// The rate of events the writer keeps up with without spilling: while it gathers a batch, it looks at the
-/// queue often enough that this many events a second fill at most half of it between two looks.
-const PEAK_EVENTS_PER_SECOND: u64 = 400_000;
-/// The shortest sleep between two looks at the queue, for a small queue.
-const MIN_GATHER_TICK: Duration = Duration::from_millis(1);
-
-/// How long the writer sleeps between two looks at a queue of `capacity` events while it gathers a batch:
-/// as long as [`PEAK_EVENTS_PER_SECOND`] takes to fill half of it (20 ms for the default 16,384). Each look
-/// wakes the writer's thread, which at moderate rates costs more than the events it takes, so the looks are
-/// as few as the queue allows.
-fn gather_tick(capacity: usize) -> Duration {
-    let half = u64::try_from(capacity / 2).unwrap_or(u64::MAX);
-    Duration::from_micros(half.saturating_mul(1_000_000) / PEAK_EVENTS_PER_SECOND).max(MIN_GATHER_TICK)
 }
 
 const OVERFLOW_FILE: &str = "overflow.jsonl";
@@ -859,6 +867,8 @@ impl SpareRooms {
 /// The writer: owns the chain and the sinks.
 struct Writer {
     receiver: mpsc::Receiver<Message>,
+    /// What senders wake the writer with while it gathers (see [`Shared::wake`]).
+    wake: Arc<Notify>,
     overflow: Arc<OverflowSpill>,
     chain: Chain,
     /// The sealed events of the batch being delivered; empty between batches, its room kept.
@@ -887,7 +897,6 @@ impl Writer {
         // Kept from batch to batch: a batch's worth of events is large enough that the allocator would
         // hand fresh pages back and forth on every batch.
         let mut batch = Vec::with_capacity(self.settings.batch_size.min(4096));
-        let tick = gather_tick(self.settings.queue_capacity);
         loop {
             let mut stop = false;
             let wake_at = match (self.next_retry(), self.schedule.as_ref().and_then(CheckpointSchedule::next_at)) {
@@ -910,8 +919,9 @@ impl Writer {
                 Some(None) => stop = true,
                 Some(Some(message)) => receive(message, &mut batch, &mut replies, &mut stop),
             }
-            // Gather the batch by taking what is queued and sleeping in short ticks between takes, rather
-            // than waiting on the queue: a waiting receiver would make every `emit` wake this thread.
+            // Gather the batch by taking what is queued, then sleeping until the batch's time is up or a
+            // sender wakes the writer (a batch's worth queued, a flush waiting), rather than waiting on the
+            // queue: a waiting receiver would make every `emit` wake this thread.
             let deadline = Instant::now() + self.settings.batch_interval;
             loop {
                 while !stop && replies.is_empty() && batch.len() < self.settings.batch_size {
@@ -925,7 +935,10 @@ impl Writer {
                 if stop || !replies.is_empty() || batch.len() >= self.settings.batch_size || now >= deadline {
                     break;
                 }
-                tokio::time::sleep((deadline - now).min(tick)).await;
+                tokio::select! {
+                    () = tokio::time::sleep_until(deadline) => {}
+                    () = self.wake.notified() => {}
+                }
             }
             if stop {
                 // From now on `emit` spills to the overflow file; what is already queued is written.
@@ -1100,9 +1113,7 @@ fn receive(
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
-    use super::{Chain, MIN_GATHER_TICK, PEAK_EVENTS_PER_SECOND, SpareRooms, gather_tick};
+    use super::{Chain, SpareRooms};
     use crate::event::{AuditEvent, EventType};
 
     #[test]
@@ -1142,30 +1153,5 @@ mod tests {
         spare.keep(std::iter::once(chain.seal(large)));
         assert!(spare.rooms.is_empty(), "a line over {} bytes is freed", SpareRooms::MAX_BYTES);
         assert_eq!(spare.take().line_capacity(), 0, "without a kept room, a new one");
-    }
-
-    /// Events arriving at the peak rate during one tick.
-    fn arrivals_in(tick: Duration) -> u128 {
-        tick.as_micros() * u128::from(PEAK_EVENTS_PER_SECOND) / 1_000_000
-    }
-
-    #[test]
-    fn the_writer_looks_at_the_queue_before_the_peak_rate_fills_half_of_it() {
-        for capacity in [16_384, 1_000_000, 4_096, 2_000] {
-            let tick = gather_tick(capacity);
-            assert!(arrivals_in(tick) <= capacity as u128 / 2, "capacity {capacity}: a tick of {tick:?}");
-            assert!(
-                arrivals_in(tick + Duration::from_millis(1)) > capacity as u128 / 2,
-                "capacity {capacity}: {tick:?} is shorter than it needs"
-            );
-        }
-        assert_eq!(gather_tick(16_384), Duration::from_micros(20_480), "the default queue's tick");
-    }
-
-    #[test]
-    fn a_small_queue_is_looked_at_every_millisecond_at_most() {
-        for capacity in [1, 2, 100, 799] {
-            assert_eq!(gather_tick(capacity), MIN_GATHER_TICK, "capacity {capacity}");
-        }
     }
 }

@@ -56,6 +56,67 @@ async fn events_arrive_in_order_in_batches_of_at_most_the_batch_size() {
     assert!(events.iter().all(|sealed| sealed.event().stream == auditor.stream()));
 }
 
+/// A batch's time no test waits out: what reaches the sink before it was woken for.
+const AN_HOUR: Duration = Duration::from_hours(1);
+
+/// Emits a first event and waits until the writer has taken it: the writer then gathers its batch,
+/// asleep until the batch's time is up or a sender wakes it.
+async fn start_a_batch(auditor: &Auditor) {
+    auditor.emit(event(0));
+    let taken = async {
+        while auditor.status().queued > 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), taken).await.expect("the writer takes the first event");
+}
+
+#[tokio::test]
+async fn a_batchs_worth_of_events_wakes_the_writer_before_the_batchs_time_is_up() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let sink = MemorySink::new();
+    let auditor = pipeline(&directory)
+        .sink(sink.clone())
+        .batch_size(10)
+        .batch_interval(AN_HOUR)
+        .start()
+        .expect("the pipeline starts");
+    start_a_batch(&auditor).await;
+    // A batch's worth queued behind the first event wakes the writer, which writes a batch of ten.
+    for n in 1..=10 {
+        auditor.emit(event(n));
+    }
+    let written = async {
+        while sink.events().len() < 10 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), written)
+        .await
+        .expect("a batch's worth is written without waiting for the batch's hour");
+    assert_eq!(numbers(&sink.events()), (0..10).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_flush_is_answered_without_waiting_for_the_batchs_time() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let sink = MemorySink::new();
+    let auditor = pipeline(&directory).sink(sink.clone()).batch_interval(AN_HOUR).start().expect("the pipeline starts");
+    start_a_batch(&auditor).await;
+    auditor.emit(event(1));
+    tokio::time::timeout(Duration::from_secs(30), auditor.flush())
+        .await
+        .expect("the flush wakes the writer")
+        .expect("every event is written");
+    assert_eq!(numbers(&sink.events()), vec![0, 1]);
+    auditor.emit(event(2));
+    tokio::time::timeout(Duration::from_secs(30), auditor.shutdown())
+        .await
+        .expect("so does a shutdown")
+        .expect("the pipeline stops");
+    assert_eq!(numbers(&sink.events()), vec![0, 1, 2]);
+}
+
 #[tokio::test]
 async fn a_sink_outage_keeps_events_in_the_spill_file_and_replays_them_once_on_recovery() {
     let directory = tempfile::tempdir().expect("a temporary directory");
