@@ -48,10 +48,16 @@ impl AuditRecord {
     /// are the record's where it has them and the current scope's otherwise.
     #[must_use]
     pub fn into_event(self, outcome: AuditOutcome) -> AuditEvent {
-        let actor = AuditContext { user_id: self.user_id, session_id: self.session_id, ip_address: self.ip_address };
-        let mut event = AuditEvent::with_actor(self.event_type, actor).outcome(outcome);
-        event.details = self.details;
+        let (event_type, details, actor) = self.into_parts();
+        let mut event = AuditEvent::with_actor(event_type, actor).outcome(outcome);
+        event.details = details;
         event
+    }
+
+    /// The record's event type, details, and actor fields (those it has).
+    pub(crate) fn into_parts(self) -> (EventType, Details, AuditContext) {
+        let actor = AuditContext { user_id: self.user_id, session_id: self.session_id, ip_address: self.ip_address };
+        (self.event_type, self.details, actor)
     }
 }
 

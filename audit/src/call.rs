@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::audited::{AuditRecord, Audited};
 use super::context::{self, AuditContext};
-use super::event::{AuditEvent, AuditOutcome, Details, EventType, bounds};
+use super::event::{AuditEvent, AuditOutcome, EventType, bounds};
 use super::trace::TraceIds;
 use hardened_core::outcome::Outcome;
 
@@ -53,32 +53,15 @@ impl AuditCall {
 
     /// What the call's thread knows of the call's event.
     fn event(&mut self, outcome: Outcome, message: Option<String>) -> CallEvent {
-        let (event_type, details, actor) = match self.record.take() {
-            Some(record) => {
-                let AuditRecord { event_type, details, user_id, session_id, ip_address } = record;
-                (event_type, details, AuditContext { user_id, session_id, ip_address })
-            }
-            None => (EventType::named(self.site.event), Details::new(), AuditContext::default()),
-        };
-        let outcome_details = match outcome {
-            Outcome::Ok => None,
-            Outcome::Error => message.map(recorded_message),
-            Outcome::Cancelled => Some("cancelled before it completed".to_owned()),
-            Outcome::Panic => Some("panicked".to_owned()),
-            // `Outcome` may grow: an outcome this crate does not know yet is described by its name.
-            _ => Some(message.map_or_else(|| outcome.as_str().to_owned(), recorded_message)),
-        };
         CallEvent {
             id: Uuid::now_v7(),
             timestamp: super::event::now(),
-            event_type,
+            record: self.record.take().unwrap_or_else(|| AuditRecord::new(EventType::named(self.site.event))),
             function: self.site.function,
-            details,
-            actor,
             scope: context::shared(),
             trace: super::trace::current(),
             outcome,
-            outcome_details,
+            message,
             duration_ms: self.started.elapsed().as_secs_f64() * 1_000.0,
         }
     }
@@ -86,44 +69,52 @@ impl AuditCall {
 
 /// A call's event as the call's thread leaves it: what is known there (when, which trace, which scope,
 /// how it ended), with the strings its record copies (the trace ids in hex, the scope's actor, the
-/// call's details) still to make. The audit writer's thread makes them when it takes the event, so that
+/// call's details and outcome) still to make. The audit writer's thread makes them when it takes the event, so that
 /// they are allocated and freed by the one thread: made on the call's thread, each would be freed on
 /// the writer's, which costs both threads more than making it.
 #[derive(Debug)]
 pub(crate) struct CallEvent {
     id: Uuid,
     timestamp: DateTime<Utc>,
-    event_type: EventType,
+    /// The event the call's `audit = arg` argument describes, or a plain one of the site's type: its
+    /// details, to which the call's own are added, and its actor fields, those it lacks being the scope's.
+    record: AuditRecord,
     function: &'static str,
-    /// The record's details, to which the call's own are added.
-    details: Details,
-    /// The record's actor fields; those it lacks are the scope's.
-    actor: AuditContext,
     scope: Option<Arc<AuditContext>>,
     trace: Option<TraceIds>,
     outcome: Outcome,
-    outcome_details: Option<String>,
+    /// The error's message, for a failure.
+    message: Option<String>,
     duration_ms: f64,
 }
 
 impl CallEvent {
     /// The event, as [`AuditEvent::new`] would have made it on the call's thread.
     pub(crate) fn into_event(self) -> AuditEvent {
+        let (event_type, details, actor) = self.record.into_parts();
         let actor = match &self.scope {
-            Some(scope) => self.actor.or_from(scope),
-            None => self.actor,
+            Some(scope) => actor.or_from(scope),
+            None => actor,
         };
-        let mut event = AuditEvent::made(self.id, self.timestamp, self.event_type, actor, self.trace);
-        event.outcome = AuditOutcome::from(self.outcome);
-        event.outcome_details = self.outcome_details;
+        let outcome = self.outcome;
+        let mut event = AuditEvent::made(self.id, self.timestamp, event_type, actor, self.trace);
+        event.outcome = AuditOutcome::from(outcome);
+        event.outcome_details = match outcome {
+            Outcome::Ok => None,
+            Outcome::Error => self.message.map(recorded_message),
+            Outcome::Cancelled => Some("cancelled before it completed".to_owned()),
+            Outcome::Panic => Some("panicked".to_owned()),
+            // `Outcome` may grow: an outcome this crate does not know yet is described by its name.
+            _ => Some(self.message.map_or_else(|| outcome.as_str().to_owned(), recorded_message)),
+        };
         event.resource = Some(Cow::Borrowed(self.function));
-        event.details = self.details;
+        event.details = details;
         // Looked up before inserting: `entry` would allocate its key even when the detail is there.
         if !event.details.contains_key("duration_ms") {
             event.details.insert("duration_ms".to_owned(), self.duration_ms.into());
         }
         if !event.details.contains_key("call_outcome") {
-            event.details.insert("call_outcome".to_owned(), self.outcome.as_str().into());
+            event.details.insert("call_outcome".to_owned(), outcome.as_str().into());
         }
         event
     }

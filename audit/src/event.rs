@@ -275,9 +275,11 @@ impl AuditEvent {
     /// A new event as [`AuditEvent::new`] makes it, with the actor fields `actor` has, and those it lacks
     /// from the current scope: only those are copied from the scope.
     pub(crate) fn with_actor(event_type: EventType, actor: context::AuditContext) -> AuditEvent {
-        let actor = match context::shared() {
-            Some(scope) if actor.lacks_any() => actor.or_from(&scope),
-            _ => actor,
+        // The scope is read only when the actor lacks a field.
+        let scope = if actor.lacks_any() { context::shared() } else { None };
+        let actor = match scope {
+            Some(scope) => actor.or_from(&scope),
+            None => actor,
         };
         AuditEvent::made(Uuid::now_v7(), now(), event_type, actor, super::trace::current())
     }
