@@ -1,6 +1,6 @@
 //! A layer that forwards everything to the layer it wraps, and lets a [`StepsAround`] stand around the
-//! steps of a span's life that reach it (entries, exits, close): the one place `Layer`'s methods are
-//! written out for a wrapper.
+//! steps of a span's life that reach it (creation, entries, exits, close): the one place `Layer`'s
+//! methods are written out for a wrapper.
 
 use std::any::TypeId;
 
@@ -14,6 +14,12 @@ use tracing_subscriber::layer::Context;
 /// What stands around the steps of a span's life: each method gets the step's call to the wrapped
 /// layer, to make or not, and to do something before or after it. By default each step is passed on.
 pub(crate) trait StepsAround: Send + Sync + 'static {
+    /// Span `id` is being created with `attrs`.
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, new: impl FnOnce()) {
+        let _ = (attrs, id);
+        new();
+    }
+
     /// Span `id` is being entered.
     fn on_enter(&self, id: &Id, enter: impl FnOnce()) {
         let _ = id;
@@ -69,7 +75,7 @@ where
     }
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        self.inner.on_new_span(attrs, id, ctx);
+        self.around.on_new_span(attrs, id, || self.inner.on_new_span(attrs, id, ctx));
     }
 
     fn max_level_hint(&self) -> Option<LevelFilter> {

@@ -17,7 +17,7 @@ use tracing_subscriber::fmt::format::{DefaultVisitor, Writer};
 
 /// Whether a field is for the trace only: OpenTelemetry's own (`otel.*`), the semantic conventions' code
 /// location and `GenAI` attributes, and the span's kind.
-fn is_trace_attribute(name: &str) -> bool {
+pub(super) fn is_trace_attribute(name: &str) -> bool {
     ["otel.", "code.", "gen_ai.", "hardened."].iter().any(|prefix| name.starts_with(prefix))
 }
 

@@ -48,6 +48,7 @@ mod around;
 mod config;
 mod exemplars;
 mod export;
+mod fields_when_shown;
 mod filters;
 mod log_fields;
 mod log_trace_ids;
@@ -85,6 +86,7 @@ pub use self::otlp_metrics::MetricsExporter;
 use crate::audit::TraceIds;
 pub use crate::span_context::{otel_context, set_parent};
 use around::Around;
+use fields_when_shown::{FieldsFilledIn, FieldsWhenShown};
 use span_life::{SpanLife, Steps};
 
 /// Why telemetry could not be set up.
@@ -282,20 +284,31 @@ where
     W: for<'writer> MakeWriter<'writer> + Send + Sync + 'static,
 {
     let layer = tracing_subscriber::fmt::layer().with_writer(writer);
+    // Spans store their log fields only when they have one to show. The readable format writes a span
+    // without stored fields as one without fields; the JSON format expects them of every span of a line,
+    // and is given them first.
     match format {
-        LogFormat::Readable => layer
-            .with_ansi(colours)
-            .fmt_fields(log_fields::ReadableFields)
-            // The format is told the colours itself: the ids are added to a line formatted into a buffer,
-            // whose writer does not carry the layer's choice.
-            .map_event_format(move |format| log_trace_ids::WithTraceIds::readable(format.with_ansi(colours), colours))
-            .boxed(),
-        LogFormat::Json => layer
-            .json()
-            .with_current_span(true)
-            .fmt_fields(log_fields::JsonFields)
-            .map_event_format(log_trace_ids::WithTraceIds::json)
-            .boxed(),
+        LogFormat::Readable => Around::new(
+            layer
+                .with_ansi(colours)
+                .fmt_fields(log_fields::ReadableFields)
+                // The format is told the colours itself: the ids are added to a line formatted into a buffer,
+                // whose writer does not carry the layer's choice.
+                .map_event_format(move |format| {
+                    log_trace_ids::WithTraceIds::readable(format.with_ansi(colours), colours)
+                }),
+            FieldsWhenShown,
+        )
+        .boxed(),
+        LogFormat::Json => Around::new(
+            layer
+                .json()
+                .with_current_span(true)
+                .fmt_fields(log_fields::JsonFields)
+                .map_event_format(|format| FieldsFilledIn(log_trace_ids::WithTraceIds::json(format))),
+            FieldsWhenShown,
+        )
+        .boxed(),
     }
 }
 
