@@ -90,7 +90,7 @@ where
             if extensions.get_mut::<FormattedFields<N>>().is_none() {
                 let mut fields = FormattedFields::<N>::new(String::new());
                 let none = span.metadata().fields().value_set(&[]);
-                ctx.field_format().format_fields(fields.as_writer(), &Record::new(&none))?;
+                ctx.field_format().format_fields(fields.as_writer(), Record::new(&none))?;
                 extensions.insert(fields);
             }
         }
