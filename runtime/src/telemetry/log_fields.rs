@@ -9,6 +9,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::io;
 
+use hardened_core::support::needs_json_escaping;
 use tracing::field::{Field, Visit};
 use tracing_subscriber::field::{RecordFields, VisitOutput};
 use tracing_subscriber::fmt::FormatFields;
@@ -196,7 +197,7 @@ impl JsonEntries<'_> {
         if std::mem::replace(&mut self.separate, true) {
             self.out.write_char(',')?;
         }
-        write_json(self.out, name)?;
+        write_json_str(self.out, name)?;
         self.out.write_char(':')?;
         value(self.out)
     }
@@ -221,7 +222,7 @@ impl Visit for JsonEntries<'_> {
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.entry(field.name(), |out| write_json(out, value));
+        self.entry(field.name(), |out| write_json_str(out, value));
     }
 
     fn record_bytes(&mut self, field: &Field, value: &[u8]) {
@@ -231,13 +232,24 @@ impl Visit for JsonEntries<'_> {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         let name = field.name();
         let name = name.strip_prefix("r#").unwrap_or(name);
-        self.entry(name, |out| write_json(out, &format!("{value:?}")));
+        self.entry(name, |out| write_json_str(out, &format!("{value:?}")));
     }
 }
 
 /// `value` as `serde_json` writes it, straight into `out`.
 fn write_json<T: serde::Serialize + ?Sized>(out: &mut dyn fmt::Write, value: &T) -> fmt::Result {
     serde_json::to_writer(TextWriter(out), value).map_err(|_| fmt::Error)
+}
+
+/// A string as `serde_json` writes it: as it is between quotes when no byte of it needs escaping, which
+/// most field names and values are, else through `serde_json`.
+fn write_json_str(out: &mut dyn fmt::Write, text: &str) -> fmt::Result {
+    if needs_json_escaping(text) {
+        return write_json(out, text);
+    }
+    out.write_char('"')?;
+    out.write_str(text)?;
+    out.write_char('"')
 }
 
 /// `serde_json`'s output into a [`fmt::Write`]. `serde_json` writes whole characters in each piece (it
@@ -264,9 +276,13 @@ mod tests {
     fn values_are_written_as_serde_json_writes_them() {
         let texts = ["plain", "quote \" and backslash \\", "line\nbreak\ttab\u{1}", "héllo ✓ 𝄞 \u{7f}", ""];
         for text in texts {
+            let expected = serde_json::to_string(text).expect("serializes");
             let mut out = String::new();
             write_json(&mut out, text).expect("a string is written");
-            assert_eq!(out, serde_json::to_string(text).expect("serializes"), "{text:?}");
+            assert_eq!(out, expected, "{text:?}");
+            let mut out = String::new();
+            write_json_str(&mut out, text).expect("a string is written");
+            assert_eq!(out, expected, "{text:?}");
         }
         for number in [0.5, f64::NAN, f64::INFINITY, -1e300] {
             let mut out = String::new();
