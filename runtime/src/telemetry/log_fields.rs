@@ -2,8 +2,8 @@
 //!
 //! A `#[hardened]` span carries `code.function`, `code.namespace`, `hardened.kind`, `otel.*` and, for a
 //! tool, `gen_ai.*`: attributes for the exported span, which repeat the span's name and the event's
-//! target in a log line. The log layer formats a span's fields when the span is created, whether or not
-//! a line is ever written inside it, so leaving them out also saves that work on every call.
+//! target in a log line. A span whose fields are all left out stores none until a line is written inside
+//! it ([`fields_when_shown`](super::fields_when_shown)), which saves their formatting on every call.
 
 use std::cell::Cell;
 use std::fmt;
