@@ -61,6 +61,13 @@
 //! Everything else (the macro, metrics, guards, configuration, audit to JSONL, health checks, the
 //! shutdown sequence) is always on. Building with `--cfg hardened_disabled` (in `RUSTFLAGS`) compiles
 //! every `#[hardened]` out, to measure what the instrumentation costs; never in production.
+//!
+// The `tower` module's page, or without the feature, its page on docs.rs (built with every feature).
+#![cfg_attr(feature = "tower", doc = "[`tower::GuardLayer`]: crate::tower::GuardLayer")]
+#![cfg_attr(
+    not(feature = "tower"),
+    doc = "[`tower::GuardLayer`]: https://docs.rs/hardened/latest/hardened/tower/struct.GuardLayer.html"
+)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "http")]

@@ -71,6 +71,19 @@
 //! service's own instrumentation, such as the HTTP request layer, covers it), and its timeouts are
 //! counted by the breaker, not in `hardened_rejections_total{guard="timeout"}`.
 
+// Without `http`, the items it adds are linked on docs.rs, which documents every feature.
+#![cfg_attr(
+    feature = "http",
+    doc = "",
+    doc = "[`ServerErrors`]: ServerErrors",
+    doc = "[`GuardLayer::refusals_as_responses`]: GuardLayer::refusals_as_responses"
+)]
+#![cfg_attr(
+    not(feature = "http"),
+    doc = "",
+    doc = "[`ServerErrors`]: https://docs.rs/hardened/latest/hardened/tower/struct.ServerErrors.html",
+    doc = "[`GuardLayer::refusals_as_responses`]: https://docs.rs/hardened/latest/hardened/tower/struct.GuardLayer.html#method.refusals_as_responses"
+)]
 use std::future::{Future, poll_fn};
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -89,6 +102,16 @@ use crate::rate_limit::LimitKey;
 /// `Retry` is [`Once`] or [`Retried`] (after [`GuardLayer::retry`], which asks for a `Clone` request),
 /// `Refuse` how a refusal arrives ([`AsError`] unless [`GuardLayer::refusals_as_responses`]), `Judge`
 /// which results the breaker counts as failures ([`ErrIsFailure`] unless [`GuardLayer::failure_if`]).
+#[cfg_attr(
+    feature = "http",
+    doc = "",
+    doc = "[`GuardLayer::refusals_as_responses`]: GuardLayer::refusals_as_responses"
+)]
+#[cfg_attr(
+    not(feature = "http"),
+    doc = "",
+    doc = "[`GuardLayer::refusals_as_responses`]: https://docs.rs/hardened/latest/hardened/tower/struct.GuardLayer.html#method.refusals_as_responses"
+)]
 #[derive(Debug, Clone)]
 #[must_use = "a layer guards nothing until it wraps a service"]
 pub struct GuardLayer<Retry = Once, Refuse = AsError, Judge = ErrIsFailure, Key = Unkeyed> {
@@ -183,6 +206,12 @@ impl<Retry, Refuse, Judge, Key> GuardLayer<Retry, Refuse, Judge, Key> {
 
     /// Judges which results are failures, for the breaker and the retries, with `judge` (a
     /// `Fn(&Result<Response, Error>) -> bool`, or [`ServerErrors`]) instead of every `Err`.
+    #[cfg_attr(feature = "http", doc = "", doc = "[`ServerErrors`]: ServerErrors")]
+    #[cfg_attr(
+        not(feature = "http"),
+        doc = "",
+        doc = "[`ServerErrors`]: https://docs.rs/hardened/latest/hardened/tower/struct.ServerErrors.html"
+    )]
     pub fn failure_if<J>(self, judge: J) -> GuardLayer<Retry, Refuse, J, Key> {
         GuardLayer { names: self.names, timeout: self.timeout, judge, key: self.key, marker: PhantomData }
     }
