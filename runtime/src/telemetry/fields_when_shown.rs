@@ -1,4 +1,4 @@
-//! A span's log fields stored only when it has some to show, or when a line is written inside it.
+//! A span's log fields stored only when it has some to show (or, in JSON, when a line is written inside it).
 //!
 //! The `fmt` layer formats each span's fields when the span is created and keeps them in the span's
 //! extensions (a lookup, a lock and an allocation), whether or not a line is ever written inside it. A
@@ -43,28 +43,12 @@ fn shows_a_field(attrs: &Attributes<'_>) -> bool {
     shown.0
 }
 
-/// Notes whether a field visited is one that log lines show.
+/// Notes whether a field visited is one that log lines show. Every typed visit comes to `record_debug`
+/// by default, which looks at the name only: no value is formatted.
 struct ShownField(bool);
 
 impl Visit for ShownField {
     fn record_debug(&mut self, field: &Field, _value: &dyn fmt::Debug) {
-        self.0 |= !is_trace_attribute(field.name());
-    }
-
-    // The typed visits are overridden so that no value is formatted to be ignored.
-    fn record_str(&mut self, field: &Field, _value: &str) {
-        self.0 |= !is_trace_attribute(field.name());
-    }
-
-    fn record_i64(&mut self, field: &Field, _value: i64) {
-        self.0 |= !is_trace_attribute(field.name());
-    }
-
-    fn record_u64(&mut self, field: &Field, _value: u64) {
-        self.0 |= !is_trace_attribute(field.name());
-    }
-
-    fn record_bool(&mut self, field: &Field, _value: bool) {
         self.0 |= !is_trace_attribute(field.name());
     }
 }
@@ -193,6 +177,26 @@ mod tests {
         assert!(request);
         assert!(line.contains("call:request{http.route=\"/v1\"}: "), "{line}");
         assert!(line.trim_end().ends_with("inside"), "{line}");
+    }
+
+    #[test]
+    fn a_span_with_a_shown_field_of_any_type_stores_its_fields() {
+        let subscriber = Registry::default().with(super::super::log_layer(LogFormat::Json, Lines::default()));
+        tracing::subscriber::with_default(subscriber, || {
+            let spans = [
+                tracing::info_span!("number", otel.kind = "internal", attempt = 2_u64),
+                tracing::info_span!("signed", code.function = "f", delta = -1_i64),
+                tracing::info_span!("flag", hardened.kind = "tool", cached = true),
+                tracing::info_span!("debug", gen_ai.tool.name = "search", query = ?["a", "b"]),
+                tracing::info_span!("float", ratio = 0.5_f64),
+            ];
+            for span in &spans {
+                let name = span.metadata().expect("enabled").name();
+                assert!(has_stored_fields(&span.id().expect("enabled")), "{name}");
+            }
+            let none = tracing::info_span!("none", otel.kind = "internal", code.function = "f", hardened.kind = "tool");
+            assert!(!has_stored_fields(&none.id().expect("enabled")));
+        });
     }
 
     #[test]
