@@ -21,7 +21,7 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFi
 use tracing_subscriber::registry::LookupSpan;
 
 use super::around::StepsAround;
-use super::log_fields::is_trace_attribute;
+use super::log_fields::LogVisitor;
 
 /// Passes a span's creation on to the log layer it stands around (in an
 /// [`Around`](super::around::Around)) only when the span has a field that log lines show.
@@ -36,20 +36,21 @@ impl StepsAround for FieldsWhenShown {
     }
 }
 
-/// Whether any field given a value at the span's creation is one that log lines show.
+/// Whether any field given a value at the span's creation is one that log lines show: one the log's
+/// visitor passes on.
 fn shows_a_field(attrs: &Attributes<'_>) -> bool {
-    let mut shown = ShownField(false);
+    let mut shown = LogVisitor(AnyField(false));
     attrs.record(&mut shown);
-    shown.0
+    shown.0.0
 }
 
-/// Notes whether a field visited is one that log lines show. Every typed visit comes to `record_debug`
-/// by default, which looks at the name only: no value is formatted.
-struct ShownField(bool);
+/// Notes that a field was visited. Every typed visit comes to `record_debug` by default, which looks at
+/// nothing: no value is formatted.
+struct AnyField(bool);
 
-impl Visit for ShownField {
-    fn record_debug(&mut self, field: &Field, _value: &dyn fmt::Debug) {
-        self.0 |= !is_trace_attribute(field.name());
+impl Visit for AnyField {
+    fn record_debug(&mut self, _field: &Field, _value: &dyn fmt::Debug) {
+        self.0 = true;
     }
 }
 

@@ -18,13 +18,13 @@ use tracing_subscriber::fmt::format::{DefaultVisitor, Writer};
 
 /// Whether a field is for the trace only: OpenTelemetry's own (`otel.*`), the semantic conventions' code
 /// location and `GenAI` attributes, and the span's kind.
-pub(super) fn is_trace_attribute(name: &str) -> bool {
+fn is_trace_attribute(name: &str) -> bool {
     ["otel.", "code.", "gen_ai.", "hardened."].iter().any(|prefix| name.starts_with(prefix))
 }
 
 /// A visitor passing every field but the trace attributes to `V`.
 #[derive(Debug)]
-pub(super) struct LogVisitor<V>(V);
+pub(super) struct LogVisitor<V>(pub(super) V);
 
 impl<V: Visit> Visit for LogVisitor<V> {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
